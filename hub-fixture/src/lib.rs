@@ -1,0 +1,5 @@
+//! Fixture hub for sacbench.
+#![forbid(unsafe_code)]
+
+pub mod clock;
+pub mod pki;
