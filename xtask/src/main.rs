@@ -1,1 +1,152 @@
-fn main() {}
+//! `cargo xtask <command>`: the one entry point of sacbench.
+//!
+//! Commands run cargo and the built tools as child processes; no shell scripts.
+#![forbid(unsafe_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "sacbench tasks")]
+struct Cli {
+    #[command(subcommand)]
+    command: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Run the emulated bench. Until the conformance suites land this runs the
+    /// fixture hub's self-check: a hub on loopback driven end to end.
+    Emulated {
+        /// Keep the run's hub data (store, CA, journal) here.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Run the test suite (cargo-nextest), passing extra arguments through.
+    Test {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// What CI runs: tool check, fmt, clippy -D warnings, tests.
+    Ci,
+}
+
+/// Third-party programs the tests use as real peers, and the Debian package of each.
+const PEERS: &[(&str, &str)] = &[
+    ("mosquitto_pub", "mosquitto-clients"),
+    ("mosquitto_sub", "mosquitto-clients"),
+    ("openssl", "openssl"),
+    ("curl", "curl"),
+];
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let root = workspace_root();
+    let result = match cli.command {
+        Task::Emulated { out } => emulated(&root, out),
+        Task::Test { args } => check_peers().and_then(|_| test(&root, &args)),
+        Task::Ci => ci(&root),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Setup(msg)) => {
+            eprintln!("xtask: {msg}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Failed(msg)) => {
+            eprintln!("xtask: {msg}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Exit 1: something ran and failed. Exit 2: usage or setup.
+enum Failure {
+    Failed(String),
+    Setup(String),
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+}
+
+fn run(root: &Path, mut cmd: Command, what: &str) -> Result<(), Failure> {
+    cmd.current_dir(root);
+    eprintln!("xtask: {what}");
+    let status = cmd.status().map_err(|e| Failure::Setup(format!("{what}: cannot start: {e}")))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(Failure::Failed(format!("{what} failed ({status})")))
+    }
+}
+
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()))
+        .unwrap_or(false)
+}
+
+fn check_peers() -> Result<(), Failure> {
+    let missing: Vec<&str> = PEERS.iter().filter(|(p, _)| !on_path(p)).map(|(_, pkg)| *pkg).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let mut pkgs = missing.clone();
+    pkgs.dedup();
+    Err(Failure::Setup(format!(
+        "the tests use real third-party peers that are not installed; run: apt-get install -y {}",
+        pkgs.join(" ")
+    )))
+}
+
+fn test(root: &Path, args: &[String]) -> Result<(), Failure> {
+    let mut cmd = cargo();
+    cmd.args(["nextest", "run", "--workspace", "--no-fail-fast"]).args(args);
+    run(root, cmd, "cargo nextest run --workspace")?;
+    // nextest does not run doctests.
+    let mut doc = cargo();
+    doc.args(["test", "--workspace", "--doc", "--quiet"]);
+    run(root, doc, "cargo test --doc")
+}
+
+fn ci(root: &Path) -> Result<(), Failure> {
+    check_peers()?;
+    let mut fmt = cargo();
+    fmt.args(["fmt", "--all", "--", "--check"]);
+    run(root, fmt, "cargo fmt --check")?;
+    let mut clippy = cargo();
+    clippy.args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]);
+    run(root, clippy, "cargo clippy -D warnings")?;
+    test(root, &[])
+}
+
+fn emulated(root: &Path, out: Option<PathBuf>) -> Result<(), Failure> {
+    let mut build = cargo();
+    build.args(["build", "--quiet", "-p", "hub-fixture"]);
+    run(root, build, "building hub-fixture")?;
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
+    let out = match out {
+        // A run never writes into an existing run's directory: nothing is lost.
+        Some(dir) if dir.exists() && dir.read_dir().map(|mut d| d.next().is_some()).unwrap_or(true) => {
+            return Err(Failure::Setup(format!("--out {}: directory exists and is not empty; name a new one", dir.display())));
+        }
+        Some(dir) => dir,
+        None => {
+            let dir = target.join("sacbench").join("emulated-last");
+            if dir.exists() {
+                std::fs::remove_dir_all(&dir).map_err(|e| Failure::Setup(format!("clearing {}: {e}", dir.display())))?;
+            }
+            dir
+        }
+    };
+    let mut cmd = Command::new(target.join("debug").join("hub-fixture"));
+    cmd.arg("selfcheck").arg("--data").arg(&out);
+    run(root, cmd, "hub-fixture selfcheck")
+}

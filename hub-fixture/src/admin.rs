@@ -1,0 +1,315 @@
+//! The admin API over HTTP: the same operations as [`HubFixture`]'s methods,
+//! as JSON on a loopback-only endpoint, for the `hub-fixture` CLI and for
+//! suites that run the hub as a separate process. [`AdminClient`] is its client.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use base64::Engine as _;
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+
+use crate::hub::{HubError, HubFixture};
+use crate::pki::{KeyAlgorithm, Validity};
+use crate::store::{DeviceStatus, NewMessage, StoreError};
+
+pub(crate) async fn serve(hub: HubFixture, listener: TcpListener) {
+    let mut shutdown = hub.state.shutdown.subscribe();
+    let app = router(hub);
+    let _ = axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            let _ = shutdown.wait_for(|s| *s).await;
+        })
+        .await;
+}
+
+/// The admin routes.
+pub fn router(hub: HubFixture) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/ca", get(|State(h): State<HubFixture>| async move { h.ca_pem().to_owned() }))
+        .route("/devices", get(devices).post(register))
+        .route("/devices/{id}", get(device).delete(delete_device))
+        .route("/devices/{id}/status", put(set_status))
+        .route("/devices/{id}/certificates", get(certificates).post(issue))
+        .route("/devices/{id}/messages", get(pending).post(send))
+        .route("/devices/{id}/twin", get(twin))
+        .route("/devices/{id}/twin/desired", axum::routing::patch(patch_desired))
+        .route("/devices/{id}/methods/{name}", post(method))
+        .route("/devices/{id}/enrollment", put(enrollment))
+        .route("/certificates/{serial}/revoke", post(revoke))
+        .route("/feedback", get(feedback))
+        .route("/clock", get(clock))
+        .route("/clock/advance", post(advance))
+        .route("/journal", get(journal))
+        .route("/firmware/{name}", put(firmware))
+        .with_state(hub)
+}
+
+struct ApiError(StatusCode, String);
+
+impl From<HubError> for ApiError {
+    fn from(e: HubError) -> Self {
+        let status = match &e {
+            HubError::UnknownDevice(_) | HubError::UnknownSerial(_) => StatusCode::NOT_FOUND,
+            HubError::Store(StoreError::UnknownDevice(_)) | HubError::Store(StoreError::UnknownMessage(_)) => {
+                StatusCode::NOT_FOUND
+            }
+            HubError::Store(StoreError::DeviceExists(_)) => StatusCode::CONFLICT,
+            // IoT Hub answers 403 (DeviceMaximumQueueDepthExceeded) for a full queue.
+            HubError::Store(StoreError::QueueFull { .. }) => StatusCode::FORBIDDEN,
+            HubError::Store(StoreError::TtlTooLong { .. })
+            | HubError::Store(StoreError::InvalidTtl(_))
+            | HubError::Store(StoreError::NotAnObject)
+            | HubError::InvalidName { .. } => StatusCode::BAD_REQUEST,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        ApiError(status, e.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({ "error": self.1 }))).into_response()
+    }
+}
+
+type ApiResult = Result<Json<Value>, ApiError>;
+
+fn ok<T: serde::Serialize>(v: T) -> ApiResult {
+    serde_json::to_value(v).map(Json).map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+}
+
+fn bad(msg: impl Into<String>) -> ApiError {
+    ApiError(StatusCode::BAD_REQUEST, msg.into())
+}
+
+async fn health(State(h): State<HubFixture>) -> ApiResult {
+    ok(json!({ "mqtt": h.mqtt_addr(), "https": h.https_addr(), "host_name": h.host_name() }))
+}
+
+#[derive(Deserialize)]
+struct RegisterBody {
+    device_id: String,
+}
+
+async fn register(State(h): State<HubFixture>, Json(b): Json<RegisterBody>) -> ApiResult {
+    ok(h.register_device(&b.device_id)?)
+}
+
+async fn devices(State(h): State<HubFixture>) -> ApiResult {
+    ok(h.devices()?)
+}
+
+async fn device(State(h): State<HubFixture>, Path(id): Path<String>) -> ApiResult {
+    ok(h.device(&id)?)
+}
+
+async fn delete_device(State(h): State<HubFixture>, Path(id): Path<String>) -> ApiResult {
+    h.delete_device(&id)?;
+    ok(json!({ "deleted": id }))
+}
+
+#[derive(Deserialize)]
+struct StatusBody {
+    status: DeviceStatus,
+}
+
+async fn set_status(State(h): State<HubFixture>, Path(id): Path<String>, Json(b): Json<StatusBody>) -> ApiResult {
+    ok(h.set_device_status(&id, b.status)?)
+}
+
+async fn certificates(State(h): State<HubFixture>, Path(id): Path<String>) -> ApiResult {
+    ok(h.certificates(&id)?)
+}
+
+/// Validity relative to the hub's clock: `not_before_days` (may be negative)
+/// and `valid_days` from then.
+#[derive(Deserialize, Default)]
+struct IssueBody {
+    #[serde(default)]
+    algorithm: KeyAlgorithm,
+    #[serde(default)]
+    not_before_days: i64,
+    valid_days: Option<u64>,
+}
+
+async fn issue(State(h): State<HubFixture>, Path(id): Path<String>, Json(b): Json<IssueBody>) -> ApiResult {
+    use crate::clock::Clock;
+    let day = Duration::from_secs(86_400);
+    let now = h.clock().now();
+    let start = if b.not_before_days >= 0 {
+        now + day * b.not_before_days as u32
+    } else {
+        now - day * b.not_before_days.unsigned_abs() as u32
+    };
+    let validity = Validity { not_before: start, not_after: start + day * b.valid_days.unwrap_or(365) as u32 };
+    ok(h.issue_certificate(&id, b.algorithm, validity)?)
+}
+
+async fn revoke(State(h): State<HubFixture>, Path(serial): Path<String>) -> ApiResult {
+    ok(h.revoke(&serial)?)
+}
+
+/// A C2D message as the API takes it: `payload` (text) or `payload_base64`.
+#[derive(Deserialize)]
+struct SendBody {
+    payload: Option<String>,
+    payload_base64: Option<String>,
+    #[serde(default)]
+    properties: Vec<(String, String)>,
+    ttl_seconds: Option<i64>,
+    message_id: Option<String>,
+}
+
+async fn send(State(h): State<HubFixture>, Path(id): Path<String>, Json(b): Json<SendBody>) -> Result<Response, ApiError> {
+    let payload = match (b.payload, b.payload_base64) {
+        (Some(p), None) => p.into_bytes(),
+        (None, Some(p)) => base64::engine::general_purpose::STANDARD
+            .decode(p)
+            .map_err(|e| bad(format!("payload_base64: {e}")))?,
+        (None, None) => Vec::new(),
+        (Some(_), Some(_)) => return Err(bad("give payload or payload_base64, not both")),
+    };
+    let msg = NewMessage {
+        message_id: b.message_id,
+        payload,
+        properties: b.properties,
+        ttl_ms: b.ttl_seconds.map(|s| s.saturating_mul(1000)),
+    };
+    let queued = h.send_c2d(&id, msg)?;
+    Ok((StatusCode::CREATED, ok(queued)?).into_response())
+}
+
+async fn pending(State(h): State<HubFixture>, Path(id): Path<String>) -> ApiResult {
+    ok(h.pending_c2d(&id)?)
+}
+
+#[derive(Deserialize)]
+struct FeedbackQuery {
+    device: Option<String>,
+}
+
+async fn feedback(State(h): State<HubFixture>, Query(q): Query<FeedbackQuery>) -> ApiResult {
+    ok(h.feedback(q.device.as_deref())?)
+}
+
+async fn twin(State(h): State<HubFixture>, Path(id): Path<String>) -> ApiResult {
+    ok(h.twin(&id)?)
+}
+
+async fn patch_desired(State(h): State<HubFixture>, Path(id): Path<String>, Json(patch): Json<Value>) -> ApiResult {
+    ok(h.patch_desired(&id, &patch)?)
+}
+
+#[derive(Deserialize)]
+struct MethodBody {
+    #[serde(default)]
+    payload: Value,
+    timeout_seconds: Option<u64>,
+}
+
+async fn method(State(h): State<HubFixture>, Path((id, name)): Path<(String, String)>, Json(b): Json<MethodBody>) -> ApiResult {
+    let timeout = Duration::from_secs(b.timeout_seconds.unwrap_or(30));
+    ok(h.invoke_method(&id, &name, &b.payload, timeout).await?)
+}
+
+#[derive(Deserialize)]
+struct EnrollmentBody {
+    refuse: bool,
+}
+
+async fn enrollment(State(h): State<HubFixture>, Path(id): Path<String>, Json(b): Json<EnrollmentBody>) -> ApiResult {
+    h.device(&id)?;
+    h.set_refuse_enrollment(&id, b.refuse);
+    ok(json!({ "device_id": id, "refuse": b.refuse }))
+}
+
+async fn clock(State(h): State<HubFixture>) -> ApiResult {
+    use crate::clock::Clock;
+    ok(json!({ "now_ms": h.clock().now_ms(), "offset_ms": h.clock().offset().as_millis() as u64 }))
+}
+
+#[derive(Deserialize)]
+struct AdvanceBody {
+    seconds: u64,
+}
+
+async fn advance(State(h): State<HubFixture>, Json(b): Json<AdvanceBody>) -> ApiResult {
+    let now = h.advance_clock(Duration::from_secs(b.seconds))?;
+    ok(json!({ "now_ms": now }))
+}
+
+#[derive(Deserialize)]
+struct JournalQuery {
+    #[serde(default)]
+    after: u64,
+}
+
+async fn journal(State(h): State<HubFixture>, Query(q): Query<JournalQuery>) -> ApiResult {
+    ok(h.journal().since(q.after))
+}
+
+async fn firmware(State(h): State<HubFixture>, Path(name): Path<String>, body: axum::body::Bytes) -> ApiResult {
+    h.put_firmware(&name, &body)?;
+    ok(json!({ "name": name, "size": body.len() }))
+}
+
+/// Client of the admin endpoint (plain HTTP on loopback).
+#[derive(Clone)]
+pub struct AdminClient {
+    base: String,
+    client: Client<hyper_util::client::legacy::connect::HttpConnector, Full<bytes::Bytes>>,
+}
+
+/// An error answer of the admin API, or a transport failure.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("admin endpoint {url}: {detail}")]
+    Transport { url: String, detail: String },
+    #[error("{status}: {message}")]
+    Api { status: u16, message: String },
+}
+
+impl AdminClient {
+    pub fn new(addr: SocketAddr) -> Self {
+        Self { base: format!("http://{addr}"), client: Client::builder(TokioExecutor::new()).build_http() }
+    }
+
+    /// Sends a request and decodes the JSON answer.
+    pub async fn call(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value, AdminError> {
+        let bytes = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
+        self.call_raw(method, path, "application/json", bytes).await
+    }
+
+    pub async fn call_raw(&self, method: &str, path: &str, content_type: &str, body: Vec<u8>) -> Result<Value, AdminError> {
+        let url = format!("{}{}", self.base, path);
+        let transport = |detail: String| AdminError::Transport { url: url.clone(), detail };
+        let req = hyper::Request::builder()
+            .method(method)
+            .uri(&url)
+            .header("content-type", content_type)
+            .body(Full::new(bytes::Bytes::from(body)))
+            .map_err(|e| transport(e.to_string()))?;
+        let resp = self.client.request(req).await.map_err(|e| transport(e.to_string()))?;
+        let status = resp.status();
+        let body = resp.into_body().collect().await.map_err(|e| transport(e.to_string()))?.to_bytes();
+        let value: Value = serde_json::from_slice(&body)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()));
+        if status.is_success() {
+            Ok(value)
+        } else {
+            let message = value.get("error").and_then(Value::as_str).map(str::to_owned).unwrap_or_else(|| value.to_string());
+            Err(AdminError::Api { status: status.as_u16(), message })
+        }
+    }
+}

@@ -1,0 +1,340 @@
+//! Unit tests of the session logic, without sockets: a fake hub behind
+//! [`HubPort`] and MQTT packets encoded with the same codec a client uses.
+
+use super::*;
+use rumqttc::mqttbytes::v4::{Connect, Login, Subscribe, SubscribeFilter};
+
+#[derive(Default)]
+struct FakeHub {
+    status: Option<DeviceStatus>,
+    revoked: bool,
+    queue: Vec<QueuedMessage>,
+    completed: Vec<i64>,
+    reported: serde_json::Value,
+    reported_version: i64,
+    method_results: Vec<(String, u16, Bytes)>,
+    events: Vec<Event>,
+}
+
+impl FakeHub {
+    fn enabled() -> Self {
+        Self { status: Some(DeviceStatus::Enabled), reported: serde_json::json!({}), ..Default::default() }
+    }
+    fn push(&mut self, seq: i64) {
+        self.queue.push(QueuedMessage {
+            seq,
+            device_id: "dev-1".into(),
+            message_id: format!("m{seq}"),
+            payload: format!("cmd {seq}").into_bytes(),
+            properties: vec![("k".into(), "v".into())],
+            enqueued_ms: 0,
+            expires_ms: 3_600_000,
+            delivery_count: 0,
+        });
+    }
+}
+
+impl HubPort for FakeHub {
+    fn device_status(&mut self, _: &str) -> Option<DeviceStatus> {
+        self.status
+    }
+    fn serial_revoked(&mut self, _: &str) -> bool {
+        self.revoked
+    }
+    fn take_c2d(&mut self, _: &str, in_flight: &[i64], limit: usize) -> Vec<QueuedMessage> {
+        let mut out = Vec::new();
+        for m in self.queue.iter_mut().filter(|m| !in_flight.contains(&m.seq)).take(limit) {
+            m.delivery_count += 1;
+            out.push(m.clone());
+        }
+        out
+    }
+    fn complete_c2d(&mut self, _: &str, seq: i64) {
+        self.queue.retain(|m| m.seq != seq);
+        self.completed.push(seq);
+    }
+    fn twin(&mut self, _: &str) -> Option<Twin> {
+        Some(Twin {
+            desired: serde_json::json!({"telemetryIntervalSeconds": 5}),
+            desired_version: 3,
+            reported: self.reported.clone(),
+            reported_version: self.reported_version,
+        })
+    }
+    fn patch_reported(&mut self, _: &str, patch: &serde_json::Value) -> Result<i64, String> {
+        if !patch.is_object() {
+            return Err("not an object".into());
+        }
+        self.reported = patch.clone();
+        self.reported_version += 1;
+        Ok(self.reported_version)
+    }
+    fn method_result(&mut self, _: &str, rid: &str, status: u16, payload: Bytes) {
+        self.method_results.push((rid.into(), status, payload));
+    }
+    fn journal(&mut self, _: &str, event: Event) {
+        self.events.push(event);
+    }
+}
+
+fn session() -> Session {
+    Session::new(
+        SessionConfig { hub_host: "hub.test".into(), max_packet_size: 1024, c2d_window: 2 },
+        ClientIdentity { device_id: "dev-1".into(), serial: "01ab".into() },
+    )
+}
+
+fn bytes(p: Packet) -> Vec<u8> {
+    let mut b = BytesMut::new();
+    p.write(&mut b, usize::MAX).unwrap();
+    b.to_vec()
+}
+
+fn connect(client_id: &str, user: &str) -> Vec<u8> {
+    let mut c = Connect::new(client_id);
+    c.keep_alive = 30;
+    c.login = Some(Login::new(user, ""));
+    bytes(Packet::Connect(c))
+}
+
+fn good_connect() -> Vec<u8> {
+    connect("dev-1", "hub.test/dev-1/?api-version=2021-04-12")
+}
+
+/// Decodes everything the session wants to send.
+fn sent(s: &mut Session) -> Vec<Packet> {
+    let mut buf = BytesMut::from(&s.take_output().unwrap_or_default()[..]);
+    let mut out = Vec::new();
+    while !buf.is_empty() {
+        out.push(Packet::read(&mut buf, usize::MAX).unwrap());
+    }
+    out
+}
+
+fn subscribe(filters: &[&str]) -> Vec<u8> {
+    let filters = filters.iter().map(|f| SubscribeFilter::new(f.to_string(), QoS::AtLeastOnce)).collect();
+    bytes(Packet::Subscribe(Subscribe { pkid: 7, filters }))
+}
+
+fn connected(hub: &mut FakeHub) -> Session {
+    let mut s = session();
+    s.receive(hub, &good_connect()).unwrap();
+    assert_eq!(sent(&mut s), vec![Packet::ConnAck(ConnAck::new(ConnectReturnCode::Success, false))]);
+    s
+}
+
+#[test]
+fn connect_is_accepted_and_keep_alive_sets_idle_timeout() {
+    let mut hub = FakeHub::enabled();
+    let s = connected(&mut hub);
+    assert!(s.is_connected());
+    assert_eq!(s.idle_timeout(), Some(Duration::from_secs(45)));
+    assert!(matches!(hub.events[0], Event::Connected { .. }));
+}
+
+#[test]
+fn connect_refusals_name_their_reason() {
+    let cases: Vec<(Vec<u8>, FakeHub, ConnectReturnCode, RefuseReason)> = vec![
+        (connect("dev-2", "hub.test/dev-2/?api-version=1"), FakeHub::enabled(), ConnectReturnCode::NotAuthorized, RefuseReason::ClientIdMismatch),
+        (connect("dev-1", "other/dev-1/?api-version=1"), FakeHub::enabled(), ConnectReturnCode::BadUserNamePassword, RefuseReason::BadUserName),
+        (good_connect(), FakeHub::default(), ConnectReturnCode::NotAuthorized, RefuseReason::UnknownDevice),
+        (good_connect(), FakeHub { status: Some(DeviceStatus::Disabled), ..FakeHub::enabled() }, ConnectReturnCode::NotAuthorized, RefuseReason::DeviceDisabled),
+        (good_connect(), FakeHub { revoked: true, ..FakeHub::enabled() }, ConnectReturnCode::NotAuthorized, RefuseReason::CertificateRevoked),
+    ];
+    for (packet, mut hub, code, reason) in cases {
+        let mut s = session();
+        let end = s.receive(&mut hub, &packet).unwrap_err();
+        assert_eq!(end.reason, CloseReason::ConnectRefused);
+        assert_eq!(sent(&mut s), vec![Packet::ConnAck(ConnAck::new(code, false))]);
+        assert!(
+            matches!(&hub.events[0], Event::ConnectRefused { reason: r, .. } if *r == reason),
+            "{:?}",
+            hub.events
+        );
+        assert!(!s.is_connected());
+    }
+}
+
+#[test]
+fn first_packet_must_be_connect() {
+    let mut hub = FakeHub::enabled();
+    let mut s = session();
+    let end = s.receive(&mut hub, &bytes(Packet::PingReq)).unwrap_err();
+    assert_eq!(end.reason, CloseReason::ProtocolViolation);
+}
+
+#[test]
+fn packets_split_across_reads_are_reassembled() {
+    let mut hub = FakeHub::enabled();
+    let mut s = session();
+    let c = good_connect();
+    for b in &c {
+        s.receive(&mut hub, std::slice::from_ref(b)).unwrap();
+    }
+    assert!(s.is_connected());
+}
+
+#[test]
+fn malformed_and_oversize_packets_end_the_session() {
+    let mut hub = FakeHub::enabled();
+    let mut s = connected(&mut hub);
+    // PUBLISH with remaining length 2000 > limit 1024: refused from the header alone.
+    let end = s.receive(&mut hub, &[0x30, 0xd0, 0x0f]).unwrap_err();
+    assert_eq!(end.reason, CloseReason::PacketTooLarge);
+    let mut s = connected(&mut hub);
+    // Packet type 0 is reserved.
+    let end = s.receive(&mut hub, &[0x00, 0x00]).unwrap_err();
+    assert_eq!(end.reason, CloseReason::MalformedPacket);
+    let mut s = session();
+    let end = s.receive(&mut hub, &[0x10, 0x03, 0x00, 0x04, b'M']).unwrap_err();
+    assert_eq!(end.reason, CloseReason::MalformedPacket);
+}
+
+#[test]
+fn telemetry_is_journalled_and_acked_at_qos1() {
+    let mut hub = FakeHub::enabled();
+    let mut s = connected(&mut hub);
+    let mut p = Publish::new("devices/dev-1/messages/events/a=1", QoS::AtLeastOnce, "21.5");
+    p.pkid = 9;
+    s.receive(&mut hub, &bytes(Packet::Publish(p))).unwrap();
+    assert_eq!(sent(&mut s), vec![Packet::PubAck(PubAck::new(9))]);
+    assert!(matches!(&hub.events[1], Event::Telemetry { payload, properties, .. } if payload == "21.5" && properties[0].0 == "a"));
+}
+
+#[test]
+fn qos2_publish_closes() {
+    let mut hub = FakeHub::enabled();
+    let mut s = connected(&mut hub);
+    let mut p = Publish::new("devices/dev-1/messages/events/", QoS::ExactlyOnce, "x");
+    p.pkid = 1;
+    let end = s.receive(&mut hub, &bytes(Packet::Publish(p))).unwrap_err();
+    assert_eq!(end.reason, CloseReason::Qos2Unsupported);
+}
+
+#[test]
+fn other_devices_topics_close_the_session() {
+    for (action, packet) in [
+        ("publish", bytes(Packet::Publish(Publish::new("devices/dev-2/messages/events/", QoS::AtMostOnce, "x")))),
+        ("subscribe", subscribe(&["devices/dev-2/messages/devicebound/#"])),
+        ("subscribe", subscribe(&["#"])),
+    ] {
+        let mut hub = FakeHub::enabled();
+        let mut s = connected(&mut hub);
+        let end = s.receive(&mut hub, &packet).unwrap_err();
+        assert_eq!(end.reason, CloseReason::AclViolation, "{action}");
+        assert!(matches!(&hub.events[1], Event::AclViolation { action: a, .. } if a == action));
+    }
+}
+
+#[test]
+fn c2d_is_delivered_on_subscribe_in_order_within_the_window_and_completed_by_puback() {
+    let mut hub = FakeHub::enabled();
+    for seq in 1..=3 {
+        hub.push(seq);
+    }
+    let mut s = connected(&mut hub);
+    s.receive(&mut hub, &subscribe(&["devices/dev-1/messages/devicebound/#"])).unwrap();
+    let out = sent(&mut s);
+    assert!(matches!(&out[0], Packet::SubAck(a) if a.return_codes == vec![SubscribeReasonCode::Success(QoS::AtLeastOnce)]));
+    let pubs: Vec<&Publish> = out.iter().filter_map(|p| if let Packet::Publish(p) = p { Some(p) } else { None }).collect();
+    assert_eq!(pubs.len(), 2, "window is 2");
+    assert_eq!(pubs[0].payload, Bytes::from("cmd 1"));
+    assert_eq!(pubs[1].payload, Bytes::from("cmd 2"));
+    assert_eq!(pubs[0].qos, QoS::AtLeastOnce);
+    let bag = topics::parse_property_bag(pubs[0].topic.strip_prefix("devices/dev-1/messages/devicebound/").unwrap());
+    assert!(bag.contains(&("$.mid".into(), "m1".into())));
+    assert!(bag.contains(&("k".into(), "v".into())));
+    assert!(bag.iter().any(|(k, v)| k == "$.exp" && v.starts_with("1970-01-01T01:00:00")));
+    let first = pubs[0].pkid;
+    s.receive(&mut hub, &bytes(Packet::PubAck(PubAck::new(first)))).unwrap();
+    assert_eq!(hub.completed, vec![1]);
+    let out = sent(&mut s);
+    assert!(matches!(&out[..], [Packet::Publish(p)] if p.payload == Bytes::from("cmd 3")));
+    // A duplicate PUBACK for a packet id no longer in flight is ignored.
+    s.receive(&mut hub, &bytes(Packet::PubAck(PubAck::new(first)))).unwrap();
+    assert_eq!(hub.completed, vec![1]);
+}
+
+#[test]
+fn redelivery_sets_dup() {
+    let mut hub = FakeHub::enabled();
+    hub.push(1);
+    hub.queue[0].delivery_count = 1;
+    let mut s = connected(&mut hub);
+    s.receive(&mut hub, &subscribe(&["devices/dev-1/messages/devicebound/#"])).unwrap();
+    let out = sent(&mut s);
+    assert!(matches!(&out[1], Packet::Publish(p) if p.dup));
+}
+
+#[test]
+fn no_c2d_without_subscription() {
+    let mut hub = FakeHub::enabled();
+    hub.push(1);
+    let mut s = connected(&mut hub);
+    s.deliver_c2d(&mut hub);
+    assert!(sent(&mut s).is_empty());
+}
+
+#[test]
+fn twin_get_and_reported_patch() {
+    let mut hub = FakeHub::enabled();
+    let mut s = connected(&mut hub);
+    s.receive(&mut hub, &bytes(Packet::Publish(Publish::new("$iothub/twin/GET/?$rid=1", QoS::AtMostOnce, "")))).unwrap();
+    let out = sent(&mut s);
+    let Packet::Publish(res) = &out[0] else { panic!("{out:?}") };
+    assert_eq!(res.topic, "$iothub/twin/res/200/?$rid=1");
+    let body: serde_json::Value = serde_json::from_slice(&res.payload).unwrap();
+    assert_eq!(body["desired"]["$version"], 3);
+    assert_eq!(body["desired"]["telemetryIntervalSeconds"], 5);
+    let patch = Publish::new("$iothub/twin/PATCH/properties/reported/?$rid=2", QoS::AtMostOnce, r#"{"firmware":{"state":"idle"}}"#);
+    s.receive(&mut hub, &bytes(Packet::Publish(patch))).unwrap();
+    let out = sent(&mut s);
+    assert!(matches!(&out[0], Packet::Publish(p) if p.topic == "$iothub/twin/res/204/?$rid=2&$version=1"));
+    let bad = Publish::new("$iothub/twin/PATCH/properties/reported/?$rid=3", QoS::AtMostOnce, "not json");
+    s.receive(&mut hub, &bytes(Packet::Publish(bad))).unwrap();
+    let out = sent(&mut s);
+    assert!(matches!(&out[0], Packet::Publish(p) if p.topic == "$iothub/twin/res/400/?$rid=3"));
+}
+
+#[test]
+fn methods_need_a_subscription_and_responses_reach_the_hub() {
+    let mut hub = FakeHub::enabled();
+    let mut s = connected(&mut hub);
+    assert!(!s.send_method("reboot", "1", b"{}".to_vec()));
+    s.receive(&mut hub, &subscribe(&["$iothub/methods/POST/#"])).unwrap();
+    sent(&mut s);
+    assert!(s.send_method("reboot", "1", b"{}".to_vec()));
+    let out = sent(&mut s);
+    assert!(matches!(&out[0], Packet::Publish(p) if p.topic == "$iothub/methods/POST/reboot/?$rid=1"));
+    let res = Publish::new("$iothub/methods/res/202/?$rid=1", QoS::AtMostOnce, "{}");
+    s.receive(&mut hub, &bytes(Packet::Publish(res))).unwrap();
+    assert_eq!(hub.method_results, vec![("1".to_string(), 202, Bytes::from("{}"))]);
+}
+
+#[test]
+fn desired_notifications_carry_the_version() {
+    let mut hub = FakeHub::enabled();
+    let mut s = connected(&mut hub);
+    assert!(!s.send_desired(4, &serde_json::json!({"a": 1})));
+    s.receive(&mut hub, &subscribe(&["$iothub/twin/PATCH/properties/desired/#", "$iothub/twin/res/#"])).unwrap();
+    sent(&mut s);
+    assert!(s.send_desired(4, &serde_json::json!({"a": 1})));
+    let out = sent(&mut s);
+    let Packet::Publish(p) = &out[0] else { panic!() };
+    assert_eq!(p.topic, "$iothub/twin/PATCH/properties/desired/?$version=4");
+    assert_eq!(serde_json::from_slice::<serde_json::Value>(&p.payload).unwrap(), serde_json::json!({"a": 1, "$version": 4}));
+}
+
+#[test]
+fn qos2_subscription_is_granted_qos1_and_ping_is_answered() {
+    let mut hub = FakeHub::enabled();
+    let mut s = connected(&mut hub);
+    let sub = Subscribe { pkid: 3, filters: vec![SubscribeFilter::new("$iothub/twin/res/#".into(), QoS::ExactlyOnce)] };
+    s.receive(&mut hub, &bytes(Packet::Subscribe(sub))).unwrap();
+    s.receive(&mut hub, &bytes(Packet::PingReq)).unwrap();
+    let out = sent(&mut s);
+    assert!(matches!(&out[0], Packet::SubAck(a) if a.return_codes == vec![SubscribeReasonCode::Success(QoS::AtLeastOnce)]));
+    assert_eq!(out[1], Packet::PingResp);
+    let end = s.receive(&mut hub, &bytes(Packet::Disconnect)).unwrap_err();
+    assert_eq!(end.reason, CloseReason::ClientDisconnect);
+}
