@@ -36,14 +36,20 @@ pub(crate) async fn serve(hub: HubFixture, listener: TcpListener) {
 pub fn router(hub: HubFixture) -> Router {
     Router::new()
         .route("/health", get(health))
-        .route("/ca", get(|State(h): State<HubFixture>| async move { h.ca_pem().to_owned() }))
+        .route(
+            "/ca",
+            get(|State(h): State<HubFixture>| async move { h.ca_pem().to_owned() }),
+        )
         .route("/devices", get(devices).post(register))
         .route("/devices/{id}", get(device).delete(delete_device))
         .route("/devices/{id}/status", put(set_status))
         .route("/devices/{id}/certificates", get(certificates).post(issue))
         .route("/devices/{id}/messages", get(pending).post(send))
         .route("/devices/{id}/twin", get(twin))
-        .route("/devices/{id}/twin/desired", axum::routing::patch(patch_desired))
+        .route(
+            "/devices/{id}/twin/desired",
+            axum::routing::patch(patch_desired),
+        )
         .route("/devices/{id}/methods/{name}", post(method))
         .route("/devices/{id}/enrollment", put(enrollment))
         .route("/certificates/{serial}/revoke", post(revoke))
@@ -61,9 +67,8 @@ impl From<HubError> for ApiError {
     fn from(e: HubError) -> Self {
         let status = match &e {
             HubError::UnknownDevice(_) | HubError::UnknownSerial(_) => StatusCode::NOT_FOUND,
-            HubError::Store(StoreError::UnknownDevice(_)) | HubError::Store(StoreError::UnknownMessage(_)) => {
-                StatusCode::NOT_FOUND
-            }
+            HubError::Store(StoreError::UnknownDevice(_))
+            | HubError::Store(StoreError::UnknownMessage(_)) => StatusCode::NOT_FOUND,
             HubError::Store(StoreError::DeviceExists(_)) => StatusCode::CONFLICT,
             // IoT Hub answers 403 (DeviceMaximumQueueDepthExceeded) for a full queue.
             HubError::Store(StoreError::QueueFull { .. }) => StatusCode::FORBIDDEN,
@@ -86,7 +91,9 @@ impl IntoResponse for ApiError {
 type ApiResult = Result<Json<Value>, ApiError>;
 
 fn ok<T: serde::Serialize>(v: T) -> ApiResult {
-    serde_json::to_value(v).map(Json).map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
+    serde_json::to_value(v)
+        .map(Json)
+        .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))
 }
 
 fn bad(msg: impl Into<String>) -> ApiError {
@@ -124,7 +131,11 @@ struct StatusBody {
     status: DeviceStatus,
 }
 
-async fn set_status(State(h): State<HubFixture>, Path(id): Path<String>, Json(b): Json<StatusBody>) -> ApiResult {
+async fn set_status(
+    State(h): State<HubFixture>,
+    Path(id): Path<String>,
+    Json(b): Json<StatusBody>,
+) -> ApiResult {
     ok(h.set_device_status(&id, b.status)?)
 }
 
@@ -143,7 +154,11 @@ struct IssueBody {
     valid_days: Option<u64>,
 }
 
-async fn issue(State(h): State<HubFixture>, Path(id): Path<String>, Json(b): Json<IssueBody>) -> ApiResult {
+async fn issue(
+    State(h): State<HubFixture>,
+    Path(id): Path<String>,
+    Json(b): Json<IssueBody>,
+) -> ApiResult {
     use crate::clock::Clock;
     let day = Duration::from_secs(86_400);
     let now = h.clock().now();
@@ -152,7 +167,10 @@ async fn issue(State(h): State<HubFixture>, Path(id): Path<String>, Json(b): Jso
     } else {
         now - day * b.not_before_days.unsigned_abs() as u32
     };
-    let validity = Validity { not_before: start, not_after: start + day * b.valid_days.unwrap_or(365) as u32 };
+    let validity = Validity {
+        not_before: start,
+        not_after: start + day * b.valid_days.unwrap_or(365) as u32,
+    };
     ok(h.issue_certificate(&id, b.algorithm, validity)?)
 }
 
@@ -171,7 +189,11 @@ struct SendBody {
     message_id: Option<String>,
 }
 
-async fn send(State(h): State<HubFixture>, Path(id): Path<String>, Json(b): Json<SendBody>) -> Result<Response, ApiError> {
+async fn send(
+    State(h): State<HubFixture>,
+    Path(id): Path<String>,
+    Json(b): Json<SendBody>,
+) -> Result<Response, ApiError> {
     let payload = match (b.payload, b.payload_base64) {
         (Some(p), None) => p.into_bytes(),
         (None, Some(p)) => base64::engine::general_purpose::STANDARD
@@ -207,7 +229,11 @@ async fn twin(State(h): State<HubFixture>, Path(id): Path<String>) -> ApiResult 
     ok(h.twin(&id)?)
 }
 
-async fn patch_desired(State(h): State<HubFixture>, Path(id): Path<String>, Json(patch): Json<Value>) -> ApiResult {
+async fn patch_desired(
+    State(h): State<HubFixture>,
+    Path(id): Path<String>,
+    Json(patch): Json<Value>,
+) -> ApiResult {
     ok(h.patch_desired(&id, &patch)?)
 }
 
@@ -218,7 +244,11 @@ struct MethodBody {
     timeout_seconds: Option<u64>,
 }
 
-async fn method(State(h): State<HubFixture>, Path((id, name)): Path<(String, String)>, Json(b): Json<MethodBody>) -> ApiResult {
+async fn method(
+    State(h): State<HubFixture>,
+    Path((id, name)): Path<(String, String)>,
+    Json(b): Json<MethodBody>,
+) -> ApiResult {
     let timeout = Duration::from_secs(b.timeout_seconds.unwrap_or(30));
     ok(h.invoke_method(&id, &name, &b.payload, timeout).await?)
 }
@@ -228,7 +258,11 @@ struct EnrollmentBody {
     refuse: bool,
 }
 
-async fn enrollment(State(h): State<HubFixture>, Path(id): Path<String>, Json(b): Json<EnrollmentBody>) -> ApiResult {
+async fn enrollment(
+    State(h): State<HubFixture>,
+    Path(id): Path<String>,
+    Json(b): Json<EnrollmentBody>,
+) -> ApiResult {
     h.device(&id)?;
     h.set_refuse_enrollment(&id, b.refuse);
     ok(json!({ "device_id": id, "refuse": b.refuse }))
@@ -259,7 +293,11 @@ async fn journal(State(h): State<HubFixture>, Query(q): Query<JournalQuery>) -> 
     ok(h.journal().since(q.after))
 }
 
-async fn firmware(State(h): State<HubFixture>, Path(name): Path<String>, body: axum::body::Bytes) -> ApiResult {
+async fn firmware(
+    State(h): State<HubFixture>,
+    Path(name): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult {
     h.put_firmware(&name, &body)?;
     ok(json!({ "name": name, "size": body.len() }))
 }
@@ -282,34 +320,67 @@ pub enum AdminError {
 
 impl AdminClient {
     pub fn new(addr: SocketAddr) -> Self {
-        Self { base: format!("http://{addr}"), client: Client::builder(TokioExecutor::new()).build_http() }
+        Self {
+            base: format!("http://{addr}"),
+            client: Client::builder(TokioExecutor::new()).build_http(),
+        }
     }
 
     /// Sends a request and decodes the JSON answer.
-    pub async fn call(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value, AdminError> {
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, AdminError> {
         let bytes = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
         self.call_raw(method, path, "application/json", bytes).await
     }
 
-    pub async fn call_raw(&self, method: &str, path: &str, content_type: &str, body: Vec<u8>) -> Result<Value, AdminError> {
+    pub async fn call_raw(
+        &self,
+        method: &str,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> Result<Value, AdminError> {
         let url = format!("{}{}", self.base, path);
-        let transport = |detail: String| AdminError::Transport { url: url.clone(), detail };
+        let transport = |detail: String| AdminError::Transport {
+            url: url.clone(),
+            detail,
+        };
         let req = hyper::Request::builder()
             .method(method)
             .uri(&url)
             .header("content-type", content_type)
             .body(Full::new(bytes::Bytes::from(body)))
             .map_err(|e| transport(e.to_string()))?;
-        let resp = self.client.request(req).await.map_err(|e| transport(e.to_string()))?;
+        let resp = self
+            .client
+            .request(req)
+            .await
+            .map_err(|e| transport(e.to_string()))?;
         let status = resp.status();
-        let body = resp.into_body().collect().await.map_err(|e| transport(e.to_string()))?.to_bytes();
+        let body = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| transport(e.to_string()))?
+            .to_bytes();
         let value: Value = serde_json::from_slice(&body)
             .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()));
         if status.is_success() {
             Ok(value)
         } else {
-            let message = value.get("error").and_then(Value::as_str).map(str::to_owned).unwrap_or_else(|| value.to_string());
-            Err(AdminError::Api { status: status.as_u16(), message })
+            let message = value
+                .get("error")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+                .unwrap_or_else(|| value.to_string());
+            Err(AdminError::Api {
+                status: status.as_u16(),
+                message,
+            })
         }
     }
 }

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::BytesMut;
-use rumqttc::mqttbytes::v4::{ConnAck, Connect, Login, Packet, PubAck, Publish, SubAck, Subscribe, SubscribeFilter};
+use rumqttc::mqttbytes::v4::{
+    ConnAck, Connect, Login, Packet, PubAck, Publish, SubAck, Subscribe, SubscribeFilter,
+};
 use rumqttc::mqttbytes::QoS;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
@@ -41,7 +43,10 @@ pub enum ClientError {
 }
 
 /// TLS client configuration: trust `ca_pem`, present `cert_pem`/`key_pem` if given.
-pub fn tls_config(ca_pem: &str, client: Option<(&str, &str)>) -> Result<Arc<rustls::ClientConfig>, ClientError> {
+pub fn tls_config(
+    ca_pem: &str,
+    client: Option<(&str, &str)>,
+) -> Result<Arc<rustls::ClientConfig>, ClientError> {
     let mut roots = rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
         roots.add(cert.map_err(|e| ClientError::Pem(e.to_string()))?)?;
@@ -54,7 +59,8 @@ pub fn tls_config(ca_pem: &str, client: Option<(&str, &str)>) -> Result<Arc<rust
             let certs = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| ClientError::Pem(e.to_string()))?;
-            let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).map_err(|e| ClientError::Pem(e.to_string()))?;
+            let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes())
+                .map_err(|e| ClientError::Pem(e.to_string()))?;
             builder.with_client_auth_cert(certs, key)?
         }
         None => builder.with_no_client_auth(),
@@ -70,7 +76,8 @@ pub async fn connect_tls(
 ) -> Result<TlsStream<TcpStream>, ClientError> {
     let tcp = TcpStream::connect(addr).await?;
     tcp.set_nodelay(true)?;
-    let name = ServerName::try_from(server_name.to_owned()).map_err(|e| ClientError::Pem(e.to_string()))?;
+    let name = ServerName::try_from(server_name.to_owned())
+        .map_err(|e| ClientError::Pem(e.to_string()))?;
     Ok(TlsConnector::from(config).connect(name, tcp).await?)
 }
 
@@ -99,11 +106,15 @@ impl DeviceClient {
         let config = tls_config(&creds.ca_pem, Some((&creds.cert_pem, &creds.key_pem)))?;
         let stream = connect_tls(addr, &creds.hub_host, config).await?;
         let mut client = Self::over(stream);
-        let mut connect = Connect::new(options.client_id.unwrap_or_else(|| creds.device_id.clone()));
+        let mut connect =
+            Connect::new(options.client_id.unwrap_or_else(|| creds.device_id.clone()));
         connect.keep_alive = options.keep_alive;
-        let user = options
-            .user_name
-            .unwrap_or_else(|| format!("{}/{}/?api-version={API_VERSION}", creds.hub_host, creds.device_id));
+        let user = options.user_name.unwrap_or_else(|| {
+            format!(
+                "{}/{}/?api-version={API_VERSION}",
+                creds.hub_host, creds.device_id
+            )
+        });
         connect.login = Some(Login::new(user, ""));
         client.send(Packet::Connect(connect)).await?;
         match client.recv(Duration::from_secs(10)).await? {
@@ -115,12 +126,18 @@ impl DeviceClient {
 
     /// Wraps an established TLS stream (for tests that handshake themselves).
     pub fn over(stream: TlsStream<TcpStream>) -> Self {
-        Self { stream, buf: BytesMut::new(), next_packet_id: 1 }
+        Self {
+            stream,
+            buf: BytesMut::new(),
+            next_packet_id: 1,
+        }
     }
 
     pub async fn send(&mut self, packet: Packet) -> Result<(), ClientError> {
         let mut out = BytesMut::new();
-        packet.write(&mut out, usize::MAX).map_err(|e| ClientError::Codec(e.to_string()))?;
+        packet
+            .write(&mut out, usize::MAX)
+            .map_err(|e| ClientError::Codec(e.to_string()))?;
         self.send_raw(&out).await
     }
 
@@ -175,7 +192,12 @@ impl DeviceClient {
     }
 
     /// Publishes; at QoS 1 waits for the PUBACK.
-    pub async fn publish(&mut self, topic: &str, qos: QoS, payload: &[u8]) -> Result<(), ClientError> {
+    pub async fn publish(
+        &mut self,
+        topic: &str,
+        qos: QoS,
+        payload: &[u8],
+    ) -> Result<(), ClientError> {
         let mut p = Publish::new(topic, qos, payload.to_vec());
         if qos != QoS::AtMostOnce {
             p.pkid = self.packet_id();
@@ -193,10 +215,17 @@ impl DeviceClient {
     }
 
     /// Subscribes at QoS 1 and waits for the SUBACK (packets before it are returned too).
-    pub async fn subscribe(&mut self, filters: &[&str]) -> Result<(SubAck, Vec<Packet>), ClientError> {
-        let filters = filters.iter().map(|f| SubscribeFilter::new(f.to_string(), QoS::AtLeastOnce)).collect();
+    pub async fn subscribe(
+        &mut self,
+        filters: &[&str],
+    ) -> Result<(SubAck, Vec<Packet>), ClientError> {
+        let filters = filters
+            .iter()
+            .map(|f| SubscribeFilter::new(f.to_string(), QoS::AtLeastOnce))
+            .collect();
         let pkid = self.packet_id();
-        self.send(Packet::Subscribe(Subscribe { pkid, filters })).await?;
+        self.send(Packet::Subscribe(Subscribe { pkid, filters }))
+            .await?;
         let mut before = Vec::new();
         loop {
             match self.recv(Duration::from_secs(10)).await? {
@@ -208,8 +237,12 @@ impl DeviceClient {
     }
 
     /// Subscribes to this device's C2D topic.
-    pub async fn subscribe_c2d(&mut self, device_id: &str) -> Result<(SubAck, Vec<Packet>), ClientError> {
-        self.subscribe(&[&format!("devices/{device_id}/messages/devicebound/#")]).await
+    pub async fn subscribe_c2d(
+        &mut self,
+        device_id: &str,
+    ) -> Result<(SubAck, Vec<Packet>), ClientError> {
+        self.subscribe(&[&format!("devices/{device_id}/messages/devicebound/#")])
+            .await
     }
 
     /// The next PUBLISH (other packets are skipped).

@@ -68,7 +68,9 @@ pub enum EstError {
     Base64(String),
     #[error("not a valid PKCS#10 certification request: {0}")]
     CsrParse(String),
-    #[error("CSR signature does not verify with the CSR's own public key (no proof of possession)")]
+    #[error(
+        "CSR signature does not verify with the CSR's own public key (no proof of possession)"
+    )]
     CsrSignature,
     #[error("the TLS client certificate cannot be parsed: {0}")]
     ClientCert(String),
@@ -102,7 +104,10 @@ pub fn parse_csr(body: &[u8]) -> Result<ReenrollRequest, EstError> {
     let (rest, csr) = X509CertificationRequest::from_der(&der)
         .map_err(|e| EstError::CsrParse(format!("not DER PKCS#10: {e}")))?;
     if !rest.is_empty() {
-        return Err(EstError::CsrParse(format!("{} bytes after the CertificationRequest", rest.len())));
+        return Err(EstError::CsrParse(format!(
+            "{} bytes after the CertificationRequest",
+            rest.len()
+        )));
     }
     let info = &csr.certification_request_info;
     check_key(&info.subject_pki)?;
@@ -121,7 +126,12 @@ pub fn parse_csr(body: &[u8]) -> Result<ReenrollRequest, EstError> {
             .as_str()
             .map_err(|_| EstError::CsrParse("the common name is not a text string".into()))?
             .to_owned(),
-        _ => return Err(EstError::CsrParse(format!("the subject has {} common names, not one", cns.len()))),
+        _ => {
+            return Err(EstError::CsrParse(format!(
+                "the subject has {} common names, not one",
+                cns.len()
+            )))
+        }
     };
     if common_name.is_empty() {
         return Err(EstError::NoCommonName);
@@ -145,10 +155,13 @@ pub fn simple_reenroll(
     body: &[u8],
     validity: Validity,
 ) -> Result<(IssuedCert, String), EstError> {
-    let (rest, current) =
-        X509Certificate::from_der(current_cert_der).map_err(|e| EstError::ClientCert(e.to_string()))?;
+    let (rest, current) = X509Certificate::from_der(current_cert_der)
+        .map_err(|e| EstError::ClientCert(e.to_string()))?;
     if !rest.is_empty() {
-        return Err(EstError::ClientCert(format!("{} bytes after the certificate", rest.len())));
+        return Err(EstError::ClientCert(format!(
+            "{} bytes after the certificate",
+            rest.len()
+        )));
     }
     let request = parse_csr(body)?;
     let current_subject = current.subject();
@@ -158,7 +171,10 @@ pub fn simple_reenroll(
         .unwrap_or(false);
     let current_text = rfc4514(current_subject);
     if !same_der && current_text != request.subject {
-        return Err(EstError::SubjectMismatch { current: current_text, requested: request.subject });
+        return Err(EstError::SubjectMismatch {
+            current: current_text,
+            requested: request.subject,
+        });
     }
     let issued = ca
         .issue_for_public_key(&request.common_name, &request.spki_der, validity)
@@ -193,17 +209,23 @@ pub fn certs_only_der(certs: &[&[u8]]) -> Result<Vec<u8>, EstError> {
             .map_err(|e| EstError::Encode(format!("certificate #{i} is not DER X.509: {e}")))?;
         // The client must get the exact bytes the CA signed (thumbprints).
         if cert.to_der().map_err(|e| encode("a certificate", e))? != *der {
-            return Err(EstError::Encode(format!("certificate #{i} does not re-encode identically")));
+            return Err(EstError::Encode(format!(
+                "certificate #{i} does not re-encode identically"
+            )));
         }
         let choice = CertificateChoices::Certificate(cert);
         if !set.iter().any(|c| *c == choice) {
-            set.insert(choice).map_err(|e| encode("the certificate set", e))?;
+            set.insert(choice)
+                .map_err(|e| encode("the certificate set", e))?;
         }
     }
     let signed_data = SignedData {
         version: CmsVersion::V1,
         digest_algorithms: SetOfVec::new(),
-        encap_content_info: EncapsulatedContentInfo { econtent_type: ID_DATA, econtent: None },
+        encap_content_info: EncapsulatedContentInfo {
+            econtent_type: ID_DATA,
+            econtent: None,
+        },
         certificates: Some(CertificateSet(set)),
         crls: None,
         signer_infos: SignerInfos(SetOfVec::new()),
@@ -212,7 +234,9 @@ pub fn certs_only_der(certs: &[&[u8]]) -> Result<Vec<u8>, EstError> {
         content_type: ID_SIGNED_DATA,
         content: Any::encode_from(&signed_data).map_err(|e| encode("the SignedData", e))?,
     };
-    content_info.to_der().map_err(|e| encode("the ContentInfo", e))
+    content_info
+        .to_der()
+        .map_err(|e| encode("the ContentInfo", e))
 }
 
 /// For clients: decode a certs-only body (base64 with any whitespace, or a
@@ -220,7 +244,9 @@ pub fn certs_only_der(certs: &[&[u8]]) -> Result<Vec<u8>, EstError> {
 /// (DER-sorted) order. Signer infos, if any, are ignored.
 pub fn parse_certs_only(body: &[u8]) -> Result<Vec<Vec<u8>>, EstError> {
     let der = decode_body(body, &["PKCS7", "CMS"])?;
-    let bad = |what: &str, e: der::Error| EstError::Encode(format!("not a certs-only SignedData: {what}: {e}"));
+    let bad = |what: &str, e: der::Error| {
+        EstError::Encode(format!("not a certs-only SignedData: {what}: {e}"))
+    };
     let content_info = ContentInfo::from_der(&der).map_err(|e| bad("ContentInfo", e))?;
     if content_info.content_type != ID_SIGNED_DATA {
         return Err(EstError::Encode(format!(
@@ -228,11 +254,21 @@ pub fn parse_certs_only(body: &[u8]) -> Result<Vec<Vec<u8>>, EstError> {
             content_info.content_type
         )));
     }
-    let signed_data: SignedData = content_info.content.decode_as().map_err(|e| bad("SignedData", e))?;
+    let signed_data: SignedData = content_info
+        .content
+        .decode_as()
+        .map_err(|e| bad("SignedData", e))?;
     let mut out = Vec::new();
-    for choice in signed_data.certificates.map(|s| s.0.into_vec()).unwrap_or_default() {
+    for choice in signed_data
+        .certificates
+        .map(|s| s.0.into_vec())
+        .unwrap_or_default()
+    {
         if let CertificateChoices::Certificate(cert) = choice {
-            out.push(cert.to_der().map_err(|e| bad("re-encoding a certificate", e))?);
+            out.push(
+                cert.to_der()
+                    .map_err(|e| bad("re-encoding a certificate", e))?,
+            );
         }
     }
     Ok(out)
@@ -251,12 +287,15 @@ fn decode_body(body: &[u8], labels: &[&str]) -> Result<Vec<u8>, EstError> {
         ));
     }
     let payload = if let Some(pem) = trimmed.strip_prefix(b"-----BEGIN ") {
-        let text = std::str::from_utf8(pem).map_err(|_| EstError::Base64("PEM text is not UTF-8".into()))?;
+        let text = std::str::from_utf8(pem)
+            .map_err(|_| EstError::Base64("PEM text is not UTF-8".into()))?;
         let (label, rest) = text
             .split_once("-----")
             .ok_or_else(|| EstError::Base64("malformed PEM BEGIN line".into()))?;
         if !labels.contains(&label) {
-            return Err(EstError::Base64(format!("PEM block is labelled {label:?}, expected one of {labels:?}")));
+            return Err(EstError::Base64(format!(
+                "PEM block is labelled {label:?}, expected one of {labels:?}"
+            )));
         }
         let end = format!("-----END {label}-----");
         let (inner, _) = rest
@@ -266,12 +305,18 @@ fn decode_body(body: &[u8], labels: &[&str]) -> Result<Vec<u8>, EstError> {
     } else {
         trimmed
     };
-    let compact: Vec<u8> = payload.iter().copied().filter(|b| !b.is_ascii_whitespace()).collect();
+    let compact: Vec<u8> = payload
+        .iter()
+        .copied()
+        .filter(|b| !b.is_ascii_whitespace())
+        .collect();
     const LENIENT: GeneralPurpose = GeneralPurpose::new(
         &base64::alphabet::STANDARD,
         GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
     );
-    LENIENT.decode(&compact).map_err(|e| EstError::Base64(e.to_string()))
+    LENIENT
+        .decode(&compact)
+        .map_err(|e| EstError::Base64(e.to_string()))
 }
 
 /// Base64 of `der`, 76-character lines, each ending in CRLF.
@@ -303,25 +348,36 @@ fn check_key(spki: &SubjectPublicKeyInfo<'_>) -> Result<(), EstError> {
     let alg = spki.algorithm.algorithm.to_id_string();
     match alg.as_str() {
         EC => {
-            let curve = spki.algorithm.parameters.as_ref().and_then(|p| p.as_oid().ok());
+            let curve = spki
+                .algorithm
+                .parameters
+                .as_ref()
+                .and_then(|p| p.as_oid().ok());
             match curve.map(|c| c.to_id_string()).as_deref() {
                 Some(P256 | P384) => Ok(()),
                 Some(other) => Err(EstError::UnsupportedKey(format!(
                     "EC key on curve {other}; only P-256 and P-384 are certified"
                 ))),
-                None => Err(EstError::UnsupportedKey("EC key without a named curve".into())),
+                None => Err(EstError::UnsupportedKey(
+                    "EC key without a named curve".into(),
+                )),
             }
         }
         ED25519 => Ok(()),
         RSA => match spki.parsed() {
             Ok(PublicKey::RSA(rsa)) => {
                 let modulus: &[u8] = rsa.modulus;
-                let start = modulus.iter().position(|b| *b != 0).unwrap_or(modulus.len());
-                let bits = modulus[start..]
-                    .first()
-                    .map_or(0, |b| (modulus.len() - start) * 8 - b.leading_zeros() as usize);
+                let start = modulus
+                    .iter()
+                    .position(|b| *b != 0)
+                    .unwrap_or(modulus.len());
+                let bits = modulus[start..].first().map_or(0, |b| {
+                    (modulus.len() - start) * 8 - b.leading_zeros() as usize
+                });
                 if bits < 2048 {
-                    Err(EstError::UnsupportedKey(format!("RSA key of {bits} bits; at least 2048 needed")))
+                    Err(EstError::UnsupportedKey(format!(
+                        "RSA key of {bits} bits; at least 2048 needed"
+                    )))
                 } else {
                     Ok(())
                 }
@@ -333,3 +389,7 @@ fn check_key(spki: &SubjectPublicKeyInfo<'_>) -> Result<(), EstError> {
         ))),
     }
 }
+
+#[cfg(test)]
+#[path = "est_tests.rs"]
+mod tests;

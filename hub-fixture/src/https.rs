@@ -55,7 +55,12 @@ async fn connection(hub: Arc<HubState>, tcp: tokio::net::TcpStream, peer: String
     else {
         return;
     };
-    let ctx = Ctx { hub, identity, cert_der: Arc::new(cert_der), peer };
+    let ctx = Ctx {
+        hub,
+        identity,
+        cert_der: Arc::new(cert_der),
+        peer,
+    };
     let router = Router::new()
         .route("/.well-known/est/cacerts", get(cacerts))
         .route("/.well-known/est/simplereenroll", post(simple_reenroll))
@@ -72,19 +77,31 @@ async fn connection(hub: Arc<HubState>, tcp: tokio::net::TcpStream, peer: String
 
 impl Ctx {
     fn journal(&self, event: Event) {
-        self.hub.journal.record(Some(&self.identity.device_id), Some(&self.peer), event);
+        self.hub
+            .journal
+            .record(Some(&self.identity.device_id), Some(&self.peer), event);
     }
 
     /// 403 unless the client certificate's device is registered and enabled.
-    fn authorise(&self, path: &str) -> Result<(), Response> {
-        let status = self.hub.store().device(&self.identity.device_id).ok().flatten().map(|d| d.status);
+    fn authorise(&self, path: &str) -> Result<(), Box<Response>> {
+        let status = self
+            .hub
+            .store()
+            .device(&self.identity.device_id)
+            .ok()
+            .flatten()
+            .map(|d| d.status);
         let why = match status {
             Some(DeviceStatus::Enabled) => return Ok(()),
             Some(DeviceStatus::Disabled) => "device is disabled",
             None => "device is not registered",
         };
-        self.journal(Event::HttpRefused { path: path.into(), status: 403, reason: why.into() });
-        Err((StatusCode::FORBIDDEN, why).into_response())
+        self.journal(Event::HttpRefused {
+            path: path.into(),
+            status: 403,
+            reason: why.into(),
+        });
+        Err(Box::new((StatusCode::FORBIDDEN, why).into_response()))
     }
 }
 
@@ -92,7 +109,10 @@ fn pkcs7(body: String) -> Response {
     (
         [
             (header::CONTENT_TYPE, est::PKCS7_CERTS_ONLY),
-            (header::HeaderName::from_static("content-transfer-encoding"), "base64"),
+            (
+                header::HeaderName::from_static("content-transfer-encoding"),
+                "base64",
+            ),
         ],
         body,
     )
@@ -101,7 +121,7 @@ fn pkcs7(body: String) -> Response {
 
 async fn cacerts(State(ctx): State<Ctx>) -> Response {
     if let Err(r) = ctx.authorise("/.well-known/est/cacerts") {
-        return r;
+        return *r;
     }
     match est::cacerts_body(ctx.hub.ca.cert_der()) {
         Ok(body) => {
@@ -114,16 +134,21 @@ async fn cacerts(State(ctx): State<Ctx>) -> Response {
 
 async fn simple_reenroll(State(ctx): State<Ctx>, body: axum::body::Bytes) -> Response {
     if let Err(r) = ctx.authorise("/.well-known/est/simplereenroll") {
-        return r;
+        return *r;
     }
     let hub = &ctx.hub;
     let validity = Validity::days_from(hub.clock.now(), hub.config.device_cert_days);
     let refused = |status: StatusCode, reason: String| {
-        ctx.journal(Event::EnrollRefused { reason: reason.clone() });
+        ctx.journal(Event::EnrollRefused {
+            reason: reason.clone(),
+        });
         (status, reason).into_response()
     };
     if hub.enrollment_refused(&ctx.identity.device_id) {
-        return refused(StatusCode::SERVICE_UNAVAILABLE, "enrolment is refused for this device (fixture switch)".into());
+        return refused(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "enrolment is refused for this device (fixture switch)".into(),
+        );
     }
     let (issued, body) = match est::simple_reenroll(&hub.ca, &ctx.cert_der, &body, validity) {
         Ok(r) => r,
@@ -143,21 +168,38 @@ async fn simple_reenroll(State(ctx): State<Ctx>, body: axum::body::Bytes) -> Res
     pkcs7(body)
 }
 
-async fn firmware(State(ctx): State<Ctx>, Path(name): Path<String>, headers: HeaderMap) -> Response {
+async fn firmware(
+    State(ctx): State<Ctx>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Response {
     let path = format!("/firmware/{name}");
     if let Err(r) = ctx.authorise(&path) {
-        return r;
+        return *r;
     }
-    let valid = !name.starts_with('.') && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'));
+    let valid = !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'));
     let file = ctx.hub.config.data_dir.join("firmware").join(&name);
     if !valid || !file.is_file() {
-        ctx.journal(Event::HttpRefused { path, status: 404, reason: "no such image".into() });
+        ctx.journal(Event::HttpRefused {
+            path,
+            status: 404,
+            reason: "no such image".into(),
+        });
         return (StatusCode::NOT_FOUND, "no such image").into_response();
     }
-    let range = headers.get(header::RANGE).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let range = headers
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     let mut request = Request::new(Body::empty());
     *request.headers_mut() = headers;
-    let response = match tower_http::services::ServeFile::new(&file).oneshot(request).await {
+    let response = match tower_http::services::ServeFile::new(&file)
+        .oneshot(request)
+        .await
+    {
         Ok(r) => r.map(Body::new),
         Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
     };
@@ -167,6 +209,11 @@ async fn firmware(State(ctx): State<Ctx>, Path(name): Path<String>, headers: Hea
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
-    ctx.journal(Event::Download { path, range, status: response.status().as_u16(), bytes });
+    ctx.journal(Event::Download {
+        path,
+        range,
+        status: response.status().as_u16(),
+        bytes,
+    });
     response
 }

@@ -8,15 +8,15 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{oneshot, watch};
 
-use crate::clock::{system_time_to_ms, Clock, VirtualClock};
+use crate::clock::{Clock, VirtualClock};
 use crate::journal::{CloseReason, Event, Journal};
 use crate::pki::{CertificateAuthority, IssuedCert, KeyAlgorithm, PkiError, Validity};
 use crate::session::SessionConfig;
@@ -95,7 +95,10 @@ pub enum HubError {
     #[error("TLS configuration: {0}")]
     Tls(#[from] rustls::Error),
     #[error("{what}: {source}")]
-    Io { what: String, source: std::io::Error },
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
     #[error("invalid configuration: {0}")]
     Config(String),
     #[error("device {0:?} is not registered")]
@@ -103,12 +106,19 @@ pub enum HubError {
     #[error("no certificate with serial {0}")]
     UnknownSerial(String),
     #[error("invalid {what} {value:?}: {why}")]
-    InvalidName { what: &'static str, value: String, why: &'static str },
+    InvalidName {
+        what: &'static str,
+        value: String,
+        why: &'static str,
+    },
 }
 
 impl HubError {
     pub(crate) fn io(what: impl Into<String>, source: std::io::Error) -> Self {
-        HubError::Io { what: what.into(), source }
+        HubError::Io {
+            what: what.into(),
+            source,
+        }
     }
 }
 
@@ -131,198 +141,8 @@ pub struct MethodResponse {
     pub payload: serde_json::Value,
 }
 
-/// Commands to a live session task.
-#[derive(Debug)]
-pub(crate) enum SessionCommand {
-    Close { reason: CloseReason, detail: String, revoked_at: Option<(Instant, String)> },
-    C2dAvailable,
-    Method { name: String, rid: String, payload: Vec<u8> },
-    Desired { version: i64, patch: serde_json::Value },
-}
-
-#[derive(Debug)]
-pub(crate) struct SessionHandle {
-    pub id: u64,
-    pub serial: String,
-    pub tx: mpsc::UnboundedSender<SessionCommand>,
-}
-
-/// State shared by the listeners and the admin API.
-pub struct HubState {
-    pub(crate) config: HubConfig,
-    pub(crate) session_config: SessionConfig,
-    pub(crate) clock: Arc<VirtualClock>,
-    pub(crate) journal: Journal,
-    store: Mutex<Store>,
-    pub(crate) ca: CertificateAuthority,
-    pub(crate) revoked: Arc<RevokedSerials>,
-    sessions: Mutex<HashMap<String, SessionHandle>>,
-    methods: Mutex<HashMap<String, (String, oneshot::Sender<MethodResponse>)>>,
-    /// Devices whose EST re-enrolment the hub refuses (a fixture switch for KR-06).
-    refuse_enrollment: Mutex<std::collections::HashSet<String>>,
-    next_id: AtomicU64,
-    pub(crate) tls: Arc<rustls::ServerConfig>,
-    pub(crate) shutdown: watch::Sender<bool>,
-}
-
-const CLOCK_OFFSET_KEY: &str = "clock_offset_ms";
-const SUPERSEDES_PREFIX: &str = "supersedes:";
-
-impl HubState {
-    pub(crate) fn store(&self) -> MutexGuard<'_, Store> {
-        self.store.lock().expect("store lock poisoned")
-    }
-
-    pub(crate) fn next_id(&self) -> u64 {
-        self.next_id.fetch_add(1, Ordering::Relaxed)
-    }
-
-    pub(crate) fn now_ms(&self) -> i64 {
-        self.clock.now_ms()
-    }
-
-    pub(crate) fn enrollment_refused(&self, device_id: &str) -> bool {
-        self.refuse_enrollment.lock().expect("enrolment lock").contains(device_id)
-    }
-
-    /// Records feedback entries in the journal.
-    pub(crate) fn journal_feedback(&self, feedback: &[Feedback]) {
-        for f in feedback {
-            self.journal.record(
-                Some(&f.device_id),
-                None,
-                Event::Feedback {
-                    seq: f.seq,
-                    message_id: f.message_id.clone(),
-                    status: f.status.as_str().into(),
-                    delivery_count: f.delivery_count,
-                },
-            );
-        }
-    }
-
-    /// A session finished CONNECT: make it the device's live session.
-    /// Returns false if it must close at once (its certificate was revoked
-    /// between handshake and now).
-    pub(crate) fn register_session(&self, device_id: &str, handle: SessionHandle) -> bool {
-        let serial = handle.serial.clone();
-        if let Some(old) = self.sessions.lock().expect("sessions lock").insert(device_id.to_owned(), handle) {
-            let _ = old.tx.send(SessionCommand::Close {
-                reason: CloseReason::ReplacedBySession,
-                detail: "a new session of the same device connected".into(),
-                revoked_at: None,
-            });
-        }
-        if self.revoked.contains(&serial) {
-            return false;
-        }
-        // EST step 5: once the new certificate has a session, the old one is revoked.
-        let key = format!("{SUPERSEDES_PREFIX}{serial}");
-        let old = self.store().meta(&key).ok().flatten();
-        if let Some(old) = old {
-            if let Err(e) = self.revoke(&old) {
-                tracing::warn!("revoking superseded certificate {old}: {e}");
-            }
-        }
-        true
-    }
-
-    pub(crate) fn unregister_session(&self, device_id: &str, id: u64) {
-        let mut sessions = self.sessions.lock().expect("sessions lock");
-        if sessions.get(device_id).is_some_and(|h| h.id == id) {
-            sessions.remove(device_id);
-        }
-    }
-
-    fn send_to_session(&self, device_id: &str, cmd: SessionCommand) -> Result<(), SessionCommand> {
-        match self.sessions.lock().expect("sessions lock").get(device_id) {
-            Some(h) => h.tx.send(cmd).map_err(|e| e.0),
-            None => Err(cmd),
-        }
-    }
-
-    /// Completes a pending method call. A response from a device other than
-    /// the one called (`from`) is ignored: one device cannot answer for another.
-    pub(crate) fn finish_method(&self, from: Option<&str>, rid: &str, status: u16, payload: Bytes) {
-        let mut methods = self.methods.lock().expect("methods lock");
-        if from.is_some_and(|d| methods.get(rid).is_some_and(|(owner, _)| owner != d)) {
-            return;
-        }
-        let pending = methods.remove(rid);
-        drop(methods);
-        if let Some((_, tx)) = pending {
-            let payload = serde_json::from_slice(&payload).unwrap_or_else(|_| {
-                if payload.is_empty() {
-                    serde_json::Value::Null
-                } else {
-                    serde_json::Value::String(String::from_utf8_lossy(&payload).into_owned())
-                }
-            });
-            let _ = tx.send(MethodResponse { status, payload });
-        }
-    }
-
-    pub(crate) fn revoke(&self, serial: &str) -> Result<CertRecord, HubError> {
-        let now = self.now_ms();
-        let record = self
-            .store()
-            .revoke_certificate(serial, now)?
-            .ok_or_else(|| HubError::UnknownSerial(serial.to_owned()))?;
-        let at = Instant::now();
-        self.revoked.insert(serial);
-        self.journal.record(Some(&record.device_id), None, Event::Revoked { serial: serial.to_owned() });
-        let sessions = self.sessions.lock().expect("sessions lock");
-        for h in sessions.values().filter(|h| h.serial == serial) {
-            let _ = h.tx.send(SessionCommand::Close {
-                reason: CloseReason::CertificateRevoked,
-                detail: format!("certificate {serial} revoked"),
-                revoked_at: Some((at, serial.to_owned())),
-            });
-        }
-        Ok(record)
-    }
-
-    /// Issues a device certificate and records it.
-    pub(crate) fn issue_certificate(
-        &self,
-        device_id: &str,
-        algorithm: KeyAlgorithm,
-        validity: Validity,
-    ) -> Result<IssuedCert, HubError> {
-        let issued = self.ca.issue_device(device_id, algorithm, validity)?;
-        self.record_issued(device_id, &issued)?;
-        Ok(issued)
-    }
-
-    pub(crate) fn record_issued(&self, device_id: &str, issued: &IssuedCert) -> Result<(), HubError> {
-        let record = CertRecord {
-            serial: issued.serial.clone(),
-            device_id: device_id.to_owned(),
-            thumbprint: issued.thumbprint.clone(),
-            not_before_ms: system_time_to_ms(issued.validity.not_before),
-            not_after_ms: system_time_to_ms(issued.validity.not_after),
-            issued_ms: self.now_ms(),
-            revoked_ms: None,
-        };
-        self.store().add_certificate(&record)?;
-        self.journal.record(
-            Some(device_id),
-            None,
-            Event::CertificateIssued {
-                serial: issued.serial.clone(),
-                thumbprint: issued.thumbprint.clone(),
-                not_after_ms: record.not_after_ms,
-            },
-        );
-        Ok(())
-    }
-
-    /// Remembers that `new_serial` (from EST) replaces `old_serial`.
-    pub(crate) fn record_supersedes(&self, new_serial: &str, old_serial: &str) -> Result<(), HubError> {
-        self.store().set_meta(&format!("{SUPERSEDES_PREFIX}{new_serial}"), old_serial)?;
-        Ok(())
-    }
-}
+pub use crate::hub_state::HubState;
+pub(crate) use crate::hub_state::{SessionCommand, SessionHandle, CLOCK_OFFSET_KEY};
 
 /// A running fixture hub. Cheap to clone; dropping the last clone does not
 /// stop it: call [`HubFixture::shutdown`].
@@ -348,11 +168,17 @@ fn validate_device_id(id: &str) -> Result<(), HubError> {
     // it strict so ids are safe in topics, file names and URLs).
     let ok = !id.is_empty()
         && id.len() <= 128
-        && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | ':'));
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | ':'));
     if ok {
         Ok(())
     } else {
-        Err(HubError::InvalidName { what: "device id", value: id.to_owned(), why: "use 1-128 of A-Z a-z 0-9 - . _ :" })
+        Err(HubError::InvalidName {
+            what: "device id",
+            value: id.to_owned(),
+            why: "use 1-128 of A-Z a-z 0-9 - . _ :",
+        })
     }
 }
 
@@ -364,14 +190,19 @@ impl HubFixture {
         }
         if let Some(a) = config.admin_addr {
             if !a.ip().is_loopback() {
-                return Err(HubError::Config(format!("admin address {a} is not a loopback address")));
+                return Err(HubError::Config(format!(
+                    "admin address {a} is not a loopback address"
+                )));
             }
         }
         let dir = &config.data_dir;
         std::fs::create_dir_all(dir.join("firmware"))
             .map_err(|e| HubError::io(format!("creating {}", dir.display()), e))?;
         let store = Store::open(&dir.join("hub.sqlite"), config.store.clone())?;
-        let offset_ms: u64 = store.meta(CLOCK_OFFSET_KEY)?.and_then(|v| v.parse().ok()).unwrap_or(0);
+        let offset_ms: u64 = store
+            .meta(CLOCK_OFFSET_KEY)?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
         let clock = Arc::new(VirtualClock::with_offset(Duration::from_millis(offset_ms)));
         let journal = Journal::new(clock.clone());
         journal
@@ -384,19 +215,28 @@ impl HubFixture {
             revoked.insert(&s);
         }
         let key_log: Option<Arc<dyn rustls::KeyLog>> = match &config.key_log {
-            Some(p) => Some(Arc::new(
-                KeyLogWriter::create(p).map_err(|e| HubError::io(format!("opening key log {}", p.display()), e))?,
-            )),
+            Some(p) => Some(Arc::new(KeyLogWriter::create(p).map_err(|e| {
+                HubError::io(format!("opening key log {}", p.display()), e)
+            })?)),
             None => None,
         };
-        let tls = crate::tls::server_config(ca.cert_der(), &server, revoked.clone(), clock.clone(), key_log, &[])?;
+        let tls = crate::tls::server_config(
+            ca.cert_der(),
+            &server,
+            revoked.clone(),
+            clock.clone(),
+            key_log,
+            &[],
+        )?;
         let session_config = SessionConfig {
             hub_host: config.host_names[0].clone(),
             max_packet_size: config.max_packet_size,
             c2d_window: config.c2d_window,
         };
         let bind = |addr: SocketAddr| async move {
-            tokio::net::TcpListener::bind(addr).await.map_err(|e| HubError::io(format!("binding {addr}"), e))
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| HubError::io(format!("binding {addr}"), e))
         };
         let mqtt = bind(config.mqtt_addr).await?;
         let https = bind(config.https_addr).await?;
@@ -404,7 +244,9 @@ impl HubFixture {
             Some(a) => Some(bind(a).await?),
             None => None,
         };
-        let local = |l: &tokio::net::TcpListener| l.local_addr().map_err(|e| HubError::io("local address", e));
+        let local = |l: &tokio::net::TcpListener| {
+            l.local_addr().map_err(|e| HubError::io("local address", e))
+        };
         let mqtt_addr = local(&mqtt)?;
         let https_addr = local(&https)?;
         let admin_addr = admin.as_ref().map(local).transpose()?;
@@ -424,7 +266,12 @@ impl HubFixture {
             tls,
             shutdown,
         });
-        let hub = Self { state: state.clone(), mqtt_addr, https_addr, admin_addr };
+        let hub = Self {
+            state: state.clone(),
+            mqtt_addr,
+            https_addr,
+            admin_addr,
+        };
         state.journal.record(
             None,
             None,
@@ -486,9 +333,18 @@ impl HubFixture {
         validate_device_id(device_id)?;
         let now = self.state.now_ms();
         self.state.store().register_device(device_id, now)?;
-        let validity = Validity::days_from(self.state.clock.now(), self.state.config.device_cert_days);
-        let issued = self.state.issue_certificate(device_id, KeyAlgorithm::EcdsaP256, validity)?;
-        self.state.journal.record(Some(device_id), None, Event::DeviceRegistered { serial: issued.serial.clone() });
+        let validity =
+            Validity::days_from(self.state.clock.now(), self.state.config.device_cert_days);
+        let issued = self
+            .state
+            .issue_certificate(device_id, KeyAlgorithm::EcdsaP256, validity)?;
+        self.state.journal.record(
+            Some(device_id),
+            None,
+            Event::DeviceRegistered {
+                serial: issued.serial.clone(),
+            },
+        );
         Ok(self.credentials(device_id, issued))
     }
 
@@ -501,7 +357,9 @@ impl HubFixture {
         validity: Validity,
     ) -> Result<DeviceCredentials, HubError> {
         self.device(device_id)?;
-        let issued = self.state.issue_certificate(device_id, algorithm, validity)?;
+        let issued = self
+            .state
+            .issue_certificate(device_id, algorithm, validity)?;
         Ok(self.credentials(device_id, issued))
     }
 
@@ -518,7 +376,10 @@ impl HubFixture {
     }
 
     pub fn device(&self, device_id: &str) -> Result<DeviceRecord, HubError> {
-        self.state.store().device(device_id)?.ok_or_else(|| HubError::UnknownDevice(device_id.to_owned()))
+        self.state
+            .store()
+            .device(device_id)?
+            .ok_or_else(|| HubError::UnknownDevice(device_id.to_owned()))
     }
 
     pub fn devices(&self) -> Result<Vec<DeviceRecord>, HubError> {
@@ -530,17 +391,31 @@ impl HubFixture {
     }
 
     /// Enables or disables a device; disabling closes its live session.
-    pub fn set_device_status(&self, device_id: &str, status: DeviceStatus) -> Result<DeviceRecord, HubError> {
+    pub fn set_device_status(
+        &self,
+        device_id: &str,
+        status: DeviceStatus,
+    ) -> Result<DeviceRecord, HubError> {
         let record = self.state.store().set_device_status(device_id, status)?;
         let name = match status {
             DeviceStatus::Enabled => "enabled",
             DeviceStatus::Disabled => "disabled",
         };
-        self.state.journal.record(Some(device_id), None, Event::DeviceStatusChanged { status: name.into() });
+        self.state.journal.record(
+            Some(device_id),
+            None,
+            Event::DeviceStatusChanged {
+                status: name.into(),
+            },
+        );
         if status == DeviceStatus::Disabled {
             let _ = self.state.send_to_session(
                 device_id,
-                SessionCommand::Close { reason: CloseReason::DeviceDisabled, detail: "device disabled".into(), revoked_at: None },
+                SessionCommand::Close {
+                    reason: CloseReason::DeviceDisabled,
+                    detail: "device disabled".into(),
+                    revoked_at: None,
+                },
             );
         }
         Ok(record)
@@ -549,17 +424,27 @@ impl HubFixture {
     /// Deletes a device: its queue (feedback `rejected`), twin and certificates (revoked).
     pub fn delete_device(&self, device_id: &str) -> Result<(), HubError> {
         self.device(device_id)?;
-        let serials: Vec<String> = self.certificates(device_id)?.into_iter().map(|c| c.serial).collect();
+        let serials: Vec<String> = self
+            .certificates(device_id)?
+            .into_iter()
+            .map(|c| c.serial)
+            .collect();
         let now = self.state.now_ms();
         let feedback = self.state.store().delete_device(device_id, now)?;
         for s in &serials {
             self.state.revoked.insert(s);
         }
         self.state.journal_feedback(&feedback);
-        self.state.journal.record(Some(device_id), None, Event::DeviceDeleted {});
+        self.state
+            .journal
+            .record(Some(device_id), None, Event::DeviceDeleted {});
         let _ = self.state.send_to_session(
             device_id,
-            SessionCommand::Close { reason: CloseReason::DeviceDeleted, detail: "device deleted".into(), revoked_at: None },
+            SessionCommand::Close {
+                reason: CloseReason::DeviceDeleted,
+                detail: "device deleted".into(),
+                revoked_at: None,
+            },
         );
         Ok(())
     }
@@ -571,11 +456,19 @@ impl HubFixture {
 
     /// Whether the device has a live (CONNECTed) session.
     pub fn is_connected(&self, device_id: &str) -> bool {
-        self.state.sessions.lock().expect("sessions lock").contains_key(device_id)
+        self.state
+            .sessions
+            .lock()
+            .expect("sessions lock")
+            .contains_key(device_id)
     }
 
     /// Queues a cloud-to-device message (refused past depth 50 or TTL 48 h).
-    pub fn send_c2d(&self, device_id: &str, message: NewMessage) -> Result<QueuedMessage, HubError> {
+    pub fn send_c2d(
+        &self,
+        device_id: &str,
+        message: NewMessage,
+    ) -> Result<QueuedMessage, HubError> {
         let now = self.state.now_ms();
         let result = self.state.store().enqueue(device_id, message, now);
         match result {
@@ -583,13 +476,25 @@ impl HubFixture {
                 self.state.journal.record(
                     Some(device_id),
                     None,
-                    Event::C2dEnqueued { seq: m.seq, message_id: m.message_id.clone(), expires_ms: m.expires_ms },
+                    Event::C2dEnqueued {
+                        seq: m.seq,
+                        message_id: m.message_id.clone(),
+                        expires_ms: m.expires_ms,
+                    },
                 );
-                let _ = self.state.send_to_session(device_id, SessionCommand::C2dAvailable);
+                let _ = self
+                    .state
+                    .send_to_session(device_id, SessionCommand::C2dAvailable);
                 Ok(m)
             }
             Err(e) => {
-                self.state.journal.record(Some(device_id), None, Event::C2dRefused { reason: e.to_string() });
+                self.state.journal.record(
+                    Some(device_id),
+                    None,
+                    Event::C2dRefused {
+                        reason: e.to_string(),
+                    },
+                );
                 Err(e.into())
             }
         }
@@ -608,15 +513,30 @@ impl HubFixture {
     }
 
     /// Patches desired properties and notifies the device if it is connected.
-    pub fn patch_desired(&self, device_id: &str, patch: &serde_json::Value) -> Result<Twin, HubError> {
+    pub fn patch_desired(
+        &self,
+        device_id: &str,
+        patch: &serde_json::Value,
+    ) -> Result<Twin, HubError> {
         let twin = self.state.store().patch_desired(device_id, patch)?;
         let notified = self
             .state
-            .send_to_session(device_id, SessionCommand::Desired { version: twin.desired_version, patch: patch.clone() })
+            .send_to_session(
+                device_id,
+                SessionCommand::Desired {
+                    version: twin.desired_version,
+                    patch: patch.clone(),
+                },
+            )
             .is_ok();
-        self.state
-            .journal
-            .record(Some(device_id), None, Event::TwinDesired { version: twin.desired_version, notified });
+        self.state.journal.record(
+            Some(device_id),
+            None,
+            Event::TwinDesired {
+                version: twin.desired_version,
+                notified,
+            },
+        );
         Ok(twin)
     }
 
@@ -632,23 +552,49 @@ impl HubFixture {
         self.device(device_id)?;
         let rid = format!("{:x}", self.state.next_id());
         let (tx, rx) = oneshot::channel();
-        self.state.methods.lock().expect("methods lock").insert(rid.clone(), (device_id.to_owned(), tx));
-        self.state.journal.record(Some(device_id), None, Event::MethodInvoked { name: name.into(), rid: rid.clone() });
-        let cmd = SessionCommand::Method { name: name.into(), rid: rid.clone(), payload: payload.to_string().into_bytes() };
+        self.state
+            .methods
+            .lock()
+            .expect("methods lock")
+            .insert(rid.clone(), (device_id.to_owned(), tx));
+        self.state.journal.record(
+            Some(device_id),
+            None,
+            Event::MethodInvoked {
+                name: name.into(),
+                rid: rid.clone(),
+            },
+        );
+        let cmd = SessionCommand::Method {
+            name: name.into(),
+            rid: rid.clone(),
+            payload: payload.to_string().into_bytes(),
+        };
         if self.state.send_to_session(device_id, cmd).is_err() {
             self.state.finish_method(None, &rid, 404, Bytes::new());
         }
         let response = match tokio::time::timeout(timeout, rx).await {
             Ok(Ok(r)) => r,
             _ => {
-                self.state.methods.lock().expect("methods lock").remove(&rid);
-                MethodResponse { status: 504, payload: serde_json::Value::Null }
+                self.state
+                    .methods
+                    .lock()
+                    .expect("methods lock")
+                    .remove(&rid);
+                MethodResponse {
+                    status: 504,
+                    payload: serde_json::Value::Null,
+                }
             }
         };
         self.state.journal.record(
             Some(device_id),
             None,
-            Event::MethodResult { name: name.into(), rid, status: response.status },
+            Event::MethodResult {
+                name: name.into(),
+                rid,
+                status: response.status,
+            },
         );
         Ok(response)
     }
@@ -662,7 +608,14 @@ impl HubFixture {
             store.set_meta(CLOCK_OFFSET_KEY, &offset.as_millis().to_string())?;
             store.expire_due(now)?
         };
-        self.state.journal.record(None, None, Event::ClockAdvanced { by_ms: by.as_millis() as i64, now_ms: now });
+        self.state.journal.record(
+            None,
+            None,
+            Event::ClockAdvanced {
+                by_ms: by.as_millis() as i64,
+                now_ms: now,
+            },
+        );
         self.state.journal_feedback(&feedback);
         Ok(now)
     }
@@ -681,11 +634,18 @@ impl HubFixture {
     pub fn put_firmware(&self, name: &str, image: &[u8]) -> Result<(), HubError> {
         let ok = !name.is_empty()
             && !name.starts_with('.')
-            && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'));
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'));
         if !ok {
-            return Err(HubError::InvalidName { what: "firmware name", value: name.into(), why: "use A-Z a-z 0-9 - . _, not starting with ." });
+            return Err(HubError::InvalidName {
+                what: "firmware name",
+                value: name.into(),
+                why: "use A-Z a-z 0-9 - . _, not starting with .",
+            });
         }
         let path = self.data_dir().join("firmware").join(name);
-        std::fs::write(&path, image).map_err(|e| HubError::io(format!("writing {}", path.display()), e))
+        std::fs::write(&path, image)
+            .map_err(|e| HubError::io(format!("writing {}", path.display()), e))
     }
 }

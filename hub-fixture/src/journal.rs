@@ -101,39 +101,141 @@ pub enum CloseReason {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Event {
-    HubStarted { mqtt: String, https: String, host_name: String },
-    HandshakeFailed { listener: Listener, reason: HandshakeFailure, detail: String },
-    TlsAccepted { listener: Listener, serial: String, tls_version: String, cipher_suite: String },
-    Connected { client_id: String, serial: String, keep_alive: u16, clean_session: bool },
-    ConnectRefused { client_id: String, reason: RefuseReason, detail: String },
-    SessionClosed { reason: CloseReason, detail: String },
-    Subscribed { filters: Vec<String> },
-    Telemetry { topic: String, qos: u8, size: usize, properties: Vec<(String, String)>, payload: String },
-    AclViolation { action: String, topic: String },
-    C2dEnqueued { seq: i64, message_id: String, expires_ms: i64 },
-    C2dRefused { reason: String },
-    C2dDelivered { seq: i64, message_id: String, delivery_count: u32, packet_id: u16 },
-    C2dAcked { seq: i64, message_id: String, packet_id: u16 },
-    Feedback { seq: i64, message_id: String, status: String, delivery_count: u32 },
-    MethodInvoked { name: String, rid: String },
-    MethodResult { name: String, rid: String, status: u16 },
-    TwinGet { rid: String },
-    TwinReported { rid: String, version: i64 },
-    TwinDesired { version: i64, notified: bool },
-    DeviceRegistered { serial: String },
-    DeviceStatusChanged { status: String },
+    HubStarted {
+        mqtt: String,
+        https: String,
+        host_name: String,
+    },
+    HandshakeFailed {
+        listener: Listener,
+        reason: HandshakeFailure,
+        detail: String,
+    },
+    TlsAccepted {
+        listener: Listener,
+        serial: String,
+        tls_version: String,
+        cipher_suite: String,
+    },
+    Connected {
+        client_id: String,
+        serial: String,
+        keep_alive: u16,
+        clean_session: bool,
+    },
+    ConnectRefused {
+        client_id: String,
+        reason: RefuseReason,
+        detail: String,
+    },
+    SessionClosed {
+        reason: CloseReason,
+        detail: String,
+    },
+    Subscribed {
+        filters: Vec<String>,
+    },
+    Telemetry {
+        topic: String,
+        qos: u8,
+        size: usize,
+        properties: Vec<(String, String)>,
+        payload: String,
+    },
+    AclViolation {
+        action: String,
+        topic: String,
+    },
+    C2dEnqueued {
+        seq: i64,
+        message_id: String,
+        expires_ms: i64,
+    },
+    C2dRefused {
+        reason: String,
+    },
+    C2dDelivered {
+        seq: i64,
+        message_id: String,
+        delivery_count: u32,
+        packet_id: u16,
+    },
+    C2dAcked {
+        seq: i64,
+        message_id: String,
+        packet_id: u16,
+    },
+    Feedback {
+        seq: i64,
+        message_id: String,
+        status: String,
+        delivery_count: u32,
+    },
+    MethodInvoked {
+        name: String,
+        rid: String,
+    },
+    MethodResult {
+        name: String,
+        rid: String,
+        status: u16,
+    },
+    TwinGet {
+        rid: String,
+    },
+    TwinReported {
+        rid: String,
+        version: i64,
+    },
+    TwinDesired {
+        version: i64,
+        notified: bool,
+    },
+    DeviceRegistered {
+        serial: String,
+    },
+    DeviceStatusChanged {
+        status: String,
+    },
     DeviceDeleted {},
-    CertificateIssued { serial: String, thumbprint: String, not_after_ms: i64 },
-    Revoked { serial: String },
+    CertificateIssued {
+        serial: String,
+        thumbprint: String,
+        not_after_ms: i64,
+    },
+    Revoked {
+        serial: String,
+    },
     /// A live session closed because its certificate was revoked; `latency_us`
     /// is measured from the revoke call to the socket being shut.
-    RevokedSessionClosed { serial: String, latency_us: u64 },
-    Enrolled { old_serial: String, new_serial: String, thumbprint: String },
-    EnrollRefused { reason: String },
+    RevokedSessionClosed {
+        serial: String,
+        latency_us: u64,
+    },
+    Enrolled {
+        old_serial: String,
+        new_serial: String,
+        thumbprint: String,
+    },
+    EnrollRefused {
+        reason: String,
+    },
     CaCertsServed {},
-    Download { path: String, range: Option<String>, status: u16, bytes: u64 },
-    HttpRefused { path: String, status: u16, reason: String },
-    ClockAdvanced { by_ms: i64, now_ms: i64 },
+    Download {
+        path: String,
+        range: Option<String>,
+        status: u16,
+        bytes: u64,
+    },
+    HttpRefused {
+        path: String,
+        status: u16,
+        reason: String,
+    },
+    ClockAdvanced {
+        by_ms: i64,
+        now_ms: i64,
+    },
 }
 
 impl Event {
@@ -178,13 +280,21 @@ impl Journal {
     /// Also append every entry as a JSON line to `path` (flushed per entry,
     /// so a killed hub leaves a complete journal up to its last event).
     pub fn write_to(&self, path: &Path) -> std::io::Result<()> {
-        let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
         *self.inner.file.lock().expect("journal lock") = Some(BufWriter::new(file));
         Ok(())
     }
 
     /// Records an event and returns its entry.
-    pub fn record(&self, device_id: Option<&str>, peer: Option<&str>, event: Event) -> JournalEntry {
+    pub fn record(
+        &self,
+        device_id: Option<&str>,
+        peer: Option<&str>,
+        event: Event,
+    ) -> JournalEntry {
         let mono_us = self.inner.started.elapsed().as_micros() as u64;
         let mut entries = self.inner.entries.lock().expect("journal lock");
         let entry = JournalEntry {
@@ -276,11 +386,19 @@ mod tests {
         j.record(Some("d"), None, Event::DeviceDeleted {});
         let j2 = j.clone();
         let waiter = tokio::spawn(async move {
-            j2.wait_for(0, Duration::from_secs(5), |e| matches!(e.event, Event::Revoked { .. }))
-                .await
+            j2.wait_for(0, Duration::from_secs(5), |e| {
+                matches!(e.event, Event::Revoked { .. })
+            })
+            .await
         });
         tokio::task::yield_now().await;
-        j.record(Some("d"), None, Event::Revoked { serial: "ab".into() });
+        j.record(
+            Some("d"),
+            None,
+            Event::Revoked {
+                serial: "ab".into(),
+            },
+        );
         let got = waiter.await.unwrap().expect("entry");
         assert_eq!(got.seq, 2);
         assert!(j

@@ -1,17 +1,18 @@
 //! Fixture hub for sacbench.
 #![forbid(unsafe_code)]
 
-pub mod clock;
-pub mod pki;
-pub mod journal;
-pub mod topics;
-pub mod tls;
-pub mod store;
-pub mod session;
-pub mod hub;
-pub mod mqtt_server;
-pub mod https;
-pub mod est;
 pub mod admin;
 pub mod client;
+pub mod clock;
+pub mod est;
+pub mod https;
+pub mod hub;
+mod hub_state;
+pub mod journal;
+pub mod mqtt_server;
+pub mod pki;
 pub mod selfcheck;
+pub mod session;
+pub mod store;
+pub mod tls;
+pub mod topics;

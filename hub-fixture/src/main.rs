@@ -12,10 +12,19 @@ use hub_fixture::hub::{HubConfig, HubFixture};
 use serde_json::{json, Value};
 
 #[derive(Parser)]
-#[command(name = "hub-fixture", version, about = "sacbench fixture hub (IoT Hub MQTT surface, EST, firmware, admin API)")]
+#[command(
+    name = "hub-fixture",
+    version,
+    about = "sacbench fixture hub (IoT Hub MQTT surface, EST, firmware, admin API)"
+)]
 struct Cli {
     /// Admin endpoint of a running hub (for every command but `serve`).
-    #[arg(long, global = true, env = "HUB_FIXTURE_ADMIN", default_value = "127.0.0.1:8884")]
+    #[arg(
+        long,
+        global = true,
+        env = "HUB_FIXTURE_ADMIN",
+        default_value = "127.0.0.1:8884"
+    )]
     admin: SocketAddr,
     #[command(subcommand)]
     command: Command,
@@ -104,7 +113,10 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("hub-fixture: cannot start the runtime: {e}");
@@ -124,7 +136,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let admin = AdminClient::new(cli.admin);
     let print = |v: Value| println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
     match cli.command {
-        Command::Serve { data, host_names, mqtt, https, listen_admin, key_log, max_packet_size, handshake_timeout } => {
+        Command::Serve {
+            data,
+            host_names,
+            mqtt,
+            https,
+            listen_admin,
+            key_log,
+            max_packet_size,
+            handshake_timeout,
+        } => {
             tracing_subscriber::fmt()
                 .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
                 .with_writer(std::io::stderr)
@@ -145,7 +166,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 "{}",
                 json!({ "mqtt": hub.mqtt_addr(), "https": hub.https_addr(), "admin": hub.admin_addr(), "host_name": hub.host_name() })
             );
-            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => {}
                 _ = term.recv() => {}
@@ -155,7 +177,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Selfcheck { data } => {
             let tmp = tempfile::tempdir()?;
             let dir = data.unwrap_or_else(|| tmp.path().to_path_buf());
-            let results = hub_fixture::selfcheck::run(&dir).await.map_err(|e| anyhow::anyhow!(e))?;
+            let results = hub_fixture::selfcheck::run(&dir)
+                .await
+                .map_err(|e| anyhow::anyhow!(e))?;
             let failed = results.iter().filter(|r| r.outcome.is_err()).count();
             for r in &results {
                 match &r.outcome {
@@ -170,43 +194,119 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Register { device_id, out } => {
-            let creds = admin.call("POST", "/devices", Some(json!({ "device_id": device_id }))).await?;
-            let field = |k: &str| creds.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
+            let creds = admin
+                .call("POST", "/devices", Some(json!({ "device_id": device_id })))
+                .await?;
+            let field = |k: &str| {
+                creds
+                    .get(k)
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned()
+            };
             std::fs::create_dir_all(&out)?;
-            for (name, key) in [(format!("{device_id}.pem"), "cert_pem"), (format!("{device_id}.key"), "key_pem"), ("ca.pem".into(), "ca_pem")] {
+            for (name, key) in [
+                (format!("{device_id}.pem"), "cert_pem"),
+                (format!("{device_id}.key"), "key_pem"),
+                ("ca.pem".into(), "ca_pem"),
+            ] {
                 let path = out.join(name);
-                std::fs::write(&path, field(key)).map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
+                std::fs::write(&path, field(key))
+                    .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
             }
-            print(json!({ "device_id": device_id, "serial": field("serial"), "thumbprint": field("thumbprint") }));
+            print(
+                json!({ "device_id": device_id, "serial": field("serial"), "thumbprint": field("thumbprint") }),
+            );
         }
-        Command::Revoke { serial } => print(admin.call("POST", &format!("/certificates/{serial}/revoke"), None).await?),
-        Command::Status { device_id, status } => {
-            print(admin.call("PUT", &format!("/devices/{device_id}/status"), Some(json!({ "status": status }))).await?)
-        }
-        Command::Send { device_id, payload, ttl_seconds, props } => {
+        Command::Revoke { serial } => print(
+            admin
+                .call("POST", &format!("/certificates/{serial}/revoke"), None)
+                .await?,
+        ),
+        Command::Status { device_id, status } => print(
+            admin
+                .call(
+                    "PUT",
+                    &format!("/devices/{device_id}/status"),
+                    Some(json!({ "status": status })),
+                )
+                .await?,
+        ),
+        Command::Send {
+            device_id,
+            payload,
+            ttl_seconds,
+            props,
+        } => {
             let properties = props
                 .iter()
                 .map(|p| p.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())))
                 .collect::<Option<Vec<_>>>()
                 .ok_or_else(|| anyhow::anyhow!("--prop takes k=v"))?;
-            let body = json!({ "payload": payload, "ttl_seconds": ttl_seconds, "properties": properties });
-            print(admin.call("POST", &format!("/devices/{device_id}/messages"), Some(body)).await?)
+            let body =
+                json!({ "payload": payload, "ttl_seconds": ttl_seconds, "properties": properties });
+            print(
+                admin
+                    .call(
+                        "POST",
+                        &format!("/devices/{device_id}/messages"),
+                        Some(body),
+                    )
+                    .await?,
+            )
         }
-        Command::Method { device_id, name, payload, timeout_seconds } => {
-            let payload: Value = serde_json::from_str(&payload).map_err(|e| anyhow::anyhow!("--payload is not JSON: {e}"))?;
+        Command::Method {
+            device_id,
+            name,
+            payload,
+            timeout_seconds,
+        } => {
+            let payload: Value = serde_json::from_str(&payload)
+                .map_err(|e| anyhow::anyhow!("--payload is not JSON: {e}"))?;
             let body = json!({ "payload": payload, "timeout_seconds": timeout_seconds });
-            print(admin.call("POST", &format!("/devices/{device_id}/methods/{name}"), Some(body)).await?)
+            print(
+                admin
+                    .call(
+                        "POST",
+                        &format!("/devices/{device_id}/methods/{name}"),
+                        Some(body),
+                    )
+                    .await?,
+            )
         }
         Command::Twin { device_id, desired } => match desired {
             Some(d) => {
-                let patch: Value = serde_json::from_str(&d).map_err(|e| anyhow::anyhow!("--desired is not JSON: {e}"))?;
-                print(admin.call("PATCH", &format!("/devices/{device_id}/twin/desired"), Some(patch)).await?)
+                let patch: Value = serde_json::from_str(&d)
+                    .map_err(|e| anyhow::anyhow!("--desired is not JSON: {e}"))?;
+                print(
+                    admin
+                        .call(
+                            "PATCH",
+                            &format!("/devices/{device_id}/twin/desired"),
+                            Some(patch),
+                        )
+                        .await?,
+                )
             }
-            None => print(admin.call("GET", &format!("/devices/{device_id}/twin"), None).await?),
+            None => print(
+                admin
+                    .call("GET", &format!("/devices/{device_id}/twin"), None)
+                    .await?,
+            ),
         },
-        Command::AdvanceClock { seconds } => print(admin.call("POST", "/clock/advance", Some(json!({ "seconds": seconds }))).await?),
+        Command::AdvanceClock { seconds } => print(
+            admin
+                .call(
+                    "POST",
+                    "/clock/advance",
+                    Some(json!({ "seconds": seconds })),
+                )
+                .await?,
+        ),
         Command::Journal { after } => {
-            let entries = admin.call("GET", &format!("/journal?after={after}"), None).await?;
+            let entries = admin
+                .call("GET", &format!("/journal?after={after}"), None)
+                .await?;
             for e in entries.as_array().into_iter().flatten() {
                 println!("{e}");
             }
@@ -219,8 +319,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             print(admin.call("GET", &path, None).await?)
         }
         Command::Firmware { name, file } => {
-            let image = std::fs::read(&file).map_err(|e| anyhow::anyhow!("reading {}: {e}", file.display()))?;
-            print(admin.call_raw("PUT", &format!("/firmware/{name}"), "application/octet-stream", image).await?)
+            let image = std::fs::read(&file)
+                .map_err(|e| anyhow::anyhow!("reading {}: {e}", file.display()))?;
+            print(
+                admin
+                    .call_raw(
+                        "PUT",
+                        &format!("/firmware/{name}"),
+                        "application/octet-stream",
+                        image,
+                    )
+                    .await?,
+            )
         }
     }
     Ok(())

@@ -44,35 +44,70 @@ pub(crate) async fn accept_tls(
     tcp: TcpStream,
     peer: &str,
     listener: Listener,
-) -> Option<(tokio_rustls::server::TlsStream<TcpStream>, ClientIdentity, Vec<u8>)> {
+) -> Option<(
+    tokio_rustls::server::TlsStream<TcpStream>,
+    ClientIdentity,
+    Vec<u8>,
+)> {
     let acceptor = TlsAcceptor::from(hub.tls.clone());
     let failed = |reason: HandshakeFailure, detail: String| {
-        hub.journal.record(None, Some(peer), Event::HandshakeFailed { listener, reason, detail });
+        hub.journal.record(
+            None,
+            Some(peer),
+            Event::HandshakeFailed {
+                listener,
+                reason,
+                detail,
+            },
+        );
     };
-    let stream = match tokio::time::timeout(hub.config.handshake_timeout, acceptor.accept(tcp)).await {
-        Err(_) => {
-            failed(HandshakeFailure::Timeout, format!("no handshake within {:?}", hub.config.handshake_timeout));
-            return None;
-        }
-        Ok(Err(e)) => {
-            let (reason, detail) = crate::tls::classify_handshake_error(&e);
-            failed(reason, detail);
-            return None;
-        }
-        Ok(Ok(s)) => s,
-    };
+    let stream =
+        match tokio::time::timeout(hub.config.handshake_timeout, acceptor.accept(tcp)).await {
+            Err(_) => {
+                failed(
+                    HandshakeFailure::Timeout,
+                    format!("no handshake within {:?}", hub.config.handshake_timeout),
+                );
+                return None;
+            }
+            Ok(Err(e)) => {
+                let (reason, detail) = crate::tls::classify_handshake_error(&e);
+                failed(reason, detail);
+                return None;
+            }
+            Ok(Ok(s)) => s,
+        };
     let (_, conn) = stream.get_ref();
-    let cert = conn.peer_certificates().and_then(|c| c.first()).map(|c| c.to_vec());
-    let Some((cert_der, (device_id, serial))) = cert.and_then(|der| crate::tls::cert_identity(&der).map(|id| (der, id))) else {
-        failed(HandshakeFailure::BadCertificate, "client certificate has no subject CN".into());
+    let cert = conn
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .map(|c| c.to_vec());
+    let Some((cert_der, (device_id, serial))) =
+        cert.and_then(|der| crate::tls::cert_identity(&der).map(|id| (der, id)))
+    else {
+        failed(
+            HandshakeFailure::BadCertificate,
+            "client certificate has no subject CN".into(),
+        );
         return None;
     };
-    let tls_version = conn.protocol_version().map(|v| format!("{v:?}")).unwrap_or_default();
-    let cipher_suite = conn.negotiated_cipher_suite().map(|s| format!("{:?}", s.suite())).unwrap_or_default();
+    let tls_version = conn
+        .protocol_version()
+        .map(|v| format!("{v:?}"))
+        .unwrap_or_default();
+    let cipher_suite = conn
+        .negotiated_cipher_suite()
+        .map(|s| format!("{:?}", s.suite()))
+        .unwrap_or_default();
     hub.journal.record(
         Some(&device_id),
         Some(peer),
-        Event::TlsAccepted { listener, serial: serial.clone(), tls_version, cipher_suite },
+        Event::TlsAccepted {
+            listener,
+            serial: serial.clone(),
+            tls_version,
+            cipher_suite,
+        },
     );
     Some((stream, ClientIdentity { device_id, serial }, cert_der))
 }
@@ -86,7 +121,10 @@ async fn connection(hub: Arc<HubState>, tcp: TcpStream, peer: SocketAddr) {
     let session_id = hub.next_id();
     let (tx, mut rx) = mpsc::unbounded_channel();
     let mut session = Session::new(hub.session_config.clone(), identity);
-    let mut port = Port { hub: &hub, peer: &peer };
+    let mut port = Port {
+        hub: &hub,
+        peer: &peer,
+    };
     let (mut rd, mut wr) = tokio::io::split(stream);
     let mut buf = vec![0u8; 16 * 1024];
     let mut registered = false;
@@ -140,9 +178,16 @@ async fn connection(hub: Arc<HubState>, tcp: TcpStream, peer: SocketAddr) {
         }
         if session.is_connected() && !registered {
             registered = true;
-            let handle = SessionHandle { id: session_id, serial: session.identity().serial.clone(), tx: tx.clone() };
+            let handle = SessionHandle {
+                id: session_id,
+                serial: session.identity().serial.clone(),
+                tx: tx.clone(),
+            };
             if !hub.register_session(&device_id, handle) {
-                break SessionEnd::new(CloseReason::CertificateRevoked, "certificate revoked during connect");
+                break SessionEnd::new(
+                    CloseReason::CertificateRevoked,
+                    "certificate revoked during connect",
+                );
             }
         }
     };
@@ -157,11 +202,18 @@ async fn connection(hub: Arc<HubState>, tcp: TcpStream, peer: SocketAddr) {
     hub.journal.record(
         Some(&device_id),
         Some(&peer),
-        Event::SessionClosed { reason: end.reason, detail: end.detail },
+        Event::SessionClosed {
+            reason: end.reason,
+            detail: end.detail,
+        },
     );
     if let Some((at, serial)) = revoked_at {
         let latency_us = closed_at.saturating_duration_since(at).as_micros() as u64;
-        hub.journal.record(Some(&device_id), Some(&peer), Event::RevokedSessionClosed { serial, latency_us });
+        hub.journal.record(
+            Some(&device_id),
+            Some(&peer),
+            Event::RevokedSessionClosed { serial, latency_us },
+        );
     }
 }
 
@@ -177,7 +229,12 @@ struct Port<'a> {
 
 impl HubPort for Port<'_> {
     fn device_status(&mut self, device_id: &str) -> Option<DeviceStatus> {
-        self.hub.store().device(device_id).ok().flatten().map(|d| d.status)
+        self.hub
+            .store()
+            .device(device_id)
+            .ok()
+            .flatten()
+            .map(|d| d.status)
     }
 
     fn serial_revoked(&mut self, serial: &str) -> bool {
@@ -186,7 +243,10 @@ impl HubPort for Port<'_> {
 
     fn take_c2d(&mut self, device_id: &str, in_flight: &[i64], limit: usize) -> Vec<QueuedMessage> {
         let now = self.hub.now_ms();
-        let taken = self.hub.store().take_deliverable(device_id, now, in_flight, limit);
+        let taken = self
+            .hub
+            .store()
+            .take_deliverable(device_id, now, in_flight, limit);
         match taken {
             Ok(t) => {
                 self.hub.journal_feedback(&t.feedback);
@@ -213,16 +273,23 @@ impl HubPort for Port<'_> {
         self.hub.store().twin(device_id).ok()
     }
 
-    fn patch_reported(&mut self, device_id: &str, patch: &serde_json::Value) -> Result<i64, String> {
+    fn patch_reported(
+        &mut self,
+        device_id: &str,
+        patch: &serde_json::Value,
+    ) -> Result<i64, String> {
         let twin = self.hub.store().patch_reported(device_id, patch);
         twin.map(|t| t.reported_version).map_err(|e| e.to_string())
     }
 
     fn method_result(&mut self, device_id: &str, rid: &str, status: u16, payload: Bytes) {
-        self.hub.finish_method(Some(device_id), rid, status, payload);
+        self.hub
+            .finish_method(Some(device_id), rid, status, payload);
     }
 
     fn journal(&mut self, device_id: &str, event: Event) {
-        self.hub.journal.record(Some(device_id), Some(self.peer), event);
+        self.hub
+            .journal
+            .record(Some(device_id), Some(self.peer), event);
     }
 }

@@ -11,9 +11,8 @@ use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
-    IsCa, Issuer, KeyPair, KeyUsagePurpose, SerialNumber, SignatureAlgorithm,
-    SubjectPublicKeyInfo,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose, SerialNumber, SignatureAlgorithm, SubjectPublicKeyInfo,
 };
 use ring::rand::{SecureRandom, SystemRandom};
 use rustls_pki_types::CertificateDer;
@@ -145,7 +144,11 @@ impl CertificateAuthority {
     /// Loads the CA from `dir` (`ca.pem`, `ca.key`), or creates and saves one.
     /// A hub restarted on the same data directory keeps its CA, so the devices'
     /// certificates stay valid.
-    pub fn load_or_create(dir: &Path, common_name: &str, now: SystemTime) -> Result<Self, PkiError> {
+    pub fn load_or_create(
+        dir: &Path,
+        common_name: &str,
+        now: SystemTime,
+    ) -> Result<Self, PkiError> {
         let cert_path = dir.join(CA_CERT_FILE);
         let key_path = dir.join(CA_KEY_FILE);
         if cert_path.exists() {
@@ -158,7 +161,8 @@ impl CertificateAuthority {
             let key = KeyPair::from_pem(&key_pem).map_err(|e| bad(e.to_string()))?;
             let issuer =
                 Issuer::from_ca_cert_pem(&cert_pem, key).map_err(|e| bad(e.to_string()))?;
-            let cert_der = pem_to_der(&cert_pem).ok_or_else(|| bad("no CERTIFICATE block".into()))?;
+            let cert_der =
+                pem_to_der(&cert_pem).ok_or_else(|| bad("no CERTIFICATE block".into()))?;
             return Ok(Self {
                 issuer,
                 cert_der,
@@ -182,7 +186,11 @@ impl CertificateAuthority {
     }
 
     /// A TLS server certificate for `host_names` (DNS names or IP addresses).
-    pub fn issue_server(&self, host_names: &[String], validity: Validity) -> Result<IssuedCert, PkiError> {
+    pub fn issue_server(
+        &self,
+        host_names: &[String],
+        validity: Validity,
+    ) -> Result<IssuedCert, PkiError> {
         let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
         let mut params = CertificateParams::new(host_names.to_vec())?;
         params.distinguished_name = dn(host_names.first().map(String::as_str).unwrap_or("hub"));
@@ -199,7 +207,12 @@ impl CertificateAuthority {
         validity: Validity,
     ) -> Result<IssuedCert, PkiError> {
         let key = KeyPair::generate_for(algorithm.rcgen())?;
-        self.sign(client_params(device_id), &key, validity, Some(key.serialize_pem()))
+        self.sign(
+            client_params(device_id),
+            &key,
+            validity,
+            Some(key.serialize_pem()),
+        )
     }
 
     /// Signs a public key the CA was given (EST re-enrolment): subject CN =
@@ -292,11 +305,29 @@ mod tests {
     fn device_cert_has_cn_client_auth_and_random_serial() {
         let now = SystemTime::now();
         let ca = CertificateAuthority::generate("test CA", now).unwrap();
-        let a = ca.issue_device("dev-1", KeyAlgorithm::EcdsaP256, Validity::days_from(now, 1)).unwrap();
-        let b = ca.issue_device("dev-1", KeyAlgorithm::EcdsaP256, Validity::days_from(now, 1)).unwrap();
+        let a = ca
+            .issue_device(
+                "dev-1",
+                KeyAlgorithm::EcdsaP256,
+                Validity::days_from(now, 1),
+            )
+            .unwrap();
+        let b = ca
+            .issue_device(
+                "dev-1",
+                KeyAlgorithm::EcdsaP256,
+                Validity::days_from(now, 1),
+            )
+            .unwrap();
         assert_ne!(a.serial, b.serial);
         let (_, cert) = X509Certificate::from_der(&a.cert_der).unwrap();
-        let cn = cert.subject().iter_common_name().next().unwrap().as_str().unwrap();
+        let cn = cert
+            .subject()
+            .iter_common_name()
+            .next()
+            .unwrap()
+            .as_str()
+            .unwrap();
         assert_eq!(cn, "dev-1");
         assert_eq!(hex::encode(cert.raw_serial()), a.serial);
         let eku = cert.extended_key_usage().unwrap().unwrap().value;
@@ -312,7 +343,9 @@ mod tests {
         let ca1 = CertificateAuthority::load_or_create(dir.path(), "CA", now).unwrap();
         let ca2 = CertificateAuthority::load_or_create(dir.path(), "CA", now).unwrap();
         assert_eq!(ca1.cert_der(), ca2.cert_der());
-        let dev = ca2.issue_device("d", KeyAlgorithm::Ed25519, Validity::days_from(now, 1)).unwrap();
+        let dev = ca2
+            .issue_device("d", KeyAlgorithm::Ed25519, Validity::days_from(now, 1))
+            .unwrap();
         let (_, cert) = X509Certificate::from_der(&dev.cert_der).unwrap();
         let (_, ca_cert) = X509Certificate::from_der(ca1.cert_der()).unwrap();
         cert.verify_signature(Some(ca_cert.public_key())).unwrap();
@@ -324,7 +357,9 @@ mod tests {
         let ca = CertificateAuthority::generate("CA", now).unwrap();
         let key = KeyPair::generate().unwrap();
         let spki = key.subject_public_key_info();
-        let issued = ca.issue_for_public_key("dev-9", &spki, Validity::days_from(now, 30)).unwrap();
+        let issued = ca
+            .issue_for_public_key("dev-9", &spki, Validity::days_from(now, 30))
+            .unwrap();
         assert!(issued.key_pem.is_none());
         let (_, cert) = X509Certificate::from_der(&issued.cert_der).unwrap();
         assert_eq!(cert.public_key().raw, &spki[..]);

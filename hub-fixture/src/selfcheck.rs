@@ -23,7 +23,9 @@ pub struct CheckResult {
 
 /// Runs the checks against a fresh hub in `data_dir`; returns every result.
 pub async fn run(data_dir: &Path) -> Result<Vec<CheckResult>, String> {
-    let hub = HubFixture::start(HubConfig::for_tests(data_dir)).await.map_err(|e| e.to_string())?;
+    let hub = HubFixture::start(HubConfig::for_tests(data_dir))
+        .await
+        .map_err(|e| e.to_string())?;
     let mut results = Vec::new();
     let mut check = |name, outcome| results.push(CheckResult { name, outcome });
     check("mtls-connect-and-telemetry", telemetry(&hub).await);
@@ -40,23 +42,48 @@ fn e<E: std::fmt::Display>(what: &'static str) -> impl Fn(E) -> String {
 
 async fn telemetry(hub: &HubFixture) -> Result<String, String> {
     let creds = hub.register_device("selfcheck-1").map_err(e("register"))?;
-    let (mut c, ack) = DeviceClient::connect(hub.mqtt_addr(), &creds, ConnectOptions::default()).await.map_err(e("connect"))?;
+    let (mut c, ack) = DeviceClient::connect(hub.mqtt_addr(), &creds, ConnectOptions::default())
+        .await
+        .map_err(e("connect"))?;
     if ack.code != rumqttc::ConnectReturnCode::Success {
         return Err(format!("CONNACK {:?}", ack.code));
     }
-    c.publish("devices/selfcheck-1/messages/events/", rumqttc::QoS::AtLeastOnce, b"{\"t\":1}").await.map_err(e("publish"))?;
-    let seen = hub.journal().entries().iter().any(|j| matches!(j.event, Event::Telemetry { .. }));
+    c.publish(
+        "devices/selfcheck-1/messages/events/",
+        rumqttc::QoS::AtLeastOnce,
+        b"{\"t\":1}",
+    )
+    .await
+    .map_err(e("publish"))?;
+    let seen = hub
+        .journal()
+        .entries()
+        .iter()
+        .any(|j| matches!(j.event, Event::Telemetry { .. }));
     c.disconnect().await.map_err(e("disconnect"))?;
-    seen.then(|| "telemetry journalled, PUBACK received".to_owned()).ok_or_else(|| "telemetry not journalled".into())
+    seen.then(|| "telemetry journalled, PUBACK received".to_owned())
+        .ok_or_else(|| "telemetry not journalled".into())
 }
 
 async fn c2d_offline(hub: &HubFixture) -> Result<String, String> {
     let creds = hub.register_device("selfcheck-2").map_err(e("register"))?;
     let m = hub
-        .send_c2d("selfcheck-2", NewMessage { message_id: None, payload: b"hello".to_vec(), properties: vec![], ttl_ms: None })
+        .send_c2d(
+            "selfcheck-2",
+            NewMessage {
+                message_id: None,
+                payload: b"hello".to_vec(),
+                properties: vec![],
+                ttl_ms: None,
+            },
+        )
         .map_err(e("send"))?;
-    let (mut c, _) = DeviceClient::connect(hub.mqtt_addr(), &creds, ConnectOptions::default()).await.map_err(e("connect"))?;
-    c.subscribe_c2d("selfcheck-2").await.map_err(e("subscribe"))?;
+    let (mut c, _) = DeviceClient::connect(hub.mqtt_addr(), &creds, ConnectOptions::default())
+        .await
+        .map_err(e("connect"))?;
+    c.subscribe_c2d("selfcheck-2")
+        .await
+        .map_err(e("subscribe"))?;
     let p = c.next_publish(GUARD).await.map_err(e("receive"))?;
     if &p.payload[..] != b"hello" {
         return Err(format!("got payload {:?}", p.payload));
@@ -72,19 +99,32 @@ async fn c2d_offline(hub: &HubFixture) -> Result<String, String> {
 
 async fn ttl(hub: &HubFixture) -> Result<String, String> {
     hub.register_device("selfcheck-3").map_err(e("register"))?;
-    hub.send_c2d("selfcheck-3", NewMessage { message_id: None, payload: b"late".to_vec(), properties: vec![], ttl_ms: Some(3_600_000) })
-        .map_err(e("send"))?;
-    hub.advance_clock(Duration::from_secs(7200)).map_err(e("advance"))?;
+    hub.send_c2d(
+        "selfcheck-3",
+        NewMessage {
+            message_id: None,
+            payload: b"late".to_vec(),
+            properties: vec![],
+            ttl_ms: Some(3_600_000),
+        },
+    )
+    .map_err(e("send"))?;
+    hub.advance_clock(Duration::from_secs(7200))
+        .map_err(e("advance"))?;
     let fb = hub.feedback(Some("selfcheck-3")).map_err(e("feedback"))?;
     match fb.first() {
-        Some(f) if f.status == FeedbackStatus::Expired => Ok("1 h message expired after 2 h of virtual time".into()),
+        Some(f) if f.status == FeedbackStatus::Expired => {
+            Ok("1 h message expired after 2 h of virtual time".into())
+        }
         other => Err(format!("expected expired feedback, got {other:?}")),
     }
 }
 
 async fn revocation(hub: &HubFixture) -> Result<String, String> {
     let creds = hub.register_device("selfcheck-4").map_err(e("register"))?;
-    let (mut c, _) = DeviceClient::connect(hub.mqtt_addr(), &creds, ConnectOptions::default()).await.map_err(e("connect"))?;
+    let (mut c, _) = DeviceClient::connect(hub.mqtt_addr(), &creds, ConnectOptions::default())
+        .await
+        .map_err(e("connect"))?;
     let mark = hub.journal().len();
     hub.revoke(&creds.serial).map_err(e("revoke"))?;
     if !c.closed_by_hub(GUARD).await {
@@ -92,11 +132,15 @@ async fn revocation(hub: &HubFixture) -> Result<String, String> {
     }
     let entry = hub
         .journal()
-        .wait_for(mark, GUARD, |j| matches!(j.event, Event::RevokedSessionClosed { .. }))
+        .wait_for(mark, GUARD, |j| {
+            matches!(j.event, Event::RevokedSessionClosed { .. })
+        })
         .await
         .ok_or("no revoked_session_closed entry")?;
     match entry.event {
-        Event::RevokedSessionClosed { latency_us, .. } => Ok(format!("session closed {latency_us} µs after revoke")),
+        Event::RevokedSessionClosed { latency_us, .. } => {
+            Ok(format!("session closed {latency_us} µs after revoke"))
+        }
         _ => unreachable!("matched above"),
     }
 }

@@ -65,7 +65,8 @@ pub trait HubPort {
     fn complete_c2d(&mut self, device_id: &str, seq: i64);
     fn twin(&mut self, device_id: &str) -> Option<Twin>;
     /// Applies a reported-properties patch; returns the new reported version.
-    fn patch_reported(&mut self, device_id: &str, patch: &serde_json::Value) -> Result<i64, String>;
+    fn patch_reported(&mut self, device_id: &str, patch: &serde_json::Value)
+        -> Result<i64, String>;
     fn method_result(&mut self, device_id: &str, rid: &str, status: u16, payload: Bytes);
     fn journal(&mut self, device_id: &str, event: Event);
 }
@@ -151,7 +152,10 @@ impl Session {
     /// Feeds received bytes; handles every complete packet in them.
     pub fn receive(&mut self, port: &mut dyn HubPort, data: &[u8]) -> Result<(), SessionEnd> {
         if self.state == State::Ended {
-            return Err(SessionEnd::new(CloseReason::ProtocolViolation, "data after session end"));
+            return Err(SessionEnd::new(
+                CloseReason::ProtocolViolation,
+                "data after session end",
+            ));
         }
         self.inbuf.extend_from_slice(data);
         loop {
@@ -168,11 +172,23 @@ impl Session {
                     return Err(match e {
                         CodecError::PayloadSizeLimitExceeded(size) => SessionEnd::new(
                             CloseReason::PacketTooLarge,
-                            format!("packet of {size} bytes exceeds the limit of {}", self.config.max_packet_size),
+                            format!(
+                                "packet of {size} bytes exceeds the limit of {}",
+                                self.config.max_packet_size
+                            ),
                         ),
-                        CodecError::InvalidProtocolLevel(level) if self.state == State::AwaitConnect => {
-                            self.refuse(port, ConnectReturnCode::RefusedProtocolVersion, String::new(), RefuseReason::UnsupportedProtocol,
-                                format!("MQTT protocol level {level}; only 3.1.1 (level 4) is spoken"))
+                        CodecError::InvalidProtocolLevel(level)
+                            if self.state == State::AwaitConnect =>
+                        {
+                            self.refuse(
+                                port,
+                                ConnectReturnCode::RefusedProtocolVersion,
+                                String::new(),
+                                RefuseReason::UnsupportedProtocol,
+                                format!(
+                                    "MQTT protocol level {level}; only 3.1.1 (level 4) is spoken"
+                                ),
+                            )
                         }
                         other => SessionEnd::new(CloseReason::MalformedPacket, other.to_string()),
                     });
@@ -198,7 +214,11 @@ impl Session {
                     port.complete_c2d(&self.identity.device_id, done.seq);
                     port.journal(
                         &self.identity.device_id,
-                        Event::C2dAcked { seq: done.seq, message_id: done.message_id, packet_id: ack.pkid },
+                        Event::C2dAcked {
+                            seq: done.seq,
+                            message_id: done.message_id,
+                            packet_id: ack.pkid,
+                        },
                     );
                     self.deliver_c2d(port);
                 }
@@ -213,13 +233,19 @@ impl Session {
                     };
                     self.subscriptions.insert(kind);
                     granted.push(kind);
-                    let qos = if f.qos == QoS::AtMostOnce { QoS::AtMostOnce } else { QoS::AtLeastOnce };
+                    let qos = if f.qos == QoS::AtMostOnce {
+                        QoS::AtMostOnce
+                    } else {
+                        QoS::AtLeastOnce
+                    };
                     codes.push(SubscribeReasonCode::Success(qos));
                 }
                 self.write(Packet::SubAck(SubAck::new(sub.pkid, codes)));
                 port.journal(
                     &self.identity.device_id,
-                    Event::Subscribed { filters: sub.filters.iter().map(|f| f.path.clone()).collect() },
+                    Event::Subscribed {
+                        filters: sub.filters.iter().map(|f| f.path.clone()).collect(),
+                    },
                 );
                 if granted.contains(&Subscription::CloudToDevice) {
                     self.deliver_c2d(port);
@@ -242,7 +268,10 @@ impl Session {
             Packet::Disconnect => Err(SessionEnd::new(CloseReason::ClientDisconnect, "DISCONNECT")),
             Packet::PubRec(_) | Packet::PubRel(_) | Packet::PubComp(_) => Err(SessionEnd::new(
                 CloseReason::Qos2Unsupported,
-                format!("{} belongs to QoS 2, which the hub does not support", packet_name(&packet)),
+                format!(
+                    "{} belongs to QoS 2, which the hub does not support",
+                    packet_name(&packet)
+                ),
             )),
             other => Err(SessionEnd::new(
                 CloseReason::ProtocolViolation,
@@ -251,34 +280,74 @@ impl Session {
         }
     }
 
-    fn on_connect(&mut self, port: &mut dyn HubPort, c: rumqttc::mqttbytes::v4::Connect) -> Result<(), SessionEnd> {
+    fn on_connect(
+        &mut self,
+        port: &mut dyn HubPort,
+        c: rumqttc::mqttbytes::v4::Connect,
+    ) -> Result<(), SessionEnd> {
         let id = self.identity.device_id.clone();
         if c.protocol != Protocol::V4 {
-            return Err(self.refuse(port, ConnectReturnCode::RefusedProtocolVersion, c.client_id, RefuseReason::UnsupportedProtocol,
-                "only MQTT 3.1.1 is spoken".into()));
+            return Err(self.refuse(
+                port,
+                ConnectReturnCode::RefusedProtocolVersion,
+                c.client_id,
+                RefuseReason::UnsupportedProtocol,
+                "only MQTT 3.1.1 is spoken".into(),
+            ));
         }
         if c.client_id != id {
-            let detail = format!("client id {:?} differs from the certificate CN {:?}", c.client_id, id);
-            return Err(self.refuse(port, ConnectReturnCode::NotAuthorized, c.client_id, RefuseReason::ClientIdMismatch, detail));
+            let detail = format!(
+                "client id {:?} differs from the certificate CN {:?}",
+                c.client_id, id
+            );
+            return Err(self.refuse(
+                port,
+                ConnectReturnCode::NotAuthorized,
+                c.client_id,
+                RefuseReason::ClientIdMismatch,
+                detail,
+            ));
         }
         let user = c.login.as_ref().map(|l| l.username.as_str()).unwrap_or("");
         if let Err(detail) = topics::check_user_name(user, &self.config.hub_host, &id) {
-            return Err(self.refuse(port, ConnectReturnCode::BadUserNamePassword, c.client_id, RefuseReason::BadUserName, detail));
+            return Err(self.refuse(
+                port,
+                ConnectReturnCode::BadUserNamePassword,
+                c.client_id,
+                RefuseReason::BadUserName,
+                detail,
+            ));
         }
         match port.device_status(&id) {
             None => {
-                return Err(self.refuse(port, ConnectReturnCode::NotAuthorized, c.client_id, RefuseReason::UnknownDevice,
-                    format!("device {id:?} is not registered")));
+                return Err(self.refuse(
+                    port,
+                    ConnectReturnCode::NotAuthorized,
+                    c.client_id,
+                    RefuseReason::UnknownDevice,
+                    format!("device {id:?} is not registered"),
+                ));
             }
             Some(DeviceStatus::Disabled) => {
-                return Err(self.refuse(port, ConnectReturnCode::NotAuthorized, c.client_id, RefuseReason::DeviceDisabled,
-                    format!("device {id:?} is disabled")));
+                return Err(self.refuse(
+                    port,
+                    ConnectReturnCode::NotAuthorized,
+                    c.client_id,
+                    RefuseReason::DeviceDisabled,
+                    format!("device {id:?} is disabled"),
+                ));
             }
             Some(DeviceStatus::Enabled) => {}
         }
         if port.serial_revoked(&self.identity.serial) {
             let detail = format!("certificate {} is revoked", self.identity.serial);
-            return Err(self.refuse(port, ConnectReturnCode::NotAuthorized, c.client_id, RefuseReason::CertificateRevoked, detail));
+            return Err(self.refuse(
+                port,
+                ConnectReturnCode::NotAuthorized,
+                c.client_id,
+                RefuseReason::CertificateRevoked,
+                detail,
+            ));
         }
         if let Some(will) = &c.last_will {
             if DevicePublish::parse(&id, &will.topic).is_err() {
@@ -287,7 +356,10 @@ impl Session {
         }
         self.state = State::Connected;
         self.keep_alive = c.keep_alive;
-        self.write(Packet::ConnAck(ConnAck::new(ConnectReturnCode::Success, false)));
+        self.write(Packet::ConnAck(ConnAck::new(
+            ConnectReturnCode::Success,
+            false,
+        )));
         port.journal(
             &id,
             Event::Connected {
@@ -309,26 +381,59 @@ impl Session {
         detail: String,
     ) -> SessionEnd {
         self.write(Packet::ConnAck(ConnAck::new(code, false)));
-        port.journal(&self.identity.device_id, Event::ConnectRefused { client_id, reason, detail: detail.clone() });
+        port.journal(
+            &self.identity.device_id,
+            Event::ConnectRefused {
+                client_id,
+                reason,
+                detail: detail.clone(),
+            },
+        );
         SessionEnd::new(CloseReason::ConnectRefused, detail)
     }
 
     fn acl_violation(&mut self, port: &mut dyn HubPort, action: &str, topic: &str) -> SessionEnd {
-        port.journal(&self.identity.device_id, Event::AclViolation { action: action.into(), topic: topic.into() });
-        SessionEnd::new(CloseReason::AclViolation, format!("{action} on {topic:?} is not allowed for {}", self.identity.device_id))
+        port.journal(
+            &self.identity.device_id,
+            Event::AclViolation {
+                action: action.into(),
+                topic: topic.into(),
+            },
+        );
+        SessionEnd::new(
+            CloseReason::AclViolation,
+            format!(
+                "{action} on {topic:?} is not allowed for {}",
+                self.identity.device_id
+            ),
+        )
     }
 
     fn on_publish(&mut self, port: &mut dyn HubPort, p: Publish) -> Result<(), SessionEnd> {
         if p.qos == QoS::ExactlyOnce {
-            return Err(SessionEnd::new(CloseReason::Qos2Unsupported, format!("QoS 2 publish on {:?}", p.topic)));
+            return Err(SessionEnd::new(
+                CloseReason::Qos2Unsupported,
+                format!("QoS 2 publish on {:?}", p.topic),
+            ));
         }
         let id = self.identity.device_id.clone();
         let kind = match DevicePublish::parse(&id, &p.topic) {
             Ok(kind) => kind,
-            Err(topics::TopicError::NotAllowed) => return Err(self.acl_violation(port, "publish", &p.topic)),
+            Err(topics::TopicError::NotAllowed) => {
+                return Err(self.acl_violation(port, "publish", &p.topic))
+            }
             Err(e) => {
-                port.journal(&id, Event::AclViolation { action: "publish".into(), topic: p.topic.clone() });
-                return Err(SessionEnd::new(CloseReason::AclViolation, format!("{:?}: {e}", p.topic)));
+                port.journal(
+                    &id,
+                    Event::AclViolation {
+                        action: "publish".into(),
+                        topic: p.topic.clone(),
+                    },
+                );
+                return Err(SessionEnd::new(
+                    CloseReason::AclViolation,
+                    format!("{:?}: {e}", p.topic),
+                ));
             }
         };
         match kind {
@@ -352,21 +457,41 @@ impl Session {
                             "desired": with_version(&twin.desired, twin.desired_version),
                             "reported": with_version(&twin.reported, twin.reported_version),
                         });
-                        self.publish_qos0(topics::twin_response_topic(200, &rid, None), body.to_string().into_bytes());
+                        self.publish_qos0(
+                            topics::twin_response_topic(200, &rid, None),
+                            body.to_string().into_bytes(),
+                        );
                     }
-                    None => self.publish_qos0(topics::twin_response_topic(404, &rid, None), Vec::new()),
+                    None => {
+                        self.publish_qos0(topics::twin_response_topic(404, &rid, None), Vec::new())
+                    }
                 }
             }
             DevicePublish::TwinReported { rid } => {
                 let patch: Result<serde_json::Value, _> = serde_json::from_slice(&p.payload);
-                match patch.map_err(|e| e.to_string()).and_then(|v| port.patch_reported(&id, &v)) {
+                match patch
+                    .map_err(|e| e.to_string())
+                    .and_then(|v| port.patch_reported(&id, &v))
+                {
                     Ok(version) => {
-                        port.journal(&id, Event::TwinReported { rid: rid.clone(), version });
-                        self.publish_qos0(topics::twin_response_topic(204, &rid, Some(version)), Vec::new());
+                        port.journal(
+                            &id,
+                            Event::TwinReported {
+                                rid: rid.clone(),
+                                version,
+                            },
+                        );
+                        self.publish_qos0(
+                            topics::twin_response_topic(204, &rid, Some(version)),
+                            Vec::new(),
+                        );
                     }
                     Err(why) => {
                         let body = serde_json::json!({ "message": why }).to_string();
-                        self.publish_qos0(topics::twin_response_topic(400, &rid, None), body.into_bytes());
+                        self.publish_qos0(
+                            topics::twin_response_topic(400, &rid, None),
+                            body.into_bytes(),
+                        );
                     }
                 }
             }
@@ -382,7 +507,9 @@ impl Session {
 
     /// Fills the C2D window from the queue, if the device subscribed for C2D.
     pub fn deliver_c2d(&mut self, port: &mut dyn HubPort) {
-        if self.state != State::Connected || !self.subscriptions.contains(&Subscription::CloudToDevice) {
+        if self.state != State::Connected
+            || !self.subscriptions.contains(&Subscription::CloudToDevice)
+        {
             return;
         }
         let room = self.config.c2d_window.saturating_sub(self.in_flight.len());
@@ -394,19 +521,37 @@ impl Session {
             let pid = self.allocate_packet_id();
             let mut bag = vec![
                 ("$.mid".to_string(), m.message_id.clone()),
-                ("$.to".to_string(), format!("/devices/{}/messages/deviceBound", m.device_id)),
+                (
+                    "$.to".to_string(),
+                    format!("/devices/{}/messages/deviceBound", m.device_id),
+                ),
                 ("$.exp".to_string(), rfc3339(m.expires_ms)),
             ];
             bag.extend(m.properties.iter().cloned());
-            let mut publish = Publish::new(topics::c2d_topic(&m.device_id, &bag), QoS::AtLeastOnce, m.payload.clone());
+            let mut publish = Publish::new(
+                topics::c2d_topic(&m.device_id, &bag),
+                QoS::AtLeastOnce,
+                m.payload.clone(),
+            );
             publish.pkid = pid;
             publish.dup = m.delivery_count > 1;
             self.write(Packet::Publish(publish));
             port.journal(
                 &self.identity.device_id,
-                Event::C2dDelivered { seq: m.seq, message_id: m.message_id.clone(), delivery_count: m.delivery_count, packet_id: pid },
+                Event::C2dDelivered {
+                    seq: m.seq,
+                    message_id: m.message_id.clone(),
+                    delivery_count: m.delivery_count,
+                    packet_id: pid,
+                },
             );
-            self.in_flight.insert(pid, InFlight { seq: m.seq, message_id: m.message_id });
+            self.in_flight.insert(
+                pid,
+                InFlight {
+                    seq: m.seq,
+                    message_id: m.message_id,
+                },
+            );
         }
     }
 
@@ -422,16 +567,25 @@ impl Session {
 
     /// Notifies a desired-properties patch; false when the device did not subscribe.
     pub fn send_desired(&mut self, version: i64, patch: &serde_json::Value) -> bool {
-        if self.state != State::Connected || !self.subscriptions.contains(&Subscription::TwinDesired) {
+        if self.state != State::Connected
+            || !self.subscriptions.contains(&Subscription::TwinDesired)
+        {
             return false;
         }
         let body = with_version(patch, version);
-        self.publish_qos0(topics::twin_desired_topic(version), body.to_string().into_bytes());
+        self.publish_qos0(
+            topics::twin_desired_topic(version),
+            body.to_string().into_bytes(),
+        );
         true
     }
 
     fn publish_qos0(&mut self, topic: String, payload: Vec<u8>) {
-        self.write(Packet::Publish(Publish::new(topic, QoS::AtMostOnce, payload)));
+        self.write(Packet::Publish(Publish::new(
+            topic,
+            QoS::AtMostOnce,
+            payload,
+        )));
     }
 
     fn allocate_packet_id(&mut self) -> u16 {
@@ -455,7 +609,11 @@ impl Session {
 }
 
 fn with_version(obj: &serde_json::Value, version: i64) -> serde_json::Value {
-    let mut v = if obj.is_object() { obj.clone() } else { serde_json::json!({}) };
+    let mut v = if obj.is_object() {
+        obj.clone()
+    } else {
+        serde_json::json!({})
+    };
     v["$version"] = serde_json::json!(version);
     v
 }
@@ -466,7 +624,10 @@ fn payload_text(payload: &[u8]) -> String {
     let cut = &payload[..payload.len().min(4096)];
     match std::str::from_utf8(cut) {
         Ok(s) => s.to_owned(),
-        Err(_) => format!("base64:{}", base64::engine::general_purpose::STANDARD.encode(cut)),
+        Err(_) => format!(
+            "base64:{}",
+            base64::engine::general_purpose::STANDARD.encode(cut)
+        ),
     }
 }
 
@@ -495,7 +656,6 @@ fn packet_name(p: &Packet) -> &'static str {
         Packet::Disconnect => "DISCONNECT",
     }
 }
-
 
 #[cfg(test)]
 #[path = "session_tests.rs"]

@@ -18,7 +18,11 @@ struct FakeHub {
 
 impl FakeHub {
     fn enabled() -> Self {
-        Self { status: Some(DeviceStatus::Enabled), reported: serde_json::json!({}), ..Default::default() }
+        Self {
+            status: Some(DeviceStatus::Enabled),
+            reported: serde_json::json!({}),
+            ..Default::default()
+        }
     }
     fn push(&mut self, seq: i64) {
         self.queue.push(QueuedMessage {
@@ -43,7 +47,12 @@ impl HubPort for FakeHub {
     }
     fn take_c2d(&mut self, _: &str, in_flight: &[i64], limit: usize) -> Vec<QueuedMessage> {
         let mut out = Vec::new();
-        for m in self.queue.iter_mut().filter(|m| !in_flight.contains(&m.seq)).take(limit) {
+        for m in self
+            .queue
+            .iter_mut()
+            .filter(|m| !in_flight.contains(&m.seq))
+            .take(limit)
+        {
             m.delivery_count += 1;
             out.push(m.clone());
         }
@@ -79,8 +88,15 @@ impl HubPort for FakeHub {
 
 fn session() -> Session {
     Session::new(
-        SessionConfig { hub_host: "hub.test".into(), max_packet_size: 1024, c2d_window: 2 },
-        ClientIdentity { device_id: "dev-1".into(), serial: "01ab".into() },
+        SessionConfig {
+            hub_host: "hub.test".into(),
+            max_packet_size: 1024,
+            c2d_window: 2,
+        },
+        ClientIdentity {
+            device_id: "dev-1".into(),
+            serial: "01ab".into(),
+        },
     )
 }
 
@@ -112,14 +128,23 @@ fn sent(s: &mut Session) -> Vec<Packet> {
 }
 
 fn subscribe(filters: &[&str]) -> Vec<u8> {
-    let filters = filters.iter().map(|f| SubscribeFilter::new(f.to_string(), QoS::AtLeastOnce)).collect();
+    let filters = filters
+        .iter()
+        .map(|f| SubscribeFilter::new(f.to_string(), QoS::AtLeastOnce))
+        .collect();
     bytes(Packet::Subscribe(Subscribe { pkid: 7, filters }))
 }
 
 fn connected(hub: &mut FakeHub) -> Session {
     let mut s = session();
     s.receive(hub, &good_connect()).unwrap();
-    assert_eq!(sent(&mut s), vec![Packet::ConnAck(ConnAck::new(ConnectReturnCode::Success, false))]);
+    assert_eq!(
+        sent(&mut s),
+        vec![Packet::ConnAck(ConnAck::new(
+            ConnectReturnCode::Success,
+            false
+        ))]
+    );
     s
 }
 
@@ -135,17 +160,51 @@ fn connect_is_accepted_and_keep_alive_sets_idle_timeout() {
 #[test]
 fn connect_refusals_name_their_reason() {
     let cases: Vec<(Vec<u8>, FakeHub, ConnectReturnCode, RefuseReason)> = vec![
-        (connect("dev-2", "hub.test/dev-2/?api-version=1"), FakeHub::enabled(), ConnectReturnCode::NotAuthorized, RefuseReason::ClientIdMismatch),
-        (connect("dev-1", "other/dev-1/?api-version=1"), FakeHub::enabled(), ConnectReturnCode::BadUserNamePassword, RefuseReason::BadUserName),
-        (good_connect(), FakeHub::default(), ConnectReturnCode::NotAuthorized, RefuseReason::UnknownDevice),
-        (good_connect(), FakeHub { status: Some(DeviceStatus::Disabled), ..FakeHub::enabled() }, ConnectReturnCode::NotAuthorized, RefuseReason::DeviceDisabled),
-        (good_connect(), FakeHub { revoked: true, ..FakeHub::enabled() }, ConnectReturnCode::NotAuthorized, RefuseReason::CertificateRevoked),
+        (
+            connect("dev-2", "hub.test/dev-2/?api-version=1"),
+            FakeHub::enabled(),
+            ConnectReturnCode::NotAuthorized,
+            RefuseReason::ClientIdMismatch,
+        ),
+        (
+            connect("dev-1", "other/dev-1/?api-version=1"),
+            FakeHub::enabled(),
+            ConnectReturnCode::BadUserNamePassword,
+            RefuseReason::BadUserName,
+        ),
+        (
+            good_connect(),
+            FakeHub::default(),
+            ConnectReturnCode::NotAuthorized,
+            RefuseReason::UnknownDevice,
+        ),
+        (
+            good_connect(),
+            FakeHub {
+                status: Some(DeviceStatus::Disabled),
+                ..FakeHub::enabled()
+            },
+            ConnectReturnCode::NotAuthorized,
+            RefuseReason::DeviceDisabled,
+        ),
+        (
+            good_connect(),
+            FakeHub {
+                revoked: true,
+                ..FakeHub::enabled()
+            },
+            ConnectReturnCode::NotAuthorized,
+            RefuseReason::CertificateRevoked,
+        ),
     ];
     for (packet, mut hub, code, reason) in cases {
         let mut s = session();
         let end = s.receive(&mut hub, &packet).unwrap_err();
         assert_eq!(end.reason, CloseReason::ConnectRefused);
-        assert_eq!(sent(&mut s), vec![Packet::ConnAck(ConnAck::new(code, false))]);
+        assert_eq!(
+            sent(&mut s),
+            vec![Packet::ConnAck(ConnAck::new(code, false))]
+        );
         assert!(
             matches!(&hub.events[0], Event::ConnectRefused { reason: r, .. } if *r == reason),
             "{:?}",
@@ -186,7 +245,9 @@ fn malformed_and_oversize_packets_end_the_session() {
     let end = s.receive(&mut hub, &[0x00, 0x00]).unwrap_err();
     assert_eq!(end.reason, CloseReason::MalformedPacket);
     let mut s = session();
-    let end = s.receive(&mut hub, &[0x10, 0x03, 0x00, 0x04, b'M']).unwrap_err();
+    let end = s
+        .receive(&mut hub, &[0x10, 0x03, 0x00, 0x04, b'M'])
+        .unwrap_err();
     assert_eq!(end.reason, CloseReason::MalformedPacket);
 }
 
@@ -194,11 +255,17 @@ fn malformed_and_oversize_packets_end_the_session() {
 fn telemetry_is_journalled_and_acked_at_qos1() {
     let mut hub = FakeHub::enabled();
     let mut s = connected(&mut hub);
-    let mut p = Publish::new("devices/dev-1/messages/events/a=1", QoS::AtLeastOnce, "21.5");
+    let mut p = Publish::new(
+        "devices/dev-1/messages/events/a=1",
+        QoS::AtLeastOnce,
+        "21.5",
+    );
     p.pkid = 9;
     s.receive(&mut hub, &bytes(Packet::Publish(p))).unwrap();
     assert_eq!(sent(&mut s), vec![Packet::PubAck(PubAck::new(9))]);
-    assert!(matches!(&hub.events[1], Event::Telemetry { payload, properties, .. } if payload == "21.5" && properties[0].0 == "a"));
+    assert!(
+        matches!(&hub.events[1], Event::Telemetry { payload, properties, .. } if payload == "21.5" && properties[0].0 == "a")
+    );
 }
 
 #[test]
@@ -214,8 +281,18 @@ fn qos2_publish_closes() {
 #[test]
 fn other_devices_topics_close_the_session() {
     for (action, packet) in [
-        ("publish", bytes(Packet::Publish(Publish::new("devices/dev-2/messages/events/", QoS::AtMostOnce, "x")))),
-        ("subscribe", subscribe(&["devices/dev-2/messages/devicebound/#"])),
+        (
+            "publish",
+            bytes(Packet::Publish(Publish::new(
+                "devices/dev-2/messages/events/",
+                QoS::AtMostOnce,
+                "x",
+            ))),
+        ),
+        (
+            "subscribe",
+            subscribe(&["devices/dev-2/messages/devicebound/#"]),
+        ),
         ("subscribe", subscribe(&["#"])),
     ] {
         let mut hub = FakeHub::enabled();
@@ -233,25 +310,49 @@ fn c2d_is_delivered_on_subscribe_in_order_within_the_window_and_completed_by_pub
         hub.push(seq);
     }
     let mut s = connected(&mut hub);
-    s.receive(&mut hub, &subscribe(&["devices/dev-1/messages/devicebound/#"])).unwrap();
+    s.receive(
+        &mut hub,
+        &subscribe(&["devices/dev-1/messages/devicebound/#"]),
+    )
+    .unwrap();
     let out = sent(&mut s);
-    assert!(matches!(&out[0], Packet::SubAck(a) if a.return_codes == vec![SubscribeReasonCode::Success(QoS::AtLeastOnce)]));
-    let pubs: Vec<&Publish> = out.iter().filter_map(|p| if let Packet::Publish(p) = p { Some(p) } else { None }).collect();
+    assert!(
+        matches!(&out[0], Packet::SubAck(a) if a.return_codes == vec![SubscribeReasonCode::Success(QoS::AtLeastOnce)])
+    );
+    let pubs: Vec<&Publish> = out
+        .iter()
+        .filter_map(|p| {
+            if let Packet::Publish(p) = p {
+                Some(p)
+            } else {
+                None
+            }
+        })
+        .collect();
     assert_eq!(pubs.len(), 2, "window is 2");
     assert_eq!(pubs[0].payload, Bytes::from("cmd 1"));
     assert_eq!(pubs[1].payload, Bytes::from("cmd 2"));
     assert_eq!(pubs[0].qos, QoS::AtLeastOnce);
-    let bag = topics::parse_property_bag(pubs[0].topic.strip_prefix("devices/dev-1/messages/devicebound/").unwrap());
+    let bag = topics::parse_property_bag(
+        pubs[0]
+            .topic
+            .strip_prefix("devices/dev-1/messages/devicebound/")
+            .unwrap(),
+    );
     assert!(bag.contains(&("$.mid".into(), "m1".into())));
     assert!(bag.contains(&("k".into(), "v".into())));
-    assert!(bag.iter().any(|(k, v)| k == "$.exp" && v.starts_with("1970-01-01T01:00:00")));
+    assert!(bag
+        .iter()
+        .any(|(k, v)| k == "$.exp" && v.starts_with("1970-01-01T01:00:00")));
     let first = pubs[0].pkid;
-    s.receive(&mut hub, &bytes(Packet::PubAck(PubAck::new(first)))).unwrap();
+    s.receive(&mut hub, &bytes(Packet::PubAck(PubAck::new(first))))
+        .unwrap();
     assert_eq!(hub.completed, vec![1]);
     let out = sent(&mut s);
-    assert!(matches!(&out[..], [Packet::Publish(p)] if p.payload == Bytes::from("cmd 3")));
+    assert!(matches!(&out[..], [Packet::Publish(p)] if p.payload == "cmd 3"));
     // A duplicate PUBACK for a packet id no longer in flight is ignored.
-    s.receive(&mut hub, &bytes(Packet::PubAck(PubAck::new(first)))).unwrap();
+    s.receive(&mut hub, &bytes(Packet::PubAck(PubAck::new(first))))
+        .unwrap();
     assert_eq!(hub.completed, vec![1]);
 }
 
@@ -261,7 +362,11 @@ fn redelivery_sets_dup() {
     hub.push(1);
     hub.queue[0].delivery_count = 1;
     let mut s = connected(&mut hub);
-    s.receive(&mut hub, &subscribe(&["devices/dev-1/messages/devicebound/#"])).unwrap();
+    s.receive(
+        &mut hub,
+        &subscribe(&["devices/dev-1/messages/devicebound/#"]),
+    )
+    .unwrap();
     let out = sent(&mut s);
     assert!(matches!(&out[1], Packet::Publish(p) if p.dup));
 }
@@ -279,18 +384,38 @@ fn no_c2d_without_subscription() {
 fn twin_get_and_reported_patch() {
     let mut hub = FakeHub::enabled();
     let mut s = connected(&mut hub);
-    s.receive(&mut hub, &bytes(Packet::Publish(Publish::new("$iothub/twin/GET/?$rid=1", QoS::AtMostOnce, "")))).unwrap();
+    s.receive(
+        &mut hub,
+        &bytes(Packet::Publish(Publish::new(
+            "$iothub/twin/GET/?$rid=1",
+            QoS::AtMostOnce,
+            "",
+        ))),
+    )
+    .unwrap();
     let out = sent(&mut s);
-    let Packet::Publish(res) = &out[0] else { panic!("{out:?}") };
+    let Packet::Publish(res) = &out[0] else {
+        panic!("{out:?}")
+    };
     assert_eq!(res.topic, "$iothub/twin/res/200/?$rid=1");
     let body: serde_json::Value = serde_json::from_slice(&res.payload).unwrap();
     assert_eq!(body["desired"]["$version"], 3);
     assert_eq!(body["desired"]["telemetryIntervalSeconds"], 5);
-    let patch = Publish::new("$iothub/twin/PATCH/properties/reported/?$rid=2", QoS::AtMostOnce, r#"{"firmware":{"state":"idle"}}"#);
+    let patch = Publish::new(
+        "$iothub/twin/PATCH/properties/reported/?$rid=2",
+        QoS::AtMostOnce,
+        r#"{"firmware":{"state":"idle"}}"#,
+    );
     s.receive(&mut hub, &bytes(Packet::Publish(patch))).unwrap();
     let out = sent(&mut s);
-    assert!(matches!(&out[0], Packet::Publish(p) if p.topic == "$iothub/twin/res/204/?$rid=2&$version=1"));
-    let bad = Publish::new("$iothub/twin/PATCH/properties/reported/?$rid=3", QoS::AtMostOnce, "not json");
+    assert!(
+        matches!(&out[0], Packet::Publish(p) if p.topic == "$iothub/twin/res/204/?$rid=2&$version=1")
+    );
+    let bad = Publish::new(
+        "$iothub/twin/PATCH/properties/reported/?$rid=3",
+        QoS::AtMostOnce,
+        "not json",
+    );
     s.receive(&mut hub, &bytes(Packet::Publish(bad))).unwrap();
     let out = sent(&mut s);
     assert!(matches!(&out[0], Packet::Publish(p) if p.topic == "$iothub/twin/res/400/?$rid=3"));
@@ -301,14 +426,20 @@ fn methods_need_a_subscription_and_responses_reach_the_hub() {
     let mut hub = FakeHub::enabled();
     let mut s = connected(&mut hub);
     assert!(!s.send_method("reboot", "1", b"{}".to_vec()));
-    s.receive(&mut hub, &subscribe(&["$iothub/methods/POST/#"])).unwrap();
+    s.receive(&mut hub, &subscribe(&["$iothub/methods/POST/#"]))
+        .unwrap();
     sent(&mut s);
     assert!(s.send_method("reboot", "1", b"{}".to_vec()));
     let out = sent(&mut s);
-    assert!(matches!(&out[0], Packet::Publish(p) if p.topic == "$iothub/methods/POST/reboot/?$rid=1"));
+    assert!(
+        matches!(&out[0], Packet::Publish(p) if p.topic == "$iothub/methods/POST/reboot/?$rid=1")
+    );
     let res = Publish::new("$iothub/methods/res/202/?$rid=1", QoS::AtMostOnce, "{}");
     s.receive(&mut hub, &bytes(Packet::Publish(res))).unwrap();
-    assert_eq!(hub.method_results, vec![("1".to_string(), 202, Bytes::from("{}"))]);
+    assert_eq!(
+        hub.method_results,
+        vec![("1".to_string(), 202, Bytes::from("{}"))]
+    );
 }
 
 #[test]
@@ -316,24 +447,44 @@ fn desired_notifications_carry_the_version() {
     let mut hub = FakeHub::enabled();
     let mut s = connected(&mut hub);
     assert!(!s.send_desired(4, &serde_json::json!({"a": 1})));
-    s.receive(&mut hub, &subscribe(&["$iothub/twin/PATCH/properties/desired/#", "$iothub/twin/res/#"])).unwrap();
+    s.receive(
+        &mut hub,
+        &subscribe(&[
+            "$iothub/twin/PATCH/properties/desired/#",
+            "$iothub/twin/res/#",
+        ]),
+    )
+    .unwrap();
     sent(&mut s);
     assert!(s.send_desired(4, &serde_json::json!({"a": 1})));
     let out = sent(&mut s);
-    let Packet::Publish(p) = &out[0] else { panic!() };
+    let Packet::Publish(p) = &out[0] else {
+        panic!()
+    };
     assert_eq!(p.topic, "$iothub/twin/PATCH/properties/desired/?$version=4");
-    assert_eq!(serde_json::from_slice::<serde_json::Value>(&p.payload).unwrap(), serde_json::json!({"a": 1, "$version": 4}));
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&p.payload).unwrap(),
+        serde_json::json!({"a": 1, "$version": 4})
+    );
 }
 
 #[test]
 fn qos2_subscription_is_granted_qos1_and_ping_is_answered() {
     let mut hub = FakeHub::enabled();
     let mut s = connected(&mut hub);
-    let sub = Subscribe { pkid: 3, filters: vec![SubscribeFilter::new("$iothub/twin/res/#".into(), QoS::ExactlyOnce)] };
+    let sub = Subscribe {
+        pkid: 3,
+        filters: vec![SubscribeFilter::new(
+            "$iothub/twin/res/#".into(),
+            QoS::ExactlyOnce,
+        )],
+    };
     s.receive(&mut hub, &bytes(Packet::Subscribe(sub))).unwrap();
     s.receive(&mut hub, &bytes(Packet::PingReq)).unwrap();
     let out = sent(&mut s);
-    assert!(matches!(&out[0], Packet::SubAck(a) if a.return_codes == vec![SubscribeReasonCode::Success(QoS::AtLeastOnce)]));
+    assert!(
+        matches!(&out[0], Packet::SubAck(a) if a.return_codes == vec![SubscribeReasonCode::Success(QoS::AtLeastOnce)])
+    );
     assert_eq!(out[1], Packet::PingResp);
     let end = s.receive(&mut hub, &bytes(Packet::Disconnect)).unwrap_err();
     assert_eq!(end.reason, CloseReason::ClientDisconnect);

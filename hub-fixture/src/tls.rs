@@ -37,7 +37,10 @@ pub struct RevokedSerials(RwLock<HashSet<String>>);
 
 impl RevokedSerials {
     pub fn insert(&self, serial: &str) {
-        self.0.write().expect("revocation lock").insert(serial.to_owned());
+        self.0
+            .write()
+            .expect("revocation lock")
+            .insert(serial.to_owned());
     }
     pub fn contains(&self, serial: &str) -> bool {
         self.0.read().expect("revocation lock").contains(serial)
@@ -47,7 +50,13 @@ impl RevokedSerials {
 /// Subject CN and serial of a DER certificate.
 pub fn cert_identity(der: &[u8]) -> Option<(String, String)> {
     let (_, cert) = X509Certificate::from_der(der).ok()?;
-    let cn = cert.subject().iter_common_name().next()?.as_str().ok()?.to_owned();
+    let cn = cert
+        .subject()
+        .iter_common_name()
+        .next()?
+        .as_str()
+        .ok()?
+        .to_owned();
     Some((cn, hex::encode(cert.raw_serial())))
 }
 
@@ -69,7 +78,9 @@ impl ClientCertVerifier for RevocationCheckingVerifier {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<ClientCertVerified, TlsError> {
-        let verified = self.webpki.verify_client_cert(end_entity, intermediates, now)?;
+        let verified = self
+            .webpki
+            .verify_client_cert(end_entity, intermediates, now)?;
         let (_, serial) = cert_identity(end_entity)
             .ok_or(TlsError::InvalidCertificate(CertificateError::BadEncoding))?;
         if self.revoked.contains(&serial) {
@@ -118,7 +129,10 @@ pub fn server_config(
         .build()
         .map_err(|e| TlsError::General(format!("client verifier: {e}")))?;
     let verifier = Arc::new(RevocationCheckingVerifier { webpki, revoked });
-    let key_pem = server.key_pem.as_deref().ok_or_else(|| TlsError::General("server certificate has no key".into()))?;
+    let key_pem = server
+        .key_pem
+        .as_deref()
+        .ok_or_else(|| TlsError::General("server certificate has no key".into()))?;
     let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes())
         .map_err(|e| TlsError::General(format!("server key: {e}")))?;
     let mut config = ServerConfig::builder_with_details(provider, clock)
@@ -150,7 +164,9 @@ pub fn classify_handshake_error(err: &std::io::Error) -> (HandshakeFailure, Stri
         TlsError::NoCertificatesPresented => HandshakeFailure::NoClientCertificate,
         TlsError::InvalidCertificate(ce) => match ce {
             CertificateError::UnknownIssuer => HandshakeFailure::UnknownIssuer,
-            CertificateError::Expired | CertificateError::ExpiredContext { .. } => HandshakeFailure::CertificateExpired,
+            CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
+                HandshakeFailure::CertificateExpired
+            }
             CertificateError::NotValidYet | CertificateError::NotValidYetContext { .. } => {
                 HandshakeFailure::CertificateNotYetValid
             }
@@ -160,12 +176,14 @@ pub fn classify_handshake_error(err: &std::io::Error) -> (HandshakeFailure, Stri
         },
         TlsError::PeerIncompatible(pi) => match pi {
             PI::NoCipherSuitesInCommon => HandshakeFailure::NoCommonCipherSuite,
-            PI::Tls12NotOffered | PI::Tls12NotOfferedOrEnabled | PI::SupportedVersionsExtensionRequired => {
-                HandshakeFailure::ProtocolVersion
-            }
+            PI::Tls12NotOffered
+            | PI::Tls12NotOfferedOrEnabled
+            | PI::SupportedVersionsExtensionRequired => HandshakeFailure::ProtocolVersion,
             _ => HandshakeFailure::Other,
         },
-        TlsError::InvalidMessage(_) | TlsError::InappropriateMessage { .. } => HandshakeFailure::NotTls,
+        TlsError::InvalidMessage(_) | TlsError::InappropriateMessage { .. } => {
+            HandshakeFailure::NotTls
+        }
         TlsError::AlertReceived(_) => HandshakeFailure::PeerAlert,
         _ => HandshakeFailure::Other,
     };
@@ -181,14 +199,23 @@ pub struct KeyLogWriter {
 
 impl KeyLogWriter {
     pub fn create(path: &Path) -> std::io::Result<Self> {
-        let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
-        Ok(Self { file: Mutex::new(file) })
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
+        Ok(Self {
+            file: Mutex::new(file),
+        })
     }
 }
 
 impl KeyLog for KeyLogWriter {
     fn log(&self, label: &str, client_random: &[u8], secret: &[u8]) {
-        let line = format!("{label} {} {}\n", hex::encode(client_random), hex::encode(secret));
+        let line = format!(
+            "{label} {} {}\n",
+            hex::encode(client_random),
+            hex::encode(secret)
+        );
         let mut f = self.file.lock().expect("key log lock");
         if let Err(e) = f.write_all(line.as_bytes()).and_then(|_| f.flush()) {
             tracing::warn!("key log write failed: {e}");
@@ -220,13 +247,20 @@ mod tests {
     #[test]
     fn handshake_errors_are_classified() {
         let io = |e: TlsError| std::io::Error::new(std::io::ErrorKind::InvalidData, e);
-        assert_eq!(classify_handshake_error(&io(TlsError::NoCertificatesPresented)).0, HandshakeFailure::NoClientCertificate);
         assert_eq!(
-            classify_handshake_error(&io(TlsError::InvalidCertificate(CertificateError::UnknownIssuer))).0,
+            classify_handshake_error(&io(TlsError::NoCertificatesPresented)).0,
+            HandshakeFailure::NoClientCertificate
+        );
+        assert_eq!(
+            classify_handshake_error(&io(TlsError::InvalidCertificate(
+                CertificateError::UnknownIssuer
+            )))
+            .0,
             HandshakeFailure::UnknownIssuer
         );
         assert_eq!(
-            classify_handshake_error(&io(TlsError::InvalidCertificate(CertificateError::Revoked))).0,
+            classify_handshake_error(&io(TlsError::InvalidCertificate(CertificateError::Revoked)))
+                .0,
             HandshakeFailure::CertificateRevoked
         );
         assert_eq!(

@@ -26,7 +26,8 @@ impl Subscription {
             "$iothub/methods/POST/#" => Some(Self::Methods),
             "$iothub/twin/res/#" => Some(Self::TwinResponses),
             "$iothub/twin/PATCH/properties/desired/#" => Some(Self::TwinDesired),
-            f if f.strip_prefix("devices/")
+            f if f
+                .strip_prefix("devices/")
                 .and_then(|r| r.strip_prefix(device_id))
                 == Some("/messages/devicebound/#") =>
             {
@@ -186,14 +187,20 @@ mod tests {
     #[test]
     fn subscriptions_are_per_device() {
         let p = |f| Subscription::parse("dev-1", f);
-        assert_eq!(p("devices/dev-1/messages/devicebound/#"), Some(Subscription::CloudToDevice));
+        assert_eq!(
+            p("devices/dev-1/messages/devicebound/#"),
+            Some(Subscription::CloudToDevice)
+        );
         assert_eq!(p("devices/dev-2/messages/devicebound/#"), None);
         assert_eq!(p("devices/dev-1/messages/devicebound/+"), None);
         assert_eq!(p("devices/+/messages/devicebound/#"), None);
         assert_eq!(p("#"), None);
         assert_eq!(p("$iothub/methods/POST/#"), Some(Subscription::Methods));
         assert_eq!(p("$iothub/twin/res/#"), Some(Subscription::TwinResponses));
-        assert_eq!(p("$iothub/twin/PATCH/properties/desired/#"), Some(Subscription::TwinDesired));
+        assert_eq!(
+            p("$iothub/twin/PATCH/properties/desired/#"),
+            Some(Subscription::TwinDesired)
+        );
     }
 
     #[test]
@@ -202,31 +209,61 @@ mod tests {
         assert_eq!(
             p("devices/dev-1/messages/events/a=1&%24.ct=application%2Fjson"),
             Ok(DevicePublish::Telemetry {
-                properties: vec![("a".into(), "1".into()), ("$.ct".into(), "application/json".into())]
+                properties: vec![
+                    ("a".into(), "1".into()),
+                    ("$.ct".into(), "application/json".into())
+                ]
             })
         );
-        assert_eq!(p("devices/dev-1/messages/events/"), Ok(DevicePublish::Telemetry { properties: vec![] }));
-        assert_eq!(p("devices/dev-2/messages/events/"), Err(TopicError::NotAllowed));
-        assert_eq!(p("devices/dev-1/messages/devicebound/"), Err(TopicError::NotAllowed));
-        assert_eq!(p("$iothub/twin/GET/?$rid=7"), Ok(DevicePublish::TwinGet { rid: "7".into() }));
-        assert!(matches!(p("$iothub/twin/GET/"), Err(TopicError::Malformed(_))));
+        assert_eq!(
+            p("devices/dev-1/messages/events/"),
+            Ok(DevicePublish::Telemetry { properties: vec![] })
+        );
+        assert_eq!(
+            p("devices/dev-2/messages/events/"),
+            Err(TopicError::NotAllowed)
+        );
+        assert_eq!(
+            p("devices/dev-1/messages/devicebound/"),
+            Err(TopicError::NotAllowed)
+        );
+        assert_eq!(
+            p("$iothub/twin/GET/?$rid=7"),
+            Ok(DevicePublish::TwinGet { rid: "7".into() })
+        );
+        assert!(matches!(
+            p("$iothub/twin/GET/"),
+            Err(TopicError::Malformed(_))
+        ));
         assert_eq!(
             p("$iothub/twin/PATCH/properties/reported/?$rid=x1"),
             Ok(DevicePublish::TwinReported { rid: "x1".into() })
         );
         assert_eq!(
             p("$iothub/methods/res/202/?$rid=5"),
-            Ok(DevicePublish::MethodResponse { status: 202, rid: "5".into() })
+            Ok(DevicePublish::MethodResponse {
+                status: 202,
+                rid: "5".into()
+            })
         );
-        assert!(matches!(p("$iothub/methods/res/abc/?$rid=5"), Err(TopicError::Malformed(_))));
-        assert_eq!(p("$iothub/methods/POST/x/?$rid=1"), Err(TopicError::NotAllowed));
+        assert!(matches!(
+            p("$iothub/methods/res/abc/?$rid=5"),
+            Err(TopicError::Malformed(_))
+        ));
+        assert_eq!(
+            p("$iothub/methods/POST/x/?$rid=1"),
+            Err(TopicError::NotAllowed)
+        );
     }
 
     #[test]
     fn property_bag_round_trip() {
         let bag = vec![
             ("$.mid".to_string(), "m 1".to_string()),
-            ("$.to".to_string(), "/devices/d/messages/deviceBound".to_string()),
+            (
+                "$.to".to_string(),
+                "/devices/d/messages/deviceBound".to_string(),
+            ),
             ("k&=".to_string(), "v/?".to_string()),
         ];
         let enc = encode_property_bag(&bag);
@@ -237,9 +274,21 @@ mod tests {
 
     #[test]
     fn user_name_form() {
-        assert!(check_user_name("hub.test/dev-1/?api-version=2021-04-12", "hub.test", "dev-1").is_ok());
-        assert!(check_user_name("hub.test/dev-2/?api-version=2021-04-12", "hub.test", "dev-1").is_err());
-        assert!(check_user_name("other/dev-1/?api-version=2021-04-12", "hub.test", "dev-1").is_err());
+        assert!(check_user_name(
+            "hub.test/dev-1/?api-version=2021-04-12",
+            "hub.test",
+            "dev-1"
+        )
+        .is_ok());
+        assert!(check_user_name(
+            "hub.test/dev-2/?api-version=2021-04-12",
+            "hub.test",
+            "dev-1"
+        )
+        .is_err());
+        assert!(
+            check_user_name("other/dev-1/?api-version=2021-04-12", "hub.test", "dev-1").is_err()
+        );
         assert!(check_user_name("hub.test/dev-1/", "hub.test", "dev-1").is_err());
     }
 }

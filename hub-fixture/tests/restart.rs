@@ -21,15 +21,31 @@ async fn spawn_hub(data: &Path) -> (Child, Value) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_hub-fixture"))
         .args(["serve", "--data"])
         .arg(data)
-        .args(["--host-name", "localhost", "--mqtt", "127.0.0.1:0", "--https", "127.0.0.1:0", "--listen-admin", "127.0.0.1:0"])
+        .args([
+            "--host-name",
+            "localhost",
+            "--mqtt",
+            "127.0.0.1:0",
+            "--https",
+            "127.0.0.1:0",
+            "--listen-admin",
+            "127.0.0.1:0",
+        ])
         .stdout(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
         .expect("hub-fixture binary runs");
     let stdout = child.stdout.take().unwrap();
     let mut lines = BufReader::new(stdout).lines();
-    let line = tokio::time::timeout(GUARD, lines.next_line()).await.expect("hub announces itself").unwrap().expect("a line");
-    (child, serde_json::from_str(&line).expect("ready line is JSON"))
+    let line = tokio::time::timeout(GUARD, lines.next_line())
+        .await
+        .expect("hub announces itself")
+        .unwrap()
+        .expect("a line");
+    (
+        child,
+        serde_json::from_str(&line).expect("ready line is JSON"),
+    )
 }
 
 fn addr(ready: &Value, key: &str) -> std::net::SocketAddr {
@@ -41,17 +57,33 @@ async fn kill_9_with_queued_commands_then_restart_delivers_them_all() {
     let dir = tempfile::tempdir().unwrap();
     let (mut hub, ready) = spawn_hub(dir.path()).await;
     let admin = AdminClient::new(addr(&ready, "admin"));
-    let creds: DeviceCredentials =
-        serde_json::from_value(admin.call("POST", "/devices", Some(json!({"device_id": "d"}))).await.unwrap()).unwrap();
+    let creds: DeviceCredentials = serde_json::from_value(
+        admin
+            .call("POST", "/devices", Some(json!({"device_id": "d"})))
+            .await
+            .unwrap(),
+    )
+    .unwrap();
     for i in 0..5 {
         let r = admin
-            .call("POST", "/devices/d/messages", Some(json!({"payload": format!("cmd-{i}"), "ttl_seconds": 3600})))
+            .call(
+                "POST",
+                "/devices/d/messages",
+                Some(json!({"payload": format!("cmd-{i}"), "ttl_seconds": 3600})),
+            )
             .await
             .unwrap();
         assert_eq!(r["delivery_count"], 0);
     }
     // An over-limit TTL is refused with a clear error, not stored.
-    let err = admin.call("POST", "/devices/d/messages", Some(json!({"payload": "x", "ttl_seconds": 49 * 3600}))).await.unwrap_err();
+    let err = admin
+        .call(
+            "POST",
+            "/devices/d/messages",
+            Some(json!({"payload": "x", "ttl_seconds": 49 * 3600})),
+        )
+        .await
+        .unwrap_err();
     assert!(err.to_string().starts_with("400"), "{err}");
 
     hub.start_kill().unwrap(); // SIGKILL: no shutdown path runs
@@ -59,9 +91,25 @@ async fn kill_9_with_queued_commands_then_restart_delivers_them_all() {
 
     let (_hub, ready) = spawn_hub(dir.path()).await;
     let admin = AdminClient::new(addr(&ready, "admin"));
-    assert_eq!(admin.call("GET", "/devices/d/messages", None).await.unwrap().as_array().unwrap().len(), 5);
-    let (mut c, ack) = DeviceClient::connect(addr(&ready, "mqtt"), &creds, ConnectOptions::default()).await.unwrap();
-    assert_eq!(ack.code, rumqttc::ConnectReturnCode::Success, "the restarted hub kept CA and registry");
+    assert_eq!(
+        admin
+            .call("GET", "/devices/d/messages", None)
+            .await
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .len(),
+        5
+    );
+    let (mut c, ack) =
+        DeviceClient::connect(addr(&ready, "mqtt"), &creds, ConnectOptions::default())
+            .await
+            .unwrap();
+    assert_eq!(
+        ack.code,
+        rumqttc::ConnectReturnCode::Success,
+        "the restarted hub kept CA and registry"
+    );
     c.subscribe_c2d("d").await.unwrap();
     for i in 0..5 {
         let p = c.next_publish(GUARD).await.unwrap();
@@ -70,8 +118,19 @@ async fn kill_9_with_queued_commands_then_restart_delivers_them_all() {
     }
     // The session handles packets in order: once our QoS 1 publish is acked,
     // every PUBACK before it has completed its message.
-    c.publish("devices/d/messages/events/", rumqttc::QoS::AtLeastOnce, b"sync").await.unwrap();
+    c.publish(
+        "devices/d/messages/events/",
+        rumqttc::QoS::AtLeastOnce,
+        b"sync",
+    )
+    .await
+    .unwrap();
     let fb = admin.call("GET", "/feedback?device=d", None).await.unwrap();
-    let successes = fb.as_array().unwrap().iter().filter(|f| f["status"] == "success").count();
+    let successes = fb
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["status"] == "success")
+        .count();
     assert_eq!(successes, 5, "{fb}");
 }

@@ -69,7 +69,10 @@ enum Failure {
 }
 
 fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
 }
 
 fn cargo() -> Command {
@@ -79,7 +82,9 @@ fn cargo() -> Command {
 fn run(root: &Path, mut cmd: Command, what: &str) -> Result<(), Failure> {
     cmd.current_dir(root);
     eprintln!("xtask: {what}");
-    let status = cmd.status().map_err(|e| Failure::Setup(format!("{what}: cannot start: {e}")))?;
+    let status = cmd
+        .status()
+        .map_err(|e| Failure::Setup(format!("{what}: cannot start: {e}")))?;
     if status.success() {
         Ok(())
     } else {
@@ -94,7 +99,11 @@ fn on_path(program: &str) -> bool {
 }
 
 fn check_peers() -> Result<(), Failure> {
-    let missing: Vec<&str> = PEERS.iter().filter(|(p, _)| !on_path(p)).map(|(_, pkg)| *pkg).collect();
+    let missing: Vec<&str> = PEERS
+        .iter()
+        .filter(|(p, _)| !on_path(p))
+        .map(|(_, pkg)| *pkg)
+        .collect();
     if missing.is_empty() {
         return Ok(());
     }
@@ -108,7 +117,8 @@ fn check_peers() -> Result<(), Failure> {
 
 fn test(root: &Path, args: &[String]) -> Result<(), Failure> {
     let mut cmd = cargo();
-    cmd.args(["nextest", "run", "--workspace", "--no-fail-fast"]).args(args);
+    cmd.args(["nextest", "run", "--workspace", "--no-fail-fast"])
+        .args(args);
     run(root, cmd, "cargo nextest run --workspace")?;
     // nextest does not run doctests.
     let mut doc = cargo();
@@ -122,7 +132,14 @@ fn ci(root: &Path) -> Result<(), Failure> {
     fmt.args(["fmt", "--all", "--", "--check"]);
     run(root, fmt, "cargo fmt --check")?;
     let mut clippy = cargo();
-    clippy.args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]);
+    clippy.args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]);
     run(root, clippy, "cargo clippy -D warnings")?;
     test(root, &[])
 }
@@ -131,17 +148,29 @@ fn emulated(root: &Path, out: Option<PathBuf>) -> Result<(), Failure> {
     let mut build = cargo();
     build.args(["build", "--quiet", "-p", "hub-fixture"]);
     run(root, build, "building hub-fixture")?;
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root.join("target"));
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
     let out = match out {
         // A run never writes into an existing run's directory: nothing is lost.
-        Some(dir) if dir.exists() && dir.read_dir().map(|mut d| d.next().is_some()).unwrap_or(true) => {
-            return Err(Failure::Setup(format!("--out {}: directory exists and is not empty; name a new one", dir.display())));
+        Some(dir)
+            if dir.exists()
+                && dir
+                    .read_dir()
+                    .map(|mut d| d.next().is_some())
+                    .unwrap_or(true) =>
+        {
+            return Err(Failure::Setup(format!(
+                "--out {}: directory exists and is not empty; name a new one",
+                dir.display()
+            )));
         }
         Some(dir) => dir,
         None => {
             let dir = target.join("sacbench").join("emulated-last");
             if dir.exists() {
-                std::fs::remove_dir_all(&dir).map_err(|e| Failure::Setup(format!("clearing {}: {e}", dir.display())))?;
+                std::fs::remove_dir_all(&dir)
+                    .map_err(|e| Failure::Setup(format!("clearing {}: {e}", dir.display())))?;
             }
             dir
         }

@@ -45,7 +45,9 @@ pub async fn run(cmd: &mut tokio::process::Command) -> Output {
     tokio::time::timeout(GUARD, cmd.output())
         .await
         .unwrap_or_else(|_| panic!("{cmd:?} did not finish"))
-        .unwrap_or_else(|e| panic!("{cmd:?} could not start: {e} (is it installed? .ci/run installs it)"))
+        .unwrap_or_else(|e| {
+            panic!("{cmd:?} could not start: {e} (is it installed? .ci/run installs it)")
+        })
 }
 
 /// `mosquitto_pub`/`mosquitto_sub` arguments to reach `hub` as `client_id`.
@@ -65,18 +67,33 @@ pub fn mosquitto_args(hub: &HubFixture, files: &CredFiles, client_id: &str) -> V
         format!("{}/{client_id}/?api-version=2021-04-12", hub.host_name()),
     ];
     if files.cert.exists() {
-        args.extend(["--cert".into(), files.cert.display().to_string(), "--key".into(), files.key.display().to_string()]);
+        args.extend([
+            "--cert".into(),
+            files.cert.display().to_string(),
+            "--key".into(),
+            files.key.display().to_string(),
+        ]);
     }
     args
 }
 
 /// Waits for a journal entry after `after` matching `pred`; panics with the journal if none comes.
-pub async fn expect_entry(hub: &HubFixture, after: u64, what: &str, pred: impl FnMut(&JournalEntry) -> bool) -> JournalEntry {
+pub async fn expect_entry(
+    hub: &HubFixture,
+    after: u64,
+    what: &str,
+    pred: impl FnMut(&JournalEntry) -> bool,
+) -> JournalEntry {
     match hub.journal().wait_for(after, GUARD, pred).await {
         Some(e) => e,
         None => panic!(
             "no journal entry for {what}; journal:\n{}",
-            hub.journal().since(after).iter().map(|e| serde_json::to_string(e).unwrap()).collect::<Vec<_>>().join("\n")
+            hub.journal()
+                .since(after)
+                .iter()
+                .map(|e| serde_json::to_string(e).unwrap())
+                .collect::<Vec<_>>()
+                .join("\n")
         ),
     }
 }

@@ -1,0 +1,251 @@
+//! [`HubState`]: what the listeners and the admin API share, and the
+//! operations that must stay consistent between them (session registry,
+//! method routing, revocation, certificate records).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use bytes::Bytes;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::clock::{system_time_to_ms, Clock, VirtualClock};
+use crate::journal::{CloseReason, Event, Journal};
+use crate::pki::{CertificateAuthority, IssuedCert, KeyAlgorithm, Validity};
+use crate::session::SessionConfig;
+use crate::store::{CertRecord, Feedback, Store};
+use crate::tls::RevokedSerials;
+
+use crate::hub::{HubConfig, HubError, MethodResponse};
+
+/// Commands to a live session task.
+#[derive(Debug)]
+pub(crate) enum SessionCommand {
+    Close {
+        reason: CloseReason,
+        detail: String,
+        revoked_at: Option<(Instant, String)>,
+    },
+    C2dAvailable,
+    Method {
+        name: String,
+        rid: String,
+        payload: Vec<u8>,
+    },
+    Desired {
+        version: i64,
+        patch: serde_json::Value,
+    },
+}
+
+#[derive(Debug)]
+pub(crate) struct SessionHandle {
+    pub id: u64,
+    pub serial: String,
+    pub tx: mpsc::UnboundedSender<SessionCommand>,
+}
+
+/// State shared by the listeners and the admin API.
+pub struct HubState {
+    pub(crate) config: HubConfig,
+    pub(crate) session_config: SessionConfig,
+    pub(crate) clock: Arc<VirtualClock>,
+    pub(crate) journal: Journal,
+    pub(crate) store: Mutex<Store>,
+    pub(crate) ca: CertificateAuthority,
+    pub(crate) revoked: Arc<RevokedSerials>,
+    pub(crate) sessions: Mutex<HashMap<String, SessionHandle>>,
+    pub(crate) methods: Mutex<HashMap<String, (String, oneshot::Sender<MethodResponse>)>>,
+    /// Devices whose EST re-enrolment the hub refuses (a fixture switch for KR-06).
+    pub(crate) refuse_enrollment: Mutex<std::collections::HashSet<String>>,
+    pub(crate) next_id: AtomicU64,
+    pub(crate) tls: Arc<rustls::ServerConfig>,
+    pub(crate) shutdown: watch::Sender<bool>,
+}
+
+pub(crate) const CLOCK_OFFSET_KEY: &str = "clock_offset_ms";
+pub(crate) const SUPERSEDES_PREFIX: &str = "supersedes:";
+
+impl HubState {
+    pub(crate) fn store(&self) -> MutexGuard<'_, Store> {
+        self.store.lock().expect("store lock poisoned")
+    }
+
+    pub(crate) fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub(crate) fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    pub(crate) fn enrollment_refused(&self, device_id: &str) -> bool {
+        self.refuse_enrollment
+            .lock()
+            .expect("enrolment lock")
+            .contains(device_id)
+    }
+
+    /// Records feedback entries in the journal.
+    pub(crate) fn journal_feedback(&self, feedback: &[Feedback]) {
+        for f in feedback {
+            self.journal.record(
+                Some(&f.device_id),
+                None,
+                Event::Feedback {
+                    seq: f.seq,
+                    message_id: f.message_id.clone(),
+                    status: f.status.as_str().into(),
+                    delivery_count: f.delivery_count,
+                },
+            );
+        }
+    }
+
+    /// A session finished CONNECT: make it the device's live session.
+    /// Returns false if it must close at once (its certificate was revoked
+    /// between handshake and now).
+    pub(crate) fn register_session(&self, device_id: &str, handle: SessionHandle) -> bool {
+        let serial = handle.serial.clone();
+        if let Some(old) = self
+            .sessions
+            .lock()
+            .expect("sessions lock")
+            .insert(device_id.to_owned(), handle)
+        {
+            let _ = old.tx.send(SessionCommand::Close {
+                reason: CloseReason::ReplacedBySession,
+                detail: "a new session of the same device connected".into(),
+                revoked_at: None,
+            });
+        }
+        if self.revoked.contains(&serial) {
+            return false;
+        }
+        // EST step 5: once the new certificate has a session, the old one is revoked.
+        let key = format!("{SUPERSEDES_PREFIX}{serial}");
+        let old = self.store().meta(&key).ok().flatten();
+        if let Some(old) = old {
+            if let Err(e) = self.revoke(&old) {
+                tracing::warn!("revoking superseded certificate {old}: {e}");
+            }
+        }
+        true
+    }
+
+    pub(crate) fn unregister_session(&self, device_id: &str, id: u64) {
+        let mut sessions = self.sessions.lock().expect("sessions lock");
+        if sessions.get(device_id).is_some_and(|h| h.id == id) {
+            sessions.remove(device_id);
+        }
+    }
+
+    pub(crate) fn send_to_session(
+        &self,
+        device_id: &str,
+        cmd: SessionCommand,
+    ) -> Result<(), SessionCommand> {
+        match self.sessions.lock().expect("sessions lock").get(device_id) {
+            Some(h) => h.tx.send(cmd).map_err(|e| e.0),
+            None => Err(cmd),
+        }
+    }
+
+    /// Completes a pending method call. A response from a device other than
+    /// the one called (`from`) is ignored: one device cannot answer for another.
+    pub(crate) fn finish_method(&self, from: Option<&str>, rid: &str, status: u16, payload: Bytes) {
+        let mut methods = self.methods.lock().expect("methods lock");
+        if from.is_some_and(|d| methods.get(rid).is_some_and(|(owner, _)| owner != d)) {
+            return;
+        }
+        let pending = methods.remove(rid);
+        drop(methods);
+        if let Some((_, tx)) = pending {
+            let payload = serde_json::from_slice(&payload).unwrap_or_else(|_| {
+                if payload.is_empty() {
+                    serde_json::Value::Null
+                } else {
+                    serde_json::Value::String(String::from_utf8_lossy(&payload).into_owned())
+                }
+            });
+            let _ = tx.send(MethodResponse { status, payload });
+        }
+    }
+
+    pub(crate) fn revoke(&self, serial: &str) -> Result<CertRecord, HubError> {
+        let now = self.now_ms();
+        let record = self
+            .store()
+            .revoke_certificate(serial, now)?
+            .ok_or_else(|| HubError::UnknownSerial(serial.to_owned()))?;
+        let at = Instant::now();
+        self.revoked.insert(serial);
+        self.journal.record(
+            Some(&record.device_id),
+            None,
+            Event::Revoked {
+                serial: serial.to_owned(),
+            },
+        );
+        let sessions = self.sessions.lock().expect("sessions lock");
+        for h in sessions.values().filter(|h| h.serial == serial) {
+            let _ = h.tx.send(SessionCommand::Close {
+                reason: CloseReason::CertificateRevoked,
+                detail: format!("certificate {serial} revoked"),
+                revoked_at: Some((at, serial.to_owned())),
+            });
+        }
+        Ok(record)
+    }
+
+    /// Issues a device certificate and records it.
+    pub(crate) fn issue_certificate(
+        &self,
+        device_id: &str,
+        algorithm: KeyAlgorithm,
+        validity: Validity,
+    ) -> Result<IssuedCert, HubError> {
+        let issued = self.ca.issue_device(device_id, algorithm, validity)?;
+        self.record_issued(device_id, &issued)?;
+        Ok(issued)
+    }
+
+    pub(crate) fn record_issued(
+        &self,
+        device_id: &str,
+        issued: &IssuedCert,
+    ) -> Result<(), HubError> {
+        let record = CertRecord {
+            serial: issued.serial.clone(),
+            device_id: device_id.to_owned(),
+            thumbprint: issued.thumbprint.clone(),
+            not_before_ms: system_time_to_ms(issued.validity.not_before),
+            not_after_ms: system_time_to_ms(issued.validity.not_after),
+            issued_ms: self.now_ms(),
+            revoked_ms: None,
+        };
+        self.store().add_certificate(&record)?;
+        self.journal.record(
+            Some(device_id),
+            None,
+            Event::CertificateIssued {
+                serial: issued.serial.clone(),
+                thumbprint: issued.thumbprint.clone(),
+                not_after_ms: record.not_after_ms,
+            },
+        );
+        Ok(())
+    }
+
+    /// Remembers that `new_serial` (from EST) replaces `old_serial`.
+    pub(crate) fn record_supersedes(
+        &self,
+        new_serial: &str,
+        old_serial: &str,
+    ) -> Result<(), HubError> {
+        self.store()
+            .set_meta(&format!("{SUPERSEDES_PREFIX}{new_serial}"), old_serial)?;
+        Ok(())
+    }
+}
