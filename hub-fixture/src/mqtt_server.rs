@@ -93,7 +93,8 @@ pub(crate) async fn accept_tls(
     };
     let tls_version = conn
         .protocol_version()
-        .map(|v| format!("{v:?}"))
+        // The spelling of OpenSSL and Wireshark ("TLSv1.3"), not rustls' Debug.
+        .map(|v| format!("{v:?}").replace('_', "."))
         .unwrap_or_default();
     let cipher_suite = conn
         .negotiated_cipher_suite()

@@ -178,7 +178,10 @@ pub fn classify_handshake_error(err: &std::io::Error) -> (HandshakeFailure, Stri
             PI::NoCipherSuitesInCommon => HandshakeFailure::NoCommonCipherSuite,
             PI::Tls12NotOffered
             | PI::Tls12NotOfferedOrEnabled
-            | PI::SupportedVersionsExtensionRequired => HandshakeFailure::ProtocolVersion,
+            | PI::SupportedVersionsExtensionRequired
+            // Only a TLS 1.0/1.1 ClientHello lacks signature_algorithms
+            // (mandatory in 1.2 and 1.3): the version is what is wrong.
+            | PI::SignatureAlgorithmsExtensionRequired => HandshakeFailure::ProtocolVersion,
             _ => HandshakeFailure::Other,
         },
         TlsError::InvalidMessage(_) | TlsError::InappropriateMessage { .. } => {
