@@ -4,53 +4,11 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::Stdio;
-
-use common::GUARD;
+use common::{addr, spawn_hub, GUARD};
 use hub_fixture::admin::AdminClient;
 use hub_fixture::client::{ConnectOptions, DeviceClient};
 use hub_fixture::hub::DeviceCredentials;
-use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
-
-/// Starts `hub-fixture serve` on ephemeral loopback ports; returns the child
-/// and the addresses it announced on its first stdout line.
-async fn spawn_hub(data: &Path) -> (Child, Value) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_hub-fixture"))
-        .args(["serve", "--data"])
-        .arg(data)
-        .args([
-            "--host-name",
-            "localhost",
-            "--mqtt",
-            "127.0.0.1:0",
-            "--https",
-            "127.0.0.1:0",
-            "--listen-admin",
-            "127.0.0.1:0",
-        ])
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("hub-fixture binary runs");
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    let line = tokio::time::timeout(GUARD, lines.next_line())
-        .await
-        .expect("hub announces itself")
-        .unwrap()
-        .expect("a line");
-    (
-        child,
-        serde_json::from_str(&line).expect("ready line is JSON"),
-    )
-}
-
-fn addr(ready: &Value, key: &str) -> std::net::SocketAddr {
-    ready[key].as_str().unwrap().parse().unwrap()
-}
+use serde_json::json;
 
 #[tokio::test]
 async fn kill_9_with_queued_commands_then_restart_delivers_them_all() {

@@ -17,7 +17,12 @@ async fn s_client(hub: &HubFixture, files: &CredFiles, extra: &[&str]) -> std::p
         .arg("s_client")
         .arg("-connect")
         .arg(hub.mqtt_addr().to_string())
-        .args(["-servername", hub.host_name(), "-verify_hostname", hub.host_name()])
+        .args([
+            "-servername",
+            hub.host_name(),
+            "-verify_hostname",
+            hub.host_name(),
+        ])
         .args(["-verify_return_error", "-CAfile"])
         .arg(&files.ca)
         .arg("-cert")
@@ -55,34 +60,69 @@ async fn openssl_handshakes_and_the_key_log_matches_the_clients() {
     ] {
         let client_keys = dir.path().join(format!("client-{flag}.log"));
         let mark = hub.journal().len();
-        let out = s_client(&hub, &files, &[flag, "-keylogfile", client_keys.to_str().unwrap()]).await;
+        let out = s_client(
+            &hub,
+            &files,
+            &[flag, "-keylogfile", client_keys.to_str().unwrap()],
+        )
+        .await;
         let stdout = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success(), "{version}: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{version}: {stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert!(stdout.contains("Verify return code: 0 (ok)"), "{stdout}");
         let accepted = expect_entry(&hub, mark, "handshake", |e| {
-            matches!(e.event, Event::TlsAccepted { .. } | Event::HandshakeFailed { .. })
+            matches!(
+                e.event,
+                Event::TlsAccepted { .. } | Event::HandshakeFailed { .. }
+            )
         })
         .await;
-        let Event::TlsAccepted { tls_version, serial, .. } = accepted.event else {
+        let Event::TlsAccepted {
+            tls_version,
+            serial,
+            ..
+        } = accepted.event
+        else {
             panic!("{version} handshake refused: {accepted:?}")
         };
         assert_eq!(serial, creds.serial);
-        assert!(tls_version.contains(&version[5..]), "{tls_version} for {version}");
+        assert!(
+            tls_version.contains(&version[5..]),
+            "{tls_version} for {version}"
+        );
 
         let client = lines(&client_keys);
-        assert!(client.iter().any(|l| l.starts_with(expect_label)), "{client:?}");
+        assert!(
+            client.iter().any(|l| l.starts_with(expect_label)),
+            "{client:?}"
+        );
         let hub_lines = lines(&hub_keys);
         let missing: Vec<_> = client.difference(&hub_lines).collect();
-        assert!(missing.is_empty(), "{version}: secrets the hub did not log: {missing:?}");
+        assert!(
+            missing.is_empty(),
+            "{version}: secrets the hub did not log: {missing:?}"
+        );
     }
 
     // TLS 1.1 is refused with the version named.
     let mark = hub.journal().len();
     let out = s_client(&hub, &files, &["-tls1_1", "-cipher", "DEFAULT@SECLEVEL=0"]).await;
     assert!(!out.status.success());
-    let refused = expect_entry(&hub, mark, "TLS 1.1 refusal", |e| matches!(e.event, Event::HandshakeFailed { .. })).await;
+    let refused = expect_entry(&hub, mark, "TLS 1.1 refusal", |e| {
+        matches!(e.event, Event::HandshakeFailed { .. })
+    })
+    .await;
     assert!(
-        matches!(refused.event, Event::HandshakeFailed { reason: HandshakeFailure::ProtocolVersion, .. }),
+        matches!(
+            refused.event,
+            Event::HandshakeFailed {
+                reason: HandshakeFailure::ProtocolVersion,
+                ..
+            }
+        ),
         "{refused:?}"
     );
 
@@ -91,11 +131,23 @@ async fn openssl_handshakes_and_the_key_log_matches_the_clients() {
         .arg("s_client")
         .arg("-connect")
         .arg(hub.mqtt_addr().to_string())
-        .args(["-verify_hostname", "other.example.test", "-verify_return_error", "-CAfile"])
+        .args([
+            "-verify_hostname",
+            "other.example.test",
+            "-verify_return_error",
+            "-CAfile",
+        ])
         .arg(&files.ca))
     .await;
-    let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(!out.status.success(), "host name mismatch must fail verification");
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !out.status.success(),
+        "host name mismatch must fail verification"
+    );
     assert!(all.contains("hostname mismatch"), "{all}");
 }
 
@@ -106,5 +158,8 @@ async fn the_admin_endpoint_refuses_a_non_loopback_address() {
     config.admin_addr = Some("0.0.0.0:0".parse().unwrap());
     let err = HubFixture::start(config).await.unwrap_err();
     assert!(err.to_string().contains("loopback"), "{err}");
-    assert!(matches!(err, HubError::Config(_)) || err.to_string().contains("0.0.0.0"), "{err:?}");
+    assert!(
+        matches!(err, HubError::Config(_)) || err.to_string().contains("0.0.0.0"),
+        "{err:?}"
+    );
 }

@@ -3,11 +3,14 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::process::{Output, Stdio};
 use std::time::Duration;
 
 use hub_fixture::hub::{DeviceCredentials, HubConfig, HubFixture};
 use hub_fixture::journal::{Event, JournalEntry};
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
 
 /// Guards against a hung test; never a synchronisation point.
 pub const GUARD: Duration = Duration::from_secs(20);
@@ -100,4 +103,41 @@ pub async fn expect_entry(
 
 pub fn is_kind(e: &JournalEntry, f: impl Fn(&Event) -> bool) -> bool {
     f(&e.event)
+}
+
+/// Starts `hub-fixture serve` on ephemeral loopback ports; returns the child
+/// and the addresses it announced on its first stdout line.
+pub async fn spawn_hub(data: &Path) -> (Child, Value) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_hub-fixture"))
+        .args(["serve", "--data"])
+        .arg(data)
+        .args([
+            "--host-name",
+            "localhost",
+            "--mqtt",
+            "127.0.0.1:0",
+            "--https",
+            "127.0.0.1:0",
+            "--listen-admin",
+            "127.0.0.1:0",
+        ])
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("hub-fixture binary runs");
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let line = tokio::time::timeout(GUARD, lines.next_line())
+        .await
+        .expect("hub announces itself")
+        .unwrap()
+        .expect("a line");
+    (
+        child,
+        serde_json::from_str(&line).expect("ready line is JSON"),
+    )
+}
+
+pub fn addr(ready: &Value, key: &str) -> std::net::SocketAddr {
+    ready[key].as_str().unwrap().parse().unwrap()
 }
