@@ -1,0 +1,214 @@
+//! The fault catalogue of `conformance-cases.md`: each switch makes the
+//! reference device do exactly one wrong thing, so that the conformance case
+//! it names is proven able to fail. All are off by default; the provisioning
+//! file selects them (`faults = ["no-dedupe"]`).
+//!
+//! The names are stable: they appear in provisioning files, in the fault
+//! matrix and in reports.
+
+use core::fmt;
+
+/// One deliberate defect of the reference device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum Fault {
+    ListenDebug,
+    UdpDiscovery,
+    ListenAtBoot,
+    ExtraDestination,
+    PlaintextHello,
+    AllowTls10,
+    WeakCiphers,
+    NoClientCert,
+    NoServerVerify,
+    NoHostnameCheck,
+    TightReconnect,
+    SharedIdentity,
+    NoSni,
+    RotateSameKey,
+    KeepOldCert,
+    LeakKeyInCsr,
+    RotateNonAtomic,
+    IgnoreTwinRotate,
+    DropCredOnError,
+    SkipSignature,
+    SkipHash,
+    ConfirmAtBoot,
+    AllowDowngrade,
+    NoResume,
+    UnsafeSwap,
+    OtaOverHttp,
+    NoResubscribe,
+    NoDedupe,
+    AckBeforePersist,
+}
+
+/// What a fault does and which cases must catch it.
+#[derive(Debug, Clone, Copy)]
+pub struct FaultInfo {
+    pub fault: Fault,
+    pub name: &'static str,
+    /// The one wrong thing the device does.
+    pub effect: &'static str,
+    /// Conformance case ids this fault must make fail.
+    pub cases: &'static [&'static str],
+}
+
+macro_rules! catalogue {
+    ($($f:ident $name:literal [$($case:literal),*] $effect:literal;)*) => {
+        /// Every fault, in catalogue order.
+        pub const CATALOGUE: &[FaultInfo] = &[
+            $(FaultInfo { fault: Fault::$f, name: $name, effect: $effect, cases: &[$($case),*] },)*
+        ];
+    };
+}
+
+catalogue! {
+    ListenDebug "listen-debug" ["NI-01", "NI-03", "NI-06"]
+        "opens a TCP debug listener on port 2323 (all addresses, IPv4 and IPv6)";
+    UdpDiscovery "udp-discovery" ["NI-02"]
+        "answers UDP discovery probes on port 5683 (CoAP) and 1900 (SSDP)";
+    ListenAtBoot "listen-at-boot" ["NI-03", "NI-05"]
+        "listens on TCP 8080 for the first 10 s after power-on, then closes it";
+    ExtraDestination "extra-destination" ["NI-04"]
+        "also opens a TCP connection to an address that is neither hub nor gateway";
+    PlaintextHello "plaintext-hello" ["MT-01"]
+        "sends a cleartext hello line on the TCP connection before the TLS ClientHello";
+    AllowTls10 "allow-tls10" ["MT-02"]
+        "completes a handshake with a hub that offers only TLS 1.0/1.1 (reports accepting it)";
+    WeakCiphers "weak-ciphers" ["MT-03"]
+        "offers NULL, RC4 and 3DES suites in its ClientHello besides the AEAD ones";
+    NoClientCert "no-client-cert" ["MT-04"]
+        "presents no client certificate";
+    NoServerVerify "no-server-verify" ["MT-05", "MT-07", "MT-08", "MT-09"]
+        "accepts any hub certificate chain (untrusted, expired, not yet valid, self-signed)";
+    NoHostnameCheck "no-hostname-check" ["MT-06"]
+        "verifies the hub's chain but not its host name";
+    TightReconnect "tight-reconnect" ["MT-12", "CD-11"]
+        "reconnects every 100 ms without backoff or jitter";
+    SharedIdentity "shared-identity" ["MT-13"]
+        "uses a fixed key pair baked into the firmware, shared by every device";
+    NoSni "no-sni" ["MT-14"]
+        "sends no SNI extension";
+    RotateSameKey "rotate-same-key" ["KR-01"]
+        "re-enrols with a CSR for its current key instead of a new one";
+    KeepOldCert "keep-old-cert" ["KR-02"]
+        "after a successful re-enrolment keeps connecting with the old certificate";
+    LeakKeyInCsr "leak-key-in-csr" ["KR-03"]
+        "puts the new private key (PKCS#8 DER) into the CSR as an extra attribute";
+    RotateNonAtomic "rotate-non-atomic" ["KR-04"]
+        "writes the new certificate over the old one before the new key is stored";
+    IgnoreTwinRotate "ignore-twin-rotate" ["KR-05"]
+        "ignores credentials.rotateAfter in desired properties";
+    DropCredOnError "drop-cred-on-error" ["KR-06"]
+        "erases its current credential when the hub refuses the re-enrolment";
+    SkipSignature "skip-signature" ["OTA-02"]
+        "does not check the image signature";
+    SkipHash "skip-hash" ["OTA-03"]
+        "does not check the image SHA-256";
+    ConfirmAtBoot "confirm-at-boot" ["OTA-04", "OTA-05"]
+        "confirms a test image as soon as it starts, before it reaches the hub";
+    AllowDowngrade "allow-downgrade" ["OTA-06"]
+        "accepts an image whose security counter is lower than the running one";
+    NoResume "no-resume" ["OTA-07", "OTA-09"]
+        "restarts an interrupted download from byte 0 and keeps no partial download across power loss";
+    UnsafeSwap "unsafe-swap" ["OTA-08"]
+        "swaps slots in place without a scratch copy or progress record";
+    OtaOverHttp "ota-over-http" ["OTA-10"]
+        "downloads firmware over cleartext HTTP on port 80";
+    NoResubscribe "no-resubscribe" ["CD-01", "CD-02", "CD-10"]
+        "subscribes to commands only in its first session after power-on";
+    NoDedupe "no-dedupe" ["CD-06", "CD-10"]
+        "applies a redelivered command again instead of by $.mid once";
+    AckBeforePersist "ack-before-persist" ["CD-12"]
+        "sends PUBACK before the command is applied and recorded";
+}
+
+impl Fault {
+    pub fn info(self) -> &'static FaultInfo {
+        &CATALOGUE[self as usize]
+    }
+
+    pub fn name(self) -> &'static str {
+        self.info().name
+    }
+
+    /// The fault with this catalogue name.
+    pub fn from_name(name: &str) -> Option<Fault> {
+        CATALOGUE.iter().find(|i| i.name == name).map(|i| i.fault)
+    }
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A set of faults (a bit per [`Fault`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FaultSet(u64);
+
+impl FaultSet {
+    pub const NONE: FaultSet = FaultSet(0);
+
+    pub fn with(self, fault: Fault) -> FaultSet {
+        FaultSet(self.0 | 1 << fault as u8)
+    }
+
+    pub fn has(self, fault: Fault) -> bool {
+        self.0 & (1 << fault as u8) != 0
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    pub fn iter(self) -> impl Iterator<Item = Fault> {
+        CATALOGUE.iter().map(|i| i.fault).filter(move |f| self.has(*f))
+    }
+
+    /// Parses catalogue names; the error is the first unknown name.
+    pub fn from_names<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<FaultSet, &'a str> {
+        names.into_iter().try_fold(FaultSet::NONE, |set, n| Fault::from_name(n).map(|f| set.with(f)).ok_or(n))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn catalogue_is_indexed_by_discriminant_and_names_are_unique() {
+        for (i, info) in CATALOGUE.iter().enumerate() {
+            assert_eq!(info.fault as usize, i, "{} out of order", info.name);
+            assert_eq!(Fault::from_name(info.name), Some(info.fault));
+            assert!(!info.cases.is_empty(), "{} catches nothing", info.name);
+            assert_eq!(CATALOGUE.iter().filter(|o| o.name == info.name).count(), 1);
+        }
+        assert!(CATALOGUE.len() < 64, "FaultSet is a u64");
+    }
+
+    #[test]
+    fn sets_parse_and_iterate() {
+        let set = FaultSet::from_names(["no-dedupe", "no-sni"]).unwrap();
+        assert!(set.has(Fault::NoDedupe) && set.has(Fault::NoSni) && !set.has(Fault::ListenDebug));
+        assert_eq!(set.iter().count(), 2);
+        assert_eq!(FaultSet::from_names(["no-dedupe", "bogus"]), Err("bogus"));
+        assert!(FaultSet::NONE.is_empty());
+    }
+
+    #[test]
+    fn every_device_case_of_the_catalogue_has_a_fault() {
+        // The device cases of conformance-cases.md that name a fault.
+        let cases = [
+            "NI-01", "NI-02", "NI-03", "NI-04", "NI-05", "NI-06", "MT-01", "MT-02", "MT-03", "MT-04", "MT-05",
+            "MT-06", "MT-07", "MT-08", "MT-09", "MT-12", "MT-13", "MT-14", "KR-01", "KR-02", "KR-03", "KR-04",
+            "KR-05", "KR-06", "OTA-02", "OTA-03", "OTA-04", "OTA-05", "OTA-06", "OTA-07", "OTA-08", "OTA-09",
+            "OTA-10", "CD-01", "CD-02", "CD-06", "CD-10", "CD-11", "CD-12",
+        ];
+        for case in cases {
+            assert!(CATALOGUE.iter().any(|i| i.cases.contains(&case)), "{case} has no fault");
+        }
+    }
+}
