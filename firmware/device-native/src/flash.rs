@@ -1,0 +1,284 @@
+//! Emulated flash: one file holding the partition table, the two image slots,
+//! the swap scratch area, the keystore and the application data region.
+//!
+//! A power loss is the device process being killed: every write goes straight
+//! to the file with `pwrite` (the kernel keeps it even if the process dies
+//! mid-run), so what was written before the kill is what the next power-on
+//! reads — exactly the model of NOR flash the state machines are tested
+//! against.
+//!
+//! Erased flash reads as 0xff. The file stores every byte inverted so a new
+//! sparse file (all zeros, no disk used) is fully erased without writing
+//! hundreds of megabytes of 0xff.
+//!
+//! Layout (offsets in bytes):
+//!
+//! | region    | offset                         | size            |
+//! |-----------|--------------------------------|-----------------|
+//! | table     | 0                              | 4096            |
+//! | primary   | 4096                           | slot_size       |
+//! | secondary | 4096 + slot_size               | slot_size       |
+//! | scratch   | 4096 + 2·slot_size             | sector_size     |
+//! | keystore  | scratch + sector_size          | keystore_size   |
+//! | appdata   | keystore + keystore_size       | appdata_size    |
+//!
+//! The table (stored like all data, inverted): `SACFLASH`, version u32 LE,
+//! then sector_size, slot_size, keystore_size, appdata_size as u32 LE.
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+const MAGIC: &[u8; 8] = b"SACFLASH";
+const VERSION: u32 = 1;
+const TABLE_SIZE: u64 = 4096;
+
+/// Sizes of the regions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Layout {
+    pub sector_size: u32,
+    pub slot_size: u32,
+    pub keystore_size: u32,
+    pub appdata_size: u32,
+}
+
+impl Default for Layout {
+    /// 128 KiB sectors, 64 MiB slots (a debug build of the device is tens of MB).
+    fn default() -> Self {
+        Layout {
+            sector_size: 128 * 1024,
+            slot_size: 64 * 1024 * 1024,
+            keystore_size: 64 * 1024,
+            appdata_size: 64 * 1024,
+        }
+    }
+}
+
+/// The regions of the flash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Region {
+    Primary,
+    Secondary,
+    Scratch,
+    Keystore,
+    AppData,
+}
+
+impl Region {
+    pub fn name(self) -> &'static str {
+        match self {
+            Region::Primary => "primary slot",
+            Region::Secondary => "secondary slot",
+            Region::Scratch => "scratch",
+            Region::Keystore => "keystore",
+            Region::AppData => "app data",
+        }
+    }
+}
+
+impl Layout {
+    fn span(&self, region: Region) -> (u64, u64) {
+        let slot = u64::from(self.slot_size);
+        let sector = u64::from(self.sector_size);
+        let keystore = u64::from(self.keystore_size);
+        match region {
+            Region::Primary => (TABLE_SIZE, slot),
+            Region::Secondary => (TABLE_SIZE + slot, slot),
+            Region::Scratch => (TABLE_SIZE + 2 * slot, sector),
+            Region::Keystore => (TABLE_SIZE + 2 * slot + sector, keystore),
+            Region::AppData => (TABLE_SIZE + 2 * slot + sector + keystore, u64::from(self.appdata_size)),
+        }
+    }
+
+    fn total(&self) -> u64 {
+        let (off, len) = self.span(Region::AppData);
+        off + len
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        let s = self.sector_size;
+        if s < 4096 || !s.is_power_of_two() {
+            return Err(format!("sector size {s}: expected a power of two ≥ 4096"));
+        }
+        if self.slot_size == 0 || self.slot_size % s != 0 {
+            return Err(format!("slot size {}: expected a non-zero multiple of the sector size {s}", self.slot_size));
+        }
+        if self.keystore_size < 4096 || self.appdata_size < 4096 {
+            return Err("keystore and app data regions must be ≥ 4096 bytes".into());
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FlashError {
+    #[error("flash file {path}: {what}: {source}")]
+    Io { path: PathBuf, what: String, source: std::io::Error },
+    #[error("flash file {path}: {0}", .message)]
+    Format { path: PathBuf, message: String },
+    #[error("flash {region}: {len} bytes at offset {offset} run past its end ({size} bytes)")]
+    OutOfRange { region: &'static str, offset: u64, len: u64, size: u64 },
+}
+
+/// A flash file opened for reading and writing.
+#[derive(Debug)]
+pub struct FlashFile {
+    file: File,
+    path: PathBuf,
+    layout: Layout,
+}
+
+fn invert(bytes: &mut [u8]) {
+    bytes.iter_mut().for_each(|b| *b = !*b);
+}
+
+impl FlashFile {
+    /// Makes a new, fully erased flash file; refuses to overwrite one.
+    pub fn create(path: &Path, layout: Layout) -> Result<Self, FlashError> {
+        layout.validate().map_err(|message| FlashError::Format { path: path.to_owned(), message })?;
+        let io = |what: &str, source| FlashError::Io { path: path.to_owned(), what: what.into(), source };
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(path)
+            .map_err(|e| io("create", e))?;
+        file.set_len(layout.total()).map_err(|e| io("size", e))?;
+        let mut table = Vec::with_capacity(32);
+        table.extend_from_slice(MAGIC);
+        for v in [VERSION, layout.sector_size, layout.slot_size, layout.keystore_size, layout.appdata_size] {
+            table.extend_from_slice(&v.to_le_bytes());
+        }
+        invert(&mut table);
+        file.write_all_at(&table, 0).map_err(|e| io("write table", e))?;
+        Ok(FlashFile { file, path: path.to_owned(), layout })
+    }
+
+    /// Opens an existing flash file and checks its table.
+    pub fn open(path: &Path) -> Result<Self, FlashError> {
+        let io = |what: &str, source| FlashError::Io { path: path.to_owned(), what: what.into(), source };
+        let format = |message: String| FlashError::Format { path: path.to_owned(), message };
+        let file = OpenOptions::new().read(true).write(true).open(path).map_err(|e| io("open", e))?;
+        let mut table = [0u8; 28];
+        file.read_exact_at(&mut table, 0)
+            .map_err(|_| format("too short for a partition table".into()))?;
+        invert(&mut table);
+        if &table[..8] != MAGIC {
+            return Err(format("no partition table (magic SACFLASH missing): not a flash file".into()));
+        }
+        let word = |i: usize| u32::from_le_bytes(table[8 + 4 * i..12 + 4 * i].try_into().expect("4 bytes"));
+        if word(0) != VERSION {
+            return Err(format(format!("table version {} (this build reads {VERSION})", word(0))));
+        }
+        let layout = Layout { sector_size: word(1), slot_size: word(2), keystore_size: word(3), appdata_size: word(4) };
+        layout.validate().map_err(format)?;
+        let len = file.metadata().map_err(|e| io("stat", e))?.len();
+        if len < layout.total() {
+            return Err(format(format!("{len} bytes, the table needs {}", layout.total())));
+        }
+        Ok(FlashFile { file, path: path.to_owned(), layout })
+    }
+
+    pub fn layout(&self) -> Layout {
+        self.layout
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn size(&self, region: Region) -> u64 {
+        self.layout.span(region).1
+    }
+
+    fn at(&self, region: Region, offset: u64, len: u64) -> Result<u64, FlashError> {
+        let (start, size) = self.layout.span(region);
+        match offset.checked_add(len) {
+            Some(end) if end <= size => Ok(start + offset),
+            _ => Err(FlashError::OutOfRange { region: region.name(), offset, len, size }),
+        }
+    }
+
+    pub fn read(&self, region: Region, offset: u64, len: usize) -> Result<Vec<u8>, FlashError> {
+        let at = self.at(region, offset, len as u64)?;
+        let mut buf = vec![0u8; len];
+        self.file.read_exact_at(&mut buf, at).map_err(|source| FlashError::Io {
+            path: self.path.clone(),
+            what: format!("read {}", region.name()),
+            source,
+        })?;
+        invert(&mut buf);
+        Ok(buf)
+    }
+
+    pub fn write(&self, region: Region, offset: u64, bytes: &[u8]) -> Result<(), FlashError> {
+        let at = self.at(region, offset, bytes.len() as u64)?;
+        let mut buf = bytes.to_vec();
+        invert(&mut buf);
+        self.file.write_all_at(&buf, at).map_err(|source| FlashError::Io {
+            path: self.path.clone(),
+            what: format!("write {}", region.name()),
+            source,
+        })
+    }
+
+    /// Sets `len` bytes to the erased value 0xff.
+    pub fn erase(&self, region: Region, offset: u64, len: u64) -> Result<(), FlashError> {
+        self.at(region, offset, len)?;
+        const CHUNK: u64 = 1 << 20;
+        let zeros = vec![0xffu8; CHUNK.min(len) as usize];
+        let mut done = 0;
+        while done < len {
+            let n = CHUNK.min(len - done);
+            self.write(region, offset + done, &zeros[..n as usize])?;
+            done += n;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn small() -> Layout {
+        Layout { sector_size: 4096, slot_size: 4 * 4096, keystore_size: 4096, appdata_size: 4096 }
+    }
+
+    #[test]
+    fn new_flash_is_erased_and_writes_persist_across_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("flash.bin");
+        let f = FlashFile::create(&path, small()).unwrap();
+        assert!(f.read(Region::Secondary, 0, 4096).unwrap().iter().all(|b| *b == 0xff));
+        f.write(Region::Keystore, 10, b"key").unwrap();
+        f.write(Region::Primary, 0, b"img").unwrap();
+        drop(f);
+        let f = FlashFile::open(&path).unwrap();
+        assert_eq!(f.layout(), small());
+        assert_eq!(f.read(Region::Keystore, 10, 3).unwrap(), b"key");
+        assert_eq!(f.read(Region::Primary, 0, 3).unwrap(), b"img");
+        // Regions do not overlap.
+        assert!(f.read(Region::Secondary, 0, 3).unwrap().iter().all(|b| *b == 0xff));
+        f.erase(Region::Primary, 0, 4096).unwrap();
+        assert_eq!(f.read(Region::Primary, 0, 3).unwrap(), [0xff; 3]);
+    }
+
+    #[test]
+    fn bad_files_and_ranges_get_named_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("flash.bin");
+        let f = FlashFile::create(&path, small()).unwrap();
+        let err = f.read(Region::AppData, 4000, 200).unwrap_err().to_string();
+        assert!(err.contains("app data") && err.contains("4000"), "{err}");
+        assert!(FlashFile::create(&path, small()).is_err(), "never overwrites a flash file");
+
+        let junk = dir.path().join("junk.bin");
+        std::fs::write(&junk, vec![0u8; 100]).unwrap();
+        let err = FlashFile::open(&junk).unwrap_err().to_string();
+        assert!(err.contains("junk.bin") && err.contains("SACFLASH"), "{err}");
+        let bad = Layout { slot_size: 5000, ..small() };
+        let err = FlashFile::create(&dir.path().join("b.bin"), bad).unwrap_err().to_string();
+        assert!(err.contains("slot size 5000"), "{err}");
+    }
+}

@@ -1,0 +1,159 @@
+//! The device's TLS client: rustls (ring provider, the workspace's one
+//! provider), TLS 1.2 and 1.3, the hub's chain checked against the
+//! provisioned trust anchor and its name against the provisioned host name,
+//! SNI sent, the device certificate presented.
+//!
+//! The fault switches that weaken this are here and nowhere else, each doing
+//! its one wrong thing, so that MT-04…MT-09 and MT-14 are proven able to fail.
+
+use std::sync::Arc;
+
+use device_core::faults::{Fault, FaultSet};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TlsSetupError {
+    #[error("trust anchor: {0}")]
+    TrustAnchor(String),
+    #[error("device credential: {0}")]
+    Credential(String),
+    #[error("TLS configuration: {0}")]
+    Config(#[from] rustls::Error),
+}
+
+pub fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// The device's credential as TLS needs it.
+pub struct ClientCredential {
+    pub chain: Vec<CertificateDer<'static>>,
+    pub key: PrivateKeyDer<'static>,
+}
+
+/// Builds the client configuration for the hub (MQTT on 8883 and HTTPS on 443).
+pub fn client_config(
+    trust_anchor: &CertificateDer<'static>,
+    credential: Option<ClientCredential>,
+    faults: FaultSet,
+    alpn: &[&[u8]],
+) -> Result<Arc<ClientConfig>, TlsSetupError> {
+    let provider = provider();
+    let mut roots = RootCertStore::empty();
+    roots.add(trust_anchor.clone()).map_err(|e| TlsSetupError::TrustAnchor(e.to_string()))?;
+    let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .build()
+        .map_err(|e| TlsSetupError::TrustAnchor(e.to_string()))?;
+    let verifier: Arc<dyn ServerCertVerifier> = if faults.has(Fault::NoServerVerify) {
+        Arc::new(AcceptAnyChain { provider: provider.clone() })
+    } else if faults.has(Fault::NoHostnameCheck) {
+        Arc::new(IgnoreHostName { inner: webpki })
+    } else {
+        webpki
+    };
+    let builder = ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier);
+    let mut config = match credential {
+        Some(c) if !faults.has(Fault::NoClientCert) => builder
+            .with_client_auth_cert(c.chain, c.key)
+            .map_err(|e| TlsSetupError::Credential(e.to_string()))?,
+        _ => builder.with_no_client_auth(),
+    };
+    config.enable_sni = !faults.has(Fault::NoSni);
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Ok(Arc::new(config))
+}
+
+/// Fault `no-server-verify`: any chain is accepted (the handshake signature
+/// is still checked, so the TLS session itself works).
+#[derive(Debug)]
+struct AcceptAnyChain {
+    provider: Arc<CryptoProvider>,
+}
+
+impl ServerCertVerifier for AcceptAnyChain {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// Fault `no-hostname-check`: the chain is verified, a name mismatch ignored.
+#[derive(Debug)]
+struct IgnoreHostName {
+    inner: Arc<WebPkiServerVerifier>,
+}
+
+impl ServerCertVerifier for IgnoreHostName {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        match self.inner.verify_server_cert(end_entity, intermediates, server_name, ocsp, now) {
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) => Ok(ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
