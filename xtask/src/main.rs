@@ -29,7 +29,9 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
-    /// What CI runs: tool check, fmt, clippy -D warnings, tests.
+    /// Check that the device crates build without std (part of `ci`).
+    NoStd,
+    /// What CI runs: tool check, fmt, clippy -D warnings, the no_std check, tests.
     Ci,
 }
 
@@ -47,6 +49,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Task::Emulated { out } => emulated(&root, out),
         Task::Test { args } => check_peers().and_then(|_| test(&root, &args)),
+        Task::NoStd => no_std_check(&root),
         Task::Ci => ci(&root),
     };
     match result {
@@ -98,22 +101,83 @@ fn on_path(program: &str) -> bool {
         .unwrap_or(false)
 }
 
+/// Python tools the tests use (PyPI package names).
+const PY_PEERS: &[(&str, &str)] = &[("imgtool", "imgtool")];
+
 fn check_peers() -> Result<(), Failure> {
-    let missing: Vec<&str> = PEERS
+    let mut pkgs: Vec<&str> = PEERS
         .iter()
         .filter(|(p, _)| !on_path(p))
         .map(|(_, pkg)| *pkg)
         .collect();
-    if missing.is_empty() {
+    pkgs.dedup();
+    let py: Vec<&str> = PY_PEERS
+        .iter()
+        .filter(|(p, _)| !on_path(p))
+        .map(|(_, pkg)| *pkg)
+        .collect();
+    let mut how = Vec::new();
+    if !pkgs.is_empty() {
+        how.push(format!("apt-get install -y {}", pkgs.join(" ")));
+    }
+    if !py.is_empty() {
+        how.push(format!("pip3 install {}", py.join(" ")));
+    }
+    if how.is_empty() {
         return Ok(());
     }
-    let mut pkgs = missing.clone();
-    pkgs.dedup();
     Err(Failure::Setup(format!(
-        "the tests use real third-party peers that are not installed; run: apt-get install -y {}",
-        pkgs.join(" ")
+        "the tests use real third-party peers that are not installed; run: {}",
+        how.join(" && ")
     )))
 }
+
+/// The device crates must build without `std`. No thumbv7em target can be
+/// installed here, so this checks what can be checked on the host: the
+/// crates are `#![no_std]`, and with default features no dependency of theirs
+/// has its `std` feature enabled.
+fn no_std_check(root: &Path) -> Result<(), Failure> {
+    for krate in NO_STD_CRATES {
+        let lib = root.join(krate.1).join("src/lib.rs");
+        let text = std::fs::read_to_string(&lib)
+            .map_err(|e| Failure::Setup(format!("{}: {e}", lib.display())))?;
+        if !text.lines().any(|l| l.trim() == "#![no_std]") {
+            return Err(Failure::Failed(format!("{} lacks #![no_std]", lib.display())));
+        }
+        let out = cargo()
+            .current_dir(root)
+            .args(["tree", "-p", krate.0, "-e", "features,normal", "--prefix", "none"])
+            .output()
+            .map_err(|e| Failure::Setup(format!("cargo tree: {e}")))?;
+        if !out.status.success() {
+            return Err(Failure::Failed(format!(
+                "cargo tree -p {}: {}",
+                krate.0,
+                String::from_utf8_lossy(&out.stderr)
+            )));
+        }
+        let tree = String::from_utf8_lossy(&out.stdout);
+        let with_std: Vec<&str> = tree
+            .lines()
+            .filter(|l| l.contains("feature \"std\""))
+            .collect();
+        if !with_std.is_empty() {
+            return Err(Failure::Failed(format!(
+                "{} pulls in std through: {}",
+                krate.0,
+                with_std.join("; ")
+            )));
+        }
+        eprintln!("xtask: {} is no_std (no dependency enables std)", krate.0);
+    }
+    Ok(())
+}
+
+/// (package, directory) of the crates that must stay `no_std`.
+const NO_STD_CRATES: &[(&str, &str)] = &[
+    ("device-core", "firmware/device-core"),
+    ("mcuboot-image", "firmware/mcuboot-image"),
+];
 
 fn test(root: &Path, args: &[String]) -> Result<(), Failure> {
     let mut cmd = cargo();
@@ -141,6 +205,7 @@ fn ci(root: &Path) -> Result<(), Failure> {
         "warnings",
     ]);
     run(root, clippy, "cargo clippy -D warnings")?;
+    no_std_check(root)?;
     test(root, &[])
 }
 
