@@ -86,7 +86,10 @@ impl Layout {
             Region::Secondary => (TABLE_SIZE + slot, slot),
             Region::Scratch => (TABLE_SIZE + 2 * slot, sector),
             Region::Keystore => (TABLE_SIZE + 2 * slot + sector, keystore),
-            Region::AppData => (TABLE_SIZE + 2 * slot + sector + keystore, u64::from(self.appdata_size)),
+            Region::AppData => (
+                TABLE_SIZE + 2 * slot + sector + keystore,
+                u64::from(self.appdata_size),
+            ),
         }
     }
 
@@ -101,7 +104,10 @@ impl Layout {
             return Err(format!("sector size {s}: expected a power of two ≥ 4096"));
         }
         if self.slot_size == 0 || self.slot_size % s != 0 {
-            return Err(format!("slot size {}: expected a non-zero multiple of the sector size {s}", self.slot_size));
+            return Err(format!(
+                "slot size {}: expected a non-zero multiple of the sector size {s}",
+                self.slot_size
+            ));
         }
         if self.keystore_size < 4096 || self.appdata_size < 4096 {
             return Err("keystore and app data regions must be ≥ 4096 bytes".into());
@@ -113,11 +119,20 @@ impl Layout {
 #[derive(Debug, thiserror::Error)]
 pub enum FlashError {
     #[error("flash file {path}: {what}: {source}")]
-    Io { path: PathBuf, what: String, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        what: String,
+        source: std::io::Error,
+    },
     #[error("flash file {path}: {0}", .message)]
     Format { path: PathBuf, message: String },
     #[error("flash {region}: {len} bytes at offset {offset} run past its end ({size} bytes)")]
-    OutOfRange { region: &'static str, offset: u64, len: u64, size: u64 },
+    OutOfRange {
+        region: &'static str,
+        offset: u64,
+        len: u64,
+        size: u64,
+    },
 }
 
 /// A flash file opened for reading and writing.
@@ -135,8 +150,15 @@ fn invert(bytes: &mut [u8]) {
 impl FlashFile {
     /// Makes a new, fully erased flash file; refuses to overwrite one.
     pub fn create(path: &Path, layout: Layout) -> Result<Self, FlashError> {
-        layout.validate().map_err(|message| FlashError::Format { path: path.to_owned(), message })?;
-        let io = |what: &str, source| FlashError::Io { path: path.to_owned(), what: what.into(), source };
+        layout.validate().map_err(|message| FlashError::Format {
+            path: path.to_owned(),
+            message,
+        })?;
+        let io = |what: &str, source| FlashError::Io {
+            path: path.to_owned(),
+            what: what.into(),
+            source,
+        };
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -146,37 +168,78 @@ impl FlashFile {
         file.set_len(layout.total()).map_err(|e| io("size", e))?;
         let mut table = Vec::with_capacity(32);
         table.extend_from_slice(MAGIC);
-        for v in [VERSION, layout.sector_size, layout.slot_size, layout.keystore_size, layout.appdata_size] {
+        for v in [
+            VERSION,
+            layout.sector_size,
+            layout.slot_size,
+            layout.keystore_size,
+            layout.appdata_size,
+        ] {
             table.extend_from_slice(&v.to_le_bytes());
         }
         invert(&mut table);
-        file.write_all_at(&table, 0).map_err(|e| io("write table", e))?;
-        Ok(FlashFile { file, path: path.to_owned(), layout })
+        file.write_all_at(&table, 0)
+            .map_err(|e| io("write table", e))?;
+        Ok(FlashFile {
+            file,
+            path: path.to_owned(),
+            layout,
+        })
     }
 
     /// Opens an existing flash file and checks its table.
     pub fn open(path: &Path) -> Result<Self, FlashError> {
-        let io = |what: &str, source| FlashError::Io { path: path.to_owned(), what: what.into(), source };
-        let format = |message: String| FlashError::Format { path: path.to_owned(), message };
-        let file = OpenOptions::new().read(true).write(true).open(path).map_err(|e| io("open", e))?;
+        let io = |what: &str, source| FlashError::Io {
+            path: path.to_owned(),
+            what: what.into(),
+            source,
+        };
+        let format = |message: String| FlashError::Format {
+            path: path.to_owned(),
+            message,
+        };
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .map_err(|e| io("open", e))?;
         let mut table = [0u8; 28];
         file.read_exact_at(&mut table, 0)
             .map_err(|_| format("too short for a partition table".into()))?;
         invert(&mut table);
         if &table[..8] != MAGIC {
-            return Err(format("no partition table (magic SACFLASH missing): not a flash file".into()));
+            return Err(format(
+                "no partition table (magic SACFLASH missing): not a flash file".into(),
+            ));
         }
-        let word = |i: usize| u32::from_le_bytes(table[8 + 4 * i..12 + 4 * i].try_into().expect("4 bytes"));
+        let word = |i: usize| {
+            u32::from_le_bytes(table[8 + 4 * i..12 + 4 * i].try_into().expect("4 bytes"))
+        };
         if word(0) != VERSION {
-            return Err(format(format!("table version {} (this build reads {VERSION})", word(0))));
+            return Err(format(format!(
+                "table version {} (this build reads {VERSION})",
+                word(0)
+            )));
         }
-        let layout = Layout { sector_size: word(1), slot_size: word(2), keystore_size: word(3), appdata_size: word(4) };
+        let layout = Layout {
+            sector_size: word(1),
+            slot_size: word(2),
+            keystore_size: word(3),
+            appdata_size: word(4),
+        };
         layout.validate().map_err(format)?;
         let len = file.metadata().map_err(|e| io("stat", e))?.len();
         if len < layout.total() {
-            return Err(format(format!("{len} bytes, the table needs {}", layout.total())));
+            return Err(format(format!(
+                "{len} bytes, the table needs {}",
+                layout.total()
+            )));
         }
-        Ok(FlashFile { file, path: path.to_owned(), layout })
+        Ok(FlashFile {
+            file,
+            path: path.to_owned(),
+            layout,
+        })
     }
 
     pub fn layout(&self) -> Layout {
@@ -195,18 +258,25 @@ impl FlashFile {
         let (start, size) = self.layout.span(region);
         match offset.checked_add(len) {
             Some(end) if end <= size => Ok(start + offset),
-            _ => Err(FlashError::OutOfRange { region: region.name(), offset, len, size }),
+            _ => Err(FlashError::OutOfRange {
+                region: region.name(),
+                offset,
+                len,
+                size,
+            }),
         }
     }
 
     pub fn read(&self, region: Region, offset: u64, len: usize) -> Result<Vec<u8>, FlashError> {
         let at = self.at(region, offset, len as u64)?;
         let mut buf = vec![0u8; len];
-        self.file.read_exact_at(&mut buf, at).map_err(|source| FlashError::Io {
-            path: self.path.clone(),
-            what: format!("read {}", region.name()),
-            source,
-        })?;
+        self.file
+            .read_exact_at(&mut buf, at)
+            .map_err(|source| FlashError::Io {
+                path: self.path.clone(),
+                what: format!("read {}", region.name()),
+                source,
+            })?;
         invert(&mut buf);
         Ok(buf)
     }
@@ -215,11 +285,13 @@ impl FlashFile {
         let at = self.at(region, offset, bytes.len() as u64)?;
         let mut buf = bytes.to_vec();
         invert(&mut buf);
-        self.file.write_all_at(&buf, at).map_err(|source| FlashError::Io {
-            path: self.path.clone(),
-            what: format!("write {}", region.name()),
-            source,
-        })
+        self.file
+            .write_all_at(&buf, at)
+            .map_err(|source| FlashError::Io {
+                path: self.path.clone(),
+                what: format!("write {}", region.name()),
+                source,
+            })
     }
 
     /// Sets `len` bytes to the erased value 0xff.
@@ -242,7 +314,12 @@ mod tests {
     use super::*;
 
     fn small() -> Layout {
-        Layout { sector_size: 4096, slot_size: 4 * 4096, keystore_size: 4096, appdata_size: 4096 }
+        Layout {
+            sector_size: 4096,
+            slot_size: 4 * 4096,
+            keystore_size: 4096,
+            appdata_size: 4096,
+        }
     }
 
     #[test]
@@ -250,7 +327,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("flash.bin");
         let f = FlashFile::create(&path, small()).unwrap();
-        assert!(f.read(Region::Secondary, 0, 4096).unwrap().iter().all(|b| *b == 0xff));
+        assert!(f
+            .read(Region::Secondary, 0, 4096)
+            .unwrap()
+            .iter()
+            .all(|b| *b == 0xff));
         f.write(Region::Keystore, 10, b"key").unwrap();
         f.write(Region::Primary, 0, b"img").unwrap();
         drop(f);
@@ -259,7 +340,11 @@ mod tests {
         assert_eq!(f.read(Region::Keystore, 10, 3).unwrap(), b"key");
         assert_eq!(f.read(Region::Primary, 0, 3).unwrap(), b"img");
         // Regions do not overlap.
-        assert!(f.read(Region::Secondary, 0, 3).unwrap().iter().all(|b| *b == 0xff));
+        assert!(f
+            .read(Region::Secondary, 0, 3)
+            .unwrap()
+            .iter()
+            .all(|b| *b == 0xff));
         f.erase(Region::Primary, 0, 4096).unwrap();
         assert_eq!(f.read(Region::Primary, 0, 3).unwrap(), [0xff; 3]);
     }
@@ -271,14 +356,25 @@ mod tests {
         let f = FlashFile::create(&path, small()).unwrap();
         let err = f.read(Region::AppData, 4000, 200).unwrap_err().to_string();
         assert!(err.contains("app data") && err.contains("4000"), "{err}");
-        assert!(FlashFile::create(&path, small()).is_err(), "never overwrites a flash file");
+        assert!(
+            FlashFile::create(&path, small()).is_err(),
+            "never overwrites a flash file"
+        );
 
         let junk = dir.path().join("junk.bin");
         std::fs::write(&junk, vec![0u8; 100]).unwrap();
         let err = FlashFile::open(&junk).unwrap_err().to_string();
-        assert!(err.contains("junk.bin") && err.contains("SACFLASH"), "{err}");
-        let bad = Layout { slot_size: 5000, ..small() };
-        let err = FlashFile::create(&dir.path().join("b.bin"), bad).unwrap_err().to_string();
+        assert!(
+            err.contains("junk.bin") && err.contains("SACFLASH"),
+            "{err}"
+        );
+        let bad = Layout {
+            slot_size: 5000,
+            ..small()
+        };
+        let err = FlashFile::create(&dir.path().join("b.bin"), bad)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("slot size 5000"), "{err}");
     }
 }

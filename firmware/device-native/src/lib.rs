@@ -4,6 +4,7 @@
 #![deny(unsafe_code)]
 
 pub mod flash;
+pub mod https;
 pub mod provisioning;
 pub mod rtt;
 pub mod tls;

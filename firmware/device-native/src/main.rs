@@ -7,7 +7,11 @@ use clap::Parser;
 use device_core::faults::CATALOGUE;
 
 #[derive(Parser)]
-#[command(name = "device-native", version, about = "sacbench reference device, emulated board")]
+#[command(
+    name = "device-native",
+    version,
+    about = "sacbench reference device, emulated board"
+)]
 struct Cli {
     /// Print the fault switches (name, cases that must catch it, effect) and exit.
     #[arg(long)]

@@ -66,11 +66,18 @@ fn default_interval() -> u64 {
 #[derive(Debug, thiserror::Error)]
 pub enum ProvisioningError {
     #[error("{path}: cannot read: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: {message}")]
     Syntax { path: PathBuf, message: String },
     #[error("{path}: field `{field}`: {message}")]
-    Field { path: PathBuf, field: &'static str, message: String },
+    Field {
+        path: PathBuf,
+        field: &'static str,
+        message: String,
+    },
 }
 
 impl Provisioning {
@@ -103,11 +110,17 @@ impl Provisioning {
         if !id_ok {
             return Err(field(
                 "device_id",
-                format!("{:?}: expected 1–128 characters of [A-Za-z0-9-.:_]", raw.device_id),
+                format!(
+                    "{:?}: expected 1–128 characters of [A-Za-z0-9-.:_]",
+                    raw.device_id
+                ),
             ));
         }
         if raw.hub_host.is_empty() || raw.hub_host.contains(['/', ' ']) {
-            return Err(field("hub_host", format!("{:?}: expected a DNS name or IP address", raw.hub_host)));
+            return Err(field(
+                "hub_host",
+                format!("{:?}: expected a DNS name or IP address", raw.hub_host),
+            ));
         }
         for (name, pem, label) in [
             ("trust_anchor", &raw.trust_anchor, "CERTIFICATE"),
@@ -115,14 +128,24 @@ impl Provisioning {
             ("private_key", &raw.private_key, "PRIVATE KEY"),
         ] {
             if !pem.contains(&format!("-----BEGIN {label}-----")) {
-                return Err(field(name, format!("expected a PEM block `-----BEGIN {label}-----`")));
+                return Err(field(
+                    name,
+                    format!("expected a PEM block `-----BEGIN {label}-----`"),
+                ));
             }
         }
-        let faults = FaultSet::from_names(raw.faults.iter().map(String::as_str)).map_err(|bad| {
-            field("faults", format!("unknown fault {bad:?} (`device-native --list-faults` lists them)"))
-        })?;
+        let faults =
+            FaultSet::from_names(raw.faults.iter().map(String::as_str)).map_err(|bad| {
+                field(
+                    "faults",
+                    format!("unknown fault {bad:?} (`device-native --list-faults` lists them)"),
+                )
+            })?;
         if raw.telemetry_interval_seconds == 0 {
-            return Err(field("telemetry_interval_seconds", "expected a whole number ≥ 1".into()));
+            return Err(field(
+                "telemetry_interval_seconds",
+                "expected a whole number ≥ 1".into(),
+            ));
         }
         Ok(Provisioning {
             device_id: raw.device_id,
@@ -172,17 +195,36 @@ faults = ["no-dedupe", "no-sni"]
     #[test]
     fn each_bad_field_is_named_with_the_file() {
         let cases = [
-            (GOOD.replace("\"no-sni\"", "\"no-such-fault\""), "faults", "no-such-fault"),
-            (GOOD.replace("127.0.0.1:8883", "hub:8883"), "hub_mqtt", "hub_mqtt"),
+            (
+                GOOD.replace("\"no-sni\"", "\"no-such-fault\""),
+                "faults",
+                "no-such-fault",
+            ),
+            (
+                GOOD.replace("127.0.0.1:8883", "hub:8883"),
+                "hub_mqtt",
+                "hub_mqtt",
+            ),
             (GOOD.replace("dev-1", "dev 1"), "device_id", "dev 1"),
-            (GOOD.replace("BEGIN PRIVATE KEY", "BEGIN KEY"), "private_key", "PRIVATE KEY"),
+            (
+                GOOD.replace("BEGIN PRIVATE KEY", "BEGIN KEY"),
+                "private_key",
+                "PRIVATE KEY",
+            ),
             (GOOD.replace("device_id", "device"), "device", "device"),
-            (format!("{GOOD}\ntelemetry_interval_seconds = 0\n"), "telemetry_interval_seconds", "≥ 1"),
+            (
+                format!("{GOOD}\ntelemetry_interval_seconds = 0\n"),
+                "telemetry_interval_seconds",
+                "≥ 1",
+            ),
         ];
         for (text, field, mention) in cases {
             let err = parse(&text).unwrap_err();
             assert!(err.starts_with("prov.toml"), "{err}");
-            assert!(err.contains(field) && err.contains(mention), "{field}: {err}");
+            assert!(
+                err.contains(field) && err.contains(mention),
+                "{field}: {err}"
+            );
         }
     }
 }

@@ -13,7 +13,9 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsSetupError {
@@ -44,12 +46,16 @@ pub fn client_config(
 ) -> Result<Arc<ClientConfig>, TlsSetupError> {
     let provider = provider();
     let mut roots = RootCertStore::empty();
-    roots.add(trust_anchor.clone()).map_err(|e| TlsSetupError::TrustAnchor(e.to_string()))?;
+    roots
+        .add(trust_anchor.clone())
+        .map_err(|e| TlsSetupError::TrustAnchor(e.to_string()))?;
     let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
         .build()
         .map_err(|e| TlsSetupError::TrustAnchor(e.to_string()))?;
     let verifier: Arc<dyn ServerCertVerifier> = if faults.has(Fault::NoServerVerify) {
-        Arc::new(AcceptAnyChain { provider: provider.clone() })
+        Arc::new(AcceptAnyChain {
+            provider: provider.clone(),
+        })
     } else if faults.has(Fault::NoHostnameCheck) {
         Arc::new(IgnoreHostName { inner: webpki })
     } else {
@@ -95,7 +101,12 @@ impl ServerCertVerifier for AcceptAnyChain {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -104,11 +115,18 @@ impl ServerCertVerifier for AcceptAnyChain {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider.signature_verification_algorithms.supported_schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
 
@@ -127,7 +145,10 @@ impl ServerCertVerifier for IgnoreHostName {
         ocsp: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        match self.inner.verify_server_cert(end_entity, intermediates, server_name, ocsp, now) {
+        match self
+            .inner
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+        {
             Err(rustls::Error::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
             )) => Ok(ServerCertVerified::assertion()),

@@ -22,7 +22,10 @@ struct Seen {
 }
 
 /// A one-shot TLS server presenting `cert`; reports what the client sent.
-async fn server(cert: &IssuedCert, client_ca: &CertificateAuthority) -> (std::net::SocketAddr, oneshot::Receiver<Option<Seen>>) {
+async fn server(
+    cert: &IssuedCert,
+    client_ca: &CertificateAuthority,
+) -> (std::net::SocketAddr, oneshot::Receiver<Option<Seen>>) {
     let provider = device_native::tls::provider();
     let mut roots = rustls::RootCertStore::empty();
     roots.add(client_ca.cert_der().clone()).unwrap();
@@ -45,7 +48,10 @@ async fn server(cert: &IssuedCert, client_ca: &CertificateAuthority) -> (std::ne
         let (tcp, _) = listener.accept().await.unwrap();
         let seen = acceptor.accept(tcp).await.ok().map(|s| {
             let (_, conn) = s.get_ref();
-            Seen { sni: conn.server_name().map(str::to_owned), client_cert: conn.peer_certificates().is_some() }
+            Seen {
+                sni: conn.server_name().map(str::to_owned),
+                client_cert: conn.peer_certificates().is_some(),
+            }
         });
         let _ = tx.send(seen);
     });
@@ -59,12 +65,22 @@ struct Pki {
 
 fn pki() -> Pki {
     let ca = CertificateAuthority::generate("hub CA", SystemTime::now()).unwrap();
-    let device = ca.issue_device("dev-1", KeyAlgorithm::EcdsaP256, Validity::days_from(SystemTime::now(), 1)).unwrap();
+    let device = ca
+        .issue_device(
+            "dev-1",
+            KeyAlgorithm::EcdsaP256,
+            Validity::days_from(SystemTime::now(), 1),
+        )
+        .unwrap();
     Pki { ca, device }
 }
 
 /// Connects like the device; Ok = handshake completed.
-async fn device_connects(p: &Pki, hub_cert: &IssuedCert, faults: FaultSet) -> Result<Option<Seen>, String> {
+async fn device_connects(
+    p: &Pki,
+    hub_cert: &IssuedCert,
+    faults: FaultSet,
+) -> Result<Option<Seen>, String> {
     let (addr, seen) = server(hub_cert, &p.ca).await;
     let credential = ClientCredential {
         chain: vec![p.device.cert_der.clone()],
@@ -74,8 +90,13 @@ async fn device_connects(p: &Pki, hub_cert: &IssuedCert, faults: FaultSet) -> Re
     let config = client_config(&anchor, Some(credential), faults, &[]).unwrap();
     let tcp = TcpStream::connect(addr).await.unwrap();
     let name = ServerName::try_from(HOST.to_owned()).unwrap();
-    let result = tokio_rustls::TlsConnector::from(config).connect(name, tcp).await;
-    let seen = tokio::time::timeout(Duration::from_secs(20), seen).await.expect("server finished").unwrap();
+    let result = tokio_rustls::TlsConnector::from(config)
+        .connect(name, tcp)
+        .await;
+    let seen = tokio::time::timeout(Duration::from_secs(20), seen)
+        .await
+        .expect("server finished")
+        .unwrap();
     result.map(|_| seen).map_err(|e| e.to_string())
 }
 
@@ -87,13 +108,22 @@ fn valid() -> Validity {
 async fn a_good_hub_is_accepted_with_sni_and_client_cert() {
     let p = pki();
     let hub = p.ca.issue_server(&[HOST.into()], valid()).unwrap();
-    let seen = device_connects(&p, &hub, FaultSet::NONE).await.unwrap().unwrap();
+    let seen = device_connects(&p, &hub, FaultSet::NONE)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(seen.sni.as_deref(), Some(HOST));
     assert!(seen.client_cert);
 
-    let seen = device_connects(&p, &hub, FaultSet::NONE.with(Fault::NoSni)).await.unwrap().unwrap();
+    let seen = device_connects(&p, &hub, FaultSet::NONE.with(Fault::NoSni))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(seen.sni, None, "no-sni sends no SNI");
-    let seen = device_connects(&p, &hub, FaultSet::NONE.with(Fault::NoClientCert)).await.unwrap().unwrap();
+    let seen = device_connects(&p, &hub, FaultSet::NONE.with(Fault::NoClientCert))
+        .await
+        .unwrap()
+        .unwrap();
     assert!(!seen.client_cert, "no-client-cert presents none");
 }
 
@@ -104,9 +134,27 @@ async fn bad_hub_certificates_are_refused_unless_a_fault_says_otherwise() {
     let day = Duration::from_secs(86_400);
     let foreign = CertificateAuthority::generate("foreign CA", now).unwrap();
     let untrusted = foreign.issue_server(&[HOST.into()], valid()).unwrap();
-    let wrong_name = p.ca.issue_server(&["other.example.test".into()], valid()).unwrap();
-    let expired = p.ca.issue_server(&[HOST.into()], Validity { not_before: now - 10 * day, not_after: now - day }).unwrap();
-    let not_yet = p.ca.issue_server(&[HOST.into()], Validity { not_before: now + day, not_after: now + 10 * day }).unwrap();
+    let wrong_name =
+        p.ca.issue_server(&["other.example.test".into()], valid())
+            .unwrap();
+    let expired =
+        p.ca.issue_server(
+            &[HOST.into()],
+            Validity {
+                not_before: now - 10 * day,
+                not_after: now - day,
+            },
+        )
+        .unwrap();
+    let not_yet =
+        p.ca.issue_server(
+            &[HOST.into()],
+            Validity {
+                not_before: now + day,
+                not_after: now + 10 * day,
+            },
+        )
+        .unwrap();
     let self_signed = {
         let c = rcgen::generate_simple_self_signed(vec![HOST.to_owned()]).unwrap();
         IssuedCert {
@@ -120,16 +168,34 @@ async fn bad_hub_certificates_are_refused_unless_a_fault_says_otherwise() {
     };
     let cases = [
         ("untrusted CA (MT-05)", &untrusted, "UnknownIssuer", false),
-        ("wrong host name (MT-06)", &wrong_name, "not valid for name", true),
+        (
+            "wrong host name (MT-06)",
+            &wrong_name,
+            "not valid for name",
+            true,
+        ),
         ("expired (MT-07)", &expired, "certificate expired", false),
         ("not yet valid (MT-08)", &not_yet, "not valid before", false),
         ("self-signed (MT-09)", &self_signed, "UnknownIssuer", false),
     ];
     for (what, cert, reason, name_only) in cases {
-        let err = device_connects(&p, cert, FaultSet::NONE).await.err().unwrap_or_else(|| panic!("{what} accepted"));
+        let err = device_connects(&p, cert, FaultSet::NONE)
+            .await
+            .err()
+            .unwrap_or_else(|| panic!("{what} accepted"));
         assert!(err.contains(reason), "{what}: {err}");
-        assert!(device_connects(&p, cert, FaultSet::NONE.with(Fault::NoServerVerify)).await.is_ok(), "{what} with no-server-verify");
-        let with_name_fault = device_connects(&p, cert, FaultSet::NONE.with(Fault::NoHostnameCheck)).await;
-        assert_eq!(with_name_fault.is_ok(), name_only, "{what}: no-hostname-check skips only the name check");
+        assert!(
+            device_connects(&p, cert, FaultSet::NONE.with(Fault::NoServerVerify))
+                .await
+                .is_ok(),
+            "{what} with no-server-verify"
+        );
+        let with_name_fault =
+            device_connects(&p, cert, FaultSet::NONE.with(Fault::NoHostnameCheck)).await;
+        assert_eq!(
+            with_name_fault.is_ok(),
+            name_only,
+            "{what}: no-hostname-check skips only the name check"
+        );
     }
 }
