@@ -141,7 +141,8 @@ fn no_std_check(root: &Path) -> Result<(), Failure> {
         let lib = root.join(krate.1).join("src/lib.rs");
         let text = std::fs::read_to_string(&lib)
             .map_err(|e| Failure::Setup(format!("{}: {e}", lib.display())))?;
-        if !text.lines().any(|l| l.trim() == "#![no_std]") {
+        // `#![no_std]` or `#![cfg_attr(not(feature = "std"), no_std)]`.
+        if !text.lines().any(|l| l.trim().starts_with("#![") && l.contains("no_std")) {
             return Err(Failure::Failed(format!("{} lacks #![no_std]", lib.display())));
         }
         let out = cargo()
