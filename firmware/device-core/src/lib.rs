@@ -12,6 +12,7 @@ extern crate std;
 pub use mcuboot_image as image;
 
 pub mod backoff;
+pub mod boot;
 pub mod faults;
 pub mod keystore;
 pub mod ota;
