@@ -117,7 +117,8 @@ impl AppliedIds {
         if bytes.len() < 4 || &bytes[..2] != MAGIC || bytes[2] != VERSION {
             return Err(AppliedIdsError::BadHeader);
         }
-        let (body, sum) = bytes.split_at(bytes.len().checked_sub(4).ok_or(AppliedIdsError::Corrupt)?);
+        let (body, sum) =
+            bytes.split_at(bytes.len().checked_sub(4).ok_or(AppliedIdsError::Corrupt)?);
         if body.len() < 4 {
             return Err(AppliedIdsError::Corrupt);
         }
@@ -149,5 +150,7 @@ impl AppliedIds {
 
 /// FNV-1a, 32 bits: enough to catch a torn flash write, no dependency.
 fn fnv1a(bytes: &[u8]) -> u32 {
-    bytes.iter().fold(0x811c_9dc5u32, |h, &b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193))
+    bytes.iter().fold(0x811c_9dc5u32, |h, &b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    })
 }

@@ -51,7 +51,9 @@ pub(super) fn frame(buf: &[u8], max_remaining: usize) -> Result<Option<usize>, F
             break;
         }
     }
-    let header_len = header_len.ok_or(FrameError::Malformed("remaining length longer than four bytes"))?;
+    let header_len = header_len.ok_or(FrameError::Malformed(
+        "remaining length longer than four bytes",
+    ))?;
     if remaining > max_remaining {
         return Err(FrameError::TooLarge(remaining));
     }
@@ -82,7 +84,9 @@ pub(super) fn frame(buf: &[u8], max_remaining: usize) -> Result<Option<usize>, F
     if ok {
         Ok(Some(total))
     } else {
-        Err(FrameError::Malformed("packet shorter than its fixed fields"))
+        Err(FrameError::Malformed(
+            "packet shorter than its fixed fields",
+        ))
     }
 }
 
@@ -117,12 +121,31 @@ pub(super) fn encode(packet: &Packet<'_>) -> Option<Vec<u8>> {
             )
         }
         Packet::Publish(p) => {
-            let pid = if matches!(p.qospid, QosPid::AtMostOnce) { 0 } else { 2 };
-            ([p.topic_name.len(), 0], 2 + p.topic_name.len() + pid + p.payload.len())
+            let pid = if matches!(p.qospid, QosPid::AtMostOnce) {
+                0
+            } else {
+                2
+            };
+            (
+                [p.topic_name.len(), 0],
+                2 + p.topic_name.len() + pid + p.payload.len(),
+            )
         }
         Packet::Subscribe(s) => {
-            let longest = s.topics.iter().map(|t| t.topic_path.len()).max().unwrap_or(0);
-            ([longest, 0], 2 + s.topics.iter().map(|t| 3 + t.topic_path.len()).sum::<usize>())
+            let longest = s
+                .topics
+                .iter()
+                .map(|t| t.topic_path.len())
+                .max()
+                .unwrap_or(0);
+            (
+                [longest, 0],
+                2 + s
+                    .topics
+                    .iter()
+                    .map(|t| 3 + t.topic_path.len())
+                    .sum::<usize>(),
+            )
         }
         _ => ([0, 0], 2),
     };
