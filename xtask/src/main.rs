@@ -41,6 +41,8 @@ const PEERS: &[(&str, &str)] = &[
     ("mosquitto_sub", "mosquitto-clients"),
     ("openssl", "openssl"),
     ("curl", "curl"),
+    ("tshark", "tshark"),
+    ("ip", "iproute2"),
 ];
 
 fn main() -> ExitCode {
@@ -142,12 +144,26 @@ fn no_std_check(root: &Path) -> Result<(), Failure> {
         let text = std::fs::read_to_string(&lib)
             .map_err(|e| Failure::Setup(format!("{}: {e}", lib.display())))?;
         // `#![no_std]` or `#![cfg_attr(not(feature = "std"), no_std)]`.
-        if !text.lines().any(|l| l.trim().starts_with("#![") && l.contains("no_std")) {
-            return Err(Failure::Failed(format!("{} lacks #![no_std]", lib.display())));
+        if !text
+            .lines()
+            .any(|l| l.trim().starts_with("#![") && l.contains("no_std"))
+        {
+            return Err(Failure::Failed(format!(
+                "{} lacks #![no_std]",
+                lib.display()
+            )));
         }
         let out = cargo()
             .current_dir(root)
-            .args(["tree", "-p", krate.0, "-e", "features,normal", "--prefix", "none"])
+            .args([
+                "tree",
+                "-p",
+                krate.0,
+                "-e",
+                "features,normal",
+                "--prefix",
+                "none",
+            ])
             .output()
             .map_err(|e| Failure::Setup(format!("cargo tree: {e}")))?;
         if !out.status.success() {

@@ -19,7 +19,8 @@
 //! | primary   | 4096                           | slot_size       |
 //! | secondary | 4096 + slot_size               | slot_size       |
 //! | scratch   | 4096 + 2·slot_size             | sector_size     |
-//! | keystore  | scratch + sector_size          | keystore_size   |
+//! | status    | scratch + sector_size          | 65536           |
+//! | keystore  | status + 65536                 | keystore_size   |
 //! | appdata   | keystore + keystore_size       | appdata_size    |
 //!
 //! The table (stored like all data, inverted): `SACFLASH`, version u32 LE,
@@ -32,6 +33,8 @@ use std::path::{Path, PathBuf};
 const MAGIC: &[u8; 8] = b"SACFLASH";
 const VERSION: u32 = 1;
 const TABLE_SIZE: u64 = 4096;
+/// Holds the swap log of a full slot of the smallest sectors allowed.
+const STATUS_SIZE: u64 = 65536;
 
 /// Sizes of the regions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,6 +63,8 @@ pub enum Region {
     Primary,
     Secondary,
     Scratch,
+    /// The bootloader's swap status log.
+    BootStatus,
     Keystore,
     AppData,
 }
@@ -70,6 +75,7 @@ impl Region {
             Region::Primary => "primary slot",
             Region::Secondary => "secondary slot",
             Region::Scratch => "scratch",
+            Region::BootStatus => "boot status",
             Region::Keystore => "keystore",
             Region::AppData => "app data",
         }
@@ -85,9 +91,10 @@ impl Layout {
             Region::Primary => (TABLE_SIZE, slot),
             Region::Secondary => (TABLE_SIZE + slot, slot),
             Region::Scratch => (TABLE_SIZE + 2 * slot, sector),
-            Region::Keystore => (TABLE_SIZE + 2 * slot + sector, keystore),
+            Region::BootStatus => (TABLE_SIZE + 2 * slot + sector, STATUS_SIZE),
+            Region::Keystore => (TABLE_SIZE + 2 * slot + sector + STATUS_SIZE, keystore),
             Region::AppData => (
-                TABLE_SIZE + 2 * slot + sector + keystore,
+                TABLE_SIZE + 2 * slot + sector + STATUS_SIZE + keystore,
                 u64::from(self.appdata_size),
             ),
         }
@@ -111,6 +118,13 @@ impl Layout {
         }
         if self.keystore_size < 4096 || self.appdata_size < 4096 {
             return Err("keystore and app data regions must be ≥ 4096 bytes".into());
+        }
+        // 16-byte records: a header and three per sector.
+        if (1 + 3 * u64::from(self.slot_size / s)) * 16 > STATUS_SIZE {
+            return Err(format!(
+                "{} sectors per slot: the swap status log holds at most 1365",
+                self.slot_size / s
+            ));
         }
         Ok(())
     }

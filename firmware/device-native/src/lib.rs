@@ -3,6 +3,8 @@
 //! tokio/rustls shell for MQTT, EST and firmware download.
 #![deny(unsafe_code)]
 
+pub mod app;
+pub mod bootloader;
 pub mod flash;
 pub mod https;
 pub mod provisioning;

@@ -164,6 +164,18 @@ impl Image<'_> {
         self.check_signature_with_digest(keys, &self.digest())
     }
 
+    /// The signature checked over the hash stored in the SHA256 TLV instead
+    /// of the computed digest. This is the weak check a firmware does when
+    /// it skips the hash comparison: a corrupted payload with the original
+    /// TLVs passes it. It exists for the reference device's `skip-hash`
+    /// fault switch, so that the conformance case is proven able to fail.
+    pub fn check_signature_over_stored_hash<'k>(
+        &self,
+        keys: &'k [TrustedKey],
+    ) -> Result<&'k TrustedKey, VerifyError> {
+        self.check_signature_with_digest(keys, self.hash_tlv())
+    }
+
     fn check_signature_with_digest<'k>(
         &self,
         keys: &'k [TrustedKey],

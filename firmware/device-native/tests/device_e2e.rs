@@ -1,0 +1,278 @@
+//! The emulated board end to end against the fixture hub on loopback: it
+//! boots from a signed image, connects with mTLS, sends telemetry, gets the
+//! command queued while it was down, rotates its credential on
+//! `credentials/rotate`, takes an OTA update and confirms it, and a crashing
+//! update is reverted by the bootloader.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use device_native::flash::{FlashFile, Layout, Region};
+use hub_fixture::hub::{HubConfig, HubFixture};
+use hub_fixture::journal::{Event, JournalEntry};
+use hub_fixture::store::NewMessage;
+use mcuboot_image::{ImageVersion, SignOptions, SigningKey};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use tokio::process::{Child, Command};
+
+/// Guards against a hung test; never a synchronisation point.
+const GUARD: Duration = Duration::from_secs(90);
+const ID: &str = "dev-e2e";
+
+fn dev_key() -> SigningKey {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../keys/dev-image-signing-ed25519.pem");
+    SigningKey::from_pkcs8_pem(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn signed(payload: &[u8], major: u8, minor: u8, counter: u32) -> Vec<u8> {
+    let opts = SignOptions {
+        version: ImageVersion {
+            major,
+            minor,
+            revision: 0,
+            build_num: 0,
+        },
+        security_counter: Some(counter),
+        header_size: 0x200,
+        ..SignOptions::default()
+    };
+    mcuboot_image::sign(payload, &dev_key(), &opts).unwrap()
+}
+
+fn device_executable() -> Vec<u8> {
+    std::fs::read(env!("CARGO_BIN_EXE_device-native")).unwrap()
+}
+
+/// The board's process group is killed when the test ends (power off).
+struct Board(Child);
+
+impl Drop for Board {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0.id() {
+            let _ = std::process::Command::new("kill")
+                .args(["-KILL", &format!("-{pid}")])
+                .status();
+        }
+    }
+}
+
+async fn wait(
+    hub: &HubFixture,
+    after: u64,
+    what: &str,
+    pred: impl FnMut(&JournalEntry) -> bool,
+) -> JournalEntry {
+    match hub.journal().wait_for(after, GUARD, pred).await {
+        Some(e) => e,
+        None => panic!(
+            "no journal entry for {what}; journal since {after}:\n{}",
+            hub.journal()
+                .since(after)
+                .iter()
+                .map(|e| serde_json::to_string(e).unwrap())
+                .collect::<Vec<_>>()
+                .join("\n")
+        ),
+    }
+}
+
+/// Waits until the device's reported twin satisfies `pred`.
+async fn wait_reported(
+    hub: &HubFixture,
+    mut after: u64,
+    what: &str,
+    pred: impl Fn(&Value) -> bool,
+) -> Value {
+    loop {
+        let reported = hub.twin(ID).unwrap().reported;
+        if pred(&reported) {
+            return reported;
+        }
+        after = wait(hub, after, what, |e| {
+            matches!(e.event, Event::TwinReported { .. })
+        })
+        .await
+        .seq;
+    }
+}
+
+fn firmware_state(r: &Value) -> (String, String) {
+    let fw = &r["firmware"];
+    (
+        fw["version"].as_str().unwrap_or("").into(),
+        fw["state"].as_str().unwrap_or("").into(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn boot_connect_commands_rotation_ota_and_revert() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = HubFixture::start(HubConfig::for_tests(dir.path().join("hub")))
+        .await
+        .unwrap();
+    let creds = hub.register_device(ID).unwrap();
+    // Queued while the device is still off.
+    let queued = hub
+        .send_c2d(
+            ID,
+            NewMessage {
+                message_id: None,
+                payload: b"open-valve".to_vec(),
+                properties: vec![],
+                ttl_ms: None,
+            },
+        )
+        .unwrap();
+
+    let prov = dir.path().join("provisioning.toml");
+    let toml = format!(
+        "device_id = {ID:?}\nhub_host = {:?}\nhub_mqtt = \"{}\"\nhub_https = \"{}\"\ntrust_anchor = {:?}\ncertificate = {:?}\nprivate_key = {:?}\ntelemetry_interval_seconds = 1\n",
+        hub.host_name(),
+        hub.mqtt_addr(),
+        hub.https_addr(),
+        creds.ca_pem,
+        creds.cert_pem,
+        creds.key_pem
+    );
+    std::fs::write(&prov, toml).unwrap();
+    let flash_path: PathBuf = dir.path().join("flash.bin");
+    let layout = Layout {
+        slot_size: 32 * 1024 * 1024,
+        ..Layout::default()
+    };
+    let flash = FlashFile::create(&flash_path, layout).unwrap();
+    let v1 = signed(&device_executable(), 1, 0, 1);
+    flash.write(Region::Primary, 0, &v1).unwrap();
+    drop(flash);
+
+    let mark = hub.journal().len();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_device-native"));
+    cmd.arg("boot")
+        .arg("--flash")
+        .arg(&flash_path)
+        .arg("--provisioning")
+        .arg(&prov)
+        .arg("--run-dir")
+        .arg(dir.path().join("run"))
+        .process_group(0)
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    let _board = Board(cmd.spawn().unwrap());
+
+    // mTLS session with the provisioned certificate, telemetry, the queued command.
+    let e = wait(&hub, mark, "connect", |e| {
+        matches!(e.event, Event::Connected { .. })
+    })
+    .await;
+    let Event::Connected {
+        client_id, serial, ..
+    } = e.event
+    else {
+        unreachable!()
+    };
+    assert_eq!(
+        (client_id.as_str(), serial.as_str()),
+        (ID, creds.serial.as_str())
+    );
+    let applied = wait(&hub, mark, "command applied", |e| {
+        matches!(&e.event, Event::Telemetry { payload, properties, .. }
+            if properties.iter().any(|(k, v)| k == "kind" && v == "command-applied") && payload.contains("open-valve"))
+    })
+    .await;
+    let Event::Telemetry { payload, .. } = applied.event else {
+        unreachable!()
+    };
+    assert!(payload.contains(&queued.message_id), "{payload}");
+    wait(&hub, mark, "PUBACK of the command", |e| {
+        matches!(e.event, Event::C2dAcked { .. })
+    })
+    .await;
+    wait(&hub, mark, "heartbeat", |e| {
+        matches!(&e.event, Event::Telemetry { properties, .. } if properties.iter().any(|(_, v)| v == "heartbeat"))
+    })
+    .await;
+    wait_reported(&hub, mark, "firmware report", |r| {
+        firmware_state(r).0 == "1.0.0"
+    })
+    .await;
+
+    // Rotation on the method: new key, new cert, reconnect, old one revoked.
+    let mark = hub.journal().len();
+    let r = hub
+        .invoke_method(
+            ID,
+            "credentials/rotate",
+            &json!({}),
+            Duration::from_secs(30),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.status, 202);
+    let e = wait(&hub, mark, "enrolment", |e| {
+        matches!(e.event, Event::Enrolled { .. })
+    })
+    .await;
+    let Event::Enrolled {
+        new_serial,
+        thumbprint,
+        ..
+    } = e.event
+    else {
+        unreachable!()
+    };
+    wait(
+        &hub,
+        mark,
+        "reconnect with the new cert",
+        |e| matches!(&e.event, Event::Connected { serial, .. } if *serial == new_serial),
+    )
+    .await;
+    wait(
+        &hub,
+        mark,
+        "old cert revoked",
+        |e| matches!(&e.event, Event::Revoked { serial } if *serial == creds.serial),
+    )
+    .await;
+    wait_reported(&hub, mark, "new thumbprint reported", |r| {
+        r["credentials"]["thumbprint"] == json!(thumbprint)
+            && r["credentials"]["state"] == json!("rotated")
+    })
+    .await;
+
+    // OTA to 1.1.0 (the same executable, a new signed image): confirmed.
+    let v2 = signed(&device_executable(), 1, 1, 2);
+    hub.put_firmware("1.1.0.img", &v2).unwrap();
+    let mark = hub.journal().len();
+    let desired = |v: &str, img: &[u8]| {
+        json!({ "firmware": { "version": v, "url": format!("https://{}/firmware/{v}.img", hub.host_name()),
+                "sha256": hex::encode(Sha256::digest(img)), "size": img.len() } })
+    };
+    hub.patch_desired(ID, &desired("1.1.0", &v2)).unwrap();
+    let r = wait_reported(&hub, mark, "1.1.0 confirmed", |r| {
+        firmware_state(r) == ("1.1.0".into(), "confirmed".into())
+    })
+    .await;
+    assert_eq!(
+        r["credentials"]["thumbprint"],
+        json!(thumbprint),
+        "the rotated credential survives the update"
+    );
+
+    // A crashing image (a real executable that dies at once) is reverted.
+    let crash = signed(b"#!/bin/sh\necho crashing >&2\nkill -SEGV $$\n", 1, 2, 3);
+    hub.put_firmware("1.2.0.img", &crash).unwrap();
+    let mark = hub.journal().len();
+    hub.patch_desired(ID, &desired("1.2.0", &crash)).unwrap();
+    let r = wait_reported(&hub, mark, "1.2.0 reverted", |r| {
+        firmware_state(r).1 == "reverted"
+    })
+    .await;
+    assert_eq!(
+        firmware_state(&r).0,
+        "1.1.0",
+        "the previous image runs again: {r}"
+    );
+}
