@@ -165,12 +165,17 @@ impl FaultSet {
     }
 
     pub fn iter(self) -> impl Iterator<Item = Fault> {
-        CATALOGUE.iter().map(|i| i.fault).filter(move |f| self.has(*f))
+        CATALOGUE
+            .iter()
+            .map(|i| i.fault)
+            .filter(move |f| self.has(*f))
     }
 
     /// Parses catalogue names; the error is the first unknown name.
     pub fn from_names<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<FaultSet, &'a str> {
-        names.into_iter().try_fold(FaultSet::NONE, |set, n| Fault::from_name(n).map(|f| set.with(f)).ok_or(n))
+        names.into_iter().try_fold(FaultSet::NONE, |set, n| {
+            Fault::from_name(n).map(|f| set.with(f)).ok_or(n)
+        })
     }
 }
 
@@ -202,13 +207,17 @@ mod tests {
     fn every_device_case_of_the_catalogue_has_a_fault() {
         // The device cases of conformance-cases.md that name a fault.
         let cases = [
-            "NI-01", "NI-02", "NI-03", "NI-04", "NI-05", "NI-06", "MT-01", "MT-02", "MT-03", "MT-04", "MT-05",
-            "MT-06", "MT-07", "MT-08", "MT-09", "MT-12", "MT-13", "MT-14", "KR-01", "KR-02", "KR-03", "KR-04",
-            "KR-05", "KR-06", "OTA-02", "OTA-03", "OTA-04", "OTA-05", "OTA-06", "OTA-07", "OTA-08", "OTA-09",
-            "OTA-10", "CD-01", "CD-02", "CD-06", "CD-10", "CD-11", "CD-12",
+            "NI-01", "NI-02", "NI-03", "NI-04", "NI-05", "NI-06", "MT-01", "MT-02", "MT-03",
+            "MT-04", "MT-05", "MT-06", "MT-07", "MT-08", "MT-09", "MT-12", "MT-13", "MT-14",
+            "KR-01", "KR-02", "KR-03", "KR-04", "KR-05", "KR-06", "OTA-02", "OTA-03", "OTA-04",
+            "OTA-05", "OTA-06", "OTA-07", "OTA-08", "OTA-09", "OTA-10", "CD-01", "CD-02", "CD-06",
+            "CD-10", "CD-11", "CD-12",
         ];
         for case in cases {
-            assert!(CATALOGUE.iter().any(|i| i.cases.contains(&case)), "{case} has no fault");
+            assert!(
+                CATALOGUE.iter().any(|i| i.cases.contains(&case)),
+                "{case} has no fault"
+            );
         }
     }
 }

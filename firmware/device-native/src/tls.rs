@@ -44,7 +44,11 @@ pub fn client_config(
     faults: FaultSet,
     alpn: &[&[u8]],
 ) -> Result<Arc<ClientConfig>, TlsSetupError> {
-    let provider = provider();
+    let provider = if faults.has(Fault::WeakCiphers) {
+        weak_provider()
+    } else {
+        provider()
+    };
     let mut roots = RootCertStore::empty();
     roots
         .add(trust_anchor.clone())
@@ -74,6 +78,40 @@ pub fn client_config(
     config.enable_sni = !faults.has(Fault::NoSni);
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Ok(Arc::new(config))
+}
+
+/// Suite ids the `weak-ciphers` fault offers besides the AEAD ones.
+pub const WEAK_SUITES: [rustls::CipherSuite; 3] = [
+    rustls::CipherSuite::TLS_RSA_WITH_3DES_EDE_CBC_SHA,
+    rustls::CipherSuite::TLS_RSA_WITH_RC4_128_SHA,
+    rustls::CipherSuite::TLS_RSA_WITH_NULL_SHA,
+];
+
+/// Fault `weak-ciphers`: the ring provider, with NULL, RC4 and 3DES suite
+/// ids appended to the offer. They are listed last and no honest server
+/// picks them, so the handshake still negotiates an AEAD suite; what is
+/// wrong — and what MT-03 must see — is that the ClientHello offers them.
+/// (rustls implements no such suite; the entries reuse an AES-GCM suite's
+/// machinery under the weak ids, which only matters if a server chose one.)
+fn weak_provider() -> Arc<CryptoProvider> {
+    let mut p = rustls::crypto::ring::default_provider();
+    let base = match rustls::crypto::ring::cipher_suite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256 {
+        rustls::SupportedCipherSuite::Tls12(s) => s,
+        rustls::SupportedCipherSuite::Tls13(_) => unreachable!("a TLS 1.2 suite"),
+    };
+    for suite in WEAK_SUITES {
+        let weak: &'static rustls::Tls12CipherSuite =
+            Box::leak(Box::new(rustls::Tls12CipherSuite {
+                common: rustls::crypto::CipherSuiteCommon {
+                    suite,
+                    ..base.common
+                },
+                ..*base
+            }));
+        p.cipher_suites
+            .push(rustls::SupportedCipherSuite::Tls12(weak));
+    }
+    Arc::new(p)
 }
 
 /// Fault `no-server-verify`: any chain is accepted (the handshake signature

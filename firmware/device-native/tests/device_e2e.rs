@@ -158,6 +158,8 @@ async fn boot_connect_commands_rotation_ota_and_revert() {
         .arg(dir.path().join("run"))
         .process_group(0)
         .stdin(Stdio::null())
+        // The board's console; payloads inherit it, so a file, not a pipe.
+        .stderr(std::fs::File::create(dir.path().join("console.log")).unwrap())
         .kill_on_drop(true);
     let _board = Board(cmd.spawn().unwrap());
 

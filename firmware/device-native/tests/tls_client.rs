@@ -199,3 +199,52 @@ async fn bad_hub_certificates_are_refused_unless_a_fault_says_otherwise() {
         );
     }
 }
+
+/// What a ClientHello offers (read with rustls' lazy acceptor), and whether
+/// the handshake then completed.
+async fn offered_suites(p: &Pki, faults: FaultSet) -> (Vec<rustls::CipherSuite>, bool) {
+    let hub = p.ca.issue_server(&[HOST.into()], valid()).unwrap();
+    let key = PrivateKeyDer::from_pem_slice(hub.key_pem.as_ref().unwrap().as_bytes()).unwrap();
+    let config = Arc::new(
+        rustls::ServerConfig::builder_with_provider(device_native::tls::provider())
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![hub.cert_der.clone()], key)
+            .unwrap(),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let start = tokio_rustls::LazyConfigAcceptor::new(rustls::server::Acceptor::default(), tcp)
+            .await
+            .unwrap();
+        let suites = start.client_hello().cipher_suites().to_vec();
+        let ok = start.into_stream(config).await.is_ok();
+        (suites, ok)
+    });
+    let anchor: CertificateDer<'static> = pem_to_der(p.ca.cert_pem()).unwrap();
+    let config = client_config(&anchor, None, faults, &[]).unwrap();
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let client_ok = tokio_rustls::TlsConnector::from(config)
+        .connect(ServerName::try_from(HOST.to_owned()).unwrap(), tcp)
+        .await
+        .is_ok();
+    let (suites, server_ok) = server.await.unwrap();
+    (suites, client_ok && server_ok)
+}
+
+#[tokio::test]
+async fn weak_ciphers_are_offered_only_under_the_fault() {
+    let p = pki();
+    let weak = device_native::tls::WEAK_SUITES;
+    let (suites, ok) = offered_suites(&p, FaultSet::NONE).await;
+    assert!(ok);
+    assert!(!suites.iter().any(|s| weak.contains(s)), "{suites:?}");
+    let (suites, ok) = offered_suites(&p, FaultSet::NONE.with(Fault::WeakCiphers)).await;
+    assert!(ok, "an AEAD suite is still negotiated");
+    for w in weak {
+        assert!(suites.contains(&w), "{w:?} offered: {suites:?}");
+    }
+}

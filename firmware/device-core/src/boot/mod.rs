@@ -47,7 +47,11 @@ pub enum BootError<E> {
     /// Nothing valid to run: the board is bricked.
     NoBootableImage(String),
     /// An image would not leave its slot's trailer sector alone.
-    ImageTooLarge { slot: &'static str, len: usize, max: usize },
+    ImageTooLarge {
+        slot: &'static str,
+        len: usize,
+        max: usize,
+    },
 }
 
 impl<E> From<E> for BootError<E> {
@@ -117,7 +121,10 @@ pub fn power_on<F: BootFlash>(
         resumed_swap = true;
         swap::run(flash, p)?;
         let action = tag_action(p.tag);
-        let (primary, secondary) = (read_trailer(flash, Area::Primary)?, read_trailer(flash, Area::Secondary)?);
+        let (primary, secondary) = (
+            read_trailer(flash, Area::Primary)?,
+            read_trailer(flash, Area::Secondary)?,
+        );
         let (p_new, s_new) = apply_boot_action(action, &primary, &secondary);
         write_trailer(flash, Area::Secondary, &s_new)?;
         write_trailer(flash, Area::Primary, &p_new)?;
@@ -140,7 +147,11 @@ pub fn power_on<F: BootFlash>(
                 let new_len = secondary_check.expect("boot_decision swaps only a valid image");
                 let max = flash.slot_size() as usize - sector;
                 if new_len > max {
-                    return Err(BootError::ImageTooLarge { slot: "secondary", len: new_len, max });
+                    return Err(BootError::ImageTooLarge {
+                        slot: "secondary",
+                        len: new_len,
+                        max,
+                    });
                 }
                 let primary_image = image_area(flash, Area::Primary)?;
                 let old_len = parse(&primary_image).map(|i| i.len()).unwrap_or(max);
@@ -163,7 +174,8 @@ pub fn power_on<F: BootFlash>(
         action
     };
     let primary_image = image_area(flash, Area::Primary)?;
-    check(&primary_image, keys).map_err(|why| BootError::NoBootableImage(alloc::format!("primary slot: {why}")))?;
+    check(&primary_image, keys)
+        .map_err(|why| BootError::NoBootableImage(alloc::format!("primary slot: {why}")))?;
     let image = parse(&primary_image).map_err(|e| BootError::NoBootableImage(e.to_string()))?;
     let trailer = read_trailer(flash, Area::Primary)?;
     let test_boot = matches!(trailer.swap_type(), crate::image::trailer::SwapType::Test)
@@ -196,7 +208,8 @@ pub fn request_test<F: BootFlash>(flash: &mut F) -> Result<(), F::Error> {
     let t = read_trailer(flash, Area::Secondary)?;
     let new = crate::image::trailer::request_test(&t).unwrap_or_else(|_| {
         // A corrupt trailer: start from erased.
-        crate::image::trailer::request_test(&Trailer::ERASED).expect("erased trailer accepts a request")
+        crate::image::trailer::request_test(&Trailer::ERASED)
+            .expect("erased trailer accepts a request")
     });
     write_trailer(flash, Area::Secondary, &new)
 }

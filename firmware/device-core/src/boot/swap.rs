@@ -69,7 +69,11 @@ fn crc32(bytes: &[u8]) -> u32 {
     for b in bytes {
         crc ^= u32::from(*b);
         for _ in 0..8 {
-            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
         }
     }
     !crc
@@ -112,7 +116,12 @@ pub fn progress<F: BootFlash>(flash: &mut F) -> Result<Option<SwapProgress>, F::
             _ => break,
         }
     }
-    Ok(Some(SwapProgress { sectors, tag, done, records }))
+    Ok(Some(SwapProgress {
+        sectors,
+        tag,
+        done,
+        records,
+    }))
 }
 
 /// Log records a swap of `sectors` sectors needs (header + 3 per sector).
@@ -126,7 +135,12 @@ pub fn start<F: BootFlash>(flash: &mut F, sectors: u32, tag: u8) -> Result<SwapP
     let size = flash.status_size();
     flash.erase(Area::Status, 0, size)?;
     flash.write(Area::Status, 0, &record(KIND_START, tag, sectors))?;
-    Ok(SwapProgress { sectors, tag, done: 0, records: 1 })
+    Ok(SwapProgress {
+        sectors,
+        tag,
+        done: 0,
+        records: 1,
+    })
 }
 
 /// Runs (or resumes) the swap to its last sector step. The log stays: the
@@ -157,7 +171,11 @@ pub fn run<F: BootFlash>(flash: &mut F, mut p: SwapProgress) -> Result<(), F::Er
             }
         }
         p.done += 1;
-        flash.write(Area::Status, p.records * RECORD as u32, &record(KIND_STEP, 0, p.done))?;
+        flash.write(
+            Area::Status,
+            p.records * RECORD as u32,
+            &record(KIND_STEP, 0, p.done),
+        )?;
         p.records += 1;
     }
     Ok(())

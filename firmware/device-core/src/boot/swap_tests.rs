@@ -132,8 +132,14 @@ fn a_power_cut_at_any_write_or_erase_resumes_to_the_same_result() {
         assert_eq!(boot(&mut f), Err(PowerCut), "cut {cut} must interrupt");
         f.cut_at = None;
         boot(&mut f).unwrap();
-        assert_eq!(f.primary, reference.primary, "primary after a cut at op {cut}");
-        assert_eq!(f.secondary, reference.secondary, "secondary after a cut at op {cut}");
+        assert_eq!(
+            f.primary, reference.primary,
+            "primary after a cut at op {cut}"
+        );
+        assert_eq!(
+            f.secondary, reference.secondary,
+            "secondary after a cut at op {cut}"
+        );
         assert!(f.outcome_recorded);
     }
 }
@@ -152,7 +158,13 @@ fn cuts_during_the_resume_itself_also_resume() {
             let _ = boot(&mut f);
             f.cut_at = None;
             boot(&mut f).unwrap();
-            assert_eq!((f.primary == reference.primary, f.secondary == reference.secondary), (true, true));
+            assert_eq!(
+                (
+                    f.primary == reference.primary,
+                    f.secondary == reference.secondary
+                ),
+                (true, true)
+            );
         }
     }
 }

@@ -93,9 +93,16 @@ impl BootFlash for MemFlash {
 }
 
 fn image(key: &SigningKey, major: u8, len: usize) -> Vec<u8> {
-    let payload: Vec<u8> = (0..len).map(|i| (i as u8).wrapping_mul(major + 1)).collect();
+    let payload: Vec<u8> = (0..len)
+        .map(|i| (i as u8).wrapping_mul(major + 1))
+        .collect();
     let opts = SignOptions {
-        version: ImageVersion { major, minor: 0, revision: 0, build_num: 0 },
+        version: ImageVersion {
+            major,
+            minor: 0,
+            revision: 0,
+            build_num: 0,
+        },
         security_counter: Some(u32::from(major)),
         header_size: 0x200,
         ..SignOptions::default()
@@ -117,7 +124,10 @@ fn setup() -> Setup {
     let v2 = image(&key, 2, 9000);
     flash.secondary[..v2.len()].copy_from_slice(&v2);
     request_test(&mut flash).unwrap();
-    Setup { keys: vec![key.trusted_key()], flash }
+    Setup {
+        keys: vec![key.trusted_key()],
+        flash,
+    }
 }
 
 fn major(r: &BootReport) -> u8 {
@@ -126,32 +136,47 @@ fn major(r: &BootReport) -> u8 {
 
 #[test]
 fn test_boot_then_revert_without_confirmation() {
-    let Setup { mut flash, keys, .. } = setup();
+    let Setup {
+        mut flash, keys, ..
+    } = setup();
     let r = power_on(&mut flash, &keys, BootConfig::default()).unwrap();
-    assert_eq!((r.action, major(&r), r.test_boot), (BootAction::SwapTest, 2, true));
+    assert_eq!(
+        (r.action, major(&r), r.test_boot),
+        (BootAction::SwapTest, 2, true)
+    );
     let payload = &flash.primary[r.payload_offset as usize..][..r.payload_len as usize];
     assert_eq!(payload.len(), 9000);
     // Not confirmed: the next power-on reverts.
     let r = power_on(&mut flash, &keys, BootConfig::default()).unwrap();
-    assert_eq!((r.action, major(&r), r.test_boot), (BootAction::Revert, 1, false));
+    assert_eq!(
+        (r.action, major(&r), r.test_boot),
+        (BootAction::Revert, 1, false)
+    );
     let r = power_on(&mut flash, &keys, BootConfig::default()).unwrap();
     assert_eq!((r.action, major(&r)), (BootAction::RunPrimary, 1));
 }
 
 #[test]
 fn a_confirmed_test_image_stays() {
-    let Setup { mut flash, keys, .. } = setup();
+    let Setup {
+        mut flash, keys, ..
+    } = setup();
     power_on(&mut flash, &keys, BootConfig::default()).unwrap();
     confirm(&mut flash).unwrap();
     for _ in 0..2 {
         let r = power_on(&mut flash, &keys, BootConfig::default()).unwrap();
-        assert_eq!((r.action, major(&r), r.test_boot), (BootAction::RunPrimary, 2, false));
+        assert_eq!(
+            (r.action, major(&r), r.test_boot),
+            (BootAction::RunPrimary, 2, false)
+        );
     }
 }
 
 #[test]
 fn a_secondary_signed_by_an_unknown_key_is_discarded() {
-    let Setup { mut flash, keys, .. } = setup();
+    let Setup {
+        mut flash, keys, ..
+    } = setup();
     let stranger = SigningKey::generate(KeyType::EcdsaP256);
     let bad = image(&stranger, 3, 3000);
     flash.secondary[..bad.len()].copy_from_slice(&bad);
@@ -163,7 +188,9 @@ fn a_secondary_signed_by_an_unknown_key_is_discarded() {
 
 #[test]
 fn a_corrupt_primary_is_not_booted() {
-    let Setup { mut flash, keys, .. } = setup();
+    let Setup {
+        mut flash, keys, ..
+    } = setup();
     flash.secondary.fill(0xff);
     flash.primary[0x300] ^= 1;
     match power_on(&mut flash, &keys, BootConfig::default()) {
@@ -174,7 +201,10 @@ fn a_corrupt_primary_is_not_booted() {
 
 /// Power cut at every flash operation of `power_on`, then a clean power-on:
 /// always a valid image, and the swap's outcome is the uninterrupted one.
-fn cut_everywhere(config: BootConfig, before: impl Fn(&mut MemFlash, &[TrustedKey])) -> Vec<Option<u8>> {
+fn cut_everywhere(
+    config: BootConfig,
+    before: impl Fn(&mut MemFlash, &[TrustedKey]),
+) -> Vec<Option<u8>> {
     let Setup { flash, keys, .. } = setup();
     let mut base = flash.clone();
     before(&mut base, &keys);
@@ -185,7 +215,10 @@ fn cut_everywhere(config: BootConfig, before: impl Fn(&mut MemFlash, &[TrustedKe
     for cut in 1..=total {
         let mut f = base.clone();
         f.cut_at = Some(base.ops + cut);
-        assert!(power_on(&mut f, &keys, config).is_err(), "cut {cut} interrupts");
+        assert!(
+            power_on(&mut f, &keys, config).is_err(),
+            "cut {cut} interrupts"
+        );
         f.cut_at = None;
         outcomes.push(power_on(&mut f, &keys, config).ok().map(|r| major(&r)));
     }
@@ -196,7 +229,10 @@ fn cut_everywhere(config: BootConfig, before: impl Fn(&mut MemFlash, &[TrustedKe
 fn a_power_cut_anywhere_in_a_test_swap_still_boots_the_new_image() {
     let outcomes = cut_everywhere(BootConfig::default(), |_, _| {});
     assert!(outcomes.len() > 20);
-    assert!(outcomes.iter().all(Option::is_some), "always bootable: {outcomes:?}");
+    assert!(
+        outcomes.iter().all(Option::is_some),
+        "always bootable: {outcomes:?}"
+    );
     // Until the trailers are written the swap resumes to the new image. A cut
     // in the final clearing of the log comes after the test boot was set up:
     // it counts as a failed test boot and reverts, as on MCUboot.
@@ -216,10 +252,17 @@ fn a_power_cut_anywhere_in_a_revert_still_boots_the_old_image() {
 #[test]
 fn the_unsafe_swap_fault_bricks_the_board_on_some_cut() {
     let outcomes = cut_everywhere(BootConfig { unsafe_swap: true }, |_, _| {});
-    assert!(outcomes.contains(&None), "some cut must leave nothing bootable: {outcomes:?}");
+    assert!(
+        outcomes.contains(&None),
+        "some cut must leave nothing bootable: {outcomes:?}"
+    );
     let Setup { mut flash, keys } = setup();
     let r = power_on(&mut flash, &keys, BootConfig { unsafe_swap: true }).unwrap();
     assert_eq!(major(&r), 2);
     let r = power_on(&mut flash, &keys, BootConfig { unsafe_swap: true }).unwrap();
-    assert_ne!(major(&r), 1, "nothing to revert to: the old image was overwritten");
+    assert_ne!(
+        major(&r),
+        1,
+        "nothing to revert to: the old image was overwritten"
+    );
 }

@@ -34,6 +34,18 @@ impl Device {
                 self.rotation_actions(a, Some(session))?;
                 let a = self.ota.handle(OtaEvent::SessionEstablished, now);
                 self.ota_actions(a, Some(session))?;
+                // Fault shared-identity: move onto the key every such device shares.
+                if self.faults.has(Fault::SharedIdentity) && !self.rotation.is_rotating() {
+                    let shared = shared_identity_key()?.serialize_der();
+                    if self
+                        .rotation
+                        .credential()
+                        .is_some_and(|c| c.key.pkcs8_der != shared)
+                    {
+                        let a = self.rotation.handle(RotationEvent::RotateMethod, now);
+                        self.rotation_actions(a, Some(session))?;
+                    }
+                }
                 // Applications whose report was not acknowledged go again.
                 for r in self.commands.unreported.clone() {
                     self.send_applied_report(session, &r);
@@ -258,7 +270,11 @@ impl Device {
                     super::KeystoreFlash { flash: &self.flash }.apply(&writes)?
                 }
                 RotationAction::GenerateKey { slot } => {
-                    let key = rcgen::KeyPair::generate()?;
+                    let key = if self.faults.has(Fault::SharedIdentity) {
+                        shared_identity_key()?
+                    } else {
+                        rcgen::KeyPair::generate()?
+                    };
                     device_log!("app: rotation: new key pair generated for slot {slot}");
                     let pk = PrivateKey {
                         alg: KeyAlg::EcdsaP256,
@@ -476,6 +492,13 @@ impl Device {
         }
         Ok(Ok(()))
     }
+}
+
+/// Fault `shared-identity` only: the key baked into every faulty device.
+fn shared_identity_key() -> anyhow::Result<rcgen::KeyPair> {
+    Ok(rcgen::KeyPair::from_pem(include_str!(
+        "../../../keys/shared-identity-p256.pem"
+    ))?)
 }
 
 /// A CSR for `CN=device_id` signed with the PKCS#8 key. `leak` (fault

@@ -11,6 +11,7 @@
 //! `seq`).
 
 mod handlers;
+mod legacy;
 mod netfaults;
 mod store;
 
@@ -62,6 +63,13 @@ pub struct CommandsRecord {
     pub next_seq: u64,
     pub unreported: Vec<AppliedReport>,
 }
+
+/// A byte stream to the hub (rustls, or the legacy path of `allow-tls10`).
+pub(crate) trait Duplex:
+    tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send
+{
+}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Duplex for T {}
 
 /// Results of background work (HTTPS), fed back into the machines.
 #[derive(Debug)]
@@ -301,13 +309,23 @@ impl Device {
         netfaults::extra_destination(self.faults, self.prov.extra_destination).await;
         let name = ServerName::try_from(self.prov.hub_host.clone())?;
         let tls = tokio_rustls::TlsConnector::from(self.tls(&[])?);
-        let mut stream = tokio::time::timeout(Duration::from_secs(10), tls.connect(name, tcp))
+        let handshake = tokio::time::timeout(Duration::from_secs(10), tls.connect(name, tcp))
             .await
-            .map_err(|_| anyhow::anyhow!("TLS handshake with {addr} timed out"))??;
-        device_log!(
-            "app: TLS up to {addr} ({:?})",
-            stream.get_ref().1.protocol_version()
-        );
+            .map_err(|_| anyhow::anyhow!("TLS handshake with {addr} timed out"))?;
+        let mut stream: Box<dyn Duplex> = match handshake {
+            Ok(s) => {
+                device_log!(
+                    "app: TLS up to {addr} ({:?})",
+                    s.get_ref().1.protocol_version()
+                );
+                Box::new(s)
+            }
+            Err(e) if self.faults.has(Fault::AllowTls10) && legacy::is_version_refusal(&e) => {
+                device_log!("app: the hub refused TLS 1.2/1.3 ({e}); falling back to legacy TLS");
+                Box::new(legacy::connect(self, addr).await?)
+            }
+            Err(e) => return Err(e.into()),
+        };
 
         let config = SessionConfig::new(self.prov.device_id.clone(), self.prov.hub_host.clone());
         let first = self.sessions == 0;
