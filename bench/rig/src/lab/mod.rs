@@ -1,0 +1,1 @@
+//! The lab rig (being written).

@@ -1,0 +1,134 @@
+//! One `Rig` trait; the emulated rig and the lab rig differ only below it.
+//!
+//! A rig is what the suites drive: the device under test (DUT) with its
+//! power, its network link, its flash, its logs (RTT channels and console),
+//! a capture point on its network side, and its addresses. Not every rig has
+//! every capability; a case that needs a missing one is reported as ignored
+//! with the reason ([`RigError::Unsupported`]).
+#![forbid(unsafe_code)]
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::path::{Path, PathBuf};
+
+pub mod lab;
+
+/// Something a rig can do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Capability {
+    Power,
+    Link,
+    Flash,
+    Rtt,
+    Console,
+    Capture,
+}
+
+impl fmt::Display for Capability {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Capability::Power => "power control",
+            Capability::Link => "link control",
+            Capability::Flash => "flashing",
+            Capability::Rtt => "RTT logs",
+            Capability::Console => "console",
+            Capability::Capture => "traffic capture",
+        })
+    }
+}
+
+/// The capabilities a rig has.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Capabilities(pub BTreeSet<Capability>);
+
+impl Capabilities {
+    pub fn has(&self, c: Capability) -> bool {
+        self.0.contains(&c)
+    }
+
+    /// `Err(Unsupported)` naming the first missing capability.
+    pub fn require(&self, needed: &[Capability]) -> Result<(), RigError> {
+        match needed.iter().find(|c| !self.has(**c)) {
+            Some(c) => Err(RigError::Unsupported(*c)),
+            None => Ok(()),
+        }
+    }
+}
+
+impl FromIterator<Capability> for Capabilities {
+    fn from_iter<I: IntoIterator<Item = Capability>>(iter: I) -> Self {
+        Capabilities(iter.into_iter().collect())
+    }
+}
+
+/// Where the DUT can be reached from the bench side.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DutAddresses {
+    pub ipv4: Option<Ipv4Addr>,
+    /// IPv6 link-local address and the bench-side interface (its scope).
+    pub ipv6_link_local: Option<(Ipv6Addr, String)>,
+}
+
+/// Where a log line came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogSource {
+    /// An RTT up-channel, by number and name.
+    Rtt { channel: usize, name: String },
+    Console,
+}
+
+/// One line of device output, stamped when the bench read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogLine {
+    pub source: LogSource,
+    /// Nanoseconds since the Unix epoch, bench clock.
+    pub at_ns: u64,
+    pub text: String,
+}
+
+/// A capture in progress, written to `path` when stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaptureTarget {
+    /// Interface on the bench side that sees the DUT's traffic.
+    pub interface: String,
+    /// Network namespace to open it in, if any.
+    pub netns: Option<PathBuf>,
+}
+
+/// Why a rig operation failed. Messages name what and where.
+#[derive(Debug, thiserror::Error)]
+pub enum RigError {
+    #[error("this rig has no {0}")]
+    Unsupported(Capability),
+    #[error("{0}")]
+    Setup(String),
+    #[error("{what}: {source}")]
+    Io { what: String, source: std::io::Error },
+    #[error("{0}")]
+    Device(String),
+}
+
+/// The device under test and everything around it.
+#[allow(async_fn_in_trait)] // used with concrete rig types, never as `dyn Rig`
+pub trait Rig {
+    /// Human name (rig file path, or "emulated #3").
+    fn name(&self) -> &str;
+    fn capabilities(&self) -> Capabilities;
+    /// Switch DUT power. Off is immediate (a power cut), on boots the DUT.
+    async fn power(&mut self, on: bool) -> Result<(), RigError>;
+    /// Off, then on.
+    async fn power_cycle(&mut self) -> Result<(), RigError> {
+        self.power(false).await?;
+        self.power(true).await
+    }
+    /// Take the DUT's network link down or up.
+    async fn link(&mut self, up: bool) -> Result<(), RigError>;
+    /// Write a signed image to the DUT's boot slot (power is off meanwhile).
+    async fn flash(&mut self, image: &Path) -> Result<(), RigError>;
+    /// The log lines produced since the last call (RTT and console).
+    async fn logs(&mut self) -> Result<Vec<LogLine>, RigError>;
+    /// Where to capture the DUT's traffic.
+    fn capture_target(&self) -> Result<CaptureTarget, RigError>;
+    fn dut_addresses(&self) -> DutAddresses;
+}
