@@ -27,6 +27,8 @@
 //! then sector_size, slot_size, keystore_size, appdata_size as u32 LE.
 
 use std::fs::{File, OpenOptions};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
@@ -155,6 +157,23 @@ pub struct FlashFile {
     file: File,
     path: PathBuf,
     layout: Layout,
+}
+
+/// The emulated rig's precise power switch: with
+/// `SACBENCH_POWER_CUT_AFTER_WRITES=N` in its environment, this process loses
+/// power during its N-th flash write or erase — half of it lands (a torn
+/// write), then the process dies at once (SIGABRT, no cleanup), exactly as a
+/// board losing power mid-write. The rig uses it to cut power inside a
+/// chosen phase (e.g. the bootloader's swap) deterministically.
+pub const POWER_CUT_ENV: &str = "SACBENCH_POWER_CUT_AFTER_WRITES";
+
+fn power_cut_due() -> bool {
+    static LIMIT: OnceLock<Option<u64>> = OnceLock::new();
+    static WRITES: AtomicU64 = AtomicU64::new(0);
+    let Some(limit) = *LIMIT.get_or_init(|| std::env::var(POWER_CUT_ENV).ok()?.parse().ok()) else {
+        return false;
+    };
+    WRITES.fetch_add(1, Ordering::SeqCst) + 1 >= limit
 }
 
 fn invert(bytes: &mut [u8]) {
@@ -299,6 +318,11 @@ impl FlashFile {
         let at = self.at(region, offset, bytes.len() as u64)?;
         let mut buf = bytes.to_vec();
         invert(&mut buf);
+        if power_cut_due() {
+            let _ = self.file.write_all_at(&buf[..buf.len() / 2], at);
+            eprintln!("flash: power cut during a write to the {}", region.name());
+            std::process::abort();
+        }
         self.file
             .write_all_at(&buf, at)
             .map_err(|source| FlashError::Io {
