@@ -75,7 +75,10 @@ pub struct DutAddresses {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LogSource {
     /// An RTT up-channel, by number and name.
-    Rtt { channel: usize, name: String },
+    Rtt {
+        channel: usize,
+        name: String,
+    },
     Console,
 }
 
@@ -105,7 +108,10 @@ pub enum RigError {
     #[error("{0}")]
     Setup(String),
     #[error("{what}: {source}")]
-    Io { what: String, source: std::io::Error },
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Device(String),
 }

@@ -67,7 +67,9 @@ impl RttReader {
             .read(true)
             .write(true)
             .open(format!("/proc/{pid}/mem"))
-            .map_err(io(format!("opening /proc/{pid}/mem (needs the right to trace the device)")))?;
+            .map_err(io(format!(
+                "opening /proc/{pid}/mem (needs the right to trace the device)"
+            )))?;
         let regions: Vec<(u64, u64)> = maps
             .lines()
             .filter_map(|l| {
@@ -79,10 +81,14 @@ impl RttReader {
                     return None;
                 }
                 let (a, b) = range.split_once('-')?;
-                Some((u64::from_str_radix(a, 16).ok()?, u64::from_str_radix(b, 16).ok()?))
+                Some((
+                    u64::from_str_radix(a, 16).ok()?,
+                    u64::from_str_radix(b, 16).ok()?,
+                ))
             })
             .collect();
-        let readable = |addr: u64, len: u64| regions.iter().any(|(a, b)| addr >= *a && addr + len <= *b);
+        let readable =
+            |addr: u64, len: u64| regions.iter().any(|(a, b)| addr >= *a && addr + len <= *b);
         for &(start, end) in &regions {
             // Skip huge mappings (heaps of a busy process are not where statics live).
             if end - start > 256 << 20 {
@@ -98,15 +104,26 @@ impl RttReader {
                 from = at + 1;
                 let cb = start + at as u64;
                 if let Some(up) = Self::channels(&mem, cb, &readable) {
-                    return Ok(RttReader { pid, mem, control_block: cb, up });
+                    return Ok(RttReader {
+                        pid,
+                        mem,
+                        control_block: cb,
+                        up,
+                    });
                 }
             }
         }
-        Err(RigError::Device(format!("process {pid} has no RTT control block (not initialised yet?)")))
+        Err(RigError::Device(format!(
+            "process {pid} has no RTT control block (not initialised yet?)"
+        )))
     }
 
     /// Validates a candidate control block and reads its up-channels.
-    fn channels(mem: &File, cb: u64, readable: &dyn Fn(u64, u64) -> bool) -> Option<Vec<UpChannel>> {
+    fn channels(
+        mem: &File,
+        cb: u64,
+        readable: &dyn Fn(u64, u64) -> bool,
+    ) -> Option<Vec<UpChannel>> {
         let mut head = [0u8; HEADER as usize];
         mem.read_exact_at(&mut head, cb).ok()?;
         let (max_up, max_down) = (word(&head, 16), word(&head, 24));
@@ -134,7 +151,13 @@ impl RttReader {
                 let end = raw.iter().position(|b| *b == 0).unwrap_or(raw.len());
                 String::from_utf8_lossy(&raw[..end]).into_owned()
             };
-            up.push(UpChannel { number: n as usize, name, descriptor, buffer, size });
+            up.push(UpChannel {
+                number: n as usize,
+                name,
+                descriptor,
+                buffer,
+                size,
+            });
         }
         (!up.is_empty()).then_some(up)
     }
@@ -158,7 +181,9 @@ impl RttReader {
             .map_err(io(format!("reading RTT channel {channel} of {pid}")))?;
         let (write, read) = (word(&offsets, 0), word(&offsets, 8));
         if write >= ch.size || read >= ch.size {
-            return Err(RigError::Device(format!("RTT channel {channel}: corrupt offsets {write}/{read}")));
+            return Err(RigError::Device(format!(
+                "RTT channel {channel}: corrupt offsets {write}/{read}"
+            )));
         }
         let mut out = Vec::new();
         let mut copy = |from: u64, to: u64| -> Result<(), RigError> {

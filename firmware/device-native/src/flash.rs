@@ -27,10 +27,10 @@
 //! then sector_size, slot_size, keystore_size, appdata_size as u32 LE.
 
 use std::fs::{File, OpenOptions};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::OnceLock;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
 
 const MAGIC: &[u8; 8] = b"SACFLASH";
 const VERSION: u32 = 1;

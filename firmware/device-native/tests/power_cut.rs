@@ -22,7 +22,12 @@ fn image(name: &str, major: u8) -> Vec<u8> {
     script.resize(300 * 1024, b'x');
     script.push(b'\n');
     let opts = SignOptions {
-        version: ImageVersion { major, minor: 0, revision: 0, build_num: 0 },
+        version: ImageVersion {
+            major,
+            minor: 0,
+            revision: 0,
+            build_num: 0,
+        },
         security_counter: Some(u32::from(major)),
         header_size: 0x200,
         ..SignOptions::default()
@@ -31,7 +36,10 @@ fn image(name: &str, major: u8) -> Vec<u8> {
 }
 
 fn board(dir: &Path, faults: &str) {
-    let layout = Layout { slot_size: 1024 * 1024, ..Layout::default() };
+    let layout = Layout {
+        slot_size: 1024 * 1024,
+        ..Layout::default()
+    };
     let flash = FlashFile::create(&dir.join("flash.bin"), layout).unwrap();
     let (v1, v2) = (image("v1", 1), image("v2", 2));
     flash.write(Region::Primary, 0, &v1).unwrap();

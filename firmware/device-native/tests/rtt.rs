@@ -23,7 +23,14 @@ async fn logs_are_read_from_the_rtt_control_block() {
         pem("PRIVATE KEY")
     );
     std::fs::write(dir.path().join("prov.toml"), prov).unwrap();
-    FlashFile::create(&dir.path().join("flash.bin"), Layout { slot_size: 1024 * 1024, ..Layout::default() }).unwrap();
+    FlashFile::create(
+        &dir.path().join("flash.bin"),
+        Layout {
+            slot_size: 1024 * 1024,
+            ..Layout::default()
+        },
+    )
+    .unwrap();
     let mut device = Command::new(env!("CARGO_BIN_EXE_device-native"))
         .arg("app")
         .arg("--flash")
@@ -37,7 +44,10 @@ async fn logs_are_read_from_the_rtt_control_block() {
     // The console (stderr) tells when something has been logged.
     let mut console = BufReader::new(device.stderr.take().unwrap()).lines();
     loop {
-        let line = tokio::time::timeout(Duration::from_secs(20), console.next_line()).await.unwrap().unwrap();
+        let line = tokio::time::timeout(Duration::from_secs(20), console.next_line())
+            .await
+            .unwrap()
+            .unwrap();
         if line.expect("device runs").contains("reconnecting") {
             break;
         }
