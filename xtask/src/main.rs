@@ -43,6 +43,7 @@ const PEERS: &[(&str, &str)] = &[
     ("curl", "curl"),
     ("tshark", "tshark"),
     ("ip", "iproute2"),
+    ("nmap", "nmap"),
 ];
 
 fn main() -> ExitCode {

@@ -12,6 +12,7 @@ use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 
+pub mod emulated;
 pub mod lab;
 pub mod rtt;
 

@@ -87,15 +87,26 @@ impl RttReader {
                 ))
             })
             .collect();
+        // A buffer may straddle adjacent mappings (.data then .bss): check
+        // against contiguous spans, not single mappings.
+        let mut spans: Vec<(u64, u64)> = Vec::new();
+        for &(a, b) in &regions {
+            match spans.last_mut() {
+                Some(last) if last.1 == a => last.1 = b,
+                _ => spans.push((a, b)),
+            }
+        }
         let readable =
-            |addr: u64, len: u64| regions.iter().any(|(a, b)| addr >= *a && addr + len <= *b);
+            |addr: u64, len: u64| spans.iter().any(|(a, b)| addr >= *a && addr + len <= *b);
+        let mut unreadable = None;
         for &(start, end) in &regions {
             // Skip huge mappings (heaps of a busy process are not where statics live).
             if end - start > 256 << 20 {
                 continue;
             }
             let mut buf = vec![0u8; (end - start) as usize];
-            if mem.read_exact_at(&mut buf, start).is_err() {
+            if let Err(e) = mem.read_exact_at(&mut buf, start) {
+                unreadable = Some(e);
                 continue;
             }
             let mut from = 0;
@@ -113,9 +124,12 @@ impl RttReader {
                 }
             }
         }
-        Err(RigError::Device(format!(
-            "process {pid} has no RTT control block (not initialised yet?)"
-        )))
+        Err(RigError::Device(match unreadable {
+            Some(e) => format!(
+                "process {pid}: no RTT control block found; some memory was unreadable: {e}"
+            ),
+            None => format!("process {pid} has no RTT control block (not initialised yet?)"),
+        }))
     }
 
     /// Validates a candidate control block and reads its up-channels.

@@ -1,0 +1,354 @@
+//! `EmulatedRig`: one case's topology with the fixture hub in `hub`, the
+//! emulated board (`device-native`) in `dut`, the capture point on the
+//! gateway's DUT-facing interface. Power is the board's process group
+//! (started / killed; its flash file stays), the link is the veth, flashing
+//! writes the slot with the board's own tool.
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use hub_fixture::hub::{DeviceCredentials, HubConfig, HubFixture};
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+
+use super::topology::{in_netns, Node, Topology};
+use crate::rtt::RttReader;
+use crate::{
+    Capabilities, Capability, CaptureTarget, DutAddresses, LogLine, LogSource, Rig, RigError,
+};
+
+/// The hub's name in every emulated topology (SNI, server certificate).
+pub const HUB_HOST: &str = "hub.sacbench.test";
+
+/// How to build one emulated rig.
+#[derive(Debug, Clone)]
+pub struct EmulatedRigConfig {
+    /// Topology number, unique among rigs alive at once.
+    pub id: u8,
+    /// Per-case directory: flash, provisioning, hub data, run dir, key log.
+    pub dir: PathBuf,
+    /// The `device-native` executable (the board's tools and bootloader).
+    pub device_exe: PathBuf,
+    pub device_id: String,
+    /// Fault switches for the provisioning file.
+    pub faults: Vec<String>,
+    /// Flash slot size (a multiple of 128 KiB).
+    pub slot_size: u32,
+}
+
+/// A running emulated rig (inside the rig sandbox).
+pub struct EmulatedRig {
+    name: String,
+    config: EmulatedRigConfig,
+    topo: Topology,
+    hub: HubFixture,
+    credentials: DeviceCredentials,
+    board: Option<Child>,
+    console: Arc<Mutex<Vec<LogLine>>>,
+    /// Every console line ever seen, and a wake-up for [`EmulatedRig::wait_console`].
+    console_seen: Arc<(Mutex<Vec<String>>, tokio::sync::Notify)>,
+    rtt: Option<RttReader>,
+    /// Why RTT could not be attached last time, for [`EmulatedRig::rtt_error`].
+    rtt_error: Option<String>,
+}
+
+fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+fn tool(exe: &Path, args: &[&std::ffi::OsStr]) -> Result<(), RigError> {
+    let out = Command::new(exe)
+        .args(args)
+        .output()
+        .map_err(|e| RigError::Setup(format!("running {}: {e}", exe.display())))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(RigError::Device(format!(
+            "{} {:?}: {}",
+            exe.display(),
+            args,
+            String::from_utf8_lossy(&out.stderr).trim()
+        )))
+    }
+}
+
+impl EmulatedRig {
+    /// Builds the topology, starts the hub in its namespace, registers the
+    /// device and writes its provisioning file and an erased flash.
+    pub async fn start(config: EmulatedRigConfig) -> Result<EmulatedRig, RigError> {
+        std::fs::create_dir_all(&config.dir).map_err(|e| RigError::Io {
+            what: format!("creating {}", config.dir.display()),
+            source: e,
+        })?;
+        let topo = Topology::create(config.id)?;
+        let hub_ip = topo.hub_ipv4();
+        let mut hub_config = HubConfig::for_tests(config.dir.join("hub"));
+        hub_config.host_names = vec![HUB_HOST.into(), hub_ip.to_string()];
+        hub_config.mqtt_addr = (hub_ip, 8883).into();
+        hub_config.https_addr = (hub_ip, 443).into();
+        hub_config.key_log = Some(config.dir.join("tls-keys.log"));
+        let handle = tokio::runtime::Handle::current();
+        // The hub's listeners are made on a thread inside the hub namespace.
+        let hub = in_netns(topo.netns_path(Node::Hub), move || {
+            handle.block_on(HubFixture::start(hub_config))
+        })?
+        .map_err(|e| RigError::Setup(format!("starting the hub: {e}")))?;
+        let credentials = hub
+            .register_device(&config.device_id)
+            .map_err(|e| RigError::Setup(format!("registering {}: {e}", config.device_id)))?;
+        let faults: Vec<String> = config.faults.iter().map(|f| format!("{f:?}")).collect();
+        let provisioning = format!(
+            "device_id = {:?}\nhub_host = {HUB_HOST:?}\nhub_mqtt = \"{}\"\nhub_https = \"{}\"\n\
+             trust_anchor = {:?}\ncertificate = {:?}\nprivate_key = {:?}\nfaults = [{}]\n",
+            config.device_id,
+            hub.mqtt_addr(),
+            hub.https_addr(),
+            credentials.ca_pem,
+            credentials.cert_pem,
+            credentials.key_pem,
+            faults.join(", ")
+        );
+        std::fs::write(config.dir.join("provisioning.toml"), provisioning).map_err(|e| {
+            RigError::Io {
+                what: "writing the provisioning file".into(),
+                source: e,
+            }
+        })?;
+        let flash = config.dir.join("flash.bin");
+        let _ = std::fs::remove_file(&flash);
+        tool(
+            &config.device_exe,
+            &[
+                "make-flash".as_ref(),
+                flash.as_os_str(),
+                "--slot-size".as_ref(),
+                config.slot_size.to_string().as_ref(),
+            ],
+        )?;
+        Ok(EmulatedRig {
+            name: format!("emulated #{}", config.id),
+            config,
+            topo,
+            hub,
+            credentials,
+            board: None,
+            console: Arc::default(),
+            console_seen: Arc::default(),
+            rtt: None,
+            rtt_error: None,
+        })
+    }
+
+    pub fn hub(&self) -> &HubFixture {
+        &self.hub
+    }
+
+    pub fn topology(&self) -> &Topology {
+        &self.topo
+    }
+
+    pub fn credentials(&self) -> &DeviceCredentials {
+        &self.credentials
+    }
+
+    pub fn flash_path(&self) -> PathBuf {
+        self.config.dir.join("flash.bin")
+    }
+
+    /// Waits until a console line (seen since power-on of this rig) matches
+    /// `pred`; `None` if none does within `guard`.
+    pub async fn wait_console(
+        &self,
+        guard: std::time::Duration,
+        pred: impl Fn(&str) -> bool,
+    ) -> Option<String> {
+        let deadline = tokio::time::Instant::now() + guard;
+        let mut checked = 0;
+        loop {
+            let notified = self.console_seen.1.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            {
+                let lines = self.console_seen.0.lock().expect("console lock");
+                if let Some(l) = lines[checked..].iter().find(|l| pred(l)) {
+                    return Some(l.clone());
+                }
+                checked = lines.len();
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return None;
+            }
+        }
+    }
+
+    /// Why the last attempt to attach RTT failed, if it did.
+    pub fn rtt_error(&self) -> Option<&str> {
+        self.rtt_error.as_deref()
+    }
+
+    /// The bootloader's process id while powered.
+    pub fn board_pid(&self) -> Option<u32> {
+        self.board.as_ref().map(Child::id)
+    }
+
+    /// The running payload (the firmware): the bootloader's child.
+    fn payload_pid(&self) -> Option<u32> {
+        let boot = self.board_pid()?;
+        let children =
+            std::fs::read_to_string(format!("/proc/{boot}/task/{boot}/children")).ok()?;
+        children.split_whitespace().next()?.parse().ok()
+    }
+}
+
+impl Rig for EmulatedRig {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        [
+            Capability::Power,
+            Capability::Link,
+            Capability::Flash,
+            Capability::Rtt,
+            Capability::Console,
+            Capability::Capture,
+        ]
+        .into_iter()
+        .collect()
+    }
+
+    async fn power(&mut self, on: bool) -> Result<(), RigError> {
+        if let Some(mut board) = self.board.take() {
+            // Power cut: the whole board (bootloader and payload) at once.
+            let _ = killpg(Pid::from_raw(board.id() as i32), Signal::SIGKILL);
+            let _ = board.wait();
+            self.rtt = None;
+        }
+        if !on {
+            return Ok(());
+        }
+        let dir = &self.config.dir;
+        let mut child = self
+            .topo
+            .command(Node::Dut, &self.config.device_exe)
+            .arg("boot")
+            .arg("--flash")
+            .arg(dir.join("flash.bin"))
+            .arg("--provisioning")
+            .arg(dir.join("provisioning.toml"))
+            .arg("--run-dir")
+            .arg(dir.join("run"))
+            .stdin(Stdio::null())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .spawn()
+            .map_err(|e| RigError::Setup(format!("powering the board: {e}")))?;
+        let stderr = child.stderr.take().expect("piped");
+        let console = self.console.clone();
+        let seen = self.console_seen.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                seen.0.lock().expect("console lock").push(line.clone());
+                seen.1.notify_waiters();
+                console.lock().expect("console lock").push(LogLine {
+                    source: LogSource::Console,
+                    at_ns: now_ns(),
+                    text: line,
+                });
+            }
+        });
+        self.board = Some(child);
+        Ok(())
+    }
+
+    async fn link(&mut self, up: bool) -> Result<(), RigError> {
+        self.topo.set_link(up)
+    }
+
+    async fn flash(&mut self, image: &Path) -> Result<(), RigError> {
+        if self.board.is_some() {
+            return Err(RigError::Device(
+                "flashing needs the board powered off".into(),
+            ));
+        }
+        let flash = self.flash_path();
+        tool(
+            &self.config.device_exe,
+            &[
+                "write-image".as_ref(),
+                "--flash".as_ref(),
+                flash.as_os_str(),
+                "--slot".as_ref(),
+                "primary".as_ref(),
+                image.as_os_str(),
+            ],
+        )
+    }
+
+    async fn logs(&mut self) -> Result<Vec<LogLine>, RigError> {
+        let mut lines = std::mem::take(&mut *self.console.lock().expect("console lock"));
+        if let Some(pid) = self.payload_pid() {
+            if self.rtt.as_ref().map(RttReader::pid) != Some(pid) {
+                // A new payload (reboot): attach to its control block, if it has one yet.
+                self.rtt = match RttReader::attach(pid) {
+                    Ok(r) => Some(r),
+                    Err(e) => {
+                        // Not fatal: a payload that has not logged yet has no block.
+                        self.rtt_error = Some(e.to_string());
+                        None
+                    }
+                };
+            }
+            if let Some(rtt) = self.rtt.as_mut() {
+                let name = rtt.up.first().map(|c| c.name.clone()).unwrap_or_default();
+                if let Ok(bytes) = rtt.read_up(0) {
+                    let at_ns = now_ns();
+                    for text in String::from_utf8_lossy(&bytes).lines() {
+                        lines.push(LogLine {
+                            source: LogSource::Rtt {
+                                channel: 0,
+                                name: name.clone(),
+                            },
+                            at_ns,
+                            text: text.into(),
+                        });
+                    }
+                }
+            }
+        }
+        Ok(lines)
+    }
+
+    fn capture_target(&self) -> Result<CaptureTarget, RigError> {
+        Ok(CaptureTarget {
+            interface: Topology::GW_DUT_IF.into(),
+            netns: Some(self.topo.netns_path(Node::Gw)),
+        })
+    }
+
+    fn dut_addresses(&self) -> DutAddresses {
+        DutAddresses {
+            ipv4: Some(self.topo.dut_ipv4()),
+            ipv6_link_local: Some((self.topo.dut_ipv6_link_local(), Topology::GW_DUT_IF.into())),
+        }
+    }
+}
+
+impl Drop for EmulatedRig {
+    fn drop(&mut self) {
+        if let Some(mut board) = self.board.take() {
+            let _ = killpg(Pid::from_raw(board.id() as i32), Signal::SIGKILL);
+            let _ = board.wait();
+        }
+        self.hub.shutdown();
+    }
+}

@@ -1,0 +1,128 @@
+//! The emulated rig's sandbox: a private user, network, mount and PID
+//! namespace for the whole run.
+//!
+//! [`enter`] is called first thing in `main` (while the process is still
+//! single-threaded, which `unshare(CLONE_NEWUSER)` requires). The first call
+//! unshares the namespaces, maps the caller to root inside, and re-executes
+//! the program there; the re-executed child is PID 1 of the new PID
+//! namespace and asks to be killed when its parent dies. So whatever happens
+//! — the run ends, or the bench is killed with SIGKILL mid-case — the kernel
+//! kills every process of the run (PID 1 gone), and the network namespaces,
+//! veths and `/run/netns` bind mounts (all in the private mount namespace)
+//! go with them. Nothing is ever created in the host's namespaces.
+//!
+//! No root is needed where unprivileged user namespaces are allowed; as root
+//! it works the same way.
+
+use std::ffi::OsString;
+use std::os::unix::process::ExitStatusExt;
+use std::process::{Command, ExitStatus};
+
+use nix::mount::{mount, MsFlags};
+use nix::sched::{unshare, CloneFlags};
+use nix::sys::signal::Signal;
+use nix::unistd::{getgid, getuid};
+
+use crate::RigError;
+
+/// Set in the re-executed child's environment.
+pub const SANDBOX_ENV: &str = "SACBENCH_SANDBOX";
+
+/// Where this process stands after [`enter`].
+#[derive(Debug)]
+pub enum Sandbox {
+    /// We are inside: go on and run.
+    Inside,
+    /// We are the launcher: the sandboxed run ended with this status; exit with it.
+    Finished(ExitStatus),
+}
+
+fn setup(what: &str, e: impl std::fmt::Display) -> RigError {
+    RigError::Setup(format!("emulated rig sandbox: {what}: {e}"))
+}
+
+/// Enters (or, in the child, finishes setting up) the sandbox.
+pub fn enter() -> Result<Sandbox, RigError> {
+    if std::env::var_os(SANDBOX_ENV).is_some() {
+        inside()?;
+        return Ok(Sandbox::Inside);
+    }
+    let (uid, gid) = (getuid(), getgid());
+    let flags = CloneFlags::CLONE_NEWUSER
+        | CloneFlags::CLONE_NEWNS
+        | CloneFlags::CLONE_NEWNET
+        | CloneFlags::CLONE_NEWPID;
+    unshare(flags).map_err(|e| {
+        RigError::Setup(format!(
+            "cannot create the rig's namespaces (unshare: {e}). The emulated rig needs user \
+             namespaces: run as root, or allow unprivileged ones (sysctl \
+             kernel.unprivileged_userns_clone=1; on Ubuntu also \
+             kernel.apparmor_restrict_unprivileged_userns=0)"
+        ))
+    })?;
+    std::fs::write("/proc/self/setgroups", "deny").map_err(|e| setup("setgroups", e))?;
+    std::fs::write("/proc/self/uid_map", format!("0 {uid} 1")).map_err(|e| setup("uid_map", e))?;
+    std::fs::write("/proc/self/gid_map", format!("0 {gid} 1")).map_err(|e| setup("gid_map", e))?;
+    // Mounts made inside must never propagate to the host.
+    mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .map_err(|e| setup("making / private", e))?;
+    let exe = std::env::current_exe().map_err(|e| setup("current_exe", e))?;
+    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    let status = Command::new(exe)
+        .args(args)
+        .env(SANDBOX_ENV, "1")
+        .status()
+        .map_err(|e| setup("starting the sandboxed run", e))?;
+    Ok(Sandbox::Finished(status))
+}
+
+/// In the child (PID 1 of the new PID namespace).
+fn inside() -> Result<(), RigError> {
+    // Not inherited further: a program this run starts that enters a sandbox
+    // itself gets a new one, nested, not this one. (Single-threaded here.)
+    std::env::remove_var(SANDBOX_ENV);
+    // If the launcher dies (even by SIGKILL), so do we — and with PID 1 gone
+    // the kernel kills every process of the namespace.
+    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(|e| setup("pdeathsig", e))?;
+    // A /proc for this PID namespace (tools read /proc/self, /proc/<pid>).
+    mount(
+        Some("proc"),
+        "/proc",
+        Some("proc"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        None::<&str>,
+    )
+    .map_err(|e| setup("mounting /proc", e))?;
+    // `ip netns` keeps its handles under /run/netns: a private tmpfs.
+    std::fs::create_dir_all("/run/netns").ok();
+    mount(
+        Some("tmpfs"),
+        "/run/netns",
+        Some("tmpfs"),
+        MsFlags::empty(),
+        Some("mode=755"),
+    )
+    .map_err(|e| setup("mounting /run/netns", e))?;
+    // The sandbox's own loopback, for anything bound to 127.0.0.1 in here.
+    let lo = Command::new("ip")
+        .args(["link", "set", "lo", "up"])
+        .status();
+    match lo {
+        Ok(s) if s.success() => Ok(()),
+        Ok(s) => Err(setup("ip link set lo up", s)),
+        Err(e) => Err(setup("running `ip` (install iproute2)", e)),
+    }
+}
+
+/// The exit code a launcher should return for the sandboxed run's status.
+pub fn exit_code(status: ExitStatus) -> i32 {
+    status
+        .code()
+        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
+}

@@ -1,0 +1,182 @@
+//! The port scanner of NI-01/02/05/06, run from the gateway's namespace (the
+//! bench side of the DUT's link): a TCP connect scan of all 65 535 ports and
+//! UDP probes of common service ports, over IPv4 or the DUT's IPv6
+//! link-local address.
+//!
+//! A closed TCP port answers the SYN with RST at once; an open one completes
+//! the handshake. Only a dropped SYN (link down, filtered) waits for the
+//! per-port timeout, which bounds an answer that never comes — it is not a
+//! synchronisation point. UDP: a reply is an open service; ICMP port
+//! unreachable (seen as ECONNREFUSED on a connected socket) is closed;
+//! silence until the timeout is "no reply".
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr, SocketAddrV6};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::net::{TcpStream, UdpSocket};
+use tokio::sync::Semaphore;
+
+use super::topology::in_netns;
+use crate::RigError;
+
+/// UDP ports NI-02 probes (DNS, DHCP, TFTP, NTP, SNMP, SSDP, mDNS, CoAP, BACnet).
+pub const UDP_PORTS: [u16; 9] = [53, 67, 69, 123, 161, 1900, 5353, 5683, 47808];
+
+/// What to scan.
+#[derive(Debug, Clone)]
+pub struct ScanTarget {
+    /// Namespace to scan from (the gateway's).
+    pub from_netns: PathBuf,
+    pub address: IpAddr,
+    /// Interface for a link-local IPv6 target (its scope).
+    pub interface: Option<String>,
+    pub tcp_ports: std::ops::RangeInclusive<u16>,
+    pub udp_ports: Vec<u16>,
+    /// How long one port may take to answer.
+    pub timeout: Duration,
+    pub concurrency: usize,
+}
+
+impl ScanTarget {
+    /// All TCP ports and [`UDP_PORTS`] of `address`, from `from_netns`.
+    pub fn full(from_netns: PathBuf, address: IpAddr, interface: Option<String>) -> Self {
+        ScanTarget {
+            from_netns,
+            address,
+            interface,
+            tcp_ports: 1..=65535,
+            udp_ports: UDP_PORTS.to_vec(),
+            timeout: Duration::from_millis(1500),
+            concurrency: 512,
+        }
+    }
+}
+
+/// A UDP port's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UdpAnswer {
+    /// An application replied (the first bytes).
+    Reply(Vec<u8>),
+    /// ICMP port unreachable: closed.
+    Closed,
+    /// Nothing within the timeout.
+    NoReply,
+}
+
+/// What the scan found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScanReport {
+    pub address: IpAddr,
+    pub open_tcp: Vec<u16>,
+    /// TCP ports that neither accepted nor refused in time.
+    pub unanswered_tcp: usize,
+    /// TCP ports the scanner could not even send to (no route, link down).
+    pub unreachable_tcp: usize,
+    pub udp: BTreeMap<u16, UdpAnswer>,
+    pub elapsed: Duration,
+}
+
+impl ScanReport {
+    /// UDP ports where an application replied.
+    pub fn udp_replies(&self) -> Vec<u16> {
+        self.udp
+            .iter()
+            .filter(|(_, a)| matches!(a, UdpAnswer::Reply(_)))
+            .map(|(p, _)| *p)
+            .collect()
+    }
+}
+
+/// Runs the scan on a thread inside `target.from_netns`.
+pub fn scan(target: ScanTarget) -> Result<ScanReport, RigError> {
+    let netns = target.from_netns.clone();
+    in_netns(netns, move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| RigError::Setup(format!("scanner runtime: {e}")))?;
+        rt.block_on(run(target))
+    })?
+}
+
+fn socket_addr(target: &ScanTarget, port: u16) -> Result<SocketAddr, RigError> {
+    match (target.address, &target.interface) {
+        (IpAddr::V6(a), Some(ifname)) if a.segments()[0] & 0xffc0 == 0xfe80 => {
+            let scope = nix::net::if_::if_nametoindex(ifname.as_str())
+                .map_err(|e| RigError::Setup(format!("interface {ifname}: {e}")))?;
+            Ok(SocketAddr::V6(SocketAddrV6::new(a, port, 0, scope)))
+        }
+        (a, _) => Ok(SocketAddr::new(a, port)),
+    }
+}
+
+async fn run(target: ScanTarget) -> Result<ScanReport, RigError> {
+    let started = Instant::now();
+    let permits = Arc::new(Semaphore::new(target.concurrency.max(1)));
+    let mut tasks = tokio::task::JoinSet::new();
+    for port in target.tcp_ports.clone() {
+        let addr = socket_addr(&target, port)?;
+        let permit = permits
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("semaphore open");
+        let timeout = target.timeout;
+        tasks.spawn(async move {
+            let r = tokio::time::timeout(timeout, TcpStream::connect(addr)).await;
+            drop(permit);
+            (port, r)
+        });
+    }
+    let (mut open_tcp, mut unanswered_tcp, mut unreachable_tcp) = (Vec::new(), 0, 0);
+    while let Some(done) = tasks.join_next().await {
+        match done.map_err(|e| RigError::Setup(format!("scan task: {e}")))? {
+            (port, Ok(Ok(_stream))) => open_tcp.push(port),
+            (_, Ok(Err(e))) if e.kind() == std::io::ErrorKind::ConnectionRefused => {}
+            (_, Ok(Err(_unreachable))) => unreachable_tcp += 1,
+            (_, Err(_timeout)) => unanswered_tcp += 1,
+        }
+    }
+    open_tcp.sort_unstable();
+    let mut udp = BTreeMap::new();
+    for &port in &target.udp_ports {
+        udp.insert(
+            port,
+            probe_udp(socket_addr(&target, port)?, target.timeout).await,
+        );
+    }
+    Ok(ScanReport {
+        address: target.address,
+        open_tcp,
+        unanswered_tcp,
+        unreachable_tcp,
+        udp,
+        elapsed: started.elapsed(),
+    })
+}
+
+async fn probe_udp(addr: SocketAddr, timeout: Duration) -> UdpAnswer {
+    let bind: SocketAddr = if addr.is_ipv4() {
+        "0.0.0.0:0".parse().expect("addr")
+    } else {
+        "[::]:0".parse().expect("addr")
+    };
+    let Ok(sock) = UdpSocket::bind(bind).await else {
+        return UdpAnswer::NoReply;
+    };
+    if sock.connect(addr).await.is_err() {
+        return UdpAnswer::NoReply;
+    }
+    // A small generic probe; services that answer anything (or only their
+    // protocol) both count: NI-02 asks whether anything replies at all.
+    let _ = sock.send(b"\x00sacbench-probe\r\n").await;
+    let mut buf = [0u8; 512];
+    match tokio::time::timeout(timeout, sock.recv(&mut buf)).await {
+        Ok(Ok(n)) => UdpAnswer::Reply(buf[..n.min(64)].to_vec()),
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => UdpAnswer::Closed,
+        _ => UdpAnswer::NoReply,
+    }
+}

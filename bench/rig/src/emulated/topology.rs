@@ -1,0 +1,225 @@
+//! One case's network: three namespaces joined by veth pairs,
+//!
+//! ```text
+//!   dut [d0] ──── [g0] gw [g1] ──── [h0] hub
+//!   10.200.N.2/30   .1       .5/30      .6
+//!   fe80::2        fe80::1
+//! ```
+//!
+//! `gw` routes between the two links; the DUT's default route and the hub's
+//! route back go through it. IPv6 link-local addresses are fixed (no
+//! autoconfiguration, no DAD) so the scanner knows them without waiting.
+//! Made with iproute2's `ip` inside the rig sandbox; `N` keeps topologies
+//! apart so many cases run at once.
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::path::PathBuf;
+use std::process::Command;
+
+use crate::RigError;
+
+/// Which namespace of a topology.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Node {
+    Dut,
+    Gw,
+    Hub,
+}
+
+/// A live topology; dropped → its namespaces are deleted.
+#[derive(Debug)]
+pub struct Topology {
+    pub id: u8,
+    prefix: String,
+}
+
+fn ip(args: &[&str]) -> Result<(), RigError> {
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .map_err(|e| RigError::Setup(format!("running `ip` (install iproute2): {e}")))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(RigError::Setup(format!(
+            "ip {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )))
+    }
+}
+
+impl Topology {
+    /// Interface names, by node.
+    pub const DUT_IF: &'static str = "d0";
+    /// The gateway's DUT-facing interface: where the capture runs.
+    pub const GW_DUT_IF: &'static str = "g0";
+    pub const GW_HUB_IF: &'static str = "g1";
+    pub const HUB_IF: &'static str = "h0";
+
+    /// Creates topology `id` (0..=255) inside the rig sandbox.
+    pub fn create(id: u8) -> Result<Topology, RigError> {
+        let t = Topology {
+            id,
+            prefix: format!("sb{id}"),
+        };
+        let (dut, gw, hub) = (t.name(Node::Dut), t.name(Node::Gw), t.name(Node::Hub));
+        for ns in [&dut, &gw, &hub] {
+            ip(&["netns", "add", ns])?;
+            ip(&["-n", ns, "link", "set", "lo", "up"])?;
+        }
+        ip(&[
+            "link", "add", "d0", "netns", &dut, "type", "veth", "peer", "name", "g0", "netns", &gw,
+        ])?;
+        ip(&[
+            "link", "add", "g1", "netns", &gw, "type", "veth", "peer", "name", "h0", "netns", &hub,
+        ])?;
+        for (ns, dev) in [(&dut, "d0"), (&gw, "g0"), (&gw, "g1"), (&hub, "h0")] {
+            // Fixed addresses only: no SLAAC, no DAD wait.
+            ip(&["-n", ns, "link", "set", dev, "addrgenmode", "none"])?;
+        }
+        let v4 = |host: u8| format!("{}/30", t.ipv4(host));
+        ip(&["-n", &dut, "addr", "add", &v4(2), "dev", "d0"])?;
+        ip(&["-n", &gw, "addr", "add", &v4(1), "dev", "g0"])?;
+        ip(&["-n", &gw, "addr", "add", &v4(5), "dev", "g1"])?;
+        ip(&["-n", &hub, "addr", "add", &v4(6), "dev", "h0"])?;
+        ip(&[
+            "-n",
+            &dut,
+            "-6",
+            "addr",
+            "add",
+            "fe80::2/64",
+            "dev",
+            "d0",
+            "nodad",
+        ])?;
+        ip(&[
+            "-n",
+            &gw,
+            "-6",
+            "addr",
+            "add",
+            "fe80::1/64",
+            "dev",
+            "g0",
+            "nodad",
+        ])?;
+        for (ns, dev) in [(&dut, "d0"), (&gw, "g0"), (&gw, "g1"), (&hub, "h0")] {
+            ip(&["-n", ns, "link", "set", dev, "up"])?;
+        }
+        ip(&[
+            "-n",
+            &dut,
+            "route",
+            "add",
+            "default",
+            "via",
+            &t.ipv4(1).to_string(),
+        ])?;
+        ip(&[
+            "-n",
+            &hub,
+            "route",
+            "add",
+            "default",
+            "via",
+            &t.ipv4(5).to_string(),
+        ])?;
+        // Routing in gw: a sysctl of gw's own namespace.
+        let status = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &gw,
+                "sysctl",
+                "-qw",
+                "net.ipv4.ip_forward=1",
+            ])
+            .status()
+            .map_err(|e| RigError::Setup(format!("sysctl in {gw}: {e}")))?;
+        if !status.success() {
+            return Err(RigError::Setup(format!(
+                "enabling forwarding in {gw} failed ({status})"
+            )));
+        }
+        Ok(t)
+    }
+
+    /// The `ip netns` name of a node.
+    pub fn name(&self, node: Node) -> String {
+        let n = match node {
+            Node::Dut => "dut",
+            Node::Gw => "gw",
+            Node::Hub => "hub",
+        };
+        format!("{}-{n}", self.prefix)
+    }
+
+    /// The namespace handle (for `setns` and the capture).
+    pub fn netns_path(&self, node: Node) -> PathBuf {
+        PathBuf::from("/run/netns").join(self.name(node))
+    }
+
+    /// 10.200.id.host
+    pub fn ipv4(&self, host: u8) -> Ipv4Addr {
+        Ipv4Addr::new(10, 200, self.id, host)
+    }
+
+    pub fn dut_ipv4(&self) -> Ipv4Addr {
+        self.ipv4(2)
+    }
+
+    pub fn hub_ipv4(&self) -> Ipv4Addr {
+        self.ipv4(6)
+    }
+
+    pub fn dut_ipv6_link_local(&self) -> Ipv6Addr {
+        Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 2)
+    }
+
+    /// A command run inside `node`'s namespace (`ip netns exec`).
+    pub fn command(&self, node: Node, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.name(node)]).arg(program);
+        c
+    }
+
+    /// The DUT's link (the gateway's DUT-facing side) down or up.
+    pub fn set_link(&self, up: bool) -> Result<(), RigError> {
+        ip(&[
+            "-n",
+            &self.name(Node::Gw),
+            "link",
+            "set",
+            Self::GW_DUT_IF,
+            if up { "up" } else { "down" },
+        ])
+    }
+}
+
+impl Drop for Topology {
+    fn drop(&mut self) {
+        for node in [Node::Dut, Node::Gw, Node::Hub] {
+            let _ = ip(&["netns", "del", &self.name(node)]);
+        }
+    }
+}
+
+/// Runs `f` on a thread that has entered `netns`: sockets made there belong
+/// to that namespace for their whole life (the namespace of a socket is
+/// fixed when it is created).
+pub fn in_netns<T: Send + 'static>(
+    netns: PathBuf,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, RigError> {
+    std::thread::spawn(move || {
+        let file = std::fs::File::open(&netns)
+            .map_err(|e| RigError::Setup(format!("opening {}: {e}", netns.display())))?;
+        nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET)
+            .map_err(|e| RigError::Setup(format!("entering {}: {e}", netns.display())))?;
+        Ok(f())
+    })
+    .join()
+    .map_err(|_| RigError::Setup("a thread in a rig namespace panicked".into()))?
+}

@@ -1,0 +1,341 @@
+//! The emulated rig with the real board: namespaces, power, link, RTT and
+//! console logs, the NI scanner cross-checked with nmap, and nothing left
+//! behind when the bench is killed mid-case.
+//!
+//! A custom harness (libtest-mimic, cargo-test compatible): `main` first
+//! enters the rig sandbox (private user, net, mount and PID namespaces),
+//! which must happen while the process is single-threaded.
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::Duration;
+
+use hub_fixture::journal::Event;
+use libtest_mimic::{Arguments, Failed, Trial};
+use mcuboot_image::{ImageVersion, SignOptions, SigningKey};
+use sacbench_rig::emulated::sandbox::{self, Sandbox};
+use sacbench_rig::emulated::scan::{scan, ScanTarget};
+use sacbench_rig::emulated::topology::Node;
+use sacbench_rig::emulated::{EmulatedRig, EmulatedRigConfig};
+use sacbench_rig::{LogSource, Rig};
+
+const GUARD: Duration = Duration::from_secs(60);
+const HOLD: &str = "--hold-rig";
+static NEXT_ID: AtomicU8 = AtomicU8::new(1);
+
+fn signed_device_image(dir: &Path) -> PathBuf {
+    let key = Path::new(env!("CARGO_MANIFEST_DIR")).join("../keys/dev-image-signing-ed25519.pem");
+    let key = SigningKey::from_pkcs8_pem(&std::fs::read_to_string(key).unwrap()).unwrap();
+    let payload = std::fs::read(env!("CARGO_BIN_EXE_device-native")).unwrap();
+    let opts = SignOptions {
+        version: ImageVersion {
+            major: 1,
+            minor: 0,
+            revision: 0,
+            build_num: 0,
+        },
+        security_counter: Some(1),
+        header_size: 0x200,
+        ..SignOptions::default()
+    };
+    let path = dir.join("v1.img");
+    std::fs::write(&path, mcuboot_image::sign(&payload, &key, &opts).unwrap()).unwrap();
+    path
+}
+
+async fn rig(dir: &Path, faults: &[&str]) -> EmulatedRig {
+    let config = EmulatedRigConfig {
+        id: NEXT_ID.fetch_add(1, Ordering::SeqCst),
+        dir: dir.to_owned(),
+        device_exe: env!("CARGO_BIN_EXE_device-native").into(),
+        device_id: "dev-rig".into(),
+        faults: faults.iter().map(|f| f.to_string()).collect(),
+        slot_size: 32 * 1024 * 1024,
+    };
+    let mut rig = EmulatedRig::start(config).await.expect("rig starts");
+    rig.flash(&signed_device_image(dir)).await.expect("flash");
+    rig
+}
+
+async fn connected(rig: &EmulatedRig, after: u64) -> Result<(), Failed> {
+    let dut = rig.topology().dut_ipv4().to_string();
+    let e = rig
+        .hub()
+        .journal()
+        .wait_for(after, GUARD, |e| matches!(e.event, Event::Connected { .. }))
+        .await
+        .ok_or("the device never connected")?;
+    let peer = e.peer.unwrap_or_default();
+    if !peer.starts_with(&format!("{dut}:")) {
+        return Err(format!("connection from {peer}, expected the DUT {dut}").into());
+    }
+    Ok(())
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn power_link_and_logs() -> Result<(), Failed> {
+    runtime().block_on(async {
+        let dir = tempfile::tempdir()?;
+        let mut rig = rig(dir.path(), &[]).await;
+        rig.power(true).await?;
+        connected(&rig, 0).await?;
+        let logs = rig.logs().await?;
+        let rtt: Vec<_> = logs
+            .iter()
+            .filter(|l| matches!(l.source, LogSource::Rtt { .. }))
+            .collect();
+        if !rtt.iter().any(|l| l.text.contains("TLS up")) {
+            return Err(format!("no RTT line about TLS: {logs:?}").into());
+        }
+        if !logs
+            .iter()
+            .any(|l| l.source == LogSource::Console && l.text.starts_with("boot: #1"))
+        {
+            return Err(format!("no console line from the bootloader: {logs:?}").into());
+        }
+        // Link down: the DUT stops answering from the gateway's side.
+        rig.link(false).await?;
+        let mut probe = ScanTarget::full(
+            rig.topology().netns_path(Node::Gw),
+            rig.topology().dut_ipv4().into(),
+            None,
+        );
+        probe.tcp_ports = 1..=1;
+        probe.udp_ports.clear();
+        probe.timeout = Duration::from_millis(300);
+        let down = scan(probe.clone())?;
+        if down.unanswered_tcp + down.unreachable_tcp != 1 {
+            return Err(format!("the link is down but the DUT answered: {down:?}").into());
+        }
+        rig.link(true).await?;
+        let up = scan(probe)?;
+        if up.unanswered_tcp + up.unreachable_tcp != 0 {
+            return Err(format!("the link is up but the DUT did not answer: {up:?}").into());
+        }
+        // Power cycle: a fresh boot, a fresh session.
+        let mark = rig.hub().journal().len();
+        rig.power_cycle().await?;
+        connected(&rig, mark).await?;
+        Ok(())
+    })
+}
+
+/// Open TCP ports by nmap (grepable output) from the gateway's namespace.
+fn nmap_open(rig: &EmulatedRig, target: &str, v6: bool) -> Result<Vec<u16>, Failed> {
+    let mut cmd = rig.topology().command(Node::Gw, "nmap");
+    cmd.args(["-n", "-Pn", "-sT", "-p-", "--max-retries", "1", "-oG", "-"]);
+    if v6 {
+        cmd.arg("-6");
+    }
+    let out = cmd
+        .arg(target)
+        .output()
+        .map_err(|e| format!("nmap (apt-get install nmap): {e}"))?;
+    if !out.status.success() {
+        return Err(format!("nmap failed: {}", String::from_utf8_lossy(&out.stderr)).into());
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut open: Vec<u16> = text
+        .lines()
+        .filter_map(|l| l.split_once("Ports: ").map(|(_, p)| p.to_owned()))
+        .flat_map(|p| p.split(", ").map(str::to_owned).collect::<Vec<_>>())
+        .filter(|p| p.contains("/open/"))
+        .filter_map(|p| p.split('/').next()?.trim().parse().ok())
+        .collect();
+    open.sort_unstable();
+    Ok(open)
+}
+
+fn scanner_agrees_with_nmap() -> Result<(), Failed> {
+    runtime().block_on(async {
+        let dir = tempfile::tempdir()?;
+        let mut rig = rig(dir.path(), &["listen-debug", "udp-discovery"]).await;
+        rig.power(true).await?;
+        for what in [
+            "listening on TCP 2323",
+            "answering on UDP 5683",
+            "answering on UDP 1900",
+        ] {
+            rig.wait_console(GUARD, |l| l.contains(what))
+                .await
+                .ok_or(format!("device never said {what:?}"))?;
+        }
+        let gw = rig.topology().netns_path(Node::Gw);
+        let v4: IpAddr = rig.topology().dut_ipv4().into();
+        let ours = scan(ScanTarget::full(gw.clone(), v4, None))?;
+        if ours.open_tcp != [2323] || ours.udp_replies() != [1900, 5683] {
+            return Err(format!("our scan: {ours:?}").into());
+        }
+        let theirs = nmap_open(&rig, &v4.to_string(), false)?;
+        if theirs != ours.open_tcp {
+            return Err(format!("nmap {theirs:?} vs ours {:?}", ours.open_tcp).into());
+        }
+        let v6: IpAddr = rig.topology().dut_ipv6_link_local().into();
+        let ours6 = scan(ScanTarget::full(gw, v6, Some("g0".into())))?;
+        let theirs6 = nmap_open(&rig, "fe80::2%g0", true)?;
+        if ours6.open_tcp != [2323] || theirs6 != ours6.open_tcp {
+            return Err(format!("IPv6: ours {:?}, nmap {theirs6:?}", ours6.open_tcp).into());
+        }
+        Ok(())
+    })
+}
+
+fn the_reference_device_listens_nowhere() -> Result<(), Failed> {
+    runtime().block_on(async {
+        let dir = tempfile::tempdir()?;
+        let mut rig = rig(dir.path(), &[]).await;
+        rig.power(true).await?;
+        connected(&rig, 0).await?;
+        let gw = rig.topology().netns_path(Node::Gw);
+        let report = scan(ScanTarget::full(gw, rig.topology().dut_ipv4().into(), None))?;
+        if !report.open_tcp.is_empty()
+            || !report.udp_replies().is_empty()
+            || report.unanswered_tcp + report.unreachable_tcp != 0
+        {
+            return Err(format!("NI-01/02 on the reference device: {report:?}").into());
+        }
+        Ok(())
+    })
+}
+
+/// `--hold-rig DIR`: a bench that builds a rig, powers the board, says READY
+/// and waits to be killed.
+fn hold(dir: &Path) -> ! {
+    runtime().block_on(async {
+        let mut rig = rig(dir, &[]).await;
+        rig.power(true).await.unwrap();
+        connected(&rig, 0).await.unwrap();
+        println!("READY");
+        std::future::pending::<()>().await;
+    });
+    unreachable!()
+}
+
+/// Network namespaces in use by any task of any visible process.
+fn netns_in_use() -> std::collections::HashSet<String> {
+    let mut found = std::collections::HashSet::new();
+    for p in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        for t in std::fs::read_dir(p.path().join("task"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            if let Ok(link) = std::fs::read_link(t.path().join("ns/net")) {
+                found.insert(link.to_string_lossy().into_owned());
+            }
+        }
+    }
+    found
+}
+
+/// Command lines of live processes that mention `marker` (the held rig's dir).
+fn processes_of(marker: &Path) -> Vec<String> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+        .filter(|c| c.contains(marker.to_str().unwrap()) && !c.contains(HOLD))
+        .collect()
+}
+
+fn killing_the_bench_leaves_nothing_behind() -> Result<(), Failed> {
+    let dir = tempfile::tempdir()?;
+    let marker = dir.path().join("held");
+    let mut bench = Command::new(std::env::current_exe()?)
+        .arg(HOLD)
+        .arg(&marker)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let mut out = BufReader::new(bench.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line)?;
+    if line.trim() != "READY" {
+        return Err(format!("the held bench said {line:?}").into());
+    }
+    if processes_of(&marker).is_empty() {
+        return Err("no board process found while the rig was up".into());
+    }
+    // The held rig's own namespaces: those its board process is in. (Other
+    // tests of this run may own namespaces too; they are not compared.)
+    let board_ns: std::collections::HashSet<String> = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| {
+            std::fs::read(e.path().join("cmdline"))
+                .map(|c| String::from_utf8_lossy(&c).contains(marker.to_str().unwrap()))
+                .unwrap_or(false)
+        })
+        .filter_map(|e| std::fs::read_link(e.path().join("ns/net")).ok())
+        .map(|l| l.to_string_lossy().into_owned())
+        .collect();
+    let own = std::fs::read_link("/proc/self/ns/net")?
+        .to_string_lossy()
+        .into_owned();
+    if board_ns.is_empty() || board_ns.contains(&own) {
+        return Err(
+            format!("the held board is not in a namespace of its own: {board_ns:?}").into(),
+        );
+    }
+    // SIGKILL: no cleanup code of the bench runs.
+    bench.kill()?;
+    bench.wait()?;
+    // Every process of the held rig shares the stdout pipe: EOF means all are gone.
+    let mut rest = Vec::new();
+    out.read_to_end(&mut rest)?;
+    let survivors = processes_of(&marker);
+    if !survivors.is_empty() {
+        return Err(format!("processes survived: {survivors:?}").into());
+    }
+    // With its processes gone and its mounts (in its private mount
+    // namespace) gone, nothing holds the board's namespace — and its veth.
+    let still: Vec<_> = netns_in_use()
+        .into_iter()
+        .filter(|ns| board_ns.contains(ns))
+        .collect();
+    if !still.is_empty() {
+        return Err(format!("namespaces still in use: {still:?}").into());
+    }
+    Ok(())
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    match sandbox::enter() {
+        Ok(Sandbox::Finished(status)) => std::process::exit(sandbox::exit_code(status)),
+        Ok(Sandbox::Inside) => {}
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(2);
+        }
+    }
+    if args.get(1).map(String::as_str) == Some(HOLD) {
+        hold(Path::new(&args[2]));
+    }
+    let tests = vec![
+        Trial::test("power_link_and_logs", power_link_and_logs),
+        Trial::test("scanner_agrees_with_nmap", scanner_agrees_with_nmap),
+        Trial::test(
+            "the_reference_device_listens_nowhere",
+            the_reference_device_listens_nowhere,
+        ),
+        Trial::test(
+            "killing_the_bench_leaves_nothing_behind",
+            killing_the_bench_leaves_nothing_behind,
+        ),
+    ];
+    libtest_mimic::run(&Arguments::from_args(), tests).exit();
+}
