@@ -208,6 +208,72 @@ fn the_reference_device_listens_nowhere() -> Result<(), Failed> {
     })
 }
 
+/// The capture on the rig's capture point, with the hub's key log embedded:
+/// tshark (no key-log option) decrypts the device's MQTT, and our analysis
+/// sees a DUT-opened TLS 1.3 flow to the hub with the provisioned SNI.
+fn capture_decrypts_with_tshark() -> Result<(), Failed> {
+    runtime().block_on(async {
+        let dir = tempfile::tempdir()?;
+        let mut rig = rig(dir.path(), &[]).await;
+        let target = rig.capture_target()?;
+        let pcap = dir.path().join("capture.pcapng");
+        let mut config = sacbench_capture::CaptureConfig::new(target.interface, &pcap);
+        config.netns = target.netns;
+        let capture = sacbench_capture::Capture::start(config)?;
+        rig.power(true).await?;
+        connected(&rig, 0).await?;
+        // The device's first telemetry is acknowledged: the session carried data.
+        rig.hub()
+            .journal()
+            .wait_for(0, GUARD, |e| matches!(e.event, Event::TwinReported { .. }))
+            .await
+            .ok_or("no reported properties")?;
+        rig.power(false).await?;
+        let key_log = std::fs::read(dir.path().join("tls-keys.log"))?;
+        capture.stop(Some(&key_log))?;
+        let out = Command::new("tshark")
+            .arg("-r")
+            .arg(&pcap)
+            .args([
+                "-Y",
+                "mqtt.msgtype == 1",
+                "-T",
+                "fields",
+                "-e",
+                "mqtt.clientid",
+            ])
+            .output()
+            .map_err(|e| format!("tshark (apt-get install tshark): {e}"))?;
+        let ids = String::from_utf8_lossy(&out.stdout);
+        if !ids.lines().any(|l| l.trim() == "dev-rig") {
+            return Err(format!(
+                "tshark did not decrypt the CONNECT: {ids:?} {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+            .into());
+        }
+        let analysis = sacbench_capture::analyze_file(&pcap)?;
+        let dut: IpAddr = rig.topology().dut_ipv4().into();
+        let flow = analysis
+            .tcp_flows
+            .iter()
+            .find(|f| f.server.port() == 8883)
+            .ok_or("no MQTT flow in the analysis")?;
+        if flow.client.ip() != dut
+            || flow
+                .tls
+                .client_hellos
+                .first()
+                .and_then(|h| h.sni.clone())
+                .as_deref()
+                != Some("hub.sacbench.test")
+        {
+            return Err(format!("unexpected flow: {flow:?}").into());
+        }
+        Ok(())
+    })
+}
+
 /// `--hold-rig DIR`: a bench that builds a rig, powers the board, says READY
 /// and waits to be killed.
 fn hold(dir: &Path) -> ! {
@@ -336,6 +402,7 @@ fn main() {
             "killing_the_bench_leaves_nothing_behind",
             killing_the_bench_leaves_nothing_behind,
         ),
+        Trial::test("capture_decrypts_with_tshark", capture_decrypts_with_tshark),
     ];
     libtest_mimic::run(&Arguments::from_args(), tests).exit();
 }
