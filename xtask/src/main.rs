@@ -44,6 +44,9 @@ const PEERS: &[(&str, &str)] = &[
     ("tshark", "tshark"),
     ("ip", "iproute2"),
     ("nmap", "nmap"),
+    ("socat", "socat"),
+    ("mbpoll", "mbpoll"),
+    ("setpriv", "util-linux"),
 ];
 
 fn main() -> ExitCode {

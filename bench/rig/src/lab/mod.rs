@@ -1,1 +1,280 @@
-//! The lab rig (being written).
+//! The lab rig: a real board on a debug probe, its serial console, a Modbus
+//! relay on its power (and optionally its Ethernet), wired to a bench NIC.
+//!
+//! Everything is described by a `rig.toml` ([`RigConfig`]). Power and link are
+//! relay coils written with tokio-modbus; the console is read with
+//! `serialport` on a blocking thread; flashing, reset and RTT go through the
+//! [`Probe`] trait, whose real implementation (probe-rs) is behind the cargo
+//! feature `probe-rs` so that nothing of the lab rig is needed to build or
+//! test the emulated path.
+
+mod config;
+mod console;
+mod logs;
+mod probe;
+#[cfg(feature = "probe-rs")]
+mod probe_rs;
+mod relay;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::time::Duration;
+
+pub use config::{
+    CaptureConfig, ConfigError, ConsoleConfig, ImageConfig, LinkConfig, ModbusEndpoint,
+    PowerConfig, ProbeConfig, ProbeSelector, RigConfig, WireProtocol, DEFAULT_RELAY_TIMEOUT_MS,
+    FIELDS,
+};
+pub use logs::{LineAssembler, MAX_LINE};
+pub use probe::{FakeProbe, FakeProbeRecord, ImageKind, Probe, RttData};
+#[cfg(feature = "probe-rs")]
+pub use probe_rs::ProbeRsProbe;
+pub use relay::Relay;
+
+use crate::{Capabilities, Capability, CaptureTarget, DutAddresses, LogLine, Rig, RigError};
+use console::Console;
+use logs::LogSink;
+use probe::{lock_probe, RttPoller, SharedProbe};
+
+/// A rig built from a `rig.toml`. Dropping it stops the console and RTT readers.
+pub struct LabRig {
+    // Readers first: they stop (and release the port and probe) before the rest goes.
+    console: Option<Console>,
+    rtt: Option<RttPoller>,
+    probe: Option<SharedProbe>,
+    relay: Option<Relay>,
+    sink: LogSink,
+    config: RigConfig,
+    name: String,
+    /// What the bench last set; `None` until it switches power once.
+    powered: Option<bool>,
+}
+
+impl std::fmt::Debug for LabRig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LabRig")
+            .field("name", &self.name)
+            .field("capabilities", &self.capabilities())
+            .field("powered", &self.powered)
+            .finish()
+    }
+}
+
+impl LabRig {
+    /// Load `rig.toml` and open the rig: the console port now, the probe lazily
+    /// (with the `probe-rs` feature). A bad rig file is one [`ConfigError`].
+    pub fn open(rig_file: &Path) -> Result<LabRig, RigError> {
+        let config = RigConfig::load(rig_file)?;
+        let probe = match &config.probe {
+            None => None,
+            Some(probe) => Some(real_probe(&config, probe)?),
+        };
+        LabRig::new(config, probe)
+    }
+
+    /// A rig from a checked config and the probe to use for its `[probe]`
+    /// (a [`FakeProbe`] in tests). A probe is required exactly when the config has `[probe]`.
+    pub fn new(config: RigConfig, probe: Option<Box<dyn Probe>>) -> Result<LabRig, RigError> {
+        let probe = match (&config.probe, probe) {
+            (Some(_), Some(p)) => Some(Arc::new(Mutex::new(p))),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(RigError::Setup(format!(
+                    "{}: [probe] is set but no probe was given",
+                    config.file.display()
+                )))
+            }
+            (None, Some(_)) => {
+                return Err(RigError::Setup(format!(
+                    "{}: a probe was given but the rig file has no [probe]",
+                    config.file.display()
+                )))
+            }
+        };
+        let sink = LogSink::default();
+        let console = config
+            .console
+            .as_ref()
+            .map(|c| Console::open(c, sink.clone()))
+            .transpose()?;
+        let rtt = probe
+            .clone()
+            .map(|p| RttPoller::start(p, sink.clone()))
+            .transpose()?;
+        let relay = config.power.as_ref().map(|p| {
+            Relay::new(
+                p.relay.clone(),
+                p.unit,
+                Duration::from_millis(p.timeout_ms.into()),
+            )
+        });
+        let name = config
+            .name
+            .clone()
+            .unwrap_or_else(|| config.file.display().to_string());
+        Ok(LabRig {
+            console,
+            rtt,
+            probe,
+            relay,
+            sink,
+            config,
+            name,
+            powered: None,
+        })
+    }
+
+    /// The rig file as parsed.
+    pub fn config(&self) -> &RigConfig {
+        &self.config
+    }
+
+    /// Wait until device output (or a reader failure) is queued, at most `timeout`;
+    /// then [`Rig::logs`] has something. Returns whether anything is queued.
+    /// Tests and suites wait on this instead of sleeping.
+    pub async fn wait_for_logs(&self, timeout: Duration) -> bool {
+        self.sink.wait(timeout).await
+    }
+
+    /// The image the rig file names (`image.path`), to flash before a run.
+    pub fn configured_image(&self) -> Option<&Path> {
+        self.config.image.as_ref().map(|i| i.path.as_path())
+    }
+
+    /// Run `f` on the probe on a blocking thread (probe calls are USB round trips).
+    async fn with_probe<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut dyn Probe) -> Result<T, RigError> + Send + 'static,
+    ) -> Result<T, RigError> {
+        let probe = self
+            .probe
+            .clone()
+            .ok_or(RigError::Unsupported(Capability::Flash))?;
+        tokio::task::spawn_blocking(move || f(lock_probe(&probe).as_mut()))
+            .await
+            .map_err(|e| RigError::Device(format!("probe thread: {e}")))?
+    }
+
+    async fn tell_probe_power(&self, on: bool) -> Result<(), RigError> {
+        if self.probe.is_some() {
+            self.with_probe(move |p| {
+                p.power_changed(on);
+                Ok(())
+            })
+            .await?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(feature = "probe-rs")]
+fn real_probe(config: &RigConfig, probe: &ProbeConfig) -> Result<Box<dyn Probe>, RigError> {
+    let slot = config.image.as_ref().and_then(|i| i.slot_address);
+    Ok(Box::new(ProbeRsProbe::new(probe.clone(), slot)))
+}
+
+#[cfg(not(feature = "probe-rs"))]
+fn real_probe(config: &RigConfig, _probe: &ProbeConfig) -> Result<Box<dyn Probe>, RigError> {
+    Err(RigError::Setup(format!(
+        "{}: [probe] needs sacbench-rig built with the cargo feature `probe-rs`",
+        config.file.display()
+    )))
+}
+
+impl Rig for LabRig {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        let c = &self.config;
+        [
+            (c.power.is_some(), Capability::Power),
+            (c.link.is_some(), Capability::Link),
+            (self.probe.is_some(), Capability::Flash),
+            (self.probe.is_some(), Capability::Rtt),
+            (c.console.is_some(), Capability::Console),
+            (c.capture.is_some(), Capability::Capture),
+        ]
+        .into_iter()
+        .filter_map(|(has, cap)| has.then_some(cap))
+        .collect()
+    }
+
+    async fn power(&mut self, on: bool) -> Result<(), RigError> {
+        let (Some(relay), Some(power)) = (&self.relay, &self.config.power) else {
+            return Err(RigError::Unsupported(Capability::Power));
+        };
+        let value = if on { power.on_value } else { !power.on_value };
+        if !on {
+            // Stop the probe touching the chip before its supply goes.
+            self.tell_probe_power(false).await?;
+        }
+        let purpose = if on { "power on" } else { "power off" };
+        if let Err(e) = relay.write_coil(power.coil, value, purpose).await {
+            if !on {
+                // The cut most likely did not happen: let the probe carry on.
+                let _ = self.tell_probe_power(true).await;
+            }
+            return Err(e);
+        }
+        self.powered = Some(on);
+        if on {
+            self.tell_probe_power(true).await?;
+        }
+        Ok(())
+    }
+
+    async fn link(&mut self, up: bool) -> Result<(), RigError> {
+        let (Some(relay), Some(link)) = (&self.relay, &self.config.link) else {
+            return Err(RigError::Unsupported(Capability::Link));
+        };
+        let value = if up { link.up_value } else { !link.up_value };
+        relay
+            .write_coil(link.coil, value, if up { "link up" } else { "link down" })
+            .await
+    }
+
+    /// Flash through the probe, then reset so the new image boots. Unlike the
+    /// emulated rig, the chip must be powered for its debug port to answer: a
+    /// rig with a relay switches power on first; the core stays halted while
+    /// the flash is written, so the old image does not run meanwhile.
+    async fn flash(&mut self, image: &Path) -> Result<(), RigError> {
+        if self.probe.is_none() {
+            return Err(RigError::Unsupported(Capability::Flash));
+        }
+        if self.relay.is_some() && self.powered != Some(true) {
+            self.power(true).await?;
+        }
+        let image = image.to_owned();
+        self.with_probe(move |p| {
+            p.flash(&image)?;
+            p.reset()
+        })
+        .await
+    }
+
+    async fn logs(&mut self) -> Result<Vec<LogLine>, RigError> {
+        if self.console.is_none() && self.rtt.is_none() {
+            return Err(RigError::Unsupported(Capability::Console));
+        }
+        self.sink.drain()
+    }
+
+    fn capture_target(&self) -> Result<CaptureTarget, RigError> {
+        let capture = self
+            .config
+            .capture
+            .as_ref()
+            .ok_or(RigError::Unsupported(Capability::Capture))?;
+        Ok(CaptureTarget {
+            interface: capture.interface.clone(),
+            netns: None,
+        })
+    }
+
+    fn dut_addresses(&self) -> DutAddresses {
+        self.config.dut.clone()
+    }
+}
