@@ -226,6 +226,20 @@ fn ci(root: &Path) -> Result<(), Failure> {
         "warnings",
     ]);
     run(root, clippy, "cargo clippy -D warnings")?;
+    // The lab rig's probe-rs backend is off by default (lab machines build
+    // it); check it compiles and is lint-clean all the same.
+    let mut probe = cargo();
+    probe.args([
+        "clippy",
+        "-p",
+        "sacbench-rig",
+        "--features",
+        "probe-rs",
+        "--",
+        "-D",
+        "warnings",
+    ]);
+    run(root, probe, "cargo clippy -p sacbench-rig --features probe-rs")?;
     no_std_check(root)?;
     test(root, &[])
 }
