@@ -47,6 +47,7 @@ const PEERS: &[(&str, &str)] = &[
     ("socat", "socat"),
     ("mbpoll", "mbpoll"),
     ("setpriv", "util-linux"),
+    ("chromium", "chromium"),
 ];
 
 fn main() -> ExitCode {

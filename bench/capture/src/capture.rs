@@ -152,11 +152,14 @@ impl Capture {
             path: spool.clone(),
             source,
         })?;
-        let (stop_rx, stop_tx) = nix::unistd::pipe().map_err(|e| CaptureError::Socket {
-            interface: config.interface.clone(),
-            op: "pipe",
-            source: e.into(),
-        })?;
+        // CLOEXEC: a child process started meanwhile (the device, tools)
+        // must not inherit the write end, or closing ours would not signal EOF.
+        let (stop_rx, stop_tx) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| CaptureError::Socket {
+                interface: config.interface.clone(),
+                op: "pipe",
+                source: e.into(),
+            })?;
         let (ready_tx, ready_rx) = mpsc::channel();
         let thread_config = config.clone();
         let thread_spool = spool.clone();

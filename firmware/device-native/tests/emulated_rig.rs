@@ -54,6 +54,7 @@ async fn rig(dir: &Path, faults: &[&str]) -> EmulatedRig {
         device_id: "dev-rig".into(),
         faults: faults.iter().map(|f| f.to_string()).collect(),
         slot_size: 32 * 1024 * 1024,
+        hub_mqtt_override: None,
     };
     let mut rig = EmulatedRig::start(config).await.expect("rig starts");
     rig.flash(&signed_device_image(dir)).await.expect("flash");

@@ -38,6 +38,9 @@ pub struct EmulatedRigConfig {
     pub faults: Vec<String>,
     /// Flash slot size (a multiple of 128 KiB).
     pub slot_size: u32,
+    /// Point the device's MQTT at this address instead of the hub fixture
+    /// (cases that stand up a deliberately bad hub in the hub namespace).
+    pub hub_mqtt_override: Option<std::net::SocketAddr>,
 }
 
 /// A running emulated rig (inside the rig sandbox).
@@ -109,7 +112,7 @@ impl EmulatedRig {
             "device_id = {:?}\nhub_host = {HUB_HOST:?}\nhub_mqtt = \"{}\"\nhub_https = \"{}\"\n\
              trust_anchor = {:?}\ncertificate = {:?}\nprivate_key = {:?}\nfaults = [{}]\n",
             config.device_id,
-            hub.mqtt_addr(),
+            config.hub_mqtt_override.unwrap_or(hub.mqtt_addr()),
             hub.https_addr(),
             credentials.ca_pem,
             credentials.cert_pem,

@@ -43,9 +43,20 @@ fn setup(what: &str, e: impl std::fmt::Display) -> RigError {
 
 /// Enters (or, in the child, finishes setting up) the sandbox.
 pub fn enter() -> Result<Sandbox, RigError> {
-    if std::env::var_os(SANDBOX_ENV).is_some() {
-        inside()?;
-        return Ok(Sandbox::Inside);
+    match std::env::var(SANDBOX_ENV).as_deref() {
+        // PID 1 of the new namespace: set up, run the workload, reap.
+        Ok("init") => {
+            inside()?;
+            std::process::exit(init());
+        }
+        // The workload, a child of that init.
+        Ok("run") => {
+            // Not inherited further: a program this run starts that enters a
+            // sandbox itself gets a new one, nested. (Single-threaded here.)
+            std::env::remove_var(SANDBOX_ENV);
+            return Ok(Sandbox::Inside);
+        }
+        _ => {}
     }
     let (uid, gid) = (getuid(), getgid());
     let flags = CloneFlags::CLONE_NEWUSER
@@ -76,7 +87,7 @@ pub fn enter() -> Result<Sandbox, RigError> {
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
     let status = Command::new(exe)
         .args(args)
-        .env(SANDBOX_ENV, "1")
+        .env(SANDBOX_ENV, "init")
         .status()
         .map_err(|e| setup("starting the sandboxed run", e))?;
     Ok(Sandbox::Finished(status))
@@ -84,9 +95,6 @@ pub fn enter() -> Result<Sandbox, RigError> {
 
 /// In the child (PID 1 of the new PID namespace).
 fn inside() -> Result<(), RigError> {
-    // Not inherited further: a program this run starts that enters a sandbox
-    // itself gets a new one, nested, not this one. (Single-threaded here.)
-    std::env::remove_var(SANDBOX_ENV);
     // If the launcher dies (even by SIGKILL), so do we — and with PID 1 gone
     // the kernel kills every process of the namespace.
     nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(|e| setup("pdeathsig", e))?;
@@ -117,6 +125,40 @@ fn inside() -> Result<(), RigError> {
         Ok(s) if s.success() => Ok(()),
         Ok(s) => Err(setup("ip link set lo up", s)),
         Err(e) => Err(setup("running `ip` (install iproute2)", e)),
+    }
+}
+
+/// PID 1's job besides holding the namespace: start the workload (this
+/// program again) and reap every process orphaned into the namespace, so
+/// killed boards leave no zombies; exit with the workload's status.
+fn init() -> i32 {
+    use nix::sys::wait::{waitpid, WaitStatus};
+    let exe = match std::env::current_exe() {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("sandbox init: {e}");
+            return 2;
+        }
+    };
+    let workload = match Command::new(exe)
+        .args(std::env::args_os().skip(1))
+        .env(SANDBOX_ENV, "run")
+        .spawn()
+    {
+        Ok(c) => nix::unistd::Pid::from_raw(c.id() as i32),
+        Err(e) => {
+            eprintln!("sandbox init: starting the run: {e}");
+            return 2;
+        }
+    };
+    loop {
+        match waitpid(None, None) {
+            Ok(WaitStatus::Exited(pid, code)) if pid == workload => return code,
+            Ok(WaitStatus::Signaled(pid, sig, _)) if pid == workload => return 128 + sig as i32,
+            Ok(_) => {}
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(_) => return 2,
+        }
     }
 }
 

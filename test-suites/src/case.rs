@@ -1,0 +1,276 @@
+//! One running case: its own emulated topology, the reference device (with
+//! the run's fault, if any), a capture on the DUT's link, and the evidence
+//! the verdict will cite.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::Duration;
+
+use hub_fixture::hub::HubFixture;
+use hub_fixture::journal::JournalEntry;
+use mcuboot_image::{ImageVersion, SignOptions, SigningKey};
+use sacbench_capture::{Analysis, Capture, CaptureConfig};
+use sacbench_rig::emulated::{EmulatedRig, EmulatedRigConfig};
+use sacbench_rig::{Capability, LogLine, Rig};
+
+use crate::model::Evidence;
+
+/// Upper bound for any single wait of a case (a hung device fails the case,
+/// it never hangs the run). Not a synchronisation point.
+pub const GUARD: Duration = Duration::from_secs(60);
+
+/// The device under test in every case.
+pub const DEVICE_ID: &str = "dut-1";
+
+/// A failed expectation: what was expected, what was seen, where to look.
+#[derive(Debug, Clone)]
+pub struct Fail {
+    pub expected: String,
+    pub seen: String,
+    pub look_at: String,
+}
+
+impl Fail {
+    pub fn new(
+        expected: impl Into<String>,
+        seen: impl Into<String>,
+        look_at: impl Into<String>,
+    ) -> Fail {
+        Fail {
+            expected: expected.into(),
+            seen: seen.into(),
+            look_at: look_at.into(),
+        }
+    }
+}
+
+/// Setup errors (rig, hub, tools) are failures too, pointing at the setup.
+impl<E: std::fmt::Display> From<E> for Fail {
+    fn from(e: E) -> Fail {
+        Fail::new(
+            "the case's rig to come up and run",
+            format!("setup error: {e}"),
+            "the case's device log and hub journal",
+        )
+    }
+}
+
+pub type CaseResultFut<'a> = Pin<Box<dyn Future<Output = Result<String, Fail>> + 'a>>;
+/// A case body: returns what it saw when it passes.
+pub type CaseFn = for<'a> fn(&'a mut Case) -> CaseResultFut<'a>;
+
+/// A case of the catalogue.
+pub struct CaseDef {
+    pub id: &'static str,
+    pub slug: &'static str,
+    pub title: &'static str,
+    /// The pass criterion, as the report states it.
+    pub expected: &'static str,
+    pub needs: &'static [Capability],
+    /// A self-test of the fixture (the device's fault does not apply).
+    pub self_test: bool,
+    /// Faults this case always switches on (a device variant it needs).
+    pub extra_faults: &'static [&'static str],
+    /// Point the device's MQTT at this port of the hub's address (a case
+    /// that runs its own deliberately bad hub there).
+    pub mqtt_port: Option<u16>,
+    pub run: CaseFn,
+}
+
+impl CaseDef {
+    pub fn group(&self) -> String {
+        self.id.split('-').next().unwrap_or("").to_ascii_lowercase()
+    }
+
+    /// The test name: `ni::NI-01_tcp_scan`.
+    pub fn name(&self) -> String {
+        format!("{}::{}_{}", self.group(), self.id, self.slug)
+    }
+}
+
+/// Options of the whole run (from the environment; see `main.rs`).
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub device_exe: PathBuf,
+    pub out: PathBuf,
+    pub fault: Option<String>,
+}
+
+static NEXT_TOPOLOGY: AtomicU8 = AtomicU8::new(1);
+
+/// A case in progress.
+pub struct Case {
+    pub def_id: &'static str,
+    pub rig: EmulatedRig,
+    pub dir: PathBuf,
+    pub device_exe: PathBuf,
+    capture: Option<Capture>,
+    analysis: Option<Analysis>,
+    pub evidence: Vec<Evidence>,
+    log: Vec<LogLine>,
+}
+
+/// The development signing key the reference images are signed with.
+pub fn dev_key() -> SigningKey {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../firmware/keys/dev-image-signing-ed25519.pem");
+    SigningKey::from_pkcs8_pem(&std::fs::read_to_string(path).expect("dev key"))
+        .expect("dev key parses")
+}
+
+/// Signs `payload` as version `major.minor.0` with `counter`.
+pub fn sign(payload: &[u8], major: u8, minor: u8, counter: u32, key: &SigningKey) -> Vec<u8> {
+    let opts = SignOptions {
+        version: ImageVersion {
+            major,
+            minor,
+            revision: 0,
+            build_num: 0,
+        },
+        security_counter: Some(counter),
+        header_size: 0x200,
+        ..SignOptions::default()
+    };
+    mcuboot_image::sign(payload, key, &opts).expect("payload fits")
+}
+
+impl Case {
+    /// Builds the case's rig and starts the capture; the device is flashed
+    /// with the reference image (v1.0.0) but not powered.
+    pub async fn start(
+        def: &CaseDef,
+        opts: &RunOptions,
+        extra_faults: &[&str],
+        mqtt_port: Option<u16>,
+    ) -> Result<Case, Fail> {
+        let dir = opts.out.join("cases").join(def.id);
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir)?;
+        let mut faults: Vec<String> = extra_faults.iter().map(|f| f.to_string()).collect();
+        if let (false, Some(f)) = (def.self_test, &opts.fault) {
+            faults.push(f.clone());
+        }
+        let id = NEXT_TOPOLOGY.fetch_add(1, Ordering::SeqCst);
+        // The hub's address in topology `id` (see `Topology`).
+        let hub_override = mqtt_port.map(|p| SocketAddr::from(([10, 200, id, 6], p)));
+        let config = EmulatedRigConfig {
+            id,
+            dir: dir.join("rig"),
+            device_exe: opts.device_exe.clone(),
+            device_id: DEVICE_ID.into(),
+            faults,
+            slot_size: 32 * 1024 * 1024,
+            hub_mqtt_override: hub_override,
+        };
+        let mut rig = EmulatedRig::start(config).await?;
+        let image = dir.join("rig").join("v1.img");
+        std::fs::write(
+            &image,
+            sign(&std::fs::read(&opts.device_exe)?, 1, 0, 1, &dev_key()),
+        )?;
+        rig.flash(&image).await?;
+        let target = rig.capture_target()?;
+        let mut cc = CaptureConfig::new(target.interface, dir.join("capture.pcapng"));
+        cc.netns = target.netns;
+        let capture = Capture::start(cc)?;
+        Ok(Case {
+            def_id: def.id,
+            rig,
+            dir,
+            device_exe: opts.device_exe.clone(),
+            capture: Some(capture),
+            analysis: None,
+            evidence: Vec::new(),
+            log: Vec::new(),
+        })
+    }
+
+    pub fn hub(&self) -> &HubFixture {
+        self.rig.hub()
+    }
+
+    /// Waits for a journal entry after `after`; failing, says what was awaited.
+    pub async fn journal(
+        &self,
+        after: u64,
+        what: &str,
+        pred: impl FnMut(&JournalEntry) -> bool,
+    ) -> Result<JournalEntry, Fail> {
+        self.hub()
+            .journal()
+            .wait_for(after, GUARD, pred)
+            .await
+            .ok_or_else(|| {
+                Fail::new(
+                    what.to_string(),
+                    format!("no such hub journal entry within {GUARD:?}"),
+                    "journal.jsonl of the case",
+                )
+            })
+    }
+
+    /// Powers the device on and waits for its first hub session.
+    pub async fn boot(&mut self) -> Result<JournalEntry, Fail> {
+        let mark = self.hub().journal().len();
+        self.rig.power(true).await?;
+        self.journal(mark, "the device to connect to the hub", |e| {
+            matches!(e.event, hub_fixture::journal::Event::Connected { .. })
+        })
+        .await
+    }
+
+    /// Waits for a hub session of an already powered device.
+    pub async fn boot_wait(&self) -> Result<JournalEntry, Fail> {
+        self.journal(0, "the device to connect to the hub", |e| {
+            matches!(e.event, hub_fixture::journal::Event::Connected { .. })
+        })
+        .await
+    }
+
+    /// Stops the capture (embedding the hub's TLS key log) and analyses it.
+    pub fn analysis(&mut self) -> Result<&Analysis, Fail> {
+        if let Some(capture) = self.capture.take() {
+            let key_log = std::fs::read(self.rig_dir().join("tls-keys.log")).unwrap_or_default();
+            capture.stop(Some(&key_log))?;
+            self.analysis = Some(sacbench_capture::analyze_file(
+                self.dir.join("capture.pcapng"),
+            )?);
+        }
+        Ok(self.analysis.as_ref().expect("analysed"))
+    }
+
+    pub fn rig_dir(&self) -> PathBuf {
+        self.dir.join("rig")
+    }
+
+    pub fn note(&mut self, e: Evidence) {
+        self.evidence.push(e);
+    }
+
+    /// Device log lines (console and RTT) since power-on, all of them.
+    pub async fn logs(&mut self) -> &[LogLine] {
+        let new = self.rig.logs().await.unwrap_or_default();
+        self.log.extend(new);
+        &self.log
+    }
+
+    /// Writes the hub journal and the device log next to the capture.
+    pub async fn save_artifacts(&mut self) {
+        let _ = self
+            .hub()
+            .journal()
+            .write_to(&self.dir.join("journal.jsonl"));
+        self.logs().await;
+        let text: String = self
+            .log
+            .iter()
+            .map(|l| format!("{:?}\t{}\n", l.source, l.text))
+            .collect();
+        let _ = std::fs::write(self.dir.join("device.log"), text);
+        let _ = self.rig.power(false).await;
+        let _ = self.analysis();
+    }
+}

@@ -1,0 +1,48 @@
+//! The catalogue of cases, by group.
+
+pub mod ni;
+
+use crate::case::CaseDef;
+
+pub type Def = CaseDef;
+
+/// `case_def!(id, slug, title, expected, needs, fn)` for a device case.
+macro_rules! case_def {
+    ($id:literal, $slug:literal, $title:literal, $expected:literal, $needs:expr, $f:ident) => {
+        $crate::case::CaseDef {
+            id: $id,
+            slug: $slug,
+            title: $title,
+            expected: $expected,
+            needs: $needs,
+            self_test: false,
+            extra_faults: &[],
+            mqtt_port: None,
+            run: |c| Box::pin($f(c)),
+        }
+    };
+}
+pub(crate) use case_def;
+
+/// Every case, in catalogue order.
+pub fn all() -> Vec<&'static CaseDef> {
+    [ni::CASES].into_iter().flatten().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_and_names_are_unique_and_stable_in_form() {
+        let all = all();
+        for c in &all {
+            assert_eq!(all.iter().filter(|o| o.id == c.id).count(), 1, "{}", c.id);
+            let name = c.name();
+            assert!(
+                name.starts_with(&format!("{}::{}_", c.group(), c.id)),
+                "{name}"
+            );
+        }
+    }
+}

@@ -1,0 +1,227 @@
+//! NI — no inbound listeners, outbound only.
+
+use std::net::IpAddr;
+
+use sacbench_rig::emulated::scan::{scan, ScanReport, ScanTarget};
+use sacbench_rig::emulated::topology::Node;
+use sacbench_rig::{Capability, Rig};
+
+use super::{case_def, Def};
+use crate::case::{Case, Fail, GUARD};
+use crate::model::Evidence;
+
+const NEEDS: &[Capability] = &[Capability::Power, Capability::Capture];
+
+pub const CASES: &[Def] = &[
+    case_def!("NI-01", "tcp_scan", "No TCP port open (IPv4)", "a TCP scan of all 65 535 ports of the DUT from the bench side, in steady state, finds none open", NEEDS, ni01),
+    case_def!("NI-02", "udp_probes", "No UDP service answers", "UDP probes of common service ports (53, 67, 69, 123, 161, 1900, 5353, 5683, 47808) get no application reply", NEEDS, ni02),
+    case_def!("NI-03", "no_bound_sockets", "No listening or bound service socket", "the device process owns no listening TCP socket and no UDP socket bound to a non-ephemeral port, at boot and in session", NEEDS, ni03),
+    case_def!("NI-04", "outbound_only_flows", "Every flow opened by the DUT to an allowed peer", "every TCP flow in the capture was opened by the DUT (SYN from the DUT) and goes to the hub or the gateway", NEEDS, ni04),
+    case_def!("NI-05", "scan_at_boot", "Nothing open right after power-on", "a scan during the first seconds after power-on finds nothing open", NEEDS, ni05),
+    case_def!("NI-06", "tcp_scan_ipv6", "No TCP port open (IPv6 link-local)", "the TCP scan over the DUT's IPv6 link-local address finds none open", NEEDS, ni06),
+];
+
+fn v4_scan(case: &Case) -> Result<ScanReport, Fail> {
+    let t = case.rig.topology();
+    Ok(scan(ScanTarget::full(
+        t.netns_path(Node::Gw),
+        IpAddr::V4(t.dut_ipv4()),
+        None,
+    ))?)
+}
+
+fn open_fail(what: &str, report: &ScanReport) -> Fail {
+    Fail::new(
+        format!("no open port {what}"),
+        format!(
+            "open TCP ports {:?}, UDP replies on {:?}",
+            report.open_tcp,
+            report.udp_replies()
+        ),
+        "the scan evidence; the device log for what opened them",
+    )
+}
+
+async fn ni01(case: &mut Case) -> Result<String, Fail> {
+    case.boot().await?;
+    let r = v4_scan(case)?;
+    case.note(Evidence::scan(format!(
+        "TCP 1-65535 on {}: open {:?}, {} unanswered, in {:?}",
+        r.address, r.open_tcp, r.unanswered_tcp, r.elapsed
+    )));
+    if !r.open_tcp.is_empty() || r.unanswered_tcp + r.unreachable_tcp > 0 {
+        return Err(open_fail("on IPv4", &r));
+    }
+    Ok(format!("65 535 ports refused in {:?}", r.elapsed))
+}
+
+async fn ni02(case: &mut Case) -> Result<String, Fail> {
+    case.boot().await?;
+    let r = v4_scan(case)?;
+    case.note(Evidence::scan(format!("UDP probes: {:?}", r.udp)));
+    if !r.udp_replies().is_empty() {
+        return Err(open_fail("for UDP", &r));
+    }
+    Ok(format!("{} UDP ports probed, none replied", r.udp.len()))
+}
+
+/// Listening TCP or bound UDP sockets of the device's network namespace on
+/// non-ephemeral ports (from `/proc/<pid>/net/*`, the namespace's tables).
+fn bound_sockets(pid: u32) -> Vec<String> {
+    let mut found = Vec::new();
+    for (table, listen_state) in [
+        ("tcp", Some("0A")),
+        ("tcp6", Some("0A")),
+        ("udp", None),
+        ("udp6", None),
+    ] {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/net/{table}")).unwrap_or_default();
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            let (Some(local), Some(state)) = (f.get(1), f.get(3)) else {
+                continue;
+            };
+            let port = local
+                .rsplit(':')
+                .next()
+                .and_then(|p| u16::from_str_radix(p, 16).ok())
+                .unwrap_or(0);
+            let bound = match listen_state {
+                Some(l) => *state == l,
+                // An ephemeral port (32768-60999) is what an outbound UDP socket gets.
+                None => !(32768..=60999).contains(&port),
+            };
+            if bound {
+                found.push(format!("{table} port {port}"));
+            }
+        }
+    }
+    found
+}
+
+async fn ni03(case: &mut Case) -> Result<String, Fail> {
+    case.rig.power(true).await?;
+    // At boot: as soon as the bootloader has started the firmware.
+    let pid = case.rig.board_pid().ok_or("no board process")?;
+    let at_boot = bound_sockets(pid);
+    case.boot_wait().await?;
+    let in_session = bound_sockets(pid);
+    case.note(Evidence::note(format!(
+        "sockets at boot: {at_boot:?}; in session: {in_session:?}"
+    )));
+    if !at_boot.is_empty() || !in_session.is_empty() {
+        return Err(Fail::new(
+            "no listening or bound service socket in the device's namespace",
+            format!("at boot {at_boot:?}, in session {in_session:?}"),
+            "the device log for the component that opened them",
+        ));
+    }
+    Ok("no listening or bound socket at boot or in session".into())
+}
+
+async fn ni04(case: &mut Case) -> Result<String, Fail> {
+    case.boot().await?;
+    // Let the device do what it does: a session with reported properties.
+    let mark = 0;
+    case.journal(mark, "the device to report its properties", |e| {
+        matches!(e.event, hub_fixture::journal::Event::TwinReported { .. })
+    })
+    .await?;
+    let t = case.rig.topology();
+    let (dut, hub, gw) = (
+        IpAddr::V4(t.dut_ipv4()),
+        IpAddr::V4(t.hub_ipv4()),
+        IpAddr::V4(t.ipv4(1)),
+    );
+    let a = case.analysis()?.clone();
+    let mut bad = Vec::new();
+    for f in &a.tcp_flows {
+        let opened_by_dut = f.client.ip() == dut && !f.syns.is_empty();
+        let allowed = f.server.ip() == hub || f.server.ip() == gw;
+        if !opened_by_dut || !allowed {
+            bad.push((format!("{} → {}", f.client, f.server), f.first_frame.number));
+        }
+    }
+    let frames: Vec<u64> = a
+        .tcp_flows
+        .iter()
+        .filter_map(|f| f.syns.first().map(|s| s.number))
+        .collect();
+    case.note(Evidence::frames(
+        format!("{} TCP flows, first SYNs", a.tcp_flows.len()),
+        frames,
+    ));
+    if a.tcp_flows.is_empty() {
+        return Err(Fail::new(
+            "TCP flows of the device in the capture",
+            "no TCP flow captured",
+            "capture.pcapng",
+        ));
+    }
+    if !bad.is_empty() {
+        let refs = bad.iter().map(|(_, n)| *n);
+        case.note(Evidence::frames(
+            format!("flows not opened by the DUT or to another peer: {bad:?}"),
+            refs,
+        ));
+        return Err(Fail::new(
+            "every TCP flow opened by the DUT, to the hub or the gateway",
+            format!(
+                "{} other flows: {:?}",
+                bad.len(),
+                bad.iter().map(|(f, _)| f).collect::<Vec<_>>()
+            ),
+            format!(
+                "capture.pcapng, frames {:?}",
+                bad.iter().map(|(_, n)| n).collect::<Vec<_>>()
+            ),
+        ));
+    }
+    Ok(format!(
+        "{} flows, all opened by the DUT to the hub",
+        a.tcp_flows.len()
+    ))
+}
+
+async fn ni05(case: &mut Case) -> Result<String, Fail> {
+    case.rig.power(true).await?;
+    // The firmware's first line: it has started, its first seconds run now.
+    case.rig
+        .wait_console(GUARD, |l| l.starts_with("app: "))
+        .await
+        .ok_or("the firmware never started")?;
+    let r = v4_scan(case)?;
+    case.note(Evidence::scan(format!(
+        "scan right after power-on: open {:?} in {:?}",
+        r.open_tcp, r.elapsed
+    )));
+    if !r.open_tcp.is_empty() {
+        return Err(open_fail("in the first seconds after power-on", &r));
+    }
+    Ok(format!(
+        "nothing open in the scan right after boot ({:?})",
+        r.elapsed
+    ))
+}
+
+async fn ni06(case: &mut Case) -> Result<String, Fail> {
+    case.boot().await?;
+    let t = case.rig.topology();
+    let target = ScanTarget::full(
+        t.netns_path(Node::Gw),
+        IpAddr::V6(t.dut_ipv6_link_local()),
+        Some("g0".into()),
+    );
+    let r = scan(target)?;
+    case.note(Evidence::scan(format!(
+        "TCP 1-65535 on fe80::2%g0: open {:?}",
+        r.open_tcp
+    )));
+    if !r.open_tcp.is_empty() || r.unanswered_tcp + r.unreachable_tcp > 0 {
+        return Err(open_fail("over IPv6", &r));
+    }
+    Ok(format!(
+        "65 535 ports refused over IPv6 link-local in {:?}",
+        r.elapsed
+    ))
+}

@@ -1,0 +1,10 @@
+//! The conformance suites of `conformance-cases.md` (NI, MT, KR, OTA, CD),
+//! run against a rig, with verdicts backed by evidence and written as
+//! reports. `main.rs` is the cargo-test-compatible harness.
+#![forbid(unsafe_code)]
+
+pub mod case;
+pub mod cases;
+pub mod model;
+pub mod report;
+pub mod runner;

@@ -1,0 +1,137 @@
+//! The report's data model: what `report.json` holds (schema
+//! `sacbench-report/1`, documented in `test-suites/REPORT.md`), and what
+//! the JUnit and HTML writers render. Stable: fields are only ever added.
+
+use serde::{Deserialize, Serialize};
+
+pub const SCHEMA: &str = "sacbench-report/1";
+
+/// A whole run.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RunReport {
+    pub schema: String,
+    /// RFC 3339 UTC.
+    pub started_at: String,
+    pub finished_at: String,
+    pub rig: RigInfo,
+    /// The fault switched on in the reference device, if any (fault runs).
+    pub fault: Option<String>,
+    pub summary: Summary,
+    pub cases: Vec<CaseResult>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RigInfo {
+    /// `emulated` or `lab`.
+    pub kind: String,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Summary {
+    pub total: usize,
+    pub passed: usize,
+    pub failed: usize,
+    pub ignored: usize,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Passed,
+    Failed,
+    Ignored,
+}
+
+/// One case's verdict and the evidence it rests on.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CaseResult {
+    /// Stable id from conformance-cases.md, e.g. `NI-01`.
+    pub id: String,
+    /// Test name, e.g. `ni::NI-01_tcp_scan`.
+    pub name: String,
+    pub title: String,
+    pub outcome: Outcome,
+    pub duration_ms: u64,
+    /// What the case expected.
+    pub expected: String,
+    /// What it saw (for a failure: what went wrong).
+    pub seen: String,
+    /// Where to look first.
+    pub look_at: String,
+    pub evidence: Vec<Evidence>,
+    /// Files of this case, relative to the report directory.
+    pub artifacts: Artifacts,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Artifacts {
+    /// pcapng with the TLS key log embedded.
+    pub capture: Option<String>,
+    /// Hub journal, JSON lines.
+    pub journal: Option<String>,
+    /// Device console and RTT lines.
+    pub device_log: Option<String>,
+}
+
+/// Where a fact came from.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum EvidenceKind {
+    /// Frames of the case's capture (numbers as tshark numbers them).
+    Frames,
+    /// Entries of the hub journal (by `seq`).
+    Journal,
+    /// Lines of the device log.
+    Log,
+    /// A scan's result.
+    Scan,
+    Note,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Evidence {
+    pub kind: EvidenceKind,
+    pub text: String,
+    /// Frame numbers or journal sequence numbers this rests on.
+    #[serde(default)]
+    pub refs: Vec<u64>,
+}
+
+impl Evidence {
+    pub fn frames(text: impl Into<String>, frames: impl IntoIterator<Item = u64>) -> Self {
+        Evidence {
+            kind: EvidenceKind::Frames,
+            text: text.into(),
+            refs: frames.into_iter().collect(),
+        }
+    }
+    pub fn journal(text: impl Into<String>, seqs: impl IntoIterator<Item = u64>) -> Self {
+        Evidence {
+            kind: EvidenceKind::Journal,
+            text: text.into(),
+            refs: seqs.into_iter().collect(),
+        }
+    }
+    pub fn log(text: impl Into<String>) -> Self {
+        Evidence {
+            kind: EvidenceKind::Log,
+            text: text.into(),
+            refs: Vec::new(),
+        }
+    }
+    pub fn scan(text: impl Into<String>) -> Self {
+        Evidence {
+            kind: EvidenceKind::Scan,
+            text: text.into(),
+            refs: Vec::new(),
+        }
+    }
+    pub fn note(text: impl Into<String>) -> Self {
+        Evidence {
+            kind: EvidenceKind::Note,
+            text: text.into(),
+            refs: Vec::new(),
+        }
+    }
+}

@@ -1,0 +1,91 @@
+//! Runs one case on its own rig and turns the outcome into a [`CaseResult`].
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::case::{Case, CaseDef, RunOptions};
+use crate::model::{Artifacts, CaseResult, Outcome};
+
+/// A case may take this long at most, setup included.
+pub const CASE_LIMIT: Duration = Duration::from_secs(240);
+
+fn rel(dir: &Path, out: &Path, file: &str) -> Option<String> {
+    let p = dir.join(file);
+    p.exists()
+        .then(|| p.strip_prefix(out).unwrap_or(&p).display().to_string())
+}
+
+/// Runs `def` and writes `cases/<ID>/result.json` under the run directory.
+pub fn run_case(def: &CaseDef, opts: &RunOptions) -> CaseResult {
+    let started = Instant::now();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let (outcome, expected, seen, look_at, evidence, dir) = rt.block_on(async {
+        let hub_port = def.mqtt_port;
+        let mut case = match Case::start(def, opts, def.extra_faults, hub_port).await {
+            Ok(c) => c,
+            Err(f) => {
+                let dir = opts.out.join("cases").join(def.id);
+                return (
+                    Outcome::Failed,
+                    f.expected,
+                    f.seen,
+                    f.look_at,
+                    Vec::new(),
+                    dir,
+                );
+            }
+        };
+        let result = tokio::time::timeout(CASE_LIMIT, (def.run)(&mut case)).await;
+        case.save_artifacts().await;
+        let (outcome, expected, seen, look_at) = match result {
+            Ok(Ok(seen)) => (
+                Outcome::Passed,
+                def.expected.to_string(),
+                seen,
+                String::new(),
+            ),
+            Ok(Err(f)) => (Outcome::Failed, f.expected, f.seen, f.look_at),
+            Err(_) => (
+                Outcome::Failed,
+                def.expected.to_string(),
+                format!("the case did not finish within {CASE_LIMIT:?}"),
+                "device.log and journal.jsonl of the case".to_string(),
+            ),
+        };
+        (
+            outcome,
+            expected,
+            seen,
+            look_at,
+            std::mem::take(&mut case.evidence),
+            case.dir.clone(),
+        )
+    });
+    let artifacts = Artifacts {
+        capture: rel(&dir, &opts.out, "capture.pcapng"),
+        journal: rel(&dir, &opts.out, "journal.jsonl"),
+        device_log: rel(&dir, &opts.out, "device.log"),
+    };
+    let result = CaseResult {
+        id: def.id.into(),
+        name: def.name(),
+        title: def.title.into(),
+        outcome,
+        duration_ms: started.elapsed().as_millis() as u64,
+        expected,
+        seen,
+        look_at,
+        evidence,
+        artifacts,
+    };
+    let _ = std::fs::create_dir_all(&dir);
+    let _ = std::fs::write(
+        dir.join("result.json"),
+        serde_json::to_vec_pretty(&result).unwrap_or_default(),
+    );
+    result
+}

@@ -1,0 +1,190 @@
+//! index.html rendered by a real browser: headless Chromium (Debian package
+//! `chromium`) loads the written page from a file:// URL and dumps the DOM
+//! it built. The assertions run on that DOM, so they hold for what a person
+//! sees, not for what the writer meant to emit: markup the parser would
+//! re-nest, drop or execute shows up here.
+//!
+//! Chromium is a hard requirement of this test: without it the test fails,
+//! naming the package, rather than silently skipping a check of the page.
+
+mod report_fixture;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use report_fixture::{sample, section};
+use sacbench_suites::report::{self, INDEX_HTML};
+
+/// Where Debian's `chromium` package installs the browser; the variable
+/// `SACBENCH_CHROMIUM` may name another binary.
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// A first start of Chromium on a busy 2-core machine takes seconds; this
+/// bounds a hung browser, not a slow one.
+const LIMIT: Duration = Duration::from_secs(120);
+
+fn chromium() -> PathBuf {
+    let path = std::env::var_os("SACBENCH_CHROMIUM")
+        .map_or_else(|| PathBuf::from(CHROMIUM), PathBuf::from);
+    assert!(
+        path.is_file(),
+        "headless Chromium is needed to test the HTML report and is not at {}: install the Debian \
+         package `chromium` (DEBIAN_FRONTEND=noninteractive apt-get install -y chromium), or set \
+         SACBENCH_CHROMIUM to a Chromium binary",
+        path.display()
+    );
+    path
+}
+
+/// Loads `page` in headless Chromium and returns the DOM it built. Only a
+/// file:// URL is ever opened, and everything that could reach the network
+/// on its own (background updates, sync, QUIC) is switched off.
+fn dump_dom(page: &Path) -> String {
+    let profile = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", page.canonicalize().unwrap().display());
+    let mut child = Command::new(chromium())
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-dev-shm-usage",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg("--dump-dom")
+        .arg(&url)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting chromium");
+
+    // Drained on threads: a page's DOM can exceed a pipe buffer, and a
+    // browser blocked on a full pipe would look like a hang.
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let out = thread::spawn(move || {
+        let mut s = String::new();
+        stdout.read_to_string(&mut s).map(|_| s)
+    });
+    let err = thread::spawn(move || {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s);
+        s
+    });
+
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > LIMIT {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "chromium did not finish within {LIMIT:?}; stderr:\n{}",
+                err.join().unwrap()
+            );
+        }
+        thread::sleep(Duration::from_millis(50));
+    };
+    let dom = out.join().unwrap().expect("chromium's output is not UTF-8");
+    let stderr = err.join().unwrap();
+    assert!(
+        status.success(),
+        "chromium exited with {status}; stderr:\n{stderr}"
+    );
+    assert!(
+        !dom.trim().is_empty(),
+        "chromium dumped no DOM; stderr:\n{stderr}"
+    );
+    dom
+}
+
+#[test]
+fn chromium_renders_every_case_and_the_failing_evidence() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = sample();
+    report::write_run(dir.path(), &run).unwrap();
+    let dom = dump_dom(&dir.path().join(INDEX_HTML));
+
+    // It rendered: the browser built a body with the run's verdict.
+    assert!(dom.contains("<body>"), "no body in the DOM:\n{dom}");
+    assert!(
+        dom.contains("FAILED: 2 of 6 cases failed"),
+        "verdict missing:\n{dom}"
+    );
+    assert!(dom.contains("listen-debug"), "fault missing");
+
+    // Every case is in the table and has exactly one section.
+    for case in &run.cases {
+        assert!(
+            dom.contains(&format!("href=\"#case-{}\"", case.id)),
+            "{} not in the table",
+            case.id
+        );
+        assert_eq!(
+            dom.matches(&format!("id=\"case-{}\"", case.id)).count(),
+            1,
+            "{} section",
+            case.id
+        );
+    }
+
+    // The failing case shows its evidence: the frame numbers as text and
+    // in data-frames, the tshark command, and what was expected.
+    let ni01 = section(&dom, "NI-01");
+    assert!(ni01.contains("data-outcome=\"failed\""), "{ni01}");
+    assert!(ni01.contains("data-frames=\"12 15\""), "{ni01}");
+    assert!(ni01.contains("(frames 12, 15)"), "{ni01}");
+    assert!(ni01.contains("frame.number in {12, 15}"), "{ni01}");
+    assert!(
+        ni01.contains("a TCP scan of all 65535 ports finds none open"),
+        "{ni01}"
+    );
+    let ota = section(&dom, "OTA-04");
+    assert!(
+        ota.contains("data-journal-seqs=\"77\"") && ota.contains("(journal seq 77)"),
+        "{ota}"
+    );
+
+    // Failures are listed before passes.
+    let at = |id: &str| dom.find(&format!("id=\"case-{id}\"")).unwrap();
+    assert!(at("NI-01") < at("NI-02") && at("OTA-04") < at("NI-02"));
+}
+
+#[test]
+fn chromium_keeps_hostile_text_as_text() {
+    let dir = tempfile::tempdir().unwrap();
+    report::write_run(dir.path(), &sample()).unwrap();
+    let dom = dump_dom(&dir.path().join(INDEX_HTML));
+
+    // Had the `seen` text become markup, the browser's DOM would hold a
+    // script and an img element (and, if scripts ran, a marked body).
+    assert!(
+        !dom.contains("<script"),
+        "a script element was built:\n{dom}"
+    );
+    assert!(!dom.contains("<img"), "an img element was built:\n{dom}");
+    assert!(
+        !dom.contains("data-pwned=\"yes\""),
+        "the injected script ran"
+    );
+    // The browser re-serialises the text node, escaping it again.
+    let ni01 = section(&dom, "NI-01");
+    assert!(
+        ni01.contains("&lt;script&gt;document.body.setAttribute("),
+        "{ni01}"
+    );
+    assert!(
+        ni01.contains("\"&gt;&lt;img src=x onerror=alert(1)&gt;"),
+        "{ni01}"
+    );
+}

@@ -1,0 +1,147 @@
+//! A run report shaped like a real fault run, shared by the `report_*`
+//! tests: two failures with frame and journal evidence, passes, an ignored
+//! case, and text a hostile device could have put in a verdict.
+
+#![allow(dead_code)] // each test crate uses a different part of it
+
+use sacbench_suites::model::{
+    Artifacts, CaseResult, Evidence, Outcome, RigInfo, RunReport, Summary, SCHEMA,
+};
+
+/// Markup in the `seen` text of NI-01: it must reach every report as text.
+pub const HOSTILE: &str =
+    "port 23 open: banner <script>document.body.setAttribute('data-pwned','yes')</script> \"><img src=x onerror=alert(1)>";
+
+/// The frames NI-01's evidence cites.
+pub const NI01_FRAMES: [u64; 2] = [12, 15];
+
+fn artifacts(id: &str) -> Artifacts {
+    Artifacts {
+        capture: Some(format!("cases/{id}/capture.pcapng")),
+        journal: Some(format!("cases/{id}/journal.jsonl")),
+        device_log: Some(format!("cases/{id}/device.log")),
+    }
+}
+
+fn case(id: &str, name: &str, title: &str, outcome: Outcome, ms: u64) -> CaseResult {
+    CaseResult {
+        id: id.into(),
+        name: name.into(),
+        title: title.into(),
+        outcome,
+        duration_ms: ms,
+        expected: format!("{id} holds"),
+        seen: format!("{id} held"),
+        look_at: String::new(),
+        evidence: Vec::new(),
+        artifacts: artifacts(id),
+    }
+}
+
+/// The sample run: NI-01 failed (hostile text), NI-02 passed, MT-03 passed,
+/// KR-04 ignored, OTA-04 failed, CD-01 passed — listed out of catalogue
+/// order on purpose (CD before OTA) so that grouping is exercised.
+pub fn sample() -> RunReport {
+    let mut ni01 = case(
+        "NI-01",
+        "ni::NI-01_tcp_scan",
+        "No TCP port open",
+        Outcome::Failed,
+        61_250,
+    );
+    ni01.expected = "a TCP scan of all 65535 ports finds none open".into();
+    ni01.seen = HOSTILE.into();
+    ni01.look_at = "frames 12 and 15 of the capture: the SYN/ACK from the DUT".into();
+    ni01.evidence = vec![
+        Evidence::frames("SYN to DUT port 23 answered with SYN/ACK", NI01_FRAMES),
+        Evidence::scan("open: 23/tcp"),
+        Evidence::note("fault listen-debug is on"),
+    ];
+
+    let mut ni02 = case(
+        "NI-02",
+        "ni::NI-02_udp_probes",
+        "No UDP service answers",
+        Outcome::Passed,
+        4_200,
+    );
+    ni02.evidence = vec![Evidence::frames("probes sent, no reply", [3, 4, 5])];
+
+    let mut mt03 = case(
+        "MT-03",
+        "mt::MT-03_aead_only",
+        "AEAD suites only & no RC4",
+        Outcome::Passed,
+        900,
+    );
+    mt03.evidence = vec![Evidence::frames("ClientHello", [7])];
+
+    let mut kr04 = case(
+        "KR-04",
+        "kr::KR-04_power_loss_rotation",
+        "Rotation survives power loss",
+        Outcome::Ignored,
+        0,
+    );
+    kr04.seen = "rig lacks capability: power".into();
+    kr04.artifacts = Artifacts::default();
+
+    let mut cd01 = case(
+        "CD-01",
+        "cd::CD-01_offline_commands",
+        "Commands while offline",
+        Outcome::Passed,
+        15_000,
+    );
+    cd01.evidence = vec![Evidence::journal(
+        "5 commands delivered in order",
+        [40, 41, 42, 43, 44],
+    )];
+
+    let mut ota04 = case(
+        "OTA-04",
+        "ota::OTA-04_crash_revert",
+        "Crashing image reverts",
+        Outcome::Failed,
+        30_500,
+    );
+    ota04.seen = "device stayed on 2.0.0 after the crash:\nno revert".into();
+    ota04.look_at = "device.log around the second boot".into();
+    ota04.evidence = vec![
+        Evidence::journal("reconnect reported version 2.0.0", [77]),
+        Evidence::log("boot: slot 1 confirmed at boot"),
+    ];
+    // A file name that needs percent-encoding in a link.
+    ota04.artifacts.device_log = Some("cases/OTA-04/device log #2.txt".into());
+
+    let cases = vec![ni01, ni02, mt03, kr04, cd01, ota04];
+    let summary = Summary {
+        total: 6,
+        passed: 3,
+        failed: 2,
+        ignored: 1,
+    };
+    RunReport {
+        schema: SCHEMA.into(),
+        started_at: "2026-04-02T10:00:00Z".into(),
+        finished_at: "2026-04-02T10:02:00Z".into(),
+        rig: RigInfo {
+            kind: "emulated".into(),
+            name: "ci <runner>".into(),
+        },
+        fault: Some("listen-debug".into()),
+        summary,
+        cases,
+    }
+}
+
+/// The part of `html` that is the section of case `id`.
+pub fn section<'a>(html: &'a str, id: &str) -> &'a str {
+    let start = html
+        .find(&format!("id=\"case-{id}\""))
+        .unwrap_or_else(|| panic!("no section for case {id}"));
+    let end = html[start..]
+        .find("</section>")
+        .expect("section not closed");
+    &html[start..start + end]
+}

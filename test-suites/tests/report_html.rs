@@ -1,0 +1,183 @@
+//! index.html as text: self-contained, every case in table and sections,
+//! failures first with their evidence, hostile text escaped, links safe.
+//! (report_browser.rs renders the same page in headless Chromium.)
+
+mod report_fixture;
+
+use report_fixture::{sample, section, NI01_FRAMES};
+use sacbench_suites::model::Outcome;
+use sacbench_suites::report;
+
+#[test]
+fn hostile_text_stays_text() {
+    let html = report::render_html(&sample());
+    assert!(
+        !html.contains("<script"),
+        "a <script> reached the page:\n{html}"
+    );
+    assert!(!html.contains("<img"), "an <img> reached the page");
+    let ni01 = section(&html, "NI-01");
+    assert!(
+        ni01.contains(
+            "&lt;script&gt;document.body.setAttribute(&#39;data-pwned&#39;,&#39;yes&#39;)&lt;/script&gt; \
+             &quot;&gt;&lt;img src=x onerror=alert(1)&gt;"
+        ),
+        "{ni01}"
+    );
+    // The rig name and a title with `&` are escaped too.
+    assert!(html.contains("ci &lt;runner&gt;"));
+    assert!(html.contains("AEAD suites only &amp; no RC4"));
+}
+
+#[test]
+fn nothing_is_loaded_from_anywhere() {
+    // Without the hostile text, whose escaped `src=` is legitimate text.
+    let mut run = sample();
+    run.cases[0].seen = "port 23 open".into();
+    let html = report::render_html(&run);
+    for banned in [
+        "<script", "<link", "<img", "<iframe", "src=", "url(", "@import", "http://", "https://",
+    ] {
+        assert!(!html.contains(banned), "the page contains {banned:?}");
+    }
+    assert!(html.contains("Content-Security-Policy") && html.contains("default-src 'none'"));
+    assert!(html.contains("<style>"), "styles must be inline");
+}
+
+#[test]
+fn summary_table_and_sections_cover_every_case() {
+    let run = sample();
+    let html = report::render_html(&run);
+    assert!(html.contains("FAILED: 2 of 6 cases failed"));
+    assert!(html.contains("<li class=\"failed\" data-count=\"2\">"));
+    assert!(html.contains("<li class=\"ignored\" data-count=\"1\">"));
+    assert!(html.contains("listen-debug"));
+    assert!(html.contains("emulated — ci &lt;runner&gt;"));
+
+    let table = &html[html.find("<table id=\"cases\">").unwrap()..html.find("</table>").unwrap()];
+    for case in &run.cases {
+        assert!(
+            table.contains(&format!("<a href=\"#case-{0}\">{0}</a>", case.id)),
+            "{} not in the table",
+            case.id
+        );
+        assert_eq!(
+            html.matches(&format!("id=\"case-{}\"", case.id)).count(),
+            1,
+            "{} needs one section",
+            case.id
+        );
+    }
+    // The table keeps run order; outcome is a word as well as a colour.
+    let rows: Vec<&str> = table
+        .match_indices("data-case=\"")
+        .map(|(i, _)| &table[i + 11..i + 17])
+        .collect();
+    assert_eq!(rows[0], "NI-01\"");
+    assert!(table.contains(
+        "<td><span class=\"badge failed\">FAIL</span></td><td class=\"num\">1 min 01 s</td>"
+    ));
+    assert!(table.contains("<span class=\"badge ignored\">IGNORED</span>"));
+    assert!(table
+        .contains("<span class=\"badge passed\">PASS</span></td><td class=\"num\">900 ms</td>"));
+}
+
+#[test]
+fn failed_sections_come_first_then_ignored_then_passed() {
+    let html = report::render_html(&sample());
+    let pos = |id: &str| html.find(&format!("id=\"case-{id}\"")).unwrap();
+    let order = ["NI-01", "OTA-04", "KR-04", "NI-02", "MT-03", "CD-01"];
+    for pair in order.windows(2) {
+        assert!(
+            pos(pair[0]) < pos(pair[1]),
+            "{} should come before {}",
+            pair[0],
+            pair[1]
+        );
+    }
+    assert!(section(&html, "NI-01").starts_with("id=\"case-NI-01\" data-outcome=\"failed\""));
+}
+
+#[test]
+fn evidence_shows_frames_journal_and_how_to_open_them() {
+    let html = report::render_html(&sample());
+    let ni01 = section(&html, "NI-01");
+    let frames = NI01_FRAMES.map(|f| f.to_string()).join(" ");
+    assert!(
+        ni01.contains(&format!("data-frames=\"{frames}\"")),
+        "{ni01}"
+    );
+    assert!(ni01.contains("(frames 12, 15)"), "{ni01}");
+    assert!(
+        ni01.contains("tshark -r cases/NI-01/capture.pcapng -Y &#39;frame.number in {12, 15}&#39;"),
+        "{ni01}"
+    );
+    assert!(ni01.contains("a TCP scan of all 65535 ports finds none open"));
+    assert!(ni01.contains("<dt>Look at</dt><dd class=\"look-at\">frames 12 and 15"));
+    assert!(ni01.contains("open: 23/tcp"), "scan evidence missing");
+
+    let mt03 = section(&html, "MT-03");
+    assert!(
+        mt03.contains("(frame 7)") && mt03.contains("-Y &#39;frame.number==7&#39;"),
+        "{mt03}"
+    );
+
+    let ota = section(&html, "OTA-04");
+    assert!(ota.contains("data-journal-seqs=\"77\""), "{ota}");
+    assert!(ota.contains("(journal seq 77)"), "{ota}");
+    assert!(ota.contains("device stayed on 2.0.0 after the crash:\nno revert"));
+
+    // A passed case without look_at shows no empty "Look at" row.
+    assert!(!section(&html, "CD-01").contains("Look at"));
+    assert!(section(&html, "CD-01").contains("data-journal-seqs=\"40 41 42 43 44\""));
+}
+
+#[test]
+fn artifact_links_are_relative_and_encoded() {
+    let mut run = sample();
+    run.cases[1].artifacts.journal = Some("javascript:alert(1)".into());
+    let html = report::render_html(&run);
+    let ni01 = section(&html, "NI-01");
+    assert!(
+        ni01.contains("<a href=\"cases/NI-01/capture.pcapng\">"),
+        "{ni01}"
+    );
+    assert!(ni01.contains("<a href=\"cases/NI-01/journal.jsonl\">"));
+    assert!(ni01.contains("<a href=\"cases/NI-01/device.log\">"));
+    let ota = section(&html, "OTA-04");
+    assert!(
+        ota.contains("<a href=\"cases/OTA-04/device%20log%20%232.txt\">"),
+        "{ota}"
+    );
+    assert!(
+        ota.contains("<code>cases/OTA-04/device log #2.txt</code>"),
+        "{ota}"
+    );
+    assert!(
+        !html.contains("href=\"javascript:"),
+        "a javascript: link got through"
+    );
+    assert!(section(&html, "KR-04").contains("No files recorded."));
+    assert!(html.contains("<a href=\"report.json\">") && html.contains("<a href=\"junit.xml\">"));
+}
+
+#[test]
+fn verdict_line_reflects_the_run() {
+    let mut green = sample();
+    green.cases.retain(|c| c.outcome != Outcome::Failed);
+    green.summary = report::tally(&green.cases);
+    green.fault = None;
+    let html = report::render_html(&green);
+    assert!(
+        html.contains("PASSED: 3 of 4 cases passed, none failed"),
+        "{html}"
+    );
+    assert!(html.contains("<dd id=\"run-fault\">none</dd>"));
+
+    let mut empty = sample();
+    empty.cases.clear();
+    empty.summary = report::tally(&empty.cases);
+    let html = report::render_html(&empty);
+    assert!(html.contains("NOTHING PROVEN"));
+    assert!(html.contains("This run has no cases."));
+}
