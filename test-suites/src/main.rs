@@ -40,6 +40,24 @@ fn device_exe() -> Result<PathBuf, String> {
 }
 
 fn main() {
+    // `cargo xtask report DIR`: summarise a finished run and regenerate its page.
+    if let Some(dir) = std::env::var_os("SACBENCH_SUMMARISE") {
+        let dir = PathBuf::from(dir);
+        match sacbench_suites::report::read_run(&dir).and_then(|r| {
+            sacbench_suites::report::regenerate_html(&dir)?;
+            Ok(r)
+        }) {
+            Ok(r) => {
+                print!("{}", sacbench_suites::report::summarise(&r));
+                println!("report: {}", dir.join("index.html").display());
+                std::process::exit(if r.summary.failed > 0 { 1 } else { 0 });
+            }
+            Err(e) => {
+                eprintln!("sacbench-suite: {}: {e:#}", dir.display());
+                std::process::exit(2);
+            }
+        }
+    }
     let args = Arguments::from_args();
     // Listing needs no rig.
     if !args.list {
@@ -73,8 +91,21 @@ fn main() {
         out,
         fault: std::env::var("SACBENCH_FAULT").ok(),
     };
+    let started = sacbench_suites::report::now_rfc3339();
+    let selected: Vec<String> = cases::all()
+        .into_iter()
+        .filter(|d| selected_by(&args, &d.name()))
+        .map(|d| d.id.to_string())
+        .collect();
+    // `SACBENCH_ONLY=NI-01,MT-03`: just these cases (the fault matrix's runs).
+    let only: Option<Vec<String>> = std::env::var("SACBENCH_ONLY")
+        .ok()
+        .map(|v| v.split(',').map(|s| s.trim().to_string()).collect());
+    let wanted = |id: &str| only.as_ref().is_none_or(|o| o.iter().any(|x| x == id));
+    let selected: Vec<String> = selected.into_iter().filter(|id| wanted(id)).collect();
     let trials = cases::all()
         .into_iter()
+        .filter(|def| wanted(def.id))
         .map(|def| {
             let opts = opts.clone();
             Trial::test(def.name(), move || {
@@ -90,5 +121,31 @@ fn main() {
             })
         })
         .collect();
-    libtest_mimic::run(&args, trials).exit();
+    let conclusion = libtest_mimic::run(&args, trials);
+    if !args.list && std::env::var_os("SACBENCH_OUT").is_some() {
+        if let Err(e) =
+            sacbench_suites::report::assemble(&opts.out, &selected, &started, opts.fault.as_deref())
+        {
+            eprintln!("sacbench-suite: writing the report: {e:#}");
+            std::process::exit(2);
+        }
+        println!("report: {}", opts.out.join("index.html").display());
+    }
+    conclusion.exit();
+}
+
+/// Whether libtest's filter/skip options select `name` (as libtest-mimic decides).
+fn selected_by(args: &Arguments, name: &str) -> bool {
+    let matches = |pat: &str| {
+        if args.exact {
+            name == pat
+        } else {
+            name.contains(pat)
+        }
+    };
+    let filtered = match &args.filter {
+        Some(f) => matches(f),
+        None => true,
+    };
+    filtered && !args.skip.iter().any(|s| matches(s))
 }

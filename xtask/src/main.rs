@@ -8,6 +8,8 @@ use std::process::{Command, ExitCode};
 
 use clap::{Parser, Subcommand};
 
+mod suite;
+
 #[derive(Parser)]
 #[command(name = "cargo xtask", about = "sacbench tasks")]
 struct Cli {
@@ -17,13 +19,21 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Task {
-    /// Run the emulated bench. Until the conformance suites land this runs the
-    /// fixture hub's self-check: a hub on loopback driven end to end.
+    /// Run the conformance suites on the emulated rig and write a report.
     Emulated {
-        /// Keep the run's hub data (store, CA, journal) here.
+        /// Run only cases whose name contains this (libtest filter).
+        filter: Option<String>,
+        /// Switch this fault on in the reference device (see `device-native --list-faults`).
+        #[arg(long)]
+        fault: Option<String>,
+        /// The run directory (default: target/sacbench/emulated-last, replaced).
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Summarise a run in the terminal and regenerate its index.html.
+    Report { dir: PathBuf },
+    /// The fault matrix: each fault must fail the cases named for it.
+    Faults,
     /// Run the test suite (cargo-nextest), passing extra arguments through.
     Test {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -54,7 +64,12 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let root = workspace_root();
     let result = match cli.command {
-        Task::Emulated { out } => emulated(&root, out),
+        Task::Emulated { filter, fault, out } => {
+            let filter: Vec<String> = filter.into_iter().collect();
+            suite::emulated(&root, &filter, fault.as_deref(), out)
+        }
+        Task::Report { dir } => suite::report(&root, &dir),
+        Task::Faults => suite::faults(&root),
         Task::Test { args } => check_peers().and_then(|_| test(&root, &args)),
         Task::NoStd => no_std_check(&root),
         Task::Ci => ci(&root),
@@ -73,7 +88,7 @@ fn main() -> ExitCode {
 }
 
 /// Exit 1: something ran and failed. Exit 2: usage or setup.
-enum Failure {
+pub(crate) enum Failure {
     Failed(String),
     Setup(String),
 }
@@ -85,11 +100,11 @@ fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
-fn cargo() -> Command {
+pub(crate) fn cargo() -> Command {
     Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
 }
 
-fn run(root: &Path, mut cmd: Command, what: &str) -> Result<(), Failure> {
+pub(crate) fn run(root: &Path, mut cmd: Command, what: &str) -> Result<(), Failure> {
     cmd.current_dir(root);
     eprintln!("xtask: {what}");
     let status = cmd
@@ -240,43 +255,11 @@ fn ci(root: &Path) -> Result<(), Failure> {
         "-D",
         "warnings",
     ]);
-    run(root, probe, "cargo clippy -p sacbench-rig --features probe-rs")?;
+    run(
+        root,
+        probe,
+        "cargo clippy -p sacbench-rig --features probe-rs",
+    )?;
     no_std_check(root)?;
     test(root, &[])
-}
-
-fn emulated(root: &Path, out: Option<PathBuf>) -> Result<(), Failure> {
-    let mut build = cargo();
-    build.args(["build", "--quiet", "-p", "hub-fixture"]);
-    run(root, build, "building hub-fixture")?;
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"));
-    let out = match out {
-        // A run never writes into an existing run's directory: nothing is lost.
-        Some(dir)
-            if dir.exists()
-                && dir
-                    .read_dir()
-                    .map(|mut d| d.next().is_some())
-                    .unwrap_or(true) =>
-        {
-            return Err(Failure::Setup(format!(
-                "--out {}: directory exists and is not empty; name a new one",
-                dir.display()
-            )));
-        }
-        Some(dir) => dir,
-        None => {
-            let dir = target.join("sacbench").join("emulated-last");
-            if dir.exists() {
-                std::fs::remove_dir_all(&dir)
-                    .map_err(|e| Failure::Setup(format!("clearing {}: {e}", dir.display())))?;
-            }
-            dir
-        }
-    };
-    let mut cmd = Command::new(target.join("debug").join("hub-fixture"));
-    cmd.arg("selfcheck").arg("--data").arg(&out);
-    run(root, cmd, "hub-fixture selfcheck")
 }

@@ -6,6 +6,7 @@
 //! renderings of it, so [`regenerate_html`] can rebuild the page of any old
 //! run (e.g. after the page's layout improved) from its JSON alone.
 
+mod assemble;
 mod html;
 mod junit;
 mod summary;
@@ -18,6 +19,7 @@ use anyhow::{bail, Context, Result};
 
 use crate::model::{CaseResult, Evidence, EvidenceKind, Outcome, RunReport, Summary, SCHEMA};
 
+pub use assemble::{assemble, now_rfc3339};
 pub use html::render_html;
 pub use junit::render_junit;
 pub use summary::summarise;

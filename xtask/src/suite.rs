@@ -1,0 +1,332 @@
+//! `emulated`, `report` and `faults`: running the conformance suite binary
+//! (`sacbench-suite`, a cargo-test-compatible harness) and reading its runs.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::{cargo, run, Failure};
+
+fn target_dir(root: &Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"))
+}
+
+/// Builds the device and the suite; returns (suite, device) executables.
+pub fn build(root: &Path) -> Result<(PathBuf, PathBuf), Failure> {
+    let mut b = cargo();
+    b.args([
+        "build",
+        "--quiet",
+        "-p",
+        "device-native",
+        "-p",
+        "sacbench-suites",
+        "--bins",
+    ]);
+    run(root, b, "building the device and the suites")?;
+    let debug = target_dir(root).join("debug");
+    Ok((debug.join("sacbench-suite"), debug.join("device-native")))
+}
+
+/// A run of the suite; what it printed per case.
+pub struct SuiteRun {
+    pub exit: Option<i32>,
+    /// test name → "ok" | "FAILED" | "ignored"
+    pub results: BTreeMap<String, String>,
+}
+
+fn count_cases(suite: &Path, filter: &[String], only: Option<&str>) -> Result<u64, Failure> {
+    let mut c = Command::new(suite);
+    c.arg("--list").args(filter);
+    if let Some(o) = only {
+        c.env("SACBENCH_ONLY", o);
+    }
+    let out = c
+        .output()
+        .map_err(|e| Failure::Setup(format!("{}: {e}", suite.display())))?;
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.ends_with(": test"))
+        .count() as u64)
+}
+
+/// Runs the suite with a progress bar (or quietly, for the fault matrix).
+pub fn run_suite(
+    suite: &Path,
+    device: &Path,
+    out: &Path,
+    filter: &[String],
+    fault: Option<&str>,
+    only: Option<&str>,
+    show: bool,
+) -> Result<SuiteRun, Failure> {
+    let total = count_cases(suite, filter, only)?;
+    let bar = if show {
+        ProgressBar::new(total)
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}")
+            .expect("template")
+            .progress_chars("=> "),
+    );
+    let mut cmd = Command::new(suite);
+    cmd.args(filter)
+        .env("SACBENCH_OUT", out)
+        .env("SACBENCH_DEVICE_EXE", device)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    match fault {
+        Some(f) => cmd.env("SACBENCH_FAULT", f),
+        None => cmd.env_remove("SACBENCH_FAULT"),
+    };
+    if let Some(o) = only {
+        cmd.env("SACBENCH_ONLY", o);
+    }
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| Failure::Setup(format!("{}: {e}", suite.display())))?;
+    let stderr = child.stderr.take().expect("piped");
+    let errors = std::thread::spawn(move || {
+        BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+            .collect::<Vec<_>>()
+    });
+    let mut results = BTreeMap::new();
+    for line in BufReader::new(child.stdout.take().expect("piped"))
+        .lines()
+        .map_while(Result::ok)
+    {
+        // libtest's pretty format: "test NAME ... ok"
+        if let Some(rest) = line.strip_prefix("test ") {
+            if let Some((name, verdict)) = rest.rsplit_once(" ... ") {
+                let name = name.trim().to_string();
+                bar.inc(1);
+                bar.set_message(format!("{name}: {verdict}"));
+                if verdict != "ok" {
+                    bar.println(format!("{verdict:>7} {name}"));
+                }
+                results.insert(name, verdict.trim().to_string());
+            }
+        }
+    }
+    let status = child
+        .wait()
+        .map_err(|e| Failure::Setup(format!("waiting for the suite: {e}")))?;
+    bar.finish_and_clear();
+    let errors = errors.join().unwrap_or_default();
+    if status.code() == Some(2) {
+        return Err(Failure::Setup(errors.join("\n")));
+    }
+    Ok(SuiteRun {
+        exit: status.code(),
+        results,
+    })
+}
+
+/// `cargo xtask emulated [FILTER] [--fault NAME] [--out DIR]`.
+pub fn emulated(
+    root: &Path,
+    filter: &[String],
+    fault: Option<&str>,
+    out: Option<PathBuf>,
+) -> Result<(), Failure> {
+    let out = prepare_out(root, out)?;
+    let (suite, device) = build(root)?;
+    let r = run_suite(&suite, &device, &out, filter, fault, None, true)?;
+    summarise(&suite, &out)?;
+    match r.exit {
+        Some(0) => Ok(()),
+        _ => Err(Failure::Failed(format!(
+            "cases failed; see {}",
+            out.join("index.html").display()
+        ))),
+    }
+}
+
+fn prepare_out(root: &Path, out: Option<PathBuf>) -> Result<PathBuf, Failure> {
+    match out {
+        Some(dir)
+            if dir.exists()
+                && dir
+                    .read_dir()
+                    .map(|mut d| d.next().is_some())
+                    .unwrap_or(true) =>
+        {
+            Err(Failure::Setup(format!(
+                "--out {}: directory exists and is not empty; name a new one",
+                dir.display()
+            )))
+        }
+        Some(dir) => Ok(dir),
+        None => {
+            let dir = target_dir(root).join("sacbench").join("emulated-last");
+            if dir.exists() {
+                std::fs::remove_dir_all(&dir)
+                    .map_err(|e| Failure::Setup(format!("clearing {}: {e}", dir.display())))?;
+            }
+            Ok(dir)
+        }
+    }
+}
+
+fn summarise(suite: &Path, dir: &Path) -> Result<(), Failure> {
+    let status = Command::new(suite)
+        .env("SACBENCH_SUMMARISE", dir)
+        .status()
+        .map_err(|e| Failure::Setup(format!("{}: {e}", suite.display())))?;
+    match status.code() {
+        Some(0) | Some(1) => Ok(()),
+        _ => Err(Failure::Setup(format!(
+            "{}: not a readable report",
+            dir.display()
+        ))),
+    }
+}
+
+/// `cargo xtask report DIR`.
+pub fn report(root: &Path, dir: &Path) -> Result<(), Failure> {
+    let (suite, _) = build(root)?;
+    let status = Command::new(&suite)
+        .env("SACBENCH_SUMMARISE", dir)
+        .status()
+        .map_err(|e| Failure::Setup(format!("{}: {e}", suite.display())))?;
+    match status.code() {
+        Some(0) => Ok(()),
+        Some(1) => Err(Failure::Failed("the run has failed cases".into())),
+        _ => Err(Failure::Setup(format!(
+            "{}: not a readable report",
+            dir.display()
+        ))),
+    }
+}
+
+/// The fault catalogue, from the device itself: (name, case ids).
+fn catalogue(device: &Path) -> Result<Vec<(String, Vec<String>)>, Failure> {
+    let out = Command::new(device)
+        .arg("--list-faults")
+        .output()
+        .map_err(|e| Failure::Setup(format!("{}: {e}", device.display())))?;
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            Some((
+                f.next()?.to_string(),
+                f.next()?.split(',').map(str::to_owned).collect(),
+            ))
+        })
+        .collect())
+}
+
+/// `cargo xtask faults`: the good device passes everything; each fault
+/// fails every case the catalogue names for it. Prints the matrix.
+pub fn faults(root: &Path) -> Result<(), Failure> {
+    let (suite, device) = build(root)?;
+    let base = target_dir(root).join("sacbench").join("faults");
+    let _ = std::fs::remove_dir_all(&base);
+    eprintln!("xtask: the reference device, every case");
+    let good = run_suite(&suite, &device, &base.join("none"), &[], None, None, true)?;
+    let implemented: BTreeMap<String, String> = good
+        .results
+        .iter()
+        .map(|(name, v)| (case_id(name), v.clone()))
+        .collect();
+    let mut misses = Vec::new();
+    for (id, verdict) in &implemented {
+        if verdict != "ok" {
+            misses.push(format!("the reference device fails {id}"));
+        }
+    }
+    let catalogue = catalogue(&device)?;
+    let bar = ProgressBar::new(catalogue.len() as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} faults {msg}").expect("template"),
+    );
+    let mut rows = Vec::new();
+    for (fault, cases) in &catalogue {
+        bar.set_message(fault.clone());
+        let present: Vec<&String> = cases
+            .iter()
+            .filter(|c| implemented.contains_key(*c))
+            .collect();
+        let mut cells = Vec::new();
+        if !present.is_empty() {
+            let only = present
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(",");
+            let r = run_suite(
+                &suite,
+                &device,
+                &base.join(fault),
+                &[],
+                Some(fault),
+                Some(&only),
+                false,
+            )?;
+            for case in cases {
+                let verdict = r
+                    .results
+                    .iter()
+                    .find(|(n, _)| case_id(n) == *case)
+                    .map(|(_, v)| v.as_str());
+                let cell = match verdict {
+                    Some("FAILED") => "caught",
+                    Some(_) => {
+                        misses.push(format!("{fault} does not fail {case}"));
+                        "MISSED"
+                    }
+                    None => {
+                        misses.push(format!("{case} (for {fault}) is not implemented"));
+                        "no case"
+                    }
+                };
+                cells.push(format!("{case}:{cell}"));
+            }
+        } else {
+            for case in cases {
+                misses.push(format!("{case} (for {fault}) is not implemented"));
+                cells.push(format!("{case}:no case"));
+            }
+        }
+        rows.push(format!("{fault:<20} {}", cells.join("  ")));
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    println!("fault matrix (fault × the cases that must catch it):");
+    for r in &rows {
+        println!("  {r}");
+    }
+    println!(
+        "reference device: {} cases, {} passed",
+        implemented.len(),
+        implemented.values().filter(|v| *v == "ok").count()
+    );
+    if misses.is_empty() {
+        println!("complete: every fault is caught by every case named for it");
+        Ok(())
+    } else {
+        for m in &misses {
+            println!("MISS  {m}");
+        }
+        Err(Failure::Failed(format!(
+            "{} misses in the fault matrix",
+            misses.len()
+        )))
+    }
+}
+
+/// `ni::NI-01_tcp_scan` → `NI-01`.
+fn case_id(name: &str) -> String {
+    let tail = name.rsplit("::").next().unwrap_or(name);
+    tail.split('_').next().unwrap_or(tail).to_string()
+}
