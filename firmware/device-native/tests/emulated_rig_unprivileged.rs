@@ -114,7 +114,7 @@ fn main() {
             device_id: "dev-unpriv".into(),
             faults: Vec::new(),
             slot_size: 32 * 1024 * 1024,
-        hub_mqtt_override: None,
+            hub_mqtt_override: None,
         };
         let mut rig = EmulatedRig::start(config)
             .await
