@@ -259,10 +259,16 @@ impl Case {
 
     /// Writes the hub journal and the device log next to the capture.
     pub async fn save_artifacts(&mut self) {
-        let _ = self
+        // Every entry of the case, so `seq` numbers in the verdict are all there.
+        let journal: String = self
             .hub()
             .journal()
-            .write_to(&self.dir.join("journal.jsonl"));
+            .entries()
+            .iter()
+            .filter_map(|e| serde_json::to_string(e).ok())
+            .map(|l| l + "\n")
+            .collect();
+        let _ = std::fs::write(self.dir.join("journal.jsonl"), journal);
         self.logs().await;
         let text: String = self
             .log

@@ -58,6 +58,7 @@ const PEERS: &[(&str, &str)] = &[
     ("mbpoll", "mbpoll"),
     ("setpriv", "util-linux"),
     ("chromium", "chromium"),
+    ("strace", "strace"),
 ];
 
 fn main() -> ExitCode {

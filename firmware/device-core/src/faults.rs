@@ -117,7 +117,7 @@ catalogue! {
     OtaOverHttp "ota-over-http" ["OTA-10"]
         "downloads firmware over cleartext HTTP on port 80";
     NoResubscribe "no-resubscribe" ["CD-01", "CD-02", "CD-10"]
-        "subscribes to commands only in its first session after power-on";
+        "subscribes to commands only in its first session ever (remembered in flash), not after reconnects or reboots";
     NoDedupe "no-dedupe" ["CD-06", "CD-10"]
         "applies a redelivered command again instead of by $.mid once";
     AckBeforePersist "ack-before-persist" ["CD-12"]

@@ -1,6 +1,10 @@
 //! The catalogue of cases, by group.
 
+pub mod cd;
+pub mod kr;
+pub mod mt;
 pub mod ni;
+pub mod ota;
 
 use crate::case::CaseDef;
 
@@ -26,7 +30,10 @@ pub(crate) use case_def;
 
 /// Every case, in catalogue order.
 pub fn all() -> Vec<&'static CaseDef> {
-    [ni::CASES].into_iter().flatten().collect()
+    [ni::CASES, mt::CASES, kr::CASES, ota::CASES, cd::CASES]
+        .into_iter()
+        .flatten()
+        .collect()
 }
 
 #[cfg(test)]
@@ -43,6 +50,22 @@ mod tests {
                 name.starts_with(&format!("{}::{}_", c.group(), c.id)),
                 "{name}"
             );
+        }
+        // The catalogue's 48 device and self-test cases (NI, MT, KR, OTA, CD).
+        assert_eq!(all.len(), 6 + 14 + 6 + 10 + 12);
+    }
+
+    #[test]
+    fn every_fault_of_the_device_names_only_cases_that_exist() {
+        let ids: Vec<&str> = all().iter().map(|c| c.id).collect();
+        for f in device_core::faults::CATALOGUE {
+            for case in f.cases {
+                assert!(
+                    ids.contains(case),
+                    "{} names {case}, which is not a case",
+                    f.name
+                );
+            }
         }
     }
 }

@@ -30,6 +30,10 @@ impl Device {
             SessionEvent::Subscribed { commands } => {
                 // Ready (SUBACK): the machines may report and confirm now.
                 device_log!("app: subscribed (commands: {commands})");
+                if commands && !self.commands.subscribed_once {
+                    self.commands.subscribed_once = true;
+                    store::COMMANDS.store(&self.flash, &self.commands)?;
+                }
                 let a = self.rotation.handle(RotationEvent::SessionEstablished, now);
                 self.rotation_actions(a, Some(session))?;
                 let a = self.ota.handle(OtaEvent::SessionEstablished, now);

@@ -62,6 +62,10 @@ pub struct CommandsRecord {
     pub applied: Vec<u8>,
     pub next_seq: u64,
     pub unreported: Vec<AppliedReport>,
+    /// A session has subscribed to commands since provisioning (what the
+    /// `no-resubscribe` fault wrongly relies on).
+    #[serde(default)]
+    pub subscribed_once: bool,
 }
 
 /// A byte stream to the hub (rustls, or the legacy path of `allow-tls10`).
@@ -328,7 +332,10 @@ impl Device {
         };
 
         let config = SessionConfig::new(self.prov.device_id.clone(), self.prov.hub_host.clone());
-        let first = self.sessions == 0;
+        // The session subscribes to commands when `first` or without the
+        // fault; the `no-resubscribe` device believes one subscription, ever,
+        // is enough (it remembers it in flash, across reconnects and reboots).
+        let first = !self.commands.subscribed_once;
         self.sessions += 1;
         let mut session = Session::new(config, self.faults, first, self.applied.clone())
             .map_err(|e| anyhow::anyhow!("session: {e}"))?;

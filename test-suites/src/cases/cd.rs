@@ -1,0 +1,618 @@
+//! CD — commands after sporadic reconnection.
+//!
+//! What "applied" means is what the device reports: telemetry with
+//! `kind=command-applied` and `{"mid","seq","payload"}`, where `seq` counts
+//! applications on the device (a report re-sent after a lost PUBACK keeps
+//! its `seq`). "Once" is therefore one distinct `seq` per `mid`, "in order"
+//! is `seq` increasing in the order the commands were sent.
+//!
+//! Two rig tricks make the reconnect cases deterministic (no sleeps):
+//! - the hub-side end of a session while the link is down (the device is
+//!   disabled and enabled again): what the hub's keep-alive expiry (90 s)
+//!   would do, at once; the device learns of it when the link returns;
+//! - [`SlowFlash`]: `strace` delays the device's flash writes (`pwrite64`),
+//!   so "applied but not yet acknowledged" (and, with `ack-before-persist`,
+//!   "acknowledged but not yet persisted") lasts seconds instead of
+//!   microseconds, and the case acts inside that window on a console line
+//!   or a journal entry.
+
+#[path = "cd_selftest.rs"]
+pub(super) mod selftest;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use hub_fixture::journal::{Event, JournalEntry};
+use hub_fixture::store::DeviceStatus;
+use sacbench_rig::{Capability, Rig};
+
+use super::{case_def, Def};
+use crate::case::{Case, CaseDef, Fail, DEVICE_ID, GUARD};
+use crate::model::Evidence;
+use selftest::c2d;
+
+const NEEDS: &[Capability] = &[Capability::Power, Capability::Capture, Capability::Console];
+const NEEDS_LINK: &[Capability] = &[
+    Capability::Power,
+    Capability::Link,
+    Capability::Capture,
+    Capability::Console,
+];
+/// A port of the hub's address nothing listens on (CD-11): every attempt is
+/// refused, and visible as SYN / RST in the capture.
+const CLOSED_PORT: u16 = 8899;
+
+macro_rules! self_test {
+    ($id:literal, $slug:literal, $title:literal, $expected:literal, $f:path) => {
+        CaseDef {
+            id: $id,
+            slug: $slug,
+            title: $title,
+            expected: $expected,
+            needs: &[],
+            self_test: true,
+            extra_faults: &[],
+            mqtt_port: None,
+            run: |c| Box::pin($f(c)),
+        }
+    };
+}
+
+pub const CASES: &[Def] = &[
+    case_def!("CD-01", "link_down_commands", "Commands sent while the link is down", "N commands sent while the link is down are all applied after the reconnect, in order, once", NEEDS_LINK, cd01),
+    case_def!("CD-02", "powered_off_commands", "Commands sent while powered off", "commands sent while the device is powered off are applied after boot, in order, once", NEEDS, cd02),
+    self_test!("CD-03", "ttl_expired", "Self-test: expired commands are not delivered", "a 1 h TTL command is never delivered after the hub clock moved 2 h; feedback expired", selftest::cd03),
+    self_test!("CD-04", "ttl_48h", "Self-test: 48 h TTL honoured", "a 48 h TTL command is delivered after 47 h offline", selftest::cd04),
+    self_test!("CD-05", "queue_depth", "Self-test: queue depth 50", "the 51st queued command to a device is refused", selftest::cd05),
+    case_def!("CD-06", "redelivery_applied_once", "Redelivery after a cut before PUBACK", "a command delivered and applied but whose PUBACK was lost is redelivered on the next session and applied once", NEEDS_LINK, cd06),
+    self_test!("CD-07", "dead_letter", "Self-test: dead-lettering", "a command never acknowledged is dead-lettered after 10 deliveries with feedback deliveryCountExceeded", selftest::cd07),
+    self_test!("CD-08", "hub_restart", "Self-test: queue survives a hub restart", "commands queued when the hub stops are all delivered after it restarts, in order", selftest::cd08),
+    self_test!("CD-09", "foreign_commands", "Self-test: only the hub sends commands", "a client publishing on the device's command topic is disconnected and the device never gets it", selftest::cd09),
+    case_def!("CD-10", "link_flaps", "20 link flaps while commands stream", "20 link flaps at random times while commands stream: every command applied once, in order", NEEDS_LINK, cd10),
+    CaseDef {
+        mqtt_port: Some(CLOSED_PORT),
+        ..case_def!("CD-11", "backoff_jitter", "Backoff with jitter while the hub is unreachable", "while the hub refuses every connection, the intervals between attempts grow exponentially and vary (jitter)", NEEDS, cd11)
+    },
+    case_def!("CD-12", "power_loss_after_puback", "Power loss after PUBACK", "a power cut right after the hub saw the PUBACK does not lose the command: it is applied (persisted before the ack)", NEEDS, cd12),
+];
+
+/// One `command-applied` report of the device.
+#[derive(Debug, Clone)]
+struct Applied {
+    journal_seq: u64,
+    mid: String,
+    seq: u64,
+}
+
+fn applied_report(e: &JournalEntry) -> Option<Applied> {
+    let Event::Telemetry {
+        properties,
+        payload,
+        ..
+    } = &e.event
+    else {
+        return None;
+    };
+    if !properties
+        .iter()
+        .any(|(k, v)| k == "kind" && v == "command-applied")
+    {
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_str(payload).ok()?;
+    Some(Applied {
+        journal_seq: e.seq,
+        mid: v.get("mid")?.as_str()?.to_owned(),
+        seq: v.get("seq")?.as_u64()?,
+    })
+}
+
+fn applied_reports(case: &Case) -> Vec<Applied> {
+    case.hub()
+        .journal()
+        .entries()
+        .iter()
+        .filter_map(applied_report)
+        .collect()
+}
+
+/// Waits until every mid in `mids` has been reported applied.
+async fn wait_applied(case: &Case, mids: &[String]) -> Result<(), Fail> {
+    let mut missing: BTreeSet<String> = mids.iter().cloned().collect();
+    case.journal(
+        0,
+        &format!("command-applied reports for all of {mids:?}"),
+        |e| {
+            if let Some(a) = applied_report(e) {
+                missing.remove(&a.mid);
+            }
+            missing.is_empty()
+        },
+    )
+    .await
+    .map(|_| ())
+}
+
+/// A marker after everything the device queued so far: `diag/state`
+/// answered. The device handles a method after its earlier work (reports,
+/// re-sent reports) went out on the same connection, so once the answer is
+/// journalled so are they. Returns the device's counters.
+async fn settle(case: &mut Case) -> Result<serde_json::Value, Fail> {
+    let r = case
+        .hub()
+        .invoke_method(DEVICE_ID, "diag/state", &serde_json::json!({}), GUARD)
+        .await?;
+    case.note(Evidence::note(format!(
+        "diag/state answered {}: {}",
+        r.status, r.payload
+    )));
+    Ok(r.payload)
+}
+
+/// Checks one distinct application per mid, in the order of `mids`.
+fn check_once_in_order(case: &mut Case, mids: &[String]) -> Result<String, Fail> {
+    let reports = applied_reports(case);
+    let mut seqs: BTreeMap<&str, BTreeSet<u64>> = BTreeMap::new();
+    for r in &reports {
+        seqs.entry(&r.mid).or_default().insert(r.seq);
+    }
+    case.note(Evidence::journal(
+        format!(
+            "command-applied reports (mid: seqs): {:?}",
+            mids.iter()
+                .map(|m| (
+                    m.as_str(),
+                    seqs.get(m.as_str()).cloned().unwrap_or_default()
+                ))
+                .collect::<Vec<_>>()
+        ),
+        reports.iter().map(|r| r.journal_seq),
+    ));
+    let missing: Vec<&String> = mids
+        .iter()
+        .filter(|m| !seqs.contains_key(m.as_str()))
+        .collect();
+    let twice: Vec<(&String, &BTreeSet<u64>)> = mids
+        .iter()
+        .filter_map(|m| seqs.get(m.as_str()).map(|s| (m, s)))
+        .filter(|(_, s)| s.len() > 1)
+        .collect();
+    if !missing.is_empty() || !twice.is_empty() {
+        return Err(Fail::new(
+            "every command applied exactly once",
+            format!("not applied: {missing:?}; applied more than once (mid, seqs): {twice:?}"),
+            "journal.jsonl: telemetry kind=command-applied; device.log: `command applied`",
+        ));
+    }
+    let order: Vec<u64> = mids
+        .iter()
+        .filter_map(|m| seqs[m.as_str()].first().copied())
+        .collect();
+    if order.windows(2).any(|w| w[0] >= w[1]) {
+        return Err(Fail::new(
+            "commands applied in the order they were sent",
+            format!("application seqs in send order: {order:?}"),
+            "journal.jsonl: telemetry kind=command-applied",
+        ));
+    }
+    Ok(format!(
+        "{} commands applied once each, in order (seqs {order:?})",
+        mids.len()
+    ))
+}
+
+/// Ends the device's session on the hub's side (disable + enable) and
+/// waits for the hub to journal it.
+async fn end_session_hub_side(case: &Case) -> Result<JournalEntry, Fail> {
+    let mark = case.hub().journal().len();
+    case.hub()
+        .set_device_status(DEVICE_ID, DeviceStatus::Disabled)?;
+    case.hub()
+        .set_device_status(DEVICE_ID, DeviceStatus::Enabled)?;
+    case.journal(mark, "the hub to close the device's session", |e| {
+        matches!(e.event, Event::SessionClosed { .. }) && e.device_id.as_deref() == Some(DEVICE_ID)
+    })
+    .await
+}
+
+fn connected(e: &JournalEntry) -> bool {
+    matches!(e.event, Event::Connected { .. }) && e.device_id.as_deref() == Some(DEVICE_ID)
+}
+
+/// Waits for the device's next session and checks that it subscribed to
+/// commands again (fails fast on `no-resubscribe` instead of waiting for
+/// commands that cannot come).
+async fn resubscribed(case: &mut Case, mark: u64) -> Result<(), Fail> {
+    let c = case
+        .journal(mark, "the device to reconnect", connected)
+        .await?;
+    let s = case
+        .journal(c.seq, "the device to subscribe in its new session", |e| {
+            matches!(e.event, Event::Subscribed { .. }) && e.device_id.as_deref() == Some(DEVICE_ID)
+        })
+        .await?;
+    let Event::Subscribed { filters } = &s.event else {
+        unreachable!("matched above")
+    };
+    let want = format!("devices/{DEVICE_ID}/messages/devicebound/#");
+    if !filters.contains(&want) {
+        case.note(Evidence::journal(
+            format!("session after reconnect subscribed {filters:?}"),
+            [c.seq, s.seq],
+        ));
+        return Err(Fail::new(
+            format!("the device to subscribe {want} in every session"),
+            format!("after the reconnect it subscribed only {filters:?}"),
+            format!("journal.jsonl seq {}", s.seq),
+        ));
+    }
+    Ok(())
+}
+
+/// `strace` holding every flash write (`pwrite64`) of the running firmware
+/// for `delay`, until dropped (strace then detaches; the firmware goes on).
+pub(super) struct SlowFlash {
+    child: Child,
+}
+
+impl SlowFlash {
+    pub(super) async fn attach(case: &Case, delay: Duration) -> Result<SlowFlash, Fail> {
+        let board = case.rig.board_pid().ok_or("the board is not powered")?;
+        // The firmware is the bootloader's child (the rig's own notion of the payload).
+        let children = std::fs::read_to_string(format!("/proc/{board}/task/{board}/children"))?;
+        let pid: u32 = children
+            .split_whitespace()
+            .next()
+            .and_then(|p| p.parse().ok())
+            .ok_or("the bootloader has not started the firmware")?;
+        let mut child = Command::new("strace")
+            .args(["-p", &pid.to_string(), "-e", "trace=pwrite64", "-e"])
+            .arg(format!("inject=pwrite64:delay_enter={}", delay.as_micros()))
+            .args(["-o", "/dev/null"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("strace (needed to hold flash writes): {e}"))?;
+        let stderr = child.stderr.take().expect("piped");
+        // strace announces the attach once the tracee is seized.
+        let line = tokio::task::spawn_blocking(move || {
+            BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+                .find(|l| l.contains("attached"))
+        })
+        .await?;
+        if line.is_none() {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!("strace could not attach to the firmware (pid {pid})").into());
+        }
+        Ok(SlowFlash { child })
+    }
+}
+
+impl Drop for SlowFlash {
+    fn drop(&mut self) {
+        // SIGTERM: strace detaches cleanly and the held write completes.
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+/// Delivers `mid` and cuts the connection after the device applied it but
+/// before its PUBACK reaches the hub: the flash write between the two is
+/// held, the link goes down on the console line `command applied`, the hub
+/// ends the session, the hold is released (the PUBACK goes into the dead
+/// link), the link returns. Returns once the hub has the redelivery acked.
+async fn cut_before_puback(case: &mut Case, mid: &str) -> Result<(), Fail> {
+    let slow = SlowFlash::attach(case, Duration::from_secs(2)).await?;
+    let mark = case.hub().journal().len();
+    case.hub().send_c2d(DEVICE_ID, c2d(mid, None))?;
+    let line = format!("app: command applied mid={mid} ");
+    case.rig
+        .wait_console(GUARD, |l| l.starts_with(&line))
+        .await
+        .ok_or_else(|| {
+            Fail::new(
+                format!("the device to apply {mid}"),
+                "no `command applied` console line",
+                "device.log",
+            )
+        })?;
+    case.rig.link(false).await?;
+    end_session_hub_side(case).await?;
+    drop(slow);
+    let back = case.hub().journal().len();
+    case.rig.link(true).await?;
+    resubscribed(case, back).await?;
+    let acked = case
+        .journal(
+            mark,
+            &format!("the hub to get a PUBACK for {mid}"),
+            |e| matches!(&e.event, Event::C2dAcked { message_id, .. } if message_id == mid),
+        )
+        .await?;
+    let deliveries: Vec<u64> = case
+        .hub()
+        .journal()
+        .since(mark)
+        .iter()
+        .filter(|e| matches!(&e.event, Event::C2dDelivered { message_id, .. } if message_id == mid))
+        .map(|e| e.seq)
+        .collect();
+    case.note(Evidence::journal(
+        format!(
+            "{mid}: delivered {} times, acked once the session was new",
+            deliveries.len()
+        ),
+        deliveries.iter().copied().chain([acked.seq]),
+    ));
+    if deliveries.len() < 2 {
+        return Err(Fail::new(
+            format!("{mid} delivered again after the cut (the setup of the case)"),
+            format!("{} deliveries", deliveries.len()),
+            "journal.jsonl: c2d_delivered",
+        ));
+    }
+    Ok(())
+}
+
+async fn cd01(case: &mut Case) -> Result<String, Fail> {
+    case.boot().await?;
+    case.rig.link(false).await?;
+    end_session_hub_side(case).await?;
+    let mids: Vec<String> = (0..5).map(|i| format!("cd01-{i}")).collect();
+    for m in &mids {
+        case.hub().send_c2d(DEVICE_ID, c2d(m, None))?;
+    }
+    let mark = case.hub().journal().len();
+    case.rig.link(true).await?;
+    resubscribed(case, mark).await?;
+    wait_applied(case, &mids).await?;
+    settle(case).await?;
+    check_once_in_order(case, &mids)
+}
+
+async fn cd02(case: &mut Case) -> Result<String, Fail> {
+    case.boot().await?;
+    // A first session the device saw through (SUBACK processed, properties
+    // reported) before the power goes: what a device that never
+    // resubscribes would rely on.
+    case.journal(0, "the first session to report its properties", |e| {
+        matches!(&e.event, Event::TwinReported { .. })
+    })
+    .await?;
+    let mark = case.hub().journal().len();
+    case.rig.power(false).await?;
+    case.journal(mark, "the hub to see the session end at power-off", |e| {
+        matches!(e.event, Event::SessionClosed { .. }) && e.device_id.as_deref() == Some(DEVICE_ID)
+    })
+    .await?;
+    let mids: Vec<String> = (0..5).map(|i| format!("cd02-{i}")).collect();
+    for m in &mids {
+        case.hub().send_c2d(DEVICE_ID, c2d(m, None))?;
+    }
+    let mark = case.hub().journal().len();
+    case.rig.power(true).await?;
+    resubscribed(case, mark).await?;
+    wait_applied(case, &mids).await?;
+    settle(case).await?;
+    check_once_in_order(case, &mids)
+}
+
+async fn cd06(case: &mut Case) -> Result<String, Fail> {
+    case.boot().await?;
+    cut_before_puback(case, "cd06-cut").await?;
+    settle(case).await?;
+    check_once_in_order(case, &["cd06-cut".to_string()])
+        .map(|s| format!("redelivered after the cut before PUBACK; {s}"))
+}
+
+/// A small xorshift: the flap schedule is random per run, and its seed is
+/// in the evidence so a failing schedule can be replayed.
+fn xorshift(s: &mut u64) -> u64 {
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    *s
+}
+
+async fn cd10(case: &mut Case) -> Result<String, Fail> {
+    case.boot().await?;
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(1)
+        | 1;
+    let mut rng = seed;
+    // Four of the flaps are long enough for the session to be lost (each
+    // reconnect grows the device's backoff: 4 keep the case within its
+    // time limit); they cut after the device applied a command and before
+    // its PUBACK arrived, which is where dedupe and resubscribe matter. The
+    // others are short: the command is sent into the dead link, or is in
+    // flight when the link drops, and TCP carries it over.
+    let mut long = BTreeSet::new();
+    while long.len() < 4 {
+        long.insert(1 + xorshift(&mut rng) % 19);
+    }
+    let mids: Vec<String> = (0..20).map(|i| format!("cd10-{i:02}")).collect();
+    let mut schedule = Vec::new();
+    for (i, mid) in mids.iter().enumerate() {
+        if long.contains(&(i as u64)) {
+            schedule.push(format!("{i}:long"));
+            cut_before_puback(case, mid).await?;
+        } else if xorshift(&mut rng) % 2 == 0 {
+            schedule.push(format!("{i}:before"));
+            case.rig.link(false).await?;
+            case.hub().send_c2d(DEVICE_ID, c2d(mid, None))?;
+            case.rig.link(true).await?;
+        } else {
+            schedule.push(format!("{i}:after"));
+            case.hub().send_c2d(DEVICE_ID, c2d(mid, None))?;
+            case.rig.link(false).await?;
+            case.rig.link(true).await?;
+        }
+    }
+    case.note(Evidence::note(format!(
+        "flap schedule (seed {seed:#x}): {}",
+        schedule.join(" ")
+    )));
+    wait_applied(case, &mids).await?;
+    settle(case).await?;
+    check_once_in_order(case, &mids)
+}
+
+/// Judges reconnect intervals (ns): exponential growth — no interval much
+/// shorter than the one before, the last at least 4× the first — and, for
+/// CD-11, jitter: the growth factors are not all the same (a fixed
+/// schedule has constant ratios up to the sub-millisecond connect time).
+pub(super) fn judge_backoff(intervals_ns: &[u64], want_jitter: bool) -> Result<String, String> {
+    let ms: Vec<f64> = intervals_ns.iter().map(|n| *n as f64 / 1e6).collect();
+    let shown: Vec<String> = ms.iter().map(|m| format!("{m:.0} ms")).collect();
+    if ms.len() < 3 {
+        return Err(format!("only {} intervals: {shown:?}", ms.len()));
+    }
+    // 0.8: each delay's floor is the previous ceiling, minus connect-time noise.
+    if let Some(w) = ms.windows(2).find(|w| w[1] < 0.8 * w[0]) {
+        return Err(format!(
+            "an interval shrank ({:.0} → {:.0} ms): {shown:?}",
+            w[0], w[1]
+        ));
+    }
+    if ms[ms.len() - 1] < 4.0 * ms[0] {
+        return Err(format!("intervals did not grow exponentially: {shown:?}"));
+    }
+    let ratios: Vec<f64> = ms.windows(2).map(|w| w[1] / w[0].max(1.0)).collect();
+    let (lo, hi) = ratios
+        .iter()
+        .fold((f64::MAX, 0f64), |(lo, hi), r| (lo.min(*r), hi.max(*r)));
+    if want_jitter && hi / lo < 1.1 {
+        return Err(format!(
+            "growth factors all equal (no jitter): {ratios:.2?}, intervals {shown:?}"
+        ));
+    }
+    Ok(format!("intervals {shown:?}, growth factors {ratios:.2?}"))
+}
+
+async fn cd11(case: &mut Case) -> Result<String, Fail> {
+    case.rig.power(true).await?;
+    // Six refused attempts: five intervals, ≤ 31 s with the reference policy.
+    let failures = std::cell::Cell::new(0);
+    case.rig
+        .wait_console(GUARD, |l| {
+            failures.set(failures.get() + usize::from(l.starts_with("app: connection failed")));
+            failures.get() >= 6
+        })
+        .await
+        .ok_or_else(|| {
+            Fail::new(
+                "six failed connection attempts on the console",
+                format!("{} within {GUARD:?}", failures.get()),
+                "device.log",
+            )
+        })?;
+    let hub = case.rig.topology().hub_ipv4();
+    let dut = case.rig.topology().dut_ipv4();
+    let a = case.analysis()?.clone();
+    let Some(g) = a.connection_attempts().into_iter().find(|g| {
+        g.client == std::net::IpAddr::V4(dut)
+            && g.server == std::net::SocketAddr::from((hub, CLOSED_PORT))
+    }) else {
+        return Err(Fail::new(
+            format!("SYNs from the DUT to {hub}:{CLOSED_PORT}"),
+            "none in the capture",
+            "capture.pcapng",
+        ));
+    };
+    let frames: Vec<u64> = g
+        .syns
+        .iter()
+        .filter(|s| !s.retransmission)
+        .map(|s| s.frame.number)
+        .collect();
+    let verdict = judge_backoff(&g.attempt_intervals_ns(), true);
+    case.note(Evidence::frames(
+        format!(
+            "connection attempts (SYN, refused): {}",
+            verdict.as_ref().unwrap_or_else(|e| e)
+        ),
+        frames.clone(),
+    ));
+    verdict.map_err(|e| {
+        Fail::new(
+            "reconnect attempts that back off exponentially with jitter",
+            e,
+            format!("capture.pcapng, SYN frames {frames:?}"),
+        )
+    })
+}
+
+async fn cd12(case: &mut Case) -> Result<String, Fail> {
+    case.boot().await?;
+    // Deterministic race: flash writes are held for 3 s. The reference
+    // device persists before it PUBACKs, so by the time the hub journals
+    // the ack the command is stored; with `ack-before-persist` the ack
+    // leaves first and the power cut lands while the write is still held.
+    let slow = SlowFlash::attach(case, Duration::from_secs(3)).await?;
+    let mark = case.hub().journal().len();
+    let mid = "cd12-power-cut";
+    case.hub().send_c2d(DEVICE_ID, c2d(mid, None))?;
+    let acked = case
+        .journal(
+            mark,
+            "the hub to journal the PUBACK",
+            |e| matches!(&e.event, Event::C2dAcked { message_id, .. } if message_id == mid),
+        )
+        .await?;
+    case.rig.power(false).await?;
+    drop(slow);
+    case.note(Evidence::journal(
+        "power cut as soon as the hub journalled the PUBACK",
+        [acked.seq],
+    ));
+    let mark = case.hub().journal().len();
+    case.rig.power(true).await?;
+    let c = case
+        .journal(
+            mark,
+            "the device to reconnect after the power cut",
+            connected,
+        )
+        .await?;
+    case.journal(c.seq, "the device to subscribe after the reboot", |e| {
+        matches!(e.event, Event::Subscribed { .. }) && e.device_id.as_deref() == Some(DEVICE_ID)
+    })
+    .await?;
+    let diag = settle(case).await?;
+    let reports: Vec<Applied> = applied_reports(case)
+        .into_iter()
+        .filter(|r| r.mid == mid)
+        .collect();
+    case.note(Evidence::journal(
+        format!(
+            "command-applied reports of {mid}: {:?}; after reboot commandsApplied = {}",
+            reports.iter().map(|r| r.seq).collect::<Vec<_>>(),
+            diag["counters"]["commandsApplied"]
+        ),
+        reports.iter().map(|r| r.journal_seq),
+    ));
+    if reports.is_empty() {
+        return Err(Fail::new(
+            "the command acknowledged before the power cut applied (persisted before the PUBACK)",
+            format!(
+                "no command-applied report of {mid}; the hub will not redeliver it (acked at seq {})",
+                acked.seq
+            ),
+            "device.log: `command applied` before the cut; journal.jsonl",
+        ));
+    }
+    Ok(format!(
+        "acked {mid} survived the power cut (reported applied, seq {:?})",
+        reports.iter().map(|r| r.seq).collect::<BTreeSet<_>>()
+    ))
+}

@@ -1,0 +1,698 @@
+//! MT — mutual TLS, per-device identity.
+//!
+//! Capture facts come from `Case::analysis` (frame numbers as tshark numbers
+//! them); hub facts from the journal. MT-02 and MT-05…09 point the device at
+//! a deliberately bad hub (`openssl s_server`, in the hub namespace, on
+//! [`BAD_HUB_PORT`]); the servers of MT-05…09 speak TLS 1.2 only, so that the
+//! device's refusal is a readable alert and any application data it sent
+//! is visible as an application_data record (in TLS 1.3 the client's
+//! Finished is one too).
+
+use std::net::{IpAddr, SocketAddr};
+use std::process::Command;
+use std::time::{Duration, SystemTime};
+
+use hub_fixture::client::{self, DeviceClient};
+use hub_fixture::hub::DeviceCredentials;
+use hub_fixture::journal::{Event, HandshakeFailure, JournalEntry, RefuseReason};
+use hub_fixture::pki::{CertificateAuthority, KeyAlgorithm, Validity};
+use sacbench_capture::analysis::cipher_suite_name;
+use sacbench_capture::{Analysis, TcpFlow};
+use sacbench_rig::emulated::topology::Node;
+use sacbench_rig::emulated::HUB_HOST;
+use sacbench_rig::{Capability, Rig};
+
+#[path = "mt_certs.rs"]
+mod certs;
+
+use super::cd::selftest::{connect, connect_dut, connect_packet, in_ns, publish_packet};
+use super::{case_def, Def};
+use crate::case::{Case, CaseDef, Fail, DEVICE_ID, GUARD};
+use crate::model::Evidence;
+use certs::{cert_facts, der, mt02, mt05, mt06, mt07, mt08, mt09, spki_facts, DAY};
+
+const NEEDS: &[Capability] = &[Capability::Power, Capability::Capture, Capability::Console];
+/// Where the bad hubs listen (the device's MQTT is pointed there).
+const BAD_HUB_PORT: u16 = 8884;
+/// Revocation must end the live session within this (the catalogue names a
+/// bound without a number; a fixture hub on a veth does it in milliseconds).
+const REVOKE_BOUND: Duration = Duration::from_secs(2);
+
+macro_rules! bad_hub {
+    ($id:literal, $slug:literal, $title:literal, $expected:literal, $f:ident) => {
+        CaseDef {
+            mqtt_port: Some(BAD_HUB_PORT),
+            ..case_def!($id, $slug, $title, $expected, NEEDS, $f)
+        }
+    };
+}
+
+macro_rules! self_test {
+    ($id:literal, $slug:literal, $title:literal, $expected:literal, $f:ident) => {
+        CaseDef {
+            id: $id,
+            slug: $slug,
+            title: $title,
+            expected: $expected,
+            needs: &[],
+            self_test: true,
+            extra_faults: &[],
+            mqtt_port: None,
+            run: |c| Box::pin($f(c)),
+        }
+    };
+}
+
+pub const CASES: &[Def] = &[
+    case_def!("MT-01", "tls_throughout", "TLS from the first byte", "every DUT flow carries TLS from its first payload byte; no cleartext application data", NEEDS, mt01),
+    bad_hub!("MT-02", "tls_version", "TLS ≥ 1.2, TLS 1.0 hub refused", "the DUT offers only TLS ≥ 1.2 and sends no application data to a hub that offers only TLS 1.0", mt02),
+    case_def!("MT-03", "aead_only", "Only AEAD cipher suites offered", "the DUT's ClientHello offers only AEAD suites, no NULL/EXPORT/RC4/3DES/CBC", NEEDS, mt03),
+    case_def!("MT-04", "client_certificate", "Own client certificate", "the DUT presents its registered certificate; CN = device id; key ≥ P-256 or RSA-2048", NEEDS, mt04),
+    bad_hub!("MT-05", "untrusted_ca", "Hub cert from an untrusted CA", "the DUT aborts the handshake with a hub whose certificate is from an untrusted CA and sends no application data", mt05),
+    bad_hub!("MT-06", "wrong_host_name", "Hub cert for the wrong host name", "the DUT aborts with a hub whose certificate names another host", mt06),
+    bad_hub!("MT-07", "expired_hub_cert", "Expired hub cert", "the DUT aborts with a hub whose certificate has expired", mt07),
+    bad_hub!("MT-08", "not_yet_valid_hub_cert", "Hub cert not yet valid", "the DUT aborts with a hub whose certificate is not yet valid", mt08),
+    bad_hub!("MT-09", "self_signed_hub_cert", "Self-signed hub cert", "the DUT aborts with a hub presenting a self-signed certificate", mt09),
+    self_test!("MT-10", "hub_refuses_bad_clients", "Self-test: hub refuses bad client certs", "the hub refuses a client with no certificate, with a foreign-CA certificate and with an expired one, journalling why", mt10),
+    self_test!("MT-11", "hub_enforces_identity", "Self-test: identity and topic ACL", "client id ≠ certificate CN is refused; subscribing or publishing another device's topics closes the session", mt11),
+    case_def!("MT-12", "revocation", "Revocation and backoff", "revoking the DUT's certificate closes its live session within 2 s; reconnects fail; the reconnect intervals grow", NEEDS, mt12),
+    case_def!("MT-13", "unique_key_material", "No shared key material", "no key the DUT presents is the firmware-baked shared key or another device's key", NEEDS, mt13),
+    case_def!("MT-14", "sni", "SNI = provisioned host name", "every ClientHello of the DUT carries SNI = the provisioned hub host name", NEEDS, mt14),
+];
+
+fn dut_ip(case: &Case) -> IpAddr {
+    IpAddr::V4(case.rig.topology().dut_ipv4())
+}
+
+fn from_dut(e: &JournalEntry, dut: IpAddr) -> bool {
+    e.peer
+        .as_deref()
+        .and_then(|p| p.parse::<SocketAddr>().ok())
+        .is_some_and(|p| p.ip() == dut)
+}
+
+/// Powers on and waits for the device's first connection to reach a
+/// verdict at the hub (a session, or a refused handshake / CONNECT), so a
+/// faulty device fails with evidence instead of a boot timeout.
+async fn first_outcome(case: &mut Case) -> Result<JournalEntry, Fail> {
+    let dut = dut_ip(case);
+    case.rig.power(true).await?;
+    case.journal(
+        0,
+        "the device's first connection to reach a verdict at the hub",
+        |e| match e.event {
+            Event::Connected { .. } => true,
+            Event::HandshakeFailed { .. } | Event::ConnectRefused { .. } => from_dut(e, dut),
+            _ => false,
+        },
+    )
+    .await
+}
+
+/// Flows the DUT opened (to whoever).
+fn dut_flows(a: &Analysis, dut: IpAddr) -> Vec<&TcpFlow> {
+    a.tcp_flows
+        .iter()
+        .filter(|f| f.client.ip() == dut)
+        .collect()
+}
+
+async fn mt01(case: &mut Case) -> Result<String, Fail> {
+    let first = first_outcome(case).await?;
+    if matches!(first.event, Event::Connected { .. }) {
+        // Application data both ways: the device's reported properties.
+        case.journal(first.seq, "the device to report its properties", |e| {
+            matches!(e.event, Event::TwinReported { .. })
+        })
+        .await?;
+    }
+    let dut = dut_ip(case);
+    let a = case.analysis()?.clone();
+    let flows: Vec<&TcpFlow> = dut_flows(&a, dut)
+        .into_iter()
+        .filter(|f| f.to_server.first_payload.is_some())
+        .collect();
+    case.note(Evidence::frames(
+        format!("first payload of {} DUT flows", flows.len()),
+        flows
+            .iter()
+            .filter_map(|f| f.to_server.first_payload.map(|p| p.number)),
+    ));
+    if flows.is_empty() {
+        return Err(Fail::new(
+            "DUT flows with payload",
+            "none captured",
+            "capture.pcapng",
+        ));
+    }
+    let bad: Vec<(String, u64)> = flows
+        .iter()
+        .filter(|f| !f.tls_throughout())
+        .map(|f| {
+            let d = [&f.to_server, &f.to_client];
+            let frame = d
+                .iter()
+                .find_map(|d| {
+                    d.tls
+                        .not_tls
+                        .map(|n| n.frame)
+                        .or(d.tls.cleartext_application_data)
+                        .or(d.gap)
+                })
+                .or(f.to_server.first_payload)
+                .map_or(0, |r| r.number);
+            (format!("{} → {}", f.client, f.server), frame)
+        })
+        .collect();
+    if !bad.is_empty() {
+        case.note(Evidence::frames(
+            format!("not TLS throughout: {bad:?}"),
+            bad.iter().map(|b| b.1),
+        ));
+        return Err(Fail::new(
+            "every DUT flow TLS from its first payload byte",
+            format!("{} flows not TLS throughout: {bad:?}", bad.len()),
+            format!(
+                "capture.pcapng frames {:?}",
+                bad.iter().map(|b| b.1).collect::<Vec<_>>()
+            ),
+        ));
+    }
+    Ok(format!(
+        "{} DUT flows, all TLS from the first byte",
+        flows.len()
+    ))
+}
+
+async fn mt03(case: &mut Case) -> Result<String, Fail> {
+    first_outcome(case).await?;
+    let dut = dut_ip(case);
+    let a = case.analysis()?.clone();
+    let mut weak = Vec::new();
+    let mut frames = Vec::new();
+    for f in dut_flows(&a, dut) {
+        for ch in &f.tls.client_hellos {
+            frames.push(ch.frames.last.number);
+            for s in ch.non_aead_suites() {
+                weak.push((
+                    ch.frames.last.number,
+                    cipher_suite_name(s).unwrap_or("unknown").to_string(),
+                ));
+            }
+        }
+    }
+    case.note(Evidence::frames(
+        format!("ClientHellos; non-AEAD suites offered {weak:?}"),
+        frames.clone(),
+    ));
+    if frames.is_empty() {
+        return Err(Fail::new(
+            "ClientHellos of the DUT",
+            "none captured",
+            "capture.pcapng",
+        ));
+    }
+    if !weak.is_empty() {
+        return Err(Fail::new(
+            "only AEAD suites in every ClientHello",
+            format!("non-AEAD suites offered (frame, suite): {weak:?}"),
+            format!("capture.pcapng frames {frames:?}"),
+        ));
+    }
+    Ok(format!("{} ClientHellos, AEAD suites only", frames.len()))
+}
+
+async fn mt04(case: &mut Case) -> Result<String, Fail> {
+    let first = first_outcome(case).await?;
+    let dut = dut_ip(case);
+    let creds = case.rig.credentials().clone();
+    let accepted = case
+        .hub()
+        .journal()
+        .entries()
+        .into_iter()
+        .find(|e| matches!(e.event, Event::TlsAccepted { .. }) && from_dut(e, dut));
+    let Some(Event::TlsAccepted { serial, .. }) = accepted.as_ref().map(|e| &e.event) else {
+        case.note(Evidence::journal(
+            format!("first verdict: {:?}", first.event),
+            [first.seq],
+        ));
+        return Err(Fail::new(
+            "the hub to accept the DUT's client certificate",
+            format!("{:?}", first.event),
+            format!("journal.jsonl seq {}", first.seq),
+        ));
+    };
+    let seq = accepted.as_ref().map_or(0, |e| e.seq);
+    let der = hub_fixture::pki::pem_to_der(&creds.cert_pem)
+        .ok_or("the registered certificate is not PEM")?;
+    let facts = cert_facts(&der).ok_or("the registered certificate does not parse")?;
+    case.note(Evidence::journal(
+        format!(
+            "TLS accepted with serial {serial} (registered {}); CN {:?}; key {}",
+            creds.serial, facts.cn, facts.key
+        ),
+        [seq],
+    ));
+    if *serial != creds.serial || facts.cn.as_deref() != Some(DEVICE_ID) || !facts.strong {
+        return Err(Fail::new(
+            "the DUT's own registered certificate, CN = device id, key ≥ P-256 / RSA-2048",
+            format!(
+                "serial {serial} (registered {}), CN {:?}, key {}",
+                creds.serial, facts.cn, facts.key
+            ),
+            format!("journal.jsonl seq {seq}"),
+        ));
+    }
+    Ok(format!(
+        "presented its registered certificate (CN {DEVICE_ID}, {})",
+        facts.key
+    ))
+}
+
+/// Waits for the hub's verdict on the attempt that started at `mark`.
+async fn verdict(case: &Case, mark: u64) -> Result<JournalEntry, Fail> {
+    case.journal(mark, "the hub's verdict on the client", |e| {
+        matches!(
+            e.event,
+            Event::HandshakeFailed { .. } | Event::ConnectRefused { .. } | Event::Connected { .. }
+        )
+    })
+    .await
+}
+
+async fn mt10(case: &mut Case) -> Result<String, Fail> {
+    let hub = case.hub().clone();
+    let addr = hub.mqtt_addr();
+    let good = case.rig.credentials().clone();
+    // Positive control: the fixture accepts a well-formed client.
+    connect_dut(case).await?;
+    let now = SystemTime::now();
+    let foreign = CertificateAuthority::generate("foreign CA", now)?.issue_device(
+        DEVICE_ID,
+        KeyAlgorithm::EcdsaP256,
+        Validity::days_from(now, 30),
+    )?;
+    let foreign = DeviceCredentials {
+        cert_pem: foreign.cert_pem,
+        key_pem: foreign.key_pem.unwrap_or_default(),
+        ..good.clone()
+    };
+    let expired = hub.issue_certificate(
+        DEVICE_ID,
+        KeyAlgorithm::EcdsaP256,
+        Validity {
+            not_before: now - 30 * DAY,
+            not_after: now - DAY,
+        },
+    )?;
+    let mut seen = Vec::new();
+    let mut refs = Vec::new();
+    let (ca, host) = (good.ca_pem.clone(), good.hub_host.clone());
+    let mark = hub.journal().len();
+    // No certificate: TLS without client auth, then a CONNECT.
+    let no_cert = in_ns(case, Node::Dut, async move {
+        let cfg = client::tls_config(&ca, None).map_err(|e| e.to_string())?;
+        let s = client::connect_tls(addr, &host, cfg)
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut c = DeviceClient::over(s);
+        let user = format!("{host}/{DEVICE_ID}/?api-version={}", client::API_VERSION);
+        let _ = c.send_raw(&connect_packet(DEVICE_ID, &user)).await;
+        Ok::<_, String>(format!(
+            "{:?}",
+            c.recv(Duration::from_secs(10)).await.ok().flatten()
+        ))
+    })
+    .await?;
+    let v = verdict(case, mark).await?;
+    refs.push(v.seq);
+    let ok = matches!(
+        v.event,
+        Event::HandshakeFailed {
+            reason: HandshakeFailure::NoClientCertificate,
+            ..
+        }
+    );
+    seen.push(format!(
+        "no certificate: {:?} (client saw {no_cert:?})",
+        v.event
+    ));
+    for (what, creds, want) in [
+        ("foreign CA", foreign, HandshakeFailure::UnknownIssuer),
+        ("expired", expired, HandshakeFailure::CertificateExpired),
+    ] {
+        let mark = hub.journal().len();
+        let r = connect(case, addr, &creds, None).await?;
+        let v = verdict(case, mark).await?;
+        refs.push(v.seq);
+        let refused = r.as_ref().map_or(true, |s| !s.accepted());
+        let right = matches!(&v.event, Event::HandshakeFailed { reason, .. } if *reason == want);
+        seen.push(format!("{what}: {:?}", v.event));
+        if !(refused && right) {
+            case.note(Evidence::journal(seen.join("; "), refs.clone()));
+            return Err(Fail::new(
+                format!("a {what} client certificate refused in the handshake ({want:?})"),
+                format!("{:?}", v.event),
+                format!("journal.jsonl seq {}", v.seq),
+            ));
+        }
+    }
+    case.note(Evidence::journal(seen.join("; "), refs.clone()));
+    if !ok {
+        return Err(Fail::new(
+            "a client without a certificate refused (no_client_certificate)",
+            seen[0].clone(),
+            format!("journal.jsonl seq {}", refs[0]),
+        ));
+    }
+    Ok("no cert, foreign-CA cert and expired cert all refused in the handshake, with the reason journalled".into())
+}
+
+async fn mt11(case: &mut Case) -> Result<String, Fail> {
+    let hub = case.hub().clone();
+    let addr = hub.mqtt_addr();
+    let good = case.rig.credentials().clone();
+    hub.register_device("dut-2")?;
+    let mut refs = Vec::new();
+    let mut seen = Vec::new();
+    let mark = hub.journal().len();
+    let r = connect(case, addr, &good, Some("dut-2".into())).await?;
+    let v = verdict(case, mark).await?;
+    refs.push(v.seq);
+    seen.push(format!(
+        "client id dut-2 with CN {DEVICE_ID}: {:?}",
+        v.event
+    ));
+    let refused = r.as_ref().map_or(true, |s| !s.accepted());
+    if !refused
+        || !matches!(
+            &v.event,
+            Event::ConnectRefused {
+                reason: RefuseReason::ClientIdMismatch,
+                ..
+            }
+        )
+    {
+        case.note(Evidence::journal(seen.join("; "), refs));
+        return Err(Fail::new(
+            "client id ≠ CN refused (client_id_mismatch)",
+            seen.join("; "),
+            format!("journal.jsonl seq {}", v.seq),
+        ));
+    }
+    let other = "devices/dut-2/messages/devicebound/#";
+    let other_pub = "devices/dut-2/messages/events/";
+    for what in ["subscribe", "publish"] {
+        let mark = hub.journal().len();
+        let mut s = connect_dut(case).await?;
+        if what == "subscribe" {
+            let _ = s.client.subscribe(&[other]).await;
+        } else {
+            let _ = s.client.send_raw(&publish_packet(other_pub, b"{}")).await;
+        }
+        let closed = s.client.closed_by_hub(Duration::from_secs(10)).await;
+        let acl = case
+            .journal(mark, &format!("an ACL violation for the {what}"), |e| {
+                matches!(e.event, Event::AclViolation { .. })
+            })
+            .await?;
+        let end = case
+            .journal(acl.seq, "the session to be closed", |e| {
+                matches!(e.event, Event::SessionClosed { .. })
+            })
+            .await?;
+        refs.extend([acl.seq, end.seq]);
+        seen.push(format!(
+            "{what} on another device's topic: {:?}, closed={closed}",
+            end.event
+        ));
+        if !closed {
+            case.note(Evidence::journal(seen.join("; "), refs));
+            return Err(Fail::new(
+                format!("a {what} on another device's topic closes the session"),
+                "the session stayed open",
+                "journal.jsonl",
+            ));
+        }
+    }
+    case.note(Evidence::journal(seen.join("; "), refs));
+    Ok("client id mismatch refused; foreign subscribe and publish closed the session".into())
+}
+
+async fn mt12(case: &mut Case) -> Result<String, Fail> {
+    case.boot().await?;
+    let dut = dut_ip(case);
+    let serial = case.rig.credentials().serial.clone();
+    let revoked_at_ns = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let mark = case.hub().journal().len();
+    case.hub().revoke(&serial)?;
+    let closed = case
+        .journal(mark, "the live session closed on revocation", |e| {
+            matches!(e.event, Event::RevokedSessionClosed { .. })
+        })
+        .await?;
+    let Event::RevokedSessionClosed { latency_us, .. } = closed.event else {
+        unreachable!("matched")
+    };
+    // Five refused reconnects: ≥ 4 intervals, 15–31 s with the reference policy.
+    let refused = std::cell::Cell::new(Vec::new());
+    case.journal(mark, "five refused reconnect attempts", |e| {
+        if matches!(
+            e.event,
+            Event::HandshakeFailed { .. } | Event::ConnectRefused { .. }
+        ) && from_dut(e, dut)
+        {
+            let mut v = refused.take();
+            v.push(e.seq);
+            let n = v.len();
+            refused.set(v);
+            return n >= 5;
+        }
+        false
+    })
+    .await?;
+    let reconnected: Vec<u64> = case
+        .hub()
+        .journal()
+        .since(mark)
+        .iter()
+        .filter(|e| matches!(e.event, Event::Connected { .. }))
+        .map(|e| e.seq)
+        .collect();
+    let refused = refused.take();
+    case.note(Evidence::journal(
+        format!("session closed {latency_us} µs after revocation; refused reconnects {refused:?}; sessions after revocation {reconnected:?}"),
+        [closed.seq].into_iter().chain(refused.iter().copied()).chain(reconnected.iter().copied()),
+    ));
+    if Duration::from_micros(latency_us) > REVOKE_BOUND || !reconnected.is_empty() {
+        return Err(Fail::new(
+            format!(
+                "the session closed within {REVOKE_BOUND:?} of revocation and no session after it"
+            ),
+            format!(
+                "closed after {latency_us} µs; sessions after revocation at seqs {reconnected:?}"
+            ),
+            "journal.jsonl",
+        ));
+    }
+    let hub = SocketAddr::from((case.rig.topology().hub_ipv4(), 8883));
+    let a = case.analysis()?.clone();
+    let group = a
+        .connection_attempts()
+        .into_iter()
+        .find(|g| g.client == dut && g.server == hub);
+    let syns: Vec<_> = group
+        .iter()
+        .flat_map(|g| g.syns.iter())
+        .filter(|s| !s.retransmission && s.frame.time_ns > revoked_at_ns)
+        .collect();
+    let times: Vec<u64> = syns.iter().map(|s| s.frame.time_ns).collect();
+    let intervals: Vec<u64> = times.windows(2).map(|w| w[1] - w[0]).collect();
+    let verdict = super::cd::judge_backoff(&intervals, false);
+    let frames: Vec<u64> = syns.iter().map(|s| s.frame.number).collect();
+    case.note(Evidence::frames(
+        format!(
+            "reconnect SYNs after revocation: {}",
+            verdict.as_ref().unwrap_or_else(|e| e)
+        ),
+        frames.clone(),
+    ));
+    let v = verdict.map_err(|e| {
+        Fail::new(
+            "reconnect intervals that grow after revocation",
+            e,
+            format!("capture.pcapng SYN frames {frames:?}"),
+        )
+    })?;
+    Ok(format!(
+        "session closed {latency_us} µs after revocation; reconnects refused; {v}"
+    ))
+}
+
+/// Public key bits of the firmware-baked shared key (`openssl pkey`, the
+/// suite links no key parser for PKCS#8).
+fn shared_key_bits() -> Result<Vec<u8>, Fail> {
+    let pem = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../firmware/keys/shared-identity-p256.pem");
+    let out = Command::new("openssl")
+        .args(["pkey", "-pubout", "-outform", "DER", "-in"])
+        .arg(&pem)
+        .output()?;
+    let spki = der(&out.stdout)
+        .map(|d| d.1)
+        .ok_or("openssl pkey gave no public key")?;
+    Ok(spki_facts(spki).ok_or("the shared key does not parse")?.0)
+}
+
+/// Leaf certificates the DUT presented on the wire (TLS 1.3 client
+/// Certificate messages, decrypted with the key log embedded in the capture).
+fn client_certs_on_wire(case: &Case, dut: IpAddr) -> Result<Vec<(u64, Vec<u8>)>, Fail> {
+    let keylog = format!(
+        "tls.keylog_file:{}",
+        case.rig_dir().join("tls-keys.log").display()
+    );
+    let out = Command::new("tshark")
+        .arg("-r")
+        .arg(case.dir.join("capture.pcapng"))
+        .args([
+            "-o",
+            &keylog,
+            "-Y",
+            &format!("tls.handshake.type == 11 && ip.src == {dut}"),
+        ])
+        .args([
+            "-T",
+            "fields",
+            "-e",
+            "frame.number",
+            "-e",
+            "tls.handshake.certificate",
+        ])
+        .output()?;
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let (frame, certs) = l.split_once('\t')?;
+            let leaf = certs.split(',').next()?.replace(':', "");
+            Some((frame.trim().parse().ok()?, hex::decode(leaf).ok()?))
+        })
+        .collect())
+}
+
+async fn mt13(case: &mut Case) -> Result<String, Fail> {
+    let c = case.boot().await?;
+    case.journal(c.seq, "the device to subscribe", |e| {
+        matches!(e.event, Event::Subscribed { .. })
+    })
+    .await?;
+    // Ordering marker: once diag/state is answered, a re-enrolment started
+    // at session start has reported `rotating`; then wait for its end.
+    let _ = case
+        .hub()
+        .invoke_method(DEVICE_ID, "diag/state", &serde_json::json!({}), GUARD)
+        .await?;
+    let state = |case: &Case| {
+        case.hub().twin(DEVICE_ID).ok().and_then(|t| {
+            t.reported["credentials"]["state"]
+                .as_str()
+                .map(str::to_owned)
+        })
+    };
+    if state(case).as_deref() == Some("rotating") {
+        case.journal(0, "the device's re-enrolment to finish", |_| {
+            state(case).as_deref() != Some("rotating")
+        })
+        .await?;
+    }
+    let dut = dut_ip(case);
+    let other = case.hub().register_device("dut-2")?;
+    let other_bits =
+        cert_facts(&hub_fixture::pki::pem_to_der(&other.cert_pem).ok_or("dut-2 cert")?)
+            .ok_or("dut-2 cert")?
+            .key_bits;
+    let shared = shared_key_bits()?;
+    case.analysis()?;
+    let certs = client_certs_on_wire(case, dut)?;
+    let mut seen = Vec::new();
+    let mut bad = Vec::new();
+    for (frame, der) in &certs {
+        let f = cert_facts(der).ok_or("a client certificate on the wire does not parse")?;
+        seen.push((
+            *frame,
+            f.cn.clone().unwrap_or_default(),
+            hex::encode(&f.key_bits[..f.key_bits.len().min(12)]),
+        ));
+        if f.key_bits == shared || f.key_bits == other_bits {
+            bad.push((
+                *frame,
+                if f.key_bits == shared {
+                    "the firmware-baked shared key"
+                } else {
+                    "dut-2's key"
+                },
+            ));
+        }
+    }
+    case.note(Evidence::frames(
+        format!("client certificates on the wire (frame, CN, key prefix): {seen:?}"),
+        certs.iter().map(|c| c.0),
+    ));
+    if certs.is_empty() {
+        return Err(Fail::new(
+            "the DUT's client certificates in the decrypted capture",
+            "none found",
+            "capture.pcapng (tshark with the embedded key log)",
+        ));
+    }
+    if !bad.is_empty() {
+        return Err(Fail::new(
+            "no key of the DUT shared with another device",
+            format!("shared key material presented (frame, whose): {bad:?}"),
+            format!(
+                "capture.pcapng frames {:?}",
+                bad.iter().map(|b| b.0).collect::<Vec<_>>()
+            ),
+        ));
+    }
+    Ok(format!(
+        "{} client certificates, none with the shared key or another device's key",
+        certs.len()
+    ))
+}
+
+async fn mt14(case: &mut Case) -> Result<String, Fail> {
+    first_outcome(case).await?;
+    let dut = dut_ip(case);
+    let a = case.analysis()?.clone();
+    let hellos: Vec<(u64, Option<String>)> = dut_flows(&a, dut)
+        .iter()
+        .flat_map(|f| {
+            f.tls
+                .client_hellos
+                .iter()
+                .map(|c| (c.frames.last.number, c.sni.clone()))
+        })
+        .collect();
+    case.note(Evidence::frames(
+        format!("ClientHello SNI: {hellos:?}"),
+        hellos.iter().map(|h| h.0),
+    ));
+    let wrong: Vec<&(u64, Option<String>)> = hellos
+        .iter()
+        .filter(|h| h.1.as_deref() != Some(HUB_HOST))
+        .collect();
+    if hellos.is_empty() || !wrong.is_empty() {
+        return Err(Fail::new(
+            format!("SNI {HUB_HOST} in every ClientHello"),
+            format!(
+                "{} ClientHellos, wrong or missing SNI (frame, sni): {wrong:?}",
+                hellos.len()
+            ),
+            "capture.pcapng",
+        ));
+    }
+    Ok(format!("{} ClientHellos, SNI {HUB_HOST}", hellos.len()))
+}

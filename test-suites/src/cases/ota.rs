@@ -1,0 +1,786 @@
+//! OTA — firmware update and recovery. The new image is the reference
+//! firmware itself (the case's `device-native`), signed as 1.1.0 with
+//! security counter 2, unless a case needs another.
+
+use std::cell::Cell;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use hub_fixture::journal::Event;
+use mcuboot_image::{KeyType, SigningKey};
+use sacbench_rig::emulated::topology::{in_netns, Node, Topology};
+use sacbench_rig::{Capability, Rig};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncReadExt;
+
+use super::kr::{fail, firmware, ready, wait_reported};
+use super::{case_def, Def};
+use crate::case::{dev_key, sign, Case, Fail, DEVICE_ID, GUARD};
+use crate::model::Evidence;
+
+const NEEDS: &[Capability] = &[Capability::Power, Capability::Capture];
+const NEEDS_LINK: &[Capability] = &[Capability::Power, Capability::Link, Capability::Capture];
+
+pub const CASES: &[Def] = &[
+    case_def!("OTA-01", "signed_update", "Signed newer image is installed", "a signed newer image is downloaded, verified, test-booted, confirmed and reported (1.1.0 confirmed)", NEEDS, ota01),
+    case_def!("OTA-02", "unknown_key", "Image signed by an unknown key is refused", "an image signed by an unknown key is refused before any reboot (rejected) and the old version keeps running", NEEDS, ota02),
+    case_def!("OTA-03", "corrupted_payload", "Corrupted image is refused", "an image whose payload was altered after signing is refused on its hash before any reboot", NEEDS, ota03),
+    case_def!("OTA-04", "crash_reverts", "Crashing image is reverted", "a new image that crashes at boot is reverted by the bootloader; the old version reconnects and reports reverted", NEEDS, ota04),
+    case_def!("OTA-05", "no_hub_reverts", "Image without a hub session is reverted", "a new image that boots but cannot reach the hub is not confirmed and is reverted at the next reset", NEEDS_LINK, ota05),
+    case_def!("OTA-06", "downgrade_refused", "Lower security counter is refused", "a validly signed image with a lower security counter than the running one is refused", NEEDS, ota06),
+    case_def!("OTA-07", "power_loss_download", "Power loss during download", "after a power loss during the download the device boots, resumes the download (Range) and completes the update", NEEDS, ota07),
+    case_def!("OTA-08", "power_loss_swap", "Power loss during the slot swap", "after a power loss in the bootloader's slot swap the device boots a valid image and reconnects", NEEDS, ota08),
+    case_def!("OTA-09", "link_loss_download", "Link loss during download", "after a link loss during the download the device resumes it (Range) once reconnected and completes the update", NEEDS_LINK, ota09),
+    case_def!("OTA-10", "image_over_mtls", "Image fetched over mTLS only", "the image is fetched over TLS to the hub's port 443 (mutual TLS); no cleartext flow, nothing to port 80", NEEDS, ota10),
+];
+
+/// The reference firmware signed as `1.minor.0` with `counter`.
+fn firmware_image(case: &Case, minor: u8, counter: u32) -> Result<Vec<u8>, Fail> {
+    Ok(sign(
+        &std::fs::read(&case.device_exe)?,
+        1,
+        minor,
+        counter,
+        &dev_key(),
+    ))
+}
+
+/// Publishes `image` at the hub and sets desired `firmware` to it; returns
+/// the journal mark from before the desired patch.
+fn offer(case: &Case, version: &str, image: &[u8]) -> Result<u64, Fail> {
+    let name = format!("{version}.img");
+    case.hub().put_firmware(&name, image)?;
+    let mark = case.hub().journal().len();
+    case.hub().patch_desired(
+        DEVICE_ID,
+        &json!({ "firmware": {
+            "version": version,
+            "url": format!("https://{}/firmware/{name}", case.hub().host_name()),
+            "sha256": hex::encode(Sha256::digest(image)),
+            "size": image.len(),
+        } }),
+    )?;
+    Ok(mark)
+}
+
+/// Boots the device and waits until its session is ready.
+async fn boot_ready(case: &mut Case) -> Result<(), Fail> {
+    let first = case.boot().await?;
+    ready(case, first.seq).await?;
+    Ok(())
+}
+
+/// Waits until the update ends: confirmed, reverted or rejected.
+async fn outcome(case: &mut Case, mark: u64) -> Result<(Value, u64), Fail> {
+    let (r, seq) = wait_reported(
+        case,
+        mark,
+        "the update to end (confirmed, reverted or rejected)",
+        |r| ["confirmed", "reverted", "rejected"].contains(&firmware(r).1.as_str()),
+    )
+    .await?;
+    let (v, s, why) = firmware(&r);
+    case.note(Evidence::journal(
+        format!("reported firmware {v} {s} ({why})"),
+        [seq],
+    ));
+    Ok((r, seq))
+}
+
+/// The firmware Download entries after `after`: (seq, Range header).
+fn downloads(case: &Case, after: u64) -> Vec<(u64, Option<String>)> {
+    case.hub()
+        .journal()
+        .since(after)
+        .into_iter()
+        .filter_map(|e| match e.event {
+            Event::Download { range, .. } => Some((e.seq, range)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The start byte of a `bytes=N-` Range.
+fn range_start(range: &Option<String>) -> Option<u64> {
+    range
+        .as_deref()?
+        .strip_prefix("bytes=")?
+        .split('-')
+        .next()?
+        .parse()
+        .ok()
+}
+
+fn is_boot(l: &str) -> bool {
+    l.starts_with("boot: #")
+}
+
+/// Refused before any reboot: reported `rejected` with a reason naming
+/// `why`, the old version still running in the same session, no reset.
+async fn refused(case: &mut Case, mark: u64, why: &[&str]) -> Result<String, Fail> {
+    let (r, seq) = outcome(case, mark).await?;
+    let (version, state, reason) = firmware(&r);
+    let boots = console_count(case, is_boot).await;
+    let resets = console_count(case, |l| l.contains("OTA: resetting")).await;
+    let session = !case
+        .hub()
+        .journal()
+        .since(mark)
+        .iter()
+        .any(|e| matches!(e.event, Event::Connected { .. }));
+    case.note(Evidence::log(format!(
+        "bootloader boots since power-on: {boots}; OTA resets: {resets}"
+    )));
+    let named = why.iter().any(|w| reason.to_lowercase().contains(w));
+    if state != "rejected" || !named || version != "1.0.0" || boots != 1 || resets != 0 || !session
+    {
+        return Err(fail(
+            format!("the image refused before any reboot (rejected: {}), 1.0.0 still running", why.join("/")),
+            format!(
+                "reported {version} {state} ({reason}); bootloader boots {boots}, OTA resets {resets}, same session: {session}"
+            ),
+            format!("journal.jsonl entry {seq}; device.log (boot: / app: OTA lines)"),
+        ));
+    }
+    Ok(format!(
+        "refused before reboot: {reason}; 1.0.0 kept running"
+    ))
+}
+
+async fn ota01(case: &mut Case) -> Result<String, Fail> {
+    boot_ready(case).await?;
+    let image = firmware_image(case, 1, 2)?;
+    let mark = offer(case, "1.1.0", &image)?;
+    let (r, seq) = outcome(case, mark).await?;
+    let (version, state, reason) = firmware(&r);
+    let dl = downloads(case, mark);
+    let test_boot = console_count(case, |l| {
+        is_boot(l) && l.contains("action=test version=1.1.0")
+    })
+    .await;
+    case.note(Evidence::journal(
+        format!("{} Download(s) of 1.1.0.img", dl.len()),
+        dl.iter().map(|d| d.0),
+    ));
+    case.note(Evidence::log(format!(
+        "test boots of 1.1.0 by the bootloader: {test_boot}"
+    )));
+    if (version.as_str(), state.as_str()) != ("1.1.0", "confirmed")
+        || dl.is_empty()
+        || test_boot == 0
+    {
+        return Err(fail(
+            "1.1.0 downloaded, test-booted and reported confirmed",
+            format!(
+                "reported {version} {state} ({reason}); downloads {}; test boots {test_boot}",
+                dl.len()
+            ),
+            format!("journal.jsonl entry {seq}; device.log"),
+        ));
+    }
+    Ok(format!(
+        "1.1.0 ({} bytes) downloaded in {} request(s), test-booted, confirmed",
+        image.len(),
+        dl.len()
+    ))
+}
+
+async fn ota02(case: &mut Case) -> Result<String, Fail> {
+    boot_ready(case).await?;
+    let stranger = SigningKey::generate(KeyType::Ed25519);
+    let image = sign(&std::fs::read(&case.device_exe)?, 1, 1, 2, &stranger);
+    let mark = offer(case, "1.1.0", &image)?;
+    refused(case, mark, &["signature"]).await
+}
+
+async fn ota03(case: &mut Case) -> Result<String, Fail> {
+    boot_ready(case).await?;
+    let mut image = firmware_image(case, 1, 2)?;
+    // One payload byte (after the 0x200 header), after signing; the twin
+    // announces the corrupted file's SHA-256, so only the image's own hash
+    // (and a signature over the real payload) can catch it.
+    image[0x200 + 4096] ^= 0x01;
+    let mark = offer(case, "1.1.0", &image)?;
+    refused(case, mark, &["sha256", "hash"]).await
+}
+
+/// OTA-04's new image: the reference firmware (with the device's own fault
+/// switches, so a firmware that confirms itself too early is caught) whose
+/// start-up dies with SIGSEGV before it can reach the hub. The hub address
+/// is made unreachable for it, and it is killed at its first failed
+/// connection: a crash at a fixed point of its boot, after everything the
+/// firmware does before its first session.
+fn crashing_image(case: &Case) -> Result<Vec<u8>, Fail> {
+    let exe = std::fs::canonicalize(&case.device_exe)?;
+    let script = format!(
+        "#!/bin/sh\n\
+         q=\"$5.crash\"; p=\"$5.crash.fifo\"\n\
+         sed -e 's/^hub_mqtt = .*/hub_mqtt = \"127.0.0.1:9\"/' -e 's/^hub_https = .*/hub_https = \"127.0.0.1:9\"/' \"$5\" > \"$q\"\n\
+         rm -f \"$p\"; mkfifo \"$p\"\n\
+         '{exe}' \"$1\" \"$2\" \"$3\" \"$4\" \"$q\" 2>\"$p\" &\n\
+         app=$!\n\
+         while IFS= read -r l; do\n\
+           printf '%s\\n' \"$l\" >&2\n\
+           case \"$l\" in *'connection failed'*) kill -KILL $app; wait $app; echo 'payload: start-up crash (SIGSEGV)' >&2; kill -SEGV $$;; esac\n\
+         done < \"$p\"\n",
+        exe = exe.display()
+    );
+    Ok(sign(script.as_bytes(), 1, 1, 2, &dev_key()))
+}
+
+/// Waits for the update outcome, failing at once on a console line
+/// matching `fatal` (beyond those already seen).
+async fn outcome_unless(
+    case: &mut Case,
+    mark: u64,
+    fatal: fn(&str) -> bool,
+    why: &str,
+) -> Result<(Value, u64), Fail> {
+    let skip = console_count(case, fatal).await;
+    let watch = {
+        let c: &Case = case;
+        console_after(c, skip, 3 * GUARD, fatal)
+    };
+    let line = tokio::select! {
+        r = wait_reported(case, mark, "the update to end (confirmed, reverted or rejected)", |r| {
+            ["confirmed", "reverted", "rejected"].contains(&firmware(r).1.as_str())
+        }) => { let (r, seq) = r?; return Ok((r, seq)); }
+        l = watch => l,
+    };
+    let line = line.unwrap_or_default();
+    case.note(Evidence::log(format!("console: {line}")));
+    Err(fail(why, format!("console: {line}"), "device.log"))
+}
+
+async fn ota04(case: &mut Case) -> Result<String, Fail> {
+    boot_ready(case).await?;
+    let image = crashing_image(case)?;
+    let mark = offer(case, "1.1.0", &image)?;
+    fn kept(l: &str) -> bool {
+        // The crashing image booted again as if it were good.
+        is_boot(l) && l.contains("version=1.1.0") && !l.contains("action=test")
+    }
+    let (r, seq) = outcome_unless(
+        case,
+        mark,
+        kept,
+        "the bootloader reverts the crashing image (not booted as a good one)",
+    )
+    .await?;
+    let (version, state, reason) = firmware(&r);
+    let crashes = console_count(case, |l| l.contains("signal: 11")).await;
+    let reverts = console_count(case, |l| is_boot(l) && l.contains("action=revert")).await;
+    case.note(Evidence::log(format!(
+        "crashes of the new image: {crashes}; bootloader reverts: {reverts}"
+    )));
+    let back = case
+        .hub()
+        .journal()
+        .since(mark)
+        .iter()
+        .filter(|e| matches!(e.event, Event::Connected { .. }))
+        .count();
+    if (version.as_str(), state.as_str()) != ("1.0.0", "reverted")
+        || crashes == 0
+        || reverts == 0
+        || back == 0
+    {
+        return Err(fail(
+            "the crash reverted by the bootloader; 1.0.0 reconnects and reports reverted",
+            format!("reported {version} {state} ({reason}); crashes {crashes}, reverts {reverts}, sessions since {back}"),
+            format!("journal.jsonl entry {seq}; device.log (boot: lines)"),
+        ));
+    }
+    Ok(format!(
+        "crashing 1.1.0 reverted by the bootloader; 1.0.0 reconnected and reported: {reason}"
+    ))
+}
+
+async fn ota05(case: &mut Case) -> Result<String, Fail> {
+    boot_ready(case).await?;
+    let image = firmware_image(case, 1, 2)?;
+    let verified = |l: &str| l.starts_with("app: OTA verification: Ok");
+    let skip = console_count(case, verified).await;
+    let mark = offer(case, "1.1.0", &image)?;
+    // Once the old image has verified the new one it needs no network: the
+    // link goes down before the reset, so the new image never gets a session.
+    console_after(case, skip, 3 * GUARD, verified)
+        .await
+        .ok_or_else(|| {
+            fail(
+                "the old image to verify 1.1.0",
+                "no 'OTA verification: Ok' line",
+                "device.log",
+            )
+        })?;
+    case.rig.link(false).await?;
+    let cut = case.hub().journal().len();
+    let failed = |l: &str| l.starts_with("app: connection failed");
+    let skip_failed = console_count(case, failed).await;
+    console_after(case, 0, GUARD, |l| {
+        is_boot(l) && l.contains("action=test version=1.1.0")
+    })
+    .await
+    .ok_or_else(|| {
+        fail(
+            "the bootloader to test-boot 1.1.0",
+            "no 'action=test version=1.1.0' line",
+            "device.log",
+        )
+    })?;
+    let line = console_after(case, skip_failed, GUARD, failed)
+        .await
+        .ok_or_else(|| {
+            fail(
+                "the new image to try the hub and fail",
+                "no failed connection of 1.1.0",
+                "device.log",
+            )
+        })?;
+    case.note(Evidence::log(format!(
+        "1.1.0 on test boot without the hub: {line}"
+    )));
+    let sessions: Vec<u64> = case
+        .hub()
+        .journal()
+        .since(mark)
+        .iter()
+        .filter(|e| matches!(e.event, Event::Connected { .. }))
+        .map(|e| e.seq)
+        .collect();
+    if !sessions.is_empty() {
+        return Err(fail(
+            "the new image had no hub session (the case cuts the link before it boots)",
+            format!("sessions after the offer: {sessions:?} (the link went down too late; journal mark {cut})"),
+            "journal.jsonl",
+        ));
+    }
+    // Reset while it has no session; the bootloader reverts an unconfirmed image.
+    case.rig.power(false).await?;
+    case.rig.link(true).await?;
+    case.rig.power(true).await?;
+    let (r, seq) = outcome(case, mark).await?;
+    let (version, state, reason) = firmware(&r);
+    if (version.as_str(), state.as_str()) != ("1.0.0", "reverted") {
+        return Err(fail(
+            "1.1.0 never confirmed without a hub session: reverted, 1.0.0 reports reverted",
+            format!("reported {version} {state} ({reason})"),
+            format!("journal.jsonl entry {seq}; device.log (app: OTA: image confirmed?)"),
+        ));
+    }
+    Ok(format!(
+        "1.1.0 without a hub session was not confirmed and was reverted: {reason}"
+    ))
+}
+
+async fn ota06(case: &mut Case) -> Result<String, Fail> {
+    // The running 1.0.0 carries security counter 5.
+    let running = firmware_image(case, 0, 5)?;
+    flash_primary(case, "v1-counter5.img", &running).await?;
+    boot_ready(case).await?;
+    let image = firmware_image(case, 1, 2)?;
+    let mark = offer(case, "1.1.0", &image)?;
+    refused(case, mark, &["security counter"]).await
+}
+
+/// After the cut: the resumed request must start where the first one left
+/// off (Range bytes=N-, 0 < N < size), and the update must complete.
+async fn resumed_and_confirmed(
+    case: &mut Case,
+    mark: u64,
+    size: usize,
+    after_cut: u64,
+) -> Result<String, Fail> {
+    let first = case
+        .journal(
+            after_cut,
+            "the download to be requested again after the interruption",
+            |e| matches!(e.event, Event::Download { .. }),
+        )
+        .await?;
+    let Event::Download { range, .. } = &first.event else {
+        unreachable!("matched above")
+    };
+    let start = range_start(range);
+    case.note(Evidence::journal(
+        format!("download after the interruption: Range {range:?}"),
+        [first.seq],
+    ));
+    if !start.is_some_and(|s| s > 0 && s < size as u64) {
+        return Err(fail(
+            "the download resumed from where it stopped (Range: bytes=N-, N > 0)",
+            format!("the next request had Range {range:?} (image {size} bytes)"),
+            format!("journal.jsonl entry {}", first.seq),
+        ));
+    }
+    let (r, seq) = outcome(case, mark).await?;
+    let (version, state, reason) = firmware(&r);
+    if (version.as_str(), state.as_str()) != ("1.1.0", "confirmed") {
+        return Err(fail(
+            "the resumed update confirmed (1.1.0)",
+            format!("reported {version} {state} ({reason})"),
+            format!("journal.jsonl entry {seq}"),
+        ));
+    }
+    Ok(format!(
+        "resumed at byte {} of {size}, 1.1.0 confirmed",
+        start.unwrap_or(0)
+    ))
+}
+
+async fn ota07(case: &mut Case) -> Result<String, Fail> {
+    let running = switched_firmware(case, 1, 0, 1);
+    flash_primary(case, "v1-switched.img", &running).await?;
+    boot_ready(case).await?;
+    // Power-on with the precise cut armed: nothing writes flash before the
+    // update, so write 40 is some 20 chunks into the download.
+    case.rig.power(false).await?;
+    arm_cut(case, "cut-app", 40)?;
+    let at = case.hub().journal().len();
+    case.rig.power(true).await?;
+    ready(case, at).await?;
+    let crashes = console_count(case, is_crash).await;
+    let image = firmware_image(case, 1, 2)?;
+    let mark = offer(case, "1.1.0", &image)?;
+    let line = console_after(case, crashes, GUARD, is_crash)
+        .await
+        .ok_or_else(|| {
+            fail(
+                "the power cut to strike during the download",
+                "it did not",
+                "device.log",
+            )
+        })?;
+    let after_cut = case.hub().journal().len();
+    let dl = downloads(case, mark);
+    let verifying = console_count(case, |l| l.starts_with("app: OTA verification")).await;
+    case.note(Evidence::log(format!(
+        "power cut at the firmware's flash write 40: {line}"
+    )));
+    if dl.is_empty() || verifying > 0 {
+        return Err(fail(
+            "the cut to strike during the download (bench setup)",
+            format!(
+                "downloads before it {}, verifications {verifying}",
+                dl.len()
+            ),
+            "device.log",
+        ));
+    }
+    let bricked = console_count(case, |l| l.contains("no bootable image")).await;
+    if bricked > 0 {
+        return Err(fail(
+            "never bricked",
+            "the bootloader found no bootable image",
+            "device.log",
+        ));
+    }
+    resumed_and_confirmed(case, mark, image.len(), after_cut).await
+}
+
+async fn ota08(case: &mut Case) -> Result<String, Fail> {
+    let running = switched_firmware(case, 1, 0, 1);
+    flash_primary(case, "v1-switched.img", &running).await?;
+    boot_ready(case).await?;
+    // Power-on through a bootloader that loses power at its 30th flash
+    // write: its first pass writes nothing, so the cut lands early in the
+    // swap into 1.1.0 (which takes hundreds of writes).
+    case.rig.power(false).await?;
+    arm_cut(case, "cut-boot", 30)?;
+    let at = case.hub().journal().len();
+    case.rig.power(true).await?;
+    ready(case, at).await?;
+    let crashes = console_count(case, is_crash).await;
+    let resets = |l: &str| l.contains("OTA: resetting into the new image");
+    let skip_resets = console_count(case, resets).await;
+    let image = firmware_image(case, 1, 2)?;
+    let mark = offer(case, "1.1.0", &image)?;
+    console_after(case, skip_resets, 3 * GUARD, resets)
+        .await
+        .ok_or_else(|| {
+            fail(
+                "the device to reset into 1.1.0",
+                "no 'OTA: resetting' line",
+                "device.log",
+            )
+        })?;
+    let line = console_after(case, crashes, GUARD, is_crash)
+        .await
+        .ok_or_else(|| {
+            fail(
+                "the power cut to strike in the swap",
+                "it did not",
+                "device.log",
+            )
+        })?;
+    let cut = console_after(case, 0, Duration::ZERO, |l| {
+        l.starts_with("flash: power cut")
+    })
+    .await;
+    case.note(Evidence::log(format!(
+        "power cut in the bootloader: {cut:?}; {line}"
+    )));
+    fn bricked(l: &str) -> bool {
+        l.contains("no bootable image")
+    }
+    let (r, seq) = outcome_unless(
+        case,
+        mark,
+        bricked,
+        "the device boots a valid image after the power loss in the swap",
+    )
+    .await?;
+    let (version, state, reason) = firmware(&r);
+    let resumed = console_count(case, |l| is_boot(l) && l.contains("resumed_swap=true")).await;
+    case.note(Evidence::log(format!(
+        "boots that resumed the swap: {resumed}"
+    )));
+    let ok = matches!(
+        (version.as_str(), state.as_str()),
+        ("1.1.0", "confirmed") | ("1.0.0", "reverted")
+    );
+    if !ok {
+        return Err(fail(
+            "a valid image boots and reconnects (1.1.0 confirmed or 1.0.0 reverted)",
+            format!("reported {version} {state} ({reason})"),
+            format!("journal.jsonl entry {seq}; device.log"),
+        ));
+    }
+    Ok(format!("power lost in the swap; the device booted {version} ({state}), swap resumed {resumed} time(s)"))
+}
+
+async fn ota09(case: &mut Case) -> Result<String, Fail> {
+    boot_ready(case).await?;
+    // The link at 80 Mbit/s towards the device: the download then lasts
+    // seconds, not a fraction of one, so the cut below surely lands in it.
+    let t = case.rig.topology();
+    let out = t
+        .command(Node::Gw, "tc")
+        .args([
+            "qdisc",
+            "add",
+            "dev",
+            Topology::GW_DUT_IF,
+            "root",
+            "tbf",
+            "rate",
+            "80mbit",
+            "burst",
+            "64kb",
+            "latency",
+            "400ms",
+        ])
+        .output()?;
+    if !out.status.success() {
+        return Err(format!(
+            "tc in the gateway's namespace: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+        .into());
+    }
+    let image = firmware_image(case, 1, 2)?;
+    let mark = offer(case, "1.1.0", &image)?;
+    let first = case
+        .journal(mark, "the download to start", |e| {
+            matches!(e.event, Event::Download { .. })
+        })
+        .await?;
+    // The link goes; with it the device's connections (as after an outage
+    // long enough for them to die; a bare TCP stall would just continue).
+    let lost = |l: &str| l.starts_with("app: connection failed");
+    let skip = console_count(case, lost).await;
+    case.rig.link(false).await?;
+    let out = case
+        .rig
+        .topology()
+        .command(Node::Dut, "ss")
+        .args(["-K", "-t", "state", "established"])
+        .output()?;
+    if !out.status.success() {
+        return Err(format!(
+            "ss -K in the DUT's namespace: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+        .into());
+    }
+    let after_cut = case.hub().journal().len();
+    console_after(case, skip, GUARD, lost)
+        .await
+        .ok_or_else(|| {
+            fail(
+                "the device to notice the link loss",
+                "no 'connection failed' line",
+                "device.log",
+            )
+        })?;
+    let verifying = console_count(case, |l| l.starts_with("app: OTA verification")).await;
+    case.note(Evidence::journal(
+        format!("link down during the download (verifications before: {verifying})"),
+        [first.seq],
+    ));
+    if verifying > 0 {
+        return Err(fail(
+            "the link loss to strike during the download (bench setup)",
+            "the download had completed",
+            "device.log",
+        ));
+    }
+    case.rig.link(true).await?;
+    resumed_and_confirmed(case, mark, image.len(), after_cut).await
+}
+
+/// A listener on the hub's port 80, in its namespace: the hub serves no
+/// cleartext, so any connection here is a device trying it.
+fn http_sensor(case: &Case) -> Result<tokio::net::TcpListener, Fail> {
+    let addr = (case.rig.topology().hub_ipv4(), 80);
+    let std = in_netns(case.rig.topology().netns_path(Node::Hub), move || {
+        std::net::TcpListener::bind(addr)
+    })??;
+    std.set_nonblocking(true)?;
+    Ok(tokio::net::TcpListener::from_std(std)?)
+}
+
+async fn ota10(case: &mut Case) -> Result<String, Fail> {
+    boot_ready(case).await?;
+    let sensor = http_sensor(case)?;
+    let image = firmware_image(case, 1, 2)?;
+    let mark = offer(case, "1.1.0", &image)?;
+    let done = tokio::select! {
+        r = outcome(case, mark) => Some(r?),
+        a = sensor.accept() => {
+            let mut req = vec![0u8; 512];
+            let n = match a { Ok((mut s, _)) => s.read(&mut req).await.unwrap_or(0), Err(_) => 0 };
+            let line = String::from_utf8_lossy(&req[..n]).lines().next().unwrap_or("").to_string();
+            case.note(Evidence::note(format!("cleartext request to the hub's port 80: {line:?}")));
+            None
+        }
+    };
+    let a = case.analysis()?.clone();
+    let t = case.rig.topology();
+    let (dut, hub) = (IpAddr::V4(t.dut_ipv4()), IpAddr::V4(t.hub_ipv4()));
+    let flows: Vec<_> = a.flows_between(dut, hub).collect();
+    let port80: Vec<u64> = flows
+        .iter()
+        .filter(|f| f.server.port() == 80)
+        .map(|f| f.first_frame.number)
+        .collect();
+    // The flows that carried the image: to the hub's 443, at least a chunk of it.
+    let carriers: Vec<_> = flows
+        .iter()
+        .filter(|f| f.server.port() == 443 && f.to_client.payload_bytes > 64 * 1024)
+        .collect();
+    let carried: u64 = carriers.iter().map(|f| f.to_client.payload_bytes).sum();
+    let clear: Vec<u64> = carriers
+        .iter()
+        .filter(|f| !f.tls_throughout())
+        .map(|f| f.first_frame.number)
+        .collect();
+    case.note(Evidence::frames(
+        format!("{} flow(s) to the hub's 443 carried {carried} bytes to the device; flows to port 80: {}", carriers.len(), port80.len()),
+        carriers.iter().map(|f| f.first_frame.number).chain(port80.iter().copied()),
+    ));
+    if !port80.is_empty() || done.is_none() {
+        return Err(fail(
+            "the image fetched over TLS on port 443 only, nothing to port 80",
+            format!("flows to the hub's port 80 starting at frames {port80:?}"),
+            "capture.pcapng (tcp.port == 80)",
+        ));
+    }
+    let (r, seq) = done.expect("checked");
+    let (version, state, reason) = firmware(&r);
+    if (version.as_str(), state.as_str()) != ("1.1.0", "confirmed")
+        || carried < image.len() as u64
+        || !clear.is_empty()
+    {
+        return Err(fail(
+            "1.1.0 confirmed, its bytes carried in TLS-only flows to port 443",
+            format!("reported {version} {state} ({reason}); {carried} bytes over 443 for a {}-byte image; flows not TLS throughout at frames {clear:?}", image.len()),
+            format!("capture.pcapng; journal.jsonl entry {seq}"),
+        ));
+    }
+    Ok(format!("{} bytes carried in {} TLS flow(s) to the hub's 443; nothing in cleartext, nothing to port 80", carried, carriers.len()))
+}
+
+// ---- console and the precise power switch (also used by `kr`) ----
+
+/// How many console lines seen so far (since the case began) match `pred`.
+pub(super) async fn console_count(case: &Case, pred: impl Fn(&str) -> bool) -> usize {
+    let n = Cell::new(0);
+    case.rig
+        .wait_console(Duration::ZERO, |l| {
+            if pred(l) {
+                n.set(n.get() + 1);
+            }
+            false
+        })
+        .await;
+    n.get()
+}
+
+/// Waits for a console line matching `pred` beyond the first `skip` such lines.
+pub(super) async fn console_after(
+    case: &Case,
+    skip: usize,
+    guard: Duration,
+    pred: impl Fn(&str) -> bool,
+) -> Option<String> {
+    let n = Cell::new(0);
+    case.rig
+        .wait_console(guard, |l| {
+            pred(l) && {
+                n.set(n.get() + 1);
+                n.get() > skip
+            }
+        })
+        .await
+}
+
+/// The bootloader's line for a payload that died (a crash or the precise power cut).
+pub(super) fn is_crash(l: &str) -> bool {
+    l.starts_with("boot: payload ended") && l.contains("signal")
+}
+
+/// Writes `image` to the primary slot (the board must be off).
+pub(super) async fn flash_primary(case: &mut Case, name: &str, image: &[u8]) -> Result<(), Fail> {
+    let path = case.rig_dir().join(name);
+    std::fs::write(&path, image)?;
+    case.rig.flash(&path).await?;
+    Ok(())
+}
+
+fn abs(p: &Path) -> PathBuf {
+    std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+/// The reference firmware behind the rig's precise power switch
+/// (`SACBENCH_POWER_CUT_AFTER_WRITES`), signed as `major.minor` with
+/// `counter`. The rig starts the board with no such variable; this signed
+/// payload arms it from files the case writes (each used once):
+/// `cut-app` = N: the firmware loses power at its N-th flash write;
+/// `cut-boot` = N: a bootloader run from here loses power at its N-th write
+/// (its swap). When the payload dies, the board's own bootloader powers on
+/// again on the same flash, as after a power loss.
+pub(super) fn switched_firmware(case: &Case, major: u8, minor: u8, counter: u32) -> Vec<u8> {
+    let d = abs(&case.rig_dir());
+    let exe = abs(&case.device_exe);
+    let (d, exe) = (d.display(), exe.display());
+    // "$@" = app --flash FLASH --provisioning PROV (from the bootloader).
+    let script = format!(
+        "#!/bin/sh\n\
+         unset SACBENCH_POWER_CUT_AFTER_WRITES\n\
+         if [ -f '{d}/cut-boot' ]; then n=$(cat '{d}/cut-boot'); rm -f '{d}/cut-boot'\n\
+           SACBENCH_POWER_CUT_AFTER_WRITES=$n exec '{exe}' boot --flash \"$3\" --provisioning \"$5\" --run-dir '{d}/run-inner'\n\
+         fi\n\
+         if [ -f '{d}/cut-app' ]; then SACBENCH_POWER_CUT_AFTER_WRITES=$(cat '{d}/cut-app'); export SACBENCH_POWER_CUT_AFTER_WRITES; rm -f '{d}/cut-app'; fi\n\
+         exec '{exe}' \"$@\"\n"
+    );
+    sign(script.as_bytes(), major, minor, counter, &dev_key())
+}
+
+/// Arms the precise power cut for the next start of [`switched_firmware`].
+pub(super) fn arm_cut(case: &Case, which: &str, writes: u64) -> Result<(), Fail> {
+    std::fs::write(case.rig_dir().join(which), writes.to_string())?;
+    Ok(())
+}
