@@ -41,7 +41,7 @@ enum Task {
     },
     /// Check that the device crates build without std (part of `ci`).
     NoStd,
-    /// What CI runs: tool check, fmt, clippy -D warnings, the no_std check, tests.
+    /// What CI runs: tool check, fmt, clippy -D warnings, the no_std check, tests, the fault matrix.
     Ci,
 }
 
@@ -262,5 +262,7 @@ fn ci(root: &Path) -> Result<(), Failure> {
         "cargo clippy -p sacbench-rig --features probe-rs",
     )?;
     no_std_check(root)?;
-    test(root, &[])
+    test(root, &[])?;
+    // The emulated suites on the reference device, and every fault caught.
+    suite::faults(root)
 }

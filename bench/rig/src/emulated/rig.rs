@@ -110,14 +110,18 @@ impl EmulatedRig {
         let faults: Vec<String> = config.faults.iter().map(|f| format!("{f:?}")).collect();
         let provisioning = format!(
             "device_id = {:?}\nhub_host = {HUB_HOST:?}\nhub_mqtt = \"{}\"\nhub_https = \"{}\"\n\
-             trust_anchor = {:?}\ncertificate = {:?}\nprivate_key = {:?}\nfaults = [{}]\n",
+             trust_anchor = {:?}\ncertificate = {:?}\nprivate_key = {:?}\nfaults = [{}]\n\
+             extra_destination = \"{}:443\"\n",
             config.device_id,
             config.hub_mqtt_override.unwrap_or(hub.mqtt_addr()),
             hub.https_addr(),
             credentials.ca_pem,
             credentials.cert_pem,
             credentials.key_pem,
-            faults.join(", ")
+            faults.join(", "),
+            // Neither hub nor gateway, inside the topology's range and routed
+            // nowhere: only the `extra-destination` fault ever uses it.
+            topo.ipv4(77)
         );
         std::fs::write(config.dir.join("provisioning.toml"), provisioning).map_err(|e| {
             RigError::Io {
