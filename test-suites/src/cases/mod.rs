@@ -5,6 +5,7 @@ pub mod kr;
 pub mod mt;
 pub mod ni;
 pub mod ota;
+mod support;
 
 use crate::case::CaseDef;
 

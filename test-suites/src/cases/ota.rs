@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncReadExt;
 
-use super::kr::{fail, firmware, ready, wait_reported};
+use super::support::{fail, firmware, ready, wait_reported};
 use super::{case_def, Def};
 use crate::case::{dev_key, sign, Case, Fail, DEVICE_ID, GUARD};
 use crate::model::Evidence;
