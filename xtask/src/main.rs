@@ -34,6 +34,13 @@ enum Task {
     Report { dir: PathBuf },
     /// The fault matrix: each fault must fail the cases named for it.
     Faults,
+    /// Flash a lab rig's DUT (debug probe, built with probe-rs) and boot it.
+    Flash {
+        #[arg(long)]
+        rig: PathBuf,
+        #[arg(long)]
+        image: Option<PathBuf>,
+    },
     /// Run the test suite (cargo-nextest), passing extra arguments through.
     Test {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
@@ -71,6 +78,27 @@ fn main() -> ExitCode {
         }
         Task::Report { dir } => suite::report(&root, &dir),
         Task::Faults => suite::faults(&root),
+        Task::Flash { rig, image } => {
+            let mut cmd = cargo();
+            cmd.args([
+                "run",
+                "--quiet",
+                "-p",
+                "sacbench-rig",
+                "--features",
+                "probe-rs",
+                "--bin",
+                "sacbench-rig",
+                "--",
+                "flash",
+                "--rig",
+            ])
+            .arg(&rig);
+            if let Some(i) = image {
+                cmd.arg("--image").arg(i);
+            }
+            run(&root, cmd, "flashing the lab rig")
+        }
         Task::Test { args } => check_peers().and_then(|_| test(&root, &args)),
         Task::NoStd => no_std_check(&root),
         Task::Ci => ci(&root),
