@@ -146,7 +146,7 @@ pub(crate) fn run(root: &Path, mut cmd: Command, what: &str) -> Result<(), Failu
     }
 }
 
-fn on_path(program: &str) -> bool {
+pub(crate) fn on_path(program: &str) -> bool {
     std::env::var_os("PATH")
         .map(|p| std::env::split_paths(&p).any(|d| d.join(program).is_file()))
         .unwrap_or(false)
