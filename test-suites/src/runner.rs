@@ -39,6 +39,19 @@ pub fn run_case(def: &CaseDef, opts: &RunOptions) -> CaseResult {
                 );
             }
         };
+        // A case that needs what this rig lacks proves nothing: ignored, with the reason.
+        if let Err(missing) = sacbench_rig::Rig::capabilities(&case.rig).require(def.needs) {
+            case.save_artifacts().await;
+            let dir = case.dir.clone();
+            return (
+                Outcome::Ignored,
+                def.expected.to_string(),
+                format!("not run: {missing}"),
+                String::new(),
+                Vec::new(),
+                dir,
+            );
+        }
         let result = tokio::time::timeout(CASE_LIMIT, (def.run)(&mut case)).await;
         case.save_artifacts().await;
         let (outcome, expected, seen, look_at) = match result {
