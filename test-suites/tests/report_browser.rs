@@ -13,7 +13,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use report_fixture::{sample, section};
 use sacbench_suites::report::{self, INDEX_HTML};
@@ -70,9 +70,14 @@ fn dump_dom(page: &Path) -> String {
     // browser blocked on a full pipe would look like a hang.
     let mut stdout = child.stdout.take().unwrap();
     let mut stderr = child.stderr.take().unwrap();
+    // The browser closes stdout when it exits: the end of its output is the
+    // event to wait on (LIMIT only guards against a hang).
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
     let out = thread::spawn(move || {
         let mut s = String::new();
-        stdout.read_to_string(&mut s).map(|_| s)
+        let r = stdout.read_to_string(&mut s).map(|_| s);
+        let _ = done_tx.send(());
+        r
     });
     let err = thread::spawn(move || {
         let mut s = String::new();
@@ -80,21 +85,15 @@ fn dump_dom(page: &Path) -> String {
         s
     });
 
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if started.elapsed() > LIMIT {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "chromium did not finish within {LIMIT:?}; stderr:\n{}",
-                err.join().unwrap()
-            );
-        }
-        thread::sleep(Duration::from_millis(50));
-    };
+    if done_rx.recv_timeout(LIMIT).is_err() {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!(
+            "chromium did not finish within {LIMIT:?}; stderr:\n{}",
+            err.join().unwrap()
+        );
+    }
+    let status = child.wait().unwrap();
     let dom = out.join().unwrap().expect("chromium's output is not UTF-8");
     let stderr = err.join().unwrap();
     assert!(
