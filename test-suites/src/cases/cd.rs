@@ -28,7 +28,7 @@ use hub_fixture::journal::{Event, JournalEntry};
 use hub_fixture::store::DeviceStatus;
 use sacbench_rig::{Capability, Rig};
 
-use super::{case_def, Def};
+use super::{case_def, self_test, Def};
 use crate::case::{Case, CaseDef, Fail, DEVICE_ID, GUARD};
 use crate::model::Evidence;
 use selftest::c2d;
@@ -43,22 +43,6 @@ const NEEDS_LINK: &[Capability] = &[
 /// A port of the hub's address nothing listens on (CD-11): every attempt is
 /// refused, and visible as SYN / RST in the capture.
 const CLOSED_PORT: u16 = 8899;
-
-macro_rules! self_test {
-    ($id:literal, $slug:literal, $title:literal, $expected:literal, $f:path) => {
-        CaseDef {
-            id: $id,
-            slug: $slug,
-            title: $title,
-            expected: $expected,
-            needs: &[],
-            self_test: true,
-            extra_faults: &[],
-            mqtt_port: None,
-            run: |c| Box::pin($f(c)),
-        }
-    };
-}
 
 pub const CASES: &[Def] = &[
     case_def!("CD-01", "link_down_commands", "Commands sent while the link is down", "N commands sent while the link is down are all applied after the reconnect, in order, once", NEEDS_LINK, cd01),

@@ -29,6 +29,25 @@ macro_rules! case_def {
 }
 pub(crate) use case_def;
 
+/// `self_test!(id, slug, title, expected, fn)` for a self-test of the
+/// fixture: needs nothing of the rig, and the run's fault does not apply.
+macro_rules! self_test {
+    ($id:literal, $slug:literal, $title:literal, $expected:literal, $f:path) => {
+        $crate::case::CaseDef {
+            id: $id,
+            slug: $slug,
+            title: $title,
+            expected: $expected,
+            needs: &[],
+            self_test: true,
+            extra_faults: &[],
+            mqtt_port: None,
+            run: |c| Box::pin($f(c)),
+        }
+    };
+}
+pub(crate) use self_test;
+
 /// Every case, in catalogue order.
 pub fn all() -> Vec<&'static CaseDef> {
     [ni::CASES, mt::CASES, kr::CASES, ota::CASES, cd::CASES]

@@ -26,7 +26,7 @@ use sacbench_rig::{Capability, Rig};
 mod certs;
 
 use super::cd::selftest::{connect, connect_dut, connect_packet, in_ns, publish_packet};
-use super::{case_def, Def};
+use super::{case_def, self_test, Def};
 use crate::case::{Case, CaseDef, Fail, DEVICE_ID, GUARD};
 use crate::model::Evidence;
 use certs::{cert_facts, der, mt02, mt05, mt06, mt07, mt08, mt09, spki_facts, DAY};
@@ -43,22 +43,6 @@ macro_rules! bad_hub {
         CaseDef {
             mqtt_port: Some(BAD_HUB_PORT),
             ..case_def!($id, $slug, $title, $expected, NEEDS, $f)
-        }
-    };
-}
-
-macro_rules! self_test {
-    ($id:literal, $slug:literal, $title:literal, $expected:literal, $f:ident) => {
-        CaseDef {
-            id: $id,
-            slug: $slug,
-            title: $title,
-            expected: $expected,
-            needs: &[],
-            self_test: true,
-            extra_faults: &[],
-            mqtt_port: None,
-            run: |c| Box::pin($f(c)),
         }
     };
 }
