@@ -2,6 +2,8 @@
 //! a clear reason, a bricked board halting with its reason, and network
 //! faults opening exactly what they name.
 
+mod common;
+
 use std::process::{Output, Stdio};
 use std::time::Duration;
 
@@ -109,7 +111,11 @@ async fn a_board_without_a_valid_image_halts_and_says_why() {
         .unwrap();
     drop(f);
     let prov = dir.path().join("prov.toml");
-    std::fs::write(&prov, provisioning("127.0.0.1:1", "")).unwrap();
+    std::fs::write(
+        &prov,
+        common::placeholder_provisioning("d", "localhost", "127.0.0.1:1", ""),
+    )
+    .unwrap();
     let out = run(&[
         "boot",
         "--flash",
@@ -126,17 +132,6 @@ async fn a_board_without_a_valid_image_halts_and_says_why() {
         "{}",
         stderr(&out)
     );
-}
-
-fn provisioning(hub: &str, faults: &str) -> String {
-    let pem = |label: &str| format!("-----BEGIN {label}-----\\nAA==\\n-----END {label}-----\\n");
-    format!(
-        "device_id = \"d\"\nhub_host = \"localhost\"\nhub_mqtt = \"{hub}\"\nhub_https = \"{hub}\"\n\
-         trust_anchor = \"{}\"\ncertificate = \"{}\"\nprivate_key = \"{}\"\nfaults = [{faults}]\n",
-        pem("CERTIFICATE"),
-        pem("CERTIFICATE"),
-        pem("PRIVATE KEY")
-    )
 }
 
 #[tokio::test]

@@ -3,6 +3,8 @@
 //! boots a valid image (the new one, after resuming the swap). With the
 //! `unsafe-swap` fault some cut leaves it bricked.
 
+mod common;
+
 use std::path::Path;
 use std::process::Output;
 
@@ -46,14 +48,7 @@ fn board(dir: &Path, faults: &str) {
     flash.write(Region::Secondary, 0, &v2).unwrap();
     let mut f = FlashFile::open(&dir.join("flash.bin")).unwrap();
     device_core::boot::request_test(&mut f).unwrap();
-    let pem = |l: &str| format!("-----BEGIN {l}-----\\nAA==\\n-----END {l}-----\\n");
-    let prov = format!(
-        "device_id = \"d\"\nhub_host = \"h\"\nhub_mqtt = \"127.0.0.1:1\"\nhub_https = \"127.0.0.1:1\"\n\
-         trust_anchor = \"{}\"\ncertificate = \"{}\"\nprivate_key = \"{}\"\nfaults = [{faults}]\n",
-        pem("CERTIFICATE"),
-        pem("CERTIFICATE"),
-        pem("PRIVATE KEY")
-    );
+    let prov = common::placeholder_provisioning("d", "h", "127.0.0.1:1", faults);
     std::fs::write(dir.join("prov.toml"), prov).unwrap();
 }
 

@@ -2,6 +2,8 @@
 //! control block in the running process and drains the up-channel, as a
 //! probe reads target RAM.
 
+mod common;
+
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -13,15 +15,8 @@ use tokio::process::Command;
 #[tokio::test]
 async fn logs_are_read_from_the_rtt_control_block() {
     let dir = tempfile::tempdir().unwrap();
-    let pem = |l: &str| format!("-----BEGIN {l}-----\\nAA==\\n-----END {l}-----\\n");
     // Credentials are never used: the hub address refuses connections.
-    let prov = format!(
-        "device_id = \"rtt-dev\"\nhub_host = \"localhost\"\nhub_mqtt = \"127.0.0.1:1\"\nhub_https = \"127.0.0.1:1\"\n\
-         trust_anchor = \"{}\"\ncertificate = \"{}\"\nprivate_key = \"{}\"\n",
-        pem("CERTIFICATE"),
-        pem("CERTIFICATE"),
-        pem("PRIVATE KEY")
-    );
+    let prov = common::placeholder_provisioning("rtt-dev", "localhost", "127.0.0.1:1", "");
     std::fs::write(dir.path().join("prov.toml"), prov).unwrap();
     FlashFile::create(
         &dir.path().join("flash.bin"),
