@@ -1,6 +1,6 @@
-//! One running case: its own emulated topology, the reference device (with
-//! the run's fault, if any), a capture on the DUT's link, and the evidence
-//! the verdict will cite.
+//! One running case: its rig (its own emulated topology, or the lab rig),
+//! the device (with the run's fault, if any), a capture on the DUT's link,
+//! and the evidence the verdict will cite.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -14,8 +14,9 @@ use hub_fixture::journal::JournalEntry;
 use mcuboot_image::{ImageVersion, SignOptions, SigningKey};
 use sacbench_capture::{Analysis, Capture, CaptureConfig};
 use sacbench_rig::emulated::{EmulatedRig, EmulatedRigConfig};
-use sacbench_rig::{Capability, LogLine, Rig};
+use sacbench_rig::{Capability, LogLine, LogSource, Rig};
 
+use crate::case_rig::{CaseRig, LabCase};
 use crate::model::Evidence;
 
 /// Upper bound for any single wait of a case (a hung device fails the case,
@@ -97,6 +98,8 @@ pub struct RunOptions {
     pub device_exe: PathBuf,
     pub out: PathBuf,
     pub fault: Option<String>,
+    /// Run on this lab rig (`rig.toml`) instead of emulated topologies.
+    pub rig_file: Option<PathBuf>,
 }
 
 static NEXT_TOPOLOGY: AtomicU8 = AtomicU8::new(1);
@@ -104,13 +107,15 @@ static NEXT_TOPOLOGY: AtomicU8 = AtomicU8::new(1);
 /// A case in progress.
 pub struct Case {
     pub def_id: &'static str,
-    pub rig: EmulatedRig,
+    pub rig: CaseRig,
     pub dir: PathBuf,
     pub device_exe: PathBuf,
     capture: Option<Capture>,
     analysis: Option<Analysis>,
     pub evidence: Vec<Evidence>,
-    log: Vec<LogLine>,
+    /// Every device line read so far (a lock: cases wait on the console and
+    /// the hub at once, through shared references).
+    log: std::sync::Mutex<Vec<LogLine>>,
 }
 
 /// The development signing key the reference images are signed with.
@@ -153,25 +158,43 @@ impl Case {
         if let (false, Some(f)) = (def.self_test, &opts.fault) {
             faults.push(f.clone());
         }
-        let id = NEXT_TOPOLOGY.fetch_add(1, Ordering::SeqCst);
-        // The hub's address in topology `id` (see `Topology`).
-        let hub_override = mqtt_port.map(|p| SocketAddr::from(([10, 200, id, 6], p)));
-        let config = EmulatedRigConfig {
-            id,
-            dir: dir.join("rig"),
-            device_exe: opts.device_exe.clone(),
-            device_id: DEVICE_ID.into(),
-            faults,
-            slot_size: 32 * 1024 * 1024,
-            hub_mqtt_override: hub_override,
-        };
-        let mut rig = EmulatedRig::start(config).await?;
         let image = dir.join("rig").join("v1.img");
-        std::fs::write(
-            &image,
-            sign(&std::fs::read(&opts.device_exe)?, 1, 0, 1, &dev_key()),
-        )?;
-        rig.flash(&image).await?;
+        let rig = match &opts.rig_file {
+            Some(rig_file) => {
+                let lab = LabCase::start(rig_file, &dir.join("rig"), DEVICE_ID, &faults, mqtt_port)
+                    .await?;
+                // Every case starts from the rig file's image (an earlier case
+                // may have updated the firmware); the reference firmware's is
+                // the same v1.0.0 the emulated board starts from.
+                let mut rig = CaseRig::Lab(Box::new(lab));
+                if let Some(path) = lab_image(&rig) {
+                    std::fs::copy(&path, &image)?;
+                    rig.flash(&image).await?;
+                }
+                rig
+            }
+            None => {
+                let id = NEXT_TOPOLOGY.fetch_add(1, Ordering::SeqCst);
+                // The hub's address in topology `id` (see `Topology`).
+                let hub_override = mqtt_port.map(|p| SocketAddr::from(([10, 200, id, 6], p)));
+                let config = EmulatedRigConfig {
+                    id,
+                    dir: dir.join("rig"),
+                    device_exe: opts.device_exe.clone(),
+                    device_id: DEVICE_ID.into(),
+                    faults,
+                    slot_size: 32 * 1024 * 1024,
+                    hub_mqtt_override: hub_override,
+                };
+                let mut rig = CaseRig::Emulated(Box::new(EmulatedRig::start(config).await?));
+                std::fs::write(
+                    &image,
+                    sign(&std::fs::read(&opts.device_exe)?, 1, 0, 1, &dev_key()),
+                )?;
+                rig.flash(&image).await?;
+                rig
+            }
+        };
         let target = rig.capture_target()?;
         let mut cc = CaptureConfig::new(target.interface, dir.join("capture.pcapng"));
         cc.netns = target.netns;
@@ -184,12 +207,80 @@ impl Case {
             capture: Some(capture),
             analysis: None,
             evidence: Vec::new(),
-            log: Vec::new(),
+            log: Default::default(),
         })
     }
 
     pub fn hub(&self) -> &HubFixture {
         self.rig.hub()
+    }
+
+    /// The DUT firmware's payload that OTA cases sign new versions of: the
+    /// reference firmware (emulated), or the payload of the rig file's image.
+    pub fn firmware_payload(&self) -> Result<Vec<u8>, Fail> {
+        match &self.rig {
+            CaseRig::Emulated(_) => Ok(std::fs::read(&self.device_exe)?),
+            CaseRig::Lab(_) => {
+                let path = lab_image(&self.rig).ok_or("the rig file has no [image]")?;
+                let bytes = std::fs::read(&path)?;
+                let image = mcuboot_image::parse(&bytes).map_err(|e| {
+                    format!("{}: not an MCUboot-signed image: {e:?}", path.display())
+                })?;
+                Ok(image.payload().to_vec())
+            }
+        }
+    }
+
+    /// The key OTA images are signed with: the development key (emulated),
+    /// or `image.signing_key` of the rig file.
+    pub fn signing_key(&self) -> Result<SigningKey, Fail> {
+        match &self.rig {
+            CaseRig::Emulated(_) => Ok(dev_key()),
+            CaseRig::Lab(l) => {
+                let path = l
+                    .rig
+                    .config()
+                    .image
+                    .as_ref()
+                    .and_then(|i| i.signing_key.clone())
+                    .ok_or("the rig file has no image.signing_key")?;
+                let pem = std::fs::read_to_string(&path)?;
+                Ok(SigningKey::from_pkcs8_pem(&pem)
+                    .map_err(|e| format!("{}: {e:?}", path.display()))?)
+            }
+        }
+    }
+
+    /// Waits for a console line matching `pred`: on the emulated board any
+    /// line since power-on, on a lab rig any line the case has read or reads
+    /// within `guard`. `None` if there is none.
+    pub async fn wait_console(
+        &self,
+        guard: Duration,
+        pred: impl Fn(&str) -> bool,
+    ) -> Option<String> {
+        if let CaseRig::Emulated(r) = &self.rig {
+            return r.wait_console(guard, pred).await;
+        }
+        let deadline = tokio::time::Instant::now() + guard;
+        let mut checked = 0;
+        loop {
+            {
+                let mut log = self.log.lock().expect("log lock");
+                log.extend(self.rig.take_lab_logs());
+                if let Some(hit) = log[checked..]
+                    .iter()
+                    .find(|l| l.source == LogSource::Console && pred(&l.text))
+                {
+                    return Some(hit.text.clone());
+                }
+                checked = log.len();
+            }
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if left.is_zero() || !self.rig.wait_for_lab_logs(left).await {
+                return None;
+            }
+        }
     }
 
     /// Waits for a journal entry after `after`; failing, says what was awaited.
@@ -242,6 +333,7 @@ impl Case {
         Ok(self.analysis.as_ref().expect("analysed"))
     }
 
+    /// The case's rig directory: hub data, key log, images, provisioning.
     pub fn rig_dir(&self) -> PathBuf {
         self.dir.join("rig")
     }
@@ -251,10 +343,11 @@ impl Case {
     }
 
     /// Device log lines (console and RTT) since power-on, all of them.
-    pub async fn logs(&mut self) -> &[LogLine] {
+    pub async fn logs(&mut self) -> Vec<LogLine> {
         let new = self.rig.logs().await.unwrap_or_default();
-        self.log.extend(new);
-        &self.log
+        let mut log = self.log.lock().expect("log lock");
+        log.extend(new);
+        log.clone()
     }
 
     /// Writes the hub journal and the device log next to the capture.
@@ -269,14 +362,22 @@ impl Case {
             .map(|l| l + "\n")
             .collect();
         let _ = std::fs::write(self.dir.join("journal.jsonl"), journal);
-        self.logs().await;
         let text: String = self
-            .log
+            .logs()
+            .await
             .iter()
             .map(|l| format!("{:?}\t{}\n", l.source, l.text))
             .collect();
         let _ = std::fs::write(self.dir.join("device.log"), text);
         let _ = self.rig.power(false).await;
         let _ = self.analysis();
+    }
+}
+
+/// The image a lab rig's file names (`image.path`), if any.
+fn lab_image(rig: &CaseRig) -> Option<PathBuf> {
+    match rig {
+        CaseRig::Lab(l) => l.rig.configured_image().map(Path::to_path_buf),
+        CaseRig::Emulated(_) => None,
     }
 }

@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod case;
+pub mod case_rig;
 pub mod cases;
 pub mod model;
 pub mod report;

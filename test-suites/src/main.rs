@@ -7,10 +7,13 @@
 //! - `SACBENCH_OUT`: the run directory (default: a new temporary one, kept);
 //! - `SACBENCH_FAULT`: a fault switched on in the reference device;
 //! - `SACBENCH_DEVICE_EXE`: the `device-native` executable (default: the
-//!   one built next to this binary).
+//!   one built next to this binary);
+//! - `SACBENCH_RIG`: run on the lab rig this `rig.toml` describes, one case
+//!   at a time (`cargo xtask bench --rig` sets it).
 //!
-//! The process first enters the emulated rig's sandbox (namespaces), while
-//! it is single-threaded.
+//! For the emulated rig the process first enters the rig's sandbox
+//! (namespaces), while it is single-threaded. A lab run stays in the host's
+//! namespaces: its hub listens on the bench NIC.
 #![forbid(unsafe_code)]
 
 use std::path::PathBuf;
@@ -58,9 +61,18 @@ fn main() {
             }
         }
     }
-    let args = Arguments::from_args();
-    // Listing needs no rig.
-    if !args.list {
+    let mut args = Arguments::from_args();
+    let rig_file = std::env::var_os("SACBENCH_RIG").map(PathBuf::from);
+    if let Some(f) = &rig_file {
+        // One DUT: one case at a time. A bad rig file stops the run before any case.
+        args.test_threads = Some(1);
+        if let Err(e) = sacbench_rig::lab::RigConfig::load(f) {
+            eprintln!("sacbench-suite: {e}");
+            std::process::exit(2);
+        }
+    }
+    // Listing needs no rig; a lab run uses the host's.
+    if !args.list && rig_file.is_none() {
         match sandbox::enter() {
             Ok(Sandbox::Finished(status)) => std::process::exit(sandbox::exit_code(status)),
             Ok(Sandbox::Inside) => {}
@@ -74,7 +86,8 @@ fn main() {
         Some(p) => PathBuf::from(p),
         None => std::env::temp_dir().join(format!("sacbench-run-{}", std::process::id())),
     };
-    let device = if args.list {
+    // The emulated board (and BoardProcess cases) need the reference firmware.
+    let device = if args.list || rig_file.is_some() {
         Ok(PathBuf::new())
     } else {
         device_exe()
@@ -90,6 +103,7 @@ fn main() {
         device_exe: device,
         out,
         fault: std::env::var("SACBENCH_FAULT").ok(),
+        rig_file,
     };
     let started = sacbench_suites::report::now_rfc3339();
     let selected: Vec<String> = cases::all()

@@ -3,6 +3,10 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use sacbench_rig::emulated::EmulatedRig;
+use sacbench_rig::lab::RigConfig;
+use sacbench_rig::Capabilities;
+
 use crate::case::{Case, CaseDef, RunOptions};
 use crate::model::{Artifacts, CaseResult, Outcome};
 
@@ -15,6 +19,16 @@ fn rel(dir: &Path, out: &Path, file: &str) -> Option<String> {
         .then(|| p.strip_prefix(out).unwrap_or(&p).display().to_string())
 }
 
+/// What the run's rig can do: the emulated rig's, or the rig file's.
+fn rig_capabilities(opts: &RunOptions) -> Result<Capabilities, String> {
+    match &opts.rig_file {
+        None => Ok(EmulatedRig::capabilities()),
+        Some(f) => RigConfig::load(f)
+            .map(|c| c.capabilities())
+            .map_err(|e| e.to_string()),
+    }
+}
+
 /// Runs `def` and writes `cases/<ID>/result.json` under the run directory.
 pub fn run_case(def: &CaseDef, opts: &RunOptions) -> CaseResult {
     let started = Instant::now();
@@ -24,6 +38,34 @@ pub fn run_case(def: &CaseDef, opts: &RunOptions) -> CaseResult {
         .build()
         .expect("runtime");
     let (outcome, expected, seen, look_at, evidence, dir) = rt.block_on(async {
+        // A case that needs what this rig lacks proves nothing: ignored, with
+        // the reason, before anything is set up (on a lab rig, provisioning
+        // and flashing take real time).
+        let dir = opts.out.join("cases").join(def.id);
+        let caps = match rig_capabilities(opts) {
+            Ok(c) => c,
+            Err(e) => {
+                return (
+                    Outcome::Failed,
+                    "the rig to come up and run".to_string(),
+                    format!("setup error: {e}"),
+                    "the rig file".to_string(),
+                    Vec::new(),
+                    dir,
+                )
+            }
+        };
+        if let Err(missing) = caps.require(def.needs) {
+            let _ = std::fs::create_dir_all(&dir);
+            return (
+                Outcome::Ignored,
+                def.expected.to_string(),
+                format!("not run: {missing}"),
+                String::new(),
+                Vec::new(),
+                dir,
+            );
+        }
         let hub_port = def.mqtt_port;
         let mut case = match Case::start(def, opts, def.extra_faults, hub_port).await {
             Ok(c) => c,
@@ -39,19 +81,6 @@ pub fn run_case(def: &CaseDef, opts: &RunOptions) -> CaseResult {
                 );
             }
         };
-        // A case that needs what this rig lacks proves nothing: ignored, with the reason.
-        if let Err(missing) = sacbench_rig::Rig::capabilities(&case.rig).require(def.needs) {
-            case.save_artifacts().await;
-            let dir = case.dir.clone();
-            return (
-                Outcome::Ignored,
-                def.expected.to_string(),
-                format!("not run: {missing}"),
-                String::new(),
-                Vec::new(),
-                dir,
-            );
-        }
         let result = tokio::time::timeout(CASE_LIMIT, (def.run)(&mut case)).await;
         case.save_artifacts().await;
         let (outcome, expected, seen, look_at) = match result {

@@ -30,6 +30,17 @@ enum Task {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Run the conformance suites on a lab rig (one DUT, one case at a time).
+    Bench {
+        /// The rig file (see README: "Writing a rig file").
+        #[arg(long)]
+        rig: PathBuf,
+        /// Run only cases whose name contains this (libtest filter).
+        filter: Option<String>,
+        /// The run directory (default: target/sacbench/bench-last, replaced).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Summarise a run in the terminal and regenerate its index.html.
     Report { dir: PathBuf },
     /// The fault matrix: each fault must fail the cases named for it.
@@ -75,6 +86,10 @@ fn main() -> ExitCode {
         Task::Emulated { filter, fault, out } => {
             let filter: Vec<String> = filter.into_iter().collect();
             suite::emulated(&root, &filter, fault.as_deref(), out)
+        }
+        Task::Bench { rig, filter, out } => {
+            let filter: Vec<String> = filter.into_iter().collect();
+            suite::bench(&root, &rig, &filter, out)
         }
         Task::Report { dir } => suite::report(&root, &dir),
         Task::Faults => suite::faults(&root),

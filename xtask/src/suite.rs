@@ -18,6 +18,10 @@ fn target_dir(root: &Path) -> PathBuf {
 
 /// Builds the device and the suite; returns (suite, device) executables.
 pub fn build(root: &Path) -> Result<(PathBuf, PathBuf), Failure> {
+    build_with(root, &[])
+}
+
+fn build_with(root: &Path, features: &[&str]) -> Result<(PathBuf, PathBuf), Failure> {
     let mut b = cargo();
     b.args([
         "build",
@@ -28,6 +32,9 @@ pub fn build(root: &Path) -> Result<(PathBuf, PathBuf), Failure> {
         "sacbench-suites",
         "--bins",
     ]);
+    for f in features {
+        b.args(["--features", f]);
+    }
     run(root, b, "building the device and the suites")?;
     let debug = target_dir(root).join("debug");
     Ok((debug.join("sacbench-suite"), debug.join("device-native")))
@@ -55,16 +62,33 @@ fn count_cases(suite: &Path, filter: &[String], only: Option<&str>) -> Result<u6
         .count() as u64)
 }
 
+/// What one run of the suite is given.
+#[derive(Default)]
+pub struct SuiteArgs<'a> {
+    pub filter: &'a [String],
+    pub fault: Option<&'a str>,
+    /// `SACBENCH_ONLY`: just these case ids.
+    pub only: Option<&'a str>,
+    /// Show a progress bar (not for the fault matrix's runs).
+    pub show: bool,
+    /// A lab rig file instead of the emulated rig.
+    pub rig: Option<&'a Path>,
+}
+
 /// Runs the suite with a progress bar (or quietly, for the fault matrix).
 pub fn run_suite(
     suite: &Path,
     device: &Path,
     out: &Path,
-    filter: &[String],
-    fault: Option<&str>,
-    only: Option<&str>,
-    show: bool,
+    a: &SuiteArgs<'_>,
 ) -> Result<SuiteRun, Failure> {
+    let SuiteArgs {
+        filter,
+        fault,
+        only,
+        show,
+        rig,
+    } = *a;
     let total = count_cases(suite, filter, only)?;
     let bar = if show {
         ProgressBar::new(total)
@@ -89,6 +113,10 @@ pub fn run_suite(
     if let Some(o) = only {
         cmd.env("SACBENCH_ONLY", o);
     }
+    match rig {
+        Some(r) => cmd.env("SACBENCH_RIG", r),
+        None => cmd.env_remove("SACBENCH_RIG"),
+    };
     let mut child = cmd
         .spawn()
         .map_err(|e| Failure::Setup(format!("{}: {e}", suite.display())))?;
@@ -138,9 +166,19 @@ pub fn emulated(
     fault: Option<&str>,
     out: Option<PathBuf>,
 ) -> Result<(), Failure> {
-    let out = prepare_out(root, out)?;
+    let out = prepare_out(root, out, "emulated-last")?;
     let (suite, device) = build(root)?;
-    let r = run_suite(&suite, &device, &out, filter, fault, None, true)?;
+    let r = run_suite(
+        &suite,
+        &device,
+        &out,
+        &SuiteArgs {
+            filter,
+            fault,
+            show: true,
+            ..SuiteArgs::default()
+        },
+    )?;
     summarise(&suite, &out)?;
     match r.exit {
         Some(0) => Ok(()),
@@ -151,7 +189,53 @@ pub fn emulated(
     }
 }
 
-fn prepare_out(root: &Path, out: Option<PathBuf>) -> Result<PathBuf, Failure> {
+/// `cargo xtask bench --rig rig.toml [FILTER] [--out DIR]`: the same cases on
+/// a lab rig, one at a time. The rig file is checked before anything is
+/// built; a rig with a `[probe]` builds the suite with probe-rs.
+pub fn bench(
+    root: &Path,
+    rig: &Path,
+    filter: &[String],
+    out: Option<PathBuf>,
+) -> Result<(), Failure> {
+    let rig = std::path::absolute(rig)
+        .map_err(|e| Failure::Setup(format!("--rig {}: {e}", rig.display())))?;
+    let text = std::fs::read_to_string(&rig)
+        .map_err(|e| Failure::Setup(format!("--rig {}: cannot read: {e}", rig.display())))?;
+    // The full check (every field, with lines) is the suite's, before any case runs.
+    let has_probe = text
+        .parse::<toml::Table>()
+        .map(|t| t.contains_key("probe"))
+        .unwrap_or(false);
+    let out = prepare_out(root, out, "bench-last")?;
+    let features: &[&str] = if has_probe {
+        &["sacbench-suites/probe-rs"]
+    } else {
+        &[]
+    };
+    let (suite, device) = build_with(root, features)?;
+    let r = run_suite(
+        &suite,
+        &device,
+        &out,
+        &SuiteArgs {
+            filter,
+            show: true,
+            rig: Some(&rig),
+            ..SuiteArgs::default()
+        },
+    )?;
+    summarise(&suite, &out)?;
+    match r.exit {
+        Some(0) => Ok(()),
+        _ => Err(Failure::Failed(format!(
+            "cases failed; see {}",
+            out.join("index.html").display()
+        ))),
+    }
+}
+
+fn prepare_out(root: &Path, out: Option<PathBuf>, last: &str) -> Result<PathBuf, Failure> {
     match out {
         Some(dir)
             if dir.exists()
@@ -167,7 +251,7 @@ fn prepare_out(root: &Path, out: Option<PathBuf>) -> Result<PathBuf, Failure> {
         }
         Some(dir) => Ok(dir),
         None => {
-            let dir = target_dir(root).join("sacbench").join("emulated-last");
+            let dir = target_dir(root).join("sacbench").join(last);
             if dir.exists() {
                 std::fs::remove_dir_all(&dir)
                     .map_err(|e| Failure::Setup(format!("clearing {}: {e}", dir.display())))?;
@@ -233,7 +317,15 @@ pub fn faults(root: &Path) -> Result<(), Failure> {
     let base = target_dir(root).join("sacbench").join("faults");
     let _ = std::fs::remove_dir_all(&base);
     eprintln!("xtask: the reference device, every case");
-    let good = run_suite(&suite, &device, &base.join("none"), &[], None, None, true)?;
+    let good = run_suite(
+        &suite,
+        &device,
+        &base.join("none"),
+        &SuiteArgs {
+            show: true,
+            ..SuiteArgs::default()
+        },
+    )?;
     let implemented: BTreeMap<String, String> = good
         .results
         .iter()
@@ -268,10 +360,11 @@ pub fn faults(root: &Path) -> Result<(), Failure> {
                 &suite,
                 &device,
                 &base.join(fault),
-                &[],
-                Some(fault),
-                Some(&only),
-                false,
+                &SuiteArgs {
+                    fault: Some(fault),
+                    only: Some(&only),
+                    ..SuiteArgs::default()
+                },
             )?;
             for case in cases {
                 let verdict = r

@@ -25,6 +25,14 @@ pub enum Capability {
     Rtt,
     Console,
     Capture,
+    /// New signed images of the DUT's own firmware (for OTA cases): the
+    /// emulated board's, or `image.path` re-signed with `image.signing_key`.
+    Images,
+    /// The board runs as a bench process (the emulated board): the suites may
+    /// inspect its process, act inside its network namespace and boot
+    /// firmware variants made from the reference firmware (crashing images,
+    /// a precise power cut at the N-th flash write).
+    BoardProcess,
 }
 
 impl fmt::Display for Capability {
@@ -36,6 +44,10 @@ impl fmt::Display for Capability {
             Capability::Rtt => "RTT logs",
             Capability::Console => "console",
             Capability::Capture => "traffic capture",
+            Capability::Images => "signing key for OTA images of the DUT's firmware",
+            Capability::BoardProcess => {
+                "emulated board (the case inspects or varies the board process)"
+            }
         })
     }
 }
@@ -139,4 +151,40 @@ pub trait Rig {
     /// Where to capture the DUT's traffic.
     fn capture_target(&self) -> Result<CaptureTarget, RigError>;
     fn dut_addresses(&self) -> DutAddresses;
+}
+
+/// What a DUT is provisioned with for one case: its identity from the
+/// case's hub, where the hub is and the name it goes by.
+#[derive(Debug, Clone)]
+pub struct ProvisioningRecord<'a> {
+    pub credentials: &'a hub_fixture::hub::DeviceCredentials,
+    pub hub_host: &'a str,
+    pub hub_mqtt: std::net::SocketAddr,
+    pub hub_https: std::net::SocketAddr,
+    /// Fault switches of the reference firmware (other firmware ignores them).
+    pub faults: &'a [String],
+    pub extra_destination: Option<std::net::SocketAddr>,
+}
+
+/// The provisioning record as the reference firmware reads it (TOML; see
+/// `firmware/device-native/src/provisioning.rs`). A lab rig hands the same
+/// file to its `provisioning.command`.
+pub fn provisioning_record(r: &ProvisioningRecord<'_>) -> String {
+    let faults: Vec<String> = r.faults.iter().map(|f| format!("{f:?}")).collect();
+    let mut text = format!(
+        "device_id = {:?}\nhub_host = {:?}\nhub_mqtt = \"{}\"\nhub_https = \"{}\"\n\
+         trust_anchor = {:?}\ncertificate = {:?}\nprivate_key = {:?}\nfaults = [{}]\n",
+        r.credentials.device_id,
+        r.hub_host,
+        r.hub_mqtt,
+        r.hub_https,
+        r.credentials.ca_pem,
+        r.credentials.cert_pem,
+        r.credentials.key_pem,
+        faults.join(", "),
+    );
+    if let Some(extra) = r.extra_destination {
+        text.push_str(&format!("extra_destination = \"{extra}\"\n"));
+    }
+    text
 }

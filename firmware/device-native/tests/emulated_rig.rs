@@ -107,7 +107,7 @@ fn power_link_and_logs() -> Result<(), Failed> {
         // Link down: the DUT stops answering from the gateway's side.
         rig.link(false).await?;
         let mut probe = ScanTarget::full(
-            rig.topology().netns_path(Node::Gw),
+            Some(rig.topology().netns_path(Node::Gw)),
             rig.topology().dut_ipv4().into(),
             None,
         );
@@ -173,7 +173,7 @@ fn scanner_agrees_with_nmap() -> Result<(), Failed> {
         }
         let gw = rig.topology().netns_path(Node::Gw);
         let v4: IpAddr = rig.topology().dut_ipv4().into();
-        let ours = scan(ScanTarget::full(gw.clone(), v4, None))?;
+        let ours = scan(ScanTarget::full(Some(gw.clone()), v4, None))?;
         if ours.open_tcp != [2323] || ours.udp_replies() != [1900, 5683] {
             return Err(format!("our scan: {ours:?}").into());
         }
@@ -182,7 +182,7 @@ fn scanner_agrees_with_nmap() -> Result<(), Failed> {
             return Err(format!("nmap {theirs:?} vs ours {:?}", ours.open_tcp).into());
         }
         let v6: IpAddr = rig.topology().dut_ipv6_link_local().into();
-        let ours6 = scan(ScanTarget::full(gw, v6, Some("g0".into())))?;
+        let ours6 = scan(ScanTarget::full(Some(gw), v6, Some("g0".into())))?;
         let theirs6 = nmap_open(&rig, "fe80::2%g0", true)?;
         if ours6.open_tcp != [2323] || theirs6 != ours6.open_tcp {
             return Err(format!("IPv6: ours {:?}, nmap {theirs6:?}", ours6.open_tcp).into());
@@ -198,7 +198,11 @@ fn the_reference_device_listens_nowhere() -> Result<(), Failed> {
         rig.power(true).await?;
         connected(&rig, 0).await?;
         let gw = rig.topology().netns_path(Node::Gw);
-        let report = scan(ScanTarget::full(gw, rig.topology().dut_ipv4().into(), None))?;
+        let report = scan(ScanTarget::full(
+            Some(gw),
+            rig.topology().dut_ipv4().into(),
+            None,
+        ))?;
         if !report.open_tcp.is_empty()
             || !report.udp_replies().is_empty()
             || report.unanswered_tcp + report.unreachable_tcp != 0

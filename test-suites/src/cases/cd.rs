@@ -40,6 +40,20 @@ const NEEDS_LINK: &[Capability] = &[
     Capability::Capture,
     Capability::Console,
 ];
+/// CD-06, CD-10 and CD-12 hold the firmware's flash writes with `strace`.
+const NEEDS_BOARD: &[Capability] = &[
+    Capability::Power,
+    Capability::Capture,
+    Capability::Console,
+    Capability::BoardProcess,
+];
+const NEEDS_LINK_BOARD: &[Capability] = &[
+    Capability::Power,
+    Capability::Link,
+    Capability::Capture,
+    Capability::Console,
+    Capability::BoardProcess,
+];
 /// A port of the hub's address nothing listens on (CD-11): every attempt is
 /// refused, and visible as SYN / RST in the capture.
 const CLOSED_PORT: u16 = 8899;
@@ -50,16 +64,16 @@ pub const CASES: &[Def] = &[
     self_test!("CD-03", "ttl_expired", "Self-test: expired commands are not delivered", "a 1 h TTL command is never delivered after the hub clock moved 2 h; feedback expired", selftest::cd03),
     self_test!("CD-04", "ttl_48h", "Self-test: 48 h TTL honoured", "a 48 h TTL command is delivered after 47 h offline", selftest::cd04),
     self_test!("CD-05", "queue_depth", "Self-test: queue depth 50", "the 51st queued command to a device is refused", selftest::cd05),
-    case_def!("CD-06", "redelivery_applied_once", "Redelivery after a cut before PUBACK", "a command delivered and applied but whose PUBACK was lost is redelivered on the next session and applied once", NEEDS_LINK, cd06),
+    case_def!("CD-06", "redelivery_applied_once", "Redelivery after a cut before PUBACK", "a command delivered and applied but whose PUBACK was lost is redelivered on the next session and applied once", NEEDS_LINK_BOARD, cd06),
     self_test!("CD-07", "dead_letter", "Self-test: dead-lettering", "a command never acknowledged is dead-lettered after 10 deliveries with feedback deliveryCountExceeded", selftest::cd07),
     self_test!("CD-08", "hub_restart", "Self-test: queue survives a hub restart", "commands queued when the hub stops are all delivered after it restarts, in order", selftest::cd08),
     self_test!("CD-09", "foreign_commands", "Self-test: only the hub sends commands", "a client publishing on the device's command topic is disconnected and the device never gets it", selftest::cd09),
-    case_def!("CD-10", "link_flaps", "20 link flaps while commands stream", "20 link flaps at random times while commands stream: every command applied once, in order", NEEDS_LINK, cd10),
+    case_def!("CD-10", "link_flaps", "20 link flaps while commands stream", "20 link flaps at random times while commands stream: every command applied once, in order", NEEDS_LINK_BOARD, cd10),
     CaseDef {
         mqtt_port: Some(CLOSED_PORT),
         ..case_def!("CD-11", "backoff_jitter", "Backoff with jitter while the hub is unreachable", "while the hub refuses every connection, the intervals between attempts grow exponentially and vary (jitter)", NEEDS, cd11)
     },
-    case_def!("CD-12", "power_loss_after_puback", "Power loss after PUBACK", "a power cut right after the hub saw the PUBACK does not lose the command: it is applied (persisted before the ack)", NEEDS, cd12),
+    case_def!("CD-12", "power_loss_after_puback", "Power loss after PUBACK", "a power cut right after the hub saw the PUBACK does not lose the command: it is applied (persisted before the ack)", NEEDS_BOARD, cd12),
 ];
 
 /// One `command-applied` report of the device.
@@ -298,8 +312,7 @@ async fn cut_before_puback(case: &mut Case, mid: &str) -> Result<(), Fail> {
     let mark = case.hub().journal().len();
     case.hub().send_c2d(DEVICE_ID, c2d(mid, None))?;
     let line = format!("app: command applied mid={mid} ");
-    case.rig
-        .wait_console(GUARD, |l| l.starts_with(&line))
+    case.wait_console(GUARD, |l| l.starts_with(&line))
         .await
         .ok_or_else(|| {
             Fail::new(
@@ -491,21 +504,20 @@ async fn cd11(case: &mut Case) -> Result<String, Fail> {
     case.rig.power(true).await?;
     // Six refused attempts: five intervals, ≤ 31 s with the reference policy.
     let failures = std::cell::Cell::new(0);
-    case.rig
-        .wait_console(GUARD, |l| {
-            failures.set(failures.get() + usize::from(l.starts_with("app: connection failed")));
-            failures.get() >= 6
-        })
-        .await
-        .ok_or_else(|| {
-            Fail::new(
-                "six failed connection attempts on the console",
-                format!("{} within {GUARD:?}", failures.get()),
-                "device.log",
-            )
-        })?;
-    let hub = case.rig.topology().hub_ipv4();
-    let dut = case.rig.topology().dut_ipv4();
+    case.wait_console(GUARD, |l| {
+        failures.set(failures.get() + usize::from(l.starts_with("app: connection failed")));
+        failures.get() >= 6
+    })
+    .await
+    .ok_or_else(|| {
+        Fail::new(
+            "six failed connection attempts on the console",
+            format!("{} within {GUARD:?}", failures.get()),
+            "device.log",
+        )
+    })?;
+    let hub = case.rig.hub_ipv4();
+    let dut = case.rig.dut_ipv4();
     let a = case.analysis()?.clone();
     let Some(g) = a.connection_attempts().into_iter().find(|g| {
         g.client == std::net::IpAddr::V4(dut)

@@ -27,7 +27,7 @@ pub(crate) async fn in_ns<T: Send + 'static>(
     node: Node,
     fut: impl Future<Output = T> + Send + 'static,
 ) -> Result<T, Fail> {
-    let path = case.rig.topology().netns_path(node);
+    let path = case.rig.netns(node);
     let handle = tokio::runtime::Handle::current();
     let joined =
         tokio::task::spawn_blocking(move || in_netns(path, move || handle.block_on(fut))).await?;

@@ -18,12 +18,18 @@ use crate::case::{Case, Fail, DEVICE_ID, GUARD};
 use crate::model::Evidence;
 
 const NEEDS: &[Capability] = &[Capability::Power, Capability::Capture];
+/// KR-04 cuts power at the N-th flash write of the reference firmware.
+const NEEDS_BOARD: &[Capability] = &[
+    Capability::Power,
+    Capability::Capture,
+    Capability::BoardProcess,
+];
 
 pub const CASES: &[Def] = &[
     case_def!("KR-01", "rotate_new_key", "Rotation re-enrols a new key", "credentials/rotate → EST re-enrolment with a new public key, reconnect with the new certificate, new thumbprint reported", NEEDS, kr01),
     case_def!("KR-02", "old_cert_revoked", "Old certificate revoked, device keeps working", "after the rotation the old certificate is revoked and refused by the hub, and the device keeps working on the new one", NEEDS, kr02),
     case_def!("KR-03", "no_key_in_capture", "No private key material on the wire", "the decrypted capture of the rotation holds no private key material: the CSR carries only the public key", NEEDS, kr03),
-    case_def!("KR-04", "power_loss_in_rotation", "Power loss at each step of the rotation", "a power loss at each step of the rotation (after the method, after the enrolment, at every flash write) leaves the device booting with a working credential", NEEDS, kr04),
+    case_def!("KR-04", "power_loss_in_rotation", "Power loss at each step of the rotation", "a power loss at each step of the rotation (after the method, after the enrolment, at every flash write) leaves the device booting with a working credential", NEEDS_BOARD, kr04),
     case_def!("KR-05", "twin_rotate_offline", "Twin-requested rotation while offline", "credentials.rotateAfter set in the twin while the device is off is honoured after it reconnects", NEEDS, kr05),
     case_def!("KR-06", "refused_reenroll", "Refused re-enrolment keeps the old credential", "when the hub refuses the re-enrolment the device keeps its old credential (connects with it after a power cycle) and reports state failed with a reason", NEEDS, kr06),
 ];
@@ -306,7 +312,7 @@ async fn kr01(case: &mut Case) -> Result<String, Fail> {
 async fn old_cert_accepted(case: &Case, creds: DeviceCredentials) -> Result<bool, Fail> {
     let addr = case.hub().mqtt_addr();
     let handle = tokio::runtime::Handle::current();
-    let netns = case.rig.topology().netns_path(Node::Gw);
+    let netns = case.rig.netns(Node::Gw);
     // The socket is made on a thread inside the gateway's namespace.
     let result = tokio::task::spawn_blocking(move || {
         in_netns(netns, move || {

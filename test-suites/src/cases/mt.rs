@@ -65,7 +65,7 @@ pub const CASES: &[Def] = &[
 ];
 
 fn dut_ip(case: &Case) -> IpAddr {
-    IpAddr::V4(case.rig.topology().dut_ipv4())
+    IpAddr::V4(case.rig.dut_ipv4())
 }
 
 fn from_dut(e: &JournalEntry, dut: IpAddr) -> bool {
@@ -482,7 +482,7 @@ async fn mt12(case: &mut Case) -> Result<String, Fail> {
             "journal.jsonl",
         ));
     }
-    let hub = SocketAddr::from((case.rig.topology().hub_ipv4(), 8883));
+    let hub = SocketAddr::from((case.rig.hub_ipv4(), 8883));
     let a = case.analysis()?.clone();
     let group = a
         .connection_attempts()

@@ -35,10 +35,9 @@ impl BadHub {
         std::fs::create_dir_all(&dir)?;
         std::fs::write(dir.join("cert.pem"), cert_pem)?;
         std::fs::write(dir.join("key.pem"), key_pem)?;
-        let addr = SocketAddr::from((case.rig.topology().hub_ipv4(), BAD_HUB_PORT));
+        let addr = SocketAddr::from((case.rig.hub_ipv4(), BAD_HUB_PORT));
         let mut child = case
             .rig
-            .topology()
             .command(Node::Hub, "openssl")
             .args(["s_server", "-accept", &addr.to_string()])
             .arg("-cert")
@@ -105,7 +104,7 @@ impl Drop for BadHub {
 async fn against_bad_hub(case: &mut Case, hub: &BadHub) -> Result<Option<String>, Fail> {
     case.rig.power(true).await?;
     tokio::select! {
-        l = case.rig.wait_console(GUARD, |l| l.starts_with("app: connection failed")) => {
+        l = case.wait_console(GUARD, |l| l.starts_with("app: connection failed")) => {
             let l = l.ok_or("neither a refusal nor a session within the guard")?;
             case.note(Evidence::log(l.clone()));
             Ok(Some(l))

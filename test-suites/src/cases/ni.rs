@@ -11,21 +11,26 @@ use crate::case::{Case, Fail, GUARD};
 use crate::model::Evidence;
 
 const NEEDS: &[Capability] = &[Capability::Power, Capability::Capture];
+/// NI-03 reads the device's sockets from its process.
+const NEEDS_BOARD: &[Capability] = &[
+    Capability::Power,
+    Capability::Capture,
+    Capability::BoardProcess,
+];
 
 pub const CASES: &[Def] = &[
     case_def!("NI-01", "tcp_scan", "No TCP port open (IPv4)", "a TCP scan of all 65 535 ports of the DUT from the bench side, in steady state, finds none open", NEEDS, ni01),
     case_def!("NI-02", "udp_probes", "No UDP service answers", "UDP probes of common service ports (53, 67, 69, 123, 161, 1900, 5353, 5683, 47808) get no application reply", NEEDS, ni02),
-    case_def!("NI-03", "no_bound_sockets", "No listening or bound service socket", "the device process owns no listening TCP socket and no UDP socket bound to a non-ephemeral port, at boot and in session", NEEDS, ni03),
+    case_def!("NI-03", "no_bound_sockets", "No listening or bound service socket", "the device process owns no listening TCP socket and no UDP socket bound to a non-ephemeral port, at boot and in session", NEEDS_BOARD, ni03),
     case_def!("NI-04", "outbound_only_flows", "Every flow opened by the DUT to an allowed peer", "every TCP flow in the capture was opened by the DUT (SYN from the DUT) and goes to the hub or the gateway", NEEDS, ni04),
     case_def!("NI-05", "scan_at_boot", "Nothing open right after power-on", "a scan during the first seconds after power-on finds nothing open", NEEDS, ni05),
     case_def!("NI-06", "tcp_scan_ipv6", "No TCP port open (IPv6 link-local)", "the TCP scan over the DUT's IPv6 link-local address finds none open", NEEDS, ni06),
 ];
 
 fn v4_scan(case: &Case) -> Result<ScanReport, Fail> {
-    let t = case.rig.topology();
     Ok(scan(ScanTarget::full(
-        t.netns_path(Node::Gw),
-        IpAddr::V4(t.dut_ipv4()),
+        case.rig.netns(Node::Gw),
+        IpAddr::V4(case.rig.dut_ipv4()),
         None,
     ))?)
 }
@@ -127,11 +132,10 @@ async fn ni04(case: &mut Case) -> Result<String, Fail> {
         matches!(e.event, hub_fixture::journal::Event::TwinReported { .. })
     })
     .await?;
-    let t = case.rig.topology();
     let (dut, hub, gw) = (
-        IpAddr::V4(t.dut_ipv4()),
-        IpAddr::V4(t.hub_ipv4()),
-        IpAddr::V4(t.ipv4(1)),
+        IpAddr::V4(case.rig.dut_ipv4()),
+        IpAddr::V4(case.rig.hub_ipv4()),
+        IpAddr::V4(case.rig.gateway_ipv4()),
     );
     let a = case.analysis()?.clone();
     let mut bad = Vec::new();
@@ -186,8 +190,7 @@ async fn ni04(case: &mut Case) -> Result<String, Fail> {
 async fn ni05(case: &mut Case) -> Result<String, Fail> {
     case.rig.power(true).await?;
     // The firmware's first line: it has started, its first seconds run now.
-    case.rig
-        .wait_console(GUARD, |l| l.starts_with("app: "))
+    case.wait_console(GUARD, |l| l.starts_with("app: "))
         .await
         .ok_or("the firmware never started")?;
     let r = v4_scan(case)?;
@@ -206,15 +209,18 @@ async fn ni05(case: &mut Case) -> Result<String, Fail> {
 
 async fn ni06(case: &mut Case) -> Result<String, Fail> {
     case.boot().await?;
-    let t = case.rig.topology();
+    let (v6, scope) = case
+        .rig
+        .dut_ipv6_link_local()
+        .ok_or("the rig has no DUT IPv6 link-local address (dut.ipv6_link_local)")?;
     let target = ScanTarget::full(
-        t.netns_path(Node::Gw),
-        IpAddr::V6(t.dut_ipv6_link_local()),
-        Some("g0".into()),
+        case.rig.netns(Node::Gw),
+        IpAddr::V6(v6),
+        Some(scope.clone()),
     );
     let r = scan(target)?;
     case.note(Evidence::scan(format!(
-        "TCP 1-65535 on fe80::2%g0: open {:?}",
+        "TCP 1-65535 on {v6}%{scope}: open {:?}",
         r.open_tcp
     )));
     if !r.open_tcp.is_empty() || r.unanswered_tcp + r.unreachable_tcp > 0 {

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use hub_fixture::journal::Event;
 use mcuboot_image::{KeyType, SigningKey};
-use sacbench_rig::emulated::topology::{in_netns, Node, Topology};
+use sacbench_rig::emulated::topology::{in_netns, Node};
 use sacbench_rig::{Capability, Rig};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -20,30 +20,57 @@ use super::{case_def, Def};
 use crate::case::{dev_key, sign, Case, Fail, DEVICE_ID, GUARD};
 use crate::model::Evidence;
 
-const NEEDS: &[Capability] = &[Capability::Power, Capability::Capture];
-const NEEDS_LINK: &[Capability] = &[Capability::Power, Capability::Link, Capability::Capture];
+const NEEDS: &[Capability] = &[Capability::Power, Capability::Capture, Capability::Images];
+const NEEDS_FLASH: &[Capability] = &[
+    Capability::Power,
+    Capability::Capture,
+    Capability::Images,
+    Capability::Flash,
+];
+const NEEDS_LINK: &[Capability] = &[
+    Capability::Power,
+    Capability::Link,
+    Capability::Capture,
+    Capability::Images,
+];
+/// Firmware variants made from the reference firmware (a crashing image, the
+/// precise power switch) or the device's own sockets (`ss -K`).
+const NEEDS_BOARD: &[Capability] = &[
+    Capability::Power,
+    Capability::Capture,
+    Capability::Images,
+    Capability::Flash,
+    Capability::BoardProcess,
+];
+const NEEDS_LINK_BOARD: &[Capability] = &[
+    Capability::Power,
+    Capability::Link,
+    Capability::Capture,
+    Capability::Images,
+    Capability::BoardProcess,
+];
 
 pub const CASES: &[Def] = &[
     case_def!("OTA-01", "signed_update", "Signed newer image is installed", "a signed newer image is downloaded, verified, test-booted, confirmed and reported (1.1.0 confirmed)", NEEDS, ota01),
     case_def!("OTA-02", "unknown_key", "Image signed by an unknown key is refused", "an image signed by an unknown key is refused before any reboot (rejected) and the old version keeps running", NEEDS, ota02),
     case_def!("OTA-03", "corrupted_payload", "Corrupted image is refused", "an image whose payload was altered after signing is refused on its hash before any reboot", NEEDS, ota03),
-    case_def!("OTA-04", "crash_reverts", "Crashing image is reverted", "a new image that crashes at boot is reverted by the bootloader; the old version reconnects and reports reverted", NEEDS, ota04),
+    case_def!("OTA-04", "crash_reverts", "Crashing image is reverted", "a new image that crashes at boot is reverted by the bootloader; the old version reconnects and reports reverted", NEEDS_BOARD, ota04),
     case_def!("OTA-05", "no_hub_reverts", "Image without a hub session is reverted", "a new image that boots but cannot reach the hub is not confirmed and is reverted at the next reset", NEEDS_LINK, ota05),
-    case_def!("OTA-06", "downgrade_refused", "Lower security counter is refused", "a validly signed image with a lower security counter than the running one is refused", NEEDS, ota06),
-    case_def!("OTA-07", "power_loss_download", "Power loss during download", "after a power loss during the download the device boots, resumes the download (Range) and completes the update", NEEDS, ota07),
-    case_def!("OTA-08", "power_loss_swap", "Power loss during the slot swap", "after a power loss in the bootloader's slot swap the device boots a valid image and reconnects", NEEDS, ota08),
-    case_def!("OTA-09", "link_loss_download", "Link loss during download", "after a link loss during the download the device resumes it (Range) once reconnected and completes the update", NEEDS_LINK, ota09),
+    case_def!("OTA-06", "downgrade_refused", "Lower security counter is refused", "a validly signed image with a lower security counter than the running one is refused", NEEDS_FLASH, ota06),
+    case_def!("OTA-07", "power_loss_download", "Power loss during download", "after a power loss during the download the device boots, resumes the download (Range) and completes the update", NEEDS_BOARD, ota07),
+    case_def!("OTA-08", "power_loss_swap", "Power loss during the slot swap", "after a power loss in the bootloader's slot swap the device boots a valid image and reconnects", NEEDS_BOARD, ota08),
+    case_def!("OTA-09", "link_loss_download", "Link loss during download", "after a link loss during the download the device resumes it (Range) once reconnected and completes the update", NEEDS_LINK_BOARD, ota09),
     case_def!("OTA-10", "image_over_mtls", "Image fetched over mTLS only", "the image is fetched over TLS to the hub's port 443 (mutual TLS); no cleartext flow, nothing to port 80", NEEDS, ota10),
 ];
 
 /// The reference firmware signed as `1.minor.0` with `counter`.
 fn firmware_image(case: &Case, minor: u8, counter: u32) -> Result<Vec<u8>, Fail> {
     Ok(sign(
-        &std::fs::read(&case.device_exe)?,
+        &case.firmware_payload()?,
         1,
         minor,
         counter,
-        &dev_key(),
+        &case.signing_key()?,
     ))
 }
 
@@ -190,7 +217,7 @@ async fn ota01(case: &mut Case) -> Result<String, Fail> {
 async fn ota02(case: &mut Case) -> Result<String, Fail> {
     boot_ready(case).await?;
     let stranger = SigningKey::generate(KeyType::Ed25519);
-    let image = sign(&std::fs::read(&case.device_exe)?, 1, 1, 2, &stranger);
+    let image = sign(&case.firmware_payload()?, 1, 1, 2, &stranger);
     let mark = offer(case, "1.1.0", &image)?;
     refused(case, mark, &["signature"]).await
 }
@@ -555,14 +582,14 @@ async fn ota09(case: &mut Case) -> Result<String, Fail> {
     boot_ready(case).await?;
     // The link at 80 Mbit/s towards the device: the download then lasts
     // seconds, not a fraction of one, so the cut below surely lands in it.
-    let t = case.rig.topology();
-    let out = t
+    let out = case
+        .rig
         .command(Node::Gw, "tc")
         .args([
             "qdisc",
             "add",
             "dev",
-            Topology::GW_DUT_IF,
+            &case.rig.bench_interface()?,
             "root",
             "tbf",
             "rate",
@@ -594,7 +621,6 @@ async fn ota09(case: &mut Case) -> Result<String, Fail> {
     case.rig.link(false).await?;
     let out = case
         .rig
-        .topology()
         .command(Node::Dut, "ss")
         .args(["-K", "-t", "state", "established"])
         .output()?;
@@ -634,8 +660,8 @@ async fn ota09(case: &mut Case) -> Result<String, Fail> {
 /// A listener on the hub's port 80, in its namespace: the hub serves no
 /// cleartext, so any connection here is a device trying it.
 fn http_sensor(case: &Case) -> Result<tokio::net::TcpListener, Fail> {
-    let addr = (case.rig.topology().hub_ipv4(), 80);
-    let std = in_netns(case.rig.topology().netns_path(Node::Hub), move || {
+    let addr = (case.rig.hub_ipv4(), 80);
+    let std = in_netns(case.rig.netns(Node::Hub), move || {
         std::net::TcpListener::bind(addr)
     })??;
     std.set_nonblocking(true)?;
@@ -658,8 +684,10 @@ async fn ota10(case: &mut Case) -> Result<String, Fail> {
         }
     };
     let a = case.analysis()?.clone();
-    let t = case.rig.topology();
-    let (dut, hub) = (IpAddr::V4(t.dut_ipv4()), IpAddr::V4(t.hub_ipv4()));
+    let (dut, hub) = (
+        IpAddr::V4(case.rig.dut_ipv4()),
+        IpAddr::V4(case.rig.hub_ipv4()),
+    );
     let flows: Vec<_> = a.flows_between(dut, hub).collect();
     let port80: Vec<u64> = flows
         .iter()
@@ -708,14 +736,13 @@ async fn ota10(case: &mut Case) -> Result<String, Fail> {
 /// How many console lines seen so far (since the case began) match `pred`.
 pub(super) async fn console_count(case: &Case, pred: impl Fn(&str) -> bool) -> usize {
     let n = Cell::new(0);
-    case.rig
-        .wait_console(Duration::ZERO, |l| {
-            if pred(l) {
-                n.set(n.get() + 1);
-            }
-            false
-        })
-        .await;
+    case.wait_console(Duration::ZERO, |l| {
+        if pred(l) {
+            n.set(n.get() + 1);
+        }
+        false
+    })
+    .await;
     n.get()
 }
 
@@ -727,14 +754,13 @@ pub(super) async fn console_after(
     pred: impl Fn(&str) -> bool,
 ) -> Option<String> {
     let n = Cell::new(0);
-    case.rig
-        .wait_console(guard, |l| {
-            pred(l) && {
-                n.set(n.get() + 1);
-                n.get() > skip
-            }
-        })
-        .await
+    case.wait_console(guard, |l| {
+        pred(l) && {
+            n.set(n.get() + 1);
+            n.get() > skip
+        }
+    })
+    .await
 }
 
 /// The bootloader's line for a payload that died (a crash or the precise power cut).

@@ -107,22 +107,16 @@ impl EmulatedRig {
         let credentials = hub
             .register_device(&config.device_id)
             .map_err(|e| RigError::Setup(format!("registering {}: {e}", config.device_id)))?;
-        let faults: Vec<String> = config.faults.iter().map(|f| format!("{f:?}")).collect();
-        let provisioning = format!(
-            "device_id = {:?}\nhub_host = {HUB_HOST:?}\nhub_mqtt = \"{}\"\nhub_https = \"{}\"\n\
-             trust_anchor = {:?}\ncertificate = {:?}\nprivate_key = {:?}\nfaults = [{}]\n\
-             extra_destination = \"{}:443\"\n",
-            config.device_id,
-            config.hub_mqtt_override.unwrap_or(hub.mqtt_addr()),
-            hub.https_addr(),
-            credentials.ca_pem,
-            credentials.cert_pem,
-            credentials.key_pem,
-            faults.join(", "),
+        let provisioning = crate::provisioning_record(&crate::ProvisioningRecord {
+            credentials: &credentials,
+            hub_host: HUB_HOST,
+            hub_mqtt: config.hub_mqtt_override.unwrap_or(hub.mqtt_addr()),
+            hub_https: hub.https_addr(),
+            faults: &config.faults,
             // Neither hub nor gateway, inside the topology's range and routed
             // nowhere: only the `extra-destination` fault ever uses it.
-            topo.ipv4(77)
-        );
+            extra_destination: Some((topo.ipv4(77), 443).into()),
+        });
         std::fs::write(config.dir.join("provisioning.toml"), provisioning).map_err(|e| {
             RigError::Io {
                 what: "writing the provisioning file".into(),
@@ -152,6 +146,22 @@ impl EmulatedRig {
             rtt: None,
             rtt_error: None,
         })
+    }
+
+    /// What every emulated rig can do.
+    pub fn capabilities() -> Capabilities {
+        [
+            Capability::Power,
+            Capability::Link,
+            Capability::Flash,
+            Capability::Rtt,
+            Capability::Console,
+            Capability::Capture,
+            Capability::Images,
+            Capability::BoardProcess,
+        ]
+        .into_iter()
+        .collect()
     }
 
     pub fn hub(&self) -> &HubFixture {
@@ -221,16 +231,7 @@ impl Rig for EmulatedRig {
     }
 
     fn capabilities(&self) -> Capabilities {
-        [
-            Capability::Power,
-            Capability::Link,
-            Capability::Flash,
-            Capability::Rtt,
-            Capability::Console,
-            Capability::Capture,
-        ]
-        .into_iter()
-        .collect()
+        EmulatedRig::capabilities()
     }
 
     async fn power(&mut self, on: bool) -> Result<(), RigError> {

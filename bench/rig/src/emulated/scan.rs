@@ -28,8 +28,8 @@ pub const UDP_PORTS: [u16; 9] = [53, 67, 69, 123, 161, 1900, 5353, 5683, 47808];
 /// What to scan.
 #[derive(Debug, Clone)]
 pub struct ScanTarget {
-    /// Namespace to scan from (the gateway's).
-    pub from_netns: PathBuf,
+    /// Namespace to scan from (the gateway's; `None`: the bench's own).
+    pub from_netns: Option<PathBuf>,
     pub address: IpAddr,
     /// Interface for a link-local IPv6 target (its scope).
     pub interface: Option<String>,
@@ -42,7 +42,7 @@ pub struct ScanTarget {
 
 impl ScanTarget {
     /// All TCP ports and [`UDP_PORTS`] of `address`, from `from_netns`.
-    pub fn full(from_netns: PathBuf, address: IpAddr, interface: Option<String>) -> Self {
+    pub fn full(from_netns: Option<PathBuf>, address: IpAddr, interface: Option<String>) -> Self {
         ScanTarget {
             from_netns,
             address,

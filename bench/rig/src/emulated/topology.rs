@@ -206,18 +206,22 @@ impl Drop for Topology {
     }
 }
 
-/// Runs `f` on a thread that has entered `netns`: sockets made there belong
-/// to that namespace for their whole life (the namespace of a socket is
-/// fixed when it is created).
+/// Runs `f` on a thread that has entered `netns` (or in the bench's own
+/// namespace for `None`, a lab rig's): sockets made there belong to that
+/// namespace for their whole life (the namespace of a socket is fixed when
+/// it is created).
 pub fn in_netns<T: Send + 'static>(
-    netns: PathBuf,
+    netns: impl Into<Option<PathBuf>>,
     f: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, RigError> {
+    let netns = netns.into();
     std::thread::spawn(move || {
-        let file = std::fs::File::open(&netns)
-            .map_err(|e| RigError::Setup(format!("opening {}: {e}", netns.display())))?;
-        nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET)
-            .map_err(|e| RigError::Setup(format!("entering {}: {e}", netns.display())))?;
+        if let Some(netns) = netns {
+            let file = std::fs::File::open(&netns)
+                .map_err(|e| RigError::Setup(format!("opening {}: {e}", netns.display())))?;
+            nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET)
+                .map_err(|e| RigError::Setup(format!("entering {}: {e}", netns.display())))?;
+        }
         Ok(f())
     })
     .join()

@@ -34,6 +34,10 @@ pub const FIELDS: &[(&str, &str)] = &[
         "a path (relative to the rig file) to an existing ELF or MCUboot-signed image",
     ),
     (
+        "image.signing_key",
+        "a path (relative to the rig file) to the PKCS#8 PEM key (Ed25519 or ECDSA P-256) that signs the firmware's OTA images",
+    ),
+    (
         "image.slot_address",
         "the flash address of the primary boot slot, an integer such as 0x0000C000",
     ),
@@ -144,6 +148,43 @@ pub struct RigConfig {
     pub link: Option<LinkConfig>,
     pub capture: Option<CaptureConfig>,
     pub dut: DutAddresses,
+    pub hub: Option<HubConfig>,
+    pub flasher: Option<CommandConfig>,
+    pub provisioning: Option<CommandConfig>,
+}
+
+/// `[hub]`: where the suites' fixture hub listens, and the name the DUT knows it by.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HubConfig {
+    pub ipv4: Ipv4Addr,
+    #[serde(default = "default_hub_host")]
+    pub host_name: String,
+}
+
+/// The host name the hub's certificate carries when `hub.host_name` is not given.
+pub const DEFAULT_HUB_HOST: &str = "hub.sacbench.test";
+
+fn default_hub_host() -> String {
+    DEFAULT_HUB_HOST.into()
+}
+
+/// `[flasher]` / `[provisioning]`: a program the bench runs, with one
+/// placeholder (`{image}` / `{record}`) replaced by a file path.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommandConfig {
+    pub command: Vec<String>,
+}
+
+impl CommandConfig {
+    /// The argv with `placeholder` replaced by `path`.
+    pub fn argv(&self, placeholder: &str, path: &Path) -> Vec<std::ffi::OsString> {
+        self.command
+            .iter()
+            .map(|a| a.replace(placeholder, &path.to_string_lossy()).into())
+            .collect()
+    }
 }
 
 /// `[probe]`: which debug probe and which chip behind it.
@@ -220,6 +261,9 @@ pub struct ImageConfig {
     /// Primary boot slot address; needed to flash MCUboot-signed images (ELF files carry their own).
     #[serde(default)]
     pub slot_address: Option<u64>,
+    /// The key OTA cases sign new images of `path`'s payload with.
+    #[serde(default)]
+    pub signing_key: Option<PathBuf>,
 }
 
 /// `[console]`: the DUT's serial console.
@@ -389,6 +433,12 @@ struct RawRig {
     #[serde(default)]
     capture: Option<CaptureConfig>,
     dut: toml::Spanned<RawDut>,
+    #[serde(default)]
+    hub: Option<HubConfig>,
+    #[serde(default)]
+    flasher: Option<toml::Spanned<CommandConfig>>,
+    #[serde(default)]
+    provisioning: Option<toml::Spanned<CommandConfig>>,
 }
 
 #[derive(Deserialize)]
@@ -421,6 +471,29 @@ struct RawDut {
 pub const DEFAULT_RELAY_TIMEOUT_MS: u32 = 2000;
 
 impl RigConfig {
+    /// What a rig built from this file can do.
+    pub fn capabilities(&self) -> crate::Capabilities {
+        use crate::Capability;
+        [
+            (self.power.is_some(), Capability::Power),
+            (self.link.is_some(), Capability::Link),
+            (
+                self.probe.is_some() || self.flasher.is_some(),
+                Capability::Flash,
+            ),
+            (self.probe.is_some(), Capability::Rtt),
+            (self.console.is_some(), Capability::Console),
+            (self.capture.is_some(), Capability::Capture),
+            (
+                self.image.as_ref().is_some_and(|i| i.signing_key.is_some()),
+                Capability::Images,
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(has, cap)| has.then_some(cap))
+        .collect()
+    }
+
     /// Read and check a rig file. Relative paths resolve against its folder, and
     /// `image.path` must exist.
     pub fn load(path: &Path) -> Result<RigConfig, ConfigError> {
@@ -432,6 +505,17 @@ impl RigConfig {
             expected: "a readable rig.toml".into(),
         })?;
         let config = Self::parse(&text, path)?;
+        if let Some(key) = config.image.as_ref().and_then(|i| i.signing_key.as_ref()) {
+            if !key.is_file() {
+                return Err(ConfigError {
+                    file: path.to_owned(),
+                    field: "image.signing_key".into(),
+                    line: find_line(&text, "image", "signing_key"),
+                    problem: format!("{} is not a file", key.display()),
+                    expected: expected("image.signing_key").into(),
+                });
+            }
+        }
         if let Some(image) = &config.image {
             if !image.path.is_file() {
                 let line = find_line(&text, "image", "path");
@@ -473,17 +557,45 @@ impl RigConfig {
         })?;
 
         let base = file.parent().unwrap_or(Path::new("."));
+        let command = |table: &str, c: Option<toml::Spanned<CommandConfig>>, placeholder: &str| {
+            let Some(c) = c else { return Ok(None) };
+            let field = format!("{table}.command");
+            let line = line_at(c.span().start);
+            let c = c.into_inner();
+            if c.command.first().is_none_or(|p| p.is_empty()) {
+                return Err(err(&field, line, "no program".into()));
+            }
+            if !c.command.iter().any(|a| a.contains(placeholder)) {
+                return Err(err(
+                    &field,
+                    line,
+                    format!("no argument contains {placeholder}"),
+                ));
+            }
+            Ok(Some(c))
+        };
+        let flasher = command("flasher", raw.flasher, "{image}")?;
+        let provisioning = command("provisioning", raw.provisioning, "{record}")?;
+        if let (Some(_), Some(_)) = (&raw.probe, &flasher) {
+            let line = find_line(text, "flasher", "command");
+            return Err(err(
+                "flasher",
+                line,
+                "both [probe] and [flasher] are set".into(),
+            ));
+        }
         let image = match raw.image {
-            Some(img) if raw.probe.is_none() => {
+            Some(img) if raw.probe.is_none() && flasher.is_none() => {
                 return Err(err(
                     "probe",
                     line_at(img.span().start),
-                    "[image] needs a [probe] to flash it".into(),
+                    "[image] needs a [probe] or a [flasher] to flash it".into(),
                 ));
             }
             Some(img) => {
                 let mut img = img.into_inner();
                 img.path = base.join(&img.path);
+                img.signing_key = img.signing_key.map(|k| base.join(k));
                 Some(img)
             }
             None => None,
@@ -602,6 +714,9 @@ impl RigConfig {
                 ipv4: dut.ipv4,
                 ipv6_link_local,
             },
+            hub: raw.hub,
+            flasher,
+            provisioning,
         })
     }
 }

@@ -22,9 +22,9 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 pub use config::{
-    CaptureConfig, ConfigError, ConsoleConfig, ImageConfig, LinkConfig, ModbusEndpoint,
-    PowerConfig, ProbeConfig, ProbeSelector, RigConfig, WireProtocol, DEFAULT_RELAY_TIMEOUT_MS,
-    FIELDS,
+    CaptureConfig, CommandConfig, ConfigError, ConsoleConfig, HubConfig, ImageConfig, LinkConfig,
+    ModbusEndpoint, PowerConfig, ProbeConfig, ProbeSelector, RigConfig, WireProtocol,
+    DEFAULT_HUB_HOST, DEFAULT_RELAY_TIMEOUT_MS, FIELDS,
 };
 pub use logs::{LineAssembler, MAX_LINE};
 pub use probe::{FakeProbe, FakeProbeRecord, ImageKind, Probe, RttData};
@@ -137,9 +137,35 @@ impl LabRig {
         self.sink.wait(timeout).await
     }
 
+    /// The device output queued since the last call (what [`Rig::logs`]
+    /// returns), through a shared reference: a case may read it while
+    /// waiting on the hub at the same time.
+    pub fn take_logs(&self) -> Result<Vec<LogLine>, RigError> {
+        if self.console.is_none() && self.rtt.is_none() {
+            return Err(RigError::Unsupported(Capability::Console));
+        }
+        self.sink.drain()
+    }
+
     /// The image the rig file names (`image.path`), to flash before a run.
     pub fn configured_image(&self) -> Option<&Path> {
         self.config.image.as_ref().map(|i| i.path.as_path())
+    }
+
+    /// Writes a provisioning record (device id, hub address and name, trust
+    /// anchor, certificate, key: see `firmware/device-native`'s provisioning
+    /// file) to the DUT with `provisioning.command`, the DUT powered off.
+    pub async fn provision(&mut self, record: &Path) -> Result<(), RigError> {
+        let Some(cmd) = self.config.provisioning.clone() else {
+            return Err(RigError::Setup(format!(
+                "{}: no [provisioning] command to give the DUT its identity for this run",
+                self.config.file.display()
+            )));
+        };
+        if self.relay.is_some() {
+            self.power(false).await?;
+        }
+        run_command("provisioning.command", &cmd.argv("{record}", record)).await
     }
 
     /// Run `f` on the probe on a blocking thread (probe calls are USB round trips).
@@ -168,6 +194,25 @@ impl LabRig {
     }
 }
 
+/// Runs a rig-file command to its end; a failure names the field and shows its stderr.
+async fn run_command(field: &str, argv: &[std::ffi::OsString]) -> Result<(), RigError> {
+    let (program, args) = argv.split_first().expect("checked non-empty when parsed");
+    let out = tokio::process::Command::new(program)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .map_err(|e| RigError::Setup(format!("{field}: running {program:?}: {e}")))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    Err(RigError::Device(format!(
+        "{field} {argv:?} failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr).trim()
+    )))
+}
+
 #[cfg(feature = "probe-rs")]
 fn real_probe(config: &RigConfig, probe: &ProbeConfig) -> Result<Box<dyn Probe>, RigError> {
     let slot = config.image.as_ref().and_then(|i| i.slot_address);
@@ -188,18 +233,7 @@ impl Rig for LabRig {
     }
 
     fn capabilities(&self) -> Capabilities {
-        let c = &self.config;
-        [
-            (c.power.is_some(), Capability::Power),
-            (c.link.is_some(), Capability::Link),
-            (self.probe.is_some(), Capability::Flash),
-            (self.probe.is_some(), Capability::Rtt),
-            (c.console.is_some(), Capability::Console),
-            (c.capture.is_some(), Capability::Capture),
-        ]
-        .into_iter()
-        .filter_map(|(has, cap)| has.then_some(cap))
-        .collect()
+        self.config.capabilities()
     }
 
     async fn power(&mut self, on: bool) -> Result<(), RigError> {
@@ -240,7 +274,17 @@ impl Rig for LabRig {
     /// emulated rig, the chip must be powered for its debug port to answer: a
     /// rig with a relay switches power on first; the core stays halted while
     /// the flash is written, so the old image does not run meanwhile.
+    ///
+    /// With a `[flasher]` instead, its command runs with the DUT powered off
+    /// (the emulated board and boards with their own debugger supply), and the
+    /// image boots at the next power-on.
     async fn flash(&mut self, image: &Path) -> Result<(), RigError> {
+        if let Some(flasher) = self.config.flasher.clone() {
+            if self.relay.is_some() {
+                self.power(false).await?;
+            }
+            return run_command("flasher.command", &flasher.argv("{image}", image)).await;
+        }
         if self.probe.is_none() {
             return Err(RigError::Unsupported(Capability::Flash));
         }
@@ -256,10 +300,7 @@ impl Rig for LabRig {
     }
 
     async fn logs(&mut self) -> Result<Vec<LogLine>, RigError> {
-        if self.console.is_none() && self.rtt.is_none() {
-            return Err(RigError::Unsupported(Capability::Console));
-        }
-        self.sink.drain()
+        self.take_logs()
     }
 
     fn capture_target(&self) -> Result<CaptureTarget, RigError> {

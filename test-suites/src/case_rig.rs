@@ -1,0 +1,258 @@
+//! The rig a case runs on: its own emulated topology, or the lab rig of
+//! `rig.toml` with the case's fixture hub listening on the bench NIC.
+//!
+//! Cases see one interface. Where the two differ in kind — the emulated
+//! board is a bench process in its own namespace, a real board is not — the
+//! difference is a capability ([`Capability::BoardProcess`]), so a lab run
+//! reports those cases as ignored with the reason, never as passed.
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use hub_fixture::hub::{DeviceCredentials, HubConfig, HubFixture};
+use sacbench_rig::emulated::topology::{in_netns, Node};
+use sacbench_rig::emulated::EmulatedRig;
+use sacbench_rig::lab::LabRig;
+use sacbench_rig::{
+    Capabilities, CaptureTarget, DutAddresses, LogLine, ProvisioningRecord, Rig, RigError,
+};
+
+/// A lab rig with the case's hub and the DUT provisioned for it.
+pub struct LabCase {
+    pub rig: LabRig,
+    hub: HubFixture,
+    credentials: DeviceCredentials,
+    hub_ipv4: Ipv4Addr,
+    dut_ipv4: Ipv4Addr,
+}
+
+/// The rig of one case.
+pub enum CaseRig {
+    Emulated(Box<EmulatedRig>),
+    Lab(Box<LabCase>),
+}
+
+impl LabCase {
+    /// Opens `rig_file`, starts a hub on `hub.ipv4`, registers `device_id`
+    /// and provisions the DUT (powered off) with a record for that hub.
+    pub async fn start(
+        rig_file: &Path,
+        dir: &Path,
+        device_id: &str,
+        faults: &[String],
+        mqtt_port: Option<u16>,
+    ) -> Result<LabCase, RigError> {
+        let mut rig = LabRig::open(rig_file)?;
+        let config = rig.config().clone();
+        let file = config.file.display().to_string();
+        let hub_cfg = config.hub.clone().ok_or_else(|| {
+            RigError::Setup(format!(
+                "{file}: no [hub] table: the suites need hub.ipv4, the bench's address on the DUT's network"
+            ))
+        })?;
+        let dut_ipv4 = config
+            .dut
+            .ipv4
+            .ok_or_else(|| RigError::Setup(format!("{file}: the suites need dut.ipv4")))?;
+        std::fs::create_dir_all(dir).map_err(|e| RigError::Io {
+            what: format!("creating {}", dir.display()),
+            source: e,
+        })?;
+        let mut hub_config = HubConfig::for_tests(dir.join("hub"));
+        hub_config.host_names = vec![hub_cfg.host_name.clone(), hub_cfg.ipv4.to_string()];
+        hub_config.mqtt_addr = (hub_cfg.ipv4, 8883).into();
+        hub_config.https_addr = (hub_cfg.ipv4, 443).into();
+        hub_config.key_log = Some(dir.join("tls-keys.log"));
+        let hub = HubFixture::start(hub_config).await.map_err(|e| {
+            RigError::Setup(format!(
+                "starting the hub on {} (hub.ipv4 of {file}): {e}",
+                hub_cfg.ipv4
+            ))
+        })?;
+        let credentials = hub
+            .register_device(device_id)
+            .map_err(|e| RigError::Setup(format!("registering {device_id}: {e}")))?;
+        let record = sacbench_rig::provisioning_record(&ProvisioningRecord {
+            credentials: &credentials,
+            hub_host: &hub_cfg.host_name,
+            hub_mqtt: mqtt_port.map_or(hub.mqtt_addr(), |p| (hub_cfg.ipv4, p).into()),
+            hub_https: hub.https_addr(),
+            faults,
+            extra_destination: None,
+        });
+        let path = dir.join("provisioning.toml");
+        std::fs::write(&path, record).map_err(|e| RigError::Io {
+            what: format!("writing {}", path.display()),
+            source: e,
+        })?;
+        rig.provision(&path).await?;
+        Ok(LabCase {
+            rig,
+            hub,
+            credentials,
+            hub_ipv4: hub_cfg.ipv4,
+            dut_ipv4,
+        })
+    }
+}
+
+impl CaseRig {
+    pub fn hub(&self) -> &HubFixture {
+        match self {
+            CaseRig::Emulated(r) => r.hub(),
+            CaseRig::Lab(l) => &l.hub,
+        }
+    }
+
+    /// The identity the DUT was provisioned with for this case.
+    pub fn credentials(&self) -> &DeviceCredentials {
+        match self {
+            CaseRig::Emulated(r) => r.credentials(),
+            CaseRig::Lab(l) => &l.credentials,
+        }
+    }
+
+    pub fn hub_ipv4(&self) -> Ipv4Addr {
+        match self {
+            CaseRig::Emulated(r) => r.topology().hub_ipv4(),
+            CaseRig::Lab(l) => l.hub_ipv4,
+        }
+    }
+
+    pub fn dut_ipv4(&self) -> Ipv4Addr {
+        match self {
+            CaseRig::Emulated(r) => r.topology().dut_ipv4(),
+            CaseRig::Lab(l) => l.dut_ipv4,
+        }
+    }
+
+    /// The DUT's first hop: the emulated gateway, or the bench itself.
+    pub fn gateway_ipv4(&self) -> Ipv4Addr {
+        match self {
+            CaseRig::Emulated(r) => r.topology().ipv4(1),
+            CaseRig::Lab(l) => l.hub_ipv4,
+        }
+    }
+
+    /// The DUT's link-local IPv6 address and the bench interface it is on.
+    pub fn dut_ipv6_link_local(&self) -> Option<(Ipv6Addr, String)> {
+        self.dut_addresses().ipv6_link_local
+    }
+
+    /// The bench-side interface on the DUT's link (the capture point).
+    pub fn bench_interface(&self) -> Result<String, RigError> {
+        Ok(self.capture_target()?.interface)
+    }
+
+    /// The network namespace standing for `node`: the emulated topology's,
+    /// or `None` (the bench's own) on a lab rig, where the hub and the bench
+    /// side of the DUT's link are this host. On a lab rig a client "from the
+    /// DUT's side" (`Node::Dut`) runs on the bench too: the hub cannot tell.
+    pub fn netns(&self, node: Node) -> Option<PathBuf> {
+        match self {
+            CaseRig::Emulated(r) => Some(r.topology().netns_path(node)),
+            CaseRig::Lab(_) => None,
+        }
+    }
+
+    /// `program` run in [`CaseRig::netns`] of `node`.
+    pub fn command(&self, node: Node, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        match self {
+            CaseRig::Emulated(r) => r.topology().command(node, program),
+            CaseRig::Lab(_) => Command::new(program),
+        }
+    }
+
+    /// Runs `f` on a thread in [`CaseRig::netns`] of `node`.
+    pub fn in_ns<T: Send + 'static>(
+        &self,
+        node: Node,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, RigError> {
+        in_netns(self.netns(node), f)
+    }
+
+    /// The emulated board's process id while powered (`BoardProcess` cases only).
+    pub fn board_pid(&self) -> Option<u32> {
+        match self {
+            CaseRig::Emulated(r) => r.board_pid(),
+            CaseRig::Lab(_) => None,
+        }
+    }
+
+    /// The lab rig's queued device output (see [`LabRig::take_logs`]).
+    pub(crate) fn take_lab_logs(&self) -> Vec<LogLine> {
+        match self {
+            CaseRig::Emulated(_) => Vec::new(),
+            CaseRig::Lab(l) => l.rig.take_logs().unwrap_or_default(),
+        }
+    }
+
+    /// Waits until the lab rig has device output queued, at most `timeout`.
+    pub(crate) async fn wait_for_lab_logs(&self, timeout: Duration) -> bool {
+        match self {
+            CaseRig::Emulated(_) => false,
+            CaseRig::Lab(l) => l.rig.wait_for_logs(timeout).await,
+        }
+    }
+}
+
+impl Rig for CaseRig {
+    fn name(&self) -> &str {
+        match self {
+            CaseRig::Emulated(r) => r.name(),
+            CaseRig::Lab(l) => l.rig.name(),
+        }
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        match self {
+            CaseRig::Emulated(r) => r.capabilities(),
+            CaseRig::Lab(l) => l.rig.capabilities(),
+        }
+    }
+
+    async fn power(&mut self, on: bool) -> Result<(), RigError> {
+        match self {
+            CaseRig::Emulated(r) => r.power(on).await,
+            CaseRig::Lab(l) => l.rig.power(on).await,
+        }
+    }
+
+    async fn link(&mut self, up: bool) -> Result<(), RigError> {
+        match self {
+            CaseRig::Emulated(r) => r.link(up).await,
+            CaseRig::Lab(l) => l.rig.link(up).await,
+        }
+    }
+
+    async fn flash(&mut self, image: &Path) -> Result<(), RigError> {
+        match self {
+            CaseRig::Emulated(r) => r.flash(image).await,
+            CaseRig::Lab(l) => l.rig.flash(image).await,
+        }
+    }
+
+    async fn logs(&mut self) -> Result<Vec<LogLine>, RigError> {
+        match self {
+            CaseRig::Emulated(r) => r.logs().await,
+            CaseRig::Lab(l) => l.rig.logs().await,
+        }
+    }
+
+    fn capture_target(&self) -> Result<CaptureTarget, RigError> {
+        match self {
+            CaseRig::Emulated(r) => r.capture_target(),
+            CaseRig::Lab(l) => l.rig.capture_target(),
+        }
+    }
+
+    fn dut_addresses(&self) -> DutAddresses {
+        match self {
+            CaseRig::Emulated(r) => r.dut_addresses(),
+            CaseRig::Lab(l) => l.rig.dut_addresses(),
+        }
+    }
+}
