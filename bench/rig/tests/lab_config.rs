@@ -20,6 +20,7 @@ speed_khz = 4000                      # optional
 [image]
 path = "images/device.signed.bin"     # relative to this file: ELF or MCUboot-signed image
 slot_address = 0x0000C000             # primary boot slot, where signed images are written
+signing_key = "keys/ota-signing.pem"  # optional: lets the OTA cases sign new images of it
 
 [console]
 port = "/dev/ttyACM0"
@@ -42,6 +43,13 @@ interface = "enp3s0"                  # the bench NIC wired to the DUT
 [dut]
 ipv4 = "192.0.2.20"
 ipv6_link_local = "fe80::1%enp3s0"    # the %interface defaults to capture.interface
+
+[hub]                                 # where the suites' fixture hub listens
+ipv4 = "192.0.2.1"                    # the bench's address on the DUT's network (8883, 443)
+host_name = "hub.sacbench.test"       # optional: the name the DUT is provisioned with (SNI)
+
+[provisioning]                        # gives the DUT each case's identity, DUT powered off
+command = ["./provision.sh", "{record}"]   # {record}: the provisioning record (TOML)
 "#;
 
 fn file() -> PathBuf {
@@ -69,6 +77,10 @@ fn the_complete_example_parses_to_what_it_says() {
         "relative to the rig file"
     );
     assert_eq!(image.slot_address, Some(0xC000));
+    assert_eq!(
+        image.signing_key.as_deref(),
+        Some(Path::new("/lab/rigs/keys/ota-signing.pem"))
+    );
     let console = c.console.expect("console");
     assert_eq!(
         (console.port.as_str(), console.baud.get()),
@@ -94,6 +106,46 @@ fn the_complete_example_parses_to_what_it_says() {
         c.dut.ipv6_link_local,
         Some(("fe80::1".parse::<Ipv6Addr>().unwrap(), "enp3s0".into()))
     );
+    let hub = c.hub.expect("hub");
+    assert_eq!(
+        (hub.ipv4, hub.host_name.as_str()),
+        (Ipv4Addr::new(192, 0, 2, 1), "hub.sacbench.test")
+    );
+    let record = c
+        .provisioning
+        .expect("provisioning")
+        .argv("{record}", Path::new("/tmp/r.toml"));
+    assert_eq!(record, ["./provision.sh", "/tmp/r.toml"]);
+    assert!(c.flasher.is_none());
+}
+
+#[test]
+fn flasher_and_provisioning_commands() {
+    // A [flasher] flashes instead of a [probe]; not both.
+    let text = "[image]
+path = \"a.bin\"
+[flasher]
+command = [\"west\", \"flash\", \"--bin-file\", \"{image}\"]
+[dut]
+ipv4 = \"192.0.2.20\"
+";
+    let c = RigConfig::parse(text, &file()).expect("parses");
+    assert_eq!(
+        c.flasher.unwrap().argv("{image}", Path::new("/i.bin")),
+        ["west", "flash", "--bin-file", "/i.bin"]
+    );
+    let text = edit("[console]", Some("[flasher]\ncommand = [\"f\", \"{image}\"]\n[console]"));
+    check(&text, "flasher", "command = [\"f\"", "both [probe] and [flasher]");
+    // Each command needs its program and its placeholder.
+    let text = edit("command = ", Some("command = [\"./provision.sh\"]"));
+    check(&text, "provisioning.command", "command = ", "{record}");
+    let text = edit("command = ", Some("command = []"));
+    check(&text, "provisioning.command", "command = ", "no program");
+    let text = edit("command = ", Some("command = \"./provision.sh {record}\""));
+    check(&text, "provisioning.command", "command = ", "invalid type");
+    // The hub's address is an IPv4 address.
+    let text = edit("ipv4 = \"192.0.2.1\"", Some("ipv4 = \"hub.local\""));
+    check(&text, "hub.ipv4", "ipv4 = \"hub.local\"", "invalid IPv4");
 }
 
 #[test]
@@ -423,6 +475,14 @@ fn load_resolves_the_image_and_requires_it_to_exist() {
 
     std::fs::create_dir(dir.path().join("images")).unwrap();
     std::fs::write(dir.path().join("images/device.signed.bin"), b"img").unwrap();
+    let e = RigConfig::load(&rig).expect_err("signing key missing");
+    assert_eq!(
+        (e.field.as_str(), e.line),
+        ("image.signing_key", Some(line_of(EXAMPLE, "signing_key = "))),
+        "{e}"
+    );
+    std::fs::create_dir(dir.path().join("keys")).unwrap();
+    std::fs::write(dir.path().join("keys/ota-signing.pem"), b"key").unwrap();
     let c = RigConfig::load(&rig).expect("loads");
     assert_eq!(
         c.image.unwrap().path,
@@ -444,7 +504,8 @@ fn every_field_in_the_table_is_accepted_by_the_parser() {
             l.starts_with(&format!("{leaf} =")) || l.starts_with(&format!("[{leaf}]"))
         });
         assert!(
-            in_example || ["rtu", "baud"].contains(&leaf),
+            // The alternatives: an RTU relay, a [flasher] instead of the [probe].
+            in_example || ["rtu", "baud", "flasher"].contains(&leaf),
             "{field} is not shown in the example"
         );
     }

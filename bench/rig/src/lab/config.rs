@@ -72,6 +72,25 @@ pub const FIELDS: &[(&str, &str)] = &[
         "dut.ipv6_link_local",
         "an fe80::/10 address with its interface, e.g. \"fe80::1%enp3s0\" (the interface defaults to capture.interface)",
     ),
+    ("hub", "a table [hub] with ipv4: where the suites' fixture hub listens"),
+    (
+        "hub.ipv4",
+        "the bench's own IPv4 address on the DUT's network, e.g. \"192.0.2.1\" (the hub listens there on 8883 and 443)",
+    ),
+    (
+        "hub.host_name",
+        "the host name the DUT is provisioned to connect to (its SNI), e.g. \"hub.sacbench.test\"",
+    ),
+    ("flasher", "a table [flasher] with command (instead of [probe])"),
+    (
+        "flasher.command",
+        "an array of strings, the program first, one of them containing \"{image}\", e.g. [\"west\", \"flash\", \"--bin-file\", \"{image}\"]",
+    ),
+    ("provisioning", "a table [provisioning] with command"),
+    (
+        "provisioning.command",
+        "an array of strings, the program first, one of them containing \"{record}\" (the provisioning record file), e.g. [\"./provision.sh\", \"{record}\"]",
+    ),
 ];
 
 /// The form a field expects (from [`FIELDS`]).
@@ -505,17 +524,6 @@ impl RigConfig {
             expected: "a readable rig.toml".into(),
         })?;
         let config = Self::parse(&text, path)?;
-        if let Some(key) = config.image.as_ref().and_then(|i| i.signing_key.as_ref()) {
-            if !key.is_file() {
-                return Err(ConfigError {
-                    file: path.to_owned(),
-                    field: "image.signing_key".into(),
-                    line: find_line(&text, "image", "signing_key"),
-                    problem: format!("{} is not a file", key.display()),
-                    expected: expected("image.signing_key").into(),
-                });
-            }
-        }
         if let Some(image) = &config.image {
             if !image.path.is_file() {
                 let line = find_line(&text, "image", "path");
@@ -525,6 +533,17 @@ impl RigConfig {
                     line,
                     problem: format!("{} is not a file", image.path.display()),
                     expected: expected("image.path").into(),
+                });
+            }
+        }
+        if let Some(key) = config.image.as_ref().and_then(|i| i.signing_key.as_ref()) {
+            if !key.is_file() {
+                return Err(ConfigError {
+                    file: path.to_owned(),
+                    field: "image.signing_key".into(),
+                    line: find_line(&text, "image", "signing_key"),
+                    problem: format!("{} is not a file", key.display()),
+                    expected: expected("image.signing_key").into(),
                 });
             }
         }
@@ -560,7 +579,7 @@ impl RigConfig {
         let command = |table: &str, c: Option<toml::Spanned<CommandConfig>>, placeholder: &str| {
             let Some(c) = c else { return Ok(None) };
             let field = format!("{table}.command");
-            let line = line_at(c.span().start);
+            let line = find_line(text, table, "command").or(line_at(c.span().start));
             let c = c.into_inner();
             if c.command.first().is_none_or(|p| p.is_empty()) {
                 return Err(err(&field, line, "no program".into()));
