@@ -134,8 +134,16 @@ ipv4 = \"192.0.2.20\"
         c.flasher.unwrap().argv("{image}", Path::new("/i.bin")),
         ["west", "flash", "--bin-file", "/i.bin"]
     );
-    let text = edit("[console]", Some("[flasher]\ncommand = [\"f\", \"{image}\"]\n[console]"));
-    check(&text, "flasher", "command = [\"f\"", "both [probe] and [flasher]");
+    let text = edit(
+        "[console]",
+        Some("[flasher]\ncommand = [\"f\", \"{image}\"]\n[console]"),
+    );
+    check(
+        &text,
+        "flasher",
+        "command = [\"f\"",
+        "both [probe] and [flasher]",
+    );
     // Each command needs its program and its placeholder.
     let text = edit("command = ", Some("command = [\"./provision.sh\"]"));
     check(&text, "provisioning.command", "command = ", "{record}");
@@ -478,7 +486,10 @@ fn load_resolves_the_image_and_requires_it_to_exist() {
     let e = RigConfig::load(&rig).expect_err("signing key missing");
     assert_eq!(
         (e.field.as_str(), e.line),
-        ("image.signing_key", Some(line_of(EXAMPLE, "signing_key = "))),
+        (
+            "image.signing_key",
+            Some(line_of(EXAMPLE, "signing_key = "))
+        ),
         "{e}"
     );
     std::fs::create_dir(dir.path().join("keys")).unwrap();
