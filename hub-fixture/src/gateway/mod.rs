@@ -1,0 +1,244 @@
+//! The field gateway: legacy Modbus devices (leaves) on its local side, the
+//! hub on the other. Each leaf is its own device at the hub — the gateway
+//! holds one identity per leaf in its keystore and opens one mTLS MQTT
+//! session per leaf (identity translation). Register values become the
+//! leaf's telemetry; a C2D command for a leaf becomes a register write only
+//! if the mapping has the command and the value is in range; anything else
+//! is refused and journalled, never written. While the hub is unreachable,
+//! telemetry is buffered (bounded, oldest dropped first, counted).
+//!
+//! Pure parts: [`mapping`] (the mapping file), [`translate`] (registers ⇄
+//! values, command ⇄ write), [`buffer`]. IO shells: [`southbound`] (Modbus),
+//! [`northbound`] (hub sessions). The gateway's journal is one JSON object
+//! per line on stderr, prefixed `gateway: `, so a bench reads it like any
+//! device console.
+
+pub mod buffer;
+pub mod mapping;
+pub mod northbound;
+pub mod southbound;
+pub mod translate;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::hub::DeviceCredentials;
+use mapping::{Endpoint, Mapping};
+use northbound::{HubTarget, LeafLink};
+use southbound::Southbound;
+
+/// The reference gateway's fault switches and the GW cases each must fail.
+pub const FAULTS: &[(&str, &[&str])] = &[
+    // A Modbus TCP proxy to the first TCP leaf on every address, hub side included.
+    ("expose-modbus", &["GW-01", "GW-04"]),
+    // Every leaf's telemetry through the first leaf's session and identity.
+    ("single-identity", &["GW-02"]),
+    // Unmapped commands with a "register" and out-of-range values are written.
+    ("unchecked-commands", &["GW-03"]),
+    // Readings taken while the hub is unreachable are thrown away.
+    ("no-buffer", &["GW-05"]),
+];
+
+/// The switched-on faults.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Faults {
+    pub expose_modbus: bool,
+    pub single_identity: bool,
+    pub unchecked_commands: bool,
+    pub no_buffer: bool,
+}
+
+impl Faults {
+    pub fn parse(names: &[String]) -> Result<Faults, String> {
+        let mut f = Faults::default();
+        for n in names {
+            match n.as_str() {
+                "expose-modbus" => f.expose_modbus = true,
+                "single-identity" => f.single_identity = true,
+                "unchecked-commands" => f.unchecked_commands = true,
+                "no-buffer" => f.no_buffer = true,
+                other => {
+                    let known: Vec<&str> = FAULTS.iter().map(|(n, _)| *n).collect();
+                    return Err(format!(
+                        "unknown fault {other:?}; known: {}",
+                        known.join(", ")
+                    ));
+                }
+            }
+        }
+        Ok(f)
+    }
+}
+
+/// One gateway journal entry: a JSON line on stderr.
+pub fn journal(v: Value) {
+    eprintln!("gateway: {v}");
+}
+
+/// `gateway.toml`: where the hub is, the keystore, the mapping.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// The mapping file (relative to this file).
+    pub mapping: PathBuf,
+    /// One identity per leaf: `<leaf id>.cert.pem` and `<leaf id>.key.pem`.
+    pub keystore: PathBuf,
+    /// The hub's CA certificate (PEM).
+    pub trust_anchor: PathBuf,
+    /// The hub's host name: SNI and certificate check.
+    pub hub_host: String,
+    pub hub_mqtt: SocketAddr,
+    /// Readings held per leaf while the hub is unreachable.
+    #[serde(default = "default_buffer")]
+    pub buffer: usize,
+    #[serde(default)]
+    pub faults: Vec<String>,
+}
+
+fn default_buffer() -> usize {
+    1000
+}
+
+impl GatewayConfig {
+    /// Reads `path`; relative paths inside resolve against its folder.
+    pub fn load(path: &Path) -> Result<GatewayConfig, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let mut c: GatewayConfig =
+            toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        for p in [&mut c.mapping, &mut c.keystore, &mut c.trust_anchor] {
+            *p = base.join(&*p);
+        }
+        Ok(c)
+    }
+}
+
+fn read(path: &Path) -> Result<String, String> {
+    std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// A leaf's identity from the keystore.
+pub fn identity(
+    config: &GatewayConfig,
+    ca_pem: &str,
+    leaf: &str,
+) -> Result<DeviceCredentials, String> {
+    let cert_pem = read(&config.keystore.join(format!("{leaf}.cert.pem")))?;
+    let key_pem = read(&config.keystore.join(format!("{leaf}.key.pem")))?;
+    Ok(DeviceCredentials {
+        device_id: leaf.to_owned(),
+        cert_pem,
+        key_pem,
+        serial: String::new(),
+        thumbprint: String::new(),
+        ca_pem: ca_pem.to_owned(),
+        hub_host: config.hub_host.clone(),
+    })
+}
+
+/// Runs the gateway until the process ends. Setup problems (mapping,
+/// keystore, faults) are returned before anything starts.
+pub async fn run(config: GatewayConfig) -> Result<(), String> {
+    let faults = Faults::parse(&config.faults)?;
+    let mapping = Mapping::load(&config.mapping).map_err(|e| e.to_string())?;
+    let ca_pem = read(&config.trust_anchor)?;
+    let mut links = Vec::new();
+    for leaf in &mapping.leaves {
+        let creds = identity(&config, &ca_pem, &leaf.id)?;
+        let link = LeafLink::new(leaf.clone(), config.buffer, faults);
+        let southbound = Arc::new(Southbound::new(leaf.endpoint.clone(), leaf.unit));
+        links.push((link, creds, southbound));
+    }
+    journal(
+        json!({"event": "started", "leaves": mapping.leaves.iter().map(|l| &l.id).collect::<Vec<_>>(),
+                   "faults": config.faults}),
+    );
+    if faults.expose_modbus {
+        if let Some(Endpoint::Tcp(leaf)) = mapping.leaves.first().map(|l| l.endpoint.clone()) {
+            tokio::spawn(expose_modbus(leaf));
+        }
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, (link, creds, southbound)) in links.iter().enumerate() {
+        // Under `single-identity` every leaf's readings go to the first link.
+        let (sink, session) = match (faults.single_identity, i) {
+            (true, 0) | (false, _) => (link.clone(), true),
+            (true, _) => (links[0].0.clone(), false),
+        };
+        for point in &link.leaf.telemetry {
+            tasks.spawn(poll(
+                link.leaf.id.clone(),
+                point.clone(),
+                southbound.clone(),
+                sink.clone(),
+            ));
+        }
+        if session {
+            let hub = HubTarget {
+                addr: config.hub_mqtt,
+                identity: creds.clone(),
+            };
+            tasks.spawn(northbound::run_session(
+                link.clone(),
+                hub,
+                southbound.clone(),
+            ));
+        }
+    }
+    while tasks.join_next().await.is_some() {}
+    Ok(())
+}
+
+/// Reads one telemetry point every `poll_ms` and offers it to the hub side.
+async fn poll(
+    leaf: String,
+    point: mapping::TelemetryPoint,
+    southbound: Arc<Southbound>,
+    sink: Arc<LeafLink>,
+) {
+    let mut tick =
+        tokio::time::interval(std::time::Duration::from_millis(point.poll_ms.get().into()));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut failing = false;
+    loop {
+        tick.tick().await;
+        match southbound
+            .read(point.table, point.register, point.value_type.words())
+            .await
+        {
+            Ok(words) => {
+                failing = false;
+                if let Some(v) = translate::point_value(&point, &words) {
+                    sink.offer(&leaf, &point.name, v);
+                }
+            }
+            Err(e) if !failing => {
+                // Once per outage, not once per poll.
+                failing = true;
+                journal(
+                    json!({"event": "modbus_error", "leaf": leaf, "point": point.name, "error": e}),
+                );
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+/// The `expose-modbus` fault: a plain TCP proxy to the leaf on every
+/// address of the gateway, its hub side included.
+async fn expose_modbus(leaf: SocketAddr) {
+    let Ok(listener) = tokio::net::TcpListener::bind(("0.0.0.0", 502)).await else {
+        return;
+    };
+    while let Ok((mut inbound, _)) = listener.accept().await {
+        tokio::spawn(async move {
+            if let Ok(mut outbound) = tokio::net::TcpStream::connect(leaf).await {
+                let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+            }
+        });
+    }
+}
