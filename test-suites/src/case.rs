@@ -13,7 +13,7 @@ use hub_fixture::hub::HubFixture;
 use hub_fixture::journal::JournalEntry;
 use mcuboot_image::{ImageVersion, SignOptions, SigningKey};
 use sacbench_capture::{Analysis, Capture, CaptureConfig};
-use sacbench_rig::emulated::{EmulatedRig, EmulatedRigConfig};
+use sacbench_rig::emulated::{EmulatedRig, EmulatedRigConfig, GatewayRig, GatewayRigConfig};
 use sacbench_rig::{Capability, LogLine, LogSource, Rig};
 
 use crate::case_rig::{CaseRig, LabCase};
@@ -86,6 +86,11 @@ impl CaseDef {
         self.id.split('-').next().unwrap_or("").to_ascii_lowercase()
     }
 
+    /// A case of the field gateway (GW): the gateway is the DUT.
+    pub fn is_gateway(&self) -> bool {
+        self.id.starts_with("GW-")
+    }
+
     /// The test name: `ni::NI-01_tcp_scan`.
     pub fn name(&self) -> String {
         format!("{}::{}_{}", self.group(), self.id, self.slug)
@@ -155,11 +160,28 @@ impl Case {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir)?;
         let mut faults: Vec<String> = extra_faults.iter().map(|f| f.to_string()).collect();
+        // The run's fault goes to what it is a fault of: the gateway's to the
+        // GW cases, the device's to the others.
         if let (false, Some(f)) = (def.self_test, &opts.fault) {
-            faults.push(f.clone());
+            if is_gateway_fault(f) == def.is_gateway() {
+                faults.push(f.clone());
+            }
         }
         let image = dir.join("rig").join("v1.img");
         let rig = match &opts.rig_file {
+            None if def.is_gateway() => {
+                let config = GatewayRigConfig {
+                    id: NEXT_TOPOLOGY.fetch_add(1, Ordering::SeqCst),
+                    dir: dir.join("rig"),
+                    bin_dir: opts
+                        .device_exe
+                        .parent()
+                        .map(Path::to_path_buf)
+                        .unwrap_or_default(),
+                    faults,
+                };
+                CaseRig::Gateway(Box::new(GatewayRig::start(config).await?))
+            }
             Some(rig_file) => {
                 let lab = LabCase::start(rig_file, &dir.join("rig"), DEVICE_ID, &faults, mqtt_port)
                     .await?;
@@ -219,7 +241,7 @@ impl Case {
     /// reference firmware (emulated), or the payload of the rig file's image.
     pub fn firmware_payload(&self) -> Result<Vec<u8>, Fail> {
         match &self.rig {
-            CaseRig::Emulated(_) => Ok(std::fs::read(&self.device_exe)?),
+            CaseRig::Emulated(_) | CaseRig::Gateway(_) => Ok(std::fs::read(&self.device_exe)?),
             CaseRig::Lab(_) => {
                 let path = lab_image(&self.rig).ok_or("the rig file has no [image]")?;
                 let bytes = std::fs::read(&path)?;
@@ -235,7 +257,7 @@ impl Case {
     /// or `image.signing_key` of the rig file.
     pub fn signing_key(&self) -> Result<SigningKey, Fail> {
         match &self.rig {
-            CaseRig::Emulated(_) => Ok(dev_key()),
+            CaseRig::Emulated(_) | CaseRig::Gateway(_) => Ok(dev_key()),
             CaseRig::Lab(l) => {
                 let path = l
                     .rig
@@ -259,8 +281,10 @@ impl Case {
         guard: Duration,
         pred: impl Fn(&str) -> bool,
     ) -> Option<String> {
-        if let CaseRig::Emulated(r) = &self.rig {
-            return r.wait_console(guard, pred).await;
+        match &self.rig {
+            CaseRig::Emulated(r) => return r.wait_console(guard, pred).await,
+            CaseRig::Gateway(g) => return g.wait_console(guard, pred).await,
+            CaseRig::Lab(_) => {}
         }
         let deadline = tokio::time::Instant::now() + guard;
         let mut checked = 0;
@@ -374,10 +398,15 @@ impl Case {
     }
 }
 
+/// Whether `name` is a fault switch of the reference gateway (not of the device).
+pub fn is_gateway_fault(name: &str) -> bool {
+    hub_fixture::gateway::FAULTS.iter().any(|(n, _)| *n == name)
+}
+
 /// The image a lab rig's file names (`image.path`), if any.
 fn lab_image(rig: &CaseRig) -> Option<PathBuf> {
     match rig {
         CaseRig::Lab(l) => l.rig.configured_image().map(Path::to_path_buf),
-        CaseRig::Emulated(_) => None,
+        CaseRig::Emulated(_) | CaseRig::Gateway(_) => None,
     }
 }

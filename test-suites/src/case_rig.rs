@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use hub_fixture::hub::{DeviceCredentials, HubConfig, HubFixture};
 use sacbench_rig::emulated::topology::{in_netns, Node};
-use sacbench_rig::emulated::EmulatedRig;
+use sacbench_rig::emulated::{EmulatedRig, GatewayRig};
 use sacbench_rig::lab::LabRig;
 use sacbench_rig::{
     Capabilities, CaptureTarget, DutAddresses, LogLine, ProvisioningRecord, Rig, RigError,
@@ -32,6 +32,8 @@ pub struct LabCase {
 pub enum CaseRig {
     Emulated(Box<EmulatedRig>),
     Lab(Box<LabCase>),
+    /// The field gateway as the DUT (GW cases), legacy devices behind it.
+    Gateway(Box<GatewayRig>),
 }
 
 impl LabCase {
@@ -103,14 +105,17 @@ impl CaseRig {
         match self {
             CaseRig::Emulated(r) => r.hub(),
             CaseRig::Lab(l) => &l.hub,
+            CaseRig::Gateway(g) => g.hub(),
         }
     }
 
-    /// The identity the DUT was provisioned with for this case.
+    /// The identity the DUT was provisioned with for this case (for the
+    /// gateway: its first leaf's).
     pub fn credentials(&self) -> &DeviceCredentials {
         match self {
             CaseRig::Emulated(r) => r.credentials(),
             CaseRig::Lab(l) => &l.credentials,
+            CaseRig::Gateway(g) => &g.leaves()[0].1,
         }
     }
 
@@ -118,6 +123,7 @@ impl CaseRig {
         match self {
             CaseRig::Emulated(r) => r.topology().hub_ipv4(),
             CaseRig::Lab(l) => l.hub_ipv4,
+            CaseRig::Gateway(g) => g.topology().hub_ipv4(),
         }
     }
 
@@ -125,6 +131,7 @@ impl CaseRig {
         match self {
             CaseRig::Emulated(r) => r.topology().dut_ipv4(),
             CaseRig::Lab(l) => l.dut_ipv4,
+            CaseRig::Gateway(g) => g.topology().dut_ipv4(),
         }
     }
 
@@ -133,6 +140,16 @@ impl CaseRig {
         match self {
             CaseRig::Emulated(r) => r.topology().ipv4(1),
             CaseRig::Lab(l) => l.hub_ipv4,
+            CaseRig::Gateway(g) => g.topology().ipv4(1),
+        }
+    }
+
+    /// The gateway's (or router's) address on the hub's side.
+    pub fn uplink_ipv4(&self) -> Ipv4Addr {
+        match self {
+            CaseRig::Emulated(r) => r.topology().ipv4(5),
+            CaseRig::Lab(l) => l.hub_ipv4,
+            CaseRig::Gateway(g) => g.topology().ipv4(5),
         }
     }
 
@@ -154,6 +171,7 @@ impl CaseRig {
         match self {
             CaseRig::Emulated(r) => Some(r.topology().netns_path(node)),
             CaseRig::Lab(_) => None,
+            CaseRig::Gateway(g) => Some(g.topology().netns_path(node)),
         }
     }
 
@@ -162,6 +180,7 @@ impl CaseRig {
         match self {
             CaseRig::Emulated(r) => r.topology().command(node, program),
             CaseRig::Lab(_) => Command::new(program),
+            CaseRig::Gateway(g) => g.topology().command(node, program),
         }
     }
 
@@ -179,13 +198,14 @@ impl CaseRig {
         match self {
             CaseRig::Emulated(r) => r.board_pid(),
             CaseRig::Lab(_) => None,
+            CaseRig::Gateway(g) => g.gateway_pid(),
         }
     }
 
     /// The lab rig's queued device output (see [`LabRig::take_logs`]).
     pub(crate) fn take_lab_logs(&self) -> Vec<LogLine> {
         match self {
-            CaseRig::Emulated(_) => Vec::new(),
+            CaseRig::Emulated(_) | CaseRig::Gateway(_) => Vec::new(),
             CaseRig::Lab(l) => l.rig.take_logs().unwrap_or_default(),
         }
     }
@@ -193,7 +213,7 @@ impl CaseRig {
     /// Waits until the lab rig has device output queued, at most `timeout`.
     pub(crate) async fn wait_for_lab_logs(&self, timeout: Duration) -> bool {
         match self {
-            CaseRig::Emulated(_) => false,
+            CaseRig::Emulated(_) | CaseRig::Gateway(_) => false,
             CaseRig::Lab(l) => l.rig.wait_for_logs(timeout).await,
         }
     }
@@ -204,6 +224,7 @@ impl Rig for CaseRig {
         match self {
             CaseRig::Emulated(r) => r.name(),
             CaseRig::Lab(l) => l.rig.name(),
+            CaseRig::Gateway(g) => g.name(),
         }
     }
 
@@ -211,6 +232,7 @@ impl Rig for CaseRig {
         match self {
             CaseRig::Emulated(r) => r.capabilities(),
             CaseRig::Lab(l) => l.rig.capabilities(),
+            CaseRig::Gateway(g) => g.capabilities(),
         }
     }
 
@@ -218,6 +240,7 @@ impl Rig for CaseRig {
         match self {
             CaseRig::Emulated(r) => r.power(on).await,
             CaseRig::Lab(l) => l.rig.power(on).await,
+            CaseRig::Gateway(g) => g.power(on).await,
         }
     }
 
@@ -225,6 +248,7 @@ impl Rig for CaseRig {
         match self {
             CaseRig::Emulated(r) => r.link(up).await,
             CaseRig::Lab(l) => l.rig.link(up).await,
+            CaseRig::Gateway(g) => g.link(up).await,
         }
     }
 
@@ -232,6 +256,7 @@ impl Rig for CaseRig {
         match self {
             CaseRig::Emulated(r) => r.flash(image).await,
             CaseRig::Lab(l) => l.rig.flash(image).await,
+            CaseRig::Gateway(g) => g.flash(image).await,
         }
     }
 
@@ -239,6 +264,7 @@ impl Rig for CaseRig {
         match self {
             CaseRig::Emulated(r) => r.logs().await,
             CaseRig::Lab(l) => l.rig.logs().await,
+            CaseRig::Gateway(g) => g.logs().await,
         }
     }
 
@@ -246,6 +272,7 @@ impl Rig for CaseRig {
         match self {
             CaseRig::Emulated(r) => r.capture_target(),
             CaseRig::Lab(l) => l.rig.capture_target(),
+            CaseRig::Gateway(g) => g.capture_target(),
         }
     }
 
@@ -253,6 +280,7 @@ impl Rig for CaseRig {
         match self {
             CaseRig::Emulated(r) => r.dut_addresses(),
             CaseRig::Lab(l) => l.rig.dut_addresses(),
+            CaseRig::Gateway(g) => g.dut_addresses(),
         }
     }
 }

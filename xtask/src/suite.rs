@@ -30,6 +30,11 @@ fn build_with(root: &Path, features: &[&str]) -> Result<(PathBuf, PathBuf), Fail
         "device-native",
         "-p",
         "sacbench-suites",
+        // The GW cases: the gateway (hub-fixture) and the emulated legacy devices.
+        "-p",
+        "hub-fixture",
+        "-p",
+        "modbus-leaf",
         "--bins",
     ]);
     for f in features {
@@ -292,22 +297,27 @@ pub fn report(root: &Path, dir: &Path) -> Result<(), Failure> {
     }
 }
 
-/// The fault catalogue, from the device itself: (name, case ids).
+/// The fault catalogue, from the device and the gateway themselves: (name, case ids).
 fn catalogue(device: &Path) -> Result<Vec<(String, Vec<String>)>, Failure> {
-    let out = Command::new(device)
-        .arg("--list-faults")
-        .output()
-        .map_err(|e| Failure::Setup(format!("{}: {e}", device.display())))?;
-    Ok(String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| {
-            let mut f = l.split_whitespace();
-            Some((
-                f.next()?.to_string(),
-                f.next()?.split(',').map(str::to_owned).collect(),
-            ))
-        })
-        .collect())
+    let mut all = Vec::new();
+    for exe in [device.to_path_buf(), device.with_file_name("gateway")] {
+        let out = Command::new(&exe)
+            .arg("--list-faults")
+            .output()
+            .map_err(|e| Failure::Setup(format!("{}: {e}", exe.display())))?;
+        all.extend(
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter_map(|l| {
+                    let mut f = l.split_whitespace();
+                    Some((
+                        f.next()?.to_string(),
+                        f.next()?.split(',').map(str::to_owned).collect(),
+                    ))
+                }),
+        );
+    }
+    Ok(all)
 }
 
 /// `cargo xtask faults`: the good device passes everything; each fault

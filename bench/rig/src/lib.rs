@@ -33,6 +33,9 @@ pub enum Capability {
     /// firmware variants made from the reference firmware (crashing images,
     /// a precise power cut at the N-th flash write).
     BoardProcess,
+    /// Emulated legacy Modbus devices behind the reference field gateway
+    /// (the GW cases).
+    LegacyDevices,
 }
 
 impl fmt::Display for Capability {
@@ -45,6 +48,7 @@ impl fmt::Display for Capability {
             Capability::Console => "console",
             Capability::Capture => "traffic capture",
             Capability::Images => "signing key for OTA images of the DUT's firmware",
+            Capability::LegacyDevices => "emulated legacy devices behind a field gateway",
             Capability::BoardProcess => {
                 "emulated board (the case inspects or varies the board process)"
             }

@@ -1,6 +1,7 @@
 //! The catalogue of cases, by group.
 
 pub mod cd;
+pub mod gw;
 pub mod kr;
 pub mod mt;
 pub mod ni;
@@ -50,10 +51,17 @@ pub(crate) use self_test;
 
 /// Every case, in catalogue order.
 pub fn all() -> Vec<&'static CaseDef> {
-    [ni::CASES, mt::CASES, kr::CASES, ota::CASES, cd::CASES]
-        .into_iter()
-        .flatten()
-        .collect()
+    [
+        ni::CASES,
+        mt::CASES,
+        kr::CASES,
+        ota::CASES,
+        cd::CASES,
+        gw::CASES,
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
 }
 
 #[cfg(test)]
@@ -71,8 +79,21 @@ mod tests {
                 "{name}"
             );
         }
-        // The catalogue's 48 device and self-test cases (NI, MT, KR, OTA, CD).
-        assert_eq!(all.len(), 6 + 14 + 6 + 10 + 12);
+        // The catalogue's 53 cases (NI, MT, KR, OTA, CD, GW).
+        assert_eq!(all.len(), 6 + 14 + 6 + 10 + 12 + 5);
+    }
+
+    #[test]
+    fn every_fault_of_the_gateway_names_only_gw_cases() {
+        let ids: Vec<&str> = all().iter().map(|c| c.id).collect();
+        for (name, cases) in hub_fixture::gateway::FAULTS {
+            for case in *cases {
+                assert!(
+                    ids.contains(case) && case.starts_with("GW-"),
+                    "{name} names {case}"
+                );
+            }
+        }
     }
 
     #[test]

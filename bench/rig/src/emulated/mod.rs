@@ -1,10 +1,14 @@
 //! The emulated rig: namespaces instead of cables. See [`sandbox`] (the
 //! run's private namespaces), [`topology`] (one case's dut ── gw ── hub
-//! network) and [`scan`] (the NI scanner).
+//! network), [`scan`] (the NI scanner), [`rig`] (the reference device as
+//! the DUT) and [`gateway`] (the field gateway as the DUT, legacy Modbus
+//! devices behind it).
 
+pub mod gateway;
 pub mod rig;
 pub mod sandbox;
 pub mod scan;
 pub mod topology;
 
+pub use gateway::{GatewayRig, GatewayRigConfig};
 pub use rig::{EmulatedRig, EmulatedRigConfig, HUB_HOST};

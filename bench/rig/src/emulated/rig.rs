@@ -159,6 +159,7 @@ impl EmulatedRig {
             Capability::Capture,
             Capability::Images,
             Capability::BoardProcess,
+            Capability::LegacyDevices,
         ]
         .into_iter()
         .collect()

@@ -126,23 +126,7 @@ impl Topology {
             "via",
             &t.ipv4(5).to_string(),
         ])?;
-        // Routing in gw: a sysctl of gw's own namespace.
-        let status = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &gw,
-                "sysctl",
-                "-qw",
-                "net.ipv4.ip_forward=1",
-            ])
-            .status()
-            .map_err(|e| RigError::Setup(format!("sysctl in {gw}: {e}")))?;
-        if !status.success() {
-            return Err(RigError::Setup(format!(
-                "enabling forwarding in {gw} failed ({status})"
-            )));
-        }
+        t.set_forwarding(true)?;
         Ok(t)
     }
 
@@ -183,6 +167,36 @@ impl Topology {
         let mut c = Command::new("ip");
         c.args(["netns", "exec", &self.name(node)]).arg(program);
         c
+    }
+
+    /// Routing in `gw` on or off (a sysctl of gw's own namespace). A router
+    /// for the reference device; off when `gw` is a field gateway, which
+    /// translates and must never route its local side to the hub's.
+    pub fn set_forwarding(&self, on: bool) -> Result<(), RigError> {
+        let gw = self.name(Node::Gw);
+        let setting = format!("net.ipv4.ip_forward={}", u8::from(on));
+        let status = Command::new("ip")
+            .args(["netns", "exec", &gw, "sysctl", "-qw", &setting])
+            .status()
+            .map_err(|e| RigError::Setup(format!("sysctl in {gw}: {e}")))?;
+        if !status.success() {
+            return Err(RigError::Setup(format!(
+                "setting {setting} in {gw} failed ({status})"
+            )));
+        }
+        Ok(())
+    }
+
+    /// The gateway's uplink (its hub-facing side) down or up.
+    pub fn set_uplink(&self, up: bool) -> Result<(), RigError> {
+        ip(&[
+            "-n",
+            &self.name(Node::Gw),
+            "link",
+            "set",
+            Self::GW_HUB_IF,
+            if up { "up" } else { "down" },
+        ])
     }
 
     /// The DUT's link (the gateway's DUT-facing side) down or up.

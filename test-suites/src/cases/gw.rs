@@ -1,0 +1,413 @@
+//! GW — the field gateway: legacy Modbus devices reach the hub only through
+//! it, each under its own identity, and it writes only what its mapping
+//! allows. The DUT is the gateway (`GatewayRig`): leaf A (`meter-a`, Modbus
+//! TCP in the DUT's namespace) and leaf B (`pump-b`, Modbus RTU on a pty).
+
+use std::collections::BTreeSet;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use hub_fixture::journal::{Event, JournalEntry};
+use hub_fixture::store::NewMessage;
+use sacbench_rig::emulated::gateway::{BUFFER, LEAF_RTU, LEAF_TCP};
+use sacbench_rig::emulated::scan::{scan, ScanTarget};
+use sacbench_rig::emulated::topology::Node;
+use sacbench_rig::emulated::GatewayRig;
+use sacbench_rig::{Capability, Rig};
+use serde_json::Value;
+
+use super::support::fail;
+use super::{case_def, Def};
+use crate::case::{Case, Fail, GUARD};
+use crate::case_rig::CaseRig;
+use crate::model::Evidence;
+
+const NEEDS: &[Capability] = &[
+    Capability::Power,
+    Capability::Capture,
+    Capability::LegacyDevices,
+];
+const NEEDS_LINK: &[Capability] = &[
+    Capability::Power,
+    Capability::Link,
+    Capability::Capture,
+    Capability::LegacyDevices,
+];
+
+pub const CASES: &[Def] = &[
+    case_def!("GW-01", "modbus_local_only", "Legacy Modbus reachable only from the local side", "the legacy device's Modbus service answers on the gateway's local side and cannot be reached from the hub's side (not through the gateway's address, not routed to the device)", NEEDS, gw01),
+    case_def!("GW-02", "identity_per_leaf", "Each leaf is its own device at the hub", "each leaf's register values arrive as telemetry under the leaf's own identity (its own certificate), and no identity carries another leaf's values", NEEDS, gw02),
+    case_def!("GW-03", "mapped_writes_only", "Only mapped, in-range commands are written", "a command for leaf A becomes a register write on A only; an out-of-range value and an unmapped command are refused and never written", NEEDS, gw03),
+    case_def!("GW-04", "no_hub_side_listener", "No inbound listener on the hub side", "a TCP scan of all 65 535 ports and UDP probes of the gateway's hub-side address find nothing open", NEEDS, gw04),
+    case_def!("GW-05", "buffer_while_offline", "Telemetry buffered while the hub is unreachable", "while the hub is unreachable the gateway holds the newest readings (bounded, oldest dropped first, counted) and delivers them after reconnecting", NEEDS_LINK, gw05),
+];
+
+fn gateway(case: &Case) -> Result<&GatewayRig, Fail> {
+    match &case.rig {
+        CaseRig::Gateway(g) => Ok(g),
+        _ => Err("a GW case needs the gateway rig".into()),
+    }
+}
+
+/// Powers the gateway and waits for `leaf`'s hub session.
+async fn boot(case: &mut Case, leaf: &str) -> Result<JournalEntry, Fail> {
+    case.rig.power(true).await?;
+    connected(case, 0, leaf).await
+}
+
+async fn connected(case: &Case, after: u64, leaf: &str) -> Result<JournalEntry, Fail> {
+    case.journal(after, &format!("{leaf}'s hub session"), |e| {
+        e.device_id.as_deref() == Some(leaf) && matches!(e.event, Event::Connected { .. })
+    })
+    .await
+}
+
+/// A telemetry entry's device and body.
+fn telemetry(e: &JournalEntry) -> Option<(&str, Value)> {
+    match &e.event {
+        Event::Telemetry { payload, .. } => {
+            Some((e.device_id.as_deref()?, serde_json::from_str(payload).ok()?))
+        }
+        _ => None,
+    }
+}
+
+/// The points each leaf's mapping has (see `GatewayRig`).
+fn points_of(leaf: &str) -> &'static [&'static str] {
+    match leaf {
+        LEAF_TCP => &["temperature", "energy"],
+        LEAF_RTU => &["level"],
+        _ => &[],
+    }
+}
+
+/// The leaves' Modbus write log lines (`leaf: write unit=U register=R words=[..]`).
+fn leaf_writes(g: &GatewayRig) -> Vec<String> {
+    g.console_lines()
+        .into_iter()
+        .filter(|l| l.starts_with("leaf: write"))
+        .collect()
+}
+
+/// A JSON gateway journal line (`gateway: {...}`) with `event` for `leaf`.
+fn gateway_event(line: &str, event: &str, leaf: &str) -> Option<Value> {
+    let v: Value = serde_json::from_str(line.strip_prefix("gateway: ")?).ok()?;
+    (v["event"] == event && v["leaf"] == leaf).then_some(v)
+}
+
+async fn gw01(case: &mut Case) -> Result<String, Fail> {
+    boot(case, LEAF_TCP).await?;
+    let leaf = SocketAddr::from((case.rig.dut_ipv4(), 502));
+    // Positive control: from the gateway's local side, mbpoll (a third-party
+    // Modbus client) reads the leaf, so the checks below are not vacuous.
+    let out = case
+        .rig
+        .command(Node::Gw, "mbpoll")
+        .args([
+            "-m", "tcp", "-a", "1", "-t", "4", "-r", "1", "-c", "1", "-1", "-o", "2",
+        ])
+        .arg(leaf.ip().to_string())
+        .output()
+        .map_err(|e| format!("mbpoll (apt-get install mbpoll): {e}"))?;
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    case.note(Evidence::log(format!(
+        "mbpoll from the gateway's side, holding register 0 of {leaf}: {}",
+        text.lines()
+            .find(|l| l.starts_with('['))
+            .unwrap_or("no value")
+    )));
+    if !out.status.success() || !text.contains("215") {
+        return Err(fail(
+            "the leaf answers Modbus on the gateway's local side (control)",
+            format!("mbpoll from the gateway's namespace: {}", text.trim()),
+            "device.log (leaf A's start) and the case's capture",
+        ));
+    }
+    // From the hub's side: the gateway's hub-side address and the leaf itself.
+    let targets = [SocketAddr::from((case.rig.uplink_ipv4(), 502)), leaf];
+    let reached = case.rig.in_ns(Node::Hub, move || {
+        targets
+            .iter()
+            .filter(|a| std::net::TcpStream::connect_timeout(a, Duration::from_secs(1)).is_ok())
+            .copied()
+            .collect::<Vec<_>>()
+    })?;
+    case.note(Evidence::scan(format!(
+        "Modbus TCP from the hub's side to {targets:?}: accepted by {reached:?}"
+    )));
+    if !reached.is_empty() {
+        return Err(fail(
+            "no Modbus TCP connection from the hub's side",
+            format!("connections accepted at {reached:?}"),
+            "the scan evidence; the gateway's console for what listens there",
+        ));
+    }
+    Ok(format!(
+        "leaf answers on the local side; from the hub's side {targets:?} refuse or drop"
+    ))
+}
+
+async fn gw02(case: &mut Case) -> Result<String, Fail> {
+    case.rig.power(true).await?;
+    let g = gateway(case)?;
+    let serials: Vec<(String, String)> = g
+        .leaves()
+        .iter()
+        .map(|(id, c)| (id.clone(), c.serial.clone()))
+        .collect();
+    let mut foreign: Option<(u64, String, Value)> = None;
+    let mut seen_a = None;
+    let mut seen_b = None;
+    case.journal(
+        0,
+        "telemetry from both leaves (temperature 21.5, level 42)",
+        |e| {
+            if let Some((dev, body)) = telemetry(e) {
+                let own = points_of(dev);
+                let keys: Vec<&String> = body
+                    .as_object()
+                    .map(|o| o.keys().collect())
+                    .unwrap_or_default();
+                if keys
+                    .iter()
+                    .any(|k| !own.contains(&k.as_str()) && *k != "seq" && *k != "dropped")
+                {
+                    foreign = Some((e.seq, dev.to_owned(), body.clone()));
+                }
+                if dev == LEAF_TCP && body["temperature"] == 21.5 {
+                    seen_a = Some(e.seq);
+                }
+                if dev == LEAF_RTU && body["level"] == 42.0 {
+                    seen_b = Some(e.seq);
+                }
+            }
+            foreign.is_some() || (seen_a.is_some() && seen_b.is_some())
+        },
+    )
+    .await
+    .map_err(|f| Fail {
+        seen: format!(
+            "{}; temperature from meter-a at {seen_a:?}, level from pump-b at {seen_b:?}",
+            f.seen
+        ),
+        ..f
+    })?;
+    if let Some((seq, dev, body)) = foreign {
+        case.note(Evidence::journal(
+            format!("telemetry under {dev}: {body}"),
+            [seq],
+        ));
+        return Err(fail(
+            "each identity carries only its own leaf's values",
+            format!("{dev} published {body}"),
+            format!("journal.jsonl entry {seq}"),
+        ));
+    }
+    // Each session was opened with the leaf's own certificate.
+    let mut cites = Vec::new();
+    for (leaf, serial) in &serials {
+        let e = connected(case, 0, leaf).await?;
+        match &e.event {
+            Event::Connected { serial: s, .. } if s == serial => cites.push(e.seq),
+            other => {
+                return Err(fail(
+                    format!("{leaf} connected with its own certificate (serial {serial})"),
+                    format!("{other:?}"),
+                    format!("journal.jsonl entry {}", e.seq),
+                ))
+            }
+        }
+    }
+    let (a, b) = (seen_a.unwrap_or(0), seen_b.unwrap_or(0));
+    case.note(Evidence::journal(
+        "sessions under each leaf's certificate, then each leaf's telemetry",
+        cites.into_iter().chain([a, b]),
+    ));
+    Ok("meter-a (TCP) and pump-b (RTU) are two devices at the hub with their own certificates and values".into())
+}
+
+fn c2d(payload: &str) -> NewMessage {
+    NewMessage {
+        message_id: None,
+        payload: payload.as_bytes().to_vec(),
+        properties: Vec::new(),
+        ttl_ms: None,
+    }
+}
+
+async fn gw03(case: &mut Case) -> Result<String, Fail> {
+    boot(case, LEAF_TCP).await?;
+    connected(case, 0, LEAF_RTU).await?;
+    let mark = case.hub().journal().len();
+    for payload in [
+        r#"{"command":"setpoint","value":21.5}"#,
+        r#"{"command":"setpoint","value":99}"#,
+        r#"{"command":"reboot","value":1,"register":11}"#,
+    ] {
+        case.hub().send_c2d(LEAF_TCP, c2d(payload))?;
+    }
+    // The gateway acknowledges after the write or the refusal: three acks,
+    // and every write it made is in the leaves' logs by then.
+    let mut acks = Vec::new();
+    case.journal(mark, "the gateway to acknowledge the three commands", |e| {
+        if matches!(e.event, Event::C2dAcked { .. }) {
+            acks.push(e.seq);
+        }
+        acks.len() == 3
+    })
+    .await?;
+    let g = gateway(case)?;
+    let writes = leaf_writes(g);
+    let refusals: Vec<String> = g
+        .console_lines()
+        .into_iter()
+        .filter(|l| gateway_event(l, "command_refused", LEAF_TCP).is_some())
+        .collect();
+    case.note(Evidence::journal("the three acknowledgements", acks));
+    case.note(Evidence::log(format!("leaf writes: {writes:?}")));
+    case.note(Evidence::log(format!("gateway refusals: {refusals:?}")));
+    let wanted = ["leaf: write unit=1 register=10 words=[215]".to_string()];
+    if writes != wanted || refusals.len() != 2 {
+        return Err(fail(
+            "setpoint 21.5 written to meter-a's register 10 only; 99 (out of range) and \"reboot\" (unmapped) refused",
+            format!("writes {writes:?}; {} refusals", refusals.len()),
+            "device.log (leaf: write, gateway: command_refused)",
+        ));
+    }
+    Ok("one write (meter-a register 10 = 215); out-of-range and unmapped commands refused, nothing else written".into())
+}
+
+async fn gw04(case: &mut Case) -> Result<String, Fail> {
+    boot(case, LEAF_TCP).await?;
+    let target = IpAddr::V4(case.rig.uplink_ipv4());
+    let r = scan(ScanTarget::full(case.rig.netns(Node::Hub), target, None))?;
+    case.note(Evidence::scan(format!(
+        "TCP 1-65535 and UDP {:?} on {target} from the hub's side: open {:?}, UDP replies {:?}, in {:?}",
+        sacbench_rig::emulated::scan::UDP_PORTS,
+        r.open_tcp,
+        r.udp_replies(),
+        r.elapsed
+    )));
+    if !r.open_tcp.is_empty() || !r.udp_replies().is_empty() {
+        return Err(fail(
+            "nothing open on the gateway's hub side",
+            format!(
+                "open TCP {:?}, UDP replies {:?}",
+                r.open_tcp,
+                r.udp_replies()
+            ),
+            "the scan evidence; the gateway's console",
+        ));
+    }
+    Ok(format!(
+        "65 535 TCP ports and the UDP probes of {target}: nothing open"
+    ))
+}
+
+async fn gw05(case: &mut Case) -> Result<String, Fail> {
+    boot(case, LEAF_TCP).await?;
+    let seq_of = |e: &JournalEntry| {
+        telemetry(e).and_then(|(d, b)| (d == LEAF_TCP).then(|| b["seq"].as_u64()).flatten())
+    };
+    let first = case
+        .journal(0, "meter-a's telemetry before the outage", |e| {
+            seq_of(e).is_some()
+        })
+        .await?;
+    // The uplink goes, and with it the session (as after an outage long
+    // enough for the connection to die).
+    let from = gateway(case)?.console_lines().len();
+    case.rig.link(false).await?;
+    let out = case
+        .rig
+        .command(Node::Gw, "ss")
+        .args(["-K", "-t", "state", "established", "dport", "=", ":8883"])
+        .output()?;
+    if !out.status.success() {
+        return Err(format!(
+            "ss -K in the gateway's namespace: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+        .into());
+    }
+    let g = gateway(case)?;
+    let (down_at, _) = g
+        .wait_console_from(from, GUARD, |l| {
+            gateway_event(l, "disconnected", LEAF_TCP).is_some()
+        })
+        .await
+        .ok_or("the gateway never noticed the outage")?;
+    // Bounded: the buffer fills and the oldest go, counted; or readings are thrown away.
+    let (_, l) = g
+        .wait_console_from(down_at, GUARD, |l| {
+            gateway_event(l, "dropped", LEAF_TCP).is_some()
+                || gateway_event(l, "discarded", LEAF_TCP).is_some()
+        })
+        .await
+        .ok_or("no reading was held or dropped while the hub was unreachable")?;
+    if l.contains("\"discarded\"") {
+        case.note(Evidence::log(l.clone()));
+        return Err(fail(
+            "readings held while the hub is unreachable",
+            format!("the gateway threw a reading away: {l}"),
+            "device.log (gateway: discarded)",
+        ));
+    }
+    let before_up = case.hub().journal().len();
+    case.rig.link(true).await?;
+    connected(case, before_up, LEAF_TCP).await?;
+    // The held readings: the newest BUFFER before the session was back.
+    let dropped: BTreeSet<u64> = gateway(case)?
+        .console_lines()
+        .iter()
+        .filter_map(|l| gateway_event(l, "dropped", LEAF_TCP))
+        .filter_map(|v| v["seq"].as_u64())
+        .collect();
+    let last_dropped = *dropped.iter().max().expect("one dropped at least");
+    let mut delivered = BTreeSet::new();
+    let mut max_counter = 0;
+    let mut seqs = Vec::new();
+    case.journal(
+        before_up,
+        &format!("the {BUFFER} held readings after the reconnect"),
+        |e| {
+            if let Some((LEAF_TCP, b)) = telemetry(e) {
+                if let Some(s) = b["seq"].as_u64() {
+                    delivered.insert(s);
+                    seqs.push(e.seq);
+                    max_counter = max_counter.max(b["dropped"].as_u64().unwrap_or(0));
+                }
+            }
+            (last_dropped + 1..=last_dropped + BUFFER as u64).all(|s| delivered.contains(&s))
+        },
+    )
+    .await?;
+    let all_dropped: BTreeSet<u64> = gateway(case)?
+        .console_lines()
+        .iter()
+        .filter_map(|l| gateway_event(l, "dropped", LEAF_TCP))
+        .filter_map(|v| v["seq"].as_u64())
+        .collect();
+    let resurfaced: Vec<u64> = all_dropped.intersection(&delivered).copied().collect();
+    case.note(Evidence::journal(
+        format!(
+            "after the reconnect: readings {}..={} delivered (first before the outage: entry {}); {} dropped, counter reported {max_counter}",
+            last_dropped + 1,
+            last_dropped + BUFFER as u64,
+            first.seq,
+            all_dropped.len()
+        ),
+        seqs.into_iter().take(5),
+    ));
+    if !resurfaced.is_empty() || max_counter < dropped.len() as u64 {
+        return Err(fail(
+            "the oldest readings dropped (never delivered) and their number reported",
+            format!("dropped readings delivered anyway: {resurfaced:?}; counter {max_counter} for {} dropped", dropped.len()),
+            "journal.jsonl (telemetry of meter-a) and device.log (gateway: dropped)",
+        ));
+    }
+    Ok(format!(
+        "{BUFFER} readings held and delivered after the reconnect; {} older ones dropped and counted",
+        all_dropped.len()
+    ))
+}
