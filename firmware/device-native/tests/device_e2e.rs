@@ -50,10 +50,14 @@ struct Board(Child);
 
 impl Drop for Board {
     fn drop(&mut self) {
+        // killpg(2) directly: procps `kill -KILL -<pgid>` parses the group as
+        // a signal option and signals group 9 instead (seen killing the host's
+        // processes), so no `kill` binary here.
         if let Some(pid) = self.0.id() {
-            let _ = std::process::Command::new("kill")
-                .args(["-KILL", &format!("-{pid}")])
-                .status();
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
         }
     }
 }
