@@ -41,6 +41,13 @@ enum Task {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Benchmarks against real peers (mosquitto, tshark): prints the table and
+    /// writes it to target/sacbench/perf/results.md.
+    Perf {
+        /// Small loads and 3 runs: checks the harness, not the figures.
+        #[arg(long)]
+        quick: bool,
+    },
     /// Summarise a run in the terminal and regenerate its index.html.
     Report { dir: PathBuf },
     /// The fault matrix: each fault must fail the cases named for it.
@@ -91,6 +98,7 @@ fn main() -> ExitCode {
             let filter: Vec<String> = filter.into_iter().collect();
             suite::bench(&root, &rig, &filter, out)
         }
+        Task::Perf { quick } => perf(&root, quick),
         Task::Report { dir } => suite::report(&root, &dir),
         Task::Faults => suite::faults(&root),
         Task::Flash { rig, image } => {
@@ -129,6 +137,48 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// `cargo xtask perf`: release builds of the hub and the harness, the debug
+/// suite (as `cargo xtask emulated` runs it), then the harness.
+fn perf(root: &Path, quick: bool) -> Result<(), Failure> {
+    for (program, package) in [("mosquitto", "mosquitto"), ("tshark", "tshark")] {
+        if !on_path(program) {
+            return Err(Failure::Setup(format!(
+                "{program} is needed for the benchmarks: apt-get install -y {package}"
+            )));
+        }
+    }
+    let mut b = cargo();
+    b.args([
+        "build",
+        "--quiet",
+        "--release",
+        "-p",
+        "hub-fixture",
+        "-p",
+        "sacbench-perf",
+        "--bins",
+    ]);
+    run(root, b, "building the hub and the harness (release)")?;
+    let (suite, _) = suite::build(root)?;
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    let dir = target.join("sacbench").join("perf");
+    let mut cmd = Command::new(target.join("release").join("sacbench-perf"));
+    cmd.arg("--hub-exe")
+        .arg(target.join("release").join("hub-fixture"))
+        .arg("--suite-exe")
+        .arg(&suite)
+        .arg("--work")
+        .arg(dir.join("work"))
+        .arg("--out")
+        .arg(dir.join("results.md"));
+    if quick {
+        cmd.arg("--quick");
+    }
+    run(root, cmd, "the benchmarks")
 }
 
 /// Exit 1: something ran and failed. Exit 2: usage or setup.
