@@ -15,9 +15,16 @@ use common::{expect_entry, start_hub, GUARD};
 use hub_fixture::journal::Event;
 use hub_fixture::store::NewMessage;
 
-/// `gateway` and `modbus-leaf` are built into the same directory.
+/// `gateway` and `modbus-leaf` are built into the same directory (the
+/// latter by `modbus-leaf`'s own tests in a workspace test run).
 fn exe(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_BIN_EXE_gateway")).with_file_name(name)
+    let p = Path::new(env!("CARGO_BIN_EXE_gateway")).with_file_name(name);
+    assert!(
+        p.is_file(),
+        "{} is not built: cargo build -p modbus-leaf (a workspace test run builds it)",
+        p.display()
+    );
+    p
 }
 
 /// A child whose stderr lines arrive on a channel; killed when dropped.

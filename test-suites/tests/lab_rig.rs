@@ -391,7 +391,7 @@ fn bad_rig_file_is_one_clear_error() -> Result<(), Failed> {
         .output()?;
     let stderr = String::from_utf8_lossy(&out.stderr);
     let want = format!(
-        "{}:7: `provisioning.command`: no argument contains {{record}}",
+        "{}:8: `provisioning.command`: no argument contains {{record}}",
         rig.display()
     );
     if out.status.code() != Some(2) || !stderr.contains(&want) || stderr.lines().count() != 1 {
