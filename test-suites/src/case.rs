@@ -23,6 +23,12 @@ use crate::model::Evidence;
 /// it never hangs the run). Not a synchronisation point.
 pub const GUARD: Duration = Duration::from_secs(60);
 
+/// The emulated board's reconnect backoff base: a quarter of the reference
+/// firmware's 1 s. The backoff criteria (CD-11, MT-12: growth and jitter)
+/// do not depend on the base; the two cases then take seconds, not half a
+/// minute of waiting.
+pub const RECONNECT_BASE_MS: u64 = 250;
+
 /// The device under test in every case.
 pub const DEVICE_ID: &str = "dut-1";
 
@@ -207,6 +213,7 @@ impl Case {
                     faults,
                     slot_size: 32 * 1024 * 1024,
                     hub_mqtt_override: hub_override,
+                    reconnect_base_ms: Some(RECONNECT_BASE_MS),
                 };
                 let mut rig = CaseRig::Emulated(Box::new(EmulatedRig::start(config).await?));
                 std::fs::write(

@@ -83,6 +83,7 @@ impl LabCase {
             hub_https: hub.https_addr(),
             faults,
             extra_destination: None,
+            reconnect_base_ms: None,
         });
         let path = dir.join("provisioning.toml");
         std::fs::write(&path, record).map_err(|e| RigError::Io {

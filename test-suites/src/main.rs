@@ -24,6 +24,9 @@ use sacbench_suites::case::RunOptions;
 use sacbench_suites::model::Outcome;
 use sacbench_suites::{cases, runner};
 
+/// Emulated cases run at once unless `--test-threads` says otherwise.
+const PARALLEL_CASES: usize = 8;
+
 fn device_exe() -> Result<PathBuf, String> {
     if let Some(p) = std::env::var_os("SACBENCH_DEVICE_EXE") {
         return Ok(p.into());
@@ -63,6 +66,12 @@ fn main() {
     }
     let mut args = Arguments::from_args();
     let rig_file = std::env::var_os("SACBENCH_RIG").map(PathBuf::from);
+    if rig_file.is_none() && args.test_threads.is_none() {
+        // Emulated cases spend their time waiting (on the device's backoff,
+        // the hub, timers), not computing: libtest's default of one case
+        // per CPU left a 2-core machine idle most of the run.
+        args.test_threads = Some(PARALLEL_CASES);
+    }
     if let Some(f) = &rig_file {
         // One DUT: one case at a time. A bad rig file stops the run before any case.
         args.test_threads = Some(1);

@@ -168,6 +168,9 @@ pub struct ProvisioningRecord<'a> {
     /// Fault switches of the reference firmware (other firmware ignores them).
     pub faults: &'a [String],
     pub extra_destination: Option<std::net::SocketAddr>,
+    /// The reference firmware's reconnect backoff base, when a bench runs
+    /// it at another time scale (`None`: the firmware's own, 1 s).
+    pub reconnect_base_ms: Option<u64>,
 }
 
 /// The provisioning record as the reference firmware reads it (TOML; see
@@ -189,6 +192,9 @@ pub fn provisioning_record(r: &ProvisioningRecord<'_>) -> String {
     );
     if let Some(extra) = r.extra_destination {
         text.push_str(&format!("extra_destination = \"{extra}\"\n"));
+    }
+    if let Some(ms) = r.reconnect_base_ms {
+        text.push_str(&format!("reconnect_base_ms = {ms}\n"));
     }
     text
 }

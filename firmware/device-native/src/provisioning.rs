@@ -17,6 +17,7 @@
 //! faults = ["no-dedupe"]              # optional, catalogue names
 //! telemetry_interval_seconds = 30     # optional
 //! extra_destination = "10.77.9.9:443" # optional, used only by the extra-destination fault
+//! reconnect_base_ms = 1000             # optional: the reconnect backoff's base (a bench's time scale)
 //! ```
 
 use std::net::SocketAddr;
@@ -38,6 +39,8 @@ pub struct Provisioning {
     pub faults: FaultSet,
     pub telemetry_interval_seconds: u64,
     pub extra_destination: Option<SocketAddr>,
+    /// The reconnect backoff's base delay (the first ceiling), ms.
+    pub reconnect_base_ms: u64,
 }
 
 #[derive(Deserialize)]
@@ -56,10 +59,17 @@ struct Raw {
     telemetry_interval_seconds: u64,
     #[serde(default)]
     extra_destination: Option<SocketAddr>,
+    #[serde(default = "default_reconnect_base")]
+    reconnect_base_ms: u64,
 }
 
 fn default_interval() -> u64 {
     30
+}
+
+/// The policy's base: delays 0.5–1 s, 1–2 s, 2–4 s, … (see `device_core::backoff`).
+fn default_reconnect_base() -> u64 {
+    1000
 }
 
 /// One clear error naming the file, the field and what was expected.
@@ -147,7 +157,14 @@ impl Provisioning {
                 "expected a whole number ≥ 1".into(),
             ));
         }
+        if !(10..=60_000).contains(&raw.reconnect_base_ms) {
+            return Err(field(
+                "reconnect_base_ms",
+                "expected a whole number of milliseconds, 10..=60000".into(),
+            ));
+        }
         Ok(Provisioning {
+            reconnect_base_ms: raw.reconnect_base_ms,
             device_id: raw.device_id,
             hub_host: raw.hub_host,
             hub_mqtt: raw.hub_mqtt,

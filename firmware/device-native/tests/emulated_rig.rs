@@ -55,6 +55,7 @@ async fn rig(dir: &Path, faults: &[&str]) -> EmulatedRig {
         faults: faults.iter().map(|f| f.to_string()).collect(),
         slot_size: 32 * 1024 * 1024,
         hub_mqtt_override: None,
+        reconnect_base_ms: None,
     };
     let mut rig = EmulatedRig::start(config).await.expect("rig starts");
     rig.flash(&signed_device_image(dir)).await.expect("flash");

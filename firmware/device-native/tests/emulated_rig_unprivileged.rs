@@ -115,6 +115,7 @@ fn main() {
             faults: Vec::new(),
             slot_size: 32 * 1024 * 1024,
             hub_mqtt_override: None,
+            reconnect_base_ms: None,
         };
         let mut rig = EmulatedRig::start(config)
             .await

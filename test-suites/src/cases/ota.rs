@@ -614,6 +614,17 @@ async fn ota09(case: &mut Case) -> Result<String, Fail> {
             matches!(e.event, Event::Download { .. })
         })
         .await?;
+    // Bytes are arriving (not just requested): the cut below then leaves
+    // something to resume from, however loaded the machine is.
+    case.wait_console(GUARD, |l| l.starts_with("app: OTA: receiving from byte"))
+        .await
+        .ok_or_else(|| {
+            fail(
+                "the image's first bytes to arrive",
+                "no 'receiving' line",
+                "device.log",
+            )
+        })?;
     // The link goes; with it the device's connections (as after an outage
     // long enough for them to die; a bare TCP stall would just continue).
     let lost = |l: &str| l.starts_with("app: connection failed");

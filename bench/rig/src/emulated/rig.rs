@@ -41,6 +41,8 @@ pub struct EmulatedRigConfig {
     /// Point the device's MQTT at this address instead of the hub fixture
     /// (cases that stand up a deliberately bad hub in the hub namespace).
     pub hub_mqtt_override: Option<std::net::SocketAddr>,
+    /// The firmware's reconnect backoff base (`None`: its own, 1 s).
+    pub reconnect_base_ms: Option<u64>,
 }
 
 /// A running emulated rig (inside the rig sandbox).
@@ -116,6 +118,7 @@ impl EmulatedRig {
             // Neither hub nor gateway, inside the topology's range and routed
             // nowhere: only the `extra-destination` fault ever uses it.
             extra_destination: Some((topo.ipv4(77), 443).into()),
+            reconnect_base_ms: config.reconnect_base_ms,
         });
         std::fs::write(config.dir.join("provisioning.toml"), provisioning).map_err(|e| {
             RigError::Io {

@@ -224,6 +224,10 @@ impl Device {
                 self.rotation_actions(a, session)
             }
             Background::Chunk { offset, data } => {
+                if std::mem::take(&mut self.awaiting_first_chunk) {
+                    // Once per (re)start: the bench knows bytes are arriving.
+                    device_log!("app: OTA: receiving from byte {offset}");
+                }
                 let a = self.ota.handle(
                     OtaEvent::Chunk {
                         offset: offset as u32,
@@ -415,6 +419,7 @@ impl Device {
         let path = url.find("://").map_or(url, |i| &url[i + 3..]);
         let path = path.find('/').map_or("/", |i| &path[i..]).to_owned();
         device_log!("app: OTA: downloading {path} from byte {offset}");
+        self.awaiting_first_chunk = true;
         if self.faults.has(Fault::OtaOverHttp) {
             let addr = std::net::SocketAddr::new(self.prov.hub_https.ip(), 80);
             let host = self.prov.hub_host.clone();

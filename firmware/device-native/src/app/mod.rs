@@ -101,6 +101,8 @@ pub struct Device {
     bg_tx: mpsc::UnboundedSender<Background>,
     bg_rx: mpsc::UnboundedReceiver<Background>,
     download: Option<tokio::task::JoinHandle<()>>,
+    /// A download was (re)started and no byte of it has arrived yet.
+    awaiting_first_chunk: bool,
     /// Set when the firmware must end (reboot requested, OTA reset).
     exit: Option<u8>,
     /// Set when the session must end (rotation asks for a reconnect).
@@ -198,6 +200,7 @@ impl Device {
         let commands: CommandsRecord = store::COMMANDS.load(&flash)?.unwrap_or_default();
         let applied = AppliedIds::decode(&commands.applied).unwrap_or_default();
         let (bg_tx, bg_rx) = mpsc::unbounded_channel();
+        let reconnect_base_ms = prov.reconnect_base_ms;
         let mut device = Device {
             telemetry_interval: Duration::from_secs(prov.telemetry_interval_seconds),
             prov,
@@ -207,13 +210,20 @@ impl Device {
             anchor,
             rotation,
             ota,
-            backoff: Backoff::new(BackoffConfig::default(), faults),
+            backoff: Backoff::new(
+                BackoffConfig {
+                    base_ms: reconnect_base_ms,
+                    ..BackoffConfig::default()
+                },
+                faults,
+            ),
             commands,
             applied,
             report_pids: Vec::new(),
             bg_tx,
             bg_rx,
             download: None,
+            awaiting_first_chunk: false,
             exit: None,
             reconnect_now: false,
             sessions: 0,
