@@ -204,9 +204,10 @@ pub fn rss_bytes(pid: u32) -> Result<u64> {
 pub fn raise_fd_limit(n: u64) -> Result<()> {
     use nix::sys::resource::{getrlimit, setrlimit, Resource};
     let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE)?;
-    let want = n.max(hard);
-    setrlimit(Resource::RLIMIT_NOFILE, want, want)
-        .or_else(|_| setrlimit(Resource::RLIMIT_NOFILE, hard, hard))
+    // Just what is needed: some programs walk every possible descriptor at
+    // start-up, and a limit of millions makes them crawl.
+    setrlimit(Resource::RLIMIT_NOFILE, n, n.max(hard))
+        .or_else(|_| setrlimit(Resource::RLIMIT_NOFILE, n.min(hard), hard))
         .context("raising the open-file limit")?;
     Ok(())
 }

@@ -110,18 +110,21 @@ fn main() -> Result<()> {
             capture_bytes: 512 << 20,
         }
     };
-    brokers::raise_fd_limit(4 * s.sessions as u64 + 4096)?;
     let _ = std::fs::remove_dir_all(&cli.work);
     std::fs::create_dir_all(&cli.work)?;
+    let mut rows = Vec::new();
+    // The suite first, with the machine's usual limits and nothing else running.
+    let mut suite_row = None;
+    if let Some(suite) = &cli.suite_exe {
+        suite_row = Some(suite_figure(suite, &cli.work, s.runs)?);
+    }
+    brokers::raise_fd_limit(3 * s.sessions as u64 + 4096)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let mut rows = Vec::new();
     rt.block_on(brokers_figures(&cli, &s, &mut rows))?;
     pcap_figure(&cli, &s, &mut rows)?;
-    if let Some(suite) = &cli.suite_exe {
-        suite_figure(suite, &cli.work, &mut rows)?;
-    }
+    rows.extend(suite_row);
     let table = render(&rows, &s, cli.quick);
     print!("{table}");
     std::fs::write(&cli.out, &table).with_context(|| format!("writing {}", cli.out.display()))?;
@@ -293,30 +296,44 @@ fn pcap_figure(cli: &Cli, s: &Sizes, rows: &mut Vec<Row>) -> Result<()> {
     Ok(())
 }
 
-fn suite_figure(suite: &Path, work: &Path, rows: &mut Vec<Row>) -> Result<()> {
-    let started = Instant::now();
-    let out = Command::new(suite)
-        .env("SACBENCH_OUT", work.join("suite-run"))
-        .output()
-        .context("running the emulated suite")?;
-    let secs = started.elapsed().as_secs_f64();
-    let text = String::from_utf8_lossy(&out.stdout);
-    let summary = text
-        .lines()
-        .find(|l| l.starts_with("test result"))
-        .unwrap_or("no result");
-    if !out.status.success() {
-        bail!("the emulated suite failed: {summary}");
+fn suite_figure(suite: &Path, work: &Path, runs: usize) -> Result<Row> {
+    let mut times = Vec::new();
+    let mut cases = String::new();
+    for run in 0..runs {
+        let started = Instant::now();
+        let out = Command::new(suite)
+            .env("SACBENCH_OUT", work.join(format!("suite-run-{run}")))
+            .output()
+            .context("running the emulated suite")?;
+        let secs = started.elapsed().as_secs_f64();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let summary = text
+            .lines()
+            .find(|l| l.starts_with("test result"))
+            .unwrap_or("no result");
+        if !out.status.success() {
+            bail!("the emulated suite failed: {summary}");
+        }
+        // "test result: ok. 53 passed; 0 failed; ..." → "53 passed"
+        cases = summary
+            .split(". ")
+            .nth(1)
+            .and_then(|r| r.split(';').next())
+            .unwrap_or("")
+            .to_owned();
+        eprintln!("perf: run {run}: emulated suite {secs:.1} s ({cases})");
+        times.push(secs);
+        let _ = std::fs::remove_dir_all(work.join(format!("suite-run-{run}")));
     }
-    rows.push(Row {
-        figure: "emulated suite wall time (every case, after build)".into(),
+    let secs = median(times);
+    Ok(Row {
+        figure: format!("emulated suite wall time, every case ({cases})"),
         ours: format!("{secs:.1} s"),
         peer: "—".into(),
         ratio: "—".into(),
         target: "≤ 20 s".into(),
         met: Some(secs <= 20.0),
-    });
-    Ok(())
+    })
 }
 
 fn machine() -> String {
