@@ -255,6 +255,19 @@ impl Device {
         })
     }
 
+    /// A machine's state report (`key` = its reported property): logged,
+    /// then sent as `{key: state}` when a session is ready.
+    fn report_state(
+        session: Option<&mut Session>,
+        key: &str,
+        state_json: &str,
+    ) -> anyhow::Result<()> {
+        device_log!("app: {key} {state_json}");
+        let value: Value = serde_json::from_str(state_json)?;
+        Self::report(session, json!({ key: value }));
+        Ok(())
+    }
+
     fn report(session: Option<&mut Session>, patch: Value) {
         match session {
             Some(s) if s.is_ready() => {
@@ -331,9 +344,7 @@ impl Device {
                     self.reconnect_now = true;
                 }
                 RotationAction::Report(r) => {
-                    device_log!("app: credentials {}", r.to_json());
-                    let value: Value = serde_json::from_str(&r.to_json())?;
-                    Self::report(session.as_deref_mut(), json!({ "credentials": value }));
+                    Self::report_state(session.as_deref_mut(), "credentials", &r.to_json())?
                 }
             }
         }
@@ -387,23 +398,17 @@ impl Device {
                     };
                     queue.extend(self.ota.handle(event, now));
                 }
-                OtaAction::MarkTestBoot => {
-                    let mut flash = crate::flash::FlashFile::open(self.flash.path())?;
-                    device_core::boot::request_test(&mut flash)?;
-                }
+                OtaAction::MarkTestBoot => device_core::boot::request_test(&mut self.flash)?,
                 OtaAction::Reset => {
                     device_log!("app: OTA: resetting into the new image");
                     self.exit = Some(RESET);
                 }
                 OtaAction::Confirm => {
-                    let mut flash = crate::flash::FlashFile::open(self.flash.path())?;
-                    device_core::boot::confirm(&mut flash)?;
+                    device_core::boot::confirm(&mut self.flash)?;
                     device_log!("app: OTA: image confirmed");
                 }
                 OtaAction::Report(r) => {
-                    device_log!("app: firmware {}", r.to_json());
-                    let value: Value = serde_json::from_str(&r.to_json())?;
-                    Self::report(session.as_deref_mut(), json!({ "firmware": value }));
+                    Self::report_state(session.as_deref_mut(), "firmware", &r.to_json())?
                 }
             }
         }
