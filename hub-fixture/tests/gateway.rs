@@ -383,3 +383,74 @@ fn the_fault_catalogue_names_the_gw_cases() {
         assert!(text.contains(case), "{case} has no fault: {text}");
     }
 }
+
+/// A command applied before a gateway restart is not applied again when the
+/// hub delivers it anew (same `$.mid`, as after a lost PUBACK): the ids of
+/// applied commands survive the restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redelivered_command_is_not_written_twice_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let hub = start_hub(&d.join("hub")).await;
+    let mut leaf =
+        Proc::spawn(Command::new(exe("modbus-leaf")).args(["--tcp", "127.0.0.1:0", "--unit", "1"]));
+    let bound = leaf.expect("leaf listening", |l| l.starts_with("leaf: unit 1 on "));
+    let tcp = bound.rsplit(' ').next().unwrap().to_owned();
+    std::fs::create_dir(d.join("keystore")).unwrap();
+    let c = hub.register_device("meter-a").unwrap();
+    std::fs::write(d.join("keystore/meter-a.cert.pem"), &c.cert_pem).unwrap();
+    std::fs::write(d.join("keystore/meter-a.key.pem"), &c.key_pem).unwrap();
+    std::fs::write(d.join("ca.pem"), &c.ca_pem).unwrap();
+    let one_leaf = mapping(&tcp, Path::new("/dev/null"));
+    let one_leaf = &one_leaf[..one_leaf.find("[[leaf]]\nid = \"pump-b\"").unwrap()];
+    std::fs::write(d.join("mapping.toml"), one_leaf).unwrap();
+    std::fs::write(
+        d.join("gateway.toml"),
+        format!(
+            "mapping = \"mapping.toml\"\nkeystore = \"keystore\"\ntrust_anchor = \"ca.pem\"\n\
+             hub_host = \"{}\"\nhub_mqtt = \"{}\"\n",
+            hub.host_name(),
+            hub.mqtt_addr()
+        ),
+    )
+    .unwrap();
+    let start = || {
+        Proc::spawn(
+            Command::new(exe("gateway"))
+                .arg("--config")
+                .arg(d.join("gateway.toml")),
+        )
+    };
+    let command = || NewMessage {
+        message_id: Some("mid-restart-1".into()),
+        ..c2d(r#"{"command":"setpoint","value":12.5}"#)
+    };
+
+    let mut gw = start();
+    hub.send_c2d("meter-a", command()).unwrap();
+    leaf.expect("the first delivery written", |l| {
+        l.contains("register=10 words=[125]")
+    });
+    gw.expect("acknowledged after the write", |l| {
+        l.contains("register_written")
+    });
+    drop(gw);
+
+    // The same message again, to a restarted gateway.
+    let mark = hub.journal().len();
+    hub.send_c2d("meter-a", command()).unwrap();
+    let mut gw = start();
+    gw.expect("recognised as applied", |l| {
+        l.contains("command_redelivered") && l.contains("mid-restart-1")
+    });
+    expect_entry(&hub, mark, "the redelivery acknowledged", |e| {
+        matches!(e.event, Event::C2dAcked { .. })
+    })
+    .await;
+    let writes: Vec<&String> = leaf
+        .drain()
+        .iter()
+        .filter(|l| l.starts_with("leaf: write"))
+        .collect();
+    assert_eq!(writes.len(), 1, "written once: {writes:?}");
+}

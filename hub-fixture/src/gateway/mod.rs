@@ -13,6 +13,7 @@
 //! per line on stderr, prefixed `gateway: `, so a bench reads it like any
 //! device console.
 
+pub mod applied;
 pub mod buffer;
 pub mod mapping;
 pub mod northbound;
@@ -95,12 +96,20 @@ pub struct GatewayConfig {
     /// Readings held per leaf while the hub is unreachable.
     #[serde(default = "default_buffer")]
     pub buffer: usize,
+    /// Where the gateway keeps what must survive a restart (the ids of
+    /// applied commands, per leaf).
+    #[serde(default = "default_state_dir")]
+    pub state_dir: PathBuf,
     #[serde(default)]
     pub faults: Vec<String>,
 }
 
 fn default_buffer() -> usize {
     1000
+}
+
+fn default_state_dir() -> PathBuf {
+    PathBuf::from("state")
 }
 
 impl GatewayConfig {
@@ -110,7 +119,12 @@ impl GatewayConfig {
         let mut c: GatewayConfig =
             toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
         let base = path.parent().unwrap_or(Path::new("."));
-        for p in [&mut c.mapping, &mut c.keystore, &mut c.trust_anchor] {
+        for p in [
+            &mut c.mapping,
+            &mut c.keystore,
+            &mut c.trust_anchor,
+            &mut c.state_dir,
+        ] {
             *p = base.join(&*p);
         }
         Ok(c)
@@ -146,12 +160,17 @@ pub async fn run(config: GatewayConfig) -> Result<(), String> {
     let faults = Faults::parse(&config.faults)?;
     let mapping = Mapping::load(&config.mapping).map_err(|e| e.to_string())?;
     let ca_pem = read(&config.trust_anchor)?;
+    std::fs::create_dir_all(&config.state_dir)
+        .map_err(|e| format!("{}: {e}", config.state_dir.display()))?;
     let mut links = Vec::new();
     for leaf in &mapping.leaves {
         let creds = identity(&config, &ca_pem, &leaf.id)?;
         let link = LeafLink::new(leaf.clone(), config.buffer, faults);
         let southbound = Arc::new(Southbound::new(leaf.endpoint.clone(), leaf.unit));
-        links.push((link, creds, southbound));
+        let path = config.state_dir.join(format!("{}.applied", leaf.id));
+        let applied = applied::AppliedCommands::open(path.clone())
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        links.push((link, creds, southbound, Some(applied)));
     }
     journal(
         json!({"event": "started", "leaves": mapping.leaves.iter().map(|l| &l.id).collect::<Vec<_>>(),
@@ -163,11 +182,12 @@ pub async fn run(config: GatewayConfig) -> Result<(), String> {
         }
     }
     let mut tasks = tokio::task::JoinSet::new();
-    for (i, (link, creds, southbound)) in links.iter().enumerate() {
+    let heads: Vec<Arc<LeafLink>> = links.iter().map(|l| l.0.clone()).collect();
+    for (i, (link, creds, southbound, applied)) in links.iter_mut().enumerate() {
         // Under `single-identity` every leaf's readings go to the first link.
         let (sink, session) = match (faults.single_identity, i) {
             (true, 0) | (false, _) => (link.clone(), true),
-            (true, _) => (links[0].0.clone(), false),
+            (true, _) => (heads[0].clone(), false),
         };
         for point in &link.leaf.telemetry {
             tasks.spawn(poll(
@@ -182,10 +202,12 @@ pub async fn run(config: GatewayConfig) -> Result<(), String> {
                 addr: config.hub_mqtt,
                 identity: creds.clone(),
             };
+            let applied = applied.take().expect("opened above");
             tasks.spawn(northbound::run_session(
                 link.clone(),
                 hub,
                 southbound.clone(),
+                applied,
             ));
         }
     }

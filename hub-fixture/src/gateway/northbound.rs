@@ -8,7 +8,7 @@
 //! acknowledged when a session dies go back into the buffer, so a reading
 //! is delivered at least once unless the bound dropped it.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -18,6 +18,7 @@ use rumqttc::mqttbytes::QoS;
 use serde_json::json;
 use tokio::sync::Notify;
 
+use super::applied::AppliedCommands;
 use super::buffer::{Pushed, Reading, TelemetryBuffer};
 use super::mapping::Leaf;
 use super::southbound::Southbound;
@@ -31,8 +32,6 @@ pub const KEEP_ALIVE: Duration = Duration::from_secs(10);
 /// Reconnect backoff: equal jitter between half and all of min(cap, base·2ⁿ).
 const BACKOFF_BASE: Duration = Duration::from_millis(250);
 const BACKOFF_CAP: Duration = Duration::from_secs(4);
-/// C2D message ids remembered per leaf, so a redelivery is applied once.
-const SEEN_MIDS: usize = 256;
 
 /// What a leaf's session and its pollers share.
 pub struct LeafLink {
@@ -128,10 +127,14 @@ fn telemetry_topic(leaf: &str) -> String {
 
 /// Runs the leaf's session for ever: connect, serve, and after any loss
 /// reconnect with backoff.
-pub async fn run_session(link: Arc<LeafLink>, hub: HubTarget, southbound: Arc<Southbound>) {
+pub async fn run_session(
+    link: Arc<LeafLink>,
+    hub: HubTarget,
+    southbound: Arc<Southbound>,
+    mut seen: AppliedCommands,
+) {
     let id = link.leaf.id.clone();
     let mut attempt = 0u32;
-    let mut seen: VecDeque<String> = VecDeque::new();
     loop {
         let options = ConnectOptions {
             keep_alive: KEEP_ALIVE.as_secs() as u16,
@@ -182,7 +185,7 @@ async fn serve(
     link: &LeafLink,
     mut client: DeviceClient,
     southbound: &Southbound,
-    seen: &mut VecDeque<String>,
+    seen: &mut AppliedCommands,
 ) -> String {
     let id = link.leaf.id.clone();
     let early = match client.subscribe_c2d(&id).await {
@@ -254,7 +257,7 @@ async fn on_packet(
     link: &LeafLink,
     client: &mut DeviceClient,
     southbound: &Southbound,
-    seen: &mut VecDeque<String>,
+    seen: &mut AppliedCommands,
     inflight: &mut BTreeMap<u16, Reading>,
     packet: Packet,
 ) -> Result<(), String> {
@@ -274,7 +277,7 @@ async fn on_command(
     link: &LeafLink,
     client: &mut DeviceClient,
     southbound: &Southbound,
-    seen: &mut VecDeque<String>,
+    seen: &mut AppliedCommands,
     p: Publish,
 ) -> Result<(), String> {
     let id = &link.leaf.id;
@@ -307,10 +310,14 @@ async fn on_command(
                            "command": w.command, "register": w.register, "words": w.words}));
         }
     }
+    // Durably recorded before the PUBACK: a restart in between sees a
+    // redelivery as already applied.
     if !mid.is_empty() {
-        seen.push_back(mid);
-        if seen.len() > SEEN_MIDS {
-            seen.pop_front();
+        if let Err(e) = seen.record(&mid) {
+            journal(
+                json!({"event": "state_write_failed", "leaf": id, "mid": mid, "error": e.to_string()}),
+            );
+            return Ok(());
         }
     }
     puback(client, p.pkid).await
