@@ -9,7 +9,7 @@ use sacbench_rig::emulated::topology::{in_netns, Node};
 use sacbench_rig::{Capability, Rig};
 use serde_json::json;
 
-use super::ota::{
+use super::board::{
     arm_cut, console_after, console_count, flash_primary, is_crash, switched_firmware,
 };
 use super::support::{fail, ready, tshark, wait_reported};

@@ -1,5 +1,6 @@
 //! The catalogue of cases, by group.
 
+mod board;
 pub mod cd;
 pub mod gw;
 pub mod kr;

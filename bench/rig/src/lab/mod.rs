@@ -10,6 +10,7 @@
 
 mod config;
 mod console;
+mod fields;
 mod logs;
 mod probe;
 #[cfg(feature = "probe-rs")]

@@ -1,0 +1,89 @@
+//! Shared by the OTA and KR cases: counting the board's console lines, and
+//! the emulated board's precise power switch (a signed payload that cuts
+//! power at the N-th flash write).
+
+use std::cell::Cell;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use sacbench_rig::Rig;
+
+use crate::case::{dev_key, sign, Case, Fail};
+
+/// How many console lines seen so far (since the case began) match `pred`.
+pub(super) async fn console_count(case: &Case, pred: impl Fn(&str) -> bool) -> usize {
+    let n = Cell::new(0);
+    case.wait_console(Duration::ZERO, |l| {
+        if pred(l) {
+            n.set(n.get() + 1);
+        }
+        false
+    })
+    .await;
+    n.get()
+}
+
+/// Waits for a console line matching `pred` beyond the first `skip` such lines.
+pub(super) async fn console_after(
+    case: &Case,
+    skip: usize,
+    guard: Duration,
+    pred: impl Fn(&str) -> bool,
+) -> Option<String> {
+    let n = Cell::new(0);
+    case.wait_console(guard, |l| {
+        pred(l) && {
+            n.set(n.get() + 1);
+            n.get() > skip
+        }
+    })
+    .await
+}
+
+/// The bootloader's line for a payload that died (a crash or the precise power cut).
+pub(super) fn is_crash(l: &str) -> bool {
+    l.starts_with("boot: payload ended") && l.contains("signal")
+}
+
+/// Writes `image` to the primary slot (the board must be off).
+pub(super) async fn flash_primary(case: &mut Case, name: &str, image: &[u8]) -> Result<(), Fail> {
+    let path = case.rig_dir().join(name);
+    std::fs::write(&path, image)?;
+    case.rig.flash(&path).await?;
+    Ok(())
+}
+
+fn abs(p: &Path) -> PathBuf {
+    std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+/// The reference firmware behind the rig's precise power switch
+/// (`SACBENCH_POWER_CUT_AFTER_WRITES`), signed as `major.minor` with
+/// `counter`. The rig starts the board with no such variable; this signed
+/// payload arms it from files the case writes (each used once):
+/// `cut-app` = N: the firmware loses power at its N-th flash write;
+/// `cut-boot` = N: a bootloader run from here loses power at its N-th write
+/// (its swap). When the payload dies, the board's own bootloader powers on
+/// again on the same flash, as after a power loss.
+pub(super) fn switched_firmware(case: &Case, major: u8, minor: u8, counter: u32) -> Vec<u8> {
+    let d = abs(&case.rig_dir());
+    let exe = abs(&case.device_exe);
+    let (d, exe) = (d.display(), exe.display());
+    // "$@" = app --flash FLASH --provisioning PROV (from the bootloader).
+    let script = format!(
+        "#!/bin/sh\n\
+         unset SACBENCH_POWER_CUT_AFTER_WRITES\n\
+         if [ -f '{d}/cut-boot' ]; then n=$(cat '{d}/cut-boot'); rm -f '{d}/cut-boot'\n\
+           SACBENCH_POWER_CUT_AFTER_WRITES=$n exec '{exe}' boot --flash \"$3\" --provisioning \"$5\" --run-dir '{d}/run-inner'\n\
+         fi\n\
+         if [ -f '{d}/cut-app' ]; then SACBENCH_POWER_CUT_AFTER_WRITES=$(cat '{d}/cut-app'); export SACBENCH_POWER_CUT_AFTER_WRITES; rm -f '{d}/cut-app'; fi\n\
+         exec '{exe}' \"$@\"\n"
+    );
+    sign(script.as_bytes(), major, minor, counter, &dev_key())
+}
+
+/// Arms the precise power cut for the next start of [`switched_firmware`].
+pub(super) fn arm_cut(case: &Case, which: &str, writes: u64) -> Result<(), Fail> {
+    std::fs::write(case.rig_dir().join(which), writes.to_string())?;
+    Ok(())
+}
