@@ -15,18 +15,12 @@ use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use hub_fixture::hub::{DeviceCredentials, HubConfig, HubFixture};
-use nix::sys::signal::{killpg, Signal};
-use nix::unistd::Pid;
-
+use super::console::{ConsoleLog, ProcessGroup};
 use super::topology::{in_netns, Node, Topology};
 use super::HUB_HOST;
-use crate::{
-    Capabilities, Capability, CaptureTarget, DutAddresses, LogLine, LogSource, Rig, RigError,
-};
+use crate::{Capabilities, Capability, CaptureTarget, DutAddresses, LogLine, Rig, RigError};
+use hub_fixture::hub::{DeviceCredentials, HubConfig, HubFixture};
 
 /// The leaves every gateway case has: their ids, units and registers.
 pub const LEAF_TCP: &str = "meter-a";
@@ -44,60 +38,17 @@ pub struct GatewayRigConfig {
     pub faults: Vec<String>,
 }
 
-/// Lines not yet taken by `logs()`, and every line ever (for waiting on).
-type Lines = (Vec<LogLine>, Vec<String>);
-
-/// Lines from the processes' stderr, and a wake-up for waiters.
-#[derive(Clone, Default)]
-struct Console(Arc<(Mutex<Lines>, tokio::sync::Notify)>);
-
-impl Console {
-    fn follow(&self, child: &mut Child) {
-        let Some(err) = child.stderr.take() else {
-            return;
-        };
-        let me = self.clone();
-        std::thread::spawn(move || {
-            for text in BufReader::new(err).lines().map_while(Result::ok) {
-                let at_ns = SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .map(|d| d.as_nanos() as u64)
-                    .unwrap_or(0);
-                let mut g = me.0 .0.lock().expect("console lock");
-                g.1.push(text.clone());
-                g.0.push(LogLine {
-                    source: LogSource::Console,
-                    at_ns,
-                    text,
-                });
-                drop(g);
-                me.0 .1.notify_waiters();
-            }
-        });
-    }
-}
-
-/// Kills a process group when dropped.
-struct Group(Child);
-
-impl Drop for Group {
-    fn drop(&mut self) {
-        let _ = killpg(Pid::from_raw(self.0.id() as i32), Signal::SIGKILL);
-        let _ = self.0.wait();
-    }
-}
-
 pub struct GatewayRig {
     // Processes first: they go before their namespaces (fields drop in order).
-    gateway: Option<Group>,
+    gateway: Option<ProcessGroup>,
     // The leaves and the pty pair live as long as the rig.
-    _procs: Vec<Group>,
+    _procs: Vec<ProcessGroup>,
     name: String,
     config: GatewayRigConfig,
     topo: Topology,
     hub: HubFixture,
     leaves: Vec<(String, DeviceCredentials)>,
-    console: Console,
+    console: ConsoleLog,
 }
 
 fn spawn(cmd: &mut Command, what: &str) -> Result<Child, RigError> {
@@ -140,7 +91,7 @@ impl GatewayRig {
         })?
         .map_err(|e| RigError::Setup(format!("starting the hub: {e}")))?;
 
-        let console = Console::default();
+        let console = ConsoleLog::default();
         let leaf_exe = config.bin_dir.join("modbus-leaf");
         let mut procs = Vec::new();
         // Leaf A: Modbus TCP in the DUT's namespace.
@@ -152,7 +103,7 @@ impl GatewayRig {
             "leaf A (modbus-leaf)",
         )?;
         console.follow(&mut a);
-        procs.push(Group(a));
+        procs.push(ProcessGroup(a));
         // Leaf B: Modbus RTU on a pty pair.
         let (leaf_tty, gw_tty) = (dir.join("leaf-tty"), dir.join("gw-tty"));
         let mut socat = spawn(
@@ -169,7 +120,7 @@ impl GatewayRig {
             .find(|l| l.contains("starting data transfer loop"))
             .ok_or_else(|| RigError::Setup("socat never made the pty pair".into()))?;
         std::thread::spawn(move || lines.for_each(drop));
-        procs.push(Group(socat));
+        procs.push(ProcessGroup(socat));
         let mut b = spawn(
             Command::new(&leaf_exe)
                 .arg("--rtu")
@@ -178,7 +129,7 @@ impl GatewayRig {
             "leaf B (modbus-leaf)",
         )?;
         console.follow(&mut b);
-        procs.push(Group(b));
+        procs.push(ProcessGroup(b));
 
         let mut leaves = Vec::new();
         let mut ca = String::new();
@@ -230,12 +181,12 @@ impl GatewayRig {
 
     /// The gateway's process while powered.
     pub fn gateway_pid(&self) -> Option<u32> {
-        self.gateway.as_ref().map(|g| g.0.id())
+        self.gateway.as_ref().map(ProcessGroup::id)
     }
 
     /// Every console line so far (gateway and leaves).
     pub fn console_lines(&self) -> Vec<String> {
-        self.console.0 .0.lock().expect("console lock").1.clone()
+        self.console.lines()
     }
 
     /// Waits for a console line matching `pred` (any seen since the rig
@@ -256,24 +207,7 @@ impl GatewayRig {
         guard: std::time::Duration,
         pred: impl Fn(&str) -> bool,
     ) -> Option<(usize, String)> {
-        let deadline = tokio::time::Instant::now() + guard;
-        let mut checked = from;
-        loop {
-            let notified = self.console.0 .1.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            {
-                let g = self.console.0 .0.lock().expect("console lock");
-                let start = checked.min(g.1.len());
-                if let Some(i) = g.1[start..].iter().position(|l| pred(l)) {
-                    return Some((start + i, g.1[start + i].clone()));
-                }
-                checked = g.1.len();
-            }
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                return None;
-            }
-        }
+        self.console.wait_from(from, guard, pred).await
     }
 }
 
@@ -323,7 +257,7 @@ impl Rig for GatewayRig {
             "the gateway",
         )?;
         self.console.follow(&mut child);
-        self.gateway = Some(Group(child));
+        self.gateway = Some(ProcessGroup(child));
         Ok(())
     }
 
@@ -336,9 +270,7 @@ impl Rig for GatewayRig {
     }
 
     async fn logs(&mut self) -> Result<Vec<LogLine>, RigError> {
-        Ok(std::mem::take(
-            &mut self.console.0 .0.lock().expect("console lock").0,
-        ))
+        Ok(self.console.take_new())
     }
 
     fn capture_target(&self) -> Result<CaptureTarget, RigError> {

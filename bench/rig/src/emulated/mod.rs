@@ -4,6 +4,7 @@
 //! the DUT) and [`gateway`] (the field gateway as the DUT, legacy Modbus
 //! devices behind it).
 
+mod console;
 pub mod gateway;
 pub mod rig;
 pub mod sandbox;

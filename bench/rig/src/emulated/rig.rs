@@ -4,22 +4,18 @@
 //! (started / killed; its flash file stays), the link is the veth, flashing
 //! writes the slot with the board's own tool.
 
-use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{Command, Stdio};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use hub_fixture::hub::{DeviceCredentials, HubConfig, HubFixture};
-use nix::sys::signal::{killpg, Signal};
-use nix::unistd::Pid;
-
+use super::console::{ConsoleLog, ProcessGroup};
 use super::topology::{in_netns, Node, Topology};
 use crate::rtt::RttReader;
 use crate::{
     Capabilities, Capability, CaptureTarget, DutAddresses, LogLine, LogSource, Rig, RigError,
 };
+use hub_fixture::hub::{DeviceCredentials, HubConfig, HubFixture};
 
 /// The hub's name in every emulated topology (SNI, server certificate).
 pub const HUB_HOST: &str = "hub.sacbench.test";
@@ -52,10 +48,8 @@ pub struct EmulatedRig {
     topo: Topology,
     hub: HubFixture,
     credentials: DeviceCredentials,
-    board: Option<Child>,
-    console: Arc<Mutex<Vec<LogLine>>>,
-    /// Every console line ever seen, and a wake-up for [`EmulatedRig::wait_console`].
-    console_seen: Arc<(Mutex<Vec<String>>, tokio::sync::Notify)>,
+    board: Option<ProcessGroup>,
+    console: ConsoleLog,
     rtt: Option<RttReader>,
     /// Why RTT could not be attached last time, for [`EmulatedRig::rtt_error`].
     rtt_error: Option<String>,
@@ -144,8 +138,7 @@ impl EmulatedRig {
             hub,
             credentials,
             board: None,
-            console: Arc::default(),
-            console_seen: Arc::default(),
+            console: ConsoleLog::default(),
             rtt: None,
             rtt_error: None,
         })
@@ -191,23 +184,7 @@ impl EmulatedRig {
         guard: std::time::Duration,
         pred: impl Fn(&str) -> bool,
     ) -> Option<String> {
-        let deadline = tokio::time::Instant::now() + guard;
-        let mut checked = 0;
-        loop {
-            let notified = self.console_seen.1.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            {
-                let lines = self.console_seen.0.lock().expect("console lock");
-                if let Some(l) = lines[checked..].iter().find(|l| pred(l)) {
-                    return Some(l.clone());
-                }
-                checked = lines.len();
-            }
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                return None;
-            }
-        }
+        self.console.wait_from(0, guard, pred).await.map(|(_, l)| l)
     }
 
     /// Why the last attempt to attach RTT failed, if it did.
@@ -217,7 +194,7 @@ impl EmulatedRig {
 
     /// The bootloader's process id while powered.
     pub fn board_pid(&self) -> Option<u32> {
-        self.board.as_ref().map(Child::id)
+        self.board.as_ref().map(ProcessGroup::id)
     }
 
     /// The running payload (the firmware): the bootloader's child.
@@ -239,10 +216,8 @@ impl Rig for EmulatedRig {
     }
 
     async fn power(&mut self, on: bool) -> Result<(), RigError> {
-        if let Some(mut board) = self.board.take() {
-            // Power cut: the whole board (bootloader and payload) at once.
-            let _ = killpg(Pid::from_raw(board.id() as i32), Signal::SIGKILL);
-            let _ = board.wait();
+        if self.board.take().is_some() {
+            // Dropped: the power cut, the whole board (bootloader and payload) at once.
             self.rtt = None;
         }
         if !on {
@@ -264,21 +239,8 @@ impl Rig for EmulatedRig {
             .process_group(0)
             .spawn()
             .map_err(|e| RigError::Setup(format!("powering the board: {e}")))?;
-        let stderr = child.stderr.take().expect("piped");
-        let console = self.console.clone();
-        let seen = self.console_seen.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                seen.0.lock().expect("console lock").push(line.clone());
-                seen.1.notify_waiters();
-                console.lock().expect("console lock").push(LogLine {
-                    source: LogSource::Console,
-                    at_ns: now_ns(),
-                    text: line,
-                });
-            }
-        });
-        self.board = Some(child);
+        self.console.follow(&mut child);
+        self.board = Some(ProcessGroup(child));
         Ok(())
     }
 
@@ -307,7 +269,7 @@ impl Rig for EmulatedRig {
     }
 
     async fn logs(&mut self) -> Result<Vec<LogLine>, RigError> {
-        let mut lines = std::mem::take(&mut *self.console.lock().expect("console lock"));
+        let mut lines = self.console.take_new();
         if let Some(pid) = self.payload_pid() {
             if self.rtt.as_ref().map(RttReader::pid) != Some(pid) {
                 // A new payload (reboot): attach to its control block, if it has one yet.
@@ -357,10 +319,7 @@ impl Rig for EmulatedRig {
 
 impl Drop for EmulatedRig {
     fn drop(&mut self) {
-        if let Some(mut board) = self.board.take() {
-            let _ = killpg(Pid::from_raw(board.id() as i32), Signal::SIGKILL);
-            let _ = board.wait();
-        }
+        self.board = None;
         self.hub.shutdown();
     }
 }

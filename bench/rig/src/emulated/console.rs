@@ -1,0 +1,102 @@
+//! What the emulated rigs share about their boards' processes: the console
+//! (stderr lines, kept for `Rig::logs` and for waiting on) and the process
+//! group that is the board's power.
+
+use std::io::{BufRead, BufReader};
+use std::process::Child;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+
+use crate::{LogLine, LogSource};
+
+/// Lines not yet taken by `logs()`, and every line ever (for waiting on).
+type Lines = (Vec<LogLine>, Vec<String>);
+
+/// The console lines of the processes it follows, and a wake-up for waiters.
+#[derive(Clone, Default)]
+pub(crate) struct ConsoleLog(Arc<(Mutex<Lines>, tokio::sync::Notify)>);
+
+impl ConsoleLog {
+    /// Reads `child`'s piped stderr into the log on a thread, to its end.
+    pub(crate) fn follow(&self, child: &mut Child) {
+        let Some(err) = child.stderr.take() else {
+            return;
+        };
+        let me = self.clone();
+        std::thread::spawn(move || {
+            for text in BufReader::new(err).lines().map_while(Result::ok) {
+                let at_ns = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map(|d| d.as_nanos() as u64)
+                    .unwrap_or(0);
+                let mut g = me.0 .0.lock().expect("console lock");
+                g.1.push(text.clone());
+                g.0.push(LogLine {
+                    source: LogSource::Console,
+                    at_ns,
+                    text,
+                });
+                drop(g);
+                me.0 .1.notify_waiters();
+            }
+        });
+    }
+
+    /// The lines since the last call.
+    pub(crate) fn take_new(&self) -> Vec<LogLine> {
+        std::mem::take(&mut self.0 .0.lock().expect("console lock").0)
+    }
+
+    /// Every line so far.
+    pub(crate) fn lines(&self) -> Vec<String> {
+        self.0 .0.lock().expect("console lock").1.clone()
+    }
+
+    /// Waits for a line matching `pred` among those from index `from` of
+    /// [`ConsoleLog::lines`] on; the line and its index, or `None` within `guard`.
+    pub(crate) async fn wait_from(
+        &self,
+        from: usize,
+        guard: Duration,
+        pred: impl Fn(&str) -> bool,
+    ) -> Option<(usize, String)> {
+        let deadline = tokio::time::Instant::now() + guard;
+        let mut checked = from;
+        loop {
+            let notified = self.0 .1.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            {
+                let g = self.0 .0.lock().expect("console lock");
+                let start = checked.min(g.1.len());
+                if let Some(i) = g.1[start..].iter().position(|l| pred(l)) {
+                    return Some((start + i, g.1[start + i].clone()));
+                }
+                checked = g.1.len();
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return None;
+            }
+        }
+    }
+}
+
+/// A board's process group (the process was started with `process_group(0)`):
+/// dropping it is a power cut — the whole group killed at once, then reaped.
+pub(crate) struct ProcessGroup(pub(crate) Child);
+
+impl ProcessGroup {
+    pub(crate) fn id(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+impl Drop for ProcessGroup {
+    fn drop(&mut self) {
+        let _ = killpg(Pid::from_raw(self.0.id() as i32), Signal::SIGKILL);
+        let _ = self.0.wait();
+    }
+}
