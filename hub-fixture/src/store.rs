@@ -148,6 +148,18 @@ pub struct NewMessage {
     pub ttl_ms: Option<i64>,
 }
 
+impl NewMessage {
+    /// A message with this payload, a generated id, no properties and the default TTL.
+    pub fn with_payload(payload: impl Into<Vec<u8>>) -> NewMessage {
+        NewMessage {
+            message_id: None,
+            payload: payload.into(),
+            properties: Vec::new(),
+            ttl_ms: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QueuedMessage {
     /// Enqueue order; also the message's handle for complete/reject.

@@ -158,15 +158,6 @@ max = 100.0
     )
 }
 
-fn c2d(payload: &str) -> NewMessage {
-    NewMessage {
-        message_id: None,
-        payload: payload.as_bytes().to_vec(),
-        properties: Vec::new(),
-        ttl_ms: None,
-    }
-}
-
 fn telemetry_of(e: &hub_fixture::journal::JournalEntry, leaf: &str, key: &str) -> Option<f64> {
     match &e.event {
         Event::Telemetry { payload, .. } if e.device_id.as_deref() == Some(leaf) => {
@@ -287,30 +278,39 @@ async fn leaves_become_devices_and_only_mapped_commands_are_written() {
     leaf_a.expect("mbpoll's write", |l| l.contains("register=0 words=[300]"));
 
     // Commands: mapped and in range → written; out of range or unmapped → refused, never written.
-    hub.send_c2d("meter-a", c2d(r#"{"command":"setpoint","value":21.5}"#))
-        .unwrap();
+    hub.send_c2d(
+        "meter-a",
+        NewMessage::with_payload(r#"{"command":"setpoint","value":21.5}"#),
+    )
+    .unwrap();
     leaf_a.expect("setpoint written", |l| {
         l.contains("register=10 words=[215]")
     });
     gw.expect("register_written", |l| {
         l.contains("\"register_written\"") && l.contains("meter-a")
     });
-    hub.send_c2d("meter-a", c2d(r#"{"command":"setpoint","value":99}"#))
-        .unwrap();
+    hub.send_c2d(
+        "meter-a",
+        NewMessage::with_payload(r#"{"command":"setpoint","value":99}"#),
+    )
+    .unwrap();
     gw.expect("out-of-range refused", |l| {
         l.contains("command_refused") && l.contains("outside")
     });
     hub.send_c2d(
         "meter-a",
-        c2d(r#"{"command":"reboot","value":1,"register":0}"#),
+        NewMessage::with_payload(r#"{"command":"reboot","value":1,"register":0}"#),
     )
     .unwrap();
     gw.expect("unmapped refused", |l| {
         l.contains("command_refused") && l.contains("not a command")
     });
     // A command for B goes to B only.
-    hub.send_c2d("pump-b", c2d(r#"{"command":"speed","value":50}"#))
-        .unwrap();
+    hub.send_c2d(
+        "pump-b",
+        NewMessage::with_payload(r#"{"command":"speed","value":50}"#),
+    )
+    .unwrap();
     leaf_b.expect("speed written on B", |l| {
         l.contains("unit=7 register=20 words=[50]")
     });
@@ -423,7 +423,7 @@ async fn a_redelivered_command_is_not_written_twice_across_a_restart() {
     };
     let command = || NewMessage {
         message_id: Some("mid-restart-1".into()),
-        ..c2d(r#"{"command":"setpoint","value":12.5}"#)
+        ..NewMessage::with_payload(r#"{"command":"setpoint","value":12.5}"#)
     };
 
     let gw = start();

@@ -226,15 +226,6 @@ async fn gw02(case: &mut Case) -> Result<String, Fail> {
     Ok("meter-a (TCP) and pump-b (RTU) are two devices at the hub with their own certificates and values".into())
 }
 
-fn c2d(payload: &str) -> NewMessage {
-    NewMessage {
-        message_id: None,
-        payload: payload.as_bytes().to_vec(),
-        properties: Vec::new(),
-        ttl_ms: None,
-    }
-}
-
 async fn gw03(case: &mut Case) -> Result<String, Fail> {
     boot(case, LEAF_TCP).await?;
     connected(case, 0, LEAF_RTU).await?;
@@ -244,7 +235,8 @@ async fn gw03(case: &mut Case) -> Result<String, Fail> {
         r#"{"command":"setpoint","value":99}"#,
         r#"{"command":"reboot","value":1,"register":11}"#,
     ] {
-        case.hub().send_c2d(LEAF_TCP, c2d(payload))?;
+        case.hub()
+            .send_c2d(LEAF_TCP, NewMessage::with_payload(payload))?;
     }
     // The gateway acknowledges after the write or the refusal: three acks,
     // and every write it made is in the leaves' logs by then.
