@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use hub_fixture::hub::{DeviceCredentials, HubConfig, HubFixture};
+use hub_fixture::hub::{DeviceCredentials, HubFixture};
 use sacbench_rig::emulated::topology::{in_netns, Node};
 use sacbench_rig::emulated::{EmulatedRig, GatewayRig};
 use sacbench_rig::lab::LabRig;
@@ -62,11 +62,7 @@ impl LabCase {
             what: format!("creating {}", dir.display()),
             source: e,
         })?;
-        let mut hub_config = HubConfig::for_tests(dir.join("hub"));
-        hub_config.host_names = vec![hub_cfg.host_name.clone(), hub_cfg.ipv4.to_string()];
-        hub_config.mqtt_addr = (hub_cfg.ipv4, 8883).into();
-        hub_config.https_addr = (hub_cfg.ipv4, 443).into();
-        hub_config.key_log = Some(dir.join("tls-keys.log"));
+        let hub_config = sacbench_rig::case_hub_config(dir, &hub_cfg.host_name, hub_cfg.ipv4);
         let hub = HubFixture::start(hub_config).await.map_err(|e| {
             RigError::Setup(format!(
                 "starting the hub on {} (hub.ipv4 of {file}): {e}",

@@ -198,3 +198,15 @@ pub fn provisioning_record(r: &ProvisioningRecord<'_>) -> String {
     }
     text
 }
+
+/// The fixture hub of one case: data and TLS key log under `dir`, MQTT on
+/// `ip:8883`, EST and firmware on `ip:443`, a server certificate for
+/// `host_name` and `ip`.
+pub fn case_hub_config(dir: &Path, host_name: &str, ip: Ipv4Addr) -> hub_fixture::hub::HubConfig {
+    let mut c = hub_fixture::hub::HubConfig::for_tests(dir.join("hub"));
+    c.host_names = vec![host_name.into(), ip.to_string()];
+    c.mqtt_addr = (ip, 8883).into();
+    c.https_addr = (ip, 443).into();
+    c.key_log = Some(dir.join("tls-keys.log"));
+    c
+}

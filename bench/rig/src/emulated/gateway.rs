@@ -17,10 +17,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use super::console::{ConsoleLog, ProcessGroup};
-use super::topology::{in_netns, Node, Topology};
+use super::topology::{Node, Topology};
 use super::HUB_HOST;
 use crate::{Capabilities, Capability, CaptureTarget, DutAddresses, LogLine, Rig, RigError};
-use hub_fixture::hub::{DeviceCredentials, HubConfig, HubFixture};
+use hub_fixture::hub::{DeviceCredentials, HubFixture};
 
 /// The leaves every gateway case has: their ids, units and registers.
 pub const LEAF_TCP: &str = "meter-a";
@@ -79,17 +79,7 @@ impl GatewayRig {
         })?;
         let topo = Topology::create(config.id)?;
         topo.set_forwarding(false)?;
-        let hub_ip = topo.hub_ipv4();
-        let mut hub_config = HubConfig::for_tests(dir.join("hub"));
-        hub_config.host_names = vec![HUB_HOST.into(), hub_ip.to_string()];
-        hub_config.mqtt_addr = (hub_ip, 8883).into();
-        hub_config.https_addr = (hub_ip, 443).into();
-        hub_config.key_log = Some(dir.join("tls-keys.log"));
-        let handle = tokio::runtime::Handle::current();
-        let hub = in_netns(topo.netns_path(Node::Hub), move || {
-            handle.block_on(HubFixture::start(hub_config))
-        })?
-        .map_err(|e| RigError::Setup(format!("starting the hub: {e}")))?;
+        let hub = super::rig::start_hub(&topo, dir)?;
 
         let console = ConsoleLog::default();
         let leaf_exe = config.bin_dir.join("modbus-leaf");

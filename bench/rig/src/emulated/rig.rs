@@ -15,7 +15,7 @@ use crate::rtt::RttReader;
 use crate::{
     Capabilities, Capability, CaptureTarget, DutAddresses, LogLine, LogSource, Rig, RigError,
 };
-use hub_fixture::hub::{DeviceCredentials, HubConfig, HubFixture};
+use hub_fixture::hub::{DeviceCredentials, HubFixture};
 
 /// The hub's name in every emulated topology (SNI, server certificate).
 pub const HUB_HOST: &str = "hub.sacbench.test";
@@ -79,6 +79,17 @@ fn tool(exe: &Path, args: &[&std::ffi::OsStr]) -> Result<(), RigError> {
     }
 }
 
+/// Starts the case's hub in `topo`'s hub namespace; its listeners are made
+/// on a thread inside that namespace.
+pub(crate) fn start_hub(topo: &Topology, dir: &Path) -> Result<HubFixture, RigError> {
+    let hub_config = crate::case_hub_config(dir, HUB_HOST, topo.hub_ipv4());
+    let handle = tokio::runtime::Handle::current();
+    in_netns(topo.netns_path(Node::Hub), move || {
+        handle.block_on(HubFixture::start(hub_config))
+    })?
+    .map_err(|e| RigError::Setup(format!("starting the hub: {e}")))
+}
+
 impl EmulatedRig {
     /// Builds the topology, starts the hub in its namespace, registers the
     /// device and writes its provisioning file and an erased flash.
@@ -88,18 +99,7 @@ impl EmulatedRig {
             source: e,
         })?;
         let topo = Topology::create(config.id)?;
-        let hub_ip = topo.hub_ipv4();
-        let mut hub_config = HubConfig::for_tests(config.dir.join("hub"));
-        hub_config.host_names = vec![HUB_HOST.into(), hub_ip.to_string()];
-        hub_config.mqtt_addr = (hub_ip, 8883).into();
-        hub_config.https_addr = (hub_ip, 443).into();
-        hub_config.key_log = Some(config.dir.join("tls-keys.log"));
-        let handle = tokio::runtime::Handle::current();
-        // The hub's listeners are made on a thread inside the hub namespace.
-        let hub = in_netns(topo.netns_path(Node::Hub), move || {
-            handle.block_on(HubFixture::start(hub_config))
-        })?
-        .map_err(|e| RigError::Setup(format!("starting the hub: {e}")))?;
+        let hub = start_hub(&topo, &config.dir)?;
         let credentials = hub
             .register_device(&config.device_id)
             .map_err(|e| RigError::Setup(format!("registering {}: {e}", config.device_id)))?;
