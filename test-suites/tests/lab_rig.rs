@@ -26,6 +26,7 @@ use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use sacbench_rig::emulated::sandbox::{self, Sandbox};
 use sacbench_rig::emulated::topology::{in_netns, Node, Topology};
+use sacbench_rig::pty::PtyPair;
 use sacbench_suites::model::Outcome;
 use tokio_modbus::server::tcp::{accept_tcp_connection, Server};
 use tokio_modbus::server::Service;
@@ -129,17 +130,8 @@ struct FakeLab {
     topo: Arc<Topology>,
     board: FakeBoard,
     rig_file: PathBuf,
-    _socat: SocatGuard,
+    _console: PtyPair,
     _runtime: tokio::runtime::Runtime,
-}
-
-struct SocatGuard(Child);
-
-impl Drop for SocatGuard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// The emulated board's executable, built beside the suite (as the suite finds it).
@@ -161,29 +153,8 @@ impl FakeLab {
             .into());
         }
         let topo = Arc::new(Topology::create(id)?);
-        // The console: a pty pair; socat says when both ends exist.
-        let mut socat = Command::new("socat")
-            .arg("-d")
-            .arg("-d")
-            .arg(format!(
-                "pty,raw,echo=0,link={}",
-                dir.join("board-tty").display()
-            ))
-            .arg(format!(
-                "pty,raw,echo=0,link={}",
-                dir.join("bench-tty").display()
-            ))
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("socat: {e}"))?;
-        let mut lines = BufReader::new(socat.stderr.take().expect("piped")).lines();
-        let socat = SocatGuard(socat);
-        lines
-            .by_ref()
-            .map_while(Result::ok)
-            .find(|l| l.contains("starting data transfer loop"))
-            .ok_or("socat never made the pty pair")?;
-        std::thread::spawn(move || lines.for_each(drop));
+        // The console: a pty pair.
+        let console = PtyPair::link(&dir.join("board-tty"), &dir.join("bench-tty"))?;
 
         let board = FakeBoard {
             topo: topo.clone(),
@@ -294,7 +265,7 @@ ipv4 = "{bench}"
             topo,
             board,
             rig_file,
-            _socat: socat,
+            _console: console,
             _runtime: runtime,
         })
     }

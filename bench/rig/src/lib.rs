@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 
 pub mod emulated;
 pub mod lab;
+pub mod pty;
 pub mod rtt;
 
 /// Something a rig can do.

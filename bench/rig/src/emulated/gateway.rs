@@ -11,7 +11,6 @@
 //! side); the capture is on the gateway's local side (`g0`), where the
 //! Modbus traffic is. The leaves' and the gateway's stderr are the console.
 
-use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -19,6 +18,7 @@ use std::process::{Child, Command, Stdio};
 use super::console::{ConsoleLog, ProcessGroup};
 use super::topology::{Node, Topology};
 use super::HUB_HOST;
+use crate::pty::PtyPair;
 use crate::{Capabilities, Capability, CaptureTarget, DutAddresses, LogLine, Rig, RigError};
 use hub_fixture::hub::{DeviceCredentials, HubFixture};
 
@@ -43,6 +43,7 @@ pub struct GatewayRig {
     gateway: Option<ProcessGroup>,
     // The leaves and the pty pair live as long as the rig.
     _procs: Vec<ProcessGroup>,
+    _line: PtyPair,
     name: String,
     config: GatewayRigConfig,
     topo: Topology,
@@ -96,21 +97,7 @@ impl GatewayRig {
         procs.push(ProcessGroup(a));
         // Leaf B: Modbus RTU on a pty pair.
         let (leaf_tty, gw_tty) = (dir.join("leaf-tty"), dir.join("gw-tty"));
-        let mut socat = spawn(
-            Command::new("socat")
-                .args(["-d", "-d"])
-                .arg(format!("pty,raw,echo=0,link={}", leaf_tty.display()))
-                .arg(format!("pty,raw,echo=0,link={}", gw_tty.display())),
-            "socat (the RTU line)",
-        )?;
-        let mut lines = BufReader::new(socat.stderr.take().expect("piped")).lines();
-        lines
-            .by_ref()
-            .map_while(Result::ok)
-            .find(|l| l.contains("starting data transfer loop"))
-            .ok_or_else(|| RigError::Setup("socat never made the pty pair".into()))?;
-        std::thread::spawn(move || lines.for_each(drop));
-        procs.push(ProcessGroup(socat));
+        let line = PtyPair::link(&leaf_tty, &gw_tty)?;
         let mut b = spawn(
             Command::new(&leaf_exe)
                 .arg("--rtu")
@@ -153,6 +140,7 @@ impl GatewayRig {
             console,
             gateway: None,
             _procs: procs,
+            _line: line,
         })
     }
 
