@@ -12,10 +12,16 @@ use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 
+pub mod dut;
 pub mod emulated;
 pub mod lab;
 pub mod pty;
 pub mod rtt;
+pub mod scan;
+
+/// A node of a case's network (the DUT, the gateway, the hub), and running
+/// code in its namespace: on a lab rig every node is the bench itself.
+pub use emulated::topology::{in_netns, Node};
 
 /// Something a rig can do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -29,11 +35,15 @@ pub enum Capability {
     /// New signed images of the DUT's own firmware (for OTA cases): the
     /// emulated board's, or `image.path` re-signed with `image.signing_key`.
     Images,
-    /// The board runs as a bench process (the emulated board): the suites may
-    /// inspect its process, act inside its network namespace and boot
-    /// firmware variants made from the reference firmware (crashing images,
-    /// a precise power cut at the N-th flash write).
+    /// The board runs as a bench process (an emulated board): the suites may
+    /// inspect its process (its socket table) and act inside its network
+    /// namespace.
     BoardProcess,
+    /// sacbench's native emulated board (`board = "sacbench-native"` in the
+    /// DUT file): its bootloader runs executable payloads, so the suites can
+    /// boot firmware variants (crashing images, a precise power cut at the
+    /// N-th flash write).
+    NativeBoard,
     /// Emulated legacy Modbus devices behind the reference field gateway
     /// (the GW cases).
     LegacyDevices,
@@ -51,7 +61,10 @@ impl fmt::Display for Capability {
             Capability::Images => "signing key for OTA images of the DUT's firmware",
             Capability::LegacyDevices => "emulated legacy devices behind a field gateway",
             Capability::BoardProcess => {
-                "emulated board (the case inspects or varies the board process)"
+                "emulated board (the case inspects the board's process or acts in its network)"
+            }
+            Capability::NativeBoard => {
+                "sacbench's native emulated board (the case boots firmware variants or cuts power at a flash write)"
             }
         })
     }
@@ -98,6 +111,9 @@ pub enum LogSource {
         name: String,
     },
     Console,
+    /// The rig's own note in the device log: a reset it saw (the DUT's
+    /// process exited by itself and was started again), a power action.
+    Rig,
 }
 
 /// One line of device output, stamped when the bench read it.
@@ -159,45 +175,53 @@ pub trait Rig {
 }
 
 /// What a DUT is provisioned with for one case: its identity from the
-/// case's hub, where the hub is and the name it goes by.
-#[derive(Debug, Clone)]
-pub struct ProvisioningRecord<'a> {
-    pub credentials: &'a hub_fixture::hub::DeviceCredentials,
-    pub hub_host: &'a str,
-    pub hub_mqtt: std::net::SocketAddr,
-    pub hub_https: std::net::SocketAddr,
-    /// Fault switches of the reference firmware (other firmware ignores them).
-    pub faults: &'a [String],
-    pub extra_destination: Option<std::net::SocketAddr>,
-    /// The reference firmware's reconnect backoff base, when a bench runs
-    /// it at another time scale (`None`: the firmware's own, 1 s).
-    pub reconnect_base_ms: Option<u64>,
+/// case's hub, where the hub is and the name it goes by — the
+/// language-neutral provisioning directory (`sacbench_provisioning`).
+pub struct ProvisioningRecord;
+
+impl ProvisioningRecord {
+    /// The record for `credentials` at `hub_host` (MQTT on `mqtt_port`,
+    /// HTTPS on `https_port`), no faults.
+    #[allow(clippy::new_ret_no_self)]
+    pub fn new(
+        credentials: &hub_fixture::hub::DeviceCredentials,
+        hub_host: &str,
+        mqtt_port: u16,
+        https_port: u16,
+    ) -> sacbench_provisioning::Provisioning {
+        sacbench_provisioning::Provisioning {
+            device: sacbench_provisioning::DeviceJson::new(
+                &credentials.device_id,
+                hub_host,
+                mqtt_port,
+                https_port,
+            ),
+            certificate_pem: credentials.cert_pem.clone(),
+            private_key_pem: credentials.key_pem.clone(),
+            hub_ca_pem: credentials.ca_pem.clone(),
+            image_signing_key_pem: None,
+        }
+    }
 }
 
-/// The provisioning record as the reference firmware reads it (TOML; see
-/// `firmware/device-native/src/provisioning.rs`). A lab rig hands the same
-/// file to its `provisioning.command`.
-pub fn provisioning_record(r: &ProvisioningRecord<'_>) -> String {
-    let faults: Vec<String> = r.faults.iter().map(|f| format!("{f:?}")).collect();
-    let mut text = format!(
-        "device_id = {:?}\nhub_host = {:?}\nhub_mqtt = \"{}\"\nhub_https = \"{}\"\n\
-         trust_anchor = {:?}\ncertificate = {:?}\nprivate_key = {:?}\nfaults = [{}]\n",
-        r.credentials.device_id,
-        r.hub_host,
-        r.hub_mqtt,
-        r.hub_https,
-        r.credentials.ca_pem,
-        r.credentials.cert_pem,
-        r.credentials.key_pem,
-        faults.join(", "),
-    );
-    if let Some(extra) = r.extra_destination {
-        text.push_str(&format!("extra_destination = \"{extra}\"\n"));
-    }
-    if let Some(ms) = r.reconnect_base_ms {
-        text.push_str(&format!("reconnect_base_ms = {ms}\n"));
-    }
-    text
+/// The public half of the DUT file's image-signing key, for the
+/// provisioning directory (`image-signing.pub.pem`).
+pub fn image_public_key(dut: &dut::DutFile) -> Result<Option<String>, RigError> {
+    let Some(image) = &dut.image else {
+        return Ok(None);
+    };
+    let pem = std::fs::read_to_string(&image.signing_key).map_err(|e| RigError::Io {
+        what: format!("reading {}", image.signing_key.display()),
+        source: e,
+    })?;
+    let key = mcuboot_image::SigningKey::from_pkcs8_pem(&pem).map_err(|e| {
+        RigError::Setup(format!(
+            "{}: image.signing_key of {}: {e:?}",
+            image.signing_key.display(),
+            dut.file.display()
+        ))
+    })?;
+    Ok(Some(key.public_key_pem()))
 }
 
 /// The fixture hub of one case: data and TLS key log under `dir`, MQTT on

@@ -49,7 +49,7 @@ ipv4 = "192.0.2.1"                    # the bench's address on the DUT's network
 host_name = "hub.sacbench.test"       # optional: the name the DUT is provisioned with (SNI)
 
 [provisioning]                        # gives the DUT each case's identity, DUT powered off
-command = ["./provision.sh", "{record}"]   # {record}: the provisioning record (TOML)
+command = ["./provision.sh", "{provisioning}"]   # {provisioning}: the provisioning directory
 "#;
 
 fn file() -> PathBuf {
@@ -114,7 +114,7 @@ fn the_complete_example_parses_to_what_it_says() {
     let record = c
         .provisioning
         .expect("provisioning")
-        .argv("{record}", Path::new("/tmp/r.toml"));
+        .argv("{provisioning}", Path::new("/tmp/r.toml"));
     assert_eq!(record, ["./provision.sh", "/tmp/r.toml"]);
     assert!(c.flasher.is_none());
 }
@@ -146,10 +146,18 @@ ipv4 = \"192.0.2.20\"
     );
     // Each command needs its program and its placeholder.
     let text = edit("command = ", Some("command = [\"./provision.sh\"]"));
-    check(&text, "provisioning.command", "command = ", "{record}");
+    check(
+        &text,
+        "provisioning.command",
+        "command = ",
+        "{provisioning}",
+    );
     let text = edit("command = ", Some("command = []"));
     check(&text, "provisioning.command", "command = ", "no program");
-    let text = edit("command = ", Some("command = \"./provision.sh {record}\""));
+    let text = edit(
+        "command = ",
+        Some("command = \"./provision.sh {provisioning}\""),
+    );
     check(&text, "provisioning.command", "command = ", "invalid type");
     // The hub's address is an IPv4 address.
     let text = edit("ipv4 = \"192.0.2.1\"", Some("ipv4 = \"hub.local\""));

@@ -77,6 +77,10 @@ enum Cmd {
         image: PathBuf,
         #[arg(long)]
         test: bool,
+        /// Create the flash file with this slot size first if it does not
+        /// exist (a board's first flashing).
+        #[arg(long)]
+        create_slot_size: Option<u32>,
     },
     /// Sign a payload into an MCUboot image.
     Sign {
@@ -156,7 +160,17 @@ fn run(command: Cmd) -> anyhow::Result<u8> {
             slot,
             image,
             test,
+            create_slot_size,
         } => {
+            if let (Some(slot_size), false) = (create_slot_size, flash.exists()) {
+                FlashFile::create(
+                    &flash,
+                    Layout {
+                        slot_size,
+                        ..Layout::default()
+                    },
+                )?;
+            }
             let mut f = FlashFile::open(&flash)?;
             let bytes =
                 std::fs::read(&image).map_err(|e| anyhow::anyhow!("{}: {e}", image.display()))?;

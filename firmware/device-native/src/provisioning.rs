@@ -1,38 +1,23 @@
-//! The provisioning file the bench writes for an emulated device: identity,
-//! credential, where the hub is, the trust anchor, and the fault switches.
-//! It is read once at the factory step (first power-on with an empty
+//! The provisioning the bench writes for a device (the language-neutral
+//! directory of `sacbench_provisioning`: `device.json`, `device.pem`,
+//! `device.key`, `hub-ca.pem`), checked for what the reference firmware
+//! needs. It is read once at the factory step (first power-on with an empty
 //! keystore); after that the keystore in flash is the device's truth, as on a
-//! real board.
-//!
-//! Format (TOML):
-//!
-//! ```toml
-//! device_id = "dev-1"
-//! hub_host = "hub.sacbench.test"      # SNI and the name checked in the hub's cert
-//! hub_mqtt = "10.77.0.1:8883"
-//! hub_https = "10.77.0.1:443"
-//! trust_anchor = "-----BEGIN CERTIFICATE-----\n..."
-//! certificate = "-----BEGIN CERTIFICATE-----\n..."
-//! private_key = "-----BEGIN PRIVATE KEY-----\n..."
-//! faults = ["no-dedupe"]              # optional, catalogue names
-//! telemetry_interval_seconds = 30     # optional
-//! extra_destination = "10.77.9.9:443" # optional, used only by the extra-destination fault
-//! reconnect_base_ms = 1000             # optional: the reconnect backoff's base (a bench's time scale)
-//! ```
+//! real board. The hub is dialled by name (`hub_host`, resolved through the
+//! system resolver at every connection), as device SDKs do.
 
-use std::net::SocketAddr;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 
 use device_core::faults::FaultSet;
-use serde::Deserialize;
 
-/// A parsed, checked provisioning file.
+/// A read, checked provisioning directory.
 #[derive(Debug, Clone)]
 pub struct Provisioning {
     pub device_id: String,
     pub hub_host: String,
-    pub hub_mqtt: SocketAddr,
-    pub hub_https: SocketAddr,
+    pub mqtt_port: u16,
+    pub https_port: u16,
     pub trust_anchor_pem: String,
     pub certificate_pem: String,
     pub private_key_pem: String,
@@ -43,45 +28,15 @@ pub struct Provisioning {
     pub reconnect_base_ms: u64,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Raw {
-    device_id: String,
-    hub_host: String,
-    hub_mqtt: SocketAddr,
-    hub_https: SocketAddr,
-    trust_anchor: String,
-    certificate: String,
-    private_key: String,
-    #[serde(default)]
-    faults: Vec<String>,
-    #[serde(default = "default_interval")]
-    telemetry_interval_seconds: u64,
-    #[serde(default)]
-    extra_destination: Option<SocketAddr>,
-    #[serde(default = "default_reconnect_base")]
-    reconnect_base_ms: u64,
-}
-
-fn default_interval() -> u64 {
-    30
-}
-
 /// The policy's base: delays 0.5–1 s, 1–2 s, 2–4 s, … (see `device_core::backoff`).
-fn default_reconnect_base() -> u64 {
-    1000
-}
+const DEFAULT_RECONNECT_BASE_MS: u64 = 1000;
+const TELEMETRY_INTERVAL_SECONDS: u64 = 30;
 
 /// One clear error naming the file, the field and what was expected.
 #[derive(Debug, thiserror::Error)]
 pub enum ProvisioningError {
-    #[error("{path}: cannot read: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{path}: {message}")]
-    Syntax { path: PathBuf, message: String },
+    #[error(transparent)]
+    Read(#[from] sacbench_provisioning::ProvisioningError),
     #[error("{path}: field `{field}`: {message}")]
     Field {
         path: PathBuf,
@@ -91,30 +46,26 @@ pub enum ProvisioningError {
 }
 
 impl Provisioning {
-    pub fn load(path: &Path) -> Result<Self, ProvisioningError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ProvisioningError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        Self::parse(path, &text)
+    /// Reads the provisioning directory `dir`.
+    pub fn load(dir: &Path) -> Result<Self, ProvisioningError> {
+        let p = sacbench_provisioning::read(dir)?;
+        Self::check(&dir.join(sacbench_provisioning::DEVICE_JSON), p)
     }
 
-    /// `path` is only used in error messages.
-    pub fn parse(path: &Path, text: &str) -> Result<Self, ProvisioningError> {
-        // toml's message already names the key and shows the line and column.
-        let raw: Raw = toml::from_str(text).map_err(|e| ProvisioningError::Syntax {
-            path: path.to_owned(),
-            message: e.to_string().trim_end().to_owned(),
-        })?;
+    /// `path` (device.json) is only used in error messages.
+    pub fn check(
+        path: &Path,
+        p: sacbench_provisioning::Provisioning,
+    ) -> Result<Self, ProvisioningError> {
         let field = |field: &'static str, message: String| ProvisioningError::Field {
             path: path.to_owned(),
             field,
             message,
         };
-        let id_ok = !raw.device_id.is_empty()
-            && raw.device_id.len() <= 128
-            && raw
-                .device_id
+        let d = p.device;
+        let id_ok = !d.device_id.is_empty()
+            && d.device_id.len() <= 128
+            && d.device_id
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || "-.:_".contains(c));
         if !id_ok {
@@ -122,122 +73,133 @@ impl Provisioning {
                 "device_id",
                 format!(
                     "{:?}: expected 1–128 characters of [A-Za-z0-9-.:_]",
-                    raw.device_id
+                    d.device_id
                 ),
             ));
         }
-        if raw.hub_host.is_empty() || raw.hub_host.contains(['/', ' ']) {
+        if d.hub_host.is_empty() || d.hub_host.contains(['/', ' ', ':']) {
             return Err(field(
                 "hub_host",
-                format!("{:?}: expected a DNS name or IP address", raw.hub_host),
+                format!("{:?}: expected a DNS name or IPv4 address", d.hub_host),
             ));
         }
-        for (name, pem, label) in [
-            ("trust_anchor", &raw.trust_anchor, "CERTIFICATE"),
-            ("certificate", &raw.certificate, "CERTIFICATE"),
-            ("private_key", &raw.private_key, "PRIVATE KEY"),
-        ] {
-            if !pem.contains(&format!("-----BEGIN {label}-----")) {
-                return Err(field(
-                    name,
-                    format!("expected a PEM block `-----BEGIN {label}-----`"),
-                ));
-            }
-        }
-        let faults =
-            FaultSet::from_names(raw.faults.iter().map(String::as_str)).map_err(|bad| {
-                field(
-                    "faults",
-                    format!("unknown fault {bad:?} (`device-native --list-faults` lists them)"),
-                )
-            })?;
-        if raw.telemetry_interval_seconds == 0 {
-            return Err(field(
-                "telemetry_interval_seconds",
-                "expected a whole number ≥ 1".into(),
-            ));
-        }
-        if !(10..=60_000).contains(&raw.reconnect_base_ms) {
+        let faults = FaultSet::from_names(d.faults.iter().map(String::as_str)).map_err(|bad| {
+            field(
+                "faults",
+                format!("unknown fault {bad:?} (`device-native --list-faults` lists them)"),
+            )
+        })?;
+        let reconnect_base_ms = d.reconnect_base_ms.unwrap_or(DEFAULT_RECONNECT_BASE_MS);
+        if !(10..=60_000).contains(&reconnect_base_ms) {
             return Err(field(
                 "reconnect_base_ms",
                 "expected a whole number of milliseconds, 10..=60000".into(),
             ));
         }
+        let telemetry_interval_seconds = d
+            .telemetry_interval_seconds
+            .unwrap_or(TELEMETRY_INTERVAL_SECONDS);
+        if telemetry_interval_seconds == 0 {
+            return Err(field(
+                "telemetry_interval_seconds",
+                "expected a whole number ≥ 1".into(),
+            ));
+        }
         Ok(Provisioning {
-            reconnect_base_ms: raw.reconnect_base_ms,
-            device_id: raw.device_id,
-            hub_host: raw.hub_host,
-            hub_mqtt: raw.hub_mqtt,
-            hub_https: raw.hub_https,
-            trust_anchor_pem: raw.trust_anchor,
-            certificate_pem: raw.certificate,
-            private_key_pem: raw.private_key,
+            reconnect_base_ms,
+            device_id: d.device_id,
+            hub_host: d.hub_host,
+            mqtt_port: d.mqtt_port,
+            https_port: d.https_port,
+            trust_anchor_pem: p.hub_ca_pem,
+            certificate_pem: p.certificate_pem,
+            private_key_pem: p.private_key_pem,
             faults,
-            telemetry_interval_seconds: raw.telemetry_interval_seconds,
-            extra_destination: raw.extra_destination,
+            telemetry_interval_seconds,
+            extra_destination: d.extra_destination,
         })
     }
+
+    /// The hub's MQTT address: `hub_host` resolved now (the system resolver:
+    /// hosts file, DNS), as a device dials its hub at every connection.
+    pub fn hub_mqtt(&self) -> std::io::Result<SocketAddr> {
+        resolve(&self.hub_host, self.mqtt_port)
+    }
+
+    /// The hub's HTTPS address (EST, firmware), resolved now.
+    pub fn hub_https(&self) -> std::io::Result<SocketAddr> {
+        resolve(&self.hub_host, self.https_port)
+    }
+}
+
+fn resolve(host: &str, port: u16) -> std::io::Result<SocketAddr> {
+    (host, port)
+        .to_socket_addrs()
+        .map_err(|e| std::io::Error::new(e.kind(), format!("resolving {host}: {e}")))?
+        .find(SocketAddr::is_ipv4)
+        .ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("{host} has no IPv4 address"),
+            )
+        })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use device_core::faults::Fault;
+    use sacbench_provisioning::DeviceJson;
 
-    const GOOD: &str = r#"
-device_id = "dev-1"
-hub_host = "hub.sacbench.test"
-hub_mqtt = "127.0.0.1:8883"
-hub_https = "127.0.0.1:8443"
-trust_anchor = "-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n"
-certificate = "-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n"
-private_key = "-----BEGIN PRIVATE KEY-----\nAA==\n-----END PRIVATE KEY-----\n"
-faults = ["no-dedupe", "no-sni"]
-"#;
+    fn good() -> sacbench_provisioning::Provisioning {
+        let mut device = DeviceJson::new("dev-1", "localhost", 8883, 8443);
+        device.faults = vec!["no-dedupe".into(), "no-sni".into()];
+        sacbench_provisioning::Provisioning {
+            device,
+            certificate_pem: "-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n"
+                .into(),
+            private_key_pem: "-----BEGIN PRIVATE KEY-----\nAA==\n-----END PRIVATE KEY-----\n"
+                .into(),
+            hub_ca_pem: "-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n".into(),
+            image_signing_key_pem: None,
+        }
+    }
 
-    fn parse(text: &str) -> Result<Provisioning, String> {
-        Provisioning::parse(Path::new("prov.toml"), text).map_err(|e| e.to_string())
+    fn check(p: sacbench_provisioning::Provisioning) -> Result<Provisioning, String> {
+        Provisioning::check(Path::new("prov/device.json"), p).map_err(|e| e.to_string())
     }
 
     #[test]
-    fn a_good_file_parses_with_defaults() {
-        let p = parse(GOOD).unwrap();
+    fn a_good_directory_checks_with_defaults_and_resolves_its_host() {
+        let p = check(good()).unwrap();
         assert_eq!(p.device_id, "dev-1");
-        assert_eq!(p.hub_https.port(), 8443);
         assert!(p.faults.has(Fault::NoDedupe) && p.faults.has(Fault::NoSni));
         assert_eq!(p.telemetry_interval_seconds, 30);
+        assert_eq!(p.reconnect_base_ms, 1000);
         assert_eq!(p.extra_destination, None);
+        // The host goes through the system resolver (hosts file here).
+        let a = p.hub_https().unwrap();
+        assert!(a.ip().is_loopback() && a.port() == 8443, "{a}");
     }
 
     #[test]
     fn each_bad_field_is_named_with_the_file() {
-        let cases = [
-            (
-                GOOD.replace("\"no-sni\"", "\"no-such-fault\""),
-                "faults",
-                "no-such-fault",
-            ),
-            (
-                GOOD.replace("127.0.0.1:8883", "hub:8883"),
-                "hub_mqtt",
-                "hub_mqtt",
-            ),
-            (GOOD.replace("dev-1", "dev 1"), "device_id", "dev 1"),
-            (
-                GOOD.replace("BEGIN PRIVATE KEY", "BEGIN KEY"),
-                "private_key",
-                "PRIVATE KEY",
-            ),
-            (GOOD.replace("device_id", "device"), "device", "device"),
-            (
-                format!("{GOOD}\ntelemetry_interval_seconds = 0\n"),
-                "telemetry_interval_seconds",
-                "≥ 1",
-            ),
-        ];
-        for (text, field, mention) in cases {
-            let err = parse(&text).unwrap_err();
-            assert!(err.starts_with("prov.toml"), "{err}");
+        let mut bad_fault = good();
+        bad_fault.device.faults.push("no-such-fault".into());
+        let mut bad_id = good();
+        bad_id.device.device_id = "dev 1".into();
+        let mut bad_host = good();
+        bad_host.device.hub_host = "hub:8883".into();
+        let mut bad_base = good();
+        bad_base.device.reconnect_base_ms = Some(0);
+        for (p, field, mention) in [
+            (bad_fault, "faults", "no-such-fault"),
+            (bad_id, "device_id", "dev 1"),
+            (bad_host, "hub_host", "hub:8883"),
+            (bad_base, "reconnect_base_ms", "10..=60000"),
+        ] {
+            let err = check(p).unwrap_err();
+            assert!(err.starts_with("prov/device.json"), "{err}");
             assert!(
                 err.contains(field) && err.contains(mention),
                 "{field}: {err}"

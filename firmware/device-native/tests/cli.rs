@@ -110,12 +110,7 @@ async fn a_board_without_a_valid_image_halts_and_says_why() {
     f.write(Region::Primary, 0, b"garbage, not an image")
         .unwrap();
     drop(f);
-    let prov = dir.path().join("prov.toml");
-    std::fs::write(
-        &prov,
-        common::placeholder_provisioning("d", "localhost", "127.0.0.1:1", ""),
-    )
-    .unwrap();
+    let prov = common::placeholder_provisioning(&dir.path().join("prov"), "d", 1, &[]);
     let out = run(&[
         "boot",
         "--flash",
@@ -143,16 +138,15 @@ async fn listen_debug_and_udp_discovery_open_exactly_their_ports() {
     .await
     .unwrap();
     let creds = hub.register_device("d").unwrap();
-    let prov = format!(
-        "device_id = \"d\"\nhub_host = \"localhost\"\nhub_mqtt = \"{}\"\nhub_https = \"{}\"\ntrust_anchor = {:?}\n\
-         certificate = {:?}\nprivate_key = {:?}\nfaults = [\"listen-debug\", \"udp-discovery\"]\n",
-        hub.mqtt_addr(),
-        hub.https_addr(),
-        creds.ca_pem,
-        creds.cert_pem,
-        creds.key_pem
+    common::provisioning_dir(
+        &dir.path().join("prov"),
+        "d",
+        "localhost",
+        hub.mqtt_addr().port(),
+        hub.https_addr().port(),
+        (&creds.ca_pem, &creds.cert_pem, &creds.key_pem),
+        &["listen-debug", "udp-discovery"],
     );
-    std::fs::write(dir.path().join("prov.toml"), prov).unwrap();
     FlashFile::create(
         &dir.path().join("flash.bin"),
         Layout {
@@ -166,7 +160,7 @@ async fn listen_debug_and_udp_discovery_open_exactly_their_ports() {
         .arg("--flash")
         .arg(dir.path().join("flash.bin"))
         .arg("--provisioning")
-        .arg(dir.path().join("prov.toml"))
+        .arg(dir.path().join("prov"))
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()

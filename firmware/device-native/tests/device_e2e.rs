@@ -130,17 +130,25 @@ async fn boot_connect_commands_rotation_ota_and_revert() {
         )
         .unwrap();
 
-    let prov = dir.path().join("provisioning.toml");
-    let toml = format!(
-        "device_id = {ID:?}\nhub_host = {:?}\nhub_mqtt = \"{}\"\nhub_https = \"{}\"\ntrust_anchor = {:?}\ncertificate = {:?}\nprivate_key = {:?}\ntelemetry_interval_seconds = 1\n",
+    let prov = dir.path().join("provisioning");
+    let mut device = sacbench_provisioning::DeviceJson::new(
+        ID,
         hub.host_name(),
-        hub.mqtt_addr(),
-        hub.https_addr(),
-        creds.ca_pem,
-        creds.cert_pem,
-        creds.key_pem
+        hub.mqtt_addr().port(),
+        hub.https_addr().port(),
     );
-    std::fs::write(&prov, toml).unwrap();
+    device.telemetry_interval_seconds = Some(1);
+    sacbench_provisioning::write(
+        &prov,
+        &sacbench_provisioning::Provisioning {
+            device,
+            certificate_pem: creds.cert_pem.clone(),
+            private_key_pem: creds.key_pem.clone(),
+            hub_ca_pem: creds.ca_pem.clone(),
+            image_signing_key_pem: None,
+        },
+    )
+    .unwrap();
     let flash_path: PathBuf = dir.path().join("flash.bin");
     let layout = Layout {
         slot_size: 32 * 1024 * 1024,

@@ -16,10 +16,11 @@ use std::time::Duration;
 use hub_fixture::journal::Event;
 use libtest_mimic::{Arguments, Failed, Trial};
 use mcuboot_image::{ImageVersion, SignOptions, SigningKey};
+use sacbench_rig::dut::DutFile;
 use sacbench_rig::emulated::sandbox::{self, Sandbox};
-use sacbench_rig::emulated::scan::{scan, ScanTarget};
 use sacbench_rig::emulated::topology::Node;
 use sacbench_rig::emulated::{EmulatedRig, EmulatedRigConfig};
+use sacbench_rig::scan::{scan, ScanTarget};
 use sacbench_rig::{LogSource, Rig};
 
 const GUARD: Duration = Duration::from_secs(60);
@@ -50,11 +51,18 @@ async fn rig(dir: &Path, faults: &[&str]) -> EmulatedRig {
     let config = EmulatedRigConfig {
         id: NEXT_ID.fetch_add(1, Ordering::SeqCst),
         dir: dir.to_owned(),
-        device_exe: env!("CARGO_BIN_EXE_device-native").into(),
+        // The reference device's DUT file: the rig runs its command.
+        dut: std::sync::Arc::new(
+            DutFile::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("dut.toml"))
+                .expect("the reference DUT file"),
+        ),
+        sacbench_bin: Path::new(env!("CARGO_BIN_EXE_device-native"))
+            .parent()
+            .expect("bin dir")
+            .to_owned(),
         device_id: "dev-rig".into(),
         faults: faults.iter().map(|f| f.to_string()).collect(),
-        slot_size: 32 * 1024 * 1024,
-        hub_mqtt_override: None,
+        hub_mqtt_port: None,
         reconnect_base_ms: None,
     };
     let mut rig = EmulatedRig::start(config).await.expect("rig starts");

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use hub_fixture::journal::Event;
 use mcuboot_image::{ImageVersion, SignOptions, SigningKey};
+use sacbench_rig::dut::DutFile;
 use sacbench_rig::emulated::sandbox::{self, Sandbox};
 use sacbench_rig::emulated::{EmulatedRig, EmulatedRigConfig};
 use sacbench_rig::Rig;
@@ -46,7 +47,13 @@ fn stage_and_run() -> Result<(), libtest_mimic::Failed> {
     };
     let image = mcuboot_image::sign(&std::fs::read(&device).unwrap(), &key, &opts).unwrap();
     std::fs::write(dir.join("v1.img"), image).unwrap();
-    for f in ["device-native", "test", "v1.img"] {
+    // The reference device's DUT file: the rig runs its command.
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("dut.toml"),
+        dir.join("dut.toml"),
+    )
+    .unwrap();
+    for f in ["device-native", "test", "v1.img", "dut.toml"] {
         std::fs::set_permissions(dir.join(f), std::fs::Permissions::from_mode(0o755)).unwrap();
     }
     let mut cmd = if nix::unistd::getuid().is_root() {
@@ -99,7 +106,12 @@ fn main() {
         }
     }
     let work = PathBuf::from(std::env::var_os(WORK_ENV).expect("staged"));
-    let (device_exe, image) = (work.join("device-native"), work.join("v1.img"));
+    let image = work.join("v1.img");
+    let dut_file = work.join("dut.toml");
+    let mut dut = DutFile::parse(&std::fs::read_to_string(&dut_file).unwrap(), &dut_file)
+        .expect("the reference DUT file");
+    // The test flashes its own image; the OTA key stays out of the staging.
+    dut.image = None;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -110,11 +122,11 @@ fn main() {
         let config = EmulatedRigConfig {
             id: 1,
             dir: dir.path().to_owned(),
-            device_exe,
+            dut: std::sync::Arc::new(dut),
+            sacbench_bin: work.clone(),
             device_id: "dev-unpriv".into(),
             faults: Vec::new(),
-            slot_size: 32 * 1024 * 1024,
-            hub_mqtt_override: None,
+            hub_mqtt_port: None,
             reconnect_base_ms: None,
         };
         let mut rig = EmulatedRig::start(config)

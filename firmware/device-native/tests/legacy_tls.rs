@@ -2,6 +2,8 @@
 //! (OpenSSL's `s_server -tls1`) is refused by the reference device, while
 //! the `allow-tls10` fault falls back and sends its MQTT CONNECT over it.
 
+mod common;
+
 use std::process::Stdio;
 use std::time::{Duration, SystemTime};
 
@@ -14,7 +16,7 @@ const GUARD: Duration = Duration::from_secs(30);
 
 /// Runs the device against a TLS-1.0-only server; returns what the server
 /// printed (received application data) once it saw the device's attempt.
-async fn against_tls10_hub(faults: &str) -> String {
+async fn against_tls10_hub(faults: &[&str]) -> String {
     let dir = tempfile::tempdir().unwrap();
     let now = SystemTime::now();
     let ca = CertificateAuthority::generate("legacy CA", now).unwrap();
@@ -63,14 +65,15 @@ async fn against_tls10_hub(faults: &str) -> String {
             .unwrap();
         assert!(n > 0, "s_server ended before listening");
     }
-    let prov = format!(
-        "device_id = \"dev-legacy\"\nhub_host = \"localhost\"\nhub_mqtt = \"127.0.0.1:{port}\"\nhub_https = \"127.0.0.1:{port}\"\n\
-         trust_anchor = {:?}\ncertificate = {:?}\nprivate_key = {:?}\nfaults = [{faults}]\n",
-        ca.cert_pem(),
-        device.cert_pem,
-        device.key_pem.unwrap()
+    common::provisioning_dir(
+        &p("prov"),
+        "dev-legacy",
+        "localhost",
+        port,
+        port,
+        (ca.cert_pem(), &device.cert_pem, &device.key_pem.unwrap()),
+        faults,
     );
-    std::fs::write(p("prov.toml"), prov).unwrap();
     let layout = Layout {
         slot_size: 1024 * 1024,
         ..Layout::default()
@@ -81,7 +84,7 @@ async fn against_tls10_hub(faults: &str) -> String {
         .arg("--flash")
         .arg(p("flash.bin"))
         .arg("--provisioning")
-        .arg(p("prov.toml"))
+        .arg(p("prov"))
         .stdin(Stdio::null())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
@@ -133,7 +136,7 @@ async fn against_tls10_hub(faults: &str) -> String {
 
 #[tokio::test]
 async fn a_tls10_only_hub_is_refused() {
-    let seen = against_tls10_hub("").await;
+    let seen = against_tls10_hub(&[]).await;
     assert!(
         !seen.contains("MQTT"),
         "the device sent MQTT over TLS 1.0:\n{seen}"
@@ -142,7 +145,7 @@ async fn a_tls10_only_hub_is_refused() {
 
 #[tokio::test]
 async fn allow_tls10_falls_back_and_sends_connect() {
-    let seen = against_tls10_hub("\"allow-tls10\"").await;
+    let seen = against_tls10_hub(&["allow-tls10"]).await;
     assert!(
         seen.contains("MQTT"),
         "expected the CONNECT over TLS 1.0:\n{seen}"

@@ -37,7 +37,7 @@ fn image(name: &str, major: u8) -> Vec<u8> {
     mcuboot_image::sign(&script, &dev_key(), &opts).unwrap()
 }
 
-fn board(dir: &Path, faults: &str) {
+fn board(dir: &Path, faults: &[&str]) {
     let layout = Layout {
         slot_size: 1024 * 1024,
         ..Layout::default()
@@ -48,8 +48,7 @@ fn board(dir: &Path, faults: &str) {
     flash.write(Region::Secondary, 0, &v2).unwrap();
     let mut f = FlashFile::open(&dir.join("flash.bin")).unwrap();
     device_core::boot::request_test(&mut f).unwrap();
-    let prov = common::placeholder_provisioning("d", "h", "127.0.0.1:1", faults);
-    std::fs::write(dir.join("prov.toml"), prov).unwrap();
+    common::placeholder_provisioning(&dir.join("prov"), "d", 1, faults);
 }
 
 fn power_on(dir: &Path, cut_after: Option<u64>) -> Output {
@@ -58,7 +57,7 @@ fn power_on(dir: &Path, cut_after: Option<u64>) -> Output {
         .arg("--flash")
         .arg(dir.join("flash.bin"))
         .arg("--provisioning")
-        .arg(dir.join("prov.toml"))
+        .arg(dir.join("prov"))
         .arg("--run-dir")
         .arg(dir.join("run"))
         .args(["--max-boots", "1"]);
@@ -74,7 +73,7 @@ fn text(o: &Output) -> String {
 }
 
 /// Returns, per cut point, what the next power-on ran ("v1", "v2" or "bricked").
-fn cut_everywhere(faults: &str) -> Vec<String> {
+fn cut_everywhere(faults: &[&str]) -> Vec<String> {
     let mut outcomes = Vec::new();
     for cut in 1.. {
         let dir = tempfile::tempdir().unwrap();
@@ -102,7 +101,7 @@ fn cut_everywhere(faults: &str) -> Vec<String> {
 
 #[test]
 fn a_power_cut_at_any_write_of_the_swap_still_boots_a_valid_image() {
-    let outcomes = cut_everywhere("");
+    let outcomes = cut_everywhere(&[]);
     assert!(outcomes.len() > 10, "{outcomes:?}");
     // Cuts before the trailers are final resume into the test boot of v2; the
     // last one (clearing the log) counts as a failed test boot and reverts.
@@ -113,6 +112,6 @@ fn a_power_cut_at_any_write_of_the_swap_still_boots_a_valid_image() {
 
 #[test]
 fn the_unsafe_swap_fault_can_brick_the_board() {
-    let outcomes = cut_everywhere("\"unsafe-swap\"");
+    let outcomes = cut_everywhere(&["unsafe-swap"]);
     assert!(outcomes.iter().any(|o| o == "bricked"), "{outcomes:?}");
 }

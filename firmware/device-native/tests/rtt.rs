@@ -16,8 +16,7 @@ use tokio::process::Command;
 async fn logs_are_read_from_the_rtt_control_block() {
     let dir = tempfile::tempdir().unwrap();
     // Credentials are never used: the hub address refuses connections.
-    let prov = common::placeholder_provisioning("rtt-dev", "localhost", "127.0.0.1:1", "");
-    std::fs::write(dir.path().join("prov.toml"), prov).unwrap();
+    common::placeholder_provisioning(&dir.path().join("prov"), "rtt-dev", 1, &[]);
     FlashFile::create(
         &dir.path().join("flash.bin"),
         Layout {
@@ -31,7 +30,7 @@ async fn logs_are_read_from_the_rtt_control_block() {
         .arg("--flash")
         .arg(dir.path().join("flash.bin"))
         .arg("--provisioning")
-        .arg(dir.path().join("prov.toml"))
+        .arg(dir.path().join("prov"))
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()

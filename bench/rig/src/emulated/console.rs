@@ -1,5 +1,5 @@
 //! What the emulated rigs share about their boards' processes: the console
-//! (stderr lines, kept for `Rig::logs` and for waiting on) and the process
+//! (stdout and stderr lines, kept for `Rig::logs` and for waiting on) and the process
 //! group that is the board's power.
 
 use std::io::{BufRead, BufReader};
@@ -20,29 +20,48 @@ type Lines = (Vec<LogLine>, Vec<String>);
 pub(crate) struct ConsoleLog(Arc<(Mutex<Lines>, tokio::sync::Notify)>);
 
 impl ConsoleLog {
-    /// Reads `child`'s piped stderr into the log on a thread, to its end.
+    /// Reads `child`'s piped stdout and stderr into the log on threads, to
+    /// their end (a board's console is both).
     pub(crate) fn follow(&self, child: &mut Child) {
-        let Some(err) = child.stderr.take() else {
-            return;
-        };
+        if let Some(out) = child.stdout.take() {
+            self.follow_reader(out);
+        }
+        if let Some(err) = child.stderr.take() {
+            self.follow_reader(err);
+        }
+    }
+
+    fn follow_reader(&self, reader: impl std::io::Read + Send + 'static) {
         let me = self.clone();
         std::thread::spawn(move || {
-            for text in BufReader::new(err).lines().map_while(Result::ok) {
-                let at_ns = SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .map(|d| d.as_nanos() as u64)
-                    .unwrap_or(0);
-                let mut g = me.0 .0.lock().expect("console lock");
-                g.1.push(text.clone());
-                g.0.push(LogLine {
-                    source: LogSource::Console,
-                    at_ns,
-                    text,
-                });
-                drop(g);
-                me.0 .1.notify_waiters();
+            for text in BufReader::new(reader).lines().map_while(Result::ok) {
+                me.push(LogSource::Console, text);
             }
         });
+    }
+
+    /// A line of the rig's own (a reset it saw, a power action), kept with
+    /// the console's in time order but never matched as console output.
+    pub(crate) fn note(&self, text: String) {
+        self.push(LogSource::Rig, text);
+    }
+
+    fn push(&self, source: LogSource, text: String) {
+        let at_ns = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        let mut g = self.0 .0.lock().expect("console lock");
+        if source == LogSource::Console {
+            g.1.push(text.clone());
+        }
+        g.0.push(LogLine {
+            source,
+            at_ns,
+            text,
+        });
+        drop(g);
+        self.0 .1.notify_waiters();
     }
 
     /// The lines since the last call.

@@ -17,7 +17,6 @@ use std::process::{Child, Command, Stdio};
 
 use super::console::{ConsoleLog, ProcessGroup};
 use super::topology::{Node, Topology};
-use super::HUB_HOST;
 use crate::pty::PtyPair;
 use crate::{Capabilities, Capability, CaptureTarget, DutAddresses, LogLine, Rig, RigError};
 use hub_fixture::hub::{DeviceCredentials, HubFixture};
@@ -80,7 +79,7 @@ impl GatewayRig {
         })?;
         let topo = Topology::create(config.id)?;
         topo.set_forwarding(false)?;
-        let hub = super::rig::start_hub(&topo, dir)?;
+        let hub = super::rig::start_hub(&topo, dir, None)?;
 
         let console = ConsoleLog::default();
         let leaf_exe = config.bin_dir.join("modbus-leaf");
@@ -126,7 +125,8 @@ impl GatewayRig {
             &dir.join("gateway.toml"),
             &format!(
                 "mapping = \"mapping.toml\"\nkeystore = \"keystore\"\ntrust_anchor = \"ca.pem\"\n\
-                 hub_host = \"{HUB_HOST}\"\nhub_mqtt = \"{}\"\nbuffer = {BUFFER}\nfaults = [{}]\n",
+                 hub_host = \"{}\"\nhub_mqtt = \"{}\"\nbuffer = {BUFFER}\nfaults = [{}]\n",
+                topo.hub_host(),
                 hub.mqtt_addr(),
                 faults.join(", ")
             ),

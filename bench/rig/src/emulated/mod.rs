@@ -1,6 +1,6 @@
 //! The emulated rig: namespaces instead of cables. See [`sandbox`] (the
 //! run's private namespaces), [`topology`] (one case's dut ── gw ── hub
-//! network), [`scan`] (the NI scanner), [`rig`] (the reference device as
+//! network), [`rig`] (the reference device as
 //! the DUT) and [`gateway`] (the field gateway as the DUT, legacy Modbus
 //! devices behind it).
 
@@ -8,8 +8,7 @@ mod console;
 pub mod gateway;
 pub mod rig;
 pub mod sandbox;
-pub mod scan;
 pub mod topology;
 
 pub use gateway::{GatewayRig, GatewayRigConfig};
-pub use rig::{EmulatedRig, EmulatedRigConfig, HUB_HOST};
+pub use rig::{EmulatedRig, EmulatedRigConfig};

@@ -1,44 +1,61 @@
-//! `EmulatedRig`: one case's topology with the fixture hub in `hub`, the
-//! emulated board (`device-native`) in `dut`, the capture point on the
-//! gateway's DUT-facing interface. Power is the board's process group
-//! (started / killed; its flash file stays), the link is the veth, flashing
-//! writes the slot with the board's own tool.
+//! `EmulatedRig`: one case's topology with the fixture hub in `hub` and the
+//! device under test in `dut`, run as its DUT file's `[emulated] command`;
+//! the capture point is the gateway's DUT-facing interface. Power is the
+//! command's process group (started / killed; its `{state}` directory
+//! stays); a command that exits by itself while powered is started again (a
+//! reset, noted in the device log); flashing runs the DUT file's `flash`
+//! command.
 
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::console::{ConsoleLog, ProcessGroup};
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+
+use super::console::ConsoleLog;
 use super::topology::{in_netns, Node, Topology};
+use crate::dut::{Board, DutFile, Placeholders};
 use crate::rtt::RttReader;
 use crate::{
     Capabilities, Capability, CaptureTarget, DutAddresses, LogLine, LogSource, Rig, RigError,
 };
 use hub_fixture::hub::{DeviceCredentials, HubFixture};
 
-/// The hub's name in every emulated topology (SNI, server certificate).
-pub const HUB_HOST: &str = "hub.sacbench.test";
-
 /// How to build one emulated rig.
 #[derive(Debug, Clone)]
 pub struct EmulatedRigConfig {
     /// Topology number, unique among rigs alive at once.
     pub id: u8,
-    /// Per-case directory: flash, provisioning, hub data, run dir, key log.
+    /// Per-case directory: provisioning, state, hub data, key log.
     pub dir: PathBuf,
-    /// The `device-native` executable (the board's tools and bootloader).
-    pub device_exe: PathBuf,
+    /// What the device is and how to run it.
+    pub dut: Arc<DutFile>,
+    /// Where sacbench's own executables are (`{sacbench_bin}`).
+    pub sacbench_bin: PathBuf,
     pub device_id: String,
-    /// Fault switches for the provisioning file.
+    /// Fault switches to turn on (provisioning `faults`, and the DUT file's
+    /// `faults.args` on the command line).
     pub faults: Vec<String>,
-    /// Flash slot size (a multiple of 128 KiB).
-    pub slot_size: u32,
-    /// Point the device's MQTT at this address instead of the hub fixture
-    /// (cases that stand up a deliberately bad hub in the hub namespace).
-    pub hub_mqtt_override: Option<std::net::SocketAddr>,
-    /// The firmware's reconnect backoff base (`None`: its own, 1 s).
+    /// Move the fixture hub's MQTT listener to this port: the case stands up
+    /// its own deliberately bad hub on 8883, where the device dials.
+    pub hub_mqtt_port: Option<u16>,
+    /// The device's reconnect backoff base, if the bench runs it at another
+    /// time scale (provisioning `reconnect_base_ms`; devices may ignore it).
     pub reconnect_base_ms: Option<u64>,
+}
+
+/// The power switch and its wake-up (power off interrupts a reset wait).
+type PowerState = (Mutex<Power>, std::sync::Condvar);
+
+/// The running DUT: its current process group while powered.
+#[derive(Default)]
+struct Power {
+    on: bool,
+    /// Process (group) id of the current start.
+    pid: Option<u32>,
 }
 
 /// A running emulated rig (inside the rig sandbox).
@@ -48,7 +65,9 @@ pub struct EmulatedRig {
     topo: Topology,
     hub: HubFixture,
     credentials: DeviceCredentials,
-    board: Option<ProcessGroup>,
+    power: Arc<PowerState>,
+    /// The thread that starts the DUT and restarts it after a reset.
+    supervisor: Option<std::thread::JoinHandle<()>>,
     console: ConsoleLog,
     rtt: Option<RttReader>,
     /// Why RTT could not be attached last time, for [`EmulatedRig::rtt_error`].
@@ -62,27 +81,21 @@ fn now_ns() -> u64 {
         .unwrap_or(0)
 }
 
-fn tool(exe: &Path, args: &[&std::ffi::OsStr]) -> Result<(), RigError> {
-    let out = Command::new(exe)
-        .args(args)
-        .output()
-        .map_err(|e| RigError::Setup(format!("running {}: {e}", exe.display())))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(RigError::Device(format!(
-            "{} {:?}: {}",
-            exe.display(),
-            args,
-            String::from_utf8_lossy(&out.stderr).trim()
-        )))
-    }
+fn io(what: String) -> impl FnOnce(std::io::Error) -> RigError {
+    move |source| RigError::Io { what, source }
 }
 
-/// Starts the case's hub in `topo`'s hub namespace; its listeners are made
-/// on a thread inside that namespace.
-pub(crate) fn start_hub(topo: &Topology, dir: &Path) -> Result<HubFixture, RigError> {
-    let hub_config = crate::case_hub_config(dir, HUB_HOST, topo.hub_ipv4());
+/// Starts the case's hub in `topo`'s hub namespace under the topology's
+/// hub host name; its listeners are made on a thread inside that namespace.
+pub(crate) fn start_hub(
+    topo: &Topology,
+    dir: &Path,
+    mqtt_port: Option<u16>,
+) -> Result<HubFixture, RigError> {
+    let mut hub_config = crate::case_hub_config(dir, &topo.hub_host(), topo.hub_ipv4());
+    if let Some(port) = mqtt_port {
+        hub_config.mqtt_addr.set_port(port);
+    }
     let handle = tokio::runtime::Handle::current();
     in_netns(topo.netns_path(Node::Hub), move || {
         handle.block_on(HubFixture::start(hub_config))
@@ -92,73 +105,72 @@ pub(crate) fn start_hub(topo: &Topology, dir: &Path) -> Result<HubFixture, RigEr
 
 impl EmulatedRig {
     /// Builds the topology, starts the hub in its namespace, registers the
-    /// device and writes its provisioning file and an erased flash.
+    /// device and writes its provisioning directory and an empty state.
     pub async fn start(config: EmulatedRigConfig) -> Result<EmulatedRig, RigError> {
-        std::fs::create_dir_all(&config.dir).map_err(|e| RigError::Io {
-            what: format!("creating {}", config.dir.display()),
-            source: e,
-        })?;
+        std::fs::create_dir_all(&config.dir)
+            .map_err(io(format!("creating {}", config.dir.display())))?;
+        if config.dut.emulated.is_none() {
+            return Err(RigError::Setup(format!(
+                "{}: no [emulated] command: this DUT cannot run on the emulated rig",
+                config.dut.file.display()
+            )));
+        }
         let topo = Topology::create(config.id)?;
-        let hub = start_hub(&topo, &config.dir)?;
+        let hub = start_hub(&topo, &config.dir, config.hub_mqtt_port)?;
         let credentials = hub
             .register_device(&config.device_id)
             .map_err(|e| RigError::Setup(format!("registering {}: {e}", config.device_id)))?;
-        let provisioning = crate::provisioning_record(&crate::ProvisioningRecord {
-            credentials: &credentials,
-            hub_host: HUB_HOST,
-            hub_mqtt: config.hub_mqtt_override.unwrap_or(hub.mqtt_addr()),
-            hub_https: hub.https_addr(),
-            faults: &config.faults,
-            // Neither hub nor gateway, inside the topology's range and routed
-            // nowhere: only the `extra-destination` fault ever uses it.
-            extra_destination: Some((topo.ipv4(77), 443).into()),
-            reconnect_base_ms: config.reconnect_base_ms,
-        });
-        std::fs::write(config.dir.join("provisioning.toml"), provisioning).map_err(|e| {
-            RigError::Io {
-                what: "writing the provisioning file".into(),
-                source: e,
-            }
-        })?;
-        let flash = config.dir.join("flash.bin");
-        let _ = std::fs::remove_file(&flash);
-        tool(
-            &config.device_exe,
-            &[
-                "make-flash".as_ref(),
-                flash.as_os_str(),
-                "--slot-size".as_ref(),
-                config.slot_size.to_string().as_ref(),
-            ],
-        )?;
-        Ok(EmulatedRig {
+        let mut record = crate::ProvisioningRecord::new(&credentials, &topo.hub_host(), 8883, 443);
+        record.device.faults = config.faults.clone();
+        record.device.reconnect_base_ms = config.reconnect_base_ms;
+        // Neither hub nor gateway, inside the topology's range and routed
+        // nowhere: only the `extra-destination` fault ever uses it.
+        record.device.extra_destination = Some((topo.ipv4(77), 443).into());
+        record.image_signing_key_pem = crate::image_public_key(&config.dut)?;
+        let rig = EmulatedRig {
             name: format!("emulated #{}", config.id),
             config,
             topo,
             hub,
             credentials,
-            board: None,
+            power: Default::default(),
+            supervisor: None,
             console: ConsoleLog::default(),
             rtt: None,
             rtt_error: None,
-        })
+        };
+        sacbench_provisioning::write(&rig.provisioning_dir(), &record)
+            .map_err(|e| RigError::Setup(format!("writing the provisioning directory: {e}")))?;
+        let state = rig.state_dir();
+        let _ = std::fs::remove_dir_all(&state);
+        std::fs::create_dir_all(&state).map_err(io(format!("creating {}", state.display())))?;
+        Ok(rig)
     }
 
-    /// What every emulated rig can do.
-    pub fn capabilities() -> Capabilities {
-        [
+    /// What an emulated rig can do for `dut`.
+    pub fn capabilities_for(dut: &DutFile) -> Capabilities {
+        let mut c: Capabilities = [
             Capability::Power,
             Capability::Link,
-            Capability::Flash,
-            Capability::Rtt,
             Capability::Console,
             Capability::Capture,
-            Capability::Images,
             Capability::BoardProcess,
             Capability::LegacyDevices,
         ]
         .into_iter()
-        .collect()
+        .collect();
+        let emulated = dut.emulated.as_ref();
+        if emulated.is_some_and(|e| e.flash.is_some()) {
+            c.0.insert(Capability::Flash);
+        }
+        if dut.image.is_some() {
+            c.0.insert(Capability::Images);
+        }
+        if emulated.is_some_and(|e| e.board == Some(Board::SacbenchNative)) {
+            c.0.insert(Capability::Rtt);
+            c.0.insert(Capability::NativeBoard);
+        }
+        c
     }
 
     pub fn hub(&self) -> &HubFixture {
@@ -173,11 +185,33 @@ impl EmulatedRig {
         &self.credentials
     }
 
-    pub fn flash_path(&self) -> PathBuf {
-        self.config.dir.join("flash.bin")
+    pub fn dut(&self) -> &DutFile {
+        &self.config.dut
     }
 
-    /// Waits until a console line (seen since power-on of this rig) matches
+    /// `{provisioning}`: what the bench hands the device.
+    pub fn provisioning_dir(&self) -> PathBuf {
+        self.config.dir.join("provisioning")
+    }
+
+    /// `{state}`: the device's flash, kept across power cycles of the case.
+    pub fn state_dir(&self) -> PathBuf {
+        self.config.dir.join("state")
+    }
+
+    fn placeholders(&self) -> Placeholders {
+        let abs = |p: PathBuf| std::fs::canonicalize(&p).unwrap_or(p);
+        Placeholders {
+            provisioning: abs(self.provisioning_dir()),
+            state: abs(self.state_dir()),
+            device_id: self.config.device_id.clone(),
+            hub_host: self.topo.hub_host(),
+            sacbench_bin: abs(self.config.sacbench_bin.clone()),
+            dut_dir: abs(self.config.dut.dir()),
+        }
+    }
+
+    /// Waits until a console line (seen since this rig started) matches
     /// `pred`; `None` if none does within `guard`.
     pub async fn wait_console(
         &self,
@@ -192,17 +226,113 @@ impl EmulatedRig {
         self.rtt_error.as_deref()
     }
 
-    /// The bootloader's process id while powered.
+    /// The DUT's process (group) id while powered.
     pub fn board_pid(&self) -> Option<u32> {
-        self.board.as_ref().map(ProcessGroup::id)
+        self.power.0.lock().expect("power lock").pid
     }
 
-    /// The running payload (the firmware): the bootloader's child.
+    /// The running payload on the native board: the bootloader's child.
     fn payload_pid(&self) -> Option<u32> {
         let boot = self.board_pid()?;
         let children =
             std::fs::read_to_string(format!("/proc/{boot}/task/{boot}/children")).ok()?;
         children.split_whitespace().next()?.parse().ok()
+    }
+
+    /// The command that powers the DUT on, in its namespace and folder.
+    fn command(&self) -> Command {
+        let p = self.placeholders();
+        let emulated = self.config.dut.emulated.as_ref().expect("checked at start");
+        let mut argv: Vec<String> = emulated.command.iter().map(|a| p.expand(a)).collect();
+        for fault in &self.config.faults {
+            argv.extend(
+                self.config
+                    .dut
+                    .faults
+                    .args
+                    .iter()
+                    .map(|a| p.expand(&a.replace("{fault}", fault))),
+            );
+        }
+        let mut c = self.topo.command(Node::Dut, &argv[0]);
+        c.args(&argv[1..])
+            .current_dir(&p.dut_dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0);
+        c
+    }
+
+    /// Stops the supervisor: no restart, the process group killed, reaped.
+    fn power_off(&mut self) {
+        {
+            let mut p = self.power.0.lock().expect("power lock");
+            p.on = false;
+            if let Some(pid) = p.pid.take() {
+                let _ = killpg(Pid::from_raw(pid as i32), Signal::SIGKILL);
+            }
+            self.power.1.notify_all();
+        }
+        if let Some(t) = self.supervisor.take() {
+            let _ = t.join();
+        }
+        self.rtt = None;
+    }
+}
+
+/// A DUT that keeps exiting is started again at most this often (a halted
+/// or crash-looping device must not spin the bench).
+const MIN_RESET_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Runs the DUT until power off: when its process exits by itself while
+/// powered, notes the reset and starts it again (as a device's watchdog or
+/// reset would), at most once per [`MIN_RESET_INTERVAL`].
+fn supervise(mut cmd: Command, mut child: Child, power: Arc<PowerState>, console: ConsoleLog) {
+    let mut started = std::time::Instant::now();
+    loop {
+        let status = child.wait();
+        let how = match status {
+            Ok(s) => s.to_string(),
+            Err(e) => e.to_string(),
+        };
+        let mut p = power.0.lock().expect("power lock");
+        if !p.on {
+            return;
+        }
+        // The group may hold more than the leader: end them with it.
+        if let Some(pid) = p.pid {
+            let _ = killpg(Pid::from_raw(pid as i32), Signal::SIGKILL);
+        }
+        console.note(format!(
+            "rig: reset: the DUT exited by itself ({how}); starting it again"
+        ));
+        // Wait out the reset interval, unless powered off meanwhile (notified).
+        let until = started + MIN_RESET_INTERVAL;
+        while p.on {
+            let left = until.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            p = power.1.wait_timeout(p, left).expect("power lock").0;
+        }
+        if !p.on {
+            return;
+        }
+        started = std::time::Instant::now();
+        match cmd.spawn() {
+            Ok(mut c) => {
+                console.follow(&mut c);
+                p.pid = Some(c.id());
+                child = c;
+            }
+            Err(e) => {
+                console.note(format!("rig: cannot start the DUT again: {e}"));
+                p.pid = None;
+                p.on = false;
+                return;
+            }
+        }
     }
 }
 
@@ -212,35 +342,35 @@ impl Rig for EmulatedRig {
     }
 
     fn capabilities(&self) -> Capabilities {
-        EmulatedRig::capabilities()
+        EmulatedRig::capabilities_for(&self.config.dut)
     }
 
     async fn power(&mut self, on: bool) -> Result<(), RigError> {
-        if self.board.take().is_some() {
-            // Dropped: the power cut, the whole board (bootloader and payload) at once.
-            self.rtt = None;
-        }
+        // Off first, always: on after on is a power cycle.
+        self.power_off();
         if !on {
+            self.console.note("rig: power off".into());
             return Ok(());
         }
-        let dir = &self.config.dir;
-        let mut child = self
-            .topo
-            .command(Node::Dut, &self.config.device_exe)
-            .arg("boot")
-            .arg("--flash")
-            .arg(dir.join("flash.bin"))
-            .arg("--provisioning")
-            .arg(dir.join("provisioning.toml"))
-            .arg("--run-dir")
-            .arg(dir.join("run"))
-            .stdin(Stdio::null())
-            .stderr(Stdio::piped())
-            .process_group(0)
-            .spawn()
-            .map_err(|e| RigError::Setup(format!("powering the board: {e}")))?;
+        self.console.note("rig: power on".into());
+        let mut cmd = self.command();
+        let mut child = cmd.spawn().map_err(|e| {
+            RigError::Setup(format!(
+                "powering the DUT on: running {:?} (emulated.command of {}): {e}",
+                self.config.dut.emulated.as_ref().map(|e| &e.command[0]),
+                self.config.dut.file.display()
+            ))
+        })?;
         self.console.follow(&mut child);
-        self.board = Some(ProcessGroup(child));
+        {
+            let mut p = self.power.0.lock().expect("power lock");
+            p.on = true;
+            p.pid = Some(child.id());
+        }
+        let (power, console) = (self.power.clone(), self.console.clone());
+        self.supervisor = Some(std::thread::spawn(move || {
+            supervise(cmd, child, power, console)
+        }));
         Ok(())
     }
 
@@ -249,28 +379,49 @@ impl Rig for EmulatedRig {
     }
 
     async fn flash(&mut self, image: &Path) -> Result<(), RigError> {
-        if self.board.is_some() {
+        if self.board_pid().is_some() {
             return Err(RigError::Device(
                 "flashing needs the board powered off".into(),
             ));
         }
-        let flash = self.flash_path();
-        tool(
-            &self.config.device_exe,
-            &[
-                "write-image".as_ref(),
-                "--flash".as_ref(),
-                flash.as_os_str(),
-                "--slot".as_ref(),
-                "primary".as_ref(),
-                image.as_os_str(),
-            ],
-        )
+        let dut = &self.config.dut;
+        let Some(flash) = dut.emulated.as_ref().and_then(|e| e.flash.as_ref()) else {
+            return Err(RigError::Unsupported(Capability::Flash));
+        };
+        let p = self.placeholders();
+        let image = std::fs::canonicalize(image).unwrap_or_else(|_| image.to_path_buf());
+        let argv: Vec<String> = flash
+            .iter()
+            .map(|a| p.expand(&a.replace("{image}", &image.to_string_lossy())))
+            .collect();
+        let out = Command::new(&argv[0])
+            .args(&argv[1..])
+            .current_dir(&p.dut_dir)
+            .output()
+            .map_err(|e| {
+                RigError::Setup(format!(
+                    "running {} (emulated.flash of {}): {e}",
+                    argv[0],
+                    dut.file.display()
+                ))
+            })?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(RigError::Device(format!(
+                "{} {:?}: {}",
+                argv[0],
+                &argv[1..],
+                String::from_utf8_lossy(&out.stderr).trim()
+            )))
+        }
     }
 
     async fn logs(&mut self) -> Result<Vec<LogLine>, RigError> {
         let mut lines = self.console.take_new();
-        if let Some(pid) = self.payload_pid() {
+        let native =
+            self.config.dut.emulated.as_ref().and_then(|e| e.board) == Some(Board::SacbenchNative);
+        if let Some(pid) = self.payload_pid().filter(|_| native) {
             if self.rtt.as_ref().map(RttReader::pid) != Some(pid) {
                 // A new payload (reboot): attach to its control block, if it has one yet.
                 self.rtt = match RttReader::attach(pid) {
@@ -319,7 +470,7 @@ impl Rig for EmulatedRig {
 
 impl Drop for EmulatedRig {
     fn drop(&mut self) {
-        self.board = None;
+        self.power_off();
         self.hub.shutdown();
     }
 }

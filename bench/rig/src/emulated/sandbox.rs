@@ -117,6 +117,7 @@ fn inside() -> Result<(), RigError> {
         Some("mode=755"),
     )
     .map_err(|e| setup("mounting /run/netns", e))?;
+    hosts_file()?;
     // The sandbox's own loopback, for anything bound to 127.0.0.1 in here.
     let lo = Command::new("ip")
         .args(["link", "set", "lo", "up"])
@@ -126,6 +127,57 @@ fn inside() -> Result<(), RigError> {
         Ok(s) => Err(setup("ip link set lo up", s)),
         Err(e) => Err(setup("running `ip` (install iproute2)", e)),
     }
+}
+
+/// The sandbox's own `/etc/hosts`: every topology's hub by name
+/// ([`Topology::hub_host`](super::topology::Topology::hub_host)), so a device
+/// dials its hub by name through the system resolver, as device SDKs do. The
+/// file lives on a private tmpfs and is bind-mounted over `/etc/hosts` in
+/// the sandbox's mount namespace: nothing is written to the host's disk (the
+/// tmpfs's mount point, an empty directory, is reused run after run), and it
+/// goes with the sandbox.
+fn hosts_file() -> Result<(), RigError> {
+    let mut text =
+        String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
+    for id in 1..=255u8 {
+        let t = super::topology::Topology::addresses(id);
+        text += &format!("{}\t{}\n", t.hub_ipv4, t.hub_host);
+        // The gateway node by name too: a lab-like setup (the fake lab
+        // board in the tests) has its hub there, on the bench side.
+        text += &format!("{}\t{}\n", t.gw_ipv4, t.gw_host);
+    }
+    // /run/sacbench as root; where /run is not ours, a directory of our own.
+    let uid = getuid();
+    let dir = [
+        std::path::PathBuf::from("/run/sacbench"),
+        std::env::temp_dir().join(format!("sacbench-sandbox-{uid}")),
+    ]
+    .into_iter()
+    .find(|d| std::fs::create_dir_all(d).is_ok() && d.is_dir())
+    .ok_or_else(|| {
+        setup(
+            "a mount point for the sandbox's /etc",
+            "no writable directory",
+        )
+    })?;
+    mount(
+        Some("tmpfs"),
+        &dir,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some("mode=755,size=1m"),
+    )
+    .map_err(|e| setup(&format!("mounting a tmpfs on {}", dir.display()), e))?;
+    let hosts = dir.join("hosts");
+    std::fs::write(&hosts, text).map_err(|e| setup("writing the hosts file", e))?;
+    mount(
+        Some(&hosts),
+        "/etc/hosts",
+        None::<&str>,
+        MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .map_err(|e| setup("bind-mounting the sandbox's /etc/hosts", e))
 }
 
 /// PID 1's job besides holding the namespace: start the workload (this

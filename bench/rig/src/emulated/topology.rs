@@ -26,6 +26,16 @@ pub enum Node {
     Hub,
 }
 
+/// A topology's hub (and gateway node), by address and name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HubAddresses {
+    pub hub_ipv4: Ipv4Addr,
+    pub hub_host: String,
+    /// The gateway node's DUT-side address and name.
+    pub gw_ipv4: Ipv4Addr,
+    pub gw_host: String,
+}
+
 /// A live topology; dropped → its namespaces are deleted.
 #[derive(Debug)]
 pub struct Topology {
@@ -145,6 +155,24 @@ impl Topology {
         PathBuf::from("/run/netns").join(self.name(node))
     }
 
+    /// Where topology `id`'s hub is, by address and by name (the sandbox's
+    /// hosts file lists every topology's).
+    pub fn addresses(id: u8) -> HubAddresses {
+        HubAddresses {
+            hub_ipv4: Ipv4Addr::new(10, 200, id, 6),
+            hub_host: format!("hub{id}.sacbench.test"),
+            gw_ipv4: Ipv4Addr::new(10, 200, id, 1),
+            gw_host: format!("gw{id}.sacbench.test"),
+        }
+    }
+
+    /// The hub's host name in this topology: what the DUT dials (it
+    /// resolves through the sandbox's hosts file), its SNI, the name in the
+    /// hub's certificate.
+    pub fn hub_host(&self) -> String {
+        Topology::addresses(self.id).hub_host
+    }
+
     /// 10.200.id.host
     pub fn ipv4(&self, host: u8) -> Ipv4Addr {
         Ipv4Addr::new(10, 200, self.id, host)
@@ -155,7 +183,7 @@ impl Topology {
     }
 
     pub fn hub_ipv4(&self) -> Ipv4Addr {
-        self.ipv4(6)
+        Topology::addresses(self.id).hub_ipv4
     }
 
     pub fn dut_ipv6_link_local(&self) -> Ipv6Addr {

@@ -54,7 +54,7 @@ fn default_hub_host() -> String {
 }
 
 /// `[flasher]` / `[provisioning]`: a program the bench runs, with one
-/// placeholder (`{image}` / `{record}`) replaced by a file path.
+/// placeholder (`{image}` / `{provisioning}`) replaced by a path.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CommandConfig {
@@ -437,7 +437,13 @@ impl RigConfig {
         })?;
         let raw: RawRig = serde_path_to_error::deserialize(de).map_err(|e| {
             let line = e.inner().span().and_then(|s| line_at(s.start));
-            serde_error(file, &e.path().to_string(), e.inner().message(), line)
+            serde_error(
+                FIELDS,
+                file,
+                &e.path().to_string(),
+                e.inner().message(),
+                line,
+            )
         })?;
 
         let base = file.parent().unwrap_or(Path::new("."));
@@ -449,7 +455,13 @@ impl RigConfig {
             if c.command.first().is_none_or(|p| p.is_empty()) {
                 return Err(err(&field, line, "no program".into()));
             }
-            if !c.command.iter().any(|a| a.contains(placeholder)) {
+            // `{record}`: the provisioning placeholder's older name.
+            let alias = (placeholder == "{provisioning}").then_some("{record}");
+            if !c
+                .command
+                .iter()
+                .any(|a| a.contains(placeholder) || alias.is_some_and(|al| a.contains(al)))
+            {
                 return Err(err(
                     &field,
                     line,
@@ -459,7 +471,7 @@ impl RigConfig {
             Ok(Some(c))
         };
         let flasher = command("flasher", raw.flasher, "{image}")?;
-        let provisioning = command("provisioning", raw.provisioning, "{record}")?;
+        let provisioning = command("provisioning", raw.provisioning, "{provisioning}")?;
         if let (Some(_), Some(_)) = (&raw.probe, &flasher) {
             let line = find_line(text, "flasher", "command");
             return Err(err(

@@ -77,27 +77,33 @@ pub const FIELDS: &[(&str, &str)] = &[
     ("provisioning", "a table [provisioning] with command"),
     (
         "provisioning.command",
-        "an array of strings, the program first, one of them containing \"{record}\" (the provisioning record file), e.g. [\"./provision.sh\", \"{record}\"]",
+        "an array of strings, the program first, one of them containing \"{provisioning}\" (the provisioning directory; the older \"{record}\" means the same), e.g. [\"./provision.sh\", \"{provisioning}\"]",
     ),
 ];
 
-/// The form a field expects (from [`FIELDS`]).
+/// The form a field of a rig file expects (from [`FIELDS`]).
 pub(super) fn expected(field: &str) -> &'static str {
-    FIELDS
+    expected_in(FIELDS, field)
+}
+
+/// The form `field` expects in the field table `table` (rig or DUT file).
+pub(crate) fn expected_in(table: &[(&str, &'static str)], field: &str) -> &'static str {
+    table
         .iter()
         .find(|(f, _)| *f == field)
         .map(|(_, e)| *e)
         .unwrap_or("no such field")
 }
 
-/// The fields directly inside `table` ("" for the top level), for "unknown field" errors.
-pub(super) fn fields_in(table: &str) -> String {
+/// The fields directly inside `table` ("" for the top level) of the field
+/// table `fields`, for "unknown field" errors.
+pub(crate) fn fields_in(fields: &[(&str, &str)], table: &str) -> String {
     let prefix = if table.is_empty() {
         String::new()
     } else {
         format!("{table}.")
     };
-    let names: Vec<&str> = FIELDS
+    let names: Vec<&str> = fields
         .iter()
         .filter_map(|(f, _)| f.strip_prefix(prefix.as_str()))
         .filter(|rest| !rest.contains('.'))
@@ -105,7 +111,7 @@ pub(super) fn fields_in(table: &str) -> String {
     format!("one of: {}", names.join(", "))
 }
 
-/// One problem in a rig file: which file, which field, which line, what was expected.
+/// One problem in a rig or DUT file: which file, which field, which line, what was expected.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
     pub file: PathBuf,
@@ -144,7 +150,8 @@ impl From<ConfigError> for crate::RigError {
 
 /// Turn a serde error at `path` into our error: missing and unknown fields name
 /// the field itself, and serde's own "expected u16" gives way to the table's form.
-pub(super) fn serde_error(
+pub(crate) fn serde_error(
+    fields: &[(&str, &'static str)],
     file: &Path,
     path: &str,
     message: &str,
@@ -169,11 +176,11 @@ pub(super) fn serde_error(
         (
             field.clone(),
             "missing".to_owned(),
-            expected(&field).to_owned(),
+            expected_in(fields, &field).to_owned(),
         )
     } else if message.starts_with("unknown field") {
         let (field, table) = with_key(&quoted(message));
-        (field, "unknown field".to_owned(), fields_in(&table))
+        (field, "unknown field".to_owned(), fields_in(fields, &table))
     } else {
         // "invalid type: string \"x\", expected u16" -> keep the first half.
         let problem = message
@@ -182,7 +189,11 @@ pub(super) fn serde_error(
             .unwrap_or(message)
             .trim()
             .to_owned();
-        (path.to_owned(), problem, expected(path).to_owned())
+        (
+            path.to_owned(),
+            problem,
+            expected_in(fields, path).to_owned(),
+        )
     };
     ConfigError {
         file: file.to_owned(),
@@ -194,7 +205,7 @@ pub(super) fn serde_error(
 }
 
 /// The line of `key = ...` inside `[table]`, for checks made after parsing.
-pub(super) fn find_line(text: &str, table: &str, key: &str) -> Option<usize> {
+pub(crate) fn find_line(text: &str, table: &str, key: &str) -> Option<usize> {
     let header = format!("[{table}]");
     let mut in_table = false;
     for (n, line) in text.lines().enumerate() {

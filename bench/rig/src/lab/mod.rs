@@ -10,7 +10,7 @@
 
 mod config;
 mod console;
-mod fields;
+pub(crate) mod fields;
 mod logs;
 mod probe;
 #[cfg(feature = "probe-rs")]
@@ -153,10 +153,10 @@ impl LabRig {
         self.config.image.as_ref().map(|i| i.path.as_path())
     }
 
-    /// Writes a provisioning record (device id, hub address and name, trust
-    /// anchor, certificate, key: see `firmware/device-native`'s provisioning
-    /// file) to the DUT with `provisioning.command`, the DUT powered off.
-    pub async fn provision(&mut self, record: &Path) -> Result<(), RigError> {
+    /// Hands the provisioning directory (`device.json`, `device.pem`,
+    /// `device.key`, `hub-ca.pem`: see `docs/DUT.md`) to the DUT with
+    /// `provisioning.command`, the DUT powered off.
+    pub async fn provision(&mut self, dir: &Path) -> Result<(), RigError> {
         let Some(cmd) = self.config.provisioning.clone() else {
             return Err(RigError::Setup(format!(
                 "{}: no [provisioning] command to give the DUT its identity for this run",
@@ -166,7 +166,16 @@ impl LabRig {
         if self.relay.is_some() {
             self.power(false).await?;
         }
-        run_command("provisioning.command", &cmd.argv("{record}", record)).await
+        let argv: Vec<std::ffi::OsString> = cmd
+            .argv("{provisioning}", dir)
+            .iter()
+            .map(|a| {
+                a.to_string_lossy()
+                    .replace("{record}", &dir.to_string_lossy())
+                    .into()
+            })
+            .collect();
+        run_command("provisioning.command", &argv).await
     }
 
     /// Run `f` on the probe on a blocking thread (probe calls are USB round trips).

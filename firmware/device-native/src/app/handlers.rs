@@ -249,7 +249,7 @@ impl Device {
 
     fn https(&self) -> anyhow::Result<HubHttps> {
         Ok(HubHttps {
-            addr: self.prov.hub_https,
+            addr: self.prov.hub_https()?,
             host: self.prov.hub_host.clone(),
             tls: self.tls(&[b"http/1.1"])?,
         })
@@ -426,7 +426,7 @@ impl Device {
         device_log!("app: OTA: downloading {path} from byte {offset}");
         self.awaiting_first_chunk = true;
         if self.faults.has(Fault::OtaOverHttp) {
-            let addr = std::net::SocketAddr::new(self.prov.hub_https.ip(), 80);
+            let addr = std::net::SocketAddr::new(self.prov.hub_https()?.ip(), 80);
             let host = self.prov.hub_host.clone();
             self.download = Some(tokio::spawn(async move {
                 let r = super::plain_http_get(addr, &host, &path, u64::from(offset), &tx).await;

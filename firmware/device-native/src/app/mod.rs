@@ -313,7 +313,7 @@ impl Device {
             self.rotation.credential().is_some(),
             "no credential in the keystore"
         );
-        let addr = self.prov.hub_mqtt;
+        let addr = self.prov.hub_mqtt()?;
         let mut tcp = tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(addr))
             .await
             .map_err(|_| anyhow::anyhow!("TCP connect to {addr} timed out"))??;

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::Semaphore;
 
-use super::topology::in_netns;
+use crate::emulated::topology::in_netns;
 use crate::RigError;
 
 /// UDP ports NI-02 probes (DNS, DHCP, TFTP, NTP, SNMP, SSDP, mDNS, CoAP, BACnet).

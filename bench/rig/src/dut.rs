@@ -1,0 +1,588 @@
+//! The DUT file: what the device under test is — its name, the parts of the
+//! device contract it implements, how to run it as an emulated board, the
+//! console events the bench may read, the fault switches it offers and the
+//! image OTA cases sign. The rig file says how the bench reaches a board;
+//! this file says what is on it. Format for users: `docs/DUT.md`.
+//!
+//! A bad file gets one error naming the file, the line and the field
+//! ([`ConfigError`], as `rig.toml` gets).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use regex::Regex;
+use serde::Deserialize;
+
+use crate::lab::fields::{expected_in, find_line, serde_error};
+use crate::lab::ConfigError;
+
+/// Every field of a DUT file with the form it expects, in file order.
+pub const DUT_FIELDS: &[(&str, &str)] = &[
+    ("name", "a string naming the device, shown in reports"),
+    (
+        "implements",
+        "an array of contract parts, each one of: telemetry, c2d, methods, twin, est-rotation, ota, modbus-gateway",
+    ),
+    ("emulated", "a table [emulated] with command"),
+    (
+        "emulated.command",
+        "an array of strings, the program first; placeholders {provisioning}, {state}, {device_id}, {hub_host}, {sacbench_bin}, {dut_dir}",
+    ),
+    (
+        "emulated.flash",
+        "an array of strings that writes the signed image {image} into the board's flash under {state}, e.g. [\"{sacbench_bin}/device-native\", \"write-image\", \"--flash\", \"{state}/flash.bin\", \"--slot\", \"primary\", \"{image}\"]",
+    ),
+    (
+        "emulated.board",
+        "\"sacbench-native\": the firmware runs on sacbench's native emulated board (its bootloader, flash layout and precise power switch)",
+    ),
+    ("events", "a table [events] of console event names to regular expressions"),
+    ("faults", "a table [faults] with offered"),
+    ("faults.offered", "an array of the fault switch names this device offers"),
+    (
+        "faults.args",
+        "an array of strings added to [emulated] command for each fault switched on; {fault} is its name, e.g. [\"--fault\", \"{fault}\"]",
+    ),
+    ("image", "a table [image] with payload and signing_key"),
+    (
+        "image.payload",
+        "the firmware payload OTA cases sign new versions of: a path relative to the DUT file, or with {sacbench_bin}",
+    ),
+    (
+        "image.signing_key",
+        "a path (relative to the DUT file) to the PKCS#8 PEM key (Ed25519 or ECDSA P-256) the device's OTA images are signed with",
+    ),
+];
+
+/// A part of the device contract (`docs/device-contract.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ContractPart {
+    Telemetry,
+    C2d,
+    Methods,
+    Twin,
+    EstRotation,
+    Ota,
+    /// A field gateway for legacy Modbus devices (the GW cases run
+    /// sacbench's reference gateway in that role).
+    ModbusGateway,
+}
+
+impl ContractPart {
+    pub const ALL: &'static [ContractPart] = &[
+        ContractPart::Telemetry,
+        ContractPart::C2d,
+        ContractPart::Methods,
+        ContractPart::Twin,
+        ContractPart::EstRotation,
+        ContractPart::Ota,
+        ContractPart::ModbusGateway,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ContractPart::Telemetry => "telemetry",
+            ContractPart::C2d => "c2d",
+            ContractPart::Methods => "methods",
+            ContractPart::Twin => "twin",
+            ContractPart::EstRotation => "est-rotation",
+            ContractPart::Ota => "ota",
+            ContractPart::ModbusGateway => "modbus-gateway",
+        }
+    }
+}
+
+impl fmt::Display for ContractPart {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+fn allowed<T: Copy>(all: &[T], name: impl Fn(T) -> &'static str) -> String {
+    all.iter().map(|t| name(*t)).collect::<Vec<_>>().join(", ")
+}
+
+impl FromStr for ContractPart {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        ContractPart::ALL
+            .iter()
+            .copied()
+            .find(|p| p.name() == s)
+            .ok_or_else(|| {
+                format!(
+                    "unknown contract part {s:?}; allowed: {}",
+                    allowed(ContractPart::ALL, ContractPart::name)
+                )
+            })
+    }
+}
+
+/// A console event the bench may wait for: what the bench cannot see from
+/// outside, declared by the DUT file as a regular expression over console lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum EventName {
+    /// A cloud-to-device command was applied (named group `mid`: its `$.mid`).
+    /// Printed once per application: a redelivery that is not applied again
+    /// must not match.
+    CommandApplied,
+    /// An attempt to connect to the hub failed (TCP, TLS or MQTT).
+    ConnectionFailed,
+    /// The device could not use its own credential (e.g. the hub refused it).
+    CredentialUnusable,
+    /// A rotated credential was committed.
+    CredentialsRotated,
+    /// The bootloader booted an image (named groups `version`; `action`:
+    /// `test` for a test boot, `revert` for a revert, absent otherwise).
+    Boot,
+    /// The bootloader resumed an interrupted slot swap.
+    SwapResumed,
+    /// The bootloader found no bootable image.
+    NoBootableImage,
+    /// The firmware died (a crash, or the bench's precise power cut).
+    Crashed,
+    /// An OTA download received its first bytes (named group `offset`: from where).
+    OtaReceiving,
+    /// An OTA image verification finished, whatever its result.
+    OtaVerification,
+    /// An OTA image passed verification.
+    OtaVerified,
+    /// The device resets into a newly installed image.
+    OtaResetting,
+}
+
+impl EventName {
+    pub const ALL: &'static [EventName] = &[
+        EventName::CommandApplied,
+        EventName::ConnectionFailed,
+        EventName::CredentialUnusable,
+        EventName::CredentialsRotated,
+        EventName::Boot,
+        EventName::SwapResumed,
+        EventName::NoBootableImage,
+        EventName::Crashed,
+        EventName::OtaReceiving,
+        EventName::OtaVerification,
+        EventName::OtaVerified,
+        EventName::OtaResetting,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            EventName::CommandApplied => "command_applied",
+            EventName::ConnectionFailed => "connection_failed",
+            EventName::CredentialUnusable => "credential_unusable",
+            EventName::CredentialsRotated => "credentials_rotated",
+            EventName::Boot => "boot",
+            EventName::SwapResumed => "swap_resumed",
+            EventName::NoBootableImage => "no_bootable_image",
+            EventName::Crashed => "crashed",
+            EventName::OtaReceiving => "ota_receiving",
+            EventName::OtaVerification => "ota_verification",
+            EventName::OtaVerified => "ota_verified",
+            EventName::OtaResetting => "ota_resetting",
+        }
+    }
+
+    /// Named groups the pattern must have.
+    pub fn required_groups(self) -> &'static [&'static str] {
+        match self {
+            EventName::CommandApplied => &["mid"],
+            EventName::Boot => &["version"],
+            EventName::OtaReceiving => &["offset"],
+            _ => &[],
+        }
+    }
+}
+
+impl fmt::Display for EventName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for EventName {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        EventName::ALL
+            .iter()
+            .copied()
+            .find(|e| e.name() == s)
+            .ok_or_else(|| {
+                format!(
+                    "unknown event {s:?}; allowed: {}",
+                    allowed(EventName::ALL, EventName::name)
+                )
+            })
+    }
+}
+
+/// The emulated board kinds a DUT file can name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Board {
+    /// sacbench's native board (`device-native boot`): an MCUboot-style
+    /// bootloader running executable payloads from a flash file, with a
+    /// precise power switch at the N-th flash write.
+    SacbenchNative,
+}
+
+/// `[emulated]`: how to run the device as an emulated board.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmulatedDut {
+    pub command: Vec<String>,
+    pub flash: Option<Vec<String>>,
+    pub board: Option<Board>,
+}
+
+/// `[faults]`: the fault switches the device offers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DutFaults {
+    pub offered: Vec<String>,
+    pub args: Vec<String>,
+}
+
+/// `[image]`: what OTA cases sign new versions of, and with which key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DutImage {
+    /// The payload path, `{sacbench_bin}` not yet expanded.
+    pub payload: String,
+    pub signing_key: PathBuf,
+}
+
+/// A checked DUT file.
+#[derive(Debug, Clone)]
+pub struct DutFile {
+    pub file: PathBuf,
+    pub name: String,
+    pub implements: BTreeSet<ContractPart>,
+    pub emulated: Option<EmulatedDut>,
+    pub events: BTreeMap<EventName, Regex>,
+    pub faults: DutFaults,
+    pub image: Option<DutImage>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDut {
+    name: String,
+    implements: Vec<toml::Spanned<String>>,
+    #[serde(default)]
+    emulated: Option<RawEmulated>,
+    #[serde(default)]
+    events: BTreeMap<String, toml::Spanned<String>>,
+    #[serde(default)]
+    faults: Option<RawFaults>,
+    #[serde(default)]
+    image: Option<RawImage>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEmulated {
+    command: Vec<String>,
+    #[serde(default)]
+    flash: Option<Vec<String>>,
+    #[serde(default)]
+    board: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFaults {
+    offered: Vec<String>,
+    #[serde(default)]
+    args: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawImage {
+    payload: String,
+    signing_key: String,
+}
+
+/// The placeholders `[emulated] command` may use.
+pub const COMMAND_PLACEHOLDERS: &[&str] = &[
+    "{provisioning}",
+    "{state}",
+    "{device_id}",
+    "{hub_host}",
+    "{sacbench_bin}",
+    "{dut_dir}",
+];
+
+impl DutFile {
+    /// Reads and checks a DUT file; relative paths resolve against its folder.
+    pub fn load(path: &Path) -> Result<DutFile, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: path.to_owned(),
+            field: String::new(),
+            line: None,
+            problem: format!("cannot read: {e}"),
+            expected: "a readable DUT file (docs/DUT.md)".into(),
+        })?;
+        let dut = Self::parse(&text, path)?;
+        if let Some(image) = &dut.image {
+            if !image.signing_key.is_file() {
+                return Err(ConfigError {
+                    file: path.to_owned(),
+                    field: "image.signing_key".into(),
+                    line: find_line(&text, "image", "signing_key"),
+                    problem: format!("{} is not a file", image.signing_key.display()),
+                    expected: expected_in(DUT_FIELDS, "image.signing_key").into(),
+                });
+            }
+        }
+        Ok(dut)
+    }
+
+    /// Checks the text of a DUT file; `file` names it in errors and anchors
+    /// relative paths. Does no I/O.
+    pub fn parse(text: &str, file: &Path) -> Result<DutFile, ConfigError> {
+        let err = |field: &str, line: Option<usize>, problem: String| ConfigError {
+            file: file.to_owned(),
+            field: field.to_owned(),
+            line,
+            problem,
+            expected: expected_in(DUT_FIELDS, field).to_owned(),
+        };
+        let line_at =
+            |offset: usize| Some(text[..offset.min(text.len())].matches('\n').count() + 1);
+        let de = toml::Deserializer::parse(text).map_err(|e| ConfigError {
+            file: file.to_owned(),
+            field: String::new(),
+            line: e.span().and_then(|s| line_at(s.start)),
+            problem: format!("TOML syntax error: {}", e.message().trim_end()),
+            expected: "valid TOML (https://toml.io)".into(),
+        })?;
+        let raw: RawDut = serde_path_to_error::deserialize(de).map_err(|e| {
+            let line = e.inner().span().and_then(|s| line_at(s.start));
+            serde_error(
+                DUT_FIELDS,
+                file,
+                &e.path().to_string(),
+                e.inner().message(),
+                line,
+            )
+        })?;
+        let base = file.parent().unwrap_or(Path::new("."));
+
+        let mut implements = BTreeSet::new();
+        for part in &raw.implements {
+            let p: ContractPart = part
+                .get_ref()
+                .parse()
+                .map_err(|m| err("implements", line_at(part.span().start), m))?;
+            implements.insert(p);
+        }
+
+        let mut events = BTreeMap::new();
+        for (name, pattern) in &raw.events {
+            let line = line_at(pattern.span().start);
+            let field = format!("events.{name}");
+            let event: EventName = name.parse().map_err(|m| ConfigError {
+                expected: format!("one of: {}", allowed(EventName::ALL, EventName::name)),
+                ..err(&field, line, m)
+            })?;
+            let expected = || {
+                let groups = event.required_groups();
+                let mut s =
+                    "a regular expression (Rust regex syntax) matching a console line".to_owned();
+                if !groups.is_empty() {
+                    s += &format!(
+                        ", with the named group(s) {}",
+                        groups
+                            .iter()
+                            .map(|g| format!("(?P<{g}>…)"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    );
+                }
+                s
+            };
+            let re = Regex::new(pattern.get_ref()).map_err(|e| ConfigError {
+                expected: expected(),
+                ..err(
+                    &field,
+                    line,
+                    format!(
+                        "not a regular expression: {}",
+                        e.to_string().lines().last().unwrap_or_default().trim()
+                    ),
+                )
+            })?;
+            for g in event.required_groups() {
+                if !re.capture_names().flatten().any(|n| n == *g) {
+                    return Err(ConfigError {
+                        expected: expected(),
+                        ..err(&field, line, format!("no named group `{g}`"))
+                    });
+                }
+            }
+            events.insert(event, re);
+        }
+
+        let emulated = match raw.emulated {
+            None => None,
+            Some(e) => {
+                let line = find_line(text, "emulated", "command");
+                if e.command.first().is_none_or(|p| p.is_empty()) {
+                    return Err(err("emulated.command", line, "no program".into()));
+                }
+                for arg in &e.command {
+                    if let Some(bad) = unknown_placeholder(arg, COMMAND_PLACEHOLDERS) {
+                        return Err(err(
+                            "emulated.command",
+                            line,
+                            format!("unknown placeholder {bad}"),
+                        ));
+                    }
+                }
+                if let Some(flash) = &e.flash {
+                    let line = find_line(text, "emulated", "flash");
+                    if flash.first().is_none_or(|p| p.is_empty()) {
+                        return Err(err("emulated.flash", line, "no program".into()));
+                    }
+                    if !flash.iter().any(|a| a.contains("{image}")) {
+                        return Err(err(
+                            "emulated.flash",
+                            line,
+                            "no argument contains {image}".into(),
+                        ));
+                    }
+                }
+                let board = match e.board.as_deref() {
+                    None => None,
+                    Some("sacbench-native") => Some(Board::SacbenchNative),
+                    Some(other) => {
+                        return Err(err(
+                            "emulated.board",
+                            find_line(text, "emulated", "board"),
+                            format!("unknown board {other:?}"),
+                        ))
+                    }
+                };
+                Some(EmulatedDut {
+                    command: e.command,
+                    flash: e.flash,
+                    board,
+                })
+            }
+        };
+
+        let faults = match raw.faults {
+            None => DutFaults::default(),
+            Some(f) => {
+                if !f.args.is_empty() && !f.args.iter().any(|a| a.contains("{fault}")) {
+                    return Err(err(
+                        "faults.args",
+                        find_line(text, "faults", "args"),
+                        "no argument contains {fault}".into(),
+                    ));
+                }
+                DutFaults {
+                    offered: f.offered,
+                    args: f.args,
+                }
+            }
+        };
+
+        let image = raw.image.map(|i| DutImage {
+            payload: if i.payload.contains("{sacbench_bin}") {
+                i.payload
+            } else {
+                base.join(&i.payload).display().to_string()
+            },
+            signing_key: base.join(i.signing_key),
+        });
+
+        Ok(DutFile {
+            file: file.to_owned(),
+            name: raw.name,
+            implements,
+            emulated,
+            events,
+            faults,
+            image,
+        })
+    }
+
+    /// The folder the DUT file is in: the emulated command's working directory.
+    pub fn dir(&self) -> PathBuf {
+        let dir = self.file.parent().unwrap_or(Path::new("."));
+        if dir.as_os_str().is_empty() {
+            PathBuf::from(".")
+        } else {
+            dir.to_path_buf()
+        }
+    }
+
+    pub fn implements(&self, part: ContractPart) -> bool {
+        self.implements.contains(&part)
+    }
+
+    pub fn event(&self, name: EventName) -> Option<&Regex> {
+        self.events.get(&name)
+    }
+
+    /// `Err` naming the fault and what the device offers, if it does not offer `fault`.
+    pub fn check_fault(&self, fault: &str) -> Result<(), String> {
+        if self.faults.offered.iter().any(|f| f == fault) {
+            Ok(())
+        } else if self.faults.offered.is_empty() {
+            Err(format!(
+                "--fault {fault}: {} ({}) offers no fault switches",
+                self.name,
+                self.file.display()
+            ))
+        } else {
+            Err(format!(
+                "--fault {fault}: {} ({}) offers no such fault; it offers: {}",
+                self.name,
+                self.file.display(),
+                self.faults.offered.join(", ")
+            ))
+        }
+    }
+}
+
+/// The first `{name}` in `arg` that is not one of `known`.
+fn unknown_placeholder<'a>(arg: &'a str, known: &[&str]) -> Option<&'a str> {
+    let mut rest = arg;
+    while let Some(start) = rest.find('{') {
+        let end = rest[start..].find('}')? + start + 1;
+        let p = &rest[start..end];
+        if !known.contains(&p) {
+            return Some(p);
+        }
+        rest = &rest[end..];
+    }
+    None
+}
+
+/// Values of the placeholders of `[emulated] command` for one power-on.
+#[derive(Debug, Clone)]
+pub struct Placeholders {
+    pub provisioning: PathBuf,
+    pub state: PathBuf,
+    pub device_id: String,
+    pub hub_host: String,
+    pub sacbench_bin: PathBuf,
+    pub dut_dir: PathBuf,
+}
+
+impl Placeholders {
+    pub fn expand(&self, arg: &str) -> String {
+        arg.replace("{provisioning}", &self.provisioning.to_string_lossy())
+            .replace("{state}", &self.state.to_string_lossy())
+            .replace("{device_id}", &self.device_id)
+            .replace("{hub_host}", &self.hub_host)
+            .replace("{sacbench_bin}", &self.sacbench_bin.to_string_lossy())
+            .replace("{dut_dir}", &self.dut_dir.to_string_lossy())
+    }
+}
+
+#[cfg(test)]
+mod tests;

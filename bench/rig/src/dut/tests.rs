@@ -1,0 +1,121 @@
+use super::*;
+
+const GOOD: &str = r#"
+name = "Example device"
+implements = ["telemetry", "c2d"]
+
+[emulated]
+command = ["node", "app.js", "{provisioning}", "{state}"]
+
+[events]
+command_applied = '^command applied mid=(?P<mid>\S+)'
+connection_failed = '^connection failed'
+
+[faults]
+offered = ["debug-listener"]
+args = ["--fault", "{fault}"]
+"#;
+
+fn parse(text: &str) -> Result<DutFile, String> {
+    DutFile::parse(text, Path::new("devs/dut.toml")).map_err(|e| e.to_string())
+}
+
+#[test]
+fn a_good_file_parses() {
+    let d = parse(GOOD).unwrap();
+    assert_eq!(d.name, "Example device");
+    assert!(d.implements(ContractPart::C2d) && !d.implements(ContractPart::Ota));
+    let re = d.event(EventName::CommandApplied).unwrap();
+    let caps = re.captures("command applied mid=m-7 body=x").unwrap();
+    assert_eq!(&caps["mid"], "m-7");
+    assert!(d.event(EventName::Boot).is_none());
+    assert_eq!(d.dir(), Path::new("devs"));
+    assert!(d.check_fault("debug-listener").is_ok());
+    let e = d.check_fault("no-such").unwrap_err();
+    assert!(e.contains("no-such") && e.contains("debug-listener"), "{e}");
+}
+
+#[test]
+fn each_bad_field_is_one_error_with_file_line_and_field() {
+    let cases: &[(String, &str, &str, usize)] = &[
+        (
+            GOOD.replace("\"c2d\"", "\"c2d\", \"telepathy\""),
+            "implements",
+            "est-rotation",
+            3,
+        ),
+        (
+            GOOD.replace("connection_failed =", "connection_lost ="),
+            "events.connection_lost",
+            "command_applied",
+            10,
+        ),
+        (
+            GOOD.replace("'^connection failed'", "'^connection (failed'"),
+            "events.connection_failed",
+            "regular expression",
+            10,
+        ),
+        (
+            GOOD.replace("(?P<mid>\\S+)", "(\\S+)"),
+            "events.command_applied",
+            "mid",
+            9,
+        ),
+        (
+            GOOD.replace("{state}", "{flash}"),
+            "emulated.command",
+            "{flash}",
+            6,
+        ),
+        (
+            GOOD.replace("[\"--fault\", \"{fault}\"]", "[\"--fault\"]"),
+            "faults.args",
+            "{fault}",
+            14,
+        ),
+        (GOOD.replace("name = ", "title = "), "title", "unknown", 2),
+    ];
+    for (text, field, mention, line) in cases {
+        let e = parse(text).unwrap_err();
+        assert!(
+            e.starts_with(&format!("devs/dut.toml:{line}: `{field}`")),
+            "{field}: {e}"
+        );
+        assert!(e.contains(mention), "{field}: {e}");
+        assert_eq!(e.lines().count(), 1, "{e}");
+    }
+    let missing = parse("name = \"x\"\n").unwrap_err();
+    assert!(missing.contains("`implements`: missing"), "{missing}");
+}
+
+#[test]
+fn placeholders_expand_and_relative_paths_anchor_at_the_file() {
+    let d = parse(&format!(
+        "{GOOD}\n[image]\npayload = \"fw.bin\"\nsigning_key = \"keys/k.pem\"\n"
+    ))
+    .unwrap();
+    let image = d.image.unwrap();
+    assert_eq!(image.payload, "devs/fw.bin");
+    assert_eq!(image.signing_key, Path::new("devs/keys/k.pem"));
+    let p = Placeholders {
+        provisioning: "/p".into(),
+        state: "/s".into(),
+        device_id: "dut-1".into(),
+        hub_host: "hub1.sacbench.test".into(),
+        sacbench_bin: "/bin".into(),
+        dut_dir: "/d".into(),
+    };
+    assert_eq!(
+        p.expand("{sacbench_bin}/x --p {provisioning} {state}/f {device_id}@{hub_host} {dut_dir}"),
+        "/bin/x --p /p /s/f dut-1@hub1.sacbench.test /d"
+    );
+}
+
+#[test]
+fn the_field_table_documents_every_key_the_parser_takes() {
+    for (field, _) in DUT_FIELDS {
+        assert_ne!(expected_in(DUT_FIELDS, field), "no such field");
+    }
+    assert!(expected_in(DUT_FIELDS, "implements").contains("est-rotation"));
+}
