@@ -3,16 +3,17 @@
 //! and the evidence the verdict will cite.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use hub_fixture::hub::HubFixture;
 use hub_fixture::journal::JournalEntry;
 use mcuboot_image::{ImageVersion, SignOptions, SigningKey};
 use sacbench_capture::{Analysis, Capture, CaptureConfig};
+use sacbench_rig::dut::{ContractPart, DutFile, EventName};
 use sacbench_rig::emulated::{EmulatedRig, EmulatedRigConfig, GatewayRig, GatewayRigConfig};
 use sacbench_rig::{Capability, LogLine, LogSource, Rig};
 
@@ -38,6 +39,9 @@ pub struct Fail {
     pub expected: String,
     pub seen: String,
     pub look_at: String,
+    /// The bench could not do its part (outcome `error`), rather than the
+    /// device doing what the case forbids (`failed`).
+    pub bench: bool,
 }
 
 impl Fail {
@@ -50,6 +54,19 @@ impl Fail {
             expected: expected.into(),
             seen: seen.into(),
             look_at: look_at.into(),
+            bench: false,
+        }
+    }
+
+    /// The bench (or rig) could not do its part: an `error`, not the device's fault.
+    pub fn bench(what: impl Into<String>) -> Fail {
+        Fail {
+            bench: true,
+            ..Fail::new(
+                "the bench to do its part of the case",
+                what,
+                "the bench's setup (the message names it)",
+            )
         }
     }
 }
@@ -77,14 +94,63 @@ pub struct CaseDef {
     /// The pass criterion, as the report states it.
     pub expected: &'static str,
     pub needs: &'static [Capability],
+    /// What the case needs of the DUT; without it the case is `not_applicable`.
+    pub dut: DutNeeds,
     /// A self-test of the fixture (the device's fault does not apply).
     pub self_test: bool,
     /// Faults this case always switches on (a device variant it needs).
     pub extra_faults: &'static [&'static str],
-    /// Point the device's MQTT at this port of the hub's address (a case
-    /// that runs its own deliberately bad hub there).
-    pub mqtt_port: Option<u16>,
+    /// Move the fixture hub's MQTT listener to this port: 8883, where the
+    /// device dials, is then the case's (its own deliberately bad hub, or
+    /// nothing at all).
+    pub hub_mqtt_port: Option<u16>,
     pub run: CaseFn,
+}
+
+/// What a case needs of the device under test.
+#[derive(Debug, Clone, Copy)]
+pub struct DutNeeds {
+    /// Parts of the device contract it exercises.
+    pub implements: &'static [ContractPart],
+    /// Console events (from the DUT file) it waits on.
+    pub events: &'static [EventName],
+    /// It boots firmware variants or cuts power at a flash write: only
+    /// firmware on sacbench's native emulated board can be varied so.
+    pub native_board: bool,
+}
+
+impl DutNeeds {
+    pub const NONE: DutNeeds = DutNeeds {
+        implements: &[],
+        events: &[],
+        native_board: false,
+    };
+
+    /// Why `dut` cannot be judged by a case with these needs, if it cannot.
+    pub fn not_applicable(&self, dut: &DutFile) -> Option<String> {
+        if let Some(p) = self.implements.iter().find(|p| !dut.implements(**p)) {
+            return Some(format!(
+                "{} does not implement `{p}` of the device contract (its DUT file's `implements`)",
+                dut.name
+            ));
+        }
+        if let Some(e) = self.events.iter().find(|e| dut.event(**e).is_none()) {
+            return Some(format!(
+                "the case waits on the device's `{e}` console event, which its DUT file does not declare ([events])"
+            ));
+        }
+        let native = dut
+            .emulated
+            .as_ref()
+            .is_some_and(|e| e.board == Some(sacbench_rig::dut::Board::SacbenchNative));
+        if self.native_board && !native {
+            return Some(format!(
+                "the case boots firmware variants or cuts power at a flash write, which needs firmware on sacbench's native emulated board; {} is not (its DUT file has no `board = \"sacbench-native\"`)",
+                dut.name
+            ));
+        }
+        None
+    }
 }
 
 impl CaseDef {
@@ -106,7 +172,11 @@ impl CaseDef {
 /// Options of the whole run (from the environment; see `main.rs`).
 #[derive(Debug, Clone)]
 pub struct RunOptions {
-    pub device_exe: PathBuf,
+    /// The device under test (`--dut`; the reference device's by default).
+    pub dut: Arc<DutFile>,
+    /// Where sacbench's own executables are (`device-native`, `gateway`,
+    /// `modbus-leaf`): the DUT file's `{sacbench_bin}`.
+    pub sacbench_bin: PathBuf,
     pub out: PathBuf,
     pub fault: Option<String>,
     /// Run on this lab rig (`rig.toml`) instead of emulated topologies.
@@ -120,7 +190,10 @@ pub struct Case {
     pub def_id: &'static str,
     pub rig: CaseRig,
     pub dir: PathBuf,
-    pub device_exe: PathBuf,
+    /// The device under test.
+    pub dut: Arc<DutFile>,
+    /// Where sacbench's own executables are.
+    pub sacbench_bin: PathBuf,
     capture: Option<Capture>,
     analysis: Option<Analysis>,
     pub evidence: Vec<Evidence>,
@@ -155,12 +228,12 @@ pub fn sign(payload: &[u8], major: u8, minor: u8, counter: u32, key: &SigningKey
 
 impl Case {
     /// Builds the case's rig and starts the capture; the device is flashed
-    /// with the reference image (v1.0.0) but not powered.
+    /// with its image v1.0.0 (where the DUT file says how) but not powered.
     pub async fn start(
         def: &CaseDef,
         opts: &RunOptions,
         extra_faults: &[&str],
-        mqtt_port: Option<u16>,
+        hub_mqtt_port: Option<u16>,
     ) -> Result<Case, Fail> {
         let dir = opts.out.join("cases").join(def.id);
         let _ = std::fs::remove_dir_all(&dir);
@@ -179,60 +252,67 @@ impl Case {
                 let config = GatewayRigConfig {
                     id: NEXT_TOPOLOGY.fetch_add(1, Ordering::SeqCst),
                     dir: dir.join("rig"),
-                    bin_dir: opts
-                        .device_exe
-                        .parent()
-                        .map(Path::to_path_buf)
-                        .unwrap_or_default(),
+                    bin_dir: opts.sacbench_bin.clone(),
                     faults,
                 };
-                CaseRig::Gateway(Box::new(GatewayRig::start(config).await?))
+                CaseRig::Gateway(Box::new(GatewayRig::start(config).await.map_err(bench)?))
             }
             Some(rig_file) => {
-                let lab = LabCase::start(rig_file, &dir.join("rig"), DEVICE_ID, &faults, mqtt_port)
-                    .await?;
+                let lab = LabCase::start(
+                    rig_file,
+                    &dir.join("rig"),
+                    DEVICE_ID,
+                    &faults,
+                    hub_mqtt_port,
+                )
+                .await
+                .map_err(bench)?;
                 // Every case starts from the rig file's image (an earlier case
-                // may have updated the firmware); the reference firmware's is
-                // the same v1.0.0 the emulated board starts from.
+                // may have updated the firmware).
                 let mut rig = CaseRig::Lab(Box::new(lab));
                 if let Some(path) = lab_image(&rig) {
                     std::fs::copy(&path, &image)?;
-                    rig.flash(&image).await?;
+                    rig.flash(&image).await.map_err(bench)?;
                 }
                 rig
             }
             None => {
-                let id = NEXT_TOPOLOGY.fetch_add(1, Ordering::SeqCst);
-                // The hub's address in topology `id` (see `Topology`).
-                let hub_override = mqtt_port.map(|p| SocketAddr::from(([10, 200, id, 6], p)));
                 let config = EmulatedRigConfig {
-                    id,
+                    id: NEXT_TOPOLOGY.fetch_add(1, Ordering::SeqCst),
                     dir: dir.join("rig"),
-                    device_exe: opts.device_exe.clone(),
+                    dut: opts.dut.clone(),
+                    sacbench_bin: opts.sacbench_bin.clone(),
                     device_id: DEVICE_ID.into(),
                     faults,
-                    slot_size: 32 * 1024 * 1024,
-                    hub_mqtt_override: hub_override,
+                    hub_mqtt_port,
                     reconnect_base_ms: Some(RECONNECT_BASE_MS),
                 };
-                let mut rig = CaseRig::Emulated(Box::new(EmulatedRig::start(config).await?));
-                std::fs::write(
-                    &image,
-                    sign(&std::fs::read(&opts.device_exe)?, 1, 0, 1, &dev_key()),
-                )?;
-                rig.flash(&image).await?;
+                let mut rig =
+                    CaseRig::Emulated(Box::new(EmulatedRig::start(config).await.map_err(bench)?));
+                // A DUT whose file says how to flash it starts from its own
+                // image, v1.0.0, signed with its key.
+                if rig.capabilities().has(Capability::Flash) {
+                    if let Some(img) = &opts.dut.image {
+                        let payload = std::fs::read(payload_path(opts, &img.payload))
+                            .map_err(|e| bench(format!("image.payload {}: {e}", img.payload)))?;
+                        let key = dut_signing_key(&opts.dut)?;
+                        std::fs::write(&image, sign(&payload, 1, 0, 1, &key))?;
+                        rig.flash(&image).await.map_err(bench)?;
+                    }
+                }
                 rig
             }
         };
-        let target = rig.capture_target()?;
+        let target = rig.capture_target().map_err(bench)?;
         let mut cc = CaptureConfig::new(target.interface, dir.join("capture.pcapng"));
         cc.netns = target.netns;
-        let capture = Capture::start(cc)?;
+        let capture = Capture::start(cc).map_err(bench)?;
         Ok(Case {
             def_id: def.id,
             rig,
             dir,
-            device_exe: opts.device_exe.clone(),
+            dut: opts.dut.clone(),
+            sacbench_bin: opts.sacbench_bin.clone(),
             capture: Some(capture),
             analysis: None,
             evidence: Vec::new(),
@@ -245,10 +325,18 @@ impl Case {
     }
 
     /// The DUT firmware's payload that OTA cases sign new versions of: the
-    /// reference firmware (emulated), or the payload of the rig file's image.
+    /// DUT file's `image.payload` (emulated), or the payload of the rig
+    /// file's image.
     pub fn firmware_payload(&self) -> Result<Vec<u8>, Fail> {
         match &self.rig {
-            CaseRig::Emulated(_) | CaseRig::Gateway(_) => Ok(std::fs::read(&self.device_exe)?),
+            CaseRig::Emulated(_) | CaseRig::Gateway(_) => {
+                let img = self.dut.image.as_ref().ok_or_else(|| {
+                    Fail::bench(format!("{} has no [image]", self.dut.file.display()))
+                })?;
+                let path = self.sacbench_bin_path(&img.payload);
+                std::fs::read(&path)
+                    .map_err(|e| Fail::bench(format!("image.payload {}: {e}", path.display())))
+            }
             CaseRig::Lab(_) => {
                 let path = lab_image(&self.rig).ok_or("the rig file has no [image]")?;
                 let bytes = std::fs::read(&path)?;
@@ -260,11 +348,16 @@ impl Case {
         }
     }
 
-    /// The key OTA images are signed with: the development key (emulated),
-    /// or `image.signing_key` of the rig file.
+    /// `path` with `{sacbench_bin}` expanded.
+    pub fn sacbench_bin_path(&self, path: &str) -> PathBuf {
+        PathBuf::from(path.replace("{sacbench_bin}", &self.sacbench_bin.to_string_lossy()))
+    }
+
+    /// The key OTA images are signed with: the DUT file's `image.signing_key`
+    /// (emulated), or `image.signing_key` of the rig file.
     pub fn signing_key(&self) -> Result<SigningKey, Fail> {
         match &self.rig {
-            CaseRig::Emulated(_) | CaseRig::Gateway(_) => Ok(dev_key()),
+            CaseRig::Emulated(_) | CaseRig::Gateway(_) => dut_signing_key(&self.dut),
             CaseRig::Lab(l) => {
                 let path = l
                     .rig
@@ -344,6 +437,24 @@ impl Case {
         .await
     }
 
+    /// Waits (after journal entry `after`) until the device's session does
+    /// application work the hub sees: its reported properties if it
+    /// implements the twin, else its first subscription or telemetry.
+    pub async fn session_active(&self, after: u64) -> Result<JournalEntry, Fail> {
+        use hub_fixture::journal::Event;
+        if self.dut.implements(ContractPart::Twin) {
+            self.journal(after, "the device to report its properties", |e| {
+                matches!(e.event, Event::TwinReported { .. })
+            })
+            .await
+        } else {
+            self.journal(after, "the device to subscribe or send telemetry", |e| {
+                matches!(e.event, Event::Subscribed { .. } | Event::Telemetry { .. })
+            })
+            .await
+        }
+    }
+
     /// Waits for a hub session of an already powered device.
     pub async fn boot_wait(&self) -> Result<JournalEntry, Fail> {
         self.journal(0, "the device to connect to the hub", |e| {
@@ -403,6 +514,32 @@ impl Case {
         let _ = self.rig.power(false).await;
         let _ = self.analysis();
     }
+}
+
+/// A rig or setup error: the bench's, never the device's.
+fn bench(e: impl std::fmt::Display) -> Fail {
+    Fail::bench(format!("setup error: {e}"))
+}
+
+fn payload_path(opts: &RunOptions, payload: &str) -> PathBuf {
+    PathBuf::from(payload.replace("{sacbench_bin}", &opts.sacbench_bin.to_string_lossy()))
+}
+
+/// The DUT file's image-signing key.
+pub fn dut_signing_key(dut: &DutFile) -> Result<SigningKey, Fail> {
+    let img = dut
+        .image
+        .as_ref()
+        .ok_or_else(|| Fail::bench(format!("{} has no [image]", dut.file.display())))?;
+    let pem = std::fs::read_to_string(&img.signing_key)
+        .map_err(|e| Fail::bench(format!("{}: {e}", img.signing_key.display())))?;
+    SigningKey::from_pkcs8_pem(&pem)
+        .map_err(|e| Fail::bench(format!("{}: {e:?}", img.signing_key.display())))
+}
+
+/// The reference device's DUT file, the default `--dut`.
+pub fn reference_dut_file() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../firmware/device-native/dut.toml")
 }
 
 /// Whether `name` is a fault switch of the reference gateway (not of the device).

@@ -25,6 +25,7 @@ pub struct LabCase {
     hub: HubFixture,
     credentials: DeviceCredentials,
     hub_ipv4: Ipv4Addr,
+    hub_host: String,
     dut_ipv4: Ipv4Addr,
 }
 
@@ -37,14 +38,16 @@ pub enum CaseRig {
 }
 
 impl LabCase {
-    /// Opens `rig_file`, starts a hub on `hub.ipv4`, registers `device_id`
-    /// and provisions the DUT (powered off) with a record for that hub.
+    /// Opens `rig_file`, starts a hub on `hub.ipv4` (its MQTT listener on
+    /// `hub_mqtt_port` instead of 8883 if given: the case's own bad hub, or
+    /// nothing, takes 8883), registers `device_id` and provisions the DUT
+    /// (powered off) with a provisioning directory for that hub.
     pub async fn start(
         rig_file: &Path,
         dir: &Path,
         device_id: &str,
         faults: &[String],
-        mqtt_port: Option<u16>,
+        hub_mqtt_port: Option<u16>,
     ) -> Result<LabCase, RigError> {
         let mut rig = LabRig::open(rig_file)?;
         let config = rig.config().clone();
@@ -62,7 +65,10 @@ impl LabCase {
             what: format!("creating {}", dir.display()),
             source: e,
         })?;
-        let hub_config = sacbench_rig::case_hub_config(dir, &hub_cfg.host_name, hub_cfg.ipv4);
+        let mut hub_config = sacbench_rig::case_hub_config(dir, &hub_cfg.host_name, hub_cfg.ipv4);
+        if let Some(port) = hub_mqtt_port {
+            hub_config.mqtt_addr.set_port(port);
+        }
         let hub = HubFixture::start(hub_config).await.map_err(|e| {
             RigError::Setup(format!(
                 "starting the hub on {} (hub.ipv4 of {file}): {e}",
@@ -72,26 +78,18 @@ impl LabCase {
         let credentials = hub
             .register_device(device_id)
             .map_err(|e| RigError::Setup(format!("registering {device_id}: {e}")))?;
-        let record = sacbench_rig::provisioning_record(&ProvisioningRecord {
-            credentials: &credentials,
-            hub_host: &hub_cfg.host_name,
-            hub_mqtt: mqtt_port.map_or(hub.mqtt_addr(), |p| (hub_cfg.ipv4, p).into()),
-            hub_https: hub.https_addr(),
-            faults,
-            extra_destination: None,
-            reconnect_base_ms: None,
-        });
-        let path = dir.join("provisioning.toml");
-        std::fs::write(&path, record).map_err(|e| RigError::Io {
-            what: format!("writing {}", path.display()),
-            source: e,
-        })?;
+        let mut record = ProvisioningRecord::new(&credentials, &hub_cfg.host_name, 8883, 443);
+        record.device.faults = faults.to_vec();
+        let path = dir.join("provisioning");
+        sacbench_provisioning::write(&path, &record)
+            .map_err(|e| RigError::Setup(format!("writing the provisioning directory: {e}")))?;
         rig.provision(&path).await?;
         Ok(LabCase {
             rig,
             hub,
             credentials,
             hub_ipv4: hub_cfg.ipv4,
+            hub_host: hub_cfg.host_name,
             dut_ipv4,
         })
     }
@@ -113,6 +111,16 @@ impl CaseRig {
             CaseRig::Emulated(r) => r.credentials(),
             CaseRig::Lab(l) => &l.credentials,
             CaseRig::Gateway(g) => &g.leaves()[0].1,
+        }
+    }
+
+    /// The hub's host name: what the DUT dials, its SNI, the name in the
+    /// hub's certificate.
+    pub fn hub_host(&self) -> String {
+        match self {
+            CaseRig::Emulated(r) => r.topology().hub_host(),
+            CaseRig::Lab(l) => l.hub_host.clone(),
+            CaseRig::Gateway(g) => g.topology().hub_host(),
         }
     }
 

@@ -5,9 +5,13 @@
 //! Options the libtest command line has no room for come from the
 //! environment (`cargo xtask emulated` sets them):
 //! - `SACBENCH_OUT`: the run directory (default: a new temporary one, kept);
-//! - `SACBENCH_FAULT`: a fault switched on in the reference device;
-//! - `SACBENCH_DEVICE_EXE`: the `device-native` executable (default: the
-//!   one built next to this binary);
+//! - `SACBENCH_DUT`: the device under test's DUT file (default: the
+//!   reference device's, `firmware/device-native/dut.toml`);
+//! - `SACBENCH_FAULT`: a fault switched on in the device under test (one
+//!   its DUT file offers, or one of the reference gateway's);
+//! - `SACBENCH_BIN`: where sacbench's own executables are (`device-native`,
+//!   `gateway`, `modbus-leaf`; the DUT file's `{sacbench_bin}`; default: the
+//!   directory of this binary or its parent);
 //! - `SACBENCH_RIG`: run on the lab rig this `rig.toml` describes, one case
 //!   at a time (`cargo xtask bench --rig` sets it).
 //!
@@ -17,6 +21,7 @@
 #![forbid(unsafe_code)]
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use libtest_mimic::{Arguments, Failed, Trial};
 use sacbench_rig::emulated::sandbox::{self, Sandbox};
@@ -27,22 +32,28 @@ use sacbench_suites::{cases, runner};
 /// Emulated cases run at once unless `--test-threads` says otherwise.
 const PARALLEL_CASES: usize = 8;
 
-fn device_exe() -> Result<PathBuf, String> {
-    if let Some(p) = std::env::var_os("SACBENCH_DEVICE_EXE") {
+/// Where sacbench's own executables are: `SACBENCH_BIN`, or the directory
+/// holding `device-native` next to this binary.
+fn sacbench_bin() -> Result<PathBuf, String> {
+    if let Some(p) = std::env::var_os("SACBENCH_BIN") {
         return Ok(p.into());
     }
     let me = std::env::current_exe().map_err(|e| e.to_string())?;
     // target/debug/sacbench-suite, or target/debug/deps/<test binary>.
     for dir in me.ancestors().skip(1).take(2) {
-        let p = dir.join("device-native");
-        if p.is_file() {
-            return Ok(p);
+        if dir.join("device-native").is_file() {
+            return Ok(dir.to_path_buf());
         }
     }
     Err(format!(
-        "device-native not found next to {} (build it: cargo build -p device-native, or set SACBENCH_DEVICE_EXE)",
+        "device-native not found next to {} (build it: cargo build -p device-native, or set SACBENCH_BIN)",
         me.display()
     ))
+}
+
+fn exit_usage(e: impl std::fmt::Display) -> ! {
+    eprintln!("sacbench-suite: {e}");
+    std::process::exit(2);
 }
 
 fn main() {
@@ -56,16 +67,42 @@ fn main() {
             Ok(r) => {
                 print!("{}", sacbench_suites::report::summarise(&r));
                 println!("report: {}", dir.join("index.html").display());
-                std::process::exit(if r.summary.failed > 0 { 1 } else { 0 });
+                std::process::exit(if r.summary.failed > 0 {
+                    1
+                } else if r.summary.error > 0 {
+                    2
+                } else {
+                    0
+                });
             }
             Err(e) => {
+                // 3, not 2: 2 means the run had bench errors.
                 eprintln!("sacbench-suite: {}: {e:#}", dir.display());
-                std::process::exit(2);
+                std::process::exit(3);
             }
         }
     }
     let mut args = Arguments::from_args();
     let rig_file = std::env::var_os("SACBENCH_RIG").map(PathBuf::from);
+    // The device under test: a bad DUT file or a fault it does not offer
+    // stops the run before any case, with one line.
+    let dut_file = std::env::var_os("SACBENCH_DUT")
+        .map(PathBuf::from)
+        .unwrap_or_else(sacbench_suites::case::reference_dut_file);
+    let dut = match sacbench_rig::dut::DutFile::load(&dut_file) {
+        Ok(d) => Arc::new(d),
+        Err(e) => exit_usage(e),
+    };
+    let fault = std::env::var("SACBENCH_FAULT")
+        .ok()
+        .filter(|f| !f.is_empty());
+    if let Some(f) = &fault {
+        if !sacbench_suites::case::is_gateway_fault(f) {
+            if let Err(e) = dut.check_fault(f) {
+                exit_usage(e);
+            }
+        }
+    }
     if rig_file.is_none() && args.test_threads.is_none() {
         // Emulated cases spend their time waiting (on the device's backoff,
         // the hub, timers), not computing: libtest's default of one case
@@ -95,23 +132,34 @@ fn main() {
         Some(p) => PathBuf::from(p),
         None => std::env::temp_dir().join(format!("sacbench-run-{}", std::process::id())),
     };
-    // The emulated board (and BoardProcess cases) need the reference firmware.
-    let device = if args.list || rig_file.is_some() {
+    // sacbench's own executables: the reference board and gateway, the
+    // emulated legacy devices (a DUT file names them with {sacbench_bin}).
+    let bin = if args.list || rig_file.is_some() {
         Ok(PathBuf::new())
     } else {
-        device_exe()
+        sacbench_bin()
     };
-    let device = match device {
-        Ok(d) => d,
-        Err(e) => {
-            eprintln!("sacbench-suite: {e}");
-            std::process::exit(2);
-        }
+    let sacbench_bin = bin.unwrap_or_else(|e| exit_usage(e));
+    let rig_info = match &rig_file {
+        None => sacbench_suites::model::RigInfo {
+            kind: "emulated".into(),
+            name: "emulated rig (one topology per case)".into(),
+        },
+        Some(f) => sacbench_suites::model::RigInfo {
+            kind: "lab".into(),
+            name: f.display().to_string(),
+        },
+    };
+    let dut_info = sacbench_suites::model::DutInfo {
+        name: dut.name.clone(),
+        file: dut.file.display().to_string(),
+        implements: dut.implements.iter().map(|p| p.to_string()).collect(),
     };
     let opts = RunOptions {
-        device_exe: device,
+        dut,
+        sacbench_bin,
         out,
-        fault: std::env::var("SACBENCH_FAULT").ok(),
+        fault,
         rig_file,
     };
     let started = sacbench_suites::report::now_rfc3339();
@@ -134,21 +182,28 @@ fn main() {
             Trial::test(def.name(), move || {
                 let r = runner::run_case(def, &opts);
                 match r.outcome {
-                    Outcome::Passed => Ok(()),
-                    Outcome::Ignored => Ok(()),
+                    Outcome::Passed | Outcome::Ignored | Outcome::NotApplicable => Ok(()),
                     Outcome::Failed => Err(Failed::from(format!(
                         "{}: expected {}; saw {}; look at {}",
                         r.id, r.expected, r.seen, r.look_at
                     ))),
+                    Outcome::Error => {
+                        Err(Failed::from(format!("{}: bench error: {}", r.id, r.seen)))
+                    }
                 }
             })
         })
         .collect();
     let conclusion = libtest_mimic::run(&args, trials);
     if !args.list && std::env::var_os("SACBENCH_OUT").is_some() {
-        if let Err(e) =
-            sacbench_suites::report::assemble(&opts.out, &selected, &started, opts.fault.as_deref())
-        {
+        if let Err(e) = sacbench_suites::report::assemble(
+            &opts.out,
+            &selected,
+            &started,
+            opts.fault.as_deref(),
+            rig_info,
+            Some(dut_info),
+        ) {
             eprintln!("sacbench-suite: writing the report: {e:#}");
             std::process::exit(2);
         }

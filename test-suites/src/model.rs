@@ -1,10 +1,10 @@
 //! The report's data model: what `report.json` holds (schema
-//! `sacbench-report/1`, documented in `test-suites/REPORT.md`), and what
+//! `sacbench-report/2`, documented in `test-suites/REPORT.md`), and what
 //! the JUnit and HTML writers render. Stable: fields are only ever added.
 
 use serde::{Deserialize, Serialize};
 
-pub const SCHEMA: &str = "sacbench-report/1";
+pub const SCHEMA: &str = "sacbench-report/2";
 
 /// A whole run.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -14,7 +14,10 @@ pub struct RunReport {
     pub started_at: String,
     pub finished_at: String,
     pub rig: RigInfo,
-    /// The fault switched on in the reference device, if any (fault runs).
+    /// The device under test (its DUT file).
+    #[serde(default)]
+    pub dut: Option<DutInfo>,
+    /// The fault switched on in the device under test, if any (fault runs).
     pub fault: Option<String>,
     pub summary: Summary,
     pub cases: Vec<CaseResult>,
@@ -27,19 +30,44 @@ pub struct RigInfo {
     pub name: String,
 }
 
+/// The device under test, as its DUT file names it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DutInfo {
+    pub name: String,
+    /// The DUT file's path.
+    pub file: String,
+    /// The contract parts it implements.
+    pub implements: Vec<String>,
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Summary {
     pub total: usize,
     pub passed: usize,
     pub failed: usize,
+    /// The bench or rig could not do its part.
+    #[serde(default)]
+    pub error: usize,
+    /// The case does not apply to this device.
+    #[serde(default)]
+    pub not_applicable: usize,
     pub ignored: usize,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum Outcome {
+    /// The device did what the case requires.
     Passed,
+    /// The device did what the case forbids, with evidence.
     Failed,
+    /// The bench or the rig could not do its part (a tool, a namespace, the
+    /// hub, a relay): says what to fix; nothing is said of the device.
+    Error,
+    /// The case does not apply to this device (a contract part it does not
+    /// implement, an event its DUT file does not declare), with the reason.
+    NotApplicable,
+    /// The rig lacks a capability the case needs, with the reason.
     Ignored,
 }
 

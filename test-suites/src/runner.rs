@@ -22,7 +22,7 @@ fn rel(dir: &Path, out: &Path, file: &str) -> Option<String> {
 /// What the run's rig can do: the emulated rig's, or the rig file's.
 fn rig_capabilities(opts: &RunOptions) -> Result<Capabilities, String> {
     match &opts.rig_file {
-        None => Ok(EmulatedRig::capabilities()),
+        None => Ok(EmulatedRig::capabilities_for(&opts.dut)),
         Some(f) => RigConfig::load(f)
             .map(|c| c.capabilities())
             .map_err(|e| e.to_string()),
@@ -42,11 +42,24 @@ pub fn run_case(def: &CaseDef, opts: &RunOptions) -> CaseResult {
         // the reason, before anything is set up (on a lab rig, provisioning
         // and flashing take real time).
         let dir = opts.out.join("cases").join(def.id);
+        // A case that does not apply to this device says so and why, before
+        // anything is set up; the device's fault does not matter to it.
+        if let Some(why) = def.dut.not_applicable(&opts.dut) {
+            let _ = std::fs::create_dir_all(&dir);
+            return (
+                Outcome::NotApplicable,
+                def.expected.to_string(),
+                why,
+                String::new(),
+                Vec::new(),
+                dir,
+            );
+        }
         let caps = match rig_capabilities(opts) {
             Ok(c) => c,
             Err(e) => {
                 return (
-                    Outcome::Failed,
+                    Outcome::Error,
                     "the rig to come up and run".to_string(),
                     format!("setup error: {e}"),
                     "the rig file".to_string(),
@@ -66,13 +79,16 @@ pub fn run_case(def: &CaseDef, opts: &RunOptions) -> CaseResult {
                 dir,
             );
         }
-        let hub_port = def.mqtt_port;
-        let mut case = match Case::start(def, opts, def.extra_faults, hub_port).await {
+        let mut case = match Case::start(def, opts, def.extra_faults, def.hub_mqtt_port).await {
             Ok(c) => c,
             Err(f) => {
                 let dir = opts.out.join("cases").join(def.id);
                 return (
-                    Outcome::Failed,
+                    if f.bench {
+                        Outcome::Error
+                    } else {
+                        Outcome::Failed
+                    },
                     f.expected,
                     f.seen,
                     f.look_at,
@@ -90,6 +106,7 @@ pub fn run_case(def: &CaseDef, opts: &RunOptions) -> CaseResult {
                 seen,
                 String::new(),
             ),
+            Ok(Err(f)) if f.bench => (Outcome::Error, f.expected, f.seen, f.look_at),
             Ok(Err(f)) => (Outcome::Failed, f.expected, f.seen, f.look_at),
             Err(_) => (
                 Outcome::Failed,

@@ -37,12 +37,16 @@ const POWER_COIL: u16 = 0;
 const LINK_COIL: u16 = 1;
 const SLOT_SIZE: &str = "33554432";
 
-/// The board behind the relay: the emulated board (bootloader and firmware)
-/// in the DUT's namespace, its console written to the board end of the pty.
+/// The board behind the relay: a device (the reference board's bootloader
+/// and firmware, or a foreign device) in the DUT's namespace, its console
+/// written to the board end of the pty.
 #[derive(Clone)]
 struct FakeBoard {
     topo: Arc<Topology>,
     dir: PathBuf,
+    /// What power-on runs (the board's firmware), in `cwd`.
+    argv: Vec<String>,
+    cwd: PathBuf,
     running: Arc<Mutex<Option<Child>>>,
     /// Every coil write, for the test's own checks.
     writes: Arc<Mutex<Vec<(u16, bool)>>>,
@@ -60,14 +64,9 @@ impl FakeBoard {
         }
         let mut child = self
             .topo
-            .command(Node::Dut, device())
-            .arg("boot")
-            .arg("--flash")
-            .arg(self.dir.join("flash.bin"))
-            .arg("--provisioning")
-            .arg(self.dir.join("provisioning.toml"))
-            .arg("--run-dir")
-            .arg(self.dir.join("run"))
+            .command(Node::Dut, &self.argv[0])
+            .args(&self.argv[1..])
+            .current_dir(&self.cwd)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -143,8 +142,17 @@ fn dev_key() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../firmware/keys/dev-image-signing-ed25519.pem")
 }
 
+/// Which device sits on the fake lab board.
+enum Firmware {
+    /// The reference firmware, flashed by the rig file's `[flasher]`.
+    Reference,
+    /// A foreign device run from its DUT file's folder with this argv
+    /// (`{provisioning}` and `{state}` replaced); no flashing.
+    Foreign { dut_dir: PathBuf, argv: Vec<String> },
+}
+
 impl FakeLab {
-    fn build(dir: &Path, id: u8) -> Result<FakeLab, Failed> {
+    fn build(dir: &Path, id: u8, firmware: Firmware) -> Result<FakeLab, Failed> {
         if !device().is_file() {
             return Err(format!(
                 "{} not built (cargo build -p device-native)",
@@ -156,9 +164,41 @@ impl FakeLab {
         // The console: a pty pair.
         let console = PtyPair::link(&dir.join("board-tty"), &dir.join("bench-tty"))?;
 
+        let (flash, prov, state) = (
+            dir.join("flash.bin"),
+            dir.join("provisioning"),
+            dir.join("state"),
+        );
+        let p = |s: &Path| s.display().to_string();
+        let (argv, cwd) = match &firmware {
+            Firmware::Reference => (
+                vec![
+                    p(&device()),
+                    "boot".into(),
+                    "--flash".into(),
+                    p(&flash),
+                    "--provisioning".into(),
+                    p(&prov),
+                    "--run-dir".into(),
+                    p(&dir.join("run")),
+                ],
+                dir.to_owned(),
+            ),
+            Firmware::Foreign { dut_dir, argv } => (
+                argv.iter()
+                    .map(|a| {
+                        a.replace("{provisioning}", &p(&prov))
+                            .replace("{state}", &p(&state))
+                    })
+                    .collect(),
+                dut_dir.clone(),
+            ),
+        };
         let board = FakeBoard {
             topo: topo.clone(),
             dir: dir.to_owned(),
+            argv,
+            cwd,
             running: Arc::default(),
             writes: Arc::default(),
         };
@@ -206,28 +246,37 @@ impl FakeLab {
                 .map_err(|e| format!("{e:?}"))?,
         )?;
 
-        let (flash, prov) = (dir.join("flash.bin"), dir.join("provisioning.toml"));
         let q = |p: &Path| format!("{:?}", p.display().to_string());
-        // Provisioning = factory state (erased flash) plus the record, as a
-        // production line would leave the board.
+        // Provisioning = factory state (erased flash and state) plus the
+        // provisioning directory, as a production line would leave the board.
         let provision = format!(
-            "rm -f {flash} && {device:?} make-flash {flash} --slot-size {SLOT_SIZE} && cp \"$1\" {}",
-            q(&prov),
+            "rm -rf {flash} {prov} {state} && mkdir {state} && {device:?} make-flash {flash} --slot-size {SLOT_SIZE} && cp -r \"$1\" {prov}",
+            prov = q(&prov),
+            state = q(&state),
             flash = q(&flash),
             device = device().display().to_string(),
         );
-        let rig = format!(
-            r#"name = "fake lab board"
-
-[image]
+        let flashing = match firmware {
+            Firmware::Reference => format!(
+                r#"[image]
 path = "v1.img"
 signing_key = {key:?}
 
 [flasher]
 command = [{device:?}, "write-image", "--flash", {flash}, "--slot", "primary", "{{image}}"]
+"#,
+                key = dev_key().display().to_string(),
+                device = device().display().to_string(),
+                flash = q(&flash),
+            ),
+            Firmware::Foreign { .. } => String::new(),
+        };
+        let rig = format!(
+            r#"name = "fake lab board"
 
+{flashing}
 [provisioning]
-command = ["sh", "-c", {provision:?}, "provision", "{{record}}"]
+command = ["sh", "-c", {provision:?}, "provision", "{{provisioning}}"]
 
 [console]
 port = {tty}
@@ -250,10 +299,9 @@ ipv6_link_local = "fe80::2"
 
 [hub]
 ipv4 = "{bench}"
+host_name = "{bench_host}"
 "#,
-            key = dev_key().display().to_string(),
-            device = device().display().to_string(),
-            flash = q(&flash),
+            bench_host = Topology::addresses(id).gw_host,
             tty = q(&dir.join("bench-tty")),
             ifname = Topology::GW_DUT_IF,
             dut = topo.dut_ipv4(),
@@ -271,8 +319,18 @@ ipv4 = "{bench}"
     }
 
     /// `sacbench-suite` on the bench side, as `cargo xtask bench` runs it.
-    fn run_suite(&self, out: &Path, only: &str, fault: Option<&str>) -> std::process::Output {
+    fn run_suite(
+        &self,
+        out: &Path,
+        only: &str,
+        fault: Option<&str>,
+        dut: Option<&Path>,
+    ) -> std::process::Output {
         let mut cmd = self.topo.command(Node::Gw, SUITE);
+        match dut {
+            Some(d) => cmd.env("SACBENCH_DUT", d),
+            None => cmd.env_remove("SACBENCH_DUT"),
+        };
         cmd.env("SACBENCH_RIG", &self.rig_file)
             .env("SACBENCH_OUT", out)
             .env("SACBENCH_ONLY", only)
@@ -299,9 +357,14 @@ fn outcome(report: &sacbench_suites::model::RunReport, id: &str) -> (Outcome, St
 /// emulated board is ignored with the reason.
 fn reference_board_passes_on_the_lab_rig() -> Result<(), Failed> {
     let dir = tempfile::tempdir()?;
-    let lab = FakeLab::build(dir.path(), 1)?;
+    let lab = FakeLab::build(dir.path(), 1, Firmware::Reference)?;
     let out = dir.path().join("run");
-    let run = lab.run_suite(&out, "NI-03,NI-04,MT-01,MT-14,KR-01,OTA-01,CD-01", None);
+    let run = lab.run_suite(
+        &out,
+        "NI-03,NI-04,MT-01,MT-14,KR-01,OTA-01,CD-01",
+        None,
+        None,
+    );
     let stdout = String::from_utf8_lossy(&run.stdout);
     let report = sacbench_suites::report::read_run(&out)
         .map_err(|e| format!("no report ({e}); suite said: {stdout}"))?;
@@ -331,9 +394,9 @@ fn reference_board_passes_on_the_lab_rig() -> Result<(), Failed> {
 /// A fault in the firmware on the lab rig fails its case, as on the emulated rig.
 fn faulty_board_fails_on_the_lab_rig() -> Result<(), Failed> {
     let dir = tempfile::tempdir()?;
-    let lab = FakeLab::build(dir.path(), 2)?;
+    let lab = FakeLab::build(dir.path(), 2, Firmware::Reference)?;
     let out = dir.path().join("run");
-    let run = lab.run_suite(&out, "MT-01", Some("plaintext-hello"));
+    let run = lab.run_suite(&out, "MT-01", Some("plaintext-hello"), None);
     let report = sacbench_suites::report::read_run(&out)?;
     let (o, seen) = outcome(&report, "MT-01");
     // Failed for the fault, not for the rig: the verdict is the case's own.
@@ -362,7 +425,7 @@ fn bad_rig_file_is_one_clear_error() -> Result<(), Failed> {
         .output()?;
     let stderr = String::from_utf8_lossy(&out.stderr);
     let want = format!(
-        "{}:8: `provisioning.command`: no argument contains {{record}}",
+        "{}:8: `provisioning.command`: no argument contains {{provisioning}}",
         rig.display()
     );
     if out.status.code() != Some(2) || !stderr.contains(&want) || stderr.lines().count() != 1 {
@@ -374,6 +437,45 @@ fn bad_rig_file_is_one_clear_error() -> Result<(), Failed> {
     }
     if dir.path().join("run").exists() {
         return Err("a run directory was made for a bad rig file".into());
+    }
+    Ok(())
+}
+
+/// A device nobody here wrote on the lab rig: the deliberately insecure
+/// paho-mqtt device, provisioned by the rig file's command, powered by the
+/// relay. Its open port fails NI-01 and its unverified hub certificate
+/// MT-05; what it correctly does passes; what it does not implement is
+/// `not_applicable`, never failed.
+fn foreign_board_is_judged_on_the_lab_rig() -> Result<(), Failed> {
+    let dut_dir =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/insecure-python-device");
+    let dut_file = dut_dir.join("dut.toml");
+    let dut = sacbench_rig::dut::DutFile::load(&dut_file).map_err(|e| e.to_string())?;
+    let argv = dut
+        .emulated
+        .ok_or("the example has an [emulated] command")?
+        .command;
+    let dir = tempfile::tempdir()?;
+    let lab = FakeLab::build(dir.path(), 3, Firmware::Foreign { dut_dir, argv })?;
+    let out = dir.path().join("run");
+    let run = lab.run_suite(&out, "NI-01,MT-04,MT-05,KR-01", None, Some(&dut_file));
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    let report = sacbench_suites::report::read_run(&out)
+        .map_err(|e| format!("no report ({e}); suite said: {stdout}"))?;
+    let want = [
+        ("NI-01", Outcome::Failed, "2323"),
+        ("MT-04", Outcome::Passed, ""),
+        ("MT-05", Outcome::Failed, ""),
+        ("KR-01", Outcome::NotApplicable, "est-rotation"),
+    ];
+    for (id, outcome_wanted, mention) in want {
+        let (o, seen) = outcome(&report, id);
+        if o != outcome_wanted || !seen.contains(mention) {
+            return Err(format!(
+                "{id}: {o:?} ({seen}), wanted {outcome_wanted:?} mentioning {mention:?}\n{stdout}"
+            )
+            .into());
+        }
     }
     Ok(())
 }
@@ -399,6 +501,10 @@ fn main() {
         Trial::test(
             "bad_rig_file_is_one_clear_error",
             bad_rig_file_is_one_clear_error,
+        ),
+        Trial::test(
+            "foreign_board_is_judged_on_the_lab_rig",
+            foreign_board_is_judged_on_the_lab_rig,
         ),
     ];
     libtest_mimic::run(&Arguments::from_args(), tests).exit();

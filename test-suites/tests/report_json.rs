@@ -137,6 +137,8 @@ fn tally_counts_outcomes() {
             total: 6,
             passed: 3,
             failed: 2,
+            error: 0,
+            not_applicable: 0,
             ignored: 1
         }
     );

@@ -21,9 +21,13 @@ struct Cli {
 enum Task {
     /// Run the conformance suites on the emulated rig and write a report.
     Emulated {
+        /// The device under test's DUT file (default: the reference
+        /// device's, firmware/device-native/dut.toml; see docs/DUT.md).
+        #[arg(long)]
+        dut: Option<PathBuf>,
         /// Run only cases whose name contains this (libtest filter).
         filter: Option<String>,
-        /// Switch this fault on in the reference device (see `device-native --list-faults`).
+        /// Switch this fault on in the device under test (one its DUT file offers).
         #[arg(long)]
         fault: Option<String>,
         /// The run directory (default: target/sacbench/emulated-last, replaced).
@@ -35,6 +39,9 @@ enum Task {
         /// The rig file (see README: "Writing a rig file").
         #[arg(long)]
         rig: PathBuf,
+        /// The device under test's DUT file (default: the reference device's).
+        #[arg(long)]
+        dut: Option<PathBuf>,
         /// Run only cases whose name contains this (libtest filter).
         filter: Option<String>,
         /// The run directory (default: target/sacbench/bench-last, replaced).
@@ -90,13 +97,23 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let root = workspace_root();
     let result = match cli.command {
-        Task::Emulated { filter, fault, out } => {
+        Task::Emulated {
+            dut,
+            filter,
+            fault,
+            out,
+        } => {
             let filter: Vec<String> = filter.into_iter().collect();
-            suite::emulated(&root, &filter, fault.as_deref(), out)
+            suite::emulated(&root, dut.as_deref(), &filter, fault.as_deref(), out)
         }
-        Task::Bench { rig, filter, out } => {
+        Task::Bench {
+            rig,
+            dut,
+            filter,
+            out,
+        } => {
             let filter: Vec<String> = filter.into_iter().collect();
-            suite::bench(&root, &rig, &filter, out)
+            suite::bench(&root, &rig, dut.as_deref(), &filter, out)
         }
         Task::Perf { quick } => perf(&root, quick),
         Task::Report { dir } => suite::report(&root, &dir),

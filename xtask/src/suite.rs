@@ -54,7 +54,6 @@ fn build_with(root: &Path, features: &[&str]) -> Result<(PathBuf, PathBuf), Fail
 
 /// A run of the suite; what it printed per case.
 pub struct SuiteRun {
-    pub exit: Option<i32>,
     /// test name → "ok" | "FAILED" | "ignored"
     pub results: BTreeMap<String, String>,
 }
@@ -85,6 +84,8 @@ pub struct SuiteArgs<'a> {
     pub show: bool,
     /// A lab rig file instead of the emulated rig.
     pub rig: Option<&'a Path>,
+    /// The device under test's DUT file (default: the reference device's).
+    pub dut: Option<&'a Path>,
 }
 
 /// Runs the suite with a progress bar (or quietly, for the fault matrix).
@@ -100,6 +101,7 @@ pub fn run_suite(
         only,
         show,
         rig,
+        dut,
     } = *a;
     let total = count_cases(suite, filter, only)?;
     let bar = if show {
@@ -115,7 +117,7 @@ pub fn run_suite(
     let mut cmd = Command::new(suite);
     cmd.args(filter)
         .env("SACBENCH_OUT", out)
-        .env("SACBENCH_DEVICE_EXE", device)
+        .env("SACBENCH_BIN", device.parent().unwrap_or(Path::new(".")))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     match fault {
@@ -128,6 +130,10 @@ pub fn run_suite(
     match rig {
         Some(r) => cmd.env("SACBENCH_RIG", r),
         None => cmd.env_remove("SACBENCH_RIG"),
+    };
+    match dut {
+        Some(d) => cmd.env("SACBENCH_DUT", d),
+        None => cmd.env_remove("SACBENCH_DUT"),
     };
     let mut child = cmd
         .spawn()
@@ -165,22 +171,21 @@ pub fn run_suite(
     if status.code() == Some(2) {
         return Err(Failure::Setup(errors.join("\n")));
     }
-    Ok(SuiteRun {
-        exit: status.code(),
-        results,
-    })
+    Ok(SuiteRun { results })
 }
 
-/// `cargo xtask emulated [FILTER] [--fault NAME] [--out DIR]`.
+/// `cargo xtask emulated [--dut DUT.toml] [FILTER] [--fault NAME] [--out DIR]`.
 pub fn emulated(
     root: &Path,
+    dut: Option<&Path>,
     filter: &[String],
     fault: Option<&str>,
     out: Option<PathBuf>,
 ) -> Result<(), Failure> {
+    let dut = dut.map(absolute_file).transpose()?;
     let out = prepare_out(root, out, "emulated-last")?;
     let (suite, device) = build(root)?;
-    let r = run_suite(
+    run_suite(
         &suite,
         &device,
         &out,
@@ -188,17 +193,22 @@ pub fn emulated(
             filter,
             fault,
             show: true,
+            dut: dut.as_deref(),
             ..SuiteArgs::default()
         },
     )?;
-    summarise(&suite, &out)?;
-    match r.exit {
-        Some(0) => Ok(()),
-        _ => Err(Failure::Failed(format!(
-            "cases failed; see {}",
-            out.join("index.html").display()
-        ))),
+    summarise(&suite, &out)
+}
+
+/// `path` made absolute; a missing file is a usage error naming the flag.
+fn absolute_file(path: &Path) -> Result<PathBuf, Failure> {
+    if !path.is_file() {
+        return Err(Failure::Setup(format!(
+            "--dut {}: no such file",
+            path.display()
+        )));
     }
+    std::path::absolute(path).map_err(|e| Failure::Setup(format!("--dut {}: {e}", path.display())))
 }
 
 /// `cargo xtask bench --rig rig.toml [FILTER] [--out DIR]`: the same cases on
@@ -207,9 +217,11 @@ pub fn emulated(
 pub fn bench(
     root: &Path,
     rig: &Path,
+    dut: Option<&Path>,
     filter: &[String],
     out: Option<PathBuf>,
 ) -> Result<(), Failure> {
+    let dut = dut.map(absolute_file).transpose()?;
     let rig = std::path::absolute(rig)
         .map_err(|e| Failure::Setup(format!("--rig {}: {e}", rig.display())))?;
     let text = std::fs::read_to_string(&rig)
@@ -226,7 +238,7 @@ pub fn bench(
         &[]
     };
     let (suite, device) = build_with(root, features)?;
-    let r = run_suite(
+    run_suite(
         &suite,
         &device,
         &out,
@@ -234,17 +246,11 @@ pub fn bench(
             filter,
             show: true,
             rig: Some(&rig),
+            dut: dut.as_deref(),
             ..SuiteArgs::default()
         },
     )?;
-    summarise(&suite, &out)?;
-    match r.exit {
-        Some(0) => Ok(()),
-        _ => Err(Failure::Failed(format!(
-            "cases failed; see {}",
-            out.join("index.html").display()
-        ))),
-    }
+    summarise(&suite, &out)
 }
 
 fn prepare_out(root: &Path, out: Option<PathBuf>, last: &str) -> Result<PathBuf, Failure> {
@@ -273,13 +279,25 @@ fn prepare_out(root: &Path, out: Option<PathBuf>, last: &str) -> Result<PathBuf,
     }
 }
 
+/// Prints a run's summary; the run's verdict: `Ok` if every case passed
+/// (or did not apply), `Failed` if one failed, `Setup` (exit 2) if none
+/// failed but the bench could not run one.
 fn summarise(suite: &Path, dir: &Path) -> Result<(), Failure> {
     let status = Command::new(suite)
         .env("SACBENCH_SUMMARISE", dir)
         .status()
         .map_err(|e| Failure::Setup(format!("{}: {e}", suite.display())))?;
+    let page = dir.join("index.html");
     match status.code() {
-        Some(0) | Some(1) => Ok(()),
+        Some(0) => Ok(()),
+        Some(1) => Err(Failure::Failed(format!(
+            "cases failed; see {}",
+            page.display()
+        ))),
+        Some(2) => Err(Failure::Setup(format!(
+            "the bench could not run some cases (error outcomes, nothing failed); see {}",
+            page.display()
+        ))),
         _ => Err(Failure::Setup(format!(
             "{}: not a readable report",
             dir.display()
@@ -290,18 +308,7 @@ fn summarise(suite: &Path, dir: &Path) -> Result<(), Failure> {
 /// `cargo xtask report DIR`.
 pub fn report(root: &Path, dir: &Path) -> Result<(), Failure> {
     let (suite, _) = build(root)?;
-    let status = Command::new(&suite)
-        .env("SACBENCH_SUMMARISE", dir)
-        .status()
-        .map_err(|e| Failure::Setup(format!("{}: {e}", suite.display())))?;
-    match status.code() {
-        Some(0) => Ok(()),
-        Some(1) => Err(Failure::Failed("the run has failed cases".into())),
-        _ => Err(Failure::Setup(format!(
-            "{}: not a readable report",
-            dir.display()
-        ))),
-    }
+    summarise(&suite, dir)
 }
 
 /// The fault catalogue, from the device and the gateway themselves: (name, case ids).

@@ -1,49 +1,12 @@
-//! Shared by the OTA and KR cases: counting the board's console lines, and
-//! the emulated board's precise power switch (a signed payload that cuts
-//! power at the N-th flash write).
+//! Shared by the OTA and KR cases: flashing, and sacbench's native board's
+//! precise power switch (a signed payload that cuts power at the N-th flash
+//! write). Cases that use the switch declare `native_board`.
 
-use std::cell::Cell;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use sacbench_rig::Rig;
 
-use crate::case::{dev_key, sign, Case, Fail};
-
-/// How many console lines seen so far (since the case began) match `pred`.
-pub(super) async fn console_count(case: &Case, pred: impl Fn(&str) -> bool) -> usize {
-    let n = Cell::new(0);
-    case.wait_console(Duration::ZERO, |l| {
-        if pred(l) {
-            n.set(n.get() + 1);
-        }
-        false
-    })
-    .await;
-    n.get()
-}
-
-/// Waits for a console line matching `pred` beyond the first `skip` such lines.
-pub(super) async fn console_after(
-    case: &Case,
-    skip: usize,
-    guard: Duration,
-    pred: impl Fn(&str) -> bool,
-) -> Option<String> {
-    let n = Cell::new(0);
-    case.wait_console(guard, |l| {
-        pred(l) && {
-            n.set(n.get() + 1);
-            n.get() > skip
-        }
-    })
-    .await
-}
-
-/// The bootloader's line for a payload that died (a crash or the precise power cut).
-pub(super) fn is_crash(l: &str) -> bool {
-    l.starts_with("boot: payload ended") && l.contains("signal")
-}
+use crate::case::{sign, Case, Fail};
 
 /// Writes `image` to the primary slot (the board must be off).
 pub(super) async fn flash_primary(case: &mut Case, name: &str, image: &[u8]) -> Result<(), Fail> {
@@ -65,9 +28,15 @@ fn abs(p: &Path) -> PathBuf {
 /// `cut-boot` = N: a bootloader run from here loses power at its N-th write
 /// (its swap). When the payload dies, the board's own bootloader powers on
 /// again on the same flash, as after a power loss.
-pub(super) fn switched_firmware(case: &Case, major: u8, minor: u8, counter: u32) -> Vec<u8> {
+pub(super) fn switched_firmware(
+    case: &Case,
+    major: u8,
+    minor: u8,
+    counter: u32,
+) -> Result<Vec<u8>, Fail> {
     let d = abs(&case.rig_dir());
-    let exe = abs(&case.device_exe);
+    // The native board's own executable (its bootloader and firmware shell).
+    let exe = abs(&case.sacbench_bin.join("device-native"));
     let (d, exe) = (d.display(), exe.display());
     // "$@" = app --flash FLASH --provisioning PROV (from the bootloader).
     let script = format!(
@@ -79,7 +48,13 @@ pub(super) fn switched_firmware(case: &Case, major: u8, minor: u8, counter: u32)
          if [ -f '{d}/cut-app' ]; then SACBENCH_POWER_CUT_AFTER_WRITES=$(cat '{d}/cut-app'); export SACBENCH_POWER_CUT_AFTER_WRITES; rm -f '{d}/cut-app'; fi\n\
          exec '{exe}' \"$@\"\n"
     );
-    sign(script.as_bytes(), major, minor, counter, &dev_key())
+    Ok(sign(
+        script.as_bytes(),
+        major,
+        minor,
+        counter,
+        &case.signing_key()?,
+    ))
 }
 
 /// Arms the precise power cut for the next start of [`switched_firmware`].

@@ -19,17 +19,19 @@
 #[path = "cd_selftest.rs"]
 pub(super) mod selftest;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use hub_fixture::journal::{Event, JournalEntry};
 use hub_fixture::store::DeviceStatus;
+use sacbench_rig::dut::{ContractPart, EventName};
 use sacbench_rig::{Capability, Rig};
 
 use super::{case_def, self_test, Def};
-use crate::case::{Case, CaseDef, Fail, DEVICE_ID, GUARD};
+use crate::case::{Case, CaseDef, DutNeeds, Fail, DEVICE_ID, GUARD};
+use crate::events;
 use crate::model::Evidence;
 use selftest::c2d;
 
@@ -54,26 +56,53 @@ const NEEDS_LINK_BOARD: &[Capability] = &[
     Capability::Console,
     Capability::BoardProcess,
 ];
-/// A port of the hub's address nothing listens on (CD-11): every attempt is
-/// refused, and visible as SYN / RST in the capture.
-const CLOSED_PORT: u16 = 8899;
+/// CD-11 moves the hub's MQTT listener here, so that nothing listens on
+/// 8883, where the device dials: every attempt is refused, and visible as
+/// SYN / RST in the capture.
+const MOVED_HUB_PORT: u16 = 8899;
+const REFUSED_PORT: u16 = 8883;
+
+/// What the command cases need of the device: commands, and its word on
+/// which it applied (the bench cannot see an application from outside).
+const COMMANDS: DutNeeds = DutNeeds {
+    implements: &[ContractPart::C2d],
+    events: &[EventName::CommandApplied],
+    native_board: false,
+};
+/// CD-06 and CD-10 hold the firmware's flash writes (see [`SlowFlash`]).
+const COMMANDS_NATIVE: DutNeeds = DutNeeds {
+    native_board: true,
+    ..COMMANDS
+};
+/// CD-12 reads the reference device's `diag/state` counters and its
+/// command-applied reports.
+const CD12_DUT: DutNeeds = DutNeeds {
+    implements: &[ContractPart::C2d, ContractPart::Methods],
+    events: &[],
+    native_board: true,
+};
+/// CD-11 counts the device's failed attempts.
+const CD11_DUT: DutNeeds = DutNeeds {
+    events: &[EventName::ConnectionFailed],
+    ..DutNeeds::NONE
+};
 
 pub const CASES: &[Def] = &[
-    case_def!("CD-01", "link_down_commands", "Commands sent while the link is down", "N commands sent while the link is down are all applied after the reconnect, in order, once", NEEDS_LINK, cd01),
-    case_def!("CD-02", "powered_off_commands", "Commands sent while powered off", "commands sent while the device is powered off are applied after boot, in order, once", NEEDS, cd02),
+    case_def!("CD-01", "link_down_commands", "Commands sent while the link is down", "N commands sent while the link is down are all applied after the reconnect, in order, once", NEEDS_LINK, COMMANDS, cd01),
+    case_def!("CD-02", "powered_off_commands", "Commands sent while powered off", "commands sent while the device is powered off are applied after boot, in order, once", NEEDS, COMMANDS, cd02),
     self_test!("CD-03", "ttl_expired", "Self-test: expired commands are not delivered", "a 1 h TTL command is never delivered after the hub clock moved 2 h; feedback expired", selftest::cd03),
     self_test!("CD-04", "ttl_48h", "Self-test: 48 h TTL honoured", "a 48 h TTL command is delivered after 47 h offline", selftest::cd04),
     self_test!("CD-05", "queue_depth", "Self-test: queue depth 50", "the 51st queued command to a device is refused", selftest::cd05),
-    case_def!("CD-06", "redelivery_applied_once", "Redelivery after a cut before PUBACK", "a command delivered and applied but whose PUBACK was lost is redelivered on the next session and applied once", NEEDS_LINK_BOARD, cd06),
+    case_def!("CD-06", "redelivery_applied_once", "Redelivery after a cut before PUBACK", "a command delivered and applied but whose PUBACK was lost is redelivered on the next session and applied once", NEEDS_LINK_BOARD, COMMANDS_NATIVE, cd06),
     self_test!("CD-07", "dead_letter", "Self-test: dead-lettering", "a command never acknowledged is dead-lettered after 10 deliveries with feedback deliveryCountExceeded", selftest::cd07),
     self_test!("CD-08", "hub_restart", "Self-test: queue survives a hub restart", "commands queued when the hub stops are all delivered after it restarts, in order", selftest::cd08),
     self_test!("CD-09", "foreign_commands", "Self-test: only the hub sends commands", "a client publishing on the device's command topic is disconnected and the device never gets it", selftest::cd09),
-    case_def!("CD-10", "link_flaps", "20 link flaps while commands stream", "20 link flaps at random times while commands stream: every command applied once, in order", NEEDS_LINK_BOARD, cd10),
+    case_def!("CD-10", "link_flaps", "20 link flaps while commands stream", "20 link flaps at random times while commands stream: every command applied once, in order", NEEDS_LINK_BOARD, COMMANDS_NATIVE, cd10),
     CaseDef {
-        mqtt_port: Some(CLOSED_PORT),
-        ..case_def!("CD-11", "backoff_jitter", "Backoff with jitter while the hub is unreachable", "while the hub refuses every connection, the intervals between attempts grow exponentially and vary (jitter)", NEEDS, cd11)
+        hub_mqtt_port: Some(MOVED_HUB_PORT),
+        ..case_def!("CD-11", "backoff_jitter", "Backoff with jitter while the hub is unreachable", "while the hub refuses every connection, the intervals between attempts grow exponentially and vary (jitter)", NEEDS, CD11_DUT, cd11)
     },
-    case_def!("CD-12", "power_loss_after_puback", "Power loss after PUBACK", "a power cut right after the hub saw the PUBACK does not lose the command: it is applied (persisted before the ack)", NEEDS_BOARD, cd12),
+    case_def!("CD-12", "power_loss_after_puback", "Power loss after PUBACK", "a power cut right after the hub saw the PUBACK does not lose the command: it is applied (persisted before the ack)", NEEDS_BOARD, CD12_DUT, cd12),
 ];
 
 /// One `command-applied` report of the device.
@@ -116,27 +145,97 @@ fn applied_reports(case: &Case) -> Vec<Applied> {
         .collect()
 }
 
-/// Waits until every mid in `mids` has been reported applied.
-async fn wait_applied(case: &Case, mids: &[String]) -> Result<(), Fail> {
-    let mut missing: BTreeSet<String> = mids.iter().cloned().collect();
+/// Waits until every mid in `mids` has been applied (the DUT's
+/// `command_applied` event) and acknowledged (the hub journalled its
+/// PUBACK), then powers the device off: every console line it wrote before
+/// the power cut has then been read, so a second application of any of
+/// them — which a device makes before acknowledging it — is counted.
+async fn applied_then_quiet(case: &mut Case, mids: &[String]) -> Result<(), Fail> {
+    for mid in mids {
+        case.wait_event(
+            EventName::CommandApplied,
+            GUARD,
+            events::group_is("mid", mid),
+        )
+        .await?
+        .ok_or_else(|| {
+            Fail::new(
+                format!("the device to apply {mid}"),
+                format!("no `command_applied` event for {mid} within {GUARD:?}"),
+                "device.log; journal.jsonl: c2d_delivered",
+            )
+        })?;
+    }
+    let mut unacked: BTreeSet<String> = mids.iter().cloned().collect();
+    let acked_before = |e: &JournalEntry, unacked: &mut BTreeSet<String>| {
+        if let Event::C2dAcked { message_id, .. } = &e.event {
+            unacked.remove(message_id);
+        }
+        unacked.is_empty()
+    };
     case.journal(
         0,
-        &format!("command-applied reports for all of {mids:?}"),
-        |e| {
-            if let Some(a) = applied_report(e) {
-                missing.remove(&a.mid);
-            }
-            missing.is_empty()
-        },
+        &format!("the hub to get the PUBACK of each of {mids:?}"),
+        |e| acked_before(e, &mut unacked),
     )
-    .await
-    .map(|_| ())
+    .await?;
+    case.rig.power(false).await?;
+    Ok(())
 }
 
-/// A marker after everything the device queued so far: `diag/state`
-/// answered. The device handles a method after its earlier work (reports,
-/// re-sent reports) went out on the same connection, so once the answer is
-/// journalled so are they. Returns the device's counters.
+/// Checks one application per mid (`command_applied` events), in the order
+/// of `mids`.
+async fn check_once_in_order(case: &mut Case, mids: &[String]) -> Result<String, Fail> {
+    let mut counts = Vec::new();
+    for m in mids {
+        counts.push(
+            case.count_events(EventName::CommandApplied, events::group_is("mid", m))
+                .await?,
+        );
+    }
+    // Order of first application, from the console in the order read.
+    let firsts = case.event_order(EventName::CommandApplied, "mid").await?;
+    case.note(Evidence::log(format!(
+        "command_applied events (mid: times): {:?}; first applications in order: {firsts:?}",
+        mids.iter().zip(&counts).collect::<Vec<_>>()
+    )));
+    let missing: Vec<&String> = mids
+        .iter()
+        .zip(&counts)
+        .filter(|(_, n)| **n == 0)
+        .map(|(m, _)| m)
+        .collect();
+    let twice: Vec<(&String, usize)> = mids
+        .iter()
+        .zip(&counts)
+        .filter(|(_, n)| **n > 1)
+        .map(|(m, n)| (m, *n))
+        .collect();
+    if !missing.is_empty() || !twice.is_empty() {
+        return Err(Fail::new(
+            "every command applied exactly once",
+            format!("not applied: {missing:?}; applied more than once (mid, times): {twice:?}"),
+            "device.log: the DUT's command_applied events; journal.jsonl: c2d_delivered",
+        ));
+    }
+    let sent_order: Vec<&String> = firsts.iter().filter(|m| mids.contains(m)).collect();
+    if sent_order != mids.iter().collect::<Vec<_>>() {
+        return Err(Fail::new(
+            "commands applied in the order they were sent",
+            format!("applied in the order {sent_order:?}"),
+            "device.log: the DUT's command_applied events",
+        ));
+    }
+    Ok(format!(
+        "{} commands applied once each, in order",
+        mids.len()
+    ))
+}
+
+/// A marker after everything the reference device queued so far:
+/// `diag/state` answered (it handles a method after its earlier work went
+/// out on the same connection). Returns the device's counters. CD-12 only,
+/// which runs on sacbench's native board.
 async fn settle(case: &mut Case) -> Result<serde_json::Value, Fail> {
     let r = case
         .hub()
@@ -147,58 +246,6 @@ async fn settle(case: &mut Case) -> Result<serde_json::Value, Fail> {
         r.status, r.payload
     )));
     Ok(r.payload)
-}
-
-/// Checks one distinct application per mid, in the order of `mids`.
-fn check_once_in_order(case: &mut Case, mids: &[String]) -> Result<String, Fail> {
-    let reports = applied_reports(case);
-    let mut seqs: BTreeMap<&str, BTreeSet<u64>> = BTreeMap::new();
-    for r in &reports {
-        seqs.entry(&r.mid).or_default().insert(r.seq);
-    }
-    case.note(Evidence::journal(
-        format!(
-            "command-applied reports (mid: seqs): {:?}",
-            mids.iter()
-                .map(|m| (
-                    m.as_str(),
-                    seqs.get(m.as_str()).cloned().unwrap_or_default()
-                ))
-                .collect::<Vec<_>>()
-        ),
-        reports.iter().map(|r| r.journal_seq),
-    ));
-    let missing: Vec<&String> = mids
-        .iter()
-        .filter(|m| !seqs.contains_key(m.as_str()))
-        .collect();
-    let twice: Vec<(&String, &BTreeSet<u64>)> = mids
-        .iter()
-        .filter_map(|m| seqs.get(m.as_str()).map(|s| (m, s)))
-        .filter(|(_, s)| s.len() > 1)
-        .collect();
-    if !missing.is_empty() || !twice.is_empty() {
-        return Err(Fail::new(
-            "every command applied exactly once",
-            format!("not applied: {missing:?}; applied more than once (mid, seqs): {twice:?}"),
-            "journal.jsonl: telemetry kind=command-applied; device.log: `command applied`",
-        ));
-    }
-    let order: Vec<u64> = mids
-        .iter()
-        .filter_map(|m| seqs[m.as_str()].first().copied())
-        .collect();
-    if order.windows(2).any(|w| w[0] >= w[1]) {
-        return Err(Fail::new(
-            "commands applied in the order they were sent",
-            format!("application seqs in send order: {order:?}"),
-            "journal.jsonl: telemetry kind=command-applied",
-        ));
-    }
-    Ok(format!(
-        "{} commands applied once each, in order (seqs {order:?})",
-        mids.len()
-    ))
 }
 
 /// Ends the device's session on the hub's side (disable + enable) and
@@ -311,16 +358,19 @@ async fn cut_before_puback(case: &mut Case, mid: &str) -> Result<(), Fail> {
     let slow = SlowFlash::attach(case, Duration::from_secs(2)).await?;
     let mark = case.hub().journal().len();
     case.hub().send_c2d(DEVICE_ID, c2d(mid, None))?;
-    let line = format!("app: command applied mid={mid} ");
-    case.wait_console(GUARD, |l| l.starts_with(&line))
-        .await
-        .ok_or_else(|| {
-            Fail::new(
-                format!("the device to apply {mid}"),
-                "no `command applied` console line",
-                "device.log",
-            )
-        })?;
+    case.wait_event(
+        EventName::CommandApplied,
+        GUARD,
+        events::group_is("mid", mid),
+    )
+    .await?
+    .ok_or_else(|| {
+        Fail::new(
+            format!("the device to apply {mid}"),
+            "no `command_applied` event",
+            "device.log",
+        )
+    })?;
     case.rig.link(false).await?;
     end_session_hub_side(case).await?;
     drop(slow);
@@ -370,20 +420,26 @@ async fn cd01(case: &mut Case) -> Result<String, Fail> {
     let mark = case.hub().journal().len();
     case.rig.link(true).await?;
     resubscribed(case, mark).await?;
-    wait_applied(case, &mids).await?;
-    settle(case).await?;
-    check_once_in_order(case, &mids)
+    applied_then_quiet(case, &mids).await?;
+    check_once_in_order(case, &mids).await
 }
 
 async fn cd02(case: &mut Case) -> Result<String, Fail> {
     case.boot().await?;
     // A first session the device saw through (SUBACK processed, properties
-    // reported) before the power goes: what a device that never
-    // resubscribes would rely on.
-    case.journal(0, "the first session to report its properties", |e| {
-        matches!(&e.event, Event::TwinReported { .. })
-    })
-    .await?;
+    // reported, if it reports any) before the power goes: what a device
+    // that never resubscribes would rely on.
+    if case.dut.implements(ContractPart::Twin) {
+        case.journal(0, "the first session to report its properties", |e| {
+            matches!(&e.event, Event::TwinReported { .. })
+        })
+        .await?;
+    } else {
+        case.journal(0, "the first session to subscribe", |e| {
+            matches!(&e.event, Event::Subscribed { .. })
+        })
+        .await?;
+    }
     let mark = case.hub().journal().len();
     case.rig.power(false).await?;
     case.journal(mark, "the hub to see the session end at power-off", |e| {
@@ -397,16 +453,17 @@ async fn cd02(case: &mut Case) -> Result<String, Fail> {
     let mark = case.hub().journal().len();
     case.rig.power(true).await?;
     resubscribed(case, mark).await?;
-    wait_applied(case, &mids).await?;
-    settle(case).await?;
-    check_once_in_order(case, &mids)
+    applied_then_quiet(case, &mids).await?;
+    check_once_in_order(case, &mids).await
 }
 
 async fn cd06(case: &mut Case) -> Result<String, Fail> {
     case.boot().await?;
     cut_before_puback(case, "cd06-cut").await?;
-    settle(case).await?;
-    check_once_in_order(case, &["cd06-cut".to_string()])
+    let mids = ["cd06-cut".to_string()];
+    applied_then_quiet(case, &mids).await?;
+    check_once_in_order(case, &mids)
+        .await
         .map(|s| format!("redelivered after the cut before PUBACK; {s}"))
 }
 
@@ -459,9 +516,8 @@ async fn cd10(case: &mut Case) -> Result<String, Fail> {
         "flap schedule (seed {seed:#x}): {}",
         schedule.join(" ")
     )));
-    wait_applied(case, &mids).await?;
-    settle(case).await?;
-    check_once_in_order(case, &mids)
+    applied_then_quiet(case, &mids).await?;
+    check_once_in_order(case, &mids).await
 }
 
 /// Judges reconnect intervals (ns): exponential growth — no interval much
@@ -503,28 +559,29 @@ pub(super) fn judge_backoff(intervals_ns: &[u64], want_jitter: bool) -> Result<S
 async fn cd11(case: &mut Case) -> Result<String, Fail> {
     case.rig.power(true).await?;
     // Six refused attempts: five intervals, ≤ 31 s with the reference policy.
-    let failures = std::cell::Cell::new(0);
-    case.wait_console(GUARD, |l| {
-        failures.set(failures.get() + usize::from(l.starts_with("app: connection failed")));
-        failures.get() >= 6
-    })
-    .await
-    .ok_or_else(|| {
-        Fail::new(
-            "six failed connection attempts on the console",
-            format!("{} within {GUARD:?}", failures.get()),
+    if case
+        .event_after(EventName::ConnectionFailed, 5, GUARD, events::any)
+        .await?
+        .is_none()
+    {
+        let n = case
+            .count_events(EventName::ConnectionFailed, events::any)
+            .await?;
+        return Err(Fail::new(
+            "six failed connection attempts (the DUT's connection_failed events)",
+            format!("{n} within {GUARD:?}"),
             "device.log",
-        )
-    })?;
+        ));
+    }
     let hub = case.rig.hub_ipv4();
     let dut = case.rig.dut_ipv4();
     let a = case.analysis()?.clone();
     let Some(g) = a.connection_attempts().into_iter().find(|g| {
         g.client == std::net::IpAddr::V4(dut)
-            && g.server == std::net::SocketAddr::from((hub, CLOSED_PORT))
+            && g.server == std::net::SocketAddr::from((hub, REFUSED_PORT))
     }) else {
         return Err(Fail::new(
-            format!("SYNs from the DUT to {hub}:{CLOSED_PORT}"),
+            format!("SYNs from the DUT to {hub}:{REFUSED_PORT}"),
             "none in the capture",
             "capture.pcapng",
         ));

@@ -10,7 +10,7 @@ use hub_fixture::client::{ConnectOptions, DeviceClient};
 use hub_fixture::hub::{DeviceCredentials, HubConfig, HubFixture};
 use hub_fixture::journal::{Event, JournalEntry};
 use hub_fixture::store::NewMessage;
-use sacbench_rig::emulated::topology::{in_netns, Node};
+use sacbench_rig::{in_netns, Node};
 
 use crate::case::{Case, Fail, DEVICE_ID};
 use crate::model::Evidence;

@@ -9,16 +9,17 @@ use std::time::Duration;
 
 use hub_fixture::journal::{Event, JournalEntry};
 use hub_fixture::store::NewMessage;
+use sacbench_rig::dut::ContractPart;
 use sacbench_rig::emulated::gateway::{BUFFER, LEAF_RTU, LEAF_TCP};
-use sacbench_rig::emulated::scan::{scan, ScanTarget};
-use sacbench_rig::emulated::topology::Node;
 use sacbench_rig::emulated::GatewayRig;
+use sacbench_rig::scan::{scan, ScanTarget};
+use sacbench_rig::Node;
 use sacbench_rig::{Capability, Rig};
 use serde_json::Value;
 
 use super::support::fail;
 use super::{case_def, Def};
-use crate::case::{Case, Fail, GUARD};
+use crate::case::{Case, DutNeeds, Fail, GUARD};
 use crate::case_rig::CaseRig;
 use crate::model::Evidence;
 
@@ -34,12 +35,19 @@ const NEEDS_LINK: &[Capability] = &[
     Capability::LegacyDevices,
 ];
 
+/// The GW cases run sacbench's reference field gateway in front of emulated
+/// legacy devices: they apply to a product that has such a gateway.
+const GATEWAY: DutNeeds = DutNeeds {
+    implements: &[ContractPart::ModbusGateway],
+    ..DutNeeds::NONE
+};
+
 pub const CASES: &[Def] = &[
-    case_def!("GW-01", "modbus_local_only", "Legacy Modbus reachable only from the local side", "the legacy device's Modbus service answers on the gateway's local side and cannot be reached from the hub's side (not through the gateway's address, not routed to the device)", NEEDS, gw01),
-    case_def!("GW-02", "identity_per_leaf", "Each leaf is its own device at the hub", "each leaf's register values arrive as telemetry under the leaf's own identity (its own certificate), and no identity carries another leaf's values", NEEDS, gw02),
-    case_def!("GW-03", "mapped_writes_only", "Only mapped, in-range commands are written", "a command for leaf A becomes a register write on A only; an out-of-range value and an unmapped command are refused and never written", NEEDS, gw03),
-    case_def!("GW-04", "no_hub_side_listener", "No inbound listener on the hub side", "a TCP scan of all 65 535 ports and UDP probes of the gateway's hub-side address find nothing open", NEEDS, gw04),
-    case_def!("GW-05", "buffer_while_offline", "Telemetry buffered while the hub is unreachable", "while the hub is unreachable the gateway holds the newest readings (bounded, oldest dropped first, counted) and delivers them after reconnecting", NEEDS_LINK, gw05),
+    case_def!("GW-01", "modbus_local_only", "Legacy Modbus reachable only from the local side", "the legacy device's Modbus service answers on the gateway's local side and cannot be reached from the hub's side (not through the gateway's address, not routed to the device)", NEEDS, GATEWAY, gw01),
+    case_def!("GW-02", "identity_per_leaf", "Each leaf is its own device at the hub", "each leaf's register values arrive as telemetry under the leaf's own identity (its own certificate), and no identity carries another leaf's values", NEEDS, GATEWAY, gw02),
+    case_def!("GW-03", "mapped_writes_only", "Only mapped, in-range commands are written", "a command for leaf A becomes a register write on A only; an out-of-range value and an unmapped command are refused and never written", NEEDS, GATEWAY, gw03),
+    case_def!("GW-04", "no_hub_side_listener", "No inbound listener on the hub side", "a TCP scan of all 65 535 ports and UDP probes of the gateway's hub-side address find nothing open", NEEDS, GATEWAY, gw04),
+    case_def!("GW-05", "buffer_while_offline", "Telemetry buffered while the hub is unreachable", "while the hub is unreachable the gateway holds the newest readings (bounded, oldest dropped first, counted) and delivers them after reconnecting", NEEDS_LINK, GATEWAY, gw05),
 ];
 
 fn gateway(case: &Case) -> Result<&GatewayRig, Fail> {
@@ -275,7 +283,7 @@ async fn gw04(case: &mut Case) -> Result<String, Fail> {
     let r = scan(ScanTarget::full(case.rig.netns(Node::Hub), target, None))?;
     case.note(Evidence::scan(format!(
         "TCP 1-65535 and UDP {:?} on {target} from the hub's side: open {:?}, UDP replies {:?}, in {:?}",
-        sacbench_rig::emulated::scan::UDP_PORTS,
+        sacbench_rig::scan::UDP_PORTS,
         r.open_tcp,
         r.udp_replies(),
         r.elapsed

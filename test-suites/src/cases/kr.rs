@@ -5,16 +5,15 @@
 use hub_fixture::hub::DeviceCredentials;
 use hub_fixture::journal::{Event, HandshakeFailure, JournalEntry, Listener, RefuseReason};
 use hub_fixture::store::NewMessage;
-use sacbench_rig::emulated::topology::{in_netns, Node};
-use sacbench_rig::{Capability, Rig};
+use sacbench_rig::dut::{ContractPart, EventName};
+use sacbench_rig::{in_netns, Capability, Node, Rig};
 use serde_json::json;
 
-use super::board::{
-    arm_cut, console_after, console_count, flash_primary, is_crash, switched_firmware,
-};
+use super::board::{arm_cut, flash_primary, switched_firmware};
 use super::support::{fail, ready, tshark, wait_reported};
 use super::{case_def, Def};
-use crate::case::{Case, Fail, DEVICE_ID, GUARD};
+use crate::case::{Case, DutNeeds, Fail, DEVICE_ID, GUARD};
+use crate::events;
 use crate::model::Evidence;
 
 const NEEDS: &[Capability] = &[Capability::Power, Capability::Capture];
@@ -25,13 +24,36 @@ const NEEDS_BOARD: &[Capability] = &[
     Capability::BoardProcess,
 ];
 
+/// Rotation on `credentials/rotate`, the new thumbprint reported.
+const ROTATION: DutNeeds = DutNeeds {
+    implements: &[
+        ContractPart::EstRotation,
+        ContractPart::Methods,
+        ContractPart::Twin,
+    ],
+    events: &[],
+    native_board: false,
+};
+/// KR-04 cuts power at each flash write of the rotation: on sacbench's
+/// native board, with the device's word on when it crashed or rotated.
+const ROTATION_NATIVE: DutNeeds = DutNeeds {
+    events: &[EventName::Crashed, EventName::CredentialsRotated],
+    native_board: true,
+    ..ROTATION
+};
+/// KR-05: rotation requested through the twin.
+const TWIN_ROTATION: DutNeeds = DutNeeds {
+    implements: &[ContractPart::EstRotation, ContractPart::Twin],
+    ..ROTATION
+};
+
 pub const CASES: &[Def] = &[
-    case_def!("KR-01", "rotate_new_key", "Rotation re-enrols a new key", "credentials/rotate → EST re-enrolment with a new public key, reconnect with the new certificate, new thumbprint reported", NEEDS, kr01),
-    case_def!("KR-02", "old_cert_revoked", "Old certificate revoked, device keeps working", "after the rotation the old certificate is revoked and refused by the hub, and the device keeps working on the new one", NEEDS, kr02),
-    case_def!("KR-03", "no_key_in_capture", "No private key material on the wire", "the decrypted capture of the rotation holds no private key material: the CSR carries only the public key", NEEDS, kr03),
-    case_def!("KR-04", "power_loss_in_rotation", "Power loss at each step of the rotation", "a power loss at each step of the rotation (after the method, after the enrolment, at every flash write) leaves the device booting with a working credential", NEEDS_BOARD, kr04),
-    case_def!("KR-05", "twin_rotate_offline", "Twin-requested rotation while offline", "credentials.rotateAfter set in the twin while the device is off is honoured after it reconnects", NEEDS, kr05),
-    case_def!("KR-06", "refused_reenroll", "Refused re-enrolment keeps the old credential", "when the hub refuses the re-enrolment the device keeps its old credential (connects with it after a power cycle) and reports state failed with a reason", NEEDS, kr06),
+    case_def!("KR-01", "rotate_new_key", "Rotation re-enrols a new key", "credentials/rotate → EST re-enrolment with a new public key, reconnect with the new certificate, new thumbprint reported", NEEDS, ROTATION, kr01),
+    case_def!("KR-02", "old_cert_revoked", "Old certificate revoked, device keeps working", "after the rotation the old certificate is revoked and refused by the hub, and the device keeps working on the new one", NEEDS, ROTATION, kr02),
+    case_def!("KR-03", "no_key_in_capture", "No private key material on the wire", "the decrypted capture of the rotation holds no private key material: the CSR carries only the public key", NEEDS, ROTATION, kr03),
+    case_def!("KR-04", "power_loss_in_rotation", "Power loss at each step of the rotation", "a power loss at each step of the rotation (after the method, after the enrolment, at every flash write) leaves the device booting with a working credential", NEEDS_BOARD, ROTATION_NATIVE, kr04),
+    case_def!("KR-05", "twin_rotate_offline", "Twin-requested rotation while offline", "credentials.rotateAfter set in the twin while the device is off is honoured after it reconnects", NEEDS, TWIN_ROTATION, kr05),
+    case_def!("KR-06", "refused_reenroll", "Refused re-enrolment keeps the old credential", "when the hub refuses the re-enrolment the device keeps its old credential (connects with it after a power cycle) and reports state failed with a reason", NEEDS, ROTATION, kr06),
 ];
 
 /// The EST exchanges in the decrypted capture: (frame, body) of each
@@ -517,8 +539,17 @@ async fn kr03(case: &mut Case) -> Result<String, Fail> {
 /// finding no usable credential of its own (it then never tries the hub).
 async fn comes_back(case: &Case, after: u64, step: &str) -> Result<JournalEntry, Fail> {
     let expected = "the device boots with a working credential (the old or the new one)";
-    // Never seen in a passing run, so any such line since the case began counts.
-    let unusable = |l: &str| l.starts_with("app: connection failed") && l.contains("credential");
+    // Never seen in a passing run, so any such event since the case began
+    // counts; a DUT that declares no such event is judged by the hub alone.
+    let declared = case.dut.event(EventName::CredentialUnusable).is_some();
+    let unusable = async {
+        if declared {
+            case.event_after(EventName::CredentialUnusable, 0, GUARD, events::any)
+                .await
+        } else {
+            std::future::pending().await
+        }
+    };
     let what = format!("the device to connect again after a power loss {step}");
     let e = tokio::select! {
         e = case.journal(after, &what, |e| {
@@ -527,7 +558,7 @@ async fn comes_back(case: &Case, after: u64, step: &str) -> Result<JournalEntry,
                 || matches!(&e.event, Event::HandshakeFailed { listener: Listener::Mqtt, reason, .. }
                     if !matches!(reason, HandshakeFailure::ConnectionClosed | HandshakeFailure::Timeout))
         }) => e?,
-        Some(line) = console_after(case, 0, GUARD, unusable) => {
+        Ok(Some(line)) = unusable => {
             return Err(fail(expected, format!("after the power loss {step}: {line}"), "device.log"));
         }
     };
@@ -546,7 +577,7 @@ async fn comes_back(case: &Case, after: u64, step: &str) -> Result<JournalEntry,
 
 async fn kr04(case: &mut Case) -> Result<String, Fail> {
     // The running firmware behind the precise power switch (inactive unless armed).
-    let image = switched_firmware(case, 1, 0, 1);
+    let image = switched_firmware(case, 1, 0, 1)?;
     flash_primary(case, "v1-switched.img", &image).await?;
     let first = case.boot().await?;
     ready(case, first.seq).await?;
@@ -585,9 +616,10 @@ async fn kr04(case: &mut Case) -> Result<String, Fail> {
         case.rig.power(true).await?;
         let e = comes_back(case, at, &format!("(cut armed at write {n})")).await?;
         ready(case, e.seq).await?;
-        let crashes = console_count(case, is_crash).await;
-        let rotated = |l: &str| l.starts_with("app: credentials") && l.contains("\"rotated\"");
-        let rotations = console_count(case, rotated).await;
+        let crashes = case.count_events(EventName::Crashed, events::any).await?;
+        let rotations = case
+            .count_events(EventName::CredentialsRotated, events::any)
+            .await?;
         let mark = case.hub().journal().len();
         // The cut may strike before the device answers the method (it
         // answers after handling it), so the answer is not awaited first.
@@ -596,10 +628,10 @@ async fn kr04(case: &mut Case) -> Result<String, Fail> {
             hub.invoke_method(DEVICE_ID, "credentials/rotate", &json!({}), GUARD)
                 .await
         });
-        let line = console_after(case, crashes + rotations, GUARD, |l| {
-            is_crash(l) || rotated(l)
-        })
-        .await;
+        let (crashed, line) = tokio::select! {
+            l = case.event_after(EventName::Crashed, crashes, GUARD, events::any) => (true, l?),
+            l = case.event_after(EventName::CredentialsRotated, rotations, GUARD, events::any) => (false, l?),
+        };
         let Some(line) = line else {
             call.abort();
             return Err(fail(
@@ -608,7 +640,7 @@ async fn kr04(case: &mut Case) -> Result<String, Fail> {
                 "device.log",
             ));
         };
-        if !is_crash(&line) {
+        if !crashed {
             let status = call.await.map_err(|e| e.to_string())??.status;
             if status != 202 {
                 return Err(fail(

@@ -13,18 +13,31 @@ use crate::case::CaseDef;
 
 pub type Def = CaseDef;
 
-/// `case_def!(id, slug, title, expected, needs, fn)` for a device case.
+/// `case_def!(id, slug, title, expected, needs, [dut,] fn)` for a device
+/// case: `needs` of the rig, `dut` (a `DutNeeds`, default none) of the device.
 macro_rules! case_def {
     ($id:literal, $slug:literal, $title:literal, $expected:literal, $needs:expr, $f:ident) => {
+        $crate::cases::case_def!(
+            $id,
+            $slug,
+            $title,
+            $expected,
+            $needs,
+            $crate::case::DutNeeds::NONE,
+            $f
+        )
+    };
+    ($id:literal, $slug:literal, $title:literal, $expected:literal, $needs:expr, $dut:expr, $f:ident) => {
         $crate::case::CaseDef {
             id: $id,
             slug: $slug,
             title: $title,
             expected: $expected,
             needs: $needs,
+            dut: $dut,
             self_test: false,
             extra_faults: &[],
-            mqtt_port: None,
+            hub_mqtt_port: None,
             run: |c| Box::pin($f(c)),
         }
     };
@@ -41,9 +54,10 @@ macro_rules! self_test {
             title: $title,
             expected: $expected,
             needs: &[],
+            dut: $crate::case::DutNeeds::NONE,
             self_test: true,
             extra_faults: &[],
-            mqtt_port: None,
+            hub_mqtt_port: None,
             run: |c| Box::pin($f(c)),
         }
     };
@@ -94,6 +108,33 @@ mod tests {
                     "{name} names {case}"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn the_reference_dut_file_offers_every_fault_event_and_part() {
+        use sacbench_rig::dut::{ContractPart, DutFile, EventName};
+        let dut = DutFile::load(&crate::case::reference_dut_file()).expect("reference DUT file");
+        let mut offered = dut.faults.offered.clone();
+        offered.sort();
+        let mut catalogue: Vec<String> = device_core::faults::CATALOGUE
+            .iter()
+            .map(|f| f.name.to_string())
+            .collect();
+        catalogue.sort();
+        assert_eq!(
+            offered, catalogue,
+            "faults.offered of the reference DUT file"
+        );
+        for e in EventName::ALL {
+            assert!(dut.event(*e).is_some(), "the reference declares no {e}");
+        }
+        for p in ContractPart::ALL {
+            assert!(dut.implements(*p), "the reference does not implement {p}");
+        }
+        // So every case applies to it.
+        for c in all() {
+            assert_eq!(c.dut.not_applicable(&dut), None, "{}", c.id);
         }
     }
 

@@ -18,22 +18,28 @@ use hub_fixture::journal::{Event, HandshakeFailure, JournalEntry, RefuseReason};
 use hub_fixture::pki::{CertificateAuthority, KeyAlgorithm, Validity};
 use sacbench_capture::analysis::cipher_suite_name;
 use sacbench_capture::{Analysis, TcpFlow};
-use sacbench_rig::emulated::topology::Node;
-use sacbench_rig::emulated::HUB_HOST;
-use sacbench_rig::{Capability, Rig};
+use sacbench_rig::dut::{ContractPart, EventName};
+use sacbench_rig::{Capability, Node, Rig};
 
 #[path = "mt_certs.rs"]
 mod certs;
 
 use super::cd::selftest::{connect, connect_dut, connect_packet, in_ns, publish_packet};
 use super::{case_def, self_test, Def};
-use crate::case::{Case, CaseDef, Fail, DEVICE_ID, GUARD};
+use crate::case::{Case, CaseDef, DutNeeds, Fail, DEVICE_ID, GUARD};
 use crate::model::Evidence;
 use certs::{cert_facts, der, mt02, mt05, mt06, mt07, mt08, mt09, spki_facts, DAY};
 
 const NEEDS: &[Capability] = &[Capability::Power, Capability::Capture, Capability::Console];
-/// Where the bad hubs listen (the device's MQTT is pointed there).
-const BAD_HUB_PORT: u16 = 8884;
+/// Where the bad hubs listen: the hub's MQTT port, where the device dials.
+const BAD_HUB_PORT: u16 = 8883;
+/// Where the fixture hub's MQTT listener moves meanwhile.
+const MOVED_HUB_PORT: u16 = 8884;
+/// The bad-hub cases wait for the device to give up.
+const BAD_HUB_DUT: DutNeeds = DutNeeds {
+    events: &[EventName::ConnectionFailed],
+    ..DutNeeds::NONE
+};
 /// Revocation must end the live session within this (the catalogue names a
 /// bound without a number; a fixture hub on a veth does it in milliseconds).
 const REVOKE_BOUND: Duration = Duration::from_secs(2);
@@ -41,8 +47,8 @@ const REVOKE_BOUND: Duration = Duration::from_secs(2);
 macro_rules! bad_hub {
     ($id:literal, $slug:literal, $title:literal, $expected:literal, $f:ident) => {
         CaseDef {
-            mqtt_port: Some(BAD_HUB_PORT),
-            ..case_def!($id, $slug, $title, $expected, NEEDS, $f)
+            hub_mqtt_port: Some(MOVED_HUB_PORT),
+            ..case_def!($id, $slug, $title, $expected, NEEDS, BAD_HUB_DUT, $f)
         }
     };
 }
@@ -104,11 +110,8 @@ fn dut_flows(a: &Analysis, dut: IpAddr) -> Vec<&TcpFlow> {
 async fn mt01(case: &mut Case) -> Result<String, Fail> {
     let first = first_outcome(case).await?;
     if matches!(first.event, Event::Connected { .. }) {
-        // Application data both ways: the device's reported properties.
-        case.journal(first.seq, "the device to report its properties", |e| {
-            matches!(e.event, Event::TwinReported { .. })
-        })
-        .await?;
+        // Application data both ways: the session's first work.
+        case.session_active(first.seq).await?;
     }
     let dut = dut_ip(case);
     let a = case.analysis()?.clone();
@@ -572,12 +575,16 @@ async fn mt13(case: &mut Case) -> Result<String, Fail> {
         matches!(e.event, Event::Subscribed { .. })
     })
     .await?;
-    // Ordering marker: once diag/state is answered, a re-enrolment started
-    // at session start has reported `rotating`; then wait for its end.
-    let _ = case
-        .hub()
-        .invoke_method(DEVICE_ID, "diag/state", &serde_json::json!({}), GUARD)
-        .await?;
+    // A device that re-enrols (the `shared-identity` fault does so at
+    // session start) reports `rotating`: wait for its end. Ordering marker:
+    // once a method is answered, a report made before it has arrived.
+    if case.dut.implements(ContractPart::Methods) && case.dut.implements(ContractPart::EstRotation)
+    {
+        let _ = case
+            .hub()
+            .invoke_method(DEVICE_ID, "diag/state", &serde_json::json!({}), GUARD)
+            .await?;
+    }
     let state = |case: &Case| {
         case.hub().twin(DEVICE_ID).ok().and_then(|t| {
             t.reported["credentials"]["state"]
@@ -664,13 +671,14 @@ async fn mt14(case: &mut Case) -> Result<String, Fail> {
         format!("ClientHello SNI: {hellos:?}"),
         hellos.iter().map(|h| h.0),
     ));
+    let host = case.rig.hub_host();
     let wrong: Vec<&(u64, Option<String>)> = hellos
         .iter()
-        .filter(|h| h.1.as_deref() != Some(HUB_HOST))
+        .filter(|h| h.1.as_deref() != Some(host.as_str()))
         .collect();
     if hellos.is_empty() || !wrong.is_empty() {
         return Err(Fail::new(
-            format!("SNI {HUB_HOST} in every ClientHello"),
+            format!("SNI {host} in every ClientHello"),
             format!(
                 "{} ClientHellos, wrong or missing SNI (frame, sni): {wrong:?}",
                 hellos.len()
@@ -678,5 +686,5 @@ async fn mt14(case: &mut Case) -> Result<String, Fail> {
             "capture.pcapng",
         ));
     }
-    Ok(format!("{} ClientHellos, SNI {HUB_HOST}", hellos.len()))
+    Ok(format!("{} ClientHellos, SNI {host}", hellos.len()))
 }

@@ -9,12 +9,13 @@ use std::time::{Duration, SystemTime};
 use hub_fixture::pki::{CertificateAuthority, Validity};
 use sacbench_capture::analysis::{is_grease, TLS12};
 use sacbench_capture::TcpFlow;
-use sacbench_rig::emulated::topology::Node;
-use sacbench_rig::emulated::HUB_HOST;
+use sacbench_rig::dut::EventName;
+use sacbench_rig::Node;
 use sacbench_rig::Rig;
 
 use super::{dut_flows, dut_ip, BAD_HUB_PORT};
 use crate::case::{Case, Fail, GUARD};
+use crate::events;
 use crate::model::Evidence;
 
 /// An `openssl s_server` in the hub namespace on [`BAD_HUB_PORT`]; what it
@@ -104,8 +105,8 @@ impl Drop for BadHub {
 async fn against_bad_hub(case: &mut Case, hub: &BadHub) -> Result<Option<String>, Fail> {
     case.rig.power(true).await?;
     tokio::select! {
-        l = case.wait_console(GUARD, |l| l.starts_with("app: connection failed")) => {
-            let l = l.ok_or("neither a refusal nor a session within the guard")?;
+        l = case.wait_event(EventName::ConnectionFailed, GUARD, events::any) => {
+            let l = l?.ok_or("neither a refusal nor a session within the guard")?;
             case.note(Evidence::log(l.clone()));
             Ok(Some(l))
         }
@@ -198,7 +199,7 @@ pub(super) const DAY: Duration = Duration::from_secs(86_400);
 pub(super) async fn mt02(case: &mut Case) -> Result<String, Fail> {
     let (cert, key) = server_cert(
         &hub_ca(case)?,
-        &[HUB_HOST],
+        &[case.rig.hub_host().as_str()],
         Validity::days_from(SystemTime::now(), 30),
     )?;
     let hub = BadHub::start(
@@ -345,7 +346,7 @@ pub(super) async fn mt05(case: &mut Case) -> Result<String, Fail> {
     let other = CertificateAuthority::generate("sacbench untrusted CA", SystemTime::now())?;
     let (c, k) = server_cert(
         &other,
-        &[HUB_HOST],
+        &[case.rig.hub_host().as_str()],
         Validity::days_from(SystemTime::now(), 30),
     )?;
     refuses_bad_cert(case, &c, &k, "from an untrusted CA").await
@@ -366,7 +367,7 @@ pub(super) async fn mt07(case: &mut Case) -> Result<String, Fail> {
         not_before: now - 30 * DAY,
         not_after: now - DAY,
     };
-    let (c, k) = server_cert(&hub_ca(case)?, &[HUB_HOST], v)?;
+    let (c, k) = server_cert(&hub_ca(case)?, &[case.rig.hub_host().as_str()], v)?;
     refuses_bad_cert(case, &c, &k, "expired").await
 }
 
@@ -376,14 +377,14 @@ pub(super) async fn mt08(case: &mut Case) -> Result<String, Fail> {
         not_before: now + DAY,
         not_after: now + 30 * DAY,
     };
-    let (c, k) = server_cert(&hub_ca(case)?, &[HUB_HOST], v)?;
+    let (c, k) = server_cert(&hub_ca(case)?, &[case.rig.hub_host().as_str()], v)?;
     refuses_bad_cert(case, &c, &k, "not yet valid").await
 }
 
 pub(super) async fn mt09(case: &mut Case) -> Result<String, Fail> {
     // A self-signed server (leaf) certificate naming the hub, valid now:
     // the only thing wrong with it is that nobody the device trusts signed it.
-    let cert = rcgen::generate_simple_self_signed(vec![HUB_HOST.to_string()])?;
+    let cert = rcgen::generate_simple_self_signed(vec![case.rig.hub_host()])?;
     let (c, k) = (cert.cert.pem(), cert.signing_key.serialize_pem());
     refuses_bad_cert(case, &c, &k, "self-signed").await
 }

@@ -2,12 +2,12 @@
 
 use std::net::IpAddr;
 
-use sacbench_rig::emulated::scan::{scan, ScanReport, ScanTarget};
-use sacbench_rig::emulated::topology::Node;
-use sacbench_rig::{Capability, Rig};
+use hub_fixture::journal::Event;
+use sacbench_rig::scan::{scan, ScanReport, ScanTarget};
+use sacbench_rig::{Capability, Node, Rig};
 
 use super::{case_def, Def};
-use crate::case::{Case, Fail, GUARD};
+use crate::case::{Case, Fail};
 use crate::model::Evidence;
 
 const NEEDS: &[Capability] = &[Capability::Power, Capability::Capture];
@@ -70,7 +70,7 @@ async fn ni02(case: &mut Case) -> Result<String, Fail> {
     Ok(format!("{} UDP ports probed, none replied", r.udp.len()))
 }
 
-/// Listening TCP or bound UDP sockets of the device's network namespace on
+/// Listening TCP or bound UDP sockets of the DUT's network namespace on
 /// non-ephemeral ports (from `/proc/<pid>/net/*`, the namespace's tables).
 fn bound_sockets(pid: u32) -> Vec<String> {
     let mut found = Vec::new();
@@ -126,12 +126,8 @@ async fn ni03(case: &mut Case) -> Result<String, Fail> {
 
 async fn ni04(case: &mut Case) -> Result<String, Fail> {
     case.boot().await?;
-    // Let the device do what it does: a session with reported properties.
-    let mark = 0;
-    case.journal(mark, "the device to report its properties", |e| {
-        matches!(e.event, hub_fixture::journal::Event::TwinReported { .. })
-    })
-    .await?;
+    // Let the device do what it does: a session doing application work.
+    case.session_active(0).await?;
     let (dut, hub, gw) = (
         IpAddr::V4(case.rig.dut_ipv4()),
         IpAddr::V4(case.rig.hub_ipv4()),
@@ -188,11 +184,17 @@ async fn ni04(case: &mut Case) -> Result<String, Fail> {
 }
 
 async fn ni05(case: &mut Case) -> Result<String, Fail> {
+    let mark = case.hub().journal().len();
     case.rig.power(true).await?;
-    // The firmware's first line: it has started, its first seconds run now.
-    case.wait_console(GUARD, |l| l.starts_with("app: "))
-        .await
-        .ok_or("the firmware never started")?;
+    // The device's first TLS handshake with the hub: it has started, its
+    // first seconds run now (seen from outside, whatever the firmware).
+    case.journal(mark, "the device to reach the hub after power-on", |e| {
+        matches!(
+            e.event,
+            Event::TlsAccepted { .. } | Event::HandshakeFailed { .. }
+        )
+    })
+    .await?;
     let r = v4_scan(case)?;
     case.note(Evidence::scan(format!(
         "scan right after power-on: open {:?} in {:?}",

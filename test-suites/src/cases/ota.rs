@@ -1,24 +1,25 @@
-//! OTA — firmware update and recovery. The new image is the reference
-//! firmware itself (the case's `device-native`), signed as 1.1.0 with
-//! security counter 2, unless a case needs another.
+//! OTA — firmware update and recovery. The new image is the DUT's own
+//! firmware payload (its DUT file's `image.payload`), signed as 1.1.0 with
+//! security counter 2, unless a case needs another. What only the device
+//! can tell (its bootloader's boots, a verification) comes from the events
+//! its DUT file declares.
 
 use std::net::IpAddr;
-use std::time::Duration;
 
 use hub_fixture::journal::Event;
 use mcuboot_image::{KeyType, SigningKey};
-use sacbench_rig::emulated::topology::{in_netns, Node};
-use sacbench_rig::{Capability, Rig};
+use regex::Captures;
+use sacbench_rig::dut::{ContractPart, EventName};
+use sacbench_rig::{in_netns, Capability, Node, Rig};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncReadExt;
 
-use super::board::{
-    arm_cut, console_after, console_count, flash_primary, is_crash, switched_firmware,
-};
+use super::board::{arm_cut, flash_primary, switched_firmware};
 use super::support::{fail, firmware, ready, wait_reported};
 use super::{case_def, Def};
-use crate::case::{dev_key, sign, Case, Fail, DEVICE_ID, GUARD};
+use crate::case::{sign, Case, DutNeeds, Fail, DEVICE_ID, GUARD};
+use crate::events::{self, group_is};
 use crate::model::Evidence;
 
 const NEEDS: &[Capability] = &[Capability::Power, Capability::Capture, Capability::Images];
@@ -34,8 +35,8 @@ const NEEDS_LINK: &[Capability] = &[
     Capability::Capture,
     Capability::Images,
 ];
-/// Firmware variants made from the reference firmware (a crashing image, the
-/// precise power switch) or the device's own sockets (`ss -K`).
+/// The device's own sockets (`ss -K`), or firmware variants on sacbench's
+/// native board (a crashing image, the precise power switch).
 const NEEDS_BOARD: &[Capability] = &[
     Capability::Power,
     Capability::Capture,
@@ -51,17 +52,31 @@ const NEEDS_LINK_BOARD: &[Capability] = &[
     Capability::BoardProcess,
 ];
 
+const OTA: &[ContractPart] = &[ContractPart::Ota, ContractPart::Twin];
+const fn ota(events: &'static [EventName], native_board: bool) -> DutNeeds {
+    DutNeeds {
+        implements: OTA,
+        events,
+        native_board,
+    }
+}
+use EventName::{
+    Boot, ConnectionFailed, Crashed, NoBootableImage, OtaReceiving, OtaResetting, OtaVerification,
+    OtaVerified, SwapResumed,
+};
+const REFUSAL: DutNeeds = ota(&[Boot, OtaResetting], false);
+
 pub const CASES: &[Def] = &[
-    case_def!("OTA-01", "signed_update", "Signed newer image is installed", "a signed newer image is downloaded, verified, test-booted, confirmed and reported (1.1.0 confirmed)", NEEDS, ota01),
-    case_def!("OTA-02", "unknown_key", "Image signed by an unknown key is refused", "an image signed by an unknown key is refused before any reboot (rejected) and the old version keeps running", NEEDS, ota02),
-    case_def!("OTA-03", "corrupted_payload", "Corrupted image is refused", "an image whose payload was altered after signing is refused on its hash before any reboot", NEEDS, ota03),
-    case_def!("OTA-04", "crash_reverts", "Crashing image is reverted", "a new image that crashes at boot is reverted by the bootloader; the old version reconnects and reports reverted", NEEDS_BOARD, ota04),
-    case_def!("OTA-05", "no_hub_reverts", "Image without a hub session is reverted", "a new image that boots but cannot reach the hub is not confirmed and is reverted at the next reset", NEEDS_LINK, ota05),
-    case_def!("OTA-06", "downgrade_refused", "Lower security counter is refused", "a validly signed image with a lower security counter than the running one is refused", NEEDS_FLASH, ota06),
-    case_def!("OTA-07", "power_loss_download", "Power loss during download", "after a power loss during the download the device boots, resumes the download (Range) and completes the update", NEEDS_BOARD, ota07),
-    case_def!("OTA-08", "power_loss_swap", "Power loss during the slot swap", "after a power loss in the bootloader's slot swap the device boots a valid image and reconnects", NEEDS_BOARD, ota08),
-    case_def!("OTA-09", "link_loss_download", "Link loss during download", "after a link loss during the download the device resumes it (Range) once reconnected and completes the update", NEEDS_LINK_BOARD, ota09),
-    case_def!("OTA-10", "image_over_mtls", "Image fetched over mTLS only", "the image is fetched over TLS to the hub's port 443 (mutual TLS); no cleartext flow, nothing to port 80", NEEDS, ota10),
+    case_def!("OTA-01", "signed_update", "Signed newer image is installed", "a signed newer image is downloaded, verified, test-booted, confirmed and reported (1.1.0 confirmed)", NEEDS, ota(&[Boot], false), ota01),
+    case_def!("OTA-02", "unknown_key", "Image signed by an unknown key is refused", "an image signed by an unknown key is refused before any reboot (rejected) and the old version keeps running", NEEDS, REFUSAL, ota02),
+    case_def!("OTA-03", "corrupted_payload", "Corrupted image is refused", "an image whose payload was altered after signing is refused on its hash before any reboot", NEEDS, REFUSAL, ota03),
+    case_def!("OTA-04", "crash_reverts", "Crashing image is reverted", "a new image that crashes at boot is reverted by the bootloader; the old version reconnects and reports reverted", NEEDS_BOARD, ota(&[Boot, Crashed, ConnectionFailed], true), ota04),
+    case_def!("OTA-05", "no_hub_reverts", "Image without a hub session is reverted", "a new image that boots but cannot reach the hub is not confirmed and is reverted at the next reset", NEEDS_LINK, ota(&[Boot, OtaVerified, ConnectionFailed], false), ota05),
+    case_def!("OTA-06", "downgrade_refused", "Lower security counter is refused", "a validly signed image with a lower security counter than the running one is refused", NEEDS_FLASH, REFUSAL, ota06),
+    case_def!("OTA-07", "power_loss_download", "Power loss during download", "after a power loss during the download the device boots, resumes the download (Range) and completes the update", NEEDS_BOARD, ota(&[Crashed, OtaVerification, NoBootableImage], true), ota07),
+    case_def!("OTA-08", "power_loss_swap", "Power loss during the slot swap", "after a power loss in the bootloader's slot swap the device boots a valid image and reconnects", NEEDS_BOARD, ota(&[OtaResetting, Crashed, NoBootableImage, SwapResumed], true), ota08),
+    case_def!("OTA-09", "link_loss_download", "Link loss during download", "after a link loss during the download the device resumes it (Range) once reconnected and completes the update", NEEDS_LINK_BOARD, ota(&[OtaReceiving, ConnectionFailed, OtaVerification], false), ota09),
+    case_def!("OTA-10", "image_over_mtls", "Image fetched over mTLS only", "the image is fetched over TLS to the hub's port 443 (mutual TLS); no cleartext flow, nothing to port 80", NEEDS, ota(&[], false), ota10),
 ];
 
 /// The reference firmware signed as `1.minor.0` with `counter`.
@@ -141,8 +156,12 @@ fn range_start(range: &Option<String>) -> Option<u64> {
         .ok()
 }
 
-fn is_boot(l: &str) -> bool {
-    l.starts_with("boot: #")
+/// A boot of `version` by the bootloader; a test boot if `test`.
+fn boot_of(version: &'static str, test: bool) -> impl Fn(&Captures<'_>) -> bool {
+    move |c| {
+        c.name("version").map(|m| m.as_str()) == Some(version)
+            && (c.name("action").map(|m| m.as_str()) == Some("test")) == test
+    }
 }
 
 /// Refused before any reboot: reported `rejected` with a reason naming
@@ -150,8 +169,8 @@ fn is_boot(l: &str) -> bool {
 async fn refused(case: &mut Case, mark: u64, why: &[&str]) -> Result<String, Fail> {
     let (r, seq) = outcome(case, mark).await?;
     let (version, state, reason) = firmware(&r);
-    let boots = console_count(case, is_boot).await;
-    let resets = console_count(case, |l| l.contains("OTA: resetting")).await;
+    let boots = case.count_events(Boot, events::any).await?;
+    let resets = case.count_events(OtaResetting, events::any).await?;
     let session = !case
         .hub()
         .journal()
@@ -169,7 +188,7 @@ async fn refused(case: &mut Case, mark: u64, why: &[&str]) -> Result<String, Fai
             format!(
                 "reported {version} {state} ({reason}); bootloader boots {boots}, OTA resets {resets}, same session: {session}"
             ),
-            format!("journal.jsonl entry {seq}; device.log (boot: / app: OTA lines)"),
+            format!("journal.jsonl entry {seq}; device.log (the boot and ota_resetting events)"),
         ));
     }
     Ok(format!(
@@ -184,10 +203,7 @@ async fn ota01(case: &mut Case) -> Result<String, Fail> {
     let (r, seq) = outcome(case, mark).await?;
     let (version, state, reason) = firmware(&r);
     let dl = downloads(case, mark);
-    let test_boot = console_count(case, |l| {
-        is_boot(l) && l.contains("action=test version=1.1.0")
-    })
-    .await;
+    let test_boot = case.count_events(Boot, boot_of("1.1.0", true)).await?;
     case.note(Evidence::journal(
         format!("{} Download(s) of 1.1.0.img", dl.len()),
         dl.iter().map(|d| d.0),
@@ -234,72 +250,88 @@ async fn ota03(case: &mut Case) -> Result<String, Fail> {
     refused(case, mark, &["sha256", "hash"]).await
 }
 
-/// OTA-04's new image: the reference firmware (with the device's own fault
-/// switches, so a firmware that confirms itself too early is caught) whose
-/// start-up dies with SIGSEGV before it can reach the hub. The hub address
-/// is made unreachable for it, and it is killed at its first failed
-/// connection: a crash at a fixed point of its boot, after everything the
-/// firmware does before its first session.
+/// OTA-04's new image, for sacbench's native board: the DUT's firmware
+/// (with its own fault switches, so a firmware that confirms itself too
+/// early is caught) whose start-up dies with SIGSEGV before it can reach the
+/// hub. Its provisioning is pointed at a closed port, and it is killed at
+/// its first failed connection (the DUT's `connection_failed` event): a
+/// crash at a fixed point of its boot, after everything the firmware does
+/// before its first session.
 fn crashing_image(case: &Case) -> Result<Vec<u8>, Fail> {
-    let exe = std::fs::canonicalize(&case.device_exe)?;
+    let exe = std::fs::canonicalize(case.sacbench_bin.join("device-native"))?;
+    let failed = case.event_pattern(ConnectionFailed)?;
+    if failed.as_str().contains('\'') {
+        return Err(Fail::bench(
+            "the connection_failed pattern holds a single quote",
+        ));
+    }
+    // "$@" = app --flash FLASH --provisioning DIR (from the bootloader).
     let script = format!(
         "#!/bin/sh\n\
          q=\"$5.crash\"; p=\"$5.crash.fifo\"\n\
-         sed -e 's/^hub_mqtt = .*/hub_mqtt = \"127.0.0.1:9\"/' -e 's/^hub_https = .*/hub_https = \"127.0.0.1:9\"/' \"$5\" > \"$q\"\n\
+         rm -rf \"$q\"; cp -r \"$5\" \"$q\"\n\
+         sed -i -e 's/\"hub_host\": \"[^\"]*\"/\"hub_host\": \"127.0.0.1\"/' -e 's/\"mqtt_port\": [0-9]*/\"mqtt_port\": 9/' -e 's/\"https_port\": [0-9]*/\"https_port\": 9/' \"$q/device.json\"\n\
          rm -f \"$p\"; mkfifo \"$p\"\n\
          '{exe}' \"$1\" \"$2\" \"$3\" \"$4\" \"$q\" 2>\"$p\" &\n\
          app=$!\n\
          while IFS= read -r l; do\n\
            printf '%s\\n' \"$l\" >&2\n\
-           case \"$l\" in *'connection failed'*) kill -KILL $app; wait $app; echo 'payload: start-up crash (SIGSEGV)' >&2; kill -SEGV $$;; esac\n\
+           if printf '%s\\n' \"$l\" | grep -Eq '{failed}'; then kill -KILL $app; wait $app; echo 'payload: start-up crash (SIGSEGV)' >&2; kill -SEGV $$; fi\n\
          done < \"$p\"\n",
-        exe = exe.display()
+        exe = exe.display(),
+        failed = failed.as_str(),
     );
-    Ok(sign(script.as_bytes(), 1, 1, 2, &dev_key()))
+    Ok(sign(script.as_bytes(), 1, 1, 2, &case.signing_key()?))
 }
 
-/// Waits for the update outcome, failing at once on a console line
-/// matching `fatal` (beyond those already seen).
+/// Waits for the update outcome, failing at once on an occurrence of
+/// `fatal` (beyond those already seen).
 async fn outcome_unless(
     case: &mut Case,
     mark: u64,
-    fatal: fn(&str) -> bool,
+    fatal: (EventName, fn(&Captures<'_>) -> bool),
     why: &str,
 ) -> Result<(Value, u64), Fail> {
-    let skip = console_count(case, fatal).await;
+    let skip = case.count_events(fatal.0, fatal.1).await?;
     let watch = {
         let c: &Case = case;
-        console_after(c, skip, 3 * GUARD, fatal)
+        c.event_after(fatal.0, skip, 3 * GUARD, fatal.1)
     };
     let line = tokio::select! {
         r = wait_reported(case, mark, "the update to end (confirmed, reverted or rejected)", |r| {
             ["confirmed", "reverted", "rejected"].contains(&firmware(r).1.as_str())
         }) => { let (r, seq) = r?; return Ok((r, seq)); }
-        l = watch => l,
+        l = watch => l?,
     };
     let line = line.unwrap_or_default();
-    case.note(Evidence::log(format!("console: {line}")));
-    Err(fail(why, format!("console: {line}"), "device.log"))
+    case.note(Evidence::log(format!("{} event: {line}", fatal.0)));
+    Err(fail(
+        why,
+        format!("{} event: {line}", fatal.0),
+        "device.log",
+    ))
 }
 
 async fn ota04(case: &mut Case) -> Result<String, Fail> {
     boot_ready(case).await?;
     let image = crashing_image(case)?;
     let mark = offer(case, "1.1.0", &image)?;
-    fn kept(l: &str) -> bool {
+    fn kept(c: &Captures<'_>) -> bool {
         // The crashing image booted again as if it were good.
-        is_boot(l) && l.contains("version=1.1.0") && !l.contains("action=test")
+        boot_of("1.1.0", false)(c)
     }
     let (r, seq) = outcome_unless(
         case,
         mark,
-        kept,
+        (Boot, kept),
         "the bootloader reverts the crashing image (not booted as a good one)",
     )
     .await?;
     let (version, state, reason) = firmware(&r);
-    let crashes = console_count(case, |l| l.contains("signal: 11")).await;
-    let reverts = console_count(case, |l| is_boot(l) && l.contains("action=revert")).await;
+    let crashes = case.count_events(Crashed, events::any).await?;
+    let reverts = case
+        .count_events(Boot, group_is("action", "revert"))
+        .await?;
     case.note(Evidence::log(format!(
         "crashes of the new image: {crashes}; bootloader reverts: {reverts}"
     )));
@@ -318,7 +350,7 @@ async fn ota04(case: &mut Case) -> Result<String, Fail> {
         return Err(fail(
             "the crash reverted by the bootloader; 1.0.0 reconnects and reports reverted",
             format!("reported {version} {state} ({reason}); crashes {crashes}, reverts {reverts}, sessions since {back}"),
-            format!("journal.jsonl entry {seq}; device.log (boot: lines)"),
+            format!("journal.jsonl entry {seq}; device.log (the boot events)"),
         ));
     }
     Ok(format!(
@@ -329,37 +361,34 @@ async fn ota04(case: &mut Case) -> Result<String, Fail> {
 async fn ota05(case: &mut Case) -> Result<String, Fail> {
     boot_ready(case).await?;
     let image = firmware_image(case, 1, 2)?;
-    let verified = |l: &str| l.starts_with("app: OTA verification: Ok");
-    let skip = console_count(case, verified).await;
+    let skip = case.count_events(OtaVerified, events::any).await?;
     let mark = offer(case, "1.1.0", &image)?;
     // Once the old image has verified the new one it needs no network: the
     // link goes down before the reset, so the new image never gets a session.
-    console_after(case, skip, 3 * GUARD, verified)
-        .await
+    case.event_after(OtaVerified, skip, 3 * GUARD, events::any)
+        .await?
         .ok_or_else(|| {
             fail(
                 "the old image to verify 1.1.0",
-                "no 'OTA verification: Ok' line",
+                "no ota_verified event",
                 "device.log",
             )
         })?;
     case.rig.link(false).await?;
     let cut = case.hub().journal().len();
-    let failed = |l: &str| l.starts_with("app: connection failed");
-    let skip_failed = console_count(case, failed).await;
-    console_after(case, 0, GUARD, |l| {
-        is_boot(l) && l.contains("action=test version=1.1.0")
-    })
-    .await
-    .ok_or_else(|| {
-        fail(
-            "the bootloader to test-boot 1.1.0",
-            "no 'action=test version=1.1.0' line",
-            "device.log",
-        )
-    })?;
-    let line = console_after(case, skip_failed, GUARD, failed)
-        .await
+    let skip_failed = case.count_events(ConnectionFailed, events::any).await?;
+    case.event_after(Boot, 0, GUARD, boot_of("1.1.0", true))
+        .await?
+        .ok_or_else(|| {
+            fail(
+                "the bootloader to test-boot 1.1.0",
+                "no boot event for a test boot of 1.1.0",
+                "device.log",
+            )
+        })?;
+    let line = case
+        .event_after(ConnectionFailed, skip_failed, GUARD, events::any)
+        .await?
         .ok_or_else(|| {
             fail(
                 "the new image to try the hub and fail",
@@ -395,7 +424,7 @@ async fn ota05(case: &mut Case) -> Result<String, Fail> {
         return Err(fail(
             "1.1.0 never confirmed without a hub session: reverted, 1.0.0 reports reverted",
             format!("reported {version} {state} ({reason})"),
-            format!("journal.jsonl entry {seq}; device.log (app: OTA: image confirmed?)"),
+            format!("journal.jsonl entry {seq}; device.log"),
         ));
     }
     Ok(format!(
@@ -459,7 +488,7 @@ async fn resumed_and_confirmed(
 }
 
 async fn ota07(case: &mut Case) -> Result<String, Fail> {
-    let running = switched_firmware(case, 1, 0, 1);
+    let running = switched_firmware(case, 1, 0, 1)?;
     flash_primary(case, "v1-switched.img", &running).await?;
     boot_ready(case).await?;
     // Power-on with the precise cut armed: nothing writes flash before the
@@ -469,11 +498,12 @@ async fn ota07(case: &mut Case) -> Result<String, Fail> {
     let at = case.hub().journal().len();
     case.rig.power(true).await?;
     ready(case, at).await?;
-    let crashes = console_count(case, is_crash).await;
+    let crashes = case.count_events(Crashed, events::any).await?;
     let image = firmware_image(case, 1, 2)?;
     let mark = offer(case, "1.1.0", &image)?;
-    let line = console_after(case, crashes, GUARD, is_crash)
-        .await
+    let line = case
+        .event_after(Crashed, crashes, GUARD, events::any)
+        .await?
         .ok_or_else(|| {
             fail(
                 "the power cut to strike during the download",
@@ -483,7 +513,7 @@ async fn ota07(case: &mut Case) -> Result<String, Fail> {
         })?;
     let after_cut = case.hub().journal().len();
     let dl = downloads(case, mark);
-    let verifying = console_count(case, |l| l.starts_with("app: OTA verification")).await;
+    let verifying = case.count_events(OtaVerification, events::any).await?;
     case.note(Evidence::log(format!(
         "power cut at the firmware's flash write 40: {line}"
     )));
@@ -497,11 +527,11 @@ async fn ota07(case: &mut Case) -> Result<String, Fail> {
             "device.log",
         ));
     }
-    let bricked = console_count(case, |l| l.contains("no bootable image")).await;
+    let bricked = case.count_events(NoBootableImage, events::any).await?;
     if bricked > 0 {
         return Err(fail(
             "never bricked",
-            "the bootloader found no bootable image",
+            "the device reported a no_bootable_image event",
             "device.log",
         ));
     }
@@ -509,7 +539,7 @@ async fn ota07(case: &mut Case) -> Result<String, Fail> {
 }
 
 async fn ota08(case: &mut Case) -> Result<String, Fail> {
-    let running = switched_firmware(case, 1, 0, 1);
+    let running = switched_firmware(case, 1, 0, 1)?;
     flash_primary(case, "v1-switched.img", &running).await?;
     boot_ready(case).await?;
     // Power-on through a bootloader that loses power at its 30th flash
@@ -520,22 +550,22 @@ async fn ota08(case: &mut Case) -> Result<String, Fail> {
     let at = case.hub().journal().len();
     case.rig.power(true).await?;
     ready(case, at).await?;
-    let crashes = console_count(case, is_crash).await;
-    let resets = |l: &str| l.contains("OTA: resetting into the new image");
-    let skip_resets = console_count(case, resets).await;
+    let crashes = case.count_events(Crashed, events::any).await?;
+    let skip_resets = case.count_events(OtaResetting, events::any).await?;
     let image = firmware_image(case, 1, 2)?;
     let mark = offer(case, "1.1.0", &image)?;
-    console_after(case, skip_resets, 3 * GUARD, resets)
-        .await
+    case.event_after(OtaResetting, skip_resets, 3 * GUARD, events::any)
+        .await?
         .ok_or_else(|| {
             fail(
                 "the device to reset into 1.1.0",
-                "no 'OTA: resetting' line",
+                "no ota_resetting event",
                 "device.log",
             )
         })?;
-    let line = console_after(case, crashes, GUARD, is_crash)
-        .await
+    let line = case
+        .event_after(Crashed, crashes, GUARD, events::any)
+        .await?
         .ok_or_else(|| {
             fail(
                 "the power cut to strike in the swap",
@@ -543,25 +573,18 @@ async fn ota08(case: &mut Case) -> Result<String, Fail> {
                 "device.log",
             )
         })?;
-    let cut = console_after(case, 0, Duration::ZERO, |l| {
-        l.starts_with("flash: power cut")
-    })
-    .await;
     case.note(Evidence::log(format!(
-        "power cut in the bootloader: {cut:?}; {line}"
+        "power cut in the bootloader: {line}"
     )));
-    fn bricked(l: &str) -> bool {
-        l.contains("no bootable image")
-    }
     let (r, seq) = outcome_unless(
         case,
         mark,
-        bricked,
+        (NoBootableImage, events::any),
         "the device boots a valid image after the power loss in the swap",
     )
     .await?;
     let (version, state, reason) = firmware(&r);
-    let resumed = console_count(case, |l| is_boot(l) && l.contains("resumed_swap=true")).await;
+    let resumed = case.count_events(SwapResumed, events::any).await?;
     case.note(Evidence::log(format!(
         "boots that resumed the swap: {resumed}"
     )));
@@ -617,19 +640,18 @@ async fn ota09(case: &mut Case) -> Result<String, Fail> {
         .await?;
     // Bytes are arriving (not just requested): the cut below then leaves
     // something to resume from, however loaded the machine is.
-    case.wait_console(GUARD, |l| l.starts_with("app: OTA: receiving from byte"))
-        .await
+    case.wait_event(OtaReceiving, GUARD, events::any)
+        .await?
         .ok_or_else(|| {
             fail(
                 "the image's first bytes to arrive",
-                "no 'receiving' line",
+                "no ota_receiving event",
                 "device.log",
             )
         })?;
     // The link goes; with it the device's connections (as after an outage
     // long enough for them to die; a bare TCP stall would just continue).
-    let lost = |l: &str| l.starts_with("app: connection failed");
-    let skip = console_count(case, lost).await;
+    let skip = case.count_events(ConnectionFailed, events::any).await?;
     case.rig.link(false).await?;
     let out = case
         .rig
@@ -644,16 +666,16 @@ async fn ota09(case: &mut Case) -> Result<String, Fail> {
         .into());
     }
     let after_cut = case.hub().journal().len();
-    console_after(case, skip, GUARD, lost)
-        .await
+    case.event_after(ConnectionFailed, skip, GUARD, events::any)
+        .await?
         .ok_or_else(|| {
             fail(
                 "the device to notice the link loss",
-                "no 'connection failed' line",
+                "no connection_failed event",
                 "device.log",
             )
         })?;
-    let verifying = console_count(case, |l| l.starts_with("app: OTA verification")).await;
+    let verifying = case.count_events(OtaVerification, events::any).await?;
     case.note(Evidence::journal(
         format!("link down during the download (verifications before: {verifying})"),
         [first.seq],

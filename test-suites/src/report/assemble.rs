@@ -5,7 +5,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
-use crate::model::{CaseResult, RigInfo, RunReport, SCHEMA};
+use crate::model::{CaseResult, DutInfo, RigInfo, RunReport, SCHEMA};
 
 /// Now, RFC 3339 UTC.
 pub fn now_rfc3339() -> String {
@@ -21,6 +21,8 @@ pub fn assemble(
     ids: &[String],
     started_at: &str,
     fault: Option<&str>,
+    rig: RigInfo,
+    dut: Option<DutInfo>,
 ) -> Result<RunReport> {
     let mut cases: Vec<CaseResult> = Vec::new();
     for id in ids {
@@ -35,10 +37,8 @@ pub fn assemble(
         schema: SCHEMA.into(),
         started_at: started_at.into(),
         finished_at: now_rfc3339(),
-        rig: RigInfo {
-            kind: "emulated".into(),
-            name: "emulated rig (one topology per case)".into(),
-        },
+        rig,
+        dut,
         fault: fault.map(str::to_owned),
         summary: super::tally(&cases),
         cases,

@@ -19,7 +19,7 @@ use crate::model::{CaseResult, Evidence, EvidenceKind, Outcome, RunReport};
 use super::{human_duration, kind_label, refs_text, JUNIT_XML, REPORT_JSON};
 
 const STYLE: &str = r#"
-:root { --pass: #1a7f37; --fail: #cf222e; --skip: #8a6d00; --line: #d0d7de; --muted: #57606a; }
+:root { --pass: #1a7f37; --fail: #cf222e; --err: #9a3412; --skip: #8a6d00; --line: #d0d7de; --muted: #57606a; }
 * { box-sizing: border-box; }
 body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: #1f2328;
        margin: 0 auto; padding: 1.5rem; max-width: 72rem; }
@@ -33,6 +33,7 @@ a { color: #0969da; }
 .verdict-line.passed { background: var(--pass); }
 .verdict-line.failed { background: var(--fail); }
 .verdict-line.ignored { background: var(--skip); }
+.verdict-line.error { background: var(--err); }
 dl.run { display: grid; grid-template-columns: max-content 1fr; gap: .15rem 1rem; margin: .8rem 0; }
 dl.run dt { color: var(--muted); }
 dl.run dd { margin: 0; }
@@ -41,7 +42,8 @@ ul.counts li { border: 1px solid var(--line); border-radius: 6px; padding: .3rem
 ul.counts b { font-size: 1.3rem; }
 ul.counts .passed b { color: var(--pass); }
 ul.counts .failed b { color: var(--fail); }
-ul.counts .ignored b { color: var(--skip); }
+ul.counts .ignored b, ul.counts .not_applicable b { color: var(--skip); }
+ul.counts .error b { color: var(--err); }
 table { border-collapse: collapse; width: 100%; }
 th, td { text-align: left; padding: .3rem .6rem; border-bottom: 1px solid var(--line); vertical-align: top; }
 .num { text-align: right; white-space: nowrap; }
@@ -50,12 +52,14 @@ tr.failed { background: #ffebe9; }
          padding: .1rem .4rem; border-radius: 4px; color: #fff; }
 .badge.passed { background: var(--pass); }
 .badge.failed { background: var(--fail); }
-.badge.ignored { background: var(--skip); }
+.badge.ignored, .badge.not_applicable { background: var(--skip); }
+.badge.error { background: var(--err); }
 section.case { border: 1px solid var(--line); border-left: 6px solid var(--line); border-radius: 6px;
                padding: .8rem 1rem; margin: 1rem 0; }
 section.case.passed { border-left-color: var(--pass); }
 section.case.failed { border-left-color: var(--fail); background: #fffafa; }
-section.case.ignored { border-left-color: var(--skip); }
+section.case.ignored, section.case.not_applicable { border-left-color: var(--skip); }
+section.case.error { border-left-color: var(--err); background: #fffbf0; }
 .meta { color: var(--muted); margin: 0 0 .5rem; }
 dl.verdict { display: grid; grid-template-columns: max-content 1fr; gap: .2rem 1rem; margin: 0; }
 dl.verdict dt { font-weight: 600; }
@@ -74,8 +78,8 @@ pub fn render_html(report: &RunReport) -> String {
     let s = &report.summary;
     let mut out = String::with_capacity(16 * 1024 + report.cases.len() * 2048);
     let title = format!(
-        "sacbench run: {} failed, {} passed, {} ignored",
-        s.failed, s.passed, s.ignored
+        "sacbench run: {} failed, {} error, {} passed, {} not applicable, {} ignored",
+        s.failed, s.error, s.passed, s.not_applicable, s.ignored
     );
 
     out.push_str("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n");
@@ -105,6 +109,14 @@ fn header(out: &mut String, report: &RunReport) {
             "failed",
             format!("FAILED: {} of {} cases failed", s.failed, s.total),
         )
+    } else if s.error > 0 {
+        (
+            "error",
+            format!(
+                "BENCH ERROR: {} of {} cases could not be run by the bench (none failed)",
+                s.error, s.total
+            ),
+        )
     } else if s.passed == 0 {
         (
             "ignored",
@@ -127,13 +139,24 @@ fn header(out: &mut String, report: &RunReport) {
 
     let fault = match &report.fault {
         Some(f) => format!(
-            "{f} (switched on in the reference device: the cases this fault targets are expected to fail)"
+            "{f} (switched on in the device under test: the cases this fault targets are expected to fail)"
         ),
         None => "none".to_string(),
     };
     out.push_str("<dl class=\"run\">\n");
     let rows = [
         ("Rig", format!("{} — {}", report.rig.kind, report.rig.name)),
+        (
+            "Device under test",
+            report.dut.as_ref().map_or("—".to_string(), |d| {
+                format!(
+                    "{} ({}; implements {})",
+                    d.name,
+                    d.file,
+                    d.implements.join(", ")
+                )
+            }),
+        ),
         ("Fault", fault),
         ("Started", report.started_at.clone()),
         ("Finished", report.finished_at.clone()),
@@ -152,6 +175,8 @@ fn header(out: &mut String, report: &RunReport) {
         ("total", s.total),
         ("passed", s.passed),
         ("failed", s.failed),
+        ("error", s.error),
+        ("not_applicable", s.not_applicable),
         ("ignored", s.ignored),
     ] {
         let _ = writeln!(
@@ -197,11 +222,17 @@ fn case_sections(out: &mut String, report: &RunReport) {
         return;
     }
     out.push_str(
-        "<h2>Details</h2>\n<p class=\"meta\">Failed cases first, then ignored, then passed.</p>\n",
+        "<h2>Details</h2>\n<p class=\"meta\">Failed cases first, then bench errors, then not applicable, ignored, passed.</p>\n",
     );
     // Failures are what a reader came for; ignored cases next because they
     // prove nothing and must not pass for green.
-    for outcome in [Outcome::Failed, Outcome::Ignored, Outcome::Passed] {
+    for outcome in [
+        Outcome::Failed,
+        Outcome::Error,
+        Outcome::NotApplicable,
+        Outcome::Ignored,
+        Outcome::Passed,
+    ] {
         for case in report.cases.iter().filter(|c| c.outcome == outcome) {
             case_section(out, case);
         }
@@ -340,6 +371,8 @@ fn outcome_class(outcome: Outcome) -> &'static str {
     match outcome {
         Outcome::Passed => "passed",
         Outcome::Failed => "failed",
+        Outcome::Error => "error",
+        Outcome::NotApplicable => "not_applicable",
         Outcome::Ignored => "ignored",
     }
 }
@@ -350,6 +383,8 @@ fn badge(outcome: Outcome) -> String {
     let text = match outcome {
         Outcome::Passed => "PASS",
         Outcome::Failed => "FAIL",
+        Outcome::Error => "ERROR",
+        Outcome::NotApplicable => "N/A",
         Outcome::Ignored => "IGNORED",
     };
     format!(

@@ -65,6 +65,19 @@ fn test_case(group: &str, case: &CaseResult) -> TestCase {
                 .set_description(&detail);
             s
         }
+        Outcome::Error => {
+            let mut s = TestCaseStatus::non_success(NonSuccessKind::Error);
+            s.set_message(one_line(&case.seen))
+                .set_type("bench")
+                .set_description(&detail);
+            s
+        }
+        Outcome::NotApplicable => {
+            let mut s = TestCaseStatus::skipped();
+            s.set_message(format!("not applicable: {}", one_line(&case.seen)))
+                .set_description(&detail);
+            s
+        }
         Outcome::Ignored => {
             let mut s = TestCaseStatus::skipped();
             s.set_message(one_line(&case.seen)).set_description(&detail);

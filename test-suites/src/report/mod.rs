@@ -91,6 +91,8 @@ pub fn tally(cases: &[CaseResult]) -> Summary {
         match case.outcome {
             Outcome::Passed => s.passed += 1,
             Outcome::Failed => s.failed += 1,
+            Outcome::Error => s.error += 1,
+            Outcome::NotApplicable => s.not_applicable += 1,
             Outcome::Ignored => s.ignored += 1,
         }
     }
@@ -261,7 +263,7 @@ mod tests {
     #[test]
     fn schema_versions_are_checked() {
         assert!(check_schema(SCHEMA).is_ok());
-        let other = check_schema("sacbench-report/2").unwrap_err().to_string();
+        let other = check_schema("sacbench-report/3").unwrap_err().to_string();
         assert!(other.contains("different major version"), "{other}");
         let foreign = check_schema("").unwrap_err().to_string();
         assert!(foreign.contains("not a sacbench report"), "{foreign}");

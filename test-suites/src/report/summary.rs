@@ -17,8 +17,17 @@ pub fn summarise(report: &RunReport) -> String {
     let fault = report.fault.as_deref().unwrap_or("none");
     let _ = writeln!(
         out,
-        "sacbench: {} cases: {} passed, {} failed, {} ignored (rig {} {:?}, fault {})",
-        s.total, s.passed, s.failed, s.ignored, report.rig.kind, report.rig.name, fault
+        "sacbench: {} cases: {} passed, {} failed, {} error, {} not applicable, {} ignored (rig {} {:?}, DUT {:?}, fault {})",
+        s.total,
+        s.passed,
+        s.failed,
+        s.error,
+        s.not_applicable,
+        s.ignored,
+        report.rig.kind,
+        report.rig.name,
+        report.dut.as_ref().map_or("?", |d| d.name.as_str()),
+        fault
     );
     for case in report.cases.iter().filter(|c| c.outcome == Outcome::Failed) {
         let mut line = format!("FAILED  {}  {}", case.id, one_line(&case.seen));
@@ -27,6 +36,16 @@ pub fn summarise(report: &RunReport) -> String {
         }
         out.push_str(&line);
         out.push('\n');
+    }
+    for case in report.cases.iter().filter(|c| c.outcome == Outcome::Error) {
+        let _ = writeln!(out, "ERROR   {}  {}", case.id, one_line(&case.seen));
+    }
+    for case in report
+        .cases
+        .iter()
+        .filter(|c| c.outcome == Outcome::NotApplicable)
+    {
+        let _ = writeln!(out, "n/a     {}  {}", case.id, one_line(&case.seen));
     }
     for case in report
         .cases

@@ -119,6 +119,8 @@ pub fn sample() -> RunReport {
         total: 6,
         passed: 3,
         failed: 2,
+        error: 0,
+        not_applicable: 0,
         ignored: 1,
     };
     RunReport {
@@ -129,6 +131,7 @@ pub fn sample() -> RunReport {
             kind: "emulated".into(),
             name: "ci <runner>".into(),
         },
+        dut: None,
         fault: Some("listen-debug".into()),
         summary,
         cases,
