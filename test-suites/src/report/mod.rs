@@ -135,7 +135,8 @@ fn check_schema(schema: &str) -> Result<()> {
         bail!("not a sacbench report: schema is {schema:?}, expected {SCHEMA:?}");
     };
     let ours = SCHEMA.strip_prefix(SCHEMA_FAMILY).unwrap_or_default();
-    if major != ours {
+    // Version 2 only added outcomes and fields (absent in 1 = zero / null).
+    if major != ours && major != "1" {
         bail!(
             "report schema {schema:?} is a different major version than this build reads \
              ({SCHEMA:?}); use the sacbench version that wrote it"
@@ -263,6 +264,10 @@ mod tests {
     #[test]
     fn schema_versions_are_checked() {
         assert!(check_schema(SCHEMA).is_ok());
+        assert!(
+            check_schema("sacbench-report/1").is_ok(),
+            "version 1 stays readable"
+        );
         let other = check_schema("sacbench-report/3").unwrap_err().to_string();
         assert!(other.contains("different major version"), "{other}");
         let foreign = check_schema("").unwrap_err().to_string();
