@@ -3,8 +3,12 @@
 // Usage: node app.js <provisioning-dir> <state-dir>
 const fs = require('fs');
 const path = require('path');
+const { createRequire } = require('module');
 const { Client, Message, X509AuthenticationProvider } = require('azure-iot-device');
 const { Mqtt } = require('azure-iot-device-mqtt');
+const sdkRequire = createRequire(require.resolve('azure-iot-device-mqtt')); // the transport's own copies
+const { MqttBase, translateError } = sdkRequire('azure-iot-mqtt-base');
+const mqttjs = createRequire(sdkRequire.resolve('azure-iot-mqtt-base'))('mqtt');
 
 const APP = 'azure-node-device';
 const SDK = require('azure-iot-device/package.json').version;
@@ -27,53 +31,53 @@ function saveApplied() {
   const dfd = fs.openSync(stateDir, 'r'); fs.fsyncSync(dfd); fs.closeSync(dfd);
 }
 
-// Retry policy for the SDK's own retries: exponential backoff with jitter, capped at 30 s. Socket
-// errors (some reach the SDK untranslated, e.g. "write EPIPE") are retried too; CONNACK refusals are not.
-const RETRYABLE = ['NotConnectedError', 'TimeoutError', 'ServiceUnavailableError', 'InternalServerError', 'ThrottlingError'];
-const isConnErr = (err) => !!err.code || /NotConnected|Unauthorized/.test(err.name) || /connect/i.test(err.message);
-const backoff = (n) => Math.min(30000, 1000 * 2 ** Math.min(n, 5)) * (0.5 + Math.random() / 2);
-let client = null, connected = false, attempt = 0, interval = 10, seq = 0, sending = false;
-let lastErr = null, dropped = null;
-function report(err) { // one line per failure; the SDK hands one failure to several listeners
-  if (err === lastErr) return;
-  lastErr = err;
-  const conn = isConnErr(err);
-  if (conn && connected) { connected = false; dropped = err.message; return log(`disconnected: ${err.name}: ${err.message}`); }
-  if (conn && err.message === dropped) return; // the same drop, reported again untranslated
-  log(`${conn ? 'connection failed' : 'retrying'}: ${err.name}: ${err.message}`);
-}
-const makePolicy = () => ({ retired: false,
-  shouldRetry(err) { report(err); return !this.retired && (RETRYABLE.includes(err.name) || !!err.code); },
-  nextRetryTimeout: (n) => backoff(n) });
+// Connections. The app alone decides when to connect, with one backoff schedule (exponential with
+// jitter, capped at 30 s). Each attempt uses a fresh client, because after a reconnect the SDK does
+// not restore the twin subscriptions. Two SDK behaviours would otherwise open extra connections:
+// its per-feature retry loops each reconnect on their own schedule, and any operation on a
+// disconnected transport (including ones queued before a close) reconnects it. So the SDK never
+// retries, a client's transport may open one socket in its whole life, and the next client starts
+// only once the previous socket is closed.
+const NO_RETRY = { shouldRetry: () => false, nextRetryTimeout: () => -1 };
+const backoff = (n) => Math.min(30000, 1000 * 2 ** n) * (0.5 + Math.random() / 2);
+const STABLE_MS = 30000; // a session that lasted this long resets the backoff
+const describe = (err) => (err ? `${err.name}: ${err.message}` : 'connection closed');
 const withTimeout = (p, ms, what) => Promise.race([p, new Promise((_, rej) =>
   setTimeout(() => rej(new Error(`${what} timed out after ${ms} ms`)), ms).unref())]);
+let client = null, attempt = 0, interval = 10, seq = 0, sending = false;
+
+function oneSocketTransport(conn) { // conn keeps the socket and the first raw connect error
+  return class extends Mqtt {
+    constructor(auth) {
+      const base = new MqttBase({ connect: (uri, opts) => (conn.socket = mqttjs.connect(uri, opts)) });
+      const connect = base.connect.bind(base);
+      base.connect = (config, done) => {
+        if (conn.used) return process.nextTick(done, Object.assign(new Error('client already used'), { name: 'NotConnectedError' }));
+        conn.used = true;
+        connect(config, (err, res) => { conn.err = conn.err || err; done(err, res); });
+      };
+      super(auth, base);
+    }
+  };
+}
 
 function start() {
   const creds = { host: cfg.hub_host, deviceId: cfg.device_id, x509: {
     cert: fs.readFileSync(path.join(provDir, 'device.pem'), 'utf8'),
     key: fs.readFileSync(path.join(provDir, 'device.key'), 'utf8') } };
   if (port !== 8883) creds.gatewayHostName = `${cfg.hub_host}:${port}`; // the SDK has no port option
-  const c = client = Client.fromAuthenticationProvider(new X509AuthenticationProvider(creds), Mqtt);
-  const policy = makePolicy(); c.setRetryPolicy(policy); c.policy = policy;
-  let ready = false;
-  c.on('connect', () => {
-    if (c !== client) return c.close(() => {}); // a retired client's pending retry got through
-    connected = true; dropped = null; attempt = 0; log('connected');
-    // After its own reconnect the SDK re-subscribes C2D and methods but does not re-read the twin
-    // (desired changes made while offline would be missed): re-read it, or start over.
-    if (ready) withTimeout(c.getTwin(), 20000, 'twin get').catch((err) => { log(`twin resync failed: ${err.message}`); restart(c); });
-  });
-  c.on('error', (err) => c === client && report(err));
-  c.on('disconnect', (res) => { // the SDK gave up: start over with a fresh client
-    if (c !== client) return;
-    log(`SDK gave up: ${res && res.reason ? res.reason.message : 'closed'}`);
-    restart(c);
-  });
+  const conn = {};
+  const c = client = Client.fromAuthenticationProvider(new X509AuthenticationProvider(creds), oneSocketTransport(conn));
+  c.conn = conn;
+  c.setRetryPolicy(NO_RETRY);
+  c.on('error', (err) => drop(c, err));
+  c.on('disconnect', (res) => drop(c, res && (res.reason || res.transportObj))); // the SDK passes the error as transportObj
   const state = () => ({ app: APP, sdk: `azure-iot-device/${SDK}`, applied: applied.size });
   c.setOptions({ ca: path.join(provDir, 'hub-ca.pem') }) // chain and host name are verified against it
     .then(() => c.open())
-    .then(() => { // features are enabled only now: each enables a subscription and would connect early
-      c.on('message', (msg) => {
+    .then(() => { // features only now: enabling one on a disconnected client would connect it
+      c.connectedAt = Date.now(); log('connected');
+      c.on('message', (msg) => { // handled even if c has been retired since: mqtt.js has acked it
         const mid = msg.messageId, body = msg.getData().toString();
         if (mid && applied.has(mid)) log(`command duplicate mid=${mid}`);
         else {
@@ -90,30 +94,44 @@ function start() {
       return withTimeout(c.getTwin(), 20000, 'twin get');
     })
     .then((twin) => {
-      ready = true;
+      twin.on('error', (err) => drop(c, err));
       twin.on('properties.desired', (d) => {
         log(`desired version=${d.$version} ${JSON.stringify(d)}`);
         if (Number(d.telemetryIntervalSeconds) > 0) interval = Number(d.telemetryIntervalSeconds);
       });
+      c.ready = true;
       twin.properties.reported.update({ app: { name: APP, started: new Date().toISOString() } },
         (err) => log(err ? `report failed: ${err.message}` : 'reported app'));
     })
-    .catch((err) => {
-      if (c !== client) return;
-      if (isConnErr(err)) report(err); else log(`start failed: ${err.message}`);
-      restart(c);
-    });
+    .catch((err) => (c.connectedAt ? drop(c, err) : failed(c, err)));
 }
-function restart(c) {
+function failed(c, err) { // the attempt did not connect
   if (c !== client) return;
-  client = null; connected = false; c.policy.retired = true;
-  c.close(() => {});
+  log(`connection failed: ${describe(c.conn.err ? translateError(c.conn.err) : err)}`);
+  retire(c);
+}
+function drop(c, err) { // a connected session ended or could not be set up
+  if (c !== client) return;
+  log(`disconnected: ${describe(err)}`);
+  if (Date.now() - c.connectedAt >= STABLE_MS) attempt = 0;
+  retire(c);
+}
+function retire(c) { // close c's socket (forced after 2 s), wait out the backoff, then start over
+  client = null; sending = false;
   const delay = backoff(attempt++);
-  log(`reopening in ${Math.round(delay)} ms`);
-  setTimeout(start, delay);
+  log(`reconnecting in ${Math.round(delay)} ms`);
+  const closed = new Promise((resolve) => {
+    const force = setTimeout(() => {
+      const s = c.conn.socket;
+      if (s) { s.end(true); if (s.stream) s.stream.destroy(); }
+      resolve();
+    }, 2000);
+    c.close(() => { clearTimeout(force); resolve(); });
+  });
+  Promise.all([closed, new Promise((r) => setTimeout(r, delay))]).then(start);
 }
 function telemetry() {
-  if (client && connected && !sending) {
+  if (client && client.ready && !sending) {
     sending = true;
     const m = new Message(JSON.stringify({ seq: seq++, uptime: Math.round(process.uptime()) }));
     m.contentType = 'application/json'; m.contentEncoding = 'utf-8';

@@ -39,7 +39,7 @@ fn the_json_uses_the_documented_names() {
     let v: serde_json::Value =
         serde_json::from_str(&fs::read_to_string(dir.path().join(REPORT_JSON)).unwrap()).unwrap();
     // The spellings REPORT.md promises; a rename in model.rs would break readers.
-    assert_eq!(v["schema"], "sacbench-report/1");
+    assert_eq!(v["schema"], "sacbench-report/2");
     assert_eq!(v["summary"]["failed"], 2);
     assert_eq!(v["fault"], "listen-debug");
     let ni01 = &v["cases"][0];
@@ -80,11 +80,11 @@ fn another_major_schema_is_refused_by_name() {
     let path = dir.path().join(REPORT_JSON);
     let text = fs::read_to_string(&path)
         .unwrap()
-        .replace("sacbench-report/1", "sacbench-report/2");
+        .replace("sacbench-report/2", "sacbench-report/3");
     fs::write(&path, text).unwrap();
     let err = format!("{:#}", report::read_run(dir.path()).unwrap_err());
     assert!(
-        err.contains("sacbench-report/2") && err.contains("major version"),
+        err.contains("sacbench-report/3") && err.contains("major version"),
         "{err}"
     );
 
@@ -169,7 +169,7 @@ fn the_terminal_summary_lists_failures_with_where_to_look() {
     let text = report::summarise(&sample());
     let lines: Vec<&str> = text.lines().collect();
     assert!(
-        lines[0].contains("6 cases: 3 passed, 2 failed, 1 ignored"),
+        lines[0].contains("6 cases: 3 passed, 2 failed, 0 error, 0 not applicable, 1 ignored"),
         "{text}"
     );
     assert!(
@@ -201,4 +201,23 @@ fn the_terminal_summary_lists_failures_with_where_to_look() {
     let text = report::summarise(&green);
     assert_eq!(text.lines().count(), 1, "{text}");
     assert!(text.contains("fault none"), "{text}");
+}
+
+#[test]
+fn a_version_1_report_is_still_read() {
+    let dir = tempfile::tempdir().unwrap();
+    report::write_run(dir.path(), &sample()).unwrap();
+    let path = dir.path().join(REPORT_JSON);
+    let mut v: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(&path).unwrap()).unwrap();
+    // What version 1 wrote: no dut, no error / not_applicable counts.
+    v["schema"] = "sacbench-report/1".into();
+    v.as_object_mut().unwrap().remove("dut");
+    let s = v["summary"].as_object_mut().unwrap();
+    s.remove("error");
+    s.remove("not_applicable");
+    fs::write(&path, serde_json::to_string(&v).unwrap()).unwrap();
+    let back = report::read_run(dir.path()).unwrap();
+    assert_eq!(back.summary, sample().summary);
+    assert_eq!(back.dut, None);
 }

@@ -143,3 +143,50 @@ fn an_empty_run_is_still_valid_junit() {
     assert_eq!(attr(doc.root_element(), "tests"), "0");
     assert!(children(doc.root_element(), "testsuite").is_empty());
 }
+
+#[test]
+fn bench_errors_are_errors_and_not_applicable_cases_are_skipped_with_the_reason() {
+    use sacbench_suites::model::Outcome;
+    let mut r = sample();
+    r.cases[0].outcome = Outcome::Error;
+    r.cases[0].seen = "setup error: running tshark: No such file".into();
+    r.cases[1].outcome = Outcome::NotApplicable;
+    r.cases[1].seen = "X does not implement `ota`".into();
+    r.summary = report::tally(&r.cases);
+    let dir = tempfile::tempdir().unwrap();
+    report::write_run(dir.path(), &r).unwrap();
+    let xml = fs::read_to_string(dir.path().join(JUNIT_XML)).unwrap();
+    let doc = Document::parse(&xml).unwrap();
+    let cases: Vec<Node> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("testcase"))
+        .collect();
+    let by_name = |name: &str| {
+        *cases
+            .iter()
+            .find(|c| attr(**c, "name") == name)
+            .unwrap_or_else(|| panic!("{name}"))
+    };
+    let err = by_name(&r.cases[0].name);
+    assert_eq!(
+        children(err, "error").len(),
+        1,
+        "an <error>, not a <failure>"
+    );
+    assert!(children(err, "failure").is_empty());
+    assert!(attr(children(err, "error")[0], "message").contains("tshark"));
+    let na = by_name(&r.cases[1].name);
+    let skipped = children(na, "skipped");
+    assert_eq!(skipped.len(), 1);
+    assert!(attr(skipped[0], "message").starts_with("not applicable: X does not implement"));
+    assert_eq!(attr(doc.root_element(), "errors"), "1");
+    // The page shows them apart, and the summary counts them.
+    let html = fs::read_to_string(dir.path().join(report::INDEX_HTML)).unwrap();
+    assert!(html.contains("badge error") && html.contains("badge not_applicable"));
+    let text = report::summarise(&r);
+    assert!(text.contains("1 error, 1 not applicable"), "{text}");
+    assert!(
+        text.contains(&format!("ERROR   {}", r.cases[0].id)),
+        "{text}"
+    );
+}

@@ -40,3 +40,13 @@ fn emulated_refuses_a_non_empty_out_directory() {
         "nothing lost"
     );
 }
+
+#[test]
+fn a_missing_dut_file_is_a_usage_error_before_anything_runs() {
+    let (code, err) = xtask(&["emulated", "--dut", "/nonexistent/dut.toml"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("--dut /nonexistent/dut.toml: no such file"),
+        "{err}"
+    );
+}

@@ -280,7 +280,7 @@ fn capture_decrypts_with_tshark() -> Result<(), Failed> {
                 .first()
                 .and_then(|h| h.sni.clone())
                 .as_deref()
-                != Some("hub.sacbench.test")
+                != Some(rig.topology().hub_host().as_str())
         {
             return Err(format!("unexpected flow: {flow:?}").into());
         }
@@ -316,6 +316,21 @@ fn netns_in_use() -> std::collections::HashSet<String> {
         }
     }
     found
+}
+
+/// Process ids of live processes that mention `marker` in their command line.
+fn pids_of(marker: &Path) -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+            let c = std::fs::read(e.path().join("cmdline")).ok()?;
+            let c = String::from_utf8_lossy(&c);
+            (c.contains(marker.to_str()?) && !c.contains(HOLD)).then_some(pid)
+        })
+        .collect()
 }
 
 /// Command lines of live processes that mention `marker` (the held rig's dir).
@@ -370,12 +385,30 @@ fn killing_the_bench_leaves_nothing_behind() -> Result<(), Failed> {
             format!("the held board is not in a namespace of its own: {board_ns:?}").into(),
         );
     }
+    // A pidfd for each of the held rig's processes: readable once it ended.
+    let pidfds: Vec<_> = pids_of(&marker)
+        .into_iter()
+        .filter_map(|pid| {
+            rustix::process::Pid::from_raw(pid).and_then(|p| {
+                rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()).ok()
+            })
+        })
+        .collect();
     // SIGKILL: no cleanup code of the bench runs.
     bench.kill()?;
     bench.wait()?;
-    // Every process of the held rig shares the stdout pipe: EOF means all are gone.
     let mut rest = Vec::new();
     out.read_to_end(&mut rest)?;
+    // The kernel ends the rest of the sandbox (its PID 1 died): wait for
+    // each held process's end, bounded by the guard.
+    for fd in &pidfds {
+        let mut fds = [rustix::event::PollFd::new(fd, rustix::event::PollFlags::IN)];
+        let limit = rustix::event::Timespec {
+            tv_sec: GUARD.as_secs() as i64,
+            tv_nsec: 0,
+        };
+        rustix::event::poll(&mut fds, Some(&limit)).map_err(|e| format!("poll: {e}"))?;
+    }
     let survivors = processes_of(&marker);
     if !survivors.is_empty() {
         return Err(format!("processes survived: {survivors:?}").into());
@@ -390,6 +423,70 @@ fn killing_the_bench_leaves_nothing_behind() -> Result<(), Failed> {
         return Err(format!("namespaces still in use: {still:?}").into());
     }
     Ok(())
+}
+
+/// Any DUT file's command runs as the board: placeholders filled, the
+/// provisioning directory written (the key private), the hub's name
+/// resolving through the normal resolver inside the DUT's namespace; a
+/// command that exits by itself while powered is started again (a reset),
+/// noted in the device log; power off ends it for good.
+fn a_foreign_command_is_the_board_and_its_exit_a_reset() -> Result<(), Failed> {
+    runtime().block_on(async {
+        let dir = tempfile::tempdir()?;
+        let dut_file = dir.path().join("dut.toml");
+        std::fs::write(
+            &dut_file,
+            r#"name = "a shell device"
+implements = ["telemetry"]
+[emulated]
+command = ["sh", "-c", "echo up {device_id} key=$(stat -c %a {provisioning}/device.key) state=$(ls -d {state}); getent hosts {hub_host}; exit 3"]
+"#,
+        )?;
+        let dut = DutFile::load(&dut_file).map_err(|e| e.to_string())?;
+        let config = EmulatedRigConfig {
+            id: NEXT_ID.fetch_add(1, Ordering::SeqCst),
+            dir: dir.path().join("rig"),
+            dut: std::sync::Arc::new(dut),
+            sacbench_bin: dir.path().to_owned(),
+            device_id: "dev-sh".into(),
+            faults: Vec::new(),
+            hub_mqtt_port: None,
+            reconnect_base_ms: None,
+        };
+        let mut rig = EmulatedRig::start(config).await?;
+        let hub_ip = rig.topology().hub_ipv4().to_string();
+        let host = rig.topology().hub_host();
+        rig.power(true).await?;
+        let n = std::sync::atomic::AtomicUsize::new(0);
+        rig.wait_console(GUARD, |l| {
+            l.starts_with("up dev-sh key=600 state=/")
+                && n.fetch_add(1, Ordering::SeqCst) == 1
+        })
+        .await
+        .ok_or("the command did not run twice (no reset)")?;
+        rig.wait_console(GUARD, |l| l.starts_with(&hub_ip) && l.contains(&host))
+            .await
+            .ok_or_else(|| format!("{host} did not resolve to {hub_ip} in the DUT's namespace"))?;
+        rig.power(false).await?;
+        let logs = rig.logs().await?;
+        let resets = logs
+            .iter()
+            .filter(|l| l.source == LogSource::Rig && l.text.contains("reset: the DUT exited by itself"))
+            .count();
+        if resets == 0 {
+            return Err(format!("no reset noted: {logs:?}").into());
+        }
+        // Powered off: no further start.
+        let ups = |logs: &[sacbench_rig::LogLine]| {
+            logs.iter().filter(|l| l.text.starts_with("up dev-sh")).count()
+        };
+        let before = ups(&logs);
+        let after = rig.logs().await?;
+        if ups(&after) != 0 || before < 2 {
+            return Err(format!("{before} starts, then {} after power off", ups(&after)).into());
+        }
+        Ok(())
+    })
 }
 
 fn main() {
@@ -417,6 +514,10 @@ fn main() {
             killing_the_bench_leaves_nothing_behind,
         ),
         Trial::test("capture_decrypts_with_tshark", capture_decrypts_with_tshark),
+        Trial::test(
+            "a_foreign_command_is_the_board_and_its_exit_a_reset",
+            a_foreign_command_is_the_board_and_its_exit_a_reset,
+        ),
     ];
     libtest_mimic::run(&Arguments::from_args(), tests).exit();
 }

@@ -15,9 +15,13 @@ use crate::{LogLine, LogSource};
 /// Lines not yet taken by `logs()`, and every line ever (for waiting on).
 type Lines = (Vec<LogLine>, Vec<String>);
 
-/// The console lines of the processes it follows, and a wake-up for waiters.
+/// The console lines of the processes it follows, a wake-up for waiters,
+/// and how many pipes are still being read (for [`ConsoleLog::drained`]).
 #[derive(Clone, Default)]
-pub(crate) struct ConsoleLog(Arc<(Mutex<Lines>, tokio::sync::Notify)>);
+pub(crate) struct ConsoleLog(
+    Arc<(Mutex<Lines>, tokio::sync::Notify)>,
+    Arc<(Mutex<usize>, std::sync::Condvar)>,
+);
 
 impl ConsoleLog {
     /// Reads `child`'s piped stdout and stderr into the log on threads, to
@@ -33,11 +37,28 @@ impl ConsoleLog {
 
     fn follow_reader(&self, reader: impl std::io::Read + Send + 'static) {
         let me = self.clone();
+        *self.1 .0.lock().expect("readers lock") += 1;
         std::thread::spawn(move || {
             for text in BufReader::new(reader).lines().map_while(Result::ok) {
                 me.push(LogSource::Console, text);
             }
+            *me.1 .0.lock().expect("readers lock") -= 1;
+            me.1 .1.notify_all();
         });
+    }
+
+    /// Waits until every pipe followed so far reached its end (all their
+    /// writers are gone), at most `limit`: after a power cut, every line the
+    /// board wrote before it has then been read. `false` if a pipe is still
+    /// open (a process outside the board's group holds it).
+    pub(crate) fn drained(&self, limit: Duration) -> bool {
+        let g = self.1 .0.lock().expect("readers lock");
+        let (g, _) = self
+            .1
+             .1
+            .wait_timeout_while(g, limit, |n| *n > 0)
+            .expect("readers lock");
+        *g == 0
     }
 
     /// A line of the rig's own (a reset it saw, a power action), kept with

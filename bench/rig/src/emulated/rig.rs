@@ -277,9 +277,19 @@ impl EmulatedRig {
         if let Some(t) = self.supervisor.take() {
             let _ = t.join();
         }
+        // Every line written before the cut is read before power-off returns:
+        // what a case counts after it is complete.
+        if !self.console.drained(CONSOLE_DRAIN_LIMIT) {
+            self.console.note(format!(
+                "rig: the console stayed open {CONSOLE_DRAIN_LIMIT:?} after power off (a process outside the DUT's process group holds it)"
+            ));
+        }
         self.rtt = None;
     }
 }
+
+/// How long power off waits for the console pipes to close.
+const CONSOLE_DRAIN_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// A DUT that keeps exiting is started again at most this often (a halted
 /// or crash-looping device must not spin the bench).

@@ -1,0 +1,71 @@
+//! The suite's checks of the device under test before any case: a bad DUT
+//! file, or a `--fault` the device does not offer, is one line and exit 2,
+//! and no run directory is made.
+
+use std::process::Command;
+
+const SUITE: &str = env!("CARGO_BIN_EXE_sacbench-suite");
+
+fn suite(
+    dut: &std::path::Path,
+    fault: Option<&str>,
+    out: &std::path::Path,
+) -> (Option<i32>, String) {
+    let mut c = Command::new(SUITE);
+    c.env("SACBENCH_DUT", dut)
+        .env("SACBENCH_OUT", out)
+        .env_remove("SACBENCH_RIG")
+        .env_remove("SACBENCH_FAULT");
+    if let Some(f) = fault {
+        c.env("SACBENCH_FAULT", f);
+    }
+    let o = c.output().expect("the suite runs");
+    (
+        o.status.code(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_bad_dut_file_is_one_line_with_file_line_and_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let dut = dir.path().join("dut.toml");
+    std::fs::write(
+        &dut,
+        "name = \"x\"\nimplements = [\"c2d\"]\n[emulated]\ncommand = [\"x\"]\n[events]\ncommand_applied = '^applied (\\S+)'\n",
+    )
+    .unwrap();
+    let out = dir.path().join("run");
+    let (code, err) = suite(&dut, None, &out);
+    assert_eq!(code, Some(2), "{err}");
+    let want = format!(
+        "{}:6: `events.command_applied`: no named group `mid`",
+        dut.display()
+    );
+    assert!(
+        err.contains(&want) && err.lines().count() == 1,
+        "{err:?}, wanted {want:?}"
+    );
+    assert!(!out.exists(), "no run directory for a bad DUT file");
+}
+
+#[test]
+fn a_fault_the_device_does_not_offer_stops_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let reference = sacbench_suites::case::reference_dut_file();
+    let (code, err) = suite(&reference, Some("no-such-fault"), &out);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("--fault no-such-fault")
+            && err.contains("listen-debug")
+            && err.lines().count() == 1,
+        "{err}"
+    );
+    let foreign = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples/azure-node-device/dut.toml");
+    let (code, err) = suite(&foreign, Some("listen-debug"), &out);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("offers no fault switches"), "{err}");
+    assert!(!out.exists());
+}
