@@ -40,6 +40,41 @@ pub struct DutInfo {
     pub implements: Vec<String>,
 }
 
+/// Counts by outcome of some cases.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Tally {
+    pub total: usize,
+    pub passed: usize,
+    pub failed: usize,
+    pub error: usize,
+    pub not_applicable: usize,
+    pub ignored: usize,
+}
+
+impl Tally {
+    pub fn add(&mut self, outcome: Outcome) {
+        self.total += 1;
+        match outcome {
+            Outcome::Passed => self.passed += 1,
+            Outcome::Failed => self.failed += 1,
+            Outcome::Error => self.error += 1,
+            Outcome::NotApplicable => self.not_applicable += 1,
+            Outcome::Ignored => self.ignored += 1,
+        }
+    }
+}
+
+/// Whose verdict a case gives.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum CaseKind {
+    /// A verdict about the device under test.
+    #[default]
+    Device,
+    /// A self-test of the fixture hub: passes whatever the device does.
+    SelfTest,
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Summary {
     pub total: usize,
@@ -52,6 +87,12 @@ pub struct Summary {
     #[serde(default)]
     pub not_applicable: usize,
     pub ignored: usize,
+    /// The device's verdicts only (`kind: device`).
+    #[serde(default)]
+    pub device: Tally,
+    /// The fixture's self-tests only (`kind: self_test`).
+    #[serde(default)]
+    pub self_test: Tally,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -76,6 +117,9 @@ pub enum Outcome {
 pub struct CaseResult {
     /// Stable id from conformance-cases.md, e.g. `NI-01`.
     pub id: String,
+    /// `device` (a verdict about the DUT) or `self_test` (the fixture's).
+    #[serde(default)]
+    pub kind: CaseKind,
     /// Test name, e.g. `ni::NI-01_tcp_scan`.
     pub name: String,
     pub title: String,

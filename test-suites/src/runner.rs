@@ -8,7 +8,7 @@ use sacbench_rig::lab::RigConfig;
 use sacbench_rig::Capabilities;
 
 use crate::case::{Case, CaseDef, RunOptions};
-use crate::model::{Artifacts, CaseResult, Outcome};
+use crate::model::{Artifacts, CaseKind, CaseResult, Outcome};
 
 /// A case may take this long at most, setup included.
 pub const CASE_LIMIT: Duration = Duration::from_secs(240);
@@ -133,6 +133,11 @@ pub fn run_case(def: &CaseDef, opts: &RunOptions) -> CaseResult {
         id: def.id.into(),
         name: def.name(),
         title: def.title.into(),
+        kind: if def.self_test {
+            CaseKind::SelfTest
+        } else {
+            CaseKind::Device
+        },
         outcome,
         duration_ms: started.elapsed().as_millis() as u64,
         expected,

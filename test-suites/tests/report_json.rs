@@ -6,7 +6,7 @@ mod report_fixture;
 use std::fs;
 
 use report_fixture::{sample, HOSTILE};
-use sacbench_suites::model::{Outcome, Summary};
+use sacbench_suites::model::{CaseKind, Outcome, Summary, Tally};
 use sacbench_suites::report::{self, INDEX_HTML, JUNIT_XML, REPORT_JSON};
 
 #[test]
@@ -139,7 +139,15 @@ fn tally_counts_outcomes() {
             failed: 2,
             error: 0,
             not_applicable: 0,
-            ignored: 1
+            ignored: 1,
+            device: Tally {
+                total: 6,
+                passed: 3,
+                failed: 2,
+                ignored: 1,
+                ..Tally::default()
+            },
+            self_test: Tally::default(),
         }
     );
     assert_eq!(report::tally(&[]), Summary::default());
@@ -199,7 +207,8 @@ fn the_terminal_summary_lists_failures_with_where_to_look() {
     green.summary = report::tally(&green.cases);
     green.fault = None;
     let text = report::summarise(&green);
-    assert_eq!(text.lines().count(), 1, "{text}");
+    // The counts, and the device's verdicts apart from the self-tests.
+    assert_eq!(text.lines().count(), 2, "{text}");
     assert!(text.contains("fault none"), "{text}");
 }
 
@@ -220,4 +229,28 @@ fn a_version_1_report_is_still_read() {
     let back = report::read_run(dir.path()).unwrap();
     assert_eq!(back.summary, sample().summary);
     assert_eq!(back.dut, None);
+}
+
+#[test]
+fn device_verdicts_and_self_tests_are_counted_apart() {
+    let mut r = sample();
+    r.cases[1].kind = CaseKind::SelfTest;
+    r.summary = report::tally(&r.cases);
+    assert_eq!(r.summary.device.total, 5);
+    assert_eq!(r.summary.self_test.total, 1);
+    assert_eq!(r.summary.self_test.passed, 1);
+    assert_eq!(r.summary.device.passed + r.summary.self_test.passed, r.summary.passed);
+    let dir = tempfile::tempdir().unwrap();
+    report::write_run(dir.path(), &r).unwrap();
+    let v: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(dir.path().join(REPORT_JSON)).unwrap()).unwrap();
+    assert_eq!(v["cases"][1]["kind"], "self_test");
+    assert_eq!(v["cases"][0]["kind"], "device");
+    assert_eq!(v["summary"]["device"]["failed"], 2);
+    assert_eq!(v["summary"]["self_test"]["passed"], 1);
+    let text = report::summarise(&r);
+    assert!(
+        text.contains("5 device cases: 2 passed, 2 failed, 0 error, 0 not applicable, 1 ignored; 1 bench self-tests: 1 passed"),
+        "{text}"
+    );
 }

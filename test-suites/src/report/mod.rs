@@ -17,7 +17,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-use crate::model::{CaseResult, Evidence, EvidenceKind, Outcome, RunReport, Summary, SCHEMA};
+use crate::model::{
+    CaseKind, CaseResult, Evidence, EvidenceKind, Outcome, RunReport, Summary, SCHEMA,
+};
 
 pub use assemble::{assemble, now_rfc3339};
 pub use html::render_html;
@@ -94,6 +96,10 @@ pub fn tally(cases: &[CaseResult]) -> Summary {
             Outcome::Error => s.error += 1,
             Outcome::NotApplicable => s.not_applicable += 1,
             Outcome::Ignored => s.ignored += 1,
+        }
+        match case.kind {
+            CaseKind::Device => s.device.add(case.outcome),
+            CaseKind::SelfTest => s.self_test.add(case.outcome),
         }
     }
     s

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use crate::model::{CaseResult, Outcome, RunReport};
+use crate::model::{CaseResult, Outcome, RunReport, Tally};
 
 use super::{kind_label, refs_text};
 
@@ -28,6 +28,20 @@ pub fn summarise(report: &RunReport) -> String {
         report.rig.name,
         report.dut.as_ref().map_or("?", |d| d.name.as_str()),
         fault
+    );
+    let t = |t: &Tally| {
+        format!(
+            "{} passed, {} failed, {} error, {} not applicable, {} ignored",
+            t.passed, t.failed, t.error, t.not_applicable, t.ignored
+        )
+    };
+    let _ = writeln!(
+        out,
+        "{} device cases: {}; {} bench self-tests: {}",
+        s.device.total,
+        t(&s.device),
+        s.self_test.total,
+        t(&s.self_test)
     );
     for case in report.cases.iter().filter(|c| c.outcome == Outcome::Failed) {
         let mut line = format!("FAILED  {}  {}", case.id, one_line(&case.seen));

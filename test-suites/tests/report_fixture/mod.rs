@@ -5,7 +5,7 @@
 #![allow(dead_code)] // each test crate uses a different part of it
 
 use sacbench_suites::model::{
-    Artifacts, CaseResult, Evidence, Outcome, RigInfo, RunReport, Summary, SCHEMA,
+    Artifacts, CaseKind, CaseResult, Evidence, Outcome, RigInfo, RunReport, Summary, Tally, SCHEMA,
 };
 
 /// Markup in the `seen` text of NI-01: it must reach every report as text.
@@ -25,6 +25,7 @@ fn artifacts(id: &str) -> Artifacts {
 
 fn case(id: &str, name: &str, title: &str, outcome: Outcome, ms: u64) -> CaseResult {
     CaseResult {
+        kind: CaseKind::Device,
         id: id.into(),
         name: name.into(),
         title: title.into(),
@@ -122,6 +123,14 @@ pub fn sample() -> RunReport {
         error: 0,
         not_applicable: 0,
         ignored: 1,
+        device: Tally {
+            total: 6,
+            passed: 3,
+            failed: 2,
+            ignored: 1,
+            ..Tally::default()
+        },
+        self_test: Tally::default(),
     };
     RunReport {
         schema: SCHEMA.into(),
