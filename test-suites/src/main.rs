@@ -103,6 +103,24 @@ fn main() {
             }
         }
     }
+    let selected: Vec<String> = cases::all()
+        .into_iter()
+        .filter(|d| selected_by(&args, &d.name()))
+        .map(|d| d.id.to_string())
+        .collect();
+    // `SACBENCH_ONLY=NI-01,MT-03`: just these cases (the fault matrix's runs).
+    let only: Option<Vec<String>> = std::env::var("SACBENCH_ONLY")
+        .ok()
+        .map(|v| v.split(',').map(|s| s.trim().to_string()).collect());
+    let wanted = |id: &str| only.as_ref().is_none_or(|o| o.iter().any(|x| x == id));
+    let selected: Vec<String> = selected.into_iter().filter(|id| wanted(id)).collect();
+    if selected.is_empty() && !args.list {
+        exit_usage(format!(
+            "no case matches the filter {:?}{} (`cargo xtask emulated` with no filter runs all; `sacbench-suite --list` lists them)",
+            args.filter.as_deref().unwrap_or(""),
+            only.as_ref().map_or(String::new(), |o| format!(" and SACBENCH_ONLY={}", o.join(",")))
+        ));
+    }
     if rig_file.is_none() && args.test_threads.is_none() {
         // Emulated cases spend their time waiting (on the device's backoff,
         // the hub, timers), not computing: libtest's default of one case
@@ -163,17 +181,6 @@ fn main() {
         rig_file,
     };
     let started = sacbench_suites::report::now_rfc3339();
-    let selected: Vec<String> = cases::all()
-        .into_iter()
-        .filter(|d| selected_by(&args, &d.name()))
-        .map(|d| d.id.to_string())
-        .collect();
-    // `SACBENCH_ONLY=NI-01,MT-03`: just these cases (the fault matrix's runs).
-    let only: Option<Vec<String>> = std::env::var("SACBENCH_ONLY")
-        .ok()
-        .map(|v| v.split(',').map(|s| s.trim().to_string()).collect());
-    let wanted = |id: &str| only.as_ref().is_none_or(|o| o.iter().any(|x| x == id));
-    let selected: Vec<String> = selected.into_iter().filter(|id| wanted(id)).collect();
     let trials = cases::all()
         .into_iter()
         .filter(|def| wanted(def.id))

@@ -69,3 +69,21 @@ fn a_fault_the_device_does_not_offer_stops_the_run() {
     assert!(err.contains("offers no fault switches"), "{err}");
     assert!(!out.exists());
 }
+
+#[test]
+fn a_filter_that_matches_no_case_stops_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let o = Command::new(SUITE)
+        .arg("no-such-case")
+        .env("SACBENCH_OUT", &out)
+        .env_remove("SACBENCH_DUT")
+        .env_remove("SACBENCH_RIG")
+        .env_remove("SACBENCH_FAULT")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("no case matches the filter \"no-such-case\""), "{err}");
+    assert!(!out.exists());
+}
