@@ -181,6 +181,10 @@ pub struct RunOptions {
     pub fault: Option<String>,
     /// Run on this lab rig (`rig.toml`) instead of emulated topologies.
     pub rig_file: Option<PathBuf>,
+    /// Keep the flash and firmware images of passing cases (`--keep-images`);
+    /// by default only a failed case keeps them (captures, journals and logs
+    /// are always kept).
+    pub keep_images: bool,
 }
 
 static NEXT_TOPOLOGY: AtomicU8 = AtomicU8::new(1);

@@ -12,6 +12,8 @@
 //! - `SACBENCH_BIN`: where sacbench's own executables are (`device-native`,
 //!   `gateway`, `modbus-leaf`; the DUT file's `{sacbench_bin}`; default: the
 //!   directory of this binary or its parent);
+//! - `SACBENCH_KEEP_IMAGES=1`: keep the flash and firmware images of
+//!   passing cases too (`--keep-images`);
 //! - `SACBENCH_RIG`: run on the lab rig this `rig.toml` describes, one case
 //!   at a time (`cargo xtask bench --rig` sets it).
 //!
@@ -179,6 +181,7 @@ fn main() {
         out,
         fault,
         rig_file,
+        keep_images: std::env::var_os("SACBENCH_KEEP_IMAGES").is_some_and(|v| v == "1"),
     };
     let started = sacbench_suites::report::now_rfc3339();
     let trials = cases::all()

@@ -29,6 +29,28 @@ fn rig_capabilities(opts: &RunOptions) -> Result<Capabilities, String> {
     }
 }
 
+/// Removes what a passing case needs no more: the board's flash and state
+/// (`rig/state`), firmware images (`*.img`, the hub's `firmware/`), the
+/// unpacked payloads — tens of megabytes a case. The capture, the journal,
+/// the device log and the result stay.
+pub fn prune_images(case_dir: &Path) {
+    let rig = case_dir.join("rig");
+    let _ = std::fs::remove_dir_all(rig.join("state"));
+    let _ = std::fs::remove_dir_all(rig.join("hub").join("firmware"));
+    let _ = std::fs::remove_dir_all(rig.join("run-inner"));
+    let mut stack = vec![rig];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "img" || x == "bin") {
+                let _ = std::fs::remove_file(p);
+            }
+        }
+    }
+}
+
 /// Runs `def` and writes `cases/<ID>/result.json` under the run directory.
 pub fn run_case(def: &CaseDef, opts: &RunOptions) -> CaseResult {
     let started = Instant::now();
@@ -124,6 +146,9 @@ pub fn run_case(def: &CaseDef, opts: &RunOptions) -> CaseResult {
             case.dir.clone(),
         )
     });
+    if outcome == Outcome::Passed && !opts.keep_images {
+        prune_images(&dir);
+    }
     let artifacts = Artifacts {
         capture: rel(&dir, &opts.out, "capture.pcapng"),
         journal: rel(&dir, &opts.out, "journal.jsonl"),
@@ -152,4 +177,51 @@ pub fn run_case(def: &CaseDef, opts: &RunOptions) -> CaseResult {
         serde_json::to_vec_pretty(&result).unwrap_or_default(),
     );
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prune_images;
+
+    #[test]
+    fn pruning_drops_images_and_flash_and_keeps_the_evidence() {
+        let d = tempfile::tempdir().unwrap();
+        let case = d.path();
+        for path in [
+            "capture.pcapng",
+            "journal.jsonl",
+            "device.log",
+            "result.json",
+            "rig/tls-keys.log",
+            "rig/hub/journal.jsonl",
+            "rig/provisioning/device.json",
+            "rig/v1.img",
+            "rig/v1-switched.img",
+            "rig/state/flash.bin",
+            "rig/state/run/payload-1.0.0+0",
+            "rig/hub/firmware/1.1.0.img",
+            "rig/bad-hub/cert.pem",
+        ] {
+            let p = case.join(path);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(&p, path).unwrap();
+        }
+        prune_images(case);
+        for (path, keep) in [
+            ("capture.pcapng", true),
+            ("journal.jsonl", true),
+            ("device.log", true),
+            ("result.json", true),
+            ("rig/tls-keys.log", true),
+            ("rig/hub/journal.jsonl", true),
+            ("rig/provisioning/device.json", true),
+            ("rig/v1.img", false),
+            ("rig/v1-switched.img", false),
+            ("rig/state", false),
+            ("rig/hub/firmware", false),
+            ("rig/bad-hub/cert.pem", true),
+        ] {
+            assert_eq!(case.join(path).exists(), keep, "{path}");
+        }
+    }
 }

@@ -84,6 +84,9 @@ fn a_filter_that_matches_no_case_stops_the_run() {
         .unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{err}");
-    assert!(err.contains("no case matches the filter \"no-such-case\""), "{err}");
+    assert!(
+        err.contains("no case matches the filter \"no-such-case\""),
+        "{err}"
+    );
     assert!(!out.exists());
 }

@@ -239,7 +239,10 @@ fn device_verdicts_and_self_tests_are_counted_apart() {
     assert_eq!(r.summary.device.total, 5);
     assert_eq!(r.summary.self_test.total, 1);
     assert_eq!(r.summary.self_test.passed, 1);
-    assert_eq!(r.summary.device.passed + r.summary.self_test.passed, r.summary.passed);
+    assert_eq!(
+        r.summary.device.passed + r.summary.self_test.passed,
+        r.summary.passed
+    );
     let dir = tempfile::tempdir().unwrap();
     report::write_run(dir.path(), &r).unwrap();
     let v: serde_json::Value =

@@ -33,6 +33,9 @@ enum Task {
         /// The run directory (default: target/sacbench/emulated-last, replaced).
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Keep the flash and firmware images of passing cases too.
+        #[arg(long)]
+        keep_images: bool,
     },
     /// Run the conformance suites on a lab rig (one DUT, one case at a time).
     Bench {
@@ -47,6 +50,9 @@ enum Task {
         /// The run directory (default: target/sacbench/bench-last, replaced).
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Keep the flash and firmware images of passing cases too.
+        #[arg(long)]
+        keep_images: bool,
     },
     /// Benchmarks against real peers (mosquitto, tshark): prints the table and
     /// writes it to target/sacbench/perf/results.md.
@@ -102,18 +108,27 @@ fn main() -> ExitCode {
             filter,
             fault,
             out,
+            keep_images,
         } => {
             let filter: Vec<String> = filter.into_iter().collect();
-            suite::emulated(&root, dut.as_deref(), &filter, fault.as_deref(), out)
+            suite::emulated(
+                &root,
+                dut.as_deref(),
+                &filter,
+                fault.as_deref(),
+                out,
+                keep_images,
+            )
         }
         Task::Bench {
             rig,
             dut,
             filter,
             out,
+            keep_images,
         } => {
             let filter: Vec<String> = filter.into_iter().collect();
-            suite::bench(&root, &rig, dut.as_deref(), &filter, out)
+            suite::bench(&root, &rig, dut.as_deref(), &filter, out, keep_images)
         }
         Task::Perf { quick } => perf(&root, quick),
         Task::Report { dir } => suite::report(&root, &dir),

@@ -86,6 +86,8 @@ pub struct SuiteArgs<'a> {
     pub rig: Option<&'a Path>,
     /// The device under test's DUT file (default: the reference device's).
     pub dut: Option<&'a Path>,
+    /// Keep the images of passing cases (`SACBENCH_KEEP_IMAGES`).
+    pub keep_images: bool,
 }
 
 /// Runs the suite with a progress bar (or quietly, for the fault matrix).
@@ -102,6 +104,7 @@ pub fn run_suite(
         show,
         rig,
         dut,
+        keep_images,
     } = *a;
     let total = count_cases(suite, filter, only)?;
     let bar = if show {
@@ -135,6 +138,11 @@ pub fn run_suite(
         Some(d) => cmd.env("SACBENCH_DUT", d),
         None => cmd.env_remove("SACBENCH_DUT"),
     };
+    if keep_images {
+        cmd.env("SACBENCH_KEEP_IMAGES", "1");
+    } else {
+        cmd.env_remove("SACBENCH_KEEP_IMAGES");
+    }
     let mut child = cmd
         .spawn()
         .map_err(|e| Failure::Setup(format!("{}: {e}", suite.display())))?;
@@ -181,6 +189,7 @@ pub fn emulated(
     filter: &[String],
     fault: Option<&str>,
     out: Option<PathBuf>,
+    keep_images: bool,
 ) -> Result<(), Failure> {
     let dut = dut.map(absolute_file).transpose()?;
     let out = prepare_out(root, out, "emulated-last")?;
@@ -194,6 +203,7 @@ pub fn emulated(
             fault,
             show: true,
             dut: dut.as_deref(),
+            keep_images,
             ..SuiteArgs::default()
         },
     )?;
@@ -220,6 +230,7 @@ pub fn bench(
     dut: Option<&Path>,
     filter: &[String],
     out: Option<PathBuf>,
+    keep_images: bool,
 ) -> Result<(), Failure> {
     let dut = dut.map(absolute_file).transpose()?;
     let rig = std::path::absolute(rig)
@@ -247,6 +258,7 @@ pub fn bench(
             show: true,
             rig: Some(&rig),
             dut: dut.as_deref(),
+            keep_images,
             ..SuiteArgs::default()
         },
     )?;

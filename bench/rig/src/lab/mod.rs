@@ -17,7 +17,7 @@ mod probe;
 mod probe_rs;
 mod relay;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -126,6 +126,14 @@ impl LabRig {
         })
     }
 
+    /// The rig file's folder: where its relative paths and commands resolve.
+    fn base_dir(&self) -> PathBuf {
+        match self.config.file.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        }
+    }
+
     /// The rig file as parsed.
     pub fn config(&self) -> &RigConfig {
         &self.config
@@ -175,7 +183,7 @@ impl LabRig {
                     .into()
             })
             .collect();
-        run_command("provisioning.command", &argv).await
+        run_command("provisioning.command", &argv, &self.base_dir()).await
     }
 
     /// Run `f` on the probe on a blocking thread (probe calls are USB round trips).
@@ -205,10 +213,24 @@ impl LabRig {
 }
 
 /// Runs a rig-file command to its end; a failure names the field and shows its stderr.
-async fn run_command(field: &str, argv: &[std::ffi::OsString]) -> Result<(), RigError> {
+/// Runs a rig file's command in the rig file's folder `base`: a relative
+/// program path (`./provision.sh`) and relative arguments resolve there,
+/// as `image.path` does, whatever the bench's working directory.
+async fn run_command(
+    field: &str,
+    argv: &[std::ffi::OsString],
+    base: &Path,
+) -> Result<(), RigError> {
     let (program, args) = argv.split_first().expect("checked non-empty when parsed");
-    let out = tokio::process::Command::new(program)
+    let as_path = Path::new(program);
+    let program = if as_path.is_relative() && as_path.components().count() > 1 {
+        base.join(as_path).into_os_string()
+    } else {
+        program.clone()
+    };
+    let out = tokio::process::Command::new(&program)
         .args(args)
+        .current_dir(base)
         .stdin(std::process::Stdio::null())
         .output()
         .await
@@ -293,7 +315,8 @@ impl Rig for LabRig {
             if self.relay.is_some() {
                 self.power(false).await?;
             }
-            return run_command("flasher.command", &flasher.argv("{image}", image)).await;
+            let base = self.base_dir();
+            return run_command("flasher.command", &flasher.argv("{image}", image), &base).await;
         }
         if self.probe.is_none() {
             return Err(RigError::Unsupported(Capability::Flash));
