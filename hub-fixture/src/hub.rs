@@ -477,7 +477,7 @@ impl HubFixture {
                     Some(device_id),
                     None,
                     Event::C2dEnqueued {
-                        seq: m.seq,
+                        message_seq: m.seq,
                         message_id: m.message_id.clone(),
                         expires_ms: m.expires_ms,
                     },

@@ -94,7 +94,7 @@ impl HubState {
                 Some(&f.device_id),
                 None,
                 Event::Feedback {
-                    seq: f.seq,
+                    message_seq: f.seq,
                     message_id: f.message_id.clone(),
                     status: f.status.as_str().into(),
                     delivery_count: f.delivery_count,

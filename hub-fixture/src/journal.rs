@@ -147,7 +147,9 @@ pub enum Event {
         topic: String,
     },
     C2dEnqueued {
-        seq: i64,
+        /// The message's own sequence number in the device's queue (the
+        /// entry's `seq` is the journal's).
+        message_seq: i64,
         message_id: String,
         expires_ms: i64,
     },
@@ -155,18 +157,24 @@ pub enum Event {
         reason: String,
     },
     C2dDelivered {
-        seq: i64,
+        /// The message's own sequence number in the device's queue (the
+        /// entry's `seq` is the journal's).
+        message_seq: i64,
         message_id: String,
         delivery_count: u32,
         packet_id: u16,
     },
     C2dAcked {
-        seq: i64,
+        /// The message's own sequence number in the device's queue (the
+        /// entry's `seq` is the journal's).
+        message_seq: i64,
         message_id: String,
         packet_id: u16,
     },
     Feedback {
-        seq: i64,
+        /// The message's own sequence number in the device's queue (the
+        /// entry's `seq` is the journal's).
+        message_seq: i64,
         message_id: String,
         status: String,
         delivery_count: u32,
@@ -248,6 +256,25 @@ impl Event {
     }
 }
 
+/// The `seq` of the last entry of the journal file at `path` (0 if none).
+fn last_seq(path: &Path) -> std::io::Result<u64> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    Ok(text
+        .lines()
+        .rev()
+        .find_map(|l| {
+            serde_json::from_str::<serde_json::Value>(l)
+                .ok()?
+                .get("seq")?
+                .as_u64()
+        })
+        .unwrap_or(0))
+}
+
 /// The journal. Cheap to clone (shared).
 #[derive(Debug, Clone)]
 pub struct Journal {
@@ -257,6 +284,9 @@ pub struct Journal {
 #[derive(Debug)]
 struct JournalInner {
     entries: Mutex<Vec<JournalEntry>>,
+    /// The `seq` of the last entry an earlier hub wrote to the same file:
+    /// numbering goes on from there, so `seq` is unique in a data dir.
+    base: std::sync::atomic::AtomicU64,
     file: Mutex<Option<BufWriter<File>>>,
     appended: Notify,
     clock: Arc<dyn Clock>,
@@ -269,6 +299,7 @@ impl Journal {
         Self {
             inner: Arc::new(JournalInner {
                 entries: Mutex::new(Vec::new()),
+                base: std::sync::atomic::AtomicU64::new(0),
                 file: Mutex::new(None),
                 appended: Notify::new(),
                 clock,
@@ -278,8 +309,15 @@ impl Journal {
     }
 
     /// Also append every entry as a JSON line to `path` (flushed per entry,
-    /// so a killed hub leaves a complete journal up to its last event).
+    /// so a killed hub leaves a complete journal up to its last event). An
+    /// existing file is continued: `seq` goes on from its last entry's, so
+    /// entries are numbered uniquely across hub restarts on one data dir.
+    /// Call before the first `record`.
     pub fn write_to(&self, path: &Path) -> std::io::Result<()> {
+        let last = last_seq(path)?;
+        self.inner
+            .base
+            .store(last, std::sync::atomic::Ordering::SeqCst);
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -298,7 +336,7 @@ impl Journal {
         let mono_us = self.inner.started.elapsed().as_micros() as u64;
         let mut entries = self.inner.entries.lock().expect("journal lock");
         let entry = JournalEntry {
-            seq: entries.len() as u64 + 1,
+            seq: self.base() + entries.len() as u64 + 1,
             at_ms: self.inner.clock.now_ms(),
             mono_us,
             device_id: device_id.map(str::to_owned),
@@ -332,19 +370,24 @@ impl Journal {
         self.inner.entries.lock().expect("journal lock").clone()
     }
 
-    /// Entries with `seq > after`.
-    pub fn since(&self, after: u64) -> Vec<JournalEntry> {
-        let entries = self.inner.entries.lock().expect("journal lock");
-        entries.iter().skip(after as usize).cloned().collect()
+    fn base(&self) -> u64 {
+        self.inner.base.load(std::sync::atomic::Ordering::SeqCst)
     }
 
-    /// The number of entries so far (the `seq` of the last one).
+    /// Entries (of this hub's run) with `seq > after`.
+    pub fn since(&self, after: u64) -> Vec<JournalEntry> {
+        let entries = self.inner.entries.lock().expect("journal lock");
+        let skip = after.saturating_sub(self.base());
+        entries.iter().skip(skip as usize).cloned().collect()
+    }
+
+    /// The `seq` of the last entry so far (a mark for [`Journal::wait_for`]).
     pub fn len(&self) -> u64 {
-        self.inner.entries.lock().expect("journal lock").len() as u64
+        self.base() + self.inner.entries.lock().expect("journal lock").len() as u64
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        self.inner.entries.lock().expect("journal lock").is_empty()
     }
 
     /// Waits until an entry with `seq > after` satisfies `pred`, and returns
@@ -429,5 +472,49 @@ mod tests {
         assert_eq!(v["device_id"], "d");
         let back: JournalEntry = serde_json::from_str(text.trim()).unwrap();
         assert_eq!(back, j.entries()[0]);
+    }
+
+    #[test]
+    fn seq_goes_on_across_restarts_and_is_the_only_seq_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.jsonl");
+        for _run in 0..2 {
+            let j = Journal::new(Arc::new(VirtualClock::default()));
+            j.write_to(&path).unwrap();
+            j.record(
+                Some("d"),
+                None,
+                Event::C2dAcked {
+                    message_seq: 7,
+                    message_id: "m".into(),
+                    packet_id: 1,
+                },
+            );
+            j.record(Some("d"), None, Event::DeviceDeleted {});
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        let seqs: Vec<u64> = lines
+            .iter()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["seq"]
+                    .as_u64()
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(seqs, [1, 2, 3, 4], "unique and monotonic in one data dir");
+        // One `seq` key per line: jq's `select(.seq == N)` finds the entry.
+        for l in &lines {
+            assert_eq!(l.matches("\"seq\"").count(), 1, "{l}");
+        }
+        assert!(lines[2].contains("\"message_seq\":7"), "{}", lines[2]);
+        // The second run's journal continues the numbering for marks too.
+        let j = Journal::new(Arc::new(VirtualClock::default()));
+        j.write_to(&path).unwrap();
+        assert_eq!(j.len(), 4);
+        let e = j.record(None, None, Event::DeviceDeleted {});
+        assert_eq!(e.seq, 5);
+        assert_eq!(j.since(4).len(), 1);
+        assert_eq!(j.since(0).len(), 1);
     }
 }

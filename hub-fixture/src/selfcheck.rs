@@ -91,7 +91,7 @@ async fn c2d_offline(hub: &HubFixture) -> Result<String, String> {
     c.puback(p.pkid).await.map_err(e("puback"))?;
     let mark = 0;
     hub.journal()
-        .wait_for(mark, GUARD, |j| matches!(&j.event, Event::Feedback { status, seq, .. } if status == "success" && *seq == m.seq))
+        .wait_for(mark, GUARD, |j| matches!(&j.event, Event::Feedback { status, message_seq, .. } if status == "success" && *message_seq == m.seq))
         .await
         .map(|_| format!("message {} delivered after connect and completed", m.message_id))
         .ok_or_else(|| "no success feedback".into())

@@ -215,7 +215,7 @@ impl Session {
                     port.journal(
                         &self.identity.device_id,
                         Event::C2dAcked {
-                            seq: done.seq,
+                            message_seq: done.seq,
                             message_id: done.message_id,
                             packet_id: ack.pkid,
                         },
@@ -539,7 +539,7 @@ impl Session {
             port.journal(
                 &self.identity.device_id,
                 Event::C2dDelivered {
-                    seq: m.seq,
+                    message_seq: m.seq,
                     message_id: m.message_id.clone(),
                     delivery_count: m.delivery_count,
                     packet_id: pid,

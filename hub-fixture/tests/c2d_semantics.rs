@@ -68,7 +68,7 @@ async fn ttl_expiry_and_the_two_day_limit_on_the_virtual_clock() {
     c.puback(p.pkid).await.unwrap();
     let mark = hub.journal().len();
     expect_entry(&hub, 0, "success feedback", |e| {
-        matches!(&e.event, Event::Feedback { status, seq, .. } if status == "success" && *seq == long.seq)
+        matches!(&e.event, Event::Feedback { status, message_seq, .. } if status == "success" && *message_seq == long.seq)
     })
     .await;
     assert!(hub
@@ -127,7 +127,7 @@ async fn a_device_that_never_acks_gets_the_message_ten_times_then_it_is_dead_let
     .await;
     let Event::Feedback {
         status,
-        seq,
+        message_seq: seq,
         delivery_count,
         ..
     } = fb.event

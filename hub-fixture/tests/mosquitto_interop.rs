@@ -103,7 +103,7 @@ async fn mosquitto_device_sends_telemetry_and_gets_c2d_queued_while_offline() {
     );
     assert!(topic.contains("cmd=valve"), "{topic}");
     expect_entry(&hub, mark, "C2D completion by PUBACK", |e| {
-        matches!(&e.event, Event::Feedback { status, seq, .. } if status == "success" && *seq == queued.seq)
+        matches!(&e.event, Event::Feedback { status, message_seq, .. } if status == "success" && *message_seq == queued.seq)
     })
     .await;
     assert!(hub.pending_c2d("dev-1").unwrap().is_empty());

@@ -74,3 +74,47 @@ fn the_failing_case_cites_the_frames_that_show_the_fault() {
     let html = std::fs::read_to_string(out.path().join("index.html")).unwrap();
     assert!(html.contains("case-MT-01") && html.contains("data-frames"));
 }
+
+/// The journal evidence a case cites is found by the README's own recipe,
+/// `jq -c 'select(.seq == N)' cases/<ID>/journal.jsonl`: exactly one entry
+/// per cited number (one `seq` key per entry), the one the text names.
+#[test]
+fn cited_journal_entries_are_found_with_the_readmes_jq_recipe() {
+    let out = tempfile::tempdir().unwrap();
+    let run = Command::new(env!("CARGO_BIN_EXE_sacbench-suite"))
+        .env("SACBENCH_OUT", out.path())
+        .env("SACBENCH_ONLY", "CD-06")
+        .env_remove("SACBENCH_FAULT")
+        .env_remove("SACBENCH_DUT")
+        .output()
+        .expect("the suite runs");
+    let report = sacbench_suites::report::read_run(out.path())
+        .unwrap_or_else(|e| panic!("{e:#}: {}", String::from_utf8_lossy(&run.stdout)));
+    let case = &report.cases[0];
+    assert_eq!(case.outcome, Outcome::Passed, "{}", case.seen);
+    let journal = out
+        .path()
+        .join(case.artifacts.journal.as_ref().expect("a journal"));
+    let cited: Vec<u64> = case
+        .evidence
+        .iter()
+        .filter(|e| e.kind == EvidenceKind::Journal)
+        .flat_map(|e| e.refs.clone())
+        .collect();
+    assert!(!cited.is_empty(), "{:?}", case.evidence);
+    for seq in cited {
+        let jq = Command::new("jq")
+            .arg("-c")
+            .arg(format!("select(.seq == {seq})"))
+            .arg(&journal)
+            .output()
+            .expect("jq (apt-get install jq)");
+        let text = String::from_utf8_lossy(&jq.stdout);
+        assert_eq!(text.lines().count(), 1, "seq {seq}: {text:?}");
+        let v: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
+        assert!(
+            ["c2d_delivered", "c2d_acked"].contains(&v["kind"].as_str().unwrap_or("")),
+            "seq {seq} is {v}"
+        );
+    }
+}

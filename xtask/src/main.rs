@@ -97,6 +97,7 @@ const PEERS: &[(&str, &str)] = &[
     ("setpriv", "util-linux"),
     ("chromium", "chromium"),
     ("strace", "strace"),
+    ("jq", "jq"),
 ];
 
 fn main() -> ExitCode {
