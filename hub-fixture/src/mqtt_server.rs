@@ -125,10 +125,12 @@ async fn connection(hub: Arc<HubState>, tcp: TcpStream, peer: SocketAddr) {
     let mut port = Port {
         hub: &hub,
         peer: &peer,
+        session_id,
+        tx: &tx,
+        registered: false,
     };
     let (mut rd, mut wr) = tokio::io::split(stream);
     let mut buf = vec![0u8; 16 * 1024];
-    let mut registered = false;
     let mut revoked_at: Option<(Instant, String)> = None;
     let mut deadline = tokio::time::Instant::now() + hub.config.connect_timeout;
 
@@ -177,27 +179,13 @@ async fn connection(hub: Arc<HubState>, tcp: TcpStream, peer: SocketAddr) {
         if let Err(end) = step {
             break end;
         }
-        if session.is_connected() && !registered {
-            registered = true;
-            let handle = SessionHandle {
-                id: session_id,
-                serial: session.identity().serial.clone(),
-                tx: tx.clone(),
-            };
-            if !hub.register_session(&device_id, handle) {
-                break SessionEnd::new(
-                    CloseReason::CertificateRevoked,
-                    "certificate revoked during connect",
-                );
-            }
-        }
     };
     // Orderly TLS close (close_notify, FIN), bounded so a stuck peer cannot hold us.
     let _ = tokio::time::timeout(std::time::Duration::from_secs(1), wr.shutdown()).await;
     drop(wr);
     drop(rd);
     let closed_at = Instant::now();
-    if registered {
+    if port.registered {
         hub.unregister_session(&device_id, session_id);
     }
     hub.journal.record(
@@ -226,9 +214,25 @@ fn far_future() -> tokio::time::Instant {
 struct Port<'a> {
     hub: &'a HubState,
     peer: &'a str,
+    /// This connection's id and command channel, for `go_live`.
+    session_id: u64,
+    tx: &'a mpsc::UnboundedSender<SessionCommand>,
+    /// Whether it became the device's live session.
+    registered: bool,
 }
 
 impl HubPort for Port<'_> {
+    fn go_live(&mut self, device_id: &str, serial: &str) -> bool {
+        let handle = SessionHandle {
+            id: self.session_id,
+            serial: serial.to_owned(),
+            tx: self.tx.clone(),
+        };
+        // Registered either way, so that the end of the session unregisters it.
+        self.registered = true;
+        self.hub.register_session(device_id, handle)
+    }
+
     fn device_status(&mut self, device_id: &str) -> Option<DeviceStatus> {
         self.hub
             .store()

@@ -69,6 +69,11 @@ pub trait HubPort {
         -> Result<i64, String>;
     fn method_result(&mut self, device_id: &str, rid: &str, status: u16, payload: Bytes);
     fn journal(&mut self, device_id: &str, event: Event);
+    /// Makes this session the device's live session (the one revocation,
+    /// commands and methods reach), at once, before it is accepted: false if
+    /// the certificate `serial` is revoked — checked after the session is
+    /// registered, so a revocation is either seen here or finds the session.
+    fn go_live(&mut self, device_id: &str, serial: &str) -> bool;
 }
 
 /// Why a session ended, with a human-readable detail.
@@ -353,6 +358,21 @@ impl Session {
             if DevicePublish::parse(&id, &will.topic).is_err() {
                 return Err(self.acl_violation(port, "will", &will.topic));
             }
+        }
+        // Live before it is journalled as connected: a revocation from now
+        // on finds this session and closes it (journalled as such).
+        if !port.go_live(&id, &self.identity.serial) {
+            let detail = format!(
+                "certificate {} was revoked during the connect",
+                self.identity.serial
+            );
+            return Err(self.refuse(
+                port,
+                ConnectReturnCode::NotAuthorized,
+                c.client_id,
+                RefuseReason::CertificateRevoked,
+                detail,
+            ));
         }
         self.state = State::Connected;
         self.keep_alive = c.keep_alive;

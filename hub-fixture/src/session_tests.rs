@@ -14,6 +14,9 @@ struct FakeHub {
     reported_version: i64,
     method_results: Vec<(String, u16, Bytes)>,
     events: Vec<Event>,
+    /// The certificate is revoked between the CONNECT's checks and go-live.
+    revoked_at_go_live: bool,
+    live_calls: usize,
 }
 
 impl FakeHub {
@@ -44,6 +47,10 @@ impl HubPort for FakeHub {
     }
     fn serial_revoked(&mut self, _: &str) -> bool {
         self.revoked
+    }
+    fn go_live(&mut self, _: &str, _: &str) -> bool {
+        self.live_calls += 1;
+        !self.revoked_at_go_live
     }
     fn take_c2d(&mut self, _: &str, in_flight: &[i64], limit: usize) -> Vec<QueuedMessage> {
         let mut out = Vec::new();
@@ -155,6 +162,33 @@ fn connect_is_accepted_and_keep_alive_sets_idle_timeout() {
     assert!(s.is_connected());
     assert_eq!(s.idle_timeout(), Some(Duration::from_secs(45)));
     assert!(matches!(hub.events[0], Event::Connected { .. }));
+    assert_eq!(hub.live_calls, 1, "live before it is journalled connected");
+}
+
+/// The MT-12 race: a revocation between the CONNECT's checks and the
+/// session going live is refused as a revocation — never journalled as
+/// connected, never a live session the revocation could not reach.
+#[test]
+fn a_revocation_during_the_connect_refuses_it_and_nothing_is_connected() {
+    let mut hub = FakeHub {
+        revoked_at_go_live: true,
+        ..FakeHub::enabled()
+    };
+    let mut s = session();
+    let end = s.receive(&mut hub, &good_connect()).unwrap_err();
+    assert_eq!(end.reason, CloseReason::ConnectRefused);
+    assert!(!s.is_connected());
+    assert!(!hub
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::Connected { .. })));
+    assert!(hub.events.iter().any(|e| matches!(
+        e,
+        Event::ConnectRefused {
+            reason: RefuseReason::CertificateRevoked,
+            ..
+        }
+    )));
 }
 
 #[test]
