@@ -65,6 +65,16 @@ enum Task {
     Report { dir: PathBuf },
     /// The fault matrix: each fault must fail the cases named for it.
     Faults,
+    /// Run the suite N times in a row and list every case that failed even once.
+    Soak {
+        /// How many runs.
+        runs: u32,
+        /// Run only cases whose name contains this (libtest filter).
+        filter: Option<String>,
+        /// The device under test's DUT file (default: the reference device's).
+        #[arg(long)]
+        dut: Option<PathBuf>,
+    },
     /// Flash a lab rig's DUT (debug probe, built with probe-rs) and boot it.
     Flash {
         #[arg(long)]
@@ -134,6 +144,10 @@ fn main() -> ExitCode {
         Task::Perf { quick } => perf(&root, quick),
         Task::Report { dir } => suite::report(&root, &dir),
         Task::Faults => suite::faults(&root),
+        Task::Soak { runs, filter, dut } => {
+            let filter: Vec<String> = filter.into_iter().collect();
+            suite::soak(&root, runs, dut.as_deref(), &filter)
+        }
         Task::Flash { rig, image } => {
             let mut cmd = cargo();
             cmd.args([

@@ -464,3 +464,76 @@ fn case_id(name: &str) -> String {
     let tail = name.rsplit("::").next().unwrap_or(name);
     tail.split('_').next().unwrap_or(tail).to_string()
 }
+
+/// `cargo xtask soak N [--dut DUT.toml] [FILTER]`: the suite N times in a
+/// row; lists every case that did not pass even once, with the runs it
+/// failed in (whose run directories are kept; clean runs are deleted).
+pub fn soak(root: &Path, runs: u32, dut: Option<&Path>, filter: &[String]) -> Result<(), Failure> {
+    if runs == 0 {
+        return Err(Failure::Setup("soak: N must be at least 1".into()));
+    }
+    let dut = dut.map(absolute_file).transpose()?;
+    let (suite, device) = build(root)?;
+    let base = target_dir(root).join("sacbench").join("soak");
+    let _ = std::fs::remove_dir_all(&base);
+    let mut bad: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+    let mut walls = Vec::new();
+    let mut cases = 0;
+    for i in 1..=runs {
+        let out = base.join(format!("run-{i:03}"));
+        let started = std::time::Instant::now();
+        let r = run_suite(
+            &suite,
+            &device,
+            &out,
+            &SuiteArgs {
+                filter,
+                dut: dut.as_deref(),
+                ..SuiteArgs::default()
+            },
+        )?;
+        let wall = started.elapsed();
+        walls.push(wall.as_secs_f64());
+        cases = r.results.len();
+        let failed: Vec<String> = r
+            .results
+            .iter()
+            .filter(|(_, v)| v.as_str() != "ok")
+            .map(|(name, _)| case_id(name))
+            .collect();
+        for id in &failed {
+            bad.entry(id.clone()).or_default().push(i);
+        }
+        if failed.is_empty() {
+            let _ = std::fs::remove_dir_all(&out);
+            eprintln!("soak run {i}/{runs}: {cases} cases passed ({wall:.1?})");
+        } else {
+            eprintln!(
+                "soak run {i}/{runs}: FAILED {} ({wall:.1?}); kept {}",
+                failed.join(", "),
+                out.display()
+            );
+        }
+    }
+    walls.sort_by(f64::total_cmp);
+    let median = walls[walls.len() / 2];
+    println!(
+        "soak: {runs} runs of {cases} cases; wall time median {median:.1} s, max {:.1} s",
+        walls.last().copied().unwrap_or(0.0)
+    );
+    if bad.is_empty() {
+        println!("soak: every case passed every run");
+        return Ok(());
+    }
+    for (id, failed_in) in &bad {
+        println!(
+            "soak: {id} failed {} of {runs} runs (runs {failed_in:?}; {})",
+            failed_in.len(),
+            base.display()
+        );
+    }
+    Err(Failure::Failed(format!(
+        "{} case(s) failed at least once",
+        bad.len()
+    )))
+}
