@@ -7,6 +7,7 @@ pub mod case;
 pub mod case_rig;
 pub mod cases;
 pub mod events;
+pub mod interrupt;
 pub mod model;
 pub mod report;
 pub mod runner;

@@ -148,6 +148,7 @@ fn main() {
             }
         }
     }
+    sacbench_suites::interrupt::install();
     let out = match std::env::var_os("SACBENCH_OUT") {
         Some(p) => PathBuf::from(p),
         None => std::env::temp_dir().join(format!("sacbench-run-{}", std::process::id())),
@@ -190,6 +191,10 @@ fn main() {
         .map(|def| {
             let opts = opts.clone();
             Trial::test(def.name(), move || {
+                // Interrupted: no new case starts.
+                if sacbench_suites::interrupt::interrupted().is_some() {
+                    return Ok(());
+                }
                 let r = runner::run_case(def, &opts);
                 match r.outcome {
                     Outcome::Passed | Outcome::Ignored | Outcome::NotApplicable => Ok(()),
@@ -213,11 +218,16 @@ fn main() {
             opts.fault.as_deref(),
             rig_info,
             Some(dut_info),
+            sacbench_suites::interrupt::interrupted(),
         ) {
             eprintln!("sacbench-suite: writing the report: {e:#}");
             std::process::exit(2);
         }
         println!("report: {}", opts.out.join("index.html").display());
+    }
+    if let Some(sig) = sacbench_suites::interrupt::interrupted() {
+        eprintln!("sacbench-suite: interrupted by {sig}; the report holds what ran");
+        std::process::exit(130);
     }
     conclusion.exit();
 }

@@ -19,6 +19,11 @@ pub struct RunReport {
     pub dut: Option<DutInfo>,
     /// The fault switched on in the device under test, if any (fault runs).
     pub fault: Option<String>,
+    /// The signal that interrupted the run (`"SIGINT"`, `"SIGTERM"`), if one
+    /// did: the cases that had not finished are `error`, those not started
+    /// are absent.
+    #[serde(default)]
+    pub interrupted: Option<String>,
     pub summary: Summary,
     pub cases: Vec<CaseResult>,
 }

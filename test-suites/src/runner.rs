@@ -7,7 +7,7 @@ use sacbench_rig::emulated::EmulatedRig;
 use sacbench_rig::lab::RigConfig;
 use sacbench_rig::Capabilities;
 
-use crate::case::{Case, CaseDef, RunOptions};
+use crate::case::{Case, CaseDef, Fail, RunOptions};
 use crate::model::{Artifacts, CaseKind, CaseResult, Outcome};
 
 /// A case may take this long at most, setup included.
@@ -119,7 +119,12 @@ pub fn run_case(def: &CaseDef, opts: &RunOptions) -> CaseResult {
                 );
             }
         };
-        let result = tokio::time::timeout(CASE_LIMIT, (def.run)(&mut case)).await;
+        let result = tokio::select! {
+            r = tokio::time::timeout(CASE_LIMIT, (def.run)(&mut case)) => r,
+            sig = crate::interrupt::wait() => Ok(Err(Fail::bench(format!(
+                "the run was interrupted ({sig}) before the case finished: nothing is said of the device"
+            )))),
+        };
         case.save_artifacts().await;
         let (outcome, expected, seen, look_at) = match result {
             Ok(Ok(seen)) => (

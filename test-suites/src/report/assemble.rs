@@ -23,6 +23,7 @@ pub fn assemble(
     fault: Option<&str>,
     rig: RigInfo,
     dut: Option<DutInfo>,
+    interrupted: Option<&str>,
 ) -> Result<RunReport> {
     let mut cases: Vec<CaseResult> = Vec::new();
     for id in ids {
@@ -39,6 +40,7 @@ pub fn assemble(
         finished_at: now_rfc3339(),
         rig,
         dut,
+        interrupted: interrupted.map(str::to_owned),
         fault: fault.map(str::to_owned),
         summary: super::tally(&cases),
         cases,

@@ -104,6 +104,11 @@ pub fn render_html(report: &RunReport) -> String {
 fn header(out: &mut String, report: &RunReport) {
     let s = &report.summary;
     out.push_str("<header>\n<h1>sacbench run report</h1>\n");
+    let interrupted = report
+        .interrupted
+        .as_ref()
+        .map(|sig| format!(" (run interrupted by {sig}: cases not started are absent)"))
+        .unwrap_or_default();
     let (class, verdict) = if s.failed > 0 {
         (
             "failed",
@@ -134,7 +139,7 @@ fn header(out: &mut String, report: &RunReport) {
     let _ = writeln!(
         out,
         "<p class=\"verdict-line {class}\" id=\"verdict\">{}</p>",
-        esc(&verdict)
+        esc(&format!("{verdict}{interrupted}"))
     );
 
     let fault = match &report.fault {

@@ -29,6 +29,12 @@ pub fn summarise(report: &RunReport) -> String {
         report.dut.as_ref().map_or("?", |d| d.name.as_str()),
         fault
     );
+    if let Some(sig) = &report.interrupted {
+        let _ = writeln!(
+            out,
+            "interrupted by {sig}: the cases it cut short are errors, those it kept from starting are absent"
+        );
+    }
     let t = |t: &Tally| {
         format!(
             "{} passed, {} failed, {} error, {} not applicable, {} ignored",

@@ -141,6 +141,7 @@ pub fn sample() -> RunReport {
             name: "ci <runner>".into(),
         },
         dut: None,
+        interrupted: None,
         fault: Some("listen-debug".into()),
         summary,
         cases,

@@ -85,12 +85,46 @@ pub fn enter() -> Result<Sandbox, RigError> {
     .map_err(|e| setup("making / private", e))?;
     let exe = std::env::current_exe().map_err(|e| setup("current_exe", e))?;
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
-    let status = Command::new(exe)
+    // Ctrl-C or a SIGTERM reaches the run inside, which finishes its report;
+    // the launcher waits for it instead of dying (and taking it along). No
+    // thread can be made after unshare(CLONE_NEWPID): the launcher waits on
+    // its signals (the child's end is SIGCHLD) on this one thread.
+    use signal_hook::consts::{SIGCHLD, SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGCHLD])
+        .map_err(|e| setup("catching signals", e))?;
+    let mut child = Command::new(exe)
         .args(args)
         .env(SANDBOX_ENV, "init")
-        .status()
+        .spawn()
         .map_err(|e| setup("starting the sandboxed run", e))?;
-    Ok(Sandbox::Finished(status))
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    loop {
+        if let Some(status) = child
+            .try_wait()
+            .map_err(|e| setup("waiting for the sandboxed run", e))?
+        {
+            return Ok(Sandbox::Finished(status));
+        }
+        for sig in signals.wait() {
+            if sig != SIGCHLD {
+                let _ = nix::sys::signal::kill(pid, Signal::SIGTERM);
+            }
+        }
+    }
+}
+
+/// From now on SIGINT and SIGTERM to this process are passed on to `to` as
+/// SIGTERM, instead of ending this process.
+fn forward_signals(to: nix::unistd::Pid) {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) else {
+        return;
+    };
+    std::thread::spawn(move || {
+        for _ in signals.forever() {
+            let _ = nix::sys::signal::kill(to, Signal::SIGTERM);
+        }
+    });
 }
 
 /// In the child (PID 1 of the new PID namespace).
@@ -203,6 +237,7 @@ fn init() -> i32 {
             return 2;
         }
     };
+    forward_signals(workload);
     loop {
         match waitpid(None, None) {
             Ok(WaitStatus::Exited(pid, code)) if pid == workload => return code,
