@@ -100,6 +100,8 @@ pub struct CaseDef {
     pub self_test: bool,
     /// Faults this case always switches on (a device variant it needs).
     pub extra_faults: &'static [&'static str],
+    /// Programs the case runs on the bench (checked before any case runs).
+    pub tools: &'static [&'static str],
     /// Move the fixture hub's MQTT listener to this port: 8883, where the
     /// device dials, is then the case's (its own deliberately bad hub, or
     /// nothing at all).

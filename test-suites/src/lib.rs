@@ -9,5 +9,6 @@ pub mod cases;
 pub mod events;
 pub mod interrupt;
 pub mod model;
+pub mod preflight;
 pub mod report;
 pub mod runner;

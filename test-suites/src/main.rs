@@ -123,6 +123,20 @@ fn main() {
             only.as_ref().map_or(String::new(), |o| format!(" and SACBENCH_ONLY={}", o.join(",")))
         ));
     }
+    // The programs the selected cases run: all there, or one line naming
+    // the packages, before any case (and before the sandbox).
+    if !args.list {
+        let defs: Vec<_> = cases::all()
+            .into_iter()
+            .filter(|d| selected.iter().any(|id| id == d.id))
+            .collect();
+        let needs =
+            sacbench_suites::preflight::needed(&defs, &dut, rig_file.is_none(), fault.as_deref());
+        let path = std::env::var_os("PATH").unwrap_or_default();
+        if let Some(line) = sacbench_suites::preflight::check(&needs, &path) {
+            exit_usage(line);
+        }
+    }
     if rig_file.is_none() && args.test_threads.is_none() {
         // Emulated cases spend their time waiting (on the device's backoff,
         // the hub, timers), not computing: libtest's default of one case
@@ -132,9 +146,32 @@ fn main() {
     if let Some(f) = &rig_file {
         // One DUT: one case at a time. A bad rig file stops the run before any case.
         args.test_threads = Some(1);
-        if let Err(e) = sacbench_rig::lab::RigConfig::load(f) {
-            eprintln!("sacbench-suite: {e}");
-            std::process::exit(2);
+        let config = sacbench_rig::lab::RigConfig::load(f).unwrap_or_else(|e| exit_usage(e));
+        if !args.list {
+            // The hardware it names is there (serial port, relay, hub address).
+            if let Err(e) = sacbench_rig::lab::preflight::preflight(&config) {
+                exit_usage(e);
+            }
+            // A rig that can run none of the selected device cases proves
+            // nothing about the device (the self-tests pass without one).
+            let caps = config.capabilities();
+            let defs: Vec<_> = cases::all()
+                .into_iter()
+                .filter(|d| selected.iter().any(|id| id == d.id) && !d.self_test)
+                .filter(|d| d.dut.not_applicable(&dut).is_none())
+                .collect();
+            let runnable = defs.iter().any(|d| caps.require(d.needs).is_ok());
+            if !defs.is_empty() && !runnable {
+                let missing = defs
+                    .iter()
+                    .find_map(|d| caps.require(d.needs).err())
+                    .map(|e| e.to_string())
+                    .unwrap_or_default();
+                exit_usage(format!(
+                    "{}: the rig can run none of the selected device cases ({missing}); add what they need to the rig file",
+                    f.display()
+                ));
+            }
         }
     }
     // Listing needs no rig; a lab run uses the host's.

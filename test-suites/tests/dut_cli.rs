@@ -90,3 +90,73 @@ fn a_filter_that_matches_no_case_stops_the_run() {
     );
     assert!(!out.exists());
 }
+
+#[test]
+fn a_missing_program_stops_the_run_naming_its_package() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let empty = dir.path().join("bin");
+    std::fs::create_dir_all(&empty).unwrap();
+    let o = Command::new(SUITE)
+        .env("PATH", &empty)
+        .env("SACBENCH_OUT", &out)
+        .env("SACBENCH_ONLY", "KR-03,NI-01")
+        .env_remove("SACBENCH_DUT")
+        .env_remove("SACBENCH_RIG")
+        .env_remove("SACBENCH_FAULT")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("`tshark` (apt-get install tshark) for KR-03"),
+        "{err}"
+    );
+    assert!(
+        err.contains("`ip` (apt-get install iproute2) for NI-01, KR-03")
+            || err.contains("`ip` (apt-get install iproute2) for KR-03"),
+        "{err}"
+    );
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(!out.exists(), "nothing ran, nothing written");
+}
+
+/// A lab rig whose hardware is missing, or that can run none of the
+/// selected cases, stops before any case (not a run of FAILED or ignored).
+#[test]
+fn a_lab_rig_is_checked_before_any_case() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let rig = dir.path().join("rig.toml");
+    let run = |text: &str| {
+        std::fs::write(&rig, text).unwrap();
+        let o = Command::new(SUITE)
+            .env("SACBENCH_RIG", &rig)
+            .env("SACBENCH_OUT", &out)
+            .env_remove("SACBENCH_DUT")
+            .env_remove("SACBENCH_FAULT")
+            .env_remove("SACBENCH_ONLY")
+            .output()
+            .unwrap();
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let base = "[dut]\nipv4 = \"192.0.2.20\"\n\n[hub]\nipv4 = \"127.0.0.1\"\n\n[provisioning]\ncommand = [\"true\", \"{provisioning}\"]\n";
+    let (code, err) = run(base);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains(
+            "the rig can run none of the selected device cases (this rig has no power control)"
+        ),
+        "{err}"
+    );
+    let (code, err) = run(&format!(
+        "{base}\n[console]\nport = \"/nonexistent/ttyUSB7\"\nbaud = 115200\n"
+    ));
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("`console.port` /nonexistent/ttyUSB7"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(!out.exists());
+}

@@ -93,16 +93,16 @@ pub const CASES: &[Def] = &[
     self_test!("CD-03", "ttl_expired", "Self-test: expired commands are not delivered", "a 1 h TTL command is never delivered after the hub clock moved 2 h; feedback expired", selftest::cd03),
     self_test!("CD-04", "ttl_48h", "Self-test: 48 h TTL honoured", "a 48 h TTL command is delivered after 47 h offline", selftest::cd04),
     self_test!("CD-05", "queue_depth", "Self-test: queue depth 50", "the 51st queued command to a device is refused", selftest::cd05),
-    case_def!("CD-06", "redelivery_applied_once", "Redelivery after a cut before PUBACK", "a command delivered and applied but whose PUBACK was lost is redelivered on the next session and applied once", NEEDS_LINK_BOARD, COMMANDS_NATIVE, cd06),
+    CaseDef { tools: &["strace", "kill"], ..case_def!("CD-06", "redelivery_applied_once", "Redelivery after a cut before PUBACK", "a command delivered and applied but whose PUBACK was lost is redelivered on the next session and applied once", NEEDS_LINK_BOARD, COMMANDS_NATIVE, cd06) },
     self_test!("CD-07", "dead_letter", "Self-test: dead-lettering", "a command never acknowledged is dead-lettered after 10 deliveries with feedback deliveryCountExceeded", selftest::cd07),
     self_test!("CD-08", "hub_restart", "Self-test: queue survives a hub restart", "commands queued when the hub stops are all delivered after it restarts, in order", selftest::cd08),
     self_test!("CD-09", "foreign_commands", "Self-test: only the hub sends commands", "a client publishing on the device's command topic is disconnected and the device never gets it", selftest::cd09),
-    case_def!("CD-10", "link_flaps", "20 link flaps while commands stream", "20 link flaps at random times while commands stream: every command applied once, in order", NEEDS_LINK_BOARD, COMMANDS_NATIVE, cd10),
+    CaseDef { tools: &["strace", "kill"], ..case_def!("CD-10", "link_flaps", "20 link flaps while commands stream", "20 link flaps at random times while commands stream: every command applied once, in order", NEEDS_LINK_BOARD, COMMANDS_NATIVE, cd10) },
     CaseDef {
         hub_mqtt_port: Some(MOVED_HUB_PORT),
         ..case_def!("CD-11", "backoff_jitter", "Backoff with jitter while the hub is unreachable", "while the hub refuses every connection, the intervals between attempts grow exponentially and vary (jitter)", NEEDS, CD11_DUT, cd11)
     },
-    case_def!("CD-12", "power_loss_after_puback", "Power loss after PUBACK", "a power cut right after the hub saw the PUBACK does not lose the command: it is applied (persisted before the ack)", NEEDS_BOARD, CD12_DUT, cd12),
+    CaseDef { tools: &["strace", "kill"], ..case_def!("CD-12", "power_loss_after_puback", "Power loss after PUBACK", "a power cut right after the hub saw the PUBACK does not lose the command: it is applied (persisted before the ack)", NEEDS_BOARD, CD12_DUT, cd12) },
 ];
 
 /// One `command-applied` report of the device.

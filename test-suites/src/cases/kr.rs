@@ -12,7 +12,7 @@ use serde_json::json;
 use super::board::{arm_cut, flash_primary, switched_firmware};
 use super::support::{fail, ready, tshark, wait_reported};
 use super::{case_def, Def};
-use crate::case::{Case, DutNeeds, Fail, DEVICE_ID, GUARD};
+use crate::case::{Case, CaseDef, DutNeeds, Fail, DEVICE_ID, GUARD};
 use crate::events;
 use crate::model::Evidence;
 
@@ -48,9 +48,9 @@ const TWIN_ROTATION: DutNeeds = DutNeeds {
 };
 
 pub const CASES: &[Def] = &[
-    case_def!("KR-01", "rotate_new_key", "Rotation re-enrols a new key", "credentials/rotate → EST re-enrolment with a new public key, reconnect with the new certificate, new thumbprint reported", NEEDS, ROTATION, kr01),
+    CaseDef { tools: &["tshark"], ..case_def!("KR-01", "rotate_new_key", "Rotation re-enrols a new key", "credentials/rotate → EST re-enrolment with a new public key, reconnect with the new certificate, new thumbprint reported", NEEDS, ROTATION, kr01) },
     case_def!("KR-02", "old_cert_revoked", "Old certificate revoked, device keeps working", "after the rotation the old certificate is revoked and refused by the hub, and the device keeps working on the new one", NEEDS, ROTATION, kr02),
-    case_def!("KR-03", "no_key_in_capture", "No private key material on the wire", "the decrypted capture of the rotation holds no private key material: the CSR carries only the public key", NEEDS, ROTATION, kr03),
+    CaseDef { tools: &["tshark"], ..case_def!("KR-03", "no_key_in_capture", "No private key material on the wire", "the decrypted capture of the rotation holds no private key material: the CSR carries only the public key", NEEDS, ROTATION, kr03) },
     case_def!("KR-04", "power_loss_in_rotation", "Power loss at each step of the rotation", "a power loss at each step of the rotation (after the method, after the enrolment, at every flash write) leaves the device booting with a working credential", NEEDS_BOARD, ROTATION_NATIVE, kr04),
     case_def!("KR-05", "twin_rotate_offline", "Twin-requested rotation while offline", "credentials.rotateAfter set in the twin while the device is off is honoured after it reconnects", NEEDS, TWIN_ROTATION, kr05),
     case_def!("KR-06", "refused_reenroll", "Refused re-enrolment keeps the old credential", "when the hub refuses the re-enrolment the device keeps its old credential (connects with it after a power cycle) and reports state failed with a reason", NEEDS, ROTATION, kr06),

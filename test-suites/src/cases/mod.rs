@@ -37,6 +37,7 @@ macro_rules! case_def {
             dut: $dut,
             self_test: false,
             extra_faults: &[],
+            tools: &[],
             hub_mqtt_port: None,
             run: |c| Box::pin($f(c)),
         }
@@ -57,6 +58,7 @@ macro_rules! self_test {
             dut: $crate::case::DutNeeds::NONE,
             self_test: true,
             extra_faults: &[],
+            tools: &[],
             hub_mqtt_port: None,
             run: |c| Box::pin($f(c)),
         }

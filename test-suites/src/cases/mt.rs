@@ -48,6 +48,7 @@ macro_rules! bad_hub {
     ($id:literal, $slug:literal, $title:literal, $expected:literal, $f:ident) => {
         CaseDef {
             hub_mqtt_port: Some(MOVED_HUB_PORT),
+            tools: &["openssl"],
             ..case_def!($id, $slug, $title, $expected, NEEDS, BAD_HUB_DUT, $f)
         }
     };
@@ -66,7 +67,7 @@ pub const CASES: &[Def] = &[
     self_test!("MT-10", "hub_refuses_bad_clients", "Self-test: hub refuses bad client certs", "the hub refuses a client with no certificate, with a foreign-CA certificate and with an expired one, journalling why", mt10),
     self_test!("MT-11", "hub_enforces_identity", "Self-test: identity and topic ACL", "client id ≠ certificate CN is refused; subscribing or publishing another device's topics closes the session", mt11),
     case_def!("MT-12", "revocation", "Revocation and backoff", "revoking the DUT's certificate closes its live session within 2 s; reconnects fail; the reconnect intervals grow", NEEDS, mt12),
-    case_def!("MT-13", "unique_key_material", "No shared key material", "no key the DUT presents is the firmware-baked shared key or another device's key", NEEDS, mt13),
+    CaseDef { tools: &["openssl", "tshark"], ..case_def!("MT-13", "unique_key_material", "No shared key material", "no key the DUT presents is the firmware-baked shared key or another device's key", NEEDS, mt13) },
     case_def!("MT-14", "sni", "SNI = provisioned host name", "every ClientHello of the DUT carries SNI = the provisioned hub host name", NEEDS, mt14),
 ];
 

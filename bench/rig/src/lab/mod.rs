@@ -12,6 +12,7 @@ mod config;
 mod console;
 pub(crate) mod fields;
 mod logs;
+pub mod preflight;
 mod probe;
 #[cfg(feature = "probe-rs")]
 mod probe_rs;
