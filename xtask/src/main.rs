@@ -108,6 +108,9 @@ const PEERS: &[(&str, &str)] = &[
     ("chromium", "chromium"),
     ("strace", "strace"),
     ("jq", "jq"),
+    ("dnsmasq", "dnsmasq-base"),
+    ("chronyd", "chrony"),
+    ("snmpd", "snmpd"),
 ];
 
 fn main() -> ExitCode {

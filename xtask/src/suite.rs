@@ -346,104 +346,140 @@ fn catalogue(device: &Path) -> Result<Vec<(String, Vec<String>)>, Failure> {
     Ok(all)
 }
 
+/// The ids of the cases the suite has (`--list`).
+fn case_ids(suite: &Path) -> Result<Vec<String>, Failure> {
+    let out = Command::new(suite)
+        .arg("--list")
+        .output()
+        .map_err(|e| Failure::Setup(format!("{}: {e}", suite.display())))?;
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.strip_suffix(": test"))
+        .map(case_id)
+        .collect())
+}
+
+/// Suite runs of the fault matrix at once: each is a process with its own
+/// sandbox and cases that mostly wait, so they share the machine well.
+const MATRIX_PARALLEL: usize = 4;
+
+/// One run of the matrix: the reference device (`None`) or a fault, and the
+/// cases it must fail.
+struct MatrixJob {
+    fault: Option<String>,
+    cases: Vec<String>,
+}
+
 /// `cargo xtask faults`: the good device passes everything; each fault
-/// fails every case the catalogue names for it. Prints the matrix.
+/// fails every case the catalogue names for it. The runs go side by side.
+/// Prints the matrix.
 pub fn faults(root: &Path) -> Result<(), Failure> {
+    let started = std::time::Instant::now();
     let (suite, device) = build(root)?;
     let base = target_dir(root).join("sacbench").join("faults");
     let _ = std::fs::remove_dir_all(&base);
-    eprintln!("xtask: the reference device, every case");
-    let good = run_suite(
-        &suite,
-        &device,
-        &base.join("none"),
-        &SuiteArgs {
-            show: true,
-            ..SuiteArgs::default()
-        },
-    )?;
-    let implemented: BTreeMap<String, String> = good
-        .results
-        .iter()
-        .map(|(name, v)| (case_id(name), v.clone()))
-        .collect();
+    let implemented = case_ids(&suite)?;
+    let catalogue = catalogue(&device)?;
     let mut misses = Vec::new();
-    for (id, verdict) in &implemented {
-        if verdict != "ok" {
-            misses.push(format!("the reference device fails {id}"));
+    let mut jobs = vec![MatrixJob {
+        fault: None,
+        cases: implemented.clone(),
+    }];
+    for (fault, cases) in &catalogue {
+        let present: Vec<String> = cases
+            .iter()
+            .filter(|c| implemented.contains(c))
+            .cloned()
+            .collect();
+        for case in cases.iter().filter(|c| !implemented.contains(c)) {
+            misses.push(format!("{case} (for {fault}) is not implemented"));
+        }
+        if !present.is_empty() {
+            jobs.push(MatrixJob {
+                fault: Some(fault.clone()),
+                cases: present,
+            });
         }
     }
-    let catalogue = catalogue(&device)?;
-    let bar = ProgressBar::new(catalogue.len() as u64);
+    let bar = ProgressBar::new(jobs.len() as u64);
     bar.set_style(
-        ProgressStyle::with_template("{bar:30} {pos}/{len} faults {msg}").expect("template"),
+        ProgressStyle::with_template("{bar:30} {pos}/{len} runs {msg}").expect("template"),
     );
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results: std::sync::Mutex<Vec<(usize, Result<SuiteRun, Failure>)>> = Default::default();
+    std::thread::scope(|s| {
+        for _ in 0..MATRIX_PARALLEL {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let Some(job) = jobs.get(i) else { return };
+                let name = job.fault.clone().unwrap_or_else(|| "none".into());
+                let only = job.cases.join(",");
+                let r = run_suite(
+                    &suite,
+                    &device,
+                    &base.join(&name),
+                    &SuiteArgs {
+                        fault: job.fault.as_deref(),
+                        only: job.fault.as_ref().map(|_| only.as_str()),
+                        ..SuiteArgs::default()
+                    },
+                );
+                bar.set_message(name);
+                bar.inc(1);
+                results.lock().expect("results").push((i, r));
+            });
+        }
+    });
+    bar.finish_and_clear();
+    let mut results = results.into_inner().expect("results");
+    results.sort_by_key(|(i, _)| *i);
     let mut rows = Vec::new();
-    for (fault, cases) in &catalogue {
-        bar.set_message(fault.clone());
-        let present: Vec<&String> = cases
-            .iter()
-            .filter(|c| implemented.contains_key(*c))
-            .collect();
-        let mut cells = Vec::new();
-        if !present.is_empty() {
-            let only = present
+    let mut good = 0;
+    for (i, r) in results {
+        let job = &jobs[i];
+        let r = r?;
+        let verdict = |case: &str| {
+            r.results
                 .iter()
-                .map(|s| s.as_str())
-                .collect::<Vec<_>>()
-                .join(",");
-            let r = run_suite(
-                &suite,
-                &device,
-                &base.join(fault),
-                &SuiteArgs {
-                    fault: Some(fault),
-                    only: Some(&only),
-                    ..SuiteArgs::default()
-                },
-            )?;
-            for case in cases {
-                let verdict = r
-                    .results
-                    .iter()
-                    .find(|(n, _)| case_id(n) == *case)
-                    .map(|(_, v)| v.as_str());
-                let cell = match verdict {
-                    Some("FAILED") => "caught",
-                    Some(_) => {
-                        misses.push(format!("{fault} does not fail {case}"));
-                        "MISSED"
-                    }
-                    None => {
-                        misses.push(format!("{case} (for {fault}) is not implemented"));
-                        "no case"
-                    }
-                };
-                cells.push(format!("{case}:{cell}"));
+                .find(|(n, _)| case_id(n) == case)
+                .map(|(_, v)| v.clone())
+        };
+        let Some(fault) = &job.fault else {
+            for case in &job.cases {
+                match verdict(case).as_deref() {
+                    Some("ok") => good += 1,
+                    _ => misses.push(format!("the reference device fails {case}")),
+                }
             }
-            // A caught fault's run is evidence no one needs (each holds
-            // images and captures, ~200 MB); a missed one's stays for reading.
-            if cells.iter().all(|c| c.ends_with(":caught")) {
-                let _ = std::fs::remove_dir_all(base.join(fault));
-            }
-        } else {
-            for case in cases {
-                misses.push(format!("{case} (for {fault}) is not implemented"));
-                cells.push(format!("{case}:no case"));
-            }
+            continue;
+        };
+        let mut cells = Vec::new();
+        for case in &job.cases {
+            let cell = match verdict(case).as_deref() {
+                Some("FAILED") => "caught",
+                _ => {
+                    misses.push(format!("{fault} does not fail {case}"));
+                    "MISSED"
+                }
+            };
+            cells.push(format!("{case}:{cell}"));
+        }
+        // A caught fault's run is evidence no one needs; a missed one's
+        // stays for reading.
+        if cells.iter().all(|c| c.ends_with(":caught")) {
+            let _ = std::fs::remove_dir_all(base.join(fault));
         }
         rows.push(format!("{fault:<20} {}", cells.join("  ")));
-        bar.inc(1);
     }
-    bar.finish_and_clear();
     println!("fault matrix (fault × the cases that must catch it):");
     for r in &rows {
         println!("  {r}");
     }
     println!(
-        "reference device: {} cases, {} passed",
+        "reference device: {} cases, {good} passed; {} runs, {MATRIX_PARALLEL} at a time, in {:.0} s",
         implemented.len(),
-        implemented.values().filter(|v| *v == "ok").count()
+        jobs.len(),
+        started.elapsed().as_secs_f64()
     );
     if misses.is_empty() {
         println!("complete: every fault is caught by every case named for it");

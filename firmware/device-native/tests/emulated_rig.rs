@@ -489,6 +489,73 @@ command = ["sh", "-c", "echo up {device_id} key=$(stat -c %a {provisioning}/devi
     })
 }
 
+/// NI-02's probes against real services nobody here wrote, run as the DUT
+/// in its namespace: Debian's dnsmasq (DNS and TFTP), chrony (an NTP
+/// server) and net-snmp's snmpd: each answers its protocol's probe.
+fn real_udp_services_answer_the_protocol_probes() -> Result<(), Failed> {
+    runtime().block_on(async {
+        let dir = tempfile::tempdir()?;
+        let dut_file = dir.path().join("dut.toml");
+        // Three daemons in the foreground of one process group: the board.
+        let script = "set -e; s={state}; \
+            printf 'allow all\\nlocal stratum 8\\ncmdport 0\\npidfile %s/chronyd.pid\\n' $s > $s/chrony.conf; \
+            printf 'rocommunity public\\nagentAddress udp:161\\n' > $s/snmpd.conf; \
+            dnsmasq -k -u root -g \"\" --conf-file=/dev/null --no-resolv --no-hosts --pid-file= --log-facility=- \
+              --address=/sacbench.test/192.0.2.7 --enable-tftp --tftp-root=$s & \
+            chronyd -d -x -u root -f $s/chrony.conf & \
+            snmpd -f -Lo -C -c $s/snmpd.conf -p $s/snmpd.pid -Ln & \
+            wait";
+        std::fs::write(
+            &dut_file,
+            format!(
+                "name = \"udp services\"\nimplements = []\n[emulated]\ncommand = [\"sh\", \"-c\", {script:?}]\n"
+            ),
+        )?;
+        let dut = DutFile::load(&dut_file).map_err(|e| e.to_string())?;
+        let config = EmulatedRigConfig {
+            id: NEXT_ID.fetch_add(1, Ordering::SeqCst),
+            dir: dir.path().join("rig"),
+            dut: std::sync::Arc::new(dut),
+            sacbench_bin: dir.path().to_owned(),
+            device_id: "dev-udp".into(),
+            faults: Vec::new(),
+            hub_mqtt_port: None,
+            reconnect_base_ms: None,
+        };
+        let mut rig = EmulatedRig::start(config).await?;
+        rig.power(true).await?;
+        let want = [53u16, 69, 123, 161];
+        // Each scan is bounded by its per-port timeout; scan again until all
+        // four have answered (they start in any order), within the guard.
+        let deadline = std::time::Instant::now() + GUARD;
+        let report = loop {
+            let mut target = ScanTarget::full(
+                Some(rig.topology().netns_path(Node::Gw)),
+                rig.topology().dut_ipv4().into(),
+                None,
+            );
+            target.tcp_ports = 1..=1;
+            let r = tokio::task::spawn_blocking(move || scan(target)).await??;
+            if want.iter().all(|p| r.udp_replies().contains(p)) || std::time::Instant::now() > deadline {
+                break r;
+            }
+        };
+        let logs = rig.logs().await?;
+        for p in want {
+            if !report.udp_replies().contains(&p) {
+                return Err(format!("no reply on {p}: {}; {logs:?}", report.udp_text()).into());
+            }
+        }
+        // The words say what answered, as text or hex.
+        let text = report.udp_text();
+        if !text.contains("53 (DNS query): reply hex 5a c1") || !text.contains("161 (SNMP get-request (public)): reply hex 30") {
+            return Err(text.into());
+        }
+        rig.power(false).await?;
+        Ok(())
+    })
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     match sandbox::enter() {
@@ -517,6 +584,10 @@ fn main() {
         Trial::test(
             "a_foreign_command_is_the_board_and_its_exit_a_reset",
             a_foreign_command_is_the_board_and_its_exit_a_reset,
+        ),
+        Trial::test(
+            "real_udp_services_answer_the_protocol_probes",
+            real_udp_services_answer_the_protocol_probes,
         ),
     ];
     libtest_mimic::run(&Arguments::from_args(), tests).exit();

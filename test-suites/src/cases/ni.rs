@@ -39,9 +39,10 @@ fn open_fail(what: &str, report: &ScanReport) -> Fail {
     Fail::new(
         format!("no open port {what}"),
         format!(
-            "open TCP ports {:?}, UDP replies on {:?}",
+            "open TCP ports {:?}, UDP replies on {:?} ({})",
             report.open_tcp,
-            report.udp_replies()
+            report.udp_replies(),
+            report.udp_text()
         ),
         "the scan evidence; the device log for what opened them",
     )
@@ -63,7 +64,7 @@ async fn ni01(case: &mut Case) -> Result<String, Fail> {
 async fn ni02(case: &mut Case) -> Result<String, Fail> {
     case.boot().await?;
     let r = v4_scan(case)?;
-    case.note(Evidence::scan(format!("UDP probes: {:?}", r.udp)));
+    case.note(Evidence::scan(format!("UDP probes: {}", r.udp_text())));
     if !r.udp_replies().is_empty() {
         return Err(open_fail("for UDP", &r));
     }

@@ -22,6 +22,8 @@ use tokio::sync::Semaphore;
 use crate::emulated::topology::in_netns;
 use crate::RigError;
 
+pub mod probes;
+
 /// UDP ports NI-02 probes (DNS, DHCP, TFTP, NTP, SNMP, SSDP, mDNS, CoAP, BACnet).
 pub const UDP_PORTS: [u16; 9] = [53, 67, 69, 123, 161, 1900, 5353, 5683, 47808];
 
@@ -80,6 +82,23 @@ pub struct ScanReport {
 }
 
 impl ScanReport {
+    /// The UDP answers in words, e.g. `53 (DNS query): reply hex 5a c1 …;
+    /// 69 (TFTP read request): closed` (replies as text or hex).
+    pub fn udp_text(&self) -> String {
+        self.udp
+            .iter()
+            .map(|(port, a)| {
+                let what = match a {
+                    UdpAnswer::Reply(b) => format!("reply {}", probes::show_reply(b)),
+                    UdpAnswer::Closed => "closed".into(),
+                    UdpAnswer::NoReply => "no reply".into(),
+                };
+                format!("{port} ({}): {what}", probes::describe(*port))
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
     /// UDP ports where an application replied.
     pub fn udp_replies(&self) -> Vec<u16> {
         self.udp
@@ -159,20 +178,47 @@ async fn run(target: ScanTarget) -> Result<ScanReport, RigError> {
 }
 
 async fn probe_udp(addr: SocketAddr, timeout: Duration) -> UdpAnswer {
-    let bind: SocketAddr = if addr.is_ipv4() {
+    let any: SocketAddr = if addr.is_ipv4() {
         "0.0.0.0:0".parse().expect("addr")
     } else {
         "[::]:0".parse().expect("addr")
     };
-    let Ok(sock) = UdpSocket::bind(bind).await else {
+    // A DHCP server broadcasts its OFFER to the client port, 68.
+    let dhcp = addr.is_ipv4() && addr.port() == 67;
+    let sock = match dhcp {
+        true => match UdpSocket::bind("0.0.0.0:68").await {
+            Ok(s) => Ok(s),
+            Err(_) => UdpSocket::bind(any).await,
+        },
+        false => UdpSocket::bind(any).await,
+    };
+    let Ok(sock) = sock else {
         return UdpAnswer::NoReply;
     };
+    if dhcp {
+        let _ = sock.set_broadcast(true);
+    }
+    // A TFTP server answers from a new port (its transfer id): take any
+    // reply from the device's address (closed and silent then look alike).
+    if addr.port() == 69 {
+        let _ = sock.send_to(&probes::payload(69), addr).await;
+        let mut buf = [0u8; 512];
+        let deadline = tokio::time::Instant::now() + timeout;
+        while let Ok(Ok((n, from))) =
+            tokio::time::timeout_at(deadline, sock.recv_from(&mut buf)).await
+        {
+            if from.ip() == addr.ip() {
+                return UdpAnswer::Reply(buf[..n.min(64)].to_vec());
+            }
+        }
+        return UdpAnswer::NoReply;
+    }
     if sock.connect(addr).await.is_err() {
         return UdpAnswer::NoReply;
     }
-    // A small generic probe; services that answer anything (or only their
-    // protocol) both count: NI-02 asks whether anything replies at all.
-    let _ = sock.send(b"\x00sacbench-probe\r\n").await;
+    // The port's own protocol: a real service answers its protocol, not a
+    // generic probe. NI-02 asks whether anything replies at all.
+    let _ = sock.send(&probes::payload(addr.port())).await;
     let mut buf = [0u8; 512];
     match tokio::time::timeout(timeout, sock.recv(&mut buf)).await {
         Ok(Ok(n)) => UdpAnswer::Reply(buf[..n.min(64)].to_vec()),
