@@ -229,7 +229,8 @@ fn perf(root: &Path, quick: bool) -> Result<(), Failure> {
         cmd.arg("--quick");
     }
     run(root, cmd, "the benchmarks")?;
-    // The fault matrix, complete, timed: its figure joins the table.
+    // The fault matrix, complete, timed (the build done above): its figure
+    // joins the table.
     let started = std::time::Instant::now();
     suite::faults(root)?;
     let secs = started.elapsed().as_secs_f64();
@@ -296,12 +297,28 @@ fn check_peers() -> Result<(), Failure> {
         .filter(|(p, _)| !on_path(p))
         .map(|(_, pkg)| *pkg)
         .collect();
+    let mut py = py;
+    // The insecure example device is a paho-mqtt program.
+    let paho = Command::new("python3")
+        .args(["-c", "import paho.mqtt.client"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !paho {
+        py.push("paho-mqtt==2.2.0");
+    }
     let mut how = Vec::new();
     if !pkgs.is_empty() {
         how.push(format!("apt-get install -y {}", pkgs.join(" ")));
     }
     if !py.is_empty() {
         how.push(format!("pip3 install {}", py.join(" ")));
+    }
+    // The Azure IoT device SDK example's packages, pinned by its lock file.
+    if !workspace_root()
+        .join("examples/azure-node-device/node_modules/azure-iot-device")
+        .is_dir()
+    {
+        how.push("npm ci --prefix examples/azure-node-device".into());
     }
     if how.is_empty() {
         return Ok(());

@@ -361,7 +361,7 @@ fn case_ids(suite: &Path) -> Result<Vec<String>, Failure> {
 
 /// Suite runs of the fault matrix at once: each is a process with its own
 /// sandbox and cases that mostly wait, so they share the machine well.
-const MATRIX_PARALLEL: usize = 4;
+const MATRIX_PARALLEL: usize = 6;
 
 /// One run of the matrix: the reference device (`None`) or a fault, and the
 /// cases it must fail.
@@ -374,8 +374,8 @@ struct MatrixJob {
 /// fails every case the catalogue names for it. The runs go side by side.
 /// Prints the matrix.
 pub fn faults(root: &Path) -> Result<(), Failure> {
-    let started = std::time::Instant::now();
     let (suite, device) = build(root)?;
+    let started = std::time::Instant::now();
     let base = target_dir(root).join("sacbench").join("faults");
     let _ = std::fs::remove_dir_all(&base);
     let implemented = case_ids(&suite)?;

@@ -15,7 +15,7 @@ use std::str::FromStr;
 use regex::Regex;
 use serde::Deserialize;
 
-use crate::lab::fields::{expected_in, find_line, serde_error};
+use crate::lab::fields::{self, expected_in, find_line};
 use crate::lab::ConfigError;
 
 /// Every field of a DUT file with the form it expects, in file order.
@@ -348,25 +348,8 @@ impl DutFile {
             problem,
             expected: expected_in(DUT_FIELDS, field).to_owned(),
         };
-        let line_at =
-            |offset: usize| Some(text[..offset.min(text.len())].matches('\n').count() + 1);
-        let de = toml::Deserializer::parse(text).map_err(|e| ConfigError {
-            file: file.to_owned(),
-            field: String::new(),
-            line: e.span().and_then(|s| line_at(s.start)),
-            problem: format!("TOML syntax error: {}", e.message().trim_end()),
-            expected: "valid TOML (https://toml.io)".into(),
-        })?;
-        let raw: RawDut = serde_path_to_error::deserialize(de).map_err(|e| {
-            let line = e.inner().span().and_then(|s| line_at(s.start));
-            serde_error(
-                DUT_FIELDS,
-                file,
-                &e.path().to_string(),
-                e.inner().message(),
-                line,
-            )
-        })?;
+        let line_at = |offset: usize| fields::line_at(text, offset);
+        let raw: RawDut = fields::parse_toml(text, file, DUT_FIELDS)?;
         let base = file.parent().unwrap_or(Path::new("."));
 
         let mut implements = BTreeSet::new();

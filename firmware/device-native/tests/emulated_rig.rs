@@ -425,6 +425,22 @@ fn killing_the_bench_leaves_nothing_behind() -> Result<(), Failed> {
     Ok(())
 }
 
+/// An emulated rig for the DUT file `dut_file` (a device nobody here wrote).
+async fn foreign_rig(dir: &Path, dut_file: &Path, device_id: &str) -> Result<EmulatedRig, Failed> {
+    let dut = DutFile::load(dut_file).map_err(|e| e.to_string())?;
+    let config = EmulatedRigConfig {
+        id: NEXT_ID.fetch_add(1, Ordering::SeqCst),
+        dir: dir.join("rig"),
+        dut: std::sync::Arc::new(dut),
+        sacbench_bin: dir.to_owned(),
+        device_id: device_id.into(),
+        faults: Vec::new(),
+        hub_mqtt_port: None,
+        reconnect_base_ms: None,
+    };
+    Ok(EmulatedRig::start(config).await?)
+}
+
 /// Any DUT file's command runs as the board: placeholders filled, the
 /// provisioning directory written (the key private), the hub's name
 /// resolving through the normal resolver inside the DUT's namespace; a
@@ -442,18 +458,7 @@ implements = ["telemetry"]
 command = ["sh", "-c", "echo up {device_id} key=$(stat -c %a {provisioning}/device.key) state=$(ls -d {state}); getent hosts {hub_host}; exit 3"]
 "#,
         )?;
-        let dut = DutFile::load(&dut_file).map_err(|e| e.to_string())?;
-        let config = EmulatedRigConfig {
-            id: NEXT_ID.fetch_add(1, Ordering::SeqCst),
-            dir: dir.path().join("rig"),
-            dut: std::sync::Arc::new(dut),
-            sacbench_bin: dir.path().to_owned(),
-            device_id: "dev-sh".into(),
-            faults: Vec::new(),
-            hub_mqtt_port: None,
-            reconnect_base_ms: None,
-        };
-        let mut rig = EmulatedRig::start(config).await?;
+        let mut rig = foreign_rig(dir.path(), &dut_file, "dev-sh").await?;
         let hub_ip = rig.topology().hub_ipv4().to_string();
         let host = rig.topology().hub_host();
         rig.power(true).await?;
@@ -511,18 +516,7 @@ fn real_udp_services_answer_the_protocol_probes() -> Result<(), Failed> {
                 "name = \"udp services\"\nimplements = []\n[emulated]\ncommand = [\"sh\", \"-c\", {script:?}]\n"
             ),
         )?;
-        let dut = DutFile::load(&dut_file).map_err(|e| e.to_string())?;
-        let config = EmulatedRigConfig {
-            id: NEXT_ID.fetch_add(1, Ordering::SeqCst),
-            dir: dir.path().join("rig"),
-            dut: std::sync::Arc::new(dut),
-            sacbench_bin: dir.path().to_owned(),
-            device_id: "dev-udp".into(),
-            faults: Vec::new(),
-            hub_mqtt_port: None,
-            reconnect_base_ms: None,
-        };
-        let mut rig = EmulatedRig::start(config).await?;
+        let mut rig = foreign_rig(dir.path(), &dut_file, "dev-udp").await?;
         rig.power(true).await?;
         let want = [53u16, 69, 123, 161];
         // Each scan is bounded by its per-port timeout; scan again until all

@@ -145,6 +145,23 @@ fn applied_reports(case: &Case) -> Vec<Applied> {
         .collect()
 }
 
+/// Waits for the DUT's `command_applied` event of `mid`.
+async fn applied(case: &Case, mid: &str) -> Result<String, Fail> {
+    case.wait_event(
+        EventName::CommandApplied,
+        GUARD,
+        events::group_is("mid", mid),
+    )
+    .await?
+    .ok_or_else(|| {
+        Fail::new(
+            format!("the device to apply {mid}"),
+            format!("no `command_applied` event for {mid} within {GUARD:?}"),
+            "device.log; journal.jsonl: c2d_delivered",
+        )
+    })
+}
+
 /// Waits until every mid in `mids` has been applied (the DUT's
 /// `command_applied` event) and acknowledged (the hub journalled its
 /// PUBACK), then powers the device off: every console line it wrote before
@@ -152,19 +169,7 @@ fn applied_reports(case: &Case) -> Vec<Applied> {
 /// them — which a device makes before acknowledging it — is counted.
 async fn applied_then_quiet(case: &mut Case, mids: &[String]) -> Result<(), Fail> {
     for mid in mids {
-        case.wait_event(
-            EventName::CommandApplied,
-            GUARD,
-            events::group_is("mid", mid),
-        )
-        .await?
-        .ok_or_else(|| {
-            Fail::new(
-                format!("the device to apply {mid}"),
-                format!("no `command_applied` event for {mid} within {GUARD:?}"),
-                "device.log; journal.jsonl: c2d_delivered",
-            )
-        })?;
+        applied(case, mid).await?;
     }
     let mut unacked: BTreeSet<String> = mids.iter().cloned().collect();
     let acked_before = |e: &JournalEntry, unacked: &mut BTreeSet<String>| {
@@ -358,19 +363,7 @@ async fn cut_before_puback(case: &mut Case, mid: &str) -> Result<(), Fail> {
     let slow = SlowFlash::attach(case, Duration::from_secs(2)).await?;
     let mark = case.hub().journal().len();
     case.hub().send_c2d(DEVICE_ID, c2d(mid, None))?;
-    case.wait_event(
-        EventName::CommandApplied,
-        GUARD,
-        events::group_is("mid", mid),
-    )
-    .await?
-    .ok_or_else(|| {
-        Fail::new(
-            format!("the device to apply {mid}"),
-            "no `command_applied` event",
-            "device.log",
-        )
-    })?;
+    applied(case, mid).await?;
     case.rig.link(false).await?;
     end_session_hub_side(case).await?;
     drop(slow);
@@ -409,8 +402,17 @@ async fn cut_before_puback(case: &mut Case, mid: &str) -> Result<(), Fail> {
     Ok(())
 }
 
+/// Waits until the device saw its first session through — SUBACK
+/// processed, properties reported (if it reports any) — before the case
+/// cuts it: what a device that never resubscribes would rely on, so the
+/// case cannot pass it by cutting too early.
+async fn seen_through(case: &Case) -> Result<(), Fail> {
+    case.session_active(0).await.map(|_| ())
+}
+
 async fn cd01(case: &mut Case) -> Result<String, Fail> {
     case.boot().await?;
+    seen_through(case).await?;
     case.rig.link(false).await?;
     end_session_hub_side(case).await?;
     let mids: Vec<String> = (0..5).map(|i| format!("cd01-{i}")).collect();
@@ -426,20 +428,7 @@ async fn cd01(case: &mut Case) -> Result<String, Fail> {
 
 async fn cd02(case: &mut Case) -> Result<String, Fail> {
     case.boot().await?;
-    // A first session the device saw through (SUBACK processed, properties
-    // reported, if it reports any) before the power goes: what a device
-    // that never resubscribes would rely on.
-    if case.dut.implements(ContractPart::Twin) {
-        case.journal(0, "the first session to report its properties", |e| {
-            matches!(&e.event, Event::TwinReported { .. })
-        })
-        .await?;
-    } else {
-        case.journal(0, "the first session to subscribe", |e| {
-            matches!(&e.event, Event::Subscribed { .. })
-        })
-        .await?;
-    }
+    seen_through(case).await?;
     let mark = case.hub().journal().len();
     case.rig.power(false).await?;
     case.journal(mark, "the hub to see the session end at power-off", |e| {

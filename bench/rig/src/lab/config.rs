@@ -15,7 +15,7 @@ use std::str::FromStr;
 use serde::de::{self, Deserializer};
 use serde::Deserialize;
 
-use super::fields::{expected, find_line, serde_error};
+use super::fields::{expected, find_line};
 pub use super::fields::{ConfigError, FIELDS};
 use crate::DutAddresses;
 
@@ -425,26 +425,8 @@ impl RigConfig {
             problem,
             expected: expected(field).to_owned(),
         };
-        let line_at =
-            |offset: usize| Some(text[..offset.min(text.len())].matches('\n').count() + 1);
-
-        let de = toml::Deserializer::parse(text).map_err(|e| ConfigError {
-            file: file.to_owned(),
-            field: String::new(),
-            line: e.span().and_then(|s| line_at(s.start)),
-            problem: format!("TOML syntax error: {}", e.message().trim_end()),
-            expected: "valid TOML (https://toml.io)".into(),
-        })?;
-        let raw: RawRig = serde_path_to_error::deserialize(de).map_err(|e| {
-            let line = e.inner().span().and_then(|s| line_at(s.start));
-            serde_error(
-                FIELDS,
-                file,
-                &e.path().to_string(),
-                e.inner().message(),
-                line,
-            )
-        })?;
+        let line_at = |offset: usize| super::fields::line_at(text, offset);
+        let raw: RawRig = super::fields::parse_toml(text, file, FIELDS)?;
 
         let base = file.parent().unwrap_or(Path::new("."));
         let command = |table: &str, c: Option<toml::Spanned<CommandConfig>>, placeholder: &str| {

@@ -150,7 +150,7 @@ impl From<ConfigError> for crate::RigError {
 
 /// Turn a serde error at `path` into our error: missing and unknown fields name
 /// the field itself, and serde's own "expected u16" gives way to the table's form.
-pub(crate) fn serde_error(
+fn serde_error(
     fields: &[(&str, &'static str)],
     file: &Path,
     path: &str,
@@ -202,6 +202,38 @@ pub(crate) fn serde_error(
         problem,
         expected: expected_form,
     }
+}
+
+/// The 1-based line of byte `offset` in `text`.
+pub(crate) fn line_at(text: &str, offset: usize) -> Option<usize> {
+    Some(text[..offset.min(text.len())].matches('\n').count() + 1)
+}
+
+/// Parses `text` (the file `file`) as `T`: a TOML syntax error or a bad
+/// field is one [`ConfigError`] with the line and the field's expected form
+/// from `fields`.
+pub(crate) fn parse_toml<T: serde::de::DeserializeOwned>(
+    text: &str,
+    file: &Path,
+    fields: &[(&str, &'static str)],
+) -> Result<T, ConfigError> {
+    let de = toml::Deserializer::parse(text).map_err(|e| ConfigError {
+        file: file.to_owned(),
+        field: String::new(),
+        line: e.span().and_then(|s| line_at(text, s.start)),
+        problem: format!("TOML syntax error: {}", e.message().trim_end()),
+        expected: "valid TOML (https://toml.io)".into(),
+    })?;
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let line = e.inner().span().and_then(|s| line_at(text, s.start));
+        serde_error(
+            fields,
+            file,
+            &e.path().to_string(),
+            e.inner().message(),
+            line,
+        )
+    })
 }
 
 /// The line of `key = ...` inside `[table]`, for checks made after parsing.
