@@ -152,6 +152,10 @@ fn main() {
             if let Err(e) = sacbench_rig::lab::preflight::preflight(&config) {
                 exit_usage(e);
             }
+            // And the rig opens as a whole (the debug probe too).
+            if let Err(e) = sacbench_rig::lab::LabRig::open(f) {
+                exit_usage(e);
+            }
             // A rig that can run none of the selected device cases proves
             // nothing about the device (the self-tests pass without one).
             let caps = config.capabilities();

@@ -103,7 +103,7 @@ fn run(dut: &Path, out: &Path) -> (RunReport, String) {
     (report, text)
 }
 
-fn check(dut: &str, rows: &'static [Row], methods: bool) {
+fn check(dut: &str, rows: &'static [Row], methods: bool) -> (tempfile::TempDir, RunReport) {
     let dut_file = root().join(dut);
     let dir = tempfile::tempdir().unwrap();
     let (report, text) = run(&dut_file, &dir.path().join("run"));
@@ -120,6 +120,7 @@ fn check(dut: &str, rows: &'static [Row], methods: bool) {
     assert_eq!(report.summary.error, 0, "no bench errors");
     assert_eq!(report.cases.len(), sacbench_suites::cases::all().len());
     assert!(wrong.is_empty(), "{}\n{text}", wrong.join("\n"));
+    (dir, report)
 }
 
 #[test]
@@ -129,7 +130,44 @@ fn the_azure_node_sdk_device_is_judged_on_its_own() {
 
 #[test]
 fn the_insecure_device_is_blamed_for_its_flaws() {
-    check("examples/insecure-python-device/dut.toml", INSECURE, false);
+    let (dir, report) = check("examples/insecure-python-device/dut.toml", INSECURE, false);
+    // NI-01 cites the frames that show the open port: tshark finds there
+    // the DUT's SYN/ACK from port 2323.
+    let ni01 = report.cases.iter().find(|c| c.id == "NI-01").unwrap();
+    let frames: Vec<u64> = ni01
+        .evidence
+        .iter()
+        .filter(|e| e.kind == sacbench_suites::model::EvidenceKind::Frames)
+        .flat_map(|e| e.refs.clone())
+        .collect();
+    assert!(!frames.is_empty(), "{:?}", ni01.evidence);
+    let capture = dir
+        .path()
+        .join("run")
+        .join(ni01.artifacts.capture.as_ref().unwrap());
+    for f in frames {
+        let out = Command::new("tshark")
+            .arg("-r")
+            .arg(&capture)
+            .args(["-Y", &format!("frame.number=={f}"), "-T", "fields"])
+            .args([
+                "-e",
+                "tcp.srcport",
+                "-e",
+                "tcp.flags.syn",
+                "-e",
+                "tcp.flags.ack",
+            ])
+            .output()
+            .unwrap();
+        let fields = String::from_utf8_lossy(&out.stdout);
+        let fields: Vec<&str> = fields.split_whitespace().collect();
+        assert_eq!(fields[0], "2323", "frame {f}: {fields:?}");
+        assert!(
+            fields[1..].iter().all(|v| *v == "1" || *v == "True"),
+            "frame {f}: {fields:?}"
+        );
+    }
 }
 
 fn table(out: &mut String, title: &str, dut: &str, rows: &'static [Row], methods: bool) {

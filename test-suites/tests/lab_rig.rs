@@ -374,6 +374,10 @@ fn reference_board_passes_on_the_lab_rig() -> Result<(), Failed> {
             return Err(format!("{id}: {o:?}: {seen}\n{stdout}").into());
         }
     }
+    // The report names the lab rig it ran on.
+    if report.rig.kind != "lab" || !report.rig.name.ends_with("rig.toml") {
+        return Err(format!("rig in the report: {:?}", report.rig).into());
+    }
     let (o, seen) = outcome(&report, "NI-03");
     if o != Outcome::Ignored || !seen.contains("emulated board") {
         return Err(format!("NI-03 must be ignored on a lab rig: {o:?}: {seen}").into());

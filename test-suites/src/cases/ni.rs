@@ -35,6 +35,30 @@ fn v4_scan(case: &Case) -> Result<ScanReport, Fail> {
     ))?)
 }
 
+/// Cites the capture frames that show the open ports: the DUT's SYN/ACK to
+/// the scanner's SYN on each (what `tshark -Y frame.number==N` shows).
+fn cite_open_ports(case: &mut Case, report: &ScanReport) {
+    if report.open_tcp.is_empty() {
+        return;
+    }
+    let Ok(a) = case.analysis() else { return };
+    let frames: Vec<(u16, u64)> = a
+        .tcp_flows
+        .iter()
+        .filter(|f| f.server.ip() == report.address && report.open_tcp.contains(&f.server.port()))
+        .filter_map(|f| f.syn_ack.map(|s| (f.server.port(), s.number)))
+        .collect();
+    let text = frames
+        .iter()
+        .map(|(port, frame)| format!("port {port}: SYN/ACK in frame {frame}"))
+        .collect::<Vec<_>>()
+        .join("; ");
+    case.note(Evidence::frames(
+        format!("the DUT accepted connections: {text}"),
+        frames.iter().map(|(_, f)| *f),
+    ));
+}
+
 fn open_fail(what: &str, report: &ScanReport) -> Fail {
     Fail::new(
         format!("no open port {what}"),
@@ -49,13 +73,16 @@ fn open_fail(what: &str, report: &ScanReport) -> Fail {
 }
 
 async fn ni01(case: &mut Case) -> Result<String, Fail> {
-    case.boot().await?;
+    // Steady state: the session up and doing its work.
+    let c = case.boot().await?;
+    case.session_active(c.seq).await?;
     let r = v4_scan(case)?;
     case.note(Evidence::scan(format!(
         "TCP 1-65535 on {}: open {:?}, {} unanswered, in {:?}",
         r.address, r.open_tcp, r.unanswered_tcp, r.elapsed
     )));
     if !r.open_tcp.is_empty() || r.unanswered_tcp + r.unreachable_tcp > 0 {
+        cite_open_ports(case, &r);
         return Err(open_fail("on IPv4", &r));
     }
     Ok(format!("65 535 ports refused in {:?}", r.elapsed))
@@ -73,7 +100,9 @@ async fn ni02(case: &mut Case) -> Result<String, Fail> {
 
 /// Listening TCP or bound UDP sockets of the DUT's network namespace on
 /// non-ephemeral ports (from `/proc/<pid>/net/*`, the namespace's tables).
-fn bound_sockets(pid: u32) -> Vec<String> {
+/// `Err` when a table cannot be read: the case then knows nothing (an
+/// `error`), never "nothing bound".
+fn bound_sockets(pid: u32) -> Result<Vec<String>, Fail> {
     let mut found = Vec::new();
     for (table, listen_state) in [
         ("tcp", Some("0A")),
@@ -81,7 +110,9 @@ fn bound_sockets(pid: u32) -> Vec<String> {
         ("udp", None),
         ("udp6", None),
     ] {
-        let text = std::fs::read_to_string(format!("/proc/{pid}/net/{table}")).unwrap_or_default();
+        let path = format!("/proc/{pid}/net/{table}");
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| Fail::bench(format!("reading the DUT's socket table {path}: {e}")))?;
         for line in text.lines().skip(1) {
             let f: Vec<&str> = line.split_whitespace().collect();
             let (Some(local), Some(state)) = (f.get(1), f.get(3)) else {
@@ -102,16 +133,16 @@ fn bound_sockets(pid: u32) -> Vec<String> {
             }
         }
     }
-    found
+    Ok(found)
 }
 
 async fn ni03(case: &mut Case) -> Result<String, Fail> {
     case.rig.power(true).await?;
     // At boot: as soon as the bootloader has started the firmware.
     let pid = case.rig.board_pid().ok_or("no board process")?;
-    let at_boot = bound_sockets(pid);
+    let at_boot = bound_sockets(pid)?;
     case.boot_wait().await?;
-    let in_session = bound_sockets(pid);
+    let in_session = bound_sockets(pid)?;
     case.note(Evidence::note(format!(
         "sockets at boot: {at_boot:?}; in session: {in_session:?}"
     )));
@@ -201,7 +232,9 @@ async fn ni05(case: &mut Case) -> Result<String, Fail> {
         "scan right after power-on: open {:?} in {:?}",
         r.open_tcp, r.elapsed
     )));
-    if !r.open_tcp.is_empty() {
+    // As NI-01: a port that neither accepts nor refuses is not "closed".
+    if !r.open_tcp.is_empty() || r.unanswered_tcp + r.unreachable_tcp > 0 {
+        cite_open_ports(case, &r);
         return Err(open_fail("in the first seconds after power-on", &r));
     }
     Ok(format!(
@@ -227,6 +260,7 @@ async fn ni06(case: &mut Case) -> Result<String, Fail> {
         r.open_tcp
     )));
     if !r.open_tcp.is_empty() || r.unanswered_tcp + r.unreachable_tcp > 0 {
+        cite_open_ports(case, &r);
         return Err(open_fail("over IPv6", &r));
     }
     Ok(format!(
