@@ -522,6 +522,12 @@ impl Case {
     }
 }
 
+/// A hub journal event as the journal writes it (JSON), for verdict texts:
+/// what `jq` shows in `journal.jsonl`, not Rust's Debug form.
+pub fn event_text(e: &hub_fixture::journal::Event) -> String {
+    serde_json::to_string(e).unwrap_or_else(|_| e.kind())
+}
+
 /// A rig or setup error: the bench's, never the device's.
 fn bench(e: impl std::fmt::Display) -> Fail {
     Fail::bench(format!("setup error: {e}"))

@@ -73,6 +73,48 @@ fn the_failing_case_cites_the_frames_that_show_the_fault() {
     // The page names the case and its frames.
     let html = std::fs::read_to_string(out.path().join("index.html")).unwrap();
     assert!(html.contains("case-MT-01") && html.contains("data-frames"));
+    // Every tshark command the page prints runs as printed, from the run
+    // directory, and shows exactly the frames it names.
+    let unescape = |t: &str| {
+        t.replace("&#39;", "'")
+            .replace("&quot;", "\"")
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&amp;", "&")
+    };
+    let cmds: Vec<String> = html
+        .split("<code class=\"cmd\">")
+        .skip(1)
+        .filter_map(|rest| rest.split("</code>").next())
+        .map(unescape)
+        .filter(|c| c.starts_with("tshark "))
+        .collect();
+    assert!(!cmds.is_empty(), "no tshark command on the page");
+    for cmd in cmds {
+        let o = Command::new("sh")
+            .args(["-c", &format!("{cmd} -T fields -e frame.number")])
+            .current_dir(out.path())
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "{cmd}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let shown: Vec<String> = String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        let named: Vec<String> = cmd
+            .split(|c: char| !c.is_ascii_digit())
+            .filter(|t| !t.is_empty())
+            .map(str::to_owned)
+            .collect();
+        assert!(
+            !shown.is_empty() && shown.iter().all(|f| named.contains(f)),
+            "{cmd}: {shown:?}"
+        );
+    }
 }
 
 /// The journal evidence a case cites is found by the README's own recipe,

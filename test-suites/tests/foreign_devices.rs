@@ -110,6 +110,16 @@ fn check(dut: &str, rows: &'static [Row], methods: bool) -> (tempfile::TempDir, 
     let mut wrong = Vec::new();
     for c in &report.cases {
         let (outcome, mention, _) = expected(rows, &c.id, methods);
+        // Verdicts read as words (journal JSON, text or hex), not Rust's
+        // Debug forms of options, tuples and structs.
+        for debug in ["Some(", "None", " { "] {
+            if c.seen.contains(debug) {
+                wrong.push(format!(
+                    "{}: Debug formatting {debug:?} in {:?}",
+                    c.id, c.seen
+                ));
+            }
+        }
         if c.outcome != outcome || !c.seen.contains(mention) {
             wrong.push(format!(
                 "{}: {:?} ({}), expected {outcome:?} mentioning {mention:?}",

@@ -509,6 +509,7 @@ fn real_udp_services_answer_the_protocol_probes() -> Result<(), Failed> {
               --address=/sacbench.test/192.0.2.7 --enable-tftp --tftp-root=$s & \
             chronyd -d -x -u root -f $s/chrony.conf & \
             snmpd -f -Lo -C -c $s/snmpd.conf -p $s/snmpd.pid -Ln & \
+            socat UDP4-RECVFROM:40123,fork SYSTEM:'echo here' & \
             wait";
         std::fs::write(
             &dut_file,
@@ -518,7 +519,9 @@ fn real_udp_services_answer_the_protocol_probes() -> Result<(), Failed> {
         )?;
         let mut rig = foreign_rig(dir.path(), &dut_file, "dev-udp").await?;
         rig.power(true).await?;
-        let want = [53u16, 69, 123, 161];
+        // The well-known ones, and a service on a port no list names: the
+        // scan of every UDP port finds it.
+        let want = [53u16, 69, 123, 161, 40123];
         // Each scan is bounded by its per-port timeout; scan again until all
         // four have answered (they start in any order), within the guard.
         let deadline = std::time::Instant::now() + GUARD;
@@ -529,6 +532,7 @@ fn real_udp_services_answer_the_protocol_probes() -> Result<(), Failed> {
                 None,
             );
             target.tcp_ports = 1..=1;
+            let target = target.all_udp();
             let r = tokio::task::spawn_blocking(move || scan(target)).await??;
             if want.iter().all(|p| r.udp_replies().contains(p)) || std::time::Instant::now() > deadline {
                 break r;
@@ -542,7 +546,11 @@ fn real_udp_services_answer_the_protocol_probes() -> Result<(), Failed> {
         }
         // The words say what answered, as text or hex.
         let text = report.udp_text();
-        if !text.contains("53 (DNS query): reply hex 5a c1") || !text.contains("161 (SNMP get-request (public)): reply hex 30") {
+        if !text.contains("53 (DNS query): reply hex 5a c1")
+            || !text.contains("161 (SNMP get-request (public)): reply hex 30")
+            || !text.contains("40123 (generic probe): reply \"here\\n\"")
+            || !text.contains("other ports: ")
+        {
             return Err(text.into());
         }
         rig.power(false).await?;

@@ -202,9 +202,9 @@ pub(super) async fn cd03(case: &mut Case) -> Result<String, Fail> {
     let fb = feedback_of(&entries, "cd03-ttl-1h");
     case.note(Evidence::journal(
         format!(
-            "expired message: deliveries {:?}, feedback {:?}; first delivered: {first}",
+            "expired message: deliveries {:?}, feedback {}; first delivered: {first}",
             delivered(&entries, "cd03-ttl-1h"),
-            fb.map(feedback_status)
+            fb.map(feedback_status).unwrap_or_else(|| "none".into())
         ),
         delivered(&entries, "cd03-ttl-1h")
             .into_iter()
@@ -223,7 +223,7 @@ pub(super) async fn cd03(case: &mut Case) -> Result<String, Fail> {
         ),
         other => Err(Fail::new(
             "feedback `expired` for the expired message",
-            format!("feedback {other:?}"),
+            format!("feedback {}", other.unwrap_or("none")),
             "journal.jsonl: feedback entries",
         )),
     }
@@ -297,8 +297,11 @@ pub(super) async fn cd05(case: &mut Case) -> Result<String, Fail> {
         .find(|e| matches!(e.event, Event::C2dRefused { .. }));
     case.note(Evidence::journal(
         format!(
-            "51st send: {:?}; {pending} pending",
-            r.as_ref().map(|m| &m.message_id)
+            "51st send: {}; {pending} pending",
+            match &r {
+                Ok(m) => format!("queued as {}", m.message_id),
+                Err(e) => format!("refused ({e})"),
+            }
         ),
         refused.iter().map(|e| e.seq),
     ));
@@ -306,7 +309,13 @@ pub(super) async fn cd05(case: &mut Case) -> Result<String, Fail> {
         (Err(_), Some(_)) if pending == 50 => Ok("50 queued, the 51st refused".into()),
         (r, _) => Err(Fail::new(
             "the 51st command refused, 50 pending",
-            format!("51st: {:?}, {pending} pending", r.map(|m| m.message_id)),
+            format!(
+                "51st: {}, {pending} pending",
+                match r {
+                    Ok(m) => format!("queued as {}", m.message_id),
+                    Err(e) => format!("refused ({e})"),
+                }
+            ),
             "journal.jsonl: c2d_refused",
         )),
     }
@@ -353,9 +362,9 @@ pub(super) async fn cd07(case: &mut Case) -> Result<String, Fail> {
     let seqs = delivered(&entries, "cd07-never-acked");
     case.note(Evidence::journal(
         format!(
-            "{} deliveries, feedback {:?}",
+            "{} deliveries, feedback {}",
             seqs.len(),
-            fb.map(feedback_status)
+            fb.map(feedback_status).unwrap_or_else(|| "none".into())
         ),
         seqs.iter().copied().chain(fb.map(|e| e.seq)),
     ));
@@ -365,7 +374,7 @@ pub(super) async fn cd07(case: &mut Case) -> Result<String, Fail> {
         )),
         other => Err(Fail::new(
             "10 deliveries, then dead-lettered with feedback deliveryCountExceeded",
-            format!("{} deliveries, feedback {other:?}", seqs.len()),
+            format!("{} deliveries, feedback {}", seqs.len(), other.unwrap_or("none")),
             "journal.jsonl: c2d_delivered and feedback entries",
         )),
     }

@@ -220,7 +220,7 @@ async fn gw02(case: &mut Case) -> Result<String, Fail> {
             other => {
                 return Err(fail(
                     format!("{leaf} connected with its own certificate (serial {serial})"),
-                    format!("{other:?}"),
+                    crate::case::event_text(other),
                     format!("journal.jsonl entry {}", e.seq),
                 ))
             }

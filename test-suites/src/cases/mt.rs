@@ -153,13 +153,18 @@ async fn mt01(case: &mut Case) -> Result<String, Fail> {
         })
         .collect();
     if !bad.is_empty() {
+        let shown = bad
+            .iter()
+            .map(|(flow, frame)| format!("{flow} (cleartext in frame {frame})"))
+            .collect::<Vec<_>>()
+            .join("; ");
         case.note(Evidence::frames(
-            format!("not TLS throughout: {bad:?}"),
+            format!("not TLS throughout: {shown}"),
             bad.iter().map(|b| b.1),
         ));
         return Err(Fail::new(
             "every DUT flow TLS from its first payload byte",
-            format!("{} flows not TLS throughout: {bad:?}", bad.len()),
+            format!("{} flows not TLS throughout: {shown}", bad.len()),
             format!(
                 "capture.pcapng frames {:?}",
                 bad.iter().map(|b| b.1).collect::<Vec<_>>()
@@ -189,8 +194,29 @@ async fn mt03(case: &mut Case) -> Result<String, Fail> {
             }
         }
     }
+    let shown = {
+        // One entry per suite, with the frames that offered it.
+        let mut by_suite: Vec<(String, Vec<u64>)> = Vec::new();
+        for (frame, suite) in &weak {
+            match by_suite.iter_mut().find(|(s, _)| s == suite) {
+                Some((_, fs)) => fs.push(*frame),
+                None => by_suite.push((suite.clone(), vec![*frame])),
+            }
+        }
+        by_suite
+            .iter()
+            .map(|(s, fs)| {
+                let fs: Vec<String> = fs.iter().map(u64::to_string).collect();
+                format!("{s} (frame {})", fs.join(", "))
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     case.note(Evidence::frames(
-        format!("ClientHellos; non-AEAD suites offered {weak:?}"),
+        format!(
+            "ClientHellos; non-AEAD suites offered: {}",
+            if shown.is_empty() { "none" } else { &shown }
+        ),
         frames.clone(),
     ));
     if frames.is_empty() {
@@ -203,7 +229,7 @@ async fn mt03(case: &mut Case) -> Result<String, Fail> {
     if !weak.is_empty() {
         return Err(Fail::new(
             "only AEAD suites in every ClientHello",
-            format!("non-AEAD suites offered (frame, suite): {weak:?}"),
+            format!("non-AEAD suites offered: {shown}"),
             format!("capture.pcapng frames {frames:?}"),
         ));
     }
@@ -222,12 +248,12 @@ async fn mt04(case: &mut Case) -> Result<String, Fail> {
         .find(|e| matches!(e.event, Event::TlsAccepted { .. }) && from_dut(e, dut));
     let Some(Event::TlsAccepted { serial, .. }) = accepted.as_ref().map(|e| &e.event) else {
         case.note(Evidence::journal(
-            format!("first verdict: {:?}", first.event),
+            format!("first verdict: {}", crate::case::event_text(&first.event)),
             [first.seq],
         ));
         return Err(Fail::new(
             "the hub to accept the DUT's client certificate",
-            format!("{:?}", first.event),
+            crate::case::event_text(&first.event),
             format!("journal.jsonl seq {}", first.seq),
         ));
     };
@@ -336,12 +362,12 @@ async fn mt10(case: &mut Case) -> Result<String, Fail> {
         refs.push(v.seq);
         let refused = r.as_ref().map_or(true, |s| !s.accepted());
         let right = matches!(&v.event, Event::HandshakeFailed { reason, .. } if *reason == want);
-        seen.push(format!("{what}: {:?}", v.event));
+        seen.push(format!("{what}: {}", crate::case::event_text(&v.event)));
         if !(refused && right) {
             case.note(Evidence::journal(seen.join("; "), refs.clone()));
             return Err(Fail::new(
                 format!("a {what} client certificate refused in the handshake ({want:?})"),
-                format!("{:?}", v.event),
+                crate::case::event_text(&v.event),
                 format!("journal.jsonl seq {}", v.seq),
             ));
         }
@@ -669,7 +695,14 @@ async fn mt14(case: &mut Case) -> Result<String, Fail> {
         })
         .collect();
     case.note(Evidence::frames(
-        format!("ClientHello SNI: {hellos:?}"),
+        format!(
+            "ClientHello SNI: {}",
+            hellos
+                .iter()
+                .map(|(f, sni)| format!("frame {f}: {}", sni.as_deref().unwrap_or("none")))
+                .collect::<Vec<_>>()
+                .join("; ")
+        ),
         hellos.iter().map(|h| h.0),
     ));
     let host = case.rig.hub_host();
@@ -681,8 +714,16 @@ async fn mt14(case: &mut Case) -> Result<String, Fail> {
         return Err(Fail::new(
             format!("SNI {host} in every ClientHello"),
             format!(
-                "{} ClientHellos, wrong or missing SNI (frame, sni): {wrong:?}",
-                hellos.len()
+                "{} ClientHellos, wrong or missing SNI: {}",
+                hellos.len(),
+                wrong
+                    .iter()
+                    .map(|(f, sni)| match sni {
+                        Some(s) => format!("frame {f}: SNI {s}"),
+                        None => format!("frame {f}: no SNI"),
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; ")
             ),
             "capture.pcapng",
         ));

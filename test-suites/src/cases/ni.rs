@@ -20,7 +20,7 @@ const NEEDS_BOARD: &[Capability] = &[
 
 pub const CASES: &[Def] = &[
     case_def!("NI-01", "tcp_scan", "No TCP port open (IPv4)", "a TCP scan of all 65 535 ports of the DUT from the bench side, in steady state, finds none open", NEEDS, ni01),
-    case_def!("NI-02", "udp_probes", "No UDP service answers", "UDP probes of common service ports (53, 67, 69, 123, 161, 1900, 5353, 5683, 47808) get no application reply", NEEDS, ni02),
+    case_def!("NI-02", "udp_probes", "No UDP service answers", "UDP probes in each service's protocol (DNS, DHCP, TFTP, NTP, SNMP, SSDP, mDNS, CoAP, BACnet) and, on an emulated board, of every UDP port get no application reply", NEEDS, ni02),
     case_def!("NI-03", "no_bound_sockets", "No listening or bound service socket", "the device process owns no listening TCP socket and no UDP socket bound to a non-ephemeral port, at boot and in session", NEEDS_BOARD, ni03),
     case_def!("NI-04", "outbound_only_flows", "Every flow opened by the DUT to an allowed peer", "every TCP flow in the capture was opened by the DUT (SYN from the DUT) and goes to the hub or the gateway", NEEDS, ni04),
     case_def!("NI-05", "scan_at_boot", "Nothing open right after power-on", "a scan during the first seconds after power-on finds nothing open", NEEDS, ni05),
@@ -90,12 +90,31 @@ async fn ni01(case: &mut Case) -> Result<String, Fail> {
 
 async fn ni02(case: &mut Case) -> Result<String, Fail> {
     case.boot().await?;
-    let r = v4_scan(case)?;
+    // On an emulated board every UDP port (closed ones answer with ICMP at
+    // once); on a lab board the well-known ports, each with its protocol.
+    let mut target = ScanTarget::full(
+        case.rig.netns(Node::Gw),
+        IpAddr::V4(case.rig.dut_ipv4()),
+        None,
+    );
+    target.tcp_ports = 1..=1;
+    if case.rig.capabilities().has(Capability::BoardProcess) {
+        target = target.all_udp();
+    }
+    let r = scan(target)?;
     case.note(Evidence::scan(format!("UDP probes: {}", r.udp_text())));
     if !r.udp_replies().is_empty() {
         return Err(open_fail("for UDP", &r));
     }
-    Ok(format!("{} UDP ports probed, none replied", r.udp.len()))
+    let closed = r
+        .udp
+        .values()
+        .filter(|a| **a == sacbench_rig::scan::UdpAnswer::Closed)
+        .count();
+    Ok(format!(
+        "{} UDP ports probed, none replied ({closed} closed: ICMP port unreachable)",
+        r.udp.len()
+    ))
 }
 
 /// Listening TCP or bound UDP sockets of the DUT's network namespace on

@@ -462,13 +462,19 @@ async fn resumed_and_confirmed(
     };
     let start = range_start(range);
     case.note(Evidence::journal(
-        format!("download after the interruption: Range {range:?}"),
+        format!(
+            "download after the interruption: Range {}",
+            range.as_deref().unwrap_or("none (the whole image again)")
+        ),
         [first.seq],
     ));
     if !start.is_some_and(|s| s > 0 && s < size as u64) {
         return Err(fail(
             "the download resumed from where it stopped (Range: bytes=N-, N > 0)",
-            format!("the next request had Range {range:?} (image {size} bytes)"),
+            format!(
+                "the next request had Range {} (image {size} bytes)",
+                range.as_deref().unwrap_or("none")
+            ),
             format!("journal.jsonl entry {}", first.seq),
         ));
     }

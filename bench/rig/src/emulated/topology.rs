@@ -137,6 +137,21 @@ impl Topology {
             &t.ipv4(5).to_string(),
         ])?;
         t.set_forwarding(true)?;
+        // The DUT's kernel answers every closed UDP port with its ICMP
+        // error (no rate limit), so NI-02's scan of all 65 535 UDP ports
+        // tells closed from silent in seconds, as `nmap -sU` would on an
+        // unlimited host. Nothing else the DUT does sends ICMP errors.
+        in_netns(Some(t.netns_path(Node::Dut)), || {
+            for (key, value) in [
+                ("/proc/sys/net/ipv4/icmp_ratelimit", "0"),
+                ("/proc/sys/net/ipv4/icmp_msgs_per_sec", "1000000"),
+                ("/proc/sys/net/ipv4/icmp_msgs_burst", "1000000"),
+            ] {
+                std::fs::write(key, value)
+                    .map_err(|e| RigError::Setup(format!("DUT namespace {key}: {e}")))?;
+            }
+            Ok::<(), RigError>(())
+        })??;
         Ok(t)
     }
 

@@ -43,6 +43,15 @@ pub struct ScanTarget {
 }
 
 impl ScanTarget {
+    /// Every UDP port instead of [`UDP_PORTS`] (each with its protocol's
+    /// probe where it has one), as `nmap -sU` scans: where the DUT's ICMP
+    /// errors are not rate-limited (the emulated rig), closed ports answer
+    /// at once and the scan takes seconds.
+    pub fn all_udp(mut self) -> Self {
+        self.udp_ports = (1..=65535).collect();
+        self
+    }
+
     /// All TCP ports and [`UDP_PORTS`] of `address`, from `from_netns`.
     pub fn full(from_netns: Option<PathBuf>, address: IpAddr, interface: Option<String>) -> Self {
         ScanTarget {
@@ -83,10 +92,22 @@ pub struct ScanReport {
 
 impl ScanReport {
     /// The UDP answers in words, e.g. `53 (DNS query): reply hex 5a c1 …;
-    /// 69 (TFTP read request): closed` (replies as text or hex).
+    /// 69 (TFTP read request): closed` (replies as text or hex): the
+    /// well-known ports one by one, any other port that replied, and a count
+    /// of the rest.
     pub fn udp_text(&self) -> String {
-        self.udp
+        let listed =
+            |p: &u16, a: &UdpAnswer| UDP_PORTS.contains(p) || matches!(a, UdpAnswer::Reply(_));
+        let rest: Vec<&UdpAnswer> = self
+            .udp
             .iter()
+            .filter(|(p, a)| !listed(p, a))
+            .map(|(_, a)| a)
+            .collect();
+        let mut parts: Vec<String> = self
+            .udp
+            .iter()
+            .filter(|(p, a)| listed(p, a))
             .map(|(port, a)| {
                 let what = match a {
                     UdpAnswer::Reply(b) => format!("reply {}", probes::show_reply(b)),
@@ -95,8 +116,16 @@ impl ScanReport {
                 };
                 format!("{port} ({}): {what}", probes::describe(*port))
             })
-            .collect::<Vec<_>>()
-            .join("; ")
+            .collect();
+        if !rest.is_empty() {
+            let closed = rest.iter().filter(|a| ***a == UdpAnswer::Closed).count();
+            parts.push(format!(
+                "{} other ports: {closed} closed (ICMP port unreachable), {} no reply",
+                rest.len(),
+                rest.len() - closed
+            ));
+        }
+        parts.join("; ")
     }
 
     /// UDP ports where an application replied.
@@ -161,11 +190,24 @@ async fn run(target: ScanTarget) -> Result<ScanReport, RigError> {
     }
     open_tcp.sort_unstable();
     let mut udp = BTreeMap::new();
+    let mut probes = tokio::task::JoinSet::new();
     for &port in &target.udp_ports {
-        udp.insert(
-            port,
-            probe_udp(socket_addr(&target, port)?, target.timeout).await,
-        );
+        let addr = socket_addr(&target, port)?;
+        let permit = permits
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("semaphore open");
+        let timeout = target.timeout;
+        probes.spawn(async move {
+            let answer = probe_udp(addr, timeout).await;
+            drop(permit);
+            (port, answer)
+        });
+    }
+    while let Some(done) = probes.join_next().await {
+        let (port, answer) = done.map_err(|e| RigError::Setup(format!("scan task: {e}")))?;
+        udp.insert(port, answer);
     }
     Ok(ScanReport {
         address: target.address,
