@@ -515,21 +515,30 @@ async fn cd10(case: &mut Case) -> Result<String, Fail> {
 /// schedule has constant ratios up to the sub-millisecond connect time).
 pub(super) fn judge_backoff(intervals_ns: &[u64], want_jitter: bool) -> Result<String, String> {
     let ms: Vec<f64> = intervals_ns.iter().map(|n| *n as f64 / 1e6).collect();
-    let shown: Vec<String> = ms.iter().map(|m| format!("{m:.0} ms")).collect();
+    let shown = ms
+        .iter()
+        .map(|m| format!("{m:.0} ms"))
+        .collect::<Vec<_>>()
+        .join(", ");
     if ms.len() < 3 {
-        return Err(format!("only {} intervals: {shown:?}", ms.len()));
+        return Err(format!("only {} intervals: {shown}", ms.len()));
     }
     // 0.8: each delay's floor is the previous ceiling, minus connect-time noise.
     if let Some(w) = ms.windows(2).find(|w| w[1] < 0.8 * w[0]) {
         return Err(format!(
-            "an interval shrank ({:.0} → {:.0} ms): {shown:?}",
+            "an interval shrank ({:.0} → {:.0} ms): {shown}",
             w[0], w[1]
         ));
     }
     if ms[ms.len() - 1] < 4.0 * ms[0] {
-        return Err(format!("intervals did not grow exponentially: {shown:?}"));
+        return Err(format!("intervals did not grow exponentially: {shown}"));
     }
     let ratios: Vec<f64> = ms.windows(2).map(|w| w[1] / w[0].max(1.0)).collect();
+    let ratios_shown = ratios
+        .iter()
+        .map(|r| format!("{r:.2}"))
+        .collect::<Vec<_>>()
+        .join(", ");
     let (lo, hi) = ratios
         .iter()
         .fold((f64::MAX, 0f64), |(lo, hi), r| (lo.min(*r), hi.max(*r)));
@@ -539,10 +548,10 @@ pub(super) fn judge_backoff(intervals_ns: &[u64], want_jitter: bool) -> Result<S
     // one-in-many-thousands draw — a check that cannot flake in CI.
     if want_jitter && hi / lo < 1.02 {
         return Err(format!(
-            "growth factors all equal (no jitter): {ratios:.2?}, intervals {shown:?}"
+            "growth factors all equal (no jitter): {ratios_shown}, intervals {shown}"
         ));
     }
-    Ok(format!("intervals {shown:?}, growth factors {ratios:.2?}"))
+    Ok(format!("intervals {shown}, growth factors {ratios_shown}"))
 }
 
 async fn cd11(case: &mut Case) -> Result<String, Fail> {
