@@ -45,7 +45,7 @@ const GATEWAY: DutNeeds = DutNeeds {
 pub const CASES: &[Def] = &[
     CaseDef { tools: &["mbpoll", "ss"], ..case_def!("GW-01", "modbus_local_only", "Legacy Modbus reachable only from the local side", "the legacy device's Modbus service answers on the gateway's local side and cannot be reached from the hub's side (not through the gateway's address, not routed to the device)", NEEDS, GATEWAY, gw01) },
     case_def!("GW-02", "identity_per_leaf", "Each leaf is its own device at the hub", "each leaf's register values arrive as telemetry under the leaf's own identity (its own certificate), and no identity carries another leaf's values", NEEDS, GATEWAY, gw02),
-    case_def!("GW-03", "mapped_writes_only", "Only mapped, in-range commands are written", "a command for leaf A becomes a register write on A only; an out-of-range value and an unmapped command are refused and never written", NEEDS, GATEWAY, gw03),
+CaseDef { tools: &["mbpoll"], ..    case_def!("GW-03", "mapped_writes_only", "Only mapped, in-range commands are written", "a command for leaf A becomes a register write on A only; an out-of-range value and an unmapped command are refused and never written", NEEDS, GATEWAY, gw03) },
     case_def!("GW-04", "no_hub_side_listener", "No inbound listener on the hub side", "a TCP scan of all 65 535 ports and UDP probes of the gateway's hub-side address find nothing open", NEEDS, GATEWAY, gw04),
     case_def!("GW-05", "buffer_while_offline", "Telemetry buffered while the hub is unreachable", "while the hub is unreachable the gateway holds the newest readings (bounded, oldest dropped first, counted) and delivers them after reconnecting", NEEDS_LINK, GATEWAY, gw05),
 ];
@@ -256,8 +256,41 @@ async fn gw03(case: &mut Case) -> Result<String, Fail> {
         acks.len() == 3
     })
     .await?;
+    // A marker write of the bench's own to meter-a, after the acks: once its
+    // line is read, so is every line meter-a wrote before it (one stream,
+    // in order) — the bench may read a leaf's log later than the hub sees
+    // the gateway's acknowledgement.
+    let marker = "leaf: write unit=1 register=99 words=[4242]";
+    let out = case
+        .rig
+        .command(Node::Gw, "mbpoll")
+        .args(["-m", "tcp", "-a", "1", "-t", "4", "-r", "100", "-1"])
+        .arg(case.rig.dut_ipv4().to_string())
+        .arg("4242")
+        .output()
+        .map_err(|e| format!("mbpoll (apt-get install mbpoll): {e}"))?;
+    if !out.status.success() {
+        return Err(Fail::bench(format!(
+            "the bench's marker write to meter-a: {}",
+            String::from_utf8_lossy(&out.stdout).trim()
+        )));
+    }
     let g = gateway(case)?;
-    let writes = leaf_writes(g);
+    g.wait_console_from(0, GUARD, |l| l == marker)
+        .await
+        .ok_or_else(|| Fail::bench("meter-a never logged the bench's marker write"))?;
+    let writes: Vec<String> = leaf_writes(g).into_iter().filter(|w| w != marker).collect();
+    // And the gateway's own word on each of the three (a write or a refusal,
+    // logged before its acknowledgement), from its stream.
+    let outcomes = std::cell::Cell::new(0);
+    g.wait_console_from(0, GUARD, |l| {
+        let counted = gateway_event(l, "register_written", LEAF_TCP).is_some()
+            || gateway_event(l, "command_refused", LEAF_TCP).is_some();
+        outcomes.set(outcomes.get() + usize::from(counted));
+        outcomes.get() >= 3
+    })
+    .await
+    .ok_or_else(|| Fail::bench("the gateway did not log the outcome of the three commands"))?;
     let refusals: Vec<String> = g
         .console_lines()
         .into_iter()
