@@ -6,6 +6,17 @@ use std::process::Command;
 
 const SUITE: &str = env!("CARGO_BIN_EXE_sacbench-suite");
 
+/// The suite with a clean run environment, writing to `out`.
+fn suite_cmd(out: &std::path::Path) -> Command {
+    let mut c = Command::new(SUITE);
+    c.env("SACBENCH_OUT", out)
+        .env_remove("SACBENCH_DUT")
+        .env_remove("SACBENCH_RIG")
+        .env_remove("SACBENCH_FAULT")
+        .env_remove("SACBENCH_ONLY");
+    c
+}
+
 fn suite(
     dut: &std::path::Path,
     fault: Option<&str>,
@@ -74,14 +85,7 @@ fn a_fault_the_device_does_not_offer_stops_the_run() {
 fn a_filter_that_matches_no_case_stops_the_run() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
-    let o = Command::new(SUITE)
-        .arg("no-such-case")
-        .env("SACBENCH_OUT", &out)
-        .env_remove("SACBENCH_DUT")
-        .env_remove("SACBENCH_RIG")
-        .env_remove("SACBENCH_FAULT")
-        .output()
-        .unwrap();
+    let o = suite_cmd(&out).arg("no-such-case").output().unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(
@@ -97,13 +101,9 @@ fn a_missing_program_stops_the_run_naming_its_package() {
     let out = dir.path().join("run");
     let empty = dir.path().join("bin");
     std::fs::create_dir_all(&empty).unwrap();
-    let o = Command::new(SUITE)
+    let o = suite_cmd(&out)
         .env("PATH", &empty)
-        .env("SACBENCH_OUT", &out)
         .env("SACBENCH_ONLY", "KR-03,NI-01")
-        .env_remove("SACBENCH_DUT")
-        .env_remove("SACBENCH_RIG")
-        .env_remove("SACBENCH_FAULT")
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&o.stderr);

@@ -161,23 +161,38 @@ fn socket_addr(target: &ScanTarget, port: u16) -> Result<SocketAddr, RigError> {
     }
 }
 
+/// Spawns `probe` into `set` once one of `permits` is free (held until it ends).
+async fn spawn_limited<T: Send + 'static>(
+    permits: &Arc<Semaphore>,
+    set: &mut tokio::task::JoinSet<T>,
+    probe: impl std::future::Future<Output = T> + Send + 'static,
+) {
+    let permit = permits
+        .clone()
+        .acquire_owned()
+        .await
+        .expect("semaphore open");
+    set.spawn(async move {
+        let out = probe.await;
+        drop(permit);
+        out
+    });
+}
+
 async fn run(target: ScanTarget) -> Result<ScanReport, RigError> {
     let started = Instant::now();
     let permits = Arc::new(Semaphore::new(target.concurrency.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
     for port in target.tcp_ports.clone() {
         let addr = socket_addr(&target, port)?;
-        let permit = permits
-            .clone()
-            .acquire_owned()
-            .await
-            .expect("semaphore open");
         let timeout = target.timeout;
-        tasks.spawn(async move {
-            let r = tokio::time::timeout(timeout, TcpStream::connect(addr)).await;
-            drop(permit);
-            (port, r)
-        });
+        spawn_limited(&permits, &mut tasks, async move {
+            (
+                port,
+                tokio::time::timeout(timeout, TcpStream::connect(addr)).await,
+            )
+        })
+        .await;
     }
     let (mut open_tcp, mut unanswered_tcp, mut unreachable_tcp) = (Vec::new(), 0, 0);
     while let Some(done) = tasks.join_next().await {
@@ -193,17 +208,11 @@ async fn run(target: ScanTarget) -> Result<ScanReport, RigError> {
     let mut probes = tokio::task::JoinSet::new();
     for &port in &target.udp_ports {
         let addr = socket_addr(&target, port)?;
-        let permit = permits
-            .clone()
-            .acquire_owned()
-            .await
-            .expect("semaphore open");
         let timeout = target.timeout;
-        probes.spawn(async move {
-            let answer = probe_udp(addr, timeout).await;
-            drop(permit);
-            (port, answer)
-        });
+        spawn_limited(&permits, &mut probes, async move {
+            (port, probe_udp(addr, timeout).await)
+        })
+        .await;
     }
     while let Some(done) = probes.join_next().await {
         let (port, answer) = done.map_err(|e| RigError::Setup(format!("scan task: {e}")))?;
