@@ -1,4 +1,4 @@
-//! The conformance suites of `conformance-cases.md` (NI, MT, KR, OTA, CD, GW),
+//! The conformance suites of `docs/CASES.md` (NI, MT, KR, OTA, CD, GW),
 //! run against a rig, with verdicts backed by evidence and written as
 //! reports. `main.rs` is the cargo-test-compatible harness.
 #![forbid(unsafe_code)]

@@ -120,7 +120,7 @@ pub enum Outcome {
 /// One case's verdict and the evidence it rests on.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct CaseResult {
-    /// Stable id from conformance-cases.md, e.g. `NI-01`.
+    /// Stable id from docs/CASES.md, e.g. `NI-01`.
     pub id: String,
     /// `device` (a verdict about the DUT) or `self_test` (the fixture's).
     #[serde(default)]

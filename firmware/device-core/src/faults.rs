@@ -1,4 +1,4 @@
-//! The fault catalogue of `conformance-cases.md`: each switch makes the
+//! The fault catalogue of `docs/CASES.md`: each switch makes the
 //! reference device do exactly one wrong thing, so that the conformance case
 //! it names is proven able to fail. All are off by default; the provisioning
 //! file selects them (`faults = ["no-dedupe"]`).
@@ -205,7 +205,7 @@ mod tests {
 
     #[test]
     fn every_device_case_of_the_catalogue_has_a_fault() {
-        // The device cases of conformance-cases.md that name a fault.
+        // The device cases of docs/CASES.md that name a fault.
         let cases = [
             "NI-01", "NI-02", "NI-03", "NI-04", "NI-05", "NI-06", "MT-01", "MT-02", "MT-03",
             "MT-04", "MT-05", "MT-06", "MT-07", "MT-08", "MT-09", "MT-12", "MT-13", "MT-14",
