@@ -208,14 +208,6 @@ pub struct Case {
     log: std::sync::Mutex<Vec<LogLine>>,
 }
 
-/// The development signing key the reference images are signed with.
-pub fn dev_key() -> SigningKey {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../firmware/keys/dev-image-signing-ed25519.pem");
-    SigningKey::from_pkcs8_pem(&std::fs::read_to_string(path).expect("dev key"))
-        .expect("dev key parses")
-}
-
 /// Signs `payload` as version `major.minor.0` with `counter`.
 pub fn sign(payload: &[u8], major: u8, minor: u8, counter: u32, key: &SigningKey) -> Vec<u8> {
     let opts = SignOptions {
@@ -299,8 +291,9 @@ impl Case {
                 // image, v1.0.0, signed with its key.
                 if rig.capabilities().has(Capability::Flash) {
                     if let Some(img) = &opts.dut.image {
-                        let payload = std::fs::read(payload_path(opts, &img.payload))
-                            .map_err(|e| bench(format!("image.payload {}: {e}", img.payload)))?;
+                        let path = img.payload_path(&opts.sacbench_bin);
+                        let payload = std::fs::read(&path)
+                            .map_err(|e| bench(format!("image.payload {}: {e}", path.display())))?;
                         let key = dut_signing_key(&opts.dut)?;
                         std::fs::write(&image, sign(&payload, 1, 0, 1, &key))?;
                         rig.flash(&image).await.map_err(bench)?;
@@ -339,7 +332,7 @@ impl Case {
                 let img = self.dut.image.as_ref().ok_or_else(|| {
                     Fail::bench(format!("{} has no [image]", self.dut.file.display()))
                 })?;
-                let path = self.sacbench_bin_path(&img.payload);
+                let path = img.payload_path(&self.sacbench_bin);
                 std::fs::read(&path)
                     .map_err(|e| Fail::bench(format!("image.payload {}: {e}", path.display())))
             }
@@ -352,11 +345,6 @@ impl Case {
                 Ok(image.payload().to_vec())
             }
         }
-    }
-
-    /// `path` with `{sacbench_bin}` expanded.
-    pub fn sacbench_bin_path(&self, path: &str) -> PathBuf {
-        PathBuf::from(path.replace("{sacbench_bin}", &self.sacbench_bin.to_string_lossy()))
     }
 
     /// The key OTA images are signed with: the DUT file's `image.signing_key`
@@ -533,20 +521,13 @@ fn bench(e: impl std::fmt::Display) -> Fail {
     Fail::bench(format!("setup error: {e}"))
 }
 
-fn payload_path(opts: &RunOptions, payload: &str) -> PathBuf {
-    PathBuf::from(payload.replace("{sacbench_bin}", &opts.sacbench_bin.to_string_lossy()))
-}
-
 /// The DUT file's image-signing key.
 pub fn dut_signing_key(dut: &DutFile) -> Result<SigningKey, Fail> {
     let img = dut
         .image
         .as_ref()
         .ok_or_else(|| Fail::bench(format!("{} has no [image]", dut.file.display())))?;
-    let pem = std::fs::read_to_string(&img.signing_key)
-        .map_err(|e| Fail::bench(format!("{}: {e}", img.signing_key.display())))?;
-    SigningKey::from_pkcs8_pem(&pem)
-        .map_err(|e| Fail::bench(format!("{}: {e:?}", img.signing_key.display())))
+    img.signing_key().map_err(Fail::bench)
 }
 
 /// The reference device's DUT file, the default `--dut`.

@@ -112,16 +112,4 @@ impl Case {
         .await;
         Ok(seen.into_inner().expect("lock"))
     }
-
-    /// The captures of `event` in `line` (a line an event wait returned).
-    pub fn event_captures(&self, event: EventName, line: &str) -> Option<Vec<(String, String)>> {
-        let re = self.dut.event(event)?;
-        let c = re.captures(line)?;
-        Some(
-            re.capture_names()
-                .flatten()
-                .filter_map(|n| c.name(n).map(|m| (n.to_owned(), m.as_str().to_owned())))
-                .collect(),
-        )
-    }
 }

@@ -105,17 +105,16 @@ fn main() {
             }
         }
     }
-    let selected: Vec<String> = cases::all()
-        .into_iter()
-        .filter(|d| selected_by(&args, &d.name()))
-        .map(|d| d.id.to_string())
-        .collect();
     // `SACBENCH_ONLY=NI-01,MT-03`: just these cases (the fault matrix's runs).
     let only: Option<Vec<String>> = std::env::var("SACBENCH_ONLY")
         .ok()
         .map(|v| v.split(',').map(|s| s.trim().to_string()).collect());
     let wanted = |id: &str| only.as_ref().is_none_or(|o| o.iter().any(|x| x == id));
-    let selected: Vec<String> = selected.into_iter().filter(|id| wanted(id)).collect();
+    let selected_defs: Vec<_> = cases::all()
+        .into_iter()
+        .filter(|d| selected_by(&args, &d.name()) && wanted(d.id))
+        .collect();
+    let selected: Vec<String> = selected_defs.iter().map(|d| d.id.to_string()).collect();
     if selected.is_empty() && !args.list {
         exit_usage(format!(
             "no case matches the filter {:?}{} (`cargo xtask emulated` with no filter runs all; `sacbench-suite --list` lists them)",
@@ -126,12 +125,12 @@ fn main() {
     // The programs the selected cases run: all there, or one line naming
     // the packages, before any case (and before the sandbox).
     if !args.list {
-        let defs: Vec<_> = cases::all()
-            .into_iter()
-            .filter(|d| selected.iter().any(|id| id == d.id))
-            .collect();
-        let needs =
-            sacbench_suites::preflight::needed(&defs, &dut, rig_file.is_none(), fault.as_deref());
+        let needs = sacbench_suites::preflight::needed(
+            &selected_defs,
+            &dut,
+            rig_file.is_none(),
+            fault.as_deref(),
+        );
         let path = std::env::var_os("PATH").unwrap_or_default();
         if let Some(line) = sacbench_suites::preflight::check(&needs, &path) {
             exit_usage(line);
@@ -159,10 +158,9 @@ fn main() {
             // A rig that can run none of the selected device cases proves
             // nothing about the device (the self-tests pass without one).
             let caps = config.capabilities();
-            let defs: Vec<_> = cases::all()
-                .into_iter()
-                .filter(|d| selected.iter().any(|id| id == d.id) && !d.self_test)
-                .filter(|d| d.dut.not_applicable(&dut).is_none())
+            let defs: Vec<_> = selected_defs
+                .iter()
+                .filter(|d| !d.self_test && d.dut.not_applicable(&dut).is_none())
                 .collect();
             let runnable = defs.iter().any(|d| caps.require(d.needs).is_ok());
             if !defs.is_empty() && !runnable {

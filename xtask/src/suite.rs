@@ -58,7 +58,8 @@ pub struct SuiteRun {
     pub results: BTreeMap<String, String>,
 }
 
-fn count_cases(suite: &Path, filter: &[String], only: Option<&str>) -> Result<u64, Failure> {
+/// The ids of the cases the suite lists (`--list`) for `filter` and `only`.
+fn case_ids(suite: &Path, filter: &[String], only: Option<&str>) -> Result<Vec<String>, Failure> {
     let mut c = Command::new(suite);
     c.arg("--list").args(filter);
     if let Some(o) = only {
@@ -69,8 +70,9 @@ fn count_cases(suite: &Path, filter: &[String], only: Option<&str>) -> Result<u6
         .map_err(|e| Failure::Setup(format!("{}: {e}", suite.display())))?;
     Ok(String::from_utf8_lossy(&out.stdout)
         .lines()
-        .filter(|l| l.ends_with(": test"))
-        .count() as u64)
+        .filter_map(|l| l.strip_suffix(": test"))
+        .map(case_id)
+        .collect())
 }
 
 /// What one run of the suite is given.
@@ -106,7 +108,7 @@ pub fn run_suite(
         dut,
         keep_images,
     } = *a;
-    let total = count_cases(suite, filter, only)?;
+    let total = case_ids(suite, filter, only)?.len() as u64;
     let bar = if show {
         ProgressBar::new(total)
     } else {
@@ -346,19 +348,6 @@ fn catalogue(device: &Path) -> Result<Vec<(String, Vec<String>)>, Failure> {
     Ok(all)
 }
 
-/// The ids of the cases the suite has (`--list`).
-fn case_ids(suite: &Path) -> Result<Vec<String>, Failure> {
-    let out = Command::new(suite)
-        .arg("--list")
-        .output()
-        .map_err(|e| Failure::Setup(format!("{}: {e}", suite.display())))?;
-    Ok(String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.strip_suffix(": test"))
-        .map(case_id)
-        .collect())
-}
-
 /// Suite runs of the fault matrix at once: each is a process with its own
 /// sandbox and cases that mostly wait, so they share the machine well.
 const MATRIX_PARALLEL: usize = 6;
@@ -378,7 +367,7 @@ pub fn faults(root: &Path) -> Result<(), Failure> {
     let started = std::time::Instant::now();
     let base = target_dir(root).join("sacbench").join("faults");
     let _ = std::fs::remove_dir_all(&base);
-    let implemented = case_ids(&suite)?;
+    let implemented = case_ids(&suite, &[], None)?;
     let catalogue = catalogue(&device)?;
     let mut misses = Vec::new();
     let mut jobs = vec![MatrixJob {

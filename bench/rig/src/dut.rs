@@ -251,6 +251,25 @@ pub struct DutImage {
     pub signing_key: PathBuf,
 }
 
+impl DutImage {
+    /// The payload's path, `{sacbench_bin}` being `sacbench_bin`.
+    pub fn payload_path(&self, sacbench_bin: &Path) -> PathBuf {
+        PathBuf::from(
+            self.payload
+                .replace("{sacbench_bin}", &sacbench_bin.to_string_lossy()),
+        )
+    }
+
+    /// The image-signing key, read and parsed; the error names the file.
+    pub fn signing_key(&self) -> Result<mcuboot_image::SigningKey, String> {
+        let path = self.signing_key.display();
+        let pem = std::fs::read_to_string(&self.signing_key)
+            .map_err(|e| format!("image.signing_key {path}: {e}"))?;
+        mcuboot_image::SigningKey::from_pkcs8_pem(&pem)
+            .map_err(|e| format!("image.signing_key {path}: {e:?}"))
+    }
+}
+
 /// A checked DUT file.
 #[derive(Debug, Clone)]
 pub struct DutFile {
@@ -494,12 +513,7 @@ impl DutFile {
 
     /// The folder the DUT file is in: the emulated command's working directory.
     pub fn dir(&self) -> PathBuf {
-        let dir = self.file.parent().unwrap_or(Path::new("."));
-        if dir.as_os_str().is_empty() {
-            PathBuf::from(".")
-        } else {
-            dir.to_path_buf()
-        }
+        crate::folder_of(&self.file)
     }
 
     pub fn implements(&self, part: ContractPart) -> bool {

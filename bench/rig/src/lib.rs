@@ -39,11 +39,6 @@ pub enum Capability {
     /// inspect its process (its socket table) and act inside its network
     /// namespace.
     BoardProcess,
-    /// sacbench's native emulated board (`board = "sacbench-native"` in the
-    /// DUT file): its bootloader runs executable payloads, so the suites can
-    /// boot firmware variants (crashing images, a precise power cut at the
-    /// N-th flash write).
-    NativeBoard,
     /// Emulated legacy Modbus devices behind the reference field gateway
     /// (the GW cases).
     LegacyDevices,
@@ -62,9 +57,6 @@ impl fmt::Display for Capability {
             Capability::LegacyDevices => "emulated legacy devices behind a field gateway",
             Capability::BoardProcess => {
                 "emulated board (the case inspects the board's process or acts in its network)"
-            }
-            Capability::NativeBoard => {
-                "sacbench's native emulated board (the case boots firmware variants or cuts power at a flash write)"
             }
         })
     }
@@ -204,23 +196,24 @@ impl ProvisioningRecord {
     }
 }
 
+/// The folder a rig or DUT file is in (`.` for a bare file name): where its
+/// relative paths and commands resolve.
+pub(crate) fn folder_of(file: &Path) -> PathBuf {
+    match file.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
 /// The public half of the DUT file's image-signing key, for the
 /// provisioning directory (`image-signing.pub.pem`).
 pub fn image_public_key(dut: &dut::DutFile) -> Result<Option<String>, RigError> {
     let Some(image) = &dut.image else {
         return Ok(None);
     };
-    let pem = std::fs::read_to_string(&image.signing_key).map_err(|e| RigError::Io {
-        what: format!("reading {}", image.signing_key.display()),
-        source: e,
-    })?;
-    let key = mcuboot_image::SigningKey::from_pkcs8_pem(&pem).map_err(|e| {
-        RigError::Setup(format!(
-            "{}: image.signing_key of {}: {e:?}",
-            image.signing_key.display(),
-            dut.file.display()
-        ))
-    })?;
+    let key = image
+        .signing_key()
+        .map_err(|e| RigError::Setup(format!("{}: {e}", dut.file.display())))?;
     Ok(Some(key.public_key_pem()))
 }
 

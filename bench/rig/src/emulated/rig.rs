@@ -167,8 +167,9 @@ impl EmulatedRig {
             c.0.insert(Capability::Images);
         }
         if emulated.is_some_and(|e| e.board == Some(Board::SacbenchNative)) {
+            // Its firmware logs RTT (the DUT's own needs, such as the native
+            // board's firmware variants, are `DutNeeds`, not capabilities).
             c.0.insert(Capability::Rtt);
-            c.0.insert(Capability::NativeBoard);
         }
         c
     }
@@ -183,10 +184,6 @@ impl EmulatedRig {
 
     pub fn credentials(&self) -> &DeviceCredentials {
         &self.credentials
-    }
-
-    pub fn dut(&self) -> &DutFile {
-        &self.config.dut
     }
 
     /// `{provisioning}`: what the bench hands the device.

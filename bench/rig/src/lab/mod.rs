@@ -129,10 +129,7 @@ impl LabRig {
 
     /// The rig file's folder: where its relative paths and commands resolve.
     fn base_dir(&self) -> PathBuf {
-        match self.config.file.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        }
+        crate::folder_of(&self.config.file)
     }
 
     /// The rig file as parsed.
