@@ -161,7 +161,7 @@ async fn simple_reenroll(State(ctx): State<Ctx>, body: axum::body::Bytes) -> Res
         return refused(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
     }
     ctx.journal(Event::Enrolled {
-        old_serial: ctx.identity.serial.clone(),
+        old_serial: ctx.identity.serial.to_string(),
         new_serial: issued.serial.clone(),
         thumbprint: issued.thumbprint.clone(),
     });

@@ -19,6 +19,7 @@ use tokio::sync::{oneshot, watch};
 use crate::clock::{Clock, VirtualClock};
 use crate::journal::{CloseReason, Event, Journal};
 use crate::pki::{CertificateAuthority, IssuedCert, KeyAlgorithm, PkiError, Validity};
+use crate::serial::Serial;
 use crate::session::SessionConfig;
 use crate::store::{
     CertRecord, DeviceRecord, DeviceStatus, Feedback, NewMessage, QueuedMessage, Store,
@@ -424,7 +425,7 @@ impl HubFixture {
     /// Deletes a device: its queue (feedback `rejected`), twin and certificates (revoked).
     pub fn delete_device(&self, device_id: &str) -> Result<(), HubError> {
         self.device(device_id)?;
-        let serials: Vec<String> = self
+        let serials: Vec<Serial> = self
             .certificates(device_id)?
             .into_iter()
             .map(|c| c.serial)
@@ -451,7 +452,12 @@ impl HubFixture {
 
     /// Revokes a certificate: its live session closes at once, later handshakes fail.
     pub fn revoke(&self, serial: &str) -> Result<CertRecord, HubError> {
-        self.state.revoke(serial)
+        let serial = Serial::parse(serial).map_err(|e| HubError::InvalidName {
+            what: "certificate serial",
+            value: e.text,
+            why: e.why,
+        })?;
+        self.state.revoke(&serial)
     }
 
     /// Whether the device has a live (CONNECTed) session.

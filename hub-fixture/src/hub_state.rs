@@ -13,8 +13,9 @@ use tokio::sync::{mpsc, oneshot, watch};
 use crate::clock::{system_time_to_ms, Clock, VirtualClock};
 use crate::journal::{CloseReason, Event, Journal};
 use crate::pki::{CertificateAuthority, IssuedCert, KeyAlgorithm, Validity};
+use crate::serial::Serial;
 use crate::session::SessionConfig;
-use crate::store::{CertRecord, Feedback, Store};
+use crate::store::{CertRecord, Feedback, Store, StoredSession};
 use crate::tls::RevokedSerials;
 
 use crate::hub::{HubConfig, HubError, MethodResponse};
@@ -42,7 +43,7 @@ pub(crate) enum SessionCommand {
 #[derive(Debug)]
 pub(crate) struct SessionHandle {
     pub id: u64,
-    pub serial: String,
+    pub serial: Serial,
     pub tx: mpsc::UnboundedSender<SessionCommand>,
 }
 
@@ -126,12 +127,30 @@ impl HubState {
         // EST step 5: once the new certificate has a session, the old one is revoked.
         let key = format!("{SUPERSEDES_PREFIX}{serial}");
         let old = self.store().meta(&key).ok().flatten();
-        if let Some(old) = old {
+        if let Some(old) = old.and_then(|o| Serial::parse(&o).ok()) {
             if let Err(e) = self.revoke(&old) {
                 tracing::warn!("revoking superseded certificate {old}: {e}");
             }
         }
         true
+    }
+
+    /// Stores a persistent session's state if `session_id` is still the
+    /// device's live session. The registry lock is held across the write, so
+    /// a connection evicted by a newer one can no longer overwrite the state
+    /// its successor took up.
+    pub(crate) fn save_session_if_live(
+        &self,
+        device_id: &str,
+        session_id: u64,
+        session: &StoredSession,
+    ) {
+        let sessions = self.sessions.lock().expect("sessions lock");
+        if sessions.get(device_id).is_some_and(|h| h.id == session_id) {
+            if let Err(e) = self.store().save_session(device_id, session) {
+                tracing::error!("storing the session of {device_id}: {e}");
+            }
+        }
     }
 
     pub(crate) fn unregister_session(&self, device_id: &str, id: u64) {
@@ -173,27 +192,29 @@ impl HubState {
         }
     }
 
-    pub(crate) fn revoke(&self, serial: &str) -> Result<CertRecord, HubError> {
+    /// Revokes a certificate by its serial in any spelling: recorded, then
+    /// refused by every TLS handshake, and the live session closed.
+    pub(crate) fn revoke(&self, serial: &Serial) -> Result<CertRecord, HubError> {
         let now = self.now_ms();
         let record = self
             .store()
             .revoke_certificate(serial, now)?
-            .ok_or_else(|| HubError::UnknownSerial(serial.to_owned()))?;
+            .ok_or_else(|| HubError::UnknownSerial(serial.to_string()))?;
         let at = Instant::now();
         self.revoked.insert(serial);
         self.journal.record(
             Some(&record.device_id),
             None,
             Event::Revoked {
-                serial: serial.to_owned(),
+                serial: serial.to_string(),
             },
         );
         let sessions = self.sessions.lock().expect("sessions lock");
-        for h in sessions.values().filter(|h| h.serial == serial) {
+        for h in sessions.values().filter(|h| h.serial == *serial) {
             let _ = h.tx.send(SessionCommand::Close {
                 reason: CloseReason::CertificateRevoked,
                 detail: format!("certificate {serial} revoked"),
-                revoked_at: Some((at, serial.to_owned())),
+                revoked_at: Some((at, serial.to_string())),
             });
         }
         Ok(record)
@@ -216,8 +237,14 @@ impl HubState {
         device_id: &str,
         issued: &IssuedCert,
     ) -> Result<(), HubError> {
+        // The CA writes serials in canonical form; parsing says so once more.
+        let serial = Serial::parse(&issued.serial).map_err(|e| HubError::InvalidName {
+            what: "issued certificate serial",
+            value: e.text,
+            why: e.why,
+        })?;
         let record = CertRecord {
-            serial: issued.serial.clone(),
+            serial: serial.clone(),
             device_id: device_id.to_owned(),
             thumbprint: issued.thumbprint.clone(),
             not_before_ms: system_time_to_ms(issued.validity.not_before),
@@ -230,7 +257,7 @@ impl HubState {
             Some(device_id),
             None,
             Event::CertificateIssued {
-                serial: issued.serial.clone(),
+                serial: serial.to_string(),
                 thumbprint: issued.thumbprint.clone(),
                 not_after_ms: record.not_after_ms,
             },
@@ -242,10 +269,17 @@ impl HubState {
     pub(crate) fn record_supersedes(
         &self,
         new_serial: &str,
-        old_serial: &str,
+        old_serial: &Serial,
     ) -> Result<(), HubError> {
-        self.store()
-            .set_meta(&format!("{SUPERSEDES_PREFIX}{new_serial}"), old_serial)?;
+        let new_serial = Serial::parse(new_serial).map_err(|e| HubError::InvalidName {
+            what: "issued certificate serial",
+            value: e.text,
+            why: e.why,
+        })?;
+        self.store().set_meta(
+            &format!("{SUPERSEDES_PREFIX}{new_serial}"),
+            old_serial.as_str(),
+        )?;
         Ok(())
     }
 }

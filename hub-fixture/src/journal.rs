@@ -122,6 +122,16 @@ pub enum Event {
         serial: String,
         keep_alive: u16,
         clean_session: bool,
+        /// CONNACK's session-present flag: a stored session was resumed.
+        #[serde(default)]
+        session_present: bool,
+    },
+    /// A CleanSession=0 connection took up the device's stored session: its
+    /// subscriptions hold again and its `in_flight` unacknowledged C2D
+    /// deliveries are sent again.
+    SessionResumed {
+        subscriptions: Vec<crate::topics::Subscription>,
+        in_flight: usize,
     },
     ConnectRefused {
         client_id: String,

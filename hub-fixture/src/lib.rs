@@ -13,6 +13,7 @@ pub mod journal;
 pub mod mqtt_server;
 pub mod pki;
 pub mod selfcheck;
+pub mod serial;
 pub mod session;
 pub mod store;
 pub mod tls;

@@ -17,8 +17,9 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::hub::{HubState, SessionCommand, SessionHandle};
 use crate::journal::{CloseReason, Event, HandshakeFailure, Listener};
+use crate::serial::Serial;
 use crate::session::{ClientIdentity, HubPort, Session, SessionEnd};
-use crate::store::{DeviceStatus, QueuedMessage, Twin};
+use crate::store::{DeviceStatus, QueuedMessage, StoredSession, Twin};
 
 /// Accepts connections until the hub shuts down.
 pub(crate) async fn serve(hub: Arc<HubState>, listener: TcpListener) {
@@ -105,7 +106,7 @@ pub(crate) async fn accept_tls(
         Some(peer),
         Event::TlsAccepted {
             listener,
-            serial: serial.clone(),
+            serial: serial.to_string(),
             tls_version,
             cipher_suite,
         },
@@ -222,10 +223,10 @@ struct Port<'a> {
 }
 
 impl HubPort for Port<'_> {
-    fn go_live(&mut self, device_id: &str, serial: &str) -> bool {
+    fn go_live(&mut self, device_id: &str, serial: &Serial) -> bool {
         let handle = SessionHandle {
             id: self.session_id,
-            serial: serial.to_owned(),
+            serial: serial.clone(),
             tx: self.tx.clone(),
         };
         // Registered either way, so that the end of the session unregisters it.
@@ -242,8 +243,42 @@ impl HubPort for Port<'_> {
             .map(|d| d.status)
     }
 
-    fn serial_revoked(&mut self, serial: &str) -> bool {
+    fn serial_revoked(&mut self, serial: &Serial) -> bool {
         self.hub.revoked.contains(serial)
+    }
+
+    fn load_session(&mut self, device_id: &str) -> Option<StoredSession> {
+        let stored = self.hub.store().session(device_id);
+        stored.unwrap_or_else(|e| {
+            tracing::error!("reading the stored session of {device_id}: {e}");
+            None
+        })
+    }
+
+    fn save_session(&mut self, device_id: &str, session: &StoredSession) {
+        self.hub
+            .save_session_if_live(device_id, self.session_id, session);
+    }
+
+    fn drop_session(&mut self, device_id: &str) {
+        if let Err(e) = self.hub.store().drop_session(device_id) {
+            tracing::error!("discarding the stored session of {device_id}: {e}");
+        }
+    }
+
+    fn take_redelivery(&mut self, device_id: &str, seq: i64) -> Option<QueuedMessage> {
+        let now = self.hub.now_ms();
+        let taken = self.hub.store().take_redelivery(device_id, seq, now);
+        match taken {
+            Ok(t) => {
+                self.hub.journal_feedback(&t.feedback);
+                t.messages.into_iter().next()
+            }
+            Err(e) => {
+                tracing::error!("C2D redelivery of {seq} to {device_id}: {e}");
+                None
+            }
+        }
     }
 
     fn take_c2d(&mut self, device_id: &str, in_flight: &[i64], limit: usize) -> Vec<QueuedMessage> {

@@ -11,7 +11,7 @@
 //! session; a QoS 2 subscription is granted QoS 1), retain ignored, a device
 //! may touch only its own topics (anything else closes the session).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -21,7 +21,8 @@ use rumqttc::mqttbytes::v4::{
 use rumqttc::mqttbytes::{Error as CodecError, Protocol, QoS};
 
 use crate::journal::{CloseReason, Event, RefuseReason};
-use crate::store::{DeviceStatus, QueuedMessage, Twin};
+use crate::serial::Serial;
+use crate::store::{DeviceStatus, InFlightC2d, QueuedMessage, StoredSession, Twin};
 use crate::topics::{self, DevicePublish, Subscription};
 
 /// Settings shared by all sessions of a hub.
@@ -50,15 +51,15 @@ impl Default for SessionConfig {
 pub struct ClientIdentity {
     /// Subject CN of the client certificate.
     pub device_id: String,
-    /// Serial of the client certificate, lower-case hex.
-    pub serial: String,
+    /// Serial of the client certificate.
+    pub serial: Serial,
 }
 
 /// What a session needs from the hub. The IO shell implements it on the real
 /// hub; unit tests implement it with a fake.
 pub trait HubPort {
     fn device_status(&mut self, device_id: &str) -> Option<DeviceStatus>;
-    fn serial_revoked(&mut self, serial: &str) -> bool;
+    fn serial_revoked(&mut self, serial: &Serial) -> bool;
     /// Next C2D messages to deliver (delivery count already incremented and persisted).
     fn take_c2d(&mut self, device_id: &str, in_flight: &[i64], limit: usize) -> Vec<QueuedMessage>;
     /// The device acknowledged C2D message `seq`.
@@ -73,7 +74,18 @@ pub trait HubPort {
     /// commands and methods reach), at once, before it is accepted: false if
     /// the certificate `serial` is revoked — checked after the session is
     /// registered, so a revocation is either seen here or finds the session.
-    fn go_live(&mut self, device_id: &str, serial: &str) -> bool;
+    fn go_live(&mut self, device_id: &str, serial: &Serial) -> bool;
+    /// The device's stored persistent session (CleanSession=0), if any.
+    fn load_session(&mut self, device_id: &str) -> Option<StoredSession>;
+    /// Stores this session's state for the device — only while this
+    /// connection is the device's live session, so an evicted connection
+    /// cannot overwrite its successor's state.
+    fn save_session(&mut self, device_id: &str, session: &StoredSession);
+    /// Discards the device's stored session (CleanSession=1).
+    fn drop_session(&mut self, device_id: &str);
+    /// Takes C2D message `seq` again for a resumed session's redelivery
+    /// (delivery count incremented); `None` if it left the queue meanwhile.
+    fn take_redelivery(&mut self, device_id: &str, seq: i64) -> Option<QueuedMessage>;
 }
 
 /// Why a session ended, with a human-readable detail.
@@ -113,10 +125,12 @@ pub struct Session {
     state: State,
     inbuf: BytesMut,
     out: BytesMut,
-    subscriptions: HashSet<Subscription>,
+    subscriptions: BTreeSet<Subscription>,
     in_flight: BTreeMap<u16, InFlight>,
     next_packet_id: u16,
     keep_alive: u16,
+    /// CleanSession=0: the state outlives the connection (kept in the store).
+    persistent: bool,
 }
 
 impl Session {
@@ -127,10 +141,11 @@ impl Session {
             state: State::AwaitConnect,
             inbuf: BytesMut::new(),
             out: BytesMut::new(),
-            subscriptions: HashSet::new(),
+            subscriptions: BTreeSet::new(),
             in_flight: BTreeMap::new(),
             next_packet_id: 1,
             keep_alive: 0,
+            persistent: false,
         }
     }
 
@@ -217,6 +232,7 @@ impl Session {
             Packet::PubAck(ack) => {
                 if let Some(done) = self.in_flight.remove(&ack.pkid) {
                     port.complete_c2d(&self.identity.device_id, done.seq);
+                    self.persist(port);
                     port.journal(
                         &self.identity.device_id,
                         Event::C2dAcked {
@@ -246,6 +262,7 @@ impl Session {
                     codes.push(SubscribeReasonCode::Success(qos));
                 }
                 self.write(Packet::SubAck(SubAck::new(sub.pkid, codes)));
+                self.persist(port);
                 port.journal(
                     &self.identity.device_id,
                     Event::Subscribed {
@@ -264,6 +281,7 @@ impl Session {
                     }
                 }
                 self.write(Packet::UnsubAck(UnsubAck::new(unsub.pkid)));
+                self.persist(port);
                 Ok(())
             }
             Packet::PingReq => {
@@ -376,20 +394,81 @@ impl Session {
         }
         self.state = State::Connected;
         self.keep_alive = c.keep_alive;
+        // MQTT 3.1.1 §3.1.2.4: CleanSession=1 discards any stored session and
+        // keeps none; CleanSession=0 resumes the stored one, or starts one.
+        self.persistent = !c.clean_session;
+        let resumed = if c.clean_session {
+            port.drop_session(&id);
+            None
+        } else {
+            port.load_session(&id)
+        };
+        let session_present = resumed.is_some();
         self.write(Packet::ConnAck(ConnAck::new(
             ConnectReturnCode::Success,
-            false,
+            session_present,
         )));
         port.journal(
             &id,
             Event::Connected {
                 client_id: c.client_id,
-                serial: self.identity.serial.clone(),
+                serial: self.identity.serial.to_string(),
                 keep_alive: c.keep_alive,
                 clean_session: c.clean_session,
+                session_present,
             },
         );
+        match resumed {
+            Some(stored) => self.resume(port, stored),
+            None if self.persistent => self.persist(port),
+            None => {}
+        }
         Ok(())
+    }
+
+    /// Takes up a stored session: its subscriptions hold again, and its
+    /// unacknowledged C2D deliveries are sent again with their packet ids and
+    /// DUP set (MQTT 3.1.1 §4.4), before any new message.
+    fn resume(&mut self, port: &mut dyn HubPort, stored: StoredSession) {
+        let id = self.identity.device_id.clone();
+        self.subscriptions = stored.subscriptions.iter().copied().collect();
+        port.journal(
+            &id,
+            Event::SessionResumed {
+                subscriptions: stored.subscriptions.clone(),
+                in_flight: stored.in_flight.len(),
+            },
+        );
+        let mut flying = stored.in_flight;
+        flying.sort_by_key(|f| f.seq);
+        for f in flying {
+            if let Some(m) = port.take_redelivery(&id, f.seq) {
+                self.send_c2d(port, m, f.packet_id);
+            }
+        }
+        self.persist(port);
+        self.deliver_c2d(port);
+    }
+
+    /// Writes the session's state through to the store (CleanSession=0 only).
+    fn persist(&mut self, port: &mut dyn HubPort) {
+        if !self.persistent || self.state != State::Connected {
+            return;
+        }
+        let mut in_flight: Vec<InFlightC2d> = self
+            .in_flight
+            .iter()
+            .map(|(&packet_id, f)| InFlightC2d {
+                packet_id,
+                seq: f.seq,
+            })
+            .collect();
+        in_flight.sort_by_key(|f| f.seq);
+        let stored = StoredSession {
+            subscriptions: self.subscriptions.iter().copied().collect(),
+            in_flight,
+        };
+        port.save_session(&self.identity.device_id, &stored);
     }
 
     fn refuse(
@@ -537,42 +616,52 @@ impl Session {
             return;
         }
         let busy: Vec<i64> = self.in_flight.values().map(|f| f.seq).collect();
-        for m in port.take_c2d(&self.identity.device_id, &busy, room) {
-            let pid = self.allocate_packet_id();
-            let mut bag = vec![
-                ("$.mid".to_string(), m.message_id.clone()),
-                (
-                    "$.to".to_string(),
-                    format!("/devices/{}/messages/deviceBound", m.device_id),
-                ),
-                ("$.exp".to_string(), rfc3339(m.expires_ms)),
-            ];
-            bag.extend(m.properties.iter().cloned());
-            let mut publish = Publish::new(
-                topics::c2d_topic(&m.device_id, &bag),
-                QoS::AtLeastOnce,
-                m.payload.clone(),
-            );
-            publish.pkid = pid;
-            publish.dup = m.delivery_count > 1;
-            self.write(Packet::Publish(publish));
-            port.journal(
-                &self.identity.device_id,
-                Event::C2dDelivered {
-                    message_seq: m.seq,
-                    message_id: m.message_id.clone(),
-                    delivery_count: m.delivery_count,
-                    packet_id: pid,
-                },
-            );
-            self.in_flight.insert(
-                pid,
-                InFlight {
-                    seq: m.seq,
-                    message_id: m.message_id,
-                },
-            );
+        let taken = port.take_c2d(&self.identity.device_id, &busy, room);
+        if taken.is_empty() {
+            return;
         }
+        for m in taken {
+            let pid = self.allocate_packet_id();
+            self.send_c2d(port, m, pid);
+        }
+        self.persist(port);
+    }
+
+    /// Sends one C2D message as a QoS 1 PUBLISH with packet id `pid`.
+    fn send_c2d(&mut self, port: &mut dyn HubPort, m: QueuedMessage, pid: u16) {
+        let mut bag = vec![
+            ("$.mid".to_string(), m.message_id.clone()),
+            (
+                "$.to".to_string(),
+                format!("/devices/{}/messages/deviceBound", m.device_id),
+            ),
+            ("$.exp".to_string(), rfc3339(m.expires_ms)),
+        ];
+        bag.extend(m.properties.iter().cloned());
+        let mut publish = Publish::new(
+            topics::c2d_topic(&m.device_id, &bag),
+            QoS::AtLeastOnce,
+            m.payload.clone(),
+        );
+        publish.pkid = pid;
+        publish.dup = m.delivery_count > 1;
+        self.write(Packet::Publish(publish));
+        port.journal(
+            &self.identity.device_id,
+            Event::C2dDelivered {
+                message_seq: m.seq,
+                message_id: m.message_id.clone(),
+                delivery_count: m.delivery_count,
+                packet_id: pid,
+            },
+        );
+        self.in_flight.insert(
+            pid,
+            InFlight {
+                seq: m.seq,
+                message_id: m.message_id,
+            },
+        );
     }
 
     /// Sends a direct method request; false when the device has not subscribed

@@ -17,6 +17,10 @@ struct FakeHub {
     /// The certificate is revoked between the CONNECT's checks and go-live.
     revoked_at_go_live: bool,
     live_calls: usize,
+    /// The device's stored persistent session.
+    stored: Option<StoredSession>,
+    /// Another connection took over: saves are refused (as the hub's live check does).
+    evicted: bool,
 }
 
 impl FakeHub {
@@ -45,12 +49,28 @@ impl HubPort for FakeHub {
     fn device_status(&mut self, _: &str) -> Option<DeviceStatus> {
         self.status
     }
-    fn serial_revoked(&mut self, _: &str) -> bool {
+    fn serial_revoked(&mut self, _: &Serial) -> bool {
         self.revoked
     }
-    fn go_live(&mut self, _: &str, _: &str) -> bool {
+    fn go_live(&mut self, _: &str, _: &Serial) -> bool {
         self.live_calls += 1;
         !self.revoked_at_go_live
+    }
+    fn load_session(&mut self, _: &str) -> Option<StoredSession> {
+        self.stored.clone()
+    }
+    fn save_session(&mut self, _: &str, session: &StoredSession) {
+        if !self.evicted {
+            self.stored = Some(session.clone());
+        }
+    }
+    fn drop_session(&mut self, _: &str) {
+        self.stored = None;
+    }
+    fn take_redelivery(&mut self, _: &str, seq: i64) -> Option<QueuedMessage> {
+        let m = self.queue.iter_mut().find(|m| m.seq == seq)?;
+        m.delivery_count += 1;
+        Some(m.clone())
     }
     fn take_c2d(&mut self, _: &str, in_flight: &[i64], limit: usize) -> Vec<QueuedMessage> {
         let mut out = Vec::new();
@@ -102,7 +122,7 @@ fn session() -> Session {
         },
         ClientIdentity {
             device_id: "dev-1".into(),
-            serial: "01ab".into(),
+            serial: Serial::parse("01ab").unwrap(),
         },
     )
 }
@@ -522,4 +542,166 @@ fn qos2_subscription_is_granted_qos1_and_ping_is_answered() {
     assert_eq!(out[1], Packet::PingResp);
     let end = s.receive(&mut hub, &bytes(Packet::Disconnect)).unwrap_err();
     assert_eq!(end.reason, CloseReason::ClientDisconnect);
+}
+
+fn connect_persistent() -> Vec<u8> {
+    let mut c = Connect::new("dev-1");
+    c.keep_alive = 30;
+    c.clean_session = false;
+    c.login = Some(Login::new("hub.test/dev-1/?api-version=2021-04-12", ""));
+    bytes(Packet::Connect(c))
+}
+
+fn connack_present(packets: &[Packet]) -> bool {
+    match packets.first() {
+        Some(Packet::ConnAck(a)) if a.code == ConnectReturnCode::Success => a.session_present,
+        other => panic!("expected a successful CONNACK first, got {other:?}"),
+    }
+}
+
+fn publishes(packets: &[Packet]) -> Vec<(u16, bool, String)> {
+    packets
+        .iter()
+        .filter_map(|p| match p {
+            Packet::Publish(p) => Some((p.pkid, p.dup, String::from_utf8_lossy(&p.payload).into())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// What SDK-built devices rely on: CleanSession=0 keeps subscriptions and
+/// unacknowledged C2D across connections, so a device that does not
+/// subscribe again still gets its commands, method calls and — only for what
+/// it subscribed — desired patches.
+#[test]
+fn a_persistent_session_keeps_subscriptions_and_unacked_c2d_across_connections() {
+    let mut hub = FakeHub::enabled();
+    hub.push(1);
+    hub.push(2);
+    hub.push(3);
+    let mut s = session();
+    s.receive(&mut hub, &connect_persistent()).unwrap();
+    assert!(!connack_present(&sent(&mut s)), "no session stored yet");
+    assert_eq!(
+        hub.stored,
+        Some(StoredSession::default()),
+        "a session starts"
+    );
+    let filters = [
+        "devices/dev-1/messages/devicebound/#",
+        "$iothub/methods/POST/#",
+    ];
+    s.receive(&mut hub, &subscribe(&filters)).unwrap();
+    let first = publishes(&sent(&mut s));
+    assert_eq!(first.len(), 2, "the C2D window is 2: {first:?}");
+    let stored = hub.stored.clone().unwrap();
+    assert_eq!(
+        stored.subscriptions,
+        [Subscription::CloudToDevice, Subscription::Methods]
+    );
+    let flying: Vec<(u16, i64)> = stored
+        .in_flight
+        .iter()
+        .map(|f| (f.packet_id, f.seq))
+        .collect();
+    assert_eq!(flying, [(first[0].0, 1), (first[1].0, 2)]);
+    drop(s); // the link drops: no DISCONNECT, no PUBACK
+
+    let mut s = session();
+    s.receive(&mut hub, &connect_persistent()).unwrap();
+    let out = sent(&mut s);
+    assert!(connack_present(&out));
+    // Sent again with their packet ids and DUP, before anything new.
+    let again = publishes(&out);
+    assert_eq!(
+        again,
+        [
+            (first[0].0, true, "cmd 1".into()),
+            (first[1].0, true, "cmd 2".into())
+        ]
+    );
+    assert!(hub.events.iter().any(|e| matches!(
+        e,
+        Event::SessionResumed { subscriptions, in_flight: 2 } if subscriptions.len() == 2
+    )));
+    // No SUBSCRIBE on this connection, yet methods reach the device...
+    assert!(s.send_method("reboot", "9", b"{}".to_vec()));
+    // ...and only what it subscribed: no desired patches.
+    assert!(!s.send_desired(4, &serde_json::json!({"a": 1})));
+    sent(&mut s);
+    // An ack frees the window: the third command follows, and the store knows.
+    s.receive(&mut hub, &bytes(Packet::PubAck(PubAck::new(first[0].0))))
+        .unwrap();
+    assert_eq!(hub.completed, [1]);
+    let next = publishes(&sent(&mut s));
+    assert_eq!(next.len(), 1);
+    assert_eq!((next[0].1, next[0].2.as_str()), (false, "cmd 3"));
+    let seqs: Vec<i64> = hub
+        .stored
+        .as_ref()
+        .unwrap()
+        .in_flight
+        .iter()
+        .map(|f| f.seq)
+        .collect();
+    assert_eq!(seqs, [2, 3]);
+}
+
+#[test]
+fn a_clean_session_discards_the_stored_one_and_keeps_none() {
+    let mut hub = FakeHub::enabled();
+    hub.stored = Some(StoredSession {
+        subscriptions: vec![Subscription::Methods],
+        in_flight: vec![],
+    });
+    let mut s = connected(&mut hub); // CleanSession=1: CONNACK session-present 0
+    assert_eq!(hub.stored, None);
+    assert!(
+        !s.send_method("reboot", "1", Vec::new()),
+        "subscriptions gone"
+    );
+    s.receive(&mut hub, &subscribe(&["$iothub/methods/POST/#"]))
+        .unwrap();
+    assert!(s.send_method("reboot", "2", Vec::new()));
+    assert_eq!(hub.stored, None, "a clean session is not stored");
+    assert!(!hub
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::SessionResumed { .. })));
+}
+
+#[test]
+fn an_evicted_connection_does_not_overwrite_its_successors_session() {
+    let mut hub = FakeHub::enabled();
+    let mut s = session();
+    s.receive(&mut hub, &connect_persistent()).unwrap();
+    hub.evicted = true;
+    s.receive(&mut hub, &subscribe(&["$iothub/methods/POST/#"]))
+        .unwrap();
+    assert_eq!(hub.stored, Some(StoredSession::default()));
+}
+
+#[test]
+fn a_resumed_delivery_whose_message_left_the_queue_is_not_sent_again() {
+    let mut hub = FakeHub::enabled();
+    hub.stored = Some(StoredSession {
+        subscriptions: vec![Subscription::CloudToDevice],
+        in_flight: vec![InFlightC2d {
+            packet_id: 5,
+            seq: 77,
+        }],
+    });
+    hub.push(1);
+    let mut s = session();
+    s.receive(&mut hub, &connect_persistent()).unwrap();
+    let out = sent(&mut s);
+    assert!(connack_present(&out));
+    let p = publishes(&out);
+    assert_eq!(p.len(), 1, "only the queued message: {p:?}");
+    assert_eq!((p[0].1, p[0].2.as_str()), (false, "cmd 1"));
+    let stored = hub.stored.unwrap();
+    assert_eq!(
+        stored.in_flight.iter().map(|f| f.seq).collect::<Vec<_>>(),
+        [1]
+    );
 }

@@ -29,7 +29,9 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-const SCHEMA_VERSION: i64 = 1;
+use crate::serial::Serial;
+
+const SCHEMA_VERSION: i64 = 2;
 const SCHEMA: &str = "
 CREATE TABLE devices (device_id TEXT PRIMARY KEY, status TEXT NOT NULL, created_ms INTEGER NOT NULL);
 CREATE TABLE twins (device_id TEXT PRIMARY KEY REFERENCES devices(device_id) ON DELETE CASCADE,
@@ -48,6 +50,11 @@ CREATE TABLE feedback (id INTEGER PRIMARY KEY AUTOINCREMENT, device_id TEXT NOT 
 CREATE INDEX feedback_seq ON feedback(seq);
 CREATE INDEX feedback_device ON feedback(device_id, id);
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+";
+/// Version 2: persistent MQTT sessions (see `store_sessions.rs`), serials in canonical form.
+const SCHEMA_V2: &str = "
+CREATE TABLE mqtt_sessions (device_id TEXT PRIMARY KEY REFERENCES devices(device_id) ON DELETE CASCADE,
+  subscriptions TEXT NOT NULL, in_flight TEXT NOT NULL);
 ";
 const MSG_COLS: &str =
     "seq, device_id, message_id, payload, properties, enqueued_ms, expires_ms, delivery_count";
@@ -128,8 +135,7 @@ pub struct DeviceRecord {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CertRecord {
-    /// Lower-case hex.
-    pub serial: String,
+    pub serial: Serial,
     pub device_id: String,
     pub thumbprint: String,
     pub not_before_ms: i64,
@@ -260,7 +266,7 @@ fn msg_row(r: &Row) -> rusqlite::Result<QueuedMessage> {
 
 fn cert_row(r: &Row) -> rusqlite::Result<CertRecord> {
     Ok(CertRecord {
-        serial: r.get(0)?,
+        serial: serial_col(r, 0)?,
         device_id: r.get(1)?,
         thumbprint: r.get(2)?,
         not_before_ms: r.get(3)?,
@@ -316,9 +322,15 @@ fn messages_where(conn: &Connection, cond: &str, p: impl Params) -> Res<Vec<Queu
     all(conn, &sql, p, msg_row)
 }
 
-fn certificate_in(conn: &Connection, serial: &str) -> Res<Option<CertRecord>> {
+fn serial_col(r: &Row, i: usize) -> rusqlite::Result<Serial> {
+    let text: String = r.get(i)?;
+    Serial::parse(&text)
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(i, Type::Text, Box::new(e)))
+}
+
+fn certificate_in(conn: &Connection, serial: &Serial) -> Res<Option<CertRecord>> {
     let sql = format!("SELECT {CERT_COLS} FROM certs WHERE serial = ?1");
-    one(conn, &sql, [serial.to_ascii_lowercase()], cert_row)
+    one(conn, &sql, [serial.as_str()], cert_row)
 }
 
 /// Removes a pending message and records its feedback.
@@ -390,6 +402,12 @@ impl Store {
         }
         if version == 0 {
             tx.execute_batch(SCHEMA)?;
+        }
+        if version < 2 {
+            tx.execute_batch(SCHEMA_V2)?;
+            sessions::canonicalise_serials(&tx)?;
+        }
+        if version < SCHEMA_VERSION {
             tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         }
         tx.commit()?;
@@ -470,7 +488,7 @@ impl Store {
         Ok(feedback)
     }
 
-    /// Records an issued certificate (serial stored lower-case); the device must exist.
+    /// Records an issued certificate (serial in canonical form); the device must exist.
     pub fn add_certificate(&mut self, cert: &CertRecord) -> Res<()> {
         let tx = self.tx()?;
         require_device(&tx, &cert.device_id)?;
@@ -478,7 +496,7 @@ impl Store {
         tx.execute(
             &format!("INSERT INTO certs ({CERT_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"),
             params![
-                c.serial.to_ascii_lowercase(),
+                c.serial.as_str(),
                 c.device_id,
                 c.thumbprint,
                 c.not_before_ms,
@@ -493,16 +511,16 @@ impl Store {
 
     /// Marks revoked; returns the record (None if the serial is unknown).
     /// Revoking twice keeps the first revoked_ms.
-    pub fn revoke_certificate(&mut self, serial: &str, now_ms: i64) -> Res<Option<CertRecord>> {
+    pub fn revoke_certificate(&mut self, serial: &Serial, now_ms: i64) -> Res<Option<CertRecord>> {
         let tx = self.tx()?;
         let sql = "UPDATE certs SET revoked_ms = ?2 WHERE serial = ?1 AND revoked_ms IS NULL";
-        tx.execute(sql, params![serial.to_ascii_lowercase(), now_ms])?;
+        tx.execute(sql, params![serial.as_str(), now_ms])?;
         let rec = certificate_in(&tx, serial)?;
         tx.commit()?;
         Ok(rec)
     }
 
-    pub fn certificate(&self, serial: &str) -> Res<Option<CertRecord>> {
+    pub fn certificate(&self, serial: &Serial) -> Res<Option<CertRecord>> {
         certificate_in(&self.conn, serial)
     }
 
@@ -514,10 +532,10 @@ impl Store {
     }
 
     /// Serials of all revoked certificates, in revocation order.
-    pub fn revoked_serials(&self) -> Res<Vec<String>> {
+    pub fn revoked_serials(&self) -> Res<Vec<Serial>> {
         let sql =
             "SELECT serial FROM certs WHERE revoked_ms IS NOT NULL ORDER BY revoked_ms, serial";
-        all(&self.conn, sql, [], |r| r.get(0))
+        all(&self.conn, sql, [], |r| serial_col(r, 0))
     }
 
     /// Queues a message; message_id is generated (random 16 bytes, hex) when
@@ -725,6 +743,10 @@ impl Store {
         Ok(())
     }
 }
+
+#[path = "store_sessions.rs"]
+mod sessions;
+pub use sessions::{InFlightC2d, StoredSession};
 
 #[cfg(test)]
 #[path = "store_tests.rs"]

@@ -36,8 +36,13 @@ fn err<T>(r: Res<T>) -> String {
     r.map_or_else(|e| format!("{e:?}"), |_| "no error".into())
 }
 
+fn ser(text: &str) -> Serial {
+    Serial::parse(text).unwrap()
+}
+
 fn cert(serial: &str, issued_ms: i64) -> CertRecord {
-    let (serial, device_id, thumbprint) = (serial.into(), "d1".into(), "tp".into());
+    let serial = Serial::parse(serial).unwrap();
+    let (device_id, thumbprint) = ("d1".into(), "tp".into());
     let (not_before_ms, not_after_ms, revoked_ms) = (issued_ms, issued_ms + H, None);
     CertRecord {
         serial,
@@ -201,7 +206,7 @@ fn survives_reopen_without_close() {
     s.set_device_status("d2", DeviceStatus::Disabled).unwrap();
     s.add_certificate(&cert("0a1b", T0)).unwrap();
     s.add_certificate(&cert("0c2d", T0 + 5)).unwrap();
-    s.revoke_certificate("0a1b", T0 + 6).unwrap();
+    s.revoke_certificate(&ser("0a1b"), T0 + 6).unwrap();
     s.patch_desired("d1", &json!({"fw": {"v": "1.2"}})).unwrap();
     s.patch_reported("d1", &json!({"uptime": 5})).unwrap();
     let (a, b) = (put(&mut s, None), put(&mut s, Some(48 * H)));
@@ -236,9 +241,10 @@ fn schema_newer_than_build_is_refused() {
     let path = dir.path().join("hub.sqlite");
     drop(Store::open(&path, StoreConfig::default()).unwrap());
     let conn = Connection::open(&path).unwrap();
-    conn.pragma_update(None, "user_version", 2).unwrap();
+    conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+        .unwrap();
     let opened = Store::open(&path, StoreConfig::default());
-    assert_eq!(err(opened), "SchemaTooNew(2)");
+    assert_eq!(err(opened), format!("SchemaTooNew({})", SCHEMA_VERSION + 1));
 }
 
 #[test]
@@ -269,7 +275,7 @@ fn duplicate_ack_reject_and_delete_device() {
     assert_eq!(err(s.enqueue("d1", msg(None), T0)), err(s.twin("d1")));
     assert_eq!(err(s.delete_device("d1", T0)), r#"UnknownDevice("d1")"#);
     assert_eq!(s.pending_count("d1").unwrap(), 0);
-    let cert = s.certificate("ab01").unwrap().unwrap();
+    let cert = s.certificate(&ser("ab01")).unwrap().unwrap();
     assert_eq!((&*cert.serial, cert.revoked_ms), ("ab01", Some(T0 + 100)));
     assert_eq!(s.certificates_of("d1").unwrap(), [cert]);
     assert_eq!(s.revoked_serials().unwrap(), ["ab01"]);
@@ -308,12 +314,101 @@ fn revoke_keeps_first_time() {
     let mut s = store();
     s.add_certificate(&cert("01ff", T0)).unwrap();
     assert!(s.revoked_serials().unwrap().is_empty());
-    let r = s.revoke_certificate("01ff", T0 + 100).unwrap();
+    let r = s.revoke_certificate(&ser("01ff"), T0 + 100).unwrap();
     assert_eq!(r.unwrap().revoked_ms, Some(T0 + 100));
-    let r = s.revoke_certificate("01FF", T0 + 200).unwrap();
+    let r = s.revoke_certificate(&ser("01FF"), T0 + 200).unwrap();
     assert_eq!(r.unwrap().revoked_ms, Some(T0 + 100));
-    let r = s.certificate("01ff").unwrap();
+    let r = s.certificate(&ser("01ff")).unwrap();
     assert_eq!(r.unwrap().revoked_ms, Some(T0 + 100));
-    assert_eq!(s.revoke_certificate("beef", T0).unwrap(), None);
+    assert_eq!(s.revoke_certificate(&ser("beef"), T0).unwrap(), None);
     assert_eq!(s.revoked_serials().unwrap(), ["01ff"]);
+}
+
+/// A data directory written by a version-1 build, with serials in other
+/// spellings, opens with every serial canonical (so revocation by any
+/// spelling finds it) and with the session table.
+#[test]
+fn a_version_1_store_is_migrated_to_canonical_serials_and_sessions() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hub.sqlite");
+    {
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(SCHEMA).unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        conn.execute_batch(
+            "INSERT INTO devices VALUES ('d1', 'enabled', 0);
+             INSERT INTO twins VALUES ('d1', '{}', 1, '{}', 1);
+             INSERT INTO certs VALUES ('00AB01', 'd1', 'tp', 0, 1, 0, 5);
+             INSERT INTO certs VALUES ('0C2D', 'd1', 'tp', 0, 1, 0, NULL);
+             INSERT INTO meta VALUES ('supersedes:0C2D', '00AB01');",
+        )
+        .unwrap();
+    }
+    let mut s = Store::open(&path, StoreConfig::default()).unwrap();
+    assert_eq!(s.revoked_serials().unwrap(), ["ab01"]);
+    assert!(s.certificate(&ser("0c:2d")).unwrap().is_some());
+    assert_eq!(s.meta("supersedes:0c2d").unwrap().as_deref(), Some("ab01"));
+    assert_eq!(s.meta("supersedes:0C2D").unwrap(), None);
+    s.save_session("d1", &StoredSession::default()).unwrap();
+    assert!(s.session("d1").unwrap().is_some());
+}
+
+#[test]
+fn stored_sessions_survive_reopening_and_go_with_their_device() {
+    use crate::topics::Subscription;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hub.sqlite");
+    let mut s = Store::open(&path, StoreConfig::default()).unwrap();
+    s.register_device("d1", T0).unwrap();
+    assert_eq!(s.session("d1").unwrap(), None);
+    let session = StoredSession {
+        subscriptions: vec![Subscription::CloudToDevice, Subscription::TwinDesired],
+        in_flight: vec![InFlightC2d {
+            packet_id: 9,
+            seq: 4,
+        }],
+    };
+    s.save_session("d1", &session).unwrap();
+    assert_eq!(
+        err(s.save_session("zz", &session)),
+        r#"UnknownDevice("zz")"#
+    );
+    std::mem::forget(s); // kill -9
+    let mut s = Store::open(&path, StoreConfig::default()).unwrap();
+    assert_eq!(s.session("d1").unwrap(), Some(session));
+    assert!(s.drop_session("d1").unwrap());
+    assert!(!s.drop_session("d1").unwrap());
+    s.save_session("d1", &StoredSession::default()).unwrap();
+    s.delete_device("d1", T0).unwrap();
+    assert_eq!(s.session("d1").unwrap(), None);
+}
+
+#[test]
+fn a_redelivery_counts_and_respects_expiry_and_the_delivery_limit() {
+    let config = StoreConfig {
+        max_delivery_count: 2,
+        ..StoreConfig::default()
+    };
+    let mut s = Store::open_in_memory(config).unwrap();
+    s.register_device("d1", T0).unwrap();
+    let a = put(&mut s, None);
+    let b = put(&mut s, Some(10));
+    take(&mut s, T0, &[], 2);
+    let t = s.take_redelivery("d1", a, T0 + 1).unwrap();
+    assert_eq!(
+        t.messages
+            .iter()
+            .map(|m| (m.seq, m.delivery_count))
+            .collect::<Vec<_>>(),
+        [(a, 2)]
+    );
+    let t = s.take_redelivery("d1", a, T0 + 2).unwrap();
+    assert!(t.messages.is_empty());
+    assert_eq!(t.feedback[0].status, DeliveryCountExceeded);
+    let t = s.take_redelivery("d1", b, T0 + 20).unwrap();
+    assert!(t.messages.is_empty());
+    assert_eq!(t.feedback[0].status, Expired);
+    let t = s.take_redelivery("d1", a, T0 + 30).unwrap();
+    assert_eq!(t, Taken::default(), "gone from the queue");
+    assert_eq!(s.take_redelivery("d2", a, T0).unwrap(), Taken::default());
 }

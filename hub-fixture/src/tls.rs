@@ -25,30 +25,31 @@ use x509_parser::prelude::{FromDer, X509Certificate};
 use crate::clock::VirtualClock;
 use crate::journal::HandshakeFailure;
 use crate::pki::IssuedCert;
+use crate::serial::Serial;
 
 /// The ring provider: the one crypto provider of the workspace.
 pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-/// Serials (lower-case hex) whose certificates are revoked.
+/// Serials whose certificates are revoked (canonical: one spelling, one entry).
 #[derive(Debug, Default)]
-pub struct RevokedSerials(RwLock<HashSet<String>>);
+pub struct RevokedSerials(RwLock<HashSet<Serial>>);
 
 impl RevokedSerials {
-    pub fn insert(&self, serial: &str) {
+    pub fn insert(&self, serial: &Serial) {
         self.0
             .write()
             .expect("revocation lock")
-            .insert(serial.to_owned());
+            .insert(serial.clone());
     }
-    pub fn contains(&self, serial: &str) -> bool {
+    pub fn contains(&self, serial: &Serial) -> bool {
         self.0.read().expect("revocation lock").contains(serial)
     }
 }
 
 /// Subject CN and serial of a DER certificate.
-pub fn cert_identity(der: &[u8]) -> Option<(String, String)> {
+pub fn cert_identity(der: &[u8]) -> Option<(String, Serial)> {
     let (_, cert) = X509Certificate::from_der(der).ok()?;
     let cn = cert
         .subject()
@@ -57,7 +58,7 @@ pub fn cert_identity(der: &[u8]) -> Option<(String, String)> {
         .as_str()
         .ok()?
         .to_owned();
-    Some((cn, hex::encode(cert.raw_serial())))
+    Some((cn, Serial::from_octets(cert.raw_serial()).ok()?))
 }
 
 /// webpki's client verifier followed by the revocation check.

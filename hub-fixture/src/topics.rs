@@ -7,7 +7,10 @@
 use std::fmt;
 
 /// A subscription filter a device may ask for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
 pub enum Subscription {
     /// `devices/{id}/messages/devicebound/#`
     CloudToDevice,
