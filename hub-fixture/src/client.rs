@@ -87,6 +87,8 @@ pub struct ConnectOptions {
     pub client_id: Option<String>,
     pub user_name: Option<String>,
     pub keep_alive: u16,
+    /// CleanSession=0: ask the hub to keep (or resume) the session.
+    pub persistent: bool,
 }
 
 /// One device connection.
@@ -109,6 +111,7 @@ impl DeviceClient {
         let mut connect =
             Connect::new(options.client_id.unwrap_or_else(|| creds.device_id.clone()));
         connect.keep_alive = options.keep_alive;
+        connect.clean_session = !options.persistent;
         let user = options.user_name.unwrap_or_else(|| {
             format!(
                 "{}/{}/?api-version={API_VERSION}",
