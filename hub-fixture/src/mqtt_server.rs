@@ -19,7 +19,7 @@ use crate::hub::{HubState, SessionCommand, SessionHandle};
 use crate::journal::{CloseReason, Event, HandshakeFailure, Listener};
 use crate::serial::Serial;
 use crate::session::{ClientIdentity, HubPort, Session, SessionEnd};
-use crate::store::{DeviceStatus, QueuedMessage, StoredSession, Twin};
+use crate::store::{DeviceStatus, QueuedMessage, StoreError, StoredSession, Twin};
 
 /// Accepts connections until the hub shuts down.
 pub(crate) async fn serve(hub: Arc<HubState>, listener: TcpListener) {
@@ -62,22 +62,41 @@ pub(crate) async fn accept_tls(
             },
         );
     };
-    let stream =
-        match tokio::time::timeout(hub.config.handshake_timeout, acceptor.accept(tcp)).await {
-            Err(_) => {
-                failed(
-                    HandshakeFailure::Timeout,
-                    format!("no handshake within {:?}", hub.config.handshake_timeout),
-                );
-                return None;
-            }
-            Ok(Err(e)) => {
-                let (reason, detail) = crate::tls::classify_handshake_error(&e);
-                failed(reason, detail);
-                return None;
-            }
-            Ok(Ok(s)) => s,
-        };
+    let deadline = tokio::time::Instant::now() + hub.config.handshake_timeout;
+    // A hello that offers only TLS 1.0/1.1 gets IoT Hub's answer, alert 70
+    // protocol_version (see tls_hello.rs); the rest is rustls's.
+    let mut first = [0u8; 1024];
+    if let Ok(Ok(n)) = tokio::time::timeout_at(deadline, tcp.peek(&mut first)).await {
+        if let crate::tls::OfferedVersions::OnlyOlder(v) = crate::tls::offered_versions(&first[..n])
+        {
+            let mut tcp = tcp;
+            let _ = tcp.write_all(&crate::tls::PROTOCOL_VERSION_ALERT).await;
+            let _ = tcp.shutdown().await;
+            failed(
+                HandshakeFailure::ProtocolVersion,
+                format!(
+                    "the client offers only {} (or older); the hub speaks TLS 1.2 and 1.3",
+                    crate::tls::version_name(v)
+                ),
+            );
+            return None;
+        }
+    }
+    let stream = match tokio::time::timeout_at(deadline, acceptor.accept(tcp)).await {
+        Err(_) => {
+            failed(
+                HandshakeFailure::Timeout,
+                format!("no handshake within {:?}", hub.config.handshake_timeout),
+            );
+            return None;
+        }
+        Ok(Err(e)) => {
+            let (reason, detail) = crate::tls::classify_handshake_error(&e);
+            failed(reason, detail);
+            return None;
+        }
+        Ok(Ok(s)) => s,
+    };
     let (_, conn) = stream.get_ref();
     let cert = conn
         .peer_certificates()
@@ -317,9 +336,15 @@ impl HubPort for Port<'_> {
         &mut self,
         device_id: &str,
         patch: &serde_json::Value,
-    ) -> Result<i64, String> {
+    ) -> Result<i64, (u16, String)> {
         let twin = self.hub.store().patch_reported(device_id, patch);
-        twin.map(|t| t.reported_version).map_err(|e| e.to_string())
+        twin.map(|t| t.reported_version).map_err(|e| {
+            let status = match e {
+                StoreError::TwinTooLarge { .. } => 413,
+                _ => 400,
+            };
+            (status, e.to_string())
+        })
     }
 
     fn method_result(&mut self, device_id: &str, rid: &str, status: u16, payload: Bytes) {

@@ -65,9 +65,13 @@ pub trait HubPort {
     /// The device acknowledged C2D message `seq`.
     fn complete_c2d(&mut self, device_id: &str, seq: i64);
     fn twin(&mut self, device_id: &str) -> Option<Twin>;
-    /// Applies a reported-properties patch; returns the new reported version.
-    fn patch_reported(&mut self, device_id: &str, patch: &serde_json::Value)
-        -> Result<i64, String>;
+    /// Applies a reported-properties patch; returns the new reported version,
+    /// or the status and reason of the refusal (413 over IoT Hub's size limit).
+    fn patch_reported(
+        &mut self,
+        device_id: &str,
+        patch: &serde_json::Value,
+    ) -> Result<i64, (u16, String)>;
     fn method_result(&mut self, device_id: &str, rid: &str, status: u16, payload: Bytes);
     fn journal(&mut self, device_id: &str, event: Event);
     /// Makes this session the device's live session (the one revocation,
@@ -569,7 +573,7 @@ impl Session {
             DevicePublish::TwinReported { rid } => {
                 let patch: Result<serde_json::Value, _> = serde_json::from_slice(&p.payload);
                 match patch
-                    .map_err(|e| e.to_string())
+                    .map_err(|e| (400, e.to_string()))
                     .and_then(|v| port.patch_reported(&id, &v))
                 {
                     Ok(version) => {
@@ -585,10 +589,10 @@ impl Session {
                             Vec::new(),
                         );
                     }
-                    Err(why) => {
+                    Err((status, why)) => {
                         let body = serde_json::json!({ "message": why }).to_string();
                         self.publish_qos0(
-                            topics::twin_response_topic(400, &rid, None),
+                            topics::twin_response_topic(status, &rid, None),
                             body.into_bytes(),
                         );
                     }

@@ -97,9 +97,9 @@ impl HubPort for FakeHub {
             reported_version: self.reported_version,
         })
     }
-    fn patch_reported(&mut self, _: &str, patch: &serde_json::Value) -> Result<i64, String> {
+    fn patch_reported(&mut self, _: &str, patch: &serde_json::Value) -> Result<i64, (u16, String)> {
         if !patch.is_object() {
-            return Err("not an object".into());
+            return Err((400, "not an object".into()));
         }
         self.reported = patch.clone();
         self.reported_version += 1;

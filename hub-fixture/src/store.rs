@@ -56,6 +56,10 @@ const SCHEMA_V2: &str = "
 CREATE TABLE mqtt_sessions (device_id TEXT PRIMARY KEY REFERENCES devices(device_id) ON DELETE CASCADE,
   subscriptions TEXT NOT NULL, in_flight TEXT NOT NULL);
 ";
+/// IoT Hub's largest C2D message: 64 KB, properties included.
+pub const MAX_C2D_MESSAGE: usize = 64 * 1024;
+/// IoT Hub's largest twin section (desired or reported properties): 32 KB.
+pub const MAX_TWIN_SECTION: usize = 32 * 1024;
 const MSG_COLS: &str =
     "seq, device_id, message_id, payload, properties, enqueued_ms, expires_ms, delivery_count";
 const CERT_COLS: &str =
@@ -106,6 +110,16 @@ pub enum StoreError {
     SchemaTooNew(i64),
     #[error("twin patch must be a JSON object")]
     NotAnObject,
+    /// IoT Hub: 64 KB per C2D message, system and application properties included.
+    #[error("C2D message of {size} bytes (payload and properties) exceeds IoT Hub's limit of {max} bytes")]
+    MessageTooLarge { size: usize, max: usize },
+    /// IoT Hub: 32 KB per twin section (desired, reported).
+    #[error("twin {section} properties of {size} bytes exceed IoT Hub's limit of {max} bytes")]
+    TwinTooLarge {
+        section: &'static str,
+        size: usize,
+        max: usize,
+    },
     #[error("system random number generator failed")]
     Rng,
 }
@@ -435,8 +449,9 @@ impl Store {
             "INSERT INTO devices (device_id, status, created_ms) VALUES (?1, ?2, ?3)",
             params![device_id, status.as_str(), now_ms],
         )?;
+        // IoT Hub: a new twin's desired and reported sections are at $version 1.
         tx.execute(
-            "INSERT INTO twins VALUES (?1, '{}', 0, '{}', 0)",
+            "INSERT INTO twins VALUES (?1, '{}', 1, '{}', 1)",
             [device_id],
         )?;
         tx.commit()?;
@@ -563,6 +578,19 @@ impl Store {
                 hex::encode(b)
             }
         };
+        let size = msg.payload.len()
+            + message_id.len()
+            + msg
+                .properties
+                .iter()
+                .map(|(k, v)| k.len() + v.len())
+                .sum::<usize>();
+        if size > MAX_C2D_MESSAGE {
+            return Err(StoreError::MessageTooLarge {
+                size,
+                max: MAX_C2D_MESSAGE,
+            });
+        }
         let max_depth = self.config.max_depth;
         let tx = self.tx()?;
         require_device(&tx, device_id)?;
@@ -714,6 +742,16 @@ impl Store {
         if !patch.is_object() {
             return Err(StoreError::NotAnObject);
         }
+        let section = if reported { "reported" } else { "desired" };
+        let too_large = |size: usize| StoreError::TwinTooLarge {
+            section,
+            size,
+            max: MAX_TWIN_SECTION,
+        };
+        let size = patch.to_string().len();
+        if size > MAX_TWIN_SECTION {
+            return Err(too_large(size));
+        }
         let tx = self.tx()?;
         let mut t = twin_in(&tx, device_id)?;
         let (doc, version) = match reported {
@@ -721,6 +759,10 @@ impl Store {
             false => (&mut t.desired, &mut t.desired_version),
         };
         merge_patch(doc, patch);
+        let size = doc.to_string().len();
+        if size > MAX_TWIN_SECTION {
+            return Err(too_large(size)); // the transaction rolls back
+        }
         *version += 1;
         tx.execute(
             "UPDATE twins SET desired = ?2, desired_version = ?3, reported = ?4, reported_version = ?5 WHERE device_id = ?1",

@@ -225,7 +225,7 @@ fn survives_reopen_without_close() {
     assert_eq!((&*certs[0].serial, &*certs[1].serial), ("0a1b", "0c2d"));
     assert_eq!(certs[0].revoked_ms, Some(T0 + 6));
     assert_eq!(s.twin("d1").unwrap(), twin);
-    assert_eq!((twin.desired_version, twin.reported_version), (1, 1));
+    assert_eq!((twin.desired_version, twin.reported_version), (2, 2));
     assert_eq!(twin.desired, json!({"fw": {"v": "1.2"}}));
     assert_eq!(pending(&s), [(a, 1), (b, 0)]);
     assert_eq!(s.pending("d1").unwrap()[1].expires_ms, T0 + 48 * H);
@@ -288,20 +288,21 @@ fn duplicate_ack_reject_and_delete_device() {
 fn twin_merge_patch() {
     let mut s = store();
     let t = s.twin("d1").unwrap();
-    assert_eq!((&t.desired, t.desired_version), (&json!({}), 0));
-    assert_eq!((&t.reported, t.reported_version), (&json!({}), 0));
+    // IoT Hub: a new twin's sections are at $version 1.
+    assert_eq!((&t.desired, t.desired_version), (&json!({}), 1));
+    assert_eq!((&t.reported, t.reported_version), (&json!({}), 1));
     let patch = json!({"a": {"b": 1, "c": 2}, "d": 1, "n": {"x": null}});
     let t = s.patch_desired("d1", &patch).unwrap();
     let want = json!({"a": {"b": 1, "c": 2}, "d": 1, "n": {}});
-    assert_eq!((t.desired, t.desired_version), (want, 1));
+    assert_eq!((t.desired, t.desired_version), (want, 2));
     let patch = json!({"a": {"b": null, "e": [1, 2]}, "d": null, "n": 5});
     let t = s.patch_desired("d1", &patch).unwrap();
     let want = json!({"a": {"c": 2, "e": [1, 2]}, "n": 5});
-    assert_eq!((&t.desired, t.desired_version), (&want, 2));
+    assert_eq!((&t.desired, t.desired_version), (&want, 3));
     let t = s.patch_reported("d1", &json!({"fw": "1.0"})).unwrap();
     let fw = json!({"fw": "1.0"});
-    assert_eq!((&t.reported, t.reported_version), (&fw, 1));
-    assert_eq!((&t.desired, t.desired_version), (&want, 2));
+    assert_eq!((&t.reported, t.reported_version), (&fw, 2));
+    assert_eq!((&t.desired, t.desired_version), (&want, 3));
     assert_eq!(s.twin("d1").unwrap(), t);
     assert_eq!(err(s.patch_desired("d1", &json!([1]))), "NotAnObject");
     let unknown = err(s.patch_reported("zz", &json!({})));
@@ -411,4 +412,37 @@ fn a_redelivery_counts_and_respects_expiry_and_the_delivery_limit() {
     let t = s.take_redelivery("d1", a, T0 + 30).unwrap();
     assert_eq!(t, Taken::default(), "gone from the queue");
     assert_eq!(s.take_redelivery("d2", a, T0).unwrap(), Taken::default());
+}
+
+/// IoT Hub's limits: 64 KB per C2D message with its properties, 32 KB per
+/// twin section; refused whole, nothing stored.
+#[test]
+fn iot_hub_size_limits_on_c2d_messages_and_twin_sections() {
+    let mut s = store();
+    let at_limit = |extra: usize| NewMessage {
+        message_id: Some("m".repeat(16)),
+        payload: vec![b'x'; MAX_C2D_MESSAGE - 16 - 2 + extra],
+        properties: vec![("k".into(), "v".into())],
+        ttl_ms: None,
+    };
+    s.enqueue("d1", at_limit(0), T0).unwrap();
+    let e = err(s.enqueue("d1", at_limit(1), T0));
+    assert_eq!(e, "MessageTooLarge { size: 65537, max: 65536 }");
+    assert_eq!(s.pending_count("d1").unwrap(), 1);
+
+    let big = |n: usize| json!({ "blob": "y".repeat(n) });
+    let fits = MAX_TWIN_SECTION - big(0).to_string().len();
+    s.patch_reported("d1", &big(fits)).unwrap();
+    let e = err(s.patch_reported("d1", &big(fits + 1)));
+    assert!(e.starts_with("TwinTooLarge { section: \"reported\""), "{e}");
+    // A patch that fits but would grow the section past the limit.
+    let e = err(s.patch_reported("d1", &json!({ "more": 1 })));
+    assert!(e.starts_with("TwinTooLarge"), "{e}");
+    assert_eq!(
+        s.twin("d1").unwrap().reported_version,
+        2,
+        "refusals change nothing"
+    );
+    let e = err(s.patch_desired("d1", &big(MAX_TWIN_SECTION)));
+    assert!(e.starts_with("TwinTooLarge { section: \"desired\""), "{e}");
 }

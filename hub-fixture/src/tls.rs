@@ -27,6 +27,10 @@ use crate::journal::HandshakeFailure;
 use crate::pki::IssuedCert;
 use crate::serial::Serial;
 
+#[path = "tls_hello.rs"]
+mod hello;
+pub use hello::{offered_versions, version_name, OfferedVersions, PROTOCOL_VERSION_ALERT};
+
 /// The ring provider: the one crypto provider of the workspace.
 pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())

@@ -107,24 +107,30 @@ async fn openssl_handshakes_and_the_key_log_matches_the_clients() {
         );
     }
 
-    // TLS 1.1 is refused with the version named.
-    let mark = hub.journal().len();
-    let out = s_client(&hub, &files, &["-tls1_1", "-cipher", "DEFAULT@SECLEVEL=0"]).await;
-    assert!(!out.status.success());
-    let refused = expect_entry(&hub, mark, "TLS 1.1 refusal", |e| {
-        matches!(e.event, Event::HandshakeFailed { .. })
-    })
-    .await;
-    assert!(
-        matches!(
-            refused.event,
+    // TLS 1.0 and 1.1 are refused as IoT Hub refuses them: alert 70
+    // protocol_version on the wire, the version named in the journal.
+    for (flag, name) in [("-tls1", "TLS 1.0"), ("-tls1_1", "TLS 1.1")] {
+        let mark = hub.journal().len();
+        let out = s_client(&hub, &files, &[flag, "-cipher", "DEFAULT@SECLEVEL=0"]).await;
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("alert protocol version"),
+            "{flag}: openssl saw no protocol_version alert:\n{stderr}"
+        );
+        let refused = expect_entry(&hub, mark, "old TLS refusal", |e| {
+            matches!(e.event, Event::HandshakeFailed { .. })
+        })
+        .await;
+        match &refused.event {
             Event::HandshakeFailed {
                 reason: HandshakeFailure::ProtocolVersion,
+                detail,
                 ..
-            }
-        ),
-        "{refused:?}"
-    );
+            } => assert!(detail.contains(name), "{detail}"),
+            other => panic!("{flag}: {other:?}"),
+        }
+    }
 
     // A client expecting another host name rejects the hub's certificate.
     let out = run(Command::new("openssl")
