@@ -175,7 +175,8 @@ async fn twin_get_reported_patch_and_desired_notification() {
     assert_eq!(p.topic, "$iothub/twin/res/200/?$rid=1");
     let twin: serde_json::Value = serde_json::from_slice(&p.payload).unwrap();
     assert_eq!(twin["desired"]["telemetryIntervalSeconds"], 30);
-    assert_eq!(twin["desired"]["$version"], 1);
+    // A new twin is at $version 1 (IoT Hub); one patch since.
+    assert_eq!(twin["desired"]["$version"], 2);
 
     c.publish(
         "$iothub/twin/PATCH/properties/reported/?$rid=2",
@@ -199,7 +200,7 @@ async fn twin_get_reported_patch_and_desired_notification() {
     )
     .unwrap();
     let p = c.next_publish(GUARD).await.unwrap();
-    assert_eq!(p.topic, "$iothub/twin/PATCH/properties/desired/?$version=2");
+    assert_eq!(p.topic, "$iothub/twin/PATCH/properties/desired/?$version=3");
     let body: serde_json::Value = serde_json::from_slice(&p.payload).unwrap();
     assert_eq!(body["credentials"]["rotateAfter"], "2026-11-25T12:00:00Z");
 }
