@@ -5,8 +5,18 @@
 //! Every request runs as the device of its client certificate; an unknown or
 //! disabled device gets 403. Firmware downloads support `Range` (served by
 //! tower-http's `ServeFile`), so a device resumes after a cut.
+//!
+//! Like the MQTT listener's CONNECT timeout, a connection must not be held
+//! open by a client that sends nothing or dribbles a request head: a request
+//! head must arrive whole within `https_header_timeout`, and a keep-alive
+//! connection idle between requests is dropped after `https_idle_timeout`
+//! (see [`Phase`]).
 
+use std::convert::Infallible;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -14,9 +24,13 @@ use axum::http::{header, HeaderMap, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use bytes::Bytes;
+use hyper::body::{Frame, Incoming, SizeHint};
 use hyper_util::rt::TokioIo;
-use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::time::Instant;
 use tower::ServiceExt;
 
 use crate::clock::Clock;
@@ -61,17 +75,241 @@ async fn connection(hub: Arc<HubState>, tcp: tokio::net::TcpStream, peer: String
         cert_der: Arc::new(cert_der),
         peer,
     };
+    let hub = ctx.hub.clone();
+    let peer = ctx.peer.clone();
+    let device = ctx.identity.device_id.clone();
     let router = Router::new()
         .route("/.well-known/est/cacerts", get(cacerts))
         .route("/.well-known/est/simplereenroll", post(simple_reenroll))
         .route("/firmware/{name}", get(firmware))
         .with_state(ctx);
-    let service = TowerToHyperService::new(router);
-    if let Err(e) = hyper::server::conn::http1::Builder::new()
-        .serve_connection(TokioIo::new(stream), service)
-        .await
-    {
-        tracing::debug!("https connection: {e}");
+    let (phase, mut changed) = watch::channel(Phase::new());
+    let tracked = phase.clone();
+    let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+        let busy = Busy::begin(&tracked);
+        let response = router.clone().oneshot(req);
+        async move {
+            let response = response.await?;
+            Ok::<_, Infallible>(response.map(|body| Body::new(Tracked { body, _busy: busy })))
+        }
+    });
+    let io = TokioIo::new(Watched {
+        inner: stream,
+        phase,
+    });
+    let connection = hyper::server::conn::http1::Builder::new().serve_connection(io, service);
+    tokio::pin!(connection);
+    let (header, idle) = (
+        hub.config.https_header_timeout,
+        hub.config.https_idle_timeout,
+    );
+    loop {
+        let deadline = changed.borrow_and_update().deadline(header, idle);
+        let expired = async {
+            match &deadline {
+                Some((at, _)) => tokio::time::sleep_until(*at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            done = &mut connection => {
+                if let Err(e) = done {
+                    tracing::debug!("https connection: {e}");
+                }
+                return;
+            }
+            // Never fails: `Watched` and the service hold senders as long
+            // as `connection` lives.
+            _ = changed.changed() => {}
+            _ = expired => {
+                // Dropping the connection closes the socket. A phase change
+                // racing the deadline is honoured: the loop looks again.
+                if let Some((at, why)) = changed.borrow().deadline(header, idle) {
+                    if at <= Instant::now() {
+                        tracing::debug!("https connection from {peer} dropped: {why}");
+                        hub.journal.record(
+                            Some(&device),
+                            Some(&peer),
+                            Event::HttpRefused {
+                                path: String::new(),
+                                status: StatusCode::REQUEST_TIMEOUT.as_u16(),
+                                reason: why,
+                            },
+                        );
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Where a connection is between requests, for its timeouts. hyper's own
+/// `header_read_timeout` is not used: it starts counting as soon as a
+/// response is sent, so it cannot tell a keep-alive pause (idle timeout)
+/// from a slow request head (header timeout).
+#[derive(Debug, Clone, Copy)]
+struct Phase {
+    /// Requests whose response has not been sent in full.
+    busy: usize,
+    /// No request head has been received yet.
+    first: bool,
+    /// When the connection last had nothing under way (TLS done, or the last
+    /// response sent).
+    idle_since: Instant,
+    /// When the first byte of the next request head arrived.
+    head_started: Option<Instant>,
+}
+
+impl Phase {
+    fn new() -> Self {
+        Self {
+            busy: 0,
+            first: true,
+            idle_since: Instant::now(),
+            head_started: None,
+        }
+    }
+
+    /// When the connection is to be dropped if nothing changes, and why.
+    /// The first request's head is timed from the handshake, as the MQTT
+    /// listener times CONNECT; a later one from its first byte, after an
+    /// idle pause of its own.
+    fn deadline(&self, header: Duration, idle: Duration) -> Option<(Instant, String)> {
+        if self.busy > 0 {
+            return None;
+        }
+        let start = if self.first {
+            Some(self.idle_since)
+        } else {
+            self.head_started
+        };
+        Some(match (start, self.head_started) {
+            (Some(start), Some(_)) => (
+                start + header,
+                format!("request head not complete within {header:?}"),
+            ),
+            (Some(start), None) => (start + header, format!("no request within {header:?}")),
+            (None, _) => (
+                self.idle_since + idle,
+                format!("keep-alive connection idle for {idle:?}"),
+            ),
+        })
+    }
+}
+
+/// A request under way, from its head being read to its response's body
+/// being sent in full (or abandoned).
+struct Busy(watch::Sender<Phase>);
+
+impl Busy {
+    fn begin(phase: &watch::Sender<Phase>) -> Self {
+        phase.send_modify(|p| {
+            p.busy += 1;
+            p.first = false;
+            p.head_started = None;
+        });
+        Self(phase.clone())
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.send_modify(|p| {
+            p.busy -= 1;
+            if p.busy == 0 {
+                p.idle_since = Instant::now();
+                // Bytes read while busy (a request body) are no next head.
+                p.head_started = None;
+            }
+        });
+    }
+}
+
+/// A response body that ends its request's [`Busy`] when hyper is done with
+/// it (sent in full, or the connection gone).
+struct Tracked {
+    body: Body,
+    _busy: Busy,
+}
+
+impl hyper::body::Body for Tracked {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        Pin::new(&mut self.get_mut().body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// The TLS stream, noting when the first byte of a request head arrives (a
+/// read while no request is under way).
+struct Watched<S> {
+    inner: S,
+    phase: watch::Sender<Phase>,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Watched<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut this.inner).poll_read(cx, buf);
+        if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            // Only a change wakes the watchdog: one per request head.
+            this.phase.send_if_modified(|p| {
+                let starts = p.busy == 0 && p.head_started.is_none();
+                if starts {
+                    p.head_started = Some(Instant::now());
+                }
+                starts
+            });
+        }
+        polled
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
     }
 }
 

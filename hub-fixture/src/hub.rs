@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -45,6 +45,14 @@ pub struct HubConfig {
     pub handshake_timeout: Duration,
     /// A TLS client that has not sent CONNECT by then is dropped.
     pub connect_timeout: Duration,
+    /// HTTPS: a request head must arrive whole within this, counted from the
+    /// TLS handshake for a connection's first request and from the first
+    /// byte for later ones; else the connection is dropped (slow clients
+    /// must not hold connections open).
+    pub https_header_timeout: Duration,
+    /// HTTPS: a keep-alive connection with no request under way for this long
+    /// is dropped.
+    pub https_idle_timeout: Duration,
     pub c2d_window: usize,
     pub store: StoreConfig,
     /// Write TLS secrets (NSS key log format) here, for the capture.
@@ -78,6 +86,8 @@ impl Default for HubConfig {
             max_packet_size: 256 * 1024,
             handshake_timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(10),
+            https_header_timeout: Duration::from_secs(10),
+            https_idle_timeout: Duration::from_secs(10),
             c2d_window: 8,
             store: StoreConfig::default(),
             key_log: None,
@@ -102,6 +112,22 @@ pub enum HubError {
     },
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// Another live hub holds the data directory's lock.
+    #[error(
+        "data directory {} is in use by another hub{}: stop that hub or use another data directory",
+        .dir.display(),
+        .holder.map(|p| format!(" (pid {p})")).unwrap_or_default()
+    )]
+    DataDirInUse { dir: PathBuf, holder: Option<u32> },
+    /// A listener's address cannot be bound (taken, not local, not permitted).
+    /// The I/O error is part of the message, not a `source`: printed with its
+    /// chain it would say the same thing twice.
+    #[error("{listener} listener: cannot listen on {addr}: {error}")]
+    Bind {
+        listener: &'static str,
+        addr: SocketAddr,
+        error: std::io::Error,
+    },
     #[error("device {0:?} is not registered")]
     UnknownDevice(String),
     #[error("no certificate with serial {0}")]
@@ -153,6 +179,107 @@ pub struct HubFixture {
     mqtt_addr: SocketAddr,
     https_addr: SocketAddr,
     admin_addr: Option<SocketAddr>,
+    dir_lock: DirLock,
+}
+
+/// The lock file in the data directory. A live hub holds an exclusive
+/// advisory lock (flock) on it, so a second hub on the same directory is
+/// refused before it opens the store or the journal. It holds the holder's
+/// pid, for the refusal's message.
+const LOCK_FILE: &str = "hub.lock";
+
+/// The held data-directory lock: released by [`HubFixture::shutdown`] (so a
+/// hub can be started again on the directory at once) or when the process
+/// exits, however it exits (the kernel drops flocks with the last descriptor).
+#[derive(Clone)]
+struct DirLock(Arc<Mutex<Option<std::fs::File>>>);
+
+impl DirLock {
+    /// Takes the lock on `dir` (which must exist), without waiting.
+    fn acquire(dir: &Path) -> Result<Self, HubError> {
+        use std::io::{Read, Seek, Write};
+        use std::os::unix::fs::OpenOptionsExt;
+        let path = dir.join(LOCK_FILE);
+        let io = |e| HubError::io(format!("locking {}", path.display()), e);
+        // Not truncated on open: a refused hub must not wipe the holder's pid.
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&path)
+            .map_err(io)?;
+        use rustix::fs::{flock, FlockOperation};
+        match flock(&file, FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => {}
+            Err(rustix::io::Errno::WOULDBLOCK) => {
+                let mut pid = String::new();
+                let _ = file.read_to_string(&mut pid);
+                return Err(HubError::DataDirInUse {
+                    dir: dir.to_owned(),
+                    holder: pid.trim().parse().ok(),
+                });
+            }
+            Err(e) => return Err(io(e.into())),
+        }
+        file.set_len(0)
+            .and_then(|_| file.rewind())
+            .and_then(|_| writeln!(file, "{}", std::process::id()))
+            .map_err(io)?;
+        Ok(Self(Arc::new(Mutex::new(Some(file)))))
+    }
+
+    fn release(&self) {
+        self.0.lock().expect("dir lock").take();
+    }
+}
+
+/// Creates the data directory (and its `firmware/`) owner-only, 0700: it holds
+/// the CA's private key and the store. An existing directory is set to 0700.
+/// Parent directories are made as `mkdir -p` would.
+fn create_private_dir(dir: &Path) -> Result<(), HubError> {
+    use std::os::unix::fs::DirBuilderExt;
+    let io = |e| HubError::io(format!("creating {}", dir.display()), e);
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(io)?;
+    }
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Err(e) if !(e.kind() == std::io::ErrorKind::AlreadyExists && dir.is_dir()) => Err(io(e)),
+        _ => Ok(()),
+    }
+}
+
+/// Sets an existing directory to 0700 (a directory made before this rule, or
+/// by hand).
+fn make_private(dir: &Path) -> Result<(), HubError> {
+    use std::os::unix::fs::PermissionsExt;
+    let io = |e| HubError::io(format!("setting the mode of {}", dir.display()), e);
+    let mode = std::fs::metadata(dir).map_err(io)?.permissions().mode();
+    if mode & 0o777 != 0o700 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(io)?;
+    }
+    Ok(())
+}
+
+/// Makes sure the key log file (TLS secrets) is owner-only, 0600: created so
+/// if it does not exist, set so if it is a regular file (not a FIFO or a
+/// terminal someone pointed it at).
+fn private_key_log(path: &Path) -> Result<(), HubError> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let io = |e| HubError::io(format!("opening key log {}", path.display()), e);
+    let file = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io)?;
+    let meta = file.metadata().map_err(io)?;
+    if meta.is_file() && meta.permissions().mode() & 0o777 != 0o600 {
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .map_err(io)?;
+    }
+    Ok(())
 }
 
 impl std::fmt::Debug for HubFixture {
@@ -197,8 +324,32 @@ impl HubFixture {
             }
         }
         let dir = &config.data_dir;
-        std::fs::create_dir_all(dir.join("firmware"))
-            .map_err(|e| HubError::io(format!("creating {}", dir.display()), e))?;
+        // The lock comes before anything else in the directory is opened or
+        // changed: a second hub must leave a live one's files alone.
+        create_private_dir(dir)?;
+        let dir_lock = DirLock::acquire(dir)?;
+        make_private(dir)?;
+        create_private_dir(&dir.join("firmware"))?;
+        if let Some(p) = &config.key_log {
+            private_key_log(p)?;
+        }
+        // Listeners before the store, journal and CA: a taken address
+        // leaves none of them behind in a new directory.
+        let bind = |listener: &'static str, addr: SocketAddr| async move {
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|error| HubError::Bind {
+                    listener,
+                    addr,
+                    error,
+                })
+        };
+        let mqtt = bind("mqtt", config.mqtt_addr).await?;
+        let https = bind("https", config.https_addr).await?;
+        let admin = match config.admin_addr {
+            Some(a) => Some(bind("admin", a).await?),
+            None => None,
+        };
         let store = Store::open(&dir.join("hub.sqlite"), config.store.clone())?;
         let offset_ms: u64 = store
             .meta(CLOCK_OFFSET_KEY)?
@@ -234,17 +385,6 @@ impl HubFixture {
             max_packet_size: config.max_packet_size,
             c2d_window: config.c2d_window,
         };
-        let bind = |addr: SocketAddr| async move {
-            tokio::net::TcpListener::bind(addr)
-                .await
-                .map_err(|e| HubError::io(format!("binding {addr}"), e))
-        };
-        let mqtt = bind(config.mqtt_addr).await?;
-        let https = bind(config.https_addr).await?;
-        let admin = match config.admin_addr {
-            Some(a) => Some(bind(a).await?),
-            None => None,
-        };
         let local = |l: &tokio::net::TcpListener| {
             l.local_addr().map_err(|e| HubError::io("local address", e))
         };
@@ -272,7 +412,17 @@ impl HubFixture {
             mqtt_addr,
             https_addr,
             admin_addr,
+            dir_lock,
         };
+        // The lock lives as long as the hub runs, even when every handle is
+        // dropped without `shutdown` (the listeners go on): this task keeps
+        // it until the shutdown signal, or until the runtime goes away.
+        let held = hub.dir_lock.clone();
+        let mut stopped = state.shutdown.subscribe();
+        tokio::spawn(async move {
+            let _ = stopped.wait_for(|s| *s).await;
+            held.release();
+        });
         state.journal.record(
             None,
             None,
@@ -293,6 +443,9 @@ impl HubFixture {
     /// Stops accepting and closes every live session.
     pub fn shutdown(&self) {
         self.state.shutdown.send_replace(true);
+        // At once, not when the task above gets to run: a hub started on the
+        // same directory right after this call must get the lock.
+        self.dir_lock.release();
         let sessions = self.state.sessions.lock().expect("sessions lock");
         for h in sessions.values() {
             let _ = h.tx.send(SessionCommand::Close {

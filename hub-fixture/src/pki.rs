@@ -153,6 +153,9 @@ impl CertificateAuthority {
         let key_path = dir.join(CA_KEY_FILE);
         if cert_path.exists() {
             let cert_pem = read(&cert_path)?;
+            // A key file left readable by others (written before this rule,
+            // or copied in) is made owner-only.
+            make_owner_only(&key_path)?;
             let key_pem = read(&key_path)?;
             let bad = |reason: String| PkiError::BadCa {
                 path: cert_path.display().to_string(),
@@ -173,7 +176,7 @@ impl CertificateAuthority {
         }
         let ca = Self::generate(common_name, now)?;
         write(&cert_path, &ca.cert_pem)?;
-        write(&key_path, &ca.key_pem)?;
+        write_private(&key_path, &ca.key_pem)?;
         Ok(ca)
     }
 
@@ -293,6 +296,42 @@ fn write(path: &Path, text: &str) -> Result<(), PkiError> {
         path: path.display().to_string(),
         source,
     })
+}
+
+/// Writes a private key owner-only (0600). A new file is created with that
+/// mode, so the key is never readable by others, not even for a moment; an
+/// existing one is set to 0600 before the key is written into it.
+pub fn write_private(path: &Path, text: &str) -> Result<(), PkiError> {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let io = |source| PkiError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io)?;
+    file.set_permissions(fs::Permissions::from_mode(0o600))
+        .map_err(io)?;
+    file.write_all(text.as_bytes()).map_err(io)
+}
+
+/// Sets an existing file to 0600 unless it already is.
+fn make_owner_only(path: &Path) -> Result<(), PkiError> {
+    use std::os::unix::fs::PermissionsExt;
+    let io = |source| PkiError::Io {
+        path: path.display().to_string(),
+        source,
+    };
+    let mode = fs::metadata(path).map_err(io)?.permissions().mode();
+    if mode & 0o777 != 0o600 {
+        fs::set_permissions(path, fs::Permissions::from_mode(0o600)).map_err(io)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
