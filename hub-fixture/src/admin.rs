@@ -5,8 +5,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::extract::{FromRequest, FromRequestParts, Path, Request, State};
+use axum::http::request::Parts;
+use axum::http::{Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
@@ -14,6 +15,7 @@ use base64::Engine as _;
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
@@ -58,7 +60,64 @@ pub fn router(hub: HubFixture) -> Router {
         .route("/clock/advance", post(advance))
         .route("/journal", get(journal))
         .route("/firmware/{name}", put(firmware))
+        // Every error answer carries its message, these too (axum's own
+        // 404 and 405 have empty bodies).
+        .fallback(|method: Method, uri: Uri| async move {
+            ApiError(
+                StatusCode::NOT_FOUND,
+                format!("no admin endpoint {method} {}", uri.path()),
+            )
+        })
+        .method_not_allowed_fallback(|method: Method, uri: Uri| async move {
+            ApiError(
+                StatusCode::METHOD_NOT_ALLOWED,
+                format!("admin endpoint {} does not take {method}", uri.path()),
+            )
+        })
         .with_state(hub)
+}
+
+/// The deepest error of a chain: for a serde error inside axum's rejection,
+/// the line that names the field and what was wrong with it.
+fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut e = e;
+    while let Some(next) = e.source() {
+        e = next;
+    }
+    e.to_string()
+}
+
+/// `Json`, with its rejections as this API's JSON errors (400 and the
+/// serde message naming the field), not axum's plain-text 422.
+struct JsonBody<T>(T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        use axum::extract::rejection::JsonRejection;
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(v)) => Ok(Self(v)),
+            Err(r @ (JsonRejection::JsonDataError(_) | JsonRejection::JsonSyntaxError(_))) => {
+                Err(bad(format!("invalid request body: {}", innermost(&r))))
+            }
+            Err(r) => Err(ApiError(r.status(), r.body_text())),
+        }
+    }
+}
+
+/// `Query`, with its rejections as this API's JSON errors.
+struct QueryParams<T>(T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryParams<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| Self(q.0))
+            .map_err(|r| bad(format!("invalid query: {}", innermost(&r))))
+    }
 }
 
 struct ApiError(StatusCode, String);
@@ -109,7 +168,7 @@ struct RegisterBody {
     device_id: String,
 }
 
-async fn register(State(h): State<HubFixture>, Json(b): Json<RegisterBody>) -> ApiResult {
+async fn register(State(h): State<HubFixture>, JsonBody(b): JsonBody<RegisterBody>) -> ApiResult {
     ok(h.register_device(&b.device_id)?)
 }
 
@@ -128,15 +187,24 @@ async fn delete_device(State(h): State<HubFixture>, Path(id): Path<String>) -> A
 
 #[derive(Deserialize)]
 struct StatusBody {
-    status: DeviceStatus,
+    status: String,
 }
 
 async fn set_status(
     State(h): State<HubFixture>,
     Path(id): Path<String>,
-    Json(b): Json<StatusBody>,
+    JsonBody(b): JsonBody<StatusBody>,
 ) -> ApiResult {
-    ok(h.set_device_status(&id, b.status)?)
+    let status = match b.status.as_str() {
+        "enabled" => DeviceStatus::Enabled,
+        "disabled" => DeviceStatus::Disabled,
+        other => {
+            return Err(bad(format!(
+                "invalid status {other:?}: use enabled or disabled"
+            )))
+        }
+    };
+    ok(h.set_device_status(&id, status)?)
 }
 
 async fn certificates(State(h): State<HubFixture>, Path(id): Path<String>) -> ApiResult {
@@ -157,7 +225,7 @@ struct IssueBody {
 async fn issue(
     State(h): State<HubFixture>,
     Path(id): Path<String>,
-    Json(b): Json<IssueBody>,
+    JsonBody(b): JsonBody<IssueBody>,
 ) -> ApiResult {
     use crate::clock::Clock;
     let day = Duration::from_secs(86_400);
@@ -192,7 +260,7 @@ struct SendBody {
 async fn send(
     State(h): State<HubFixture>,
     Path(id): Path<String>,
-    Json(b): Json<SendBody>,
+    JsonBody(b): JsonBody<SendBody>,
 ) -> Result<Response, ApiError> {
     let payload = match (b.payload, b.payload_base64) {
         (Some(p), None) => p.into_bytes(),
@@ -221,7 +289,10 @@ struct FeedbackQuery {
     device: Option<String>,
 }
 
-async fn feedback(State(h): State<HubFixture>, Query(q): Query<FeedbackQuery>) -> ApiResult {
+async fn feedback(
+    State(h): State<HubFixture>,
+    QueryParams(q): QueryParams<FeedbackQuery>,
+) -> ApiResult {
     ok(h.feedback(q.device.as_deref())?)
 }
 
@@ -232,7 +303,7 @@ async fn twin(State(h): State<HubFixture>, Path(id): Path<String>) -> ApiResult 
 async fn patch_desired(
     State(h): State<HubFixture>,
     Path(id): Path<String>,
-    Json(patch): Json<Value>,
+    JsonBody(patch): JsonBody<Value>,
 ) -> ApiResult {
     ok(h.patch_desired(&id, &patch)?)
 }
@@ -247,7 +318,7 @@ struct MethodBody {
 async fn method(
     State(h): State<HubFixture>,
     Path((id, name)): Path<(String, String)>,
-    Json(b): Json<MethodBody>,
+    JsonBody(b): JsonBody<MethodBody>,
 ) -> ApiResult {
     let timeout = Duration::from_secs(b.timeout_seconds.unwrap_or(30));
     ok(h.invoke_method(&id, &name, &b.payload, timeout).await?)
@@ -261,7 +332,7 @@ struct EnrollmentBody {
 async fn enrollment(
     State(h): State<HubFixture>,
     Path(id): Path<String>,
-    Json(b): Json<EnrollmentBody>,
+    JsonBody(b): JsonBody<EnrollmentBody>,
 ) -> ApiResult {
     h.device(&id)?;
     h.set_refuse_enrollment(&id, b.refuse);
@@ -278,7 +349,7 @@ struct AdvanceBody {
     seconds: u64,
 }
 
-async fn advance(State(h): State<HubFixture>, Json(b): Json<AdvanceBody>) -> ApiResult {
+async fn advance(State(h): State<HubFixture>, JsonBody(b): JsonBody<AdvanceBody>) -> ApiResult {
     let now = h.advance_clock(Duration::from_secs(b.seconds))?;
     ok(json!({ "now_ms": now }))
 }
@@ -289,7 +360,10 @@ struct JournalQuery {
     after: u64,
 }
 
-async fn journal(State(h): State<HubFixture>, Query(q): Query<JournalQuery>) -> ApiResult {
+async fn journal(
+    State(h): State<HubFixture>,
+    QueryParams(q): QueryParams<JournalQuery>,
+) -> ApiResult {
     ok(h.journal().since(q.after))
 }
 
@@ -305,6 +379,7 @@ async fn firmware(
 /// Client of the admin endpoint (plain HTTP on loopback).
 #[derive(Clone)]
 pub struct AdminClient {
+    addr: SocketAddr,
     base: String,
     client: Client<hyper_util::client::legacy::connect::HttpConnector, Full<bytes::Bytes>>,
 }
@@ -312,15 +387,47 @@ pub struct AdminClient {
 /// An error answer of the admin API, or a transport failure.
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
+    /// Nothing listens at the admin address.
+    #[error("no hub at {addr} (start one with hub-fixture serve)")]
+    NoHub { addr: SocketAddr },
     #[error("admin endpoint {url}: {detail}")]
     Transport { url: String, detail: String },
+    /// An error answer; `message` is the API's own (its JSON `error`).
     #[error("{status}: {message}")]
     Api { status: u16, message: String },
+}
+
+/// An error and its sources as one line, each text once (hyper's
+/// "client error (Connect)" alone says nothing of why).
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = vec![e.to_string()];
+    let mut next = e.source();
+    while let Some(s) = next {
+        let text = s.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        next = s.source();
+    }
+    parts.join(": ")
+}
+
+/// Whether a client error is a refused connection: no hub listens there.
+fn refused(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(e);
+    while let Some(s) = next {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            return io.kind() == std::io::ErrorKind::ConnectionRefused;
+        }
+        next = s.source();
+    }
+    false
 }
 
 impl AdminClient {
     pub fn new(addr: SocketAddr) -> Self {
         Self {
+            addr,
             base: format!("http://{addr}"),
             client: Client::builder(TokioExecutor::new()).build_http(),
         }
@@ -355,11 +462,13 @@ impl AdminClient {
             .header("content-type", content_type)
             .body(Full::new(bytes::Bytes::from(body)))
             .map_err(|e| transport(e.to_string()))?;
-        let resp = self
-            .client
-            .request(req)
-            .await
-            .map_err(|e| transport(e.to_string()))?;
+        let resp = self.client.request(req).await.map_err(|e| {
+            if e.is_connect() && refused(&e) {
+                AdminError::NoHub { addr: self.addr }
+            } else {
+                transport(chain(&e))
+            }
+        })?;
         let status = resp.status();
         let body = resp
             .into_body()
@@ -372,11 +481,12 @@ impl AdminClient {
         if status.is_success() {
             Ok(value)
         } else {
-            let message = value
-                .get("error")
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-                .unwrap_or_else(|| value.to_string());
+            let message = match &value {
+                Value::Object(o) => o.get("error").and_then(Value::as_str).map(str::to_owned),
+                Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
+                _ => None,
+            }
+            .unwrap_or_else(|| format!("HTTP {status} from {method} {path}, without a message"));
             Err(AdminError::Api {
                 status: status.as_u16(),
                 message,
