@@ -320,7 +320,7 @@ impl Ctx {
             .record(Some(&self.identity.device_id), Some(&self.peer), event);
     }
 
-    /// 403 unless the client certificate's device is registered and enabled.
+    /// 403 unless the client certificate is unrevoked and its device registered and enabled.
     fn authorise(&self, path: &str) -> Result<(), Box<Response>> {
         let status = self
             .hub
@@ -329,7 +329,11 @@ impl Ctx {
             .ok()
             .flatten()
             .map(|d| d.status);
+        // Checked per request, not only at the handshake: a keep-alive
+        // connection opened before a revocation must serve nothing after it.
+        let revoked = self.hub.revoked.contains(&self.identity.serial);
         let why = match status {
+            _ if revoked => "certificate is revoked",
             Some(DeviceStatus::Enabled) => return Ok(()),
             Some(DeviceStatus::Disabled) => "device is disabled",
             None => "device is not registered",
