@@ -135,6 +135,9 @@ impl From<HubError> for ApiError {
             | HubError::Store(StoreError::InvalidTtl(_))
             | HubError::Store(StoreError::NotAnObject)
             | HubError::InvalidName { .. } => StatusCode::BAD_REQUEST,
+            // IoT Hub: 413 MessageTooLarge past its size limits.
+            HubError::Store(StoreError::MessageTooLarge { .. })
+            | HubError::Store(StoreError::TwinTooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError(status, e.to_string())
