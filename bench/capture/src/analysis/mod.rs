@@ -260,7 +260,17 @@ pub fn analyze_file(path: impl AsRef<Path>) -> Result<Analysis, AnalysisError> {
 
 /// Analyses a pcapng (or pcap) stream.
 pub fn analyze<R: Read + Send>(reader: R) -> Result<Analysis, AnalysisError> {
-    let mut reader = create_reader(READ_BUFFER, reader).map_err(|e| AnalysisError::Malformed {
+    analyze_with_buffer(reader, READ_BUFFER)
+}
+
+/// [`analyze`] with a read buffer of `capacity` bytes instead of 8 MiB (it
+/// still grows for a larger block): for many small captures, where
+/// allocating the large buffer would dominate (the fuzz target's body).
+pub fn analyze_with_buffer<R: Read + Send>(
+    reader: R,
+    capacity: usize,
+) -> Result<Analysis, AnalysisError> {
+    let mut reader = create_reader(capacity, reader).map_err(|e| AnalysisError::Malformed {
         offset: 0,
         reason: format!("{e:?}"),
     })?;
@@ -333,7 +343,7 @@ pub fn analyze<R: Read + Send>(reader: R) -> Result<Analysis, AnalysisError> {
             }
             Err(PcapError::BufferTooSmall) => {
                 // A block larger than the buffer (a huge DSB, say): grow and retry.
-                let bigger = reader.data().len().max(READ_BUFFER) * 2;
+                let bigger = reader.data().len().max(capacity) * 2;
                 let at = reader.consumed();
                 if !reader.grow(bigger) {
                     return Err(malformed::<&[u8]>(at, PcapError::BufferTooSmall));
