@@ -167,6 +167,7 @@ pub fn device_session(data: &[u8]) {
                     }
                     Action::Event(SessionEvent::Method { rid, .. }) if !session.is_closed() => {
                         let _ = session.respond_method(rid, 200, br#"{"ok":true}"#);
+                        app_actions.extend(session.take_actions());
                     }
                     _ => {}
                 }
