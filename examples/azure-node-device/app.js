@@ -54,7 +54,10 @@ function oneSocketTransport(conn) { // conn keeps the socket and the first raw c
       base.connect = (config, done) => {
         if (conn.used) return process.nextTick(done, Object.assign(new Error('client already used'), { name: 'NotConnectedError' }));
         conn.used = true;
-        connect(config, (err, res) => { conn.err = conn.err || err; done(err, res); });
+        // CleanSession=1: each client subscribes anew once open, so it keeps no session. With
+        // CleanSession=0 (the SDK's default) the hub resumes the session and delivers queued
+        // commands right after CONNACK, before this app's 'message' listener exists: lost.
+        connect(Object.assign(config, { clean: true }), (err, res) => { conn.err = conn.err || err; done(err, res); });
       };
       super(auth, base);
     }
