@@ -583,21 +583,6 @@ async fn read_packet(s: &mut TlsStream<TcpStream>, buf: &mut BytesMut) -> Option
     }
 }
 
-/// Reads until the hub closes, or the guard passes (then `false`).
-async fn read_until_closed_or_guard(s: &mut TlsStream<TcpStream>) -> (Vec<u8>, bool) {
-    use tokio::io::AsyncReadExt;
-    let mut got = Vec::new();
-    let deadline = tokio::time::Instant::now() + GUARD;
-    let mut chunk = [0u8; 4096];
-    loop {
-        match tokio::time::timeout_at(deadline, s.read(&mut chunk)).await {
-            Err(_) => return (got, false),
-            Ok(Ok(0)) | Ok(Err(_)) => return (got, true),
-            Ok(Ok(n)) => got.extend_from_slice(&chunk[..n]),
-        }
-    }
-}
-
 async fn run_case(bench: &Bench, case: &Case) {
     let hub = &bench.hub;
     let what = case.name;

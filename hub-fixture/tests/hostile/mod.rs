@@ -133,6 +133,11 @@ impl Bench {
     pub fn assert_rss_bounded(&self, when: &str) {
         let now = rss_bytes();
         let grown = now.saturating_sub(self.rss_before);
+        eprintln!(
+            "{when}: RSS {} KiB, grown by {} KiB",
+            now / 1024,
+            grown / 1024
+        );
         assert!(
             grown < RSS_BOUND,
             "{when}: RSS grew by {} KiB (from {} to {} KiB), more than {} KiB",
@@ -259,6 +264,21 @@ pub async fn read_until_closed<S: AsyncRead + Unpin>(s: &mut S, what: &str) -> V
     got
 }
 
+/// Reads until the peer closes (then `true`) or the guard passes (`false`);
+/// returns what was read.
+pub async fn read_until_closed_or_guard<S: AsyncRead + Unpin>(s: &mut S) -> (Vec<u8>, bool) {
+    let mut got = Vec::new();
+    let deadline = tokio::time::Instant::now() + GUARD;
+    let mut chunk = [0u8; 4096];
+    loop {
+        match tokio::time::timeout_at(deadline, s.read(&mut chunk)).await {
+            Err(_) => return (got, false),
+            Ok(Ok(0)) | Ok(Err(_)) => return (got, true),
+            Ok(Ok(n)) => got.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
 /// Waits for a journal entry of the connection from `peer` matching `pred`.
 pub async fn expect_peer(
     hub: &HubFixture,
@@ -343,11 +363,17 @@ pub async fn https_exchange(
     request: &[u8],
 ) -> Result<(SocketAddr, HttpAnswer), String> {
     let (local, tls) = tls_connect(hub, hub.https_addr(), client_config(hub, Some(creds))).await;
-    let mut tls = tls.map_err(|e| format!("handshake: {e}"))?;
-    tls.write_all(request)
-        .await
-        .map_err(|e| format!("write: {e}"))?;
-    let raw = read_until_closed(&mut tls, "HTTPS exchange").await;
+    let tls = tls.map_err(|e| format!("handshake: {e}"))?;
+    // Written while reading: the hub may answer (413) and close before it
+    // has read a large request, and a write error must not lose its answer.
+    let (mut rd, mut wr) = tokio::io::split(tls);
+    let ((), raw) = tokio::join!(
+        async {
+            let _ = wr.write_all(request).await;
+            let _ = wr.flush().await;
+        },
+        read_until_closed(&mut rd, "HTTPS exchange")
+    );
     let answer = parse_http(&raw)
         .ok_or_else(|| format!("no HTTP answer in {:?}", String::from_utf8_lossy(&raw)))?;
     Ok((local, answer))
