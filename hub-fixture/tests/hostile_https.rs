@@ -138,7 +138,7 @@ fn https_cases(bench: &Bench) -> Vec<HttpsCase> {
             "EST with a binary DER CSR (not base64)",
             reenroll(&csr(Some(MALLORY))),
             400,
-            EnrollRefused("base64"),
+            EnrollRefused("looks like binary DER"),
         ),
         c(
             "EST with a CSR for the good device's CN",
@@ -162,7 +162,7 @@ fn https_cases(bench: &Bench) -> Vec<HttpsCase> {
             "EST with an empty body",
             reenroll(b""),
             400,
-            EnrollRefused(""),
+            EnrollRefused("the body is empty"),
         ),
         c("EST with a 3 MiB body", reenroll(&big), 413, Nothing),
         c("EST with a 3 MiB chunked body", chunked, 413, Nothing),

@@ -36,7 +36,10 @@ pub const MALLORY: &str = "mallory";
 /// far below this. What the bound catches is a hub that buffers what a
 /// client only announces (a 200 MB remaining length, a 3 MiB body) or that
 /// keeps something per refused connection: either shows as tens of MiB.
-/// Under nextest every test is its own process, so the figure is the test's.
+/// The hub runs in the test's process, so the figure also holds the test
+/// client's own buffers (the 3 MiB request bodies: ~11 MiB all told for the
+/// HTTPS battery). Under nextest every test is its own process, so the
+/// figure is the test's alone; under `cargo test` parallel tests share it.
 pub const RSS_BOUND: u64 = 64 * 1024 * 1024;
 
 /// A hub with the good and the hostile device registered, and the RSS
