@@ -231,7 +231,14 @@ impl DirLock {
     }
 
     fn release(&self) {
-        self.0.lock().expect("dir lock").take();
+        if let Some(file) = self.0.lock().expect("dir lock").take() {
+            // Unlocked explicitly, not just closed: a child forked by another
+            // thread (before its exec closes our descriptors) shares the open
+            // file description, and closing ours alone would leave the lock
+            // held until that child execs — a restart right after shutdown
+            // (CD-08 in a busy suite) was refused.
+            let _ = rustix::fs::flock(&file, rustix::fs::FlockOperation::Unlock);
+        }
     }
 }
 
