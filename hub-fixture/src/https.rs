@@ -85,11 +85,39 @@ async fn connection(hub: Arc<HubState>, tcp: tokio::net::TcpStream, peer: String
         .with_state(ctx);
     let (phase, mut changed) = watch::channel(Phase::new());
     let tracked = phase.clone();
+    let header_timeout = hub.config.https_header_timeout;
+    let (body_hub, body_peer, body_device) = (hub.clone(), peer.clone(), device.clone());
     let service = hyper::service::service_fn(move |req: Request<Incoming>| {
         let busy = Busy::begin(&tracked);
+        let path = req.uri().path().to_owned();
         let response = router.clone().oneshot(req);
+        let (hub, peer, device) = (body_hub.clone(), body_peer.clone(), body_device.clone());
         async move {
-            let response = response.await?;
+            // The request (its body included: the EST handler reads it whole
+            // before it answers) must be in within the header timeout too, or
+            // a client trickling a body holds the connection forever. A
+            // response's own body (a firmware download) is not bounded here.
+            let response = match tokio::time::timeout(header_timeout, response).await {
+                Ok(r) => r?,
+                Err(_) => {
+                    let why = format!("request body not complete within {header_timeout:?}");
+                    hub.journal.record(
+                        Some(&device),
+                        Some(&peer),
+                        Event::HttpRefused {
+                            path,
+                            status: StatusCode::REQUEST_TIMEOUT.as_u16(),
+                            reason: why.clone(),
+                        },
+                    );
+                    let mut r = (StatusCode::REQUEST_TIMEOUT, why).into_response();
+                    r.headers_mut().insert(
+                        header::CONNECTION,
+                        header::HeaderValue::from_static("close"),
+                    );
+                    r
+                }
+            };
             Ok::<_, Infallible>(response.map(|body| Body::new(Tracked { body, _busy: busy })))
         }
     });

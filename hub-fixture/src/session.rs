@@ -183,6 +183,13 @@ impl Session {
         }
         self.inbuf.extend_from_slice(data);
         loop {
+            // What the codec lets through but MQTT 3.1.1 forbids, judged on
+            // the raw bytes before the codec reads them.
+            if let Err(end) = self.check_raw(port) {
+                self.state = State::Ended;
+                return Err(end);
+            }
+            let awaiting_connect = self.state == State::AwaitConnect;
             match Packet::read(&mut self.inbuf, self.config.max_packet_size) {
                 Ok(packet) => {
                     if let Err(end) = self.handle(port, packet) {
@@ -201,24 +208,69 @@ impl Session {
                                 self.config.max_packet_size
                             ),
                         ),
-                        CodecError::InvalidProtocolLevel(level)
-                            if self.state == State::AwaitConnect =>
-                        {
-                            self.refuse(
-                                port,
-                                ConnectReturnCode::RefusedProtocolVersion,
-                                String::new(),
-                                RefuseReason::UnsupportedProtocol,
-                                format!(
-                                    "MQTT protocol level {level}; only 3.1.1 (level 4) is spoken"
-                                ),
-                            )
-                        }
+                        CodecError::InvalidProtocolLevel(level) if awaiting_connect => self.refuse(
+                            port,
+                            ConnectReturnCode::RefusedProtocolVersion,
+                            String::new(),
+                            RefuseReason::UnsupportedProtocol,
+                            format!("MQTT protocol level {level}; only 3.1.1 (level 4) is spoken"),
+                        ),
                         other => SessionEnd::new(CloseReason::MalformedPacket, other.to_string()),
                     });
                 }
             }
         }
+    }
+
+    /// MQTT 3.1.1 rules on the next packet's raw bytes that the codec does not
+    /// enforce: reserved fixed-header flags (§2.2.2: close), and in the first
+    /// packet the CONNECT's protocol level (§3.1.2.2: CONNACK 0x01, also for
+    /// an MQTT 5 client, whose properties the codec would misread) and its
+    /// reserved flag (§3.1.2.3: close).
+    fn check_raw(&mut self, port: &mut dyn HubPort) -> Result<(), SessionEnd> {
+        let Some(&first) = self.inbuf.first() else {
+            return Ok(());
+        };
+        let (kind, flags) = (first >> 4, first & 0x0f);
+        let required = match kind {
+            3 => None,             // PUBLISH: DUP, QoS, RETAIN
+            6 | 8 | 10 => Some(2), // PUBREL, SUBSCRIBE, UNSUBSCRIBE: 0010
+            _ => Some(0),
+        };
+        if required.is_some_and(|r| r != flags) {
+            return Err(SessionEnd::new(
+                CloseReason::MalformedPacket,
+                format!(
+                    "packet type {kind} with reserved header flags {flags:04b} (MQTT 3.1.1 §2.2.2)"
+                ),
+            ));
+        }
+        if self.state != State::AwaitConnect || kind != 1 {
+            return Ok(());
+        }
+        let Some((level, connect_flags)) = connect_level_and_flags(&self.inbuf) else {
+            return Ok(()); // not all there yet, or not MQTT: the codec judges
+        };
+        if level != 4 {
+            let detail = match level {
+                5 => "MQTT 5 (protocol level 5); only MQTT 3.1.1 (level 4) is spoken".to_owned(),
+                l => format!("MQTT protocol level {l}; only 3.1.1 (level 4) is spoken"),
+            };
+            return Err(self.refuse(
+                port,
+                ConnectReturnCode::RefusedProtocolVersion,
+                String::new(),
+                RefuseReason::UnsupportedProtocol,
+                detail,
+            ));
+        }
+        if connect_flags & 1 != 0 {
+            return Err(SessionEnd::new(
+                CloseReason::MalformedPacket,
+                "CONNECT with its reserved flag set (MQTT 3.1.1 §3.1.2.3)",
+            ));
+        }
+        Ok(())
     }
 
     fn handle(&mut self, port: &mut dyn HubPort, packet: Packet) -> Result<(), SessionEnd> {
@@ -719,6 +771,28 @@ impl Session {
             .write(&mut self.out, usize::MAX)
             .expect("encoding a hub-built MQTT packet");
     }
+}
+
+/// A CONNECT's protocol level and connect flags, once its variable header
+/// has arrived; `None` before that, or when the protocol name is not MQTT's.
+fn connect_level_and_flags(buf: &[u8]) -> Option<(u8, u8)> {
+    // Fixed header: type byte, then 1-4 bytes of remaining length.
+    let mut at = 1;
+    loop {
+        let b = *buf.get(at)?;
+        at += 1;
+        if b & 0x80 == 0 || at > 4 {
+            break;
+        }
+    }
+    let name_len = usize::from(u16::from_be_bytes([*buf.get(at)?, *buf.get(at + 1)?]));
+    let name = buf.get(at + 2..at + 2 + name_len)?;
+    if name != b"MQTT" && name != b"MQIsdp" {
+        return None;
+    }
+    let level = *buf.get(at + 2 + name_len)?;
+    let flags = *buf.get(at + 3 + name_len)?;
+    Some((level, flags))
 }
 
 fn with_version(obj: &serde_json::Value, version: i64) -> serde_json::Value {

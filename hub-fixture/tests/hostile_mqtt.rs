@@ -268,11 +268,16 @@ fn cases() -> Vec<Case> {
             ))),
             Refused(Code::BadUserNamePassword, R::BadUserName, "no api-version"),
         ),
-        // §3.1.2.1: with a name other than "MQTT" the server MAY just close.
+        // §3.1.2.1 lets a server just close on another protocol name; the
+        // hub tells an MQTT 3.1 client what it speaks instead (CONNACK 0x01).
         before(
             "MQTT 3.1 CONNECT (MQIsdp, level 3)",
             level3_connect("MQIsdp"),
-            Closed(mal, "Invalid protocol"),
+            Refused(
+                ConnectReturnCode::RefusedProtocolVersion,
+                RefuseReason::UnsupportedProtocol,
+                "level 3",
+            ),
         ),
         before(
             "CONNECT with will QoS but no will flag",
