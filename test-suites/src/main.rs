@@ -59,6 +59,9 @@ fn exit_usage(e: impl std::fmt::Display) -> ! {
 }
 
 fn main() {
+    // Re-executed by the emulated rig to run a tool in one of its network
+    // namespaces: become that tool, before anything else reads the arguments.
+    sandbox::exec_if_asked();
     // `cargo xtask report DIR`: summarise a finished run and regenerate its page.
     if let Some(dir) = std::env::var_os("SACBENCH_SUMMARISE") {
         let dir = PathBuf::from(dir);
@@ -125,12 +128,7 @@ fn main() {
     // The programs the selected cases run: all there, or one line naming
     // the packages, before any case (and before the sandbox).
     if !args.list {
-        let needs = sacbench_suites::preflight::needed(
-            &selected_defs,
-            &dut,
-            rig_file.is_none(),
-            fault.as_deref(),
-        );
+        let needs = sacbench_suites::preflight::needed(&selected_defs, &dut, fault.as_deref());
         let path = std::env::var_os("PATH").unwrap_or_default();
         if let Some(line) = sacbench_suites::preflight::check(&needs, &path) {
             exit_usage(line);

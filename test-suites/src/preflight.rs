@@ -9,7 +9,6 @@ use crate::case::CaseDef;
 
 /// The Debian package of each program the bench runs.
 const PACKAGES: &[(&str, &str)] = &[
-    ("ip", "iproute2"),
     ("tc", "iproute2"),
     ("ss", "iproute2"),
     ("openssl", "openssl"),
@@ -17,7 +16,6 @@ const PACKAGES: &[(&str, &str)] = &[
     ("strace", "strace"),
     ("kill", "procps"),
     ("mbpoll", "mbpoll"),
-    ("socat", "socat"),
 ];
 
 fn package(tool: &str) -> &str {
@@ -36,13 +34,13 @@ pub fn on_path(tool: &str, path: &std::ffi::OsStr) -> bool {
     })
 }
 
-/// The programs `defs` need on this rig and for this DUT and fault, each
-/// with the cases that need it. Cases that do not apply to the DUT need
-/// nothing.
+/// The programs `defs` need for this DUT and fault, each with the cases that
+/// need it. Cases that do not apply to the DUT need nothing. The emulated rig
+/// itself needs no program: its namespaces, links and ptys are made
+/// in-process (rtnetlink, openpty).
 pub fn needed(
     defs: &[&CaseDef],
     dut: &DutFile,
-    emulated: bool,
     fault: Option<&str>,
 ) -> Vec<(&'static str, Vec<&'static str>)> {
     let mut needs: Vec<(&'static str, Vec<&'static str>)> = Vec::new();
@@ -54,14 +52,6 @@ pub fn needed(
     for d in defs.iter().filter(|d| d.dut.not_applicable(dut).is_none()) {
         for t in d.tools {
             add(t, d.id);
-        }
-        if emulated {
-            // Every emulated topology is made with iproute2; the gateway's
-            // RTU line is a socat pty pair.
-            add("ip", d.id);
-            if d.is_gateway() {
-                add("socat", d.id);
-            }
         }
         // The reference device's legacy-TLS fault speaks through openssl.
         if fault == Some("allow-tls10") && !d.self_test {
@@ -110,7 +100,7 @@ mod tests {
     fn missing_programs_are_named_with_their_package_and_cases() {
         let dut = DutFile::load(&crate::case::reference_dut_file()).unwrap();
         let all = crate::cases::all();
-        let needs = needed(&all, &dut, true, None);
+        let needs = needed(&all, &dut, None);
         let tshark = needs.iter().find(|(t, _)| *t == "tshark").unwrap();
         assert!(tshark.1.contains(&"KR-03") && tshark.1.contains(&"MT-13"));
         let empty = tempfile::tempdir().unwrap();
@@ -119,27 +109,26 @@ mod tests {
             line.contains("`tshark` (apt-get install tshark) for"),
             "{line}"
         );
-        assert!(line.contains("`ip` (apt-get install iproute2)"), "{line}");
+        assert!(line.contains("`tc` (apt-get install iproute2)"), "{line}");
+        assert!(!line.contains("`ip`") && !line.contains("socat"), "{line}");
         assert_eq!(line.lines().count(), 1);
         // A program present in PATH is not named.
         let dir = tempfile::tempdir().unwrap();
-        for t in [
-            "ip", "tc", "ss", "openssl", "strace", "kill", "mbpoll", "socat",
-        ] {
+        for t in ["tc", "ss", "openssl", "strace", "kill", "mbpoll"] {
             let p = dir.path().join(t);
             std::fs::write(&p, "#!/bin/sh\n").unwrap();
             std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(0o755))
                 .unwrap();
         }
         let line = check(&needs, dir.path().as_os_str()).unwrap();
-        assert!(line.contains("tshark") && !line.contains("`ip`"), "{line}");
+        assert!(line.contains("tshark") && !line.contains("`tc`"), "{line}");
         // A foreign device that implements no rotation needs no tshark for KR.
         let node = DutFile::load(
             &std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
                 .join("../examples/azure-node-device/dut.toml"),
         )
         .unwrap();
-        let needs = needed(&all, &node, true, None);
+        let needs = needed(&all, &node, None);
         let tshark = needs.iter().find(|(t, _)| *t == "tshark").unwrap();
         assert_eq!(tshark.1, ["MT-13"]);
     }

@@ -5,6 +5,7 @@
 //! devices behind it).
 
 mod console;
+mod netlink;
 pub mod gateway;
 pub mod rig;
 pub mod sandbox;

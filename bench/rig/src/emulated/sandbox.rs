@@ -28,6 +28,52 @@ use crate::RigError;
 /// Set in the re-executed child's environment.
 pub const SANDBOX_ENV: &str = "SACBENCH_SANDBOX";
 
+/// [`SANDBOX_ENV`]'s value that makes [`enter`] (or [`exec_if_asked`]) run a
+/// program in a network namespace: `netns-exec:PATH`, then the program and
+/// its arguments as this executable's arguments. What `ip netns exec` does,
+/// without `ip`.
+const NETNS_EXEC: &str = "netns-exec:";
+
+/// A command that runs `program` inside the network namespace at `netns`: this
+/// executable, re-executed, enters it and `exec`s the program (so its pid,
+/// process group, stdio and working directory are the program's). Callers
+/// add arguments, stdio and the rest as to any `Command`.
+pub fn netns_command(netns: &std::path::Path, program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let exe = std::env::current_exe().unwrap_or_else(|_| "/proc/self/exe".into());
+    let mut c = Command::new(exe);
+    c.env(SANDBOX_ENV, format!("{NETNS_EXEC}{}", netns.display()))
+        .arg(program);
+    c
+}
+
+/// The first thing a program that runs the emulated rig does, before parsing
+/// its arguments: if it was started by [`netns_command`], it becomes the
+/// program asked for (and never returns). [`enter`] does the same.
+pub fn exec_if_asked() {
+    let Ok(mode) = std::env::var(SANDBOX_ENV) else {
+        return;
+    };
+    let Some(netns) = mode.strip_prefix(NETNS_EXEC) else {
+        return;
+    };
+    // Single-threaded here: nothing reads the environment concurrently.
+    std::env::remove_var(SANDBOX_ENV);
+    let error = (|| -> Result<std::convert::Infallible, String> {
+        let file = std::fs::File::open(netns).map_err(|e| format!("opening {netns}: {e}"))?;
+        nix::sched::setns(&file, CloneFlags::CLONE_NEWNET)
+            .map_err(|e| format!("entering {netns}: {e}"))?;
+        let mut args = std::env::args_os().skip(1);
+        let program = args.next().ok_or("no program to run")?;
+        use std::os::unix::process::CommandExt;
+        let e = Command::new(&program).args(args).exec();
+        Err(format!("running {}: {e}", program.to_string_lossy()))
+    })()
+    .unwrap_err();
+    eprintln!("sacbench: in network namespace {netns}: {error}");
+    // 127: what a shell answers for a program it could not run.
+    std::process::exit(127);
+}
+
 /// Where this process stands after [`enter`].
 #[derive(Debug)]
 pub enum Sandbox {
@@ -43,6 +89,7 @@ fn setup(what: &str, e: impl std::fmt::Display) -> RigError {
 
 /// Enters (or, in the child, finishes setting up) the sandbox.
 pub fn enter() -> Result<Sandbox, RigError> {
+    exec_if_asked();
     match std::env::var(SANDBOX_ENV).as_deref() {
         // PID 1 of the new namespace: set up, run the workload, reap.
         Ok("init") => {
@@ -153,14 +200,9 @@ fn inside() -> Result<(), RigError> {
     .map_err(|e| setup("mounting /run/netns", e))?;
     hosts_file()?;
     // The sandbox's own loopback, for anything bound to 127.0.0.1 in here.
-    let lo = Command::new("ip")
-        .args(["link", "set", "lo", "up"])
-        .status();
-    match lo {
-        Ok(s) if s.success() => Ok(()),
-        Ok(s) => Err(setup("ip link set lo up", s)),
-        Err(e) => Err(setup("running `ip` (install iproute2)", e)),
-    }
+    super::netlink::with_netlink(None, |h| async move {
+        super::netlink::set_link(&h, "lo", true).await
+    })
 }
 
 /// The sandbox's own `/etc/hosts`: every topology's hub by name

@@ -9,13 +9,15 @@
 //! `gw` routes between the two links; the DUT's default route and the hub's
 //! route back go through it. IPv6 link-local addresses are fixed (no
 //! autoconfiguration, no DAD) so the scanner knows them without waiting.
-//! Made with iproute2's `ip` inside the rig sandbox; `N` keeps topologies
-//! apart so many cases run at once.
+//! Made over rtnetlink inside the rig sandbox (`netlink.rs`, no `ip`); `N`
+//! keeps topologies apart so many cases run at once.
 
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 use std::process::Command;
 
+use super::netlink::{self, add_address, add_default_route, add_veth, set_link, write_sysctls};
+use super::sandbox::netns_command;
 use crate::RigError;
 
 /// Which namespace of a topology.
@@ -43,22 +45,6 @@ pub struct Topology {
     prefix: String,
 }
 
-fn ip(args: &[&str]) -> Result<(), RigError> {
-    let out = Command::new("ip")
-        .args(args)
-        .output()
-        .map_err(|e| RigError::Setup(format!("running `ip` (install iproute2): {e}")))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(RigError::Setup(format!(
-            "ip {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        )))
-    }
-}
-
 impl Topology {
     /// Interface names, by node.
     pub const DUT_IF: &'static str = "d0";
@@ -73,89 +59,56 @@ impl Topology {
             id,
             prefix: format!("sb{id}"),
         };
-        let (dut, gw, hub) = (t.name(Node::Dut), t.name(Node::Gw), t.name(Node::Hub));
-        for ns in [&dut, &gw, &hub] {
-            ip(&["netns", "add", ns])?;
-            ip(&["-n", ns, "link", "set", "lo", "up"])?;
+        for node in [Node::Dut, Node::Gw, Node::Hub] {
+            netlink::create_netns(&t.netns_path(node))?;
         }
-        ip(&[
-            "link", "add", "d0", "netns", &dut, "type", "veth", "peer", "name", "g0", "netns", &gw,
-        ])?;
-        ip(&[
-            "link", "add", "g1", "netns", &gw, "type", "veth", "peer", "name", "h0", "netns", &hub,
-        ])?;
-        for (ns, dev) in [(&dut, "d0"), (&gw, "g0"), (&gw, "g1"), (&hub, "h0")] {
-            // Fixed addresses only: no SLAAC, no DAD wait.
-            ip(&["-n", ns, "link", "set", dev, "addrgenmode", "none"])?;
-        }
-        let v4 = |host: u8| format!("{}/30", t.ipv4(host));
-        ip(&["-n", &dut, "addr", "add", &v4(2), "dev", "d0"])?;
-        ip(&["-n", &gw, "addr", "add", &v4(1), "dev", "g0"])?;
-        ip(&["-n", &gw, "addr", "add", &v4(5), "dev", "g1"])?;
-        ip(&["-n", &hub, "addr", "add", &v4(6), "dev", "h0"])?;
-        ip(&[
-            "-n",
-            &dut,
-            "-6",
-            "addr",
-            "add",
-            "fe80::2/64",
-            "dev",
-            "d0",
-            "nodad",
-        ])?;
-        ip(&[
-            "-n",
-            &gw,
-            "-6",
-            "addr",
-            "add",
-            "fe80::1/64",
-            "dev",
-            "g0",
-            "nodad",
-        ])?;
-        for (ns, dev) in [(&dut, "d0"), (&gw, "g0"), (&gw, "g1"), (&hub, "h0")] {
-            ip(&["-n", ns, "link", "set", dev, "up"])?;
-        }
-        ip(&[
-            "-n",
-            &dut,
-            "route",
-            "add",
-            "default",
-            "via",
-            &t.ipv4(1).to_string(),
-        ])?;
-        ip(&[
-            "-n",
-            &hub,
-            "route",
-            "add",
-            "default",
-            "via",
-            &t.ipv4(5).to_string(),
-        ])?;
-        t.set_forwarding(true)?;
-        // The DUT's kernel answers every closed UDP port with its ICMP
-        // error (no rate limit), so NI-02's scan of all 65 535 UDP ports
-        // tells closed from silent in seconds, as `nmap -sU` would on an
-        // unlimited host. Nothing else the DUT does sends ICMP errors.
-        in_netns(Some(t.netns_path(Node::Dut)), || {
-            for (key, value) in [
-                ("/proc/sys/net/ipv4/icmp_ratelimit", "0"),
-                ("/proc/sys/net/ipv4/icmp_msgs_per_sec", "1000000"),
-                ("/proc/sys/net/ipv4/icmp_msgs_burst", "1000000"),
-            ] {
-                std::fs::write(key, value)
-                    .map_err(|e| RigError::Setup(format!("DUT namespace {key}: {e}")))?;
+        let v4 = |host: u8| IpAddr::V4(t.ipv4(host));
+        let (dut_ns, hub_ns) = (t.netns_path(Node::Dut), t.netns_path(Node::Hub));
+        let (gw_v4, gw_uplink_v4) = (t.ipv4(1), t.ipv4(5));
+        let (g0_v4, g1_v4, d0_v4, h0_v4) = (v4(1), v4(5), v4(2), v4(6));
+        netlink::with_netlink(Some(t.netns_path(Node::Gw)), move |h| async move {
+            add_veth(&h, Self::GW_DUT_IF, Self::DUT_IF, &dut_ns).await?;
+            add_veth(&h, Self::GW_HUB_IF, Self::HUB_IF, &hub_ns).await?;
+            fixed_addresses_only(&[Self::GW_DUT_IF, Self::GW_HUB_IF])?;
+            add_address(&h, Self::GW_DUT_IF, g0_v4, 30).await?;
+            add_address(&h, Self::GW_HUB_IF, g1_v4, 30).await?;
+            add_address(&h, Self::GW_DUT_IF, IpAddr::V6(LINK_LOCAL_GW), 64).await?;
+            for link in ["lo", Self::GW_DUT_IF, Self::GW_HUB_IF] {
+                set_link(&h, link, true).await?;
             }
-            Ok::<(), RigError>(())
-        })??;
+            // A router between its two links (the field gateway turns it off).
+            write_sysctls(&[("net/ipv4/ip_forward".into(), "1")])
+        })?;
+        netlink::with_netlink(Some(t.netns_path(Node::Dut)), move |h| async move {
+            fixed_addresses_only(&[Self::DUT_IF])?;
+            add_address(&h, Self::DUT_IF, d0_v4, 30).await?;
+            add_address(&h, Self::DUT_IF, IpAddr::V6(LINK_LOCAL_DUT), 64).await?;
+            for link in ["lo", Self::DUT_IF] {
+                set_link(&h, link, true).await?;
+            }
+            add_default_route(&h, gw_v4).await?;
+            // The DUT's kernel answers every closed UDP port with its ICMP
+            // error (no rate limit), so NI-02's scan of all 65 535 UDP ports
+            // tells closed from silent in seconds, as `nmap -sU` would on an
+            // unlimited host. Nothing else the DUT does sends ICMP errors.
+            write_sysctls(&[
+                ("net/ipv4/icmp_ratelimit".into(), "0"),
+                ("net/ipv4/icmp_msgs_per_sec".into(), "1000000"),
+                ("net/ipv4/icmp_msgs_burst".into(), "1000000"),
+            ])
+        })?;
+        netlink::with_netlink(Some(t.netns_path(Node::Hub)), move |h| async move {
+            fixed_addresses_only(&[Self::HUB_IF])?;
+            add_address(&h, Self::HUB_IF, h0_v4, 30).await?;
+            for link in ["lo", Self::HUB_IF] {
+                set_link(&h, link, true).await?;
+            }
+            add_default_route(&h, gw_uplink_v4).await
+        })?;
         Ok(t)
     }
 
-    /// The `ip netns` name of a node.
+    /// The name of a node's namespace (its handle is `/run/netns/NAME`).
     pub fn name(&self, node: Node) -> String {
         let n = match node {
             Node::Dut => "dut",
@@ -202,63 +155,61 @@ impl Topology {
     }
 
     pub fn dut_ipv6_link_local(&self) -> Ipv6Addr {
-        Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 2)
+        LINK_LOCAL_DUT
     }
 
-    /// A command run inside `node`'s namespace (`ip netns exec`).
+    /// A command run inside `node`'s namespace (as `ip netns exec` would,
+    /// see [`netns_command`]).
     pub fn command(&self, node: Node, program: impl AsRef<std::ffi::OsStr>) -> Command {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", &self.name(node)]).arg(program);
-        c
+        netns_command(&self.netns_path(node), program)
     }
 
     /// Routing in `gw` on or off (a sysctl of gw's own namespace). A router
     /// for the reference device; off when `gw` is a field gateway, which
     /// translates and must never route its local side to the hub's.
     pub fn set_forwarding(&self, on: bool) -> Result<(), RigError> {
-        let gw = self.name(Node::Gw);
-        let setting = format!("net.ipv4.ip_forward={}", u8::from(on));
-        let status = Command::new("ip")
-            .args(["netns", "exec", &gw, "sysctl", "-qw", &setting])
-            .status()
-            .map_err(|e| RigError::Setup(format!("sysctl in {gw}: {e}")))?;
-        if !status.success() {
-            return Err(RigError::Setup(format!(
-                "setting {setting} in {gw} failed ({status})"
-            )));
-        }
-        Ok(())
+        let value = if on { "1" } else { "0" };
+        in_netns(self.netns_path(Node::Gw), move || {
+            write_sysctls(&[("net/ipv4/ip_forward".into(), value)])
+        })?
     }
 
     /// The gateway's uplink (its hub-facing side) down or up.
     pub fn set_uplink(&self, up: bool) -> Result<(), RigError> {
-        ip(&[
-            "-n",
-            &self.name(Node::Gw),
-            "link",
-            "set",
-            Self::GW_HUB_IF,
-            if up { "up" } else { "down" },
-        ])
+        self.set_gw_link(Self::GW_HUB_IF, up)
     }
 
     /// The DUT's link (the gateway's DUT-facing side) down or up.
     pub fn set_link(&self, up: bool) -> Result<(), RigError> {
-        ip(&[
-            "-n",
-            &self.name(Node::Gw),
-            "link",
-            "set",
-            Self::GW_DUT_IF,
-            if up { "up" } else { "down" },
-        ])
+        self.set_gw_link(Self::GW_DUT_IF, up)
+    }
+
+    fn set_gw_link(&self, link: &'static str, up: bool) -> Result<(), RigError> {
+        netlink::with_netlink(Some(self.netns_path(Node::Gw)), move |h| async move {
+            set_link(&h, link, up).await
+        })
     }
 }
+
+/// No SLAAC, no duplicate address detection on these links: their IPv6
+/// addresses are the fixed link-local ones, usable at once (what `ip link
+/// set DEV addrgenmode none` and `ip addr add … nodad` do).
+fn fixed_addresses_only(links: &[&str]) -> Result<(), RigError> {
+    let mut settings = Vec::new();
+    for link in links {
+        settings.push((format!("net/ipv6/conf/{link}/addr_gen_mode"), "1"));
+        settings.push((format!("net/ipv6/conf/{link}/accept_dad"), "0"));
+    }
+    write_sysctls(&settings)
+}
+
+const LINK_LOCAL_GW: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1);
+const LINK_LOCAL_DUT: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 2);
 
 impl Drop for Topology {
     fn drop(&mut self) {
         for node in [Node::Dut, Node::Gw, Node::Hub] {
-            let _ = ip(&["netns", "del", &self.name(node)]);
+            netlink::delete_netns(&self.netns_path(node));
         }
     }
 }
