@@ -199,6 +199,20 @@ impl CaseRig {
     }
 
     /// The emulated board's process id while powered (`BoardProcess` cases only).
+    /// Holds the native board's flash writes for `delay` each, until the
+    /// guard is dropped.
+    pub fn hold_flash_writes(
+        &self,
+        delay: std::time::Duration,
+    ) -> Result<sacbench_rig::FlashHold, RigError> {
+        match self {
+            CaseRig::Emulated(r) => r.hold_flash_writes(delay),
+            _ => Err(RigError::Setup(
+                "holding flash writes needs sacbench's native board".into(),
+            )),
+        }
+    }
+
     pub fn board_pid(&self) -> Option<u32> {
         match self {
             CaseRig::Emulated(r) => r.board_pid(),

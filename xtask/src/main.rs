@@ -106,7 +106,6 @@ const PEERS: &[(&str, &str)] = &[
     ("mbpoll", "mbpoll"),
     ("setpriv", "util-linux"),
     ("chromium", "chromium"),
-    ("strace", "strace"),
     ("jq", "jq"),
     ("dnsmasq", "dnsmasq-base"),
     ("chronyd", "chrony"),

@@ -248,3 +248,14 @@ mod tests {
         assert!(e.contains("device.json"), "{e}");
     }
 }
+
+/// The native emulated board's control switches, set by the rig and read by
+/// the reference firmware's board layer (the names live here, once, for both).
+pub mod board_control {
+    /// The environment variable naming the board's control directory.
+    pub const ENV: &str = "SACBENCH_BOARD_CONTROL";
+    /// In that directory: while this file holds a number N, every flash
+    /// write waits N ms before it lands (a slow flash chip, on the bench's
+    /// command).
+    pub const FLASH_HOLD_FILE: &str = "flash-hold-ms";
+}

@@ -22,6 +22,7 @@ pub mod scan;
 /// A node of a case's network (the DUT, the gateway, the hub), and running
 /// code in its namespace: on a lab rig every node is the bench itself.
 pub use emulated::topology::{in_netns, Node};
+pub use emulated::FlashHold;
 
 /// Something a rig can do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -176,6 +176,29 @@ fn power_cut_due() -> bool {
     WRITES.fetch_add(1, Ordering::SeqCst) + 1 >= limit
 }
 
+// The emulated rig's flash hold, of the same family: with
+// `SACBENCH_BOARD_CONTROL=DIR` in its environment (the rig sets it for the
+/// native board), each flash write or erase first reads `DIR/flash-hold-ms`;
+/// while that file holds a number N, the write waits N ms before it lands —
+/// a slow flash chip, on the bench's command. The wait is the fault the bench
+/// injects (as `strace -e inject=pwrite64:delay_enter` did), not a
+/// synchronisation: the bench writes the file to hold and removes it to stop.
+use sacbench_provisioning::board_control::{ENV as BOARD_CONTROL_ENV, FLASH_HOLD_FILE};
+
+fn hold_if_asked() {
+    static FILE: OnceLock<Option<PathBuf>> = OnceLock::new();
+    let file = FILE.get_or_init(|| {
+        std::env::var_os(BOARD_CONTROL_ENV).map(|d| PathBuf::from(d).join(FLASH_HOLD_FILE))
+    });
+    let ms = file
+        .as_ref()
+        .and_then(|f| std::fs::read_to_string(f).ok())
+        .and_then(|t| t.trim().parse::<u64>().ok());
+    if let Some(ms) = ms {
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+    }
+}
+
 fn invert(bytes: &mut [u8]) {
     bytes.iter_mut().for_each(|b| *b = !*b);
 }
@@ -318,6 +341,7 @@ impl FlashFile {
         let at = self.at(region, offset, bytes.len() as u64)?;
         let mut buf = bytes.to_vec();
         invert(&mut buf);
+        hold_if_asked();
         if power_cut_due() {
             let _ = self.file.write_all_at(&buf[..buf.len() / 2], at);
             eprintln!("flash: power cut during a write to the {}", region.name());

@@ -10,7 +10,7 @@
 //! - the hub-side end of a session while the link is down (the device is
 //!   disabled and enabled again): what the hub's keep-alive expiry (90 s)
 //!   would do, at once; the device learns of it when the link returns;
-//! - [`SlowFlash`]: `strace` delays the device's flash writes (`pwrite64`),
+//! - [`SlowFlash`]: the native board holds the device's flash writes,
 //!   so "applied but not yet acknowledged" (and, with `ack-before-persist`,
 //!   "acknowledged but not yet persisted") lasts seconds instead of
 //!   microseconds, and the case acts inside that window on a console line
@@ -20,8 +20,6 @@
 pub(super) mod selftest;
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use hub_fixture::journal::{Event, JournalEntry};
@@ -42,7 +40,7 @@ const NEEDS_LINK: &[Capability] = &[
     Capability::Capture,
     Capability::Console,
 ];
-/// CD-06, CD-10 and CD-12 hold the firmware's flash writes with `strace`.
+/// CD-06, CD-10 and CD-12 hold the firmware's flash writes (the native board's switch).
 const NEEDS_BOARD: &[Capability] = &[
     Capability::Power,
     Capability::Capture,
@@ -93,16 +91,16 @@ pub const CASES: &[Def] = &[
     self_test!("CD-03", "ttl_expired", "Self-test: expired commands are not delivered", "a 1 h TTL command is never delivered after the hub clock moved 2 h; feedback expired", selftest::cd03),
     self_test!("CD-04", "ttl_48h", "Self-test: 48 h TTL honoured", "a 48 h TTL command is delivered after 47 h offline", selftest::cd04),
     self_test!("CD-05", "queue_depth", "Self-test: queue depth 50", "the 51st queued command to a device is refused", selftest::cd05),
-    CaseDef { tools: &["strace", "kill"], ..case_def!("CD-06", "redelivery_applied_once", "Redelivery after a cut before PUBACK", "a command delivered and applied but whose PUBACK was lost is redelivered on the next session and applied once", NEEDS_LINK_BOARD, COMMANDS_NATIVE, cd06) },
+    CaseDef { ..case_def!("CD-06", "redelivery_applied_once", "Redelivery after a cut before PUBACK", "a command delivered and applied but whose PUBACK was lost is redelivered on the next session and applied once", NEEDS_LINK_BOARD, COMMANDS_NATIVE, cd06) },
     self_test!("CD-07", "dead_letter", "Self-test: dead-lettering", "a command never acknowledged is dead-lettered after 10 deliveries with feedback deliveryCountExceeded", selftest::cd07),
     self_test!("CD-08", "hub_restart", "Self-test: queue survives a hub restart", "commands queued when the hub stops are all delivered after it restarts, in order", selftest::cd08),
     self_test!("CD-09", "foreign_commands", "Self-test: only the hub sends commands", "a client publishing on the device's command topic is disconnected and the device never gets it", selftest::cd09),
-    CaseDef { tools: &["strace", "kill"], ..case_def!("CD-10", "link_flaps", "20 link flaps while commands stream", "20 link flaps at random times while commands stream: every command applied once, in order", NEEDS_LINK_BOARD, COMMANDS_NATIVE, cd10) },
+    CaseDef { ..case_def!("CD-10", "link_flaps", "20 link flaps while commands stream", "20 link flaps at random times while commands stream: every command applied once, in order", NEEDS_LINK_BOARD, COMMANDS_NATIVE, cd10) },
     CaseDef {
         hub_mqtt_port: Some(MOVED_HUB_PORT),
         ..case_def!("CD-11", "backoff_jitter", "Backoff with jitter while the hub is unreachable", "while the hub refuses every connection, the intervals between attempts grow exponentially and vary (jitter)", NEEDS, CD11_DUT, cd11)
     },
-    CaseDef { tools: &["strace", "kill"], ..case_def!("CD-12", "power_loss_after_puback", "Power loss after PUBACK", "a power cut right after the hub saw the PUBACK does not lose the command: it is applied (persisted before the ack)", NEEDS_BOARD, CD12_DUT, cd12) },
+    CaseDef { ..case_def!("CD-12", "power_loss_after_puback", "Power loss after PUBACK", "a power cut right after the hub saw the PUBACK does not lose the command: it is applied (persisted before the ack)", NEEDS_BOARD, CD12_DUT, cd12) },
 ];
 
 /// One `command-applied` report of the device.
@@ -301,56 +299,17 @@ async fn resubscribed(case: &mut Case, mark: u64) -> Result<(), Fail> {
     Ok(())
 }
 
-/// `strace` holding every flash write (`pwrite64`) of the running firmware
-/// for `delay`, until dropped (strace then detaches; the firmware goes on).
+/// The native board's flash writes held for `delay` each (a slow flash chip,
+/// the board's own switch), until dropped; a write already held completes.
 pub(super) struct SlowFlash {
-    child: Child,
+    _hold: sacbench_rig::FlashHold,
 }
 
 impl SlowFlash {
     pub(super) async fn attach(case: &Case, delay: Duration) -> Result<SlowFlash, Fail> {
-        let board = case.rig.board_pid().ok_or("the board is not powered")?;
-        // The firmware is the bootloader's child (the rig's own notion of the payload).
-        let children = std::fs::read_to_string(format!("/proc/{board}/task/{board}/children"))?;
-        let pid: u32 = children
-            .split_whitespace()
-            .next()
-            .and_then(|p| p.parse().ok())
-            .ok_or("the bootloader has not started the firmware")?;
-        let mut child = Command::new("strace")
-            .args(["-p", &pid.to_string(), "-e", "trace=pwrite64", "-e"])
-            .arg(format!("inject=pwrite64:delay_enter={}", delay.as_micros()))
-            .args(["-o", "/dev/null"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("strace (needed to hold flash writes): {e}"))?;
-        let stderr = child.stderr.take().expect("piped");
-        // strace announces the attach once the tracee is seized.
-        let line = tokio::task::spawn_blocking(move || {
-            BufReader::new(stderr)
-                .lines()
-                .map_while(Result::ok)
-                .find(|l| l.contains("attached"))
+        Ok(SlowFlash {
+            _hold: case.rig.hold_flash_writes(delay)?,
         })
-        .await?;
-        if line.is_none() {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(format!("strace could not attach to the firmware (pid {pid})").into());
-        }
-        Ok(SlowFlash { child })
-    }
-}
-
-impl Drop for SlowFlash {
-    fn drop(&mut self) {
-        // SIGTERM: strace detaches cleanly and the held write completes.
-        let _ = Command::new("kill")
-            .arg(self.child.id().to_string())
-            .status();
-        let _ = self.child.wait();
     }
 }
 

@@ -5,11 +5,11 @@
 //! devices behind it).
 
 mod console;
-mod netlink;
 pub mod gateway;
+mod netlink;
 pub mod rig;
 pub mod sandbox;
 pub mod topology;
 
 pub use gateway::{GatewayRig, GatewayRigConfig};
-pub use rig::{EmulatedRig, EmulatedRigConfig};
+pub use rig::{EmulatedRig, EmulatedRigConfig, FlashHold};

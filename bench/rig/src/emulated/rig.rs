@@ -23,6 +23,7 @@ use crate::{
     Capabilities, Capability, CaptureTarget, DutAddresses, LogLine, LogSource, Rig, RigError,
 };
 use hub_fixture::hub::{DeviceCredentials, HubFixture};
+use sacbench_provisioning::board_control;
 
 /// How to build one emulated rig.
 #[derive(Debug, Clone)]
@@ -258,7 +259,39 @@ impl EmulatedRig {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0);
+        if self.native_board() {
+            c.env(board_control::ENV, self.board_control_dir());
+        }
         c
+    }
+
+    fn native_board(&self) -> bool {
+        self.config.dut.emulated.as_ref().and_then(|e| e.board) == Some(Board::SacbenchNative)
+    }
+
+    /// The native board's control switches (see `board_control`).
+    fn board_control_dir(&self) -> PathBuf {
+        self.state_dir().join("board-control")
+    }
+
+    /// Holds every flash write of the native board's firmware for `delay`
+    /// from its next write on, until the returned guard is dropped (a write
+    /// already held then completes).
+    pub fn hold_flash_writes(&self, delay: std::time::Duration) -> Result<FlashHold, RigError> {
+        if !self.native_board() {
+            return Err(RigError::Setup(
+                "holding flash writes needs sacbench's native board".into(),
+            ));
+        }
+        let dir = self.board_control_dir();
+        let file = dir.join(board_control::FLASH_HOLD_FILE);
+        let io = |e: std::io::Error| RigError::Setup(format!("{}: {e}", file.display()));
+        std::fs::create_dir_all(&dir).map_err(io)?;
+        // Whole or not at all: the board reads it at every write.
+        let tmp = dir.join(".flash-hold-ms.tmp");
+        std::fs::write(&tmp, delay.as_millis().to_string()).map_err(io)?;
+        std::fs::rename(&tmp, &file).map_err(io)?;
+        Ok(FlashHold { file })
     }
 
     /// Stops the supervisor: no restart, the process group killed, reaped.
@@ -426,8 +459,7 @@ impl Rig for EmulatedRig {
 
     async fn logs(&mut self) -> Result<Vec<LogLine>, RigError> {
         let mut lines = self.console.take_new();
-        let native =
-            self.config.dut.emulated.as_ref().and_then(|e| e.board) == Some(Board::SacbenchNative);
+        let native = self.native_board();
         if let Some(pid) = self.payload_pid().filter(|_| native) {
             if self.rtt.as_ref().map(RttReader::pid) != Some(pid) {
                 // A new payload (reboot): attach to its control block, if it has one yet.
@@ -479,5 +511,25 @@ impl Drop for EmulatedRig {
     fn drop(&mut self) {
         self.power_off();
         self.hub.shutdown();
+    }
+}
+
+/// The native board's flash writes held (see [`EmulatedRig::hold_flash_writes`]);
+/// dropped, the hold ends.
+#[derive(Debug)]
+pub struct FlashHold {
+    file: PathBuf,
+}
+
+impl Drop for FlashHold {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_file(&self.file) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                eprintln!(
+                    "sacbench: ending the flash hold ({}): {e}",
+                    self.file.display()
+                );
+            }
+        }
     }
 }
