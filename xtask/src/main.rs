@@ -8,6 +8,7 @@ use std::process::{Command, ExitCode};
 
 use clap::{Parser, Subcommand};
 
+mod peers;
 mod suite;
 
 #[derive(Parser)]
@@ -93,24 +94,6 @@ enum Task {
     Ci,
 }
 
-/// Third-party programs the tests use as real peers, and the Debian package of each.
-const PEERS: &[(&str, &str)] = &[
-    ("mosquitto_pub", "mosquitto-clients"),
-    ("mosquitto_sub", "mosquitto-clients"),
-    ("openssl", "openssl"),
-    ("curl", "curl"),
-    ("tshark", "tshark"),
-    ("ip", "iproute2"),
-    ("nmap", "nmap"),
-    ("socat", "socat"),
-    ("mbpoll", "mbpoll"),
-    ("setpriv", "util-linux"),
-    ("chromium", "chromium"),
-    ("jq", "jq"),
-    ("dnsmasq", "dnsmasq-base"),
-    ("chronyd", "chrony"),
-    ("snmpd", "snmpd"),
-];
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -171,7 +154,7 @@ fn main() -> ExitCode {
             }
             run(&root, cmd, "flashing the lab rig")
         }
-        Task::Test { args } => check_peers().and_then(|_| test(&root, &args)),
+        Task::Test { args } => peers::ensure(&root).and_then(|_| test(&root, &args)),
         Task::NoStd => no_std_check(&root),
         Task::Ci => ci(&root),
     };
@@ -281,53 +264,6 @@ pub(crate) fn on_path(program: &str) -> bool {
         .unwrap_or(false)
 }
 
-/// Python tools the tests use (PyPI package names).
-const PY_PEERS: &[(&str, &str)] = &[("imgtool", "imgtool")];
-
-fn check_peers() -> Result<(), Failure> {
-    let mut pkgs: Vec<&str> = PEERS
-        .iter()
-        .filter(|(p, _)| !on_path(p))
-        .map(|(_, pkg)| *pkg)
-        .collect();
-    pkgs.dedup();
-    let py: Vec<&str> = PY_PEERS
-        .iter()
-        .filter(|(p, _)| !on_path(p))
-        .map(|(_, pkg)| *pkg)
-        .collect();
-    let mut py = py;
-    // The insecure example device is a paho-mqtt program.
-    let paho = Command::new("python3")
-        .args(["-c", "import paho.mqtt.client"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !paho {
-        py.push("paho-mqtt==2.2.0");
-    }
-    let mut how = Vec::new();
-    if !pkgs.is_empty() {
-        how.push(format!("apt-get install -y {}", pkgs.join(" ")));
-    }
-    if !py.is_empty() {
-        how.push(format!("pip3 install {}", py.join(" ")));
-    }
-    // The Azure IoT device SDK example's packages, pinned by its lock file.
-    if !workspace_root()
-        .join("examples/azure-node-device/node_modules/azure-iot-device")
-        .is_dir()
-    {
-        how.push("npm ci --prefix examples/azure-node-device".into());
-    }
-    if how.is_empty() {
-        return Ok(());
-    }
-    Err(Failure::Setup(format!(
-        "the tests use real third-party peers that are not installed; run: {}",
-        how.join(" && ")
-    )))
-}
-
 /// The device crates must build without `std`. No thumbv7em target can be
 /// installed here, so this checks what can be checked on the host: the
 /// crates are `#![no_std]`, and with default features no dependency of theirs
@@ -402,7 +338,7 @@ fn test(root: &Path, args: &[String]) -> Result<(), Failure> {
 }
 
 fn ci(root: &Path) -> Result<(), Failure> {
-    check_peers()?;
+    peers::ensure(root)?;
     let mut fmt = cargo();
     fmt.args(["fmt", "--all", "--", "--check"]);
     run(root, fmt, "cargo fmt --check")?;
