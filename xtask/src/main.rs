@@ -94,7 +94,6 @@ enum Task {
     Ci,
 }
 
-
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let root = workspace_root();

@@ -125,7 +125,10 @@ fn run(what: &str, cmd: &mut Command) -> Result<(), Failure> {
 
 fn install(root: &Path, m: &Missing) -> Result<(), Failure> {
     if !m.apt.is_empty() {
-        run("apt-get update", Command::new("apt-get").args(["update", "-qq"]))?;
+        run(
+            "apt-get update",
+            Command::new("apt-get").args(["update", "-qq"]),
+        )?;
         // tshark's installer would ask whether non-root users may capture.
         let mut preseed = Command::new("debconf-set-selections")
             .stdin(Stdio::piped())
@@ -149,7 +152,13 @@ fn install(root: &Path, m: &Missing) -> Result<(), Failure> {
         run(
             &format!("pip install {}", m.pip.join(" ")),
             Command::new("python3")
-                .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
+                .args([
+                    "-m",
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--disable-pip-version-check",
+                ])
                 .args(&m.pip),
         )?;
         // A pyenv Python puts new programs on PATH only through its shims.
