@@ -5,8 +5,8 @@
 //! session. The Azure IoT device SDK for Node.js (unmodified, its default retry
 //! policy) and a paho-mqtt device that subscribes only once must keep getting
 //! C2D commands, method calls and desired patches after the link drops, after
-//! the hub is stopped abruptly and restarted on its data directory, and (the
-//! SDK) after another connection with its identity evicts it.
+//! the hub is stopped abruptly and restarted on its data directory, and
+//! after another connection with its identity evicts it.
 //!
 //! The devices reach the hub through a TCP relay the test controls: cutting
 //! the relay's connections is the link dropping, and a restarted hub (on a new
@@ -333,30 +333,15 @@ async fn the_azure_node_sdk_keeps_its_commands_across_link_loss_hub_restart_and_
     wait_resumed(&s.hub, 0, 1).await;
     commands_reach(&s.hub, &mut device, "after-hub-restart").await;
 
-    // 3. Another connection with the device's identity evicts it (and,
-    // CleanSession=0 too, takes up the same session), then leaves.
-    let mark = s.hub.journal().len();
-    let options = ConnectOptions {
-        persistent: true,
-        ..ConnectOptions::default()
-    };
-    let (other, ack) = DeviceClient::connect(s.hub.mqtt_addr(), &s.creds, options)
-        .await
-        .unwrap();
-    assert!(
-        ack.session_present,
-        "the evicting connection found the session"
-    );
-    let _ = other.disconnect().await; // it may be evicted in turn already
-                                      // The first connection after the mark is the evicting one; the SDK's own
-                                      // reconnection comes after it.
-    wait_resumed(&s.hub, mark, 2).await;
+    // 3. Another connection with the device's identity evicts it.
+    evict(&s).await;
     commands_reach(&s.hub, &mut device, "after-eviction").await;
     s.hub.shutdown();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_paho_device_that_subscribes_once_keeps_its_commands_across_link_loss_and_hub_restart() {
+async fn a_paho_device_that_subscribes_once_keeps_its_commands_across_link_loss_hub_restart_and_eviction(
+) {
     let mut s = setup().await;
     let mut device = Peer::spawn(
         "paho-mqtt (clean_session=False)",
@@ -386,7 +371,32 @@ async fn a_paho_device_that_subscribes_once_keeps_its_commands_across_link_loss_
     restart(&mut s).await;
     wait_resumed(&s.hub, 0, 1).await;
     commands_reach(&s.hub, &mut device, "after-hub-restart").await;
+
+    evict(&s).await;
+    commands_reach(&s.hub, &mut device, "after-eviction").await;
     s.hub.shutdown();
+}
+
+/// Another connection with the device's identity (CleanSession=0 too, so it
+/// takes up the same session) evicts the device, then leaves; returns once
+/// the device is back on its own, its session resumed.
+async fn evict(s: &Setup) {
+    let mark = s.hub.journal().len();
+    let options = ConnectOptions {
+        persistent: true,
+        ..ConnectOptions::default()
+    };
+    let (other, ack) = DeviceClient::connect(s.hub.mqtt_addr(), &s.creds, options)
+        .await
+        .unwrap();
+    assert!(
+        ack.session_present,
+        "the evicting connection found the session"
+    );
+    let _ = other.disconnect().await; // it may be evicted in turn already
+                                      // The first connection after the mark is the evicting one; the device's
+                                      // own reconnection comes after it.
+    wait_resumed(&s.hub, mark, 2).await;
 }
 
 /// The other half of the contract: a device that asks for a clean session

@@ -92,3 +92,63 @@ async fn kill_9_with_queued_commands_then_restart_delivers_them_all() {
         .count();
     assert_eq!(successes, 5, "{fb}");
 }
+
+/// A persistent session (CleanSession=0) is as durable as the queue: its
+/// subscription and its unacknowledged delivery survive a SIGKILL, and the
+/// device, without subscribing again, gets that delivery again (same packet
+/// id, DUP) and then the next command.
+#[tokio::test]
+async fn kill_9_keeps_persistent_sessions_and_their_unacked_deliveries() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut hub, ready) = spawn_hub(dir.path()).await;
+    let admin = AdminClient::new(addr(&ready, "admin"));
+    let creds: DeviceCredentials = serde_json::from_value(
+        admin
+            .call("POST", "/devices", Some(json!({"device_id": "p"})))
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    let persistent = ConnectOptions {
+        persistent: true,
+        ..ConnectOptions::default()
+    };
+    let (mut c, _) = DeviceClient::connect(addr(&ready, "mqtt"), &creds, persistent.clone())
+        .await
+        .unwrap();
+    c.subscribe_c2d("p").await.unwrap();
+    admin
+        .call(
+            "POST",
+            "/devices/p/messages",
+            Some(json!({ "payload": "first" })),
+        )
+        .await
+        .unwrap();
+    let first = c.next_publish(GUARD).await.unwrap(); // never acknowledged
+    assert!(!first.dup);
+
+    hub.start_kill().unwrap(); // SIGKILL: no shutdown path runs
+    hub.wait().await.unwrap();
+    drop(c);
+    let (_hub, ready) = spawn_hub(dir.path()).await;
+    let admin = AdminClient::new(addr(&ready, "admin"));
+    let (mut c, ack) = DeviceClient::connect(addr(&ready, "mqtt"), &creds, persistent)
+        .await
+        .unwrap();
+    assert!(ack.session_present, "the session survived the kill");
+    let again = c.next_publish(GUARD).await.unwrap();
+    assert_eq!((again.pkid, again.dup), (first.pkid, true));
+    assert_eq!(again.payload, first.payload);
+    c.puback(again.pkid).await.unwrap();
+    admin
+        .call(
+            "POST",
+            "/devices/p/messages",
+            Some(json!({ "payload": "second" })),
+        )
+        .await
+        .unwrap();
+    let second = c.next_publish(GUARD).await.unwrap();
+    assert_eq!(&second.payload[..], b"second", "no SUBSCRIBE was needed");
+}
