@@ -29,7 +29,10 @@ use crate::serial::Serial;
 
 #[path = "tls_hello.rs"]
 mod hello;
-pub use hello::{offered_versions, version_name, OfferedVersions, PROTOCOL_VERSION_ALERT};
+pub use hello::{
+    hello_versions, offered_versions, version_name, HelloVersions, OfferedVersions,
+    PROTOCOL_VERSION_ALERT,
+};
 
 /// The ring provider: the one crypto provider of the workspace.
 pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {

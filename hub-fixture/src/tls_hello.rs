@@ -26,9 +26,40 @@ const SUPPORTED_VERSIONS: u16 = 0x002b;
 /// fatal (2), protocol_version (70).
 pub const PROTOCOL_VERSION_ALERT: [u8; 7] = [0x15, 0x03, 0x01, 0x00, 0x02, 0x02, 70];
 
+/// The versions a complete ClientHello names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HelloVersions {
+    /// `legacy_version` (the highest version, for a client without the extension).
+    pub legacy: u16,
+    /// The `supported_versions` extension's list (GREASE left out), if sent.
+    pub supported: Option<Vec<u16>>,
+}
+
+impl HelloVersions {
+    /// Whether the client would speak `version` (by the extension when it
+    /// sent one; else, by TLS ≤ 1.2's rules, anything up to `legacy`).
+    pub fn accepts(&self, version: u16) -> bool {
+        match &self.supported {
+            Some(list) => list.contains(&version),
+            None => version <= self.legacy,
+        }
+    }
+}
+
 /// Reads the offered versions from the first bytes a client sent.
 pub fn offered_versions(bytes: &[u8]) -> OfferedVersions {
-    parse(bytes).unwrap_or(OfferedVersions::Current)
+    hello_versions(bytes).map_or(OfferedVersions::Current, |h| {
+        judge(match &h.supported {
+            Some(list) => list.iter().copied().max().unwrap_or(0),
+            None => h.legacy,
+        })
+    })
+}
+
+/// The versions of the complete ClientHello at the start of `bytes`;
+/// `None` when they are not (yet) a whole ClientHello record.
+pub fn hello_versions(bytes: &[u8]) -> Option<HelloVersions> {
+    parse(bytes)
 }
 
 /// A spelling for people: "TLS 1.0" for 0x0301.
@@ -76,7 +107,7 @@ fn is_grease(v: u16) -> bool {
     v & 0x0f0f == 0x0a0a && v >> 8 == v & 0xff
 }
 
-fn parse(bytes: &[u8]) -> Option<OfferedVersions> {
+fn parse(bytes: &[u8]) -> Option<HelloVersions> {
     let mut record = Reader(bytes);
     // A handshake record holding a whole ClientHello; anything else: rustls.
     if record.u8()? != 22 {
@@ -100,7 +131,10 @@ fn parse(bytes: &[u8]) -> Option<OfferedVersions> {
     hello.vec8()?; // compression methods
     if hello.0.is_empty() {
         // No extensions at all: the legacy version is the offer.
-        return Some(judge(client_version));
+        return Some(HelloVersions {
+            legacy: client_version,
+            supported: None,
+        });
     }
     let mut extensions = Reader(hello.vec16()?);
     while !extensions.0.is_empty() {
@@ -108,16 +142,22 @@ fn parse(bytes: &[u8]) -> Option<OfferedVersions> {
         let data = extensions.vec16()?;
         if kind == SUPPORTED_VERSIONS {
             let mut list = Reader(Reader(data).vec8()?);
-            let mut best = 0u16;
+            let mut versions = Vec::new();
             while let Some(v) = list.u16() {
                 if !is_grease(v) {
-                    best = best.max(v);
+                    versions.push(v);
                 }
             }
-            return Some(judge(best));
+            return Some(HelloVersions {
+                legacy: client_version,
+                supported: Some(versions),
+            });
         }
     }
-    Some(judge(client_version))
+    Some(HelloVersions {
+        legacy: client_version,
+        supported: None,
+    })
 }
 
 fn judge(best: u16) -> OfferedVersions {
@@ -204,6 +244,16 @@ mod tests {
             offered_versions(&[0x10, 0, 4, 0, 4]),
             OfferedVersions::Current
         );
+    }
+
+    #[test]
+    fn what_a_hello_accepts() {
+        let legacy = hello_versions(&hello(0x0303, None)).unwrap();
+        assert!(legacy.accepts(0x0301) && legacy.accepts(0x0303) && !legacy.accepts(0x0304));
+        let modern = hello_versions(&hello(0x0303, Some(&[0x2a2a, 0x0304, 0x0303]))).unwrap();
+        assert_eq!(modern.supported.as_deref(), Some(&[0x0304, 0x0303][..]));
+        assert!(!modern.accepts(0x0301) && modern.accepts(0x0304));
+        assert_eq!(hello_versions(hello(0x0301, None).split_at(20).0), None);
     }
 
     #[test]

@@ -48,7 +48,6 @@ macro_rules! bad_hub {
     ($id:literal, $slug:literal, $title:literal, $expected:literal, $f:ident) => {
         CaseDef {
             hub_mqtt_port: Some(MOVED_HUB_PORT),
-            tools: &["openssl"],
             ..case_def!($id, $slug, $title, $expected, NEEDS, BAD_HUB_DUT, $f)
         }
     };
@@ -67,7 +66,7 @@ pub const CASES: &[Def] = &[
     self_test!("MT-10", "hub_refuses_bad_clients", "Self-test: hub refuses bad client certs", "the hub refuses a client with no certificate, with a foreign-CA certificate and with an expired one, journalling why", mt10),
     self_test!("MT-11", "hub_enforces_identity", "Self-test: identity and topic ACL", "client id ≠ certificate CN is refused; subscribing or publishing another device's topics closes the session", mt11),
     case_def!("MT-12", "revocation", "Revocation and backoff", "revoking the DUT's certificate closes its live session within 2 s; reconnects fail; the reconnect intervals grow", NEEDS, mt12),
-    CaseDef { tools: &["openssl", "tshark"], ..case_def!("MT-13", "unique_key_material", "No shared key material", "no key the DUT presents is the firmware-baked shared key or another device's key", NEEDS, mt13) },
+    CaseDef { tools: &["tshark"], ..case_def!("MT-13", "unique_key_material", "No shared key material", "no key the DUT presents is the firmware-baked shared key or another device's key", NEEDS, mt13) },
     case_def!("MT-14", "sni", "SNI = provisioned host name", "every ClientHello of the DUT carries SNI = the provisioned hub host name", NEEDS, mt14),
 ];
 
@@ -568,19 +567,17 @@ async fn mt12(case: &mut Case) -> Result<String, Fail> {
     ))
 }
 
-/// Public key bits of the firmware-baked shared key (`openssl pkey`, the
-/// suite links no key parser for PKCS#8).
+/// Public key bits of the firmware-baked shared key.
 fn shared_key_bits() -> Result<Vec<u8>, Fail> {
     let pem = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../firmware/keys/shared-identity-p256.pem");
-    let out = Command::new("openssl")
-        .args(["pkey", "-pubout", "-outform", "DER", "-in"])
-        .arg(&pem)
-        .output()?;
-    let spki = der(&out.stdout)
+    let text = std::fs::read_to_string(&pem)?;
+    let key = rcgen::KeyPair::from_pem(&text).map_err(|e| format!("{}: {e}", pem.display()))?;
+    let spki = rcgen::PublicKeyData::subject_public_key_info(&key);
+    let body = der(&spki)
         .map(|d| d.1)
-        .ok_or("openssl pkey gave no public key")?;
-    Ok(spki_facts(spki).ok_or("the shared key does not parse")?.0)
+        .ok_or("the shared key has no SPKI")?;
+    Ok(spki_facts(body).ok_or("the shared key does not parse")?.0)
 }
 
 /// Leaf certificates the DUT presented on the wire (TLS 1.3 client

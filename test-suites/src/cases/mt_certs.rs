@@ -2,7 +2,6 @@
 //! certificate reading the MT cases share.
 
 use std::net::SocketAddr;
-use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -18,57 +17,53 @@ use crate::case::{Case, Fail, GUARD};
 use crate::events;
 use crate::model::Evidence;
 
-/// An `openssl s_server` in the hub namespace on [`BAD_HUB_PORT`]; what it
-/// receives (decrypted application data) is collected from its stdout.
+/// How a [`BadHub`] speaks TLS.
+pub(super) enum BadTls<'a> {
+    /// TLS 1.2 only (rustls), presenting this certificate chain; no client
+    /// certificate asked.
+    Tls12Only { cert_pem: &'a str, key_pem: &'a str },
+    /// A server that speaks TLS 1.0 only: to a ClientHello whose versions
+    /// include 1.0 it answers a TLS 1.0 ServerHello (a correct device aborts
+    /// there), to any other a fatal protocol_version alert — what such a
+    /// server does. It never gets further: a device that would go on with
+    /// TLS 1.0 has already failed by offering it.
+    Tls10Only,
+}
+
+/// A deliberately bad hub in the hub namespace on [`BAD_HUB_PORT`]; what it
+/// receives after a handshake (decrypted application data) is collected.
 struct BadHub {
-    child: Child,
+    task: tokio::task::JoinHandle<()>,
     out: Arc<(Mutex<Vec<u8>>, tokio::sync::Notify)>,
 }
 
 impl BadHub {
-    async fn start(
-        case: &Case,
-        cert_pem: &str,
-        key_pem: &str,
-        tls: &[&str],
-    ) -> Result<BadHub, Fail> {
-        let dir = case.dir.join("bad-hub");
-        std::fs::create_dir_all(&dir)?;
-        std::fs::write(dir.join("cert.pem"), cert_pem)?;
-        std::fs::write(dir.join("key.pem"), key_pem)?;
+    async fn start(case: &Case, tls: BadTls<'_>) -> Result<BadHub, Fail> {
+        let acceptor = match tls {
+            BadTls::Tls12Only { cert_pem, key_pem } => Some(tls12_acceptor(cert_pem, key_pem)?),
+            BadTls::Tls10Only => None,
+        };
         let addr = SocketAddr::from((case.rig.hub_ipv4(), BAD_HUB_PORT));
-        let mut child = case
+        // Bound in the hub namespace: a socket keeps the namespace it was made in.
+        let listener = case
             .rig
-            .command(Node::Hub, "openssl")
-            .args(["s_server", "-accept", &addr.to_string()])
-            .arg("-cert")
-            .arg(dir.join("cert.pem"))
-            .arg("-key")
-            .arg(dir.join("key.pem"))
-            .args(tls)
-            // stdin kept open: s_server ends its session on stdin EOF.
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("openssl s_server: {e}"))?;
-        let mut stdout = child.stdout.take().expect("piped");
+            .in_ns(Node::Hub, move || std::net::TcpListener::bind(addr))?
+            .map_err(|e| format!("the bad hub cannot listen on {addr}: {e}"))?;
+        listener.set_nonblocking(true)?;
+        let listener = tokio::net::TcpListener::from_std(listener)?;
         let out: Arc<(Mutex<Vec<u8>>, tokio::sync::Notify)> = Arc::default();
         let o = out.clone();
-        std::thread::spawn(move || {
-            use std::io::Read;
-            let mut buf = [0u8; 4096];
-            while let Ok(n @ 1..) = stdout.read(&mut buf) {
-                o.0.lock().expect("lock").extend_from_slice(&buf[..n]);
-                o.1.notify_waiters();
+        let task = tokio::spawn(async move {
+            // Dropped with the task: every connection ends with the hub.
+            let mut conns = tokio::task::JoinSet::new();
+            while let Ok((tcp, _)) = listener.accept().await {
+                match &acceptor {
+                    Some(a) => conns.spawn(serve_tls12(a.clone(), tcp, o.clone())),
+                    None => conns.spawn(serve_tls10_only(tcp)),
+                };
             }
         });
-        let hub = BadHub { child, out };
-        // Listening once it says ACCEPT.
-        if !hub.wait(b"ACCEPT", Duration::from_secs(10)).await {
-            return Err("openssl s_server did not start listening".into());
-        }
-        Ok(hub)
+        Ok(BadHub { task, out })
     }
 
     /// Waits until the server's output contains `needle`.
@@ -95,9 +90,86 @@ impl BadHub {
 
 impl Drop for BadHub {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.task.abort();
     }
+}
+
+fn tls12_acceptor(cert_pem: &str, key_pem: &str) -> Result<tokio_rustls::TlsAcceptor, Fail> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("the bad hub's certificate: {e}"))?;
+    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes())
+        .map_err(|e| format!("the bad hub's key: {e}"))?;
+    let config = rustls::ServerConfig::builder_with_provider(hub_fixture::tls::provider())
+        .with_protocol_versions(&[&rustls::version::TLS12])
+        .map_err(|e| format!("the bad hub's TLS: {e}"))?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(|e| format!("the bad hub's TLS: {e}"))?;
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
+/// One connection to the TLS 1.2 bad hub: what the device sends after the
+/// handshake is collected.
+async fn serve_tls12(
+    acceptor: tokio_rustls::TlsAcceptor,
+    tcp: tokio::net::TcpStream,
+    out: Arc<(Mutex<Vec<u8>>, tokio::sync::Notify)>,
+) {
+    use tokio::io::AsyncReadExt;
+    // A device that refuses the certificate aborts here: nothing to collect.
+    let Ok(mut tls) = acceptor.accept(tcp).await else {
+        return;
+    };
+    let mut buf = [0u8; 4096];
+    while let Ok(n @ 1..) = tls.read(&mut buf).await {
+        out.0.lock().expect("lock").extend_from_slice(&buf[..n]);
+        out.1.notify_waiters();
+    }
+}
+
+/// One connection to the TLS 1.0-only bad hub (see [`BadTls::Tls10Only`]).
+async fn serve_tls10_only(mut tcp: tokio::net::TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut hello = Vec::new();
+    let mut buf = [0u8; 4096];
+    let versions = loop {
+        match tcp.read(&mut buf).await {
+            Ok(n @ 1..) => hello.extend_from_slice(&buf[..n]),
+            _ => return,
+        }
+        if let Some(v) = hub_fixture::tls::hello_versions(&hello) {
+            break v;
+        }
+        if hello.len() > 16 * 1024 + 5 {
+            return; // no ClientHello fits in one record this large
+        }
+    };
+    let answer = if versions.accepts(0x0301) {
+        tls10_server_hello().to_vec()
+    } else {
+        hub_fixture::tls::PROTOCOL_VERSION_ALERT.to_vec()
+    };
+    let _ = tcp.write_all(&answer).await;
+    // The device's answer (its alert, or its silence) goes into the capture;
+    // the connection ends when the device ends it.
+    while let Ok(1..) = tcp.read(&mut buf).await {}
+}
+
+/// A TLS 1.0 ServerHello record (TLS_RSA_WITH_AES_128_CBC_SHA, no session
+/// id, no extensions).
+fn tls10_server_hello() -> [u8; 47] {
+    let mut r = [0u8; 47];
+    r[..5].copy_from_slice(&[22, 0x03, 0x01, 0x00, 42]); // handshake record, 42 bytes
+    r[5..9].copy_from_slice(&[2, 0x00, 0x00, 38]); // server_hello, 38 bytes
+    r[9..11].copy_from_slice(&[0x03, 0x01]); // TLS 1.0
+    r[11..43].copy_from_slice(&[0x5a; 32]); // random
+    r[43] = 0; // session id length
+    r[44..46].copy_from_slice(&[0x00, 0x2f]);
+    r[46] = 0; // null compression
+    r
 }
 
 /// Powers the device on against a bad hub and waits until it either gave
@@ -128,7 +200,7 @@ async fn refuses_bad_cert(
     key_pem: &str,
     what: &str,
 ) -> Result<String, Fail> {
-    let hub = BadHub::start(case, cert_pem, key_pem, &["-tls1_2"]).await?;
+    let hub = BadHub::start(case, BadTls::Tls12Only { cert_pem, key_pem }).await?;
     let refusal = against_bad_hub(case, &hub).await?;
     let dut = dut_ip(case);
     let a = case.analysis()?.clone();
@@ -197,18 +269,7 @@ fn server_cert(
 pub(super) const DAY: Duration = Duration::from_secs(86_400);
 
 pub(super) async fn mt02(case: &mut Case) -> Result<String, Fail> {
-    let (cert, key) = server_cert(
-        &hub_ca(case)?,
-        &[case.rig.hub_host().as_str()],
-        Validity::days_from(SystemTime::now(), 30),
-    )?;
-    let hub = BadHub::start(
-        case,
-        &cert,
-        &key,
-        &["-tls1", "-cipher", "DEFAULT@SECLEVEL=0"],
-    )
-    .await?;
+    let hub = BadHub::start(case, BadTls::Tls10Only).await?;
     let refusal = against_bad_hub(case, &hub).await?;
     let dut = dut_ip(case);
     let a = case.analysis()?.clone();
