@@ -43,9 +43,9 @@ const GATEWAY: DutNeeds = DutNeeds {
 };
 
 pub const CASES: &[Def] = &[
-    CaseDef { tools: &["mbpoll", "ss"], ..case_def!("GW-01", "modbus_local_only", "Legacy Modbus reachable only from the local side", "the legacy device's Modbus service answers on the gateway's local side and cannot be reached from the hub's side (not through the gateway's address, not routed to the device)", NEEDS, GATEWAY, gw01) },
+    CaseDef { tools: &["ss"], ..case_def!("GW-01", "modbus_local_only", "Legacy Modbus reachable only from the local side", "the legacy device's Modbus service answers on the gateway's local side and cannot be reached from the hub's side (not through the gateway's address, not routed to the device)", NEEDS, GATEWAY, gw01) },
     case_def!("GW-02", "identity_per_leaf", "Each leaf is its own device at the hub", "each leaf's register values arrive as telemetry under the leaf's own identity (its own certificate), and no identity carries another leaf's values", NEEDS, GATEWAY, gw02),
-CaseDef { tools: &["mbpoll"], ..    case_def!("GW-03", "mapped_writes_only", "Only mapped, in-range commands are written", "a command for leaf A becomes a register write on A only; an out-of-range value and an unmapped command are refused and never written", NEEDS, GATEWAY, gw03) },
+CaseDef { ..    case_def!("GW-03", "mapped_writes_only", "Only mapped, in-range commands are written", "a command for leaf A becomes a register write on A only; an out-of-range value and an unmapped command are refused and never written", NEEDS, GATEWAY, gw03) },
     case_def!("GW-04", "no_hub_side_listener", "No inbound listener on the hub side", "a TCP scan of all 65 535 ports and UDP probes of the gateway's hub-side address find nothing open", NEEDS, GATEWAY, gw04),
     case_def!("GW-05", "buffer_while_offline", "Telemetry buffered while the hub is unreachable", "while the hub is unreachable the gateway holds the newest readings (bounded, oldest dropped first, counted) and delivers them after reconnecting", NEEDS_LINK, GATEWAY, gw05),
 ];
@@ -97,6 +97,49 @@ fn leaf_writes(g: &GatewayRig) -> Vec<String> {
         .collect()
 }
 
+/// One Modbus TCP request of the bench's (unit 1).
+#[derive(Debug, Clone, Copy)]
+enum ModbusOp {
+    Read { register: u16 },
+    Write { register: u16, value: u16 },
+}
+
+/// Runs `op` against `to` from the gateway's namespace (its local side):
+/// the read value (0 for a write), or the Modbus or network error.
+fn modbus_from_gw(case: &Case, to: SocketAddr, op: ModbusOp) -> Result<Result<u16, String>, Fail> {
+    Ok(case.rig.in_ns(Node::Gw, move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        rt.block_on(async move {
+            use tokio_modbus::client::{Reader, Writer};
+            let request = async {
+                let mut ctx = tokio_modbus::client::tcp::connect_slave(to, tokio_modbus::Slave(1))
+                    .await
+                    .map_err(|e| format!("connecting to {to}: {e}"))?;
+                let answer = match op {
+                    ModbusOp::Read { register } => ctx
+                        .read_holding_registers(register, 1)
+                        .await
+                        .map(|r| r.map(|words| words.first().copied().unwrap_or_default())),
+                    ModbusOp::Write { register, value } => ctx
+                        .write_single_register(register, value)
+                        .await
+                        .map(|r| r.map(|()| 0)),
+                };
+                answer
+                    .map_err(|e| format!("{op:?}: {e}"))?
+                    .map_err(|e| format!("{op:?}: exception {e}"))
+            };
+            // mbpoll's own default: an answer within a second or two.
+            tokio::time::timeout(Duration::from_secs(2), request)
+                .await
+                .unwrap_or_else(|_| Err(format!("{op:?}: no answer from {to} within 2 s")))
+        })
+    })?)
+}
+
 /// A JSON gateway journal line (`gateway: {...}`) with `event` for `leaf`.
 fn gateway_event(line: &str, event: &str, leaf: &str) -> Option<Value> {
     let v: Value = serde_json::from_str(line.strip_prefix("gateway: ")?).ok()?;
@@ -106,28 +149,16 @@ fn gateway_event(line: &str, event: &str, leaf: &str) -> Option<Value> {
 async fn gw01(case: &mut Case) -> Result<String, Fail> {
     boot(case, LEAF_TCP).await?;
     let leaf = SocketAddr::from((case.rig.dut_ipv4(), 502));
-    // Positive control: from the gateway's local side, mbpoll (a third-party
-    // Modbus client) reads the leaf, so the checks below are not vacuous.
-    let out = case
-        .rig
-        .command(Node::Gw, "mbpoll")
-        .args([
-            "-m", "tcp", "-a", "1", "-t", "4", "-r", "1", "-c", "1", "-1", "-o", "2",
-        ])
-        .arg(leaf.ip().to_string())
-        .output()
-        .map_err(|e| format!("mbpoll (apt-get install mbpoll): {e}"))?;
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    // Positive control: from the gateway's local side, a Modbus client of
+    // the bench's reads the leaf, so the checks below are not vacuous.
+    let read = modbus_from_gw(case, leaf, ModbusOp::Read { register: 0 })?;
     case.note(Evidence::log(format!(
-        "mbpoll from the gateway's side, holding register 0 of {leaf}: {}",
-        text.lines()
-            .find(|l| l.starts_with('['))
-            .unwrap_or("no value")
+        "Modbus from the gateway's side, holding register 0 of {leaf}: {read:?}"
     )));
-    if !out.status.success() || !text.contains("215") {
+    if read != Ok(215) {
         return Err(fail(
             "the leaf answers Modbus on the gateway's local side (control)",
-            format!("mbpoll from the gateway's namespace: {}", text.trim()),
+            format!("from the gateway's namespace: {read:?}"),
             "device.log (leaf A's start) and the case's capture",
         ));
     }
@@ -261,18 +292,14 @@ async fn gw03(case: &mut Case) -> Result<String, Fail> {
     // in order) — the bench may read a leaf's log later than the hub sees
     // the gateway's acknowledgement.
     let marker = "leaf: write unit=1 register=99 words=[4242]";
-    let out = case
-        .rig
-        .command(Node::Gw, "mbpoll")
-        .args(["-m", "tcp", "-a", "1", "-t", "4", "-r", "100", "-1"])
-        .arg(case.rig.dut_ipv4().to_string())
-        .arg("4242")
-        .output()
-        .map_err(|e| format!("mbpoll (apt-get install mbpoll): {e}"))?;
-    if !out.status.success() {
+    let meter_a = SocketAddr::from((case.rig.dut_ipv4(), 502));
+    let op = ModbusOp::Write {
+        register: 99,
+        value: 4242,
+    };
+    if let Err(e) = modbus_from_gw(case, meter_a, op)? {
         return Err(Fail::bench(format!(
-            "the bench's marker write to meter-a: {}",
-            String::from_utf8_lossy(&out.stdout).trim()
+            "the bench's marker write to meter-a: {e}"
         )));
     }
     let g = gateway(case)?;
