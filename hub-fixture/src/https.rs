@@ -473,6 +473,11 @@ async fn firmware(
         Ok(r) => r.map(Body::new),
         Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
     };
+    let rate = *ctx.hub.firmware_rate.lock().expect("firmware rate lock");
+    let response = match rate {
+        Some(rate) => response.map(|body| throttled(body, rate)),
+        None => response,
+    };
     let bytes = response
         .headers()
         .get(header::CONTENT_LENGTH)
@@ -486,4 +491,26 @@ async fn firmware(
         bytes,
     });
     response
+}
+
+/// `body` at most `rate` bytes per second: a twentieth of that every 50 ms.
+/// The pauses are the slow link the fixture switch asks for.
+fn throttled(body: Body, rate: u64) -> Body {
+    use futures::StreamExt;
+    let step = usize::try_from(rate / 20).unwrap_or(usize::MAX).max(1);
+    let chunks = futures::stream::unfold(
+        (body.into_data_stream(), Bytes::new()),
+        move |(mut stream, mut left)| async move {
+            if left.is_empty() {
+                left = match stream.next().await? {
+                    Ok(b) => b,
+                    Err(e) => return Some((Err(e), (stream, Bytes::new()))),
+                };
+            }
+            let chunk = left.split_to(step.min(left.len()));
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            Some((Ok(chunk), (stream, left)))
+        },
+    );
+    Body::from_stream(chunks)
 }

@@ -410,6 +410,7 @@ impl HubFixture {
             sessions: Mutex::new(HashMap::new()),
             methods: Mutex::new(HashMap::new()),
             refuse_enrollment: Mutex::new(Default::default()),
+            firmware_rate: Mutex::new(None),
             next_id: AtomicU64::new(1),
             tls,
             shutdown,
@@ -787,6 +788,13 @@ impl HubFixture {
     }
 
     /// Makes the hub refuse (or again accept) EST re-enrolment of a device.
+    /// Sends firmware downloads at most at `bytes_per_second` (`None`: as
+    /// fast as the link goes) — a slow link in the hub alone, whatever the
+    /// device, so a case can act while a download is under way.
+    pub fn set_firmware_rate(&self, bytes_per_second: Option<u64>) {
+        *self.state.firmware_rate.lock().expect("firmware rate lock") = bytes_per_second;
+    }
+
     pub fn set_refuse_enrollment(&self, device_id: &str, refuse: bool) {
         let mut set = self.state.refuse_enrollment.lock().expect("enrolment lock");
         if refuse {

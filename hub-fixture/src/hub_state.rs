@@ -60,6 +60,9 @@ pub struct HubState {
     pub(crate) methods: Mutex<HashMap<String, (String, oneshot::Sender<MethodResponse>)>>,
     /// Devices whose EST re-enrolment the hub refuses (a fixture switch for KR-06).
     pub(crate) refuse_enrollment: Mutex<std::collections::HashSet<String>>,
+    /// Firmware downloads sent at most this many bytes per second (a fixture
+    /// switch: a slow link, so a case can cut one mid-download).
+    pub(crate) firmware_rate: Mutex<Option<u64>>,
     pub(crate) next_id: AtomicU64,
     pub(crate) tls: Arc<rustls::ServerConfig>,
     pub(crate) shutdown: watch::Sender<bool>,

@@ -324,3 +324,42 @@ async fn firmware_download_supports_range_and_resume() {
     let out = run(curl(&hub, &files).arg(url(&hub, "/firmware/none.img"))).await;
     assert!(!out.status.success());
 }
+
+/// The slow-link switch: a download comes whole and in order (a range too),
+/// no faster than the rate asked for — every chunk of a twentieth of it waits
+/// 50 ms, so 60 000 bytes at 100 000 B/s cannot take under 0.55 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_throttled_download_is_whole_and_no_faster_than_the_rate() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let hub = start_hub(d).await;
+    let creds = hub.register_device("dev-8").unwrap();
+    let files = write_creds(d, &creds, "dev-8");
+    let image: Vec<u8> = (0..60_000u32).map(|i| (i % 251) as u8).collect();
+    hub.put_firmware("slow.img", &image).unwrap();
+    hub.set_firmware_rate(Some(100_000));
+    let started = std::time::Instant::now();
+    let out = run(curl(&hub, &files)
+        .arg("-o")
+        .arg(d.join("slow"))
+        .arg(url(&hub, "/firmware/slow.img")))
+    .await;
+    let took = started.elapsed();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(std::fs::read(d.join("slow")).unwrap(), image);
+    assert!(took >= std::time::Duration::from_millis(550), "{took:?}");
+    let out = run(curl(&hub, &files)
+        .args(["-r", "10000-19999", "-o"])
+        .arg(d.join("slow-part"))
+        .arg(url(&hub, "/firmware/slow.img")))
+    .await;
+    assert!(out.status.success());
+    assert_eq!(
+        std::fs::read(d.join("slow-part")).unwrap(),
+        &image[10_000..20_000]
+    );
+}

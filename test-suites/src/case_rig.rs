@@ -199,6 +199,18 @@ impl CaseRig {
     }
 
     /// The emulated board's process id while powered (`BoardProcess` cases only).
+    /// Destroys `node`'s established TCP sockets (to `dport`, or all), as
+    /// `ss -K` would; how many.
+    pub fn kill_established_tcp(&self, node: Node, dport: Option<u16>) -> Result<usize, RigError> {
+        match self {
+            CaseRig::Emulated(r) => r.topology().kill_established_tcp(node, dport),
+            CaseRig::Gateway(g) => g.topology().kill_established_tcp(node, dport),
+            CaseRig::Lab(_) => Err(RigError::Setup(
+                "a lab rig cannot reach into the device's sockets".into(),
+            )),
+        }
+    }
+
     /// Holds the native board's flash writes for `delay` each, until the
     /// guard is dropped.
     pub fn hold_flash_writes(

@@ -43,7 +43,7 @@ const GATEWAY: DutNeeds = DutNeeds {
 };
 
 pub const CASES: &[Def] = &[
-    CaseDef { tools: &["ss"], ..case_def!("GW-01", "modbus_local_only", "Legacy Modbus reachable only from the local side", "the legacy device's Modbus service answers on the gateway's local side and cannot be reached from the hub's side (not through the gateway's address, not routed to the device)", NEEDS, GATEWAY, gw01) },
+    CaseDef { ..case_def!("GW-01", "modbus_local_only", "Legacy Modbus reachable only from the local side", "the legacy device's Modbus service answers on the gateway's local side and cannot be reached from the hub's side (not through the gateway's address, not routed to the device)", NEEDS, GATEWAY, gw01) },
     case_def!("GW-02", "identity_per_leaf", "Each leaf is its own device at the hub", "each leaf's register values arrive as telemetry under the leaf's own identity (its own certificate), and no identity carries another leaf's values", NEEDS, GATEWAY, gw02),
 CaseDef { ..    case_def!("GW-03", "mapped_writes_only", "Only mapped, in-range commands are written", "a command for leaf A becomes a register write on A only; an out-of-range value and an unmapped command are refused and never written", NEEDS, GATEWAY, gw03) },
     case_def!("GW-04", "no_hub_side_listener", "No inbound listener on the hub side", "a TCP scan of all 65 535 ports and UDP probes of the gateway's hub-side address find nothing open", NEEDS, GATEWAY, gw04),
@@ -378,18 +378,7 @@ async fn gw05(case: &mut Case) -> Result<String, Fail> {
     // enough for the connection to die).
     let from = gateway(case)?.console_lines().len();
     case.rig.link(false).await?;
-    let out = case
-        .rig
-        .command(Node::Gw, "ss")
-        .args(["-K", "-t", "state", "established", "dport", "=", ":8883"])
-        .output()?;
-    if !out.status.success() {
-        return Err(format!(
-            "ss -K in the gateway's namespace: {}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-        .into());
-    }
+    case.rig.kill_established_tcp(Node::Gw, Some(8883))?;
     let g = gateway(case)?;
     let (down_at, _) = g
         .wait_console_from(from, GUARD, |l| {

@@ -184,6 +184,15 @@ impl Topology {
         self.set_gw_link(Self::GW_DUT_IF, up)
     }
 
+    /// Destroys `node`'s established TCP sockets (to port `dport`, or all):
+    /// what `ss -K` does, so their owners learn at once of a cut link.
+    /// Returns how many there were.
+    pub fn kill_established_tcp(&self, node: Node, dport: Option<u16>) -> Result<usize, RigError> {
+        in_netns(self.netns_path(node), move || {
+            netlink::kill_established_tcp(dport)
+        })?
+    }
+
     fn set_gw_link(&self, link: &'static str, up: bool) -> Result<(), RigError> {
         netlink::with_netlink(Some(self.netns_path(Node::Gw)), move |h| async move {
             set_link(&h, link, up).await
