@@ -12,6 +12,7 @@
 
 pub mod analysis;
 pub mod capture;
+pub mod decrypt;
 pub mod pcapng;
 
 pub use analysis::{analyze, analyze_file, Analysis, AnalysisError, FrameRef, TcpFlow};

@@ -98,15 +98,47 @@ fn sa(ip: [u8; 4], port: u16) -> SocketAddr {
 /// The flights of a real TLS handshake (plus one application message from the client),
 /// produced by rustls talking to itself in memory: (from_client, bytes).
 fn tls_flights(version: &'static rustls::SupportedProtocolVersion) -> Vec<(bool, Vec<u8>)> {
+    tls_flights_logged(version).0
+}
+
+/// A key log in memory (NSS format), as the bench writes one.
+#[derive(Debug, Default)]
+struct KeyLogText(std::sync::Mutex<String>);
+
+impl rustls::KeyLog for KeyLogText {
+    fn log(&self, label: &str, client_random: &[u8], secret: &[u8]) {
+        let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+        let line = format!("{label} {} {}\n", hex(client_random), hex(secret));
+        self.0.lock().unwrap().push_str(&line);
+    }
+}
+
+/// [`tls_flights`] with mutual TLS (the client presents its own certificate,
+/// returned third) and the client's key log (returned second).
+fn tls_flights_logged(
+    version: &'static rustls::SupportedProtocolVersion,
+) -> (Vec<(bool, Vec<u8>)>, String, Vec<u8>) {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let ck =
         rcgen::generate_simple_self_signed(vec!["hub.sacbench.test".to_string()]).expect("cert");
     let cert: CertificateDer<'static> = ck.cert.der().clone();
     let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(ck.signing_key.serialize_der()));
+    let device = rcgen::generate_simple_self_signed(vec!["dev-1".to_string()]).expect("cert");
+    let device_cert: CertificateDer<'static> = device.cert.der().clone();
+    let device_key =
+        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(device.signing_key.serialize_der()));
+    let mut device_roots = RootCertStore::empty();
+    device_roots.add(device_cert.clone()).expect("device root");
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        device_roots.into(),
+        provider.clone(),
+    )
+    .build()
+    .expect("client verifier");
     let server = ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[version])
         .expect("versions")
-        .with_no_client_auth()
+        .with_client_cert_verifier(verifier)
         .with_single_cert(vec![cert.clone()], key)
         .expect("server config");
     let mut roots = RootCertStore::empty();
@@ -115,8 +147,11 @@ fn tls_flights(version: &'static rustls::SupportedProtocolVersion) -> Vec<(bool,
         .with_protocol_versions(&[version])
         .expect("versions")
         .with_root_certificates(roots)
-        .with_no_client_auth();
+        .with_client_auth_cert(vec![device_cert.clone()], device_key)
+        .expect("client auth");
     client.alpn_protocols = vec![b"mqtt".to_vec()];
+    let key_log = Arc::new(KeyLogText::default());
+    client.key_log = key_log.clone();
     let name = ServerName::try_from("hub.sacbench.test").expect("name");
     let mut c = ClientConnection::new(Arc::new(client), name).expect("client");
     let mut s = ServerConnection::new(Arc::new(server)).expect("server");
@@ -146,7 +181,8 @@ fn tls_flights(version: &'static rustls::SupportedProtocolVersion) -> Vec<(bool,
             flights.push((false, back));
         }
         if sent_app && !c.wants_write() && !s.wants_write() {
-            return flights;
+            let log = key_log.0.lock().unwrap().clone();
+            return (flights, log, device_cert.to_vec());
         }
     }
     panic!("handshake did not finish");
@@ -442,4 +478,71 @@ fn truncated_file_is_an_error_not_a_silent_success() {
     let mut file = trace.pcapng(None);
     file.truncate(file.len() - 100);
     assert!(analyze(std::io::Cursor::new(file)).is_err());
+}
+
+/// TLS 1.3 opened with the key log, despite the split, reordered and
+/// retransmitted segments: the client's encrypted Certificate (the device's
+/// leaf) and its application data come back with the frames they arrived in.
+#[test]
+fn tls13_records_are_decrypted_with_the_key_log() {
+    let mut trace = Trace::default();
+    let (flights, key_log, device_cert) = tls_flights_logged(&rustls::version::TLS13);
+    tls_connection(&mut trace, &flights);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.pcapng");
+    std::fs::write(&path, trace.pcapng(None)).unwrap();
+    let flows =
+        sacbench_capture::decrypt::decrypt_capture(&path, &key_log, |_, s| s.port() == 8883)
+            .unwrap();
+    assert_eq!(flows.len(), 1);
+    let f = &flows[0];
+    assert_eq!((f.client, f.server), (sa(DUT, 40001), sa(HUB, 8883)));
+    assert_eq!((f.version, f.undecrypted.as_deref()), (Some(TLS13), None));
+    let (app, ends) = f.application_stream(true);
+    assert_eq!(app, b"hello hub");
+    let last = trace.frames.len() as u64;
+    assert!(sacbench_capture::decrypt::frame_at(&ends, 0).is_some_and(|n| n <= last));
+    // The client's Certificate message (type 11): context, list, first entry.
+    let certs: Vec<Vec<u8>> = f
+        .handshake_messages(true)
+        .into_iter()
+        .filter(|m| m.1 == 11)
+        .map(|m| m.2)
+        .collect();
+    assert_eq!(certs.len(), 1);
+    let body = &certs[0];
+    // context (empty), the list's length, the first entry's length, its DER.
+    assert_eq!(body[0], 0);
+    let leaf_len =
+        (usize::from(body[4]) << 16) | (usize::from(body[5]) << 8) | usize::from(body[6]);
+    assert_eq!(&body[7..7 + leaf_len], &device_cert[..]);
+    // The server's Finished decrypted too (type 20).
+    assert!(f.handshake_messages(false).iter().any(|m| m.1 == 20));
+    // Without the secrets nothing is opened, and the flow says why.
+    let flows = sacbench_capture::decrypt::decrypt_capture(&path, "", |_, _| true).unwrap();
+    assert!(flows[0].application_stream(true).0.is_empty());
+    assert!(flows[0]
+        .undecrypted
+        .as_deref()
+        .unwrap()
+        .contains("CLIENT_TRAFFIC_SECRET_0"));
+}
+
+#[test]
+fn tls12_flows_are_named_not_decrypted() {
+    let mut trace = Trace::default();
+    let (flights, key_log, _) = tls_flights_logged(&rustls::version::TLS12);
+    tls_connection(&mut trace, &flights);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.pcapng");
+    std::fs::write(&path, trace.pcapng(None)).unwrap();
+    let flows = sacbench_capture::decrypt::decrypt_capture(&path, &key_log, |_, _| true).unwrap();
+    assert_eq!(flows[0].version, Some(TLS12));
+    assert!(flows[0]
+        .undecrypted
+        .as_deref()
+        .unwrap()
+        .contains("only TLS 1.3"));
+    // Its cleartext handshake (the client's certificate included) is there.
+    assert!(flows[0].handshake_messages(true).iter().any(|m| m.1 == 11));
 }
