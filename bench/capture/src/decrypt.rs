@@ -230,8 +230,10 @@ fn segment(
     let dst = SocketAddr::new(dst_ip, tcp.destination_port());
     if tcp.syn() && !tcp.ack() {
         if wanted(src, dst) && !flows.contains_key(&(src, dst)) {
-            let mut up = Direction::default();
-            up.base = Some(tcp.sequence_number().wrapping_add(1));
+            let up = Direction {
+                base: Some(tcp.sequence_number().wrapping_add(1)),
+                ..Direction::default()
+            };
             flows.insert((src, dst), (up, Direction::default()));
             order.push((src, dst));
         }
