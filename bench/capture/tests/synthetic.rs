@@ -101,6 +101,9 @@ fn tls_flights(version: &'static rustls::SupportedProtocolVersion) -> Vec<(bool,
     tls_flights_logged(version).0
 }
 
+/// Flights (from_client, bytes), the client's key log, the client's certificate.
+type LoggedFlights = (Vec<(bool, Vec<u8>)>, String, Vec<u8>);
+
 /// A key log in memory (NSS format), as the bench writes one.
 #[derive(Debug, Default)]
 struct KeyLogText(std::sync::Mutex<String>);
@@ -115,9 +118,7 @@ impl rustls::KeyLog for KeyLogText {
 
 /// [`tls_flights`] with mutual TLS (the client presents its own certificate,
 /// returned third) and the client's key log (returned second).
-fn tls_flights_logged(
-    version: &'static rustls::SupportedProtocolVersion,
-) -> (Vec<(bool, Vec<u8>)>, String, Vec<u8>) {
+fn tls_flights_logged(version: &'static rustls::SupportedProtocolVersion) -> LoggedFlights {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let ck =
         rcgen::generate_simple_self_signed(vec!["hub.sacbench.test".to_string()]).expect("cert");
