@@ -1,6 +1,6 @@
 //! KR — key rotation (EST re-enrolment), and the helpers the KR and OTA
 //! cases share: readiness, reported-property waits, console counting, the
-//! precise power switch, tshark on the decrypted capture.
+//! precise power switch, the capture decrypted with the run's key log.
 
 use hub_fixture::hub::DeviceCredentials;
 use hub_fixture::journal::{Event, HandshakeFailure, JournalEntry, Listener, RefuseReason};
@@ -10,7 +10,7 @@ use sacbench_rig::{in_netns, Capability, Node, Rig};
 use serde_json::json;
 
 use super::board::{arm_cut, flash_primary, switched_firmware};
-use super::support::{fail, ready, tshark, wait_reported};
+use super::support::{decrypted_flows, fail, http_messages, mqtt_payloads, ready, wait_reported};
 use super::{case_def, Def};
 use crate::case::{Case, CaseDef, DutNeeds, Fail, DEVICE_ID, GUARD};
 use crate::events;
@@ -48,9 +48,9 @@ const TWIN_ROTATION: DutNeeds = DutNeeds {
 };
 
 pub const CASES: &[Def] = &[
-    CaseDef { tools: &["tshark"], ..case_def!("KR-01", "rotate_new_key", "Rotation re-enrols a new key", "credentials/rotate → EST re-enrolment with a new public key, reconnect with the new certificate, new thumbprint reported", NEEDS, ROTATION, kr01) },
+    CaseDef { ..case_def!("KR-01", "rotate_new_key", "Rotation re-enrols a new key", "credentials/rotate → EST re-enrolment with a new public key, reconnect with the new certificate, new thumbprint reported", NEEDS, ROTATION, kr01) },
     case_def!("KR-02", "old_cert_revoked", "Old certificate revoked, device keeps working", "after the rotation the old certificate is revoked and refused by the hub, and the device keeps working on the new one", NEEDS, ROTATION, kr02),
-    CaseDef { tools: &["tshark"], ..case_def!("KR-03", "no_key_in_capture", "No private key material on the wire", "the decrypted capture of the rotation holds no private key material: the CSR carries only the public key", NEEDS, ROTATION, kr03) },
+    CaseDef { ..case_def!("KR-03", "no_key_in_capture", "No private key material on the wire", "the decrypted capture of the rotation holds no private key material: the CSR carries only the public key", NEEDS, ROTATION, kr03) },
     case_def!("KR-04", "power_loss_in_rotation", "Power loss at each step of the rotation", "a power loss at each step of the rotation (after the method, after the enrolment, at every flash write) leaves the device booting with a working credential", NEEDS_BOARD, ROTATION_NATIVE, kr04),
     case_def!("KR-05", "twin_rotate_offline", "Twin-requested rotation while offline", "credentials.rotateAfter set in the twin while the device is off is honoured after it reconnects", NEEDS, TWIN_ROTATION, kr05),
     case_def!("KR-06", "refused_reenroll", "Refused re-enrolment keeps the old credential", "when the hub refuses the re-enrolment the device keeps its old credential (connects with it after a power cycle) and reports state failed with a reason", NEEDS, ROTATION, kr06),
@@ -63,33 +63,29 @@ struct Est {
     responses: Vec<(u64, Vec<u8>)>,
 }
 
-/// tshark shows `http.file_data` as hex bytes or as text, by version.
-fn body_bytes(field: &str) -> Vec<u8> {
-    let f = field.trim();
-    let hexlike = !f.is_empty() && f.len() % 2 == 0 && f.bytes().all(|b| b.is_ascii_hexdigit());
-    match hexlike.then(|| hex::decode(f).ok()).flatten() {
-        Some(b) => b,
-        None => f
-            .replace("\\r\\n", "\r\n")
-            .replace("\\n", "\n")
-            .into_bytes(),
-    }
-}
-
 fn est_exchanges(case: &mut Case) -> Result<Est, Fail> {
     case.analysis()?;
-    let rows = |filter: &str| -> Result<Vec<(u64, Vec<u8>)>, Fail> {
-        Ok(tshark(case, filter, &["frame.number", "http.file_data"])?
-            .into_iter()
-            .filter_map(|r| Some((r.first()?.parse().ok()?, body_bytes(r.get(1)?))))
-            .collect())
+    let https = case.hub().https_addr().port();
+    let flows = decrypted_flows(case, |_, server| server.port() == https)?;
+    let mut est = Est {
+        requests: Vec::new(),
+        responses: Vec::new(),
     };
-    Ok(Est {
-        requests: rows(
-            "http.request.method == \"POST\" && http.request.uri contains \"simplereenroll\"",
-        )?,
-        responses: rows("http.response && http.response_for.uri contains \"simplereenroll\"")?,
-    })
+    for f in &flows {
+        // HTTP/1.1 without pipelining: the n-th response answers the n-th request.
+        let requests = http_messages(f, true);
+        let responses = http_messages(f, false);
+        for (i, req) in requests.iter().enumerate() {
+            if !(req.start_line.starts_with("POST ") && req.start_line.contains("simplereenroll")) {
+                continue;
+            }
+            est.requests.push((req.frame, req.body.clone()));
+            if let Some(resp) = responses.get(i) {
+                est.responses.push((resp.frame, resp.body.clone()));
+            }
+        }
+    }
+    Ok(est)
 }
 
 /// Standard base64, whitespace ignored.
@@ -276,7 +272,7 @@ async fn kr01(case: &mut Case) -> Result<String, Fail> {
         return Err(fail(
             "the EST simplereenroll request in the decrypted capture",
             "no decrypted POST /.well-known/est/simplereenroll",
-            "capture.pcapng (tshark -Y http.request)",
+            "capture.pcapng (decrypted with its key log)",
         ));
     };
     let csr = hub_fixture::est::parse_csr(&body).map_err(|e| {
@@ -467,7 +463,7 @@ async fn kr03(case: &mut Case) -> Result<String, Fail> {
         return Err(fail(
             "the EST request decrypted from the capture, to inspect it",
             "no decrypted POST /.well-known/est/simplereenroll",
-            "capture.pcapng (key log embedded; tshark -Y http.request)",
+            "capture.pcapng (decrypted with its key log)",
         ));
     }
     let mut leaks = Vec::new();
@@ -484,23 +480,18 @@ async fn kr03(case: &mut Case) -> Result<String, Fail> {
     }
     // Every other decrypted HTTP body and MQTT payload too.
     let mut other = Vec::new();
-    for (frame, bytes) in tshark(
-        case,
-        "http.file_data || mqtt.msg",
-        &["frame.number", "http.file_data", "mqtt.msg"],
-    )?
-    .into_iter()
-    .filter_map(|r| {
-        let f: u64 = r.first()?.parse().ok()?;
-        Some((
-            f,
-            [r.get(1), r.get(2)]
-                .into_iter()
-                .flatten()
-                .flat_map(|x| body_bytes(x))
-                .collect::<Vec<u8>>(),
-        ))
-    }) {
+    let mut payloads = Vec::new();
+    for f in decrypted_flows(case, |_, _| true)? {
+        for to_server in [true, false] {
+            payloads.extend(
+                http_messages(&f, to_server)
+                    .into_iter()
+                    .map(|m| (m.frame, m.body)),
+            );
+            payloads.extend(mqtt_payloads(&f, to_server));
+        }
+    }
+    for (frame, bytes) in payloads {
         let der = base64(&bytes).unwrap_or_default();
         if contains(&bytes, b"PRIVATE KEY")
             || !private_key_structures(&bytes).is_empty()

@@ -9,7 +9,6 @@
 //! Finished is one too).
 
 use std::net::{IpAddr, SocketAddr};
-use std::process::Command;
 use std::time::{Duration, SystemTime};
 
 use hub_fixture::client::{self, DeviceClient};
@@ -66,7 +65,7 @@ pub const CASES: &[Def] = &[
     self_test!("MT-10", "hub_refuses_bad_clients", "Self-test: hub refuses bad client certs", "the hub refuses a client with no certificate, with a foreign-CA certificate and with an expired one, journalling why", mt10),
     self_test!("MT-11", "hub_enforces_identity", "Self-test: identity and topic ACL", "client id ≠ certificate CN is refused; subscribing or publishing another device's topics closes the session", mt11),
     case_def!("MT-12", "revocation", "Revocation and backoff", "revoking the DUT's certificate closes its live session within 2 s; reconnects fail; the reconnect intervals grow", NEEDS, mt12),
-    CaseDef { tools: &["tshark"], ..case_def!("MT-13", "unique_key_material", "No shared key material", "no key the DUT presents is the firmware-baked shared key or another device's key", NEEDS, mt13) },
+    CaseDef { ..case_def!("MT-13", "unique_key_material", "No shared key material", "no key the DUT presents is the firmware-baked shared key or another device's key", NEEDS, mt13) },
     case_def!("MT-14", "sni", "SNI = provisioned host name", "every ClientHello of the DUT carries SNI = the provisioned hub host name", NEEDS, mt14),
 ];
 
@@ -583,36 +582,37 @@ fn shared_key_bits() -> Result<Vec<u8>, Fail> {
 /// Leaf certificates the DUT presented on the wire (TLS 1.3 client
 /// Certificate messages, decrypted with the key log embedded in the capture).
 fn client_certs_on_wire(case: &Case, dut: IpAddr) -> Result<Vec<(u64, Vec<u8>)>, Fail> {
-    let keylog = format!(
-        "tls.keylog_file:{}",
-        case.rig_dir().join("tls-keys.log").display()
-    );
-    let out = Command::new("tshark")
-        .arg("-r")
-        .arg(case.dir.join("capture.pcapng"))
-        .args([
-            "-o",
-            &keylog,
-            "-Y",
-            &format!("tls.handshake.type == 11 && ip.src == {dut}"),
-        ])
-        .args([
-            "-T",
-            "fields",
-            "-e",
-            "frame.number",
-            "-e",
-            "tls.handshake.certificate",
-        ])
-        .output()?;
-    Ok(String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| {
-            let (frame, certs) = l.split_once('\t')?;
-            let leaf = certs.split(',').next()?.replace(':', "");
-            Some((frame.trim().parse().ok()?, hex::decode(leaf).ok()?))
-        })
-        .collect())
+    // TLS 1.2 shows the certificate in cleartext; TLS 1.3 once decrypted.
+    let flows = super::support::tls_flows(case, |client, _| client.ip() == dut)?;
+    let mut leaves = Vec::new();
+    for f in &flows {
+        if let (Some(0x0304), Some(why)) = (f.version, &f.undecrypted) {
+            return Err(Fail::bench(format!(
+                "the TLS 1.3 flow {} → {} cannot be decrypted: {why}",
+                f.client, f.server
+            )));
+        }
+        for (frame, kind, body) in f.handshake_messages(true) {
+            if kind != 11 {
+                continue;
+            }
+            // TLS 1.3 puts a request context before the list (RFC 8446 §4.4.2).
+            let at = if f.version == Some(0x0304) {
+                1 + usize::from(*body.first().unwrap_or(&0))
+            } else {
+                0
+            };
+            let u24 = |i: usize| -> Option<usize> {
+                let b = body.get(i..i + 3)?;
+                Some((usize::from(b[0]) << 16) | (usize::from(b[1]) << 8) | usize::from(b[2]))
+            };
+            let leaf = u24(at + 3).and_then(|len| body.get(at + 6..at + 6 + len));
+            if let Some(leaf) = leaf {
+                leaves.push((frame, leaf.to_vec()));
+            }
+        }
+    }
+    Ok(leaves)
 }
 
 async fn mt13(case: &mut Case) -> Result<String, Fail> {

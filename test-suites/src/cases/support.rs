@@ -1,7 +1,8 @@
 //! Helpers shared by the KR and OTA cases: session readiness, reported
-//! properties, tshark over the case's capture, failure messages.
+//! properties, the case's capture decrypted with its key log, failure messages.
 
 use hub_fixture::journal::{Event, JournalEntry};
+use sacbench_capture::decrypt::{decrypt_capture, frame_at, PlainFlow};
 use serde_json::Value;
 
 use crate::case::{Case, Fail, DEVICE_ID, GUARD};
@@ -60,37 +61,91 @@ pub(super) fn firmware(r: &Value) -> (String, String, String) {
     (s("version"), s("state"), s("reason"))
 }
 
-/// tshark fields (tab-separated per frame) from the case's capture, which
-/// carries the TLS key log, so HTTP and MQTT inside TLS are decoded.
-pub(super) fn tshark(case: &Case, filter: &str, fields: &[&str]) -> Result<Vec<Vec<String>>, Fail> {
-    let mut cmd = std::process::Command::new("tshark");
-    cmd.arg("-r").arg(case.dir.join("capture.pcapng")).args([
-        "-Y",
-        filter,
-        "-T",
-        "fields",
-        "-E",
-        "occurrence=a",
-        "-E",
-        "aggregator=,",
-    ]);
-    for f in fields {
-        cmd.args(["-e", f]);
+/// The case's TLS flows that `wanted` selects (by client and server),
+/// decrypted with the run's key log (TLS 1.3; what `tshark -o
+/// tls.keylog_file` showed). A flow the bench cannot open (TLS 1.2, secrets
+/// missing) is the bench's limit, never the device's fault: an error.
+pub(super) fn decrypted_flows(
+    case: &Case,
+    wanted: impl Fn(std::net::SocketAddr, std::net::SocketAddr) -> bool,
+) -> Result<Vec<PlainFlow>, Fail> {
+    let flows = tls_flows(case, wanted)?;
+    if let Some(f) = flows.iter().find(|f| f.undecrypted.is_some()) {
+        return Err(Fail::bench(format!(
+            "the flow {} → {} cannot be decrypted: {}",
+            f.client,
+            f.server,
+            f.undecrypted.as_deref().unwrap_or_default()
+        )));
     }
-    let out = cmd
-        .output()
-        .map_err(|e| format!("running tshark (apt-get install tshark): {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "tshark -Y {filter:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-        .into());
+    Ok(flows)
+}
+
+/// The case's TLS flows that `wanted` selects, decrypted where they can be
+/// (see [`PlainFlow::undecrypted`]): for what a TLS 1.2 flow shows in
+/// cleartext too (its certificates).
+pub(super) fn tls_flows(
+    case: &Case,
+    wanted: impl Fn(std::net::SocketAddr, std::net::SocketAddr) -> bool,
+) -> Result<Vec<PlainFlow>, Fail> {
+    let key_log = std::fs::read_to_string(case.rig_dir().join("tls-keys.log")).unwrap_or_default();
+    decrypt_capture(&case.dir.join("capture.pcapng"), &key_log, wanted)
+        .map_err(|e| Fail::bench(format!("decrypting the capture: {e}")))
+}
+
+/// An HTTP/1.1 message read from a decrypted stream.
+#[derive(Debug, Clone)]
+pub(super) struct HttpMessage {
+    /// Frame of the body's last byte (of the head, when there is no body).
+    pub frame: u64,
+    /// `POST /path HTTP/1.1` or `HTTP/1.1 200 OK`.
+    pub start_line: String,
+    pub body: Vec<u8>,
+}
+
+/// The HTTP/1.1 messages of one direction of a decrypted flow, in order
+/// (bodies by Content-Length, as EST and firmware use them).
+pub(super) fn http_messages(flow: &PlainFlow, to_server: bool) -> Vec<HttpMessage> {
+    let (bytes, ends) = flow.application_stream(to_server);
+    let mut out = Vec::new();
+    let mut at = 0;
+    while let Some(head_len) = bytes[at..].windows(4).position(|w| w == b"\r\n\r\n") {
+        let head = String::from_utf8_lossy(&bytes[at..at + head_len]).into_owned();
+        let length = head
+            .lines()
+            .filter_map(|l| l.split_once(':'))
+            .find(|(k, _)| k.trim().eq_ignore_ascii_case("content-length"))
+            .and_then(|(_, v)| v.trim().parse::<usize>().ok())
+            .unwrap_or(0);
+        let body_at = at + head_len + 4;
+        let end = (body_at + length).min(bytes.len());
+        out.push(HttpMessage {
+            frame: frame_at(&ends, end.saturating_sub(1)).unwrap_or_default(),
+            start_line: head.lines().next().unwrap_or_default().to_owned(),
+            body: bytes[body_at..end].to_vec(),
+        });
+        at = end;
     }
-    Ok(String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| l.split('\t').map(str::to_string).collect())
-        .collect())
+    out
+}
+
+/// The payloads of the MQTT PUBLISH packets in one direction of a decrypted
+/// flow, with the frame each packet ended in.
+pub(super) fn mqtt_payloads(flow: &PlainFlow, to_server: bool) -> Vec<(u64, Vec<u8>)> {
+    use rumqttc::mqttbytes::v4::Packet;
+    let (bytes, ends) = flow.application_stream(to_server);
+    let mut buf = bytes::BytesMut::from(&bytes[..]);
+    let mut out = Vec::new();
+    while let Ok(packet) = Packet::read(&mut buf, usize::MAX) {
+        if let Packet::Publish(p) = packet {
+            let consumed = bytes.len() - buf.len();
+            out.push((
+                frame_at(&ends, consumed.saturating_sub(1)).unwrap_or_default(),
+                p.payload.to_vec(),
+            ));
+        }
+    }
+    out
 }
 
 pub(super) fn fail(
