@@ -167,10 +167,29 @@ pub struct FlashFile {
 /// chosen phase (e.g. the bootloader's swap) deterministically.
 pub const POWER_CUT_ENV: &str = "SACBENCH_POWER_CUT_AFTER_WRITES";
 
+/// The same switch armed once: with `SACBENCH_POWER_CUT_FROM_FILE=PATH`,
+/// the limit is read from PATH, which is then removed (the next start of the
+/// payload runs without a cut). Lets a signed payload script arm the switch
+/// with shell builtins alone.
+pub const POWER_CUT_FROM_FILE_ENV: &str = "SACBENCH_POWER_CUT_FROM_FILE";
+
+fn power_cut_limit() -> Option<u64> {
+    if let Some(n) = std::env::var(POWER_CUT_ENV)
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        return Some(n);
+    }
+    let file = std::env::var_os(POWER_CUT_FROM_FILE_ENV)?;
+    let text = std::fs::read_to_string(&file).ok()?;
+    let _ = std::fs::remove_file(&file);
+    text.trim().parse().ok()
+}
+
 fn power_cut_due() -> bool {
     static LIMIT: OnceLock<Option<u64>> = OnceLock::new();
     static WRITES: AtomicU64 = AtomicU64::new(0);
-    let Some(limit) = *LIMIT.get_or_init(|| std::env::var(POWER_CUT_ENV).ok()?.parse().ok()) else {
+    let Some(limit) = *LIMIT.get_or_init(power_cut_limit) else {
         return false;
     };
     WRITES.fetch_add(1, Ordering::SeqCst) + 1 >= limit

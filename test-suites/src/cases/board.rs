@@ -39,14 +39,17 @@ pub(super) fn switched_firmware(
     let exe = abs(&case.sacbench_bin.join("device-native"));
     let (d, exe) = (d.display(), exe.display());
     // "$@" = app --flash FLASH --provisioning PROV (from the bootloader).
+    // Shell builtins only: the board consumes the file itself, at its first
+    // flash write (see `POWER_CUT_FROM_FILE_ENV` in device-native's flash
+    // layer); a payload started by the armed bootloader (which still has the
+    // variable) does not start another one.
     let script = format!(
         "#!/bin/sh\n\
          unset SACBENCH_POWER_CUT_AFTER_WRITES\n\
-         if [ -f '{d}/cut-boot' ]; then n=$(cat '{d}/cut-boot'); rm -f '{d}/cut-boot'\n\
-           SACBENCH_POWER_CUT_AFTER_WRITES=$n exec '{exe}' boot --flash \"$3\" --provisioning \"$5\" --run-dir '{d}/run-inner'\n\
+         if [ -f '{d}/cut-boot' ] && [ -z \"$SACBENCH_POWER_CUT_FROM_FILE\" ]; then\n\
+           SACBENCH_POWER_CUT_FROM_FILE='{d}/cut-boot' exec '{exe}' boot --flash \"$3\" --provisioning \"$5\" --run-dir '{d}/run-inner'\n\
          fi\n\
-         if [ -f '{d}/cut-app' ]; then SACBENCH_POWER_CUT_AFTER_WRITES=$(cat '{d}/cut-app'); export SACBENCH_POWER_CUT_AFTER_WRITES; rm -f '{d}/cut-app'; fi\n\
-         exec '{exe}' \"$@\"\n"
+         SACBENCH_POWER_CUT_FROM_FILE='{d}/cut-app' exec '{exe}' \"$@\"\n"
     );
     Ok(sign(
         script.as_bytes(),
