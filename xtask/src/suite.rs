@@ -52,10 +52,36 @@ fn build_with(root: &Path, features: &[&str]) -> Result<(PathBuf, PathBuf), Fail
     ))
 }
 
-/// A run of the suite; what it printed per case.
+/// A run of the suite: each case's outcome, as its report says.
 pub struct SuiteRun {
-    /// test name → "ok" | "FAILED" | "ignored"
+    /// case id → outcome in `report.json` ("passed", "failed", "error",
+    /// "not_applicable", "ignored").
     pub results: BTreeMap<String, String>,
+}
+
+/// Each case's outcome from the run's `report.json` (the suite's own
+/// account, with `error` told apart from `failed`).
+fn outcomes(out: &Path) -> Result<BTreeMap<String, String>, Failure> {
+    let path = out.join("report.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        Failure::Setup(format!(
+            "the suite wrote no report ({}): {e}",
+            path.display()
+        ))
+    })?;
+    let report: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| Failure::Setup(format!("{}: {e}", path.display())))?;
+    Ok(report["cases"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| {
+            Some((
+                c["id"].as_str()?.to_owned(),
+                c["outcome"].as_str()?.to_owned(),
+            ))
+        })
+        .collect())
 }
 
 /// The ids of the cases the suite lists (`--list`) for `filter` and `only`.
@@ -120,7 +146,9 @@ pub fn run_suite(
             .progress_chars("=> "),
     );
     let mut cmd = Command::new(suite);
+    // Machine-readable progress; the verdicts come from report.json.
     cmd.args(filter)
+        .args(["--format", "json"])
         .env("SACBENCH_OUT", out)
         .env("SACBENCH_BIN", device.parent().unwrap_or(Path::new(".")))
         .stdout(Stdio::piped())
@@ -155,22 +183,24 @@ pub fn run_suite(
             .map_while(Result::ok)
             .collect::<Vec<_>>()
     });
-    let mut results = BTreeMap::new();
     for line in BufReader::new(child.stdout.take().expect("piped"))
         .lines()
         .map_while(Result::ok)
     {
-        // libtest's pretty format: "test NAME ... ok"
-        if let Some(rest) = line.strip_prefix("test ") {
-            if let Some((name, verdict)) = rest.rsplit_once(" ... ") {
-                let name = name.trim().to_string();
-                bar.inc(1);
-                bar.set_message(format!("{name}: {verdict}"));
-                if verdict != "ok" {
-                    bar.println(format!("{verdict:>7} {name}"));
-                }
-                results.insert(name, verdict.trim().to_string());
-            }
+        // libtest's JSON events: {"type": "test", "name": …, "event": "ok" | "failed" | "ignored"}.
+        let Ok(event) = serde_json::from_str::<serde_json::Value>(&line) else {
+            continue;
+        };
+        let (Some(name), Some(verdict)) = (event["name"].as_str(), event["event"].as_str()) else {
+            continue;
+        };
+        if event["type"] != "test" || verdict == "started" {
+            continue;
+        }
+        bar.inc(1);
+        bar.set_message(format!("{}: {verdict}", case_id(name)));
+        if verdict != "ok" {
+            bar.println(format!("{verdict:>7} {}", case_id(name)));
         }
     }
     let status = child
@@ -178,10 +208,12 @@ pub fn run_suite(
         .map_err(|e| Failure::Setup(format!("waiting for the suite: {e}")))?;
     bar.finish_and_clear();
     let errors = errors.join().unwrap_or_default();
-    if status.code() == Some(2) {
+    if status.code() == Some(2) && !out.join("report.json").exists() {
         return Err(Failure::Setup(errors.join("\n")));
     }
-    Ok(SuiteRun { results })
+    Ok(SuiteRun {
+        results: outcomes(out)?,
+    })
 }
 
 /// `cargo xtask emulated [--dut DUT.toml] [FILTER] [--fault NAME] [--out DIR]`.
@@ -427,16 +459,11 @@ pub fn faults(root: &Path) -> Result<(), Failure> {
     for (i, r) in results {
         let job = &jobs[i];
         let r = r?;
-        let verdict = |case: &str| {
-            r.results
-                .iter()
-                .find(|(n, _)| case_id(n) == case)
-                .map(|(_, v)| v.clone())
-        };
+        let verdict = |case: &str| r.results.get(case).cloned();
         let Some(fault) = &job.fault else {
             for case in &job.cases {
                 match verdict(case).as_deref() {
-                    Some("ok") => good += 1,
+                    Some("passed") => good += 1,
                     _ => misses.push(format!("the reference device fails {case}")),
                 }
             }
@@ -444,8 +471,9 @@ pub fn faults(root: &Path) -> Result<(), Failure> {
         };
         let mut cells = Vec::new();
         for case in &job.cases {
+            // Caught only by a device failure: a bench `error` says nothing.
             let cell = match verdict(case).as_deref() {
-                Some("FAILED") => "caught",
+                Some("failed") => "caught",
                 _ => {
                     misses.push(format!("{fault} does not fail {case}"));
                     "MISSED"
@@ -523,8 +551,8 @@ pub fn soak(root: &Path, runs: u32, dut: Option<&Path>, filter: &[String]) -> Re
         let failed: Vec<String> = r
             .results
             .iter()
-            .filter(|(_, v)| v.as_str() != "ok")
-            .map(|(name, _)| case_id(name))
+            .filter(|(_, v)| !matches!(v.as_str(), "passed" | "not_applicable" | "ignored"))
+            .map(|(id, _)| id.clone())
             .collect();
         for id in &failed {
             bad.entry(id.clone()).or_default().push(i);
