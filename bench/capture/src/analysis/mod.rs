@@ -280,11 +280,21 @@ pub fn analyze_with_buffer<R: Read + Send>(
     let mut legacy: (i32, u64) = (1, 1_000_000);
     let mut frames = 0u64;
     let mut other = 0u64;
+    // The byte order of the current pcapng section; `None` for classic pcap
+    // (and before the first Section Header Block).
+    let mut section_big_endian: Option<bool> = None;
     loop {
+        if let Some(len) = section_big_endian.and_then(|be| short_block(reader.data(), be)) {
+            return Err(AnalysisError::Malformed {
+                offset: reader.consumed(),
+                reason: format!("block total length {len}, under the minimum of 12 bytes"),
+            });
+        }
         let consumed = match reader.next() {
             Ok((offset, block)) => {
                 let packet = match block {
-                    PcapBlockOwned::NG(Block::SectionHeader(_)) => {
+                    PcapBlockOwned::NG(Block::SectionHeader(shb)) => {
+                        section_big_endian = Some(shb.big_endian());
                         interfaces.clear();
                         None
                     }
@@ -370,6 +380,29 @@ pub fn analyze_with_buffer<R: Read + Send>(
     })
 }
 
+/// The total length of the pcapng block at the start of `data` if it is
+/// under 12 bytes (type, length, length: the smallest block), which no
+/// valid file has. pcap-parser 0.17 computes `length - 12` unchecked for a
+/// Process Information Block, whose minimum it takes as 4 bytes: a length
+/// of 4 to 11 underflows (a panic with overflow checks, found by the
+/// `pcapng_analysis` fuzz target), so such a block is refused before it
+/// reaches the parser. A Section Header Block (its type reads the same in
+/// both byte orders) carries its own byte order and is left to the parser.
+fn short_block(data: &[u8], big_endian: bool) -> Option<u32> {
+    const SHB: [u8; 4] = [0x0a, 0x0d, 0x0d, 0x0a];
+    let head = data.get(..8)?;
+    if head[..4] == SHB {
+        return None;
+    }
+    let bytes = [head[4], head[5], head[6], head[7]];
+    let len = if big_endian {
+        u32::from_be_bytes(bytes)
+    } else {
+        u32::from_le_bytes(bytes)
+    };
+    (len < 12).then_some(len)
+}
+
 fn malformed<I>(offset: usize, e: PcapError<I>) -> AnalysisError {
     let reason = match e {
         PcapError::Eof => "end of file".to_string(),
@@ -442,5 +475,36 @@ fn dissect(table: &mut FlowTable, frame: FrameRef, link: i32, data: &[u8]) -> bo
             true
         }
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pcapng::{write_file_head, InterfaceDescription};
+
+    /// A Process Information Block (type 0x80000001) of total length 8:
+    /// pcap-parser 0.17 would compute 8 - 12 (the fuzz target's find).
+    #[test]
+    fn a_block_under_12_bytes_is_malformed_not_a_panic() {
+        let iface = InterfaceDescription {
+            name: "eth0".into(),
+            description: String::new(),
+            link_type: 1,
+            snap_len: 65535,
+        };
+        let mut file = Vec::new();
+        write_file_head(&mut file, &iface, None).unwrap();
+        let head = file.len();
+        file.extend_from_slice(&0x8000_0001u32.to_le_bytes());
+        file.extend_from_slice(&8u32.to_le_bytes());
+        file.extend_from_slice(&[0; 8]);
+        match analyze(&file[..]) {
+            Err(AnalysisError::Malformed { offset, reason }) => {
+                assert_eq!(offset, head);
+                assert!(reason.contains("total length 8"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }
