@@ -80,8 +80,9 @@ pub fn journal(v: Value) {
     eprintln!("gateway: {v}");
 }
 
-/// `gateway.toml`: where the hub is, the keystore, the mapping.
-#[derive(Debug, Clone, Deserialize)]
+/// `gateway.toml`: where the hub is, the keystore, the mapping. One type,
+/// read by the gateway and written (with `toml`) by the rig that starts it.
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct GatewayConfig {
     /// The mapping file (relative to this file).
@@ -113,6 +114,11 @@ fn default_state_dir() -> PathBuf {
 }
 
 impl GatewayConfig {
+    /// The file's text (TOML, its strings escaped as TOML escapes them).
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).expect("a gateway configuration is plain TOML")
+    }
+
     /// Reads `path`; relative paths inside resolve against its folder.
     pub fn load(path: &Path) -> Result<GatewayConfig, String> {
         let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -262,5 +268,37 @@ async fn expose_modbus(leaf: SocketAddr) {
                 let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod config_tests {
+    use super::*;
+
+    /// Written and read by the one type: a path with quotes, a backslash and
+    /// a newline comes back as it was (a `format!`-made file would break).
+    #[test]
+    fn the_configuration_round_trips_through_toml() {
+        let dir = tempfile::tempdir().unwrap();
+        let odd = "a \"quoted\" \\ path\nwith a newline";
+        let c = GatewayConfig {
+            mapping: PathBuf::from(odd),
+            keystore: "keystore".into(),
+            trust_anchor: "ca.pem".into(),
+            hub_host: "hub3.sacbench.test".into(),
+            hub_mqtt: "10.200.3.6:8883".parse().unwrap(),
+            buffer: 20,
+            state_dir: "state".into(),
+            faults: vec!["no-buffer".into(), "odd \"one\"".into()],
+        };
+        let path = dir.path().join("gateway.toml");
+        std::fs::write(&path, c.to_toml()).unwrap();
+        let back = GatewayConfig::load(&path).unwrap();
+        assert_eq!(back.mapping, dir.path().join(odd));
+        assert_eq!(back.faults, c.faults);
+        assert_eq!(
+            (back.hub_host, back.hub_mqtt, back.buffer),
+            (c.hub_host, c.hub_mqtt, 20)
+        );
     }
 }

@@ -120,17 +120,17 @@ impl GatewayRig {
         }
         write(&dir.join("ca.pem"), &ca)?;
         write(&dir.join("mapping.toml"), &mapping(&leaf_a, &gw_tty))?;
-        let faults: Vec<String> = config.faults.iter().map(|f| format!("{f:?}")).collect();
-        write(
-            &dir.join("gateway.toml"),
-            &format!(
-                "mapping = \"mapping.toml\"\nkeystore = \"keystore\"\ntrust_anchor = \"ca.pem\"\n\
-                 hub_host = \"{}\"\nhub_mqtt = \"{}\"\nbuffer = {BUFFER}\nfaults = [{}]\n",
-                topo.hub_host(),
-                hub.mqtt_addr(),
-                faults.join(", ")
-            ),
-        )?;
+        let gateway_toml = hub_fixture::gateway::GatewayConfig {
+            mapping: "mapping.toml".into(),
+            keystore: "keystore".into(),
+            trust_anchor: "ca.pem".into(),
+            hub_host: topo.hub_host(),
+            hub_mqtt: hub.mqtt_addr(),
+            buffer: BUFFER,
+            state_dir: "state".into(),
+            faults: config.faults.clone(),
+        };
+        write(&dir.join("gateway.toml"), &gateway_toml.to_toml())?;
         Ok(GatewayRig {
             name: format!("emulated gateway #{}", config.id),
             config,
