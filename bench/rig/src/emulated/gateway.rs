@@ -189,17 +189,19 @@ impl GatewayRig {
     }
 }
 
-/// The mapping every gateway case uses.
+/// The mapping every gateway case uses (a fixed text; its one path is
+/// rendered by `toml`).
 fn mapping(leaf_a: &str, rtu: &Path) -> String {
     format!(
         "[[leaf]]\nid = \"{LEAF_TCP}\"\ntcp = \"{leaf_a}\"\nunit = 1\n\n\
          [[leaf.telemetry]]\nname = \"temperature\"\nregister = 0\ntype = \"i16\"\nscale = 0.1\npoll_ms = 100\n\n\
          [[leaf.telemetry]]\nname = \"energy\"\nregister = 4\ntable = \"input\"\ntype = \"u32\"\npoll_ms = 100\n\n\
          [[leaf.command]]\nname = \"setpoint\"\nregister = 10\ntype = \"u16\"\nscale = 0.1\nmin = 5.0\nmax = 30.0\n\n\
-         [[leaf]]\nid = \"{LEAF_RTU}\"\nrtu = \"{}\"\nbaud = 9600\nunit = 7\n\n\
+         [[leaf]]\nid = \"{LEAF_RTU}\"\nrtu = {}\nbaud = 9600\nunit = 7\n\n\
          [[leaf.telemetry]]\nname = \"level\"\nregister = 2\ntype = \"u16\"\npoll_ms = 100\n\n\
          [[leaf.command]]\nname = \"speed\"\nregister = 20\ntype = \"u16\"\nmin = 0.0\nmax = 100.0\n",
-        rtu.display()
+        // A TOML string, escaped as TOML escapes it (a temporary path may hold anything).
+        toml::Value::String(rtu.display().to_string())
     )
 }
 
