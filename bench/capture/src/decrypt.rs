@@ -174,12 +174,27 @@ pub fn decrypt_capture(
     let mut flows: HashMap<(SocketAddr, SocketAddr), (Direction, Direction)> = HashMap::new();
     let mut order: Vec<(SocketAddr, SocketAddr)> = Vec::new();
     let mut frame = 0u64;
+    let mut big_endian = None;
     loop {
+        // The analysis's guard against pcap-parser's short-block underflow.
+        if let Some(len) = big_endian.and_then(|be| crate::analysis::short_block(reader.data(), be))
+        {
+            return Err(DecryptError::Capture(format!(
+                "{}: block total length {len}, under the minimum of 12 bytes",
+                path.display()
+            )));
+        }
         match reader.next() {
             Ok((consumed, block)) => {
-                if let PcapBlockOwned::NG(Block::EnhancedPacket(epb)) = block {
-                    frame += 1;
-                    segment(&mut flows, &mut order, &wanted, epb.data, frame);
+                match block {
+                    PcapBlockOwned::NG(Block::SectionHeader(shb)) => {
+                        big_endian = Some(shb.big_endian());
+                    }
+                    PcapBlockOwned::NG(Block::EnhancedPacket(epb)) => {
+                        frame += 1;
+                        segment(&mut flows, &mut order, &wanted, epb.data, frame);
+                    }
+                    _ => {}
                 }
                 reader.consume(consumed);
             }

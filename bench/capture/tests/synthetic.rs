@@ -547,3 +547,17 @@ fn tls12_flows_are_named_not_decrypted() {
     // Its cleartext handshake (the client's certificate included) is there.
     assert!(flows[0].handshake_messages(true).iter().any(|m| m.1 == 11));
 }
+
+/// The capture that made pcap-parser underflow (found by fuzzing) is one
+/// error for the decryption's reader too, not a panic.
+#[test]
+fn a_short_pcapng_block_is_an_error_for_the_decryption_too() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(
+        "../../fuzz/corpus/pcapng_analysis/regression-short-process-information-block.pcapng",
+    );
+    let e = sacbench_capture::decrypt::decrypt_capture(&path, "", |_, _| true).unwrap_err();
+    assert!(
+        e.to_string().contains("under the minimum of 12 bytes"),
+        "{e}"
+    );
+}

@@ -388,7 +388,7 @@ pub fn analyze_with_buffer<R: Read + Send>(
 /// `pcapng_analysis` fuzz target), so such a block is refused before it
 /// reaches the parser. A Section Header Block (its type reads the same in
 /// both byte orders) carries its own byte order and is left to the parser.
-fn short_block(data: &[u8], big_endian: bool) -> Option<u32> {
+pub(crate) fn short_block(data: &[u8], big_endian: bool) -> Option<u32> {
     const SHB: [u8; 4] = [0x0a, 0x0d, 0x0d, 0x0a];
     let head = data.get(..8)?;
     if head[..4] == SHB {
