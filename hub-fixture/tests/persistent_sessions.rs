@@ -19,10 +19,10 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 
-use common::{write_creds, CredFiles, GUARD};
+use common::{expect_entry, write_creds, CredFiles, GUARD};
 use hub_fixture::client::{ConnectOptions, DeviceClient};
 use hub_fixture::hub::{HubConfig, HubFixture};
-use hub_fixture::journal::{Event, JournalEntry};
+use hub_fixture::journal::Event;
 use hub_fixture::store::NewMessage;
 use hub_fixture::topics::Subscription;
 use serde_json::{json, Value};
@@ -154,27 +154,6 @@ async fn start_hub(dir: &Path) -> HubFixture {
         .expect("hub starts")
 }
 
-fn dump(hub: &HubFixture, after: u64) -> String {
-    hub.journal()
-        .since(after)
-        .iter()
-        .map(|e| serde_json::to_string(e).unwrap())
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-async fn journal_wait(
-    hub: &HubFixture,
-    after: u64,
-    what: &str,
-    pred: impl FnMut(&JournalEntry) -> bool,
-) -> JournalEntry {
-    match hub.journal().wait_for(after, GUARD, pred).await {
-        Some(e) => e,
-        None => panic!("no {what} in the journal:\n{}", dump(hub, after)),
-    }
-}
-
 /// Waits until the device holds all three subscriptions (however many
 /// SUBSCRIBE packets it used).
 async fn wait_subscribed(hub: &HubFixture, after: u64) {
@@ -183,7 +162,7 @@ async fn wait_subscribed(hub: &HubFixture, after: u64) {
         "$iothub/methods/POST/#".to_owned(),
         "$iothub/twin/PATCH/properties/desired/#".to_owned(),
     ];
-    journal_wait(
+    expect_entry(
         hub,
         after,
         "subscriptions to C2D, methods and desired",
@@ -201,7 +180,7 @@ async fn wait_subscribed(hub: &HubFixture, after: u64) {
 /// checks that it resumed the stored session.
 async fn wait_resumed(hub: &HubFixture, after: u64, nth: usize) {
     let mut count = 0;
-    let e = journal_wait(hub, after, "a reconnection", |e| {
+    let e = expect_entry(hub, after, "a reconnection", |e| {
         matches!(e.event, Event::Connected { .. }) && {
             count += 1;
             count == nth
@@ -219,7 +198,7 @@ async fn wait_resumed(hub: &HubFixture, after: u64, nth: usize) {
         ),
         "the device reconnected with CleanSession=0 and the hub resumed its session: {e:?}"
     );
-    journal_wait(hub, e.seq - 1, "the session's resumption", |r| {
+    expect_entry(hub, e.seq - 1, "the session's resumption", |r| {
         matches!(&r.event, Event::SessionResumed { subscriptions, .. }
             if subscriptions.contains(&Subscription::CloudToDevice)
                 && subscriptions.contains(&Subscription::Methods)
