@@ -222,55 +222,24 @@ impl Session {
         }
     }
 
-    /// MQTT 3.1.1 rules on the next packet's raw bytes that the codec does not
-    /// enforce: reserved fixed-header flags (§2.2.2: close), and in the first
-    /// packet the CONNECT's protocol level (§3.1.2.2: CONNACK 0x01, also for
-    /// an MQTT 5 client, whose properties the codec would misread) and its
-    /// reserved flag (§3.1.2.3: close).
+    /// The raw-byte rules of [`framing::raw_violation`] the codec does not
+    /// enforce: a protocol level other than 4 is refused with CONNACK 0x01
+    /// (§3.1.2.2), the rest close the connection as malformed.
     fn check_raw(&mut self, port: &mut dyn HubPort) -> Result<(), SessionEnd> {
-        let Some(&first) = self.inbuf.first() else {
-            return Ok(());
-        };
-        let (kind, flags) = (first >> 4, first & 0x0f);
-        let required = match kind {
-            3 => None,             // PUBLISH: DUP, QoS, RETAIN
-            6 | 8 | 10 => Some(2), // PUBREL, SUBSCRIBE, UNSUBSCRIBE: 0010
-            _ => Some(0),
-        };
-        if required.is_some_and(|r| r != flags) {
-            return Err(SessionEnd::new(
-                CloseReason::MalformedPacket,
-                format!(
-                    "packet type {kind} with reserved header flags {flags:04b} (MQTT 3.1.1 §2.2.2)"
-                ),
-            ));
-        }
-        if self.state != State::AwaitConnect || kind != 1 {
-            return Ok(());
-        }
-        let Some((level, connect_flags)) = connect_level_and_flags(&self.inbuf) else {
-            return Ok(()); // not all there yet, or not MQTT: the codec judges
-        };
-        if level != 4 {
-            let detail = match level {
-                5 => "MQTT 5 (protocol level 5); only MQTT 3.1.1 (level 4) is spoken".to_owned(),
-                l => format!("MQTT protocol level {l}; only 3.1.1 (level 4) is spoken"),
-            };
-            return Err(self.refuse(
+        let awaiting_connect = self.state == State::AwaitConnect;
+        match framing::raw_violation(&self.inbuf, awaiting_connect) {
+            None => Ok(()),
+            Some(framing::RawViolation::ProtocolLevel(detail)) => Err(self.refuse(
                 port,
                 ConnectReturnCode::RefusedProtocolVersion,
                 String::new(),
                 RefuseReason::UnsupportedProtocol,
                 detail,
-            ));
+            )),
+            Some(framing::RawViolation::Malformed(detail)) => {
+                Err(SessionEnd::new(CloseReason::MalformedPacket, detail))
+            }
         }
-        if connect_flags & 1 != 0 {
-            return Err(SessionEnd::new(
-                CloseReason::MalformedPacket,
-                "CONNECT with its reserved flag set (MQTT 3.1.1 §3.1.2.3)",
-            ));
-        }
-        Ok(())
     }
 
     fn handle(&mut self, port: &mut dyn HubPort, packet: Packet) -> Result<(), SessionEnd> {
@@ -773,28 +742,6 @@ impl Session {
     }
 }
 
-/// A CONNECT's protocol level and connect flags, once its variable header
-/// has arrived; `None` before that, or when the protocol name is not MQTT's.
-fn connect_level_and_flags(buf: &[u8]) -> Option<(u8, u8)> {
-    // Fixed header: type byte, then 1-4 bytes of remaining length.
-    let mut at = 1;
-    loop {
-        let b = *buf.get(at)?;
-        at += 1;
-        if b & 0x80 == 0 || at > 4 {
-            break;
-        }
-    }
-    let name_len = usize::from(u16::from_be_bytes([*buf.get(at)?, *buf.get(at + 1)?]));
-    let name = buf.get(at + 2..at + 2 + name_len)?;
-    if name != b"MQTT" && name != b"MQIsdp" {
-        return None;
-    }
-    let level = *buf.get(at + 2 + name_len)?;
-    let flags = *buf.get(at + 3 + name_len)?;
-    Some((level, flags))
-}
-
 fn with_version(obj: &serde_json::Value, version: i64) -> serde_json::Value {
     let mut v = if obj.is_object() {
         obj.clone()
@@ -825,24 +772,9 @@ pub fn rfc3339(ms: i64) -> String {
         .unwrap_or_else(|_| ms.to_string())
 }
 
-fn packet_name(p: &Packet) -> &'static str {
-    match p {
-        Packet::Connect(_) => "CONNECT",
-        Packet::ConnAck(_) => "CONNACK",
-        Packet::Publish(_) => "PUBLISH",
-        Packet::PubAck(_) => "PUBACK",
-        Packet::PubRec(_) => "PUBREC",
-        Packet::PubRel(_) => "PUBREL",
-        Packet::PubComp(_) => "PUBCOMP",
-        Packet::Subscribe(_) => "SUBSCRIBE",
-        Packet::SubAck(_) => "SUBACK",
-        Packet::Unsubscribe(_) => "UNSUBSCRIBE",
-        Packet::UnsubAck(_) => "UNSUBACK",
-        Packet::PingReq => "PINGREQ",
-        Packet::PingResp => "PINGRESP",
-        Packet::Disconnect => "DISCONNECT",
-    }
-}
+#[path = "session_framing.rs"]
+mod framing;
+use framing::packet_name;
 
 #[cfg(test)]
 #[path = "session_tests.rs"]
