@@ -3,21 +3,22 @@
 //! and the evidence the verdict will cite.
 
 use std::future::Future;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use hub_fixture::hub::HubFixture;
+use hub_fixture::hub::DeviceCredentials;
 use hub_fixture::journal::JournalEntry;
 use mcuboot_image::{ImageVersion, SignOptions, SigningKey};
 use sacbench_capture::{Analysis, Capture, CaptureConfig};
 use sacbench_rig::dut::{ContractPart, DutFile, EventName};
 use sacbench_rig::emulated::{EmulatedRig, EmulatedRigConfig, GatewayRig, GatewayRigConfig};
-use sacbench_rig::{Capability, LogLine, LogSource, Rig};
+use sacbench_rig::lab::LabRig;
+use sacbench_rig::{Capability, LogLine, Node, Rig, RigError, RigNetwork};
 
-use crate::case_rig::{CaseRig, LabCase};
+use crate::case_hub::{provision_rig, CaseHub, HubSide};
 use crate::model::Evidence;
 
 /// Upper bound for any single wait of a case (a hung device fails the case,
@@ -31,7 +32,7 @@ pub const GUARD: Duration = Duration::from_secs(60);
 pub const RECONNECT_BASE_MS: u64 = 250;
 
 /// The device under test in every case.
-pub const DEVICE_ID: &str = "dut-1";
+pub const DEVICE_ID: &str = sacbench_rig::DEVICE_ID;
 
 /// A failed expectation: what was expected, what was seen, where to look.
 #[derive(Debug, Clone)]
@@ -194,7 +195,16 @@ static NEXT_TOPOLOGY: AtomicU8 = AtomicU8::new(1);
 /// A case in progress.
 pub struct Case {
     pub def_id: &'static str,
-    pub rig: CaseRig,
+    /// The rig; dropped before the hub (fields drop in order), so the
+    /// device is off before its hub goes.
+    pub rig: Box<dyn Rig>,
+    /// The case's fixture hub.
+    pub hub: CaseHub,
+    /// The identities the hub issued for the DUT, one per
+    /// [`Rig::device_ids`] (the gateway's leaves).
+    pub identities: Vec<DeviceCredentials>,
+    /// The case network's addresses.
+    pub net: RigNetwork,
     pub dir: PathBuf,
     /// The device under test.
     pub dut: Arc<DutFile>,
@@ -244,64 +254,68 @@ impl Case {
                 faults.push(f.clone());
             }
         }
-        let image = dir.join("rig").join("v1.img");
-        let rig = match &opts.rig_file {
-            None if def.is_gateway() => {
-                let config = GatewayRigConfig {
+        let rig_dir = dir.join("rig");
+        let image = rig_dir.join("v1.img");
+        let mut rig: Box<dyn Rig> = match &opts.rig_file {
+            None if def.is_gateway() => Box::new(
+                GatewayRig::start(GatewayRigConfig {
                     id: NEXT_TOPOLOGY.fetch_add(1, Ordering::SeqCst),
-                    dir: dir.join("rig"),
+                    dir: rig_dir.clone(),
                     bin_dir: opts.sacbench_bin.clone(),
-                    faults,
-                };
-                CaseRig::Gateway(Box::new(GatewayRig::start(config).await.map_err(bench)?))
-            }
-            Some(rig_file) => {
-                let lab = LabCase::start(
-                    rig_file,
-                    &dir.join("rig"),
-                    DEVICE_ID,
-                    &faults,
-                    hub_mqtt_port,
-                )
+                    faults: faults.clone(),
+                })
                 .await
-                .map_err(bench)?;
-                // Every case starts from the rig file's image (an earlier case
-                // may have updated the firmware).
-                let mut rig = CaseRig::Lab(Box::new(lab));
-                if let Some(path) = lab_image(&rig) {
-                    std::fs::copy(&path, &image)?;
-                    rig.flash(&image).await.map_err(bench)?;
-                }
-                rig
-            }
-            None => {
-                let config = EmulatedRigConfig {
+                .map_err(bench)?,
+            ),
+            Some(rig_file) => Box::new(LabRig::open(rig_file).map_err(bench)?),
+            None => Box::new(
+                EmulatedRig::start(EmulatedRigConfig {
                     id: NEXT_TOPOLOGY.fetch_add(1, Ordering::SeqCst),
-                    dir: dir.join("rig"),
+                    dir: rig_dir.clone(),
                     dut: opts.dut.clone(),
                     sacbench_bin: opts.sacbench_bin.clone(),
                     device_id: DEVICE_ID.into(),
-                    faults,
-                    hub_mqtt_port,
-                    reconnect_base_ms: Some(RECONNECT_BASE_MS),
-                };
-                let mut rig =
-                    CaseRig::Emulated(Box::new(EmulatedRig::start(config).await.map_err(bench)?));
-                // A DUT whose file says how to flash it starts from its own
-                // image, v1.0.0, signed with its key.
-                if rig.capabilities().has(Capability::Flash) {
-                    if let Some(img) = &opts.dut.image {
-                        let path = img.payload_path(&opts.sacbench_bin);
-                        let payload = std::fs::read(&path)
-                            .map_err(|e| bench(format!("image.payload {}: {e}", path.display())))?;
-                        let key = dut_signing_key(&opts.dut)?;
-                        std::fs::write(&image, sign(&payload, 1, 0, 1, &key))?;
-                        rig.flash(&image).await.map_err(bench)?;
-                    }
-                }
-                rig
-            }
+                    faults: faults.clone(),
+                })
+                .await
+                .map_err(bench)?,
+            ),
         };
+        let signing_key = match opts.rig_file {
+            None => sacbench_rig::image_public_key(&opts.dut).map_err(bench)?,
+            Some(_) => None,
+        };
+        let HubSide {
+            hub,
+            identities,
+            net,
+        } = provision_rig(rig.as_mut(), &rig_dir, hub_mqtt_port, |record| {
+            record.device.faults = faults.clone();
+            if opts.rig_file.is_none() {
+                // The emulated board runs at the bench's time scale.
+                record.device.reconnect_base_ms = Some(RECONNECT_BASE_MS);
+                record.image_signing_key_pem = signing_key.clone();
+            }
+        })
+        .await
+        .map_err(bench)?;
+        if let Some(configured) = rig.configured_image() {
+            // Every lab case starts from the rig file's image (an earlier
+            // case may have updated the firmware).
+            std::fs::copy(&configured.path, &image)?;
+            rig.flash(&image).await.map_err(bench)?;
+        } else if rig.capabilities().has(Capability::Flash) {
+            // A DUT whose file says how to flash it starts from its own
+            // image, v1.0.0, signed with its key.
+            if let Some(img) = &opts.dut.image {
+                let path = img.payload_path(&opts.sacbench_bin);
+                let payload = std::fs::read(&path)
+                    .map_err(|e| bench(format!("image.payload {}: {e}", path.display())))?;
+                let key = dut_signing_key(&opts.dut)?;
+                std::fs::write(&image, sign(&payload, 1, 0, 1, &key))?;
+                rig.flash(&image).await.map_err(bench)?;
+            }
+        }
         let target = rig.capture_target().map_err(bench)?;
         let mut cc = CaptureConfig::new(target.interface, dir.join("capture.pcapng"));
         cc.netns = target.netns;
@@ -309,6 +323,9 @@ impl Case {
         Ok(Case {
             def_id: def.id,
             rig,
+            hub,
+            identities,
+            net,
             dir,
             dut: opts.dut.clone(),
             sacbench_bin: opts.sacbench_bin.clone(),
@@ -319,86 +336,61 @@ impl Case {
         })
     }
 
-    pub fn hub(&self) -> &HubFixture {
-        self.rig.hub()
+    /// The identity the DUT was provisioned with for this case (for the
+    /// gateway: its first leaf's).
+    pub fn credentials(&self) -> &DeviceCredentials {
+        &self.identities[0]
+    }
+
+    /// Runs `f` on a thread in the rig's namespace of `node`.
+    pub fn in_ns<T: Send + 'static>(
+        &self,
+        node: Node,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, RigError> {
+        sacbench_rig::in_netns(self.rig.netns(node), f)
     }
 
     /// The DUT firmware's payload that OTA cases sign new versions of: the
-    /// DUT file's `image.payload` (emulated), or the payload of the rig
-    /// file's image.
+    /// payload of the rig file's image, or the DUT file's `image.payload`.
     pub fn firmware_payload(&self) -> Result<Vec<u8>, Fail> {
-        match &self.rig {
-            CaseRig::Emulated(_) | CaseRig::Gateway(_) => {
-                let img = self.dut.image.as_ref().ok_or_else(|| {
-                    Fail::bench(format!("{} has no [image]", self.dut.file.display()))
-                })?;
-                let path = img.payload_path(&self.sacbench_bin);
-                std::fs::read(&path)
-                    .map_err(|e| Fail::bench(format!("image.payload {}: {e}", path.display())))
-            }
-            CaseRig::Lab(_) => {
-                let path = lab_image(&self.rig).ok_or("the rig file has no [image]")?;
-                let bytes = std::fs::read(&path)?;
-                let image = mcuboot_image::parse(&bytes).map_err(|e| {
-                    format!("{}: not an MCUboot-signed image: {e:?}", path.display())
-                })?;
-                Ok(image.payload().to_vec())
-            }
+        if let Some(configured) = self.rig.configured_image() {
+            let path = configured.path;
+            let bytes = std::fs::read(&path)?;
+            let image = mcuboot_image::parse(&bytes)
+                .map_err(|e| format!("{}: not an MCUboot-signed image: {e:?}", path.display()))?;
+            return Ok(image.payload().to_vec());
         }
+        let img =
+            self.dut.image.as_ref().ok_or_else(|| {
+                Fail::bench(format!("{} has no [image]", self.dut.file.display()))
+            })?;
+        let path = img.payload_path(&self.sacbench_bin);
+        std::fs::read(&path)
+            .map_err(|e| Fail::bench(format!("image.payload {}: {e}", path.display())))
     }
 
-    /// The key OTA images are signed with: the DUT file's `image.signing_key`
-    /// (emulated), or `image.signing_key` of the rig file.
+    /// The key OTA images are signed with: `image.signing_key` of the rig
+    /// file, or the DUT file's.
     pub fn signing_key(&self) -> Result<SigningKey, Fail> {
-        match &self.rig {
-            CaseRig::Emulated(_) | CaseRig::Gateway(_) => dut_signing_key(&self.dut),
-            CaseRig::Lab(l) => {
-                let path = l
-                    .rig
-                    .config()
-                    .image
-                    .as_ref()
-                    .and_then(|i| i.signing_key.clone())
-                    .ok_or("the rig file has no image.signing_key")?;
-                let pem = std::fs::read_to_string(&path)?;
-                Ok(SigningKey::from_pkcs8_pem(&pem)
-                    .map_err(|e| format!("{}: {e:?}", path.display()))?)
-            }
-        }
+        let Some(configured) = self.rig.configured_image() else {
+            return dut_signing_key(&self.dut);
+        };
+        let path = configured
+            .signing_key
+            .ok_or("the rig file has no image.signing_key")?;
+        let pem = std::fs::read_to_string(&path)?;
+        Ok(SigningKey::from_pkcs8_pem(&pem).map_err(|e| format!("{}: {e:?}", path.display()))?)
     }
 
-    /// Waits for a console line matching `pred`: on the emulated board any
-    /// line since power-on, on a lab rig any line the case has read or reads
-    /// within `guard`. `None` if there is none.
+    /// Waits for a console line matching `pred` (any line since the rig came
+    /// up); `None` within `guard`.
     pub async fn wait_console(
         &self,
         guard: Duration,
         pred: impl Fn(&str) -> bool,
     ) -> Option<String> {
-        match &self.rig {
-            CaseRig::Emulated(r) => return r.wait_console(guard, pred).await,
-            CaseRig::Gateway(g) => return g.wait_console(guard, pred).await,
-            CaseRig::Lab(_) => {}
-        }
-        let deadline = tokio::time::Instant::now() + guard;
-        let mut checked = 0;
-        loop {
-            {
-                let mut log = self.log.lock().expect("log lock");
-                log.extend(self.rig.take_lab_logs());
-                if let Some(hit) = log[checked..]
-                    .iter()
-                    .find(|l| l.source == LogSource::Console && pred(&l.text))
-                {
-                    return Some(hit.text.clone());
-                }
-                checked = log.len();
-            }
-            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            if left.is_zero() || !self.rig.wait_for_lab_logs(left).await {
-                return None;
-            }
-        }
+        sacbench_rig::wait_console(self.rig.as_ref(), guard, pred).await
     }
 
     /// Waits for a journal entry after `after`; failing, says what was awaited.
@@ -408,7 +400,7 @@ impl Case {
         what: &str,
         pred: impl FnMut(&JournalEntry) -> bool,
     ) -> Result<JournalEntry, Fail> {
-        self.hub()
+        self.hub
             .journal()
             .wait_for(after, GUARD, pred)
             .await
@@ -423,7 +415,7 @@ impl Case {
 
     /// Powers the device on and waits for its first hub session.
     pub async fn boot(&mut self) -> Result<JournalEntry, Fail> {
-        let mark = self.hub().journal().len();
+        let mark = self.hub.journal().len();
         self.rig.power(true).await?;
         self.journal(mark, "the device to connect to the hub", |e| {
             matches!(e.event, hub_fixture::journal::Event::Connected { .. })
@@ -490,7 +482,7 @@ impl Case {
     pub async fn save_artifacts(&mut self) {
         // Every entry of the case, so `seq` numbers in the verdict are all there.
         let journal: String = self
-            .hub()
+            .hub
             .journal()
             .entries()
             .iter()
@@ -538,12 +530,4 @@ pub fn reference_dut_file() -> PathBuf {
 /// Whether `name` is a fault switch of the reference gateway (not of the device).
 pub fn is_gateway_fault(name: &str) -> bool {
     hub_fixture::gateway::FAULTS.iter().any(|(n, _)| *n == name)
-}
-
-/// The image a lab rig's file names (`image.path`), if any.
-fn lab_image(rig: &CaseRig) -> Option<PathBuf> {
-    match rig {
-        CaseRig::Lab(l) => l.rig.configured_image().map(Path::to_path_buf),
-        CaseRig::Emulated(_) | CaseRig::Gateway(_) => None,
-    }
 }

@@ -4,7 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod case;
-pub mod case_rig;
+pub mod case_hub;
 pub mod cases;
 pub mod events;
 pub mod interrupt;

@@ -8,9 +8,12 @@
 #![forbid(unsafe_code)]
 
 use std::collections::BTreeSet;
+use std::ffi::OsStr;
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
 
 pub mod dut;
 pub mod emulated;
@@ -19,10 +22,8 @@ pub mod pty;
 pub mod rtt;
 pub mod scan;
 
-/// A node of a case's network (the DUT, the gateway, the hub), and running
-/// code in its namespace: on a lab rig every node is the bench itself.
-pub use emulated::topology::{in_netns, Node};
 pub use emulated::FlashHold;
+pub use sacbench_provisioning::Provisioning;
 
 /// Something a rig can do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -143,12 +144,60 @@ pub enum RigError {
     Device(String),
 }
 
+/// The device id a DUT is registered under when the bench does not say
+/// otherwise (the suites' `dut-1`).
+pub const DEVICE_ID: &str = "dut-1";
+
+/// A node of a case's network, as the suites name it: the device under
+/// test, its first hop (the emulated gateway or router), the hub. On a lab
+/// rig the first hop and the hub are the bench itself.
+pub use emulated::topology::Node;
+
+/// The addresses of one case's network, as the suites use them: where the
+/// hub listens and what the device dials, whatever the rig.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RigNetwork {
+    /// The hub's DNS name: what the DUT dials, its SNI, the name in the
+    /// hub's certificate.
+    pub hub_host: String,
+    /// Where the case's hub listens.
+    pub hub_ipv4: Ipv4Addr,
+    /// The DUT's address.
+    pub dut_ipv4: Ipv4Addr,
+    /// The DUT's first hop on its own link (the emulated gateway; the bench
+    /// on a lab rig).
+    pub first_hop_ipv4: Ipv4Addr,
+    /// The first hop's address on the hub's side (the gateway's uplink).
+    pub uplink_ipv4: Ipv4Addr,
+    /// An address inside the case's range that nothing legitimate talks to
+    /// (only the `extra-destination` fault does), if the rig has one.
+    pub unused_ipv4: Option<Ipv4Addr>,
+}
+
+/// One predicate over a console line, for [`Rig::wait_console_from`].
+pub type LinePredicate<'a> = &'a dyn Fn(&str) -> bool;
+
 /// The device under test and everything around it.
-#[allow(async_fn_in_trait)] // used with concrete rig types, never as `dyn Rig`
+///
+/// Object-safe (`Box<dyn Rig>`; its futures are not `Send`: a case drives
+/// its rig from one task): the suites drive every rig through it;
+/// what only some rigs can do is a [`Capability`] and a default method that
+/// says so.
+#[async_trait::async_trait(?Send)]
 pub trait Rig {
     /// Human name (rig file path, or "emulated #3").
     fn name(&self) -> &str;
+    /// What this rig can do.
     fn capabilities(&self) -> Capabilities;
+    /// The case network's addresses; an error names what the rig file lacks.
+    fn network(&self) -> Result<RigNetwork, RigError>;
+    /// The hub identities the DUT needs, by device id (one for a device; one
+    /// per leaf for a gateway). [`Rig::provision`] gets one record per id, in
+    /// this order.
+    fn device_ids(&self) -> Vec<String>;
+    /// Hands the DUT its provisioning (one record per [`Rig::device_ids`]),
+    /// written under `dir`; the DUT is powered off.
+    async fn provision(&mut self, dir: &Path, records: &[Provisioning]) -> Result<(), RigError>;
     /// Switch DUT power. Off is immediate (a power cut), on boots the DUT.
     async fn power(&mut self, on: bool) -> Result<(), RigError>;
     /// Off, then on.
@@ -162,40 +211,74 @@ pub trait Rig {
     async fn flash(&mut self, image: &Path) -> Result<(), RigError>;
     /// The log lines produced since the last call (RTT and console).
     async fn logs(&mut self) -> Result<Vec<LogLine>, RigError>;
+    /// Every console line since the rig came up, in order.
+    fn console_lines(&self) -> Vec<String>;
+    /// Waits until a console line from index `from` of
+    /// [`Rig::console_lines`] on matches `pred`: the line and its index, or
+    /// `None` within `guard`.
+    async fn wait_console_from(
+        &self,
+        from: usize,
+        guard: Duration,
+        pred: LinePredicate<'_>,
+    ) -> Option<(usize, String)>;
     /// Where to capture the DUT's traffic.
     fn capture_target(&self) -> Result<CaptureTarget, RigError>;
+    /// Where the DUT can be reached from the bench side.
     fn dut_addresses(&self) -> DutAddresses;
-}
-
-/// What a DUT is provisioned with for one case: its identity from the
-/// case's hub, where the hub is and the name it goes by — the
-/// language-neutral provisioning directory (`sacbench_provisioning`).
-pub struct ProvisioningRecord;
-
-impl ProvisioningRecord {
-    /// The record for `credentials` at `hub_host` (MQTT on `mqtt_port`,
-    /// HTTPS on `https_port`), no faults.
-    #[allow(clippy::new_ret_no_self)]
-    pub fn new(
-        credentials: &hub_fixture::hub::DeviceCredentials,
-        hub_host: &str,
-        mqtt_port: u16,
-        https_port: u16,
-    ) -> sacbench_provisioning::Provisioning {
-        sacbench_provisioning::Provisioning {
-            device: sacbench_provisioning::DeviceJson::new(
-                &credentials.device_id,
-                hub_host,
-                mqtt_port,
-                https_port,
-            ),
-            certificate_pem: credentials.cert_pem.clone(),
-            private_key_pem: credentials.key_pem.clone(),
-            hub_ca_pem: credentials.ca_pem.clone(),
-            image_signing_key_pem: None,
+    /// The network namespace standing for `node`, or `None`: the bench's
+    /// own (a lab rig, where the hub and the bench side of the DUT's link
+    /// are this host; a client "from the DUT's side" then runs on the bench
+    /// too, and the hub cannot tell).
+    fn netns(&self, _node: Node) -> Option<PathBuf> {
+        None
+    }
+    /// `program`, to be run in [`Rig::netns`] of `node`.
+    fn command(&self, node: Node, program: &OsStr) -> Command {
+        match self.netns(node) {
+            Some(ns) => emulated::sandbox::netns_command(&ns, program),
+            None => Command::new(program),
         }
     }
+    /// Destroys `node`'s established TCP sockets (to `dport`, or all), as
+    /// `ss -K` would; how many.
+    fn kill_established_tcp(&self, _node: Node, _dport: Option<u16>) -> Result<usize, RigError> {
+        Err(RigError::Setup(
+            "this rig cannot reach into the device's sockets".into(),
+        ))
+    }
+    /// Holds every flash write of the DUT's firmware for `delay` until the
+    /// guard is dropped (sacbench's native board only).
+    fn hold_flash_writes(&self, _delay: Duration) -> Result<FlashHold, RigError> {
+        Err(RigError::Setup(
+            "holding flash writes needs sacbench's native board".into(),
+        ))
+    }
+    /// The DUT's process id while powered, where it is a bench process.
+    fn board_pid(&self) -> Option<u32> {
+        None
+    }
+    /// The image the rig file names (`[image]`), if any: what a lab DUT
+    /// starts each case from, and the payload and key OTA cases re-sign.
+    fn configured_image(&self) -> Option<lab::ImageConfig> {
+        None
+    }
 }
+
+/// Waits for a console line matching `pred` on `rig` (any line since it
+/// came up); `None` within `guard`.
+pub async fn wait_console(
+    rig: &dyn Rig,
+    guard: Duration,
+    pred: impl Fn(&str) -> bool,
+) -> Option<String> {
+    rig.wait_console_from(0, guard, &pred)
+        .await
+        .map(|(_, line)| line)
+}
+
+/// Runs `f` on a thread in `netns` (the bench's own namespace for `None`).
+pub use emulated::topology::in_netns;
 
 /// The folder a rig or DUT file is in (`.` for a bare file name): where its
 /// relative paths and commands resolve.
@@ -216,16 +299,4 @@ pub fn image_public_key(dut: &dut::DutFile) -> Result<Option<String>, RigError> 
         .signing_key()
         .map_err(|e| RigError::Setup(format!("{}: {e}", dut.file.display())))?;
     Ok(Some(key.public_key_pem()))
-}
-
-/// The fixture hub of one case: data and TLS key log under `dir`, MQTT on
-/// `ip:8883`, EST and firmware on `ip:443`, a server certificate for
-/// `host_name` and `ip`.
-pub fn case_hub_config(dir: &Path, host_name: &str, ip: Ipv4Addr) -> hub_fixture::hub::HubConfig {
-    let mut c = hub_fixture::hub::HubConfig::for_tests(dir.join("hub"));
-    c.host_names = vec![host_name.into(), ip.to_string()];
-    c.mqtt_addr = (ip, 8883).into();
-    c.https_addr = (ip, 443).into();
-    c.key_log = Some(dir.join("tls-keys.log"));
-    c
 }

@@ -37,7 +37,7 @@ command = ["./provision.sh", "prov", "{image}"]
     let elsewhere = tempfile::tempdir().unwrap();
     std::env::set_current_dir(elsewhere.path()).unwrap();
     let mut rig = LabRig::open(&lab.path().join("rig.toml")).unwrap();
-    rig.provision(&prov).await.unwrap();
+    rig.provision_dir(&prov).await.unwrap();
     assert_eq!(
         std::fs::read_to_string(lab.path().join("got-device.json")).unwrap(),
         "{}"

@@ -19,7 +19,9 @@ use mcuboot_image::{ImageVersion, SignOptions, SigningKey};
 use sacbench_rig::dut::DutFile;
 use sacbench_rig::emulated::sandbox::{self, Sandbox};
 use sacbench_rig::emulated::topology::Node;
-use sacbench_rig::emulated::{EmulatedRig, EmulatedRigConfig};
+mod common;
+use common::ProvisionedRig;
+use sacbench_rig::emulated::EmulatedRigConfig;
 use sacbench_rig::scan::{scan, ScanTarget};
 use sacbench_rig::{LogSource, Rig};
 
@@ -47,7 +49,7 @@ fn signed_device_image(dir: &Path) -> PathBuf {
     path
 }
 
-async fn rig(dir: &Path, faults: &[&str]) -> EmulatedRig {
+async fn rig(dir: &Path, faults: &[&str]) -> ProvisionedRig {
     let config = EmulatedRigConfig {
         id: NEXT_ID.fetch_add(1, Ordering::SeqCst),
         dir: dir.to_owned(),
@@ -62,15 +64,13 @@ async fn rig(dir: &Path, faults: &[&str]) -> EmulatedRig {
             .to_owned(),
         device_id: "dev-rig".into(),
         faults: faults.iter().map(|f| f.to_string()).collect(),
-        hub_mqtt_port: None,
-        reconnect_base_ms: None,
     };
-    let mut rig = EmulatedRig::start(config).await.expect("rig starts");
+    let mut rig = ProvisionedRig::start(config).await.expect("rig starts");
     rig.flash(&signed_device_image(dir)).await.expect("flash");
     rig
 }
 
-async fn connected(rig: &EmulatedRig, after: u64) -> Result<(), Failed> {
+async fn connected(rig: &ProvisionedRig, after: u64) -> Result<(), Failed> {
     let dut = rig.topology().dut_ipv4().to_string();
     let e = rig
         .hub()
@@ -141,7 +141,7 @@ fn power_link_and_logs() -> Result<(), Failed> {
 }
 
 /// Open TCP ports by nmap (grepable output) from the gateway's namespace.
-fn nmap_open(rig: &EmulatedRig, target: &str, v6: bool) -> Result<Vec<u16>, Failed> {
+fn nmap_open(rig: &ProvisionedRig, target: &str, v6: bool) -> Result<Vec<u16>, Failed> {
     let mut cmd = rig.topology().command(Node::Gw, "nmap");
     cmd.args(["-n", "-Pn", "-sT", "-p-", "--max-retries", "1", "-oG", "-"]);
     if v6 {
@@ -426,7 +426,7 @@ fn killing_the_bench_leaves_nothing_behind() -> Result<(), Failed> {
 }
 
 /// An emulated rig for the DUT file `dut_file` (a device nobody here wrote).
-async fn foreign_rig(dir: &Path, dut_file: &Path, device_id: &str) -> Result<EmulatedRig, Failed> {
+async fn foreign_rig(dir: &Path, dut_file: &Path, device_id: &str) -> Result<ProvisionedRig, Failed> {
     let dut = DutFile::load(dut_file).map_err(|e| e.to_string())?;
     let config = EmulatedRigConfig {
         id: NEXT_ID.fetch_add(1, Ordering::SeqCst),
@@ -435,10 +435,8 @@ async fn foreign_rig(dir: &Path, dut_file: &Path, device_id: &str) -> Result<Emu
         sacbench_bin: dir.to_owned(),
         device_id: device_id.into(),
         faults: Vec::new(),
-        hub_mqtt_port: None,
-        reconnect_base_ms: None,
     };
-    Ok(EmulatedRig::start(config).await?)
+    Ok(ProvisionedRig::start(config).await?)
 }
 
 /// Any DUT file's command runs as the board: placeholders filled, the

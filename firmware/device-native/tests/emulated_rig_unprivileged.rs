@@ -14,7 +14,9 @@ use hub_fixture::journal::Event;
 use mcuboot_image::{ImageVersion, SignOptions, SigningKey};
 use sacbench_rig::dut::DutFile;
 use sacbench_rig::emulated::sandbox::{self, Sandbox};
-use sacbench_rig::emulated::{EmulatedRig, EmulatedRigConfig};
+mod common;
+use common::ProvisionedRig;
+use sacbench_rig::emulated::EmulatedRigConfig;
 use sacbench_rig::Rig;
 
 const WORK_ENV: &str = "SACBENCH_UNPRIVILEGED_WORK";
@@ -126,10 +128,8 @@ fn main() {
             sacbench_bin: work.clone(),
             device_id: "dev-unpriv".into(),
             faults: Vec::new(),
-            hub_mqtt_port: None,
-            reconnect_base_ms: None,
         };
-        let mut rig = EmulatedRig::start(config)
+        let mut rig = ProvisionedRig::start(config)
             .await
             .expect("rig starts unprivileged");
         rig.flash(&image).await.expect("flash");

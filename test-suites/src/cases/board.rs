@@ -4,8 +4,6 @@
 
 use std::path::{Path, PathBuf};
 
-use sacbench_rig::Rig;
-
 use crate::case::{sign, Case, Fail};
 
 /// Writes `image` to the primary slot (the board must be off).

@@ -25,7 +25,7 @@ use std::time::Duration;
 use hub_fixture::journal::{Event, JournalEntry};
 use hub_fixture::store::DeviceStatus;
 use sacbench_rig::dut::{ContractPart, EventName};
-use sacbench_rig::{Capability, Rig};
+use sacbench_rig::Capability;
 
 use super::{case_def, self_test, Def};
 use crate::case::{Case, CaseDef, DutNeeds, Fail, DEVICE_ID, GUARD};
@@ -135,7 +135,7 @@ fn applied_report(e: &JournalEntry) -> Option<Applied> {
 }
 
 fn applied_reports(case: &Case) -> Vec<Applied> {
-    case.hub()
+    case.hub
         .journal()
         .entries()
         .iter()
@@ -241,7 +241,7 @@ async fn check_once_in_order(case: &mut Case, mids: &[String]) -> Result<String,
 /// which runs on sacbench's native board.
 async fn settle(case: &mut Case) -> Result<serde_json::Value, Fail> {
     let r = case
-        .hub()
+        .hub
         .invoke_method(DEVICE_ID, "diag/state", &serde_json::json!({}), GUARD)
         .await?;
     case.note(Evidence::note(format!(
@@ -254,10 +254,10 @@ async fn settle(case: &mut Case) -> Result<serde_json::Value, Fail> {
 /// Ends the device's session on the hub's side (disable + enable) and
 /// waits for the hub to journal it.
 async fn end_session_hub_side(case: &Case) -> Result<JournalEntry, Fail> {
-    let mark = case.hub().journal().len();
-    case.hub()
+    let mark = case.hub.journal().len();
+    case.hub
         .set_device_status(DEVICE_ID, DeviceStatus::Disabled)?;
-    case.hub()
+    case.hub
         .set_device_status(DEVICE_ID, DeviceStatus::Enabled)?;
     case.journal(mark, "the hub to close the device's session", |e| {
         matches!(e.event, Event::SessionClosed { .. }) && e.device_id.as_deref() == Some(DEVICE_ID)
@@ -320,13 +320,13 @@ impl SlowFlash {
 /// link), the link returns. Returns once the hub has the redelivery acked.
 async fn cut_before_puback(case: &mut Case, mid: &str) -> Result<(), Fail> {
     let slow = SlowFlash::attach(case, Duration::from_secs(2)).await?;
-    let mark = case.hub().journal().len();
-    case.hub().send_c2d(DEVICE_ID, c2d(mid, None))?;
+    let mark = case.hub.journal().len();
+    case.hub.send_c2d(DEVICE_ID, c2d(mid, None))?;
     applied(case, mid).await?;
     case.rig.link(false).await?;
     end_session_hub_side(case).await?;
     drop(slow);
-    let back = case.hub().journal().len();
+    let back = case.hub.journal().len();
     case.rig.link(true).await?;
     resubscribed(case, back).await?;
     let acked = case
@@ -337,7 +337,7 @@ async fn cut_before_puback(case: &mut Case, mid: &str) -> Result<(), Fail> {
         )
         .await?;
     let deliveries: Vec<u64> = case
-        .hub()
+        .hub
         .journal()
         .since(mark)
         .iter()
@@ -376,9 +376,9 @@ async fn cd01(case: &mut Case) -> Result<String, Fail> {
     end_session_hub_side(case).await?;
     let mids: Vec<String> = (0..5).map(|i| format!("cd01-{i}")).collect();
     for m in &mids {
-        case.hub().send_c2d(DEVICE_ID, c2d(m, None))?;
+        case.hub.send_c2d(DEVICE_ID, c2d(m, None))?;
     }
-    let mark = case.hub().journal().len();
+    let mark = case.hub.journal().len();
     case.rig.link(true).await?;
     resubscribed(case, mark).await?;
     applied_then_quiet(case, &mids).await?;
@@ -388,7 +388,7 @@ async fn cd01(case: &mut Case) -> Result<String, Fail> {
 async fn cd02(case: &mut Case) -> Result<String, Fail> {
     case.boot().await?;
     seen_through(case).await?;
-    let mark = case.hub().journal().len();
+    let mark = case.hub.journal().len();
     case.rig.power(false).await?;
     case.journal(mark, "the hub to see the session end at power-off", |e| {
         matches!(e.event, Event::SessionClosed { .. }) && e.device_id.as_deref() == Some(DEVICE_ID)
@@ -396,9 +396,9 @@ async fn cd02(case: &mut Case) -> Result<String, Fail> {
     .await?;
     let mids: Vec<String> = (0..5).map(|i| format!("cd02-{i}")).collect();
     for m in &mids {
-        case.hub().send_c2d(DEVICE_ID, c2d(m, None))?;
+        case.hub.send_c2d(DEVICE_ID, c2d(m, None))?;
     }
-    let mark = case.hub().journal().len();
+    let mark = case.hub.journal().len();
     case.rig.power(true).await?;
     resubscribed(case, mark).await?;
     applied_then_quiet(case, &mids).await?;
@@ -451,11 +451,11 @@ async fn cd10(case: &mut Case) -> Result<String, Fail> {
         } else if xorshift(&mut rng) % 2 == 0 {
             schedule.push(format!("{i}:before"));
             case.rig.link(false).await?;
-            case.hub().send_c2d(DEVICE_ID, c2d(mid, None))?;
+            case.hub.send_c2d(DEVICE_ID, c2d(mid, None))?;
             case.rig.link(true).await?;
         } else {
             schedule.push(format!("{i}:after"));
-            case.hub().send_c2d(DEVICE_ID, c2d(mid, None))?;
+            case.hub.send_c2d(DEVICE_ID, c2d(mid, None))?;
             case.rig.link(false).await?;
             case.rig.link(true).await?;
         }
@@ -530,8 +530,8 @@ async fn cd11(case: &mut Case) -> Result<String, Fail> {
             "device.log",
         ));
     }
-    let hub = case.rig.hub_ipv4();
-    let dut = case.rig.dut_ipv4();
+    let hub = case.net.hub_ipv4;
+    let dut = case.net.dut_ipv4;
     let a = case.analysis()?.clone();
     let Some(g) = a.connection_attempts().into_iter().find(|g| {
         g.client == std::net::IpAddr::V4(dut)
@@ -573,9 +573,9 @@ async fn cd12(case: &mut Case) -> Result<String, Fail> {
     // the ack the command is stored; with `ack-before-persist` the ack
     // leaves first and the power cut lands while the write is still held.
     let slow = SlowFlash::attach(case, Duration::from_secs(3)).await?;
-    let mark = case.hub().journal().len();
+    let mark = case.hub.journal().len();
     let mid = "cd12-power-cut";
-    case.hub().send_c2d(DEVICE_ID, c2d(mid, None))?;
+    case.hub.send_c2d(DEVICE_ID, c2d(mid, None))?;
     let acked = case
         .journal(
             mark,
@@ -589,7 +589,7 @@ async fn cd12(case: &mut Case) -> Result<String, Fail> {
         "power cut as soon as the hub journalled the PUBACK",
         [acked.seq],
     ));
-    let mark = case.hub().journal().len();
+    let mark = case.hub.journal().len();
     case.rig.power(true).await?;
     let c = case
         .journal(

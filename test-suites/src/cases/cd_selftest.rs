@@ -73,8 +73,8 @@ pub(crate) async fn connect(
 
 /// The rig hub's address, with the DUT's own credentials.
 pub(crate) async fn connect_dut(case: &Case) -> Result<Session, Fail> {
-    let addr = case.hub().mqtt_addr();
-    connect(case, addr, &case.rig.credentials().clone(), None)
+    let addr = case.hub.mqtt_addr();
+    connect(case, addr, &case.credentials().clone(), None)
         .await?
         .map_err(|e| {
             Fail::new(
@@ -179,7 +179,7 @@ fn setup(what: &str) -> impl Fn(String) -> Fail + '_ {
 /// thing the device gets (delivery follows enqueue order, so an expired
 /// message that leaked would come first) — no waiting for an absence.
 pub(super) async fn cd03(case: &mut Case) -> Result<String, Fail> {
-    let hub = case.hub().clone();
+    let hub = case.hub.clone();
     hub.send_c2d(
         DEVICE_ID,
         c2d("cd03-ttl-1h", Some(Duration::from_secs(3600))),
@@ -231,7 +231,7 @@ pub(super) async fn cd03(case: &mut Case) -> Result<String, Fail> {
 
 /// CD-04: TTL 48 h (the maximum), 47 h offline: delivered, feedback success.
 pub(super) async fn cd04(case: &mut Case) -> Result<String, Fail> {
-    let hub = case.hub().clone();
+    let hub = case.hub.clone();
     hub.send_c2d(
         DEVICE_ID,
         c2d("cd04-ttl-48h", Some(Duration::from_secs(48 * 3600))),
@@ -276,7 +276,7 @@ pub(super) async fn cd04(case: &mut Case) -> Result<String, Fail> {
 
 /// CD-05: 50 queued, the 51st refused (and journalled as refused).
 pub(super) async fn cd05(case: &mut Case) -> Result<String, Fail> {
-    let hub = case.hub().clone();
+    let hub = case.hub.clone();
     for i in 0..50 {
         hub.send_c2d(DEVICE_ID, c2d(&format!("cd05-{i:02}"), None))
             .map_err(|e| {
@@ -325,7 +325,7 @@ pub(super) async fn cd05(case: &mut Case) -> Result<String, Fail> {
 /// until the max delivery count (10), then dead-lettered with feedback
 /// `deliveryCountExceeded`, and not delivered again.
 pub(super) async fn cd07(case: &mut Case) -> Result<String, Fail> {
-    let hub = case.hub().clone();
+    let hub = case.hub.clone();
     hub.send_c2d(DEVICE_ID, c2d("cd07-never-acked", None))?;
     let mut deliveries = 0;
     for _ in 0..12 {
@@ -470,8 +470,8 @@ async fn forge(
     seen: &mut Vec<String>,
 ) -> Result<(), Fail> {
     let forged = format!("devices/{DEVICE_ID}/messages/devicebound/%24.mid=forged");
-    let mark = case.hub().journal().len();
-    let addr = case.hub().mqtt_addr();
+    let mark = case.hub.journal().len();
+    let addr = case.hub.mqtt_addr();
     let mut s = connect(case, addr, creds, None)
         .await?
         .map_err(setup("the publisher to connect"))?;
@@ -499,7 +499,7 @@ async fn forge(
 /// closed and journalled, the device itself publishing there too, and the
 /// subscribed device's first delivery is the hub's own sentinel.
 pub(super) async fn cd09(case: &mut Case) -> Result<String, Fail> {
-    let hub = case.hub().clone();
+    let hub = case.hub.clone();
     let other = hub.register_device("dut-2")?;
     let mut refs = Vec::new();
     let mut seen = Vec::new();
@@ -508,7 +508,7 @@ pub(super) async fn cd09(case: &mut Case) -> Result<String, Fail> {
     forge(
         case,
         DEVICE_ID,
-        &case.rig.credentials().clone(),
+        &case.credentials().clone(),
         &mut refs,
         &mut seen,
     )

@@ -11,7 +11,6 @@ use hub_fixture::journal::{Event, JournalEntry};
 use hub_fixture::store::NewMessage;
 use sacbench_rig::dut::ContractPart;
 use sacbench_rig::emulated::gateway::{BUFFER, LEAF_RTU, LEAF_TCP};
-use sacbench_rig::emulated::GatewayRig;
 use sacbench_rig::scan::{scan, ScanTarget};
 use sacbench_rig::Node;
 use sacbench_rig::{Capability, Rig};
@@ -20,7 +19,6 @@ use serde_json::Value;
 use super::support::fail;
 use super::{case_def, Def};
 use crate::case::{Case, CaseDef, DutNeeds, Fail, GUARD};
-use crate::case_rig::CaseRig;
 use crate::model::Evidence;
 
 const NEEDS: &[Capability] = &[
@@ -49,13 +47,6 @@ CaseDef { ..    case_def!("GW-03", "mapped_writes_only", "Only mapped, in-range 
     case_def!("GW-04", "no_hub_side_listener", "No inbound listener on the hub side", "a TCP scan of all 65 535 ports and UDP probes of the gateway's hub-side address find nothing open", NEEDS, GATEWAY, gw04),
     case_def!("GW-05", "buffer_while_offline", "Telemetry buffered while the hub is unreachable", "while the hub is unreachable the gateway holds the newest readings (bounded, oldest dropped first, counted) and delivers them after reconnecting", NEEDS_LINK, GATEWAY, gw05),
 ];
-
-fn gateway(case: &Case) -> Result<&GatewayRig, Fail> {
-    match &case.rig {
-        CaseRig::Gateway(g) => Ok(g),
-        _ => Err("a GW case needs the gateway rig".into()),
-    }
-}
 
 /// Powers the gateway and waits for `leaf`'s hub session.
 async fn boot(case: &mut Case, leaf: &str) -> Result<JournalEntry, Fail> {
@@ -90,7 +81,7 @@ fn points_of(leaf: &str) -> &'static [&'static str] {
 }
 
 /// The leaves' Modbus write log lines (`leaf: write unit=U register=R words=[..]`).
-fn leaf_writes(g: &GatewayRig) -> Vec<String> {
+fn leaf_writes(g: &dyn Rig) -> Vec<String> {
     g.console_lines()
         .into_iter()
         .filter(|l| l.starts_with("leaf: write"))
@@ -107,7 +98,7 @@ enum ModbusOp {
 /// Runs `op` against `to` from the gateway's namespace (its local side):
 /// the read value (0 for a write), or the Modbus or network error.
 fn modbus_from_gw(case: &Case, to: SocketAddr, op: ModbusOp) -> Result<Result<u16, String>, Fail> {
-    Ok(case.rig.in_ns(Node::Gw, move || {
+    Ok(case.in_ns(Node::Gw, move || {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -148,7 +139,7 @@ fn gateway_event(line: &str, event: &str, leaf: &str) -> Option<Value> {
 
 async fn gw01(case: &mut Case) -> Result<String, Fail> {
     boot(case, LEAF_TCP).await?;
-    let leaf = SocketAddr::from((case.rig.dut_ipv4(), 502));
+    let leaf = SocketAddr::from((case.net.dut_ipv4, 502));
     // Positive control: from the gateway's local side, a Modbus client of
     // the bench's reads the leaf, so the checks below are not vacuous.
     let read = modbus_from_gw(case, leaf, ModbusOp::Read { register: 0 })?;
@@ -163,8 +154,8 @@ async fn gw01(case: &mut Case) -> Result<String, Fail> {
         ));
     }
     // From the hub's side: the gateway's hub-side address and the leaf itself.
-    let targets = [SocketAddr::from((case.rig.uplink_ipv4(), 502)), leaf];
-    let reached = case.rig.in_ns(Node::Hub, move || {
+    let targets = [SocketAddr::from((case.net.uplink_ipv4, 502)), leaf];
+    let reached = case.in_ns(Node::Hub, move || {
         targets
             .iter()
             .filter(|a| std::net::TcpStream::connect_timeout(a, Duration::from_secs(1)).is_ok())
@@ -188,11 +179,10 @@ async fn gw01(case: &mut Case) -> Result<String, Fail> {
 
 async fn gw02(case: &mut Case) -> Result<String, Fail> {
     case.rig.power(true).await?;
-    let g = gateway(case)?;
-    let serials: Vec<(String, String)> = g
-        .leaves()
+    let serials: Vec<(String, String)> = case
+        .identities
         .iter()
-        .map(|(id, c)| (id.clone(), c.serial.clone()))
+        .map(|c| (c.device_id.clone(), c.serial.clone()))
         .collect();
     let mut foreign: Option<(u64, String, Value)> = None;
     let mut seen_a = None;
@@ -268,13 +258,13 @@ async fn gw02(case: &mut Case) -> Result<String, Fail> {
 async fn gw03(case: &mut Case) -> Result<String, Fail> {
     boot(case, LEAF_TCP).await?;
     connected(case, 0, LEAF_RTU).await?;
-    let mark = case.hub().journal().len();
+    let mark = case.hub.journal().len();
     for payload in [
         r#"{"command":"setpoint","value":21.5}"#,
         r#"{"command":"setpoint","value":99}"#,
         r#"{"command":"reboot","value":1,"register":11}"#,
     ] {
-        case.hub()
+        case.hub
             .send_c2d(LEAF_TCP, NewMessage::with_payload(payload))?;
     }
     // The gateway acknowledges after the write or the refusal: three acks,
@@ -292,7 +282,7 @@ async fn gw03(case: &mut Case) -> Result<String, Fail> {
     // in order) — the bench may read a leaf's log later than the hub sees
     // the gateway's acknowledgement.
     let marker = "leaf: write unit=1 register=99 words=[4242]";
-    let meter_a = SocketAddr::from((case.rig.dut_ipv4(), 502));
+    let meter_a = SocketAddr::from((case.net.dut_ipv4, 502));
     let op = ModbusOp::Write {
         register: 99,
         value: 4242,
@@ -302,19 +292,19 @@ async fn gw03(case: &mut Case) -> Result<String, Fail> {
             "the bench's marker write to meter-a: {e}"
         )));
     }
-    let g = gateway(case)?;
-    g.wait_console_from(0, GUARD, |l| l == marker)
+    let g = case.rig.as_ref();
+    g.wait_console_from(0, GUARD, &|l| l == marker)
         .await
         .ok_or_else(|| Fail::bench("meter-a never logged the bench's marker write"))?;
     let writes: Vec<String> = leaf_writes(g).into_iter().filter(|w| w != marker).collect();
     // And the gateway's own word on each of the three (a write or a refusal,
     // logged before its acknowledgement), from its stream.
-    let outcomes = std::cell::Cell::new(0);
-    g.wait_console_from(0, GUARD, |l| {
+    let outcomes = std::sync::atomic::AtomicUsize::new(0);
+    g.wait_console_from(0, GUARD, &|l| {
         let counted = gateway_event(l, "register_written", LEAF_TCP).is_some()
             || gateway_event(l, "command_refused", LEAF_TCP).is_some();
-        outcomes.set(outcomes.get() + usize::from(counted));
-        outcomes.get() >= 3
+        let seen = outcomes.fetch_add(usize::from(counted), std::sync::atomic::Ordering::Relaxed);
+        seen + usize::from(counted) >= 3
     })
     .await
     .ok_or_else(|| Fail::bench("the gateway did not log the outcome of the three commands"))?;
@@ -339,7 +329,7 @@ async fn gw03(case: &mut Case) -> Result<String, Fail> {
 
 async fn gw04(case: &mut Case) -> Result<String, Fail> {
     boot(case, LEAF_TCP).await?;
-    let target = IpAddr::V4(case.rig.uplink_ipv4());
+    let target = IpAddr::V4(case.net.uplink_ipv4);
     let r = scan(ScanTarget::full(case.rig.netns(Node::Hub), target, None))?;
     case.note(Evidence::scan(format!(
         "TCP 1-65535 and UDP {:?} on {target} from the hub's side: open {:?}, UDP replies {:?}, in {:?}",
@@ -376,19 +366,19 @@ async fn gw05(case: &mut Case) -> Result<String, Fail> {
         .await?;
     // The uplink goes, and with it the session (as after an outage long
     // enough for the connection to die).
-    let from = gateway(case)?.console_lines().len();
+    let from = case.rig.console_lines().len();
     case.rig.link(false).await?;
     case.rig.kill_established_tcp(Node::Gw, Some(8883))?;
-    let g = gateway(case)?;
+    let g = case.rig.as_ref();
     let (down_at, _) = g
-        .wait_console_from(from, GUARD, |l| {
+        .wait_console_from(from, GUARD, &|l| {
             gateway_event(l, "disconnected", LEAF_TCP).is_some()
         })
         .await
         .ok_or("the gateway never noticed the outage")?;
     // Bounded: the buffer fills and the oldest go, counted; or readings are thrown away.
     let (_, l) = g
-        .wait_console_from(down_at, GUARD, |l| {
+        .wait_console_from(down_at, GUARD, &|l| {
             gateway_event(l, "dropped", LEAF_TCP).is_some()
                 || gateway_event(l, "discarded", LEAF_TCP).is_some()
         })
@@ -402,20 +392,21 @@ async fn gw05(case: &mut Case) -> Result<String, Fail> {
             "device.log (gateway: discarded)",
         ));
     }
-    let before_up = case.hub().journal().len();
+    let before_up = case.hub.journal().len();
     case.rig.link(true).await?;
     connected(case, before_up, LEAF_TCP).await?;
     // Its own word that it is back, read from the same stream as its drops:
     // every drop it logged before the reconnect has been read by now (the
     // hub may see the session before the bench has read the last lines).
-    gateway(case)?
-        .wait_console_from(down_at, GUARD, |l| {
+    case.rig
+        .wait_console_from(down_at, GUARD, &|l| {
             gateway_event(l, "connected", LEAF_TCP).is_some()
         })
         .await
         .ok_or("the gateway never said it reconnected")?;
     // The held readings: the newest BUFFER before the session was back.
-    let dropped: BTreeSet<u64> = gateway(case)?
+    let dropped: BTreeSet<u64> = case
+        .rig
         .console_lines()
         .iter()
         .filter_map(|l| gateway_event(l, "dropped", LEAF_TCP))
@@ -425,7 +416,7 @@ async fn gw05(case: &mut Case) -> Result<String, Fail> {
     let mut delivered = BTreeSet::new();
     let mut max_counter = 0;
     let mut seqs = Vec::new();
-    let g = gateway(case)?;
+    let g = case.rig.as_ref();
     case.journal(
         before_up,
         &format!("the {BUFFER} held readings after the reconnect"),
@@ -450,7 +441,8 @@ async fn gw05(case: &mut Case) -> Result<String, Fail> {
         },
     )
     .await?;
-    let all_dropped: BTreeSet<u64> = gateway(case)?
+    let all_dropped: BTreeSet<u64> = case
+        .rig
         .console_lines()
         .iter()
         .filter_map(|l| gateway_event(l, "dropped", LEAF_TCP))

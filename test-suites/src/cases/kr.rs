@@ -6,7 +6,7 @@ use hub_fixture::hub::DeviceCredentials;
 use hub_fixture::journal::{Event, HandshakeFailure, JournalEntry, Listener, RefuseReason};
 use hub_fixture::store::NewMessage;
 use sacbench_rig::dut::{ContractPart, EventName};
-use sacbench_rig::{in_netns, Capability, Node, Rig};
+use sacbench_rig::{in_netns, Capability, Node};
 use serde_json::json;
 
 use super::board::{arm_cut, flash_primary, switched_firmware};
@@ -65,7 +65,7 @@ struct Est {
 
 fn est_exchanges(case: &mut Case) -> Result<Est, Fail> {
     case.analysis()?;
-    let https = case.hub().https_addr().port();
+    let https = case.hub.https_addr().port();
     let flows = decrypted_flows(case, |_, server| server.port() == https)?;
     let mut est = Est {
         requests: Vec::new(),
@@ -143,9 +143,9 @@ fn cert_der(pem: &str) -> Result<Vec<u8>, Fail> {
 
 /// `credentials/rotate` on a ready device; returns the mark before the call.
 async fn rotate(case: &mut Case) -> Result<u64, Fail> {
-    let mark = case.hub().journal().len();
+    let mark = case.hub.journal().len();
     let r = case
-        .hub()
+        .hub
         .invoke_method(DEVICE_ID, "credentials/rotate", &json!({}), GUARD)
         .await?;
     if r.status != 202 {
@@ -230,7 +230,7 @@ async fn full_rotation(case: &mut Case, old: &DeviceCredentials) -> Result<Rotat
 async fn kr01(case: &mut Case) -> Result<String, Fail> {
     let first = case.boot().await?;
     ready(case, first.seq).await?;
-    let old = case.rig.credentials().clone();
+    let old = case.credentials().clone();
     let r = full_rotation(case, &old).await?;
     let serial = connected_serial(&r.reconnect);
     case.note(Evidence::journal(
@@ -328,7 +328,7 @@ async fn kr01(case: &mut Case) -> Result<String, Fail> {
 /// A client presenting `creds` from the gateway's side; `Ok(true)` when the
 /// hub accepted it (CONNACK success).
 async fn old_cert_accepted(case: &Case, creds: DeviceCredentials) -> Result<bool, Fail> {
-    let addr = case.hub().mqtt_addr();
+    let addr = case.hub.mqtt_addr();
     let handle = tokio::runtime::Handle::current();
     let netns = case.rig.netns(Node::Gw);
     // The socket is made on a thread inside the gateway's namespace.
@@ -350,7 +350,7 @@ async fn old_cert_accepted(case: &Case, creds: DeviceCredentials) -> Result<bool
 async fn kr02(case: &mut Case) -> Result<String, Fail> {
     let first = case.boot().await?;
     ready(case, first.seq).await?;
-    let old = case.rig.credentials().clone();
+    let old = case.credentials().clone();
     let r = full_rotation(case, &old).await?;
     let serial = connected_serial(&r.reconnect);
     case.note(Evidence::journal(
@@ -376,7 +376,7 @@ async fn kr02(case: &mut Case) -> Result<String, Fail> {
         )
         .await?;
     // The old certificate presented by someone else is refused.
-    let mark = case.hub().journal().len();
+    let mark = case.hub.journal().len();
     let accepted = old_cert_accepted(case, old.clone()).await?;
     let old_serial = old.serial.clone();
     let refusal = case
@@ -398,7 +398,7 @@ async fn kr02(case: &mut Case) -> Result<String, Fail> {
         )
         .await;
     let old_sessions: Vec<u64> = case
-        .hub()
+        .hub
         .journal()
         .since(mark)
         .iter()
@@ -425,8 +425,8 @@ async fn kr02(case: &mut Case) -> Result<String, Fail> {
         [revoked.seq, refusal.seq],
     ));
     // The device keeps working: a command is applied on the new credential.
-    let mark = case.hub().journal().len();
-    let m = case.hub().send_c2d(
+    let mark = case.hub.journal().len();
+    let m = case.hub.send_c2d(
         DEVICE_ID,
         NewMessage {
             message_id: None,
@@ -455,7 +455,7 @@ async fn kr02(case: &mut Case) -> Result<String, Fail> {
 async fn kr03(case: &mut Case) -> Result<String, Fail> {
     let first = case.boot().await?;
     ready(case, first.seq).await?;
-    let old = case.rig.credentials().clone();
+    let old = case.credentials().clone();
     let r = full_rotation(case, &old).await?;
     ready(case, r.reconnect.seq).await?;
     let est = est_exchanges(case)?;
@@ -585,7 +585,7 @@ async fn kr04(case: &mut Case) -> Result<String, Fail> {
             format!("right after credentials/rotate (entry {})", mark + 1)
         };
         case.rig.power(false).await?;
-        let at = case.hub().journal().len();
+        let at = case.hub.journal().len();
         case.rig.power(true).await?;
         let e = comes_back(case, at, &step).await?;
         let serial = connected_serial(&e);
@@ -603,7 +603,7 @@ async fn kr04(case: &mut Case) -> Result<String, Fail> {
     for n in 1..=24u64 {
         case.rig.power(false).await?;
         arm_cut(case, "cut-app", n)?;
-        let at = case.hub().journal().len();
+        let at = case.hub.journal().len();
         case.rig.power(true).await?;
         let e = comes_back(case, at, &format!("(cut armed at write {n})")).await?;
         ready(case, e.seq).await?;
@@ -611,10 +611,10 @@ async fn kr04(case: &mut Case) -> Result<String, Fail> {
         let rotations = case
             .count_events(EventName::CredentialsRotated, events::any)
             .await?;
-        let mark = case.hub().journal().len();
+        let mark = case.hub.journal().len();
         // The cut may strike before the device answers the method (it
         // answers after handling it), so the answer is not awaited first.
-        let hub = case.hub().clone();
+        let hub = case.hub.clone();
         let call = tokio::spawn(async move {
             hub.invoke_method(DEVICE_ID, "credentials/rotate", &json!({}), GUARD)
                 .await
@@ -666,15 +666,15 @@ async fn kr04(case: &mut Case) -> Result<String, Fail> {
 async fn kr05(case: &mut Case) -> Result<String, Fail> {
     let first = case.boot().await?;
     ready(case, first.seq).await?;
-    let old = case.rig.credentials().clone();
+    let old = case.credentials().clone();
     case.rig.power(false).await?;
     // Due now: later than the credential's storage at the first boot.
     let at = time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
         .map_err(|e| e.to_string())?;
-    case.hub()
+    case.hub
         .patch_desired(DEVICE_ID, &json!({ "credentials": { "rotateAfter": at } }))?;
-    let mark = case.hub().journal().len();
+    let mark = case.hub.journal().len();
     case.note(Evidence::note(format!(
         "desired credentials.rotateAfter = {at} patched while the device was off"
     )));
@@ -728,8 +728,8 @@ async fn kr05(case: &mut Case) -> Result<String, Fail> {
 async fn kr06(case: &mut Case) -> Result<String, Fail> {
     let first = case.boot().await?;
     ready(case, first.seq).await?;
-    let old = case.rig.credentials().clone();
-    case.hub().set_refuse_enrollment(DEVICE_ID, true);
+    let old = case.credentials().clone();
+    case.hub.set_refuse_enrollment(DEVICE_ID, true);
     let mark = rotate(case).await?;
     let refused = case
         .journal(
@@ -762,7 +762,7 @@ async fn kr06(case: &mut Case) -> Result<String, Fail> {
         ));
     }
     // Still its old credential after a power cycle.
-    let at = case.hub().journal().len();
+    let at = case.hub.journal().len();
     case.rig.power_cycle().await?;
     let e = comes_back(case, at, "after the refused re-enrolment").await?;
     let serial = connected_serial(&e);

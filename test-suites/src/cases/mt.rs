@@ -18,7 +18,7 @@ use hub_fixture::pki::{CertificateAuthority, KeyAlgorithm, Validity};
 use sacbench_capture::analysis::cipher_suite_name;
 use sacbench_capture::{Analysis, TcpFlow};
 use sacbench_rig::dut::{ContractPart, EventName};
-use sacbench_rig::{Capability, Node, Rig};
+use sacbench_rig::{Capability, Node};
 
 #[path = "mt_certs.rs"]
 mod certs;
@@ -70,7 +70,7 @@ pub const CASES: &[Def] = &[
 ];
 
 fn dut_ip(case: &Case) -> IpAddr {
-    IpAddr::V4(case.rig.dut_ipv4())
+    IpAddr::V4(case.net.dut_ipv4)
 }
 
 fn from_dut(e: &JournalEntry, dut: IpAddr) -> bool {
@@ -237,9 +237,9 @@ async fn mt03(case: &mut Case) -> Result<String, Fail> {
 async fn mt04(case: &mut Case) -> Result<String, Fail> {
     let first = first_outcome(case).await?;
     let dut = dut_ip(case);
-    let creds = case.rig.credentials().clone();
+    let creds = case.credentials().clone();
     let accepted = case
-        .hub()
+        .hub
         .journal()
         .entries()
         .into_iter()
@@ -294,9 +294,9 @@ async fn verdict(case: &Case, mark: u64) -> Result<JournalEntry, Fail> {
 }
 
 async fn mt10(case: &mut Case) -> Result<String, Fail> {
-    let hub = case.hub().clone();
+    let hub = case.hub.clone();
     let addr = hub.mqtt_addr();
-    let good = case.rig.credentials().clone();
+    let good = case.credentials().clone();
     // Positive control: the fixture accepts a well-formed client.
     connect_dut(case).await?;
     let now = SystemTime::now();
@@ -382,9 +382,9 @@ async fn mt10(case: &mut Case) -> Result<String, Fail> {
 }
 
 async fn mt11(case: &mut Case) -> Result<String, Fail> {
-    let hub = case.hub().clone();
+    let hub = case.hub.clone();
     let addr = hub.mqtt_addr();
-    let good = case.rig.credentials().clone();
+    let good = case.credentials().clone();
     hub.register_device("dut-2")?;
     let mut refs = Vec::new();
     let mut seen = Vec::new();
@@ -455,12 +455,12 @@ async fn mt11(case: &mut Case) -> Result<String, Fail> {
 async fn mt12(case: &mut Case) -> Result<String, Fail> {
     case.boot().await?;
     let dut = dut_ip(case);
-    let serial = case.rig.credentials().serial.clone();
+    let serial = case.credentials().serial.clone();
     let revoked_at_ns = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
-    let mark = case.hub().journal().len();
-    case.hub().revoke(&serial)?;
+    let mark = case.hub.journal().len();
+    case.hub.revoke(&serial)?;
     // Every way the device's session can end on revocation: its live
     // session closed (with the measured latency), or — had it just lost its
     // session when the revocation came — its next connection refused as
@@ -509,7 +509,7 @@ async fn mt12(case: &mut Case) -> Result<String, Fail> {
     })
     .await?;
     let reconnected: Vec<u64> = case
-        .hub()
+        .hub
         .journal()
         .since(mark)
         .iter()
@@ -532,7 +532,7 @@ async fn mt12(case: &mut Case) -> Result<String, Fail> {
             "journal.jsonl",
         ));
     }
-    let hub = SocketAddr::from((case.rig.hub_ipv4(), 8883));
+    let hub = SocketAddr::from((case.net.hub_ipv4, 8883));
     let a = case.analysis()?.clone();
     let group = a
         .connection_attempts()
@@ -627,12 +627,12 @@ async fn mt13(case: &mut Case) -> Result<String, Fail> {
     if case.dut.implements(ContractPart::Methods) && case.dut.implements(ContractPart::EstRotation)
     {
         let _ = case
-            .hub()
+            .hub
             .invoke_method(DEVICE_ID, "diag/state", &serde_json::json!({}), GUARD)
             .await?;
     }
     let state = |case: &Case| {
-        case.hub().twin(DEVICE_ID).ok().and_then(|t| {
+        case.hub.twin(DEVICE_ID).ok().and_then(|t| {
             t.reported["credentials"]["state"]
                 .as_str()
                 .map(str::to_owned)
@@ -645,7 +645,7 @@ async fn mt13(case: &mut Case) -> Result<String, Fail> {
         .await?;
     }
     let dut = dut_ip(case);
-    let other = case.hub().register_device("dut-2")?;
+    let other = case.hub.register_device("dut-2")?;
     let other_bits =
         cert_facts(&hub_fixture::pki::pem_to_der(&other.cert_pem).ok_or("dut-2 cert")?)
             .ok_or("dut-2 cert")?
@@ -724,7 +724,7 @@ async fn mt14(case: &mut Case) -> Result<String, Fail> {
         ),
         hellos.iter().map(|h| h.0),
     ));
-    let host = case.rig.hub_host();
+    let host = case.net.hub_host.clone();
     let wrong: Vec<&(u64, Option<String>)> = hellos
         .iter()
         .filter(|h| h.1.as_deref() != Some(host.as_str()))

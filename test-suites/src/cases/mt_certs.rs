@@ -10,7 +10,6 @@ use sacbench_capture::analysis::{is_grease, TLS12};
 use sacbench_capture::TcpFlow;
 use sacbench_rig::dut::EventName;
 use sacbench_rig::Node;
-use sacbench_rig::Rig;
 
 use super::{dut_flows, dut_ip, BAD_HUB_PORT};
 use crate::case::{Case, Fail, GUARD};
@@ -43,10 +42,9 @@ impl BadHub {
             BadTls::Tls12Only { cert_pem, key_pem } => Some(tls12_acceptor(cert_pem, key_pem)?),
             BadTls::Tls10Only => None,
         };
-        let addr = SocketAddr::from((case.rig.hub_ipv4(), BAD_HUB_PORT));
+        let addr = SocketAddr::from((case.net.hub_ipv4, BAD_HUB_PORT));
         // Bound in the hub namespace: a socket keeps the namespace it was made in.
         let listener = case
-            .rig
             .in_ns(Node::Hub, move || std::net::TcpListener::bind(addr))?
             .map_err(|e| format!("the bad hub cannot listen on {addr}: {e}"))?;
         listener.set_nonblocking(true)?;
@@ -250,7 +248,7 @@ async fn refuses_bad_cert(
 
 fn hub_ca(case: &Case) -> Result<CertificateAuthority, Fail> {
     Ok(CertificateAuthority::load_or_create(
-        case.hub().data_dir(),
+        case.hub.data_dir(),
         "unused",
         SystemTime::now(),
     )?)
@@ -407,7 +405,7 @@ pub(super) async fn mt05(case: &mut Case) -> Result<String, Fail> {
     let other = CertificateAuthority::generate("sacbench untrusted CA", SystemTime::now())?;
     let (c, k) = server_cert(
         &other,
-        &[case.rig.hub_host().as_str()],
+        &[case.net.hub_host.as_str()],
         Validity::days_from(SystemTime::now(), 30),
     )?;
     refuses_bad_cert(case, &c, &k, "from an untrusted CA").await
@@ -428,7 +426,7 @@ pub(super) async fn mt07(case: &mut Case) -> Result<String, Fail> {
         not_before: now - 30 * DAY,
         not_after: now - DAY,
     };
-    let (c, k) = server_cert(&hub_ca(case)?, &[case.rig.hub_host().as_str()], v)?;
+    let (c, k) = server_cert(&hub_ca(case)?, &[case.net.hub_host.as_str()], v)?;
     refuses_bad_cert(case, &c, &k, "expired").await
 }
 
@@ -438,14 +436,14 @@ pub(super) async fn mt08(case: &mut Case) -> Result<String, Fail> {
         not_before: now + DAY,
         not_after: now + 30 * DAY,
     };
-    let (c, k) = server_cert(&hub_ca(case)?, &[case.rig.hub_host().as_str()], v)?;
+    let (c, k) = server_cert(&hub_ca(case)?, &[case.net.hub_host.as_str()], v)?;
     refuses_bad_cert(case, &c, &k, "not yet valid").await
 }
 
 pub(super) async fn mt09(case: &mut Case) -> Result<String, Fail> {
     // A self-signed server (leaf) certificate naming the hub, valid now:
     // the only thing wrong with it is that nobody the device trusts signed it.
-    let cert = rcgen::generate_simple_self_signed(vec![case.rig.hub_host()])?;
+    let cert = rcgen::generate_simple_self_signed(vec![case.net.hub_host.clone()])?;
     let (c, k) = (cert.cert.pem(), cert.signing_key.serialize_pem());
     refuses_bad_cert(case, &c, &k, "self-signed").await
 }

@@ -4,7 +4,7 @@ use std::net::IpAddr;
 
 use hub_fixture::journal::Event;
 use sacbench_rig::scan::{scan, ScanReport, ScanTarget};
-use sacbench_rig::{Capability, Node, Rig};
+use sacbench_rig::{Capability, Node};
 
 use super::{case_def, Def};
 use crate::case::{Case, Fail};
@@ -30,7 +30,7 @@ pub const CASES: &[Def] = &[
 fn v4_scan(case: &Case) -> Result<ScanReport, Fail> {
     Ok(scan(ScanTarget::full(
         case.rig.netns(Node::Gw),
-        IpAddr::V4(case.rig.dut_ipv4()),
+        IpAddr::V4(case.net.dut_ipv4),
         None,
     ))?)
 }
@@ -94,7 +94,7 @@ async fn ni02(case: &mut Case) -> Result<String, Fail> {
     // once); on a lab board the well-known ports, each with its protocol.
     let mut target = ScanTarget::full(
         case.rig.netns(Node::Gw),
-        IpAddr::V4(case.rig.dut_ipv4()),
+        IpAddr::V4(case.net.dut_ipv4),
         None,
     );
     target.tcp_ports = 1..=1;
@@ -180,9 +180,9 @@ async fn ni04(case: &mut Case) -> Result<String, Fail> {
     // Let the device do what it does: a session doing application work.
     case.session_active(0).await?;
     let (dut, hub, gw) = (
-        IpAddr::V4(case.rig.dut_ipv4()),
-        IpAddr::V4(case.rig.hub_ipv4()),
-        IpAddr::V4(case.rig.gateway_ipv4()),
+        IpAddr::V4(case.net.dut_ipv4),
+        IpAddr::V4(case.net.hub_ipv4),
+        IpAddr::V4(case.net.first_hop_ipv4),
     );
     let a = case.analysis()?.clone();
     let mut bad = Vec::new();
@@ -235,7 +235,7 @@ async fn ni04(case: &mut Case) -> Result<String, Fail> {
 }
 
 async fn ni05(case: &mut Case) -> Result<String, Fail> {
-    let mark = case.hub().journal().len();
+    let mark = case.hub.journal().len();
     case.rig.power(true).await?;
     // The device's first TLS handshake with the hub: it has started, its
     // first seconds run now (seen from outside, whatever the firmware).
@@ -266,7 +266,8 @@ async fn ni06(case: &mut Case) -> Result<String, Fail> {
     case.boot().await?;
     let (v6, scope) = case
         .rig
-        .dut_ipv6_link_local()
+        .dut_addresses()
+        .ipv6_link_local
         .ok_or("the rig has no DUT IPv6 link-local address (dut.ipv6_link_local)")?;
     let target = ScanTarget::full(
         case.rig.netns(Node::Gw),

@@ -10,7 +10,7 @@ use hub_fixture::journal::Event;
 use mcuboot_image::{KeyType, SigningKey};
 use regex::Captures;
 use sacbench_rig::dut::{ContractPart, EventName};
-use sacbench_rig::{in_netns, Capability, Node, Rig};
+use sacbench_rig::{in_netns, Capability, Node};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncReadExt;
@@ -94,13 +94,13 @@ fn firmware_image(case: &Case, minor: u8, counter: u32) -> Result<Vec<u8>, Fail>
 /// the journal mark from before the desired patch.
 fn offer(case: &Case, version: &str, image: &[u8]) -> Result<u64, Fail> {
     let name = format!("{version}.img");
-    case.hub().put_firmware(&name, image)?;
-    let mark = case.hub().journal().len();
-    case.hub().patch_desired(
+    case.hub.put_firmware(&name, image)?;
+    let mark = case.hub.journal().len();
+    case.hub.patch_desired(
         DEVICE_ID,
         &json!({ "firmware": {
             "version": version,
-            "url": format!("https://{}/firmware/{name}", case.hub().host_name()),
+            "url": format!("https://{}/firmware/{name}", case.hub.host_name()),
             "sha256": hex::encode(Sha256::digest(image)),
             "size": image.len(),
         } }),
@@ -134,7 +134,7 @@ async fn outcome(case: &mut Case, mark: u64) -> Result<(Value, u64), Fail> {
 
 /// The firmware Download entries after `after`: (seq, Range header).
 fn downloads(case: &Case, after: u64) -> Vec<(u64, Option<String>)> {
-    case.hub()
+    case.hub
         .journal()
         .since(after)
         .into_iter()
@@ -172,7 +172,7 @@ async fn refused(case: &mut Case, mark: u64, why: &[&str]) -> Result<String, Fai
     let boots = case.count_events(Boot, events::any).await?;
     let resets = case.count_events(OtaResetting, events::any).await?;
     let session = !case
-        .hub()
+        .hub
         .journal()
         .since(mark)
         .iter()
@@ -336,7 +336,7 @@ async fn ota04(case: &mut Case) -> Result<String, Fail> {
         "crashes of the new image: {crashes}; bootloader reverts: {reverts}"
     )));
     let back = case
-        .hub()
+        .hub
         .journal()
         .since(mark)
         .iter()
@@ -375,7 +375,7 @@ async fn ota05(case: &mut Case) -> Result<String, Fail> {
             )
         })?;
     case.rig.link(false).await?;
-    let cut = case.hub().journal().len();
+    let cut = case.hub.journal().len();
     let skip_failed = case.count_events(ConnectionFailed, events::any).await?;
     case.event_after(Boot, 0, GUARD, boot_of("1.1.0", true))
         .await?
@@ -400,7 +400,7 @@ async fn ota05(case: &mut Case) -> Result<String, Fail> {
         "1.1.0 on test boot without the hub: {line}"
     )));
     let sessions: Vec<u64> = case
-        .hub()
+        .hub
         .journal()
         .since(mark)
         .iter()
@@ -501,7 +501,7 @@ async fn ota07(case: &mut Case) -> Result<String, Fail> {
     // update, so write 40 is some 20 chunks into the download.
     case.rig.power(false).await?;
     arm_cut(case, "cut-app", 40)?;
-    let at = case.hub().journal().len();
+    let at = case.hub.journal().len();
     case.rig.power(true).await?;
     ready(case, at).await?;
     let crashes = case.count_events(Crashed, events::any).await?;
@@ -517,7 +517,7 @@ async fn ota07(case: &mut Case) -> Result<String, Fail> {
                 "device.log",
             )
         })?;
-    let after_cut = case.hub().journal().len();
+    let after_cut = case.hub.journal().len();
     let dl = downloads(case, mark);
     let verifying = case.count_events(OtaVerification, events::any).await?;
     case.note(Evidence::log(format!(
@@ -553,7 +553,7 @@ async fn ota08(case: &mut Case) -> Result<String, Fail> {
     // swap into 1.1.0 (which takes hundreds of writes).
     case.rig.power(false).await?;
     arm_cut(case, "cut-boot", 30)?;
-    let at = case.hub().journal().len();
+    let at = case.hub.journal().len();
     case.rig.power(true).await?;
     ready(case, at).await?;
     let crashes = case.count_events(Crashed, events::any).await?;
@@ -613,7 +613,7 @@ async fn ota09(case: &mut Case) -> Result<String, Fail> {
     // Downloads at 80 Mbit/s: one then lasts seconds, not a fraction of one,
     // so the cut below surely lands in it (the hub's slow-link switch, the
     // same for any device).
-    case.hub().set_firmware_rate(Some(10_000_000));
+    case.hub.set_firmware_rate(Some(10_000_000));
     let image = firmware_image(case, 1, 2)?;
     let mark = offer(case, "1.1.0", &image)?;
     let first = case
@@ -637,7 +637,7 @@ async fn ota09(case: &mut Case) -> Result<String, Fail> {
     let skip = case.count_events(ConnectionFailed, events::any).await?;
     case.rig.link(false).await?;
     case.rig.kill_established_tcp(Node::Dut, None)?;
-    let after_cut = case.hub().journal().len();
+    let after_cut = case.hub.journal().len();
     case.event_after(ConnectionFailed, skip, GUARD, events::any)
         .await?
         .ok_or_else(|| {
@@ -666,7 +666,7 @@ async fn ota09(case: &mut Case) -> Result<String, Fail> {
 /// A listener on the hub's port 80, in its namespace: the hub serves no
 /// cleartext, so any connection here is a device trying it.
 fn http_sensor(case: &Case) -> Result<tokio::net::TcpListener, Fail> {
-    let addr = (case.rig.hub_ipv4(), 80);
+    let addr = (case.net.hub_ipv4, 80);
     let std = in_netns(case.rig.netns(Node::Hub), move || {
         std::net::TcpListener::bind(addr)
     })??;
@@ -690,10 +690,7 @@ async fn ota10(case: &mut Case) -> Result<String, Fail> {
         }
     };
     let a = case.analysis()?.clone();
-    let (dut, hub) = (
-        IpAddr::V4(case.rig.dut_ipv4()),
-        IpAddr::V4(case.rig.hub_ipv4()),
-    );
+    let (dut, hub) = (IpAddr::V4(case.net.dut_ipv4), IpAddr::V4(case.net.hub_ipv4));
     let flows: Vec<_> = a.flows_between(dut, hub).collect();
     let port80: Vec<u64> = flows
         .iter()

@@ -29,13 +29,13 @@ pub(super) async fn wait_reported(
 ) -> Result<(Value, u64), Fail> {
     let deadline = tokio::time::Instant::now() + 2 * GUARD;
     loop {
-        let reported = case.hub().twin(DEVICE_ID)?.reported;
+        let reported = case.hub.twin(DEVICE_ID)?.reported;
         if done(&reported) {
             return Ok((reported, after));
         }
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());
         let next = case
-            .hub()
+            .hub
             .journal()
             .wait_for(after, left.min(GUARD), |e| {
                 matches!(e.event, Event::TwinReported { .. })

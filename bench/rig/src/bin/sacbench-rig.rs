@@ -55,7 +55,7 @@ async fn flash(
     let mut rig = LabRig::open(rig_file)?;
     let image = match image {
         Some(i) => i,
-        None => rig.configured_image().map(PathBuf::from).ok_or_else(|| {
+        None => rig.configured_image().map(|i| i.path).ok_or_else(|| {
             sacbench_rig::RigError::Setup(format!(
                 "{}: no [image] path and no --image given",
                 rig_file.display()

@@ -18,8 +18,11 @@ use std::process::{Child, Command, Stdio};
 use super::console::{ConsoleLog, ProcessGroup};
 use super::topology::{Node, Topology};
 use crate::pty::PtyPair;
-use crate::{Capabilities, Capability, CaptureTarget, DutAddresses, LogLine, Rig, RigError};
-use hub_fixture::hub::{DeviceCredentials, HubFixture};
+use crate::{
+    Capabilities, Capability, CaptureTarget, DutAddresses, LinePredicate, LogLine, Rig, RigError,
+    RigNetwork,
+};
+use sacbench_provisioning::Provisioning;
 
 /// The leaves every gateway case has: their ids, units and registers.
 pub const LEAF_TCP: &str = "meter-a";
@@ -46,8 +49,9 @@ pub struct GatewayRig {
     name: String,
     config: GatewayRigConfig,
     topo: Topology,
-    hub: HubFixture,
-    leaves: Vec<(String, DeviceCredentials)>,
+    /// Leaf A's Modbus TCP address and the gateway's end of leaf B's line.
+    leaf_a: String,
+    gw_tty: PathBuf,
     console: ConsoleLog,
 }
 
@@ -68,9 +72,9 @@ fn write(path: &Path, text: &str) -> Result<(), RigError> {
 }
 
 impl GatewayRig {
-    /// Builds the topology (no forwarding in `gw`), the hub, the two
-    /// leaves and the gateway's keystore, mapping and configuration. The
-    /// gateway itself starts at power-on.
+    /// Builds the topology (no forwarding in `gw`) and the two leaves; the
+    /// gateway's keystore and configuration come with [`Rig::provision`],
+    /// the gateway itself at power-on.
     pub async fn start(config: GatewayRigConfig) -> Result<GatewayRig, RigError> {
         let dir = &config.dir;
         std::fs::create_dir_all(dir.join("keystore")).map_err(|e| RigError::Io {
@@ -79,7 +83,6 @@ impl GatewayRig {
         })?;
         let topo = Topology::create(config.id)?;
         topo.set_forwarding(false)?;
-        let hub = super::rig::start_hub(&topo, dir, None)?;
 
         let console = ConsoleLog::default();
         let leaf_exe = config.bin_dir.join("modbus-leaf");
@@ -107,36 +110,12 @@ impl GatewayRig {
         console.follow(&mut b);
         procs.push(ProcessGroup(b));
 
-        let mut leaves = Vec::new();
-        let mut ca = String::new();
-        for leaf in [LEAF_TCP, LEAF_RTU] {
-            let c = hub
-                .register_device(leaf)
-                .map_err(|e| RigError::Setup(format!("registering {leaf}: {e}")))?;
-            write(&dir.join(format!("keystore/{leaf}.cert.pem")), &c.cert_pem)?;
-            write(&dir.join(format!("keystore/{leaf}.key.pem")), &c.key_pem)?;
-            ca = c.ca_pem.clone();
-            leaves.push((leaf.to_owned(), c));
-        }
-        write(&dir.join("ca.pem"), &ca)?;
-        write(&dir.join("mapping.toml"), &mapping(&leaf_a, &gw_tty))?;
-        let gateway_toml = hub_fixture::gateway::GatewayConfig {
-            mapping: "mapping.toml".into(),
-            keystore: "keystore".into(),
-            trust_anchor: "ca.pem".into(),
-            hub_host: topo.hub_host(),
-            hub_mqtt: hub.mqtt_addr(),
-            buffer: BUFFER,
-            state_dir: "state".into(),
-            faults: config.faults.clone(),
-        };
-        write(&dir.join("gateway.toml"), &gateway_toml.to_toml())?;
         Ok(GatewayRig {
             name: format!("emulated gateway #{}", config.id),
             config,
             topo,
-            hub,
-            leaves,
+            leaf_a,
+            gw_tty,
             console,
             gateway: None,
             _procs: procs,
@@ -144,48 +123,9 @@ impl GatewayRig {
         })
     }
 
-    pub fn hub(&self) -> &HubFixture {
-        &self.hub
-    }
-
+    /// The case's network namespaces and links.
     pub fn topology(&self) -> &Topology {
         &self.topo
-    }
-
-    /// Each leaf's identity at the hub (what the gateway's keystore holds).
-    pub fn leaves(&self) -> &[(String, DeviceCredentials)] {
-        &self.leaves
-    }
-
-    /// The gateway's process while powered.
-    pub fn gateway_pid(&self) -> Option<u32> {
-        self.gateway.as_ref().map(ProcessGroup::id)
-    }
-
-    /// Every console line so far (gateway and leaves).
-    pub fn console_lines(&self) -> Vec<String> {
-        self.console.lines()
-    }
-
-    /// Waits for a console line matching `pred` (any seen since the rig
-    /// started); `None` within `guard`.
-    pub async fn wait_console(
-        &self,
-        guard: std::time::Duration,
-        pred: impl Fn(&str) -> bool,
-    ) -> Option<String> {
-        self.wait_console_from(0, guard, pred).await.map(|(_, l)| l)
-    }
-
-    /// Like [`GatewayRig::wait_console`], among the lines from index `from`
-    /// of [`GatewayRig::console_lines`] on; returns the line and its index.
-    pub async fn wait_console_from(
-        &self,
-        from: usize,
-        guard: std::time::Duration,
-        pred: impl Fn(&str) -> bool,
-    ) -> Option<(usize, String)> {
-        self.console.wait_from(from, guard, pred).await
     }
 }
 
@@ -205,9 +145,86 @@ fn mapping(leaf_a: &str, rtu: &Path) -> String {
     )
 }
 
+#[async_trait::async_trait(?Send)]
 impl Rig for GatewayRig {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    fn network(&self) -> Result<RigNetwork, RigError> {
+        Ok(self.topo.network())
+    }
+
+    fn device_ids(&self) -> Vec<String> {
+        vec![LEAF_TCP.into(), LEAF_RTU.into()]
+    }
+
+    /// The gateway's keystore (one identity per leaf), its trust anchor,
+    /// mapping and configuration, in the rig's directory (the gateway reads
+    /// them there; `_dir` is the suite's).
+    async fn provision(&mut self, _dir: &Path, records: &[Provisioning]) -> Result<(), RigError> {
+        let dir = &self.config.dir;
+        let ids = self.device_ids();
+        if records.len() != ids.len() {
+            return Err(RigError::Setup(format!(
+                "the gateway takes {} identities ({}), not {}",
+                ids.len(),
+                ids.join(", "),
+                records.len()
+            )));
+        }
+        for (leaf, record) in ids.iter().zip(records) {
+            write(
+                &dir.join(format!("keystore/{leaf}.cert.pem")),
+                &record.certificate_pem,
+            )?;
+            write(
+                &dir.join(format!("keystore/{leaf}.key.pem")),
+                &record.private_key_pem,
+            )?;
+        }
+        let first = &records[0].device;
+        write(&dir.join("ca.pem"), &records[0].hub_ca_pem)?;
+        write(
+            &dir.join("mapping.toml"),
+            &mapping(&self.leaf_a, &self.gw_tty),
+        )?;
+        let gateway_toml = hub_fixture::gateway::GatewayConfig {
+            mapping: "mapping.toml".into(),
+            keystore: "keystore".into(),
+            trust_anchor: "ca.pem".into(),
+            hub_host: first.hub_host.clone(),
+            hub_mqtt: (self.topo.hub_ipv4(), first.mqtt_port).into(),
+            buffer: BUFFER,
+            state_dir: "state".into(),
+            faults: self.config.faults.clone(),
+        };
+        write(&dir.join("gateway.toml"), &gateway_toml.to_toml())
+    }
+
+    fn console_lines(&self) -> Vec<String> {
+        self.console.lines()
+    }
+
+    async fn wait_console_from(
+        &self,
+        from: usize,
+        guard: std::time::Duration,
+        pred: LinePredicate<'_>,
+    ) -> Option<(usize, String)> {
+        self.console.wait_from(from, guard, pred).await
+    }
+
+    fn netns(&self, node: Node) -> Option<PathBuf> {
+        Some(self.topo.netns_path(node))
+    }
+
+    fn kill_established_tcp(&self, node: Node, dport: Option<u16>) -> Result<usize, RigError> {
+        self.topo.kill_established_tcp(node, dport)
+    }
+
+    fn board_pid(&self) -> Option<u32> {
+        self.gateway.as_ref().map(ProcessGroup::id)
     }
 
     fn capabilities(&self) -> Capabilities {

@@ -1,5 +1,5 @@
-//! `EmulatedRig`: one case's topology with the fixture hub in `hub` and the
-//! device under test in `dut`, run as its DUT file's `[emulated] command`;
+//! `EmulatedRig`: one case's topology, the device under test in `dut` (the
+//! suite runs the case's hub in `hub`), run as its DUT file's `[emulated] command`;
 //! the capture point is the gateway's DUT-facing interface. Power is the
 //! command's process group (started / killed; its `{state}` directory
 //! stays); a command that exits by itself while powered is started again (a
@@ -16,36 +16,30 @@ use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 
 use super::console::ConsoleLog;
-use super::topology::{in_netns, Node, Topology};
+use super::topology::{Node, Topology};
 use crate::dut::{Board, DutFile, Placeholders};
 use crate::rtt::RttReader;
 use crate::{
-    Capabilities, Capability, CaptureTarget, DutAddresses, LogLine, LogSource, Rig, RigError,
+    Capabilities, Capability, CaptureTarget, DutAddresses, LinePredicate, LogLine, LogSource, Rig,
+    RigError, RigNetwork,
 };
-use hub_fixture::hub::{DeviceCredentials, HubFixture};
-use sacbench_provisioning::board_control;
+use sacbench_provisioning::{board_control, Provisioning};
 
 /// How to build one emulated rig.
 #[derive(Debug, Clone)]
 pub struct EmulatedRigConfig {
     /// Topology number, unique among rigs alive at once.
     pub id: u8,
-    /// Per-case directory: provisioning, state, hub data, key log.
+    /// Per-case directory: the device's state (its flash).
     pub dir: PathBuf,
     /// What the device is and how to run it.
     pub dut: Arc<DutFile>,
     /// Where sacbench's own executables are (`{sacbench_bin}`).
     pub sacbench_bin: PathBuf,
     pub device_id: String,
-    /// Fault switches to turn on (provisioning `faults`, and the DUT file's
-    /// `faults.args` on the command line).
+    /// Fault switches to turn on (the DUT file's `faults.args` on the
+    /// command line; the suite puts them in the provisioning too).
     pub faults: Vec<String>,
-    /// Move the fixture hub's MQTT listener to this port: the case stands up
-    /// its own deliberately bad hub on 8883, where the device dials.
-    pub hub_mqtt_port: Option<u16>,
-    /// The device's reconnect backoff base, if the bench runs it at another
-    /// time scale (provisioning `reconnect_base_ms`; devices may ignore it).
-    pub reconnect_base_ms: Option<u64>,
 }
 
 /// The power switch and its wake-up (power off interrupts a reset wait).
@@ -64,8 +58,8 @@ pub struct EmulatedRig {
     name: String,
     config: EmulatedRigConfig,
     topo: Topology,
-    hub: HubFixture,
-    credentials: DeviceCredentials,
+    /// `{provisioning}`: where [`Rig::provision`] wrote the device's record.
+    provisioning: PathBuf,
     power: Arc<PowerState>,
     /// The thread that starts the DUT and restarts it after a reset.
     supervisor: Option<std::thread::JoinHandle<()>>,
@@ -86,27 +80,9 @@ fn io(what: String) -> impl FnOnce(std::io::Error) -> RigError {
     move |source| RigError::Io { what, source }
 }
 
-/// Starts the case's hub in `topo`'s hub namespace under the topology's
-/// hub host name; its listeners are made on a thread inside that namespace.
-pub(crate) fn start_hub(
-    topo: &Topology,
-    dir: &Path,
-    mqtt_port: Option<u16>,
-) -> Result<HubFixture, RigError> {
-    let mut hub_config = crate::case_hub_config(dir, &topo.hub_host(), topo.hub_ipv4());
-    if let Some(port) = mqtt_port {
-        hub_config.mqtt_addr.set_port(port);
-    }
-    let handle = tokio::runtime::Handle::current();
-    in_netns(topo.netns_path(Node::Hub), move || {
-        handle.block_on(HubFixture::start(hub_config))
-    })?
-    .map_err(|e| RigError::Setup(format!("starting the hub: {e}")))
-}
-
 impl EmulatedRig {
-    /// Builds the topology, starts the hub in its namespace, registers the
-    /// device and writes its provisioning directory and an empty state.
+    /// Builds the topology and an empty state directory; the DUT is
+    /// powered off and not provisioned yet ([`Rig::provision`]).
     pub async fn start(config: EmulatedRigConfig) -> Result<EmulatedRig, RigError> {
         std::fs::create_dir_all(&config.dir)
             .map_err(io(format!("creating {}", config.dir.display())))?;
@@ -117,31 +93,17 @@ impl EmulatedRig {
             )));
         }
         let topo = Topology::create(config.id)?;
-        let hub = start_hub(&topo, &config.dir, config.hub_mqtt_port)?;
-        let credentials = hub
-            .register_device(&config.device_id)
-            .map_err(|e| RigError::Setup(format!("registering {}: {e}", config.device_id)))?;
-        let mut record = crate::ProvisioningRecord::new(&credentials, &topo.hub_host(), 8883, 443);
-        record.device.faults = config.faults.clone();
-        record.device.reconnect_base_ms = config.reconnect_base_ms;
-        // Neither hub nor gateway, inside the topology's range and routed
-        // nowhere: only the `extra-destination` fault ever uses it.
-        record.device.extra_destination = Some((topo.ipv4(77), 443).into());
-        record.image_signing_key_pem = crate::image_public_key(&config.dut)?;
         let rig = EmulatedRig {
             name: format!("emulated #{}", config.id),
+            provisioning: config.dir.join("provisioning"),
             config,
             topo,
-            hub,
-            credentials,
             power: Default::default(),
             supervisor: None,
             console: ConsoleLog::default(),
             rtt: None,
             rtt_error: None,
         };
-        sacbench_provisioning::write(&rig.provisioning_dir(), &record)
-            .map_err(|e| RigError::Setup(format!("writing the provisioning directory: {e}")))?;
         let state = rig.state_dir();
         let _ = std::fs::remove_dir_all(&state);
         std::fs::create_dir_all(&state).map_err(io(format!("creating {}", state.display())))?;
@@ -175,21 +137,14 @@ impl EmulatedRig {
         c
     }
 
-    pub fn hub(&self) -> &HubFixture {
-        &self.hub
-    }
-
+    /// The case's network namespaces and links.
     pub fn topology(&self) -> &Topology {
         &self.topo
     }
 
-    pub fn credentials(&self) -> &DeviceCredentials {
-        &self.credentials
-    }
-
     /// `{provisioning}`: what the bench hands the device.
     pub fn provisioning_dir(&self) -> PathBuf {
-        self.config.dir.join("provisioning")
+        self.provisioning.clone()
     }
 
     /// `{state}`: the device's flash, kept across power cycles of the case.
@@ -209,29 +164,19 @@ impl EmulatedRig {
         }
     }
 
-    /// Waits until a console line (seen since this rig started) matches
-    /// `pred`; `None` if none does within `guard`.
-    pub async fn wait_console(
-        &self,
-        guard: std::time::Duration,
-        pred: impl Fn(&str) -> bool,
-    ) -> Option<String> {
-        self.console.wait_from(0, guard, pred).await.map(|(_, l)| l)
-    }
-
     /// Why the last attempt to attach RTT failed, if it did.
     pub fn rtt_error(&self) -> Option<&str> {
         self.rtt_error.as_deref()
     }
 
     /// The DUT's process (group) id while powered.
-    pub fn board_pid(&self) -> Option<u32> {
+    fn powered_pid(&self) -> Option<u32> {
         self.power.0.lock().expect("power lock").pid
     }
 
     /// The running payload on the native board: the bootloader's child.
     fn payload_pid(&self) -> Option<u32> {
-        let boot = self.board_pid()?;
+        let boot = self.powered_pid()?;
         let children =
             std::fs::read_to_string(format!("/proc/{boot}/task/{boot}/children")).ok()?;
         children.split_whitespace().next()?.parse().ok()
@@ -277,7 +222,7 @@ impl EmulatedRig {
     /// Holds every flash write of the native board's firmware for `delay`
     /// from its next write on, until the returned guard is dropped (a write
     /// already held then completes).
-    pub fn hold_flash_writes(&self, delay: std::time::Duration) -> Result<FlashHold, RigError> {
+    fn hold_native_flash_writes(&self, delay: std::time::Duration) -> Result<FlashHold, RigError> {
         if !self.native_board() {
             return Err(RigError::Setup(
                 "holding flash writes needs sacbench's native board".into(),
@@ -376,6 +321,7 @@ fn supervise(mut cmd: Command, mut child: Child, power: Arc<PowerState>, console
     }
 }
 
+#[async_trait::async_trait(?Send)]
 impl Rig for EmulatedRig {
     fn name(&self) -> &str {
         &self.name
@@ -383,6 +329,55 @@ impl Rig for EmulatedRig {
 
     fn capabilities(&self) -> Capabilities {
         EmulatedRig::capabilities_for(&self.config.dut)
+    }
+
+    fn network(&self) -> Result<RigNetwork, RigError> {
+        Ok(self.topo.network())
+    }
+
+    fn device_ids(&self) -> Vec<String> {
+        vec![self.config.device_id.clone()]
+    }
+
+    async fn provision(&mut self, dir: &Path, records: &[Provisioning]) -> Result<(), RigError> {
+        let [record] = records else {
+            return Err(RigError::Setup(format!(
+                "the emulated DUT takes one identity, not {}",
+                records.len()
+            )));
+        };
+        self.provisioning = dir.join("provisioning");
+        sacbench_provisioning::write(&self.provisioning, record)
+            .map_err(|e| RigError::Setup(format!("writing the provisioning directory: {e}")))
+    }
+
+    fn console_lines(&self) -> Vec<String> {
+        self.console.lines()
+    }
+
+    async fn wait_console_from(
+        &self,
+        from: usize,
+        guard: std::time::Duration,
+        pred: LinePredicate<'_>,
+    ) -> Option<(usize, String)> {
+        self.console.wait_from(from, guard, pred).await
+    }
+
+    fn netns(&self, node: Node) -> Option<PathBuf> {
+        Some(self.topo.netns_path(node))
+    }
+
+    fn kill_established_tcp(&self, node: Node, dport: Option<u16>) -> Result<usize, RigError> {
+        self.topo.kill_established_tcp(node, dport)
+    }
+
+    fn hold_flash_writes(&self, delay: std::time::Duration) -> Result<FlashHold, RigError> {
+        self.hold_native_flash_writes(delay)
+    }
+
+    fn board_pid(&self) -> Option<u32> {
+        self.powered_pid()
     }
 
     async fn power(&mut self, on: bool) -> Result<(), RigError> {
@@ -419,7 +414,7 @@ impl Rig for EmulatedRig {
     }
 
     async fn flash(&mut self, image: &Path) -> Result<(), RigError> {
-        if self.board_pid().is_some() {
+        if self.powered_pid().is_some() {
             return Err(RigError::Device(
                 "flashing needs the board powered off".into(),
             ));
@@ -510,7 +505,6 @@ impl Rig for EmulatedRig {
 impl Drop for EmulatedRig {
     fn drop(&mut self) {
         self.power_off();
-        self.hub.shutdown();
     }
 }
 

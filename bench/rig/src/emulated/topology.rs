@@ -154,6 +154,20 @@ impl Topology {
         Topology::addresses(self.id).hub_ipv4
     }
 
+    /// The topology's addresses as the suites use them (the rig's
+    /// [`RigNetwork`](crate::RigNetwork)): dut .2, gateway .1 and .5, hub .6;
+    /// .77 is in range and routed nowhere.
+    pub fn network(&self) -> crate::RigNetwork {
+        crate::RigNetwork {
+            hub_host: self.hub_host(),
+            hub_ipv4: self.hub_ipv4(),
+            dut_ipv4: self.dut_ipv4(),
+            first_hop_ipv4: self.ipv4(1),
+            uplink_ipv4: self.ipv4(5),
+            unused_ipv4: Some(self.ipv4(77)),
+        }
+    }
+
     pub fn dut_ipv6_link_local(&self) -> Ipv6Addr {
         LINK_LOCAL_DUT
     }

@@ -72,6 +72,9 @@ impl LineAssembler {
 #[derive(Debug, Default)]
 struct Pending {
     lines: Vec<LogLine>,
+    /// Every console line since the rig opened (what cases wait on; the
+    /// queue above is drained by `logs()`).
+    console: Vec<String>,
     /// The first failure since the last drain; later ones repeat it and are dropped.
     error: Option<String>,
 }
@@ -94,7 +97,15 @@ impl LogSink {
         if lines.is_empty() {
             return;
         }
-        self.lock().lines.extend(lines);
+        let mut p = self.lock();
+        p.console.extend(
+            lines
+                .iter()
+                .filter(|l| l.source == LogSource::Console)
+                .map(|l| l.text.clone()),
+        );
+        p.lines.extend(lines);
+        drop(p);
         self.arrived.notify_waiters();
     }
 
@@ -111,6 +122,40 @@ impl LogSink {
             return Err(RigError::Device(e));
         }
         Ok(std::mem::take(&mut p.lines))
+    }
+
+    /// Every console line since the rig opened.
+    pub fn console_lines(&self) -> Vec<String> {
+        self.lock().console.clone()
+    }
+
+    /// Waits until a console line from index `from` on matches `pred`: the
+    /// line and its index, or `None` within `guard`.
+    pub async fn wait_console_from(
+        &self,
+        from: usize,
+        guard: Duration,
+        pred: &dyn Fn(&str) -> bool,
+    ) -> Option<(usize, String)> {
+        let deadline = tokio::time::Instant::now() + guard;
+        let mut checked = from;
+        loop {
+            // Register interest before looking, so a push in between is not missed.
+            let arrived = self.arrived.notified();
+            tokio::pin!(arrived);
+            arrived.as_mut().enable();
+            {
+                let p = self.lock();
+                let start = checked.min(p.console.len());
+                if let Some(i) = p.console[start..].iter().position(|l| pred(l)) {
+                    return Some((start + i, p.console[start + i].clone()));
+                }
+                checked = p.console.len();
+            }
+            if tokio::time::timeout_at(deadline, arrived).await.is_err() {
+                return None;
+            }
+        }
     }
 
     /// Wait until at least one line or a failure is queued, or `timeout` passes.

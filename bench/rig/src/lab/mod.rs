@@ -17,6 +17,7 @@ mod probe;
 #[cfg(feature = "probe-rs")]
 mod probe_rs;
 mod relay;
+pub mod switch;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -33,8 +34,12 @@ pub use probe::{FakeProbe, FakeProbeRecord, ImageKind, Probe, RttData};
 #[cfg(feature = "probe-rs")]
 pub use probe_rs::ProbeRsProbe;
 pub use relay::Relay;
+pub use switch::{ModbusCoil, PowerSwitch};
 
-use crate::{Capabilities, Capability, CaptureTarget, DutAddresses, LogLine, Rig, RigError};
+use crate::{
+    Capabilities, Capability, CaptureTarget, DutAddresses, LinePredicate, LogLine, Node,
+    Provisioning, Rig, RigError, RigNetwork,
+};
 use console::Console;
 use logs::LogSink;
 use probe::{lock_probe, RttPoller, SharedProbe};
@@ -45,7 +50,8 @@ pub struct LabRig {
     console: Option<Console>,
     rtt: Option<RttPoller>,
     probe: Option<SharedProbe>,
-    relay: Option<Relay>,
+    power_switch: Option<Box<dyn PowerSwitch>>,
+    link_switch: Option<Box<dyn PowerSwitch>>,
     sink: LogSink,
     config: RigConfig,
     name: String,
@@ -104,13 +110,7 @@ impl LabRig {
             .clone()
             .map(|p| RttPoller::start(p, sink.clone()))
             .transpose()?;
-        let relay = config.power.as_ref().map(|p| {
-            Relay::new(
-                p.relay.clone(),
-                p.unit,
-                Duration::from_millis(p.timeout_ms.into()),
-            )
-        });
+        let (power_switch, link_switch) = switch::from_config(&config);
         let name = config
             .name
             .clone()
@@ -119,7 +119,8 @@ impl LabRig {
             console,
             rtt,
             probe,
-            relay,
+            power_switch,
+            link_switch,
             sink,
             config,
             name,
@@ -154,22 +155,17 @@ impl LabRig {
         self.sink.drain()
     }
 
-    /// The image the rig file names (`image.path`), to flash before a run.
-    pub fn configured_image(&self) -> Option<&Path> {
-        self.config.image.as_ref().map(|i| i.path.as_path())
-    }
-
     /// Hands the provisioning directory (`device.json`, `device.pem`,
     /// `device.key`, `hub-ca.pem`: see `docs/DUT.md`) to the DUT with
     /// `provisioning.command`, the DUT powered off.
-    pub async fn provision(&mut self, dir: &Path) -> Result<(), RigError> {
+    pub async fn provision_dir(&mut self, dir: &Path) -> Result<(), RigError> {
         let Some(cmd) = self.config.provisioning.clone() else {
             return Err(RigError::Setup(format!(
                 "{}: no [provisioning] command to give the DUT its identity for this run",
                 self.config.file.display()
             )));
         };
-        if self.relay.is_some() {
+        if self.power_switch.is_some() {
             self.power(false).await?;
         }
         let argv: Vec<std::ffi::OsString> = cmd
@@ -257,6 +253,7 @@ fn real_probe(config: &RigConfig, _probe: &ProbeConfig) -> Result<Box<dyn Probe>
     )))
 }
 
+#[async_trait::async_trait(?Send)]
 impl Rig for LabRig {
     fn name(&self) -> &str {
         &self.name
@@ -266,17 +263,78 @@ impl Rig for LabRig {
         self.config.capabilities()
     }
 
+    /// The bench is the DUT's first hop and the hub (`hub.ipv4`).
+    fn network(&self) -> Result<RigNetwork, RigError> {
+        let file = self.config.file.display();
+        let hub = self.config.hub.as_ref().ok_or_else(|| {
+            RigError::Setup(format!(
+                "{file}: no [hub] table: the suites need hub.ipv4, the bench's address on the DUT's network"
+            ))
+        })?;
+        let dut_ipv4 = self
+            .config
+            .dut
+            .ipv4
+            .ok_or_else(|| RigError::Setup(format!("{file}: the suites need dut.ipv4")))?;
+        Ok(RigNetwork {
+            hub_host: hub.host_name.clone(),
+            hub_ipv4: hub.ipv4,
+            dut_ipv4,
+            first_hop_ipv4: hub.ipv4,
+            uplink_ipv4: hub.ipv4,
+            unused_ipv4: None,
+        })
+    }
+
+    fn device_ids(&self) -> Vec<String> {
+        vec![crate::DEVICE_ID.into()]
+    }
+
+    /// Writes the record to `dir/provisioning` and runs `provisioning.command`.
+    async fn provision(&mut self, dir: &Path, records: &[Provisioning]) -> Result<(), RigError> {
+        let [record] = records else {
+            return Err(RigError::Setup(format!(
+                "a lab DUT takes one identity, not {}",
+                records.len()
+            )));
+        };
+        let path = dir.join("provisioning");
+        sacbench_provisioning::write(&path, record)
+            .map_err(|e| RigError::Setup(format!("writing the provisioning directory: {e}")))?;
+        self.provision_dir(&path).await
+    }
+
+    fn console_lines(&self) -> Vec<String> {
+        self.sink.console_lines()
+    }
+
+    async fn wait_console_from(
+        &self,
+        from: usize,
+        guard: Duration,
+        pred: LinePredicate<'_>,
+    ) -> Option<(usize, String)> {
+        self.sink.wait_console_from(from, guard, pred).await
+    }
+
+    fn netns(&self, _node: Node) -> Option<PathBuf> {
+        None
+    }
+
+    fn configured_image(&self) -> Option<ImageConfig> {
+        self.config.image.clone()
+    }
+
     async fn power(&mut self, on: bool) -> Result<(), RigError> {
-        let (Some(relay), Some(power)) = (&self.relay, &self.config.power) else {
+        let Some(switch) = &self.power_switch else {
             return Err(RigError::Unsupported(Capability::Power));
         };
-        let value = if on { power.on_value } else { !power.on_value };
         if !on {
             // Stop the probe touching the chip before its supply goes.
             self.tell_probe_power(false).await?;
         }
         let purpose = if on { "power on" } else { "power off" };
-        if let Err(e) = relay.write_coil(power.coil, value, purpose).await {
+        if let Err(e) = switch.set(on, purpose).await {
             if !on {
                 // The cut most likely did not happen: let the probe carry on.
                 let _ = self.tell_probe_power(true).await;
@@ -291,12 +349,11 @@ impl Rig for LabRig {
     }
 
     async fn link(&mut self, up: bool) -> Result<(), RigError> {
-        let (Some(relay), Some(link)) = (&self.relay, &self.config.link) else {
+        let Some(switch) = &self.link_switch else {
             return Err(RigError::Unsupported(Capability::Link));
         };
-        let value = if up { link.up_value } else { !link.up_value };
-        relay
-            .write_coil(link.coil, value, if up { "link up" } else { "link down" })
+        switch
+            .set(up, if up { "link up" } else { "link down" })
             .await
     }
 
@@ -310,7 +367,7 @@ impl Rig for LabRig {
     /// image boots at the next power-on.
     async fn flash(&mut self, image: &Path) -> Result<(), RigError> {
         if let Some(flasher) = self.config.flasher.clone() {
-            if self.relay.is_some() {
+            if self.power_switch.is_some() {
                 self.power(false).await?;
             }
             let base = self.base_dir();
@@ -319,7 +376,7 @@ impl Rig for LabRig {
         if self.probe.is_none() {
             return Err(RigError::Unsupported(Capability::Flash));
         }
-        if self.relay.is_some() && self.powered != Some(true) {
+        if self.power_switch.is_some() && self.powered != Some(true) {
             self.power(true).await?;
         }
         let image = image.to_owned();

@@ -59,3 +59,57 @@ pub fn placeholder_provisioning(
         faults,
     )
 }
+
+/// An emulated rig with its hub side (the suites' own: hub started where
+/// the rig says, the DUT registered and provisioned). The rig goes first
+/// when dropped (fields drop in order), then the hub.
+pub struct ProvisionedRig {
+    pub rig: sacbench_rig::emulated::EmulatedRig,
+    pub side: sacbench_suites::case_hub::HubSide,
+}
+
+impl ProvisionedRig {
+    /// Starts the rig of `config` and its hub; the provisioning carries the
+    /// config's faults and the DUT file's image-signing key.
+    pub async fn start(
+        config: sacbench_rig::emulated::EmulatedRigConfig,
+    ) -> Result<ProvisionedRig, sacbench_rig::RigError> {
+        let faults = config.faults.clone();
+        let key = sacbench_rig::image_public_key(&config.dut)?;
+        let dir = config.dir.clone();
+        let mut rig = sacbench_rig::emulated::EmulatedRig::start(config).await?;
+        let side = sacbench_suites::case_hub::provision_rig(&mut rig, &dir, None, |r| {
+            r.device.faults = faults.clone();
+            r.image_signing_key_pem = key.clone();
+        })
+        .await?;
+        Ok(ProvisionedRig { rig, side })
+    }
+
+    /// Waits for a console line matching `pred` since the rig came up.
+    pub async fn wait_console(
+        &self,
+        guard: std::time::Duration,
+        pred: impl Fn(&str) -> bool,
+    ) -> Option<String> {
+        sacbench_rig::wait_console(&self.rig, guard, pred).await
+    }
+
+    /// The case hub.
+    pub fn hub(&self) -> &hub_fixture::hub::HubFixture {
+        &self.side.hub
+    }
+}
+
+impl std::ops::Deref for ProvisionedRig {
+    type Target = sacbench_rig::emulated::EmulatedRig;
+    fn deref(&self) -> &Self::Target {
+        &self.rig
+    }
+}
+
+impl std::ops::DerefMut for ProvisionedRig {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.rig
+    }
+}

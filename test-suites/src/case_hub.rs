@@ -1,0 +1,127 @@
+//! The case's fixture hub. The suite owns it; the rig only says where it
+//! listens ([`RigNetwork`]) and in which namespace ([`Rig::netns`]), so a
+//! lab rig and an emulated one get the same hub the same way.
+
+use std::net::Ipv4Addr;
+use std::ops::Deref;
+use std::path::Path;
+
+use hub_fixture::hub::{DeviceCredentials, HubConfig, HubFixture};
+use sacbench_provisioning::{DeviceJson, Provisioning};
+use sacbench_rig::{in_netns, Node, Rig, RigError, RigNetwork};
+
+/// The fixture hub of one case: data and TLS key log under `dir`, MQTT on
+/// `ip:8883`, EST and firmware on `ip:443`, a server certificate for
+/// `host_name` and `ip`.
+pub fn case_hub_config(dir: &Path, host_name: &str, ip: Ipv4Addr) -> HubConfig {
+    let mut c = HubConfig::for_tests(dir.join("hub"));
+    c.host_names = vec![host_name.into(), ip.to_string()];
+    c.mqtt_addr = (ip, 8883).into();
+    c.https_addr = (ip, 443).into();
+    c.key_log = Some(dir.join("tls-keys.log"));
+    c
+}
+
+/// A running case hub; dropped, it shuts down (its listeners close and its
+/// data directory's lock is released).
+pub struct CaseHub(HubFixture);
+
+impl CaseHub {
+    /// Starts the hub where `rig` says (`net.hub_ipv4`, in the namespace of
+    /// [`Node::Hub`]), its MQTT listener on `mqtt_port` instead of 8883 if
+    /// given (the case's own bad hub, or nothing, takes 8883).
+    pub async fn start(
+        rig: &dyn Rig,
+        net: &RigNetwork,
+        dir: &Path,
+        mqtt_port: Option<u16>,
+    ) -> Result<CaseHub, RigError> {
+        let mut config = case_hub_config(dir, &net.hub_host, net.hub_ipv4);
+        if let Some(port) = mqtt_port {
+            config.mqtt_addr.set_port(port);
+        }
+        let netns = rig.netns(Node::Hub);
+        let handle = tokio::runtime::Handle::current();
+        // The listeners are made on a thread inside the hub's namespace; the
+        // wait for it runs off the runtime's threads.
+        let started = tokio::task::spawn_blocking(move || {
+            in_netns(netns, move || handle.block_on(HubFixture::start(config)))
+        })
+        .await
+        .map_err(|e| RigError::Setup(format!("starting the hub: {e}")))??;
+        started
+            .map(CaseHub)
+            .map_err(|e| RigError::Setup(format!("starting the hub on {}: {e}", net.hub_ipv4)))
+    }
+}
+
+impl Deref for CaseHub {
+    type Target = HubFixture;
+    fn deref(&self) -> &HubFixture {
+        &self.0
+    }
+}
+
+impl Drop for CaseHub {
+    fn drop(&mut self) {
+        self.0.shutdown();
+    }
+}
+
+/// A rig's hub side, brought up by [`provision_rig`].
+pub struct HubSide {
+    /// The case's hub.
+    pub hub: CaseHub,
+    /// One identity per [`Rig::device_ids`], in order.
+    pub identities: Vec<DeviceCredentials>,
+    /// The rig's network.
+    pub net: RigNetwork,
+}
+
+/// Starts `rig`'s hub (under `dir`, MQTT on `mqtt_port` if given),
+/// registers each of its DUT's identities and provisions the DUT with them,
+/// each record first passed to `adjust` (faults, time scale).
+pub async fn provision_rig(
+    rig: &mut dyn Rig,
+    dir: &Path,
+    mqtt_port: Option<u16>,
+    mut adjust: impl FnMut(&mut Provisioning),
+) -> Result<HubSide, RigError> {
+    let net = rig.network()?;
+    std::fs::create_dir_all(dir).map_err(|e| RigError::Io {
+        what: format!("creating {}", dir.display()),
+        source: e,
+    })?;
+    let hub = CaseHub::start(rig, &net, dir, mqtt_port).await?;
+    let mut identities = Vec::new();
+    let mut records = Vec::new();
+    for id in rig.device_ids() {
+        let credentials = hub
+            .register_device(&id)
+            .map_err(|e| RigError::Setup(format!("registering {id}: {e}")))?;
+        let mut record = provisioning_record(&credentials, &net);
+        // Only the `extra-destination` fault ever talks to it.
+        record.device.extra_destination = net.unused_ipv4.map(|ip| (ip, 443).into());
+        adjust(&mut record);
+        identities.push(credentials);
+        records.push(record);
+    }
+    rig.provision(dir, &records).await?;
+    Ok(HubSide {
+        hub,
+        identities,
+        net,
+    })
+}
+
+/// The provisioning record for `credentials` at the case's hub (MQTT 8883,
+/// HTTPS 443), no faults: what the DUT is handed.
+pub fn provisioning_record(credentials: &DeviceCredentials, net: &RigNetwork) -> Provisioning {
+    Provisioning {
+        device: DeviceJson::new(&credentials.device_id, &net.hub_host, 8883, 443),
+        certificate_pem: credentials.cert_pem.clone(),
+        private_key_pem: credentials.key_pem.clone(),
+        hub_ca_pem: credentials.ca_pem.clone(),
+        image_signing_key_pem: None,
+    }
+}
