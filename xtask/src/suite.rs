@@ -116,6 +116,8 @@ pub struct SuiteArgs<'a> {
     pub dut: Option<&'a Path>,
     /// Keep the images of passing cases (`SACBENCH_KEEP_IMAGES`).
     pub keep_images: bool,
+    /// Run the suite with this `PATH` instead of the inherited one.
+    pub path: Option<&'a std::ffi::OsStr>,
 }
 
 /// Runs the suite with a progress bar (or quietly, for the fault matrix).
@@ -133,6 +135,7 @@ pub fn run_suite(
         rig,
         dut,
         keep_images,
+        path,
     } = *a;
     let total = case_ids(suite, filter, only)?.len() as u64;
     let bar = if show {
@@ -168,6 +171,9 @@ pub fn run_suite(
         Some(d) => cmd.env("SACBENCH_DUT", d),
         None => cmd.env_remove("SACBENCH_DUT"),
     };
+    if let Some(path) = path {
+        cmd.env("PATH", path);
+    }
     if keep_images {
         cmd.env("SACBENCH_KEEP_IMAGES", "1");
     } else {
@@ -422,6 +428,9 @@ pub fn faults(root: &Path) -> Result<(), Failure> {
             });
         }
     }
+    // The reference run proves the emulated suite needs nothing on PATH but
+    // a shell and the Rust toolchain (no `ip`, `socat`, `tshark` …).
+    let bare_path = bare_path(&base)?;
     let bar = ProgressBar::new(jobs.len() as u64);
     bar.set_style(
         ProgressStyle::with_template("{bar:30} {pos}/{len} runs {msg}").expect("template"),
@@ -442,6 +451,7 @@ pub fn faults(root: &Path) -> Result<(), Failure> {
                     &SuiteArgs {
                         fault: job.fault.as_deref(),
                         only: job.fault.as_ref().map(|_| only.as_str()),
+                        path: job.fault.is_none().then_some(bare_path.as_os_str()),
                         ..SuiteArgs::default()
                     },
                 );
@@ -493,8 +503,9 @@ pub fn faults(root: &Path) -> Result<(), Failure> {
         println!("  {r}");
     }
     println!(
-        "reference device: {} cases, {good} passed; {} runs, {MATRIX_PARALLEL} at a time, in {:.0} s",
+        "reference device: {} cases, {good} passed with PATH={}; {} runs, {MATRIX_PARALLEL} at a time, in {:.0} s",
         implemented.len(),
+        bare_path.to_string_lossy(),
         jobs.len(),
         started.elapsed().as_secs_f64()
     );
@@ -510,6 +521,24 @@ pub fn faults(root: &Path) -> Result<(), Failure> {
             misses.len()
         )))
     }
+}
+
+/// A `PATH` of only a shell (`sh`, linked into `base/bare-path`) and the
+/// Rust toolchain's directory (where cargo is).
+fn bare_path(base: &Path) -> Result<std::ffi::OsString, Failure> {
+    let shell_dir = base.join("bare-path");
+    std::fs::create_dir_all(&shell_dir)
+        .map_err(|e| Failure::Setup(format!("{}: {e}", shell_dir.display())))?;
+    let sh = shell_dir.join("sh");
+    let _ = std::fs::remove_file(&sh);
+    std::os::unix::fs::symlink("/bin/sh", &sh)
+        .map_err(|e| Failure::Setup(format!("{}: {e}", sh.display())))?;
+    let cargo = std::env::var_os("CARGO")
+        .map(PathBuf::from)
+        .ok_or_else(|| Failure::Setup("CARGO is not set: run this through `cargo xtask`".into()))?;
+    let toolchain = cargo.parent().unwrap_or(Path::new("/")).to_path_buf();
+    std::env::join_paths([shell_dir, toolchain])
+        .map_err(|e| Failure::Setup(format!("the bare PATH: {e}")))
 }
 
 /// `ni::NI-01_tcp_scan` → `NI-01`.

@@ -5,6 +5,7 @@
 //! its DUT file declares.
 
 use std::net::IpAddr;
+use std::path::{Path, PathBuf};
 
 use hub_fixture::journal::Event;
 use mcuboot_image::{KeyType, SigningKey};
@@ -252,36 +253,101 @@ async fn ota03(case: &mut Case) -> Result<String, Fail> {
 
 /// OTA-04's new image, for sacbench's native board: the DUT's firmware
 /// (with its own fault switches, so a firmware that confirms itself too
-/// early is caught) whose start-up dies with SIGSEGV before it can reach the
-/// hub. Its provisioning is pointed at a closed port, and it is killed at
-/// its first failed connection (the DUT's `connection_failed` event): a
-/// crash at a fixed point of its boot, after everything the firmware does
-/// before its first session.
-fn crashing_image(case: &Case) -> Result<Vec<u8>, Fail> {
+/// early is caught) provisioned for a closed port, so it cannot reach the
+/// hub; [`crash_test_image`] aborts it (SIGABRT) at its first failed
+/// connection (the DUT's `connection_failed` event): a crash at a fixed
+/// point of its boot, after everything the firmware does before its first
+/// session. The payload is one `exec` (a shell builtin): the bench writes
+/// the crash provisioning directory itself.
+fn crashing_image(case: &Case) -> Result<(Vec<u8>, PathBuf), Fail> {
     let exe = std::fs::canonicalize(case.sacbench_bin.join("device-native"))?;
-    let failed = case.event_pattern(ConnectionFailed)?;
-    if failed.as_str().contains('\'') {
-        return Err(Fail::bench(
-            "the connection_failed pattern holds a single quote",
-        ));
-    }
+    let provisioning = case.rig_dir().join("provisioning");
+    let crash = case.rig_dir().join("provisioning.crash");
+    let mut record =
+        sacbench_provisioning::read(&provisioning).map_err(|e| Fail::bench(e.to_string()))?;
+    record.device.hub_host = "127.0.0.1".into();
+    record.device.mqtt_port = 9;
+    record.device.https_port = 9;
+    sacbench_provisioning::write(&crash, &record).map_err(|e| Fail::bench(e.to_string()))?;
+    let crash = std::fs::canonicalize(&crash)?;
+    let quoted = |p: &Path| {
+        let text = p.display().to_string();
+        if text.contains('\'') {
+            return Err(Fail::bench(format!("{text}: a path with a single quote")));
+        }
+        Ok(format!("'{text}'"))
+    };
     // "$@" = app --flash FLASH --provisioning DIR (from the bootloader).
     let script = format!(
-        "#!/bin/sh\n\
-         q=\"$5.crash\"; p=\"$5.crash.fifo\"\n\
-         rm -rf \"$q\"; cp -r \"$5\" \"$q\"\n\
-         sed -i -e 's/\"hub_host\": \"[^\"]*\"/\"hub_host\": \"127.0.0.1\"/' -e 's/\"mqtt_port\": [0-9]*/\"mqtt_port\": 9/' -e 's/\"https_port\": [0-9]*/\"https_port\": 9/' \"$q/device.json\"\n\
-         rm -f \"$p\"; mkfifo \"$p\"\n\
-         '{exe}' \"$1\" \"$2\" \"$3\" \"$4\" \"$q\" 2>\"$p\" &\n\
-         app=$!\n\
-         while IFS= read -r l; do\n\
-           printf '%s\\n' \"$l\" >&2\n\
-           if printf '%s\\n' \"$l\" | grep -Eq '{failed}'; then kill -KILL $app; wait $app; echo 'payload: start-up crash (SIGSEGV)' >&2; kill -SEGV $$; fi\n\
-         done < \"$p\"\n",
-        exe = exe.display(),
-        failed = failed.as_str(),
+        "#!/bin/sh\nexec {} \"$1\" \"$2\" \"$3\" \"$4\" {}\n",
+        quoted(&exe)?,
+        quoted(&crash)?
     );
-    Ok(sign(script.as_bytes(), 1, 1, 2, &case.signing_key()?))
+    Ok((
+        sign(script.as_bytes(), 1, 1, 2, &case.signing_key()?),
+        crash,
+    ))
+}
+
+/// Once the crashing image (provisioned from `crash_dir`) has test-booted
+/// and failed its first connection, ends its payload with SIGABRT, as a
+/// start-up abort would (not SIGSEGV: Rust's runtime handles a SIGSEGV that
+/// is not a stack overflow by resetting the handler and returning, so a
+/// sent one is swallowed); the line of the failed connection.
+async fn crash_test_image(case: &Case, crash_dir: &Path) -> Result<String, Fail> {
+    let boot = case.event_pattern(Boot)?;
+    let failed = case.event_pattern(ConnectionFailed)?;
+    let test_boot = boot_of("1.1.0", true);
+    let (at, _) = case
+        .rig
+        .wait_console_from(0, 3 * GUARD, &|l| {
+            boot.captures(l).is_some_and(|c| test_boot(&c))
+        })
+        .await
+        .ok_or_else(|| {
+            fail(
+                "the bootloader to test-boot 1.1.0",
+                "no boot event for a test boot of 1.1.0",
+                "device.log",
+            )
+        })?;
+    let (_, line) = case
+        .rig
+        .wait_console_from(at + 1, GUARD, &|l| failed.is_match(l))
+        .await
+        .ok_or_else(|| {
+            fail(
+                "the crashing image to try its (closed) hub port",
+                "no connection_failed event after its test boot",
+                "device.log",
+            )
+        })?;
+    let board = case
+        .rig
+        .board_pid()
+        .ok_or_else(|| Fail::bench("the board is not running"))?;
+    // The bootloader's child running from the crash provisioning: the test
+    // image's payload, never a later one.
+    let children = std::fs::read_to_string(format!("/proc/{board}/task/{board}/children"))?;
+    let crash_arg = crash_dir.as_os_str().as_encoded_bytes();
+    let payload = children
+        .split_whitespace()
+        .filter_map(|p| p.parse::<i32>().ok())
+        .find(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|c| c.split(|b| *b == 0).any(|arg| arg == crash_arg))
+        })
+        .ok_or_else(|| {
+            Fail::bench(format!(
+                "the crashing image's payload was gone before the bench could crash it (after: {line})"
+            ))
+        })?;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(payload),
+        nix::sys::signal::Signal::SIGABRT,
+    )
+    .map_err(|e| Fail::bench(format!("SIGABRT to the payload {payload}: {e}")))?;
+    Ok(line)
 }
 
 /// Waits for the update outcome, failing at once on an occurrence of
@@ -314,8 +380,12 @@ async fn outcome_unless(
 
 async fn ota04(case: &mut Case) -> Result<String, Fail> {
     boot_ready(case).await?;
-    let image = crashing_image(case)?;
+    let (image, crash_dir) = crashing_image(case)?;
     let mark = offer(case, "1.1.0", &image)?;
+    let crashed_at = crash_test_image(case, &crash_dir).await?;
+    case.note(Evidence::log(format!(
+        "the bench aborted 1.1.0's payload (SIGABRT) at its first failed connection: {crashed_at}"
+    )));
     fn kept(c: &Captures<'_>) -> bool {
         // The crashing image booted again as if it were good.
         boot_of("1.1.0", false)(c)
