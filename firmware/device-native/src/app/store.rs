@@ -4,12 +4,73 @@
 //! number and CRC (the newer valid copy wins, so a torn write leaves the
 //! previous record).
 
+use device_core::device::CommandLog;
 use device_core::keystore::{self, Keystore};
 use serde::de::DeserializeOwned;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::flash::{FlashError, FlashFile, Region};
+
+/// A command applied but whose report the hub has not acknowledged yet.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AppliedReport {
+    pub seq: u64,
+    pub mid: String,
+    pub payload: String,
+}
+
+/// The persisted command state (the machine's [`CommandLog`] as JSON in
+/// the [`COMMANDS`] cell): applied ids (as the session encodes them), the
+/// application counter and the unreported applications.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct CommandsRecord {
+    pub applied: Vec<u8>,
+    pub next_seq: u64,
+    pub unreported: Vec<AppliedReport>,
+    /// A session has subscribed to commands since provisioning (what the
+    /// `no-resubscribe` fault wrongly relies on).
+    #[serde(default)]
+    pub subscribed_once: bool,
+}
+
+impl From<CommandsRecord> for CommandLog {
+    fn from(r: CommandsRecord) -> CommandLog {
+        CommandLog {
+            applied: r.applied,
+            next_seq: r.next_seq,
+            unreported: r
+                .unreported
+                .into_iter()
+                .map(|a| device_core::device::AppliedReport {
+                    seq: a.seq,
+                    mid: a.mid,
+                    payload: a.payload,
+                })
+                .collect(),
+            subscribed_once: r.subscribed_once,
+        }
+    }
+}
+
+impl From<CommandLog> for CommandsRecord {
+    fn from(l: CommandLog) -> CommandsRecord {
+        CommandsRecord {
+            applied: l.applied,
+            next_seq: l.next_seq,
+            unreported: l
+                .unreported
+                .into_iter()
+                .map(|a| AppliedReport {
+                    seq: a.seq,
+                    mid: a.mid,
+                    payload: a.payload,
+                })
+                .collect(),
+            subscribed_once: l.subscribed_once,
+        }
+    }
+}
 
 /// A record kept in two copies of `capacity` bytes at `offset` of app data.
 #[derive(Debug, Clone, Copy)]
