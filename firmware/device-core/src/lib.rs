@@ -13,6 +13,7 @@ pub use mcuboot_image as image;
 
 pub mod backoff;
 pub mod boot;
+pub mod device;
 pub mod faults;
 pub mod keystore;
 pub mod ota;

@@ -10,7 +10,9 @@ use std::process::Stdio;
 
 use tokio::process::{ChildStdin, ChildStdout, Command};
 
-use super::Device;
+use device_core::keystore::Credential;
+use rustls::pki_types::CertificateDer;
+
 use crate::device_log;
 
 /// rustls' error when the server will not speak TLS 1.2 or 1.3.
@@ -29,14 +31,12 @@ pub fn is_version_refusal(e: &std::io::Error) -> bool {
 /// `s_client` connected to `addr`, its stdio joined into one stream. The
 /// temporary credential files live until the process has read them.
 pub async fn connect(
-    device: &Device,
+    cred: &Credential,
+    anchor: &CertificateDer<'_>,
+    host: &str,
     addr: SocketAddr,
 ) -> anyhow::Result<tokio::io::Join<ChildStdout, ChildStdin>> {
     let dir = tempfile::tempdir()?;
-    let cred = device
-        .rotation
-        .credential()
-        .ok_or_else(|| anyhow::anyhow!("no credential"))?;
     let pem = |label: &str, der: &[u8]| {
         use base64::Engine as _;
         let b64 = base64::engine::general_purpose::STANDARD.encode(der);
@@ -57,8 +57,7 @@ pub async fn connect(
     );
     std::fs::write(&cert, pem("CERTIFICATE", &cred.cert.der))?;
     std::fs::write(&key, pem("PRIVATE KEY", &cred.key.pkcs8_der))?;
-    std::fs::write(&ca, pem("CERTIFICATE", device.anchor.as_ref()))?;
-    let host = &device.prov.hub_host;
+    std::fs::write(&ca, pem("CERTIFICATE", anchor.as_ref()))?;
     let mut child = Command::new("openssl")
         .args([
             "s_client",

@@ -4,12 +4,79 @@
 //! number and CRC (the newer valid copy wins, so a torn write leaves the
 //! previous record).
 
+use device_core::device::CommandLog;
 use device_core::keystore::{self, Keystore};
 use serde::de::DeserializeOwned;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::flash::{FlashError, FlashFile, Region};
+
+/// A command applied but whose report the hub has not acknowledged yet.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AppliedReport {
+    /// Application number on this device.
+    pub seq: u64,
+    /// The command's `$.mid`.
+    pub mid: String,
+    /// The command's payload (lossy UTF-8).
+    pub payload: String,
+}
+
+/// The persisted command state (the machine's [`CommandLog`] as JSON in
+/// the [`COMMANDS`] cell): applied ids (as the session encodes them), the
+/// application counter and the unreported applications.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct CommandsRecord {
+    /// Applied ids, as `AppliedIds::encode` writes them.
+    pub applied: Vec<u8>,
+    /// The next application's `seq`.
+    pub next_seq: u64,
+    /// Applications whose report the hub has not acknowledged.
+    pub unreported: Vec<AppliedReport>,
+    /// A session has subscribed to commands since provisioning (what the
+    /// `no-resubscribe` fault wrongly relies on).
+    #[serde(default)]
+    pub subscribed_once: bool,
+}
+
+impl From<CommandsRecord> for CommandLog {
+    fn from(r: CommandsRecord) -> CommandLog {
+        CommandLog {
+            applied: r.applied,
+            next_seq: r.next_seq,
+            unreported: r
+                .unreported
+                .into_iter()
+                .map(|a| device_core::device::AppliedReport {
+                    seq: a.seq,
+                    mid: a.mid,
+                    payload: a.payload,
+                })
+                .collect(),
+            subscribed_once: r.subscribed_once,
+        }
+    }
+}
+
+impl From<CommandLog> for CommandsRecord {
+    fn from(l: CommandLog) -> CommandsRecord {
+        CommandsRecord {
+            applied: l.applied,
+            next_seq: l.next_seq,
+            unreported: l
+                .unreported
+                .into_iter()
+                .map(|a| AppliedReport {
+                    seq: a.seq,
+                    mid: a.mid,
+                    payload: a.payload,
+                })
+                .collect(),
+            subscribed_once: l.subscribed_once,
+        }
+    }
+}
 
 /// A record kept in two copies of `capacity` bytes at `offset` of app data.
 #[derive(Debug, Clone, Copy)]
@@ -152,6 +219,21 @@ mod tests {
         assert!(
             OTA.load::<u32>(&flash).unwrap().is_none(),
             "cells are separate"
+        );
+    }
+
+    #[test]
+    fn the_command_record_keeps_its_json_form_through_the_machine() {
+        // As firmware before the Device machine wrote it (no subscribed_once yet).
+        let old = r#"{"applied":[1,2,3],"next_seq":4,"unreported":[{"seq":3,"mid":"m-3","payload":"open"}]}"#;
+        let record: CommandsRecord = serde_json::from_str(old).unwrap();
+        let log = CommandLog::from(record);
+        assert_eq!((log.next_seq, log.subscribed_once), (4, false));
+        assert_eq!(log.unreported[0].mid, "m-3");
+        let back = serde_json::to_string(&CommandsRecord::from(log)).unwrap();
+        assert_eq!(
+            back,
+            r#"{"applied":[1,2,3],"next_seq":4,"unreported":[{"seq":3,"mid":"m-3","payload":"open"}],"subscribed_once":false}"#
         );
     }
 }
