@@ -426,7 +426,11 @@ fn killing_the_bench_leaves_nothing_behind() -> Result<(), Failed> {
 }
 
 /// An emulated rig for the DUT file `dut_file` (a device nobody here wrote).
-async fn foreign_rig(dir: &Path, dut_file: &Path, device_id: &str) -> Result<ProvisionedRig, Failed> {
+async fn foreign_rig(
+    dir: &Path,
+    dut_file: &Path,
+    device_id: &str,
+) -> Result<ProvisionedRig, Failed> {
     let dut = DutFile::load(dut_file).map_err(|e| e.to_string())?;
     let config = EmulatedRigConfig {
         id: NEXT_ID.fetch_add(1, Ordering::SeqCst),
