@@ -26,8 +26,8 @@ use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use sacbench_rig::emulated::sandbox::{self, Sandbox};
 use sacbench_rig::emulated::topology::{in_netns, Node, Topology};
-use sacbench_rig::pty::PtyPair;
 use sacbench_suites::model::Outcome;
+use sacbench_test_support::PtyPair;
 use tokio_modbus::server::tcp::{accept_tcp_connection, Server};
 use tokio_modbus::server::Service;
 use tokio_modbus::{ExceptionCode, Request, Response, SlaveRequest};
@@ -139,7 +139,7 @@ fn device() -> PathBuf {
 }
 
 fn dev_key() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../firmware/keys/dev-image-signing-ed25519.pem")
+    sacbench_test_support::dev_key_path()
 }
 
 /// Which device sits on the fake lab board.

@@ -1,11 +1,10 @@
-//! A Modbus RTU power relay on a serial line: a `socat` pty pair is the
-//! RS-485 adapter, tokio-modbus's RTU server on one end is the relay board,
+//! A Modbus RTU power relay on a serial line: a pty pair is the RS-485
+//! adapter, tokio-modbus's RTU server on one end is the relay board,
 //! `LabRig` talks on the other end, and `mbpoll` (RTU mode) reads back the coil.
 
 use std::future::ready;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStderr, Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 
 use tokio_modbus::server::Service;
@@ -14,58 +13,26 @@ use tokio_modbus::{ExceptionCode, Request, Response, SlaveRequest};
 use sacbench_rig::lab::{LabRig, RigConfig};
 use sacbench_rig::Rig;
 
-/// Two connected ptys from `socat`, killed on drop.
-struct PtyPair {
-    child: Child,
-    _stderr: BufReader<ChildStderr>,
+/// Two connected ptys (the rig's own `openpty` pair) standing for the
+/// RS-485 adapter: the relay board on one end, the bench on the other.
+struct Bus {
+    _line: sacbench_rig::pty::PtyPair,
+    _dir: tempfile::TempDir,
     relay_end: PathBuf,
     bench_end: PathBuf,
 }
 
-impl PtyPair {
-    fn new() -> PtyPair {
-        let mut child = Command::new("socat")
-            .args(["-d", "-d", "pty,raw,echo=0", "pty,raw,echo=0"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot run socat ({e}): install the Debian package `socat`")
-            });
-        // Reading socat's own report up to "starting data transfer loop" is the wait.
-        let mut stderr = BufReader::new(child.stderr.take().expect("piped"));
-        let mut ptys = Vec::new();
-        let mut line = String::new();
-        loop {
-            line.clear();
-            assert!(
-                stderr.read_line(&mut line).expect("socat stderr") > 0,
-                "socat exited: {ptys:?}"
-            );
-            if let Some((_, path)) = line.trim_end().split_once("PTY is ") {
-                ptys.push(PathBuf::from(path));
-            }
-            if line.contains("starting data transfer loop") {
-                break;
-            }
-        }
-        assert_eq!(ptys.len(), 2, "socat named {ptys:?}");
-        let bench_end = ptys.pop().unwrap();
-        let relay_end = ptys.pop().unwrap();
-        PtyPair {
-            child,
-            _stderr: stderr,
+impl Bus {
+    fn new() -> Bus {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (relay_end, bench_end) = (dir.path().join("relay"), dir.path().join("bench"));
+        let line = sacbench_rig::pty::PtyPair::link(&relay_end, &bench_end).expect("a pty pair");
+        Bus {
+            _line: line,
+            _dir: dir,
             relay_end,
             bench_end,
         }
-    }
-}
-
-impl Drop for PtyPair {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -162,7 +129,7 @@ async fn mbpoll_coil(port: &Path, unit: u8, coil: u16) -> bool {
 
 #[tokio::test]
 async fn an_rtu_relay_switches_power_and_mbpoll_reads_it_back() {
-    let pty = PtyPair::new();
+    let pty = Bus::new();
     let board = RtuBoard {
         unit: 5,
         coils: Arc::default(),
@@ -183,7 +150,7 @@ async fn an_rtu_relay_switches_power_and_mbpoll_reads_it_back() {
 
 #[tokio::test]
 async fn an_rtu_unit_that_is_not_on_the_bus_times_out_with_a_clear_error() {
-    let pty = PtyPair::new();
+    let pty = Bus::new();
     serve(
         &pty.relay_end,
         RtuBoard {

@@ -4,7 +4,7 @@
 //! `credentials/rotate`, takes an OTA update and confirms it, and a crashing
 //! update is reverted by the bootloader.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -12,7 +12,6 @@ use device_native::flash::{FlashFile, Layout, Region};
 use hub_fixture::hub::{HubConfig, HubFixture};
 use hub_fixture::journal::{Event, JournalEntry};
 use hub_fixture::store::NewMessage;
-use mcuboot_image::{ImageVersion, SignOptions, SigningKey};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use tokio::process::{Child, Command};
@@ -21,24 +20,8 @@ use tokio::process::{Child, Command};
 const GUARD: Duration = Duration::from_secs(90);
 const ID: &str = "dev-e2e";
 
-fn dev_key() -> SigningKey {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../keys/dev-image-signing-ed25519.pem");
-    SigningKey::from_pkcs8_pem(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
 fn signed(payload: &[u8], major: u8, minor: u8, counter: u32) -> Vec<u8> {
-    let opts = SignOptions {
-        version: ImageVersion {
-            major,
-            minor,
-            revision: 0,
-            build_num: 0,
-        },
-        security_counter: Some(counter),
-        header_size: 0x200,
-        ..SignOptions::default()
-    };
-    mcuboot_image::sign(payload, &dev_key(), &opts).unwrap()
+    sacbench_test_support::sign_dev(payload, major, minor, counter)
 }
 
 fn device_executable() -> Vec<u8> {

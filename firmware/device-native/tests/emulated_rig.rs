@@ -15,7 +15,6 @@ use std::time::Duration;
 
 use hub_fixture::journal::Event;
 use libtest_mimic::{Arguments, Failed, Trial};
-use mcuboot_image::{ImageVersion, SignOptions, SigningKey};
 use sacbench_rig::dut::DutFile;
 use sacbench_rig::emulated::sandbox::{self, Sandbox};
 use sacbench_rig::emulated::topology::Node;
@@ -30,23 +29,7 @@ const HOLD: &str = "--hold-rig";
 static NEXT_ID: AtomicU8 = AtomicU8::new(1);
 
 fn signed_device_image(dir: &Path) -> PathBuf {
-    let key = Path::new(env!("CARGO_MANIFEST_DIR")).join("../keys/dev-image-signing-ed25519.pem");
-    let key = SigningKey::from_pkcs8_pem(&std::fs::read_to_string(key).unwrap()).unwrap();
-    let payload = std::fs::read(env!("CARGO_BIN_EXE_device-native")).unwrap();
-    let opts = SignOptions {
-        version: ImageVersion {
-            major: 1,
-            minor: 0,
-            revision: 0,
-            build_num: 0,
-        },
-        security_counter: Some(1),
-        header_size: 0x200,
-        ..SignOptions::default()
-    };
-    let path = dir.join("v1.img");
-    std::fs::write(&path, mcuboot_image::sign(&payload, &key, &opts).unwrap()).unwrap();
-    path
+    sacbench_test_support::write_v1_image(Path::new(env!("CARGO_BIN_EXE_device-native")), dir)
 }
 
 async fn rig(dir: &Path, faults: &[&str]) -> ProvisionedRig {

@@ -11,7 +11,6 @@ use std::process::Command;
 use std::time::Duration;
 
 use hub_fixture::journal::Event;
-use mcuboot_image::{ImageVersion, SignOptions, SigningKey};
 use sacbench_rig::dut::DutFile;
 use sacbench_rig::emulated::sandbox::{self, Sandbox};
 mod common;
@@ -34,21 +33,7 @@ fn stage_and_run() -> Result<(), libtest_mimic::Failed> {
     std::fs::copy(env!("CARGO_BIN_EXE_device-native"), &device).unwrap();
     let me = dir.join("test");
     std::fs::copy(std::env::current_exe().unwrap(), &me).unwrap();
-    let key = Path::new(env!("CARGO_MANIFEST_DIR")).join("../keys/dev-image-signing-ed25519.pem");
-    let key = SigningKey::from_pkcs8_pem(&std::fs::read_to_string(key).unwrap()).unwrap();
-    let opts = SignOptions {
-        version: ImageVersion {
-            major: 1,
-            minor: 0,
-            revision: 0,
-            build_num: 0,
-        },
-        security_counter: Some(1),
-        header_size: 0x200,
-        ..SignOptions::default()
-    };
-    let image = mcuboot_image::sign(&std::fs::read(&device).unwrap(), &key, &opts).unwrap();
-    std::fs::write(dir.join("v1.img"), image).unwrap();
+    sacbench_test_support::write_v1_image(&device, dir);
     // The reference device's DUT file: the rig runs its command.
     std::fs::copy(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("dut.toml"),

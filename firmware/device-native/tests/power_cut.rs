@@ -9,12 +9,6 @@ use std::path::Path;
 use std::process::Output;
 
 use device_native::flash::{FlashFile, Layout, Region, POWER_CUT_ENV};
-use mcuboot_image::{ImageVersion, SignOptions, SigningKey};
-
-fn dev_key() -> SigningKey {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../keys/dev-image-signing-ed25519.pem");
-    SigningKey::from_pkcs8_pem(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
 
 /// A payload that prints its name and exits (a "crash": the bootloader's
 /// `--max-boots 1` then ends the run). Padded so the swap spans sectors.
@@ -23,18 +17,7 @@ fn image(name: &str, major: u8) -> Vec<u8> {
     script.push(b'#');
     script.resize(300 * 1024, b'x');
     script.push(b'\n');
-    let opts = SignOptions {
-        version: ImageVersion {
-            major,
-            minor: 0,
-            revision: 0,
-            build_num: 0,
-        },
-        security_counter: Some(u32::from(major)),
-        header_size: 0x200,
-        ..SignOptions::default()
-    };
-    mcuboot_image::sign(&script, &dev_key(), &opts).unwrap()
+    sacbench_test_support::sign_dev(&script, major, 0, u32::from(major))
 }
 
 fn board(dir: &Path, faults: &[&str]) {
