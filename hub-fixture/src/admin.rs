@@ -21,6 +21,7 @@ use serde_json::{json, Value};
 use tokio::net::TcpListener;
 
 use crate::hub::{HubError, HubFixture};
+use crate::hub_state::blocking;
 use crate::pki::{KeyAlgorithm, Validity};
 use crate::store::{DeviceStatus, NewMessage, StoreError};
 
@@ -172,19 +173,19 @@ struct RegisterBody {
 }
 
 async fn register(State(h): State<HubFixture>, JsonBody(b): JsonBody<RegisterBody>) -> ApiResult {
-    ok(h.register_device(&b.device_id)?)
+    ok(blocking(|| h.register_device(&b.device_id))?)
 }
 
 async fn devices(State(h): State<HubFixture>) -> ApiResult {
-    ok(h.devices()?)
+    ok(blocking(|| h.devices())?)
 }
 
 async fn device(State(h): State<HubFixture>, Path(id): Path<String>) -> ApiResult {
-    ok(h.device(&id)?)
+    ok(blocking(|| h.device(&id))?)
 }
 
 async fn delete_device(State(h): State<HubFixture>, Path(id): Path<String>) -> ApiResult {
-    h.delete_device(&id)?;
+    blocking(|| h.delete_device(&id))?;
     ok(json!({ "deleted": id }))
 }
 
@@ -207,11 +208,11 @@ async fn set_status(
             )))
         }
     };
-    ok(h.set_device_status(&id, status)?)
+    ok(blocking(|| h.set_device_status(&id, status))?)
 }
 
 async fn certificates(State(h): State<HubFixture>, Path(id): Path<String>) -> ApiResult {
-    ok(h.certificates(&id)?)
+    ok(blocking(|| h.certificates(&id))?)
 }
 
 /// Validity relative to the hub's clock: `not_before_days` (may be negative)
@@ -242,11 +243,13 @@ async fn issue(
         not_before: start,
         not_after: start + day * b.valid_days.unwrap_or(365) as u32,
     };
-    ok(h.issue_certificate(&id, b.algorithm, validity)?)
+    ok(blocking(|| {
+        h.issue_certificate(&id, b.algorithm, validity)
+    })?)
 }
 
 async fn revoke(State(h): State<HubFixture>, Path(serial): Path<String>) -> ApiResult {
-    ok(h.revoke(&serial)?)
+    ok(blocking(|| h.revoke(&serial))?)
 }
 
 /// A C2D message as the API takes it: `payload` (text) or `payload_base64`.
@@ -279,12 +282,12 @@ async fn send(
         properties: b.properties,
         ttl_ms: b.ttl_seconds.map(|s| s.saturating_mul(1000)),
     };
-    let queued = h.send_c2d(&id, msg)?;
+    let queued = blocking(|| h.send_c2d(&id, msg))?;
     Ok((StatusCode::CREATED, ok(queued)?).into_response())
 }
 
 async fn pending(State(h): State<HubFixture>, Path(id): Path<String>) -> ApiResult {
-    ok(h.pending_c2d(&id)?)
+    ok(blocking(|| h.pending_c2d(&id))?)
 }
 
 #[derive(Deserialize)]
@@ -296,11 +299,11 @@ async fn feedback(
     State(h): State<HubFixture>,
     QueryParams(q): QueryParams<FeedbackQuery>,
 ) -> ApiResult {
-    ok(h.feedback(q.device.as_deref())?)
+    ok(blocking(|| h.feedback(q.device.as_deref()))?)
 }
 
 async fn twin(State(h): State<HubFixture>, Path(id): Path<String>) -> ApiResult {
-    ok(h.twin(&id)?)
+    ok(blocking(|| h.twin(&id))?)
 }
 
 async fn patch_desired(
@@ -308,7 +311,7 @@ async fn patch_desired(
     Path(id): Path<String>,
     JsonBody(patch): JsonBody<Value>,
 ) -> ApiResult {
-    ok(h.patch_desired(&id, &patch)?)
+    ok(blocking(|| h.patch_desired(&id, &patch))?)
 }
 
 #[derive(Deserialize)]
@@ -337,7 +340,7 @@ async fn enrollment(
     Path(id): Path<String>,
     JsonBody(b): JsonBody<EnrollmentBody>,
 ) -> ApiResult {
-    h.device(&id)?;
+    blocking(|| h.device(&id))?;
     h.set_refuse_enrollment(&id, b.refuse);
     ok(json!({ "device_id": id, "refuse": b.refuse }))
 }
@@ -353,7 +356,7 @@ struct AdvanceBody {
 }
 
 async fn advance(State(h): State<HubFixture>, JsonBody(b): JsonBody<AdvanceBody>) -> ApiResult {
-    let now = h.advance_clock(Duration::from_secs(b.seconds))?;
+    let now = blocking(|| h.advance_clock(Duration::from_secs(b.seconds)))?;
     ok(json!({ "now_ms": now }))
 }
 
@@ -361,12 +364,36 @@ async fn advance(State(h): State<HubFixture>, JsonBody(b): JsonBody<AdvanceBody>
 struct JournalQuery {
     #[serde(default)]
     after: u64,
+    /// Wait until an entry of this kind (`c2d_acked`) follows `after`.
+    wait_for: Option<String>,
+    /// How long to wait for it, seconds (default 10).
+    wait_seconds: Option<u64>,
 }
 
+/// The entries after `after`; with `wait_for`, once one of that kind is
+/// there (408 naming it if none comes in time): a script waits on an
+/// event, not on a sleep.
 async fn journal(
     State(h): State<HubFixture>,
     QueryParams(q): QueryParams<JournalQuery>,
 ) -> ApiResult {
+    if let Some(kind) = &q.wait_for {
+        let limit = Duration::from_secs(q.wait_seconds.unwrap_or(10));
+        if h.journal()
+            .wait_for(q.after, limit, |e| e.event.kind() == *kind)
+            .await
+            .is_none()
+        {
+            return Err(ApiError(
+                StatusCode::REQUEST_TIMEOUT,
+                format!(
+                    "no {kind:?} journal entry after {} within {}s",
+                    q.after,
+                    limit.as_secs()
+                ),
+            ));
+        }
+    }
     ok(h.journal().since(q.after))
 }
 
@@ -375,7 +402,7 @@ async fn firmware(
     Path(name): Path<String>,
     body: axum::body::Bytes,
 ) -> ApiResult {
-    h.put_firmware(&name, &body)?;
+    blocking(|| h.put_firmware(&name, &body))?;
     ok(json!({ "name": name, "size": body.len() }))
 }
 

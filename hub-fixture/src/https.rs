@@ -36,6 +36,7 @@ use tower::ServiceExt;
 use crate::clock::Clock;
 use crate::est;
 use crate::hub::HubState;
+use crate::hub_state::blocking;
 use crate::journal::{Event, Listener};
 use crate::pki::Validity;
 use crate::session::ClientIdentity;
@@ -390,7 +391,7 @@ fn pkcs7(body: String) -> Response {
 }
 
 async fn cacerts(State(ctx): State<Ctx>) -> Response {
-    if let Err(r) = ctx.authorise("/.well-known/est/cacerts") {
+    if let Err(r) = blocking(|| ctx.authorise("/.well-known/est/cacerts")) {
         return *r;
     }
     match est::cacerts_body(ctx.hub.ca.cert_der()) {
@@ -403,7 +404,7 @@ async fn cacerts(State(ctx): State<Ctx>) -> Response {
 }
 
 async fn simple_reenroll(State(ctx): State<Ctx>, body: axum::body::Bytes) -> Response {
-    if let Err(r) = ctx.authorise("/.well-known/est/simplereenroll") {
+    if let Err(r) = blocking(|| ctx.authorise("/.well-known/est/simplereenroll")) {
         return *r;
     }
     let hub = &ctx.hub;
@@ -420,14 +421,16 @@ async fn simple_reenroll(State(ctx): State<Ctx>, body: axum::body::Bytes) -> Res
             "enrolment is refused for this device (fixture switch)".into(),
         );
     }
-    let (issued, body) = match est::simple_reenroll(&hub.ca, &ctx.cert_der, &body, validity) {
+    // Key generation and signing, then SQLite: off the runtime's workers.
+    let issued = blocking(|| est::simple_reenroll(&hub.ca, &ctx.cert_der, &body, validity));
+    let (issued, body) = match issued {
         Ok(r) => r,
         Err(e) => return refused(StatusCode::BAD_REQUEST, e.to_string()),
     };
-    if let Err(e) = hub
-        .record_issued(&ctx.identity.device_id, &issued)
-        .and_then(|_| hub.record_supersedes(&issued.serial, &ctx.identity.serial))
-    {
+    if let Err(e) = blocking(|| {
+        hub.record_issued(&ctx.identity.device_id, &issued)
+            .and_then(|_| hub.record_supersedes(&issued.serial, &ctx.identity.serial))
+    }) {
         return refused(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
     }
     ctx.journal(Event::Enrolled {
@@ -444,7 +447,7 @@ async fn firmware(
     headers: HeaderMap,
 ) -> Response {
     let path = format!("/firmware/{name}");
-    if let Err(r) = ctx.authorise(&path) {
+    if let Err(r) = blocking(|| ctx.authorise(&path)) {
         return *r;
     }
     let valid = !name.starts_with('.')

@@ -286,3 +286,15 @@ impl HubState {
         Ok(())
     }
 }
+
+/// Runs `f`, which blocks (SQLite under the store's mutex, a file write),
+/// without holding up the runtime's other tasks: on a multi-threaded runtime
+/// the worker hands them on first (`block_in_place`); a current-thread
+/// runtime (a test's) has no other worker to hand them to and runs it in
+/// place.
+pub(crate) fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}

@@ -124,6 +124,13 @@ enum Command {
     Journal {
         #[arg(long, default_value_t = 0)]
         after: u64,
+        /// Wait until an entry of this kind (e.g. `c2d_acked`) follows
+        /// `--after`, then print (exit 1 if none comes within `--timeout`).
+        #[arg(long)]
+        wait_for: Option<String>,
+        /// Seconds `--wait-for` waits.
+        #[arg(long, default_value_t = 10)]
+        timeout: u64,
     },
     /// Print C2D feedback records.
     Feedback { device_id: Option<String> },
@@ -508,10 +515,22 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 )
                 .await?,
         ),
-        Command::Journal { after } => {
-            let entries = admin
-                .call("GET", &format!("/journal?after={after}"), None)
-                .await?;
+        Command::Journal {
+            after,
+            wait_for,
+            timeout,
+        } => {
+            let mut path = format!("/journal?after={after}");
+            if let Some(kind) = wait_for {
+                path.push('&');
+                path.push_str(
+                    &form_urlencoded::Serializer::new(String::new())
+                        .append_pair("wait_for", &kind)
+                        .append_pair("wait_seconds", &timeout.to_string())
+                        .finish(),
+                );
+            }
+            let entries = admin.call("GET", &path, None).await?;
             for e in entries.as_array().into_iter().flatten() {
                 say(e);
             }

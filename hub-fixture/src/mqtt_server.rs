@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 use tokio_rustls::TlsAcceptor;
 
 use crate::hub::{HubState, SessionCommand, SessionHandle};
+use crate::hub_state::blocking;
 use crate::journal::{CloseReason, Event, HandshakeFailure, Listener};
 use crate::serial::Serial;
 use crate::session::{ClientIdentity, HubPort, Session, SessionEnd};
@@ -160,7 +161,7 @@ async fn connection(hub: Arc<HubState>, tcp: TcpStream, peer: SocketAddr) {
                 Ok(0) => Err(SessionEnd::new(CloseReason::PeerClosed, "connection closed by the client")),
                 Err(e) => Err(SessionEnd::new(CloseReason::IoError, e.to_string())),
                 Ok(n) => {
-                    let result = session.receive(&mut port, &buf[..n]);
+                    let result = blocking(|| session.receive(&mut port, &buf[..n]));
                     if let Some(idle) = session.idle_timeout() {
                         deadline = tokio::time::Instant::now() + idle;
                     } else if session.is_connected() {
@@ -174,7 +175,7 @@ async fn connection(hub: Arc<HubState>, tcp: TcpStream, peer: SocketAddr) {
                     revoked_at = r;
                     Err(SessionEnd::new(reason, detail))
                 }
-                Some(SessionCommand::C2dAvailable) => { session.deliver_c2d(&mut port); Ok(()) }
+                Some(SessionCommand::C2dAvailable) => { blocking(|| session.deliver_c2d(&mut port)); Ok(()) }
                 Some(SessionCommand::Method { name, rid, payload }) => {
                     if !session.send_method(&name, &rid, payload) {
                         hub.finish_method(None, &rid, 404, Bytes::new());

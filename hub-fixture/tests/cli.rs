@@ -73,7 +73,10 @@ async fn register_send_and_journal_from_the_command_line() {
     assert!(out.status.success(), "{:?}", text(&out));
     assert_eq!(text(&out).0.trim(), "reboot");
 
-    let out = run(cli(&admin).args(["journal"])).await;
+    // The hub takes mosquitto_sub's PUBACK after mosquitto_sub has exited:
+    // wait on the journal for it.
+    let out = run(cli(&admin).args(["journal", "--wait-for", "c2d_acked"])).await;
+    assert!(out.status.success(), "{:?}", text(&out));
     let (journal, _) = text(&out);
     let kinds: Vec<String> = journal
         .lines()
@@ -84,6 +87,15 @@ async fn register_send_and_journal_from_the_command_line() {
                 .to_owned()
         })
         .collect();
+    // A kind that never comes: one message naming it, a non-zero exit.
+    let out =
+        run(cli(&admin).args(["journal", "--wait-for", "no_such_kind", "--timeout", "1"])).await;
+    let (_, err) = text(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("\"no_such_kind\"") && err.contains("within 1s"),
+        "{err}"
+    );
     for kind in [
         "device_registered",
         "c2d_enqueued",

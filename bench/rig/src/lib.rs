@@ -280,6 +280,17 @@ pub async fn wait_console(
 /// Runs `f` on a thread in `netns` (the bench's own namespace for `None`).
 pub use emulated::topology::in_netns;
 
+/// Runs `f`, which blocks (a thread join, a netlink round trip), without
+/// holding up the runtime's other tasks: on a multi-threaded runtime the
+/// worker hands them on first (`block_in_place`); a current-thread runtime
+/// has no other worker to hand them to and runs it in place.
+pub(crate) fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
+
 /// The folder a rig or DUT file is in (`.` for a bare file name): where its
 /// relative paths and commands resolve.
 pub(crate) fn folder_of(file: &Path) -> PathBuf {

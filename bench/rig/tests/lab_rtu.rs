@@ -4,7 +4,6 @@
 
 use std::future::ready;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 
 use tokio_modbus::server::Service;

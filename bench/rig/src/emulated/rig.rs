@@ -250,11 +250,11 @@ impl EmulatedRig {
             self.power.1.notify_all();
         }
         if let Some(t) = self.supervisor.take() {
-            let _ = t.join();
+            let _ = crate::blocking(|| t.join());
         }
         // Every line written before the cut is read before power-off returns:
         // what a case counts after it is complete.
-        if !self.console.drained(CONSOLE_DRAIN_LIMIT) {
+        if !crate::blocking(|| self.console.drained(CONSOLE_DRAIN_LIMIT)) {
             self.console.note(format!(
                 "rig: the console stayed open {CONSOLE_DRAIN_LIMIT:?} after power off (a process outside the DUT's process group holds it)"
             ));

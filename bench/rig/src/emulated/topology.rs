@@ -246,7 +246,7 @@ pub fn in_netns<T: Send + 'static>(
     f: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, RigError> {
     let netns = netns.into();
-    std::thread::spawn(move || {
+    let thread = std::thread::spawn(move || {
         if let Some(netns) = netns {
             let file = std::fs::File::open(&netns)
                 .map_err(|e| RigError::Setup(format!("opening {}: {e}", netns.display())))?;
@@ -254,7 +254,8 @@ pub fn in_netns<T: Send + 'static>(
                 .map_err(|e| RigError::Setup(format!("entering {}: {e}", netns.display())))?;
         }
         Ok(f())
-    })
-    .join()
-    .map_err(|_| RigError::Setup("a thread in a rig namespace panicked".into()))?
+    });
+    // The join waits on netlink, a hub start, a scan: not on a runtime worker.
+    crate::blocking(|| thread.join())
+        .map_err(|_| RigError::Setup("a thread in a rig namespace panicked".into()))?
 }
