@@ -37,8 +37,11 @@ pub const DEVICE_ID: &str = sacbench_rig::DEVICE_ID;
 /// A failed expectation: what was expected, what was seen, where to look.
 #[derive(Debug, Clone)]
 pub struct Fail {
+    /// What the case expected, in the report's words.
     pub expected: String,
+    /// What the bench saw instead.
     pub seen: String,
+    /// Where in the case's evidence to look (capture, journal, device log).
     pub look_at: String,
     /// The bench could not do its part (outcome `error`), rather than the
     /// device doing what the case forbids (`failed`).
@@ -46,6 +49,7 @@ pub struct Fail {
 }
 
 impl Fail {
+    /// A failure of the device (outcome `failed`): `expected`, `seen`, where to look.
     pub fn new(
         expected: impl Into<String>,
         seen: impl Into<String>,
@@ -83,17 +87,23 @@ impl<E: std::fmt::Display> From<E> for Fail {
     }
 }
 
+/// The future a case body returns: what it saw when it passes, or why it failed.
 pub type CaseResultFut<'a> = Pin<Box<dyn Future<Output = Result<String, Fail>> + 'a>>;
 /// A case body: returns what it saw when it passes.
 pub type CaseFn = for<'a> fn(&'a mut Case) -> CaseResultFut<'a>;
 
 /// A case of the catalogue.
 pub struct CaseDef {
+    /// The case id from `docs/CASES.md`, e.g. `NI-01`; its prefix is the group.
     pub id: &'static str,
+    /// The snake_case suffix of the test name, e.g. `tcp_scan`.
     pub slug: &'static str,
+    /// One-line title, as the report shows it.
     pub title: &'static str,
     /// The pass criterion, as the report states it.
     pub expected: &'static str,
+    /// Rig capabilities the case needs; without one the case is ignored,
+    /// naming it.
     pub needs: &'static [Capability],
     /// What the case needs of the DUT; without it the case is `not_applicable`.
     pub dut: DutNeeds,
@@ -107,6 +117,7 @@ pub struct CaseDef {
     /// device dials, is then the case's (its own deliberately bad hub, or
     /// nothing at all).
     pub hub_mqtt_port: Option<u16>,
+    /// The case body.
     pub run: CaseFn,
 }
 
@@ -123,6 +134,7 @@ pub struct DutNeeds {
 }
 
 impl DutNeeds {
+    /// Needs nothing of the device: the case applies to every DUT.
     pub const NONE: DutNeeds = DutNeeds {
         implements: &[],
         events: &[],
@@ -157,6 +169,7 @@ impl DutNeeds {
 }
 
 impl CaseDef {
+    /// The case's group in lower case, from its id: `ni` for `NI-01`.
     pub fn group(&self) -> String {
         self.id.split('-').next().unwrap_or("").to_ascii_lowercase()
     }
@@ -180,7 +193,12 @@ pub struct RunOptions {
     /// Where sacbench's own executables are (`device-native`, `gateway`,
     /// `modbus-leaf`): the DUT file's `{sacbench_bin}`.
     pub sacbench_bin: PathBuf,
+    /// The run directory (`SACBENCH_OUT`): each case writes under
+    /// `cases/<id>/`, the reports at its top.
     pub out: PathBuf,
+    /// The run's fault switch (`SACBENCH_FAULT`), if any: switched on in
+    /// the device for device cases, in the gateway for GW cases, never in
+    /// self-tests.
     pub fault: Option<String>,
     /// Run on this lab rig (`rig.toml`) instead of emulated topologies.
     pub rig_file: Option<PathBuf>,
@@ -194,6 +212,7 @@ static NEXT_TOPOLOGY: AtomicU8 = AtomicU8::new(1);
 
 /// A case in progress.
 pub struct Case {
+    /// The id of the case being run ([`CaseDef::id`]).
     pub def_id: &'static str,
     /// The rig; dropped before the hub (fields drop in order), so the
     /// device is off before its hub goes.
@@ -205,6 +224,8 @@ pub struct Case {
     pub identities: Vec<DeviceCredentials>,
     /// The case network's addresses.
     pub net: RigNetwork,
+    /// The case's directory, `<out>/cases/<id>/`, emptied at start: its
+    /// capture, hub journal, device log and rig directory.
     pub dir: PathBuf,
     /// The device under test.
     pub dut: Arc<DutFile>,
@@ -212,6 +233,7 @@ pub struct Case {
     pub sacbench_bin: PathBuf,
     capture: Option<Capture>,
     analysis: Option<Analysis>,
+    /// What the verdict cites, in the order the case noted it.
     pub evidence: Vec<Evidence>,
     /// Every device line read so far (a lock: cases wait on the console and
     /// the hub at once, through shared references).
@@ -466,6 +488,7 @@ impl Case {
         self.dir.join("rig")
     }
 
+    /// Adds `e` to the evidence the verdict cites.
     pub fn note(&mut self, e: Evidence) {
         self.evidence.push(e);
     }

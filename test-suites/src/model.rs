@@ -4,15 +4,19 @@
 
 use serde::{Deserialize, Serialize};
 
+/// The `schema` value this version of the model writes; fields are only added under it.
 pub const SCHEMA: &str = "sacbench-report/2";
 
 /// A whole run.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct RunReport {
+    /// The report format, [`SCHEMA`].
     pub schema: String,
     /// RFC 3339 UTC.
     pub started_at: String,
+    /// When the run finished, RFC 3339 UTC.
     pub finished_at: String,
+    /// The rig the run used.
     pub rig: RigInfo,
     /// The device under test (its DUT file).
     #[serde(default)]
@@ -24,20 +28,25 @@ pub struct RunReport {
     /// are absent.
     #[serde(default)]
     pub interrupted: Option<String>,
+    /// Counts of `cases` by outcome; always consistent with them.
     pub summary: Summary,
+    /// One entry per case, in run order; ids are unique.
     pub cases: Vec<CaseResult>,
 }
 
+/// The rig a run used.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct RigInfo {
     /// `emulated` or `lab`.
     pub kind: String,
+    /// The rig's name as the rig gives it (a lab rig's `name` in `rig.toml`).
     pub name: String,
 }
 
 /// The device under test, as its DUT file names it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct DutInfo {
+    /// The DUT file's `name`.
     pub name: String,
     /// The DUT file's path.
     pub file: String,
@@ -48,15 +57,22 @@ pub struct DutInfo {
 /// Counts by outcome of some cases.
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Tally {
+    /// Cases counted: the sum of the five outcome counts.
     pub total: usize,
+    /// Cases with outcome `passed`.
     pub passed: usize,
+    /// Cases with outcome `failed`.
     pub failed: usize,
+    /// Cases with outcome `error`.
     pub error: usize,
+    /// Cases with outcome `not_applicable`.
     pub not_applicable: usize,
+    /// Cases with outcome `ignored`.
     pub ignored: usize,
 }
 
 impl Tally {
+    /// Counts one more case with `outcome`.
     pub fn add(&mut self, outcome: Outcome) {
         self.total += 1;
         match outcome {
@@ -80,10 +96,15 @@ pub enum CaseKind {
     SelfTest,
 }
 
+/// Counts of a run's cases by outcome, over all of them and split by
+/// [`CaseKind`]; `total = passed + failed + error + not_applicable + ignored`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Summary {
+    /// Number of cases in the report.
     pub total: usize,
+    /// Cases with outcome `passed`.
     pub passed: usize,
+    /// Cases with outcome `failed`.
     pub failed: usize,
     /// The bench or rig could not do its part.
     #[serde(default)]
@@ -91,6 +112,7 @@ pub struct Summary {
     /// The case does not apply to this device.
     #[serde(default)]
     pub not_applicable: usize,
+    /// Cases with outcome `ignored`: the rig lacked a capability the case needs.
     pub ignored: usize,
     /// The device's verdicts only (`kind: device`).
     #[serde(default)]
@@ -100,6 +122,7 @@ pub struct Summary {
     pub self_test: Tally,
 }
 
+/// A case's verdict, as `report.json` spells it (snake_case).
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
@@ -127,8 +150,11 @@ pub struct CaseResult {
     pub kind: CaseKind,
     /// Test name, e.g. `ni::NI-01_tcp_scan`.
     pub name: String,
+    /// One-line title of the case.
     pub title: String,
+    /// The verdict.
     pub outcome: Outcome,
+    /// Wall-clock time of the case, set-up included, in milliseconds.
     pub duration_ms: u64,
     /// What the case expected.
     pub expected: String,
@@ -136,11 +162,14 @@ pub struct CaseResult {
     pub seen: String,
     /// Where to look first.
     pub look_at: String,
+    /// The facts the verdict rests on; may be empty.
     pub evidence: Vec<Evidence>,
     /// Files of this case, relative to the report directory.
     pub artifacts: Artifacts,
 }
 
+/// A case's files, each relative to the report directory; `None` when the
+/// case produced no such file (e.g. an ignored case).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Artifacts {
     /// pcapng with the TLS key log embedded.
@@ -163,12 +192,16 @@ pub enum EvidenceKind {
     Log,
     /// A scan's result.
     Scan,
+    /// The case's own remark (a setting, something it observed directly).
     Note,
 }
 
+/// One fact a verdict rests on: its source, in words, and the numbers it cites.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Evidence {
+    /// Where the fact came from; gives `refs` their meaning.
     pub kind: EvidenceKind,
+    /// The fact, in words.
     pub text: String,
     /// Frame numbers or journal sequence numbers this rests on.
     #[serde(default)]
@@ -176,6 +209,7 @@ pub struct Evidence {
 }
 
 impl Evidence {
+    /// A fact from the capture, citing its frame numbers (tshark's, from 1).
     pub fn frames(text: impl Into<String>, frames: impl IntoIterator<Item = u64>) -> Self {
         Evidence {
             kind: EvidenceKind::Frames,
@@ -183,6 +217,7 @@ impl Evidence {
             refs: frames.into_iter().collect(),
         }
     }
+    /// A fact from the hub journal, citing entries by `seq`.
     pub fn journal(text: impl Into<String>, seqs: impl IntoIterator<Item = u64>) -> Self {
         Evidence {
             kind: EvidenceKind::Journal,
@@ -190,6 +225,7 @@ impl Evidence {
             refs: seqs.into_iter().collect(),
         }
     }
+    /// A fact from the device log; the text quotes the line.
     pub fn log(text: impl Into<String>) -> Self {
         Evidence {
             kind: EvidenceKind::Log,
@@ -197,6 +233,7 @@ impl Evidence {
             refs: Vec::new(),
         }
     }
+    /// A port scan's or probe's result.
     pub fn scan(text: impl Into<String>) -> Self {
         Evidence {
             kind: EvidenceKind::Scan,
@@ -204,6 +241,7 @@ impl Evidence {
             refs: Vec::new(),
         }
     }
+    /// A remark of the case itself.
     pub fn note(text: impl Into<String>) -> Self {
         Evidence {
             kind: EvidenceKind::Note,

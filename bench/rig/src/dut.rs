@@ -59,11 +59,18 @@ pub const DUT_FIELDS: &[(&str, &str)] = &[
 /// A part of the device contract (`docs/device-contract.md`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum ContractPart {
+    /// Device-to-cloud telemetry on `devices/{id}/messages/events/`.
     Telemetry,
+    /// Cloud-to-device commands, applied once per `$.mid` (at-least-once delivery).
     C2d,
+    /// Direct methods (`credentials/rotate`, `reboot`, `diag/state`).
     Methods,
+    /// Reported and desired properties of the device twin.
     Twin,
+    /// EST re-enrolment (RFC 7030) on `credentials/rotate` or the twin's
+    /// `credentials.rotateAfter`.
     EstRotation,
+    /// Twin-driven firmware update with a test boot and revert.
     Ota,
     /// A field gateway for legacy Modbus devices (the GW cases run
     /// sacbench's reference gateway in that role).
@@ -71,6 +78,7 @@ pub enum ContractPart {
 }
 
 impl ContractPart {
+    /// Every contract part, in declaration order (the order error messages list them in).
     pub const ALL: &'static [ContractPart] = &[
         ContractPart::Telemetry,
         ContractPart::C2d,
@@ -81,6 +89,7 @@ impl ContractPart {
         ContractPart::ModbusGateway,
     ];
 
+    /// The part's name in a DUT file's `implements` (`est-rotation`, ...).
     pub fn name(self) -> &'static str {
         match self {
             ContractPart::Telemetry => "telemetry",
@@ -154,6 +163,7 @@ pub enum EventName {
 }
 
 impl EventName {
+    /// Every event name, in declaration order (the order error messages list them in).
     pub const ALL: &'static [EventName] = &[
         EventName::CommandApplied,
         EventName::ConnectionFailed,
@@ -169,6 +179,7 @@ impl EventName {
         EventName::OtaResetting,
     ];
 
+    /// The event's key under a DUT file's `[events]` (`command_applied`, ...).
     pub fn name(self) -> &'static str {
         match self {
             EventName::CommandApplied => "command_applied",
@@ -231,15 +242,25 @@ pub enum Board {
 /// `[emulated]`: how to run the device as an emulated board.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EmulatedDut {
+    /// The argv that runs the device (program first), placeholders not yet
+    /// expanded ([`COMMAND_PLACEHOLDERS`]); power on starts it, power off
+    /// kills its process group.
     pub command: Vec<String>,
+    /// The argv that writes the signed image `{image}` into the board's
+    /// flash under `{state}`; its presence gives the rig the flashing capability.
     pub flash: Option<Vec<String>>,
+    /// The emulated board the firmware runs on, if it is one sacbench knows.
     pub board: Option<Board>,
 }
 
 /// `[faults]`: the fault switches the device offers.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DutFaults {
+    /// The fault switch names `--fault` may name for this device.
     pub offered: Vec<String>,
+    /// Arguments appended to the emulated command once per switched-on
+    /// fault, `{fault}` standing for its name (at least one contains it, or
+    /// the list is empty).
     pub args: Vec<String>,
 }
 
@@ -248,6 +269,8 @@ pub struct DutFaults {
 pub struct DutImage {
     /// The payload path, `{sacbench_bin}` not yet expanded.
     pub payload: String,
+    /// The PKCS#8 PEM image-signing key (Ed25519 or ECDSA P-256), resolved
+    /// against the DUT file's folder.
     pub signing_key: PathBuf,
 }
 
@@ -273,12 +296,20 @@ impl DutImage {
 /// A checked DUT file.
 #[derive(Debug, Clone)]
 pub struct DutFile {
+    /// The file it was read from, as given (named in errors; anchors relative paths).
     pub file: PathBuf,
+    /// The device's name, shown in reports.
     pub name: String,
+    /// The contract parts the device implements; cases of other parts are not applicable.
     pub implements: BTreeSet<ContractPart>,
+    /// How to run the device as an emulated board, if it can be one.
     pub emulated: Option<EmulatedDut>,
+    /// The console events the device declares, each a checked pattern with
+    /// its required named groups.
     pub events: BTreeMap<EventName, Regex>,
+    /// The fault switches the device offers (empty when it has no `[faults]`).
     pub faults: DutFaults,
+    /// What OTA cases sign new images of, if the file has `[image]`.
     pub image: Option<DutImage>,
 }
 
@@ -516,10 +547,13 @@ impl DutFile {
         crate::folder_of(&self.file)
     }
 
+    /// Whether the device declares `part` in `implements`.
     pub fn implements(&self, part: ContractPart) -> bool {
         self.implements.contains(&part)
     }
 
+    /// The pattern the device declared for `name`, if any; a case waiting
+    /// on an undeclared event is not applicable to the device.
     pub fn event(&self, name: EventName) -> Option<&Regex> {
         self.events.get(&name)
     }
@@ -562,15 +596,25 @@ fn unknown_placeholder<'a>(arg: &'a str, known: &[&str]) -> Option<&'a str> {
 /// Values of the placeholders of `[emulated] command` for one power-on.
 #[derive(Debug, Clone)]
 pub struct Placeholders {
+    /// `{provisioning}`: the directory the bench wrote the device's
+    /// provisioning into.
     pub provisioning: PathBuf,
+    /// `{state}`: the board's persistent directory (its flash), kept across
+    /// power cycles within a case.
     pub state: PathBuf,
+    /// `{device_id}`: the hub identity the device connects as.
     pub device_id: String,
+    /// `{hub_host}`: the hub's DNS name the device dials.
     pub hub_host: String,
+    /// `{sacbench_bin}`: the folder of sacbench's own executables.
     pub sacbench_bin: PathBuf,
+    /// `{dut_dir}`: the DUT file's folder.
     pub dut_dir: PathBuf,
 }
 
 impl Placeholders {
+    /// `arg` with every known placeholder replaced by its value (unknown
+    /// `{...}` text is left as is).
     pub fn expand(&self, arg: &str) -> String {
         arg.replace("{provisioning}", &self.provisioning.to_string_lossy())
             .replace("{state}", &self.state.to_string_lossy())

@@ -28,11 +28,20 @@ pub use sacbench_provisioning::Provisioning;
 /// Something a rig can do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Capability {
+    /// Switching the DUT's power on and off ([`Rig::power`]): a relay on a
+    /// lab rig.
     Power,
+    /// Taking the DUT's network link down and up ([`Rig::link`]).
     Link,
+    /// Writing a signed image to the DUT's boot slot ([`Rig::flash`]): a
+    /// debug probe or a flasher command on a lab rig.
     Flash,
+    /// Reading the DUT's RTT up-channels through a debug probe.
     Rtt,
+    /// Reading the DUT's console: a serial port on a lab rig, the emulated
+    /// board's stdout and stderr.
     Console,
+    /// Capturing the DUT's traffic on the bench side ([`Rig::capture_target`]).
     Capture,
     /// New signed images of the DUT's own firmware (for OTA cases): the
     /// emulated board's, or `image.path` re-signed with `image.signing_key`.
@@ -69,6 +78,7 @@ impl fmt::Display for Capability {
 pub struct Capabilities(pub BTreeSet<Capability>);
 
 impl Capabilities {
+    /// Whether the rig can do `c`.
     pub fn has(&self, c: Capability) -> bool {
         self.0.contains(&c)
     }
@@ -91,6 +101,7 @@ impl FromIterator<Capability> for Capabilities {
 /// Where the DUT can be reached from the bench side.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DutAddresses {
+    /// The DUT's IPv4 address, if it has one the bench knows.
     pub ipv4: Option<Ipv4Addr>,
     /// IPv6 link-local address and the bench-side interface (its scope).
     pub ipv6_link_local: Option<(Ipv6Addr, String)>,
@@ -101,9 +112,13 @@ pub struct DutAddresses {
 pub enum LogSource {
     /// An RTT up-channel, by number and name.
     Rtt {
+        /// The up-channel's index in the DUT's RTT control block.
         channel: usize,
+        /// The up-channel's name as the firmware declares it.
         name: String,
     },
+    /// The DUT's console: a serial port on a lab rig, the emulated board's
+    /// stdout and stderr.
     Console,
     /// The rig's own note in the device log: a reset it saw (the DUT's
     /// process exited by itself and was started again), a power action.
@@ -113,9 +128,11 @@ pub enum LogSource {
 /// One line of device output, stamped when the bench read it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogLine {
+    /// Which channel of the DUT (or the rig itself) produced the line.
     pub source: LogSource,
     /// Nanoseconds since the Unix epoch, bench clock.
     pub at_ns: u64,
+    /// The line, without its line ending (invalid UTF-8 replaced).
     pub text: String,
 }
 
@@ -131,15 +148,24 @@ pub struct CaptureTarget {
 /// Why a rig operation failed. Messages name what and where.
 #[derive(Debug, thiserror::Error)]
 pub enum RigError {
+    /// The operation needs a capability this rig lacks; the suites report
+    /// the case as ignored with this reason.
     #[error("this rig has no {0}")]
     Unsupported(Capability),
+    /// The bench side is wrong: a rig or DUT file, a missing tool, a
+    /// provisioning step that could not be done.
     #[error("{0}")]
     Setup(String),
+    /// An I/O error on the bench, with what was being done.
     #[error("{what}: {source}")]
     Io {
+        /// What the bench was doing, and on which file or device.
         what: String,
+        /// The underlying error.
         source: std::io::Error,
     },
+    /// The DUT or its hardware (relay, probe, RTT) answered wrongly or not
+    /// at all.
     #[error("{0}")]
     Device(String),
 }

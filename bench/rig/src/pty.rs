@@ -21,7 +21,9 @@ use crate::RigError;
 
 /// A serial line between two device paths; relayed until dropped.
 pub struct PtyPair {
+    /// One end: a symlink to the first pty's slave, for one program to open.
     pub a: PathBuf,
+    /// The other end: a symlink to the second pty's slave.
     pub b: PathBuf,
     /// Dropping it wakes the relay, which then ends.
     stop: Option<OwnedFd>,

@@ -32,7 +32,9 @@ const MAX_CHANNELS: u64 = 64;
 /// One up-channel (target → host).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UpChannel {
+    /// The channel's index among the up-channels of the control block.
     pub number: usize,
+    /// The name the target gave the channel ("" when its name pointer is null).
     pub name: String,
     /// Address of the channel descriptor in the target.
     descriptor: u64,
@@ -45,7 +47,9 @@ pub struct UpChannel {
 pub struct RttReader {
     pid: u32,
     mem: File,
+    /// Address of the RTT control block in the target's memory.
     pub control_block: u64,
+    /// The initialised up-channels, in number order.
     pub up: Vec<UpChannel>,
 }
 
@@ -176,6 +180,7 @@ impl RttReader {
         (!up.is_empty()).then_some(up)
     }
 
+    /// The process id of the target the reader is attached to.
     pub fn pid(&self) -> u32 {
         self.pid
     }

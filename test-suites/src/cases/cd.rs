@@ -85,6 +85,7 @@ const CD11_DUT: DutNeeds = DutNeeds {
     ..DutNeeds::NONE
 };
 
+/// The CD (commands after sporadic reconnection) cases, in catalogue order.
 pub const CASES: &[Def] = &[
     case_def!("CD-01", "link_down_commands", "Commands sent while the link is down", "N commands sent while the link is down are all applied after the reconnect, in order, once", NEEDS_LINK, COMMANDS, cd01),
     case_def!("CD-02", "powered_off_commands", "Commands sent while powered off", "commands sent while the device is powered off are applied after boot, in order, once", NEEDS, COMMANDS, cd02),

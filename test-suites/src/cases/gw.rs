@@ -40,6 +40,7 @@ const GATEWAY: DutNeeds = DutNeeds {
     ..DutNeeds::NONE
 };
 
+/// The GW (the field gateway) cases, in catalogue order.
 pub const CASES: &[Def] = &[
     CaseDef { ..case_def!("GW-01", "modbus_local_only", "Legacy Modbus reachable only from the local side", "the legacy device's Modbus service answers on the gateway's local side and cannot be reached from the hub's side (not through the gateway's address, not routed to the device)", NEEDS, GATEWAY, gw01) },
     case_def!("GW-02", "identity_per_leaf", "Each leaf is its own device at the hub", "each leaf's register values arrive as telemetry under the leaf's own identity (its own certificate), and no identity carries another leaf's values", NEEDS, GATEWAY, gw02),

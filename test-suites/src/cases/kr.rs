@@ -47,6 +47,7 @@ const TWIN_ROTATION: DutNeeds = DutNeeds {
     ..ROTATION
 };
 
+/// The KR (key rotation) cases, in catalogue order.
 pub const CASES: &[Def] = &[
     CaseDef { ..case_def!("KR-01", "rotate_new_key", "Rotation re-enrols a new key", "credentials/rotate → EST re-enrolment with a new public key, reconnect with the new certificate, new thumbprint reported", NEEDS, ROTATION, kr01) },
     case_def!("KR-02", "old_cert_revoked", "Old certificate revoked, device keeps working", "after the rotation the old certificate is revoked and refused by the hub, and the device keeps working on the new one", NEEDS, ROTATION, kr02),

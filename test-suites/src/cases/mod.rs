@@ -11,6 +11,7 @@ mod support;
 
 use crate::case::CaseDef;
 
+/// A case definition, as the group modules' `CASES` tables spell it.
 pub type Def = CaseDef;
 
 /// `case_def!(id, slug, title, expected, needs, [dut,] fn)` for a device

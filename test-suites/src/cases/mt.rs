@@ -52,6 +52,7 @@ macro_rules! bad_hub {
     };
 }
 
+/// The MT (mutual TLS, per-device identity) cases, in catalogue order.
 pub const CASES: &[Def] = &[
     case_def!("MT-01", "tls_throughout", "TLS from the first byte", "every DUT flow carries TLS from its first payload byte; no cleartext application data", NEEDS, mt01),
     bad_hub!("MT-02", "tls_version", "TLS ≥ 1.2, TLS 1.0 hub refused", "the DUT offers only TLS ≥ 1.2 and sends no application data to a hub that offers only TLS 1.0", mt02),

@@ -18,6 +18,7 @@ const NEEDS_BOARD: &[Capability] = &[
     Capability::BoardProcess,
 ];
 
+/// The NI (no inbound listeners) cases, in catalogue order.
 pub const CASES: &[Def] = &[
     case_def!("NI-01", "tcp_scan", "No TCP port open (IPv4)", "a TCP scan of all 65 535 ports of the DUT from the bench side, in steady state, finds none open", NEEDS, ni01),
     case_def!("NI-02", "udp_probes", "No UDP service answers", "UDP probes in each service's protocol (DNS, DHCP, TFTP, NTP, SNMP, SSDP, mDNS, CoAP, BACnet) and, on an emulated board, of every UDP port get no application reply", NEEDS, ni02),

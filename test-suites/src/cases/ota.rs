@@ -67,6 +67,7 @@ use EventName::{
 };
 const REFUSAL: DutNeeds = ota(&[Boot, OtaResetting], false);
 
+/// The OTA (firmware update and recovery) cases, in catalogue order.
 pub const CASES: &[Def] = &[
     case_def!("OTA-01", "signed_update", "Signed newer image is installed", "a signed newer image is downloaded, verified, test-booted, confirmed and reported (1.1.0 confirmed)", NEEDS, ota(&[Boot], false), ota01),
     case_def!("OTA-02", "unknown_key", "Image signed by an unknown key is refused", "an image signed by an unknown key is refused before any reboot (rejected) and the old version keeps running", NEEDS, REFUSAL, ota02),

@@ -36,6 +36,7 @@ pub struct EmulatedRigConfig {
     pub dut: Arc<DutFile>,
     /// Where sacbench's own executables are (`{sacbench_bin}`).
     pub sacbench_bin: PathBuf,
+    /// The hub identity the device connects as (`{device_id}`).
     pub device_id: String,
     /// Fault switches to turn on (the DUT file's `faults.args` on the
     /// command line; the suite puts them in the provisioning too).

@@ -23,24 +23,33 @@ use crate::RigError;
 /// Which namespace of a topology.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Node {
+    /// The device under test's namespace (`d0`, 10.200.N.2).
     Dut,
+    /// The router between the DUT's link and the hub's (`g0` .1, `g1` .5):
+    /// the DUT's first hop, where the capture runs.
     Gw,
+    /// The fixture hub's namespace (`h0`, 10.200.N.6).
     Hub,
 }
 
 /// A topology's hub (and gateway node), by address and name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HubAddresses {
+    /// The hub's address, 10.200.N.6.
     pub hub_ipv4: Ipv4Addr,
+    /// The hub's DNS name, `hubN.sacbench.test` (in the sandbox's hosts file).
     pub hub_host: String,
     /// The gateway node's DUT-side address and name.
     pub gw_ipv4: Ipv4Addr,
+    /// The gateway node's DNS name, `gwN.sacbench.test`.
     pub gw_host: String,
 }
 
 /// A live topology; dropped → its namespaces are deleted.
 #[derive(Debug)]
 pub struct Topology {
+    /// The topology number N: the third octet of its 10.200.N.0 addresses
+    /// and the `sbN-` prefix of its namespaces' names.
     pub id: u8,
     prefix: String,
 }
@@ -50,7 +59,9 @@ impl Topology {
     pub const DUT_IF: &'static str = "d0";
     /// The gateway's DUT-facing interface: where the capture runs.
     pub const GW_DUT_IF: &'static str = "g0";
+    /// The gateway's hub-facing interface (its uplink, 10.200.N.5).
     pub const GW_HUB_IF: &'static str = "g1";
+    /// The hub's interface, peer of [`Topology::GW_HUB_IF`].
     pub const HUB_IF: &'static str = "h0";
 
     /// Creates topology `id` (0..=255) inside the rig sandbox.
@@ -146,10 +157,12 @@ impl Topology {
         Ipv4Addr::new(10, 200, self.id, host)
     }
 
+    /// The DUT's address, 10.200.N.2.
     pub fn dut_ipv4(&self) -> Ipv4Addr {
         self.ipv4(2)
     }
 
+    /// The hub's address, 10.200.N.6.
     pub fn hub_ipv4(&self) -> Ipv4Addr {
         Topology::addresses(self.id).hub_ipv4
     }
@@ -168,6 +181,8 @@ impl Topology {
         }
     }
 
+    /// The DUT's fixed IPv6 link-local address on `d0` (the same in every
+    /// topology; the scope tells them apart).
     pub fn dut_ipv6_link_local(&self) -> Ipv6Addr {
         LINK_LOCAL_DUT
     }

@@ -24,16 +24,29 @@ use crate::DutAddresses;
 pub struct RigConfig {
     /// The rig file this came from.
     pub file: PathBuf,
+    /// The rig's name in reports; the file's path when absent.
     pub name: Option<String>,
+    /// The debug probe: flashing and RTT logs. Never set together with `flasher`.
     pub probe: Option<ProbeConfig>,
+    /// The firmware image the bench flashes first (needs `probe` or `flasher`).
     pub image: Option<ImageConfig>,
+    /// The DUT's serial console, if wired.
     pub console: Option<ConsoleConfig>,
+    /// The Modbus relay that switches the DUT's power, if any.
     pub power: Option<PowerConfig>,
+    /// A second coil on the power relay for the DUT's Ethernet link (needs `power`).
     pub link: Option<LinkConfig>,
+    /// The bench interface to capture the DUT's traffic on, if any.
     pub capture: Option<CaptureConfig>,
+    /// The DUT's addresses: at least one of IPv4 and IPv6 link-local; a
+    /// link-local address without `%interface` takes `capture.interface`.
     pub dut: DutAddresses,
+    /// Where the suites' fixture hub listens; the suites need it (and `dut.ipv4`).
     pub hub: Option<HubConfig>,
+    /// A flashing program run with `{image}`, instead of a probe.
     pub flasher: Option<CommandConfig>,
+    /// The program that puts a provisioning directory (`{provisioning}`) on
+    /// the DUT; without it a lab DUT cannot be given a run's identity.
     pub provisioning: Option<CommandConfig>,
 }
 
@@ -41,7 +54,11 @@ pub struct RigConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HubConfig {
+    /// The bench's own IPv4 address on the DUT's network; the hub listens
+    /// there on 8883 (MQTT) and 443 (HTTPS), and it is the DUT's first hop too.
     pub ipv4: Ipv4Addr,
+    /// The name the DUT dials and sends as SNI, and the hub's certificate
+    /// carries ([`DEFAULT_HUB_HOST`] when absent).
     #[serde(default = "default_hub_host")]
     pub host_name: String,
 }
@@ -58,6 +75,9 @@ fn default_hub_host() -> String {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CommandConfig {
+    /// The argv, program first, run from the rig file's folder; at least one
+    /// argument contains the placeholder (for provisioning, or `{record}`,
+    /// its older name).
     pub command: Vec<String>,
 }
 
@@ -75,10 +95,14 @@ impl CommandConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProbeConfig {
+    /// Which USB probe to open.
     pub selector: ProbeSelector,
+    /// The target chip as probe-rs names it (`nRF52840_xxAA`).
     pub chip: String,
+    /// The wire protocol to select; the probe's default when absent.
     #[serde(default)]
     pub protocol: Option<WireProtocol>,
+    /// Wire speed in kHz; the probe's default when absent.
     #[serde(default)]
     pub speed_khz: Option<NonZeroU32>,
 }
@@ -86,8 +110,12 @@ pub struct ProbeConfig {
 /// A USB debug probe: vendor and product id, and a serial number when several are plugged in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProbeSelector {
+    /// USB vendor id (VID).
     pub vendor_id: u16,
+    /// USB product id (PID).
     pub product_id: u16,
+    /// The probe's USB serial number (may contain ':'); any probe with the
+    /// VID:PID when absent.
     pub serial: Option<String>,
 }
 
@@ -133,7 +161,9 @@ impl fmt::Display for ProbeSelector {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum WireProtocol {
+    /// Serial Wire Debug (`"swd"`).
     Swd,
+    /// JTAG (`"jtag"`).
     Jtag,
 }
 
@@ -141,6 +171,8 @@ pub enum WireProtocol {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ImageConfig {
+    /// The ELF or MCUboot-signed image, resolved against the rig file's
+    /// folder; it must exist.
     pub path: PathBuf,
     /// Primary boot slot address; needed to flash MCUboot-signed images (ELF files carry their own).
     #[serde(default)]
@@ -154,15 +186,29 @@ pub struct ImageConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConsoleConfig {
+    /// The serial device path (`/dev/ttyACM0`).
     pub port: String,
+    /// Baud rate.
     pub baud: NonZeroU32,
 }
 
 /// How the bench reaches the Modbus relay.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ModbusEndpoint {
-    Tcp { host: String, port: u16 },
-    Rtu { port: String, baud: NonZeroU32 },
+    /// Modbus TCP (`power.tcp`).
+    Tcp {
+        /// Host name or IP address (an IPv6 literal without brackets).
+        host: String,
+        /// TCP port, never 0.
+        port: u16,
+    },
+    /// Modbus RTU over a serial line (`power.rtu`, `power.baud`).
+    Rtu {
+        /// The serial device path (`/dev/ttyUSB0`).
+        port: String,
+        /// Baud rate.
+        baud: NonZeroU32,
+    },
 }
 
 impl fmt::Display for ModbusEndpoint {
@@ -180,12 +226,16 @@ impl fmt::Display for ModbusEndpoint {
 /// `[power]`: the relay and the coil that switches DUT power.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PowerConfig {
+    /// How the bench reaches the relay.
     pub relay: ModbusEndpoint,
     /// Modbus unit (slave) id, never 0: 0 is broadcast and is never answered.
     pub unit: u8,
+    /// The coil address, 0-based as on the wire.
     pub coil: u16,
     /// The coil value that means "powered" (true for a normally-open contact).
     pub on_value: bool,
+    /// How long to wait for the relay's answer, in milliseconds
+    /// ([`DEFAULT_RELAY_TIMEOUT_MS`] when not given).
     pub timeout_ms: u32,
 }
 
@@ -193,7 +243,9 @@ pub struct PowerConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LinkConfig {
+    /// The coil address (0-based), never the power coil.
     pub coil: u16,
+    /// The coil value that connects the link (default true).
     #[serde(default = "yes")]
     pub up_value: bool,
 }
@@ -202,6 +254,7 @@ pub struct LinkConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CaptureConfig {
+    /// The interface name (`enp3s0`); also the default scope of `dut.ipv6_link_local`.
     pub interface: String,
 }
 

@@ -114,6 +114,7 @@ pub(crate) fn fields_in(fields: &[(&str, &str)], table: &str) -> String {
 /// One problem in a rig or DUT file: which file, which field, which line, what was expected.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
+    /// The rig or DUT file, as the bench was given it.
     pub file: PathBuf,
     /// Dotted path (`power.coil`); empty for a TOML syntax error.
     pub field: String,

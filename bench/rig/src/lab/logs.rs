@@ -27,6 +27,7 @@ pub struct LineAssembler {
 }
 
 impl LineAssembler {
+    /// An assembler whose lines are all stamped as coming from `source`.
     pub fn new(source: LogSource) -> LineAssembler {
         LineAssembler {
             source,

@@ -14,9 +14,12 @@ use crate::{LogSource, RigError};
 /// Bytes read from one RTT up-channel.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RttData {
+    /// The up-channel's number in the target's RTT control block.
     pub channel: usize,
     /// The channel's name in the target's control block ("" when it has none).
     pub name: String,
+    /// The bytes read from the channel this time (consumed from the
+    /// target's ring buffer; possibly part of a line).
     pub bytes: Vec<u8>,
 }
 
@@ -85,6 +88,7 @@ impl ImageKind {
 pub struct FakeProbeRecord {
     /// Each flashed image: its path, kind and contents.
     pub flashed: Vec<(PathBuf, ImageKind, Vec<u8>)>,
+    /// How many times [`Probe::reset`] was called.
     pub resets: usize,
     /// Power changes seen, in order.
     pub power: Vec<bool>,

@@ -32,13 +32,17 @@ pub const UDP_PORTS: [u16; 9] = [53, 67, 69, 123, 161, 1900, 5353, 5683, 47808];
 pub struct ScanTarget {
     /// Namespace to scan from (the gateway's; `None`: the bench's own).
     pub from_netns: Option<PathBuf>,
+    /// The DUT's address (IPv4, or IPv6 link-local with `interface`).
     pub address: IpAddr,
     /// Interface for a link-local IPv6 target (its scope).
     pub interface: Option<String>,
+    /// TCP ports to connect-scan (all of 1..=65535 for a full scan).
     pub tcp_ports: std::ops::RangeInclusive<u16>,
+    /// UDP ports to probe, each with its protocol's probe where it has one.
     pub udp_ports: Vec<u16>,
     /// How long one port may take to answer.
     pub timeout: Duration,
+    /// How many ports are probed at once, TCP and UDP alike (at least 1).
     pub concurrency: usize,
 }
 
@@ -80,13 +84,17 @@ pub enum UdpAnswer {
 /// What the scan found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScanReport {
+    /// The address scanned.
     pub address: IpAddr,
+    /// TCP ports that completed the handshake, ascending.
     pub open_tcp: Vec<u16>,
     /// TCP ports that neither accepted nor refused in time.
     pub unanswered_tcp: usize,
     /// TCP ports the scanner could not even send to (no route, link down).
     pub unreachable_tcp: usize,
+    /// Each probed UDP port's answer.
     pub udp: BTreeMap<u16, UdpAnswer>,
+    /// Wall time of the whole scan, TCP and UDP.
     pub elapsed: Duration,
 }
 
