@@ -1,6 +1,7 @@
 //! Cloud-to-device queue semantics over real sessions: TTL on the virtual
 //! clock, the 48 h limit, depth 50, dead-lettering after 10 deliveries, and
 //! redelivery after a cut before PUBACK.
+#![allow(clippy::unwrap_used)] // a test: a failed unwrap is the test failing
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! The `hub-fixture` command line against a running `hub-fixture serve`:
 //! what a QA engineer types, with a third-party device (mosquitto_sub) on the
 //! other end, and one clear error with a non-zero exit for bad input.
+#![allow(clippy::unwrap_used)] // a test: a failed unwrap is the test failing
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! The data directory: one live hub at a time (an advisory lock, refused
 //! with one line and exit 2, nothing of the live hub touched), and
 //! owner-only modes for the directory and every private key the hub writes.
+#![allow(clippy::unwrap_used)] // a test: a failed unwrap is the test failing
 
 mod common;
 

@@ -4,6 +4,7 @@
 //! bodies, unknown endpoints and methods. Each gets its precise status and
 //! a message naming what was wrong, changes nothing, and is followed by the
 //! good device being served and the API answering; RSS stays bounded.
+#![allow(clippy::unwrap_used)] // a test: a failed unwrap is the test failing
 
 mod common;
 mod hostile;

@@ -6,6 +6,7 @@
 //! entry where the hub writes one); the good device is served over MQTT and
 //! HTTPS after each; RSS stays bounded. (The TLS inputs on the HTTPS port
 //! are in hostile_tls.rs, the admin API's in hostile_admin.rs.)
+#![allow(clippy::unwrap_used)] // a test: a failed unwrap is the test failing
 
 mod common;
 mod hostile;

@@ -6,6 +6,7 @@
 //!
 //! Timeouts are configured short (hundreds of milliseconds); every wait is
 //! on the connection being closed, bounded by the guard.
+#![allow(clippy::unwrap_used)] // a test: a failed unwrap is the test failing
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! Interop with a real third-party MQTT client: Debian's `mosquitto_pub` and
 //! `mosquitto_sub` (libmosquitto + OpenSSL) as the device.
+#![allow(clippy::unwrap_used)] // a test: a failed unwrap is the test failing
 
 mod common;
 

@@ -11,6 +11,7 @@
 //! The devices reach the hub through a TCP relay the test controls: cutting
 //! the relay's connections is the link dropping, and a restarted hub (on a new
 //! ephemeral port) is reached through the same relay address.
+#![allow(clippy::unwrap_used)] // a test: a failed unwrap is the test failing
 
 mod common;
 

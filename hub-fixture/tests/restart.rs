@@ -1,6 +1,7 @@
 //! Durability: the hub binary is killed with SIGKILL while it holds queued
 //! commands, restarted on the same data directory, and everything it had
 //! accepted is still delivered. Driven entirely through the admin HTTP API.
+#![allow(clippy::unwrap_used)] // a test: a failed unwrap is the test failing
 
 mod common;
 

@@ -1,4 +1,5 @@
 //! Revocation, ACLs, methods and twin over real TLS sessions.
+#![allow(clippy::unwrap_used)] // a test: a failed unwrap is the test failing
 
 mod common;
 

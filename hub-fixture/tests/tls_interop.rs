@@ -2,6 +2,7 @@
 //! stack): TLS 1.2 and 1.3 accepted, 1.1 refused, the configured host name
 //! verifies, and the hub's key log holds exactly the secrets the client
 //! derived — so a capture decrypts with it.
+#![allow(clippy::unwrap_used)] // a test: a failed unwrap is the test failing
 
 mod common;
 

@@ -3,6 +3,7 @@
 //! it), so the document cannot drift from the code. A change to the
 //! catalogue fails this test until the file is regenerated:
 //! `SACBENCH_BLESS=1 cargo test -p sacbench-suites --test docs_catalogue`.
+#![allow(clippy::unwrap_used)] // a test: a failed unwrap is the test failing
 
 use std::fmt::Write as _;
 use std::path::PathBuf;

@@ -1,6 +1,7 @@
 //! The suite's checks of the device under test before any case: a bad DUT
 //! file, or a `--fault` the device does not offer, is one line and exit 2,
 //! and no run directory is made.
+#![allow(clippy::unwrap_used)] // a test: a failed unwrap is the test failing
 
 use std::process::Command;
 

@@ -2,6 +2,7 @@
 //! produces a report whose evidence points at the right frames: tshark,
 //! opening the case's capture at those frame numbers, finds the cleartext
 //! the device sent before its TLS ClientHello.
+#![allow(clippy::unwrap_used)] // a test: a failed unwrap is the test failing
 
 use std::process::Command;
 

@@ -2,6 +2,7 @@
 //! starting cases, aborts the running one (an `error`: nothing is said of
 //! the device), writes the report of what ran marked interrupted, exits
 //! 130, and `cargo xtask report` (SACBENCH_SUMMARISE) reads it.
+#![allow(clippy::unwrap_used)] // a test: a failed unwrap is the test failing
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};

@@ -13,6 +13,7 @@
 //! Own main (libtest-mimic): the process first enters the rig sandbox
 //! (private user, net, mount and PID namespaces), where the fake lab's
 //! namespaces are made; nothing is created in the host's.
+#![allow(clippy::unwrap_used)] // a test: a failed unwrap is the test failing
 
 use std::future::ready;
 use std::io::{BufRead, BufReader, Write};

@@ -6,6 +6,7 @@
 //!
 //! Chromium is a hard requirement of this test: without it the test fails,
 //! naming the package, rather than silently skipping a check of the page.
+#![allow(clippy::unwrap_used)] // a test: a failed unwrap is the test failing
 
 mod report_fixture;
 

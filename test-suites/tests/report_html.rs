@@ -1,6 +1,7 @@
 //! index.html as text: self-contained, every case in table and sections,
 //! failures first with their evidence, hostile text escaped, links safe.
 //! (report_browser.rs renders the same page in headless Chromium.)
+#![allow(clippy::unwrap_used)] // a test: a failed unwrap is the test failing
 
 mod report_fixture;
 

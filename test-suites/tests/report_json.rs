@@ -1,5 +1,6 @@
 //! report.json: written, read back unchanged, versioned, validated; the
 //! terminal summary; regenerating the page from the JSON alone.
+#![allow(clippy::unwrap_used)] // a test: a failed unwrap is the test failing
 
 mod report_fixture;
 

@@ -1,6 +1,7 @@
 //! junit.xml, checked with an XML parser independent of the writer
 //! (roxmltree): well-formed, one suite per group, right counts, failures
 //! carrying what was seen and the evidence.
+#![allow(clippy::unwrap_used)] // a test: a failed unwrap is the test failing
 
 mod report_fixture;
 

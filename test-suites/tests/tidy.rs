@@ -2,6 +2,7 @@
 //! a verdict is the device's, so no case may depend on the emulated rig's
 //! internals or read the reference firmware's own console text. What a case
 //! may read of a console is a named event of the DUT file (`events.rs`).
+#![allow(clippy::unwrap_used)] // a test: a failed unwrap is the test failing
 
 use std::path::{Path, PathBuf};
 

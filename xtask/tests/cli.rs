@@ -1,5 +1,6 @@
 //! `cargo xtask` usage errors: exit 2 and one message naming what was wrong,
 //! before anything is built.
+#![allow(clippy::unwrap_used)] // a test: a failed unwrap is the test failing
 
 use std::process::Command;
 

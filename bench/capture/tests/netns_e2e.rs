@@ -6,6 +6,7 @@
 //!
 //! Needs: root (or CAP_NET_ADMIN + CAP_SYS_ADMIN + CAP_NET_RAW), iproute2, openssl, curl,
 //! tshark. Traffic stays inside the two namespaces (10.231.N.0/30 exists nowhere else).
+#![allow(clippy::unwrap_used)] // a test: a failed unwrap is the test failing
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};

@@ -1,6 +1,7 @@
 //! Analysis of synthetic captures: packets built with etherparse, TLS bytes from real
 //! in-memory rustls handshakes, files written with this crate's pcapng writer. Every
 //! expected frame number is the position of a packet the test itself placed.
+#![allow(clippy::unwrap_used)] // a test: a failed unwrap is the test failing
 
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};

@@ -7,6 +7,7 @@
 //!
 //! The proptest part is deterministic (a fixed seed), so CI is repeatable;
 //! `SMOKE_CASES=N` runs N cases per target instead of the default.
+#![allow(clippy::unwrap_used)] // a test: a failed unwrap is the test failing
 
 use std::collections::BTreeSet;
 use std::fs;

@@ -1,5 +1,6 @@
 //! `sacbench-rig flash`: a bad rig file or a missing image gets one error
 //! naming what is wrong, and a non-zero exit.
+#![allow(clippy::unwrap_used)] // a test: a failed unwrap is the test failing
 
 use std::process::Command;
 

@@ -1,6 +1,7 @@
 //! A rig file's `[provisioning]` and `[flasher]` commands run in the rig
 //! file's folder: `./provision.sh` and relative arguments resolve there (as
 //! `image.path` does), whatever the bench's working directory.
+#![allow(clippy::unwrap_used)] // a test: a failed unwrap is the test failing
 
 use std::os::unix::fs::PermissionsExt;
 

@@ -1,6 +1,7 @@
 //! rig.toml: the complete example parses to what it says, and every kind of
 //! mistake is one error naming the file, the dotted field, the line and the
 //! expected form.
+#![allow(clippy::unwrap_used)] // a test: a failed unwrap is the test failing
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};

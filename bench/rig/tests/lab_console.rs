@@ -1,5 +1,6 @@
 //! The console: a `socat` pty pair stands in for the DUT's serial port. Lines
 //! written into one end come out of `LabRig::logs()` read from the other.
+#![allow(clippy::unwrap_used)] // a test: a failed unwrap is the test failing
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;

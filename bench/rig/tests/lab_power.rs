@@ -1,6 +1,7 @@
 //! Power and link relays: `LabRig` writes coils on a Modbus TCP relay that the
 //! test runs itself (tokio-modbus's server API on 127.0.0.1:0), and `mbpoll`,
 //! a real third-party Modbus client, reads back what it set.
+#![allow(clippy::unwrap_used)] // a test: a failed unwrap is the test failing
 
 use std::future::ready;
 use std::net::SocketAddr;

@@ -1,6 +1,7 @@
 //! Flashing and RTT through the `Probe` trait, with the fake probe that replays
 //! a recorded RTT buffer: what the target "prints" after the reset that
 //! follows a flash comes out of `LabRig::logs()` as lines, per channel.
+#![allow(clippy::unwrap_used)] // a test: a failed unwrap is the test failing
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -1,6 +1,7 @@
 //! A Modbus RTU power relay on a serial line: a pty pair is the RS-485
 //! adapter, tokio-modbus's RTU server on one end is the relay board,
 //! `LabRig` talks on the other end, and `mbpoll` (RTU mode) reads back the coil.
+#![allow(clippy::unwrap_used)] // a test: a failed unwrap is the test failing
 
 use std::future::ready;
 use std::path::{Path, PathBuf};

@@ -3,6 +3,7 @@
 //! command queued while it was down, rotates its credential on
 //! `credentials/rotate`, takes an OTA update and confirms it, and a crashing
 //! update is reverted by the bootloader.
+#![allow(clippy::unwrap_used)] // a test: a failed unwrap is the test failing
 
 use std::path::PathBuf;
 use std::process::Stdio;

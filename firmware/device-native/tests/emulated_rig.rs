@@ -5,6 +5,7 @@
 //! A custom harness (libtest-mimic, cargo-test compatible): `main` first
 //! enters the rig sandbox (private user, net, mount and PID namespaces),
 //! which must happen while the process is single-threaded.
+#![allow(clippy::unwrap_used)] // a test: a failed unwrap is the test failing
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::IpAddr;

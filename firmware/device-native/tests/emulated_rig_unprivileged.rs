@@ -4,6 +4,7 @@
 //! sandbox through an unprivileged user namespace, builds a topology, boots
 //! the board and waits for its mTLS session — as on a developer machine.
 //! When run unprivileged already, it does the second half directly.
+#![allow(clippy::unwrap_used)] // a test: a failed unwrap is the test failing
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

@@ -1,5 +1,6 @@
 //! The device's HTTPS client against the fixture hub: EST re-enrolment with a
 //! new key, and a firmware download cut part-way and resumed with `Range`.
+#![allow(clippy::unwrap_used)] // a test: a failed unwrap is the test failing
 
 use std::time::Duration;
 

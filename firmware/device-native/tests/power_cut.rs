@@ -2,6 +2,7 @@
 //! every flash write of a test swap, power on again, and the board always
 //! boots a valid image (the new one, after resuming the swap). With the
 //! `unsafe-swap` fault some cut leaves it bricked.
+#![allow(clippy::unwrap_used)] // a test: a failed unwrap is the test failing
 
 mod common;
 

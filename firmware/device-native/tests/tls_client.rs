@@ -1,6 +1,7 @@
 //! The device's TLS client against hubs with bad certificates (MT-05…MT-09),
 //! SNI (MT-14) and the client certificate (MT-04): the correct device aborts,
 //! and each fault switch makes it accept exactly what it names.
+#![allow(clippy::unwrap_used)] // a test: a failed unwrap is the test failing
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};

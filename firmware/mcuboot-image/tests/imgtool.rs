@@ -1,6 +1,7 @@
 //! Interoperability with the real `imgtool` (MCUboot's signing tool, from
 //! PyPI), both ways, for Ed25519 and ECDSA P-256. A missing imgtool is a
 //! failure, never a skip.
+#![allow(clippy::unwrap_used)] // a test: a failed unwrap is the test failing
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -1,5 +1,6 @@
 //! Parse and verify our own signed images, then every error the parser and
 //! the checks report, on images corrupted at known places.
+#![allow(clippy::unwrap_used)] // a test: a failed unwrap is the test failing
 
 use mcuboot_image::tlv::{
     TLV_ECDSA_SIG, TLV_ED25519, TLV_KEYHASH, TLV_PUBKEY, TLV_SEC_CNT, TLV_SHA256, TLV_SHA384,

@@ -3,6 +3,7 @@
 //! logs each write (what the GW cases read). (This test also makes the
 //! workspace's test build produce the `modbus-leaf` binary that the gateway
 //! tests and the GW cases run.)
+#![allow(clippy::unwrap_used)] // a test: a failed unwrap is the test failing
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
