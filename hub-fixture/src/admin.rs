@@ -419,12 +419,28 @@ pub struct AdminClient {
 pub enum AdminError {
     /// Nothing listens at the admin address.
     #[error("no hub at {addr} (start one with hub-fixture serve)")]
-    NoHub { addr: SocketAddr },
+    NoHub {
+        /// The admin address that refused the connection.
+        addr: SocketAddr,
+    },
+    /// The request could not be built, sent or its answer read (anything
+    /// but a refused connection).
     #[error("admin endpoint {url}: {detail}")]
-    Transport { url: String, detail: String },
+    Transport {
+        /// The full URL of the request that failed.
+        url: String,
+        /// The failure and its sources, as one line.
+        detail: String,
+    },
     /// An error answer; `message` is the API's own (its JSON `error`).
     #[error("{status}: {message}")]
-    Api { status: u16, message: String },
+    Api {
+        /// The HTTP status code of the answer (4xx: the request was wrong;
+        /// 5xx: the hub failed).
+        status: u16,
+        /// The API's `error` text, the body as text, or a note that there was none.
+        message: String,
+    },
 }
 
 /// An error and its sources as one line, each text once (hyper's
@@ -455,6 +471,7 @@ fn refused(e: &(dyn std::error::Error + 'static)) -> bool {
 }
 
 impl AdminClient {
+    /// A client of the admin endpoint at `addr`; connects lazily, on the first call.
     pub fn new(addr: SocketAddr) -> Self {
         Self {
             addr,
@@ -474,6 +491,9 @@ impl AdminClient {
         self.call_raw(method, path, "application/json", bytes).await
     }
 
+    /// Sends a request with a body of any content type as is, and decodes the
+    /// answer as JSON (a body that is not JSON comes back as a JSON string).
+    /// Non-2xx answers become [`AdminError::Api`].
     pub async fn call_raw(
         &self,
         method: &str,

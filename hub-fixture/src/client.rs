@@ -26,18 +26,27 @@ pub const API_VERSION: &str = "2021-04-12";
 /// Client errors.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
+    /// A socket error: TCP connect, the TLS handshake, or a write.
     #[error("I/O: {0}")]
     Io(#[from] std::io::Error),
+    /// rustls refused the client configuration (roots, protocol versions,
+    /// client certificate and key).
     #[error("TLS setup: {0}")]
     Tls(#[from] rustls::Error),
+    /// A certificate or key PEM that does not parse, or a server name that
+    /// is not a valid DNS name or IP address.
     #[error("bad PEM: {0}")]
     Pem(String),
+    /// A packet the MQTT codec could not encode or decode.
     #[error("MQTT codec: {0}")]
     Codec(String),
+    /// Nothing arrived before the deadline; names what was awaited.
     #[error("timed out waiting for {0}")]
     Timeout(&'static str),
+    /// The hub closed the connection first; names the packet that was awaited.
     #[error("connection closed while waiting for {0}")]
     Closed(&'static str),
+    /// The hub sent a packet other than the awaited answer.
     #[error("unexpected packet {0:?}")]
     Unexpected(Box<Packet>),
 }
@@ -84,8 +93,12 @@ pub async fn connect_tls(
 /// CONNECT options; `None` fields take the contract's values.
 #[derive(Debug, Clone, Default)]
 pub struct ConnectOptions {
+    /// The MQTT client id; `None`: the credentials' device id.
     pub client_id: Option<String>,
+    /// The CONNECT user name; `None`: `{hub_host}/{device_id}/?api-version=`[`API_VERSION`].
     pub user_name: Option<String>,
+    /// The keep-alive interval in seconds, as sent in CONNECT; 0 (the default)
+    /// turns keep-alive off.
     pub keep_alive: u16,
     /// CleanSession=0: ask the hub to keep (or resume) the session.
     pub persistent: bool,
@@ -136,6 +149,8 @@ impl DeviceClient {
         }
     }
 
+    /// Encodes `packet` and writes it, whatever it is (no check that it fits
+    /// the session's state: tests send out-of-order packets on purpose).
     pub async fn send(&mut self, packet: Packet) -> Result<(), ClientError> {
         let mut out = BytesMut::new();
         packet
@@ -144,6 +159,7 @@ impl DeviceClient {
         self.send_raw(&out).await
     }
 
+    /// Writes `bytes` as they are and flushes: for malformed or hand-framed packets.
     pub async fn send_raw(&mut self, bytes: &[u8]) -> Result<(), ClientError> {
         self.stream.write_all(bytes).await?;
         self.stream.flush().await?;
@@ -261,6 +277,7 @@ impl DeviceClient {
         }
     }
 
+    /// Acknowledges the QoS 1 PUBLISH with packet id `pkid` (e.g. a C2D message).
     pub async fn puback(&mut self, pkid: u16) -> Result<(), ClientError> {
         self.send(Packet::PubAck(PubAck::new(pkid))).await
     }

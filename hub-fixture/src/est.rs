@@ -64,22 +64,38 @@ const LINE: usize = 76;
 /// Why an EST request could not be served. Every message names what was wrong.
 #[derive(Debug, thiserror::Error)]
 pub enum EstError {
+    /// The body is empty, binary DER, a PEM block with the wrong label, or
+    /// not base64 (RFC 8951 bodies are base64 text).
     #[error("body is not base64 DER: {0}")]
     Base64(String),
+    /// The DER is not one PKCS#10 CertificationRequest, its signature cannot
+    /// be checked, or its subject's common name is not one text string.
     #[error("not a valid PKCS#10 certification request: {0}")]
     CsrParse(String),
+    /// The CSR's self-signature is wrong: the requester did not prove it holds the key.
     #[error(
         "CSR signature does not verify with the CSR's own public key (no proof of possession)"
     )]
     CsrSignature,
+    /// The TLS client certificate (the one being renewed) is not one DER X.509 certificate.
     #[error("the TLS client certificate cannot be parsed: {0}")]
     ClientCert(String),
+    /// The CSR asks for another subject than the current certificate's;
+    /// re-enrolment must keep it (RFC 7030 §4.2.2).
     #[error("CSR subject {requested:?} differs from the current certificate's subject {current:?} (RFC 7030 §4.2.2: re-enrolment keeps the subject)")]
-    SubjectMismatch { current: String, requested: String },
+    SubjectMismatch {
+        /// The TLS client certificate's subject, RFC 4514 text.
+        current: String,
+        /// The CSR's subject, RFC 4514 text.
+        requested: String,
+    },
+    /// The CSR subject has no common name, or an empty one: there is no device id to certify.
     #[error("CSR subject has no common name (the device id)")]
     NoCommonName,
+    /// The CSR's key type or signature algorithm is not one the CA certifies.
     #[error("the CA cannot certify this key: {0}")]
     UnsupportedKey(String),
+    /// Issuing the certificate failed in the CA for another reason.
     #[error("the CA failed to issue the certificate: {0}")]
     Issue(String),
     /// Also used by [`parse_certs_only`] for a body that is not certs-only PKCS#7.
@@ -92,6 +108,8 @@ pub enum EstError {
 pub struct ReenrollRequest {
     /// The CSR subject as RFC 4514 text, e.g. `CN=dev-1`.
     pub subject: String,
+    /// The subject's single, non-empty common name: the device id the new
+    /// certificate is issued for.
     pub common_name: String,
     /// DER SubjectPublicKeyInfo of the key to certify.
     pub spki_der: Vec<u8>,

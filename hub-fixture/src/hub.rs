@@ -36,10 +36,16 @@ pub struct HubConfig {
     /// Names in the server certificate; the first one is *the* hub host name
     /// (CONNECT user names must start with it).
     pub host_names: Vec<String>,
+    /// Address of the MQTT-over-TLS listener (IoT Hub's port is 8883); port 0
+    /// picks a free one, see [`HubFixture::mqtt_addr`].
     pub mqtt_addr: SocketAddr,
+    /// Address of the HTTPS listener (EST and firmware; port 443); port 0 picks
+    /// a free one, see [`HubFixture::https_addr`].
     pub https_addr: SocketAddr,
     /// Admin HTTP endpoint; must be a loopback address. `None`: in-process only.
     pub admin_addr: Option<SocketAddr>,
+    /// Largest MQTT packet (remaining length) a session accepts, bytes; a
+    /// larger one closes the connection.
     pub max_packet_size: usize,
     /// A client that has not finished its TLS handshake by then is dropped.
     pub handshake_timeout: Duration,
@@ -53,7 +59,10 @@ pub struct HubConfig {
     /// HTTPS: a keep-alive connection with no request under way for this long
     /// is dropped.
     pub https_idle_timeout: Duration,
+    /// How many C2D messages a session may have in flight (sent, not yet
+    /// PUBACKed) at once.
     pub c2d_window: usize,
+    /// C2D queue limits: depth, default and maximum TTL, maximum delivery count.
     pub store: StoreConfig,
     /// Write TLS secrets (NSS key log format) here, for the capture.
     pub key_log: Option<PathBuf>,
@@ -99,17 +108,27 @@ impl Default for HubConfig {
 /// Errors of hub operations.
 #[derive(Debug, thiserror::Error)]
 pub enum HubError {
+    /// The store refused the operation (unknown device, full queue, bad TTL,
+    /// oversized twin or message...) or its database failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Loading or creating the CA, or issuing a certificate, failed.
     #[error(transparent)]
     Pki(#[from] PkiError),
+    /// rustls refused the listeners' TLS server configuration.
     #[error("TLS configuration: {0}")]
     Tls(#[from] rustls::Error),
+    /// An I/O operation failed: in the data directory (lock, journal,
+    /// firmware), on the key log, or reading a listener's local address.
     #[error("{what}: {source}")]
     Io {
+        /// What the hub was doing, e.g. `opening journal.jsonl`.
         what: String,
+        /// The underlying I/O error.
         source: std::io::Error,
     },
+    /// The [`HubConfig`] cannot work: no host name, or an admin address that
+    /// is not loopback.
     #[error("invalid configuration: {0}")]
     Config(String),
     /// Another live hub holds the data directory's lock.
@@ -118,24 +137,40 @@ pub enum HubError {
         .dir.display(),
         .holder.map(|p| format!(" (pid {p})")).unwrap_or_default()
     )]
-    DataDirInUse { dir: PathBuf, holder: Option<u32> },
+    DataDirInUse {
+        /// The data directory another hub holds.
+        dir: PathBuf,
+        /// Process id of the hub holding the lock, when its lock file names one.
+        holder: Option<u32>,
+    },
     /// A listener's address cannot be bound (taken, not local, not permitted).
     /// The I/O error is part of the message, not a `source`: printed with its
     /// chain it would say the same thing twice.
     #[error("{listener} listener: cannot listen on {addr}: {error}")]
     Bind {
+        /// Which listener: `mqtt`, `https` or `admin`.
         listener: &'static str,
+        /// The address it was configured with.
         addr: SocketAddr,
+        /// Why the bind failed.
         error: std::io::Error,
     },
+    /// No device with this id is registered (the admin API answers 404).
     #[error("device {0:?} is not registered")]
     UnknownDevice(String),
+    /// No certificate with this serial was ever issued by the hub (the admin
+    /// API answers 404).
     #[error("no certificate with serial {0}")]
     UnknownSerial(String),
+    /// A name given to the hub breaks its rules: a device id, certificate
+    /// serial or firmware name.
     #[error("invalid {what} {value:?}: {why}")]
     InvalidName {
+        /// What kind of name, e.g. `device id`.
         what: &'static str,
+        /// The name as given.
         value: String,
+        /// The rule it breaks.
         why: &'static str,
     },
 }
@@ -152,19 +187,31 @@ impl HubError {
 /// What a device needs to connect: its certificate and key, and the trust anchor.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DeviceCredentials {
+    /// The device id: MQTT client id and the certificate's subject CN.
     pub device_id: String,
+    /// The device certificate, PEM.
     pub cert_pem: String,
+    /// The certificate's private key, PKCS#8 PEM.
     pub key_pem: String,
+    /// The certificate's serial, canonical lower-case hex (what revocation takes).
     pub serial: String,
+    /// SHA-256 of the DER certificate, lower-case hex.
     pub thumbprint: String,
+    /// The run CA's certificate, PEM: the trust anchor for the hub's server certificate.
     pub ca_pem: String,
+    /// The hub host name to connect to: TLS server name and the start of the
+    /// CONNECT user name.
     pub hub_host: String,
 }
 
 /// Result of a direct method call.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MethodResponse {
+    /// The device's status code, or the hub's own: 404 the device is not
+    /// connected, 504 it did not answer in time.
     pub status: u16,
+    /// The device's response payload as JSON; a payload that is not JSON
+    /// becomes a string, an empty one (or none) `null`.
     pub payload: serde_json::Value,
 }
 
@@ -357,12 +404,15 @@ impl HubFixture {
         }
     }
 
+    /// The address the MQTT listener is bound to (the actual port when 0 was asked).
     pub fn mqtt_addr(&self) -> SocketAddr {
         self.mqtt_addr
     }
+    /// The address the HTTPS listener is bound to (the actual port when 0 was asked).
     pub fn https_addr(&self) -> SocketAddr {
         self.https_addr
     }
+    /// The address the admin HTTP endpoint is bound to; `None` when it was not asked for.
     pub fn admin_addr(&self) -> Option<SocketAddr> {
         self.admin_addr
     }
@@ -370,15 +420,20 @@ impl HubFixture {
     pub fn host_name(&self) -> &str {
         &self.state.config.host_names[0]
     }
+    /// The run CA's certificate, PEM: what devices trust the hub by.
     pub fn ca_pem(&self) -> &str {
         self.state.ca.cert_pem()
     }
+    /// The hub's virtual clock. Moving it through [`HubFixture::advance_clock`]
+    /// also persists the offset and expires due messages.
     pub fn clock(&self) -> &Arc<VirtualClock> {
         &self.state.clock
     }
+    /// The hub's event journal: what cases assert on, and wait on with [`Journal::wait_for`].
     pub fn journal(&self) -> &Journal {
         &self.state.journal
     }
+    /// The data directory this hub holds locked ([`HubConfig::data_dir`]).
     pub fn data_dir(&self) -> &std::path::Path {
         &self.state.config.data_dir
     }
@@ -430,6 +485,7 @@ impl HubFixture {
         }
     }
 
+    /// The device's registry record; [`HubError::UnknownDevice`] if it is not registered.
     pub fn device(&self, device_id: &str) -> Result<DeviceRecord, HubError> {
         self.state
             .store()
@@ -437,10 +493,13 @@ impl HubFixture {
             .ok_or_else(|| HubError::UnknownDevice(device_id.to_owned()))
     }
 
+    /// All registered devices, by id.
     pub fn devices(&self) -> Result<Vec<DeviceRecord>, HubError> {
         Ok(self.state.store().devices()?)
     }
 
+    /// Every certificate issued to the device, in issue order, revoked ones
+    /// included (empty for an unknown device).
     pub fn certificates(&self, device_id: &str) -> Result<Vec<CertRecord>, HubError> {
         Ok(self.state.store().certificates_of(device_id)?)
     }
@@ -560,14 +619,18 @@ impl HubFixture {
         }
     }
 
+    /// The device's C2D messages still in its queue, in order (may include
+    /// ones already past their expiry that no delivery or clock move has removed yet).
     pub fn pending_c2d(&self, device_id: &str) -> Result<Vec<QueuedMessage>, HubError> {
         Ok(self.state.store().pending(device_id)?)
     }
 
+    /// C2D feedback records of one device (`Some`) or of all devices, oldest first.
     pub fn feedback(&self, device_id: Option<&str>) -> Result<Vec<Feedback>, HubError> {
         Ok(self.state.store().feedback(device_id)?)
     }
 
+    /// The device's twin: desired and reported properties with their versions.
     pub fn twin(&self, device_id: &str) -> Result<Twin, HubError> {
         Ok(self.state.store().twin(device_id)?)
     }
@@ -680,7 +743,6 @@ impl HubFixture {
         Ok(now)
     }
 
-    /// Makes the hub refuse (or again accept) EST re-enrolment of a device.
     /// Sends firmware downloads at most at `bytes_per_second` (`None`: as
     /// fast as the link goes) — a slow link in the hub alone, whatever the
     /// device, so a case can act while a download is under way.
@@ -688,6 +750,8 @@ impl HubFixture {
         *self.state.firmware_rate.lock().expect("firmware rate lock") = bytes_per_second;
     }
 
+    /// Makes the hub refuse (or again accept) EST re-enrolment of a device.
+    /// While refused, its simplereenroll requests are answered 503.
     pub fn set_refuse_enrollment(&self, device_id: &str, refuse: bool) {
         let mut set = self.state.refuse_enrollment.lock().expect("enrolment lock");
         if refuse {

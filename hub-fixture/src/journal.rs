@@ -26,11 +26,14 @@ pub struct JournalEntry {
     pub at_ms: i64,
     /// Monotonic µs since the hub started.
     pub mono_us: u64,
+    /// The device the event concerns, if known (absent for hub-wide events
+    /// and handshakes that failed before a certificate was verified).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub device_id: Option<String>,
     /// Remote address of the connection the event came from, if any.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub peer: Option<String>,
+    /// What happened; flattened into the line, its `kind` tag names the variant.
     #[serde(flatten)]
     pub event: Event,
 }
@@ -39,7 +42,9 @@ pub struct JournalEntry {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Listener {
+    /// The MQTT-over-TLS listener (port 8883).
     Mqtt,
+    /// The HTTPS listener (EST and firmware downloads, port 443).
     Https,
 }
 
@@ -47,19 +52,35 @@ pub enum Listener {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum HandshakeFailure {
+    /// The client presented no certificate (mutual TLS is required).
     NoClientCertificate,
+    /// The client certificate does not chain to the run CA.
     UnknownIssuer,
+    /// The client certificate's notAfter is past, on the hub's virtual clock.
     CertificateExpired,
+    /// The client certificate's notBefore is still ahead, on the hub's virtual clock.
     CertificateNotYetValid,
+    /// The client certificate's serial is revoked.
     CertificateRevoked,
+    /// A signature on the certificate or in the handshake does not verify.
     BadSignature,
+    /// Any other problem with the client certificate, including one without a subject CN.
     BadCertificate,
+    /// The client offers only TLS versions the hub does not speak (1.0, 1.1);
+    /// the hub speaks 1.2 and 1.3.
     ProtocolVersion,
+    /// No cipher suite offered by the client is one the hub accepts.
     NoCommonCipherSuite,
+    /// The bytes received are not a well-formed TLS handshake (e.g. plain MQTT on the TLS port).
     NotTls,
+    /// The client aborted the handshake with a TLS alert (e.g. it rejected
+    /// the hub's server certificate).
     PeerAlert,
+    /// The handshake did not finish within the configured handshake timeout.
     Timeout,
+    /// The client closed or reset the connection during the handshake.
     ConnectionClosed,
+    /// Anything else; the entry's `detail` has rustls's words.
     Other,
 }
 
@@ -67,11 +88,18 @@ pub enum HandshakeFailure {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RefuseReason {
+    /// The CONNECT client id differs from the client certificate's CN.
     ClientIdMismatch,
+    /// The user name is not `{hub-host}/{device-id}/?api-version=...`.
     BadUserName,
+    /// No device with the certificate's CN is registered.
     UnknownDevice,
+    /// The device is registered but disabled.
     DeviceDisabled,
+    /// The client certificate was revoked (also after the handshake, up to
+    /// the moment the session goes live).
     CertificateRevoked,
+    /// Not MQTT 3.1.1 (protocol level 4); CONNACK says unacceptable protocol version.
     UnsupportedProtocol,
 }
 
@@ -79,21 +107,39 @@ pub enum RefuseReason {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CloseReason {
+    /// The client sent DISCONNECT.
     ClientDisconnect,
+    /// The client closed the connection without DISCONNECT.
     PeerClosed,
+    /// Reading from or writing to the socket failed.
     IoError,
+    /// Bytes the MQTT codec or MQTT 3.1.1's framing rules reject.
     MalformedPacket,
+    /// A packet above the hub's maximum packet size.
     PacketTooLarge,
+    /// A valid packet at the wrong time: not CONNECT first, a packet only a
+    /// server may send, data after the end.
     ProtocolViolation,
+    /// A QoS 2 PUBLISH or a QoS 2 flow packet; IoT Hub does not support QoS 2.
     Qos2Unsupported,
+    /// A publish, subscribe or will on a topic this device may not use.
     AclViolation,
+    /// No CONNECT within the configured connect timeout after the handshake.
     ConnectTimeout,
+    /// No packet within 1.5 × the keep-alive the client asked for.
     KeepAliveTimeout,
+    /// The CONNECT was refused; the `connect_refused` entry before says why.
     ConnectRefused,
+    /// The session's client certificate was revoked while it was live.
     CertificateRevoked,
+    /// The device was disabled while connected.
     DeviceDisabled,
+    /// The device was deleted while connected.
     DeviceDeleted,
+    /// A newer connection of the same device took over (IoT Hub keeps one
+    /// session per device).
     ReplacedBySession,
+    /// The hub shut down.
     HubShutdown,
 }
 
@@ -101,26 +147,44 @@ pub enum CloseReason {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Event {
+    /// The hub started and listens.
     HubStarted {
+        /// The MQTT listener's bound address.
         mqtt: String,
+        /// The HTTPS listener's bound address.
         https: String,
+        /// The host name devices must use.
         host_name: String,
     },
+    /// A TLS handshake failed (or was refused before rustls saw it).
     HandshakeFailed {
+        /// The listener the connection came in on.
         listener: Listener,
+        /// The classified cause.
         reason: HandshakeFailure,
+        /// The cause in words (rustls's, or the hub's).
         detail: String,
     },
+    /// A TLS handshake succeeded with a verified client certificate.
     TlsAccepted {
+        /// The listener the connection came in on.
         listener: Listener,
+        /// The client certificate's serial, canonical hex.
         serial: String,
+        /// The negotiated version as OpenSSL and Wireshark spell it, e.g. `TLSv1.3`.
         tls_version: String,
+        /// The negotiated cipher suite, rustls's name (e.g. `TLS13_AES_128_GCM_SHA256`).
         cipher_suite: String,
     },
+    /// A CONNECT was accepted (CONNACK 0).
     Connected {
+        /// The CONNECT client id (equal to the certificate's CN).
         client_id: String,
+        /// The client certificate's serial, canonical hex.
         serial: String,
+        /// The keep-alive the client asked for, seconds (0: none).
         keep_alive: u16,
+        /// The CONNECT CleanSession flag.
         clean_session: bool,
         /// CONNACK's session-present flag: a stored session was resumed.
         #[serde(default)]
@@ -130,128 +194,216 @@ pub enum Event {
     /// subscriptions hold again and its `in_flight` unacknowledged C2D
     /// deliveries are sent again.
     SessionResumed {
+        /// The subscriptions restored.
         subscriptions: Vec<crate::topics::Subscription>,
+        /// How many unacknowledged deliveries the stored session held.
         in_flight: usize,
     },
+    /// A CONNECT was refused with a non-zero CONNACK and the connection closed.
     ConnectRefused {
+        /// The CONNECT client id as sent (empty when the CONNECT could not be read).
         client_id: String,
+        /// The classified cause.
         reason: RefuseReason,
+        /// The cause in words.
         detail: String,
     },
+    /// An MQTT connection ended (accepted or not).
     SessionClosed {
+        /// Why it ended.
         reason: CloseReason,
+        /// What exactly happened.
         detail: String,
     },
+    /// A SUBSCRIBE was granted (every filter allowed).
     Subscribed {
+        /// The topic filters, as the device sent them.
         filters: Vec<String>,
     },
+    /// The device published telemetry (device-to-cloud).
     Telemetry {
+        /// The PUBLISH topic.
         topic: String,
+        /// The PUBLISH QoS, 0 or 1.
         qos: u8,
+        /// Payload size, bytes.
         size: usize,
+        /// The topic's property bag, decoded.
         properties: Vec<(String, String)>,
+        /// The payload's first 4 KiB: UTF-8 text as is, otherwise `base64:` and its base64.
         payload: String,
     },
+    /// The device used a topic it may not; its connection is closed.
     AclViolation {
+        /// `publish`, `subscribe` or `will`.
         action: String,
+        /// The topic or filter it used.
         topic: String,
     },
+    /// A C2D message was queued for the device.
     C2dEnqueued {
         /// The message's own sequence number in the device's queue (the
         /// entry's `seq` is the journal's).
         message_seq: i64,
+        /// The message id, given or generated.
         message_id: String,
+        /// When it expires: milliseconds since the Unix epoch, hub (virtual) clock.
         expires_ms: i64,
     },
+    /// A C2D message was refused (queue full, bad TTL, too large, unknown device...).
     C2dRefused {
+        /// The store's refusal, in words.
         reason: String,
     },
+    /// A C2D message was sent to the device as a QoS 1 PUBLISH.
     C2dDelivered {
         /// The message's own sequence number in the device's queue (the
         /// entry's `seq` is the journal's).
         message_seq: i64,
+        /// The message id.
         message_id: String,
+        /// How many times it has been taken for delivery, this one included
+        /// (above 1: a redelivery, DUP set).
         delivery_count: u32,
+        /// The PUBLISH's MQTT packet id.
         packet_id: u16,
     },
+    /// The device acknowledged a C2D message (PUBACK).
     C2dAcked {
         /// The message's own sequence number in the device's queue (the
         /// entry's `seq` is the journal's).
         message_seq: i64,
+        /// The message id.
         message_id: String,
+        /// The acknowledged packet id.
         packet_id: u16,
     },
+    /// A C2D message left its queue and got a feedback record.
     Feedback {
         /// The message's own sequence number in the device's queue (the
         /// entry's `seq` is the journal's).
         message_seq: i64,
+        /// The message id.
         message_id: String,
+        /// The feedback status, Azure's spelling (`success`, `expired`,
+        /// `deliveryCountExceeded`, `rejected`).
         status: String,
+        /// How many times it had been taken for delivery.
         delivery_count: u32,
     },
+    /// A direct method call was started (sent to the device if it is connected).
     MethodInvoked {
+        /// The method name.
         name: String,
+        /// The request id the hub chose; the device's response names it.
         rid: String,
     },
+    /// A direct method call finished.
     MethodResult {
+        /// The method name.
         name: String,
+        /// The call's request id.
         rid: String,
+        /// The device's status, or the hub's 404 (not connected or not
+        /// subscribed) or 504 (no answer in time).
         status: u16,
     },
+    /// The device asked for its twin.
     TwinGet {
+        /// The device's request id.
         rid: String,
     },
+    /// The device's reported-properties patch was applied.
     TwinReported {
+        /// The device's request id.
         rid: String,
+        /// The new reported version.
         version: i64,
     },
+    /// Desired properties were patched through the hub.
     TwinDesired {
+        /// The new desired version.
         version: i64,
+        /// Whether the patch was passed to a live session of the device (which
+        /// sends it only if the device subscribed to desired-property updates).
         notified: bool,
     },
+    /// A device was registered with its first certificate.
     DeviceRegistered {
+        /// The first certificate's serial, canonical hex.
         serial: String,
     },
+    /// A device was enabled or disabled.
     DeviceStatusChanged {
+        /// `enabled` or `disabled`.
         status: String,
     },
+    /// A device was deleted (queue rejected, certificates revoked).
     DeviceDeleted {},
+    /// The CA issued a device certificate (registration, admin API or EST).
     CertificateIssued {
+        /// The certificate's serial, canonical hex.
         serial: String,
+        /// SHA-256 of the DER certificate, lower-case hex.
         thumbprint: String,
+        /// Its notAfter: milliseconds since the Unix epoch.
         not_after_ms: i64,
     },
+    /// A certificate was revoked.
     Revoked {
+        /// The certificate's serial, canonical hex.
         serial: String,
     },
     /// A live session closed because its certificate was revoked; `latency_us`
     /// is measured from the revoke call to the socket being shut.
     RevokedSessionClosed {
+        /// The revoked certificate's serial.
         serial: String,
+        /// Microseconds from the revocation to the socket being shut (monotonic clock).
         latency_us: u64,
     },
+    /// EST simplereenroll issued a new certificate.
     Enrolled {
+        /// The serial of the TLS client certificate the request came with.
         old_serial: String,
+        /// The new certificate's serial.
         new_serial: String,
+        /// SHA-256 of the new DER certificate, lower-case hex.
         thumbprint: String,
     },
+    /// An EST simplereenroll request was refused (bad CSR, wrong subject,
+    /// or the refuse-enrolment switch).
     EnrollRefused {
+        /// The refusal, in words (also the HTTP answer's body).
         reason: String,
     },
+    /// The EST cacerts request was answered with the CA certificate.
     CaCertsServed {},
+    /// A firmware image was served (whole or a range).
     Download {
+        /// The request path, `/firmware/{name}`.
         path: String,
+        /// The request's `Range` header as sent, if any.
         range: Option<String>,
+        /// The HTTP status of the answer, e.g. 200, 206 (a range) or 416.
         status: u16,
+        /// The answer's announced length (`Content-Length`), bytes; 0 if unknown.
         bytes: u64,
     },
+    /// An HTTPS request was refused: not authorised, no such image, or too slow.
     HttpRefused {
+        /// The request path; empty when the request head never arrived whole.
         path: String,
+        /// The HTTP status (403, 404, 408).
         status: u16,
+        /// The refusal, in words.
         reason: String,
     },
+    /// The virtual clock was moved forward.
     ClockAdvanced {
+        /// How far, milliseconds.
         by_ms: i64,
+        /// The new hub time: milliseconds since the Unix epoch.
         now_ms: i64,
     },
 }
@@ -396,6 +548,8 @@ impl Journal {
         self.base() + self.inner.entries.lock().expect("journal lock").len() as u64
     }
 
+    /// True when this hub has recorded nothing yet (entries of an earlier
+    /// hub in the same journal file do not count).
     pub fn is_empty(&self) -> bool {
         self.inner.entries.lock().expect("journal lock").is_empty()
     }

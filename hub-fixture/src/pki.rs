@@ -22,15 +22,28 @@ use time::OffsetDateTime;
 /// Errors of certificate generation and loading.
 #[derive(Debug, thiserror::Error)]
 pub enum PkiError {
+    /// rcgen could not generate a key, build or sign a certificate, or parse
+    /// a public key it was given.
     #[error("certificate generation failed: {0}")]
     Generate(#[from] rcgen::Error),
+    /// A CA or key file could not be read, written or made owner-only.
     #[error("reading or writing {path}: {source}")]
     Io {
+        /// The file, as displayed.
         path: String,
+        /// The underlying I/O error.
         source: std::io::Error,
     },
+    /// A stored CA (`ca.pem`, `ca.key`) does not parse, or its key does not
+    /// match its certificate.
     #[error("{path}: not a usable CA certificate/key: {reason}")]
-    BadCa { path: String, reason: String },
+    BadCa {
+        /// The CA certificate file, as displayed.
+        path: String,
+        /// What is wrong with it, from the parser.
+        reason: String,
+    },
+    /// The system random generator failed while drawing a certificate serial.
     #[error("the system random generator failed")]
     Random,
 }
@@ -39,9 +52,12 @@ pub enum PkiError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum KeyAlgorithm {
+    /// ECDSA on NIST P-256 with SHA-256 (the default).
     #[default]
     EcdsaP256,
+    /// ECDSA on NIST P-384 with SHA-384.
     EcdsaP384,
+    /// Ed25519 (EdDSA on Curve25519).
     Ed25519,
 }
 
@@ -58,7 +74,9 @@ impl KeyAlgorithm {
 /// The window in which a certificate is valid.
 #[derive(Debug, Clone, Copy)]
 pub struct Validity {
+    /// First instant the certificate is valid (X.509 notBefore), wall-clock time.
     pub not_before: SystemTime,
+    /// Last instant the certificate is valid (X.509 notAfter), wall-clock time.
     pub not_after: SystemTime,
 }
 
@@ -75,7 +93,9 @@ impl Validity {
 /// A certificate the CA issued, with its private key where the CA generated it.
 #[derive(Debug, Clone)]
 pub struct IssuedCert {
+    /// The certificate, DER.
     pub cert_der: CertificateDer<'static>,
+    /// The same certificate as one PEM `CERTIFICATE` block.
     pub cert_pem: String,
     /// PKCS#8 PEM; `None` when the CA signed a public key it was given (EST).
     pub key_pem: Option<String>,
@@ -83,6 +103,7 @@ pub struct IssuedCert {
     pub serial: String,
     /// SHA-256 of the DER certificate, lower-case hex.
     pub thumbprint: String,
+    /// The validity window written into the certificate.
     pub validity: Validity,
 }
 
@@ -180,10 +201,12 @@ impl CertificateAuthority {
         Ok(ca)
     }
 
+    /// The CA's own self-signed certificate, DER (the trust anchor devices and clients load).
     pub fn cert_der(&self) -> &CertificateDer<'static> {
         &self.cert_der
     }
 
+    /// The CA's own self-signed certificate, PEM.
     pub fn cert_pem(&self) -> &str {
         &self.cert_pem
     }

@@ -17,7 +17,9 @@ const GUARD: Duration = Duration::from_secs(10);
 /// One check's outcome.
 #[derive(Debug)]
 pub struct CheckResult {
+    /// The check's stable name, e.g. `c2d-queued-while-offline`.
     pub name: &'static str,
+    /// `Ok`: what was observed; `Err`: the step that failed and why.
     pub outcome: Result<String, String>,
 }
 

@@ -25,7 +25,9 @@ pub struct Serial(String);
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid certificate serial {text:?}: {why}")]
 pub struct SerialError {
+    /// The text as given.
     pub text: String,
+    /// The rule it breaks.
     pub why: &'static str,
 }
 

@@ -58,12 +58,17 @@ pub struct ClientIdentity {
 /// What a session needs from the hub. The IO shell implements it on the real
 /// hub; unit tests implement it with a fake.
 pub trait HubPort {
+    /// The device's registry status; `None` if it is not registered (CONNECT
+    /// is then refused as not authorised).
     fn device_status(&mut self, device_id: &str) -> Option<DeviceStatus>;
+    /// Whether the certificate with this serial has been revoked.
     fn serial_revoked(&mut self, serial: &Serial) -> bool;
     /// Next C2D messages to deliver (delivery count already incremented and persisted).
     fn take_c2d(&mut self, device_id: &str, in_flight: &[i64], limit: usize) -> Vec<QueuedMessage>;
     /// The device acknowledged C2D message `seq`.
     fn complete_c2d(&mut self, device_id: &str, seq: i64);
+    /// The device's twin (desired and reported, with versions), for a twin GET;
+    /// `None` answers it with 404.
     fn twin(&mut self, device_id: &str) -> Option<Twin>;
     /// Applies a reported-properties patch; returns the new reported version,
     /// or the status and reason of the refusal (413 over IoT Hub's size limit).
@@ -72,7 +77,10 @@ pub trait HubPort {
         device_id: &str,
         patch: &serde_json::Value,
     ) -> Result<i64, (u16, String)>;
+    /// The device answered the direct method call with request id `rid`:
+    /// `status` and `payload` as it published them.
     fn method_result(&mut self, device_id: &str, rid: &str, status: u16, payload: Bytes);
+    /// Records `event` in the hub's journal for this device (and connection).
     fn journal(&mut self, device_id: &str, event: Event);
     /// Makes this session the device's live session (the one revocation,
     /// commands and methods reach), at once, before it is accepted: false if
@@ -95,11 +103,14 @@ pub trait HubPort {
 /// Why a session ended, with a human-readable detail.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionEnd {
+    /// The machine-readable cause, as journalled.
     pub reason: CloseReason,
+    /// What exactly happened, for people reading the journal.
     pub detail: String,
 }
 
 impl SessionEnd {
+    /// A session end for `reason`, explained by `detail`.
     pub fn new(reason: CloseReason, detail: impl Into<String>) -> Self {
         Self {
             reason,
@@ -138,6 +149,8 @@ pub struct Session {
 }
 
 impl Session {
+    /// A session over a connection whose TLS handshake verified `identity`,
+    /// waiting for CONNECT.
     pub fn new(config: SessionConfig, identity: ClientIdentity) -> Self {
         Self {
             config,
@@ -153,6 +166,7 @@ impl Session {
         }
     }
 
+    /// The verified TLS client identity this session runs under.
     pub fn identity(&self) -> &ClientIdentity {
         &self.identity
     }

@@ -71,7 +71,9 @@ const FB_COLS: &str = "id, device_id, message_id, seq, status, at_ms, delivery_c
 pub struct StoreConfig {
     /// Pending (unexpired) messages per device.
     pub max_depth: usize,
+    /// TTL of a message sent without one, milliseconds (default 1 h).
     pub default_ttl_ms: i64,
+    /// Longest TTL a message may ask for, milliseconds (default 48 h); longer is refused.
     pub max_ttl_ms: i64,
     /// A message is delivered at most this many times.
     pub max_delivery_count: u32,
@@ -88,46 +90,80 @@ impl Default for StoreConfig {
     }
 }
 
+/// Why a store operation failed: a rule of the C2D queue or the twin, or the database.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// SQLite failed (I/O, locking, a corrupt row...).
     #[error("store database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// No device with this id is registered.
     #[error("unknown device '{0}'")]
     UnknownDevice(String),
+    /// Registration of an id that is already registered.
     #[error("device '{0}' already exists")]
     DeviceExists(String),
+    /// The device already has [`StoreConfig::max_depth`] unexpired messages queued.
     #[error("C2D queue of device '{device_id}' is full ({depth} pending messages)")]
-    QueueFull { device_id: String, depth: usize },
+    QueueFull {
+        /// The device whose queue is full.
+        device_id: String,
+        /// Its unexpired pending messages at the time of the refusal.
+        depth: usize,
+    },
+    /// The message asks for a TTL above [`StoreConfig::max_ttl_ms`].
     #[error("C2D message TTL of {requested_ms} ms exceeds the maximum of {max_ms} ms")]
-    TtlTooLong { requested_ms: i64, max_ms: i64 },
+    TtlTooLong {
+        /// The TTL asked for, milliseconds.
+        requested_ms: i64,
+        /// The configured maximum, milliseconds.
+        max_ms: i64,
+    },
+    /// The message asks for a TTL of zero or less, milliseconds.
     #[error("invalid C2D message TTL of {0} ms (must be positive)")]
     InvalidTtl(i64),
+    /// No message ever had this `seq` (neither queued nor with feedback).
     #[error("unknown C2D message seq {0}")]
     UnknownMessage(i64),
+    /// A JSON column (properties, twin, session) could not be written or read back.
     #[error("store JSON error: {0}")]
     Json(#[from] serde_json::Error),
+    /// The database was written by a newer build (its `user_version`); it is left untouched.
     #[error("store schema version {0} is newer than this build supports ({SCHEMA_VERSION})")]
     SchemaTooNew(i64),
+    /// A twin patch that is not a JSON object.
     #[error("twin patch must be a JSON object")]
     NotAnObject,
     /// IoT Hub: 64 KB per C2D message, system and application properties included.
     #[error("C2D message of {size} bytes (payload and properties) exceeds IoT Hub's limit of {max} bytes")]
-    MessageTooLarge { size: usize, max: usize },
+    MessageTooLarge {
+        /// Payload, message id and property keys and values, bytes.
+        size: usize,
+        /// The limit, [`MAX_C2D_MESSAGE`] bytes.
+        max: usize,
+    },
     /// IoT Hub: 32 KB per twin section (desired, reported).
     #[error("twin {section} properties of {size} bytes exceed IoT Hub's limit of {max} bytes")]
     TwinTooLarge {
+        /// `desired` or `reported`.
         section: &'static str,
+        /// Size of the patch, or of the patched section, as compact JSON, bytes.
         size: usize,
+        /// The limit, [`MAX_TWIN_SECTION`] bytes.
         max: usize,
     },
+    /// The system random generator failed while generating a message id.
     #[error("system random number generator failed")]
     Rng,
 }
 
+/// Whether a device may connect (IoT Hub's device status).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum DeviceStatus {
+    /// The device may connect (the status of a new device).
     Enabled,
+    /// CONNECT is refused and a live session is closed; the registration,
+    /// certificates and queue are kept.
     Disabled,
 }
 
@@ -140,29 +176,45 @@ impl DeviceStatus {
     }
 }
 
+/// A registered device.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeviceRecord {
+    /// The device id: MQTT client id and certificate CN.
     pub device_id: String,
+    /// Whether it may connect.
     pub status: DeviceStatus,
+    /// When it was registered: milliseconds since the Unix epoch, hub (virtual) clock.
     pub created_ms: i64,
 }
 
+/// A certificate the hub issued to a device. Times are milliseconds since the
+/// Unix epoch; issue and revocation times are read on the hub's (virtual) clock.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CertRecord {
+    /// The certificate serial, canonical form; the record's key.
     pub serial: Serial,
+    /// The device it was issued to (its subject CN). The record outlives the device.
     pub device_id: String,
+    /// SHA-256 of the DER certificate, lower-case hex.
     pub thumbprint: String,
+    /// Start of the validity window (X.509 notBefore).
     pub not_before_ms: i64,
+    /// End of the validity window (X.509 notAfter).
     pub not_after_ms: i64,
+    /// When the hub issued it.
     pub issued_ms: i64,
+    /// When it was first revoked; `None` while it is not.
     pub revoked_ms: Option<i64>,
 }
 
+/// A cloud-to-device message to queue.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NewMessage {
     /// Generated (random 16 bytes, hex) when `None`.
     pub message_id: Option<String>,
+    /// The message body, opaque bytes.
     pub payload: Vec<u8>,
+    /// Application properties, in order; delivered in the PUBLISH topic's property bag.
     pub properties: Vec<(String, String)>,
     /// `None`: the configured default TTL.
     pub ttl_ms: Option<i64>,
@@ -180,28 +232,42 @@ impl NewMessage {
     }
 }
 
+/// A C2D message in a device's queue.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct QueuedMessage {
     /// Enqueue order; also the message's handle for complete/reject.
     pub seq: i64,
+    /// The device whose queue holds it.
     pub device_id: String,
+    /// The message id, given or generated; named again in the feedback.
     pub message_id: String,
+    /// The message body, opaque bytes.
     pub payload: Vec<u8>,
+    /// Application properties, in order.
     pub properties: Vec<(String, String)>,
+    /// When it was queued: milliseconds since the Unix epoch, hub (virtual) clock.
     pub enqueued_ms: i64,
+    /// When it expires (enqueued + TTL), same clock; at or after this it is
+    /// no longer delivered but removed with feedback `expired`.
     pub expires_ms: i64,
     /// How many times the hub has taken it for delivery.
     pub delivery_count: u32,
 }
 
+/// How a C2D message left its queue (IoT Hub's feedback status).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum FeedbackStatus {
+    /// The device acknowledged it (PUBACK).
     #[serde(rename = "success")]
     Success,
+    /// Its TTL ran out on the hub clock before it was acknowledged.
     #[serde(rename = "expired")]
     Expired,
+    /// It was delivered [`StoreConfig::max_delivery_count`] times without an
+    /// acknowledgement, and dead-lettered.
     #[serde(rename = "deliveryCountExceeded")]
     DeliveryCountExceeded,
+    /// It was rejected ([`Store::reject`]), or dropped because its device was deleted.
     #[serde(rename = "rejected")]
     Rejected,
 }
@@ -218,30 +284,45 @@ impl FeedbackStatus {
     }
 }
 
+/// A feedback record: one per C2D message that left its queue, written in
+/// the same transaction as its removal.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Feedback {
+    /// The record's own id, increasing in the order records are written.
     pub id: i64,
+    /// The device the message was queued for.
     pub device_id: String,
+    /// The message's id.
     pub message_id: String,
+    /// The message's `seq` in its queue.
     pub seq: i64,
+    /// How the message left the queue.
     pub status: FeedbackStatus,
+    /// When: milliseconds since the Unix epoch, hub (virtual) clock.
     pub at_ms: i64,
+    /// How many times it had been taken for delivery by then.
     pub delivery_count: u32,
 }
 
 /// Device twin; both documents are JSON objects, versions start at 0 (empty).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Twin {
+    /// Desired properties, written by the back end (admin API).
     pub desired: Value,
+    /// Version of the desired document; +1 per patch.
     pub desired_version: i64,
+    /// Reported properties, written by the device.
     pub reported: Value,
+    /// Version of the reported document; +1 per patch.
     pub reported_version: i64,
 }
 
 /// What take_deliverable did besides returning messages; the hub journals these.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Taken {
+    /// The messages taken for delivery, in `seq` order, delivery counts already incremented.
     pub messages: Vec<QueuedMessage>,
+    /// Feedback of the messages that expired or were dead-lettered on the way.
     pub feedback: Vec<Feedback>,
 }
 
@@ -428,6 +509,7 @@ impl Store {
         Ok(Store { conn, config })
     }
 
+    /// The queue limits this store enforces.
     pub fn config(&self) -> &StoreConfig {
         &self.config
     }
@@ -462,6 +544,7 @@ impl Store {
         })
     }
 
+    /// The device's record; `None` if it is not registered.
     pub fn device(&self, device_id: &str) -> Res<Option<DeviceRecord>> {
         device_in(&self.conn, device_id)
     }
@@ -472,6 +555,8 @@ impl Store {
         all(&self.conn, sql, [], device_row)
     }
 
+    /// Sets the device's status and returns its updated record
+    /// ([`StoreError::UnknownDevice`] if it is not registered).
     pub fn set_device_status(
         &mut self,
         device_id: &str,
@@ -535,6 +620,7 @@ impl Store {
         Ok(rec)
     }
 
+    /// The certificate record with this serial; `None` if the hub never issued it.
     pub fn certificate(&self, serial: &Serial) -> Res<Option<CertRecord>> {
         certificate_in(&self.conn, serial)
     }
@@ -626,6 +712,8 @@ impl Store {
         messages_where(&self.conn, "device_id = ?1", [device_id])
     }
 
+    /// How many messages are in the device's queue; like [`Store::pending`],
+    /// this counts messages already due to expire but not yet removed.
     pub fn pending_count(&self, device_id: &str) -> Res<usize> {
         let sql = "SELECT COUNT(*) FROM messages WHERE device_id = ?1";
         let n: i64 = self.conn.query_row(sql, [device_id], |r| r.get(0))?;
@@ -723,6 +811,7 @@ impl Store {
         all(&self.conn, &sql, [device_id], fb_row)
     }
 
+    /// The device's twin ([`StoreError::UnknownDevice`] if it is not registered).
     pub fn twin(&self, device_id: &str) -> Res<Twin> {
         twin_in(&self.conn, device_id)
     }
@@ -772,11 +861,13 @@ impl Store {
         Ok(t)
     }
 
+    /// A value of the hub's own key/value state (e.g. the clock offset), `None` if unset.
     pub fn meta(&self, key: &str) -> Res<Option<String>> {
         let sql = "SELECT value FROM meta WHERE key = ?1";
         one(&self.conn, sql, [key], |r| r.get(0))
     }
 
+    /// Sets (or replaces) a value of the hub's own key/value state, committed at once.
     pub fn set_meta(&mut self, key: &str, value: &str) -> Res<()> {
         let tx = self.tx()?;
         let sql = "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)";

@@ -25,6 +25,7 @@ pub struct StoredSession {
 /// One unacknowledged QoS 1 C2D delivery of a session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InFlightC2d {
+    /// The MQTT packet id of the PUBLISH; the device's PUBACK names it.
     pub packet_id: u16,
     /// The queued message's `seq`.
     pub seq: i64,

@@ -44,12 +44,14 @@ pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 pub struct RevokedSerials(RwLock<HashSet<Serial>>);
 
 impl RevokedSerials {
+    /// Marks `serial` revoked; revoking twice is harmless.
     pub fn insert(&self, serial: &Serial) {
         self.0
             .write()
             .expect("revocation lock")
             .insert(serial.clone());
     }
+    /// Whether `serial` is revoked.
     pub fn contains(&self, serial: &Serial) -> bool {
         self.0.read().expect("revocation lock").contains(serial)
     }
@@ -209,6 +211,7 @@ pub struct KeyLogWriter {
 }
 
 impl KeyLogWriter {
+    /// Opens `path` for appending (created if missing; earlier lines are kept).
     pub fn create(path: &Path) -> std::io::Result<Self> {
         let file = std::fs::OpenOptions::new()
             .create(true)

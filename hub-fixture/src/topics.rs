@@ -45,13 +45,27 @@ impl Subscription {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DevicePublish {
     /// `devices/{id}/messages/events/{property-bag}`
-    Telemetry { properties: Vec<(String, String)> },
+    Telemetry {
+        /// The topic's property bag, decoded, in topic order (empty if none).
+        properties: Vec<(String, String)>,
+    },
     /// `$iothub/twin/GET/?$rid={rid}`
-    TwinGet { rid: String },
+    TwinGet {
+        /// The device's request id, echoed in the hub's response topic.
+        rid: String,
+    },
     /// `$iothub/twin/PATCH/properties/reported/?$rid={rid}`
-    TwinReported { rid: String },
+    TwinReported {
+        /// The device's request id, echoed in the hub's response topic.
+        rid: String,
+    },
     /// `$iothub/methods/res/{status}/?$rid={rid}`
-    MethodResponse { status: u16, rid: String },
+    MethodResponse {
+        /// The method's result status, chosen by the device (HTTP-style, e.g. 200).
+        status: u16,
+        /// The request id of the method call this answers.
+        rid: String,
+    },
 }
 
 /// Why a topic was refused.
