@@ -304,7 +304,7 @@ pub struct Feedback {
     pub delivery_count: u32,
 }
 
-/// Device twin; both documents are JSON objects, versions start at 0 (empty).
+/// Device twin; both documents are JSON objects, each section's $version starts at 1 (as IoT Hub's).
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct Twin {
     /// Desired properties, written by the back end (admin API).
@@ -520,7 +520,7 @@ impl Store {
             .transaction_with_behavior(TransactionBehavior::Immediate)?)
     }
 
-    /// Registers an enabled device with an empty twin (both versions 0).
+    /// Registers an enabled device with an empty twin (both $versions 1).
     pub fn register_device(&mut self, device_id: &str, now_ms: i64) -> Res<DeviceRecord> {
         let tx = self.tx()?;
         if device_in(&tx, device_id)?.is_some() {

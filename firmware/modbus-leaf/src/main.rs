@@ -79,24 +79,24 @@ impl Leaf {
             Request::ReadHoldingRegisters(a, n) => {
                 let r = range(a, n as usize)?;
                 Ok(Response::ReadHoldingRegisters(
-                    self.holding.lock().unwrap()[r].to_vec(),
+                    self.holding.lock().expect("the register table lock")[r].to_vec(),
                 ))
             }
             Request::ReadInputRegisters(a, n) => {
                 let r = range(a, n as usize)?;
                 Ok(Response::ReadInputRegisters(
-                    self.input.lock().unwrap()[r].to_vec(),
+                    self.input.lock().expect("the register table lock")[r].to_vec(),
                 ))
             }
             Request::WriteSingleRegister(a, w) => {
                 let r = range(a, 1)?;
-                self.holding.lock().unwrap()[r].copy_from_slice(&[w]);
+                self.holding.lock().expect("the register table lock")[r].copy_from_slice(&[w]);
                 eprintln!("leaf: write unit={} register={a} words=[{w}]", self.unit);
                 Ok(Response::WriteSingleRegister(a, w))
             }
             Request::WriteMultipleRegisters(a, words) => {
                 let r = range(a, words.len())?;
-                self.holding.lock().unwrap()[r].copy_from_slice(&words);
+                self.holding.lock().expect("the register table lock")[r].copy_from_slice(&words);
                 eprintln!(
                     "leaf: write unit={} register={a} words={words:?}",
                     self.unit
@@ -137,7 +137,7 @@ async fn main() {
         } else {
             &leaf.input
         };
-        regs.lock().unwrap()[*n] = *v;
+        regs.lock().expect("the register table lock")[*n] = *v;
     }
     let served = match (cli.tcp, cli.rtu, cli.baud) {
         (Some(addr), None, _) => serve_tcp(addr, leaf).await,
