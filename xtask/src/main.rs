@@ -247,9 +247,12 @@ pub(crate) fn cargo() -> Command {
 pub(crate) fn run(root: &Path, mut cmd: Command, what: &str) -> Result<(), Failure> {
     cmd.current_dir(root);
     eprintln!("xtask: {what}");
+    let started = std::time::Instant::now();
     let status = cmd
         .status()
         .map_err(|e| Failure::Setup(format!("{what}: cannot start: {e}")))?;
+    // Where CI's minutes go, step by step.
+    eprintln!("xtask: {what}: {:.0} s", started.elapsed().as_secs_f64());
     if status.success() {
         Ok(())
     } else {
