@@ -20,11 +20,17 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-/// File names inside the directory.
+/// File names inside the directory. This one holds the [`DeviceJson`]
+/// record.
 pub const DEVICE_JSON: &str = "device.json";
+/// The device's certificate chain, PEM, leaf first.
 pub const DEVICE_CERT: &str = "device.pem";
+/// The device's private key, PKCS#8 PEM; written with mode 0600.
 pub const DEVICE_KEY: &str = "device.key";
+/// The trust anchor for the hub's server certificate, PEM.
 pub const HUB_CA: &str = "hub-ca.pem";
+/// The public key OTA images are signed with, PEM; present only when the DUT
+/// file names an image-signing key.
 pub const IMAGE_SIGNING_KEY: &str = "image-signing.pub.pem";
 
 /// The IoT Hub API version the device should put in its MQTT user name.
@@ -92,9 +98,13 @@ impl DeviceJson {
 /// A whole provisioning directory's contents.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Provisioning {
+    /// `device.json`: identity, hub endpoints and switches.
     pub device: DeviceJson,
+    /// `device.pem`: the device's certificate chain, leaf first.
     pub certificate_pem: String,
+    /// `device.key`: the certificate's private key, PKCS#8 PEM.
     pub private_key_pem: String,
+    /// `hub-ca.pem`: the trust anchor for the hub's server certificate.
     pub hub_ca_pem: String,
     /// The public key OTA images are signed with, if the bench knows it.
     pub image_signing_key_pem: Option<String>,
@@ -103,13 +113,23 @@ pub struct Provisioning {
 /// What went wrong, naming the file.
 #[derive(Debug, thiserror::Error)]
 pub enum ProvisioningError {
+    /// A file or the directory could not be read, created or written.
     #[error("{path}: {source}")]
     Io {
+        /// The file or directory.
         path: PathBuf,
+        /// The OS error.
         source: std::io::Error,
     },
+    /// A file's contents are wrong: `device.json` that does not parse, or a
+    /// PEM file without the expected block.
     #[error("{path}: {message}")]
-    Format { path: PathBuf, message: String },
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ProvisioningError + '_ {

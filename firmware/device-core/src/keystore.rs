@@ -130,7 +130,10 @@ impl KeyAlg {
 /// A private key as stored: algorithm and PKCS#8 DER.
 #[derive(Clone, PartialEq, Eq)]
 pub struct PrivateKey {
+    /// The key's algorithm (the record's tag byte).
     pub alg: KeyAlg,
+    /// The key, PKCS#8 DER (at most [`MAX_KEY_LEN`] bytes); `Debug` never
+    /// prints it.
     pub pkcs8_der: Vec<u8>,
 }
 
@@ -150,6 +153,8 @@ impl fmt::Debug for PrivateKey {
 /// parsing X.509.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Certificate {
+    /// The X.509 certificate, DER, as the hub issued it (at most
+    /// [`MAX_CERT_LEN`] bytes).
     pub der: Vec<u8>,
     /// SHA-256 of `der` (the hub's thumbprint).
     pub thumbprint: [u8; 32],
@@ -190,9 +195,14 @@ pub fn hex(bytes: &[u8]) -> String {
 /// A complete credential in a slot.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Credential {
+    /// The slot (0 or 1) holding its key and certificate records.
     pub slot: u8,
+    /// Generation its records carry: the `seq` of the header that introduced
+    /// it, never reused.
     pub generation: u32,
+    /// The private key the certificate is for.
     pub key: PrivateKey,
+    /// The client certificate presented to the hub.
     pub cert: Certificate,
 }
 
@@ -200,16 +210,24 @@ pub struct Credential {
 /// until [`Keystore::commit_pending`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pending {
+    /// The slot it is written to: never the active credential's.
     pub slot: u8,
+    /// Generation its records carry: the `seq` of the header that named it
+    /// pending.
     pub generation: u32,
+    /// The new private key (stored first).
     pub key: PrivateKey,
+    /// The certificate the hub issued for `key`; `None` until stored, and
+    /// until then [`Keystore::commit_pending`] refuses.
     pub cert: Option<Certificate>,
 }
 
 /// One write the shell must perform: `bytes` at `offset` of the region.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Write {
+    /// Offset in the region, bytes; always the start of a sector.
     pub offset: u32,
+    /// The sector's new contents: exactly [`SECTOR_SIZE`] bytes.
     pub bytes: Vec<u8>,
 }
 
@@ -217,13 +235,27 @@ pub struct Write {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeystoreError {
     /// The region is smaller than [`REGION_SIZE`].
-    RegionTooSmall { len: usize },
+    RegionTooSmall {
+        /// Length of the region given, bytes.
+        len: usize,
+    },
     /// A write falls outside the region.
-    WriteOutOfRange { offset: u32, len: usize },
+    WriteOutOfRange {
+        /// Where the write starts, bytes into the region.
+        offset: u32,
+        /// Length of the write, bytes.
+        len: usize,
+    },
     /// A private key longer than [`MAX_KEY_LEN`].
-    KeyTooLarge { len: usize },
+    KeyTooLarge {
+        /// Length of the key's PKCS#8 DER, bytes.
+        len: usize,
+    },
     /// A certificate longer than [`MAX_CERT_LEN`].
-    CertTooLarge { len: usize },
+    CertTooLarge {
+        /// Length of the certificate's DER, bytes.
+        len: usize,
+    },
     /// The operation needs a pending key and there is none.
     NoPending,
     /// Commit needs the pending certificate and it was not stored.

@@ -54,13 +54,26 @@ pub use record::{Job, OtaRecord, Phase};
 /// The reported `firmware.state`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OtaState {
+    /// No update on record (a new device, or the record was unreadable).
     Idle,
+    /// Fetching the image into the secondary slot (also while waiting to
+    /// resume an interrupted download).
     Downloading,
+    /// All bytes are in; the shell checks size, hash, signature and security
+    /// counter.
     Verifying,
+    /// Verified and marked for a test boot; the device is about to reset.
     Rebooting,
+    /// The new image runs on a test boot; it confirms itself once it has a
+    /// hub session.
     Testing,
+    /// The new image reached the hub and confirmed itself: the update is done.
     Confirmed,
+    /// The new image was not confirmed and the bootloader went back to the
+    /// old one.
     Reverted,
+    /// The update was refused (download failed, or a check failed); the old
+    /// image keeps running. `reason` says why.
     Rejected,
 }
 
@@ -83,9 +96,16 @@ impl OtaState {
 /// Desired `firmware`: what to install.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FirmwareTarget {
+    /// Version of the image; a target naming the running version is ignored.
     pub version: String,
+    /// Where to download the image (HTTPS with the device credential;
+    /// resumed with `Range`).
     pub url: String,
+    /// SHA-256 of the whole image file; also how a refused image is
+    /// recognised and not tried again.
     pub sha256: [u8; 32],
+    /// Size of the whole image file, bytes: the download must end exactly
+    /// there (0 is rejected).
     pub size: u32,
 }
 
@@ -122,13 +142,24 @@ pub struct BootInfo {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum VerifyFailure {
     /// The image in the slot is not the announced size.
-    Size { expected: u32, actual: u32 },
+    Size {
+        /// The announced size, bytes.
+        expected: u32,
+        /// The size found: bytes received, or the length the image itself
+        /// declares.
+        actual: u32,
+    },
     /// The SHA-256 is not the announced one (or not the one in the TLVs).
     Hash,
     /// The MCUboot signature does not verify with the built-in key.
     Signature,
     /// The image's security counter is lower than the running image's.
-    SecurityCounter { image: u32, minimum: u32 },
+    SecurityCounter {
+        /// The new image's security counter.
+        image: u32,
+        /// The running image's security counter, the lowest accepted.
+        minimum: u32,
+    },
     /// Not an MCUboot image (header or TLVs malformed).
     Malformed(String),
 }
@@ -164,11 +195,22 @@ pub enum OtaEvent {
     /// Desired `firmware` (twin GET or patch); `None` when absent.
     Desired(Option<FirmwareTarget>),
     /// Bytes of the image starting at `offset` (of the whole image).
-    Chunk { offset: u32, data: Vec<u8> },
+    Chunk {
+        /// Position of `data[0]` in the image, bytes.
+        offset: u32,
+        /// The bytes received.
+        data: Vec<u8>,
+    },
     /// The download stopped early (link loss, timeout, connection reset).
-    DownloadInterrupted { reason: String },
+    DownloadInterrupted {
+        /// What stopped it (informational: the download resumes either way).
+        reason: String,
+    },
     /// The download cannot succeed (e.g. HTTP 404): give this target up.
-    DownloadFailed { reason: String },
+    DownloadFailed {
+        /// Why it cannot succeed; reported as the rejection reason.
+        reason: String,
+    },
     /// Answer to [`OtaAction::Verify`]: all requested checks passed.
     Verified,
     /// Answer to [`OtaAction::Verify`]: a check failed.
@@ -187,17 +229,32 @@ pub enum OtaAction {
     EraseSecondary,
     /// GET `url` over HTTPS (mTLS), from byte `offset` (`Range: bytes=N-`
     /// when N > 0); feed [`OtaEvent::Chunk`]s.
-    StartDownload { url: String, offset: u32 },
+    StartDownload {
+        /// The image's URL, from the target.
+        url: String,
+        /// First byte wanted: the bytes already in the secondary slot.
+        offset: u32,
+    },
     /// Stop the download in progress, if any.
     AbortDownload,
     /// Write `data` at `offset` of the secondary slot.
-    WriteChunk { offset: u32, data: Vec<u8> },
+    WriteChunk {
+        /// Offset in the secondary slot (= in the image), bytes.
+        offset: u32,
+        /// The bytes to write; never overlaps bytes already written.
+        data: Vec<u8>,
+    },
     /// Run MCUboot's checks on the secondary slot; answer `Verified` or
     /// `VerifyFailed`. The size is always checked.
     Verify {
+        /// The SHA-256 the target announced.
         expected_sha256: [u8; 32],
+        /// The size the target announced, bytes.
         expected_size: u32,
+        /// Check the image's SHA-256 (false only with the `skip-hash` fault).
         check_hash: bool,
+        /// Check the MCUboot signature (false only with the `skip-signature`
+        /// fault).
         check_signature: bool,
         /// Refuse an image whose security counter is below this.
         min_security_counter: Option<u32>,
@@ -217,8 +274,11 @@ pub enum OtaAction {
 pub struct FirmwareReport {
     /// The running version.
     pub version: String,
+    /// Slot the running image executes from.
     pub slot: u8,
+    /// Where the update stands, or how the last one ended.
     pub state: OtaState,
+    /// Why the last update was rejected or reverted; `None` otherwise.
     pub reason: Option<String>,
 }
 

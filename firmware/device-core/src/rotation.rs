@@ -79,7 +79,9 @@ pub struct CredentialsReport {
     pub thumbprint: Option<String>,
     /// notAfter of the active certificate, RFC 3339 UTC.
     pub not_after: Option<String>,
+    /// Where rotation stands, or how the last one ended.
     pub state: CredentialState,
+    /// Why the last rotation failed; `None` otherwise.
     pub reason: Option<String>,
 }
 
@@ -116,14 +118,24 @@ pub enum RotationEvent {
     /// The hub issued a certificate (the leaf of the PKCS#7 reply; the shell
     /// parsed its notAfter).
     Enrolled {
+        /// The new certificate, DER.
         cert_der: Vec<u8>,
+        /// Its notAfter, Unix ms.
         not_after_ms: u64,
     },
     /// The hub answered the re-enrolment with an error status.
-    EnrollRefused { status: u16, reason: String },
+    EnrollRefused {
+        /// The HTTP status of the hub's answer.
+        status: u16,
+        /// The hub's explanation (body), reported as the failure reason.
+        reason: String,
+    },
     /// Key generation, CSR building or the HTTPS exchange failed locally or
     /// in transport (not a refusal by the hub).
-    Failed { reason: String },
+    Failed {
+        /// What failed; reported as the failure reason.
+        reason: String,
+    },
     /// Time passed (see [`Rotation::next_deadline`]).
     Tick,
 }
@@ -134,19 +146,34 @@ pub enum RotationAction {
     /// Apply these keystore writes, in order, before the next action.
     Persist(Vec<Write>),
     /// Make a new key pair for `slot`; answer [`RotationEvent::KeyGenerated`].
-    GenerateKey { slot: u8 },
+    GenerateKey {
+        /// The keystore's pending slot, where the key will be stored.
+        slot: u8,
+    },
     /// Build a PKCS#10 CSR (subject = device id) for the key in keystore
     /// `slot`, signed with it; with `include_private_key` also put the key's
     /// PKCS#8 DER in as an attribute (the `leak-key-in-csr` fault). Answer
     /// [`RotationEvent::CsrBuilt`].
-    BuildCsr { slot: u8, include_private_key: bool },
+    BuildCsr {
+        /// Keystore slot of the key to certify (the active one with
+        /// `rotate-same-key`).
+        slot: u8,
+        /// Add the private key to the CSR (only the `leak-key-in-csr` fault).
+        include_private_key: bool,
+    },
     /// POST the CSR to `https://{hub}/.well-known/est/simplereenroll`,
     /// authenticated with [`Rotation::credential`]. Answer `Enrolled`,
     /// `EnrollRefused` or `Failed`.
-    PostSimpleReenroll { csr_der: Vec<u8> },
+    PostSimpleReenroll {
+        /// The PKCS#10 CSR, DER (the shell sends it base64 as EST wants).
+        csr_der: Vec<u8>,
+    },
     /// Close the hub session and reconnect presenting the credential in
     /// keystore `slot` (= [`Rotation::credential`]).
-    Reconnect { slot: u8 },
+    Reconnect {
+        /// Keystore slot of the credential to present.
+        slot: u8,
+    },
     /// Report `credentials` in the twin.
     Report(CredentialsReport),
 }

@@ -31,6 +31,8 @@ pub const BOOT_REPORT_ENV: &str = "SACBENCH_BOOT_REPORT";
 /// The development image-signing key built into the bootloader.
 pub const BUILT_IN_KEY_PEM: &str = include_str!("../../keys/dev-image-signing-ed25519.pub.pem");
 
+/// The keys an image must be signed with to boot or be installed:
+/// [`BUILT_IN_KEY_PEM`] alone.
 pub fn built_in_keys() -> Vec<TrustedKey> {
     vec![TrustedKey::from_pem(BUILT_IN_KEY_PEM).expect("the built-in key is valid PEM")]
 }
@@ -79,9 +81,15 @@ impl BootFlash for FlashFile {
 pub struct BootInfo {
     /// `none`, `test`, `permanent`, `revert` or `discard-secondary`.
     pub action: String,
+    /// An interrupted swap (power lost mid-swap) was finished first.
     pub resumed_swap: bool,
+    /// Version of the running image, `major.minor.revision`, with `+build`
+    /// only when the build number is not 0.
     pub version: String,
+    /// Security counter of the running image (0 if it carries none).
     pub security_counter: u32,
+    /// The image runs on trial: unless it confirms itself, the next power-on
+    /// reverts it.
     pub test_boot: bool,
     /// Power-ons since the bootloader process started (1 = cold boot).
     pub boot_count: u64,
@@ -113,6 +121,9 @@ impl BootInfo {
         }
     }
 
+    /// The report the bootloader put in [`BOOT_REPORT_ENV`]; `None` when it
+    /// is absent or unreadable (the payload was not started by the
+    /// bootloader).
     pub fn from_env() -> Option<BootInfo> {
         serde_json::from_str(&std::env::var(BOOT_REPORT_ENV).ok()?).ok()
     }
@@ -120,11 +131,13 @@ impl BootInfo {
 
 /// The bootloader's settings.
 pub struct Board {
+    /// The flash file (made by `make-flash`), reopened at every power-on.
     pub flash: PathBuf,
     /// Where payloads are unpacked to run (the board's "RAM").
     pub run_dir: PathBuf,
     /// Arguments for the payload after the flash path.
     pub payload_args: Vec<String>,
+    /// How the boot logic behaves (the `unsafe-swap` fault).
     pub config: BootConfig,
     /// Stop after this many power-ons (tests); `None`: run until killed.
     pub max_boots: Option<u64>,

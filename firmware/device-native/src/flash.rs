@@ -41,9 +41,15 @@ const STATUS_SIZE: u64 = 65536;
 /// Sizes of the regions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Layout {
+    /// Erase unit of the slots, bytes: a power of two ≥ 4096; also the size
+    /// of the scratch area.
     pub sector_size: u32,
+    /// Size of each image slot, bytes: a non-zero multiple of the sector
+    /// size, with at most 1365 sectors (what the swap status log holds).
     pub slot_size: u32,
+    /// Size of the keystore region, bytes (≥ 4096).
     pub keystore_size: u32,
+    /// Size of the application data region, bytes (≥ 4096).
     pub appdata_size: u32,
 }
 
@@ -62,16 +68,23 @@ impl Default for Layout {
 /// The regions of the flash.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Region {
+    /// Image slot 0: the image that runs.
     Primary,
+    /// Image slot 1: where updates are downloaded to, and the old image is
+    /// kept after a swap.
     Secondary,
+    /// One sector: the bootloader's copy of the primary sector being swapped.
     Scratch,
     /// The bootloader's swap status log.
     BootStatus,
+    /// The credential store (`device_core::keystore`'s record format).
     Keystore,
+    /// The application's records (applied command ids, the OTA record).
     AppData,
 }
 
 impl Region {
+    /// Human-readable name, for error messages and logs.
     pub fn name(self) -> &'static str {
         match self {
             Region::Primary => "primary slot",
@@ -132,21 +145,38 @@ impl Layout {
     }
 }
 
+/// Why a flash file operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum FlashError {
+    /// The file system refused a read, write or other file operation.
     #[error("flash file {path}: {what}: {source}")]
     Io {
+        /// The flash file.
         path: PathBuf,
+        /// The operation that failed (e.g. `write keystore`).
         what: String,
+        /// The OS error.
         source: std::io::Error,
     },
+    /// Not a usable flash file: missing or bad partition table, unsupported
+    /// version, invalid layout, or too short for its table.
     #[error("flash file {path}: {0}", .message)]
-    Format { path: PathBuf, message: String },
+    Format {
+        /// The flash file.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// An access past the end of its region (a caller bug, never clipped).
     #[error("flash {region}: {len} bytes at offset {offset} run past its end ({size} bytes)")]
     OutOfRange {
+        /// The region's [`Region::name`].
         region: &'static str,
+        /// Offset of the access in the region, bytes.
         offset: u64,
+        /// Length of the access, bytes.
         len: u64,
+        /// Size of the region, bytes.
         size: u64,
     },
 }
@@ -317,14 +347,17 @@ impl FlashFile {
         })
     }
 
+    /// The region sizes from the file's partition table.
     pub fn layout(&self) -> Layout {
         self.layout
     }
 
+    /// Where the flash file is.
     pub fn path(&self) -> &Path {
         &self.path
     }
 
+    /// Size of `region`, bytes.
     pub fn size(&self, region: Region) -> u64 {
         self.layout.span(region).1
     }
@@ -342,6 +375,7 @@ impl FlashFile {
         }
     }
 
+    /// Reads `len` bytes at `offset` of `region` (erased bytes read 0xff).
     pub fn read(&self, region: Region, offset: u64, len: usize) -> Result<Vec<u8>, FlashError> {
         let at = self.at(region, offset, len as u64)?;
         let mut buf = vec![0u8; len];
@@ -356,6 +390,10 @@ impl FlashFile {
         Ok(buf)
     }
 
+    /// Writes `bytes` at `offset` of `region`, straight to the file (one
+    /// `pwrite`, which survives the process being killed). With the power
+    /// cut switch armed ([`POWER_CUT_ENV`]) the due write lands half and
+    /// the process aborts; with a flash hold set it waits first.
     pub fn write(&self, region: Region, offset: u64, bytes: &[u8]) -> Result<(), FlashError> {
         let at = self.at(region, offset, bytes.len() as u64)?;
         let mut buf = bytes.to_vec();

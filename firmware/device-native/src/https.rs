@@ -19,18 +19,38 @@ use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
 
+/// Why an HTTPS exchange with the hub failed.
 #[derive(Debug, thiserror::Error)]
 pub enum HttpsError {
+    /// No connection: TCP connect, host name or TLS handshake failed.
     #[error("connecting to {addr}: {detail}")]
-    Connect { addr: SocketAddr, detail: String },
+    Connect {
+        /// The hub's HTTPS address.
+        addr: SocketAddr,
+        /// What failed.
+        detail: String,
+    },
+    /// The HTTP exchange broke off or was malformed after connecting (e.g. a
+    /// body cut short, a bad `Content-Range`).
     #[error("{path}: {detail}")]
-    Transfer { path: String, detail: String },
+    Transfer {
+        /// The request path.
+        path: String,
+        /// What went wrong.
+        detail: String,
+    },
+    /// The hub answered with an unexpected HTTP status.
     #[error("{path}: hub answered {status}: {body}")]
     Status {
+        /// The request path.
         path: String,
+        /// The HTTP status code.
         status: u16,
+        /// The response body (lossy UTF-8): the hub's explanation.
         body: String,
     },
+    /// The EST answer is not a base64 certs-only PKCS#7 holding a
+    /// certificate.
     #[error("EST response: {0}")]
     Pkcs7(String),
 }
@@ -38,8 +58,13 @@ pub enum HttpsError {
 /// Where and how to reach the hub over HTTPS.
 #[derive(Clone)]
 pub struct HubHttps {
+    /// The hub's HTTPS address: its host name resolved, the provisioned
+    /// HTTPS port.
     pub addr: SocketAddr,
+    /// The hub's host name: SNI, certificate name check and `Host` header.
     pub host: String,
+    /// The device's TLS client configuration (mTLS with the active
+    /// credential, ALPN `http/1.1`).
     pub tls: Arc<rustls::ClientConfig>,
 }
 

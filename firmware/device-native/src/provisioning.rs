@@ -14,15 +14,30 @@ use device_core::faults::FaultSet;
 /// A read, checked provisioning directory.
 #[derive(Debug, Clone)]
 pub struct Provisioning {
+    /// The device id: MQTT client id and certificate CN; checked to be 1–128
+    /// characters of `[A-Za-z0-9-.:_]`.
     pub device_id: String,
+    /// The hub's DNS name (or IPv4 address): dialled, sent as SNI and
+    /// checked against the hub's certificate.
     pub hub_host: String,
+    /// The hub's MQTT over TLS port.
     pub mqtt_port: u16,
+    /// The hub's HTTPS port (EST re-enrolment, firmware downloads).
     pub https_port: u16,
+    /// The trust anchor for the hub's server certificate, PEM.
     pub trust_anchor_pem: String,
+    /// The factory certificate, PEM (leaf first if a chain); stored in the
+    /// keystore at the factory step.
     pub certificate_pem: String,
+    /// The factory certificate's private key, PKCS#8 PEM; stored in the
+    /// keystore at the factory step.
     pub private_key_pem: String,
+    /// The fault switches to turn on (none for a correct device).
     pub faults: FaultSet,
+    /// Telemetry period, seconds (≥ 1; default 30) until the twin's desired
+    /// `telemetryIntervalSeconds` says otherwise.
     pub telemetry_interval_seconds: u64,
+    /// Where the `extra-destination` fault connects; unused otherwise.
     pub extra_destination: Option<SocketAddr>,
     /// The reconnect backoff's base delay (the first ceiling), ms.
     pub reconnect_base_ms: u64,
@@ -35,12 +50,17 @@ const TELEMETRY_INTERVAL_SECONDS: u64 = 30;
 /// One clear error naming the file, the field and what was expected.
 #[derive(Debug, thiserror::Error)]
 pub enum ProvisioningError {
+    /// The directory could not be read (a file missing or malformed).
     #[error(transparent)]
     Read(#[from] sacbench_provisioning::ProvisioningError),
+    /// A `device.json` field the reference firmware cannot use.
     #[error("{path}: field `{field}`: {message}")]
     Field {
+        /// The `device.json` file.
         path: PathBuf,
+        /// The field's name.
         field: &'static str,
+        /// What was expected.
         message: String,
     },
 }

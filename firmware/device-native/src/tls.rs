@@ -17,23 +17,32 @@ use rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
 };
 
+/// Why the TLS client configuration could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsSetupError {
+    /// The provisioned trust anchor is not a usable root certificate.
     #[error("trust anchor: {0}")]
     TrustAnchor(String),
+    /// rustls refused the device's certificate chain or private key.
     #[error("device credential: {0}")]
     Credential(String),
+    /// rustls refused the configuration (e.g. protocol versions).
     #[error("TLS configuration: {0}")]
     Config(#[from] rustls::Error),
 }
 
+/// The crypto provider when `weak-ciphers` is off: ring's default suites
+/// (AEAD only), the workspace's one provider.
 pub fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
 /// The device's credential as TLS needs it.
 pub struct ClientCredential {
+    /// The certificate chain to present, leaf first (the device's active
+    /// certificate).
     pub chain: Vec<CertificateDer<'static>>,
+    /// The certificate's private key.
     pub key: PrivateKeyDer<'static>,
 }
 

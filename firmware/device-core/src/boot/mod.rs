@@ -21,35 +21,49 @@ pub use swap::{Area, BootFlash};
 /// How this bootloader behaves; `unsafe_swap` is the `unsafe-swap` fault.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct BootConfig {
+    /// Swap the slots in place, with no scratch copy or status log (the
+    /// `unsafe-swap` fault): a power cut mid-swap leaves a broken primary.
     pub unsafe_swap: bool,
 }
 
 /// What power-on did, for the running image to report.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BootReport {
+    /// What this power-on did with the slots (run the primary, swap for a
+    /// test or for good, revert, or drop the secondary's request).
     pub action: BootAction,
     /// An interrupted swap was found and finished first.
     pub resumed_swap: bool,
     /// The primary image that now runs.
     pub version: ImageVersion,
+    /// Security counter of the running image (0 if it carries none): the
+    /// floor an update's image must reach.
     pub security_counter: u32,
     /// The running image is on trial: unless it confirms itself, the next
     /// power-on reverts it.
     pub test_boot: bool,
-    /// Offset and length of the payload inside the primary slot.
+    /// Offset of the payload inside the primary slot (the image header's
+    /// size), bytes.
     pub payload_offset: u32,
+    /// Length of the payload (the image without header and TLVs), bytes.
     pub payload_len: u32,
 }
 
+/// Why power-on cannot hand over to an image; `E` is the flash driver's
+/// error.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BootError<E> {
+    /// The flash driver failed a read, write or erase.
     Flash(E),
     /// Nothing valid to run: the board is bricked.
     NoBootableImage(String),
     /// An image would not leave its slot's trailer sector alone.
     ImageTooLarge {
+        /// The slot the image is in (`"secondary"`).
         slot: &'static str,
+        /// The image's length, bytes.
         len: usize,
+        /// Room before the slot's trailer sector, bytes.
         max: usize,
     },
 }

@@ -24,7 +24,10 @@ use alloc::vec;
 /// The flash areas the bootloader touches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Area {
+    /// The primary slot: the image that runs.
     Primary,
+    /// The secondary slot: a new image to swap in, or the old one after a
+    /// swap (kept for a revert).
     Secondary,
     /// One sector: the copy of the primary sector in flight.
     Scratch,
@@ -35,13 +38,24 @@ pub enum Area {
 /// What the bootloader needs of the flash. A power cut may interrupt any call
 /// (a write may be torn: a prefix written).
 pub trait BootFlash {
+    /// The driver's error; the bootloader passes it on as
+    /// [`BootError::Flash`](super::BootError::Flash).
     type Error;
+    /// Fills `buf` from `offset` (bytes from the start of `area`).
     fn read(&mut self, area: Area, offset: u32, buf: &mut [u8]) -> Result<(), Self::Error>;
+    /// Writes `data` at `offset` of `area`; a power cut may leave only a
+    /// prefix written.
     fn write(&mut self, area: Area, offset: u32, data: &[u8]) -> Result<(), Self::Error>;
     /// Sets the range to 0xff.
     fn erase(&mut self, area: Area, offset: u32, len: u32) -> Result<(), Self::Error>;
+    /// Erase unit of the slots, bytes: the swap moves one sector per step
+    /// and the scratch area holds exactly one.
     fn sector_size(&self) -> u32;
+    /// Size of each image slot, bytes (a multiple of the sector size); its
+    /// last sector holds the trailer.
     fn slot_size(&self) -> u32;
+    /// Size of the status log area, bytes: room for
+    /// [`records_needed`]`(sectors)` 16-byte records.
     fn status_size(&self) -> u32;
 }
 

@@ -23,7 +23,10 @@ const VERSION: u8 = 1;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
     /// `offset` bytes are in the secondary slot.
-    Downloading { offset: u32 },
+    Downloading {
+        /// Bytes of the image already written (and the resume point).
+        offset: u32,
+    },
     /// All bytes are in; verification was requested.
     Verifying,
     /// Verified and marked for a test boot; the next boot should run it.
@@ -33,7 +36,9 @@ pub enum Phase {
 /// An update in progress.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Job {
+    /// The image being installed, as desired.
     pub target: FirmwareTarget,
+    /// How far the installation got.
     pub phase: Phase,
 }
 
@@ -44,6 +49,7 @@ pub struct OtaRecord {
     pub job: Option<Job>,
     /// The outcome of the last finished update (reported until the next one).
     pub outcome: OtaState,
+    /// Why that update was rejected or reverted; `None` otherwise.
     pub reason: Option<String>,
     /// SHA-256 of the last image that was rejected or reverted: it is not
     /// downloaded again (no update loop on a bad image).

@@ -64,34 +64,58 @@ pub enum Action {
 #[derive(Debug, Clone, PartialEq)]
 pub enum SessionEvent {
     /// CONNACK accepted the connection.
-    Connected { session_present: bool },
+    Connected {
+        /// The hub kept state from an earlier session (CONNACK's
+        /// session-present flag).
+        session_present: bool,
+    },
     /// SUBACK granted every subscription; `commands` is false when this
     /// session did not subscribe to C2D commands (fault `no-resubscribe`).
-    Subscribed { commands: bool },
+    Subscribed {
+        /// This session subscribed to C2D commands.
+        commands: bool,
+    },
     /// A C2D command not applied before: apply it, then call [`Session::command_applied`](super::Session::command_applied).
     Command(Command),
     /// A direct method call: answer with [`Session::respond_method`](super::Session::respond_method).
     Method {
+        /// The method name, from `$iothub/methods/POST/{name}/`.
         name: String,
+        /// The request id to answer with.
         rid: String,
+        /// The request body (JSON) as sent.
         payload: Vec<u8>,
     },
     /// Answer to a twin GET; `twin` is `Some` when `status` is 200.
     Twin {
+        /// The request id [`Session::twin_get`](super::Session::twin_get) returned.
         rid: u32,
+        /// The hub's status code (200 on success).
         status: u16,
+        /// The twin, when `status` is 200.
         twin: Option<TwinDocument>,
     },
     /// A desired-properties patch (the JSON as sent, `$version` included).
-    Desired { version: i64, patch: Value },
+    Desired {
+        /// The desired properties' new `$version`, from the topic.
+        version: i64,
+        /// The patch body as JSON.
+        patch: Value,
+    },
     /// Answer to a reported-properties patch; 204 (with the new version) is success.
     Reported {
+        /// The request id [`Session::report`](super::Session::report) returned.
         rid: u32,
+        /// The hub's status code (204 on success).
         status: u16,
+        /// The reported properties' new `$version`, if the hub gave one.
         version: Option<i64>,
     },
     /// The hub acknowledged the telemetry message with this packet id.
-    TelemetryAcked { packet_id: u16 },
+    TelemetryAcked {
+        /// The id [`Session::send_telemetry`](super::Session::send_telemetry) returned.
+        packet_id: u16,
+    },
 }
 
 /// A cloud-to-device command.
@@ -105,6 +129,7 @@ pub struct Command {
     pub properties: Vec<(String, String)>,
     /// System properties (`$.mid`, `$.exp`, `$.to`, ...), decoded, in topic order.
     pub system_properties: Vec<(String, String)>,
+    /// The command body, bytes as the hub delivered them.
     pub payload: Vec<u8>,
     /// The hub marked it DUP (it delivered it before).
     pub redelivered: bool,
@@ -117,7 +142,9 @@ pub struct TwinDocument {
     pub desired: Value,
     /// Reported properties, `$version` included.
     pub reported: Value,
+    /// `desired.$version`, if present and an integer.
     pub desired_version: Option<i64>,
+    /// `reported.$version`, if present and an integer.
     pub reported_version: Option<i64>,
 }
 

@@ -81,7 +81,10 @@ impl From<CommandLog> for CommandsRecord {
 /// A record kept in two copies of `capacity` bytes at `offset` of app data.
 #[derive(Debug, Clone, Copy)]
 pub struct RecordCell {
+    /// Where copy 0 starts in the app data region, bytes; copy 1 follows it.
     pub offset: u64,
+    /// Size of each copy, bytes, its 16-byte header (seq, length, checksum)
+    /// included.
     pub capacity: usize,
 }
 
@@ -168,6 +171,7 @@ impl RecordCell {
 
 /// Reads and updates the keystore region.
 pub struct KeystoreFlash<'a> {
+    /// The flash file whose keystore region this reads and writes.
     pub flash: &'a FlashFile,
 }
 
@@ -176,6 +180,7 @@ impl KeystoreFlash<'_> {
         self.flash.read(Region::Keystore, 0, keystore::REGION_SIZE)
     }
 
+    /// Decodes the keystore region (an erased one is an empty keystore).
     pub fn load(&self) -> anyhow::Result<Keystore> {
         Keystore::decode(&self.region()?).map_err(|e| anyhow::anyhow!("keystore: {e:?}"))
     }
