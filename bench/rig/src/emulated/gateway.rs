@@ -24,8 +24,9 @@ use crate::{
 };
 use sacbench_provisioning::Provisioning;
 
-/// The leaves every gateway case has: their ids, units and registers.
+/// Leaf A of every gateway case: a meter on Modbus TCP (unit 1) in `dut`.
 pub const LEAF_TCP: &str = "meter-a";
+/// Leaf B of every gateway case: a pump on Modbus RTU (unit 7) over a pty pair.
 pub const LEAF_RTU: &str = "pump-b";
 /// Readings the gateway holds per leaf while the hub is unreachable.
 pub const BUFFER: usize = 20;
@@ -33,13 +34,18 @@ pub const BUFFER: usize = 20;
 /// How to build one gateway rig.
 #[derive(Debug, Clone)]
 pub struct GatewayRigConfig {
+    /// Topology number, unique among rigs alive at once.
     pub id: u8,
+    /// Per-case directory: the gateway's keystore, mapping, configuration, state.
     pub dir: PathBuf,
     /// Where `gateway` and `modbus-leaf` are.
     pub bin_dir: PathBuf,
+    /// The gateway's fault switches to turn on (its `gateway.toml` `faults`).
     pub faults: Vec<String>,
 }
 
+/// The field gateway as the device under test, its two legacy leaves
+/// behind it (see the module doc).
 pub struct GatewayRig {
     // Processes first: they go before their namespaces (fields drop in order).
     gateway: Option<ProcessGroup>,
