@@ -120,7 +120,7 @@ impl GatewayRig {
         }
         write(&dir.join("ca.pem"), &ca)?;
         write(&dir.join("mapping.toml"), &mapping(&leaf_a, &gw_tty))?;
-        let gateway_toml = hub_fixture::gateway::GatewayConfig {
+        let gateway_toml = field_gateway::GatewayConfig {
             mapping: "mapping.toml".into(),
             keystore: "keystore".into(),
             trust_anchor: "ca.pem".into(),
