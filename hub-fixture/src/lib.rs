@@ -1,11 +1,10 @@
-//! Fixture hub for sacbench, and the field gateway ([`gateway`]).
+//! Fixture hub for sacbench.
 #![forbid(unsafe_code)]
 
 pub mod admin;
 pub mod client;
 pub mod clock;
 pub mod est;
-pub mod gateway;
 pub mod https;
 pub mod hub;
 mod hub_state;

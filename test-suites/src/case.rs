@@ -552,5 +552,5 @@ pub fn reference_dut_file() -> PathBuf {
 
 /// Whether `name` is a fault switch of the reference gateway (not of the device).
 pub fn is_gateway_fault(name: &str) -> bool {
-    hub_fixture::gateway::FAULTS.iter().any(|(n, _)| *n == name)
+    field_gateway::FAULTS.iter().any(|f| f.name == name)
 }

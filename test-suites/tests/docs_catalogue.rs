@@ -46,10 +46,10 @@ fn render() -> String {
             .map(|f| format!("`{}`", f.name))
             .collect();
         faults.extend(
-            hub_fixture::gateway::FAULTS
+            field_gateway::FAULTS
                 .iter()
-                .filter(|(_, cs)| cs.contains(&c.id))
-                .map(|(n, _)| format!("`{n}` (gateway)")),
+                .filter(|f| f.cases.contains(&c.id))
+                .map(|f| format!("`{}` (gateway)", f.name)),
         );
         let _ = writeln!(
             out,

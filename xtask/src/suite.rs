@@ -34,9 +34,9 @@ fn build_with(root: &Path, features: &[&str]) -> Result<(PathBuf, PathBuf), Fail
         "device-native",
         "-p",
         "sacbench-suites",
-        // The GW cases: the gateway (hub-fixture) and the emulated legacy devices.
+        // The GW cases: the gateway and the emulated legacy devices.
         "-p",
-        "hub-fixture",
+        "field-gateway",
         "-p",
         "modbus-leaf",
         "--bins",

@@ -4,8 +4,8 @@
 
 use std::path::Path;
 
-use hub_fixture::gateway::mapping::Mapping;
-use hub_fixture::gateway::translate;
+use field_gateway::mapping::Mapping;
+use field_gateway::translate;
 use sacbench_rig::dut::{DutFile, EventName};
 use sacbench_rig::lab::{ConfigError, RigConfig};
 

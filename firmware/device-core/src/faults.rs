@@ -8,57 +8,47 @@
 
 use core::fmt;
 
-/// One deliberate defect of the reference device.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-#[repr(u8)]
-pub enum Fault {
-    ListenDebug,
-    UdpDiscovery,
-    ListenAtBoot,
-    ExtraDestination,
-    PlaintextHello,
-    AllowTls10,
-    WeakCiphers,
-    NoClientCert,
-    NoServerVerify,
-    NoHostnameCheck,
-    TightReconnect,
-    SharedIdentity,
-    NoSni,
-    RotateSameKey,
-    KeepOldCert,
-    LeakKeyInCsr,
-    RotateNonAtomic,
-    IgnoreTwinRotate,
-    DropCredOnError,
-    SkipSignature,
-    SkipHash,
-    ConfirmAtBoot,
-    AllowDowngrade,
-    NoResume,
-    UnsafeSwap,
-    OtaOverHttp,
-    NoResubscribe,
-    NoDedupe,
-    AckBeforePersist,
-}
-
-/// What a fault does and which cases must catch it.
-#[derive(Debug, Clone, Copy)]
-pub struct FaultInfo {
-    pub fault: Fault,
+/// One fault switch of a reference implementation — the device's
+/// ([`CATALOGUE`]) or the field gateway's — as the fault matrix, the case
+/// catalogue and `--list-faults` see it. One type for both, so whatever
+/// reads one catalogue reads the other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FaultSwitch {
+    /// The stable name (provisioning files, `--fault`, reports).
     pub name: &'static str,
-    /// The one wrong thing the device does.
+    /// The one wrong thing it makes the implementation do.
     pub effect: &'static str,
     /// Conformance case ids this fault must make fail.
     pub cases: &'static [&'static str],
 }
 
+impl fmt::Display for FaultSwitch {
+    /// The `--list-faults` line: name, comma-separated cases, effect, in
+    /// columns. Readers (xtask's fault matrix) split on whitespace and take
+    /// the first two fields, so neither may contain a space.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let cases = self.cases.join(",");
+        write!(f, "{:<20} {:<24} {}", self.name, cases, self.effect)
+    }
+}
+
 macro_rules! catalogue {
     ($($f:ident $name:literal [$($case:literal),*] $effect:literal;)*) => {
-        /// Every fault, in catalogue order.
-        pub const CATALOGUE: &[FaultInfo] = &[
-            $(FaultInfo { fault: Fault::$f, name: $name, effect: $effect, cases: &[$($case),*] },)*
+        /// One deliberate defect of the reference device.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[repr(u8)]
+        pub enum Fault {
+            $(#[doc = $effect] $f,)*
+        }
+
+        impl Fault {
+            /// Every fault, in catalogue order (the order of [`CATALOGUE`]).
+            pub const ALL: &'static [Fault] = &[$(Fault::$f),*];
+        }
+
+        /// Every fault of the reference device, indexed by [`Fault`]'s discriminant.
+        pub const CATALOGUE: &[FaultSwitch] = &[
+            $(FaultSwitch { name: $name, effect: $effect, cases: &[$($case),*] },)*
         ];
     };
 }
@@ -125,17 +115,19 @@ catalogue! {
 }
 
 impl Fault {
-    pub fn info(self) -> &'static FaultInfo {
+    /// Its catalogue entry.
+    pub fn info(self) -> &'static FaultSwitch {
         &CATALOGUE[self as usize]
     }
 
+    /// Its catalogue name.
     pub fn name(self) -> &'static str {
         self.info().name
     }
 
     /// The fault with this catalogue name.
     pub fn from_name(name: &str) -> Option<Fault> {
-        CATALOGUE.iter().find(|i| i.name == name).map(|i| i.fault)
+        Fault::ALL.iter().copied().find(|f| f.name() == name)
     }
 }
 
@@ -165,10 +157,7 @@ impl FaultSet {
     }
 
     pub fn iter(self) -> impl Iterator<Item = Fault> {
-        CATALOGUE
-            .iter()
-            .map(|i| i.fault)
-            .filter(move |f| self.has(*f))
+        Fault::ALL.iter().copied().filter(move |f| self.has(*f))
     }
 
     /// Parses catalogue names; the error is the first unknown name.
@@ -185,13 +174,28 @@ mod tests {
 
     #[test]
     fn catalogue_is_indexed_by_discriminant_and_names_are_unique() {
-        for (i, info) in CATALOGUE.iter().enumerate() {
-            assert_eq!(info.fault as usize, i, "{} out of order", info.name);
-            assert_eq!(Fault::from_name(info.name), Some(info.fault));
+        assert_eq!(Fault::ALL.len(), CATALOGUE.len());
+        for (i, (fault, info)) in Fault::ALL.iter().zip(CATALOGUE).enumerate() {
+            assert_eq!(*fault as usize, i, "{} out of order", info.name);
+            assert_eq!(fault.info(), info);
+            assert_eq!(Fault::from_name(info.name), Some(*fault));
+            assert!(!info.name.contains(' ') && !info.cases.iter().any(|c| c.contains(' ')));
             assert!(!info.cases.is_empty(), "{} catches nothing", info.name);
             assert_eq!(CATALOGUE.iter().filter(|o| o.name == info.name).count(), 1);
         }
         assert!(CATALOGUE.len() < 64, "FaultSet is a u64");
+    }
+
+    #[test]
+    fn a_list_line_is_name_cases_effect_in_columns() {
+        let line = alloc::format!("{}", Fault::NoDedupe.info());
+        assert_eq!(
+            line,
+            "no-dedupe            CD-06,CD-10              applies a redelivered command again instead of by $.mid once"
+        );
+        let mut fields = line.split_whitespace();
+        assert_eq!(fields.next(), Some("no-dedupe"));
+        assert_eq!(fields.next(), Some("CD-06,CD-10"));
     }
 
     #[test]

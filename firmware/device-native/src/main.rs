@@ -101,7 +101,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     if cli.list_faults {
         for f in CATALOGUE {
-            println!("{:<20} {:<24} {}", f.name, f.cases.join(","), f.effect);
+            println!("{f}");
         }
         return ExitCode::SUCCESS;
     }

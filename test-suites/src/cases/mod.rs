@@ -104,11 +104,12 @@ mod tests {
     #[test]
     fn every_fault_of_the_gateway_names_only_gw_cases() {
         let ids: Vec<&str> = all().iter().map(|c| c.id).collect();
-        for (name, cases) in hub_fixture::gateway::FAULTS {
-            for case in *cases {
+        for f in field_gateway::FAULTS {
+            for case in f.cases {
                 assert!(
                     ids.contains(case) && case.starts_with("GW-"),
-                    "{name} names {case}"
+                    "{} names {case}",
+                    f.name
                 );
             }
         }

@@ -195,7 +195,7 @@ impl Rig for GatewayRig {
             &dir.join("mapping.toml"),
             &mapping(&self.leaf_a, &self.gw_tty),
         )?;
-        let gateway_toml = hub_fixture::gateway::GatewayConfig {
+        let gateway_toml = field_gateway::GatewayConfig {
             mapping: "mapping.toml".into(),
             keystore: "keystore".into(),
             trust_anchor: "ca.pem".into(),

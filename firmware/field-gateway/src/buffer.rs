@@ -6,26 +6,34 @@ use std::collections::VecDeque;
 /// One reading waiting for the hub.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Reading {
+    /// Per link, from 1: the hub sees gaps where readings were dropped.
     pub seq: u64,
+    /// Its key in the telemetry body.
     pub name: String,
+    /// The scaled value.
     pub value: f64,
 }
 
 /// What [`TelemetryBuffer::push`] did.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Pushed {
+    /// Held, with this many now held.
     Held {
+        /// Readings held now.
         held: usize,
     },
     /// Held, and this older reading was dropped to make room.
     DroppedOldest {
+        /// The reading dropped.
         dropped: Reading,
+        /// Readings dropped since the gateway started.
         total_dropped: u64,
     },
     /// Capacity 0: nothing is held.
     Discarded,
 }
 
+/// A leaf's held readings.
 #[derive(Debug)]
 pub struct TelemetryBuffer {
     capacity: usize,
@@ -34,6 +42,7 @@ pub struct TelemetryBuffer {
 }
 
 impl TelemetryBuffer {
+    /// Holds up to `capacity` readings.
     pub fn new(capacity: usize) -> Self {
         TelemetryBuffer {
             capacity,
@@ -42,6 +51,7 @@ impl TelemetryBuffer {
         }
     }
 
+    /// Holds `r`, dropping the oldest if full.
     pub fn push(&mut self, r: Reading) -> Pushed {
         if self.capacity == 0 {
             self.dropped += 1;
@@ -67,10 +77,19 @@ impl TelemetryBuffer {
         self.queue.drain(..).collect()
     }
 
+    /// At most `n` of the oldest held readings; the rest stay held (and
+    /// bounded) until the uplink has room for them.
+    pub fn take(&mut self, n: usize) -> Vec<Reading> {
+        let n = n.min(self.queue.len());
+        self.queue.drain(..n).collect()
+    }
+
+    /// Readings held.
     pub fn len(&self) -> usize {
         self.queue.len()
     }
 
+    /// Whether nothing is held.
     pub fn is_empty(&self) -> bool {
         self.queue.is_empty()
     }
@@ -112,6 +131,18 @@ mod tests {
         assert_eq!(seqs, [3, 4, 5], "the newest, in order");
         assert!(b.is_empty());
         assert_eq!(b.dropped(), 2, "the counter survives a drain");
+    }
+
+    #[test]
+    fn take_hands_out_the_oldest_and_keeps_the_rest() {
+        let mut b = TelemetryBuffer::new(5);
+        for s in 1..=4 {
+            b.push(r(s));
+        }
+        let seqs = |v: Vec<Reading>| v.iter().map(|r| r.seq).collect::<Vec<_>>();
+        assert_eq!(seqs(b.take(3)), [1, 2, 3]);
+        assert_eq!(seqs(b.take(3)), [4]);
+        assert!(b.take(3).is_empty());
     }
 
     #[test]

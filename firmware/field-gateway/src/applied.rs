@@ -11,6 +11,7 @@ use std::path::PathBuf;
 /// Ids remembered per leaf: far more than the hub's queue depth (50).
 pub const REMEMBERED: usize = 256;
 
+/// A leaf's applied-command ids: the newest in memory, all appended to its file.
 pub struct AppliedCommands {
     path: PathBuf,
     file: File,
@@ -46,6 +47,7 @@ impl AppliedCommands {
         })
     }
 
+    /// Whether `mid` was applied (among the newest [`REMEMBERED`]).
     pub fn contains(&self, mid: &str) -> bool {
         self.recent.iter().any(|m| m == mid)
     }

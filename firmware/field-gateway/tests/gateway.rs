@@ -2,7 +2,8 @@
 //! and Modbus RTU on a socat pty pair), the `gateway` binary, the hub.
 //! Identity translation, register values as telemetry, commands as
 //! register writes only when mapped and in range, `mbpoll` as a real
-//! third-party Modbus peer, and bad mapping files.
+//! third-party Modbus peer, bad mapping files, and a hub the gateway must
+//! not trust (another CA, another name).
 
 mod common;
 
@@ -16,7 +17,7 @@ use hub_fixture::journal::Event;
 use hub_fixture::store::NewMessage;
 
 /// `gateway` and `modbus-leaf` are built into the same directory (the
-/// latter by `modbus-leaf`'s own tests in a workspace test run).
+/// latter by `cargo build -p modbus-leaf`, or any workspace build).
 fn exe(name: &str) -> PathBuf {
     let p = Path::new(env!("CARGO_BIN_EXE_gateway")).with_file_name(name);
     assert!(
@@ -372,15 +373,38 @@ fn bad_mapping_files_get_one_error_naming_file_line_and_field() {
     assert!(out.status.success());
 }
 
+/// `--list-faults` prints the catalogue as the reference device does, read
+/// the way xtask's fault matrix reads it (name, then comma-separated cases).
 #[test]
 fn the_fault_catalogue_names_the_gw_cases() {
     let out = Command::new(exe("gateway"))
         .arg("--list-faults")
         .output()
         .unwrap();
+    assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
+    let listed: Vec<(String, Vec<String>)> = text
+        .lines()
+        .map(|l| {
+            let mut f = l.split_whitespace();
+            let name = f.next().unwrap().to_owned();
+            let cases = f.next().unwrap().split(',').map(str::to_owned).collect();
+            (name, cases)
+        })
+        .collect();
+    assert_eq!(listed.len(), field_gateway::FAULTS.len(), "{text}");
+    for (f, (name, cases)) in field_gateway::FAULTS.iter().zip(&listed) {
+        assert_eq!(
+            (f.name, f.cases.to_vec()),
+            (name.as_str(), cases.iter().map(String::as_str).collect()),
+            "{text}"
+        );
+    }
     for case in ["GW-01", "GW-02", "GW-03", "GW-04", "GW-05"] {
-        assert!(text.contains(case), "{case} has no fault: {text}");
+        assert!(
+            listed.iter().any(|(_, cs)| cs.iter().any(|c| c == case)),
+            "{case} has no fault: {text}"
+        );
     }
 }
 
@@ -455,4 +479,93 @@ async fn a_redelivered_command_is_not_written_twice_across_a_restart() {
         .filter(|l| l.starts_with("leaf: write"))
         .collect();
     assert_eq!(writes.len(), 1, "written once: {writes:?}");
+}
+
+/// A gateway with one leaf (`meter-a`, its identity from `hub`) whose
+/// configuration names `hub_host` and trusts `trust_anchor`.
+fn one_leaf_gateway(
+    d: &Path,
+    hub: &hub_fixture::hub::HubFixture,
+    hub_host: &str,
+    trust_anchor: &str,
+) -> Proc {
+    std::fs::create_dir_all(d.join("keystore")).unwrap();
+    let c = hub.register_device("meter-a").unwrap();
+    std::fs::write(d.join("keystore/meter-a.cert.pem"), &c.cert_pem).unwrap();
+    std::fs::write(d.join("keystore/meter-a.key.pem"), &c.key_pem).unwrap();
+    std::fs::write(d.join("ca.pem"), trust_anchor).unwrap();
+    let one_leaf = mapping("127.0.0.1:9", Path::new("/dev/null"));
+    let one_leaf = &one_leaf[..one_leaf.find("[[leaf]]\nid = \"pump-b\"").unwrap()];
+    std::fs::write(d.join("mapping.toml"), one_leaf).unwrap();
+    let config = field_gateway::GatewayConfig {
+        mapping: "mapping.toml".into(),
+        keystore: "keystore".into(),
+        trust_anchor: "ca.pem".into(),
+        hub_host: hub_host.into(),
+        hub_mqtt: hub.mqtt_addr(),
+        buffer: 10,
+        state_dir: "state".into(),
+        faults: vec![],
+    };
+    std::fs::write(d.join("gateway.toml"), config.to_toml()).unwrap();
+    Proc::spawn(
+        Command::new(exe("gateway"))
+            .arg("--config")
+            .arg(d.join("gateway.toml")),
+    )
+}
+
+/// The gateway's second failed attempt (so not a one-off), then: the hub
+/// never had a session for the leaf.
+async fn refused_twice(gw: &mut Proc, hub: &hub_fixture::hub::HubFixture, why: &str) -> String {
+    let failed = |l: &str| l.contains("\"connect_failed\"") && l.contains("meter-a");
+    let first = gw.expect("a failed connection", failed);
+    gw.expect("a second failed connection", failed);
+    assert!(
+        first.to_lowercase().contains(why),
+        "expected {why:?} in {first}"
+    );
+    let sessions: Vec<_> = hub
+        .journal()
+        .since(0)
+        .into_iter()
+        .filter(|e| matches!(e.event, Event::Connected { .. }))
+        .collect();
+    assert!(sessions.is_empty(), "the hub had sessions: {sessions:?}");
+    assert!(
+        !gw.drain().iter().any(|l| l.contains("\"connected\"")),
+        "{:?}",
+        gw.seen
+    );
+    first
+}
+
+/// A hub whose chain does not lead to the trust anchor is not spoken to:
+/// the gateway trusts the hub's CA only (not the system's, not any other).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hub_from_another_ca_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let hub = start_hub(&d.join("hub")).await;
+    let other = start_hub(&d.join("other-hub")).await;
+    let other_ca = other.register_device("someone").unwrap().ca_pem;
+    let mut gw = one_leaf_gateway(&d.join("gw"), &hub, "localhost", &other_ca);
+    // Both CAs have the same name: the chain is built to the wrong one, whose
+    // signature does not verify.
+    refused_twice(&mut gw, &hub, "invalid peer certificate: badsignature").await;
+}
+
+/// A hub whose certificate does not carry the configured name is not
+/// spoken to, though its chain is trusted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hub_under_another_name_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut config = hub_fixture::hub::HubConfig::for_tests(d.join("hub"));
+    // The gateway dials `localhost`; the hub's certificate names only this.
+    config.host_names = vec!["hub.sacbench.test".into()];
+    let hub = common::start_hub_with(config).await;
+    let ca = hub.register_device("someone").unwrap().ca_pem;
+    let mut gw = one_leaf_gateway(&d.join("gw"), &hub, "localhost", &ca);
+    refused_twice(&mut gw, &hub, "certificate not valid for name").await;
 }

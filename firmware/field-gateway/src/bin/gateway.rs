@@ -1,4 +1,4 @@
-//! `gateway`: the field gateway (see `hub_fixture::gateway`).
+//! `gateway`: the field gateway (see the `field_gateway` library).
 //!
 //! - `gateway --config gateway.toml`: run it;
 //! - `gateway --check-mapping mapping.toml`: check a mapping file and exit;
@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use hub_fixture::gateway::{self, mapping::Mapping, GatewayConfig};
+use field_gateway::{self as gateway, mapping::Mapping, GatewayConfig};
 
 #[derive(Parser)]
 #[command(
@@ -25,7 +25,7 @@ struct Cli {
     /// Check a mapping file and exit.
     #[arg(long)]
     check_mapping: Option<PathBuf>,
-    /// List the fault switches (name, then the cases it must fail).
+    /// List the fault switches (name, the cases it must fail, its effect).
     #[arg(long)]
     list_faults: bool,
 }
@@ -33,8 +33,9 @@ struct Cli {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if cli.list_faults {
-        for (name, cases) in gateway::FAULTS {
-            println!("{name} {}", cases.join(","));
+        // The reference device's format (`device-native --list-faults`).
+        for f in gateway::FAULTS {
+            println!("{f}");
         }
         return ExitCode::SUCCESS;
     }

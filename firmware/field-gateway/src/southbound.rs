@@ -20,6 +20,7 @@ pub struct Southbound {
 }
 
 impl Southbound {
+    /// Not connected yet: the first request connects.
     pub fn new(endpoint: Endpoint, unit: u8) -> Self {
         Southbound {
             endpoint,
@@ -76,6 +77,7 @@ impl Southbound {
         r
     }
 
+    /// Reads `count` registers of `table` from `register` on.
     pub async fn read(&self, table: Table, register: u16, count: u16) -> Result<Vec<u16>, String> {
         let what = format!("reading {table:?} register {register} (x{count})");
         self.with(&what, move |c| {
@@ -89,6 +91,7 @@ impl Southbound {
         .await
     }
 
+    /// Writes `words` from holding register `register` on (one word: function 6, more: 16).
     pub async fn write(&self, register: u16, words: Vec<u16>) -> Result<(), String> {
         let what = format!("writing register {register} = {words:?}");
         self.with(&what, move |c| {

@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use super::mapping::{CommandMap, Leaf, TelemetryPoint, ValueType};
+use crate::mapping::{CommandMap, Leaf, TelemetryPoint, ValueType};
 
 /// Register words (big-endian, high word first) → value, before scaling.
 pub fn decode(t: ValueType, words: &[u16]) -> Option<f64> {
@@ -44,15 +44,20 @@ pub fn point_value(p: &TelemetryPoint, words: &[u16]) -> Option<f64> {
 /// What to write for a command.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RegisterWrite {
+    /// The command's name.
     pub command: String,
+    /// The holding register written first.
     pub register: u16,
+    /// The words written from it on.
     pub words: Vec<u16>,
 }
 
 /// Why a command was not written.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Refusal {
+    /// The command's name, when the body had one.
     pub command: Option<String>,
+    /// Why it was refused.
     pub reason: String,
 }
 
@@ -119,7 +124,7 @@ pub fn command<'a>(leaf: &'a Leaf, name: &str) -> Option<&'a CommandMap> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gateway::mapping::{Endpoint, Mapping};
+    use crate::mapping::{Endpoint, Mapping};
     use std::path::Path;
 
     #[test]

@@ -8,13 +8,19 @@
 //! telemetry is buffered (bounded, oldest dropped first, counted).
 //!
 //! Pure parts: [`mapping`] (the mapping file), [`translate`] (registers ⇄
-//! values, command ⇄ write), [`buffer`]. IO shells: [`southbound`] (Modbus),
-//! [`northbound`] (hub sessions). The gateway's journal is one JSON object
-//! per line on stderr, prefixed `gateway: `, so a bench reads it like any
-//! device console.
+//! values, command ⇄ write), [`buffer`], [`applied`]. IO shells:
+//! [`southbound`] (Modbus), [`northbound`] (hub sessions on rumqttc, TLS from
+//! [`identity`]). The gateway's journal is one JSON object per line on
+//! stderr, prefixed `gateway: `, so a bench reads it like any device console.
+//!
+//! A device, not a test tool: nothing of the fixture hub is linked in
+//! (`tests/dependencies.rs` keeps it so).
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod applied;
 pub mod buffer;
+pub mod identity;
 pub mod mapping;
 pub mod northbound;
 pub mod southbound;
@@ -27,33 +33,52 @@ use std::sync::Arc;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::hub::DeviceCredentials;
+pub use device_core::faults::FaultSwitch;
+use identity::LeafIdentity;
 use mapping::{Endpoint, Mapping};
 use northbound::{HubTarget, LeafLink};
 use southbound::Southbound;
 
-/// The reference gateway's fault switches and the GW cases each must fail.
-pub const FAULTS: &[(&str, &[&str])] = &[
-    // A Modbus TCP proxy to the first TCP leaf on every address, hub side included.
-    ("expose-modbus", &["GW-01", "GW-04"]),
-    // Every leaf's telemetry through the first leaf's session and identity.
-    ("single-identity", &["GW-02"]),
-    // Unmapped commands with a "register" and out-of-range values are written.
-    ("unchecked-commands", &["GW-03"]),
-    // Readings taken while the hub is unreachable are thrown away.
-    ("no-buffer", &["GW-05"]),
+/// The reference gateway's fault switches and the GW cases each must fail
+/// (the same type as the reference device's catalogue).
+pub const FAULTS: &[FaultSwitch] = &[
+    FaultSwitch {
+        name: "expose-modbus",
+        effect: "proxies Modbus TCP to the first TCP leaf on port 502 of every address, hub side included",
+        cases: &["GW-01", "GW-04"],
+    },
+    FaultSwitch {
+        name: "single-identity",
+        effect: "sends every leaf's telemetry through the first leaf's session and identity",
+        cases: &["GW-02"],
+    },
+    FaultSwitch {
+        name: "unchecked-commands",
+        effect: "writes unmapped commands that name a register, and out-of-range values",
+        cases: &["GW-03"],
+    },
+    FaultSwitch {
+        name: "no-buffer",
+        effect: "throws away readings taken while the hub is unreachable",
+        cases: &["GW-05"],
+    },
 ];
 
 /// The switched-on faults.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Faults {
+    /// `expose-modbus`.
     pub expose_modbus: bool,
+    /// `single-identity`.
     pub single_identity: bool,
+    /// `unchecked-commands`.
     pub unchecked_commands: bool,
+    /// `no-buffer`.
     pub no_buffer: bool,
 }
 
 impl Faults {
+    /// The faults `names` switch on; an unknown name is an error listing the known ones.
     pub fn parse(names: &[String]) -> Result<Faults, String> {
         let mut f = Faults::default();
         for n in names {
@@ -63,7 +88,7 @@ impl Faults {
                 "unchecked-commands" => f.unchecked_commands = true,
                 "no-buffer" => f.no_buffer = true,
                 other => {
-                    let known: Vec<&str> = FAULTS.iter().map(|(n, _)| *n).collect();
+                    let known: Vec<&str> = FAULTS.iter().map(|f| f.name).collect();
                     return Err(format!(
                         "unknown fault {other:?}; known: {}",
                         known.join(", ")
@@ -91,8 +116,12 @@ pub struct GatewayConfig {
     pub keystore: PathBuf,
     /// The hub's CA certificate (PEM).
     pub trust_anchor: PathBuf,
-    /// The hub's host name: SNI and certificate check.
+    /// The hub's host name: dialled (resolved as any device resolves its
+    /// hub), sent as SNI, checked in the hub's certificate.
     pub hub_host: String,
+    /// The hub's MQTT endpoint. Its port is the one dialled; the address is
+    /// where `hub_host` should resolve to (the bench's rigs resolve it so),
+    /// kept for the file's readers.
     pub hub_mqtt: SocketAddr,
     /// Readings held per leaf while the hub is unreachable.
     #[serde(default = "default_buffer")]
@@ -101,6 +130,7 @@ pub struct GatewayConfig {
     /// applied commands, per leaf).
     #[serde(default = "default_state_dir")]
     pub state_dir: PathBuf,
+    /// Fault switches to turn on ([`FAULTS`]); empty for a correct gateway.
     #[serde(default)]
     pub faults: Vec<String>,
 }
@@ -137,46 +167,30 @@ impl GatewayConfig {
     }
 }
 
-fn read(path: &Path) -> Result<String, String> {
-    std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))
-}
-
-/// A leaf's identity from the keystore.
-pub fn identity(
-    config: &GatewayConfig,
-    ca_pem: &str,
-    leaf: &str,
-) -> Result<DeviceCredentials, String> {
-    let cert_pem = read(&config.keystore.join(format!("{leaf}.cert.pem")))?;
-    let key_pem = read(&config.keystore.join(format!("{leaf}.key.pem")))?;
-    Ok(DeviceCredentials {
-        device_id: leaf.to_owned(),
-        cert_pem,
-        key_pem,
-        serial: String::new(),
-        thumbprint: String::new(),
-        ca_pem: ca_pem.to_owned(),
-        hub_host: config.hub_host.clone(),
-    })
-}
-
 /// Runs the gateway until the process ends. Setup problems (mapping,
-/// keystore, faults) are returned before anything starts.
+/// keystore, trust anchor, faults) are returned before anything starts.
 pub async fn run(config: GatewayConfig) -> Result<(), String> {
     let faults = Faults::parse(&config.faults)?;
     let mapping = Mapping::load(&config.mapping).map_err(|e| e.to_string())?;
-    let ca_pem = read(&config.trust_anchor)?;
+    let ca_pem = identity::read(&config.trust_anchor)?;
     std::fs::create_dir_all(&config.state_dir)
         .map_err(|e| format!("{}: {e}", config.state_dir.display()))?;
     let mut links = Vec::new();
     for leaf in &mapping.leaves {
-        let creds = identity(&config, &ca_pem, &leaf.id)?;
+        let identity = LeafIdentity::load(&config.keystore, &leaf.id)?;
+        let tls = identity.tls_config(&ca_pem)?;
+        let hub = HubTarget {
+            host: config.hub_host.clone(),
+            port: config.hub_mqtt.port(),
+            identity,
+            tls,
+        };
         let link = LeafLink::new(leaf.clone(), config.buffer, faults);
         let southbound = Arc::new(Southbound::new(leaf.endpoint.clone(), leaf.unit));
         let path = config.state_dir.join(format!("{}.applied", leaf.id));
         let applied = applied::AppliedCommands::open(path.clone())
             .map_err(|e| format!("{}: {e}", path.display()))?;
-        links.push((link, creds, southbound, Some(applied)));
+        links.push((link, hub, southbound, Some(applied)));
     }
     journal(
         json!({"event": "started", "leaves": mapping.leaves.iter().map(|l| &l.id).collect::<Vec<_>>(),
@@ -189,7 +203,7 @@ pub async fn run(config: GatewayConfig) -> Result<(), String> {
     }
     let mut tasks = tokio::task::JoinSet::new();
     let heads: Vec<Arc<LeafLink>> = links.iter().map(|l| l.0.clone()).collect();
-    for (i, (link, creds, southbound, applied)) in links.iter_mut().enumerate() {
+    for (i, (link, hub, southbound, applied)) in links.iter_mut().enumerate() {
         // Under `single-identity` every leaf's readings go to the first link.
         let (sink, session) = match (faults.single_identity, i) {
             (true, 0) | (false, _) => (link.clone(), true),
@@ -204,14 +218,10 @@ pub async fn run(config: GatewayConfig) -> Result<(), String> {
             ));
         }
         if session {
-            let hub = HubTarget {
-                addr: config.hub_mqtt,
-                identity: creds.clone(),
-            };
             let applied = applied.take().expect("opened above");
             tasks.spawn(northbound::run_session(
                 link.clone(),
-                hub,
+                hub.clone(),
                 southbound.clone(),
                 applied,
             ));
@@ -274,6 +284,20 @@ async fn expose_modbus(leaf: SocketAddr) {
 #[cfg(test)]
 mod config_tests {
     use super::*;
+
+    /// Every switch of the catalogue turns something on, and nothing else parses.
+    #[test]
+    fn the_catalogue_and_the_switches_agree() {
+        for f in FAULTS {
+            let on = Faults::parse(&[f.name.to_string()]).unwrap();
+            let any =
+                on.expose_modbus || on.single_identity || on.unchecked_commands || on.no_buffer;
+            assert!(any, "{} switches nothing on", f.name);
+            assert!(f.cases.iter().all(|c| c.starts_with("GW-")), "{}", f.name);
+        }
+        let e = Faults::parse(&["no-dedupe".to_string()]).unwrap_err();
+        assert!(e.contains("expose-modbus"), "{e}");
+    }
 
     /// Written and read by the one type: a path with quotes, a backslash and
     /// a newline comes back as it was (a `format!`-made file would break).

@@ -38,10 +38,13 @@ use serde::Deserialize;
 /// One problem in a mapping file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MappingError {
+    /// The mapping file.
     pub file: PathBuf,
+    /// The 1-based line, when the problem has a place.
     pub line: Option<usize>,
     /// Dotted path with indices, e.g. `leaf[0].telemetry[1].type`; empty for syntax errors.
     pub field: String,
+    /// What is wrong, and the expected form.
     pub problem: String,
 }
 
@@ -64,15 +67,24 @@ impl std::error::Error for MappingError {}
 /// How the gateway reaches a leaf.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Endpoint {
+    /// Modbus TCP at this address.
     Tcp(std::net::SocketAddr),
-    Rtu { port: String, baud: u32 },
+    /// Modbus RTU on a serial line.
+    Rtu {
+        /// The serial device, e.g. `/dev/ttyUSB0`.
+        port: String,
+        /// Its baud rate.
+        baud: u32,
+    },
 }
 
 /// Which register table a telemetry point reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Table {
+    /// Holding registers (function 3).
     Holding,
+    /// Input registers (function 4).
     Input,
 }
 
@@ -80,10 +92,15 @@ pub enum Table {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ValueType {
+    /// One register, unsigned.
     U16,
+    /// One register, two's complement.
     I16,
+    /// Two registers, high word first, unsigned.
     U32,
+    /// Two registers, high word first, two's complement.
     I32,
+    /// Two registers, high word first, IEEE 754 single.
     F32,
 }
 
@@ -101,14 +118,20 @@ impl ValueType {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TelemetryPoint {
+    /// Its key in the leaf's telemetry.
     pub name: String,
+    /// The first register, 0-based as on the wire.
     pub register: u16,
+    /// The table it is read from (holding by default).
     #[serde(default = "holding")]
     pub table: Table,
+    /// How the registers encode it.
     #[serde(rename = "type")]
     pub value_type: ValueType,
+    /// value = raw × scale.
     #[serde(default = "one")]
     pub scale: f64,
+    /// How often it is read.
     pub poll_ms: NonZeroU32,
 }
 
@@ -116,30 +139,43 @@ pub struct TelemetryPoint {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CommandMap {
+    /// The command's name in the C2D body (`"command"`).
     pub name: String,
+    /// The holding register written, 0-based as on the wire.
     pub register: u16,
+    /// How the register(s) encode the value.
     #[serde(rename = "type")]
     pub value_type: ValueType,
+    /// raw = value / scale.
     #[serde(default = "one")]
     pub scale: f64,
+    /// The smallest value allowed, in scaled units.
     pub min: f64,
+    /// The largest value allowed, in scaled units.
     pub max: f64,
 }
 
 /// One legacy device.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Leaf {
+    /// Its own device id (and identity) at the hub.
     pub id: String,
+    /// How it is reached.
     pub endpoint: Endpoint,
+    /// Its Modbus unit id.
     pub unit: u8,
+    /// The registers read as its telemetry.
     pub telemetry: Vec<TelemetryPoint>,
+    /// The commands it accepts.
     pub commands: Vec<CommandMap>,
 }
 
 /// A checked mapping file.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Mapping {
+    /// The file it was read from.
     pub file: PathBuf,
+    /// Its leaves, in file order.
     pub leaves: Vec<Leaf>,
 }
 
@@ -335,7 +371,7 @@ impl Mapping {
                 }
                 // The whole range must be writable in the register's type.
                 for bound in [c.min, c.max] {
-                    if super::translate::encode(c.value_type, bound / c.scale).is_none() {
+                    if crate::translate::encode(c.value_type, bound / c.scale).is_none() {
                         return Err(err(
                             at(if bound == c.min { "min" } else { "max" }),
                             line,
