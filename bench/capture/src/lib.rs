@@ -8,7 +8,6 @@
 //!   assert on (flows and who opened them, UDP replies, TLS hellos, cleartext detection,
 //!   SYN timing), each tied to tshark-compatible frame numbers.
 #![deny(unsafe_code)]
-#![warn(missing_docs)]
 
 pub mod analysis;
 pub mod capture;

@@ -142,20 +142,25 @@ impl fmt::Display for Fault {
 pub struct FaultSet(u64);
 
 impl FaultSet {
+    /// No fault: the correct device.
     pub const NONE: FaultSet = FaultSet(0);
 
+    /// This set with `fault` switched on too.
     pub fn with(self, fault: Fault) -> FaultSet {
         FaultSet(self.0 | 1 << fault as u8)
     }
 
+    /// Whether `fault` is switched on.
     pub fn has(self, fault: Fault) -> bool {
         self.0 & (1 << fault as u8) != 0
     }
 
+    /// Whether no fault is on.
     pub fn is_empty(self) -> bool {
         self.0 == 0
     }
 
+    /// The faults switched on, in catalogue order.
     pub fn iter(self) -> impl Iterator<Item = Fault> {
         Fault::ALL.iter().copied().filter(move |f| self.has(*f))
     }

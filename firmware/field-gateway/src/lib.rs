@@ -16,7 +16,6 @@
 //! A device, not a test tool: nothing of the fixture hub is linked in
 //! (`tests/dependencies.rs` keeps it so).
 #![forbid(unsafe_code)]
-#![warn(missing_docs)]
 
 pub mod applied;
 pub mod buffer;
