@@ -16,7 +16,7 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::Duration;
 
-use report_fixture::{sample, section};
+use report_fixture::{hostile_everywhere, sample, section, EVERYWHERE, EVERYWHERE_PLACES};
 use sacbench_suites::report::{self, INDEX_HTML};
 
 /// Where Debian's `chromium` package installs the browser; the variable
@@ -187,4 +187,25 @@ fn chromium_keeps_hostile_text_as_text() {
         ni01.contains("\"&gt;&lt;img src=x onerror=alert(1)&gt;"),
         "{ni01}"
     );
+}
+
+#[test]
+fn chromium_keeps_hostile_text_as_text_in_every_field() {
+    let dir = tempfile::tempdir().unwrap();
+    // Written directly: write_run refuses a report with a foreign schema
+    // string, and this one has hostile text there too.
+    let page = dir.path().join(INDEX_HTML);
+    std::fs::write(&page, report::render_html(&hostile_everywhere(EVERYWHERE))).unwrap();
+    let dom = dump_dom(&page);
+
+    assert!(
+        !dom.contains("<script"),
+        "a script element was built:\n{dom}"
+    );
+    assert!(!dom.contains("<b>bold"), "a b element was built:\n{dom}");
+    // Chromium re-serialises text nodes escaping `&`, `<` and `>` only: the
+    // text survived whole in every place that is text (the second case's
+    // id is also in three attributes, serialised differently).
+    let as_text = "&lt;script&gt;alert('x')&lt;/script&gt; \"q\" &amp; &lt;b&gt;bold&lt;/b&gt;";
+    assert_eq!(dom.matches(as_text).count(), EVERYWHERE_PLACES - 3, "{dom}");
 }

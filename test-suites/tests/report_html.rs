@@ -5,7 +5,9 @@
 
 mod report_fixture;
 
-use report_fixture::{sample, section, NI01_FRAMES};
+use report_fixture::{
+    hostile_everywhere, sample, section, EVERYWHERE, EVERYWHERE_PLACES, NI01_FRAMES,
+};
 use sacbench_suites::model::Outcome;
 use sacbench_suites::report;
 
@@ -20,14 +22,56 @@ fn hostile_text_stays_text() {
     let ni01 = section(&html, "NI-01");
     assert!(
         ni01.contains(
-            "&lt;script&gt;document.body.setAttribute(&#39;data-pwned&#39;,&#39;yes&#39;)&lt;/script&gt; \
-             &quot;&gt;&lt;img src=x onerror=alert(1)&gt;"
+            "&#60;script&#62;document.body.setAttribute(&#39;data-pwned&#39;,&#39;yes&#39;)&#60;/script&#62; \
+             &#34;&#62;&#60;img src=x onerror=alert(1)&#62;"
         ),
         "{ni01}"
     );
     // The rig name and a title with `&` are escaped too.
-    assert!(html.contains("ci &lt;runner&gt;"));
-    assert!(html.contains("AEAD suites only &amp; no RC4"));
+    assert!(html.contains("ci &#60;runner&#62;"));
+    assert!(html.contains("AEAD suites only &#38; no RC4"));
+}
+
+/// The page's markup: every tag with its attribute names, in order. Text
+/// that became markup would add tags or attributes (an unescaped `"` in an
+/// attribute value starts a new attribute).
+fn markup(html: &str) -> Vec<String> {
+    let tag = regex::Regex::new(r"<(/?[A-Za-z][A-Za-z0-9]*)([^>]*)>").unwrap();
+    let attr = regex::Regex::new(r#"\s([^\s=/"']+)(?:="[^"]*")?"#).unwrap();
+    tag.captures_iter(html)
+        .map(|t| {
+            let names: Vec<&str> = attr
+                .captures_iter(&t[2])
+                .map(|a| a.get(1).unwrap().as_str())
+                .collect();
+            format!("{} {}", &t[1], names.join(" "))
+        })
+        .collect()
+}
+
+#[test]
+fn hostile_text_is_escaped_everywhere_it_appears() {
+    let html = report::render_html(&hostile_everywhere(EVERYWHERE));
+    let plain = report::render_html(&hostile_everywhere("plain text"));
+    // Not one field reached the page as it was.
+    assert!(!html.contains(EVERYWHERE), "raw text on the page:\n{html}");
+    for raw in ["<script", "<b>bold", "bold</b>", "\"q\""] {
+        assert!(!html.contains(raw), "{raw:?} reached the page:\n{html}");
+    }
+    // The same tags and attributes as the same run with plain text.
+    assert_eq!(markup(&html), markup(&plain));
+    // Every place holds the whole text, escaped.
+    let escaped = "&#60;script&#62;alert(&#39;x&#39;)&#60;/script&#62; &#34;q&#34; &#38; \
+                   &#60;b&#62;bold&#60;/b&#62;";
+    assert_eq!(
+        html.matches(escaped).count(),
+        EVERYWHERE_PLACES,
+        "escaped text in fewer or more places than it was put:\n{html}"
+    );
+    // The file links stay relative links (percent-encoded, nothing to escape).
+    assert!(html.contains(
+        "<a href=\"%3Cscript%3Ealert%28%27x%27%29%3C/script%3E%20%22q%22%20%26%20%3Cb%3Ebold%3C/b%3E\">"
+    ));
 }
 
 #[test]
@@ -53,7 +97,7 @@ fn summary_table_and_sections_cover_every_case() {
     assert!(html.contains("<li class=\"failed\" data-count=\"2\">"));
     assert!(html.contains("<li class=\"ignored\" data-count=\"1\">"));
     assert!(html.contains("listen-debug"));
-    assert!(html.contains("emulated — ci &lt;runner&gt;"));
+    assert!(html.contains("emulated — ci &#60;runner&#62;"));
 
     let table = &html[html.find("<table id=\"cases\">").unwrap()..html.find("</table>").unwrap()];
     for case in &run.cases {

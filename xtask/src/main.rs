@@ -90,7 +90,7 @@ enum Task {
     },
     /// Check that the device crates build without std (part of `ci`).
     NoStd,
-    /// What CI runs: tool check, fmt, clippy -D warnings, the no_std check, tests, the fault matrix.
+    /// What CI runs: tool check, fmt, clippy -D warnings, cargo deny, the no_std check, tests, the fault matrix.
     Ci,
 }
 
@@ -322,6 +322,29 @@ fn no_std_check(root: &Path) -> Result<(), Failure> {
     Ok(())
 }
 
+/// `cargo deny check bans licenses sources` against `deny.toml`: licences on
+/// the allow-list, no wildcard requirements, crates from crates.io only, and
+/// duplicate versions reported. Advisories are left out: their database is
+/// fetched from the network, which a run here may not reach. `.ci/run`
+/// installs cargo-deny as it installs cargo-nextest; elsewhere a missing one
+/// is a setup error naming the command.
+fn deny_check(root: &Path) -> Result<(), Failure> {
+    let present = cargo()
+        .args(["deny", "--version"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !present {
+        return Err(Failure::Setup(
+            "cargo-deny is not installed; run: cargo install cargo-deny --locked".into(),
+        ));
+    }
+    let mut deny = cargo();
+    deny.args(["deny", "check", "bans", "licenses", "sources"]);
+    run(root, deny, "cargo deny check bans licenses sources")
+}
+
 /// (package, directory) of the crates that must stay `no_std`.
 const NO_STD_CRATES: &[(&str, &str)] = &[
     ("device-core", "firmware/device-core"),
@@ -372,6 +395,7 @@ fn ci(root: &Path) -> Result<(), Failure> {
         probe,
         "cargo clippy -p sacbench-rig --features probe-rs",
     )?;
+    deny_check(root)?;
     no_std_check(root)?;
     test(root, &[])?;
     // The emulated suites on the reference device, and every fault caught.

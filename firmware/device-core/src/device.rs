@@ -45,7 +45,7 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use rand_core::RngCore;
+use rand_core::Rng;
 
 use crate::backoff::{Backoff, BackoffConfig};
 use crate::faults::FaultSet;
@@ -321,7 +321,7 @@ pub struct Device<R> {
     out: VecDeque<Action>,
 }
 
-impl<R: RngCore> Device<R> {
+impl<R: Rng> Device<R> {
     /// Powers on: recovers the rotation and OTA machines from what was
     /// stored, stores the factory credential into an empty keystore, and
     /// plans the first connection (due at once).

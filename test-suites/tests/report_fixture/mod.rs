@@ -5,8 +5,10 @@
 #![allow(dead_code)] // each test crate uses a different part of it
 
 use sacbench_suites::model::{
-    Artifacts, CaseKind, CaseResult, Evidence, Outcome, RigInfo, RunReport, Summary, Tally, SCHEMA,
+    Artifacts, CaseKind, CaseResult, DutInfo, Evidence, Outcome, RigInfo, RunReport, Summary,
+    Tally, SCHEMA,
 };
+use sacbench_suites::report;
 
 /// Markup in the `seen` text of NI-01: it must reach every report as text.
 pub const HOSTILE: &str =
@@ -146,6 +148,62 @@ pub fn sample() -> RunReport {
         summary,
         cases,
     }
+}
+
+/// Markup, both quote kinds and `&`: what [`hostile_everywhere`] puts in
+/// every text field of a run.
+pub const EVERYWHERE: &str = "<script>alert('x')</script> \"q\" & <b>bold</b>";
+
+/// Places [`EVERYWHERE`] fills in [`hostile_everywhere`], each one escaped
+/// whole on the page: rig kind and name, the DUT's name, file and one
+/// contract part, fault, interruption, start, finish, schema (10); the
+/// first case's name, title (table and heading), expected, seen, look at,
+/// five pieces of evidence (one per kind: a device log line among them)
+/// and three file paths (14); the second case's id (row attribute, link
+/// target and text; section id and heading: 5).
+pub const EVERYWHERE_PLACES: usize = 10 + 14 + 5;
+
+/// A run whose every free-text field a device, a DUT file or a rig file
+/// could fill holds [`EVERYWHERE`] (with `text` in its place instead, the
+/// same run for comparison).
+pub fn hostile_everywhere(text: &str) -> RunReport {
+    let mut run = sample();
+    run.cases.truncate(2);
+    run.rig = RigInfo {
+        kind: text.into(),
+        name: text.into(),
+    };
+    run.dut = Some(DutInfo {
+        name: text.into(),
+        file: text.into(),
+        implements: vec![text.into()],
+    });
+    run.fault = Some(text.into());
+    run.interrupted = Some(text.into());
+    run.started_at = text.into();
+    run.finished_at = text.into();
+    run.schema = text.into();
+    let first = &mut run.cases[0];
+    first.name = text.into();
+    first.title = text.into();
+    first.expected = text.into();
+    first.seen = text.into();
+    first.look_at = text.into();
+    first.evidence = vec![
+        Evidence::frames(text, [1, 2]),
+        Evidence::journal(text, [3]),
+        Evidence::log(text),
+        Evidence::scan(text),
+        Evidence::note(text),
+    ];
+    first.artifacts = Artifacts {
+        capture: Some(text.into()),
+        journal: Some(text.into()),
+        device_log: Some(text.into()),
+    };
+    run.cases[1].id = text.into();
+    run.summary = report::tally(&run.cases);
+    run
 }
 
 /// The part of `html` that is the section of case `id`.

@@ -9,7 +9,7 @@ use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use rand_core::RngCore;
+use rand_core::Rng;
 
 use super::ota_verify::{verify_image, VerifyRequest};
 use super::route::shared_identity_key;
@@ -18,7 +18,7 @@ use crate::faults::Fault;
 use crate::ota::{OtaAction, OtaEvent};
 use crate::rotation::{RotationAction, RotationEvent};
 
-impl<R: RngCore> Device<R> {
+impl<R: Rng> Device<R> {
     /// Answers to actions (everything but the transport events).
     pub(super) fn answer(&mut self, event: Event<'_>, now_ms: u64) {
         let rotation_event = match event {

@@ -5,7 +5,7 @@
 use alloc::format;
 use alloc::string::{String, ToString};
 
-use rand_core::RngCore;
+use rand_core::Rng;
 use serde_json::{json, Value};
 
 use super::twin::{self, Desired, DesiredFirmware};
@@ -31,7 +31,7 @@ pub(super) fn shared_identity_key() -> PrivateKey {
     }
 }
 
-impl<R: RngCore> Device<R> {
+impl<R: Rng> Device<R> {
     /// One event of the session.
     pub(super) fn route(&mut self, event: SessionEvent, now_ms: u64) {
         match event {

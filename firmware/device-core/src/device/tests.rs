@@ -22,15 +22,17 @@ const ID: &str = "dev-1";
 #[derive(Debug)]
 pub(super) struct FixedRng;
 
-impl RngCore for FixedRng {
-    fn next_u32(&mut self) -> u32 {
-        u32::MAX / 2
+impl rand_core::TryRng for FixedRng {
+    type Error = core::convert::Infallible;
+    fn try_next_u32(&mut self) -> Result<u32, Self::Error> {
+        Ok(u32::MAX / 2)
     }
-    fn next_u64(&mut self) -> u64 {
-        u64::from(self.next_u32())
+    fn try_next_u64(&mut self) -> Result<u64, Self::Error> {
+        Ok(u64::from(u32::MAX / 2))
     }
-    fn fill_bytes(&mut self, dst: &mut [u8]) {
+    fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Self::Error> {
         dst.fill(0x5a);
+        Ok(())
     }
 }
 
