@@ -291,20 +291,13 @@ fn crashing_image(case: &Case) -> Result<(Vec<u8>, PathBuf), Fail> {
 }
 
 /// Once the crashing image (provisioned from `crash_dir`) has test-booted
-/// and failed its first connection, ends its payload with SIGABRT, as a
+/// and failed a connection, ends its payload with SIGABRT, as a
 /// start-up abort would (not SIGSEGV: Rust's runtime handles a SIGSEGV that
 /// is not a stack overflow by resetting the handler and returning, so a
 /// sent one is swallowed); the line of the failed connection.
 async fn crash_test_image(case: &Case, crash_dir: &Path) -> Result<String, Fail> {
-    let boot = case.event_pattern(Boot)?;
-    let failed = case.event_pattern(ConnectionFailed)?;
-    let test_boot = boot_of("1.1.0", true);
-    let (at, _) = case
-        .rig
-        .wait_console_from(0, 3 * GUARD, &|l| {
-            boot.captures(l).is_some_and(|c| test_boot(&c))
-        })
-        .await
+    case.event_after(Boot, 0, 3 * GUARD, boot_of("1.1.0", true))
+        .await?
         .ok_or_else(|| {
             fail(
                 "the bootloader to test-boot 1.1.0",
@@ -312,10 +305,12 @@ async fn crash_test_image(case: &Case, crash_dir: &Path) -> Result<String, Fail>
                 "device.log",
             )
         })?;
-    let (_, line) = case
-        .rig
-        .wait_console_from(at + 1, GUARD, &|l| failed.is_match(l))
-        .await
+    // Its failures so far may already hold the test image's first: then it
+    // is crashed at its next (it retries; only its payload is chosen below).
+    let skip = case.count_events(ConnectionFailed, events::any).await?;
+    let line = case
+        .event_after(ConnectionFailed, skip, GUARD, events::any)
+        .await?
         .ok_or_else(|| {
             fail(
                 "the crashing image to try its (closed) hub port",
