@@ -134,3 +134,24 @@ fn the_tidy_checks_can_fail() {
     assert!(line.contains("wait_console"));
     assert!(reference_texts().iter().any(|t| line.contains(t.as_str())));
 }
+
+/// The suite owns the hub; the rigs only say where it listens: nothing of
+/// the fixture hub (nor its SQLite or HTTP server) is linked into
+/// `sacbench-rig`.
+#[test]
+fn the_rig_crate_knows_no_hub() {
+    let lock = sacbench_test_support::deps::Lock::read();
+    let rig = lock.reachable("sacbench-rig");
+    // The walk sees the rig's own dependencies (else it proves nothing)...
+    for needed in ["rtnetlink", "tokio-modbus", "sacbench-provisioning"] {
+        assert!(rig.contains(needed), "{needed} not reached: {rig:?}");
+    }
+    let linked: Vec<&str> = ["hub-fixture", "rusqlite", "axum"]
+        .into_iter()
+        .filter(|f| rig.contains(*f))
+        .collect();
+    assert!(
+        linked.is_empty(),
+        "sacbench-rig links {linked:?}; `cargo tree -p sacbench-rig -e normal -i <name>` shows why"
+    );
+}

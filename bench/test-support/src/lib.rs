@@ -1,12 +1,15 @@
 //! What sacbench's tests repeat, in one place: the development image-signing
 //! key, images signed with it the way the reference board boots them, and
-//! pty pairs standing for serial lines. For tests only (a dev-dependency):
+//! pty pairs standing for serial lines, and the dependency graph that crate
+//! boundaries are checked against. For tests only (a dev-dependency):
 //! it panics with a message instead of returning errors.
 #![forbid(unsafe_code)]
 
 use std::path::{Path, PathBuf};
 
 use mcuboot_image::{ImageVersion, SignOptions, SigningKey};
+
+pub mod deps;
 
 pub use sacbench_rig::pty::PtyPair;
 
