@@ -245,8 +245,16 @@ fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// Environment every later cargo build of this run gets (set once by
+/// [`lint_while_building`]).
+static BUILD_ENV: std::sync::OnceLock<Vec<(&'static str, String)>> = std::sync::OnceLock::new();
+
 pub(crate) fn cargo() -> Command {
-    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+    let mut c = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    for (k, v) in BUILD_ENV.get().into_iter().flatten() {
+        c.env(k, v);
+    }
+    c
 }
 
 pub(crate) fn run(root: &Path, mut cmd: Command, what: &str) -> Result<(), Failure> {
@@ -426,7 +434,12 @@ fn test(root: &Path, args: &[String]) -> Result<(), Failure> {
 fn ci(root: &Path) -> Result<(), Failure> {
     let started = std::time::Instant::now();
     let deny_install = start_deny_install(root)?;
-    peers::ensure(root)?;
+    // The test peers (apt, pip, npm: network and disk) install while the
+    // workspace compiles; the tests wait for them.
+    let peers = std::thread::spawn({
+        let root = root.to_owned();
+        move || peers::ensure(&root)
+    });
     let mut fmt = cargo();
     fmt.args(["fmt", "--all", "--", "--check"]);
     run(root, fmt, "cargo fmt --check")?;
@@ -456,6 +469,9 @@ fn ci(root: &Path) -> Result<(), Failure> {
     let mut rest = cargo();
     rest.args(["build", "--workspace", "--bins", "--examples"]);
     run(root, rest, "cargo build --bins --examples (linted)")?;
+    peers
+        .join()
+        .map_err(|_| Failure::Setup("installing the test peers panicked".into()))??;
     test(root, &[])?;
     // The emulated suites on the reference device, and every fault caught,
     // on the build the tests made.
@@ -468,7 +484,7 @@ fn ci(root: &Path) -> Result<(), Failure> {
     Ok(())
 }
 
-/// Makes every later cargo build of this process's children run
+/// Makes every later cargo build this process starts run
 /// clippy-driver on the workspace's crates with `-D warnings`, as
 /// `cargo clippy --all-targets -- -D warnings` would on what is built.
 fn lint_while_building() -> Result<(), Failure> {
