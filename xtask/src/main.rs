@@ -408,9 +408,11 @@ fn deny_present() -> bool {
 }
 
 /// In CI (`.ci/run` sets `SACBENCH_CI_INSTALL=1`) a missing cargo-deny is
-/// built in the background, at the lowest CPU priority, while the rest of
-/// CI runs: a debug build (half the compile time of a release one; it checks
-/// this workspace in about a second), log in `target/cargo-deny-install.log`.
+/// built in the background, at the lowest CPU priority, while the tests and
+/// the fault matrix run (they leave CPU idle; the workspace's build does
+/// not): a debug build without debug info (a fraction of a release build's
+/// time; it checks this workspace in seconds), log in
+/// `target/cargo-deny-install.log`.
 fn start_deny_install(root: &Path) -> Result<Option<std::process::Child>, Failure> {
     if deny_present() || std::env::var_os("SACBENCH_CI_INSTALL").is_none() {
         return Ok(None);
@@ -495,7 +497,6 @@ fn test(root: &Path, args: &[String]) -> Result<(), Failure> {
 
 fn ci(root: &Path) -> Result<(), Failure> {
     let started = std::time::Instant::now();
-    let deny_install = start_deny_install(root)?;
     // The test peers (apt, pip, npm: network and disk) install while the
     // workspace compiles; the tests wait for them.
     let peers = std::thread::spawn({
@@ -520,6 +521,7 @@ fn ci(root: &Path) -> Result<(), Failure> {
     // it); it is checked lint-clean all the same, in the CPU the tests and
     // the fault matrix leave idle (their waits), not after them.
     let probe = start_probe_rs_check(root)?;
+    let deny_install = start_deny_install(root)?;
     test(root, &[])?;
     // The emulated suites on the reference device, and every fault caught,
     // on the build the tests made.
