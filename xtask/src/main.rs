@@ -438,7 +438,7 @@ fn start_deny_install(root: &Path) -> Result<Option<std::process::Child>, Failur
             "CARGO_TARGET_DIR",
             root.join("target").join("cargo-deny-build"),
         )
-        .env_remove("RUSTC_WORKSPACE_WRAPPER")
+        .env("CARGO_PROFILE_DEV_DEBUG", "0")
         .stdout(log)
         .stderr(err)
         .spawn()
