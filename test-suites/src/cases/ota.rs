@@ -5,7 +5,7 @@
 //! its DUT file declares.
 
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use hub_fixture::journal::Event;
 use mcuboot_image::{KeyType, SigningKey};
@@ -22,6 +22,7 @@ use super::{case_def, Def};
 use crate::case::{sign, Case, CaseDef, DutNeeds, Fail, DEVICE_ID, GUARD};
 use crate::events::{self, group_is};
 use crate::model::Evidence;
+use crash::{crash_test_image, crashing_image};
 
 const NEEDS: &[Capability] = &[Capability::Power, Capability::Capture, Capability::Images];
 const NEEDS_FLASH: &[Capability] = &[
@@ -158,6 +159,20 @@ fn range_start(range: &Option<String>) -> Option<u64> {
         .ok()
 }
 
+/// Waits (at most `guard`) for the bootloader to test-boot `version`.
+async fn test_booted(case: &Case, version: &'static str, guard: Duration) -> Result<(), Fail> {
+    case.event_after(Boot, 0, guard, boot_of(version, true))
+        .await?
+        .ok_or_else(|| {
+            fail(
+                format!("the bootloader to test-boot {version}"),
+                format!("no boot event for a test boot of {version}"),
+                "device.log",
+            )
+        })?;
+    Ok(())
+}
+
 /// A boot of `version` by the bootloader; a test boot if `test`.
 fn boot_of(version: &'static str, test: bool) -> impl Fn(&Captures<'_>) -> bool {
     move |c| {
@@ -250,100 +265,6 @@ async fn ota03(case: &mut Case) -> Result<String, Fail> {
     image[0x200 + 4096] ^= 0x01;
     let mark = offer(case, "1.1.0", &image)?;
     refused(case, mark, &["sha256", "hash"]).await
-}
-
-/// OTA-04's new image, for sacbench's native board: the DUT's firmware
-/// (with its own fault switches, so a firmware that confirms itself too
-/// early is caught) provisioned for a closed port, so it cannot reach the
-/// hub; [`crash_test_image`] aborts it (SIGABRT) at its first failed
-/// connection (the DUT's `connection_failed` event): a crash at a fixed
-/// point of its boot, after everything the firmware does before its first
-/// session. The payload is one `exec` (a shell builtin): the bench writes
-/// the crash provisioning directory itself.
-fn crashing_image(case: &Case) -> Result<(Vec<u8>, PathBuf), Fail> {
-    let exe = std::fs::canonicalize(case.sacbench_bin.join("device-native"))?;
-    let provisioning = case.rig_dir().join("provisioning");
-    let crash = case.rig_dir().join("provisioning.crash");
-    let mut record =
-        sacbench_provisioning::read(&provisioning).map_err(|e| Fail::bench(e.to_string()))?;
-    record.device.hub_host = "127.0.0.1".into();
-    record.device.mqtt_port = 9;
-    record.device.https_port = 9;
-    sacbench_provisioning::write(&crash, &record).map_err(|e| Fail::bench(e.to_string()))?;
-    let crash = std::fs::canonicalize(&crash)?;
-    let quoted = |p: &Path| {
-        let text = p.display().to_string();
-        if text.contains('\'') {
-            return Err(Fail::bench(format!("{text}: a path with a single quote")));
-        }
-        Ok(format!("'{text}'"))
-    };
-    // "$@" = app --flash FLASH --provisioning DIR (from the bootloader).
-    let script = format!(
-        "#!/bin/sh\nexec {} \"$1\" \"$2\" \"$3\" \"$4\" {}\n",
-        quoted(&exe)?,
-        quoted(&crash)?
-    );
-    Ok((
-        sign(script.as_bytes(), 1, 1, 2, &case.signing_key()?),
-        crash,
-    ))
-}
-
-/// Once the crashing image (provisioned from `crash_dir`) has test-booted
-/// and failed a connection, ends its payload with SIGABRT, as a
-/// start-up abort would (not SIGSEGV: Rust's runtime handles a SIGSEGV that
-/// is not a stack overflow by resetting the handler and returning, so a
-/// sent one is swallowed); the line of the failed connection.
-async fn crash_test_image(case: &Case, crash_dir: &Path) -> Result<String, Fail> {
-    case.event_after(Boot, 0, 3 * GUARD, boot_of("1.1.0", true))
-        .await?
-        .ok_or_else(|| {
-            fail(
-                "the bootloader to test-boot 1.1.0",
-                "no boot event for a test boot of 1.1.0",
-                "device.log",
-            )
-        })?;
-    // Its failures so far may already hold the test image's first: then it
-    // is crashed at its next (it retries; only its payload is chosen below).
-    let skip = case.count_events(ConnectionFailed, events::any).await?;
-    let line = case
-        .event_after(ConnectionFailed, skip, GUARD, events::any)
-        .await?
-        .ok_or_else(|| {
-            fail(
-                "the crashing image to try its (closed) hub port",
-                "no connection_failed event after its test boot",
-                "device.log",
-            )
-        })?;
-    let board = case
-        .rig
-        .board_pid()
-        .ok_or_else(|| Fail::bench("the board is not running"))?;
-    // The bootloader's child running from the crash provisioning: the test
-    // image's payload, never a later one.
-    let children = std::fs::read_to_string(format!("/proc/{board}/task/{board}/children"))?;
-    let crash_arg = crash_dir.as_os_str().as_encoded_bytes();
-    let payload = children
-        .split_whitespace()
-        .filter_map(|p| p.parse::<i32>().ok())
-        .find(|pid| {
-            std::fs::read(format!("/proc/{pid}/cmdline"))
-                .is_ok_and(|c| c.split(|b| *b == 0).any(|arg| arg == crash_arg))
-        })
-        .ok_or_else(|| {
-            Fail::bench(format!(
-                "the crashing image's payload was gone before the bench could crash it (after: {line})"
-            ))
-        })?;
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(payload),
-        nix::sys::signal::Signal::SIGABRT,
-    )
-    .map_err(|e| Fail::bench(format!("SIGABRT to the payload {payload}: {e}")))?;
-    Ok(line)
 }
 
 /// Waits for the update outcome, failing at once on an occurrence of
@@ -443,15 +364,7 @@ async fn ota05(case: &mut Case) -> Result<String, Fail> {
     case.rig.link(false).await?;
     let cut = case.hub.journal().len();
     let skip_failed = case.count_events(ConnectionFailed, events::any).await?;
-    case.event_after(Boot, 0, GUARD, boot_of("1.1.0", true))
-        .await?
-        .ok_or_else(|| {
-            fail(
-                "the bootloader to test-boot 1.1.0",
-                "no boot event for a test boot of 1.1.0",
-                "device.log",
-            )
-        })?;
+    test_booted(case, "1.1.0", GUARD).await?;
     let line = case
         .event_after(ConnectionFailed, skip_failed, GUARD, events::any)
         .await?
@@ -799,3 +712,6 @@ async fn ota10(case: &mut Case) -> Result<String, Fail> {
     }
     Ok(format!("{} bytes carried in {} TLS flow(s) to the hub's 443; nothing in cleartext, nothing to port 80", carried, carriers.len()))
 }
+
+#[path = "ota_crash.rs"]
+mod crash;
