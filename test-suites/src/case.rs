@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use hub_fixture::hub::DeviceCredentials;
 use hub_fixture::journal::JournalEntry;
-use mcuboot_image::{ImageVersion, SignOptions, SigningKey};
+use mcuboot_image::{SignOptions, SigningKey};
 use sacbench_capture::{Analysis, Capture, CaptureConfig};
 use sacbench_rig::dut::{ContractPart, DutFile, EventName};
 use sacbench_rig::emulated::{EmulatedRig, EmulatedRigConfig, GatewayRig, GatewayRigConfig};
@@ -242,17 +242,7 @@ pub struct Case {
 
 /// Signs `payload` as version `major.minor.0` with `counter`.
 pub fn sign(payload: &[u8], major: u8, minor: u8, counter: u32, key: &SigningKey) -> Vec<u8> {
-    let opts = SignOptions {
-        version: ImageVersion {
-            major,
-            minor,
-            revision: 0,
-            build_num: 0,
-        },
-        security_counter: Some(counter),
-        header_size: 0x200,
-        ..SignOptions::default()
-    };
+    let opts = SignOptions::versioned(major, minor, counter);
     mcuboot_image::sign(payload, key, &opts).expect("payload fits")
 }
 

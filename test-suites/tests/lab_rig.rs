@@ -227,25 +227,7 @@ impl FakeLab {
         });
 
         // The image the rig file names: the reference firmware, v1.0.0, counter 1.
-        let image = dir.join("v1.img");
-        let key = mcuboot_image::SigningKey::from_pkcs8_pem(&std::fs::read_to_string(dev_key())?)
-            .map_err(|e| format!("{e:?}"))?;
-        let opts = mcuboot_image::SignOptions {
-            security_counter: Some(1),
-            header_size: 0x200,
-            version: mcuboot_image::ImageVersion {
-                major: 1,
-                minor: 0,
-                revision: 0,
-                build_num: 0,
-            },
-            ..Default::default()
-        };
-        std::fs::write(
-            &image,
-            mcuboot_image::sign(&std::fs::read(device())?, &key, &opts)
-                .map_err(|e| format!("{e:?}"))?,
-        )?;
+        sacbench_test_support::write_v1_image(&device(), dir);
 
         let q = |p: &Path| format!("{:?}", p.display().to_string());
         // Provisioning = factory state (erased flash and state) plus the

@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use mcuboot_image::{ImageVersion, SignOptions, SigningKey};
+use mcuboot_image::{SignOptions, SigningKey};
 
 pub mod deps;
 
@@ -32,17 +32,7 @@ pub fn dev_key() -> SigningKey {
 /// security counter `counter`, with the 0x200-byte header the native board's
 /// bootloader expects.
 pub fn sign_dev(payload: &[u8], major: u8, minor: u8, counter: u32) -> Vec<u8> {
-    let opts = SignOptions {
-        version: ImageVersion {
-            major,
-            minor,
-            revision: 0,
-            build_num: 0,
-        },
-        security_counter: Some(counter),
-        header_size: 0x200,
-        ..SignOptions::default()
-    };
+    let opts = SignOptions::versioned(major, minor, counter);
     mcuboot_image::sign(payload, &dev_key(), &opts).expect("the payload fits an image")
 }
 

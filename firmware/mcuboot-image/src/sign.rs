@@ -158,6 +158,25 @@ pub struct SignOptions {
     pub pad: Option<PadTrailer>,
 }
 
+impl SignOptions {
+    /// Version `major.minor.0` with security counter `counter`, the header
+    /// padded to 0x200 bytes (imgtool's `--header-size 0x200`, what
+    /// sacbench's native board and its OTA cases use).
+    pub fn versioned(major: u8, minor: u8, counter: u32) -> SignOptions {
+        SignOptions {
+            version: ImageVersion {
+                major,
+                minor,
+                revision: 0,
+                build_num: 0,
+            },
+            security_counter: Some(counter),
+            header_size: 0x200,
+            ..SignOptions::default()
+        }
+    }
+}
+
 impl Default for SignOptions {
     fn default() -> Self {
         Self {

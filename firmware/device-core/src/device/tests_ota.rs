@@ -14,7 +14,7 @@ use super::ota_verify::{verify_image, VerifyRequest};
 use super::tests::{boot_state, config, provisioned_region, Bench, T0};
 use super::*;
 use crate::faults::{Fault, FaultSet};
-use crate::image::{sign, ImageVersion, KeyType, SignOptions, SigningKey};
+use crate::image::{sign, KeyType, SignOptions, SigningKey};
 use crate::ota::{Job, OtaState, Phase, VerifyFailure};
 
 const URL: &str = "https://hub.sacbench.test/firmware/fw-1.1.0.img";
@@ -25,17 +25,7 @@ fn signing_key() -> SigningKey {
 }
 
 fn image(key: &SigningKey, minor: u8, counter: u32) -> Vec<u8> {
-    let opts = SignOptions {
-        version: ImageVersion {
-            major: 1,
-            minor,
-            revision: 0,
-            build_num: 0,
-        },
-        security_counter: Some(counter),
-        header_size: 0x200,
-        ..SignOptions::default()
-    };
+    let opts = SignOptions::versioned(1, minor, counter);
     let payload: Vec<u8> = (0..3000u32).map(|i| (i * 7) as u8).collect();
     sign(&payload, key, &opts).unwrap()
 }
