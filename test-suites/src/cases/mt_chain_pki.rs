@@ -23,11 +23,10 @@ pub(super) enum Flaw {
     /// MT-15: the intermediate's basicConstraints say CA:FALSE (its key
     /// usage still allows certificate signing).
     IntermediateNotCa,
-    /// MT-16: the intermediate has no basicConstraints extension. It has
-    /// no keyUsage either: OpenSSL, without `X509_V_FLAG_X509_STRICT`,
-    /// takes a keyUsage with keyCertSign as a pre-RFC 5280 CA mark; a
-    /// certificate that names itself a CA in no way is what every verifier
-    /// refuses.
+    /// MT-16: the intermediate has no basicConstraints extension (its key
+    /// usage still allows certificate signing, which some verifiers take
+    /// as a legacy CA mark for the trust anchor; OpenSSL 3 and webpki do
+    /// not for an intermediate).
     IntermediateNoBasicConstraints,
     /// MT-17: the intermediate has pathLenConstraint 0, yet issues a second
     /// intermediate, which issues the hub's certificate.
@@ -155,10 +154,7 @@ fn build(
     match flaw {
         Flaw::None => {}
         Flaw::IntermediateNotCa => intermediate.is_ca = IsCa::ExplicitNoCa,
-        Flaw::IntermediateNoBasicConstraints => {
-            intermediate.is_ca = IsCa::NoCa;
-            intermediate.key_usages = Vec::new();
-        }
+        Flaw::IntermediateNoBasicConstraints => intermediate.is_ca = IsCa::NoCa,
         Flaw::PathLenExceeded => intermediate.is_ca = IsCa::Ca(BasicConstraints::Constrained(0)),
         Flaw::LeafAsIssuer => {
             intermediate = server(vec![format!("portal.{domain}")], now)?;
