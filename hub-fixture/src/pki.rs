@@ -211,6 +211,12 @@ impl CertificateAuthority {
         &self.cert_pem
     }
 
+    /// The CA as an rcgen issuer, to sign what this module has no method
+    /// for (the deliberately flawed chains of the MT cases' bad hubs).
+    pub fn issuer(&self) -> &Issuer<'static, KeyPair> {
+        &self.issuer
+    }
+
     /// A TLS server certificate for `host_names` (DNS names or IP addresses).
     pub fn issue_server(
         &self,

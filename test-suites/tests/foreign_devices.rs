@@ -37,6 +37,14 @@ const INSECURE: &[Row] = &[
     ("MT-08", Outcome::Failed, "application data", "the same flaw: a not-yet-valid certificate is accepted"),
     ("MT-09", Outcome::Failed, "application data", "the same flaw: a self-signed certificate is accepted"),
     ("MT-12", Outcome::Passed, "", "revocation: refused reconnects, backing off (equal jitter)"),
+    ("MT-15", Outcome::Failed, "application data", "the same flaw: a chain through an intermediate with CA:FALSE is accepted"),
+    ("MT-16", Outcome::Failed, "application data", "the same flaw: a chain through an intermediate without basicConstraints is accepted"),
+    ("MT-17", Outcome::Failed, "application data", "the same flaw: a chain beyond a pathLenConstraint is accepted"),
+    ("MT-18", Outcome::Failed, "application data", "the same flaw: a certificate issued by an end-entity certificate is accepted"),
+    ("MT-19", Outcome::Failed, "application data", "the same flaw: a certificate for clientAuth only is accepted"),
+    ("MT-20", Outcome::Failed, "application data", "the same flaw: a chain violating its name constraints is accepted"),
+    ("MT-21", Outcome::Failed, "application data", "the same flaw: a wildcard that does not match the hub's name is accepted"),
+    ("MT-22", Outcome::Failed, "application data", "the same flaw: a chain to an untrusted root is accepted"),
 ];
 
 /// The outcome of `id` for a device, with its reason: the table's row, else

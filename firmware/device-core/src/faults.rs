@@ -112,6 +112,15 @@ catalogue! {
         "applies a redelivered command again instead of by $.mid once";
     AckBeforePersist "ack-before-persist" ["CD-12"]
         "sends PUBACK before the command is applied and recorded";
+    // MT: the hub's certificate chain (MT-15…23).
+    ChainSignaturesOnly "chain-signatures-only" ["MT-15", "MT-16", "MT-17", "MT-18", "MT-19", "MT-20"]
+        "checks only the signatures and dates along the hub's chain to its trust anchor (no basicConstraints, pathLen, key usage, EKU or name constraints), and the host name";
+    LooseWildcard "loose-wildcard" ["MT-21"]
+        "matches a wildcard in the hub's certificate across labels and partial labels (*.test matches hub.sacbench.test)";
+    TrustPresentedCa "trust-presented-ca" ["MT-17", "MT-22"]
+        "treats any CA certificate the hub presents as a trust anchor (partial-chain misuse)";
+    SmallTlsBuffer "small-tls-buffer" ["MT-23"]
+        "refuses a hub Certificate message larger than its 4 KB TLS input buffer (an mbedTLS build with a 4 KB input buffer)";
 }
 
 impl Fault {

@@ -4,7 +4,8 @@
 //! SNI sent, the device certificate presented.
 //!
 //! The fault switches that weaken this are here and nowhere else, each doing
-//! its one wrong thing, so that MT-04…MT-09 and MT-14 are proven able to fail.
+//! its one wrong thing, so that MT-04…MT-09, MT-14 and MT-15…23 are proven
+//! able to fail (the chain verifiers of MT-15…23 in `tls_faults.rs`).
 
 use std::sync::Arc;
 
@@ -16,6 +17,9 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
 };
+
+#[path = "tls_faults.rs"]
+mod faulty;
 
 /// Why the TLS client configuration could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -71,8 +75,28 @@ pub fn client_config(
         })
     } else if faults.has(Fault::NoHostnameCheck) {
         Arc::new(IgnoreHostName { inner: webpki })
+    } else if faults.has(Fault::ChainSignaturesOnly) {
+        Arc::new(faulty::SignaturesOnly {
+            anchor: trust_anchor.clone(),
+            provider: provider.clone(),
+        })
+    } else if faults.has(Fault::LooseWildcard) {
+        Arc::new(faulty::LooseWildcard {
+            inner: webpki,
+            provider: provider.clone(),
+        })
+    } else if faults.has(Fault::TrustPresentedCa) {
+        Arc::new(faulty::TrustPresentedCa {
+            anchor: trust_anchor.clone(),
+            provider: provider.clone(),
+        })
     } else {
         webpki
+    };
+    let verifier: Arc<dyn ServerCertVerifier> = if faults.has(Fault::SmallTlsBuffer) {
+        Arc::new(faulty::SmallTlsBuffer { inner: verifier })
+    } else {
+        verifier
     };
     let builder = ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?

@@ -72,6 +72,7 @@ pub fn all() -> Vec<&'static CaseDef> {
     [
         ni::CASES,
         mt::CASES,
+        mt::CHAIN_CASES,
         kr::CASES,
         ota::CASES,
         cd::CASES,
@@ -97,8 +98,8 @@ mod tests {
                 "{name}"
             );
         }
-        // The catalogue's 53 cases (NI, MT, KR, OTA, CD, GW).
-        assert_eq!(all.len(), 6 + 14 + 6 + 10 + 12 + 5);
+        // The catalogue's 62 cases (NI, MT, MT-15…23, KR, OTA, CD, GW).
+        assert_eq!(all.len(), 6 + 14 + 9 + 6 + 10 + 12 + 5);
     }
 
     #[test]

@@ -52,6 +52,11 @@ macro_rules! bad_hub {
     };
 }
 
+#[path = "mt_chain.rs"]
+mod chain;
+/// MT-15…23, the hub's certificate chain (`mt_chain.rs`), after [`CASES`].
+pub use chain::CASES as CHAIN_CASES;
+
 /// The MT (mutual TLS, per-device identity) cases, in catalogue order.
 pub const CASES: &[Def] = &[
     case_def!("MT-01", "tls_throughout", "TLS from the first byte", "every DUT flow carries TLS from its first payload byte; no cleartext application data", NEEDS, mt01),

@@ -1,5 +1,6 @@
-//! MT cases against deliberately bad hubs (MT-02, MT-05…09) and the
-//! certificate reading the MT cases share.
+//! MT cases against deliberately bad hubs (MT-02, MT-05…09; the bad hub and
+//! its verdicts serve MT-15…23 too) and the certificate reading the MT cases
+//! share.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -31,13 +32,13 @@ pub(super) enum BadTls<'a> {
 
 /// A deliberately bad hub in the hub namespace on [`BAD_HUB_PORT`]; what it
 /// receives after a handshake (decrypted application data) is collected.
-struct BadHub {
+pub(super) struct BadHub {
     task: tokio::task::JoinHandle<()>,
     out: Arc<(Mutex<Vec<u8>>, tokio::sync::Notify)>,
 }
 
 impl BadHub {
-    async fn start(case: &Case, tls: BadTls<'_>) -> Result<BadHub, Fail> {
+    pub(super) async fn start(case: &Case, tls: BadTls<'_>) -> Result<BadHub, Fail> {
         let acceptor = match tls {
             BadTls::Tls12Only { cert_pem, key_pem } => Some(tls12_acceptor(cert_pem, key_pem)?),
             BadTls::Tls10Only => None,
@@ -172,7 +173,7 @@ fn tls10_server_hello() -> [u8; 47] {
 
 /// Powers the device on against a bad hub and waits until it either gave
 /// up (console) or got an MQTT CONNECT through to the bad hub.
-async fn against_bad_hub(case: &mut Case, hub: &BadHub) -> Result<Option<String>, Fail> {
+pub(super) async fn against_bad_hub(case: &mut Case, hub: &BadHub) -> Result<Option<String>, Fail> {
     case.rig.power(true).await?;
     tokio::select! {
         l = case.wait_event(EventName::ConnectionFailed, GUARD, events::any) => {
@@ -192,7 +193,7 @@ async fn against_bad_hub(case: &mut Case, hub: &BadHub) -> Result<Option<String>
 
 /// The verdict of MT-05…09: the device's flows to the bad hub carry no
 /// application data, and it said why it gave up.
-async fn refuses_bad_cert(
+pub(super) async fn refuses_bad_cert(
     case: &mut Case,
     cert_pem: &str,
     key_pem: &str,
@@ -246,7 +247,7 @@ async fn refuses_bad_cert(
     ))
 }
 
-fn hub_ca(case: &Case) -> Result<CertificateAuthority, Fail> {
+pub(super) fn hub_ca(case: &Case) -> Result<CertificateAuthority, Fail> {
     Ok(CertificateAuthority::load_or_create(
         case.hub.data_dir(),
         "unused",

@@ -1,0 +1,386 @@
+//! The hub-chain fault verifiers that are more than a switch around webpki
+//! (MT-15…23's negative controls): each is a real [`ServerCertVerifier`]
+//! doing its one wrong thing, the way the embedded TLS stacks it imitates
+//! do it, and everything else right.
+//!
+//! - `chain-signatures-only` ([`SignaturesOnly`]): walks the chain from the
+//!   hub's certificate to the trust anchor by issuer name and signature and
+//!   checks every certificate's dates; no basicConstraints, pathLen, key
+//!   usage, extended key usage or name constraints. The host name is still
+//!   checked (webpki's matcher).
+//! - `loose-wildcard` ([`LooseWildcard`]): webpki's whole verification,
+//!   but a name mismatch is forgiven when a DNS name of the certificate
+//!   matches as a glob whose `*` spans labels and partial labels.
+//! - `trust-presented-ca` ([`TrustPresentedCa`]): every CA certificate the
+//!   server presents joins the trust anchors for that handshake (the
+//!   partial-chain misuse).
+//! - `small-tls-buffer` ([`SmallTlsBuffer`]): a server Certificate message
+//!   larger than a 4 KB input buffer is refused, as an mbedTLS build with
+//!   `MBEDTLS_SSL_IN_CONTENT_LEN` 4096 refuses it.
+
+use std::sync::Arc;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::server::ParsedCertificate;
+use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use x509_parser::asn1_rs::ToDer;
+use x509_parser::certificate::X509Certificate;
+use x509_parser::prelude::FromDer;
+use x509_parser::x509::AlgorithmIdentifier;
+
+/// The handshake signature checks every verifier here shares: the
+/// provider's algorithms, as webpki's verifier does it.
+macro_rules! handshake_signatures_by_provider {
+    () => {
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls12_signature(
+                message,
+                cert,
+                dss,
+                &self.provider.signature_verification_algorithms,
+            )
+        }
+
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            rustls::crypto::verify_tls13_signature(
+                message,
+                cert,
+                dss,
+                &self.provider.signature_verification_algorithms,
+            )
+        }
+
+        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+            self.provider
+                .signature_verification_algorithms
+                .supported_schemes()
+        }
+    };
+}
+
+fn bad_encoding() -> rustls::Error {
+    rustls::Error::InvalidCertificate(CertificateError::BadEncoding)
+}
+
+fn parse<'a>(der: &'a [u8]) -> Result<X509Certificate<'a>, rustls::Error> {
+    X509Certificate::from_der(der)
+        .map(|(_, c)| c)
+        .map_err(|_| bad_encoding())
+}
+
+/// An AlgorithmIdentifier's DER contents (OID and parameters, without the
+/// SEQUENCE header): how rustls' verification algorithms name themselves.
+fn alg_id_contents(a: &AlgorithmIdentifier<'_>) -> Option<Vec<u8>> {
+    let mut out = a.algorithm.to_der_vec().ok()?;
+    if let Some(p) = &a.parameters {
+        out.extend(p.to_der_vec().ok()?);
+    }
+    Some(out)
+}
+
+/// Whether `issuer`'s key made `child`'s signature, with the provider's
+/// algorithm for the pair (signature algorithm, issuer key algorithm).
+fn signed_by(
+    child: &X509Certificate<'_>,
+    issuer: &X509Certificate<'_>,
+    provider: &CryptoProvider,
+) -> bool {
+    let (Some(sig_alg), Some(key_alg)) = (
+        alg_id_contents(&child.signature_algorithm),
+        alg_id_contents(&issuer.public_key().algorithm),
+    ) else {
+        return false;
+    };
+    provider
+        .signature_verification_algorithms
+        .all
+        .iter()
+        .filter(|a| {
+            a.signature_alg_id().as_ref() == sig_alg && a.public_key_alg_id().as_ref() == key_alg
+        })
+        .any(|a| {
+            a.verify_signature(
+                &issuer.public_key().subject_public_key.data,
+                child.tbs_certificate.as_ref(),
+                &child.signature_value.data,
+            )
+            .is_ok()
+        })
+}
+
+fn check_dates(c: &X509Certificate<'_>, now: UnixTime) -> Result<(), rustls::Error> {
+    let now = i64::try_from(now.as_secs()).map_err(|_| bad_encoding())?;
+    let v = c.validity();
+    if now < v.not_before.timestamp() {
+        return Err(rustls::Error::InvalidCertificate(
+            CertificateError::NotValidYet,
+        ));
+    }
+    if now > v.not_after.timestamp() {
+        return Err(rustls::Error::InvalidCertificate(CertificateError::Expired));
+    }
+    Ok(())
+}
+
+/// The longest issuer walk [`signatures_only_chain`] tries: more
+/// certificates than any server presents.
+const MAX_CHAIN: usize = 10;
+
+/// Fault `chain-signatures-only`'s chain check: from `end_entity`, follow
+/// issuer names through `presented` certificates (each link's signature
+/// verified) until the trust anchor signed one; every certificate on the way
+/// must be within its dates. Nothing else of X.509 is looked at.
+pub(super) fn signatures_only_chain(
+    anchor: &[u8],
+    end_entity: &[u8],
+    presented: &[&[u8]],
+    now: UnixTime,
+    provider: &CryptoProvider,
+) -> Result<(), rustls::Error> {
+    let anchor = parse(anchor)?;
+    let presented: Vec<X509Certificate<'_>> = presented
+        .iter()
+        .map(|d| parse(d))
+        .collect::<Result<_, _>>()?;
+    let mut current = parse(end_entity)?;
+    for _ in 0..MAX_CHAIN {
+        check_dates(&current, now)?;
+        if current.issuer() == anchor.subject() && signed_by(&current, &anchor, provider) {
+            return Ok(());
+        }
+        match presented
+            .iter()
+            .find(|c| c.subject() == current.issuer() && signed_by(&current, c, provider))
+        {
+            Some(next) => current = next.clone(),
+            None => break,
+        }
+    }
+    Err(rustls::Error::InvalidCertificate(
+        CertificateError::UnknownIssuer,
+    ))
+}
+
+/// Fault `chain-signatures-only` (see the module).
+#[derive(Debug)]
+pub(super) struct SignaturesOnly {
+    pub(super) anchor: CertificateDer<'static>,
+    pub(super) provider: Arc<CryptoProvider>,
+}
+
+impl ServerCertVerifier for SignaturesOnly {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let presented: Vec<&[u8]> = intermediates.iter().map(|c| c.as_ref()).collect();
+        signatures_only_chain(&self.anchor, end_entity, &presented, now, &self.provider)?;
+        rustls::client::verify_server_name(&ParsedCertificate::try_from(end_entity)?, server_name)?;
+        Ok(ServerCertVerified::assertion())
+    }
+
+    handshake_signatures_by_provider!();
+}
+
+/// Fault `loose-wildcard`'s matcher: `pattern`'s first `*` stands for any
+/// run of characters, dots included (so `*.test` matches
+/// `hub.sacbench.test` and `h*.sacbench.test` matches `hub.sacbench.test`);
+/// ASCII case ignored. A pattern without `*` must equal the host.
+pub(super) fn loose_wildcard_match(pattern: &str, host: &str) -> bool {
+    let (p, h) = (pattern.to_ascii_lowercase(), host.to_ascii_lowercase());
+    match p.split_once('*') {
+        None => p == h,
+        Some((prefix, suffix)) => {
+            h.len() >= prefix.len() + suffix.len() && h.starts_with(prefix) && h.ends_with(suffix)
+        }
+    }
+}
+
+/// The DNS names of a certificate's subjectAltName.
+fn dns_names(cert: &[u8]) -> Vec<String> {
+    use x509_parser::extensions::GeneralName;
+    let Ok(c) = parse(cert) else {
+        return Vec::new();
+    };
+    let Ok(Some(san)) = c.subject_alternative_name() else {
+        return Vec::new();
+    };
+    san.value
+        .general_names
+        .iter()
+        .filter_map(|n| match n {
+            GeneralName::DNSName(d) => Some(d.to_string()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Fault `loose-wildcard` (see the module).
+#[derive(Debug)]
+pub(super) struct LooseWildcard {
+    pub(super) inner: Arc<WebPkiServerVerifier>,
+    pub(super) provider: Arc<CryptoProvider>,
+}
+
+impl ServerCertVerifier for LooseWildcard {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        // webpki checks the name only after the chain: a name error means
+        // the chain is good.
+        match self
+            .inner
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+        {
+            Err(
+                e @ rustls::Error::InvalidCertificate(
+                    CertificateError::NotValidForName
+                    | CertificateError::NotValidForNameContext { .. },
+                ),
+            ) => {
+                let ServerName::DnsName(host) = server_name else {
+                    return Err(e);
+                };
+                if dns_names(end_entity)
+                    .iter()
+                    .any(|p| loose_wildcard_match(p, host.as_ref()))
+                {
+                    Ok(ServerCertVerified::assertion())
+                } else {
+                    Err(e)
+                }
+            }
+            other => other,
+        }
+    }
+
+    handshake_signatures_by_provider!();
+}
+
+/// Whether a certificate says it is a CA (basicConstraints cA TRUE).
+fn is_ca(cert: &[u8]) -> bool {
+    parse(cert)
+        .ok()
+        .and_then(|c| c.basic_constraints().ok().flatten().map(|b| b.value.ca))
+        .unwrap_or(false)
+}
+
+/// Fault `trust-presented-ca` (see the module).
+#[derive(Debug)]
+pub(super) struct TrustPresentedCa {
+    pub(super) anchor: CertificateDer<'static>,
+    pub(super) provider: Arc<CryptoProvider>,
+}
+
+impl ServerCertVerifier for TrustPresentedCa {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let mut roots = RootCertStore::empty();
+        roots.add(self.anchor.clone())?;
+        for c in intermediates.iter().filter(|c| is_ca(c)) {
+            // A presented CA that is no usable anchor is simply not one.
+            let _ = roots.add(c.clone().into_owned());
+        }
+        WebPkiServerVerifier::builder_with_provider(Arc::new(roots), self.provider.clone())
+            .build()
+            .map_err(|e| rustls::Error::General(e.to_string()))?
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+    }
+
+    handshake_signatures_by_provider!();
+}
+
+/// The input buffer of fault `small-tls-buffer`, bytes.
+pub(super) const SMALL_INPUT_BUFFER: usize = 4096;
+
+/// The size of the TLS 1.2 Certificate handshake message carrying these
+/// certificates: header (4), list length (3), each certificate's length (3)
+/// and DER.
+pub(super) fn certificate_message_len(certs: &[&[u8]]) -> usize {
+    4 + 3 + certs.iter().map(|c| 3 + c.len()).sum::<usize>()
+}
+
+/// Fault `small-tls-buffer` (see the module): a Certificate message larger
+/// than [`SMALL_INPUT_BUFFER`] is refused before anything else is checked;
+/// a smaller one goes to the device's verifier.
+#[derive(Debug)]
+pub(super) struct SmallTlsBuffer {
+    pub(super) inner: Arc<dyn ServerCertVerifier>,
+}
+
+impl ServerCertVerifier for SmallTlsBuffer {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let certs: Vec<&[u8]> = std::iter::once(end_entity.as_ref())
+            .chain(intermediates.iter().map(|c| c.as_ref()))
+            .collect();
+        let len = certificate_message_len(&certs);
+        if len > SMALL_INPUT_BUFFER {
+            return Err(rustls::Error::General(format!(
+                "the hub's certificate message ({len} bytes) exceeds the {SMALL_INPUT_BUFFER}-byte TLS input buffer"
+            )));
+        }
+        self.inner
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+#[cfg(test)]
+#[path = "tls_faults_tests.rs"]
+mod tests;
