@@ -60,7 +60,7 @@ impl MappingRow {
 
 /// Parses and checks a mapping table: the known standards only, no empty
 /// field but `case` and `note`, case ids of the catalogue's form, one title
-/// per requirement, no line twice.
+/// and one note per requirement, no line twice.
 pub fn parse(text: &str) -> Result<Vec<MappingRow>> {
     let mut reader = csv::ReaderBuilder::new()
         .comment(Some(b'#'))
@@ -94,6 +94,14 @@ pub fn parse(text: &str) -> Result<Vec<MappingRow>> {
                     at(),
                     row.title,
                     other.title
+                );
+            }
+            if other.note != row.note {
+                bail!(
+                    "{}: note {:?} differs from the requirement's other lines ({:?})",
+                    at(),
+                    row.note,
+                    other.note
                 );
             }
             if other.case == row.case {
@@ -235,9 +243,10 @@ mod tests {
             ("CRA,,t,MT-01,s,\n", "required"),
             ("CRA,x,t,mt01,s,\n", "not a case id"),
             ("CRA,x,t,MT-01,,\n", "required"),
-            ("CRA,x,t,MT-01,s,\nCRA,x,u,MT-02,s,\n", "differs"),
+            ("CRA,x,t,MT-01,s,\nCRA,x,u,MT-02,s,\n", "title"),
+            ("CRA,x,t,MT-01,s,\nCRA,x,t,MT-02,s,n\n", "note"),
             ("CRA,x,t,MT-01,s,\nCRA,x,t,MT-01,s,\n", "twice"),
-            ("CRA,x,t,MT-01,s,\nCRA,x,t,,s,n\n", "not both"),
+            ("CRA,x,t,MT-01,s,\nCRA,x,t,,s,\n", "not both"),
             ("CRA,x,t,MT-01\n", "row 1"),
         ];
         for (rows, why) in bad {
