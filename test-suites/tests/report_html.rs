@@ -252,6 +252,7 @@ fn standards_view_goes_from_requirement_to_cases_verdicts_and_evidence() {
     let html = report::render_html(&sample());
     let view = standards_view(&html);
     assert!(view.contains("not a certificate and not a conformity assessment"));
+    assert!(view.contains("they give evidence for no requirement"));
     assert!(view.contains("<a href=\"standards.csv\">standards.csv</a>"));
     assert!(html.contains("<a href=\"#standards\">Standards view</a>"));
     // The standards in the mapping's order, each a table.
