@@ -66,7 +66,7 @@ fn main() {
     if let Some(dir) = std::env::var_os("SACBENCH_SUMMARISE") {
         let dir = PathBuf::from(dir);
         match sacbench_suites::report::read_run(&dir).and_then(|r| {
-            sacbench_suites::report::regenerate_html(&dir)?;
+            sacbench_suites::report::regenerate(&dir)?;
             Ok(r)
         }) {
             Ok(r) => {

@@ -32,6 +32,29 @@ pub struct RunReport {
     pub summary: Summary,
     /// One entry per case, in run order; ids are unique.
     pub cases: Vec<CaseResult>,
+    /// The requirements of the mapped standards this bench cannot test
+    /// ("needs documentation review"), from `test-suites/standards/mapping.csv`;
+    /// empty in reports written before the mapping existed.
+    #[serde(default)]
+    pub documentation_review: Vec<StandardRef>,
+}
+
+/// A requirement of a standard, as the standards mapping
+/// (`test-suites/standards/mapping.csv`, see `docs/STANDARDS.md`) names it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct StandardRef {
+    /// `ETSI EN 303 645`, `ETSI TS 103 701`, `EN 18031-1` or `CRA`.
+    pub standard: String,
+    /// The requirement's id as the standard spells it: `5.5-1`, `5.5-1-2a`,
+    /// `SCM-2`, `Annex I Part I (2)(e)`.
+    pub requirement: String,
+    /// A short paraphrase of the requirement.
+    pub title: String,
+    /// The document and clause the mapping line comes from.
+    pub source: String,
+    /// A limit of the evidence, or why the requirement needs documentation review.
+    #[serde(default)]
+    pub note: String,
 }
 
 /// The rig a run used.
@@ -166,6 +189,10 @@ pub struct CaseResult {
     pub evidence: Vec<Evidence>,
     /// Files of this case, relative to the report directory.
     pub artifacts: Artifacts,
+    /// The requirements this case gives evidence for (none for self-tests);
+    /// empty in reports written before the standards mapping existed.
+    #[serde(default)]
+    pub standards: Vec<StandardRef>,
 }
 
 /// A case's files, each relative to the report directory; `None` when the

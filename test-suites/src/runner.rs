@@ -175,6 +175,7 @@ pub fn run_case(def: &CaseDef, opts: &RunOptions) -> CaseResult {
         look_at,
         evidence,
         artifacts,
+        standards: crate::standards::for_case(def.id),
     };
     let _ = std::fs::create_dir_all(&dir);
     let _ = std::fs::write(

@@ -74,6 +74,31 @@ fn the_failing_case_cites_the_frames_that_show_the_fault() {
     // The page names the case and its frames.
     let html = std::fs::read_to_string(out.path().join("index.html")).unwrap();
     assert!(html.contains("case-MT-01") && html.contains("data-frames"));
+    // The run says which requirements the failure is evidence against, in
+    // report.json and standards.csv, citing the same frames.
+    assert_eq!(
+        case.standards,
+        sacbench_suites::standards::for_case("MT-01")
+    );
+    assert!(!case.standards.is_empty());
+    assert!(!report.documentation_review.is_empty());
+    let mut csv = csv::Reader::from_path(out.path().join("standards.csv")).unwrap();
+    let row = csv
+        .records()
+        .map(Result::unwrap)
+        .find(|r| &r[0] == "5.5-1-2a" && &r[2] == "MT-01")
+        .expect("a standards.csv line for TS 103 701 5.5-1-2a and MT-01");
+    assert_eq!(&row[1], "ETSI TS 103 701");
+    assert_eq!(&row[3], "failed");
+    assert!(
+        row[4].contains(&format!(
+            "{} frame",
+            case.artifacts.capture.as_deref().unwrap()
+        )),
+        "{:?}",
+        &row[4]
+    );
+    assert!(html.contains("data-requirement=\"5.5-1-2a\""));
     // Every tshark command the page prints runs as printed, from the run
     // directory, and shows exactly the frames it names.
     // The page's escaper writes numeric character references (`&#39;`);

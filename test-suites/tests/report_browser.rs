@@ -209,3 +209,44 @@ fn chromium_keeps_hostile_text_as_text_in_every_field() {
     let as_text = "&lt;script&gt;alert('x')&lt;/script&gt; \"q\" &amp; &lt;b&gt;bold&lt;/b&gt;";
     assert_eq!(dom.matches(as_text).count(), EVERYWHERE_PLACES - 3, "{dom}");
 }
+
+#[test]
+fn chromium_renders_the_standards_view() {
+    let dir = tempfile::tempdir().unwrap();
+    report::write_run(dir.path(), &sample()).unwrap();
+    let dom = dump_dom(&dir.path().join(INDEX_HTML));
+
+    let start = dom
+        .find("id=\"standards\"")
+        .unwrap_or_else(|| panic!("no Standards view in the DOM:\n{dom}"));
+    let view = &dom[start..start + dom[start..].find("</section>").unwrap()];
+    assert!(
+        view.contains("not a certificate and not a conformity assessment"),
+        "{view}"
+    );
+    for standard in ["ETSI EN 303 645", "ETSI TS 103 701", "EN 18031-1", "CRA"] {
+        assert!(
+            view.contains(&format!(
+                "<table class=\"requirements\" data-standard=\"{standard}\">"
+            )),
+            "no table for {standard}:\n{view}"
+        );
+    }
+    // A requirement row as the browser built it: the verdict over its
+    // cases, each case linked to its section, the evidence to its file.
+    let row = &view[view.find("data-requirement=\"5.6-1\"").unwrap()..];
+    let row = &row[..row.find("</tr>").unwrap()];
+    assert!(row.contains("data-summary=\"failed\""), "{row}");
+    assert!(row.contains("1 failed, 1 passed of 2 cases"), "{row}");
+    assert!(row.contains("href=\"#case-NI-01\""), "{row}");
+    assert!(row.contains("href=\"cases/NI-01/capture.pcapng\""), "{row}");
+    assert!(row.contains("frames 12, 15"), "{row}");
+    // The review list: rows the browser kept in their table.
+    let review = &view[view.find("id=\"standards-review\"").unwrap()..];
+    let table = &review[review.find("<table class=\"review\">").unwrap()..];
+    assert!(table.matches("<tr data-standard=").count() >= 20, "{table}");
+    assert!(
+        table.contains("data-requirement=\"Annex I Part II\""),
+        "{table}"
+    );
+}

@@ -226,3 +226,196 @@ fn verdict_line_reflects_the_run() {
     assert!(html.contains("NOTHING PROVEN"));
     assert!(html.contains("This run has no cases."));
 }
+
+/// The part of `html` that is the Standards view.
+fn standards_view(html: &str) -> &str {
+    let start = html
+        .find("<section class=\"standards\" id=\"standards\">")
+        .unwrap();
+    &html[start..start + html[start..].find("</section>").unwrap()]
+}
+
+/// The row of `requirement` in the Standards view's table of `standard`.
+fn requirement_row<'a>(view: &'a str, standard: &str, requirement: &str) -> &'a str {
+    let table = &view[view
+        .find(&format!("data-standard=\"{standard}\""))
+        .unwrap_or_else(|| panic!("no table for {standard}"))..];
+    let table = &table[..table.find("</table>").unwrap()];
+    let start = table
+        .find(&format!("data-requirement=\"{requirement}\""))
+        .unwrap_or_else(|| panic!("no row for {standard} {requirement}"));
+    &table[start..start + table[start..].find("</tr>").unwrap()]
+}
+
+#[test]
+fn standards_view_goes_from_requirement_to_cases_verdicts_and_evidence() {
+    let html = report::render_html(&sample());
+    let view = standards_view(&html);
+    assert!(view.contains("not a certificate and not a conformity assessment"));
+    assert!(view.contains("they give evidence for no requirement"));
+    assert!(view.contains("<a href=\"standards.csv\">standards.csv</a>"));
+    assert!(html.contains("<a href=\"#standards\">Standards view</a>"));
+    // The standards in the mapping's order, each a table.
+    let at = |s: &str| view.find(&format!("<h3>{s}</h3>")).unwrap();
+    assert!(at("ETSI EN 303 645") < at("ETSI TS 103 701"));
+    assert!(at("ETSI TS 103 701") < at("EN 18031-1"));
+    assert!(at("EN 18031-1") < at("CRA"));
+
+    // 5.6-1: NI-01 failed, NI-02 passed; the failure decides, with counts.
+    let row = requirement_row(view, "ETSI EN 303 645", "5.6-1");
+    assert!(row.contains("data-summary=\"failed\""), "{row}");
+    assert!(row.contains("1 failed, 1 passed of 2 cases"), "{row}");
+    assert!(row.contains("Unused network and logical interfaces disabled"));
+    assert!(
+        row.contains("ETSI EN 303 645 V2.1.1 §5.6 provision 5.6-1"),
+        "source"
+    );
+    assert!(
+        row.contains("<li data-case=\"NI-01\" data-outcome=\"failed\">"),
+        "{row}"
+    );
+    assert!(row.contains("<a href=\"#case-NI-01\">NI-01</a>"));
+    // Its evidence: the file linked, the frames named, the fact.
+    assert!(
+        row.contains(
+            "<a href=\"cases/NI-01/capture.pcapng\">cases/NI-01/capture.pcapng</a> \
+             <span class=\"refs\">frames 12, 15</span> SYN to DUT port 23 answered with SYN/ACK"
+        ),
+        "{row}"
+    );
+    assert!(
+        row.contains("<span class=\"kind\">scan</span> open: 23/tcp"),
+        "{row}"
+    );
+    assert!(row.contains("<li data-case=\"NI-02\" data-outcome=\"passed\">"));
+
+    // A requirement with one case says so; a test unit id as TS 103 701 spells it.
+    let row = requirement_row(view, "ETSI TS 103 701", "5.5-1-2a");
+    assert!(
+        row.contains("data-summary=\"passed\"") && row.contains("its case passed"),
+        "{row}"
+    );
+    let row = requirement_row(view, "ETSI EN 303 645", "5.3-2");
+    assert!(
+        row.contains("data-summary=\"failed\"") && row.contains("its case failed"),
+        "{row}"
+    );
+    assert!(
+        row.contains("<a href=\"cases/OTA-04/journal.jsonl\">"),
+        "{row}"
+    );
+    // Passed and ignored: mixed, with the counts.
+    let row = requirement_row(view, "ETSI EN 303 645", "5.9-2");
+    assert!(row.contains("data-summary=\"mixed\""), "{row}");
+    assert!(row.contains("1 passed, 1 ignored of 2 cases"), "{row}");
+
+    // Requirements in the natural order of their ids.
+    let cra = &view[view.find("data-standard=\"CRA\"").unwrap()..];
+    let pos = |r: &str| cra.find(&format!("data-requirement=\"{r}\"")).unwrap();
+    assert!(pos("Annex I Part I (2)(c)") < pos("Annex I Part I (2)(e)"));
+    assert!(pos("Annex I Part I (2)(e)") < pos("Annex I Part I (2)(j)"));
+
+    // What the bench cannot test is listed, with why and where from.
+    let review = &view[view.find("id=\"standards-review\"").unwrap()..];
+    assert!(review.contains("Needs documentation review"));
+    for (standard, req) in [
+        ("ETSI EN 303 645", "5.2-1"),
+        ("ETSI TS 103 701", "5.5-1-1"),
+        ("EN 18031-1", "GEC-1"),
+        ("CRA", "Annex I Part II"),
+    ] {
+        assert!(
+            review.contains(&format!(
+                "<tr data-standard=\"{standard}\" data-requirement=\"{req}\">"
+            )),
+            "{standard} {req} not in the review list"
+        );
+    }
+    assert!(review.contains("a manufacturer&#39;s process, not device behaviour"));
+}
+
+#[test]
+fn standards_view_summarises_requirements_whose_cases_agree() {
+    let summary = |run: &sacbench_suites::model::RunReport, standard: &str, req: &str| {
+        let html = report::render_html(run);
+        let row = requirement_row(standards_view(&html), standard, req).to_string();
+        row
+    };
+    let mut run = sample();
+    run.cases[0].outcome = Outcome::Passed;
+    let row = summary(&run, "ETSI EN 303 645", "5.6-1");
+    assert!(
+        row.contains("data-summary=\"passed\"") && row.contains("all passed (2 cases)"),
+        "{row}"
+    );
+    run.cases[0].outcome = Outcome::Failed;
+    run.cases[1].outcome = Outcome::Failed;
+    let row = summary(&run, "ETSI EN 303 645", "5.6-1");
+    assert!(
+        row.contains("data-summary=\"failed\"") && row.contains("all failed (2 cases)"),
+        "{row}"
+    );
+    for case in &mut run.cases {
+        case.outcome = Outcome::NotApplicable;
+    }
+    let row = summary(&run, "ETSI EN 303 645", "5.6-1");
+    assert!(row.contains("data-summary=\"not_applicable\""), "{row}");
+    assert!(
+        row.contains("none applies to this device (2 cases)"),
+        "{row}"
+    );
+    run.cases[1].outcome = Outcome::Error;
+    let row = summary(&run, "ETSI EN 303 645", "5.6-1");
+    assert!(row.contains("data-summary=\"error\""), "{row}");
+    assert!(
+        row.contains("1 error, 1 not applicable of 2 cases"),
+        "{row}"
+    );
+}
+
+#[test]
+fn a_report_without_standards_says_so() {
+    let mut run = sample();
+    for case in &mut run.cases {
+        case.standards.clear();
+    }
+    run.documentation_review.clear();
+    let view = report::render_html(&run);
+    let view = standards_view(&view);
+    assert!(view.contains("No case of this run gives evidence for a mapped requirement."));
+    assert!(view.contains("Not recorded in this report"));
+}
+
+#[test]
+fn hostile_text_in_the_standards_view_stays_text() {
+    use sacbench_suites::model::StandardRef;
+    let hostile = |text: &str| {
+        let mut run = sample();
+        run.cases.truncate(1);
+        let r = StandardRef {
+            standard: text.into(),
+            requirement: text.into(),
+            title: text.into(),
+            source: text.into(),
+            note: text.into(),
+        };
+        run.cases[0].standards = vec![r.clone()];
+        run.cases[0].title = text.into();
+        run.cases[0].evidence = vec![sacbench_suites::model::Evidence::note(text)];
+        run.documentation_review = vec![r];
+        run.summary = report::tally(&run.cases);
+        run
+    };
+    let html = report::render_html(&hostile(EVERYWHERE));
+    let plain = report::render_html(&hostile("plain text"));
+    assert!(!html.contains(EVERYWHERE), "raw text on the page");
+    assert_eq!(markup(&html), markup(&plain));
+    let view = standards_view(&html);
+    let escaped = "&#60;script&#62;alert(&#39;x&#39;)&#60;/script&#62; &#34;q&#34; &#38; \
+                   &#60;b&#62;bold&#60;/b&#62;";
+    // In the view: the standard (heading, table attribute), requirement
+    // (attribute, id), title, source, note, case title, the evidence; in
+    // the review list: standard (attribute, cell), requirement (attribute,
+    // id), title, source, note.
+    assert_eq!(view.matches(escaped).count(), 9 + 7, "{view}");
+}

@@ -8,7 +8,7 @@ use std::fs;
 
 use report_fixture::{sample, HOSTILE};
 use sacbench_suites::model::{CaseKind, Outcome, Summary, Tally};
-use sacbench_suites::report::{self, INDEX_HTML, JUNIT_XML, REPORT_JSON};
+use sacbench_suites::report::{self, INDEX_HTML, JUNIT_XML, REPORT_JSON, STANDARDS_CSV};
 
 #[test]
 fn a_written_run_reads_back_identical() {
@@ -17,7 +17,7 @@ fn a_written_run_reads_back_identical() {
     let original = sample();
     report::write_run(&run, &original).unwrap();
 
-    for file in [REPORT_JSON, JUNIT_XML, INDEX_HTML] {
+    for file in [REPORT_JSON, JUNIT_XML, INDEX_HTML, STANDARDS_CSV] {
         assert!(run.join(file).is_file(), "{file} not written");
     }
     assert_eq!(report::read_run(&run).unwrap(), original);
@@ -28,7 +28,7 @@ fn a_written_run_reads_back_identical() {
         .collect();
     assert_eq!(
         names.len(),
-        3,
+        4,
         "unexpected files in the run directory: {names:?}"
     );
 }
@@ -166,7 +166,7 @@ fn the_page_is_regenerated_from_the_json_alone() {
     fs::write(&path, serde_json::to_string_pretty(&edited).unwrap()).unwrap();
     fs::remove_file(dir.path().join(INDEX_HTML)).unwrap();
 
-    let page = report::regenerate_html(dir.path()).unwrap();
+    let page = report::regenerate(dir.path()).unwrap();
     assert_eq!(page, dir.path().join(INDEX_HTML));
     let html = fs::read_to_string(&page).unwrap();
     assert_eq!(html, report::render_html(&edited));

@@ -62,7 +62,7 @@ enum Task {
         #[arg(long)]
         quick: bool,
     },
-    /// Summarise a run in the terminal and regenerate its index.html.
+    /// Summarise a run in the terminal and regenerate its index.html and standards.csv.
     Report { dir: PathBuf },
     /// The fault matrix: each fault must fail the cases named for it.
     Faults {

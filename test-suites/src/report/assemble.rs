@@ -44,6 +44,7 @@ pub fn assemble(
         fault: fault.map(str::to_owned),
         summary: super::tally(&cases),
         cases,
+        documentation_review: crate::standards::documentation_review(),
     };
     super::write_run(out, &report)?;
     Ok(report)

@@ -20,14 +20,18 @@
 //! every case in run order; then one section per case (`id="case-<ID>"`),
 //! failed cases first, then ignored, then passed, each with expected /
 //! seen / look at, the evidence (frame and journal numbers also in
-//! `data-frames` / `data-journal-seqs` for tools) and links to its files.
+//! `data-frames` / `data-journal-seqs` for tools) and links to its files;
+//! last the Standards view (`templates/report_standards.html`, decided in
+//! `standards.rs`): per requirement its cases, their verdicts and evidence,
+//! then the requirements that need documentation review.
 
 use std::fmt::Write as _;
 
 use askama::Template;
 
-use crate::model::{CaseResult, Evidence, EvidenceKind, Outcome, RunReport};
+use crate::model::{CaseResult, Evidence, EvidenceKind, Outcome, RunReport, StandardRef};
 
+use super::standards::{sorted_review, standards_view, StandardGroup, STANDARDS_CSV};
 use super::{human_duration, kind_label, refs_text, JUNIT_XML, REPORT_JSON};
 
 /// What `templates/report.html` renders: everything already decided, so
@@ -46,6 +50,11 @@ struct Page<'a> {
     table: Vec<CaseView<'a>>,
     /// The same cases in reading order (the sections).
     details: Vec<CaseView<'a>>,
+    /// The Standards view (`templates/report_standards.html`): the run by
+    /// requirement, then what needs documentation review.
+    standards: Vec<StandardGroup<'a>>,
+    review: Vec<&'a StandardRef>,
+    standards_csv: &'static str,
 }
 
 /// One line of the run's description list.
@@ -119,6 +128,9 @@ pub fn render_html(report: &RunReport) -> String {
         junit_xml: JUNIT_XML,
         table,
         details,
+        standards: standards_view(report),
+        review: sorted_review(report),
+        standards_csv: STANDARDS_CSV,
     };
     // The view holds strings and integers only and is written into a
     // String: formatting it cannot fail, so an error here is a bug.
@@ -290,7 +302,7 @@ fn frame_filter(frames: &[u64]) -> String {
     }
 }
 
-fn outcome_class(outcome: Outcome) -> &'static str {
+pub(super) fn outcome_class(outcome: Outcome) -> &'static str {
     match outcome {
         Outcome::Passed => "passed",
         Outcome::Failed => "failed",
@@ -302,7 +314,7 @@ fn outcome_class(outcome: Outcome) -> &'static str {
 
 /// The outcome as a word beside its colour, so it reads without colour
 /// (colour-blind readers, black-and-white print).
-fn badge_text(outcome: Outcome) -> &'static str {
+pub(super) fn badge_text(outcome: Outcome) -> &'static str {
     match outcome {
         Outcome::Passed => "PASS",
         Outcome::Failed => "FAIL",
@@ -316,7 +328,7 @@ fn badge_text(outcome: Outcome) -> &'static str {
 /// target: every byte but unreserved characters and `/` is percent-encoded,
 /// which keeps spaces and `#` from breaking the link and turns a hostile
 /// `javascript:...` into a harmless relative path (`javascript%3A...`).
-fn href(path: &str) -> String {
+pub(super) fn href(path: &str) -> String {
     let mut out = String::with_capacity(path.len());
     for b in path.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'/') {

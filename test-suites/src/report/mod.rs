@@ -2,13 +2,15 @@
 //! schema of `test-suites/REPORT.md`), `junit.xml` for CI systems and
 //! `index.html`, one self-contained page for people.
 //!
-//! `report.json` is the source of truth: the JUnit and HTML files are pure
-//! renderings of it, so [`regenerate_html`] can rebuild the page of any old
-//! run (e.g. after the page's layout improved) from its JSON alone.
+//! `report.json` is the source of truth: the JUnit, HTML and standards CSV
+//! files are pure renderings of it, so [`regenerate`] can rebuild the page
+//! and `standards.csv` of any old run (e.g. after the page's layout
+//! improved) from its JSON alone.
 
 mod assemble;
 mod html;
 mod junit;
+mod standards;
 mod summary;
 
 use std::collections::HashSet;
@@ -24,6 +26,7 @@ use crate::model::{
 pub use assemble::{assemble, now_rfc3339};
 pub use html::render_html;
 pub use junit::render_junit;
+pub use standards::{render_standards_csv, NEEDS_REVIEW, STANDARDS_CSV};
 pub use summary::summarise;
 
 /// File name of the machine-readable report inside a run directory.
@@ -37,8 +40,8 @@ pub const INDEX_HTML: &str = "index.html";
 /// bumped only by an incompatible change (fields are only ever added).
 const SCHEMA_FAMILY: &str = "sacbench-report/";
 
-/// Writes `report.json`, `junit.xml` and `index.html` into `dir` (created if
-/// missing).
+/// Writes `report.json`, `junit.xml`, `index.html` and `standards.csv` into
+/// `dir` (created if missing).
 ///
 /// Refuses a report that contradicts itself (wrong schema string, a
 /// `summary` that does not match its cases, two cases with one id): such a
@@ -54,6 +57,10 @@ pub fn write_run(dir: &Path, report: &RunReport) -> Result<()> {
     write_atomically(&dir.join(REPORT_JSON), json.as_bytes())?;
     write_atomically(&dir.join(JUNIT_XML), render_junit(report)?.as_bytes())?;
     write_atomically(&dir.join(INDEX_HTML), render_html(report).as_bytes())?;
+    write_atomically(
+        &dir.join(STANDARDS_CSV),
+        render_standards_csv(report)?.as_bytes(),
+    )?;
     Ok(())
 }
 
@@ -74,12 +81,17 @@ pub fn read_run(dir: &Path) -> Result<RunReport> {
         .with_context(|| format!("{} does not follow schema {SCHEMA}", path.display()))
 }
 
-/// Rebuilds `index.html` of a run directory from its `report.json` and
-/// returns the page's path (what `cargo xtask report DIR` does).
-pub fn regenerate_html(dir: &Path) -> Result<PathBuf> {
+/// Rebuilds `index.html` and `standards.csv` of a run directory from its
+/// `report.json` and returns the page's path (what `cargo xtask report DIR`
+/// does).
+pub fn regenerate(dir: &Path) -> Result<PathBuf> {
     let report = read_run(dir)?;
     let path = dir.join(INDEX_HTML);
     write_atomically(&path, render_html(&report).as_bytes())?;
+    write_atomically(
+        &dir.join(STANDARDS_CSV),
+        render_standards_csv(&report)?.as_bytes(),
+    )?;
     Ok(path)
 }
 

@@ -9,6 +9,7 @@ use sacbench_suites::model::{
     Tally, SCHEMA,
 };
 use sacbench_suites::report;
+use sacbench_suites::standards;
 
 /// Markup in the `seen` text of NI-01: it must reach every report as text.
 pub const HOSTILE: &str =
@@ -38,6 +39,8 @@ fn case(id: &str, name: &str, title: &str, outcome: Outcome, ms: u64) -> CaseRes
         look_at: String::new(),
         evidence: Vec::new(),
         artifacts: artifacts(id),
+        // The ids are the catalogue's: the requirements of the real mapping.
+        standards: standards::for_case(id),
     }
 }
 
@@ -147,6 +150,7 @@ pub fn sample() -> RunReport {
         fault: Some("listen-debug".into()),
         summary,
         cases,
+        documentation_review: standards::documentation_review(),
     }
 }
 
@@ -202,6 +206,12 @@ pub fn hostile_everywhere(text: &str) -> RunReport {
         device_log: Some(text.into()),
     };
     run.cases[1].id = text.into();
+    // The Standards view repeats case ids, titles and evidence: its own
+    // hostile test (report_html.rs) keeps these counts to the case sections.
+    for case in &mut run.cases {
+        case.standards.clear();
+    }
+    run.documentation_review.clear();
     run.summary = report::tally(&run.cases);
     run
 }
