@@ -74,6 +74,7 @@ pub fn all() -> Vec<&'static CaseDef> {
         mt::CASES,
         kr::CASES,
         ota::CASES,
+        ota::more::CASES,
         cd::CASES,
         gw::CASES,
     ]
@@ -97,8 +98,8 @@ mod tests {
                 "{name}"
             );
         }
-        // The catalogue's 53 cases (NI, MT, KR, OTA, CD, GW).
-        assert_eq!(all.len(), 6 + 14 + 6 + 10 + 12 + 5);
+        // The catalogue's 61 cases (NI, MT, KR, OTA with OTA-11…18, CD, GW).
+        assert_eq!(all.len(), 6 + 14 + 6 + 10 + 8 + 12 + 5);
     }
 
     #[test]
