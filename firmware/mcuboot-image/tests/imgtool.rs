@@ -351,7 +351,11 @@ fn custom_tlvs_are_written_as_imgtool_writes_them() {
     };
     let mine = sign(&data, &key, &opts).unwrap();
     let image = parse(&theirs).unwrap();
-    assert_eq!(image.as_bytes(), &mine[..], "imgtool's image, byte for byte");
+    assert_eq!(
+        image.as_bytes(),
+        &mine[..],
+        "imgtool's image, byte for byte"
+    );
     let tlv = image
         .tlvs()
         .find(|t| t.tlv_type == mcuboot_image::tlv::TLV_BOARD)

@@ -49,12 +49,19 @@ const INSTALLING: &[&str] = &[
 /// Waits (after `mark`) for the device's answer to a target it must not
 /// install: its `not installed` report — or, from a device that goes
 /// ahead, a state of an installation.
-/// `stale` is a state the twin may still show from before (not an answer).
-async fn answered(case: &Case, mark: u64, what: &str, stale: &str) -> Result<(Value, u64), Fail> {
+/// Until `fresh` holds of a report, the twin may still show an earlier
+/// boot's state, which is no answer.
+async fn answered(
+    case: &Case,
+    mark: u64,
+    what: &str,
+    fresh: impl Fn(&str, &str) -> bool,
+) -> Result<(Value, u64), Fail> {
+    let seen = std::cell::Cell::new(false);
     wait_reported(case, mark, what, |r| {
-        let (_, state, reason) = firmware(r);
-        reason.starts_with("not installed")
-            || (INSTALLING.contains(&state.as_str()) && state != stale)
+        let (version, state, reason) = firmware(r);
+        seen.set(seen.get() || fresh(&version, &state));
+        reason.starts_with("not installed") || (seen.get() && INSTALLING.contains(&state.as_str()))
     })
     .await
 }
@@ -80,7 +87,13 @@ async fn ota11(case: &mut Case) -> Result<String, Fail> {
     // The running 1.0.0 itself (as flashed: counter 1), announced again.
     let image = firmware_image(case, 0, 1)?;
     let mark = offer(case, "1.0.0", &image)?;
-    let (r, seq) = answered(case, mark, "the device to answer the offer of 1.0.0", "").await?;
+    let (r, seq) = answered(
+        case,
+        mark,
+        "the device to answer the offer of 1.0.0",
+        |_, _| true,
+    )
+    .await?;
     let (version, state, reason) = firmware(&r);
     let dl = downloads(case, mark);
     let (sessions, boots, resets) = disturbance(case, mark).await?;
@@ -329,12 +342,14 @@ async fn ota17(case: &mut Case) -> Result<String, Fail> {
 async fn ota18(case: &mut Case) -> Result<String, Fail> {
     let mark = test_boot_without_hub(case).await?;
     // The device is powering on again; the twin still desires 1.1.0 and
-    // shows the old image's last report (`rebooting`) until it reports.
+    // shows the old image's last report before the reset (`verifying` or
+    // `rebooting`: whichever got out before the link went) until the
+    // reverted image reports — or another version runs.
     let (r, seq) = answered(
         case,
         mark,
         "the reverted device to answer the desired 1.1.0",
-        "rebooting",
+        |version, state| state == "reverted" || version != "1.0.0",
     )
     .await?;
     let (version, state, reason) = firmware(&r);
