@@ -488,12 +488,68 @@ async fn firmware(
         .and_then(|v| v.parse().ok())
         .unwrap_or(0);
     ctx.journal(Event::Download {
-        path,
+        path: path.clone(),
         range,
         status: response.status().as_u16(),
         bytes,
     });
-    response
+    response.map(|body| {
+        Body::new(Counted {
+            body,
+            sent: 0,
+            announced: bytes,
+            path,
+            ctx,
+        })
+    })
+}
+
+/// A firmware answer's body that journals, once hyper is done with it, how
+/// much of it went out: [`Event::DownloadEnded`] (whole, or cut short by
+/// the client going away).
+struct Counted {
+    body: Body,
+    sent: u64,
+    announced: u64,
+    path: String,
+    ctx: Ctx,
+}
+
+impl hyper::body::Body for Counted {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        let this = self.get_mut();
+        let frame = Pin::new(&mut this.body).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(f))) = &frame {
+            if let Some(data) = f.data_ref() {
+                this.sent += data.len() as u64;
+            }
+        }
+        frame
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.ctx.journal(Event::DownloadEnded {
+            path: std::mem::take(&mut self.path),
+            sent: self.sent,
+            complete: self.sent == self.announced,
+        });
+    }
 }
 
 /// `body` at most `rate` bytes per second: a twentieth of that every 50 ms.

@@ -390,6 +390,16 @@ pub enum Event {
         /// The answer's announced length (`Content-Length`), bytes; 0 if unknown.
         bytes: u64,
     },
+    /// A firmware answer is over: its body went out whole, or the client
+    /// went away first (a cancelled or interrupted download).
+    DownloadEnded {
+        /// The request path, `/firmware/{name}`.
+        path: String,
+        /// Body bytes handed to the connection (at most what reached the client).
+        sent: u64,
+        /// All announced bytes were handed over.
+        complete: bool,
+    },
     /// An HTTPS request was refused: not authorised, no such image, or too slow.
     HttpRefused {
         /// The request path; empty when the request head never arrived whole.

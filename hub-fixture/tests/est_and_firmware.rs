@@ -306,6 +306,22 @@ async fn firmware_download_supports_range_and_resume() {
         ),
         "{e:?}"
     );
+    // Its end, whole: the 1000 bytes handed over.
+    let e = expect_entry(&hub, e.seq, "download_ended", |e| {
+        matches!(e.event, Event::DownloadEnded { .. })
+    })
+    .await;
+    assert!(
+        matches!(
+            &e.event,
+            Event::DownloadEnded {
+                sent: 1000,
+                complete: true,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
 
     // Resume: a file holding the first 50 000 bytes is completed with -C -.
     std::fs::write(d.join("full"), &image[..50_000]).unwrap();

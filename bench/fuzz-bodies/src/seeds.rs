@@ -176,6 +176,7 @@ pub fn all() -> Vec<Seed> {
                 header_size: 0x40,
                 slot_size: Some(1024),
                 pad: Some(PadTrailer::Test),
+                custom_tlvs: Vec::new(),
             },
         ),
     ] {

@@ -73,6 +73,12 @@ pub struct DeviceConfig {
     pub ota: OtaConfig,
     /// The keys OTA images must be signed with (the bootloader's own).
     pub image_keys: Vec<TrustedKey>,
+    /// Keys the device knows for something else (its TLS trust anchor's):
+    /// never firmware signers (only the `any-known-signer` fault uses them).
+    pub other_keys: Vec<TrustedKey>,
+    /// This board's identity: an image naming another board in its
+    /// protected board TLV is refused.
+    pub board: String,
 }
 
 /// What the bootloader tells the running image at power-on.

@@ -121,6 +121,21 @@ catalogue! {
         "treats any CA certificate the hub presents as a trust anchor (partial-chain misuse)";
     SmallTlsBuffer "small-tls-buffer" ["MT-23"]
         "refuses a hub Certificate message larger than its 4 KB TLS input buffer (an mbedTLS build with a 4 KB input buffer)";
+    // OTA, the FreeRTOS OTA end-to-end set (issue 15).
+    ReinstallSameVersion "reinstall-same-version" ["OTA-11"]
+        "treats a desired firmware naming the running version as an update: downloads it and reboots into it again";
+    OneUpdatePerBoot "one-update-per-boot" ["OTA-12"]
+        "keeps its update-in-progress flag after confirming an update: refuses the next one until it reboots";
+    TrustAnnouncedHash "trust-announced-hash" ["OTA-13", "OTA-14"]
+        "accepts an image once it matches the twin's SHA-256 and size, without checking its MCUboot structure, own hash or signature";
+    AnyBoard "any-board" ["OTA-15"]
+        "ignores the image's board identity: installs an image built for another board";
+    AnyKnownSigner "any-known-signer" ["OTA-16"]
+        "accepts an image signed by any key it knows (its TLS trust anchor's too), not only by its firmware signing key";
+    IgnoreCancel "ignore-cancel" ["OTA-17"]
+        "keeps downloading and installs an update whose desired firmware went back to the running version";
+    RetryRevertedImage "retry-reverted-image" ["OTA-18"]
+        "forgets an image the bootloader reverted: installs the same image again at its next session";
 }
 
 impl Fault {
@@ -230,6 +245,8 @@ mod tests {
             "KR-01", "KR-02", "KR-03", "KR-04", "KR-05", "KR-06", "OTA-02", "OTA-03", "OTA-04",
             "OTA-05", "OTA-06", "OTA-07", "OTA-08", "OTA-09", "OTA-10", "CD-01", "CD-02", "CD-06",
             "CD-10", "CD-11", "CD-12",
+            // OTA, the FreeRTOS OTA end-to-end set (issue 15).
+            "OTA-11", "OTA-12", "OTA-13", "OTA-14", "OTA-15", "OTA-16", "OTA-17", "OTA-18",
         ];
         for case in cases {
             assert!(

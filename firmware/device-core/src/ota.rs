@@ -32,12 +32,20 @@
 //! Targets arriving while verifying, rebooting or testing are ignored; the
 //! twin GET at the next session start brings them again.
 //!
+//! A target the device will not install is answered with a report (state
+//! unchanged, reason `not installed: …`): its version is the running one,
+//! or its image (by SHA-256) was rejected or reverted before. A target
+//! naming the running version while a download is under way cancels it:
+//! `cancelled`, nothing installed.
+//!
 //! # Faults
 //! `skip-signature` / `skip-hash`: `Verify { check_signature / check_hash:
 //! false }`. `allow-downgrade`: `min_security_counter: None`.
 //! `confirm-at-boot`: a test image confirms at power-on, before any hub
 //! session. `no-resume`: every (re)start is from byte 0 and progress is
-//! never persisted.
+//! never persisted. `reinstall-same-version`, `one-update-per-boot`,
+//! `trust-announced-hash` (`Verify { check_image: false }`), `ignore-cancel`,
+//! `retry-reverted-image`: see [`Fault`].
 
 use alloc::format;
 use alloc::string::{String, ToString};
@@ -75,6 +83,9 @@ pub enum OtaState {
     /// The update was refused (download failed, or a check failed); the old
     /// image keeps running. `reason` says why.
     Rejected,
+    /// The desired firmware went back to the running version while the
+    /// image was downloading: the download stopped, nothing was installed.
+    Cancelled,
 }
 
 impl OtaState {
@@ -89,6 +100,7 @@ impl OtaState {
             OtaState::Confirmed => "confirmed",
             OtaState::Reverted => "reverted",
             OtaState::Rejected => "rejected",
+            OtaState::Cancelled => "cancelled",
         }
     }
 }
@@ -96,7 +108,8 @@ impl OtaState {
 /// Desired `firmware`: what to install.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FirmwareTarget {
-    /// Version of the image; a target naming the running version is ignored.
+    /// Version of the image; a target naming the running version installs
+    /// nothing (and cancels a download under way).
     pub version: String,
     /// Where to download the image (HTTPS with the device credential;
     /// resumed with `Range`).
@@ -162,6 +175,13 @@ pub enum VerifyFailure {
     },
     /// Not an MCUboot image (header or TLVs malformed).
     Malformed(String),
+    /// The image's board identity TLV names another board.
+    Board {
+        /// The board the image names.
+        image: String,
+        /// This device's board.
+        device: String,
+    },
 }
 
 impl fmt::Display for VerifyFailure {
@@ -181,6 +201,12 @@ impl fmt::Display for VerifyFailure {
                 )
             }
             VerifyFailure::Malformed(why) => write!(f, "malformed image: {why}"),
+            VerifyFailure::Board { image, device } => {
+                write!(
+                    f,
+                    "wrong board: the image is for {image:?}, this is {device:?}"
+                )
+            }
         }
     }
 }
@@ -258,6 +284,10 @@ pub enum OtaAction {
         check_signature: bool,
         /// Refuse an image whose security counter is below this.
         min_security_counter: Option<u32>,
+        /// Check the image itself (MCUboot structure, own hash, signature,
+        /// board, counter) beyond the announced SHA-256 and size (false only
+        /// with the `trust-announced-hash` fault).
+        check_image: bool,
     },
     /// Mark the secondary slot for a test boot at the next reset.
     MarkTestBoot,
@@ -329,6 +359,8 @@ pub struct Ota {
     transferring: bool,
     retry_at: Option<u64>,
     test_deadline: Option<u64>,
+    /// An update was confirmed since power-on.
+    updated_this_boot: bool,
 }
 
 impl Ota {
@@ -353,6 +385,7 @@ impl Ota {
             transferring: false,
             retry_at: None,
             test_deadline: None,
+            updated_this_boot: false,
         };
         let mut out = Vec::new();
         let job = ota.record.job.clone();
@@ -378,12 +411,10 @@ impl Ota {
                         "test boot of {} was not confirmed; reverted to {}",
                         job.target.version, ota.boot.version
                     );
-                    ota.finish(
-                        OtaState::Reverted,
-                        Some(reason),
-                        Some(job.target.sha256),
-                        &mut out,
-                    );
+                    // Fault retry-reverted-image: forgets the image it reverted.
+                    let refuse =
+                        (!faults.has(Fault::RetryRevertedImage)).then_some(job.target.sha256);
+                    ota.finish(OtaState::Reverted, Some(reason), refuse, &mut out);
                 }
                 Phase::Verifying => {
                     ota.state = OtaState::Verifying;
@@ -515,12 +546,22 @@ impl Ota {
             OtaState::Verifying | OtaState::Rebooting | OtaState::Testing
         );
         let same_job = self.record.job.as_ref().is_some_and(|j| j.target == target);
-        if busy
-            || same_job
-            || target.version == self.boot.version
-            || self.record.refused == Some(target.sha256)
-        {
+        if busy || same_job {
             return;
+        }
+        if target.version == self.boot.version && !self.faults.has(Fault::ReinstallSameVersion) {
+            return self.running_version(target, out);
+        }
+        if self.record.refused == Some(target.sha256) {
+            let why = format!(
+                "not installed: the image of {} was rejected or reverted before",
+                target.version
+            );
+            return self.decline(why, out);
+        }
+        if self.faults.has(Fault::OneUpdatePerBoot) && self.updated_this_boot {
+            let reason = format!("{} refused: an update is in progress", target.version);
+            return self.finish(OtaState::Rejected, Some(reason), None, out);
         }
         if self.transferring {
             out.push(OtaAction::AbortDownload);
@@ -540,6 +581,46 @@ impl Ota {
         out.push(OtaAction::PersistRecord(self.record.clone()));
         out.push(OtaAction::Report(self.report()));
         self.resume(out);
+    }
+
+    /// A target naming the running version: cancels a download under way,
+    /// else installs nothing and says so.
+    fn running_version(&mut self, target: FirmwareTarget, out: &mut Vec<OtaAction>) {
+        let downloading = match &self.record.job {
+            Some(Job {
+                target: t,
+                phase: Phase::Downloading { .. },
+            }) => Some(t.version.clone()),
+            _ => None,
+        };
+        match downloading {
+            // Fault ignore-cancel: the download carries on.
+            Some(_) if self.faults.has(Fault::IgnoreCancel) => {}
+            Some(from) => {
+                if self.transferring {
+                    out.push(OtaAction::AbortDownload);
+                    self.transferring = false;
+                }
+                let reason = format!(
+                    "cancelled: desired firmware is {}, the running version; {from} not installed",
+                    target.version
+                );
+                self.finish(OtaState::Cancelled, Some(reason), None, out);
+            }
+            None => {
+                let why = format!("not installed: {} is already running", target.version);
+                self.decline(why, out);
+            }
+        }
+    }
+
+    /// Answers a target it will not install: the state as it is, `why` as
+    /// the reason (not persisted: the record keeps the last outcome's).
+    fn decline(&mut self, why: String, out: &mut Vec<OtaAction>) {
+        out.push(OtaAction::Report(FirmwareReport {
+            reason: Some(why),
+            ..self.report()
+        }));
     }
 
     /// (Re)starts the download at the recorded offset if one is due and the
@@ -653,11 +734,13 @@ impl Ota {
             check_signature: !self.faults.has(Fault::SkipSignature),
             min_security_counter: (!self.faults.has(Fault::AllowDowngrade))
                 .then_some(self.boot.security_counter),
+            check_image: !self.faults.has(Fault::TrustAnnouncedHash),
         }
     }
 
     fn confirm(&mut self, out: &mut Vec<OtaAction>) {
         self.test_deadline = None;
+        self.updated_this_boot = true;
         // Confirm first: a cut before the record is updated is recognised at
         // the next power-on (running = target, not a test boot).
         out.push(OtaAction::Confirm);

@@ -28,6 +28,10 @@ pub const EXIT_BRICKED: u8 = 3;
 /// Environment variable carrying the boot report (JSON) to the payload.
 pub const BOOT_REPORT_ENV: &str = "SACBENCH_BOOT_REPORT";
 
+/// The board's identity: an OTA image whose board TLV names another board
+/// is refused (docs/device-contract.md, "Firmware update").
+pub const BOARD: &str = "sacbench-native";
+
 /// The development image-signing key built into the bootloader.
 pub const BUILT_IN_KEY_PEM: &str = include_str!("../../keys/dev-image-signing-ed25519.pub.pem");
 

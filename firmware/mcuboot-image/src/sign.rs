@@ -156,6 +156,10 @@ pub struct SignOptions {
     /// Pad the output to `slot_size` with erased bytes (0xff) and end it
     /// with a trailer requesting this swap (`--pad`). Needs `slot_size`.
     pub pad: Option<PadTrailer>,
+    /// Further protected TLVs, after SEC_CNT, in this order (imgtool's
+    /// `--custom-tlv TAG VALUE`, vendor tags 0xa0..=0xfffe), e.g. sacbench's
+    /// board identity [`tlv::TLV_BOARD`].
+    pub custom_tlvs: Vec<(u16, Vec<u8>)>,
 }
 
 impl SignOptions {
@@ -185,6 +189,7 @@ impl Default for SignOptions {
             header_size: IMAGE_HEADER_SIZE as u16,
             slot_size: None,
             pad: None,
+            custom_tlvs: Vec::new(),
         }
     }
 }
@@ -206,6 +211,9 @@ pub enum SignError {
     },
     /// `pad` was asked without a `slot_size`.
     PadWithoutSlotSize,
+    /// A custom TLV's tag is outside the vendor range 0xa0..=0xfffe, or the
+    /// protected area would exceed 64 KiB.
+    BadCustomTlv(u16),
 }
 
 impl fmt::Display for SignError {
@@ -223,6 +231,10 @@ impl fmt::Display for SignError {
                 "image of {image_len:#x} bytes plus the {TRAILER_SIZE}-byte trailer exceeds slot size {slot_size:#x}"
             ),
             Self::PadWithoutSlotSize => write!(f, "padding needs a slot size"),
+            Self::BadCustomTlv(t) => write!(
+                f,
+                "custom TLV {t:#x}: tag outside 0xa0..=0xfffe or protected area over 64 KiB"
+            ),
         }
     }
 }
@@ -231,7 +243,7 @@ impl std::error::Error for SignError {}
 
 fn push_tlv(buf: &mut Vec<u8>, tlv_type: u16, value: &[u8]) {
     buf.extend_from_slice(&tlv_type.to_le_bytes());
-    // Values here are at most 72 bytes.
+    // Values here are at most 72 bytes, custom ones at most 32 KiB (checked).
     buf.extend_from_slice(&(value.len() as u16).to_le_bytes());
     buf.extend_from_slice(value);
 }
@@ -251,6 +263,18 @@ pub fn sign(payload: &[u8], key: &SigningKey, opts: &SignOptions) -> Result<Vec<
     let mut protected = Vec::new();
     if let Some(counter) = opts.security_counter {
         push_tlv(&mut protected, tlv::TLV_SEC_CNT, &counter.to_le_bytes());
+    }
+    for (tlv_type, value) in &opts.custom_tlvs {
+        if !(tlv::TLV_VENDOR_MIN..=tlv::TLV_VENDOR_MAX).contains(tlv_type) {
+            return Err(SignError::BadCustomTlv(*tlv_type));
+        }
+        if value.len() > usize::from(u16::MAX / 2) {
+            return Err(SignError::BadCustomTlv(*tlv_type));
+        }
+        push_tlv(&mut protected, *tlv_type, value);
+    }
+    if protected.len() + tlv::TLV_INFO_SIZE > usize::from(u16::MAX) {
+        return Err(SignError::BadCustomTlv(u16::MAX));
     }
     let protect_tlv_size = if protected.is_empty() {
         0

@@ -48,6 +48,16 @@ pub const TLV_SIG_PURE: u16 = 0x25;
 /// Security counter (`u32`), protected.
 pub const TLV_SEC_CNT: u16 = 0x50;
 
+/// Lowest vendor (custom) TLV tag imgtool's `--custom-tlv` accepts.
+pub const TLV_VENDOR_MIN: u16 = 0xa0;
+/// Highest vendor (custom) TLV tag.
+pub const TLV_VENDOR_MAX: u16 = 0xfffe;
+/// sacbench's board identity, a protected vendor TLV: the UTF-8 name of
+/// the board the image is built for (`imgtool sign --custom-tlv 0xa0
+/// <hex of the name>`). A device refuses an image naming another board
+/// (docs/device-contract.md, "Firmware update").
+pub const TLV_BOARD: u16 = 0xa0;
+
 /// Length of SHA256 and KEYHASH values.
 pub const SHA256_LEN: usize = 32;
 /// Length of an Ed25519 signature.

@@ -228,6 +228,7 @@ fn our_images_pass_imgtool(kt: KeyType) {
         header_size: 0x200,
         slot_size: Some(SLOT_SIZE),
         pad: None,
+        custom_tlvs: Vec::new(),
     };
     let data = payload(2500, 11);
 
@@ -298,6 +299,7 @@ fn imgtool_padded_slot_trailers_decode_here() {
             header_size: 0x200,
             slot_size: Some(SLOT_SIZE),
             pad: Some(pad),
+            custom_tlvs: Vec::new(),
         };
         let mine = sign(&data, &ours, &opts).unwrap();
         for slot in [&theirs, &mine] {
@@ -322,4 +324,46 @@ fn imgtool_padded_slot_trailers_decode_here() {
             (b.magic, b.image_ok, b.copy_done)
         );
     }
+}
+
+/// The board identity TLV is imgtool's `--custom-tlv`: with the same
+/// (deterministic, Ed25519) key imgtool and `sign` write the same image.
+#[test]
+fn custom_tlvs_are_written_as_imgtool_writes_them() {
+    let dir = TempDir::new().unwrap();
+    let key_path = imgtool_keygen(dir.path(), "k.pem", KeyType::Ed25519);
+    let key = SigningKey::from_pkcs8_pem(&std::fs::read_to_string(&key_path).unwrap()).unwrap();
+    let data = payload(1500, 3);
+    let board = b"sacbench-native";
+    let theirs = imgtool_sign(
+        dir.path(),
+        &key_path,
+        &data,
+        &["--custom-tlv", "0xa0", &format!("0x{}", hex_of(board))],
+    );
+    let opts = SignOptions {
+        version: ImageVersion::new(1, 2, 3, 4),
+        security_counter: Some(5),
+        header_size: 0x200,
+        slot_size: Some(SLOT_SIZE),
+        pad: None,
+        custom_tlvs: vec![(mcuboot_image::tlv::TLV_BOARD, board.to_vec())],
+    };
+    let mine = sign(&data, &key, &opts).unwrap();
+    let image = parse(&theirs).unwrap();
+    assert_eq!(
+        image.as_bytes(),
+        &mine[..],
+        "imgtool's image, byte for byte"
+    );
+    let tlv = image
+        .tlvs()
+        .find(|t| t.tlv_type == mcuboot_image::tlv::TLV_BOARD)
+        .unwrap();
+    assert!(tlv.protected);
+    assert_eq!(tlv.value, board);
+}
+
+fn hex_of(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -404,3 +404,37 @@ fn signature_check_errors() {
         VerifyError::UnknownKey
     );
 }
+
+#[test]
+fn custom_tlvs_are_protected_and_signed() {
+    let key = SigningKey::generate(KeyType::Ed25519);
+    let o = SignOptions {
+        custom_tlvs: vec![(mcuboot_image::tlv::TLV_BOARD, b"board-a".to_vec())],
+        ..opts()
+    };
+    let mut img = sign(b"payload", &key, &o).unwrap();
+    let image = parse(&img).unwrap();
+    let board: Vec<_> = image
+        .tlvs()
+        .filter(|t| t.tlv_type == mcuboot_image::tlv::TLV_BOARD)
+        .collect();
+    assert_eq!(board.len(), 1);
+    assert!(board[0].protected);
+    assert_eq!(board[0].value, b"board-a");
+    image.verify(&[key.trusted_key()], 9).unwrap();
+    // The name is hashed: changing it breaks the hash and the signature.
+    let at = tlv_offset(&img, mcuboot_image::tlv::TLV_BOARD) + 4;
+    img[at] = b'B';
+    let image = parse(&img).unwrap();
+    assert_eq!(image.check_hash(), Err(VerifyError::HashMismatch));
+    assert!(image.check_signature(&[key.trusted_key()]).is_err());
+    // Only vendor tags.
+    let bad = SignOptions {
+        custom_tlvs: vec![(0x50, vec![1, 0, 0, 0])],
+        ..opts()
+    };
+    assert_eq!(
+        sign(b"payload", &key, &bad).unwrap_err(),
+        SignError::BadCustomTlv(0x50)
+    );
+}

@@ -75,6 +75,7 @@ pub fn all() -> Vec<&'static CaseDef> {
         mt::CHAIN_CASES,
         kr::CASES,
         ota::CASES,
+        ota::more::CASES,
         cd::CASES,
         gw::CASES,
     ]
@@ -98,8 +99,8 @@ mod tests {
                 "{name}"
             );
         }
-        // The catalogue's 62 cases (NI, MT, MT-15…23, KR, OTA, CD, GW).
-        assert_eq!(all.len(), 6 + 14 + 9 + 6 + 10 + 12 + 5);
+        // The catalogue's cases: NI, MT, MT-15…23, KR, OTA, OTA-11…18, CD, GW.
+        assert_eq!(all.len(), 6 + 14 + 9 + 6 + 10 + 8 + 12 + 5);
     }
 
     #[test]

@@ -76,7 +76,15 @@ impl<R: Rng> Device<R> {
                 let Some(req) = self.verify.take() else {
                     return;
                 };
-                let result = verify_image(bytes, &req, &self.config.image_keys);
+                // Fault any-known-signer: every key it knows signs firmware;
+                // fault any-board: the image's board is not looked at.
+                let mut keys = self.config.image_keys.clone();
+                if self.config.faults.has(Fault::AnyKnownSigner) {
+                    keys.extend(self.config.other_keys.iter().cloned());
+                }
+                let board = (!self.config.faults.has(Fault::AnyBoard))
+                    .then_some(self.config.board.as_str());
+                let result = verify_image(bytes, &req, &keys, board);
                 self.log(format!("OTA verification: {result:?}"));
                 match result {
                     Ok(()) => OtaEvent::Verified,

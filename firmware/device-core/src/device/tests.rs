@@ -92,6 +92,8 @@ pub(super) fn config(faults: FaultSet) -> DeviceConfig {
         backoff: BackoffConfig::default(),
         ota: OtaConfig::default(),
         image_keys: Vec::new(),
+        other_keys: Vec::new(),
+        board: "test-board".into(),
     }
 }
 

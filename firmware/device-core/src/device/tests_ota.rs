@@ -45,6 +45,7 @@ fn req(img: &[u8]) -> VerifyRequest {
         check_hash: true,
         check_signature: true,
         min_security_counter: Some(2),
+        check_image: true,
     }
 }
 
@@ -201,52 +202,52 @@ fn verify_image_checks_size_structure_hash_signature_and_counter() {
     let key = signing_key();
     let keys = [key.trusted_key()];
     let img = image(&key, 1, 3);
-    assert_eq!(verify_image(&img, &req(&img), &keys), Ok(()));
+    assert_eq!(verify_image(&img, &req(&img), &keys, None), Ok(()));
     // The slot holds more than the image (erased rest): only `size` counts.
     let mut slot = img.clone();
     slot.extend_from_slice(&[0xff; 100]);
-    assert_eq!(verify_image(&slot, &req(&img), &keys), Ok(()));
+    assert_eq!(verify_image(&slot, &req(&img), &keys, None), Ok(()));
     // Announced larger than the image: the size check (hash checks off).
     let mut r = req(&slot);
     r.check_hash = false;
     assert!(matches!(
-        verify_image(&slot, &r, &keys),
+        verify_image(&slot, &r, &keys, None),
         Err(VerifyFailure::Size { actual, .. }) if actual as usize == img.len()
     ));
     // The slot is shorter than announced.
     let r = req(&img);
     assert!(matches!(
-        verify_image(&img[..100], &r, &keys),
+        verify_image(&img[..100], &r, &keys, None),
         Err(VerifyFailure::Size { actual: 100, .. })
     ));
     // Not an MCUboot image at all.
     let junk = vec![0x42u8; 600];
     assert!(matches!(
-        verify_image(&junk, &req(&junk), &keys),
+        verify_image(&junk, &req(&junk), &keys, None),
         Err(VerifyFailure::Malformed(_))
     ));
     // No trusted key: the signature fails; unchecked, it passes.
     assert_eq!(
-        verify_image(&img, &req(&img), &[]),
+        verify_image(&img, &req(&img), &[], None),
         Err(VerifyFailure::Signature)
     );
     let mut r = req(&img);
     r.check_signature = false;
-    assert_eq!(verify_image(&img, &r, &[]), Ok(()));
+    assert_eq!(verify_image(&img, &r, &[], None), Ok(()));
     // Anti-rollback: equal passes, lower fails, unchecked passes.
     let mut r = req(&img);
     r.min_security_counter = Some(3);
-    assert_eq!(verify_image(&img, &r, &keys), Ok(()));
+    assert_eq!(verify_image(&img, &r, &keys, None), Ok(()));
     r.min_security_counter = Some(4);
     assert_eq!(
-        verify_image(&img, &r, &keys),
+        verify_image(&img, &r, &keys, None),
         Err(VerifyFailure::SecurityCounter {
             image: 3,
             minimum: 4
         })
     );
     r.min_security_counter = None;
-    assert_eq!(verify_image(&img, &r, &keys), Ok(()));
+    assert_eq!(verify_image(&img, &r, &keys, None), Ok(()));
 }
 
 #[test]
@@ -384,3 +385,6 @@ fn the_download_path_is_the_urls_path_on_the_provisioned_hub() {
     assert_eq!(url_path("https://hub"), "/");
     assert_eq!(url_path("/firmware/x"), "/firmware/x");
 }
+
+#[path = "tests_ota_more.rs"]
+mod more;

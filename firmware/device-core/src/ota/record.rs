@@ -67,7 +67,7 @@ impl Default for OtaRecord {
     }
 }
 
-const STATES: [OtaState; 8] = [
+const STATES: [OtaState; 9] = [
     OtaState::Idle,
     OtaState::Downloading,
     OtaState::Verifying,
@@ -76,6 +76,7 @@ const STATES: [OtaState; 8] = [
     OtaState::Confirmed,
     OtaState::Reverted,
     OtaState::Rejected,
+    OtaState::Cancelled,
 ];
 
 fn put_str(out: &mut Vec<u8>, s: &str) {

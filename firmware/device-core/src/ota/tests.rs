@@ -5,6 +5,7 @@ use sha2::{Digest, Sha256};
 
 use super::*;
 
+mod more;
 mod sim;
 
 use sim::{image, target_of, Image, Sim, CHUNK};
@@ -41,18 +42,22 @@ fn happy_path_download_verify_test_boot_confirm() {
             check_hash: true,
             check_signature: true,
             min_security_counter: Some(1),
+            check_image: true,
         }]
     );
     let record = OtaRecord::decode(sim.board.record.as_ref().unwrap()).unwrap();
     assert_eq!((record.job, record.outcome), (None, Confirmed));
-    // The same desired firmware again (next twin GET) does nothing.
+    // The same desired firmware again (next twin GET) installs nothing and
+    // says so: the session-start report, then the answer to the target.
     let reports = sim.reports.len();
     sim.session_with_desired();
     assert_eq!(sim.requests, vec![0]);
+    assert_eq!(sim.reports.len(), reports + 2);
+    let last = sim.reports.last().unwrap();
+    assert_eq!(last.state, Confirmed);
     assert_eq!(
-        sim.reports.len(),
-        reports + 1,
-        "only the session-start report"
+        last.reason.as_deref(),
+        Some("not installed: 1.1.0 is already running")
     );
     // Reports survive a reboot.
     sim.power_cut();

@@ -34,7 +34,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
-use crate::bootloader::{built_in_keys, BootInfo, EXIT_REBOOT};
+use crate::bootloader::{built_in_keys, BootInfo, BOARD, EXIT_REBOOT};
 use crate::device_log;
 use crate::flash::FlashFile;
 use crate::provisioning::Provisioning;
@@ -96,6 +96,12 @@ fn pem_der(pem: &str, what: &str) -> anyhow::Result<Vec<u8>> {
     Ok(der.to_vec())
 }
 
+/// The public key of a certificate, as an image key would be loaded.
+fn spki_key(cert_der: &[u8]) -> Option<device_core::image::TrustedKey> {
+    let (_, c) = x509_parser::parse_x509_certificate(cert_der).ok()?;
+    device_core::image::TrustedKey::from_spki_der(c.public_key().raw).ok()
+}
+
 pub(crate) fn not_after_ms(cert_der: &[u8]) -> u64 {
     x509_parser::parse_x509_certificate(cert_der)
         .map(|(_, c)| (c.validity().not_after.timestamp().max(0) as u64) * 1000)
@@ -155,6 +161,9 @@ impl Shell {
             },
             ota: OtaConfig::default(),
             image_keys: built_in_keys(),
+            // The TLS trust anchor's key: known, but no firmware signer.
+            other_keys: spki_key(&anchor).into_iter().collect(),
+            board: BOARD.into(),
         };
         let boot = BootState {
             reverted: boot.action == "revert",

@@ -228,6 +228,7 @@ impl Sim {
                     check_hash,
                     check_signature,
                     min_security_counter,
+                    ..
                 } => {
                     self.verifies.push(action.clone());
                     let slot = &self.board.secondary;
