@@ -12,3 +12,4 @@ pub mod model;
 pub mod preflight;
 pub mod report;
 pub mod runner;
+pub mod timeline_record;
