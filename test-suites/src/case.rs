@@ -477,7 +477,10 @@ impl Case {
                 self.dir.join("capture.pcapng"),
             )?);
         }
-        Ok(self.analysis.as_ref().expect("analysed"))
+        // A capture that failed to stop or to read is gone: say so again.
+        self.analysis.as_ref().ok_or_else(|| {
+            Fail::bench("the case's capture could not be stopped or analysed (see its first error)")
+        })
     }
 
     /// The case's rig directory: hub data, key log, images, provisioning.

@@ -195,7 +195,8 @@ pub(crate) fn write_timeline(case: &mut Case, lines: &[LogLine]) {
     for l in lines {
         match l.source {
             LogSource::Console => {
-                if let Some((name, _)) = case.dut.events.iter().find(|(_, re)| re.is_match(&l.text)) {
+                if let Some((name, _)) = case.dut.events.iter().find(|(_, re)| re.is_match(&l.text))
+                {
                     dut.push(StampedLine {
                         at_ns: l.at_ns,
                         name: name.name().to_string(),
@@ -261,12 +262,25 @@ pub fn mqtt_packets(flow: &PlainFlow) -> Vec<MqttPacket> {
             let (name, detail) = match packet {
                 Packet::Connect(c) => (
                     "CONNECT",
-                    format!("client id {}, keep-alive {} s, clean session {}", c.client_id, c.keep_alive, c.clean_session),
+                    format!(
+                        "client id {}, keep-alive {} s, clean session {}",
+                        c.client_id, c.keep_alive, c.clean_session
+                    ),
                 ),
-                Packet::ConnAck(c) => ("CONNACK", format!("{:?}, session present {}", c.code, c.session_present)),
+                Packet::ConnAck(c) => (
+                    "CONNACK",
+                    format!("{:?}, session present {}", c.code, c.session_present),
+                ),
                 Packet::Publish(p) => (
                     "PUBLISH",
-                    format!("{} QoS {:?} id {} ({} bytes){}", p.topic, p.qos, p.pkid, p.payload.len(), if p.dup { " DUP" } else { "" }),
+                    format!(
+                        "{} QoS {:?} id {} ({} bytes){}",
+                        p.topic,
+                        p.qos,
+                        p.pkid,
+                        p.payload.len(),
+                        if p.dup { " DUP" } else { "" }
+                    ),
                 ),
                 Packet::PubAck(a) => ("PUBACK", format!("id {}", a.pkid)),
                 Packet::PubRec(a) => ("PUBREC", format!("id {}", a.pkid)),
@@ -274,7 +288,11 @@ pub fn mqtt_packets(flow: &PlainFlow) -> Vec<MqttPacket> {
                 Packet::PubComp(a) => ("PUBCOMP", format!("id {}", a.pkid)),
                 Packet::Subscribe(s) => (
                     "SUBSCRIBE",
-                    s.filters.iter().map(|f| f.path.clone()).collect::<Vec<_>>().join(", "),
+                    s.filters
+                        .iter()
+                        .map(|f| f.path.clone())
+                        .collect::<Vec<_>>()
+                        .join(", "),
                 ),
                 Packet::SubAck(s) => ("SUBACK", format!("id {}: {:?}", s.pkid, s.return_codes)),
                 Packet::Unsubscribe(u) => ("UNSUBSCRIBE", u.topics.join(", ")),
@@ -332,7 +350,10 @@ mod tests {
                 record(5, up[connect_len..connect_len + 3].to_vec()),
                 record(6, up[connect_len + 3..].to_vec()),
             ],
-            to_client: vec![record(4, down.to_vec()), record(9, b"\xff garbage".to_vec())],
+            to_client: vec![
+                record(4, down.to_vec()),
+                record(9, b"\xff garbage".to_vec()),
+            ],
             undecrypted: None,
         };
         let got: Vec<(u64, bool, String)> = mqtt_packets(&flow)
@@ -348,6 +369,12 @@ mod tests {
             ]
         );
         let publish = &mqtt_packets(&flow)[1];
-        assert!(publish.detail.contains("devices/dut-1/messages/events/ QoS AtLeastOnce id 7"), "{}", publish.detail);
+        assert!(
+            publish
+                .detail
+                .contains("devices/dut-1/messages/events/ QoS AtLeastOnce id 7"),
+            "{}",
+            publish.detail
+        );
     }
 }

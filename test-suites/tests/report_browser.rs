@@ -221,7 +221,9 @@ fn chromium_keeps_hostile_text_as_text_in_every_field() {
 /// is the page's own, unchanged.
 fn measuring_copy(page: &Path) -> PathBuf {
     let html = std::fs::read_to_string(page).unwrap();
-    let csp = html.find("<meta http-equiv=\"Content-Security-Policy\"").unwrap();
+    let csp = html
+        .find("<meta http-equiv=\"Content-Security-Policy\"")
+        .unwrap();
     let end = csp + html[csp..].find('>').unwrap() + 1;
     let script = "<script>\n\
         for (const el of document.querySelectorAll('svg.timeline, svg.timeline g.cited')) {\n\
@@ -229,7 +231,8 @@ fn measuring_copy(page: &Path) -> PathBuf {
           el.setAttribute('data-box', Math.round(r.width) + 'x' + Math.round(r.height));\n\
         }\n\
         </script>\n";
-    let html = format!("{}{}", &html[..csp], &html[end..]).replace("</body>", &format!("{script}</body>"));
+    let html =
+        format!("{}{}", &html[..csp], &html[end..]).replace("</body>", &format!("{script}</body>"));
     let copy = page.with_file_name("measured.html");
     std::fs::write(&copy, html).unwrap();
     copy
@@ -242,7 +245,10 @@ fn boxes(html: &str, tag_start: &str, having: &str) -> Vec<(u32, u32)> {
         .map(|(at, _)| &html[at..at + html[at..].find('>').unwrap()])
         .filter(|tag| tag.contains(having))
         .map(|tag| {
-            let b = tag.split("data-box=\"").nth(1).unwrap_or_else(|| panic!("not measured: {tag}"));
+            let b = tag
+                .split("data-box=\"")
+                .nth(1)
+                .unwrap_or_else(|| panic!("not measured: {tag}"));
             let (w, h) = b[..b.find('"').unwrap()].split_once('x').unwrap();
             (w.parse().unwrap(), h.parse().unwrap())
         })
@@ -261,7 +267,10 @@ fn chromium_draws_the_timelines_of_a_failed_and_a_passed_case_with_their_cited_m
     let dom = dump_dom(&page);
     for id in TIMELINE_CASES {
         let s = section(&dom, id);
-        assert!(s.contains("<svg") && s.contains("class=\"timeline\""), "{id}: {s}");
+        assert!(
+            s.contains("<svg") && s.contains("class=\"timeline\""),
+            "{id}: {s}"
+        );
         assert!(s.contains("data-lane=\"network\""), "{id}: {s}");
     }
     assert!(!dom.contains("<script"), "a script element was built");

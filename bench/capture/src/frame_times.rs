@@ -48,9 +48,8 @@ pub fn frame_times<R: Read + Send>(reader: R) -> Result<Vec<u64>, AnalysisError>
                             .copied()
                             .unwrap_or((1_000_000, 0));
                         let ts = (u64::from(epb.ts_high) << 32) | u64::from(epb.ts_low);
-                        times.push(
-                            to_ns(ts, units).saturating_add_signed(offset_s * 1_000_000_000),
-                        );
+                        times
+                            .push(to_ns(ts, units).saturating_add_signed(offset_s * 1_000_000_000));
                     }
                     PcapBlockOwned::NG(Block::SimplePacket(_)) => times.push(0),
                     PcapBlockOwned::LegacyHeader(h) => {
@@ -111,7 +110,10 @@ mod tests {
         };
         let file = write_pcapng(Vec::new(), &iface, Some(b"CLIENT_RANDOM x y\n"), packets).unwrap();
         let times = frame_times(&file[..]).unwrap();
-        assert_eq!(times, (0..5).map(|i| t0 + i * 1_000_001).collect::<Vec<_>>());
+        assert_eq!(
+            times,
+            (0..5).map(|i| t0 + i * 1_000_001).collect::<Vec<_>>()
+        );
         assert!(frame_times(&b"not a capture"[..]).is_err());
     }
 }

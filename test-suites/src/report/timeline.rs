@@ -233,7 +233,11 @@ fn fold(mut events: Vec<TimelineEvent>) -> TimelineEvent {
     }
     let lane = events[0].lane;
     let at = events.iter().map(|e| e.at_us).min().unwrap_or(0);
-    let end = events.iter().map(TimelineEvent::last_us).max().unwrap_or(at);
+    let end = events
+        .iter()
+        .map(TimelineEvent::last_us)
+        .max()
+        .unwrap_or(at);
     let count: u64 = events.iter().map(|e| e.count).sum();
     let mut by_label: BTreeMap<&str, u64> = BTreeMap::new();
     for e in &events {
@@ -301,7 +305,13 @@ mod tests {
 
     #[test]
     fn small_lanes_are_left_alone() {
-        let mut t = Timeline::new(0, 1000, (0..SLOTS_PER_LANE as u64).map(|i| ev(Lane::Network, i, "SYN")).collect());
+        let mut t = Timeline::new(
+            0,
+            1000,
+            (0..SLOTS_PER_LANE as u64)
+                .map(|i| ev(Lane::Network, i, "SYN"))
+                .collect(),
+        );
         let before = t.clone();
         t.compact();
         assert_eq!(t, before);
@@ -352,7 +362,9 @@ mod tests {
         assert!(hub.iter().all(|e| !e.cites.is_empty()));
         let folded = hub.iter().find(|e| e.count > 1).unwrap();
         assert_eq!(folded.cites, vec![0, 1]);
-        assert!(folded.label.starts_with(&format!("{} × telemetry", folded.count)));
+        assert!(folded
+            .label
+            .starts_with(&format!("{} × telemetry", folded.count)));
         assert!(folded.seqs.unwrap().1 > folded.seqs.unwrap().0);
     }
 
@@ -361,7 +373,10 @@ mod tests {
         let t = Timeline::new(7, 100, vec![ev(Lane::Dut, 5, "booted")]);
         let json = serde_json::to_string(&t).unwrap();
         assert!(json.contains(r#""lane":"dut""#), "{json}");
-        assert!(!json.contains("cites") && !json.contains("frames"), "{json}");
+        assert!(
+            !json.contains("cites") && !json.contains("frames"),
+            "{json}"
+        );
         assert_eq!(serde_json::from_str::<Timeline>(&json).unwrap(), t);
     }
 }

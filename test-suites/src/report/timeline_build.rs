@@ -90,7 +90,9 @@ pub fn build(s: &Sources<'_>) -> Timeline {
     };
     let mut events = Vec::new();
     for e in s.journal {
-        let at = (e.mono_us as i64).saturating_add(s.journal_offset_us).max(0) as u64;
+        let at = (e.mono_us as i64)
+            .saturating_add(s.journal_offset_us)
+            .max(0) as u64;
         events.push(journal_event(e, at));
     }
     if let Some(a) = s.analysis {
@@ -115,8 +117,14 @@ pub fn build(s: &Sources<'_>) -> Timeline {
         }
     }
     for p in s.mqtt {
-        let Some(at) = frame_us(p.frame) else { continue };
-        let dir = if p.to_server { "device → hub" } else { "hub → device" };
+        let Some(at) = frame_us(p.frame) else {
+            continue;
+        };
+        let dir = if p.to_server {
+            "device → hub"
+        } else {
+            "hub → device"
+        };
         events.push(
             TimelineEvent::new(
                 Lane::Network,
@@ -141,10 +149,16 @@ pub fn build(s: &Sources<'_>) -> Timeline {
     for n in s.rig_notes {
         let reset = n.text.contains("reset");
         let label = if reset { "reset" } else { "rig note" };
-        events.push(TimelineEvent::new(Lane::Rig, wall(n.at_ns), label, n.text.clone()).alarm(reset));
+        events
+            .push(TimelineEvent::new(Lane::Rig, wall(n.at_ns), label, n.text.clone()).alarm(reset));
     }
     for d in s.dut {
-        events.push(TimelineEvent::new(Lane::Dut, wall(d.at_ns), d.name.clone(), d.text.clone()));
+        events.push(TimelineEvent::new(
+            Lane::Dut,
+            wall(d.at_ns),
+            d.name.clone(),
+            d.text.clone(),
+        ));
     }
     cite(&mut events, s.evidence, &frame_us);
     for e in &mut events {
@@ -157,7 +171,11 @@ pub fn build(s: &Sources<'_>) -> Timeline {
 
 /// Marks the events the evidence cites; a cited frame that no event stands
 /// for gets one (`frame N`).
-fn cite(events: &mut Vec<TimelineEvent>, evidence: &[Evidence], frame_us: &dyn Fn(u64) -> Option<u64>) {
+fn cite(
+    events: &mut Vec<TimelineEvent>,
+    evidence: &[Evidence],
+    frame_us: &dyn Fn(u64) -> Option<u64>,
+) {
     for (i, ev) in evidence.iter().enumerate() {
         for r in &ev.refs {
             let hit = |e: &TimelineEvent| match ev.kind {
@@ -174,7 +192,13 @@ fn cite(events: &mut Vec<TimelineEvent>, evidence: &[Evidence], frame_us: &dyn F
             }
             if !found && ev.kind == EvidenceKind::Frames {
                 if let Some(at) = frame_us(*r) {
-                    let mut e = TimelineEvent::new(Lane::Network, at, format!("frame {r}"), format!("capture frame {r}")).frames(*r, *r);
+                    let mut e = TimelineEvent::new(
+                        Lane::Network,
+                        at,
+                        format!("frame {r}"),
+                        format!("capture frame {r}"),
+                    )
+                    .frames(*r, *r);
                     e.cites.push(i);
                     events.push(e);
                 }
@@ -224,9 +248,14 @@ fn journal_event(e: &JournalEntry, at: u64) -> TimelineEvent {
         "journal seq {} (hub virtual time {} ms{}): {json}",
         e.seq,
         e.at_ms,
-        e.peer.as_deref().map(|p| format!(", peer {p}")).unwrap_or_default()
+        e.peer
+            .as_deref()
+            .map(|p| format!(", peer {p}"))
+            .unwrap_or_default()
     );
-    TimelineEvent::new(Lane::Hub, at, label, detail).seq(e.seq).alarm(alarm)
+    TimelineEvent::new(Lane::Hub, at, label, detail)
+        .seq(e.seq)
+        .alarm(alarm)
 }
 
 /// A snake_case kind as words, `C2D` spelt so: `c2d_enqueued` → `C2D enqueued`.
@@ -245,7 +274,11 @@ fn snake(v: &impl serde::Serialize) -> String {
 fn abnormal_close(reason: CloseReason) -> bool {
     !matches!(
         reason,
-        CloseReason::ClientDisconnect | CloseReason::PeerClosed | CloseReason::HubShutdown | CloseReason::ReplacedBySession
+        CloseReason::ClientDisconnect
+            | CloseReason::PeerClosed
+            | CloseReason::IoError
+            | CloseReason::HubShutdown
+            | CloseReason::ReplacedBySession
     )
 }
 
@@ -264,8 +297,13 @@ fn human_ms(ms: i64) -> String {
 fn flow_events(f: &TcpFlow, wall: &dyn Fn(u64) -> u64, out: &mut Vec<TimelineEvent>) {
     let who = format!("{} → {}", f.client, f.server);
     let point = |fr: FrameRef, label: String, detail: String| {
-        TimelineEvent::new(Lane::Network, wall(fr.time_ns), label, format!("{detail} ({who}, frame {})", fr.number))
-            .frames(fr.number, fr.number)
+        TimelineEvent::new(
+            Lane::Network,
+            wall(fr.time_ns),
+            label,
+            format!("{detail} ({who}, frame {})", fr.number),
+        )
+        .frames(fr.number, fr.number)
     };
     let packets = f.to_server.packets + f.to_client.packets;
     out.push(
@@ -275,7 +313,10 @@ fn flow_events(f: &TcpFlow, wall: &dyn Fn(u64) -> u64, out: &mut Vec<TimelineEve
             "flow",
             format!(
                 "TCP {who}: {packets} packets, {} + {} payload bytes, frames {}–{}",
-                f.to_server.payload_bytes, f.to_client.payload_bytes, f.first_frame.number, f.last_frame.number
+                f.to_server.payload_bytes,
+                f.to_client.payload_bytes,
+                f.first_frame.number,
+                f.last_frame.number
             ),
         )
         .until(wall(f.last_frame.time_ns)),
@@ -290,16 +331,43 @@ fn flow_events(f: &TcpFlow, wall: &dyn Fn(u64) -> u64, out: &mut Vec<TimelineEve
     hello_events(&f.tls, &point, out);
     for (dir, d) in [("device", &f.to_server), ("hub", &f.to_client)] {
         for a in &d.tls.cleartext_alerts {
-            out.push(point(a.frame, format!("alert {}", a.description), format!("TLS alert from the {dir}: level {}, description {}", a.level, a.description)).alarm(a.level == 2));
+            out.push(
+                point(
+                    a.frame,
+                    format!("alert {}", a.description),
+                    format!(
+                        "TLS alert from the {dir}: level {}, description {}",
+                        a.level, a.description
+                    ),
+                )
+                .alarm(a.level == 2),
+            );
         }
         if let Some(n) = d.tls.not_tls {
-            out.push(point(n.frame, "not TLS".into(), format!("bytes from the {dir} that are not TLS records, at stream offset {}", n.stream_offset)).alarm(true));
+            out.push(
+                point(
+                    n.frame,
+                    "not TLS".into(),
+                    format!(
+                        "bytes from the {dir} that are not TLS records, at stream offset {}",
+                        n.stream_offset
+                    ),
+                )
+                .alarm(true),
+            );
         }
         if let Some(c) = d.tls.cleartext_application_data {
-            out.push(point(c, "cleartext data".into(), format!("application data from the {dir} readable on the wire")).alarm(true));
+            out.push(
+                point(
+                    c,
+                    "cleartext data".into(),
+                    format!("application data from the {dir} readable on the wire"),
+                )
+                .alarm(true),
+            );
         }
         if let Some(fr) = d.tls.first_application_data {
-            out.push(point(fr, "TLS data".into(), format!("first encrypted application data from the {dir}: handshake done")));
+            out.push(point(fr, "encrypted".into(), format!("first encrypted record from the {dir} (TLS 1.3: its encrypted handshake; TLS 1.2: application data)")));
         }
         if let Some(fr) = d.fin {
             out.push(point(fr, "FIN".into(), format!("TCP FIN from the {dir}")));
@@ -308,29 +376,52 @@ fn flow_events(f: &TcpFlow, wall: &dyn Fn(u64) -> u64, out: &mut Vec<TimelineEve
             out.push(point(fr, "RST".into(), format!("TCP RST from the {dir}")));
         }
         if let Some(fr) = d.gap {
-            out.push(point(fr, "capture gap".into(), format!("bytes from the {dir} missing from the capture")));
+            out.push(point(
+                fr,
+                "capture gap".into(),
+                format!("bytes from the {dir} missing from the capture"),
+            ));
         }
     }
 }
 
-fn hello_events(tls: &TlsHandshake, point: &dyn Fn(FrameRef, String, String) -> TimelineEvent, out: &mut Vec<TimelineEvent>) {
+fn hello_events(
+    tls: &TlsHandshake,
+    point: &dyn Fn(FrameRef, String, String) -> TimelineEvent,
+    out: &mut Vec<TimelineEvent>,
+) {
     for ch in &tls.client_hellos {
         let versions: Vec<String> = ch.supported_versions.iter().map(|v| version(*v)).collect();
         let detail = format!(
             "TLS ClientHello: SNI {}, versions [{}], {} cipher suites, ALPN [{}]",
             ch.sni.as_deref().unwrap_or("none"),
-            if versions.is_empty() { version(ch.legacy_version) } else { versions.join(", ") },
+            if versions.is_empty() {
+                version(ch.legacy_version)
+            } else {
+                versions.join(", ")
+            },
             ch.cipher_suites.len(),
             ch.alpn.join(", ")
         );
-        out.push(point(ch.frames.first, "ClientHello".into(), detail).frames(ch.frames.first.number, ch.frames.last.number));
+        out.push(
+            point(ch.frames.first, "ClientHello".into(), detail)
+                .frames(ch.frames.first.number, ch.frames.last.number),
+        );
     }
-    for (label, sh) in [("HelloRetryRequest", &tls.hello_retry_request), ("ServerHello", &tls.server_hello)] {
+    for (label, sh) in [
+        ("HelloRetryRequest", &tls.hello_retry_request),
+        ("ServerHello", &tls.server_hello),
+    ] {
         if let Some(sh) = sh {
-            let suite = cipher_suite_name(sh.cipher_suite).map_or_else(|| format!("{:#06x}", sh.cipher_suite), str::to_owned);
+            let suite = cipher_suite_name(sh.cipher_suite)
+                .map_or_else(|| format!("{:#06x}", sh.cipher_suite), str::to_owned);
             out.push(
-                point(sh.frames.first, label.into(), format!("TLS {label}: {} {suite}", version(sh.version())))
-                    .frames(sh.frames.first.number, sh.frames.last.number),
+                point(
+                    sh.frames.first,
+                    label.into(),
+                    format!("TLS {label}: {} {suite}", version(sh.version())),
+                )
+                .frames(sh.frames.first.number, sh.frames.last.number),
             );
         }
     }

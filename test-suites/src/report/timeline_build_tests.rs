@@ -1,8 +1,8 @@
 use hub_fixture::journal::{Event, HandshakeFailure, JournalEntry, Listener};
+use sacbench_capture::analysis::FlowOpening;
 use sacbench_capture::analysis::{
     ClientHello, FrameSpan, ServerHello, TcpDirection, TlsAlert, TlsHandshake, TlsRecords,
 };
-use sacbench_capture::analysis::FlowOpening;
 use sacbench_capture::{Analysis, FrameRef, TcpFlow};
 
 use super::*;
@@ -123,7 +123,13 @@ fn every_source_lands_on_its_lane_on_one_axis_with_the_cited_ones_marked() {
                 detail: "<b>bad</b>".into(),
             },
         ),
-        entry(4, 900, Event::Subscribed { filters: vec!["x".into()] }),
+        entry(
+            4,
+            900,
+            Event::Subscribed {
+                filters: vec!["x".into()],
+            },
+        ),
     ];
     let analysis = Analysis {
         frames: 9,
@@ -163,41 +169,90 @@ fn every_source_lands_on_its_lane_on_one_axis_with_the_cited_ones_marked() {
         Evidence::frames("a frame nothing else stands for", [9]),
         Evidence::note("a remark"),
     ];
-    let t = build(&sources(&journal, &analysis, &times, &mqtt, &rig, &dut, &evidence));
+    let t = build(&sources(
+        &journal, &analysis, &times, &mqtt, &rig, &dut, &evidence,
+    ));
 
     // The journal's mono_us is moved by its offset: 500 ms + 50 ms.
     let refused = t.lane(Lane::Hub).find(|e| e.seqs == Some((3, 3))).unwrap();
     assert_eq!(refused.at_us, 550_000);
     assert!(refused.alarm && refused.label == "TLS refused: unknown_issuer");
-    assert!(refused.detail.contains("<b>bad</b>"), "raw text: the SVG escapes");
+    assert!(
+        refused.detail.contains("<b>bad</b>"),
+        "raw text: the SVG escapes"
+    );
     assert_eq!(refused.cites, vec![1]);
 
     // Capture times are wall clock, moved by the origin.
     let labels: Vec<&str> = t.lane(Lane::Network).map(|e| e.label.as_str()).collect();
-    for want in ["flow", "SYN", "SYN-ACK", "ClientHello", "ServerHello", "alert 48", "FIN", "CONNECT", "frame 9"] {
+    for want in [
+        "flow",
+        "SYN",
+        "SYN-ACK",
+        "ClientHello",
+        "ServerHello",
+        "alert 48",
+        "FIN",
+        "CONNECT",
+        "frame 9",
+    ] {
         assert!(labels.contains(&want), "{want} missing from {labels:?}");
     }
-    let alert = t.lane(Lane::Network).find(|e| e.label == "alert 48").unwrap();
-    assert_eq!((alert.at_us, alert.alarm, alert.cites.clone()), (600_000, true, vec![0]));
+    let alert = t
+        .lane(Lane::Network)
+        .find(|e| e.label == "alert 48")
+        .unwrap();
+    assert_eq!(
+        (alert.at_us, alert.alarm, alert.cites.clone()),
+        (600_000, true, vec![0])
+    );
     let flow = t.lane(Lane::Network).find(|e| e.label == "flow").unwrap();
-    assert_eq!((flow.at_us, flow.end_us, flow.frames), (100_000, Some(800_000), None));
-    assert!(flow.cites.is_empty(), "the flow span is not what frame 6 is");
-    let hello = t.lane(Lane::Network).find(|e| e.label == "ClientHello").unwrap();
+    assert_eq!(
+        (flow.at_us, flow.end_us, flow.frames),
+        (100_000, Some(800_000), None)
+    );
+    assert!(
+        flow.cites.is_empty(),
+        "the flow span is not what frame 6 is"
+    );
+    let hello = t
+        .lane(Lane::Network)
+        .find(|e| e.label == "ClientHello")
+        .unwrap();
     assert!(hello.detail.contains("SNI hub.<test>") && hello.detail.contains("TLS 1.3"));
-    let server = t.lane(Lane::Network).find(|e| e.label == "ServerHello").unwrap();
-    assert!(server.detail.contains("TLS_AES_128_GCM_SHA256"), "{}", server.detail);
-    let connect = t.lane(Lane::Network).find(|e| e.label == "CONNECT").unwrap();
+    let server = t
+        .lane(Lane::Network)
+        .find(|e| e.label == "ServerHello")
+        .unwrap();
+    assert!(
+        server.detail.contains("TLS_AES_128_GCM_SHA256"),
+        "{}",
+        server.detail
+    );
+    let connect = t
+        .lane(Lane::Network)
+        .find(|e| e.label == "CONNECT")
+        .unwrap();
     assert_eq!(connect.at_us, 800_000);
     assert!(connect.detail.contains("device → hub"));
-    let extra = t.lane(Lane::Network).find(|e| e.label == "frame 9").unwrap();
+    let extra = t
+        .lane(Lane::Network)
+        .find(|e| e.label == "frame 9")
+        .unwrap();
     assert_eq!((extra.at_us, extra.cites.clone()), (900_000, vec![2]));
 
     let rig: Vec<_> = t.lane(Lane::Rig).collect();
     assert_eq!(rig.len(), 2);
-    assert_eq!((rig[0].at_us, rig[0].end_us, rig[0].alarm), (10_000, Some(20_000), false));
+    assert_eq!(
+        (rig[0].at_us, rig[0].end_us, rig[0].alarm),
+        (10_000, Some(20_000), false)
+    );
     assert!(rig[1].alarm && rig[1].detail.contains("no such interface"));
     let dut: Vec<_> = t.lane(Lane::Dut).collect();
-    assert_eq!((dut[0].at_us, dut[0].label.as_str()), (1_500_000, "command_applied"));
+    assert_eq!(
+        (dut[0].at_us, dut[0].label.as_str()),
+        (1_500_000, "command_applied")
+    );
 
     // Nothing cites the note: it has no place on the axis.
     assert!(t.events.iter().all(|e| !e.cites.contains(&3)));

@@ -158,7 +158,11 @@ fn event(s: &mut String, e: &TimelineEvent, x: &dyn Fn(u64) -> f64, mid: f64) {
     match e.end_us {
         Some(end) => {
             let w = (x(end) - x0).max(2.0);
-            let (h, opacity) = if e.count > 1 { (12.0, 0.45) } else { (6.0, 0.3) };
+            let (h, opacity) = if e.count > 1 {
+                (12.0, 0.45)
+            } else {
+                (6.0, 0.3)
+            };
             let _ = write!(
                 s,
                 r#"<rect x="{x0:.1}" y="{:.1}" width="{w:.1}" height="{h}" rx="2" fill="{colour}" fill-opacity="{opacity}"/>"#,
@@ -178,7 +182,11 @@ fn event(s: &mut String, e: &TimelineEvent, x: &dyn Fn(u64) -> f64, mid: f64) {
             r#"<circle class="ring" cx="{x0:.1}" cy="{mid}" r="7.5" fill="none" stroke="{FAIL}" stroke-width="2.5"/><text class="cite-label" x="{:.1}" y="{:.1}" fill="{FAIL}" font-weight="700">{}</text>"#,
             x0 + 9.0,
             mid - 6.0,
-            esc(&cites.iter().map(|c| format!("E{c}")).collect::<Vec<_>>().join(" "))
+            esc(&cites
+                .iter()
+                .map(|c| format!("E{c}"))
+                .collect::<Vec<_>>()
+                .join(" "))
         );
     }
     s.push_str("</g>");

@@ -229,7 +229,8 @@ pub const TIMELINE_CASES: [&str; 2] = ["NI-01", "NI-02"];
 /// the cases' artifacts.
 pub fn with_timelines(dir: &std::path::Path, run: &mut RunReport) {
     let cited = |lane, at, label: &str, frame, cites: Vec<usize>| {
-        let mut e = TimelineEvent::new(lane, at, label, format!("{label} {HOSTILE}")).frames(frame, frame);
+        let mut e =
+            TimelineEvent::new(lane, at, label, format!("{label} {HOSTILE}")).frames(frame, frame);
         e.cites = cites;
         e
     };
