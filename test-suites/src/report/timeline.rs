@@ -180,7 +180,7 @@ impl TimelineEvent {
 impl Timeline {
     /// A timeline of `events` (sorted here) over at least `duration_us`.
     pub fn new(origin_unix_ns: u64, duration_us: u64, mut events: Vec<TimelineEvent>) -> Self {
-        events.sort_by(|a, b| (a.at_us, a.lane).cmp(&(b.at_us, b.lane)));
+        events.sort_by_key(|e| (e.at_us, e.lane));
         let last = events.iter().map(TimelineEvent::last_us).max().unwrap_or(0);
         Timeline {
             schema: TIMELINE_SCHEMA.to_string(),

@@ -184,7 +184,7 @@ fn cite(
                 _ => false,
             };
             let mut found = false;
-            for e in events.iter_mut().filter(|e| hit(&**e)) {
+            for e in events.iter_mut().filter(|e| hit(e)) {
                 found = true;
                 if !e.cites.contains(&i) {
                     e.cites.push(i);
