@@ -27,6 +27,8 @@ const LEGEND_LINE: f64 = 15.0;
 const LEGEND_MAX: usize = 12;
 /// Legend texts longer than this are cut.
 const LEGEND_TEXT_MAX: usize = 110;
+/// The rig lane's marks are named when it has this many at most.
+const RIG_LABELS_MAX: usize = 16;
 
 const FAIL: &str = "#cf222e";
 const MUTED: &str = "#57606a";
@@ -82,11 +84,13 @@ pub fn render_svg(timeline: &Timeline, evidence: &[Evidence]) -> String {
             title = lane.title(),
             x2 = WIDTH - RIGHT,
         );
+        let labelled = lane == Lane::Rig && t.lane(lane).count() <= RIG_LABELS_MAX;
         // Spans under points, uncited under cited: the marks that matter on top.
-        let mut events: Vec<&TimelineEvent> = t.lane(lane).collect();
-        events.sort_by_key(|e| (!e.cites.is_empty(), e.end_us.is_none()));
-        for e in events {
-            event(&mut s, e, &x, mid);
+        let mut events: Vec<(usize, &TimelineEvent)> = t.lane(lane).enumerate().collect();
+        events.sort_by_key(|(_, e)| (!e.cites.is_empty(), e.end_us.is_none()));
+        for (n, e) in events {
+            // Alternately above and below: neighbours' names do not overlap.
+            event(&mut s, e, &x, mid, labelled.then_some(n % 2 == 0));
         }
         s.push_str("</g>");
     }
@@ -130,7 +134,14 @@ pub fn render_svg(timeline: &Timeline, evidence: &[Evidence]) -> String {
 
 /// One event: a bar (span) or a dot, its tooltip, and when cited a ring
 /// and its `E` labels.
-fn event(s: &mut String, e: &TimelineEvent, x: &dyn Fn(u64) -> f64, mid: f64) {
+/// `label_above`: name the mark, above it (or below it) when `Some`.
+fn event(
+    s: &mut String,
+    e: &TimelineEvent,
+    x: &dyn Fn(u64) -> f64,
+    mid: f64,
+    label_above: Option<bool>,
+) {
     let colour = if e.alarm { FAIL } else { lane_colour(e.lane) };
     let cites: Vec<String> = e.cites.iter().map(|c| (c + 1).to_string()).collect();
     let mut class = String::from("ev");
@@ -155,9 +166,13 @@ fn event(s: &mut String, e: &TimelineEvent, x: &dyn Fn(u64) -> f64, mid: f64) {
     }
     let _ = write!(s, "><title>{}</title>", esc(&tooltip(e, &cites)));
     let x0 = x(e.at_us);
-    match e.end_us {
-        Some(end) => {
-            let w = (x(end) - x0).max(2.0);
+    // A span too short to see as a bar is drawn as a dot.
+    let bar = e
+        .end_us
+        .map(|end| x(end) - x0)
+        .filter(|w| *w >= 3.0 || e.count > 1);
+    match bar {
+        Some(w) => {
             let (h, opacity) = if e.count > 1 {
                 (12.0, 0.45)
             } else {
@@ -165,8 +180,9 @@ fn event(s: &mut String, e: &TimelineEvent, x: &dyn Fn(u64) -> f64, mid: f64) {
             };
             let _ = write!(
                 s,
-                r#"<rect x="{x0:.1}" y="{:.1}" width="{w:.1}" height="{h}" rx="2" fill="{colour}" fill-opacity="{opacity}"/>"#,
-                mid - h / 2.0
+                r#"<rect x="{x0:.1}" y="{:.1}" width="{:.1}" height="{h}" rx="2" fill="{colour}" fill-opacity="{opacity}"/>"#,
+                mid - h / 2.0,
+                w.max(2.0)
             );
         }
         None => {
@@ -175,6 +191,22 @@ fn event(s: &mut String, e: &TimelineEvent, x: &dyn Fn(u64) -> f64, mid: f64) {
                 r#"<circle cx="{x0:.1}" cy="{mid}" r="4" fill="{colour}"/>"#
             );
         }
+    }
+    // What the bench did is named on the picture: a handful of marks, and
+    // the reader's own actions to find the device's answers to.
+    if let Some(above) = label_above {
+        let y = if above { mid - 7.0 } else { mid + 13.0 };
+        // Near the right edge, the name ends at the mark instead of starting there.
+        let (lx, anchor) = if x0 > WIDTH - RIGHT - 110.0 {
+            (x0 - 3.0, "end")
+        } else {
+            (x0 + 3.0, "start")
+        };
+        let _ = write!(
+            s,
+            r#"<text class="ev-label" x="{lx:.1}" y="{y:.1}" font-size="9" text-anchor="{anchor}" fill="{colour}">{}</text>"#,
+            esc(&cut(&e.label, 24))
+        );
     }
     if !cites.is_empty() {
         let _ = write!(

@@ -114,6 +114,15 @@ fn lanes_events_axis_and_cited_evidence_are_all_there() {
     let w: f64 = bar.attribute("width").unwrap().parse().unwrap();
     assert!((w - 0.35 * (960.0 - 78.0 - 14.0)).abs() < 1.0, "{w}");
 
+    // The rig's actions are named on the picture; other lanes' marks only
+    // in their tooltips.
+    let named: Vec<&str> = root
+        .descendants()
+        .filter(|n| classes(n) == ["ev-label"])
+        .filter_map(|n| n.text())
+        .collect();
+    assert_eq!(named, ["power on"]);
+
     // The axis has labelled ticks from 0 to the end.
     let ticks: Vec<&str> = root
         .descendants()
