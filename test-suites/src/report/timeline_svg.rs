@@ -166,6 +166,9 @@ fn event(
     }
     let _ = write!(s, "><title>{}</title>", esc(&tooltip(e, &cites)));
     let x0 = x(e.at_us);
+    // Near the right edge, names end at their mark instead of starting there.
+    let near_end = x0 > WIDTH - RIGHT - 110.0;
+    let anchor = if near_end { "end" } else { "start" };
     // A span too short to see as a bar is drawn as a dot.
     let bar = e
         .end_us
@@ -196,12 +199,7 @@ fn event(
     // the reader's own actions to find the device's answers to.
     if let Some(above) = label_above {
         let y = if above { mid - 7.0 } else { mid + 13.0 };
-        // Near the right edge, the name ends at the mark instead of starting there.
-        let (lx, anchor) = if x0 > WIDTH - RIGHT - 110.0 {
-            (x0 - 3.0, "end")
-        } else {
-            (x0 + 3.0, "start")
-        };
+        let lx = if near_end { x0 - 3.0 } else { x0 + 3.0 };
         let _ = write!(
             s,
             r#"<text class="ev-label" x="{lx:.1}" y="{y:.1}" font-size="9" text-anchor="{anchor}" fill="{colour}">{}</text>"#,
@@ -211,8 +209,8 @@ fn event(
     if !cites.is_empty() {
         let _ = write!(
             s,
-            r#"<circle class="ring" cx="{x0:.1}" cy="{mid}" r="7.5" fill="none" stroke="{FAIL}" stroke-width="2.5"/><text class="cite-label" x="{:.1}" y="{:.1}" fill="{FAIL}" font-weight="700">{}</text>"#,
-            x0 + 9.0,
+            r#"<circle class="ring" cx="{x0:.1}" cy="{mid}" r="7.5" fill="none" stroke="{FAIL}" stroke-width="2.5"/><text class="cite-label" x="{:.1}" y="{:.1}" fill="{FAIL}" font-weight="700" text-anchor="{anchor}">{}</text>"#,
+            if near_end { x0 - 9.0 } else { x0 + 9.0 },
             mid - 6.0,
             esc(&cites
                 .iter()
