@@ -20,6 +20,7 @@ use sacbench_rig::{Capability, LogLine, Node, Rig, RigError, RigNetwork};
 
 use crate::case_hub::{provision_rig, CaseHub, HubSide};
 use crate::model::Evidence;
+use crate::timeline_record::CaseClock;
 
 /// Upper bound for any single wait of a case (a hung device fails the case,
 /// it never hangs the run). Not a synchronisation point.
@@ -238,6 +239,8 @@ pub struct Case {
     /// Every device line read so far (a lock: cases wait on the console and
     /// the hub at once, through shared references).
     log: std::sync::Mutex<Vec<LogLine>>,
+    /// The timeline's clock and the rig actions recorded on it.
+    pub(crate) clock: CaseClock,
 }
 
 /// Signs `payload` as version `major.minor.0` with `counter`.
@@ -255,6 +258,7 @@ impl Case {
         extra_faults: &[&str],
         hub_mqtt_port: Option<u16>,
     ) -> Result<Case, Fail> {
+        let mut clock = CaseClock::start();
         let dir = opts.out.join("cases").join(def.id);
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir)?;
@@ -268,7 +272,7 @@ impl Case {
         }
         let rig_dir = dir.join("rig");
         let image = rig_dir.join("v1.img");
-        let mut rig: Box<dyn Rig> = match &opts.rig_file {
+        let rig: Box<dyn Rig> = match &opts.rig_file {
             None if def.is_gateway() => Box::new(
                 GatewayRig::start(GatewayRigConfig {
                     id: NEXT_TOPOLOGY.fetch_add(1, Ordering::SeqCst),
@@ -293,6 +297,7 @@ impl Case {
                 .map_err(bench)?,
             ),
         };
+        let mut rig = clock.wrap(rig);
         let signing_key = match opts.rig_file {
             None => sacbench_rig::image_public_key(&opts.dut).map_err(bench)?,
             Some(_) => None,
@@ -311,6 +316,7 @@ impl Case {
         })
         .await
         .map_err(bench)?;
+        clock.anchor_journal(hub.journal().mono_us());
         if let Some(configured) = rig.configured_image() {
             // Every lab case starts from the rig file's image (an earlier
             // case may have updated the firmware).
@@ -345,6 +351,7 @@ impl Case {
             analysis: None,
             evidence: Vec::new(),
             log: Default::default(),
+            clock,
         })
     }
 
@@ -470,7 +477,10 @@ impl Case {
                 self.dir.join("capture.pcapng"),
             )?);
         }
-        Ok(self.analysis.as_ref().expect("analysed"))
+        // A capture that failed to stop or to read is gone: say so again.
+        self.analysis.as_ref().ok_or_else(|| {
+            Fail::bench("the case's capture could not be stopped or analysed (see its first error)")
+        })
     }
 
     /// The case's rig directory: hub data, key log, images, provisioning.
@@ -503,15 +513,15 @@ impl Case {
             .map(|l| l + "\n")
             .collect();
         let _ = std::fs::write(self.dir.join("journal.jsonl"), journal);
-        let text: String = self
-            .logs()
-            .await
+        let lines = self.logs().await;
+        let text: String = lines
             .iter()
             .map(|l| format!("{:?}\t{}\n", l.source, l.text))
             .collect();
         let _ = std::fs::write(self.dir.join("device.log"), text);
         let _ = self.rig.power(false).await;
         let _ = self.analysis();
+        crate::timeline_record::write_timeline(self, &lines);
     }
 }
 

@@ -13,3 +13,4 @@ pub mod preflight;
 pub mod report;
 pub mod runner;
 pub mod standards;
+pub mod timeline_record;

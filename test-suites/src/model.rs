@@ -205,6 +205,10 @@ pub struct Artifacts {
     pub journal: Option<String>,
     /// Device console and RTT lines.
     pub device_log: Option<String>,
+    /// The case's timeline (`timeline.json`: hub, network, rig and device
+    /// events on one axis), what the page draws.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeline: Option<String>,
 }
 
 /// Where a fact came from.

@@ -158,6 +158,7 @@ pub fn run_case(def: &CaseDef, opts: &RunOptions) -> CaseResult {
         capture: rel(&dir, &opts.out, "capture.pcapng"),
         journal: rel(&dir, &opts.out, "journal.jsonl"),
         device_log: rel(&dir, &opts.out, "device.log"),
+        timeline: rel(&dir, &opts.out, crate::report::timeline::TIMELINE_JSON),
     };
     let result = CaseResult {
         id: def.id.into(),

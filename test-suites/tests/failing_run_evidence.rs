@@ -7,6 +7,7 @@
 use std::process::Command;
 
 use sacbench_suites::model::{EvidenceKind, Outcome};
+use sacbench_suites::report::timeline::{Lane, Timeline};
 
 #[test]
 fn the_failing_case_cites_the_frames_that_show_the_fault() {
@@ -99,6 +100,50 @@ fn the_failing_case_cites_the_frames_that_show_the_fault() {
         &row[4]
     );
     assert!(html.contains("data-requirement=\"5.5-1-2a\""));
+    // Its timeline, made from what the run recorded, marks the cited
+    // frames on the network lane, as the failure they are, and draws them.
+    let timeline: Timeline = serde_json::from_slice(
+        &std::fs::read(
+            out.path()
+                .join(case.artifacts.timeline.as_ref().expect("a timeline")),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let fault_ev = case
+        .evidence
+        .iter()
+        .position(|e| e.text.contains("not TLS"))
+        .unwrap();
+    for frame in &case.evidence[fault_ev].refs {
+        let marked = timeline
+            .lane(Lane::Network)
+            .find(|e| {
+                e.frames.is_some_and(|(a, b)| (a..=b).contains(frame))
+                    && e.cites.contains(&fault_ev)
+            })
+            .unwrap_or_else(|| panic!("frame {frame} not marked: {timeline:#?}"));
+        assert!(marked.alarm, "{marked:?}");
+        let drawn = html
+            .split("<g class=\"ev")
+            .skip(1)
+            .map(|g| &g[..g.find('>').unwrap()])
+            .find(|g| g.contains(&format!("data-frames=\"{frame}-{frame}\"")))
+            .unwrap_or_else(|| panic!("frame {frame} not drawn"));
+        let cites = drawn.split("data-cites=\"").nth(1).unwrap_or("");
+        let cites = &cites[..cites.find('"').unwrap_or(0)];
+        assert!(
+            cites.split(' ').any(|c| c == (fault_ev + 1).to_string()),
+            "frame {frame} not drawn as cited by E{}: {drawn}",
+            fault_ev + 1
+        );
+    }
+    for lane in [Lane::Hub, Lane::Rig, Lane::Dut] {
+        assert!(
+            timeline.lane(lane).next().is_some(),
+            "{lane:?} lane empty: {timeline:#?}"
+        );
+    }
     // Every tshark command the page prints runs as printed, from the run
     // directory, and shows exactly the frames it names.
     // The page's escaper writes numeric character references (`&#39;`);
@@ -190,5 +235,30 @@ fn cited_journal_entries_are_found_with_the_readmes_jq_recipe() {
             ["c2d_delivered", "c2d_acked"].contains(&v["kind"].as_str().unwrap_or("")),
             "seq {seq} is {v}"
         );
+    }
+    // The same entries are the hub lane's cited marks on the case's timeline.
+    let timeline: Timeline = serde_json::from_slice(
+        &std::fs::read(
+            out.path()
+                .join(case.artifacts.timeline.as_ref().expect("a timeline")),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    for (i, ev) in case
+        .evidence
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e.kind == EvidenceKind::Journal)
+    {
+        for seq in &ev.refs {
+            assert!(
+                timeline
+                    .lane(Lane::Hub)
+                    .any(|e| e.seqs.is_some_and(|(a, b)| (a..=b).contains(seq))
+                        && e.cites.contains(&i)),
+                "seq {seq} not marked: {timeline:#?}"
+            );
+        }
     }
 }

@@ -16,7 +16,10 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::Duration;
 
-use report_fixture::{hostile_everywhere, sample, section, EVERYWHERE, EVERYWHERE_PLACES};
+use report_fixture::{
+    hostile_everywhere, sample, section, with_timelines, EVERYWHERE, EVERYWHERE_PLACES,
+    TIMELINE_CASES,
+};
 use sacbench_suites::report::{self, INDEX_HTML};
 
 /// Where Debian's `chromium` package installs the browser; the variable
@@ -249,4 +252,83 @@ fn chromium_renders_the_standards_view() {
         table.contains("data-requirement=\"Annex I Part II\""),
         "{table}"
     );
+}
+
+/// A copy of `page` that measures its timelines: the page runs no script
+/// (its Content-Security-Policy forbids one), so the copy drops that one
+/// meta element and appends a script writing, on each timeline SVG and each
+/// of its cited marks, the size of the box the browser laid it out in
+/// (`data-box="WxH"`), which the DOM dump then shows. The markup measured
+/// is the page's own, unchanged.
+fn measuring_copy(page: &Path) -> PathBuf {
+    let html = std::fs::read_to_string(page).unwrap();
+    let csp = html
+        .find("<meta http-equiv=\"Content-Security-Policy\"")
+        .unwrap();
+    let end = csp + html[csp..].find('>').unwrap() + 1;
+    let script = "<script>\n\
+        for (const el of document.querySelectorAll('svg.timeline, svg.timeline g.cited')) {\n\
+          const r = el.getBoundingClientRect();\n\
+          el.setAttribute('data-box', Math.round(r.width) + 'x' + Math.round(r.height));\n\
+        }\n\
+        </script>\n";
+    let html =
+        format!("{}{}", &html[..csp], &html[end..]).replace("</body>", &format!("{script}</body>"));
+    let copy = page.with_file_name("measured.html");
+    std::fs::write(&copy, html).unwrap();
+    copy
+}
+
+/// The `data-box` sizes of the elements of `html` whose start tag begins
+/// with `tag_start` and contains `having`.
+fn boxes(html: &str, tag_start: &str, having: &str) -> Vec<(u32, u32)> {
+    html.match_indices(tag_start)
+        .map(|(at, _)| &html[at..at + html[at..].find('>').unwrap()])
+        .filter(|tag| tag.contains(having))
+        .map(|tag| {
+            let b = tag
+                .split("data-box=\"")
+                .nth(1)
+                .unwrap_or_else(|| panic!("not measured: {tag}"));
+            let (w, h) = b[..b.find('"').unwrap()].split_once('x').unwrap();
+            (w.parse().unwrap(), h.parse().unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn chromium_draws_the_timelines_of_a_failed_and_a_passed_case_with_their_cited_marks() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut run = sample();
+    with_timelines(dir.path(), &mut run);
+    report::write_run(dir.path(), &run).unwrap();
+    let page = dir.path().join(INDEX_HTML);
+
+    // The page as it is: the browser built the SVG elements in place.
+    let dom = dump_dom(&page);
+    for id in TIMELINE_CASES {
+        let s = section(&dom, id);
+        assert!(
+            s.contains("<svg") && s.contains("class=\"timeline\""),
+            "{id}: {s}"
+        );
+        assert!(s.contains("data-lane=\"network\""), "{id}: {s}");
+    }
+    assert!(!dom.contains("<script"), "a script element was built");
+
+    // Laid out: each timeline and each cited mark has a box of its own.
+    let dom = dump_dom(&measuring_copy(&page));
+    let ni01 = section(&dom, "NI-01");
+    assert!(ni01.contains("data-outcome=\"failed\""));
+    let passed = section(&dom, "NI-02");
+    assert!(passed.contains("data-outcome=\"passed\""));
+    for (s, cited) in [(ni01, 2), (passed, 3)] {
+        let svg = boxes(s, "<svg ", "timeline");
+        assert_eq!(svg.len(), 1, "{s}");
+        let (w, h) = svg[0];
+        assert!(w >= 400 && h >= 100, "timeline drawn {w}x{h}: {s}");
+        let marks = boxes(s, "<g class=\"ev", "cited");
+        assert_eq!(marks.len(), cited, "cited marks: {s}");
+        assert!(marks.iter().all(|(w, h)| *w >= 8 && *h >= 8), "{marks:?}");
+    }
 }

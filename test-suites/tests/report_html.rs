@@ -419,3 +419,76 @@ fn hostile_text_in_the_standards_view_stays_text() {
     // id), title, source, note.
     assert_eq!(view.matches(escaped).count(), 9 + 7, "{view}");
 }
+
+#[test]
+fn each_timeline_is_drawn_in_its_cases_section_and_comes_back_from_the_run_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut run = sample();
+    report_fixture::with_timelines(dir.path(), &mut run);
+    report::write_run(dir.path(), &run).unwrap();
+    let html = std::fs::read_to_string(dir.path().join(report::INDEX_HTML)).unwrap();
+
+    let ni01 = section(&html, "NI-01");
+    assert_eq!(ni01.matches("<svg ").count(), 1, "{ni01}");
+    assert!(ni01.contains("id=\"timeline-NI-01\""), "{ni01}");
+    // Both SYN/ACKs the evidence cites are marked E1, in the network lane.
+    assert_eq!(
+        ni01.matches("class=\"ev alarm cited\"").count(),
+        2,
+        "{ni01}"
+    );
+    assert!(ni01.contains("data-frames=\"12-12\"") && ni01.contains("data-frames=\"15-15\""));
+    assert!(ni01.contains(">E1</text>"));
+    // The tooltips' device text is escaped once, by the SVG writer.
+    let svg = &ni01[ni01.find("<svg ").unwrap()..ni01.find("</svg>").unwrap()];
+    assert!(!svg.contains("<script") && !svg.contains("<img"), "{svg}");
+    assert!(
+        svg.contains("&lt;script&gt;document.body.setAttribute("),
+        "{svg}"
+    );
+    assert!(section(&html, "NI-02").contains("id=\"timeline-NI-02\""));
+    // No timeline, no figure: the cases without one show nothing.
+    assert!(!section(&html, "MT-03").contains("<svg"));
+    // The timeline file is one of the case's files.
+    assert!(
+        ni01.contains("href=\"cases/NI-01/timeline.json\""),
+        "{ni01}"
+    );
+
+    // Nothing to load or run in any SVG, as an XML parser reads it.
+    for svg in html.split("<svg ").skip(1) {
+        let svg = format!("<svg {}</svg>", &svg[..svg.find("</svg>").unwrap()]);
+        let doc = roxmltree::Document::parse(&svg).unwrap();
+        for n in doc.descendants().filter(|n| n.is_element()) {
+            let name = n.tag_name().name();
+            assert!(
+                !["script", "image", "foreignObject", "a", "use"].contains(&name),
+                "{name}"
+            );
+            for a in n.attributes() {
+                assert!(
+                    !a.name().starts_with("on") && a.name() != "href",
+                    "{}",
+                    a.name()
+                );
+                assert!(!a.value().contains("url("), "{}", a.value());
+            }
+        }
+    }
+
+    // Regenerated from the run directory, the page is the same.
+    std::fs::remove_file(dir.path().join(report::INDEX_HTML)).unwrap();
+    let path = report::regenerate(dir.path()).unwrap();
+    assert_eq!(std::fs::read_to_string(path).unwrap(), html);
+
+    // A timeline file gone missing is said, not silently dropped.
+    std::fs::remove_file(dir.path().join("cases/NI-02/timeline.json")).unwrap();
+    let path = report::regenerate(dir.path()).unwrap();
+    let html = std::fs::read_to_string(path).unwrap();
+    let ni02 = section(&html, "NI-02");
+    assert!(!ni02.contains("<svg"));
+    assert!(
+        ni02.contains("class=\"empty timeline-missing\">No timeline: "),
+        "{ni02}"
+    );
+}

@@ -382,7 +382,10 @@ fn run(
                     (msg.bytes, ts_ns)
                 }
                 Err(Errno::EAGAIN) => break,
-                Err(Errno::EINTR) => continue,
+                // The interface went down (a case cutting the DUT's link, a
+                // power cut taking the board's side down): the socket reports
+                // it once and captures again when the link is back up.
+                Err(Errno::EINTR | Errno::ENETDOWN) => continue,
                 Err(e) => return Err(sock_err(config, "recvmsg")(e)),
             };
             let captured = len.min(buf.len());

@@ -294,3 +294,49 @@ fn capture_on_a_missing_interface_fails_cleanly() {
     assert!(err.to_string().contains("sacbench-nope0"), "{err}");
     assert_eq!(std::fs::read_dir(dir.path()).expect("read dir").count(), 0);
 }
+
+#[test]
+fn capture_goes_on_across_the_link_going_down_and_up() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let topo = Topology::new();
+    let server = start_server(&topo, dir.path());
+    let pcap = dir.path().join("capture.pcapng");
+    let mut config = CaptureConfig::new(topo.server_if.clone(), &pcap);
+    config.netns = Some(PathBuf::from("/run/netns").join(&topo.server_ns));
+    let capture = Capture::start(config).expect("start capture");
+    // One page fetched (curl waits for it), the link down and up, one more
+    // from a new server (s_server serves one connection).
+    let resolve = format!("{HOST}:443:{}", topo.server_ip);
+    let fetch = || {
+        run(Command::new("ip")
+            .args(["netns", "exec", &topo.client_ns, "curl", "-sS", "--http1.1"])
+            .args(["--max-time", "10", "--retry", "3", "--retry-all-errors"])
+            .args(["--resolve", &resolve, "--cacert"])
+            .arg(dir.path().join("cert.pem"))
+            .arg(format!("https://{HOST}/")))
+    };
+    fetch();
+    drop(server);
+    let _server = start_server(&topo, dir.path());
+    for state in ["down", "up"] {
+        run(Command::new("ip").args([
+            "-n",
+            &topo.server_ns,
+            "link",
+            "set",
+            &topo.server_if,
+            state,
+        ]));
+    }
+    fetch();
+    let summary = capture
+        .stop(None)
+        .expect("the capture survives the link going down");
+    let a = analyze_file(&pcap).expect("analysis");
+    assert_eq!(a.frames, summary.packets);
+    let fetches = a
+        .tcp_flows
+        .iter()
+        .filter(|f| f.server.port() == 443 && f.syn_ack.is_some());
+    assert_eq!(fetches.count(), 2, "{:#?}", a.tcp_flows);
+}

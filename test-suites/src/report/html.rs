@@ -32,7 +32,7 @@ use askama::Template;
 use crate::model::{CaseResult, Evidence, EvidenceKind, Outcome, RunReport, StandardRef};
 
 use super::standards::{sorted_review, standards_view, StandardGroup, STANDARDS_CSV};
-use super::{human_duration, kind_label, refs_text, JUNIT_XML, REPORT_JSON};
+use super::{human_duration, kind_label, refs_text, Timelines, JUNIT_XML, REPORT_JSON};
 
 /// What `templates/report.html` renders: everything already decided, so
 /// the template holds layout only.
@@ -73,6 +73,10 @@ struct CaseView<'a> {
     duration: String,
     evidence: Vec<EvidenceView<'a>>,
     files: Vec<FileLink<'a>>,
+    /// The case's timeline, drawn (`templates/case_timeline.html`).
+    timeline_svg: Option<String>,
+    /// Why the case's timeline file could not be drawn.
+    timeline_missing: Option<String>,
 }
 
 /// One piece of evidence: its text, its numbers for people and for tools,
@@ -98,11 +102,20 @@ struct FileLink<'a> {
     path: &'a str,
 }
 
-/// Renders the HTML page of `report`.
+/// Renders the HTML page of `report`, without timelines.
 pub fn render_html(report: &RunReport) -> String {
+    render_html_with(report, &Timelines::new())
+}
+
+/// Renders the HTML page of `report` with its cases' `timelines`.
+pub fn render_html_with(report: &RunReport, timelines: &Timelines) -> String {
     let s = &report.summary;
     let (verdict_class, verdict) = verdict(report);
-    let table: Vec<CaseView<'_>> = report.cases.iter().map(case_view).collect();
+    let table: Vec<CaseView<'_>> = report
+        .cases
+        .iter()
+        .map(|c| case_view(c, timelines.get(&c.id)))
+        .collect();
     // Failures are what a reader came for; ignored cases next because they
     // prove nothing and must not pass for green. The sort is stable: run
     // order within each outcome.
@@ -224,12 +237,16 @@ fn detail_rank(outcome: Outcome) -> u8 {
     }
 }
 
-fn case_view(case: &CaseResult) -> CaseView<'_> {
+fn case_view<'a>(
+    case: &'a CaseResult,
+    timeline: Option<&Result<super::timeline::Timeline, String>>,
+) -> CaseView<'a> {
     let a = &case.artifacts;
     let files = [
         ("capture (pcapng, TLS keys embedded)", &a.capture),
         ("hub journal (JSON lines)", &a.journal),
         ("device log", &a.device_log),
+        ("timeline (JSON)", &a.timeline),
     ]
     .into_iter()
     .filter_map(|(label, path)| {
@@ -251,6 +268,12 @@ fn case_view(case: &CaseResult) -> CaseView<'_> {
             .map(|ev| evidence_view(ev, a.capture.as_deref()))
             .collect(),
         files,
+        timeline_svg: timeline
+            .and_then(|t| t.as_ref().ok())
+            .map(|t| super::timeline_svg::render_svg(t, &case.evidence)),
+        timeline_missing: timeline
+            .and_then(|t| t.as_ref().err())
+            .map(|e| format!("No timeline: {e}")),
     }
 }
 

@@ -5,15 +5,19 @@
 //! `report.json` is the source of truth: the JUnit, HTML and standards CSV
 //! files are pure renderings of it, so [`regenerate`] can rebuild the page
 //! and `standards.csv` of any old run (e.g. after the page's layout
-//! improved) from its JSON alone.
+//! improved) from its JSON alone, and the timelines its cases wrote beside
+//! it (`artifacts.timeline`).
 
 mod assemble;
 mod html;
 mod junit;
 mod standards;
 mod summary;
+pub mod timeline;
+pub mod timeline_build;
+pub mod timeline_svg;
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -24,7 +28,7 @@ use crate::model::{
 };
 
 pub use assemble::{assemble, now_rfc3339};
-pub use html::render_html;
+pub use html::{render_html, render_html_with};
 pub use junit::render_junit;
 pub use standards::{render_standards_csv, NEEDS_REVIEW, STANDARDS_CSV};
 pub use summary::summarise;
@@ -56,12 +60,41 @@ pub fn write_run(dir: &Path, report: &RunReport) -> Result<()> {
     json.push('\n');
     write_atomically(&dir.join(REPORT_JSON), json.as_bytes())?;
     write_atomically(&dir.join(JUNIT_XML), render_junit(report)?.as_bytes())?;
-    write_atomically(&dir.join(INDEX_HTML), render_html(report).as_bytes())?;
+    let timelines = read_timelines(dir, report);
+    write_atomically(
+        &dir.join(INDEX_HTML),
+        render_html_with(report, &timelines).as_bytes(),
+    )?;
     write_atomically(
         &dir.join(STANDARDS_CSV),
         render_standards_csv(report)?.as_bytes(),
     )?;
     Ok(())
+}
+
+/// The timelines a case may have: its id to the timeline, or why it could
+/// not be read.
+pub type Timelines = BTreeMap<String, Result<timeline::Timeline, String>>;
+
+/// Reads the `artifacts.timeline` files of `report`'s cases in run
+/// directory `dir`; one that is missing or unreadable is kept as the reason
+/// (the page says so rather than silently showing no timeline).
+pub fn read_timelines(dir: &Path, report: &RunReport) -> Timelines {
+    let mut out = Timelines::new();
+    for case in &report.cases {
+        let Some(rel) = &case.artifacts.timeline else {
+            continue;
+        };
+        let path = dir.join(rel);
+        let read = fs::read_to_string(&path)
+            .map_err(|e| format!("{}: {e}", path.display()))
+            .and_then(|text| {
+                serde_json::from_str::<timeline::Timeline>(&text)
+                    .map_err(|e| format!("{} is not a timeline: {e}", path.display()))
+            });
+        out.insert(case.id.clone(), read);
+    }
+    out
 }
 
 /// Reads `report.json` of a run directory.
@@ -87,7 +120,8 @@ pub fn read_run(dir: &Path) -> Result<RunReport> {
 pub fn regenerate(dir: &Path) -> Result<PathBuf> {
     let report = read_run(dir)?;
     let path = dir.join(INDEX_HTML);
-    write_atomically(&path, render_html(&report).as_bytes())?;
+    let timelines = read_timelines(dir, &report);
+    write_atomically(&path, render_html_with(&report, &timelines).as_bytes())?;
     write_atomically(
         &dir.join(STANDARDS_CSV),
         render_standards_csv(&report)?.as_bytes(),

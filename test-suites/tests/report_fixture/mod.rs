@@ -10,6 +10,7 @@ use sacbench_suites::model::{
 };
 use sacbench_suites::report;
 use sacbench_suites::standards;
+use sacbench_suites::report::timeline::{Lane, Timeline, TimelineEvent, TIMELINE_JSON};
 
 /// Markup in the `seen` text of NI-01: it must reach every report as text.
 pub const HOSTILE: &str =
@@ -23,6 +24,7 @@ fn artifacts(id: &str) -> Artifacts {
         capture: Some(format!("cases/{id}/capture.pcapng")),
         journal: Some(format!("cases/{id}/journal.jsonl")),
         device_log: Some(format!("cases/{id}/device.log")),
+        timeline: None,
     }
 }
 
@@ -204,6 +206,7 @@ pub fn hostile_everywhere(text: &str) -> RunReport {
         capture: Some(text.into()),
         journal: Some(text.into()),
         device_log: Some(text.into()),
+        timeline: None,
     };
     run.cases[1].id = text.into();
     // The Standards view repeats case ids, titles and evidence: its own
@@ -225,4 +228,48 @@ pub fn section<'a>(html: &'a str, id: &str) -> &'a str {
         .find("</section>")
         .expect("section not closed");
     &html[start..start + end]
+}
+
+/// The cases [`with_timelines`] gives a timeline: a failed and a passed one.
+pub const TIMELINE_CASES: [&str; 2] = ["NI-01", "NI-02"];
+
+/// Writes a timeline for NI-01 (failed: the SYN/ACKs of frames 12 and 15
+/// its evidence cites, one tooltip with [`HOSTILE`] text) and NI-02
+/// (passed: its probes cited) under run directory `dir`, and names them in
+/// the cases' artifacts.
+pub fn with_timelines(dir: &std::path::Path, run: &mut RunReport) {
+    let cited = |lane, at, label: &str, frame, cites: Vec<usize>| {
+        let mut e =
+            TimelineEvent::new(lane, at, label, format!("{label} {HOSTILE}")).frames(frame, frame);
+        e.cites = cites;
+        e
+    };
+    let ni01 = Timeline::new(
+        1_775_124_000_000_000_000,
+        3_000_000,
+        vec![
+            TimelineEvent::new(Lane::Rig, 20_000, "power on", "took 5 ms").until(25_000),
+            TimelineEvent::new(Lane::Hub, 400_000, "connected", "journal seq 4").seq(4),
+            cited(Lane::Network, 1_200_000, "SYN-ACK", 12, vec![0]).alarm(true),
+            cited(Lane::Network, 1_900_000, "SYN-ACK", 15, vec![0]).alarm(true),
+            TimelineEvent::new(Lane::Dut, 300_000, "booted", "boot line"),
+        ],
+    );
+    let ni02 = Timeline::new(
+        1_775_124_000_000_000_000,
+        1_000_000,
+        vec![
+            cited(Lane::Network, 100_000, "UDP", 3, vec![0]),
+            cited(Lane::Network, 200_000, "UDP", 4, vec![0]),
+            cited(Lane::Network, 300_000, "UDP", 5, vec![0]),
+        ],
+    );
+    for (id, t) in TIMELINE_CASES.iter().zip([ni01, ni02]) {
+        let rel = format!("cases/{id}/{TIMELINE_JSON}");
+        let path = dir.join(&rel);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, serde_json::to_vec(&t).unwrap()).unwrap();
+        let case = run.cases.iter_mut().find(|c| c.id == *id).unwrap();
+        case.artifacts.timeline = Some(rel);
+    }
 }

@@ -418,7 +418,7 @@ fn malformed<I>(offset: usize, e: PcapError<I>) -> AnalysisError {
     AnalysisError::Malformed { offset, reason }
 }
 
-fn to_ns(ts: u64, units_per_second: u64) -> u64 {
+pub(crate) fn to_ns(ts: u64, units_per_second: u64) -> u64 {
     match units_per_second {
         1_000_000_000 => ts,
         1_000_000 => ts.saturating_mul(1_000),
