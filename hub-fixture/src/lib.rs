@@ -8,6 +8,7 @@ pub mod est;
 pub mod https;
 pub mod hub;
 mod hub_state;
+mod trouble;
 pub mod journal;
 pub mod mqtt_server;
 pub mod pki;

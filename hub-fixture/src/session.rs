@@ -98,6 +98,11 @@ pub trait HubPort {
     /// Takes C2D message `seq` again for a resumed session's redelivery
     /// (delivery count incremented); `None` if it left the queue meanwhile.
     fn take_redelivery(&mut self, device_id: &str, seq: i64) -> Option<QueuedMessage>;
+    /// Whether the hub withholds the CONNACK of this device's CONNECTs (a
+    /// fixture switch): the session then never answers.
+    fn withhold_connack(&mut self, _device_id: &str) -> bool {
+        false
+    }
 }
 
 /// Why a session ended, with a human-readable detail.
@@ -122,6 +127,8 @@ impl SessionEnd {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum State {
     AwaitConnect,
+    /// A CONNECT the hub does not answer (fixture switch): silence.
+    Withheld,
     Connected,
     Ended,
 }
@@ -174,6 +181,12 @@ impl Session {
     /// True once a CONNECT was accepted.
     pub fn is_connected(&self) -> bool {
         self.state == State::Connected
+    }
+
+    /// True after a CONNECT whose CONNACK the hub withholds: the
+    /// connection stays open and silent until the client closes it.
+    pub fn is_withheld(&self) -> bool {
+        self.state == State::Withheld
     }
 
     /// How long the hub waits for any packet before closing: 1.5 × keep-alive
@@ -257,6 +270,10 @@ impl Session {
     }
 
     fn handle(&mut self, port: &mut dyn HubPort, packet: Packet) -> Result<(), SessionEnd> {
+        if self.state == State::Withheld {
+            // The hub "never answers": nothing the client sends changes that.
+            return Ok(());
+        }
         if self.state == State::AwaitConnect {
             return match packet {
                 Packet::Connect(connect) => self.on_connect(port, connect),
@@ -415,6 +432,16 @@ impl Session {
             if DevicePublish::parse(&id, &will.topic).is_err() {
                 return Err(self.acl_violation(port, "will", &will.topic));
             }
+        }
+        if port.withhold_connack(&id) {
+            port.journal(
+                &id,
+                Event::ConnackWithheld {
+                    client_id: c.client_id,
+                },
+            );
+            self.state = State::Withheld;
+            return Ok(());
         }
         // Live before it is journalled as connected: a revocation from now
         // on finds this session and closes it (journalled as such).
@@ -617,6 +644,7 @@ impl Session {
                             Event::TwinReported {
                                 rid: rid.clone(),
                                 version,
+                                patch: serde_json::from_slice(&p.payload).unwrap_or_default(),
                             },
                         );
                         self.publish_qos0(

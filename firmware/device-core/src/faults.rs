@@ -106,12 +106,21 @@ catalogue! {
         "swaps slots in place without a scratch copy or progress record";
     OtaOverHttp "ota-over-http" ["OTA-10"]
         "downloads firmware over cleartext HTTP on port 80";
-    NoResubscribe "no-resubscribe" ["CD-01", "CD-02", "CD-10"]
+    NoResubscribe "no-resubscribe" ["CD-01", "CD-02", "CD-10", "CD-13", "CD-14", "CD-15"]
         "subscribes to commands only in its first session ever (remembered in flash), not after reconnects or reboots";
     NoDedupe "no-dedupe" ["CD-06", "CD-10"]
         "applies a redelivered command again instead of by $.mid once";
     AckBeforePersist "ack-before-persist" ["CD-12"]
         "sends PUBACK before the command is applied and recorded";
+    // CD, server-side trouble and the session/twin after reconnection (CD-13…CD-20).
+    NoConnackTimeout "no-connack-timeout" ["CD-16"]
+        "waits forever for a CONNACK (no timeout on a CONNECT the hub does not answer)";
+    TrustSessionPresent "trust-session-present" ["CD-17"]
+        "connects with a persistent session and, on reconnects, relies on it: no SUBSCRIBE even when CONNACK says session-present 0";
+    NoTwinGet "no-twin-get" ["CD-18"]
+        "does not GET the twin after a reconnect (misses desired changes made while it was offline)";
+    ApplyStaleTwin "apply-stale-twin" ["CD-19"]
+        "applies desired properties whatever their $version (a stale GET response or patch too)";
 }
 
 impl Fault {
@@ -220,7 +229,8 @@ mod tests {
             "MT-04", "MT-05", "MT-06", "MT-07", "MT-08", "MT-09", "MT-12", "MT-13", "MT-14",
             "KR-01", "KR-02", "KR-03", "KR-04", "KR-05", "KR-06", "OTA-02", "OTA-03", "OTA-04",
             "OTA-05", "OTA-06", "OTA-07", "OTA-08", "OTA-09", "OTA-10", "CD-01", "CD-02", "CD-06",
-            "CD-10", "CD-11", "CD-12",
+            "CD-10", "CD-11", "CD-12", "CD-13", "CD-14", "CD-15", "CD-16", "CD-17", "CD-18",
+            "CD-19",
         ];
         for case in cases {
             assert!(

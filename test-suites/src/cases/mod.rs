@@ -75,6 +75,7 @@ pub fn all() -> Vec<&'static CaseDef> {
         kr::CASES,
         ota::CASES,
         cd::CASES,
+        cd::server::CASES,
         gw::CASES,
     ]
     .into_iter()
@@ -98,7 +99,7 @@ mod tests {
             );
         }
         // The catalogue's 53 cases (NI, MT, KR, OTA, CD, GW).
-        assert_eq!(all.len(), 6 + 14 + 6 + 10 + 12 + 5);
+        assert_eq!(all.len(), 6 + 14 + 6 + 10 + 12 + 7 + 5);
     }
 
     #[test]
