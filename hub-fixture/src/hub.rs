@@ -655,7 +655,7 @@ impl HubFixture {
             && self
                 .state
                 .send_to_session(
-                device_id,
+                    device_id,
                     SessionCommand::Desired {
                         version: twin.desired_version,
                         patch: patch.clone(),

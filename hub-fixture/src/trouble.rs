@@ -24,7 +24,11 @@ impl HubFixture {
     /// (what a load balancer or a crashed gateway node does). False when
     /// the device has no live session.
     pub fn reset_connection(&self, device_id: &str) -> bool {
-        self.close_with(device_id, CloseReason::HubReset, "the hub reset the connection")
+        self.close_with(
+            device_id,
+            CloseReason::HubReset,
+            "the hub reset the connection",
+        )
     }
 
     /// Closes the device's live connection as IoT Hub does after an

@@ -23,7 +23,10 @@ use tokio_rustls::client::TlsStream;
 fn connect_bytes(creds: &DeviceCredentials) -> Vec<u8> {
     let mut c = Connect::new(creds.device_id.clone());
     c.login = Some(Login::new(
-        format!("{}/{}/?api-version=2021-04-12", creds.hub_host, creds.device_id),
+        format!(
+            "{}/{}/?api-version=2021-04-12",
+            creds.hub_host, creds.device_id
+        ),
         "",
     ));
     let mut out = BytesMut::new();
@@ -80,7 +83,13 @@ async fn a_reset_is_an_rst_and_a_close_is_an_orderly_tls_close() {
     let e = end.expect_err("a reset, not an orderly close");
     assert_eq!(e.kind(), std::io::ErrorKind::ConnectionReset, "{e}");
     expect_entry(&hub, mark, "session closed by the reset", |e| {
-        matches!(e.event, Event::SessionClosed { reason: CloseReason::HubReset, .. })
+        matches!(
+            e.event,
+            Event::SessionClosed {
+                reason: CloseReason::HubReset,
+                ..
+            }
+        )
     })
     .await;
 
@@ -88,10 +97,19 @@ async fn a_reset_is_an_rst_and_a_close_is_an_orderly_tls_close() {
     let mark = hub.journal().len();
     assert!(hub.close_connection("d"));
     let (bytes, end) = read_to_end(&mut s).await;
-    assert!(bytes.is_empty(), "no MQTT packet before the close: {bytes:?}");
+    assert!(
+        bytes.is_empty(),
+        "no MQTT packet before the close: {bytes:?}"
+    );
     end.expect("close_notify and FIN: an orderly end");
     expect_entry(&hub, mark, "session closed by the hub", |e| {
-        matches!(e.event, Event::SessionClosed { reason: CloseReason::HubClosed, .. })
+        matches!(
+            e.event,
+            Event::SessionClosed {
+                reason: CloseReason::HubClosed,
+                ..
+            }
+        )
     })
     .await;
 }
@@ -117,7 +135,13 @@ async fn a_withheld_connack_is_silence_that_outlives_the_connect_timeout() {
         .await
         .unwrap();
     expect_entry(&hub, held.seq, "the idle connection timed out", |e| {
-        matches!(e.event, Event::SessionClosed { reason: CloseReason::ConnectTimeout, .. })
+        matches!(
+            e.event,
+            Event::SessionClosed {
+                reason: CloseReason::ConnectTimeout,
+                ..
+            }
+        )
     })
     .await;
     let _ = read_to_end(&mut idle).await;
@@ -137,11 +161,24 @@ async fn a_withheld_connack_is_silence_that_outlives_the_connect_timeout() {
     assert_eq!(ack.code, rumqttc::ConnectReturnCode::Success);
     withheld.shutdown().await.unwrap();
     let (bytes, _) = read_to_end(&mut withheld).await;
-    assert!(bytes.is_empty(), "nothing answered the withheld CONNECT: {bytes:?}");
-    expect_entry(&hub, held.seq, "the device gave the withheld attempt up", |e| {
-        matches!(e.event, Event::SessionClosed { reason: CloseReason::PeerClosed, .. })
-            && e.peer == held.peer
-    })
+    assert!(
+        bytes.is_empty(),
+        "nothing answered the withheld CONNECT: {bytes:?}"
+    );
+    expect_entry(
+        &hub,
+        held.seq,
+        "the device gave the withheld attempt up",
+        |e| {
+            matches!(
+                e.event,
+                Event::SessionClosed {
+                    reason: CloseReason::PeerClosed,
+                    ..
+                }
+            ) && e.peer == held.peer
+        },
+    )
     .await;
 }
 
@@ -168,7 +205,13 @@ async fn a_discarded_session_is_not_resumed_a_closed_one_is() {
     assert!(hub.discard_session("d"));
     assert!(c.closed_by_hub(GUARD).await);
     expect_entry(&hub, mark, "session discarded", |e| {
-        matches!(e.event, Event::SessionClosed { reason: CloseReason::SessionDiscarded, .. })
+        matches!(
+            e.event,
+            Event::SessionClosed {
+                reason: CloseReason::SessionDiscarded,
+                ..
+            }
+        )
     })
     .await;
     let (c, ack) = DeviceClient::connect(hub.mqtt_addr(), &creds, persistent.clone())
@@ -192,18 +235,24 @@ async fn a_held_desired_notification_comes_after_newer_ones() {
     let (mut c, _) = DeviceClient::connect(hub.mqtt_addr(), &creds, ConnectOptions::default())
         .await
         .unwrap();
-    c.subscribe(&["$iothub/twin/res/#", "$iothub/twin/PATCH/properties/desired/#"])
-        .await
-        .unwrap();
+    c.subscribe(&[
+        "$iothub/twin/res/#",
+        "$iothub/twin/PATCH/properties/desired/#",
+    ])
+    .await
+    .unwrap();
     hub.hold_next_desired("d");
     let mark = hub.journal().len();
     let v1 = hub
         .patch_desired("d", &serde_json::json!({ "telemetryIntervalSeconds": 5 }))
         .unwrap()
         .desired_version;
-    expect_entry(&hub, mark, "held", |e| {
-        matches!(e.event, Event::DesiredHeld { version } if version == v1)
-    })
+    expect_entry(
+        &hub,
+        mark,
+        "held",
+        |e| matches!(e.event, Event::DesiredHeld { version } if version == v1),
+    )
     .await;
     let v2 = hub
         .patch_desired("d", &serde_json::json!({ "telemetryIntervalSeconds": 9 }))
@@ -211,7 +260,10 @@ async fn a_held_desired_notification_comes_after_newer_ones() {
         .desired_version;
     // The first notification the device gets is the newer one.
     let first = c.next_publish(GUARD).await.unwrap();
-    assert_eq!(first.topic, format!("$iothub/twin/PATCH/properties/desired/?$version={v2}"));
+    assert_eq!(
+        first.topic,
+        format!("$iothub/twin/PATCH/properties/desired/?$version={v2}")
+    );
     // A GET sees the twin as it is.
     c.publish("$iothub/twin/GET/?$rid=8", rumqttc::QoS::AtMostOnce, b"")
         .await
@@ -221,12 +273,18 @@ async fn a_held_desired_notification_comes_after_newer_ones() {
     assert_eq!(body["desired"]["$version"], v2);
     assert_eq!(hub.release_desired("d"), Some(v1));
     let stale = c.next_publish(GUARD).await.unwrap();
-    assert_eq!(stale.topic, format!("$iothub/twin/PATCH/properties/desired/?$version={v1}"));
+    assert_eq!(
+        stale.topic,
+        format!("$iothub/twin/PATCH/properties/desired/?$version={v1}")
+    );
     let body: serde_json::Value = serde_json::from_slice(&stale.payload).unwrap();
     assert_eq!(body["telemetryIntervalSeconds"], 5);
-    expect_entry(&hub, mark, "released", |e| {
-        matches!(e.event, Event::DesiredReleased { version, sent: true } if version == v1)
-    })
+    expect_entry(
+        &hub,
+        mark,
+        "released",
+        |e| matches!(e.event, Event::DesiredReleased { version, sent: true } if version == v1),
+    )
     .await;
     assert_eq!(hub.release_desired("d"), None, "held once");
     // A reported patch is journalled whole.
@@ -242,7 +300,9 @@ async fn a_held_desired_notification_comes_after_newer_ones() {
         matches!(e.event, Event::TwinReported { .. })
     })
     .await;
-    assert!(matches!(r.event, Event::TwinReported { patch, .. } if patch["telemetryIntervalSeconds"] == 9));
+    assert!(
+        matches!(r.event, Event::TwinReported { patch, .. } if patch["telemetryIntervalSeconds"] == 9)
+    );
 }
 
 #[tokio::test]

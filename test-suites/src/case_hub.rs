@@ -70,8 +70,7 @@ async fn start_in(rig: &dyn Rig, config: HubConfig) -> Result<HubFixture, RigErr
     started.map_err(|e| RigError::Setup(format!("starting the hub on {addr}: {e}")))
 }
 
-impl CaseHub {
-}
+impl CaseHub {}
 
 impl Deref for CaseHub {
     type Target = HubFixture;

@@ -248,7 +248,8 @@ impl Session {
         match self.state {
             State::AwaitConnack
                 if !self.faults.has(Fault::NoConnackTimeout)
-                    && now_ms.saturating_sub(self.connect_at_ms) >= self.config.connack_timeout_ms =>
+                    && now_ms.saturating_sub(self.connect_at_ms)
+                        >= self.config.connack_timeout_ms =>
             {
                 self.close(CloseReason::ConnackTimeout)
             }
@@ -492,6 +493,18 @@ impl Session {
         self.event(SessionEvent::Connected {
             session_present: connack.session_present,
         });
+        if self.faults.has(Fault::TrustSessionPresent) && self.reconnect {
+            // Fault: it believes the hub kept its session (and with it the
+            // subscriptions) whatever CONNACK's session-present says.
+            self.state = State::Ready;
+            self.subscribed = Subscribed {
+                filters: Vec::new(),
+                commands: true,
+            };
+            self.event(SessionEvent::Subscribed { commands: true });
+            self.get_twin_after_subscribe();
+            return Ok(());
+        }
         // Commands first, QoS 1 (at-least-once); the rest QoS 0 as IoT Hub's
         // own SDKs do. Fault no-resubscribe: commands only in the first
         // session after power-on.
@@ -551,9 +564,18 @@ impl Session {
         self.event(SessionEvent::Subscribed {
             commands: self.subscribed.commands,
         });
-        // Desired properties may have changed while offline: fetch the twin.
-        let _ = self.twin_get();
+        self.get_twin_after_subscribe();
         Ok(())
+    }
+
+    /// The twin GET every session makes once subscribed: desired properties
+    /// may have changed while offline, and the hub does not send the patches
+    /// a device missed. Fault `no-twin-get` skips it on reconnects.
+    fn get_twin_after_subscribe(&mut self) {
+        if self.faults.has(Fault::NoTwinGet) && self.reconnect {
+            return;
+        }
+        let _ = self.twin_get();
     }
 
     fn on_publish(&mut self, publish: &Publish<'_>) -> Result<(), CloseReason> {

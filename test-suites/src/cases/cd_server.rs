@@ -29,11 +29,11 @@ use hub_fixture::journal::{CloseReason, Event, JournalEntry};
 use sacbench_rig::dut::{ContractPart, EventName};
 use serde_json::{json, Value};
 
+use super::selftest::c2d;
 use super::{
     applied_then_quiet, check_once_in_order, connected, end_session_hub_side, judge_backoff,
     resubscribed, seen_through, COMMANDS, NEEDS, NEEDS_LINK,
 };
-use super::selftest::c2d;
 use crate::case::{Case, DutNeeds, Fail, DEVICE_ID, GUARD};
 use crate::cases::{case_def, Def};
 use crate::model::Evidence;
@@ -73,9 +73,7 @@ fn closed_by(e: &JournalEntry, reason: CloseReason) -> bool {
 }
 
 fn bench_switch(what: &str) -> Fail {
-    Fail::bench(format!(
-        "{what}: the device had no live session on the hub"
-    ))
+    Fail::bench(format!("{what}: the device had no live session on the hub"))
 }
 
 /// The trouble has happened (journalled at `closed`): the command queued
@@ -219,7 +217,9 @@ async fn cd16(case: &mut Case) -> Result<String, Fail> {
         let Some(closed) = closed else {
             note_attempts(case, &attempts);
             return Err(Fail::new(
-                format!("the device to give up a CONNECT left unanswered within {CONNACK_GIVE_UP:?}"),
+                format!(
+                    "the device to give up a CONNECT left unanswered within {CONNACK_GIVE_UP:?}"
+                ),
                 format!("attempt {n} still waits for its CONNACK after {CONNACK_GIVE_UP:?}"),
                 format!("journal.jsonl seq {} (connack_withheld)", withheld.seq),
             ));
@@ -232,7 +232,11 @@ async fn cd16(case: &mut Case) -> Result<String, Fail> {
         after = closed.seq;
     }
     let resumed = case
-        .journal(after, "the device's attempt once CONNACKs resume", connected)
+        .journal(
+            after,
+            "the device's attempt once CONNACKs resume",
+            connected,
+        )
         .await?;
     let next_tls = case
         .hub
@@ -257,7 +261,10 @@ async fn cd16(case: &mut Case) -> Result<String, Fail> {
         .collect();
     let waited: Vec<String> = attempts
         .iter()
-        .filter_map(|a| a.closed.map(|(c, _)| format!("{} ms", c.saturating_sub(a.tls_us) / 1000)))
+        .filter_map(|a| {
+            a.closed
+                .map(|(c, _)| format!("{} ms", c.saturating_sub(a.tls_us) / 1000))
+        })
         .collect();
     let verdict = judge_backoff(&gaps_ns, false);
     case.note(Evidence::journal(
@@ -367,21 +374,16 @@ async fn cd17(case: &mut Case) -> Result<String, Fail> {
 /// `telemetryIntervalSeconds` of a reported patch, if it has one.
 fn reported_interval(e: &JournalEntry) -> Option<u64> {
     match &e.event {
-        Event::TwinReported { patch, .. } if e.device_id.as_deref() == Some(DEVICE_ID) => {
-            patch.get("telemetryIntervalSeconds").and_then(Value::as_u64)
-        }
+        Event::TwinReported { patch, .. } if e.device_id.as_deref() == Some(DEVICE_ID) => patch
+            .get("telemetryIntervalSeconds")
+            .and_then(Value::as_u64),
         _ => None,
     }
 }
 
 /// Waits (after `after`, at most `within`) for the device to report
 /// `telemetryIntervalSeconds` = `want`.
-async fn reported(
-    case: &Case,
-    after: u64,
-    want: u64,
-    within: Duration,
-) -> Option<JournalEntry> {
+async fn reported(case: &Case, after: u64, want: u64, within: Duration) -> Option<JournalEntry> {
     case.hub
         .journal()
         .wait_for(after, within, |e| reported_interval(e) == Some(want))
@@ -490,7 +492,9 @@ async fn cd19(case: &mut Case) -> Result<String, Fail> {
     // Now the stale notification: older than the twin the device has.
     let mark = case.hub.journal().len();
     if case.hub.release_desired(DEVICE_ID) != Some(v_old) {
-        return Err(Fail::bench("the held desired notification could not be released"));
+        return Err(Fail::bench(
+            "the held desired notification could not be released",
+        ));
     }
     let released = case
         .journal(mark, "the hub to send the held notification", |e| {
@@ -540,7 +544,7 @@ async fn cd19(case: &mut Case) -> Result<String, Fail> {
     }
     let mids = [mid.to_string()];
     applied_then_quiet(case, &mids).await?;
-    check_once_in_order(case, &mids)
-        .await
-        .map(|s| format!("the stale desired notification ($version {v_old} < {v_new}) was not applied; {s}"))
+    check_once_in_order(case, &mids).await.map(|s| {
+        format!("the stale desired notification ($version {v_old} < {v_new}) was not applied; {s}")
+    })
 }

@@ -22,7 +22,9 @@ fn clean_flag(o: &[Out]) -> bool {
 
 fn twin_gets(o: &[Out]) -> usize {
     o.iter()
-        .filter(|o| matches!(o, Out::Publish { topic, .. } if topic.starts_with("$iothub/twin/GET/")))
+        .filter(
+            |o| matches!(o, Out::Publish { topic, .. } if topic.starts_with("$iothub/twin/GET/")),
+        )
         .count()
 }
 
@@ -82,7 +84,10 @@ fn trust_session_present_skips_the_subscribe_on_reconnects_only() {
     outs(&mut again);
     again.receive(1, &connack(ConnectReturnCode::Accepted));
     let o = outs(&mut again);
-    assert!(!o.iter().any(|o| matches!(o, Out::Subscribe { .. })), "{o:?}");
+    assert!(
+        !o.iter().any(|o| matches!(o, Out::Subscribe { .. })),
+        "{o:?}"
+    );
     assert!(o.contains(&Out::Event(SessionEvent::Subscribed { commands: true })));
     assert_eq!(twin_gets(&o), 1);
     assert!(again.is_ready());
