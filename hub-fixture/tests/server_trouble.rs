@@ -218,7 +218,12 @@ async fn a_discarded_session_is_not_resumed_a_closed_one_is() {
         .await
         .unwrap();
     assert!(!ack.session_present, "the hub kept no session");
+    let mark = hub.journal().len();
     c.disconnect().await.unwrap();
+    expect_entry(&hub, mark, "the client's DISCONNECT", |e| {
+        matches!(e.event, Event::SessionClosed { reason: CloseReason::ClientDisconnect, .. })
+    })
+    .await;
     // Offline, the stored session is dropped at once.
     assert!(!hub.discard_session("d"));
     let (_c, ack) = DeviceClient::connect(hub.mqtt_addr(), &creds, persistent)
