@@ -221,7 +221,13 @@ async fn a_discarded_session_is_not_resumed_a_closed_one_is() {
     let mark = hub.journal().len();
     c.disconnect().await.unwrap();
     expect_entry(&hub, mark, "the client's DISCONNECT", |e| {
-        matches!(e.event, Event::SessionClosed { reason: CloseReason::ClientDisconnect, .. })
+        matches!(
+            e.event,
+            Event::SessionClosed {
+                reason: CloseReason::ClientDisconnect,
+                ..
+            }
+        )
     })
     .await;
     // Offline, the stored session is dropped at once.

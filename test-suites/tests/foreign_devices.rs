@@ -24,6 +24,7 @@ type Row = (&'static str, Outcome, &'static str, &'static str);
 
 const NODE: &[Row] = &[
     ("MT-03", Outcome::Failed, "CBC", "Node's TLS defaults (OpenSSL's cipher list) offer CBC suites in TLS 1.2 next to the AEAD ones; the SDK sets no cipher list and the example keeps the defaults"),
+    ("CD-19", Outcome::Failed, "reported telemetryIntervalSeconds 41", "the SDK merges every desired patch into its twin whatever its $version (twin.js `_onDesiredPropertiesUpdate`) and the example applies what it is handed: a notification older than the twin it GOT after reconnecting is applied"),
 ];
 
 const INSECURE: &[Row] = &[
@@ -37,6 +38,8 @@ const INSECURE: &[Row] = &[
     ("MT-08", Outcome::Failed, "application data", "the same flaw: a not-yet-valid certificate is accepted"),
     ("MT-09", Outcome::Failed, "application data", "the same flaw: a self-signed certificate is accepted"),
     ("MT-12", Outcome::Passed, "", "revocation: refused reconnects, backing off (equal jitter)"),
+    ("CD-18", Outcome::NotApplicable, "twin", "it does not implement `twin`"),
+    ("CD-19", Outcome::NotApplicable, "twin", "it does not implement `twin`"),
 ];
 
 /// The outcome of `id` for a device, with its reason: the table's row, else

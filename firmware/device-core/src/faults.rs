@@ -74,7 +74,7 @@ catalogue! {
         "accepts any hub certificate chain (untrusted, expired, not yet valid, self-signed)";
     NoHostnameCheck "no-hostname-check" ["MT-06"]
         "verifies the hub's chain but not its host name";
-    TightReconnect "tight-reconnect" ["MT-12", "CD-11"]
+    TightReconnect "tight-reconnect" ["MT-12", "CD-11", "CD-16"]
         "reconnects every 100 ms without backoff or jitter";
     SharedIdentity "shared-identity" ["MT-13"]
         "uses a fixed key pair baked into the firmware, shared by every device";

@@ -31,8 +31,8 @@ use serde_json::{json, Value};
 
 use super::selftest::c2d;
 use super::{
-    applied_then_quiet, check_once_in_order, connected, end_session_hub_side, judge_backoff,
-    resubscribed, seen_through, COMMANDS, NEEDS, NEEDS_LINK,
+    applied_then_quiet, check_once_in_order, connected, end_session_hub_side, resubscribed,
+    seen_through, COMMANDS, NEEDS, NEEDS_LINK,
 };
 use crate::case::{Case, DutNeeds, Fail, DEVICE_ID, GUARD};
 use crate::cases::{case_def, Def};
@@ -162,6 +162,34 @@ async fn cd15(case: &mut Case) -> Result<String, Fail> {
     command_once_after(case, before, mid, "the hub process restarted").await
 }
 
+/// Judges CD-16's reconnect intervals (ns) as Device Advisor judges a
+/// device's retries after a CONNACK that never came: they grow — none much
+/// shorter than the one before (0.8: connect-time noise), the last at least
+/// twice the first — so they are not all equal. (CD-11's stricter 4× over
+/// five intervals needs more attempts than a device with a 60 s CONNACK
+/// timeout makes within a case's time limit.)
+fn judge_growth(intervals_ns: &[u64]) -> Result<String, String> {
+    let ms: Vec<f64> = intervals_ns.iter().map(|n| *n as f64 / 1e6).collect();
+    let shown = ms
+        .iter()
+        .map(|m| format!("{m:.0} ms"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    if ms.len() < 3 {
+        return Err(format!("only {} intervals: {shown}", ms.len()));
+    }
+    if let Some(w) = ms.windows(2).find(|w| w[1] < 0.8 * w[0]) {
+        return Err(format!(
+            "an interval shrank ({:.0} → {:.0} ms): {shown}",
+            w[0], w[1]
+        ));
+    }
+    if ms[ms.len() - 1] < 2.0 * ms[0] {
+        return Err(format!("intervals did not grow: {shown}"));
+    }
+    Ok(format!("intervals {shown}"))
+}
+
 /// The journal entries of one withheld attempt: its TLS accept, its
 /// CONNECT left unanswered, the close by the device.
 struct Attempt {
@@ -266,7 +294,7 @@ async fn cd16(case: &mut Case) -> Result<String, Fail> {
                 .map(|(c, _)| format!("{} ms", c.saturating_sub(a.tls_us) / 1000))
         })
         .collect();
-    let verdict = judge_backoff(&gaps_ns, false);
+    let verdict = judge_growth(&gaps_ns);
     case.note(Evidence::journal(
         format!(
             "attempts given up after {}; reconnect intervals: {}",
@@ -547,4 +575,27 @@ async fn cd19(case: &mut Case) -> Result<String, Fail> {
     check_once_in_order(case, &mids).await.map(|s| {
         format!("the stale desired notification ($version {v_old} < {v_new}) was not applied; {s}")
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::judge_growth;
+
+    const MS: u64 = 1_000_000;
+
+    #[test]
+    fn growth_judgement() {
+        // The reference policy at the bench's scale, and the Node example's
+        // (1 s base, connect overhead in the first interval).
+        assert!(judge_growth(&[275 * MS, 292 * MS, 887 * MS, 1525 * MS]).is_ok());
+        assert!(judge_growth(&[1191 * MS, 1541 * MS, 3735 * MS, 4346 * MS]).is_ok());
+        // tight-reconnect: 100 ms each time.
+        assert!(judge_growth(&[100 * MS; 4])
+            .unwrap_err()
+            .contains("did not grow"));
+        assert!(judge_growth(&[MS, 3 * MS, MS, 8 * MS])
+            .unwrap_err()
+            .contains("shrank"));
+        assert!(judge_growth(&[MS, 2 * MS]).unwrap_err().contains("only 2"));
+    }
 }
