@@ -22,7 +22,7 @@ use rumqttc::mqttbytes::{Error as CodecError, Protocol, QoS};
 
 use crate::journal::{CloseReason, Event, RefuseReason};
 use crate::serial::Serial;
-use crate::store::{DeviceStatus, InFlightC2d, QueuedMessage, StoredSession, Twin};
+use crate::store::{DeviceStatus, QueuedMessage, StoredSession, Twin};
 use crate::topics::{self, DevicePublish, Subscription};
 
 /// Settings shared by all sessions of a hub.
@@ -492,51 +492,6 @@ impl Session {
         Ok(())
     }
 
-    /// Takes up a stored session: its subscriptions hold again, and its
-    /// unacknowledged C2D deliveries are sent again with their packet ids and
-    /// DUP set (MQTT 3.1.1 §4.4), before any new message.
-    fn resume(&mut self, port: &mut dyn HubPort, stored: StoredSession) {
-        let id = self.identity.device_id.clone();
-        self.subscriptions = stored.subscriptions.iter().copied().collect();
-        port.journal(
-            &id,
-            Event::SessionResumed {
-                subscriptions: stored.subscriptions.clone(),
-                in_flight: stored.in_flight.len(),
-            },
-        );
-        let mut flying = stored.in_flight;
-        flying.sort_by_key(|f| f.seq);
-        for f in flying {
-            if let Some(m) = port.take_redelivery(&id, f.seq) {
-                self.send_c2d(port, m, f.packet_id);
-            }
-        }
-        self.persist(port);
-        self.deliver_c2d(port);
-    }
-
-    /// Writes the session's state through to the store (CleanSession=0 only).
-    fn persist(&mut self, port: &mut dyn HubPort) {
-        if !self.persistent || self.state != State::Connected {
-            return;
-        }
-        let mut in_flight: Vec<InFlightC2d> = self
-            .in_flight
-            .iter()
-            .map(|(&packet_id, f)| InFlightC2d {
-                packet_id,
-                seq: f.seq,
-            })
-            .collect();
-        in_flight.sort_by_key(|f| f.seq);
-        let stored = StoredSession {
-            subscriptions: self.subscriptions.iter().copied().collect(),
-            in_flight,
-        };
-        port.save_session(&self.identity.device_id, &stored);
-    }
-
     fn refuse(
         &mut self,
         port: &mut dyn HubPort,
@@ -816,6 +771,8 @@ pub fn rfc3339(ms: i64) -> String {
 
 #[path = "session_framing.rs"]
 mod framing;
+#[path = "session_persist.rs"]
+mod persist;
 use framing::packet_name;
 
 #[cfg(test)]
