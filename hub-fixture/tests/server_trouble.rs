@@ -337,3 +337,66 @@ async fn a_stopped_hub_frees_its_addresses_for_a_restart() {
     assert_eq!(ack.code, rumqttc::ConnectReturnCode::Success);
     again.shutdown();
 }
+
+#[tokio::test]
+async fn the_admin_api_drives_the_trouble_switches() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = HubConfig::for_tests(dir.path());
+    config.admin_addr = Some("127.0.0.1:0".parse().unwrap());
+    let hub = start_hub_with(config).await;
+    let creds = hub.register_device("d").unwrap();
+    let api = hub_fixture::admin::AdminClient::new(hub.admin_addr().unwrap());
+    let call = |method: &'static str, path: &'static str, body| {
+        let api = &api;
+        async move { api.call(method, path, body).await }
+    };
+    let r = call("POST", "/devices/d/trouble/close", None)
+        .await
+        .unwrap();
+    assert_eq!(r["result"], false, "no live session: {r}");
+    let (mut c, _) = DeviceClient::connect(hub.mqtt_addr(), &creds, ConnectOptions::default())
+        .await
+        .unwrap();
+    let r = call("POST", "/devices/d/trouble/reset", None)
+        .await
+        .unwrap();
+    assert_eq!(r["result"], true, "{r}");
+    assert!(c.closed_by_hub(GUARD).await);
+    let r = call(
+        "PUT",
+        "/devices/d/connack",
+        Some(serde_json::json!({ "withhold": true })),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r["withhold"], true);
+    let mark = hub.journal().len();
+    let _held = raw_connect(&hub, &creds).await;
+    expect_entry(&hub, mark, "withheld through the API", |e| {
+        matches!(e.event, Event::ConnackWithheld { .. })
+    })
+    .await;
+    call("POST", "/devices/d/trouble/hold-desired", None)
+        .await
+        .unwrap();
+    hub.patch_desired("d", &serde_json::json!({ "a": 1 }))
+        .unwrap();
+    let r = call("POST", "/devices/d/trouble/release-desired", None)
+        .await
+        .unwrap();
+    assert_eq!(
+        r["result"],
+        serde_json::Value::Null,
+        "no live session to send it to"
+    );
+    let err = call("POST", "/devices/d/trouble/flood", None)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("no trouble \"flood\""), "{err}");
+    let err = call("POST", "/devices/nobody/trouble/close", None)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.starts_with("404"), "{err}");
+}

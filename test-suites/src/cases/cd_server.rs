@@ -156,7 +156,7 @@ async fn cd15(case: &mut Case) -> Result<String, Fail> {
         })
         .await?;
     case.note(Evidence::journal(
-        "the hub stopped (every session closed: hub_shutdown) and started again on its stored state; the journal before the restart is in rig/hub/journal.jsonl",
+        "the hub stopped (every session closed: hub_shutdown) and started again on its stored state (journal.jsonl holds both runs)",
         [started.seq],
     ));
     command_once_after(case, before, mid, "the hub process restarted").await
