@@ -24,7 +24,7 @@ type Row = (&'static str, Outcome, &'static str, &'static str);
 
 const NODE: &[Row] = &[
     ("MT-03", Outcome::Failed, "CBC", "Node's TLS defaults (OpenSSL's cipher list) offer CBC suites in TLS 1.2 next to the AEAD ones; the SDK sets no cipher list and the example keeps the defaults"),
-    ("CD-19", Outcome::Failed, "reported telemetryIntervalSeconds 41", "the SDK merges every desired patch into its twin whatever its $version (twin.js `_onDesiredPropertiesUpdate`) and the example applies what it is handed: a notification older than the twin it GOT after reconnecting is applied"),
+    ("CD-19", Outcome::Failed, "reported telemetryIntervalSeconds 41", "the SDK merges every desired patch into its twin whatever its $version (twin.js `_onDesiredPropertiesUpdate`) and the example applies what it is handed: a notification older than the twin it got after reconnecting is applied"),
 ];
 
 const INSECURE: &[Row] = &[

@@ -19,7 +19,7 @@
 //!   device must subscribe again;
 //! - CD-18: a desired change made while the device was offline (IoT Hub
 //!   sends no missed patches: the device must GET the twin);
-//! - CD-19: a desired notification older than the twin the device GOT
+//! - CD-19: a desired notification older than the twin the device got
 //!   after reconnecting is ignored — IoT Hub's documented reconnection flow
 //!   (the notification of an earlier patch may arrive after the full GET).
 
