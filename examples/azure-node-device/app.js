@@ -100,7 +100,11 @@ function start() {
       twin.on('error', (err) => drop(c, err));
       twin.on('properties.desired', (d) => {
         log(`desired version=${d.$version} ${JSON.stringify(d)}`);
-        if (Number(d.telemetryIntervalSeconds) > 0) interval = Number(d.telemetryIntervalSeconds);
+        if (Number(d.telemetryIntervalSeconds) > 0) { // applied, and acknowledged in the reported properties
+          interval = Number(d.telemetryIntervalSeconds);
+          twin.properties.reported.update({ telemetryIntervalSeconds: interval },
+            (err) => log(err ? `report failed: ${err.message}` : `reported telemetryIntervalSeconds=${interval}`));
+        }
       });
       c.ready = true;
       twin.properties.reported.update({ app: { name: APP, started: new Date().toISOString() } },

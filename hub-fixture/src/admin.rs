@@ -55,6 +55,8 @@ pub fn router(hub: HubFixture) -> Router {
         )
         .route("/devices/{id}/methods/{name}", post(method))
         .route("/devices/{id}/enrollment", put(enrollment))
+        .route("/devices/{id}/trouble/{what}", post(trouble))
+        .route("/devices/{id}/connack", put(connack))
         .route("/certificates/{serial}/revoke", post(revoke))
         .route("/feedback", get(feedback))
         .route("/clock", get(clock))
@@ -343,6 +345,48 @@ async fn enrollment(
     blocking(|| h.device(&id))?;
     h.set_refuse_enrollment(&id, b.refuse);
     ok(json!({ "device_id": id, "refuse": b.refuse }))
+}
+
+/// Server-side trouble (`trouble.rs`): `reset`, `close`, `discard-session`
+/// (false when the device had no live session), `hold-desired`,
+/// `release-desired` (the released `$version`, or null).
+async fn trouble(
+    State(h): State<HubFixture>,
+    Path((id, what)): Path<(String, String)>,
+) -> ApiResult {
+    blocking(|| h.device(&id))?;
+    let done = match what.as_str() {
+        "reset" => json!(h.reset_connection(&id)),
+        "close" => json!(h.close_connection(&id)),
+        "discard-session" => json!(h.discard_session(&id)),
+        "hold-desired" => {
+            h.hold_next_desired(&id);
+            json!(true)
+        }
+        "release-desired" => json!(h.release_desired(&id)),
+        other => {
+            return Err(ApiError(
+                StatusCode::NOT_FOUND,
+                format!("no trouble {other:?}: reset, close, discard-session, hold-desired, release-desired"),
+            ))
+        }
+    };
+    ok(json!({ "device_id": id, "trouble": what, "result": done }))
+}
+
+#[derive(Deserialize)]
+struct ConnackBody {
+    withhold: bool,
+}
+
+async fn connack(
+    State(h): State<HubFixture>,
+    Path(id): Path<String>,
+    JsonBody(b): JsonBody<ConnackBody>,
+) -> ApiResult {
+    blocking(|| h.device(&id))?;
+    h.set_withhold_connack(&id, b.withhold);
+    ok(json!({ "device_id": id, "withhold": b.withhold }))
 }
 
 async fn clock(State(h): State<HubFixture>) -> ApiResult {

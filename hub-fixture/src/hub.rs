@@ -227,6 +227,8 @@ pub struct HubFixture {
     https_addr: SocketAddr,
     admin_addr: Option<SocketAddr>,
     dir_lock: DirLock,
+    /// The listener tasks: once they end, their sockets are closed.
+    pub(crate) listeners: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
 }
 
 impl std::fmt::Debug for HubFixture {
@@ -351,6 +353,8 @@ impl HubFixture {
             methods: Mutex::new(HashMap::new()),
             refuse_enrollment: Mutex::new(Default::default()),
             firmware_rate: Mutex::new(None),
+            withhold_connack: Mutex::new(Default::default()),
+            held_desired: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             tls,
             shutdown,
@@ -361,6 +365,7 @@ impl HubFixture {
             https_addr,
             admin_addr,
             dir_lock,
+            listeners: Default::default(),
         };
         // The lock lives as long as the hub runs, even when every handle is
         // dropped without `shutdown` (the listeners go on): this task keeps
@@ -380,11 +385,14 @@ impl HubFixture {
                 host_name: hub.host_name().to_owned(),
             },
         );
-        tokio::spawn(crate::mqtt_server::serve(state.clone(), mqtt));
-        tokio::spawn(crate::https::serve(state.clone(), https));
+        let mut tasks = vec![
+            tokio::spawn(crate::mqtt_server::serve(state.clone(), mqtt)),
+            tokio::spawn(crate::https::serve(state.clone(), https)),
+        ];
         if let Some(admin) = admin {
-            tokio::spawn(crate::admin::serve(hub.clone(), admin));
+            tasks.push(tokio::spawn(crate::admin::serve(hub.clone(), admin)));
         }
+        *hub.listeners.lock().expect("listeners lock") = tasks;
         Ok(hub)
     }
 
@@ -642,16 +650,18 @@ impl HubFixture {
         patch: &serde_json::Value,
     ) -> Result<Twin, HubError> {
         let twin = self.state.store().patch_desired(device_id, patch)?;
-        let notified = self
-            .state
-            .send_to_session(
-                device_id,
-                SessionCommand::Desired {
-                    version: twin.desired_version,
-                    patch: patch.clone(),
-                },
-            )
-            .is_ok();
+        let held = self.hold_desired(device_id, twin.desired_version, patch);
+        let notified = !held
+            && self
+                .state
+                .send_to_session(
+                    device_id,
+                    SessionCommand::Desired {
+                        version: twin.desired_version,
+                        patch: patch.clone(),
+                    },
+                )
+                .is_ok();
         self.state.journal.record(
             Some(device_id),
             None,

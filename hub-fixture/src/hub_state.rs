@@ -38,6 +38,11 @@ pub(crate) enum SessionCommand {
         version: i64,
         patch: serde_json::Value,
     },
+    /// A held desired patch, sent now (stale by design) and journalled.
+    HeldDesired {
+        version: i64,
+        patch: serde_json::Value,
+    },
 }
 
 #[derive(Debug)]
@@ -63,6 +68,11 @@ pub struct HubState {
     /// Firmware downloads sent at most this many bytes per second (a fixture
     /// switch: a slow link, so a case can cut one mid-download).
     pub(crate) firmware_rate: Mutex<Option<u64>>,
+    /// Devices whose CONNECTs the hub does not answer (a fixture switch for CD-16).
+    pub(crate) withhold_connack: Mutex<std::collections::HashSet<String>>,
+    /// Devices whose next desired-properties notification the hub holds (a
+    /// fixture switch for CD-19): `None` armed, `Some((version, patch))` held.
+    pub(crate) held_desired: Mutex<HashMap<String, Option<(i64, serde_json::Value)>>>,
     pub(crate) next_id: AtomicU64,
     pub(crate) tls: Arc<rustls::ServerConfig>,
     pub(crate) shutdown: watch::Sender<bool>,

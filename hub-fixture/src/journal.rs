@@ -141,6 +141,16 @@ pub enum CloseReason {
     ReplacedBySession,
     /// The hub shut down.
     HubShutdown,
+    /// The hub reset the connection (TCP RST, no TLS close): a fixture
+    /// switch for the server-side trouble a device must survive.
+    HubReset,
+    /// The hub closed the connection (TLS close_notify, FIN; an MQTT 3.1.1
+    /// server has no DISCONNECT to send), as IoT Hub does after an
+    /// MQTT-level error: a fixture switch.
+    HubClosed,
+    /// The hub closed the connection and discarded the device's stored
+    /// session (a fixture switch: the hub did not keep it).
+    SessionDiscarded,
 }
 
 /// What happened.
@@ -319,6 +329,29 @@ pub enum Event {
         rid: String,
         /// The new reported version.
         version: i64,
+        /// The patch as the device sent it.
+        #[serde(default)]
+        patch: serde_json::Value,
+    },
+    /// The hub received a CONNECT it will not answer (the fixture switch
+    /// that withholds CONNACK): the connection stays open, silent.
+    ConnackWithheld {
+        /// The CONNECT's client id.
+        client_id: String,
+    },
+    /// A desired-properties notification the hub holds (a fixture
+    /// switch): sent later, after newer ones, as a stale notification.
+    DesiredHeld {
+        /// The desired `$version` of the held patch.
+        version: i64,
+    },
+    /// A held desired-properties notification was released (now stale).
+    DesiredReleased {
+        /// The desired `$version` of the patch.
+        version: i64,
+        /// Whether the live session sent it (the device subscribed to
+        /// desired-property updates).
+        sent: bool,
     },
     /// Desired properties were patched through the hub.
     TwinDesired {

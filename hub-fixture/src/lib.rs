@@ -17,3 +17,4 @@ pub mod session;
 pub mod store;
 pub mod tls;
 pub mod topics;
+mod trouble;

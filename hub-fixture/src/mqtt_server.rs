@@ -150,6 +150,18 @@ async fn connection(hub: Arc<HubState>, tcp: TcpStream, peer: SocketAddr) {
         tx: &tx,
         registered: false,
     };
+    // A second handle on the socket, for the reset switch: SO_LINGER 0 is
+    // set through it only when the hub resets the connection.
+    let socket = {
+        use std::os::fd::AsFd;
+        stream
+            .get_ref()
+            .0
+            .as_fd()
+            .try_clone_to_owned()
+            .map(std::net::TcpStream::from)
+            .ok()
+    };
     let (mut rd, mut wr) = tokio::io::split(stream);
     let mut buf = vec![0u8; 16 * 1024];
     let mut revoked_at: Option<(Instant, String)> = None;
@@ -164,7 +176,7 @@ async fn connection(hub: Arc<HubState>, tcp: TcpStream, peer: SocketAddr) {
                     let result = blocking(|| session.receive(&mut port, &buf[..n]));
                     if let Some(idle) = session.idle_timeout() {
                         deadline = tokio::time::Instant::now() + idle;
-                    } else if session.is_connected() {
+                    } else if session.is_connected() || session.is_withheld() {
                         deadline = far_future();
                     }
                     result
@@ -183,6 +195,11 @@ async fn connection(hub: Arc<HubState>, tcp: TcpStream, peer: SocketAddr) {
                     Ok(())
                 }
                 Some(SessionCommand::Desired { version, patch }) => { session.send_desired(version, &patch); Ok(()) }
+                Some(SessionCommand::HeldDesired { version, patch }) => {
+                    let sent = session.send_desired(version, &patch);
+                    hub.journal.record(Some(&device_id), Some(&peer), Event::DesiredReleased { version, sent });
+                    Ok(())
+                }
                 // The hub holds a sender for as long as it may send; None cannot happen while we hold tx.
                 None => Ok(()),
             },
@@ -201,8 +218,26 @@ async fn connection(hub: Arc<HubState>, tcp: TcpStream, peer: SocketAddr) {
             break end;
         }
     };
-    // Orderly TLS close (close_notify, FIN), bounded so a stuck peer cannot hold us.
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), wr.shutdown()).await;
+    if end.reason == CloseReason::SessionDiscarded {
+        // Before the device can see the close and come back: no stored
+        // session to resume (this session, no longer live, cannot save one).
+        if port.registered {
+            hub.unregister_session(&device_id, session_id);
+        }
+        if let Err(e) = blocking(|| hub.store().drop_session(&device_id)) {
+            tracing::error!("discarding the stored session of {device_id}: {e}");
+        }
+    }
+    if end.reason == CloseReason::HubReset {
+        // RST: linger 0 and close, without close_notify or FIN.
+        if let Some(s) = socket.and_then(|s| tokio::net::TcpStream::from_std(s).ok()) {
+            let _ = s.set_zero_linger();
+        }
+    } else {
+        drop(socket);
+        // Orderly TLS close (close_notify, FIN), bounded so a stuck peer cannot hold us.
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), wr.shutdown()).await;
+    }
     drop(wr);
     drop(rd);
     let closed_at = Instant::now();
@@ -284,6 +319,14 @@ impl HubPort for Port<'_> {
         if let Err(e) = self.hub.store().drop_session(device_id) {
             tracing::error!("discarding the stored session of {device_id}: {e}");
         }
+    }
+
+    fn withhold_connack(&mut self, device_id: &str) -> bool {
+        self.hub
+            .withhold_connack
+            .lock()
+            .expect("withhold lock")
+            .contains(device_id)
     }
 
     fn take_redelivery(&mut self, device_id: &str, seq: i64) -> Option<QueuedMessage> {

@@ -22,7 +22,7 @@ use rumqttc::mqttbytes::{Error as CodecError, Protocol, QoS};
 
 use crate::journal::{CloseReason, Event, RefuseReason};
 use crate::serial::Serial;
-use crate::store::{DeviceStatus, InFlightC2d, QueuedMessage, StoredSession, Twin};
+use crate::store::{DeviceStatus, QueuedMessage, StoredSession, Twin};
 use crate::topics::{self, DevicePublish, Subscription};
 
 /// Settings shared by all sessions of a hub.
@@ -98,6 +98,11 @@ pub trait HubPort {
     /// Takes C2D message `seq` again for a resumed session's redelivery
     /// (delivery count incremented); `None` if it left the queue meanwhile.
     fn take_redelivery(&mut self, device_id: &str, seq: i64) -> Option<QueuedMessage>;
+    /// Whether the hub withholds the CONNACK of this device's CONNECTs (a
+    /// fixture switch): the session then never answers.
+    fn withhold_connack(&mut self, _device_id: &str) -> bool {
+        false
+    }
 }
 
 /// Why a session ended, with a human-readable detail.
@@ -122,6 +127,8 @@ impl SessionEnd {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum State {
     AwaitConnect,
+    /// A CONNECT the hub does not answer (fixture switch): silence.
+    Withheld,
     Connected,
     Ended,
 }
@@ -174,6 +181,12 @@ impl Session {
     /// True once a CONNECT was accepted.
     pub fn is_connected(&self) -> bool {
         self.state == State::Connected
+    }
+
+    /// True after a CONNECT whose CONNACK the hub withholds: the
+    /// connection stays open and silent until the client closes it.
+    pub fn is_withheld(&self) -> bool {
+        self.state == State::Withheld
     }
 
     /// How long the hub waits for any packet before closing: 1.5 × keep-alive
@@ -257,6 +270,10 @@ impl Session {
     }
 
     fn handle(&mut self, port: &mut dyn HubPort, packet: Packet) -> Result<(), SessionEnd> {
+        if self.state == State::Withheld {
+            // The hub "never answers": nothing the client sends changes that.
+            return Ok(());
+        }
         if self.state == State::AwaitConnect {
             return match packet {
                 Packet::Connect(connect) => self.on_connect(port, connect),
@@ -416,6 +433,16 @@ impl Session {
                 return Err(self.acl_violation(port, "will", &will.topic));
             }
         }
+        if port.withhold_connack(&id) {
+            port.journal(
+                &id,
+                Event::ConnackWithheld {
+                    client_id: c.client_id,
+                },
+            );
+            self.state = State::Withheld;
+            return Ok(());
+        }
         // Live before it is journalled as connected: a revocation from now
         // on finds this session and closes it (journalled as such).
         if !port.go_live(&id, &self.identity.serial) {
@@ -463,51 +490,6 @@ impl Session {
             None => {}
         }
         Ok(())
-    }
-
-    /// Takes up a stored session: its subscriptions hold again, and its
-    /// unacknowledged C2D deliveries are sent again with their packet ids and
-    /// DUP set (MQTT 3.1.1 §4.4), before any new message.
-    fn resume(&mut self, port: &mut dyn HubPort, stored: StoredSession) {
-        let id = self.identity.device_id.clone();
-        self.subscriptions = stored.subscriptions.iter().copied().collect();
-        port.journal(
-            &id,
-            Event::SessionResumed {
-                subscriptions: stored.subscriptions.clone(),
-                in_flight: stored.in_flight.len(),
-            },
-        );
-        let mut flying = stored.in_flight;
-        flying.sort_by_key(|f| f.seq);
-        for f in flying {
-            if let Some(m) = port.take_redelivery(&id, f.seq) {
-                self.send_c2d(port, m, f.packet_id);
-            }
-        }
-        self.persist(port);
-        self.deliver_c2d(port);
-    }
-
-    /// Writes the session's state through to the store (CleanSession=0 only).
-    fn persist(&mut self, port: &mut dyn HubPort) {
-        if !self.persistent || self.state != State::Connected {
-            return;
-        }
-        let mut in_flight: Vec<InFlightC2d> = self
-            .in_flight
-            .iter()
-            .map(|(&packet_id, f)| InFlightC2d {
-                packet_id,
-                seq: f.seq,
-            })
-            .collect();
-        in_flight.sort_by_key(|f| f.seq);
-        let stored = StoredSession {
-            subscriptions: self.subscriptions.iter().copied().collect(),
-            in_flight,
-        };
-        port.save_session(&self.identity.device_id, &stored);
     }
 
     fn refuse(
@@ -617,6 +599,7 @@ impl Session {
                             Event::TwinReported {
                                 rid: rid.clone(),
                                 version,
+                                patch: serde_json::from_slice(&p.payload).unwrap_or_default(),
                             },
                         );
                         self.publish_qos0(
@@ -788,6 +771,8 @@ pub fn rfc3339(ms: i64) -> String {
 
 #[path = "session_framing.rs"]
 mod framing;
+#[path = "session_persist.rs"]
+mod persist;
 use framing::packet_name;
 
 #[cfg(test)]

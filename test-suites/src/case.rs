@@ -512,7 +512,12 @@ impl Case {
             .filter_map(|e| serde_json::to_string(e).ok())
             .map(|l| l + "\n")
             .collect();
-        let _ = std::fs::write(self.dir.join("journal.jsonl"), journal);
+        // The hub's own file when there is one: it holds the journal of
+        // every run of the hub in the case (a restart starts a new one).
+        let file = self.hub.data_dir().join("journal.jsonl");
+        if std::fs::copy(&file, self.dir.join("journal.jsonl")).is_err() {
+            let _ = std::fs::write(self.dir.join("journal.jsonl"), journal);
+        }
         let lines = self.logs().await;
         let text: String = lines
             .iter()

@@ -24,7 +24,7 @@ pub fn case_hub_config(dir: &Path, host_name: &str, ip: Ipv4Addr) -> HubConfig {
 
 /// A running case hub; dropped, it shuts down (its listeners close and its
 /// data directory's lock is released).
-pub struct CaseHub(HubFixture);
+pub struct CaseHub(HubFixture, HubConfig);
 
 impl CaseHub {
     /// Starts the hub where `rig` says (`net.hub_ipv4`, in the namespace of
@@ -40,20 +40,37 @@ impl CaseHub {
         if let Some(port) = mqtt_port {
             config.mqtt_addr.set_port(port);
         }
-        let netns = rig.netns(Node::Hub);
-        let handle = tokio::runtime::Handle::current();
-        // The listeners are made on a thread inside the hub's namespace; the
-        // wait for it runs off the runtime's threads.
-        let started = tokio::task::spawn_blocking(move || {
-            in_netns(netns, move || handle.block_on(HubFixture::start(config)))
-        })
-        .await
-        .map_err(|e| RigError::Setup(format!("starting the hub: {e}")))??;
-        started
-            .map(CaseHub)
-            .map_err(|e| RigError::Setup(format!("starting the hub on {}: {e}", net.hub_ipv4)))
+        let hub = start_in(rig, config.clone()).await?;
+        Ok(CaseHub(hub, config))
+    }
+
+    /// Restarts the hub process's part: stops it (every session closed,
+    /// the listeners' sockets closed), then starts it again on the same
+    /// data directory and addresses — its queue, twins, sessions and CA
+    /// are what it stored. The journal starts anew (its file keeps both).
+    pub async fn restart(&mut self, rig: &dyn Rig) -> Result<(), RigError> {
+        self.0.stop().await;
+        self.0 = start_in(rig, self.1.clone()).await?;
+        Ok(())
     }
 }
+
+/// Starts a hub with `config` in the namespace of `rig`'s [`Node::Hub`].
+async fn start_in(rig: &dyn Rig, config: HubConfig) -> Result<HubFixture, RigError> {
+    let netns = rig.netns(Node::Hub);
+    let handle = tokio::runtime::Handle::current();
+    let addr = config.mqtt_addr;
+    // The listeners are made on a thread inside the hub's namespace; the
+    // wait for it runs off the runtime's threads.
+    let started = tokio::task::spawn_blocking(move || {
+        in_netns(netns, move || handle.block_on(HubFixture::start(config)))
+    })
+    .await
+    .map_err(|e| RigError::Setup(format!("starting the hub: {e}")))??;
+    started.map_err(|e| RigError::Setup(format!("starting the hub on {addr}: {e}")))
+}
+
+impl CaseHub {}
 
 impl Deref for CaseHub {
     type Target = HubFixture;

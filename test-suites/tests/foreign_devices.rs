@@ -24,6 +24,7 @@ type Row = (&'static str, Outcome, &'static str, &'static str);
 
 const NODE: &[Row] = &[
     ("MT-03", Outcome::Failed, "CBC", "Node's TLS defaults (OpenSSL's cipher list) offer CBC suites in TLS 1.2 next to the AEAD ones; the SDK sets no cipher list and the example keeps the defaults"),
+    ("CD-19", Outcome::Failed, "reported telemetryIntervalSeconds 41", "the SDK merges every desired patch into its twin whatever its $version (twin.js `_onDesiredPropertiesUpdate`) and the example applies what it is handed: a notification older than the twin it got after reconnecting is applied"),
 ];
 
 const INSECURE: &[Row] = &[
@@ -45,6 +46,8 @@ const INSECURE: &[Row] = &[
     ("MT-20", Outcome::Failed, "application data", "the same flaw: a chain violating its name constraints is accepted"),
     ("MT-21", Outcome::Failed, "application data", "the same flaw: a wildcard that does not match the hub's name is accepted"),
     ("MT-22", Outcome::Failed, "application data", "the same flaw: a chain to an untrusted root is accepted"),
+    ("CD-18", Outcome::NotApplicable, "twin", "it does not implement `twin`"),
+    ("CD-19", Outcome::NotApplicable, "twin", "it does not implement `twin`"),
 ];
 
 /// The outcome of `id` for a device, with its reason: the table's row, else

@@ -38,6 +38,8 @@ pub mod twin;
 mod tests;
 #[cfg(test)]
 mod tests_ota;
+#[cfg(test)]
+mod tests_twin;
 
 use alloc::boxed::Box;
 use alloc::collections::VecDeque;
@@ -292,6 +294,16 @@ enum Link {
     },
 }
 
+/// How many reconnect base delays the device waits for a CONNACK before it
+/// gives the attempt up: 5 s with the default 1 s base, and as fast as the
+/// rest of the reconnect policy when a bench scales the base down.
+pub const CONNACK_TIMEOUT_BASES: u64 = 5;
+
+/// The CONNACK timeout for a reconnect policy (see [`CONNACK_TIMEOUT_BASES`]).
+pub fn connack_timeout_ms(backoff: &BackoffConfig) -> u64 {
+    backoff.base_ms.saturating_mul(CONNACK_TIMEOUT_BASES)
+}
+
 /// Most applications kept unreported (the oldest is dropped first).
 pub const MAX_UNREPORTED: usize = 32;
 
@@ -312,6 +324,9 @@ pub struct Device<R> {
     link: Link,
     /// Connections that reached a session since power-on.
     sessions: u64,
+    /// The desired `$version` last applied (a GET's or a patch's); older
+    /// or equal ones are stale and ignored.
+    desired_version: Option<i64>,
     /// Rotation asked for a reconnect with the new credential.
     reconnect_now: bool,
     /// A reset was asked for (method `reboot`, OTA).
@@ -385,6 +400,7 @@ impl<R: Rng> Device<R> {
                 reconnect_at: now_ms,
             },
             sessions: 0,
+            desired_version: None,
             reconnect_now: false,
             exit: false,
             dead: false,
@@ -531,14 +547,16 @@ impl<R: Rng> Device<R> {
         if !matches!(self.link, Link::Connecting) {
             return;
         }
-        let config =
+        let mut config =
             SessionConfig::new(self.config.device_id.clone(), self.config.hub_host.clone());
+        config.connack_timeout_ms = connack_timeout_ms(&self.config.backoff);
         // The session subscribes to commands when `first` or without the
         // fault; the `no-resubscribe` device believes one subscription, ever,
         // is enough (it remembers it in flash, across reconnects and reboots).
         let first = !self.commands.subscribed_once;
         match Session::new(config, self.config.faults, first, self.applied.clone()) {
             Ok(mut session) => {
+                session.set_reconnect(self.sessions > 0);
                 self.sessions += 1;
                 let _ = session.connect(now_ms);
                 self.link = Link::Up {

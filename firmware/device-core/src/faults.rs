@@ -74,7 +74,7 @@ catalogue! {
         "accepts any hub certificate chain (untrusted, expired, not yet valid, self-signed)";
     NoHostnameCheck "no-hostname-check" ["MT-06"]
         "verifies the hub's chain but not its host name";
-    TightReconnect "tight-reconnect" ["MT-12", "CD-11"]
+    TightReconnect "tight-reconnect" ["MT-12", "CD-11", "CD-16"]
         "reconnects every 100 ms without backoff or jitter";
     SharedIdentity "shared-identity" ["MT-13"]
         "uses a fixed key pair baked into the firmware, shared by every device";
@@ -106,7 +106,7 @@ catalogue! {
         "swaps slots in place without a scratch copy or progress record";
     OtaOverHttp "ota-over-http" ["OTA-10"]
         "downloads firmware over cleartext HTTP on port 80";
-    NoResubscribe "no-resubscribe" ["CD-01", "CD-02", "CD-10"]
+    NoResubscribe "no-resubscribe" ["CD-01", "CD-02", "CD-10", "CD-13", "CD-14", "CD-15"]
         "subscribes to commands only in its first session ever (remembered in flash), not after reconnects or reboots";
     NoDedupe "no-dedupe" ["CD-06", "CD-10"]
         "applies a redelivered command again instead of by $.mid once";
@@ -136,6 +136,15 @@ catalogue! {
         "keeps downloading and installs an update whose desired firmware went back to the running version";
     RetryRevertedImage "retry-reverted-image" ["OTA-18"]
         "forgets an image the bootloader reverted: installs the same image again at its next session";
+    // CD, server-side trouble and the session/twin after reconnection (CD-13…CD-20).
+    NoConnackTimeout "no-connack-timeout" ["CD-16"]
+        "waits forever for a CONNACK (no timeout on a CONNECT the hub does not answer)";
+    TrustSessionPresent "trust-session-present" ["CD-17"]
+        "connects with a persistent session and, on reconnects, relies on it: no SUBSCRIBE even when CONNACK says session-present 0";
+    NoTwinGet "no-twin-get" ["CD-18"]
+        "does not GET the twin after a reconnect (misses desired changes made while it was offline)";
+    ApplyStaleTwin "apply-stale-twin" ["CD-19"]
+        "applies desired properties whatever their $version (a stale GET response or patch too)";
 }
 
 impl Fault {
@@ -247,6 +256,8 @@ mod tests {
             "CD-10", "CD-11", "CD-12",
             // OTA, the FreeRTOS OTA end-to-end set (issue 15).
             "OTA-11", "OTA-12", "OTA-13", "OTA-14", "OTA-15", "OTA-16", "OTA-17", "OTA-18",
+            "CD-10", "CD-11", "CD-12", "CD-13", "CD-14", "CD-15", "CD-16", "CD-17", "CD-18",
+            "CD-19",
         ];
         for case in cases {
             assert!(

@@ -30,8 +30,10 @@
 //! to nothing asked) closes the session with a [`CloseReason`]; nothing from
 //! the network can panic it.
 //!
-//! Three faults of the catalogue live here: [`Fault::NoResubscribe`],
-//! [`Fault::NoDedupe`] and [`Fault::AckBeforePersist`].
+//! Six faults of the catalogue live here: [`Fault::NoResubscribe`],
+//! [`Fault::NoDedupe`], [`Fault::AckBeforePersist`],
+//! [`Fault::NoConnackTimeout`], [`Fault::TrustSessionPresent`] and
+//! [`Fault::NoTwinGet`].
 
 mod applied;
 mod frame;
@@ -110,6 +112,8 @@ pub struct Session {
     connect_at_ms: u64,
     last_ping_ms: u64,
     ping_sent_ms: Option<u64>,
+    /// Not the first connection since power-on (see [`Session::set_reconnect`]).
+    reconnect: bool,
 }
 
 impl Session {
@@ -156,7 +160,16 @@ impl Session {
             connect_at_ms: 0,
             last_ping_ms: 0,
             ping_sent_ms: None,
+            reconnect: false,
         })
+    }
+
+    /// Marks this session as a reconnect: an earlier connection since
+    /// power-on reached a session. Faults `trust-session-present` (no
+    /// SUBSCRIBE on a reconnect) and `no-twin-get` (no twin GET on a
+    /// reconnect) act only then.
+    pub fn set_reconnect(&mut self, reconnect: bool) {
+        self.reconnect = reconnect;
     }
 
     /// Queues CONNECT; call once the transport is up.
@@ -173,7 +186,9 @@ impl Session {
             client_id: &self.config.device_id,
             // The C2D queue is the hub's and does not depend on the session
             // flag; a clean session makes every connection subscribe anew.
-            clean_session: true,
+            // Fault `trust-session-present` asks for a persistent session
+            // (and relies on it, see `on_connack`).
+            clean_session: !self.faults.has(Fault::TrustSessionPresent),
             last_will: None,
             username: Some(&user),
             password: None,
@@ -232,7 +247,9 @@ impl Session {
     pub fn poll(&mut self, now_ms: u64) {
         match self.state {
             State::AwaitConnack
-                if now_ms.saturating_sub(self.connect_at_ms) >= self.config.connack_timeout_ms =>
+                if !self.faults.has(Fault::NoConnackTimeout)
+                    && now_ms.saturating_sub(self.connect_at_ms)
+                        >= self.config.connack_timeout_ms =>
             {
                 self.close(CloseReason::ConnackTimeout)
             }
@@ -259,6 +276,8 @@ impl Session {
     /// When [`Session::poll`] next has something to do (ms, same clock), if ever.
     pub fn next_deadline(&self) -> Option<u64> {
         match self.state {
+            // Fault `no-connack-timeout`: it waits for CONNACK forever.
+            State::AwaitConnack if self.faults.has(Fault::NoConnackTimeout) => None,
             State::AwaitConnack => Some(
                 self.connect_at_ms
                     .saturating_add(self.config.connack_timeout_ms),
@@ -474,6 +493,18 @@ impl Session {
         self.event(SessionEvent::Connected {
             session_present: connack.session_present,
         });
+        if self.faults.has(Fault::TrustSessionPresent) && self.reconnect {
+            // Fault: it believes the hub kept its session (and with it the
+            // subscriptions) whatever CONNACK's session-present says.
+            self.state = State::Ready;
+            self.subscribed = Subscribed {
+                filters: Vec::new(),
+                commands: true,
+            };
+            self.event(SessionEvent::Subscribed { commands: true });
+            self.get_twin_after_subscribe();
+            return Ok(());
+        }
         // Commands first, QoS 1 (at-least-once); the rest QoS 0 as IoT Hub's
         // own SDKs do. Fault no-resubscribe: commands only in the first
         // session after power-on.
@@ -533,9 +564,18 @@ impl Session {
         self.event(SessionEvent::Subscribed {
             commands: self.subscribed.commands,
         });
-        // Desired properties may have changed while offline: fetch the twin.
-        let _ = self.twin_get();
+        self.get_twin_after_subscribe();
         Ok(())
+    }
+
+    /// The twin GET every session makes once subscribed: desired properties
+    /// may have changed while offline, and the hub does not send the patches
+    /// a device missed. Fault `no-twin-get` skips it on reconnects.
+    fn get_twin_after_subscribe(&mut self) {
+        if self.faults.has(Fault::NoTwinGet) && self.reconnect {
+            return;
+        }
+        let _ = self.twin_get();
     }
 
     fn on_publish(&mut self, publish: &Publish<'_>) -> Result<(), CloseReason> {

@@ -18,6 +18,8 @@
 
 #[path = "cd_selftest.rs"]
 pub(super) mod selftest;
+#[path = "cd_server.rs"]
+pub(super) mod server;
 
 use std::collections::BTreeSet;
 use std::time::Duration;

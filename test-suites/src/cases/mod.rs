@@ -77,6 +77,7 @@ pub fn all() -> Vec<&'static CaseDef> {
         ota::CASES,
         ota::more::CASES,
         cd::CASES,
+        cd::server::CASES,
         gw::CASES,
     ]
     .into_iter()
@@ -99,8 +100,8 @@ mod tests {
                 "{name}"
             );
         }
-        // The catalogue's cases: NI, MT, MT-15…23, KR, OTA, OTA-11…18, CD, GW.
-        assert_eq!(all.len(), 6 + 14 + 9 + 6 + 10 + 8 + 12 + 5);
+        // The catalogue's cases: NI, MT, MT-15…23, KR, OTA, OTA-11…18, CD, CD-13…19, GW.
+        assert_eq!(all.len(), 6 + 14 + 9 + 6 + 10 + 8 + 12 + 7 + 5);
     }
 
     #[test]

@@ -44,11 +44,17 @@ impl<R: Rng> Device<R> {
             SessionEvent::Method { name, rid, .. } => self.method(&name, &rid, now_ms),
             SessionEvent::Twin {
                 twin: Some(doc), ..
-            } => self.desired(&doc.desired, now_ms),
+            } => {
+                if self.fresh_desired(doc.desired_version, "twin GET") {
+                    self.desired(&doc.desired, now_ms);
+                }
+            }
             SessionEvent::Twin { status, .. } => self.log(format!("twin GET answered {status}")),
             SessionEvent::Desired { version, patch } => {
                 self.log(format!("desired patch version {version}"));
-                self.desired(&patch, now_ms);
+                if self.fresh_desired(Some(version), "desired patch") {
+                    self.desired(&patch, now_ms);
+                }
             }
             SessionEvent::Reported { status, .. } => {
                 self.log(format!("reported patch answered {status}"))
@@ -163,6 +169,26 @@ impl<R: Rng> Device<R> {
         }
     }
 
+    /// Whether desired properties with `version` are not older than those
+    /// applied (and, if so, records it as applied): a GET response and a
+    /// patch travel apart, so either may arrive after a newer one — the
+    /// stale one is ignored (the same version again is applied again,
+    /// which changes nothing). Fault `apply-stale-twin` takes everything.
+    pub(super) fn fresh_desired(&mut self, version: Option<i64>, what: &str) -> bool {
+        if let (Some(v), Some(applied)) = (version, self.desired_version) {
+            if v < applied && !self.config.faults.has(Fault::ApplyStaleTwin) {
+                self.log(format!(
+                    "{what}: desired $version {v} is older than the applied {applied}: ignored"
+                ));
+                return false;
+            }
+        }
+        if version.is_some() {
+            self.desired_version = version;
+        }
+        true
+    }
+
     /// Desired properties (a whole twin's or a patch) to the machines.
     pub(super) fn desired(&mut self, desired: &Value, now_ms: u64) {
         let Desired {
@@ -171,8 +197,14 @@ impl<R: Rng> Device<R> {
             firmware,
         } = twin::parse_desired(desired);
         if let Some(ms) = telemetry_interval_ms {
-            // From the next heartbeat on.
+            // From the next heartbeat on; reported back, as IoT Hub's
+            // writable properties are acknowledged.
             self.telemetry_interval_ms = ms;
+            let seconds = ms / 1000;
+            self.log(format!("telemetryIntervalSeconds {seconds} applied"));
+            if let Some(s) = self.session_mut().filter(|s| s.is_ready()) {
+                let _ = s.report(&json!({ "telemetryIntervalSeconds": seconds }));
+            }
         }
         if let Some(after) = rotate_after {
             let a = self

@@ -3,6 +3,7 @@
 //! and its actions decoded back and compared.
 
 mod c2d;
+mod reconnect;
 
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
