@@ -124,6 +124,8 @@ pub struct FactoryCredential {
     pub cert_der: Vec<u8>,
     /// The certificate's notAfter, Unix ms (the shell parses it).
     pub not_after_ms: u64,
+    /// The certificate's notBefore, Unix ms (the shell parses it).
+    pub not_before_ms: u64,
 }
 
 /// What the device read from flash at power-on.
@@ -165,6 +167,8 @@ pub enum Event<'a> {
         cert_der: Vec<u8>,
         /// Its notAfter, Unix ms.
         not_after_ms: u64,
+        /// Its notBefore, Unix ms.
+        not_before_ms: u64,
     },
     /// The hub refused the re-enrolment with an HTTP error status.
     EnrollRefused {
@@ -693,11 +697,9 @@ fn store_factory(
     now_ms: u64,
 ) -> Result<Vec<Write>, KeystoreError> {
     let mut writes = keystore.store_pending_key(f.key)?;
-    writes.extend(keystore.store_pending_cert(Certificate::new(
-        f.cert_der,
-        f.not_after_ms,
-        now_ms,
-    ))?);
+    writes.extend(keystore.store_pending_cert(
+        Certificate::new(f.cert_der, f.not_after_ms, now_ms).valid_from(f.not_before_ms),
+    )?);
     writes.extend(keystore.commit_pending()?);
     Ok(writes)
 }

@@ -112,6 +112,11 @@ catalogue! {
         "applies a redelivered command again instead of by $.mid once";
     AckBeforePersist "ack-before-persist" ["CD-12"]
         "sends PUBACK before the command is applied and recorded";
+    // KR renewal on the device's own clock (issue 15, krclock).
+    NoRenewal "no-renewal" ["KR-07"]
+        "renews its certificate only when asked (method, twin), never as it nears expiry";
+    RotateNewSubject "rotate-new-subject" ["KR-08"]
+        "puts a generated name instead of its certificate's subject in the re-enrolment CSR";
 }
 
 impl Fault {

@@ -40,6 +40,7 @@ macro_rules! case_def {
             extra_faults: &[],
             tools: &[],
             hub_mqtt_port: None,
+            clock: $crate::case::CaseClock::Real,
             run: |c| Box::pin($f(c)),
         }
     };
@@ -61,6 +62,7 @@ macro_rules! self_test {
             extra_faults: &[],
             tools: &[],
             hub_mqtt_port: None,
+            clock: $crate::case::CaseClock::Real,
             run: |c| Box::pin($f(c)),
         }
     };
@@ -73,6 +75,7 @@ pub fn all() -> Vec<&'static CaseDef> {
         ni::CASES,
         mt::CASES,
         kr::CASES,
+        kr::RENEWAL_CASES,
         ota::CASES,
         cd::CASES,
         gw::CASES,
@@ -97,8 +100,8 @@ mod tests {
                 "{name}"
             );
         }
-        // The catalogue's 53 cases (NI, MT, KR, OTA, CD, GW).
-        assert_eq!(all.len(), 6 + 14 + 6 + 10 + 12 + 5);
+        // The catalogue's 55 cases (NI, MT, KR, OTA, CD, GW).
+        assert_eq!(all.len(), 6 + 14 + 8 + 10 + 12 + 5);
     }
 
     #[test]
