@@ -16,8 +16,8 @@ use sacbench_rig::dut::ContractPart;
 use sacbench_rig::Capability;
 
 use super::{
-    case_def, cert_der, connected_serial, enrolled, est_exchanges, fail, next_connect, ready,
-    rotate, Def,
+    case_def, cert_der, connected_serial, contains, enrolled, est_exchanges, fail, next_connect,
+    ready, rotate, Def,
 };
 use crate::case::{Case, CaseClock, CaseDef, DutNeeds, Fail, DEVICE_ID};
 use crate::model::Evidence;
@@ -111,13 +111,8 @@ async fn kr07(case: &mut Case) -> Result<String, Fail> {
         .time_scale
         .ok_or_else(|| Fail::bench("KR-07 runs only on a time-scaled clock"))?;
     let old = fresh_short_lived_credential(case).await?;
-    let record = case
-        .hub
-        .certificates(&old.device_id)?
-        .into_iter()
-        .find(|c| c.serial.to_string() == old.serial)
-        .ok_or_else(|| Fail::bench(format!("the hub has no record of serial {}", old.serial)))?;
-    let (from, to) = (record.not_before_ms, record.not_after_ms);
+    // The validity as the certificate itself says (whole seconds).
+    let (from, to) = validity_ms(&cert_der(&old.cert_pem)?).map_err(Fail::bench)?;
     let mark = case.hub.journal().len();
     let first = case.boot().await?;
     case.note(Evidence::journal(
@@ -201,11 +196,49 @@ async fn kr07(case: &mut Case) -> Result<String, Fail> {
             format!("journal.jsonl entries {} and {}", e.seq, again.seq),
         ));
     }
+    // A renewal is a new key, not the old one certified again.
+    let old_der = cert_der(&old.cert_pem)?;
+    let est = est_exchanges(case)?;
+    let csrs: Vec<(u64, hub_fixture::est::ReenrollRequest)> = est
+        .requests
+        .iter()
+        .filter_map(|(f, b)| Some((*f, hub_fixture::est::parse_csr(b).ok()?)))
+        .collect();
+    let frames: Vec<u64> = csrs.iter().map(|(f, _)| *f).collect();
+    let same_key: Vec<u64> = csrs
+        .iter()
+        .filter(|(_, csr)| contains(&old_der, &csr.spki_der))
+        .map(|(f, _)| *f)
+        .collect();
+    case.note(Evidence::frames(
+        format!(
+            "{} renewal CSR(s); for the old key: {same_key:?}",
+            csrs.len()
+        ),
+        frames.clone(),
+    ));
+    if csrs.is_empty() || !same_key.is_empty() {
+        return Err(fail(
+            "the renewal's CSR (decrypted from the capture) carries a new public key",
+            format!("CSRs at frames {frames:?}; for the old certificate's key: {same_key:?}"),
+            "capture.pcapng (decrypted with its key log)",
+        ));
+    }
     Ok(format!(
-        "renewed at {at:.1} % of a {} s validity on its {}× clock ({} → {new_serial}) and kept working on the new certificate",
+        "renewed with a new key at {at:.1} % of a {} s validity on its {}× clock ({} → {new_serial}) and kept working on the new certificate",
         (to - from) / 1000,
         scale.rate,
         old.serial,
+    ))
+}
+
+/// (notBefore, notAfter) of a certificate, Unix ms.
+fn validity_ms(der: &[u8]) -> Result<(i64, i64), String> {
+    let (_, c) = x509_parser::parse_x509_certificate(der).map_err(|e| e.to_string())?;
+    let v = c.validity();
+    Ok((
+        v.not_before.timestamp() * 1000,
+        v.not_after.timestamp() * 1000,
     ))
 }
 
@@ -260,6 +293,15 @@ async fn kr08(case: &mut Case) -> Result<String, Fail> {
             },
         )
         .await?;
+    if matches!(outcome.event, Event::Enrolled { .. }) {
+        // The EST response is on the wire once the device uses it.
+        next_connect(
+            case,
+            outcome.seq,
+            "the device to reconnect after the enrolment",
+        )
+        .await?;
+    }
     // What the device asked for, from the decrypted capture.
     let est = est_exchanges(case)?;
     let mut asked = Vec::new();
