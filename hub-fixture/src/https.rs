@@ -406,7 +406,7 @@ async fn simple_reenroll(State(ctx): State<Ctx>, body: axum::body::Bytes) -> Res
         return *r;
     }
     let hub = &ctx.hub;
-    let validity = hub.device_validity();
+    let validity = hub.est_validity();
     let refused = |status: StatusCode, reason: String| {
         ctx.journal(Event::EnrollRefused {
             reason: reason.clone(),

@@ -68,10 +68,10 @@ pub struct HubConfig {
     pub key_log: Option<PathBuf>,
     /// Validity of device certificates the hub issues (registration, EST).
     pub device_cert_days: u64,
-    /// When set, device certificates are valid for this long instead (from a
-    /// second before issue, on the hub's clock): short-lived certificates
-    /// for the renewal cases, on a time-scaled clock.
-    pub device_cert_lifetime: Option<Duration>,
+    /// When set, certificates issued by EST re-enrolment are valid for this
+    /// long instead (from a second before issue, on the hub's clock):
+    /// short-lived certificates for the renewal cases, on a time-scaled clock.
+    pub est_cert_lifetime: Option<Duration>,
     /// When set, the hub's clock runs at this scale (in step with a
     /// time-scaled device's clock).
     pub time_scale: Option<TimeScale>,
@@ -108,7 +108,7 @@ impl Default for HubConfig {
             store: StoreConfig::default(),
             key_log: None,
             device_cert_days: 365,
-            device_cert_lifetime: None,
+            est_cert_lifetime: None,
             time_scale: None,
         }
     }
@@ -456,7 +456,8 @@ impl HubFixture {
         validate_device_id(device_id)?;
         let now = self.state.now_ms();
         self.state.store().register_device(device_id, now)?;
-        let validity = self.state.device_validity();
+        let validity =
+            Validity::days_from(self.state.clock.now(), self.state.config.device_cert_days);
         let issued = self
             .state
             .issue_certificate(device_id, KeyAlgorithm::EcdsaP256, validity)?;

@@ -80,10 +80,10 @@ impl HubState {
         self.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// The validity of a device certificate issued now (registration, EST).
-    pub(crate) fn device_validity(&self) -> crate::pki::Validity {
+    /// The validity of a device certificate re-enrolled now (EST).
+    pub(crate) fn est_validity(&self) -> crate::pki::Validity {
         let now = self.clock.now();
-        match self.config.device_cert_lifetime {
+        match self.config.est_cert_lifetime {
             Some(lifetime) => {
                 // A second back: X.509 times are whole seconds.
                 let not_before = now - std::time::Duration::from_secs(1);

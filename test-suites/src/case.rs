@@ -55,9 +55,9 @@ pub enum CaseClock {
     /// At [`TIME_SCALE`] when the DUT file declares `clock_scale`, real time
     /// otherwise (the case judges each as it can).
     ScaledIfOffered,
-    /// At [`TIME_SCALE`], the hub issuing device certificates valid for
-    /// `cert_lifetime_s` seconds of the scaled clock; not applicable to a
-    /// device without `clock_scale`.
+    /// At [`TIME_SCALE`], the hub re-enrolling device certificates (EST)
+    /// valid for `cert_lifetime_s` seconds of the scaled clock; not
+    /// applicable to a device without `clock_scale`.
     Scaled {
         /// Validity of the device certificates the case's hub issues, s.
         cert_lifetime_s: u64,
@@ -364,7 +364,7 @@ impl Case {
         let hub_options = HubOptions {
             mqtt_port: hub_mqtt_port,
             time_scale,
-            device_cert_lifetime: match def.clock {
+            est_cert_lifetime: match def.clock {
                 CaseClock::Scaled { cert_lifetime_s } if time_scale.is_some() => {
                     Some(Duration::from_secs(cert_lifetime_s))
                 }

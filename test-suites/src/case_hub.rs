@@ -43,7 +43,7 @@ impl CaseHub {
             config.mqtt_addr.set_port(port);
         }
         config.time_scale = options.time_scale;
-        config.device_cert_lifetime = options.device_cert_lifetime;
+        config.est_cert_lifetime = options.est_cert_lifetime;
         let netns = rig.netns(Node::Hub);
         let handle = tokio::runtime::Handle::current();
         // The listeners are made on a thread inside the hub's namespace; the
@@ -89,8 +89,8 @@ pub struct HubOptions {
     pub mqtt_port: Option<u16>,
     /// Its clock runs at this scale (in step with a time-scaled device).
     pub time_scale: Option<TimeScale>,
-    /// Device certificates valid this long (on the hub's clock).
-    pub device_cert_lifetime: Option<Duration>,
+    /// Certificates re-enrolled by EST valid this long (on the hub's clock).
+    pub est_cert_lifetime: Option<Duration>,
 }
 
 /// Starts `rig`'s hub (under `dir`, MQTT on `mqtt_port` if given),

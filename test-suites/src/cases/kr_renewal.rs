@@ -2,16 +2,14 @@
 //! clock, and a rotation that keeps the certificate's subject and SAN.
 //!
 //! KR-07 runs the device's clock and the case hub's in step, 60× fast
-//! ([`crate::case::TIME_SCALE`]), the hub issuing device certificates valid
-//! for two device-minutes: both sides judge validity by the same time, so
-//! the hub journal's virtual time (`at_ms`) is the device's time.
+//! ([`crate::case::TIME_SCALE`]), the hub re-enrolling device certificates
+//! valid for two device-minutes: both sides judge validity by the same
+//! time, so the hub journal's virtual time (`at_ms`) is the device's time.
 
 use std::time::Duration;
 
 use hub_fixture::clock::Clock;
-use hub_fixture::hub::DeviceCredentials;
 use hub_fixture::journal::{Event, JournalEntry, Listener};
-use hub_fixture::pki::{KeyAlgorithm, Validity};
 use sacbench_rig::dut::ContractPart;
 use sacbench_rig::Capability;
 
@@ -23,17 +21,18 @@ use crate::case::{Case, CaseClock, CaseDef, DutNeeds, Fail, DEVICE_ID};
 use crate::model::Evidence;
 
 const NEEDS: &[Capability] = &[Capability::Power, Capability::Capture];
-/// Validity of the device certificates in KR-07, device seconds: 80 % is
-/// reached 1.6 real seconds after issue at 60×; the 70–90 % window is then
-/// ±200 ms of real time around it, ample for a key generation and a TLS
-/// handshake.
+/// Validity of the certificates the hub re-enrols in KR-07, device seconds:
+/// 80 % is reached 1.6 real seconds after issue at 60×; the 70–90 % window
+/// is then ±200 ms of real time around it, ample for a key generation and a
+/// TLS handshake.
 const KR07_CERT_LIFETIME_S: u64 = 120;
 /// KR-07's window for the start of the renewal, % of the validity.
 const KR07_WINDOW: (f64, f64) = (70.0, 90.0);
 
-/// KR-07: the device renews by itself (no method, no twin needed).
+/// KR-07: the device renews by itself; a rotation on request first gives it
+/// a short-lived certificate.
 const RENEWAL: DutNeeds = DutNeeds {
-    implements: &[ContractPart::EstRotation],
+    implements: &[ContractPart::EstRotation, ContractPart::Methods],
     events: &[],
     native_board: false,
 };
@@ -50,7 +49,7 @@ pub const CASES: &[Def] = &[
         clock: CaseClock::Scaled {
             cert_lifetime_s: KR07_CERT_LIFETIME_S,
         },
-        ..case_def!("KR-07", "renewal_before_expiry", "Renewal before expiry, on the device's clock", "the device re-enrols (EST, new key) by itself at about 80 % of its certificate's validity (the re-enrolment starts between 70 % and 90 %, on the time-scaled clock) and keeps its session working with the new certificate", NEEDS, RENEWAL, kr07)
+        ..case_def!("KR-07", "renewal_before_expiry", "Renewal before expiry, on the device's clock", "the device re-enrols (EST, new key) by itself at about 80 % of its certificate's validity (a short-lived one a rotation on request gave it; the renewal starts between 70 % and 90 %, on the time-scaled clock) and keeps its session working with the renewed certificate", NEEDS, RENEWAL, kr07)
     },
     case_def!("KR-08", "rotation_keeps_subject", "Rotation keeps subject and SAN", "a rotation's CSR and the certificate issued for it carry the subject and subjectAltName of the certificate being renewed (RFC 7030 §4.2.2)", NEEDS, ROTATION, kr08),
 ];
@@ -80,108 +79,101 @@ fn est_session(case: &Case, mark: u64, enrolled: &JournalEntry) -> Option<Journa
         .last()
 }
 
-/// Issues the device a certificate valid for [`KR07_CERT_LIFETIME_S`] from
-/// now (on the hub's scaled clock) and provisions it: the time the rig took
-/// to come up does not eat into its validity.
-async fn fresh_short_lived_credential(case: &mut Case) -> Result<DeviceCredentials, Fail> {
-    let now = case.hub.clock().now();
-    let not_before = now - Duration::from_secs(1);
-    let validity = Validity {
-        not_before,
-        not_after: not_before + Duration::from_secs(KR07_CERT_LIFETIME_S),
-    };
-    let fresh = case
+/// The hub's record of certificate `serial`: (notBefore, notAfter) as the
+/// certificate encodes them (whole seconds), Unix ms.
+fn validity_of(case: &Case, serial: &str) -> Result<(i64, i64), Fail> {
+    let r = case
         .hub
-        .issue_certificate(DEVICE_ID, KeyAlgorithm::EcdsaP256, validity)?;
-    let dir = case.rig_dir();
-    let mut record = sacbench_provisioning::read(&dir.join("provisioning"))
-        .map_err(|e| Fail::bench(format!("reading back the provisioning: {e}")))?;
-    record.certificate_pem = fresh.cert_pem.clone();
-    record.private_key_pem = fresh.key_pem.clone();
-    case.rig
-        .provision(&dir, &[record])
-        .await
-        .map_err(|e| Fail::bench(e.to_string()))?;
-    case.identities[0] = fresh.clone();
-    Ok(fresh)
+        .certificates(DEVICE_ID)?
+        .into_iter()
+        .find(|c| c.serial.to_string() == serial)
+        .ok_or_else(|| Fail::bench(format!("the hub has no record of serial {serial}")))?;
+    let floor = |ms: i64| ms - ms.rem_euclid(1000);
+    Ok((floor(r.not_before_ms), floor(r.not_after_ms)))
 }
 
 async fn kr07(case: &mut Case) -> Result<String, Fail> {
     let scale = case
         .time_scale
         .ok_or_else(|| Fail::bench("KR-07 runs only on a time-scaled clock"))?;
-    let old = fresh_short_lived_credential(case).await?;
-    // The validity as the certificate itself says (whole seconds).
-    let (from, to) = validity_ms(&cert_der(&old.cert_pem)?).map_err(Fail::bench)?;
-    let mark = case.hub.journal().len();
     let first = case.boot().await?;
+    case.session_active(first.seq).await?;
+    // A rotation on request gives the device a short-lived certificate (the
+    // case's hub re-enrols for KR07_CERT_LIFETIME_S device seconds), issued
+    // while it runs: how long the board took to boot does not eat into it.
+    let provisioned = case.credentials().clone();
+    let mark = rotate(case).await?;
+    let (asked, _, short, _) = enrolled(case, mark).await?;
+    let (from, to) = validity_of(case, &short)?;
+    let with_short = next_connect(
+        case,
+        asked.seq,
+        "the device to reconnect with its short-lived certificate",
+    )
+    .await?;
     case.note(Evidence::journal(
         format!(
-            "provisioned certificate {} valid {} s of device time (clock {}× fast); first session",
-            old.serial,
+            "on request: re-enrolled {} → {short}, valid {} s of device time (clock {}× fast); reconnected with serial {}",
+            provisioned.serial,
             (to - from) / 1000,
-            scale.rate
+            scale.rate,
+            connected_serial(&with_short)
         ),
-        [first.seq],
+        [asked.seq, with_short.seq],
     ));
-    // Wait for the re-enrolment, but no longer than until the certificate
-    // has expired on the (scaled) clock and a tenth of its life more: past
+    // Wait for the renewal, but no longer than until the certificate has
+    // expired on the (scaled) clock and a tenth of its life more: past
     // that, no renewal came before expiry.
     let give_up = to + (to - from) / 10;
     let left_ms = (give_up - case.hub.clock().now_ms()).max(0) as u64;
     let deadline = scale.real(Duration::from_millis(left_ms));
     let wait = case.journal(
-        first.seq,
+        with_short.seq,
         "an EST re-enrolment (Enrolled) before the certificate expires",
         |e| matches!(e.event, Event::Enrolled { .. }),
     );
-    let enrolled_entry = tokio::select! {
+    let renewed = tokio::select! {
         e = wait => e?,
         () = tokio::time::sleep(deadline) => {
-            let refusals: Vec<u64> = case.hub.journal().since(first.seq).iter()
+            let refusals: Vec<u64> = case.hub.journal().since(with_short.seq).iter()
                 .filter(|e| matches!(e.event, Event::EnrollRefused { .. } | Event::HandshakeFailed { .. }))
                 .map(|e| e.seq).collect();
             return Err(fail(
-                format!("the device re-enrols at about 80 % of its certificate's validity (between {} % and {} %)", KR07_WINDOW.0, KR07_WINDOW.1),
-                format!("no re-enrolment by {:.0} % (the certificate expired on the device's clock without renewal); refusals since: {refusals:?}", percent(give_up, from, to)),
-                format!("journal.jsonl after entry {}", first.seq),
+                format!("the device re-enrols by itself at about 80 % of its certificate's validity (between {} % and {} %)", KR07_WINDOW.0, KR07_WINDOW.1),
+                format!("no re-enrolment by {:.0} % of the validity of {short} (it expired on the device's clock without renewal); refused handshakes or enrolments since: {refusals:?}", percent(give_up, from, to)),
+                format!("journal.jsonl after entry {}", with_short.seq),
             ));
         }
     };
-    let (e, old_serial, new_serial, _) = enrolled(case, enrolled_entry.seq - 1).await?;
-    let start = est_session(case, mark, &e).unwrap_or_else(|| e.clone());
+    let (e, old_serial, new_serial, _) = enrolled(case, renewed.seq - 1).await?;
+    let start = est_session(case, with_short.seq, &e).unwrap_or_else(|| e.clone());
     let at = percent(start.at_ms, from, to);
     case.note(Evidence::journal(
         format!(
-            "re-enrolment began at {at:.1} % of the validity (EST session at device time {} ms after notBefore), Enrolled {old_serial} → {new_serial}",
+            "renewal began at {at:.1} % of the validity (EST session {} ms of device time after notBefore), Enrolled {old_serial} → {new_serial}",
             start.at_ms - from
         ),
         [start.seq, e.seq],
     ));
-    if old_serial != old.serial || !(KR07_WINDOW.0..=KR07_WINDOW.1).contains(&at) {
+    if old_serial != short || !(KR07_WINDOW.0..=KR07_WINDOW.1).contains(&at) {
         return Err(fail(
             format!(
-                "the re-enrolment, authenticated with the provisioned certificate, starts between {} % and {} % of its validity",
+                "the renewal, authenticated with the certificate being renewed ({short}), starts between {} % and {} % of its validity",
                 KR07_WINDOW.0, KR07_WINDOW.1
             ),
-            format!("it started at {at:.1} % with serial {old_serial} (provisioned {})", old.serial),
+            format!("it started at {at:.1} % with serial {old_serial}"),
             format!("journal.jsonl entries {} and {}", start.seq, e.seq),
         ));
     }
     let again = next_connect(
         case,
         e.seq,
-        "the device to reconnect with the new certificate",
+        "the device to reconnect with the renewed certificate",
     )
     .await?;
     let serial = connected_serial(&again);
     let working = case.session_active(again.seq).await?;
-    let new_cert_ok = case
-        .hub
-        .certificates(&old.device_id)?
-        .into_iter()
-        .find(|c| c.serial.to_string() == new_serial)
-        .map(|c| c.thumbprint != old.thumbprint && c.not_after_ms > to);
+    let (_, new_to) = validity_of(case, &new_serial)?;
     case.note(Evidence::journal(
         format!(
             "reconnected with serial {serial}; session working ({})",
@@ -189,15 +181,16 @@ async fn kr07(case: &mut Case) -> Result<String, Fail> {
         ),
         [again.seq, working.seq],
     ));
-    if serial != new_serial || new_cert_ok != Some(true) {
+    if serial != new_serial || new_to <= to {
         return Err(fail(
-            "the device keeps its session working with the new certificate (valid past the old one)",
-            format!("it reconnected with serial {serial}, the new one is {new_serial} (new certificate on record and later: {new_cert_ok:?})"),
+            "the device keeps its session working with the renewed certificate (valid past the old one)",
+            format!("it reconnected with serial {serial}, the renewed one is {new_serial}"),
             format!("journal.jsonl entries {} and {}", e.seq, again.seq),
         ));
     }
-    // A renewal is a new key, not the old one certified again.
-    let old_der = cert_der(&old.cert_pem)?;
+    // A renewal is a new key: its CSR's key is neither the provisioned
+    // certificate's nor the short-lived one's (the first CSR's).
+    let old_der = cert_der(&provisioned.cert_pem)?;
     let est = est_exchanges(case)?;
     let csrs: Vec<(u64, hub_fixture::est::ReenrollRequest)> = est
         .requests
@@ -205,40 +198,32 @@ async fn kr07(case: &mut Case) -> Result<String, Fail> {
         .filter_map(|(f, b)| Some((*f, hub_fixture::est::parse_csr(b).ok()?)))
         .collect();
     let frames: Vec<u64> = csrs.iter().map(|(f, _)| *f).collect();
-    let same_key: Vec<u64> = csrs
-        .iter()
-        .filter(|(_, csr)| contains(&old_der, &csr.spki_der))
-        .map(|(f, _)| *f)
-        .collect();
+    let renewal_key_reused = match csrs.as_slice() {
+        [(_, first), (_, renewal), ..] => {
+            renewal.spki_der == first.spki_der || contains(&old_der, &renewal.spki_der)
+        }
+        _ => true,
+    };
     case.note(Evidence::frames(
         format!(
-            "{} renewal CSR(s); for the old key: {same_key:?}",
+            "{} CSR(s): the rotation on request, then the renewal",
             csrs.len()
         ),
         frames.clone(),
     ));
-    if csrs.is_empty() || !same_key.is_empty() {
+    if renewal_key_reused {
         return Err(fail(
             "the renewal's CSR (decrypted from the capture) carries a new public key",
-            format!("CSRs at frames {frames:?}; for the old certificate's key: {same_key:?}"),
+            format!(
+                "CSRs at frames {frames:?}: the renewal's key is an earlier one, or it is missing"
+            ),
             "capture.pcapng (decrypted with its key log)",
         ));
     }
     Ok(format!(
-        "renewed with a new key at {at:.1} % of a {} s validity on its {}× clock ({} → {new_serial}) and kept working on the new certificate",
+        "renewed by itself with a new key at {at:.1} % of a {} s validity on its {}× clock ({short} → {new_serial}) and kept working on the renewed certificate",
         (to - from) / 1000,
         scale.rate,
-        old.serial,
-    ))
-}
-
-/// (notBefore, notAfter) of a certificate, Unix ms.
-fn validity_ms(der: &[u8]) -> Result<(i64, i64), String> {
-    let (_, c) = x509_parser::parse_x509_certificate(der).map_err(|e| e.to_string())?;
-    let v = c.validity();
-    Ok((
-        v.not_before.timestamp() * 1000,
-        v.not_after.timestamp() * 1000,
     ))
 }
 
