@@ -310,7 +310,10 @@ mod tests {
         let early: Vec<u64> = (0..50).map(|i| i * 1_000).collect();
         assert_eq!(busiest_minute(&early), None);
         // Seven in a minute-long window straddling minutes 2 and 3 is not.
-        let seven = [61_000, 100_000, 110_000, 119_000, 121_000, 130_000, 150_000];
+        let seven = [61_000, 100_000, 110_000, 115_000, 119_000, 120_000, 120_500];
         assert_eq!(busiest_minute(&seven), Some((61_000, 7)));
+        // Six in any minute-long window is within the bound.
+        let six = [61_000, 100_000, 110_000, 115_000, 119_000, 121_000, 150_000];
+        assert_eq!(busiest_minute(&six).map(|b| b.1), Some(6));
     }
 }
