@@ -38,6 +38,8 @@ pub mod twin;
 mod tests;
 #[cfg(test)]
 mod tests_ota;
+#[cfg(test)]
+mod tests_renewal;
 
 use alloc::boxed::Box;
 use alloc::collections::VecDeque;

@@ -206,8 +206,9 @@ impl Bench {
             Action::BuildCsr {
                 key,
                 include_private_key,
-                ..
+                common_name,
             } => {
+                self.trace.push(format!("csr CN={common_name}"));
                 let csr = [b"csr:".as_slice(), &key.pkcs8_der].concat();
                 self.csrs.push((key, include_private_key));
                 self.dev.handle(now, Event::CsrBuilt(Ok(csr)));
