@@ -41,15 +41,50 @@ pub fn ms_to_system_time(ms: i64) -> SystemTime {
     }
 }
 
-/// Real time plus an offset that only ever grows.
+/// A clock that runs `rate` times as fast as real time, equal to it at
+/// `origin_ms`: `origin + (real − origin) × rate`. The hub's clock and a
+/// time-scaled device's clock (its `device.json` `clock`) use the same one,
+/// so both see the same time at every instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeScale {
+    /// Unix ms at which the scaled time equals real time.
+    pub origin_ms: u64,
+    /// How many times as fast as real time it runs (≥ 1).
+    pub rate: u32,
+}
+
+impl TimeScale {
+    /// The scaled time at real time `real`.
+    pub fn at(&self, real: SystemTime) -> SystemTime {
+        let origin = UNIX_EPOCH + Duration::from_millis(self.origin_ms);
+        match real.duration_since(origin) {
+            Ok(d) => origin + d * self.rate.max(1),
+            // Before the origin: real time (the scale starts there).
+            Err(_) => real,
+        }
+    }
+
+    /// The real time a span of `scaled` time takes.
+    pub fn real(&self, scaled: Duration) -> Duration {
+        scaled / self.rate.max(1)
+    }
+
+    /// The scaled time a span of `real` time takes.
+    pub fn scaled(&self, real: Duration) -> Duration {
+        real * self.rate.max(1)
+    }
+}
+
+/// Real time (or a [`TimeScale`] of it) plus an offset that only ever grows.
 ///
-/// Starts equal to the system clock. [`VirtualClock::advance`] moves it
+/// Starts equal to the system clock (or its scale). [`VirtualClock::advance`] moves it
 /// forward; it never goes back, so "expired" stays expired. Observers can
 /// [`subscribe`](VirtualClock::subscribe) to learn of jumps (the hub sweeps
 /// expired messages on every jump).
 #[derive(Debug)]
 pub struct VirtualClock {
     offset: Mutex<Duration>,
+    scale: Option<TimeScale>,
     jumps: watch::Sender<Duration>,
 }
 
@@ -65,8 +100,22 @@ impl VirtualClock {
         let (jumps, _) = watch::channel(offset);
         Self {
             offset: Mutex::new(offset),
+            scale: None,
             jumps,
         }
+    }
+
+    /// This clock running at `scale` (plus its offset).
+    pub fn scaled(self, scale: TimeScale) -> Self {
+        Self {
+            scale: Some(scale),
+            ..self
+        }
+    }
+
+    /// The time scale it runs at, if not real time.
+    pub fn scale(&self) -> Option<TimeScale> {
+        self.scale
     }
 
     /// Moves the clock forward by `by`, and returns the new offset from real time.
@@ -92,7 +141,8 @@ impl VirtualClock {
 
 impl Clock for VirtualClock {
     fn now(&self) -> SystemTime {
-        SystemTime::now() + self.offset()
+        let real = SystemTime::now();
+        self.scale.map_or(real, |s| s.at(real)) + self.offset()
     }
 }
 
@@ -120,6 +170,25 @@ mod tests {
         assert!(after.duration_since(before).unwrap() >= Duration::from_secs(2 * 3600));
         assert!(rx.has_changed().unwrap());
         assert_eq!(*rx.borrow_and_update(), Duration::from_secs(7200));
+    }
+
+    #[test]
+    fn a_scaled_clock_runs_rate_times_as_fast_from_its_origin() {
+        let origin = SystemTime::now() - Duration::from_secs(10);
+        let origin_ms = system_time_to_ms(origin) as u64;
+        let scale = TimeScale {
+            origin_ms,
+            rate: 60,
+        };
+        let real = ms_to_system_time(origin_ms as i64) + Duration::from_secs(10);
+        let at = scale.at(real);
+        assert_eq!(at.duration_since(real).unwrap(), Duration::from_secs(590));
+        assert_eq!(scale.real(Duration::from_secs(60)), Duration::from_secs(1));
+        let clock = VirtualClock::default().scaled(scale);
+        let ahead = clock.now().duration_since(SystemTime::now()).unwrap();
+        assert!(ahead >= Duration::from_secs(589), "{ahead:?}");
+        // Before the origin it is real time.
+        assert_eq!(scale.at(UNIX_EPOCH), UNIX_EPOCH);
     }
 
     #[test]

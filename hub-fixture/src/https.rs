@@ -33,12 +33,10 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tower::ServiceExt;
 
-use crate::clock::Clock;
 use crate::est;
 use crate::hub::HubState;
 use crate::hub_state::blocking;
 use crate::journal::{Event, Listener};
-use crate::pki::Validity;
 use crate::session::ClientIdentity;
 use crate::store::DeviceStatus;
 
@@ -408,7 +406,7 @@ async fn simple_reenroll(State(ctx): State<Ctx>, body: axum::body::Bytes) -> Res
         return *r;
     }
     let hub = &ctx.hub;
-    let validity = Validity::days_from(hub.clock.now(), hub.config.device_cert_days);
+    let validity = hub.est_validity();
     let refused = |status: StatusCode, reason: String| {
         ctx.journal(Event::EnrollRefused {
             reason: reason.clone(),

@@ -16,7 +16,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{oneshot, watch};
 
-use crate::clock::{Clock, VirtualClock};
+use crate::clock::{Clock, TimeScale, VirtualClock};
 use crate::journal::{CloseReason, Event, Journal};
 use crate::pki::{CertificateAuthority, IssuedCert, KeyAlgorithm, PkiError, Validity};
 use crate::serial::Serial;
@@ -68,6 +68,13 @@ pub struct HubConfig {
     pub key_log: Option<PathBuf>,
     /// Validity of device certificates the hub issues (registration, EST).
     pub device_cert_days: u64,
+    /// When set, certificates issued by EST re-enrolment are valid for this
+    /// long instead (from a second before issue, on the hub's clock):
+    /// short-lived certificates for the renewal cases, on a time-scaled clock.
+    pub est_cert_lifetime: Option<Duration>,
+    /// When set, the hub's clock runs at this scale (in step with a
+    /// time-scaled device's clock).
+    pub time_scale: Option<TimeScale>,
 }
 
 impl HubConfig {
@@ -101,6 +108,8 @@ impl Default for HubConfig {
             store: StoreConfig::default(),
             key_log: None,
             device_cert_days: 365,
+            est_cert_lifetime: None,
+            time_scale: None,
         }
     }
 }
@@ -304,7 +313,11 @@ impl HubFixture {
             .meta(CLOCK_OFFSET_KEY)?
             .and_then(|v| v.parse().ok())
             .unwrap_or(0);
-        let clock = Arc::new(VirtualClock::with_offset(Duration::from_millis(offset_ms)));
+        let mut clock = VirtualClock::with_offset(Duration::from_millis(offset_ms));
+        if let Some(scale) = config.time_scale {
+            clock = clock.scaled(scale);
+        }
+        let clock = Arc::new(clock);
         let journal = Journal::new(clock.clone());
         journal
             .write_to(&dir.join("journal.jsonl"))

@@ -90,6 +90,22 @@ impl HubState {
         self.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
+    /// The validity of a device certificate re-enrolled now (EST).
+    pub(crate) fn est_validity(&self) -> crate::pki::Validity {
+        let now = self.clock.now();
+        match self.config.est_cert_lifetime {
+            Some(lifetime) => {
+                // A second back: X.509 times are whole seconds.
+                let not_before = now - std::time::Duration::from_secs(1);
+                crate::pki::Validity {
+                    not_before,
+                    not_after: not_before + lifetime,
+                }
+            }
+            None => crate::pki::Validity::days_from(now, self.config.device_cert_days),
+        }
+    }
+
     pub(crate) fn now_ms(&self) -> i64 {
         self.clock.now_ms()
     }

@@ -18,7 +18,16 @@ use sacbench_rig::emulated::{EmulatedRig, EmulatedRigConfig, GatewayRig, Gateway
 use sacbench_rig::lab::LabRig;
 use sacbench_rig::{Capability, LogLine, Node, Rig, RigError, RigNetwork};
 
-use crate::case_hub::{provision_rig, CaseHub, HubSide};
+use crate::case_hub::{provision_rig_with, CaseHub, HubOptions, HubSide};
+use hub_fixture::clock::TimeScale;
+use sacbench_provisioning::ClockScale;
+
+/// Real wall-clock Unix ms.
+fn now_unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
 use crate::model::Evidence;
 use crate::timeline_record::CaseClock;
 
@@ -31,6 +40,51 @@ pub const GUARD: Duration = Duration::from_secs(60);
 /// do not depend on the base; the two cases then take seconds, not half a
 /// minute of waiting.
 pub const RECONNECT_BASE_MS: u64 = 250;
+
+/// How many times as fast as real time the device's clock (and the case
+/// hub's) runs in a time-scaled case: a device-minute is a real second. Not
+/// more: the latency of a real connection attempt (a TLS handshake, some
+/// milliseconds) is multiplied by it in device time, and a reconnect storm
+/// (an attempt every 100 ms of device time) must still show as one.
+pub const TIME_SCALE: u32 = 60;
+
+/// How a case runs the device's clock ([`CaseDef::clock`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClockNeed {
+    /// Real time.
+    Real,
+    /// At [`TIME_SCALE`] when the DUT file declares `clock_scale`, real time
+    /// otherwise (the case judges each as it can).
+    ScaledIfOffered,
+    /// At [`TIME_SCALE`], the hub re-enrolling device certificates (EST)
+    /// valid for `cert_lifetime_s` seconds of the scaled clock; not
+    /// applicable to a device without `clock_scale`.
+    Scaled {
+        /// Validity of the device certificates the case's hub issues, s.
+        cert_lifetime_s: u64,
+    },
+}
+
+impl ClockNeed {
+    /// Why a case with this clock cannot judge `dut`, if it cannot.
+    pub fn not_applicable(&self, dut: &DutFile) -> Option<String> {
+        match self {
+            ClockNeed::Scaled { .. } if !dut.clock_scale => Some(format!(
+                "the case runs the device's clock {TIME_SCALE}× fast (certificate lifetimes of a few device-minutes, renewal on the device's own clock), which needs a device that honours device.json's `clock`; {} does not declare it (its DUT file has no `clock_scale = true`)",
+                dut.name
+            )),
+            _ => None,
+        }
+    }
+
+    /// The scale this case runs `dut`'s clock at, if not real time.
+    pub fn scale_for(&self, dut: &DutFile) -> Option<u32> {
+        match self {
+            ClockNeed::Real => None,
+            _ => dut.clock_scale.then_some(TIME_SCALE),
+        }
+    }
+}
 
 /// The device under test in every case.
 pub const DEVICE_ID: &str = sacbench_rig::DEVICE_ID;
@@ -118,6 +172,8 @@ pub struct CaseDef {
     /// device dials, is then the case's (its own deliberately bad hub, or
     /// nothing at all).
     pub hub_mqtt_port: Option<u16>,
+    /// How the case runs the device's clock (and its hub's).
+    pub clock: ClockNeed,
     /// The case body.
     pub run: CaseFn,
 }
@@ -241,6 +297,8 @@ pub struct Case {
     log: std::sync::Mutex<Vec<LogLine>>,
     /// The timeline's clock and the rig actions recorded on it.
     pub(crate) clock: CaseClock,
+    /// The time scale the device's clock and the hub's run at, if not real time.
+    pub time_scale: Option<hub_fixture::clock::TimeScale>,
 }
 
 /// Signs `payload` as version `major.minor.0` with `counter`.
@@ -302,15 +360,38 @@ impl Case {
             None => sacbench_rig::image_public_key(&opts.dut).map_err(bench)?,
             Some(_) => None,
         };
+        // A time-scaled case: the device's clock and the hub's run in step
+        // from now, so both judge certificate validity by the same time.
+        let time_scale = def.clock.scale_for(&opts.dut).map(|rate| TimeScale {
+            origin_ms: now_unix_ms(),
+            rate,
+        });
+        let hub_options = HubOptions {
+            mqtt_port: hub_mqtt_port,
+            time_scale,
+            est_cert_lifetime: match def.clock {
+                ClockNeed::Scaled { cert_lifetime_s } if time_scale.is_some() => {
+                    Some(Duration::from_secs(cert_lifetime_s))
+                }
+                _ => None,
+            },
+        };
         let HubSide {
             hub,
             identities,
             net,
-        } = provision_rig(rig.as_mut(), &rig_dir, hub_mqtt_port, |record| {
+        } = provision_rig_with(rig.as_mut(), &rig_dir, hub_options, |record| {
             record.device.faults = faults.clone();
+            record.device.clock = time_scale.map(|t| ClockScale {
+                scale: t.rate,
+                origin_ms: t.origin_ms,
+            });
             if opts.rig_file.is_none() {
-                // The emulated board runs at the bench's time scale.
-                record.device.reconnect_base_ms = Some(RECONNECT_BASE_MS);
+                if time_scale.is_none() {
+                    // The emulated board runs at the bench's time scale (a
+                    // time-scaled one keeps its own policy, on its fast clock).
+                    record.device.reconnect_base_ms = Some(RECONNECT_BASE_MS);
+                }
                 record.image_signing_key_pem = signing_key.clone();
             }
         })
@@ -352,6 +433,7 @@ impl Case {
             evidence: Vec::new(),
             log: Default::default(),
             clock,
+            time_scale,
         })
     }
 

@@ -5,7 +5,9 @@
 use std::net::Ipv4Addr;
 use std::ops::Deref;
 use std::path::Path;
+use std::time::Duration;
 
+use hub_fixture::clock::TimeScale;
 use hub_fixture::hub::{DeviceCredentials, HubConfig, HubFixture};
 use sacbench_provisioning::{DeviceJson, Provisioning};
 use sacbench_rig::{in_netns, Node, Rig, RigError, RigNetwork};
@@ -34,12 +36,14 @@ impl CaseHub {
         rig: &dyn Rig,
         net: &RigNetwork,
         dir: &Path,
-        mqtt_port: Option<u16>,
+        options: HubOptions,
     ) -> Result<CaseHub, RigError> {
         let mut config = case_hub_config(dir, &net.hub_host, net.hub_ipv4);
-        if let Some(port) = mqtt_port {
+        if let Some(port) = options.mqtt_port {
             config.mqtt_addr.set_port(port);
         }
+        config.time_scale = options.time_scale;
+        config.est_cert_lifetime = options.est_cert_lifetime;
         let hub = start_in(rig, config.clone()).await?;
         Ok(CaseHub(hub, config))
     }
@@ -95,6 +99,17 @@ pub struct HubSide {
     pub net: RigNetwork,
 }
 
+/// What a case wants of its hub besides the defaults.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HubOptions {
+    /// Its MQTT listener on this port instead of 8883.
+    pub mqtt_port: Option<u16>,
+    /// Its clock runs at this scale (in step with a time-scaled device).
+    pub time_scale: Option<TimeScale>,
+    /// Certificates re-enrolled by EST valid this long (on the hub's clock).
+    pub est_cert_lifetime: Option<Duration>,
+}
+
 /// Starts `rig`'s hub (under `dir`, MQTT on `mqtt_port` if given),
 /// registers each of its DUT's identities and provisions the DUT with them,
 /// each record first passed to `adjust` (faults, time scale).
@@ -102,6 +117,20 @@ pub async fn provision_rig(
     rig: &mut dyn Rig,
     dir: &Path,
     mqtt_port: Option<u16>,
+    adjust: impl FnMut(&mut Provisioning),
+) -> Result<HubSide, RigError> {
+    let options = HubOptions {
+        mqtt_port,
+        ..HubOptions::default()
+    };
+    provision_rig_with(rig, dir, options, adjust).await
+}
+
+/// [`provision_rig`] with a hub shaped by `options`.
+pub async fn provision_rig_with(
+    rig: &mut dyn Rig,
+    dir: &Path,
+    options: HubOptions,
     mut adjust: impl FnMut(&mut Provisioning),
 ) -> Result<HubSide, RigError> {
     let net = rig.network()?;
@@ -109,7 +138,7 @@ pub async fn provision_rig(
         what: format!("creating {}", dir.display()),
         source: e,
     })?;
-    let hub = CaseHub::start(rig, &net, dir, mqtt_port).await?;
+    let hub = CaseHub::start(rig, &net, dir, options).await?;
     let mut identities = Vec::new();
     let mut records = Vec::new();
     for id in rig.device_ids() {

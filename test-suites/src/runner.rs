@@ -66,7 +66,11 @@ pub fn run_case(def: &CaseDef, opts: &RunOptions) -> CaseResult {
         let dir = opts.out.join("cases").join(def.id);
         // A case that does not apply to this device says so and why, before
         // anything is set up; the device's fault does not matter to it.
-        if let Some(why) = def.dut.not_applicable(&opts.dut) {
+        if let Some(why) = def
+            .dut
+            .not_applicable(&opts.dut)
+            .or_else(|| def.clock.not_applicable(&opts.dut))
+        {
             let _ = std::fs::create_dir_all(&dir);
             return (
                 Outcome::NotApplicable,

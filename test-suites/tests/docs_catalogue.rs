@@ -37,6 +37,13 @@ fn render() -> String {
         if c.dut.native_board {
             dut.push("native board".into());
         }
+        match c.clock {
+            sacbench_suites::case::ClockNeed::Real => {}
+            sacbench_suites::case::ClockNeed::ScaledIfOffered => {
+                dut.push("`clock_scale` (else judged in real time)".into())
+            }
+            sacbench_suites::case::ClockNeed::Scaled { .. } => dut.push("`clock_scale`".into()),
+        }
         if c.self_test {
             dut.push("self-test (none)".into());
         }

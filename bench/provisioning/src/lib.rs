@@ -69,6 +69,22 @@ pub struct DeviceJson {
     /// An address nothing legitimate talks to; only a fault uses it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub extra_destination: Option<SocketAddr>,
+    /// The bench runs the device's clock fast (only for a device whose DUT
+    /// file declares `clock_scale = true`; others never get it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clock: Option<ClockScale>,
+}
+
+/// `device.json`'s `clock`: the device's clock — its wall clock (certificate
+/// validity, renewal, `rotateAfter`) and its timers (backoff, keep-alive,
+/// heartbeat) alike — reads `origin_ms + (real − origin_ms) × scale`, the
+/// hub's clock the same.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClockScale {
+    /// How many times as fast as real time the clock runs (≥ 1).
+    pub scale: u32,
+    /// Unix ms at which the scaled clock equals real time.
+    pub origin_ms: u64,
 }
 
 impl DeviceJson {
@@ -91,6 +107,7 @@ impl DeviceJson {
             reconnect_base_ms: None,
             telemetry_interval_seconds: None,
             extra_destination: None,
+            clock: None,
         }
     }
 }

@@ -25,6 +25,10 @@ pub const DUT_FIELDS: &[(&str, &str)] = &[
         "implements",
         "an array of contract parts, each one of: telemetry, c2d, methods, twin, est-rotation, ota, modbus-gateway",
     ),
+    (
+        "clock_scale",
+        "true when the device runs its clock at device.json's `clock` scale (timers and wall clock alike); default false",
+    ),
     ("emulated", "a table [emulated] with command"),
     (
         "emulated.command",
@@ -302,6 +306,11 @@ pub struct DutFile {
     pub name: String,
     /// The contract parts the device implements; cases of other parts are not applicable.
     pub implements: BTreeSet<ContractPart>,
+    /// The device runs its clock — timers and wall clock alike, certificate
+    /// checks included — at the scale `device.json`'s `clock` gives
+    /// (`clock_scale = true`); cases that need a fast clock are not
+    /// applicable to a device that does not.
+    pub clock_scale: bool,
     /// How to run the device as an emulated board, if it can be one.
     pub emulated: Option<EmulatedDut>,
     /// The console events the device declares, each a checked pattern with
@@ -318,6 +327,8 @@ pub struct DutFile {
 struct RawDut {
     name: String,
     implements: Vec<toml::Spanned<String>>,
+    #[serde(default)]
+    clock_scale: bool,
     #[serde(default)]
     emulated: Option<RawEmulated>,
     #[serde(default)]
@@ -535,6 +546,7 @@ impl DutFile {
             file: file.to_owned(),
             name: raw.name,
             implements,
+            clock_scale: raw.clock_scale,
             emulated,
             events,
             faults,

@@ -40,6 +40,8 @@ mod tests;
 mod tests_ota;
 #[cfg(test)]
 mod tests_twin;
+#[cfg(test)]
+mod tests_renewal;
 
 use alloc::boxed::Box;
 use alloc::collections::VecDeque;
@@ -132,6 +134,8 @@ pub struct FactoryCredential {
     pub cert_der: Vec<u8>,
     /// The certificate's notAfter, Unix ms (the shell parses it).
     pub not_after_ms: u64,
+    /// The certificate's notBefore, Unix ms (the shell parses it).
+    pub not_before_ms: u64,
 }
 
 /// What the device read from flash at power-on.
@@ -173,6 +177,8 @@ pub enum Event<'a> {
         cert_der: Vec<u8>,
         /// Its notAfter, Unix ms.
         not_after_ms: u64,
+        /// Its notBefore, Unix ms.
+        not_before_ms: u64,
     },
     /// The hub refused the re-enrolment with an HTTP error status.
     EnrollRefused {
@@ -717,11 +723,9 @@ fn store_factory(
     now_ms: u64,
 ) -> Result<Vec<Write>, KeystoreError> {
     let mut writes = keystore.store_pending_key(f.key)?;
-    writes.extend(keystore.store_pending_cert(Certificate::new(
-        f.cert_der,
-        f.not_after_ms,
-        now_ms,
-    ))?);
+    writes.extend(keystore.store_pending_cert(
+        Certificate::new(f.cert_der, f.not_after_ms, now_ms).valid_from(f.not_before_ms),
+    )?);
     writes.extend(keystore.commit_pending()?);
     Ok(writes)
 }

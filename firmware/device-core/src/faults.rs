@@ -145,6 +145,11 @@ catalogue! {
         "does not GET the twin after a reconnect (misses desired changes made while it was offline)";
     ApplyStaleTwin "apply-stale-twin" ["CD-19"]
         "applies desired properties whatever their $version (a stale GET response or patch too)";
+    // KR renewal on the device's own clock (issue 15, krclock).
+    NoRenewal "no-renewal" ["KR-07"]
+        "renews its certificate only when asked (method, twin), never as it nears expiry";
+    RotateNewSubject "rotate-new-subject" ["KR-08"]
+        "puts a generated name instead of its certificate's subject in the re-enrolment CSR";
 }
 
 impl Fault {

@@ -23,8 +23,9 @@
 //!   0, seq u32, active generation u32, pending generation u32, CRC-32.
 //! * key record: `"SBKK"`, generation u32, length u32, algorithm tag u8,
 //!   3 × 0, PKCS#8 DER, CRC-32.
-//! * certificate record: `"SBKC"`, generation u32, length u32, 4 × 0,
-//!   notAfter ms u64, stored-at ms u64, SHA-256 thumbprint (32), DER,
+//! * certificate record: `"SBKC"`, generation u32, length u32, lifetime
+//!   u32 (notAfter − notBefore in seconds; 0 = unknown, notBefore taken as
+//!   stored-at), notAfter ms u64, stored-at ms u64, SHA-256 thumbprint (32), DER,
 //!   CRC-32. The thumbprint must equal the SHA-256 of the DER.
 //!
 //! The CRC-32 (IEEE) covers the record from its magic up to the CRC.
@@ -160,20 +161,43 @@ pub struct Certificate {
     pub thumbprint: [u8; 32],
     /// The certificate's notAfter, Unix ms (the shell parsed it).
     pub not_after_ms: u64,
+    /// The certificate's notBefore, Unix ms (the shell parsed it; where
+    /// unknown, when it was stored). Renewal is timed on notBefore..notAfter.
+    pub not_before_ms: u64,
     /// Device time (Unix ms) when it was stored.
     pub stored_at_ms: u64,
 }
 
 impl Certificate {
-    /// A certificate record for `der`; computes the thumbprint.
+    /// A certificate record for `der`; computes the thumbprint. Its
+    /// notBefore is taken as `stored_at_ms` until [`Certificate::valid_from`].
     pub fn new(der: Vec<u8>, not_after_ms: u64, stored_at_ms: u64) -> Certificate {
         let thumbprint = Sha256::digest(&der).into();
         Certificate {
             der,
             thumbprint,
             not_after_ms,
+            not_before_ms: stored_at_ms.min(not_after_ms),
             stored_at_ms,
         }
+    }
+
+    /// The same record with its notBefore (Unix ms; ignored unless before notAfter).
+    pub fn valid_from(mut self, not_before_ms: u64) -> Certificate {
+        if not_before_ms < self.not_after_ms {
+            self.not_before_ms = not_before_ms;
+        }
+        self
+    }
+
+    /// notAfter − notBefore in whole seconds, as the record stores it (0:
+    /// notBefore unknown, i.e. taken as stored-at).
+    fn lifetime_s(&self) -> u32 {
+        if self.not_before_ms == self.stored_at_ms.min(self.not_after_ms) {
+            return 0;
+        }
+        let s = self.not_after_ms.saturating_sub(self.not_before_ms) / 1000;
+        u32::try_from(s).unwrap_or(u32::MAX)
     }
 
     /// The thumbprint as the hub writes it: lower-case hex.
@@ -618,7 +642,7 @@ fn cert_write(slot: u8, generation: u32, cert: &Certificate) -> Write {
     r.extend_from_slice(CERT_MAGIC);
     r.extend_from_slice(&generation.to_le_bytes());
     r.extend_from_slice(&(cert.der.len() as u32).to_le_bytes());
-    r.extend_from_slice(&[0; 4]);
+    r.extend_from_slice(&cert.lifetime_s().to_le_bytes());
     r.extend_from_slice(&cert.not_after_ms.to_le_bytes());
     r.extend_from_slice(&cert.stored_at_ms.to_le_bytes());
     r.extend_from_slice(&cert.thumbprint);
@@ -690,7 +714,12 @@ fn decode_cert(region: &[u8], slot: u8, generation: u32) -> Option<Certificate> 
     if u32_at(s, 4) != generation {
         return None;
     }
-    let cert = Certificate::new(s[CERT_HEAD..end].to_vec(), u64_at(s, 16), u64_at(s, 24));
+    let mut cert = Certificate::new(s[CERT_HEAD..end].to_vec(), u64_at(s, 16), u64_at(s, 24));
+    let lifetime_ms = u64::from(u32_at(s, 12)) * 1000;
+    if lifetime_ms != 0 {
+        let from = cert.not_after_ms.saturating_sub(lifetime_ms);
+        cert = cert.valid_from(from);
+    }
     (cert.thumbprint[..] == s[32..64]).then_some(cert)
 }
 

@@ -26,9 +26,16 @@
 //! credential (a rotation cut short) is discarded: only a committed
 //! credential is ever used, so the device always boots with one that works.
 //!
+//! # Renewal before expiry
+//! The device also rotates by itself when its active certificate reaches
+//! [`RENEW_AT_PERCENT`] of its validity (notBefore..notAfter, on its own
+//! clock): [`Rotation::renewal_due_at`]. A renewal that fails is tried again
+//! halfway to notAfter (at least [`RENEW_RETRY_MIN_MS`] later), so a device
+//! keeps trying before its certificate expires without hammering the hub.
+//!
 //! # Time
 //! `now_ms` is the device's wall clock, Unix ms (it is compared with the
-//! twin's `rotateAfter`).
+//! twin's `rotateAfter` and the certificate's validity).
 //!
 //! # Faults (each does exactly its one wrong thing)
 //! `rotate-same-key`: no new key, the CSR is for the current key.
@@ -37,7 +44,8 @@
 //! `rotate-non-atomic`: writes the new certificate over the active one, then
 //! the new key over the active key (a cut between leaves a mismatched pair).
 //! `ignore-twin-rotate`: ignores `rotateAfter`. `drop-cred-on-error`: erases
-//! the keystore when the hub refuses.
+//! the keystore when the hub refuses. `no-renewal`: never renews by itself
+//! (only when asked), so it runs into expiry.
 
 use alloc::format;
 use alloc::string::String;
@@ -46,6 +54,11 @@ use core::fmt::Write as _;
 
 use crate::faults::{Fault, FaultSet};
 use crate::keystore::{Certificate, Credential, Keystore, KeystoreError, PrivateKey, Write};
+
+/// The share of its validity a certificate reaches before the device renews it.
+pub const RENEW_AT_PERCENT: u64 = 80;
+/// A failed renewal is retried no sooner than this, ms.
+pub const RENEW_RETRY_MIN_MS: u64 = 1_000;
 
 /// The `credentials.state` reported in the twin.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,6 +135,8 @@ pub enum RotationEvent {
         cert_der: Vec<u8>,
         /// Its notAfter, Unix ms.
         not_after_ms: u64,
+        /// Its notBefore, Unix ms.
+        not_before_ms: u64,
     },
     /// The hub answered the re-enrolment with an error status.
     EnrollRefused {
@@ -201,6 +216,10 @@ pub struct Rotation {
     failed_for_ms: Option<u64>,
     /// The rotation in progress came from `rotateAfter`.
     from_twin: bool,
+    /// The rotation in progress is a renewal before expiry.
+    from_renewal: bool,
+    /// A renewal failed: the next one is not before this.
+    renew_retry_at_ms: Option<u64>,
     /// What the shell presents on every TLS connection.
     presented: Option<Credential>,
     /// `now_ms` of the last event.
@@ -223,6 +242,8 @@ impl Rotation {
             rotate_after_ms: None,
             failed_for_ms: None,
             from_twin: false,
+            from_renewal: false,
+            renew_retry_at_ms: None,
             last_now_ms: 0,
             state: CredentialState::Idle,
             reason: None,
@@ -268,8 +289,24 @@ impl Rotation {
     /// the future (as of the last event). A due one starts with the next
     /// event that finds a session up, so it needs no tick.
     pub fn next_deadline(&self) -> Option<u64> {
-        self.rotate_after_ms
-            .filter(|at| !self.faults.has(Fault::IgnoreTwinRotate) && *at > self.last_now_ms)
+        let twin = self
+            .rotate_after_ms
+            .filter(|at| !self.faults.has(Fault::IgnoreTwinRotate) && *at > self.last_now_ms);
+        let renewal = self.renewal_due_at().filter(|at| *at > self.last_now_ms);
+        [twin, renewal].into_iter().flatten().min()
+    }
+
+    /// When the device renews its active certificate by itself: at
+    /// [`RENEW_AT_PERCENT`] of its validity, or at the retry time after a
+    /// failed renewal. `None`: no certificate, or fault `no-renewal`.
+    pub fn renewal_due_at(&self) -> Option<u64> {
+        if self.faults.has(Fault::NoRenewal) {
+            return None;
+        }
+        let cert = &self.keystore.active()?.cert;
+        let (from, to) = (cert.not_before_ms, cert.not_after_ms);
+        let at = from + to.saturating_sub(from).saturating_mul(RENEW_AT_PERCENT) / 100;
+        Some(self.renew_retry_at_ms.map_or(at, |r| r.max(at)))
     }
 
     /// The `credentials` report for the current state.
@@ -337,9 +374,11 @@ impl Rotation {
             RotationEvent::Enrolled {
                 cert_der,
                 not_after_ms,
+                not_before_ms,
             } => {
                 if let Step::Enrolling { same_key } = self.step {
-                    let cert = Certificate::new(cert_der, not_after_ms, now_ms);
+                    let cert =
+                        Certificate::new(cert_der, not_after_ms, now_ms).valid_from(not_before_ms);
                     match self.install(cert, same_key) {
                         Ok(writes) => {
                             out.push(RotationAction::Persist(writes));
@@ -347,6 +386,7 @@ impl Rotation {
                                 self.presented = self.keystore.active().cloned();
                             }
                             self.step = Step::Reconnecting;
+                            self.renew_retry_at_ms = None;
                             if let Some(c) = &self.presented {
                                 out.push(RotationAction::Reconnect { slot: c.slot });
                             }
@@ -398,11 +438,13 @@ impl Rotation {
                         .active()
                         .is_some_and(|c| c.cert.stored_at_ms < at)
             });
-        if !self.requested && !twin_due {
+        let renewal_due = self.renewal_due_at().is_some_and(|at| at <= now_ms);
+        if !self.requested && !twin_due && !renewal_due {
             return;
         }
-        self.requested = false;
         self.from_twin = twin_due;
+        self.from_renewal = !self.requested && !twin_due;
+        self.requested = false;
         let Some(active) = self.keystore.active() else {
             self.fail("no credential to authenticate the re-enrolment".into());
             out.push(RotationAction::Report(self.report()));
@@ -462,6 +504,11 @@ impl Rotation {
         self.step = Step::Idle;
         if self.from_twin {
             self.failed_for_ms = self.rotate_after_ms;
+        }
+        if self.from_renewal {
+            let not_after = self.keystore.active().map_or(0, |c| c.cert.not_after_ms);
+            let half = not_after.saturating_sub(self.last_now_ms) / 2;
+            self.renew_retry_at_ms = Some(self.last_now_ms + half.max(RENEW_RETRY_MIN_MS));
         }
         self.fail(reason);
         out.push(RotationAction::Report(self.report()));

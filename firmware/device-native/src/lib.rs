@@ -5,6 +5,7 @@
 
 pub mod app;
 pub mod bootloader;
+pub mod clock;
 pub mod flash;
 pub mod https;
 pub mod provisioning;

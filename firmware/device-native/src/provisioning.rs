@@ -41,6 +41,8 @@ pub struct Provisioning {
     pub extra_destination: Option<SocketAddr>,
     /// The reconnect backoff's base delay (the first ceiling), ms.
     pub reconnect_base_ms: u64,
+    /// The bench's time scale for the board's clock (see `crate::clock`).
+    pub clock: Option<sacbench_provisioning::ClockScale>,
 }
 
 /// The policy's base: delays 0.5–1 s, 1–2 s, 2–4 s, … (see `device_core::backoff`).
@@ -125,7 +127,11 @@ impl Provisioning {
                 "expected a whole number ≥ 1".into(),
             ));
         }
+        if d.clock.is_some_and(|c| c.scale == 0) {
+            return Err(field("clock", "expected `scale` ≥ 1".into()));
+        }
         Ok(Provisioning {
+            clock: d.clock,
             reconnect_base_ms,
             device_id: d.device_id,
             hub_host: d.hub_host,

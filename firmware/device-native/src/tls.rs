@@ -98,7 +98,9 @@ pub fn client_config(
     } else {
         verifier
     };
-    let builder = ClientConfig::builder_with_provider(provider)
+    // The board's clock, time-scaled or not: the hub's certificate is
+    // checked against the time the device lives in.
+    let builder = ClientConfig::builder_with_details(provider, crate::clock::time_provider())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
         .dangerous()
         .with_custom_certificate_verifier(verifier);

@@ -16,6 +16,11 @@ use crate::case::{Case, CaseDef, DutNeeds, Fail, DEVICE_ID, GUARD};
 use crate::events;
 use crate::model::Evidence;
 
+#[path = "kr_renewal.rs"]
+mod renewal;
+/// KR-07 and KR-08 (renewal on the device's clock, subject kept): after KR-06.
+pub use renewal::CASES as RENEWAL_CASES;
+
 const NEEDS: &[Capability] = &[Capability::Power, Capability::Capture];
 /// KR-04 cuts power at the N-th flash write of the reference firmware.
 const NEEDS_BOARD: &[Capability] = &[

@@ -40,6 +40,7 @@ macro_rules! case_def {
             extra_faults: &[],
             tools: &[],
             hub_mqtt_port: None,
+            clock: $crate::case::ClockNeed::Real,
             run: |c| Box::pin($f(c)),
         }
     };
@@ -61,6 +62,7 @@ macro_rules! self_test {
             extra_faults: &[],
             tools: &[],
             hub_mqtt_port: None,
+            clock: $crate::case::ClockNeed::Real,
             run: |c| Box::pin($f(c)),
         }
     };
@@ -74,6 +76,7 @@ pub fn all() -> Vec<&'static CaseDef> {
         mt::CASES,
         mt::CHAIN_CASES,
         kr::CASES,
+        kr::RENEWAL_CASES,
         ota::CASES,
         ota::more::CASES,
         cd::CASES,
@@ -100,8 +103,8 @@ mod tests {
                 "{name}"
             );
         }
-        // The catalogue's cases: NI, MT, MT-15…23, KR, OTA, OTA-11…18, CD, CD-13…19, GW.
-        assert_eq!(all.len(), 6 + 14 + 9 + 6 + 10 + 8 + 12 + 7 + 5);
+        // The catalogue's cases: NI, MT, MT-15…23, KR, KR-07…08, OTA, OTA-11…18, CD, CD-13…19, GW.
+        assert_eq!(all.len(), 6 + 14 + 9 + 6 + 2 + 10 + 8 + 12 + 7 + 5);
     }
 
     #[test]

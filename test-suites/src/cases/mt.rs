@@ -22,12 +22,15 @@ use sacbench_rig::{Capability, Node};
 
 #[path = "mt_certs.rs"]
 mod certs;
+#[path = "mt_revocation.rs"]
+mod revocation;
 
 use super::cd::selftest::{connect, connect_dut, connect_packet, in_ns, publish_packet};
 use super::{case_def, self_test, Def};
-use crate::case::{Case, CaseDef, DutNeeds, Fail, DEVICE_ID, GUARD};
+use crate::case::{Case, ClockNeed, CaseDef, DutNeeds, Fail, DEVICE_ID, GUARD};
 use crate::model::Evidence;
 use certs::{cert_facts, der, mt02, mt05, mt06, mt07, mt08, mt09, spki_facts, DAY};
+use revocation::mt12;
 
 const NEEDS: &[Capability] = &[Capability::Power, Capability::Capture, Capability::Console];
 /// Where the bad hubs listen: the hub's MQTT port, where the device dials.
@@ -70,7 +73,7 @@ pub const CASES: &[Def] = &[
     bad_hub!("MT-09", "self_signed_hub_cert", "Self-signed hub cert", "the DUT aborts with a hub presenting a self-signed certificate", mt09),
     self_test!("MT-10", "hub_refuses_bad_clients", "Self-test: hub refuses bad client certs", "the hub refuses a client with no certificate, with a foreign-CA certificate and with an expired one, journalling why", mt10),
     self_test!("MT-11", "hub_enforces_identity", "Self-test: identity and topic ACL", "client id ≠ certificate CN is refused; subscribing or publishing another device's topics closes the session", mt11),
-    case_def!("MT-12", "revocation", "Revocation and backoff", "revoking the DUT's certificate closes its live session within 2 s; reconnects fail; the reconnect intervals grow", NEEDS, mt12),
+    CaseDef { clock: ClockNeed::ScaledIfOffered, ..case_def!("MT-12", "revocation", "Revocation and backoff", "revoking the DUT's certificate closes its live session within 2 s; reconnects fail; the DUT backs off: ≤ 6 attempts per minute after the first minute (counted over device minutes 2–3 on its time-scaled clock; a DUT without one: its reconnect intervals grow)", NEEDS, mt12) },
     CaseDef { ..case_def!("MT-13", "unique_key_material", "No shared key material", "no key the DUT presents is the firmware-baked shared key or another device's key", NEEDS, mt13) },
     case_def!("MT-14", "sni", "SNI = provisioned host name", "every ClientHello of the DUT carries SNI = the provisioned hub host name", NEEDS, mt14),
 ];
@@ -456,120 +459,6 @@ async fn mt11(case: &mut Case) -> Result<String, Fail> {
     }
     case.note(Evidence::journal(seen.join("; "), refs));
     Ok("client id mismatch refused; foreign subscribe and publish closed the session".into())
-}
-
-async fn mt12(case: &mut Case) -> Result<String, Fail> {
-    case.boot().await?;
-    let dut = dut_ip(case);
-    let serial = case.credentials().serial.clone();
-    let revoked_at_ns = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64);
-    let mark = case.hub.journal().len();
-    case.hub.revoke(&serial)?;
-    // Every way the device's session can end on revocation: its live
-    // session closed (with the measured latency), or — had it just lost its
-    // session when the revocation came — its next connection refused as
-    // revoked (then there was nothing to close).
-    let closed = case
-        .journal(mark, "the session to end on revocation", |e| {
-            matches!(e.event, Event::RevokedSessionClosed { .. })
-                || (from_dut(e, dut)
-                    && matches!(
-                        e.event,
-                        Event::HandshakeFailed {
-                            reason: HandshakeFailure::CertificateRevoked,
-                            ..
-                        } | Event::ConnectRefused {
-                            reason: RefuseReason::CertificateRevoked,
-                            ..
-                        }
-                    ))
-        })
-        .await?;
-    let latency_us = match closed.event {
-        Event::RevokedSessionClosed { latency_us, .. } => latency_us,
-        _ => {
-            case.note(Evidence::journal(
-                "no live session when the certificate was revoked: the next connection was refused as revoked",
-                [closed.seq],
-            ));
-            0
-        }
-    };
-    // Five refused reconnects: ≥ 4 intervals, 15–31 s with the reference policy.
-    let refused = std::cell::Cell::new(Vec::new());
-    case.journal(mark, "five refused reconnect attempts", |e| {
-        if matches!(
-            e.event,
-            Event::HandshakeFailed { .. } | Event::ConnectRefused { .. }
-        ) && from_dut(e, dut)
-        {
-            let mut v = refused.take();
-            v.push(e.seq);
-            let n = v.len();
-            refused.set(v);
-            return n >= 5;
-        }
-        false
-    })
-    .await?;
-    let reconnected: Vec<u64> = case
-        .hub
-        .journal()
-        .since(mark)
-        .iter()
-        .filter(|e| matches!(e.event, Event::Connected { .. }))
-        .map(|e| e.seq)
-        .collect();
-    let refused = refused.take();
-    case.note(Evidence::journal(
-        format!("session closed {latency_us} µs after revocation; refused reconnects {refused:?}; sessions after revocation {reconnected:?}"),
-        [closed.seq].into_iter().chain(refused.iter().copied()).chain(reconnected.iter().copied()),
-    ));
-    if Duration::from_micros(latency_us) > REVOKE_BOUND || !reconnected.is_empty() {
-        return Err(Fail::new(
-            format!(
-                "the session closed within {REVOKE_BOUND:?} of revocation and no session after it"
-            ),
-            format!(
-                "closed after {latency_us} µs; sessions after revocation at seqs {reconnected:?}"
-            ),
-            "journal.jsonl",
-        ));
-    }
-    let hub = SocketAddr::from((case.net.hub_ipv4, 8883));
-    let a = case.analysis()?.clone();
-    let group = a
-        .connection_attempts()
-        .into_iter()
-        .find(|g| g.client == dut && g.server == hub);
-    let syns: Vec<_> = group
-        .iter()
-        .flat_map(|g| g.syns.iter())
-        .filter(|s| !s.retransmission && s.frame.time_ns > revoked_at_ns)
-        .collect();
-    let times: Vec<u64> = syns.iter().map(|s| s.frame.time_ns).collect();
-    let intervals: Vec<u64> = times.windows(2).map(|w| w[1] - w[0]).collect();
-    let verdict = super::cd::judge_backoff(&intervals, false);
-    let frames: Vec<u64> = syns.iter().map(|s| s.frame.number).collect();
-    case.note(Evidence::frames(
-        format!(
-            "reconnect SYNs after revocation: {}",
-            verdict.as_ref().unwrap_or_else(|e| e)
-        ),
-        frames.clone(),
-    ));
-    let v = verdict.map_err(|e| {
-        Fail::new(
-            "reconnect intervals that grow after revocation",
-            e,
-            format!("capture.pcapng SYN frames {frames:?}"),
-        )
-    })?;
-    Ok(format!(
-        "session closed {latency_us} µs after revocation; reconnects refused; {v}"
-    ))
 }
 
 /// Public key bits of the firmware-baked shared key.

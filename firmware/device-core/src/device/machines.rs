@@ -41,9 +41,11 @@ impl<R: Rng> Device<R> {
             Event::Enrolled {
                 cert_der,
                 not_after_ms,
+                not_before_ms,
             } => RotationEvent::Enrolled {
                 cert_der,
                 not_after_ms,
+                not_before_ms,
             },
             Event::EnrollRefused { status, reason } => {
                 RotationEvent::EnrollRefused { status, reason }
@@ -139,10 +141,17 @@ impl<R: Rng> Device<R> {
                         Some(p) if p.slot == slot => Some(p.key.clone()),
                         _ => ks.active().map(|c| c.key.clone()),
                     };
+                    // Fault `rotate-new-subject`: a generated name, not the
+                    // subject of the certificate being renewed.
+                    let common_name = if self.config.faults.has(Fault::RotateNewSubject) {
+                        format!("{}-{:08x}", self.config.device_id, self.rng.next_u32())
+                    } else {
+                        self.config.device_id.clone()
+                    };
                     match key {
                         Some(key) => self.out.push_back(Action::BuildCsr {
                             key,
-                            common_name: self.config.device_id.clone(),
+                            common_name,
                             include_private_key,
                         }),
                         None => queue.extend(self.rotation.handle(

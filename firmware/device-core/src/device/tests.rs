@@ -112,8 +112,10 @@ pub(super) fn provisioned_region() -> Vec<u8> {
     let mut ks = Keystore::decode(&region).unwrap();
     let mut writes = ks.store_pending_key(key(1)).unwrap();
     writes.extend(
-        ks.store_pending_cert(Certificate::new(b"cert-1".to_vec(), T0 + 1_000_000, 0))
-            .unwrap(),
+        ks.store_pending_cert(
+            Certificate::new(b"cert-1".to_vec(), T0 + 1_000_000, 0).valid_from(T0 - 1000),
+        )
+        .unwrap(),
     );
     writes.extend(ks.commit_pending().unwrap());
     keystore::apply(&mut region, &writes).unwrap();
@@ -206,8 +208,9 @@ impl Bench {
             Action::BuildCsr {
                 key,
                 include_private_key,
-                ..
+                common_name,
             } => {
+                self.trace.push(format!("csr CN={common_name}"));
                 let csr = [b"csr:".as_slice(), &key.pkcs8_der].concat();
                 self.csrs.push((key, include_private_key));
                 self.dev.handle(now, Event::CsrBuilt(Ok(csr)));
@@ -417,6 +420,7 @@ fn an_empty_keystore_takes_the_factory_credential_first() {
         key: key(7),
         cert_der: b"cert-7".to_vec(),
         not_after_ms: T0 + 5,
+        not_before_ms: T0 - 1000,
     };
     let mut dev = Device::power_on(
         config(FaultSet::NONE),
@@ -666,6 +670,7 @@ fn method_rotation_runs_end_to_end_and_reconnects_with_the_new_credential() {
     b.event(Event::Enrolled {
         cert_der: b"cert-2".to_vec(),
         not_after_ms: T0 + 9,
+        not_before_ms: T0 - 1000,
     });
     // Committed before the reconnect; the reconnect is at once.
     let persist = b.position("persist keystore").unwrap();

@@ -316,3 +316,24 @@ fn key_material_is_never_printed() {
     let text = format!("{:?}", key(42));
     assert!(!text.contains("pkcs8-key-42"), "{text}");
 }
+
+#[test]
+fn a_certificates_not_before_survives_the_record() {
+    let mut ks = Keystore::decode(&erased()).unwrap();
+    let c = Certificate::new(
+        b"short-lived".to_vec(),
+        1_800_000_075_000,
+        1_800_000_010_000,
+    )
+    .valid_from(1_800_000_000_000);
+    let mut region = erased();
+    let mut writes = ks.store_pending_key(key(1)).unwrap();
+    writes.extend(ks.store_pending_cert(c.clone()).unwrap());
+    writes.extend(ks.commit_pending().unwrap());
+    for w in writes {
+        region[w.offset as usize..][..w.bytes.len()].copy_from_slice(&w.bytes);
+    }
+    let back = Keystore::decode(&region).unwrap();
+    assert_eq!(back.active().unwrap().cert, c);
+    assert_eq!(back.active().unwrap().cert.not_before_ms, 1_800_000_000_000);
+}

@@ -57,8 +57,10 @@ impl Shell {
         let mut ks = Keystore::decode(&region).unwrap();
         let mut writes = ks.store_pending_key(key(1)).unwrap();
         writes.extend(
-            ks.store_pending_cert(Certificate::new(b"cert:public-1:0".to_vec(), NOT_AFTER, 0))
-                .unwrap(),
+            ks.store_pending_cert(
+                Certificate::new(b"cert:public-1:0".to_vec(), NOT_AFTER, 0).valid_from(T0 - 1000),
+            )
+            .unwrap(),
         );
         writes.extend(ks.commit_pending().unwrap());
         keystore::apply(&mut region, &writes).unwrap();
@@ -163,6 +165,7 @@ impl Shell {
                             RotationEvent::Enrolled {
                                 cert_der,
                                 not_after_ms: NOT_AFTER + u64::from(self.serial),
+                                not_before_ms: self.now,
                             }
                         }
                     });
@@ -317,7 +320,8 @@ fn a_local_failure_also_keeps_the_old_credential() {
         .handle(
             RotationEvent::Enrolled {
                 cert_der: b"cert:public-9:9".to_vec(),
-                not_after_ms: 0
+                not_after_ms: 0,
+                not_before_ms: 0,
             },
             T0
         )
@@ -458,11 +462,14 @@ fn a_future_rotate_after_waits_for_its_time() {
     s.now = at;
     s.send(RotationEvent::Tick);
     assert_ne!(s.active().key, old.key);
-    // A spent deadline is not handed out again (the shell would spin).
-    assert_eq!(s.rot.next_deadline(), None);
+    // A spent deadline is not handed out again (the shell would spin): what
+    // is left is the new certificate's renewal.
+    let renewal = s.rot.renewal_due_at();
+    assert!(renewal.unwrap() > s.now);
+    assert_eq!(s.rot.next_deadline(), renewal);
     // A null rotateAfter clears it.
     s.send(RotationEvent::DesiredRotateAfter(None));
-    assert_eq!(s.rot.next_deadline(), None);
+    assert_eq!(s.rot.next_deadline(), renewal);
 }
 
 #[test]
@@ -507,7 +514,8 @@ fn fault_ignore_twin_rotate_ignores_only_the_twin() {
     ))));
     s.send(RotationEvent::Tick);
     assert_eq!(s.active(), old);
-    assert!(s.generated.is_empty() && s.rot.next_deadline().is_none());
+    // No twin deadline: what is left is the certificate's renewal.
+    assert!(s.generated.is_empty() && s.rot.next_deadline() == s.rot.renewal_due_at());
     // The method still works.
     s.send(RotationEvent::RotateMethod);
     assert_ne!(s.active().key, old.key);
@@ -637,4 +645,77 @@ fn rfc3339_round_trips_and_rejects_garbage() {
         assert_eq!(parse_rfc3339(&format_rfc3339(ms)), Some(ms / 1000 * 1000));
     }
     assert_eq!(format_rfc3339(1_795_608_000_999), "2026-11-25T12:00:00Z");
+}
+
+/// A device whose provisioned certificate is valid from T0 for 100 s.
+fn short_lived(faults: FaultSet) -> Shell {
+    let mut region = vec![0xff; REGION_SIZE];
+    let mut ks = Keystore::decode(&region).unwrap();
+    let mut writes = ks.store_pending_key(key(1)).unwrap();
+    let cert = Certificate::new(b"cert:public-1:0".to_vec(), T0 + 100_000, T0).valid_from(T0);
+    writes.extend(ks.store_pending_cert(cert).unwrap());
+    writes.extend(ks.commit_pending().unwrap());
+    keystore::apply(&mut region, &writes).unwrap();
+    Shell::boot(region, faults)
+}
+
+#[test]
+fn kr07_renews_by_itself_at_80_percent_of_the_validity() {
+    let mut s = short_lived(FaultSet::NONE);
+    let old = s.active();
+    s.send(RotationEvent::SessionEstablished);
+    assert_eq!(s.rot.renewal_due_at(), Some(T0 + 80_000));
+    assert_eq!(s.rot.next_deadline(), Some(T0 + 80_000));
+    s.now = T0 + 79_999;
+    s.send(RotationEvent::Tick);
+    assert_eq!(s.active(), old, "not before 80 %");
+    s.now = T0 + 80_000;
+    s.send(RotationEvent::Tick);
+    let new = s.active();
+    assert!(works(&new) && new.key != old.key, "a new key, certified");
+    assert_eq!(s.rot.credential(), Some(&new));
+    // The new certificate (valid from now) is renewed at its own 80 %.
+    let c = &new.cert;
+    assert_eq!(c.not_before_ms, T0 + 80_000);
+    assert_eq!(
+        s.rot.renewal_due_at(),
+        Some(c.not_before_ms + (c.not_after_ms - c.not_before_ms) * 8 / 10)
+    );
+    s.send(RotationEvent::SessionEstablished);
+    assert_eq!(s.last_report().state, CredentialState::Rotated);
+}
+
+#[test]
+fn kr07_a_due_renewal_waits_for_a_session_and_a_failed_one_is_retried_later() {
+    let mut s = short_lived(FaultSet::NONE);
+    s.now = T0 + 90_000;
+    s.send(RotationEvent::Tick);
+    assert!(s.generated.is_empty(), "no rotation without a session");
+    s.refuse = Some((503, "busy".into()));
+    s.send(RotationEvent::SessionEstablished);
+    assert_eq!(s.generated.len(), 1);
+    assert_eq!(s.rot.state(), CredentialState::Failed);
+    // Retried halfway to notAfter, not in a loop.
+    assert_eq!(s.rot.renewal_due_at(), Some(T0 + 95_000));
+    s.send(RotationEvent::Tick);
+    assert_eq!(s.generated.len(), 1);
+    s.refuse = None;
+    s.now = T0 + 95_000;
+    s.send(RotationEvent::Tick);
+    assert_eq!(s.generated.len(), 2);
+    assert!(s.active().cert.not_before_ms == T0 + 95_000);
+}
+
+#[test]
+fn fault_no_renewal_renews_only_when_asked() {
+    let mut s = short_lived(faults(Fault::NoRenewal));
+    let old = s.active();
+    s.send(RotationEvent::SessionEstablished);
+    assert_eq!(s.rot.renewal_due_at(), None);
+    assert_eq!(s.rot.next_deadline(), None);
+    s.now = T0 + 99_000;
+    s.send(RotationEvent::Tick);
+    assert_eq!(s.active(), old, "runs into expiry");
+    s.send(RotationEvent::RotateMethod);
+    assert_ne!(s.active().key, old.key, "still rotates when asked");
 }

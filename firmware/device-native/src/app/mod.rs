@@ -19,7 +19,7 @@ mod store;
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use device_core::backoff::BackoffConfig;
 use device_core::device::{
@@ -41,13 +41,10 @@ use crate::provisioning::Provisioning;
 use crate::tls::{client_config, ClientCredential};
 pub use store::{AppliedReport, CommandsRecord, KeystoreFlash, RecordCell};
 
-/// Wall-clock Unix ms: the machine's `now` (rotation compares it with
-/// `rotateAfter`).
+/// The board's wall clock, Unix ms (time-scaled when the bench asks): the
+/// machine's `now` (certificate validity and renewal, `rotateAfter`, timers).
 pub(crate) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    crate::clock::now_ms()
 }
 
 /// A byte stream to the hub (rustls, or the legacy path of `allow-tls10`).
@@ -102,10 +99,15 @@ fn spki_key(cert_der: &[u8]) -> Option<device_core::image::TrustedKey> {
     device_core::image::TrustedKey::from_spki_der(c.public_key().raw).ok()
 }
 
-pub(crate) fn not_after_ms(cert_der: &[u8]) -> u64 {
+/// A certificate's (notBefore, notAfter), Unix ms; zeros if it does not parse.
+pub(crate) fn validity_ms(cert_der: &[u8]) -> (u64, u64) {
     x509_parser::parse_x509_certificate(cert_der)
-        .map(|(_, c)| (c.validity().not_after.timestamp().max(0) as u64) * 1000)
-        .unwrap_or(0)
+        .map(|(_, c)| {
+            let v = c.validity();
+            let ms = |t: x509_parser::time::ASN1Time| (t.timestamp().max(0) as u64) * 1000;
+            (ms(v.not_before), ms(v.not_after))
+        })
+        .unwrap_or((0, 0))
 }
 
 /// The provisioned credential, as the machine stores it into an empty keystore.
@@ -121,7 +123,8 @@ fn factory_credential(prov: &Provisioning) -> anyhow::Result<FactoryCredential> 
             alg: KeyAlg::EcdsaP256,
             pkcs8_der: key.secret_pkcs8_der().to_vec(),
         },
-        not_after_ms: not_after_ms(&cert_der),
+        not_after_ms: validity_ms(&cert_der).1,
+        not_before_ms: validity_ms(&cert_der).0,
         cert_der,
     })
 }
@@ -129,6 +132,9 @@ fn factory_credential(prov: &Provisioning) -> anyhow::Result<FactoryCredential> 
 impl Shell {
     fn power_on(flash_path: &Path, prov_path: &Path) -> anyhow::Result<Shell> {
         let prov = Provisioning::load(prov_path)?;
+        if let Some(scale) = prov.clock {
+            crate::clock::set_scale(scale);
+        }
         let faults = prov.faults;
         let flash = FlashFile::open(flash_path)?;
         let boot = BootInfo::from_env().unwrap_or(BootInfo {
@@ -334,7 +340,9 @@ async fn read_some(stream: &mut Option<Box<dyn Duplex>>, buf: &mut [u8]) -> std:
 
 async fn sleep_until_ms(deadline_ms: Option<u64>) {
     match deadline_ms {
-        Some(at) => tokio::time::sleep(Duration::from_millis(at.saturating_sub(now_ms()))).await,
+        Some(at) => {
+            tokio::time::sleep(crate::clock::real_duration(at.saturating_sub(now_ms()))).await
+        }
         None => std::future::pending().await,
     }
 }

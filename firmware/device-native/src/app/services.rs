@@ -82,12 +82,13 @@ impl Shell {
         let now = now_ms();
         match bg {
             Background::Enrolled(Ok(cert_der)) => {
-                let not_after_ms = super::not_after_ms(&cert_der);
+                let (not_before_ms, not_after_ms) = super::validity_ms(&cert_der);
                 self.device.handle(
                     now,
                     Event::Enrolled {
                         cert_der,
                         not_after_ms,
+                        not_before_ms,
                     },
                 );
             }
