@@ -39,9 +39,9 @@ mod tests;
 #[cfg(test)]
 mod tests_ota;
 #[cfg(test)]
-mod tests_twin;
-#[cfg(test)]
 mod tests_renewal;
+#[cfg(test)]
+mod tests_twin;
 
 use alloc::boxed::Box;
 use alloc::collections::VecDeque;

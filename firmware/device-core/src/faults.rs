@@ -259,10 +259,10 @@ mod tests {
             "KR-01", "KR-02", "KR-03", "KR-04", "KR-05", "KR-06", "OTA-02", "OTA-03", "OTA-04",
             "OTA-05", "OTA-06", "OTA-07", "OTA-08", "OTA-09", "OTA-10", "CD-01", "CD-02", "CD-06",
             "CD-10", "CD-11", "CD-12",
-            // OTA, the FreeRTOS OTA end-to-end set (issue 15).
-            "OTA-11", "OTA-12", "OTA-13", "OTA-14", "OTA-15", "OTA-16", "OTA-17", "OTA-18",
-            "CD-10", "CD-11", "CD-12", "CD-13", "CD-14", "CD-15", "CD-16", "CD-17", "CD-18",
-            "CD-19",
+            // Issue 15: the hub's chain, renewal, the FreeRTOS OTA set, server-side trouble.
+            "MT-15", "MT-16", "MT-17", "MT-18", "MT-19", "MT-20", "MT-21", "MT-22", "MT-23",
+            "KR-07", "KR-08", "OTA-11", "OTA-12", "OTA-13", "OTA-14", "OTA-15", "OTA-16", "OTA-17",
+            "OTA-18", "CD-13", "CD-14", "CD-15", "CD-16", "CD-17", "CD-18", "CD-19",
         ];
         for case in cases {
             assert!(

@@ -17,7 +17,7 @@ use super::{
     case_def, cert_der, connected_serial, contains, enrolled, est_exchanges, fail, next_connect,
     ready, rotate, Def,
 };
-use crate::case::{Case, ClockNeed, CaseDef, DutNeeds, Fail, DEVICE_ID};
+use crate::case::{Case, CaseDef, ClockNeed, DutNeeds, Fail, DEVICE_ID};
 use crate::model::Evidence;
 
 const NEEDS: &[Capability] = &[Capability::Power, Capability::Capture];

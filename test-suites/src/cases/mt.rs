@@ -27,7 +27,7 @@ mod revocation;
 
 use super::cd::selftest::{connect, connect_dut, connect_packet, in_ns, publish_packet};
 use super::{case_def, self_test, Def};
-use crate::case::{Case, ClockNeed, CaseDef, DutNeeds, Fail, DEVICE_ID, GUARD};
+use crate::case::{Case, CaseDef, ClockNeed, DutNeeds, Fail, DEVICE_ID, GUARD};
 use crate::model::Evidence;
 use certs::{cert_facts, der, mt02, mt05, mt06, mt07, mt08, mt09, spki_facts, DAY};
 use revocation::mt12;

@@ -9,8 +9,8 @@ use sacbench_suites::model::{
     Tally, SCHEMA,
 };
 use sacbench_suites::report;
-use sacbench_suites::standards;
 use sacbench_suites::report::timeline::{Lane, Timeline, TimelineEvent, TIMELINE_JSON};
+use sacbench_suites::standards;
 
 /// Markup in the `seen` text of NI-01: it must reach every report as text.
 pub const HOSTILE: &str =
