@@ -112,7 +112,7 @@ catalogue! {
         "applies a redelivered command again instead of by $.mid once";
     AckBeforePersist "ack-before-persist" ["CD-12"]
         "sends PUBACK before the command is applied and recorded";
-    // MT: the hub's certificate chain (MT-15…23).
+    // MT: the hub's certificate chain (MT-15…23; MT-24 too).
     ChainSignaturesOnly "chain-signatures-only" ["MT-15", "MT-16", "MT-17", "MT-18", "MT-19", "MT-20", "MT-24"]
         "checks only the signatures and dates along the hub's chain to its trust anchor (no basicConstraints, pathLen, key usage, EKU, name constraints or critical extensions), and the host name";
     LooseWildcard "loose-wildcard" ["MT-21"]
