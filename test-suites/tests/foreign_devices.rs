@@ -47,6 +47,8 @@ const INSECURE: &[Row] = &[
     ("MT-20", Outcome::Failed, "application data", "the same flaw: a chain violating its name constraints is accepted"),
     ("MT-21", Outcome::Failed, "application data", "the same flaw: a wildcard that does not match the hub's name is accepted"),
     ("MT-22", Outcome::Failed, "application data", "the same flaw: a chain to an untrusted root is accepted"),
+    ("MT-24", Outcome::Failed, "application data", "the same flaw: a chain with an unknown critical extension is accepted"),
+    ("MT-25", Outcome::Failed, "application data", "the same flaw: a chain through an expired intermediate is accepted"),
     ("CD-18", Outcome::NotApplicable, "twin", "it does not implement `twin`"),
     ("CD-19", Outcome::NotApplicable, "twin", "it does not implement `twin`"),
 ];

@@ -112,9 +112,9 @@ catalogue! {
         "applies a redelivered command again instead of by $.mid once";
     AckBeforePersist "ack-before-persist" ["CD-12"]
         "sends PUBACK before the command is applied and recorded";
-    // MT: the hub's certificate chain (MT-15…23).
-    ChainSignaturesOnly "chain-signatures-only" ["MT-15", "MT-16", "MT-17", "MT-18", "MT-19", "MT-20"]
-        "checks only the signatures and dates along the hub's chain to its trust anchor (no basicConstraints, pathLen, key usage, EKU or name constraints), and the host name";
+    // MT: the hub's certificate chain (MT-15…23; MT-24 too).
+    ChainSignaturesOnly "chain-signatures-only" ["MT-15", "MT-16", "MT-17", "MT-18", "MT-19", "MT-20", "MT-24"]
+        "checks only the signatures and dates along the hub's chain to its trust anchor (no basicConstraints, pathLen, key usage, EKU, name constraints or critical extensions), and the host name";
     LooseWildcard "loose-wildcard" ["MT-21"]
         "matches a wildcard in the hub's certificate across labels and partial labels (*.test matches hub.sacbench.test)";
     TrustPresentedCa "trust-presented-ca" ["MT-17", "MT-22"]
@@ -150,6 +150,11 @@ catalogue! {
         "renews its certificate only when asked (method, twin), never as it nears expiry";
     RotateNewSubject "rotate-new-subject" ["KR-08"]
         "puts a generated name instead of its certificate's subject in the re-enrolment CSR";
+    // MT: more of the hub's certificate chain (issue 15, mtmore: MT-24…26).
+    LeafDatesOnly "leaf-dates-only" ["MT-25"]
+        "checks validity dates on the hub's own certificate only, not on the intermediates above it";
+    StrictChainOrder "strict-chain-order" ["MT-26"]
+        "refuses a hub Certificate message whose certificates are not each certified by the next (no reordering, no extra certificates)";
 }
 
 impl Fault {
@@ -262,7 +267,8 @@ mod tests {
             // Issue 15: the hub's chain, renewal, the FreeRTOS OTA set, server-side trouble.
             "MT-15", "MT-16", "MT-17", "MT-18", "MT-19", "MT-20", "MT-21", "MT-22", "MT-23",
             "KR-07", "KR-08", "OTA-11", "OTA-12", "OTA-13", "OTA-14", "OTA-15", "OTA-16", "OTA-17",
-            "OTA-18", "CD-13", "CD-14", "CD-15", "CD-16", "CD-17", "CD-18", "CD-19",
+            "OTA-18", "CD-13", "CD-14", "CD-15", "CD-16", "CD-17", "CD-18", "CD-19", "MT-24",
+            "MT-25", "MT-26",
         ];
         for case in cases {
             assert!(

@@ -4,8 +4,8 @@
 //! SNI sent, the device certificate presented.
 //!
 //! The fault switches that weaken this are here and nowhere else, each doing
-//! its one wrong thing, so that MT-04…MT-09, MT-14 and MT-15…23 are proven
-//! able to fail (the chain verifiers of MT-15…23 in `tls_faults.rs`).
+//! its one wrong thing, so that MT-04…MT-09, MT-14 and MT-15…26 are proven
+//! able to fail (the chain verifiers of MT-15…26 in `tls_faults.rs`).
 
 use std::sync::Arc;
 
@@ -90,11 +90,24 @@ pub fn client_config(
             anchor: trust_anchor.clone(),
             provider: provider.clone(),
         })
+    } else if faults.has(Fault::LeafDatesOnly) {
+        Arc::new(faulty::LeafDatesOnly {
+            inner: webpki,
+            provider: provider.clone(),
+        })
     } else {
         webpki
     };
     let verifier: Arc<dyn ServerCertVerifier> = if faults.has(Fault::SmallTlsBuffer) {
         Arc::new(faulty::SmallTlsBuffer { inner: verifier })
+    } else {
+        verifier
+    };
+    let verifier: Arc<dyn ServerCertVerifier> = if faults.has(Fault::StrictChainOrder) {
+        Arc::new(faulty::StrictChainOrder {
+            inner: verifier,
+            provider: provider.clone(),
+        })
     } else {
         verifier
     };

@@ -1,12 +1,14 @@
 //! The hub-chain fault verifiers that are more than a switch around webpki
-//! (MT-15…23's negative controls): each is a real [`ServerCertVerifier`]
+//! (MT-15…26's negative controls): each is a real [`ServerCertVerifier`]
 //! doing its one wrong thing, the way the embedded TLS stacks it imitates
 //! do it, and everything else right.
 //!
 //! - `chain-signatures-only` ([`SignaturesOnly`]): walks the chain from the
 //!   hub's certificate to the trust anchor by issuer name and signature and
 //!   checks every certificate's dates; no basicConstraints, pathLen, key
-//!   usage, extended key usage or name constraints. The host name is still
+//!   usage, extended key usage or name constraints, and an intermediate's
+//!   critical extensions go unread (the hub's own certificate is still
+//!   parsed by webpki for the name check). The host name is still
 //!   checked (webpki's matcher).
 //! - `loose-wildcard` ([`LooseWildcard`]): webpki's whole verification,
 //!   but a name mismatch is forgiven when a DNS name of the certificate
@@ -17,6 +19,13 @@
 //! - `small-tls-buffer` ([`SmallTlsBuffer`]): a server Certificate message
 //!   larger than a 4 KB input buffer is refused, as an mbedTLS build with
 //!   `MBEDTLS_SSL_IN_CONTENT_LEN` 4096 refuses it.
+//! - `leaf-dates-only` ([`LeafDatesOnly`]): webpki's whole verification,
+//!   but the validity dates are checked on the hub's own certificate only,
+//!   not on the intermediates above it.
+//! - `strict-chain-order` ([`StrictChainOrder`]): a Certificate message
+//!   whose certificates are not each certified by the next (issuer name
+//!   and signature) is refused before anything else is checked, as
+//!   TLS 1.2-era embedded stacks walk the chain in the order sent.
 
 use std::sync::Arc;
 
@@ -352,6 +361,137 @@ impl ServerCertVerifier for SmallTlsBuffer {
         if len > SMALL_INPUT_BUFFER {
             return Err(rustls::Error::General(format!(
                 "the hub's certificate message ({len} bytes) exceeds the {SMALL_INPUT_BUFFER}-byte TLS input buffer"
+            )));
+        }
+        self.inner
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+/// The time [`LeafDatesOnly`] verifies the chain at: `now`, moved into the
+/// span where every presented intermediate is within its dates (the latest
+/// notBefore to the earliest notAfter), if there is such a span and `now`
+/// is outside it.
+pub(super) fn intermediates_time(
+    intermediates: &[CertificateDer<'_>],
+    now: UnixTime,
+) -> Result<UnixTime, rustls::Error> {
+    let mut span: Option<(i64, i64)> = None;
+    for c in intermediates {
+        let v = parse(c)?.validity().clone();
+        let (nb, na) = (v.not_before.timestamp(), v.not_after.timestamp());
+        span = Some(match span {
+            None => (nb, na),
+            Some((lo, hi)) => (lo.max(nb), hi.min(na)),
+        });
+    }
+    let t = i64::try_from(now.as_secs()).map_err(|_| bad_encoding())?;
+    Ok(match span {
+        Some((lo, hi)) if lo <= hi && (t < lo || t > hi) => {
+            UnixTime::since_unix_epoch(std::time::Duration::from_secs(
+                u64::try_from(t.clamp(lo, hi)).map_err(|_| bad_encoding())?,
+            ))
+        }
+        _ => now,
+    })
+}
+
+/// Fault `leaf-dates-only` (see the module). A hand-written verifier with
+/// this defect compares the clock with the hub's certificate's dates and
+/// never with the intermediates'; webpki cannot be told to skip some
+/// certificates' dates, so this one gets the same effect honestly: the hub
+/// certificate's dates are checked at the real time, and webpki verifies
+/// the whole chain (signatures, constraints, name, and dates) at a time
+/// when the presented intermediates are all valid
+/// ([`intermediates_time`]). Where no such time exists, or the hub's
+/// certificate was not valid then too, the chain is still refused: the
+/// fault lets through no more than the defect does.
+#[derive(Debug)]
+pub(super) struct LeafDatesOnly {
+    pub(super) inner: Arc<WebPkiServerVerifier>,
+    pub(super) provider: Arc<CryptoProvider>,
+}
+
+impl ServerCertVerifier for LeafDatesOnly {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        check_dates(&parse(end_entity)?, now)?;
+        let at = intermediates_time(intermediates, now)?;
+        self.inner
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp, at)
+    }
+
+    handshake_signatures_by_provider!();
+}
+
+/// Fault `strict-chain-order`'s check: every certificate of the message,
+/// the hub's first, is certified by the one after it (its issuer is the
+/// next one's subject and the next one's key made its signature); the
+/// last one is left to the verifier. Returns the position of the first
+/// certificate that is not.
+pub(super) fn out_of_order_at(
+    certs: &[&[u8]],
+    provider: &CryptoProvider,
+) -> Result<Option<usize>, rustls::Error> {
+    let parsed: Vec<X509Certificate<'_>> =
+        certs.iter().map(|d| parse(d)).collect::<Result<_, _>>()?;
+    Ok(parsed
+        .windows(2)
+        .position(|w| !(w[0].issuer() == w[1].subject() && signed_by(&w[0], &w[1], provider))))
+}
+
+/// Fault `strict-chain-order` (see the module): an out-of-order Certificate
+/// message is refused; an ordered one goes to the device's verifier.
+#[derive(Debug)]
+pub(super) struct StrictChainOrder {
+    pub(super) inner: Arc<dyn ServerCertVerifier>,
+    pub(super) provider: Arc<CryptoProvider>,
+}
+
+impl ServerCertVerifier for StrictChainOrder {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let certs: Vec<&[u8]> = std::iter::once(end_entity.as_ref())
+            .chain(intermediates.iter().map(|c| c.as_ref()))
+            .collect();
+        if let Some(i) = out_of_order_at(&certs, &self.provider)? {
+            return Err(rustls::Error::General(format!(
+                "the hub's certificate {i} (0 = its own) is not certified by certificate {}: the chain is out of order",
+                i + 1
             )));
         }
         self.inner

@@ -212,3 +212,90 @@ fn small_tls_buffer_refuses_a_certificate_message_over_4_kb() {
         rustls::Error::General(m) if m.contains("4096-byte")
     ));
 }
+
+#[test]
+fn signatures_only_accepts_an_intermediate_with_an_unknown_critical_extension() {
+    let (root, anchor) = new_root("root");
+    let mut p = ca_params("intermediate");
+    let mut ext =
+        rcgen::CustomExtension::from_oid_content(&[1, 3, 6, 1, 4, 1, 55738, 666, 1], vec![5, 0]);
+    ext.set_criticality(true);
+    p.custom_extensions.push(ext);
+    let (ca, ca_der) = issue(p, &root);
+    let (_, leaf) = issue(server_params(&[HOST]), &ca);
+    let chain = std::slice::from_ref(&ca_der);
+    let refused = verify(&*webpki(&anchor), &leaf, chain).unwrap_err();
+    assert!(
+        format!("{refused:?}").contains("UnsupportedCriticalExtension"),
+        "{refused:?}"
+    );
+    assert!(verify(&signatures_only(&anchor), &leaf, chain).is_ok());
+}
+
+fn expired_intermediate_chain() -> (
+    CertificateDer<'static>,
+    CertificateDer<'static>,
+    CertificateDer<'static>,
+) {
+    let (root, anchor) = new_root("root");
+    // Valid from 60 days ago to a day ago.
+    let mut p = params(
+        "intermediate",
+        IsCa::Ca(BasicConstraints::Unconstrained),
+        60,
+        0,
+    );
+    p.not_after = (SystemTime::now() - Duration::from_secs(86_400)).into();
+    let (ca, ca_der) = issue(p, &root);
+    let mut leaf = server_params(&[HOST]);
+    leaf.not_before = (SystemTime::now() - Duration::from_secs(30 * 86_400)).into();
+    let (_, leaf) = issue(leaf, &ca);
+    (anchor, ca_der, leaf)
+}
+
+#[test]
+fn leaf_dates_only_accepts_an_expired_intermediate_and_not_an_expired_leaf() {
+    let (anchor, ca_der, leaf) = expired_intermediate_chain();
+    let chain = std::slice::from_ref(&ca_der);
+    assert!(verify(&*webpki(&anchor), &leaf, chain).is_err());
+    let v = LeafDatesOnly {
+        inner: webpki(&anchor),
+        provider: provider(),
+    };
+    assert!(verify(&v, &leaf, chain).is_ok());
+    // The hub's own certificate's dates still count.
+    let (root, anchor) = new_root("root");
+    let (ca, ca_der) = issue(ca_params("intermediate"), &root);
+    let mut old = server_params(&[HOST]);
+    old.not_after = (SystemTime::now() - Duration::from_secs(86_400)).into();
+    let (_, leaf) = issue(old, &ca);
+    let v = LeafDatesOnly {
+        inner: webpki(&anchor),
+        provider: provider(),
+    };
+    assert_eq!(
+        verify(&v, &leaf, &[ca_der]).unwrap_err(),
+        rustls::Error::InvalidCertificate(CertificateError::Expired)
+    );
+}
+
+#[test]
+fn strict_chain_order_refuses_what_webpki_reorders() {
+    let (root, anchor) = new_root("root");
+    let (upper, upper_der) = issue(ca_params("upper"), &root);
+    let (lower, lower_der) = issue(ca_params("lower"), &upper);
+    let (_, leaf) = issue(server_params(&[HOST]), &lower);
+    let (_, unrelated) = new_root("unrelated");
+    let v = StrictChainOrder {
+        inner: webpki(&anchor),
+        provider: provider(),
+    };
+    let ordered = [lower_der.clone(), upper_der.clone()];
+    assert!(verify(&v, &leaf, &ordered).is_ok());
+    let shuffled = [unrelated, upper_der, lower_der];
+    assert!(verify(&*webpki(&anchor), &leaf, &shuffled).is_ok());
+    assert!(matches!(
+        verify(&v, &leaf, &shuffled).unwrap_err(),
+        rustls::Error::General(m) if m.contains("out of order")
+    ));
+}

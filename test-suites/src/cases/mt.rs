@@ -57,7 +57,7 @@ macro_rules! bad_hub {
 
 #[path = "mt_chain.rs"]
 mod chain;
-/// MT-15…23, the hub's certificate chain (`mt_chain.rs`), after [`CASES`].
+/// MT-15…26, the hub's certificate chain (`mt_chain.rs`), after [`CASES`].
 pub use chain::CASES as CHAIN_CASES;
 
 /// The MT (mutual TLS, per-device identity) cases, in catalogue order.

@@ -1,5 +1,5 @@
 //! MT cases against deliberately bad hubs (MT-02, MT-05…09; the bad hub and
-//! its verdicts serve MT-15…23 too) and the certificate reading the MT cases
+//! its verdicts serve MT-15…26 too) and the certificate reading the MT cases
 //! share.
 
 use std::net::SocketAddr;

@@ -1,4 +1,4 @@
-//! MT-15…23: what a device must refuse in the hub's certificate chain, and
+//! MT-15…26: what a device must refuse in the hub's certificate chain, and
 //! the large chain it must accept — after x509-limbo's path-validation
 //! cases and AWS Device Advisor's TLS group.
 //!
@@ -7,7 +7,8 @@
 //! thing wrong: the right host name, valid dates, and the run's CA at the
 //! top unless the top is the flaw. The refusals are judged as MT-05…09's
 //! (no application data to the bad hub, `connection_failed` reported);
-//! MT-23's acceptance by the bad hub receiving the device's MQTT CONNECT.
+//! MT-23's and MT-26's acceptance by the bad hub receiving the device's
+//! MQTT CONNECT.
 
 use std::time::SystemTime;
 
@@ -37,6 +38,9 @@ pub const CASES: &[Def] = &[
     bad_hub!("MT-21", "wildcard_too_broad", "Hub cert wildcard spanning labels", "the DUT aborts with a hub whose certificate names only a wildcard two labels up (`*.test` for `hub.sacbench.test`)", mt21),
     bad_hub!("MT-22", "look_alike_ca", "Hub chain to an untrusted root via a look-alike CA", "the DUT aborts with a hub whose intermediate bears the trusted CA's name but was signed by an untrusted root", mt22),
     bad_hub!("MT-23", "large_chain", "Large hub chain accepted", "the DUT completes the handshake with a hub presenting a valid chain over 16 KiB (split over maximum-size records) and sends its MQTT CONNECT", mt23),
+    bad_hub!("MT-24", "unknown_critical_extension", "Hub chain: unknown critical extension", "the DUT aborts with a hub whose chain's intermediate carries an extension it cannot know, marked critical (RFC 5280 §4.2)", mt24),
+    bad_hub!("MT-25", "expired_intermediate", "Hub chain: expired intermediate", "the DUT aborts with a hub whose chain's intermediate expired (the hub's certificate and the root within their dates)", mt25),
+    bad_hub!("MT-26", "chain_out_of_order", "Hub chain out of order accepted", "the DUT completes the handshake with a hub presenting a valid chain out of order with an unrelated certificate among it (RFC 8446 §4.4.2) and sends its MQTT CONNECT", mt26),
 ];
 
 /// The chain with `flaw` for the run's hub name under the run's CA.
@@ -132,6 +136,53 @@ async fn mt22(case: &mut Case) -> Result<String, Fail> {
     .await
 }
 
+async fn mt24(case: &mut Case) -> Result<String, Fail> {
+    refuses(
+        case,
+        Flaw::UnknownCriticalExtension,
+        "through an intermediate with an unknown critical extension",
+    )
+    .await
+}
+
+async fn mt25(case: &mut Case) -> Result<String, Fail> {
+    refuses(
+        case,
+        Flaw::ExpiredIntermediate,
+        "through an intermediate that expired a day ago",
+    )
+    .await
+}
+
+async fn mt26(case: &mut Case) -> Result<String, Fail> {
+    let c = chain(case, Flaw::OutOfOrder)?;
+    case.note(Evidence::note(format!(
+        "the bad hub presents {} certificates: its own, an unrelated self-signed one, the intermediate the run's CA signed, then the one that issued its own",
+        c.ders.len()
+    )));
+    accepts(case, &c, "a valid chain out of order").await
+}
+
+/// The positive cases' verdict: the bad hub presenting `c` gets the
+/// device's MQTT CONNECT.
+async fn accepts(case: &mut Case, c: &Chain, what: &str) -> Result<String, Fail> {
+    let tls = BadTls::Tls12Only {
+        cert_pem: &c.cert_pem,
+        key_pem: &c.key_pem,
+    };
+    let hub = BadHub::start(case, tls).await?;
+    match against_bad_hub(case, &hub).await? {
+        None => Ok(format!(
+            "completed the handshake over {what} and sent its MQTT CONNECT"
+        )),
+        Some(refusal) => Err(Fail::new(
+            format!("the device to accept {what} and send its MQTT CONNECT"),
+            format!("it gave up: {refusal}"),
+            "device.log; capture.pcapng (the bad hub's certificate flight)",
+        )),
+    }
+}
+
 async fn mt23(case: &mut Case) -> Result<String, Fail> {
     let c = chain(case, Flaw::Large)?;
     let size = c.der_len();
@@ -144,19 +195,5 @@ async fn mt23(case: &mut Case) -> Result<String, Fail> {
         "the bad hub presents {} certificates, {size} bytes of DER",
         c.ders.len()
     )));
-    let tls = BadTls::Tls12Only {
-        cert_pem: &c.cert_pem,
-        key_pem: &c.key_pem,
-    };
-    let hub = BadHub::start(case, tls).await?;
-    match against_bad_hub(case, &hub).await? {
-        None => Ok(format!(
-            "completed the handshake over a {size}-byte chain and sent its MQTT CONNECT"
-        )),
-        Some(refusal) => Err(Fail::new(
-            format!("the device to accept a valid {size}-byte chain and send its MQTT CONNECT"),
-            format!("it gave up: {refusal}"),
-            "device.log; capture.pcapng (the bad hub's certificate flight)",
-        )),
-    }
+    accepts(case, &c, &format!("a valid {size}-byte chain")).await
 }

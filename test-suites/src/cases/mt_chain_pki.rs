@@ -1,13 +1,13 @@
-//! The hub certificate chains of MT-15…23: a good chain (the run's CA →
+//! The hub certificate chains of MT-15…26: a good chain (the run's CA →
 //! an intermediate → the hub's certificate) with exactly one thing wrong,
 //! after x509-limbo's path-validation cases and AWS Device Advisor's TLS
 //! group. Pure: rcgen, no I/O.
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use hub_fixture::pki::Validity;
 use rcgen::{
-    BasicConstraints, Certificate, CertificateParams, DistinguishedName, DnType,
+    BasicConstraints, Certificate, CertificateParams, CustomExtension, DistinguishedName, DnType,
     ExtendedKeyUsagePurpose, GeneralSubtree, IsCa, Issuer, KeyPair, KeyUsagePurpose,
     NameConstraints,
 };
@@ -49,7 +49,23 @@ pub(super) enum Flaw {
     /// MT-23 (not a flaw): the hub's certificate carries [`LARGE_SANS`]
     /// names under the hub's, so the chain exceeds 16 KiB.
     Large,
+    /// MT-24: the intermediate carries an extension of an OID nobody
+    /// knows ([`UNKNOWN_EXTENSION_OID`]), marked critical.
+    UnknownCriticalExtension,
+    /// MT-25: the intermediate expired a day ago (valid from 60 days ago);
+    /// the hub's certificate (valid from 30 days ago) and the root are
+    /// within their dates.
+    ExpiredIntermediate,
+    /// MT-26 (not a flaw): a valid chain of two intermediates presented out
+    /// of order, with an unrelated self-signed certificate among them: the
+    /// hub's certificate, the unrelated one, the intermediate the root
+    /// signed, then the one that issued the hub's certificate.
+    OutOfOrder,
 }
+
+/// The OID of [`Flaw::UnknownCriticalExtension`]'s extension: under
+/// x509-limbo's private arc, assigned to nothing any verifier knows.
+pub(super) const UNKNOWN_EXTENSION_OID: &[u64] = &[1, 3, 6, 1, 4, 1, 55738, 666, 1];
 
 /// How many extra names the hub's certificate of [`Flaw::Large`] carries.
 pub(super) const LARGE_SANS: usize = 560;
@@ -98,6 +114,10 @@ fn server(names: Vec<String>, now: SystemTime) -> Result<CertificateParams, rcge
     p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     Ok(dated(p, now))
+}
+
+fn days(n: u64) -> Duration {
+    Duration::from_secs(n * 86_400)
 }
 
 /// Signs `params` for a new key with `by`: the certificate, and an issuer
@@ -182,11 +202,23 @@ fn build(
             signer = Some(Issuer::new(attacker, key));
         }
         Flaw::Large => names.extend((0..LARGE_SANS).map(|i| format!("tenant-{i:04}.{host}"))),
+        Flaw::UnknownCriticalExtension => {
+            // Its value: an ASN.1 NULL.
+            let mut ext =
+                CustomExtension::from_oid_content(UNKNOWN_EXTENSION_OID, vec![0x05, 0x00]);
+            ext.set_criticality(true);
+            intermediate.custom_extensions.push(ext);
+        }
+        Flaw::ExpiredIntermediate => {
+            intermediate.not_before = (now - days(60)).into();
+            intermediate.not_after = (now - days(1)).into();
+        }
+        Flaw::OutOfOrder => {}
     }
     let top = signer.as_ref().unwrap_or(root);
     let (first, mut inter) = issue(intermediate, top)?;
     let mut presented = vec![first];
-    if matches!(flaw, Flaw::PathLenExceeded | Flaw::Large) {
+    if matches!(flaw, Flaw::PathLenExceeded | Flaw::Large | Flaw::OutOfOrder) {
         // A second intermediate under the first (which allows none under it
         // for PathLenExceeded).
         let second;
@@ -200,8 +232,23 @@ fn build(
         )?;
         presented.insert(0, second);
     }
+    if flaw == Flaw::OutOfOrder {
+        // The root-side intermediate after the issuing one's place, an
+        // unrelated certificate first.
+        presented.reverse();
+        let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
+        let unrelated = ca(
+            "sacbench unrelated root",
+            BasicConstraints::Unconstrained,
+            now,
+        );
+        presented.insert(0, unrelated.self_signed(&key)?);
+    }
     let mut leaf = server(names, now)?;
     leaf.extended_key_usages = vec![leaf_eku];
+    if flaw == Flaw::ExpiredIntermediate {
+        leaf.not_before = (now - days(30)).into();
+    }
     let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256)?;
     let certs: Vec<Certificate> = std::iter::once(leaf.signed_by(&key, &inter)?)
         .chain(presented)

@@ -63,6 +63,56 @@ fn each_flaw_is_refused_for_itself() {
     refused_for(Flaw::NameConstraintsExclude, "NameConstraintViolation");
     refused_for(Flaw::WildcardTooBroad, "NotValidForName");
     refused_for(Flaw::ForeignRootTwin, "BadSignature");
+    refused_for(
+        Flaw::UnknownCriticalExtension,
+        "UnsupportedCriticalExtension",
+    );
+    refused_for(Flaw::ExpiredIntermediate, "Expired");
+}
+
+#[test]
+fn the_expired_intermediate_is_the_only_cert_out_of_date() {
+    let (c, _) = verdict(Flaw::ExpiredIntermediate);
+    let now = SystemTime::now();
+    let dates = |d: &[u8]| {
+        let (_, x) = x509_parser::parse_x509_certificate(d).unwrap();
+        let v = x.validity();
+        (v.not_before.timestamp(), v.not_after.timestamp())
+    };
+    let now = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let (leaf, inter) = (dates(&c.ders[0]), dates(&c.ders[1]));
+    assert!(
+        leaf.0 < now && now < leaf.1,
+        "the hub's certificate is valid"
+    );
+    assert!(inter.1 < now, "the intermediate expired");
+    assert!(leaf.0 < inter.1, "their dates overlap");
+}
+
+#[test]
+fn the_out_of_order_chain_is_good_and_out_of_order() {
+    let (c, r) = verdict(Flaw::OutOfOrder);
+    assert_eq!(r, Ok(()));
+    let cn = |n: &x509_parser::x509::X509Name<'_>| {
+        n.iter_common_name()
+            .next()
+            .and_then(|a| a.as_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let names = |d: &[u8]| {
+        let (_, x) = x509_parser::parse_x509_certificate(d).unwrap();
+        (cn(x.subject()), cn(x.issuer()))
+    };
+    let got: Vec<(String, String)> = c.ders.iter().map(|d| names(d)).collect();
+    assert_eq!(got.len(), 4);
+    assert_eq!(got[0].1, "sacbench hub issuing CA");
+    assert_eq!(got[1].0, "sacbench unrelated root");
+    assert_eq!(got[2], ("sacbench hub intermediate".into(), CA_CN.into()));
+    assert_eq!(got[3].0, "sacbench hub issuing CA");
 }
 
 #[test]
