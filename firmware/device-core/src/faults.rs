@@ -150,6 +150,9 @@ catalogue! {
         "renews its certificate only when asked (method, twin), never as it nears expiry";
     RotateNewSubject "rotate-new-subject" ["KR-08"]
         "puts a generated name instead of its certificate's subject in the re-enrolment CSR";
+    // CD, a malformed command (CD-21).
+    PanicOnBadCommand "panic-on-bad-command" ["CD-21"]
+        "parses a command's payload as UTF-8 text with an unchecked unwrap: a payload that is not aborts the device (the watchdog restarts it, the command redelivered again and again)";
 }
 
 impl Fault {
@@ -263,6 +266,8 @@ mod tests {
             "MT-15", "MT-16", "MT-17", "MT-18", "MT-19", "MT-20", "MT-21", "MT-22", "MT-23",
             "KR-07", "KR-08", "OTA-11", "OTA-12", "OTA-13", "OTA-14", "OTA-15", "OTA-16", "OTA-17",
             "OTA-18", "CD-13", "CD-14", "CD-15", "CD-16", "CD-17", "CD-18", "CD-19",
+            // Issue 15: a malformed command.
+            "CD-21",
         ];
         for case in cases {
             assert!(
