@@ -362,7 +362,7 @@ pub(super) fn decode(bytes: &[u8]) -> Sent {
 }
 
 pub(super) fn enc(packet: Packet<'_>) -> Vec<u8> {
-    let mut buf = vec![0u8; 64 * 1024];
+    let mut buf = vec![0u8; 80 * 1024];
     let n = encode_slice(&packet, &mut buf).unwrap();
     buf.truncate(n);
     buf
