@@ -155,6 +155,9 @@ catalogue! {
         "checks validity dates on the hub's own certificate only, not on the intermediates above it";
     StrictChainOrder "strict-chain-order" ["MT-26"]
         "refuses a hub Certificate message whose certificates are not each certified by the next (no reordering, no extra certificates)";
+    // CD, a malformed command (CD-21).
+    PanicOnBadCommand "panic-on-bad-command" ["CD-21"]
+        "parses a command's payload as UTF-8 text with an unchecked unwrap: a payload that is not aborts the device (the watchdog restarts it, the command redelivered again and again)";
 }
 
 impl Fault {
@@ -269,6 +272,7 @@ mod tests {
             "KR-07", "KR-08", "OTA-11", "OTA-12", "OTA-13", "OTA-14", "OTA-15", "OTA-16", "OTA-17",
             "OTA-18", "CD-13", "CD-14", "CD-15", "CD-16", "CD-17", "CD-18", "CD-19", "MT-24",
             "MT-25", "MT-26",
+            "CD-21",
         ];
         for case in cases {
             assert!(

@@ -22,6 +22,12 @@
 //! - CD-19: a desired notification older than the twin the device got
 //!   after reconnecting is ignored — IoT Hub's documented reconnection flow
 //!   (the notification of an earlier patch may arrive after the full GET).
+//!
+//! CD-21 is the command itself in trouble: a payload the device cannot use
+//! (not UTF-8, not JSON) and one as large as IoT Hub accepts (64 KB with
+//! its id and properties), between well-formed ones. The device must
+//! complete each (PUBACK: MQTT gives an IoT Hub device no reject) without
+//! its session ending, and apply the others once, in order.
 
 use std::time::Duration;
 
@@ -36,7 +42,9 @@ use super::{
 };
 use crate::case::{Case, DutNeeds, Fail, DEVICE_ID, GUARD};
 use crate::cases::{case_def, Def};
+use crate::events;
 use crate::model::Evidence;
+use hub_fixture::store::NewMessage;
 
 /// How long a device may wait for a CONNACK before giving the attempt up
 /// (CD-16): above the longest default of the SDKs a device is built on
@@ -65,6 +73,7 @@ pub const CASES: &[Def] = &[
     case_def!("CD-17", "session_not_kept", "Hub did not keep the session", "when CONNACK says session-present 0 (the hub discarded the session) the device subscribes again and applies the queued command, once", NEEDS, COMMANDS, cd17),
     case_def!("CD-18", "desired_while_offline", "Desired change made while offline", "a desired property changed while the device was offline is applied (reported) after it reconnects; the queued command applied once", NEEDS_LINK, COMMANDS_TWIN, cd18),
     case_def!("CD-19", "stale_twin_ignored", "Stale twin version ignored", "a desired notification whose $version is older than the twin the device applied and read again after reconnecting is not applied; the queued command applied once", NEEDS, COMMANDS_TWIN, cd19),
+    case_def!("CD-21", "malformed_command", "Malformed and oversized commands", "a command whose payload is neither UTF-8 nor JSON and one at IoT Hub's 64 KB limit are completed (PUBACK) without the session ending; the commands queued around them are applied once, in order", NEEDS, COMMANDS, cd21),
 ];
 
 fn closed_by(e: &JournalEntry, reason: CloseReason) -> bool {
@@ -574,6 +583,105 @@ async fn cd19(case: &mut Case) -> Result<String, Fail> {
     applied_then_quiet(case, &mids).await?;
     check_once_in_order(case, &mids).await.map(|s| {
         format!("the stale desired notification ($version {v_old} < {v_new}) was not applied; {s}")
+    })
+}
+
+/// CD-21: a payload no parser accepts — invalid UTF-8 inside a JSON
+/// object cut short.
+const MALFORMED: &[u8] = b"{\"set\": \"\xff\xfe\xc0\x00\x80\" , ";
+
+/// CD-21: a payload that makes the message exactly IoT Hub's limit
+/// (payload + message id + properties = 64 KB; no properties).
+fn oversized(mid: &str) -> NewMessage {
+    NewMessage {
+        message_id: Some(mid.into()),
+        payload: vec![b'x'; hub_fixture::store::MAX_C2D_MESSAGE - mid.len()],
+        properties: Vec::new(),
+        ttl_ms: None,
+    }
+}
+
+/// What CD-21 waits for: every command completed, or the session ended.
+fn cd21_outcome(e: &JournalEntry, unacked: &mut Vec<String>) -> bool {
+    match &e.event {
+        Event::C2dAcked { message_id, .. } => unacked.retain(|m| m != message_id),
+        Event::SessionClosed { .. } => return e.device_id.as_deref() == Some(DEVICE_ID),
+        _ => {}
+    }
+    unacked.is_empty()
+}
+
+async fn cd21(case: &mut Case) -> Result<String, Fail> {
+    case.boot().await?;
+    seen_through(case).await?;
+    let (bad, big) = ("cd21-malformed", "cd21-oversized");
+    let good: Vec<String> = (0..3).map(|i| format!("cd21-{i}")).collect();
+    let mark = case.hub.journal().len();
+    case.hub.send_c2d(DEVICE_ID, c2d(&good[0], None))?;
+    let mut malformed = c2d(bad, None);
+    malformed.payload = MALFORMED.to_vec();
+    case.hub.send_c2d(DEVICE_ID, malformed)?;
+    case.hub.send_c2d(DEVICE_ID, oversized(big))?;
+    for m in &good[1..] {
+        case.hub.send_c2d(DEVICE_ID, c2d(m, None))?;
+    }
+    let mut unacked: Vec<String> = [&good[0], bad, big, &good[1], &good[2]]
+        .iter()
+        .map(|m| m.to_string())
+        .collect();
+    let end = case
+        .journal(
+            mark,
+            "the device to complete (PUBACK) all five commands, the malformed and the oversized ones too",
+            |e| cd21_outcome(e, &mut unacked),
+        )
+        .await?;
+    if let Event::SessionClosed { reason, detail } = &end.event {
+        let delivered: Vec<(u64, String)> = case
+            .hub
+            .journal()
+            .since(mark)
+            .iter()
+            .filter(|e| e.seq < end.seq)
+            .filter_map(|e| match &e.event {
+                Event::C2dDelivered { message_id, .. } => Some((e.seq, message_id.clone())),
+                _ => None,
+            })
+            .collect();
+        case.note(Evidence::journal(
+            format!(
+                "delivered before the session ended: {:?}; not completed: {unacked:?}",
+                delivered.iter().map(|(_, m)| m).collect::<Vec<_>>()
+            ),
+            delivered.iter().map(|(s, _)| *s).chain([end.seq]),
+        ));
+        return Err(Fail::new(
+            "the device to complete the malformed and the oversized command and keep its session",
+            format!(
+                "its session ended ({reason:?}: {detail}) once the commands were delivered; not completed: {unacked:?}"
+            ),
+            format!("journal.jsonl seq {} (session_closed); device.log", end.seq),
+        ));
+    }
+    applied_then_quiet(case, &good).await?;
+    let mut twice = Vec::new();
+    for m in [bad, big] {
+        let n = case
+            .count_events(EventName::CommandApplied, events::group_is("mid", m))
+            .await?;
+        if n > 1 {
+            twice.push((m, n));
+        }
+    }
+    if !twice.is_empty() {
+        return Err(Fail::new(
+            "a malformed or oversized command applied at most once",
+            format!("applied more than once (mid, times): {twice:?}"),
+            "device.log: the DUT's command_applied events",
+        ));
+    }
+    check_once_in_order(case, &good).await.map(|s| {
+        format!("the malformed (not UTF-8, not JSON) and the oversized (64 KB) command completed in the same session; {s}")
     })
 }
 

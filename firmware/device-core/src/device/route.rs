@@ -16,6 +16,26 @@ use crate::ota::OtaEvent;
 use crate::rotation::RotationEvent;
 use crate::session::{Command, SessionEvent};
 
+/// How much of a command's payload its log line and its report carry: the
+/// report waits in the persisted command record (16 KB, up to
+/// [`MAX_UNREPORTED`] of them) until the hub acknowledges it, so a payload
+/// as large as IoT Hub allows (64 KB) must not go there whole (CD-21).
+pub(super) const PAYLOAD_EXCERPT: usize = 64;
+
+/// The payload as (lossy) UTF-8, cut to [`PAYLOAD_EXCERPT`] bytes at a
+/// character boundary, with its full length when cut.
+fn payload_excerpt(payload: &[u8]) -> String {
+    let text = String::from_utf8_lossy(payload);
+    if text.len() <= PAYLOAD_EXCERPT {
+        return text.into_owned();
+    }
+    let mut end = PAYLOAD_EXCERPT;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes)", &text[..end], payload.len())
+}
+
 /// Fault `shared-identity` only: the key pair baked into every such device
 /// (`firmware/keys/shared-identity-p256.pem`, published on purpose).
 const SHARED_IDENTITY_PEM: &str = include_str!("../../../keys/shared-identity-p256.pem");
@@ -104,9 +124,16 @@ impl<R: Rng> Device<R> {
     /// device's application is the report), then let the session persist
     /// its id and acknowledge it.
     fn command(&mut self, cmd: Command) {
+        // Fault panic-on-bad-command: the payload taken as text unchecked;
+        // one that is not UTF-8 aborts the device before the PUBACK (CD-21).
+        if self.config.faults.has(Fault::PanicOnBadCommand) {
+            if let Err(e) = core::str::from_utf8(&cmd.payload) {
+                panic!("command {}: payload is not UTF-8: {e}", cmd.mid);
+            }
+        }
         let seq = self.commands.next_seq;
         self.commands.next_seq += 1;
-        let payload = String::from_utf8_lossy(&cmd.payload).into_owned();
+        let payload = payload_excerpt(&cmd.payload);
         self.log(format!(
             "command applied mid={} seq={seq} payload={payload}",
             cmd.mid
