@@ -271,8 +271,7 @@ mod tests {
             "MT-15", "MT-16", "MT-17", "MT-18", "MT-19", "MT-20", "MT-21", "MT-22", "MT-23",
             "KR-07", "KR-08", "OTA-11", "OTA-12", "OTA-13", "OTA-14", "OTA-15", "OTA-16", "OTA-17",
             "OTA-18", "CD-13", "CD-14", "CD-15", "CD-16", "CD-17", "CD-18", "CD-19", "MT-24",
-            "MT-25", "MT-26",
-            "CD-21",
+            "MT-25", "MT-26", "CD-21",
         ];
         for case in cases {
             assert!(
