@@ -1,5 +1,5 @@
-//! The hub-chain fault verifiers that are more than a switch around webpki
-//! (MT-15…26's negative controls): each is a real [`ServerCertVerifier`]
+//! The reference device's hub-certificate fault verifiers (the negative
+//! controls of MT-05…09 and MT-15…26): each is a real [`ServerCertVerifier`]
 //! doing its one wrong thing, the way the embedded TLS stacks it imitates
 //! do it, and everything else right.
 //!
@@ -22,6 +22,8 @@
 //! - `leaf-dates-only` ([`LeafDatesOnly`]): webpki's whole verification,
 //!   but the validity dates are checked on the hub's own certificate only,
 //!   not on the intermediates above it.
+//! - `no-server-verify` ([`AcceptAnyChain`]): any chain at all;
+//!   `no-hostname-check` ([`IgnoreHostName`]): webpki's, a name mismatch forgiven.
 //! - `strict-chain-order` ([`StrictChainOrder`]): a Certificate message
 //!   whose certificates are not each certified by the next (issuer name
 //!   and signature) is refused before anything else is checked, as
@@ -78,6 +80,85 @@ macro_rules! handshake_signatures_by_provider {
                 .supported_schemes()
         }
     };
+}
+
+/// The handshake signature checks of a verifier that wraps another
+/// (`self.inner`) and adds one chain check before it: the inner one's.
+macro_rules! handshake_signatures_by_inner {
+    () => {
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            self.inner.verify_tls12_signature(message, cert, dss)
+        }
+
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            self.inner.verify_tls13_signature(message, cert, dss)
+        }
+
+        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+            self.inner.supported_verify_schemes()
+        }
+    };
+}
+
+/// Fault `no-server-verify`: any chain is accepted (the handshake signature
+/// is still checked, so the TLS session itself works).
+#[derive(Debug)]
+pub(super) struct AcceptAnyChain {
+    pub(super) provider: Arc<CryptoProvider>,
+}
+
+impl ServerCertVerifier for AcceptAnyChain {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    handshake_signatures_by_provider!();
+}
+
+/// Fault `no-hostname-check`: the chain is verified, a name mismatch ignored.
+#[derive(Debug)]
+pub(super) struct IgnoreHostName {
+    pub(super) inner: Arc<WebPkiServerVerifier>,
+}
+
+impl ServerCertVerifier for IgnoreHostName {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        match self
+            .inner
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+        {
+            Err(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
+            )) => Ok(ServerCertVerified::assertion()),
+            other => other,
+        }
+    }
+
+    handshake_signatures_by_inner!();
 }
 
 fn bad_encoding() -> rustls::Error {
@@ -367,27 +448,7 @@ impl ServerCertVerifier for SmallTlsBuffer {
             .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
     }
 
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
-    }
+    handshake_signatures_by_inner!();
 }
 
 /// The time [`LeafDatesOnly`] verifies the chain at: `now`, moved into the
@@ -498,27 +559,7 @@ impl ServerCertVerifier for StrictChainOrder {
             .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
     }
 
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls13_signature(message, cert, dss)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
-    }
+    handshake_signatures_by_inner!();
 }
 
 #[cfg(test)]
