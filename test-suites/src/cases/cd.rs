@@ -471,11 +471,13 @@ async fn cd10(case: &mut Case) -> Result<String, Fail> {
     check_once_in_order(case, &mids).await
 }
 
-/// Judges reconnect intervals (ns): exponential growth — no interval much
-/// shorter than the one before, the last at least 4× the first — and, for
-/// CD-11, jitter: the growth factors are not all the same (a fixed
-/// schedule has constant ratios up to the sub-millisecond connect time).
-pub(super) fn judge_backoff(intervals_ns: &[u64], want_jitter: bool) -> Result<String, String> {
+/// Reconnect intervals (ns) in ms, and as a verdict shows them, if they
+/// grow: none much shorter than the one before, the last at least
+/// `min_growth` times the first, at least three of them.
+pub(super) fn growing_intervals(
+    intervals_ns: &[u64],
+    min_growth: f64,
+) -> Result<(Vec<f64>, String), String> {
     let ms: Vec<f64> = intervals_ns.iter().map(|n| *n as f64 / 1e6).collect();
     let shown = ms
         .iter()
@@ -492,9 +494,20 @@ pub(super) fn judge_backoff(intervals_ns: &[u64], want_jitter: bool) -> Result<S
             w[0], w[1]
         ));
     }
-    if ms[ms.len() - 1] < 4.0 * ms[0] {
-        return Err(format!("intervals did not grow exponentially: {shown}"));
+    if ms[ms.len() - 1] < min_growth * ms[0] {
+        return Err(format!(
+            "intervals did not grow (the last under {min_growth}× the first): {shown}"
+        ));
     }
+    Ok((ms, shown))
+}
+
+/// Judges reconnect intervals (ns): exponential growth — no interval much
+/// shorter than the one before, the last at least 4× the first — and, for
+/// CD-11, jitter: the growth factors are not all the same (a fixed
+/// schedule has constant ratios up to the sub-millisecond connect time).
+pub(super) fn judge_backoff(intervals_ns: &[u64], want_jitter: bool) -> Result<String, String> {
+    let (ms, shown) = growing_intervals(intervals_ns, 4.0)?;
     let ratios: Vec<f64> = ms.windows(2).map(|w| w[1] / w[0].max(1.0)).collect();
     let ratios_shown = ratios
         .iter()
