@@ -37,6 +37,8 @@ pub mod twin;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_commands;
+#[cfg(test)]
 mod tests_ota;
 #[cfg(test)]
 mod tests_renewal;
