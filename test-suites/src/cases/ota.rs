@@ -7,7 +7,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use hub_fixture::journal::Event;
+use hub_fixture::journal::{Event, JournalEntry};
 use mcuboot_image::{KeyType, SigningKey};
 use regex::Captures;
 use sacbench_rig::dut::{ContractPart, EventName};
@@ -595,11 +595,21 @@ async fn ota08(case: &mut Case) -> Result<String, Fail> {
     Ok(format!("power lost in the swap; the device booted {version} ({state}), swap resumed {resumed} time(s)"))
 }
 
-async fn ota09(case: &mut Case) -> Result<String, Fail> {
+/// What [`slow_download_under_way`] started: the image offered, the offer's
+/// journal mark, the download's first journal entry.
+pub(super) struct SlowDownload {
+    pub(super) image: Vec<u8>,
+    pub(super) mark: u64,
+    pub(super) first: JournalEntry,
+}
+
+/// Boots, slows the hub's firmware downloads to 80 Mbit/s (the hub's
+/// slow-link switch, the same for any device: a download then lasts
+/// seconds, not a fraction of one, so what a case does next surely lands
+/// in it), offers 1.1.0 and waits until its bytes are arriving, not just
+/// requested — however loaded the machine is (OTA-09, OTA-17).
+pub(super) async fn slow_download_under_way(case: &mut Case) -> Result<SlowDownload, Fail> {
     boot_ready(case).await?;
-    // Downloads at 80 Mbit/s: one then lasts seconds, not a fraction of one,
-    // so the cut below surely lands in it (the hub's slow-link switch, the
-    // same for any device).
     case.hub.set_firmware_rate(Some(10_000_000));
     let image = firmware_image(case, 1, 2)?;
     let mark = offer(case, "1.1.0", &image)?;
@@ -608,8 +618,6 @@ async fn ota09(case: &mut Case) -> Result<String, Fail> {
             matches!(e.event, Event::Download { .. })
         })
         .await?;
-    // Bytes are arriving (not just requested): the cut below then leaves
-    // something to resume from, however loaded the machine is.
     case.wait_event(OtaReceiving, GUARD, events::any)
         .await?
         .ok_or_else(|| {
@@ -619,6 +627,12 @@ async fn ota09(case: &mut Case) -> Result<String, Fail> {
                 "device.log",
             )
         })?;
+    Ok(SlowDownload { image, mark, first })
+}
+
+async fn ota09(case: &mut Case) -> Result<String, Fail> {
+    // Bytes arriving: the cut below then leaves something to resume from.
+    let SlowDownload { image, mark, first } = slow_download_under_way(case).await?;
     // The link goes; with it the device's connections (as after an outage
     // long enough for them to die; a bare TCP stall would just continue).
     let skip = case.count_events(ConnectionFailed, events::any).await?;

@@ -18,9 +18,10 @@ use super::super::support::{fail, firmware, wait_reported};
 use super::super::{case_def, Def};
 use super::{
     boot_of, boot_ready, downloads, firmware_image, offer, ota, outcome, refused,
-    test_boot_without_hub, Boot, ConnectionFailed, OtaVerified, NEEDS, NEEDS_LINK, REFUSAL,
+    slow_download_under_way, test_boot_without_hub, Boot, ConnectionFailed, OtaVerified,
+    SlowDownload, NEEDS, NEEDS_LINK, REFUSAL,
 };
-use crate::case::{Case, Fail, GUARD};
+use crate::case::{Case, Fail};
 use crate::events;
 use crate::model::Evidence;
 
@@ -262,26 +263,8 @@ async fn ota16(case: &mut Case) -> Result<String, Fail> {
 }
 
 async fn ota17(case: &mut Case) -> Result<String, Fail> {
-    boot_ready(case).await?;
-    // A slow link (the hub's switch, as in OTA-09): the download lasts
-    // seconds, so the cancel surely lands in it.
-    case.hub.set_firmware_rate(Some(10_000_000));
-    let image = firmware_image(case, 1, 2)?;
-    let mark = offer(case, "1.1.0", &image)?;
-    let first = case
-        .journal(mark, "the download to start", |e| {
-            matches!(e.event, Event::Download { .. })
-        })
-        .await?;
-    case.wait_event(OtaReceiving, GUARD, events::any)
-        .await?
-        .ok_or_else(|| {
-            fail(
-                "the image's first bytes to arrive",
-                "no ota_receiving event",
-                "device.log",
-            )
-        })?;
+    // A slow link (as in OTA-09): the cancel surely lands in the download.
+    let SlowDownload { image, mark, first } = slow_download_under_way(case).await?;
     // Back to the running version: the update is called off.
     let running = firmware_image(case, 0, 1)?;
     let cancel = offer(case, "1.0.0", &running)?;
