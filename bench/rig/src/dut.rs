@@ -29,6 +29,10 @@ pub const DUT_FIELDS: &[(&str, &str)] = &[
         "clock_scale",
         "true when the device runs its clock at device.json's `clock` scale (timers and wall clock alike); default false",
     ),
+    (
+        "connack_timeout_s",
+        "an integer from 1 to 300: the seconds the device waits for a CONNACK before it gives the attempt up (optional; CD-16 then allows it that, not its default)",
+    ),
     ("emulated", "a table [emulated] with command"),
     (
         "emulated.command",
@@ -311,6 +315,9 @@ pub struct DutFile {
     /// (`clock_scale = true`); cases that need a fast clock are not
     /// applicable to a device that does not.
     pub clock_scale: bool,
+    /// The seconds the device says it waits for a CONNACK before giving the
+    /// attempt up (`connack_timeout_s`), if it says.
+    pub connack_timeout_s: Option<u32>,
     /// How to run the device as an emulated board, if it can be one.
     pub emulated: Option<EmulatedDut>,
     /// The console events the device declares, each a checked pattern with
@@ -329,6 +336,8 @@ struct RawDut {
     implements: Vec<toml::Spanned<String>>,
     #[serde(default)]
     clock_scale: bool,
+    #[serde(default)]
+    connack_timeout_s: Option<toml::Spanned<i64>>,
     #[serde(default)]
     emulated: Option<RawEmulated>,
     #[serde(default)]
@@ -421,6 +430,22 @@ impl DutFile {
                 .map_err(|m| err("implements", line_at(part.span().start), m))?;
             implements.insert(p);
         }
+
+        let connack_timeout_s = match &raw.connack_timeout_s {
+            None => None,
+            Some(v) => Some(
+                u32::try_from(*v.get_ref())
+                    .ok()
+                    .filter(|s| (1..=300).contains(s))
+                    .ok_or_else(|| {
+                        err(
+                            "connack_timeout_s",
+                            line_at(v.span().start),
+                            format!("{} is out of range", v.get_ref()),
+                        )
+                    })?,
+            ),
+        };
 
         let mut events = BTreeMap::new();
         for (name, pattern) in &raw.events {
@@ -547,6 +572,7 @@ impl DutFile {
             name: raw.name,
             implements,
             clock_scale: raw.clock_scale,
+            connack_timeout_s,
             emulated,
             events,
             faults,

@@ -40,7 +40,7 @@ use super::{
     applied_then_quiet, check_once_in_order, connected, end_session_hub_side, resubscribed,
     seen_through, COMMANDS, NEEDS, NEEDS_LINK,
 };
-use crate::case::{Case, DutNeeds, Fail, DEVICE_ID, GUARD};
+use crate::case::{Case, CaseDef, DutNeeds, Fail, DEVICE_ID, GUARD};
 use crate::cases::{case_def, Def};
 use crate::events;
 use crate::model::Evidence;
@@ -49,8 +49,20 @@ use hub_fixture::store::NewMessage;
 /// How long a device may wait for a CONNACK before giving the attempt up
 /// (CD-16): above the longest default of the SDKs a device is built on
 /// (Azure's Node.js transport: 60 s; MQTT.js: 30 s; the reference device:
-/// 5 reconnect base delays).
+/// 5 reconnect base delays). A device whose DUT file states its own
+/// timeout gets that (see [`connack_allowance`]).
 const CONNACK_GIVE_UP: Duration = Duration::from_secs(75);
+
+/// The time CD-16 gives a device to abandon an unanswered CONNECT: its
+/// stated `connack_timeout_s` with half of it again (at least 5 s) for
+/// connect time and a loaded machine, never more than [`CONNACK_GIVE_UP`]
+/// — stating a timeout only makes the case stricter, never laxer.
+pub(super) fn connack_allowance(stated_s: Option<u32>) -> Duration {
+    stated_s.map_or(CONNACK_GIVE_UP, |s| {
+        let s = u64::from(s);
+        Duration::from_secs(s + (s / 2).max(5)).min(CONNACK_GIVE_UP)
+    })
+}
 /// CD-16: CONNECTs the hub leaves unanswered before it answers again.
 const WITHHELD: usize = 3;
 /// How long after its new session a device may take to subscribe again
@@ -69,7 +81,7 @@ pub const CASES: &[Def] = &[
     case_def!("CD-13", "hub_reset", "Hub resets the connection", "after the hub resets the connection (TCP RST) the device reconnects, subscribes again and applies the command queued then, once", NEEDS, COMMANDS, cd13),
     case_def!("CD-14", "hub_close", "Hub closes the connection (MQTT-level error)", "after the hub closes the connection as IoT Hub does on an MQTT-level error (close_notify, FIN, no MQTT packet) the device reconnects and applies the command queued then, once", NEEDS, COMMANDS, cd14),
     case_def!("CD-15", "hub_process_restart", "Hub process restarts", "after the hub process restarts the device reconnects to it, subscribes again and applies the command queued across the restart, once", NEEDS, COMMANDS, cd15),
-    case_def!("CD-16", "connack_withheld", "Hub withholds CONNACK", "while the hub leaves CONNECTs unanswered the device gives each attempt up and retries at growing intervals; once CONNACKs resume it applies the queued command, once", NEEDS, COMMANDS, cd16),
+    CaseDef { long: true, ..case_def!("CD-16", "connack_withheld", "Hub withholds CONNACK", "while the hub leaves CONNECTs unanswered the device gives each attempt up and retries at growing intervals; once CONNACKs resume it applies the queued command, once", NEEDS, COMMANDS, cd16) },
     case_def!("CD-17", "session_not_kept", "Hub did not keep the session", "when CONNACK says session-present 0 (the hub discarded the session) the device subscribes again and applies the queued command, once", NEEDS, COMMANDS, cd17),
     case_def!("CD-18", "desired_while_offline", "Desired change made while offline", "a desired property changed while the device was offline is applied (reported) after it reconnects; the queued command applied once", NEEDS_LINK, COMMANDS_TWIN, cd18),
     case_def!("CD-19", "stale_twin_ignored", "Stale twin version ignored", "a desired notification whose $version is older than the twin the device applied and read again after reconnecting is not applied; the queued command applied once", NEEDS, COMMANDS_TWIN, cd19),
@@ -207,6 +219,10 @@ async fn cd16(case: &mut Case) -> Result<String, Fail> {
         })
         .await?;
     let journal = case.hub.journal().clone();
+    let give_up = connack_allowance(case.dut.connack_timeout_s);
+    let stated = case.dut.connack_timeout_s.map_or(String::new(), |s| {
+        format!(" (its DUT file states connack_timeout_s = {s})")
+    });
     let mut ends = vec![(first_close.mono_us, first_close.seq)];
     let mut attempts: Vec<Attempt> = Vec::new();
     let mut after = first_close.seq;
@@ -224,7 +240,7 @@ async fn cd16(case: &mut Case) -> Result<String, Fail> {
             })
             .await?;
         let closed = journal
-            .wait_for(withheld.seq, CONNACK_GIVE_UP, |e| {
+            .wait_for(withheld.seq, give_up, |e| {
                 matches!(e.event, Event::SessionClosed { .. }) && e.peer == peer
             })
             .await;
@@ -238,9 +254,9 @@ async fn cd16(case: &mut Case) -> Result<String, Fail> {
             note_attempts(case, &attempts);
             return Err(Fail::new(
                 format!(
-                    "the device to give up a CONNECT left unanswered within {CONNACK_GIVE_UP:?}"
+                    "the device to give up a CONNECT left unanswered within {give_up:?}{stated}"
                 ),
-                format!("attempt {n} still waits for its CONNACK after {CONNACK_GIVE_UP:?}"),
+                format!("attempt {n} still waits for its CONNACK after {give_up:?}"),
                 format!("journal.jsonl seq {} (connack_withheld)", withheld.seq),
             ));
         };
@@ -670,7 +686,19 @@ async fn cd21(case: &mut Case) -> Result<String, Fail> {
 
 #[cfg(test)]
 mod tests {
-    use super::judge_growth;
+    use super::{connack_allowance, judge_growth, CONNACK_GIVE_UP};
+    use std::time::Duration;
+
+    #[test]
+    fn a_stated_connack_timeout_only_shortens_the_allowance() {
+        assert_eq!(connack_allowance(None), CONNACK_GIVE_UP);
+        // The reference device states 2 s: 7 s, not 75.
+        assert_eq!(connack_allowance(Some(2)), Duration::from_secs(7));
+        assert_eq!(connack_allowance(Some(30)), Duration::from_secs(45));
+        // Node's 60 s (or more) never gets more than the default.
+        assert_eq!(connack_allowance(Some(60)), CONNACK_GIVE_UP);
+        assert_eq!(connack_allowance(Some(300)), CONNACK_GIVE_UP);
+    }
 
     const MS: u64 = 1_000_000;
 

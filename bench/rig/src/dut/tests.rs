@@ -29,6 +29,7 @@ fn a_good_file_parses() {
     let caps = re.captures("command applied mid=m-7 body=x").unwrap();
     assert_eq!(&caps["mid"], "m-7");
     assert!(d.event(EventName::Boot).is_none());
+    assert_eq!(d.connack_timeout_s, None);
     assert_eq!(d.dir(), Path::new("devs"));
     assert!(d.check_fault("debug-listener").is_ok());
     let e = d.check_fault("no-such").unwrap_err();
@@ -75,6 +76,12 @@ fn each_bad_field_is_one_error_with_file_line_and_field() {
             14,
         ),
         (GOOD.replace("name = ", "title = "), "title", "unknown", 2),
+        (
+            GOOD.replace("[emulated]", "connack_timeout_s = 0\n[emulated]"),
+            "connack_timeout_s",
+            "1 to 300",
+            5,
+        ),
     ];
     for (text, field, mention, line) in cases {
         let e = parse(text).unwrap_err();
@@ -85,6 +92,9 @@ fn each_bad_field_is_one_error_with_file_line_and_field() {
         assert!(e.contains(mention), "{field}: {e}");
         assert_eq!(e.lines().count(), 1, "{e}");
     }
+    let declared =
+        parse(&GOOD.replace("[emulated]", "connack_timeout_s = 30\n[emulated]")).unwrap();
+    assert_eq!(declared.connack_timeout_s, Some(30));
     let missing = parse("name = \"x\"\n").unwrap_err();
     assert!(missing.contains("`implements`: missing"), "{missing}");
 }
