@@ -174,6 +174,11 @@ pub struct CaseDef {
     pub hub_mqtt_port: Option<u16>,
     /// How the case runs the device's clock (and its hub's).
     pub clock: ClockNeed,
+    /// A long case (a full port scan, a slow link, many waits on the
+    /// device's own timers): it starts before the others, so it does not
+    /// start last and hold up the end of a run (the run then takes about
+    /// its total work over the parallel cases, not that plus a long case).
+    pub long: bool,
     /// The case body.
     pub run: CaseFn,
 }

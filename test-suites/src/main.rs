@@ -222,9 +222,16 @@ fn main() {
         keep_images: std::env::var_os("SACBENCH_KEEP_IMAGES").is_some_and(|v| v == "1"),
     };
     let started = sacbench_suites::report::now_rfc3339();
-    let trials = cases::all()
+    let mut defs: Vec<_> = cases::all()
         .into_iter()
         .filter(|def| wanted(def.id))
+        .collect();
+    if !args.list {
+        // Long cases start first; `--list` and the report keep catalogue order.
+        defs = cases::in_run_order(defs);
+    }
+    let trials = defs
+        .into_iter()
         .map(|def| {
             let opts = opts.clone();
             Trial::test(def.name(), move || {

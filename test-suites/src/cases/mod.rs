@@ -41,6 +41,7 @@ macro_rules! case_def {
             tools: &[],
             hub_mqtt_port: None,
             clock: $crate::case::ClockNeed::Real,
+            long: false,
             run: |c| Box::pin($f(c)),
         }
     };
@@ -63,6 +64,7 @@ macro_rules! self_test {
             tools: &[],
             hub_mqtt_port: None,
             clock: $crate::case::ClockNeed::Real,
+            long: false,
             run: |c| Box::pin($f(c)),
         }
     };
@@ -88,9 +90,33 @@ pub fn all() -> Vec<&'static CaseDef> {
     .collect()
 }
 
+/// `defs` in the order a run starts them: the long cases first
+/// ([`CaseDef::long`]), each part in catalogue order. A run with more cases
+/// than it runs at once then ends with short cases, not a long one started
+/// last; its report keeps catalogue order.
+pub fn in_run_order(mut defs: Vec<&'static CaseDef>) -> Vec<&'static CaseDef> {
+    defs.sort_by_key(|def| !def.long);
+    defs
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_cases_start_first_and_the_rest_keep_catalogue_order() {
+        let order: Vec<&str> = in_run_order(all()).iter().map(|d| d.id).collect();
+        let long: Vec<&str> = all().iter().filter(|d| d.long).map(|d| d.id).collect();
+        // The full scans, the slow link, the flaps, the power cuts of a
+        // rotation, and the withheld CONNACKs (minutes on an SDK with a
+        // 60 s CONNACK timeout).
+        for id in ["NI-01", "NI-05", "NI-06", "OTA-09", "CD-10", "KR-04", "CD-16"] {
+            assert!(long.contains(&id), "{id} is not marked long");
+        }
+        assert_eq!(order[..long.len()], long[..]);
+        let rest: Vec<&str> = all().iter().filter(|d| !d.long).map(|d| d.id).collect();
+        assert_eq!(order[long.len()..], rest[..]);
+    }
 
     #[test]
     fn ids_and_names_are_unique_and_stable_in_form() {

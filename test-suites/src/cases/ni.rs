@@ -7,7 +7,7 @@ use sacbench_rig::scan::{scan, ScanReport, ScanTarget};
 use sacbench_rig::{Capability, Node};
 
 use super::{case_def, Def};
-use crate::case::{Case, Fail};
+use crate::case::{Case, CaseDef, Fail};
 use crate::model::Evidence;
 
 const NEEDS: &[Capability] = &[Capability::Power, Capability::Capture];
@@ -20,12 +20,12 @@ const NEEDS_BOARD: &[Capability] = &[
 
 /// The NI (no inbound listeners) cases, in catalogue order.
 pub const CASES: &[Def] = &[
-    case_def!("NI-01", "tcp_scan", "No TCP port open (IPv4)", "a TCP scan of all 65 535 ports of the DUT from the bench side, in steady state, finds none open", NEEDS, ni01),
-    case_def!("NI-02", "udp_probes", "No UDP service answers", "UDP probes in each service's protocol (DNS, DHCP, TFTP, NTP, SNMP, SSDP, mDNS, CoAP, BACnet) and, on an emulated board, of every UDP port get no application reply", NEEDS, ni02),
+    CaseDef { long: true, ..case_def!("NI-01", "tcp_scan", "No TCP port open (IPv4)", "a TCP scan of all 65 535 ports of the DUT from the bench side, in steady state, finds none open", NEEDS, ni01) },
+    CaseDef { long: true, ..case_def!("NI-02", "udp_probes", "No UDP service answers", "UDP probes in each service's protocol (DNS, DHCP, TFTP, NTP, SNMP, SSDP, mDNS, CoAP, BACnet) and, on an emulated board, of every UDP port get no application reply", NEEDS, ni02) },
     case_def!("NI-03", "no_bound_sockets", "No listening or bound service socket", "the device process owns no listening TCP socket and no UDP socket bound to a non-ephemeral port, at boot and in session", NEEDS_BOARD, ni03),
     case_def!("NI-04", "outbound_only_flows", "Every flow opened by the DUT to an allowed peer", "every TCP flow in the capture was opened by the DUT (SYN from the DUT) and goes to the hub or the gateway", NEEDS, ni04),
-    case_def!("NI-05", "scan_at_boot", "Nothing open right after power-on", "a scan during the first seconds after power-on finds nothing open", NEEDS, ni05),
-    case_def!("NI-06", "tcp_scan_ipv6", "No TCP port open (IPv6 link-local)", "the TCP scan over the DUT's IPv6 link-local address finds none open", NEEDS, ni06),
+    CaseDef { long: true, ..case_def!("NI-05", "scan_at_boot", "Nothing open right after power-on", "a scan during the first seconds after power-on finds nothing open", NEEDS, ni05) },
+    CaseDef { long: true, ..case_def!("NI-06", "tcp_scan_ipv6", "No TCP port open (IPv6 link-local)", "the TCP scan over the DUT's IPv6 link-local address finds none open", NEEDS, ni06) },
 ];
 
 fn v4_scan(case: &Case) -> Result<ScanReport, Fail> {

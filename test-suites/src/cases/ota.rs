@@ -78,7 +78,7 @@ pub const CASES: &[Def] = &[
     case_def!("OTA-06", "downgrade_refused", "Lower security counter is refused", "a validly signed image with a lower security counter than the running one is refused", NEEDS_FLASH, REFUSAL, ota06),
     case_def!("OTA-07", "power_loss_download", "Power loss during download", "after a power loss during the download the device boots, resumes the download (Range) and completes the update", NEEDS_BOARD, ota(&[Crashed, OtaVerification, NoBootableImage], true), ota07),
     case_def!("OTA-08", "power_loss_swap", "Power loss during the slot swap", "after a power loss in the bootloader's slot swap the device boots a valid image and reconnects", NEEDS_BOARD, ota(&[OtaResetting, Crashed, NoBootableImage, SwapResumed], true), ota08),
-    CaseDef { ..case_def!("OTA-09", "link_loss_download", "Link loss during download", "after a link loss during the download the device resumes it (Range) once reconnected and completes the update", NEEDS_LINK_BOARD, ota(&[OtaReceiving, ConnectionFailed, OtaVerification], false), ota09) },
+    CaseDef { long: true, ..case_def!("OTA-09", "link_loss_download", "Link loss during download", "after a link loss during the download the device resumes it (Range) once reconnected and completes the update", NEEDS_LINK_BOARD, ota(&[OtaReceiving, ConnectionFailed, OtaVerification], false), ota09) },
     case_def!("OTA-10", "image_over_mtls", "Image fetched over mTLS only", "the image is fetched over TLS to the hub's port 443 (mutual TLS); no cleartext flow, nothing to port 80", NEEDS, ota(&[], false), ota10),
 ];
 
