@@ -397,6 +397,55 @@ fn wait_background(
     Err(Failure::Failed(format!("{what} failed: see target/{log}")))
 }
 
+/// `cargo xtask faults --dev` as a child process, its output in
+/// target/fault-matrix.log (it would interleave with the tests' output).
+fn start_fault_matrix(root: &Path) -> Result<std::process::Child, Failure> {
+    let log_path = root.join("target").join(FAULT_MATRIX_LOG);
+    let log = std::fs::File::create(&log_path)
+        .map_err(|e| Failure::Setup(format!("{}: {e}", log_path.display())))?;
+    let err = log
+        .try_clone()
+        .map_err(|e| Failure::Setup(format!("{}: {e}", log_path.display())))?;
+    let me = std::env::current_exe()
+        .map_err(|e| Failure::Setup(format!("the xtask executable: {e}")))?;
+    eprintln!(
+        "xtask: the fault matrix (cargo xtask faults --dev), beside the tests; its output: {}",
+        log_path.display()
+    );
+    Command::new(me)
+        .args(["faults", "--dev"])
+        .current_dir(root)
+        .stdout(log)
+        .stderr(err)
+        .spawn()
+        .map_err(|e| Failure::Setup(format!("starting the fault matrix: {e}")))
+}
+
+const FAULT_MATRIX_LOG: &str = "fault-matrix.log";
+
+/// Waits for the fault matrix and prints its whole output (the matrix
+/// table is CI's evidence, not only its failures).
+fn wait_fault_matrix(root: &Path, mut child: std::process::Child) -> Result<(), Failure> {
+    let started = std::time::Instant::now();
+    let status = child
+        .wait()
+        .map_err(|e| Failure::Setup(format!("waiting for the fault matrix: {e}")))?;
+    eprintln!(
+        "xtask: waited {:.0} s for the fault matrix after the tests",
+        started.elapsed().as_secs_f64()
+    );
+    let text =
+        std::fs::read_to_string(root.join("target").join(FAULT_MATRIX_LOG)).unwrap_or_default();
+    print!("{text}");
+    if status.success() {
+        Ok(())
+    } else {
+        Err(Failure::Failed(format!(
+            "the fault matrix failed: see target/{FAULT_MATRIX_LOG}"
+        )))
+    }
+}
+
 /// Whether `cargo deny` runs here.
 fn deny_present() -> bool {
     cargo()
@@ -522,10 +571,23 @@ fn ci(root: &Path) -> Result<(), Failure> {
     // the fault matrix leave idle (their waits), not after them.
     let probe = start_probe_rs_check(root)?;
     let deny_install = start_deny_install(root)?;
-    test(root, &[])?;
-    // The emulated suites on the reference device, and every fault caught,
-    // on the build the tests made.
-    suite::faults(root, true)?;
+    // The test binaries first (nextest builds them with `cargo test
+    // --no-run`: the same artifacts), so that the fault matrix — the
+    // emulated suites on the reference device, every fault caught — runs
+    // on this build beside the tests instead of after them: both mostly
+    // wait (on devices' timers, Node's 60 s CONNACK timeout, scans).
+    let mut tests = cargo();
+    tests.args(["test", "--workspace", "--no-run", "--quiet"]);
+    run(
+        root,
+        tests,
+        "cargo test --no-run (the test binaries, linted)",
+    )?;
+    let matrix = start_fault_matrix(root)?;
+    let tested = test(root, &[]);
+    let matrix = wait_fault_matrix(root, matrix);
+    tested?;
+    matrix?;
     wait_background(
         root,
         probe,
