@@ -110,7 +110,9 @@ mod tests {
         // The full scans, the slow link, the flaps, the power cuts of a
         // rotation, and the withheld CONNACKs (minutes on an SDK with a
         // 60 s CONNACK timeout).
-        for id in ["NI-01", "NI-05", "NI-06", "OTA-09", "CD-10", "KR-04", "CD-16"] {
+        for id in [
+            "NI-01", "NI-05", "NI-06", "OTA-09", "CD-10", "KR-04", "CD-16",
+        ] {
             assert!(long.contains(&id), "{id} is not marked long");
         }
         assert_eq!(order[..long.len()], long[..]);
