@@ -399,20 +399,18 @@ fn wait_background(
 
 /// `cargo xtask faults --dev` as a child process, its output in
 /// target/fault-matrix.log (it would interleave with the tests' output).
-fn start_fault_matrix(root: &Path) -> Result<std::process::Child, Failure> {
+fn start_fault_matrix(root: &Path, xtask_exe: &Path) -> Result<std::process::Child, Failure> {
     let log_path = root.join("target").join(FAULT_MATRIX_LOG);
     let log = std::fs::File::create(&log_path)
         .map_err(|e| Failure::Setup(format!("{}: {e}", log_path.display())))?;
     let err = log
         .try_clone()
         .map_err(|e| Failure::Setup(format!("{}: {e}", log_path.display())))?;
-    let me = std::env::current_exe()
-        .map_err(|e| Failure::Setup(format!("the xtask executable: {e}")))?;
     eprintln!(
         "xtask: the fault matrix (cargo xtask faults --dev), beside the tests; its output: {}",
         log_path.display()
     );
-    Command::new(me)
+    Command::new(xtask_exe)
         .args(["faults", "--dev"])
         .current_dir(root)
         .stdout(log)
@@ -546,6 +544,10 @@ fn test(root: &Path, args: &[String]) -> Result<(), Failure> {
 
 fn ci(root: &Path) -> Result<(), Failure> {
     let started = std::time::Instant::now();
+    // Before the builds: the linted build replaces this executable, and
+    // /proc/self/exe then names the old file "… (deleted)".
+    let xtask_exe = std::env::current_exe()
+        .map_err(|e| Failure::Setup(format!("the xtask executable: {e}")))?;
     // The test peers (apt, pip, npm: network and disk) install while the
     // workspace compiles; the tests wait for them.
     let peers = std::thread::spawn({
@@ -583,7 +585,7 @@ fn ci(root: &Path) -> Result<(), Failure> {
         tests,
         "cargo test --no-run (the test binaries, linted)",
     )?;
-    let matrix = start_fault_matrix(root)?;
+    let matrix = start_fault_matrix(root, &xtask_exe)?;
     let tested = test(root, &[]);
     let matrix = wait_fault_matrix(root, matrix);
     tested?;
