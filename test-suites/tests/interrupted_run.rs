@@ -15,9 +15,9 @@ const SUITE: &str = env!("CARGO_BIN_EXE_sacbench-suite");
 fn sigterm_leaves_a_readable_report_of_what_ran() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("run");
-    // One case at a time, in catalogue order: NI-04 finishes, NI-05 (which
-    // boots the device and scans it, seconds) is running when the signal
-    // comes, and NI-06 never starts.
+    // One case at a time, the long ones first (NI-05, NI-06: scans of
+    // seconds), then NI-04: NI-05 finishes, NI-06 is running when the
+    // signal comes, and NI-04 never starts.
     let mut suite = Command::new(SUITE)
         .args(["--test-threads", "1"])
         .env("SACBENCH_OUT", &out)
@@ -31,13 +31,13 @@ fn sigterm_leaves_a_readable_report_of_what_ran() {
         .unwrap();
     let stdout = BufReader::new(suite.stdout.take().unwrap());
     let mut lines = stdout.lines().map_while(Result::ok);
-    // libtest prints a case's line when it finished: wait for NI-04's.
+    // libtest prints a case's line when it finished: wait for NI-05's.
     let first = lines
         .by_ref()
         .find(|l| l.starts_with("test ") && (l.ends_with(" ok") || l.contains("FAILED")))
         .expect("a case finished");
-    assert!(first.contains("NI-04"), "{first}");
-    // NI-05 is starting now: interrupt.
+    assert!(first.contains("NI-05"), "{first}");
+    // NI-06 is starting now: interrupt.
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(suite.id() as i32),
         nix::sys::signal::Signal::SIGTERM,
@@ -58,13 +58,13 @@ fn sigterm_leaves_a_readable_report_of_what_ran() {
             .find(|c| c.id == id)
             .map(|c| (c.outcome, c.seen.clone()))
     };
-    assert_eq!(outcome("NI-04").map(|o| o.0), Some(Outcome::Passed));
+    assert_eq!(outcome("NI-05").map(|o| o.0), Some(Outcome::Passed));
     assert!(
-        outcome("NI-06").is_none(),
+        outcome("NI-04").is_none(),
         "a case started after the signal"
     );
     // Interrupted while running: the bench's, not the device's.
-    let (o, seen) = outcome("NI-05").expect("the running case is reported");
+    let (o, seen) = outcome("NI-06").expect("the running case is reported");
     assert!(
         o == Outcome::Error && seen.contains("interrupted"),
         "{o:?} {seen}"
