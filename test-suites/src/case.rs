@@ -53,9 +53,12 @@ pub const TIME_SCALE: u32 = 60;
 pub enum ClockNeed {
     /// Real time.
     Real,
-    /// At [`TIME_SCALE`] when the DUT file declares `clock_scale`, real time
-    /// otherwise (the case judges each as it can).
-    ScaledIfOffered,
+    /// At `rate` (usually [`TIME_SCALE`]) when the DUT file declares
+    /// `clock_scale`, real time otherwise (the case judges each as it can).
+    ScaledIfOffered {
+        /// How many times as fast as real time.
+        rate: u32,
+    },
     /// At [`TIME_SCALE`], the hub re-enrolling device certificates (EST)
     /// valid for `cert_lifetime_s` seconds of the scaled clock; not
     /// applicable to a device without `clock_scale`.
@@ -81,7 +84,8 @@ impl ClockNeed {
     pub fn scale_for(&self, dut: &DutFile) -> Option<u32> {
         match self {
             ClockNeed::Real => None,
-            _ => dut.clock_scale.then_some(TIME_SCALE),
+            ClockNeed::ScaledIfOffered { rate } => dut.clock_scale.then_some(*rate),
+            ClockNeed::Scaled { .. } => dut.clock_scale.then_some(TIME_SCALE),
         }
     }
 }

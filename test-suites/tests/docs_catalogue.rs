@@ -39,7 +39,7 @@ fn render() -> String {
         }
         match c.clock {
             sacbench_suites::case::ClockNeed::Real => {}
-            sacbench_suites::case::ClockNeed::ScaledIfOffered => {
+            sacbench_suites::case::ClockNeed::ScaledIfOffered { .. } => {
                 dut.push("`clock_scale` (else judged in real time)".into())
             }
             sacbench_suites::case::ClockNeed::Scaled { .. } => dut.push("`clock_scale`".into()),

@@ -98,7 +98,7 @@ pub const CASES: &[Def] = &[
     self_test!("CD-07", "dead_letter", "Self-test: dead-lettering", "a command never acknowledged is dead-lettered after 10 deliveries with feedback deliveryCountExceeded", selftest::cd07),
     self_test!("CD-08", "hub_restart", "Self-test: queue survives a hub restart", "commands queued when the hub stops are all delivered after it restarts, in order", selftest::cd08),
     self_test!("CD-09", "foreign_commands", "Self-test: only the hub sends commands", "a client publishing on the device's command topic is disconnected and the device never gets it", selftest::cd09),
-    CaseDef { long: true, clock: ClockNeed::ScaledIfOffered, ..case_def!("CD-10", "link_flaps", "20 link flaps while commands stream", "20 link flaps at random times while commands stream: every command applied once, in order", NEEDS_LINK_BOARD, COMMANDS_NATIVE, cd10) },
+    CaseDef { long: true, clock: ClockNeed::ScaledIfOffered { rate: crate::case::TIME_SCALE }, ..case_def!("CD-10", "link_flaps", "20 link flaps while commands stream", "20 link flaps at random times while commands stream: every command applied once, in order", NEEDS_LINK_BOARD, COMMANDS_NATIVE, cd10) },
     CaseDef {
         hub_mqtt_port: Some(MOVED_HUB_PORT),
         ..case_def!("CD-11", "backoff_jitter", "Backoff with jitter while the hub is unreachable", "while the hub refuses every connection, the intervals between attempts grow exponentially and vary (jitter)", NEEDS, CD11_DUT, cd11)

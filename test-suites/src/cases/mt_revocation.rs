@@ -6,7 +6,7 @@
 //! counts the refused attempts per device-minute — hub journal times (its
 //! monotonic stamps) × the scale — in every minute-long window that starts
 //! after the first minute, until three device-minutes have passed since the
-//! session closed (three real seconds at 60×). A DUT whose clock cannot be
+//! session closed (nine real seconds at the case's 20×). A DUT whose clock cannot be
 //! scaled would need three real minutes for that, longer than a case may
 //! take; it is judged by the former proxy instead (the reconnect intervals
 //! after revocation grow exponentially), and its verdict says so.
