@@ -81,6 +81,8 @@ pub fn all() -> Vec<&'static CaseDef> {
         ota::more::CASES,
         cd::CASES,
         cd::server::CASES,
+        cd::identity::CASES,
+        cd::server::MALFORMED_CASES,
         gw::CASES,
     ]
     .into_iter()
@@ -103,8 +105,8 @@ mod tests {
                 "{name}"
             );
         }
-        // The catalogue's cases: NI, MT, MT-15…26, KR, KR-07…08, OTA, OTA-11…18, CD, CD-13…19 and CD-21, GW.
-        assert_eq!(all.len(), 6 + 14 + 12 + 6 + 2 + 10 + 8 + 12 + 8 + 5);
+        // The catalogue's cases: NI, MT, MT-15…26, KR, KR-07…08, OTA, OTA-11…18, CD, CD-13…19 and CD-21, CD-20, GW.
+        assert_eq!(all.len(), 6 + 14 + 12 + 6 + 2 + 10 + 8 + 12 + 8 + 1 + 5);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! the DUT) and [`gateway`] (the field gateway as the DUT, legacy Modbus
 //! devices behind it).
 
+mod board;
 mod console;
 pub mod gateway;
 mod netlink;
@@ -12,4 +13,5 @@ pub mod sandbox;
 pub mod topology;
 
 pub use gateway::{GatewayRig, GatewayRigConfig};
+pub use board::EmulatedSecondBoard;
 pub use rig::{EmulatedRig, EmulatedRigConfig, FlashHold};
