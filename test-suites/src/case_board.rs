@@ -103,7 +103,8 @@ impl Case {
             .as_mut()
             .ok_or_else(|| Fail::bench("the case has no second board"))?;
         if let Some(capture) = b.capture.take() {
-            let key_log = std::fs::read(self.dir.join("rig").join("tls-keys.log")).unwrap_or_default();
+            let key_log =
+                std::fs::read(self.dir.join("rig").join("tls-keys.log")).unwrap_or_default();
             capture
                 .stop(Some(&key_log))
                 .map_err(|e| Fail::bench(format!("stopping {CAPTURE_B}: {e}")))?;

@@ -152,9 +152,8 @@ fn judge_board(name: &str, r: &[Retake]) -> Result<String, String> {
             shown.join(", ")
         ));
     }
-    let (_, shown) = growing_intervals(&delays, 2.0).map_err(|e| {
-        format!("{name} took the identity back at delays that do not grow: {e}")
-    })?;
+    let (_, shown) = growing_intervals(&delays, 2.0)
+        .map_err(|e| format!("{name} took the identity back at delays that do not grow: {e}"))?;
     let longest = delays.iter().copied().max().unwrap_or(0);
     if longest < REACH.as_nanos() as u64 {
         return Err(format!(
@@ -288,7 +287,12 @@ async fn cd20(case: &mut Case) -> Result<String, Fail> {
     let mark = case.hub.journal().len();
     case.hub.send_c2d(DEVICE_ID, c2d(mid, None))?;
     let applied = case
-        .wait_event_on(which, EventName::CommandApplied, GUARD, events::group_is("mid", mid))
+        .wait_event_on(
+            which,
+            EventName::CommandApplied,
+            GUARD,
+            events::group_is("mid", mid),
+        )
         .await?;
     if applied.is_none() {
         return Err(Fail::new(
@@ -298,9 +302,11 @@ async fn cd20(case: &mut Case) -> Result<String, Fail> {
         ));
     }
     let acked = case
-        .journal(mark, &format!("the hub to get the PUBACK of {mid}"), |e| {
-            matches!(&e.event, Event::C2dAcked { message_id, .. } if message_id == mid)
-        })
+        .journal(
+            mark,
+            &format!("the hub to get the PUBACK of {mid}"),
+            |e| matches!(&e.event, Event::C2dAcked { message_id, .. } if message_id == mid),
+        )
         .await?;
     // Powered off, the keeper's console is read to its end.
     match which {

@@ -95,11 +95,9 @@ pub(super) async fn key_settled(case: &Case, device_id: &str, after: u64) -> Res
         })
     };
     if state(case).as_deref() == Some("rotating") {
-        case.journal(
-            0,
-            &format!("{device_id}'s re-enrolment to finish"),
-            |_| state(case).as_deref() != Some("rotating"),
-        )
+        case.journal(0, &format!("{device_id}'s re-enrolment to finish"), |_| {
+            state(case).as_deref() != Some("rotating")
+        })
         .await?;
     }
     Ok(())

@@ -12,6 +12,6 @@ pub mod rig;
 pub mod sandbox;
 pub mod topology;
 
-pub use gateway::{GatewayRig, GatewayRigConfig};
 pub use board::EmulatedSecondBoard;
+pub use gateway::{GatewayRig, GatewayRigConfig};
 pub use rig::{EmulatedRig, EmulatedRigConfig, FlashHold};

@@ -332,3 +332,21 @@ pub fn in_netns<T: Send + 'static>(
     crate::blocking(|| thread.join())
         .map_err(|_| RigError::Setup("a thread in a rig namespace panicked".into()))?
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_second_boards_link_is_a_subnet_of_its_own() {
+        // /30s by host number: dut .0/30 (gw .1, dut .2), uplink .4/30
+        // (gw .5, hub .6), second board .8/30 (gw .9, board .10).
+        let net = |h: u8| h / 4;
+        assert_eq!(net(SECOND_GW_HOST), net(SECOND_BOARD_HOST));
+        for other in [1, 2, 5, 6, 77] {
+            assert_ne!(net(SECOND_BOARD_HOST), net(other), "{other}");
+        }
+        assert!(![0, 3].contains(&(SECOND_BOARD_HOST % 4)));
+        assert!(![0, 3].contains(&(SECOND_GW_HOST % 4)));
+    }
+}

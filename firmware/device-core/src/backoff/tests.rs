@@ -234,11 +234,17 @@ fn retake_identity_fault_reconnects_at_once_after_every_session() {
         good_delays.push(good.next_delay_ms(u32::MAX / 2));
         bad_delays.push(bad.next_delay_ms(u32::MAX / 2));
     }
-    assert!(good_delays.windows(2).all(|w| w[1] > w[0]), "{good_delays:?}");
+    assert!(
+        good_delays.windows(2).all(|w| w[1] > w[0]),
+        "{good_delays:?}"
+    );
     assert_eq!(bad_delays, [0; 6]);
     // Failed attempts (no session) still back off under the fault.
     let failed: Vec<u64> = (0..4).map(|_| bad.next_delay_ms(u32::MAX / 2)).collect();
-    assert!(failed.windows(2).all(|w| w[1] > w[0]) && failed[0] > 0, "{failed:?}");
+    assert!(
+        failed.windows(2).all(|w| w[1] > w[0]) && failed[0] > 0,
+        "{failed:?}"
+    );
 }
 
 #[test]
