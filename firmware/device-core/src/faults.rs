@@ -161,6 +161,9 @@ catalogue! {
     // CD, one connection per identity (CD-20).
     RetakeIdentity "retake-identity" ["CD-20"]
         "reconnects at once, without backoff, whenever the hub ends a live session (as IoT Hub does when another device connects with the same identity): two units sharing an identity take it from each other in a tight loop";
+    // MT-13's two-board form.
+    BakedIdentity "baked-identity" ["MT-13"]
+        "uses a fixed key pair baked into the firmware and shared by every unit, one no case is told of (only two units side by side show it)";
 }
 
 impl Fault {

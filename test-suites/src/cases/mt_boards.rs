@@ -163,12 +163,21 @@ pub(super) async fn two_boards(
     case.note(Evidence::note(format!(
         "second board ({ip}), provisioned as {id}: client certificates in {CAPTURE_B} (frame, key prefix): {shown:?}"
     )));
-    if !common.is_empty() || !baked.is_empty() {
+    let mut found = Vec::new();
+    if !common.is_empty() {
+        found.push(format!(
+            "the same key presented by both (capture.pcapng frame, {CAPTURE_B} frame): {common:?}"
+        ));
+    }
+    if !baked.is_empty() {
+        found.push(format!(
+            "the firmware-baked shared key presented by the second board ({CAPTURE_B} frames): {baked:?}"
+        ));
+    }
+    if !found.is_empty() {
         return Err(Fail::new(
             format!("two boards provisioned as different devices (the DUT's and {id}) to present different keys"),
-            format!(
-                "the same key presented by both (capture.pcapng frame, {CAPTURE_B} frame): {common:?}; the firmware-baked shared key by the second board ({CAPTURE_B} frames): {baked:?}"
-            ),
+            found.join("; "),
             format!("capture.pcapng and {CAPTURE_B}"),
         ));
     }
