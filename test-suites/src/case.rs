@@ -278,6 +278,9 @@ static NEXT_TOPOLOGY: AtomicU8 = AtomicU8::new(1);
 
 /// A case in progress.
 pub struct Case {
+    /// The DUT's second board, if the case added one
+    /// ([`Case::add_second_board`]); dropped first, with the rig.
+    pub(crate) second: Option<crate::case_board::BoardB>,
     /// The id of the case being run ([`CaseDef::id`]).
     pub def_id: &'static str,
     /// The rig; dropped before the hub (fields drop in order), so the
@@ -290,6 +293,8 @@ pub struct Case {
     pub identities: Vec<DeviceCredentials>,
     /// The case network's addresses.
     pub net: RigNetwork,
+    /// What the DUT was provisioned with, one record per identity.
+    pub records: Vec<sacbench_provisioning::Provisioning>,
     /// The case's directory, `<out>/cases/<id>/`, emptied at start: its
     /// capture, hub journal, device log and rig directory.
     pub dir: PathBuf,
@@ -389,6 +394,7 @@ impl Case {
             hub,
             identities,
             net,
+            records,
         } = provision_rig_with(rig.as_mut(), &rig_dir, hub_options, |record| {
             record.device.faults = faults.clone();
             record.device.clock = time_scale.map(|t| ClockScale {
@@ -429,11 +435,13 @@ impl Case {
         cc.netns = target.netns;
         let capture = Capture::start(cc).map_err(bench)?;
         Ok(Case {
+            second: None,
             def_id: def.id,
             rig,
             hub,
             identities,
             net,
+            records,
             dir,
             dut: opts.dut.clone(),
             sacbench_bin: opts.sacbench_bin.clone(),
@@ -615,6 +623,7 @@ impl Case {
             .map(|l| format!("{:?}\t{}\n", l.source, l.text))
             .collect();
         let _ = std::fs::write(self.dir.join("device.log"), text);
+        self.save_second_board().await;
         let _ = self.rig.power(false).await;
         let _ = self.analysis();
         crate::timeline_record::write_timeline(self, &lines);

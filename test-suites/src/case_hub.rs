@@ -97,6 +97,9 @@ pub struct HubSide {
     pub identities: Vec<DeviceCredentials>,
     /// The rig's network.
     pub net: RigNetwork,
+    /// What the DUT was provisioned with, one record per identity (what a
+    /// second board of it is handed too).
+    pub records: Vec<Provisioning>,
 }
 
 /// What a case wants of its hub besides the defaults.
@@ -157,6 +160,7 @@ pub async fn provision_rig_with(
         hub,
         identities,
         net,
+        records,
     })
 }
 

@@ -10,6 +10,7 @@ use regex::{Captures, Regex};
 use sacbench_rig::dut::EventName;
 
 use crate::case::{Case, Fail};
+use crate::case_board::Which;
 
 /// Any occurrence of the event.
 pub fn any(_: &Captures<'_>) -> bool {
@@ -49,8 +50,19 @@ impl Case {
         guard: Duration,
         pred: impl Fn(&Captures<'_>) -> bool,
     ) -> Result<Option<String>, Fail> {
+        self.wait_event_on(Which::First, event, guard, pred).await
+    }
+
+    /// [`Case::wait_event`] on the console of `which` board.
+    pub async fn wait_event_on(
+        &self,
+        which: Which,
+        event: EventName,
+        guard: Duration,
+        pred: impl Fn(&Captures<'_>) -> bool,
+    ) -> Result<Option<String>, Fail> {
         let m = self.matcher(event, pred)?;
-        Ok(self.wait_console(guard, m).await)
+        Ok(self.wait_console_of(which, guard, m).await)
     }
 
     /// How many times `event` (satisfying `pred`) occurred so far.
@@ -59,9 +71,19 @@ impl Case {
         event: EventName,
         pred: impl Fn(&Captures<'_>) -> bool,
     ) -> Result<usize, Fail> {
+        self.count_events_on(Which::First, event, pred).await
+    }
+
+    /// [`Case::count_events`] on the console of `which` board.
+    pub async fn count_events_on(
+        &self,
+        which: Which,
+        event: EventName,
+        pred: impl Fn(&Captures<'_>) -> bool,
+    ) -> Result<usize, Fail> {
         let m = self.matcher(event, pred)?;
         let n = Cell::new(0);
-        self.wait_console(Duration::ZERO, |l| {
+        self.wait_console_of(which, Duration::ZERO, |l| {
             if m(l) {
                 n.set(n.get() + 1);
             }

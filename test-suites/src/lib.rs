@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod case;
+pub mod case_board;
 pub mod case_hub;
 pub mod cases;
 pub mod events;

@@ -36,6 +36,7 @@ fn rig_capabilities(opts: &RunOptions) -> Result<Capabilities, String> {
 pub fn prune_images(case_dir: &Path) {
     let rig = case_dir.join("rig");
     let _ = std::fs::remove_dir_all(rig.join("state"));
+    let _ = std::fs::remove_dir_all(rig.join("board-b").join("state"));
     let _ = std::fs::remove_dir_all(rig.join("hub").join("firmware"));
     let _ = std::fs::remove_dir_all(rig.join("run-inner"));
     let mut stack = vec![rig];
@@ -210,6 +211,8 @@ mod tests {
             "rig/v1-switched.img",
             "rig/state/flash.bin",
             "rig/state/run/payload-1.0.0+0",
+            "rig/board-b/state/flash.bin",
+            "rig/board-b/provisioning/device.json",
             "rig/hub/firmware/1.1.0.img",
             "rig/bad-hub/cert.pem",
         ] {
@@ -229,6 +232,8 @@ mod tests {
             ("rig/v1.img", false),
             ("rig/v1-switched.img", false),
             ("rig/state", false),
+            ("rig/board-b/state", false),
+            ("rig/board-b/provisioning/device.json", true),
             ("rig/hub/firmware", false),
             ("rig/bad-hub/cert.pem", true),
         ] {

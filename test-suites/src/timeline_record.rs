@@ -19,7 +19,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use sacbench_capture::decrypt::{decrypt_capture, frame_at, PlainFlow};
 use sacbench_rig::{
     Capabilities, CaptureTarget, DutAddresses, FlashHold, LinePredicate, LogLine, LogSource, Node,
-    Provisioning, Rig, RigError, RigNetwork,
+    Provisioning, Rig, RigError, RigNetwork, SecondBoard,
 };
 
 use crate::case::Case;
@@ -177,6 +177,57 @@ impl Rig for RecordingRig {
     }
     fn configured_image(&self) -> Option<sacbench_rig::lab::ImageConfig> {
         self.inner.configured_image()
+    }
+    async fn second_board(
+        &mut self,
+        record: &Provisioning,
+    ) -> Result<Box<dyn SecondBoard>, RigError> {
+        let inner = self.inner.second_board(record).await?;
+        Ok(Box::new(RecordingBoard {
+            inner,
+            clock: self.clock.clone(),
+        }))
+    }
+}
+
+/// A second board whose power actions are recorded too (`board B power on`).
+struct RecordingBoard {
+    inner: Box<dyn SecondBoard>,
+    clock: CaseClock,
+}
+
+#[async_trait::async_trait(?Send)]
+impl SecondBoard for RecordingBoard {
+    fn ipv4(&self) -> std::net::Ipv4Addr {
+        self.inner.ipv4()
+    }
+    async fn power(&mut self, on: bool) -> Result<(), RigError> {
+        let at = self.clock.now_us();
+        let r = self.inner.power(on).await;
+        let what = if on {
+            "board B power on"
+        } else {
+            "board B power off"
+        };
+        self.clock.record(at, what.into(), &r);
+        r
+    }
+    async fn logs(&mut self) -> Result<Vec<LogLine>, RigError> {
+        self.inner.logs().await
+    }
+    fn console_lines(&self) -> Vec<String> {
+        self.inner.console_lines()
+    }
+    async fn wait_console_from(
+        &self,
+        from: usize,
+        guard: Duration,
+        pred: LinePredicate<'_>,
+    ) -> Option<(usize, String)> {
+        self.inner.wait_console_from(from, guard, pred).await
+    }
+    fn capture_target(&self) -> Result<CaptureTarget, RigError> {
+        self.inner.capture_target()
     }
 }
 

@@ -51,6 +51,7 @@ const INSECURE: &[Row] = &[
     ("MT-25", Outcome::Failed, "application data", "the same flaw: a chain through an expired intermediate is accepted"),
     ("CD-18", Outcome::NotApplicable, "twin", "it does not implement `twin`"),
     ("CD-19", Outcome::NotApplicable, "twin", "it does not implement `twin`"),
+    ("CD-20", Outcome::Failed, "do not grow", "it resets its backoff after every session that reached CONNACK (`failures = 0`), so a board that lost its session to the other takes the identity back ½–1 s later every time: two units sharing an identity flap"),
 ];
 
 /// The outcome of `id` for a device, with its reason: the table's row, else

@@ -344,7 +344,7 @@ fn reference_board_passes_on_the_lab_rig() -> Result<(), Failed> {
     let out = dir.path().join("run");
     let run = lab.run_suite(
         &out,
-        "NI-03,NI-04,MT-01,MT-14,KR-01,OTA-01,CD-01",
+        "NI-03,NI-04,MT-01,MT-13,MT-14,KR-01,OTA-01,CD-01,CD-20",
         None,
         None,
     );
@@ -364,6 +364,15 @@ fn reference_board_passes_on_the_lab_rig() -> Result<(), Failed> {
     let (o, seen) = outcome(&report, "NI-03");
     if o != Outcome::Ignored || !seen.contains("emulated board") {
         return Err(format!("NI-03 must be ignored on a lab rig: {o:?}: {seen}").into());
+    }
+    // One board on the rig: CD-20 is not run, MT-13 runs its single-board form.
+    let (o, seen) = outcome(&report, "CD-20");
+    if o != Outcome::Ignored || !seen.contains("second board") {
+        return Err(format!("CD-20 must be ignored on a one-board rig: {o:?}: {seen}").into());
+    }
+    let (o, seen) = outcome(&report, "MT-13");
+    if o != Outcome::Passed || !seen.contains("no second board") {
+        return Err(format!("MT-13 on a one-board rig: {o:?}: {seen}").into());
     }
     if run.status.code() != Some(0) {
         return Err(format!("exit {:?}: {stdout}", run.status.code()).into());

@@ -53,6 +53,10 @@ pub enum Capability {
     /// Emulated legacy Modbus devices behind the reference field gateway
     /// (the GW cases).
     LegacyDevices,
+    /// A second board of the same DUT on the rig's network, with its own
+    /// address, power, console and state, provisioned as the case says
+    /// ([`Rig::second_board`]).
+    SecondBoard,
 }
 
 impl fmt::Display for Capability {
@@ -69,6 +73,7 @@ impl fmt::Display for Capability {
             Capability::BoardProcess => {
                 "emulated board (the case inspects the board's process or acts in its network)"
             }
+            Capability::SecondBoard => "second board of the DUT on its network",
         })
     }
 }
@@ -203,6 +208,33 @@ pub struct RigNetwork {
 /// One predicate over a console line, for [`Rig::wait_console_from`].
 pub type LinePredicate<'a> = &'a dyn Fn(&str) -> bool;
 
+/// A second board of the same DUT ([`Rig::second_board`]): its own address
+/// on the rig's network, power, console and state (its flash), provisioned
+/// as the case said — with the first board's identity (two units sharing
+/// one) or with another. Dropped, it is powered off.
+#[async_trait::async_trait(?Send)]
+pub trait SecondBoard {
+    /// Its address on the rig's network: what tells its connections from
+    /// the first board's at the hub.
+    fn ipv4(&self) -> Ipv4Addr;
+    /// Switch its power. Off is immediate (a power cut), on boots it.
+    async fn power(&mut self, on: bool) -> Result<(), RigError>;
+    /// Its log lines produced since the last call (console).
+    async fn logs(&mut self) -> Result<Vec<LogLine>, RigError>;
+    /// Every console line of it since it came up, in order.
+    fn console_lines(&self) -> Vec<String>;
+    /// Waits until one of its console lines from index `from` on matches
+    /// `pred`: the line and its index, or `None` within `guard`.
+    async fn wait_console_from(
+        &self,
+        from: usize,
+        guard: Duration,
+        pred: LinePredicate<'_>,
+    ) -> Option<(usize, String)>;
+    /// Where to capture its traffic.
+    fn capture_target(&self) -> Result<CaptureTarget, RigError>;
+}
+
 /// The device under test and everything around it.
 ///
 /// Object-safe (`Box<dyn Rig>`; its futures are not `Send`: a case drives
@@ -288,6 +320,17 @@ pub trait Rig {
     /// starts each case from, and the payload and key OTA cases re-sign.
     fn configured_image(&self) -> Option<lab::ImageConfig> {
         None
+    }
+    /// A second board of the same DUT on the rig's network, handed
+    /// `record` (the first board's identity, or another one the hub knows)
+    /// and powered off; at most one per rig. A rig with one board says so
+    /// ([`Capability::SecondBoard`]): the cases that need two are ignored
+    /// there, never failed.
+    async fn second_board(
+        &mut self,
+        _record: &Provisioning,
+    ) -> Result<Box<dyn SecondBoard>, RigError> {
+        Err(RigError::Unsupported(Capability::SecondBoard))
     }
 }
 

@@ -35,6 +35,13 @@
 //! # Fault `tight-reconnect`
 //! With [`Fault::TightReconnect`] every delay is a fixed 100 ms: no growth,
 //! no jitter, no floor. MT-12 and CD-11 must catch it.
+//!
+//! # Fault `retake-identity`
+//! With [`Fault::RetakeIdentity`] the delay after a session that reached the
+//! hub and then ended is 0 — the device dials again at once, every time —
+//! and the exponent does not grow for it. Two units sharing an identity
+//! then take it from each other in a tight loop (CD-20 must catch it);
+//! failed attempts still back off.
 
 use crate::faults::{Fault, FaultSet};
 
@@ -71,6 +78,10 @@ impl Default for BackoffConfig {
 pub struct Backoff {
     config: BackoffConfig,
     tight: bool,
+    /// Fault `retake-identity`: reconnect at once after a session ended.
+    retake: bool,
+    /// A session just ended and `retake` is on: the next delay is 0.
+    retake_now: bool,
     /// Consecutive delays handed out since the last reset.
     failures: u32,
     /// When the current session was established, if one is up.
@@ -84,6 +95,8 @@ impl Backoff {
         Backoff {
             config,
             tight: faults.has(Fault::TightReconnect),
+            retake: faults.has(Fault::RetakeIdentity),
+            retake_now: false,
             failures: 0,
             session_since_ms: None,
         }
@@ -95,6 +108,9 @@ impl Backoff {
     pub fn next_delay_ms(&mut self, random: u32) -> u64 {
         if self.tight {
             return TIGHT_RECONNECT_MS;
+        }
+        if core::mem::take(&mut self.retake_now) {
+            return 0;
         }
         let ceiling = self.ceiling_ms(self.failures);
         // Saturate: past the cap the exponent no longer matters, and a
@@ -128,6 +144,7 @@ impl Backoff {
             if now_ms.saturating_sub(since) >= self.config.stable_session_ms {
                 self.failures = 0;
             }
+            self.retake_now = self.retake;
         }
     }
 
@@ -140,6 +157,7 @@ impl Backoff {
     pub fn reset(&mut self) {
         self.failures = 0;
         self.session_since_ms = None;
+        self.retake_now = false;
     }
 }
 

@@ -158,6 +158,12 @@ catalogue! {
     // CD, a malformed command (CD-21).
     PanicOnBadCommand "panic-on-bad-command" ["CD-21"]
         "parses a command's payload as UTF-8 text with an unchecked unwrap: a payload that is not aborts the device (the watchdog restarts it, the command redelivered again and again)";
+    // CD, one connection per identity (CD-20).
+    RetakeIdentity "retake-identity" ["CD-20"]
+        "reconnects at once, without backoff, whenever the hub ends a live session (as IoT Hub does when another device connects with the same identity): two units sharing an identity take it from each other in a tight loop";
+    // MT-13's two-board form.
+    BakedIdentity "baked-identity" ["MT-13"]
+        "uses a fixed key pair baked into the firmware and shared by every unit, one no case is told of (only two units side by side show it)";
 }
 
 impl Fault {
@@ -271,7 +277,7 @@ mod tests {
             "MT-15", "MT-16", "MT-17", "MT-18", "MT-19", "MT-20", "MT-21", "MT-22", "MT-23",
             "KR-07", "KR-08", "OTA-11", "OTA-12", "OTA-13", "OTA-14", "OTA-15", "OTA-16", "OTA-17",
             "OTA-18", "CD-13", "CD-14", "CD-15", "CD-16", "CD-17", "CD-18", "CD-19", "MT-24",
-            "MT-25", "MT-26", "CD-21",
+            "MT-25", "MT-26", "CD-21", "CD-20",
         ];
         for case in cases {
             assert!(

@@ -544,6 +544,79 @@ fn real_udp_services_answer_the_protocol_probes() -> Result<(), Failed> {
     })
 }
 
+/// A second board of the DUT: its own address (the hub tells its
+/// connections apart), its own flash and provisioning (here another
+/// identity), console and power; one per rig.
+fn a_second_board_is_a_unit_of_its_own() -> Result<(), Failed> {
+    runtime().block_on(async {
+        let dir = tempfile::tempdir()?;
+        let mut rig = rig(dir.path(), &[]).await;
+        let creds = rig.hub().register_device("dev-rig-b")?;
+        let mut record = rig.side.records[0].clone();
+        record.device.device_id = creds.device_id.clone();
+        record.certificate_pem = creds.cert_pem.clone();
+        record.private_key_pem = creds.key_pem.clone();
+        let mut b = rig.second_board(&record).await?;
+        let b_ip = b.ipv4();
+        if b_ip == rig.topology().dut_ipv4() {
+            return Err(format!("the second board shares the first's address {b_ip}").into());
+        }
+        if rig.second_board(&record).await.is_ok() {
+            return Err("a second second board".into());
+        }
+        rig.power(true).await?;
+        b.power(true).await?;
+        for (id, ip) in [("dev-rig", rig.topology().dut_ipv4()), ("dev-rig-b", b_ip)] {
+            let e = rig
+                .hub()
+                .journal()
+                .wait_for(0, GUARD, |e| {
+                    matches!(e.event, Event::Connected { .. }) && e.device_id.as_deref() == Some(id)
+                })
+                .await
+                .ok_or(format!("{id} never connected"))?;
+            let peer = e.peer.unwrap_or_default();
+            if !peer.starts_with(&format!("{ip}:")) {
+                return Err(format!("{id} connected from {peer}, expected {ip}").into());
+            }
+        }
+        // Its console is its own: its boot, under its identity.
+        let mine = b
+            .wait_console_from(0, GUARD, &|l: &str| l.contains("dev-rig-b version"))
+            .await;
+        if mine.is_none() || rig.console_lines().iter().any(|l| l.contains("dev-rig-b")) {
+            return Err(format!(
+                "consoles: first {:?}, second {:?}",
+                rig.console_lines(),
+                b.console_lines()
+            )
+            .into());
+        }
+        // Its own flash, written with the first board's image.
+        let flash_b = dir.path().join("board-b/state/flash.bin");
+        if !flash_b.exists() || !dir.path().join("state/flash.bin").exists() {
+            return Err(format!("no flash of its own at {}", flash_b.display()).into());
+        }
+        // Its power is its own: off, its session ends; the first's stays.
+        let mark = rig.hub().journal().len();
+        b.power(false).await?;
+        rig.hub()
+            .journal()
+            .wait_for(mark, GUARD, |e| {
+                matches!(e.event, Event::SessionClosed { .. })
+                    && e.device_id.as_deref() == Some("dev-rig-b")
+            })
+            .await
+            .ok_or("the second board's session did not end at its power off")?;
+        if !rig.hub().is_connected("dev-rig") {
+            return Err("the first board lost its session with the second's power".into());
+        }
+        drop(b);
+        rig.power(false).await?;
+        Ok(())
+    })
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     match sandbox::enter() {
@@ -576,6 +649,10 @@ fn main() {
         Trial::test(
             "real_udp_services_answer_the_protocol_probes",
             real_udp_services_answer_the_protocol_probes,
+        ),
+        Trial::test(
+            "a_second_board_is_a_unit_of_its_own",
+            a_second_board_is_a_unit_of_its_own,
         ),
     ];
     libtest_mimic::run(&Arguments::from_args(), tests).exit();

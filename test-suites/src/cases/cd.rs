@@ -16,6 +16,8 @@
 //!   microseconds, and the case acts inside that window on a console line
 //!   or a journal entry.
 
+#[path = "cd_identity.rs"]
+pub(super) mod identity;
 #[path = "cd_selftest.rs"]
 pub(super) mod selftest;
 #[path = "cd_server.rs"]

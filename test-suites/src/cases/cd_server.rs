@@ -85,6 +85,10 @@ pub const CASES: &[Def] = &[
     case_def!("CD-17", "session_not_kept", "Hub did not keep the session", "when CONNACK says session-present 0 (the hub discarded the session) the device subscribes again and applies the queued command, once", NEEDS, COMMANDS, cd17),
     case_def!("CD-18", "desired_while_offline", "Desired change made while offline", "a desired property changed while the device was offline is applied (reported) after it reconnects; the queued command applied once", NEEDS_LINK, COMMANDS_TWIN, cd18),
     case_def!("CD-19", "stale_twin_ignored", "Stale twin version ignored", "a desired notification whose $version is older than the twin the device applied and read again after reconnecting is not applied; the queued command applied once", NEEDS, COMMANDS_TWIN, cd19),
+];
+
+/// CD-21, after CD-20 (`cd_identity.rs`) in catalogue order.
+pub const MALFORMED_CASES: &[Def] = &[
     case_def!("CD-21", "malformed_command", "Malformed and oversized commands", "a command whose payload is neither UTF-8 nor JSON and one at IoT Hub's 64 KB limit are completed (PUBACK) without the session ending; the commands queued around them are applied once, in order", NEEDS, COMMANDS, cd21),
 ];
 

@@ -83,6 +83,8 @@ pub fn all() -> Vec<&'static CaseDef> {
         ota::more::CASES,
         cd::CASES,
         cd::server::CASES,
+        cd::identity::CASES,
+        cd::server::MALFORMED_CASES,
         gw::CASES,
     ]
     .into_iter()
@@ -111,7 +113,7 @@ mod tests {
         // rotation, and the withheld CONNACKs (minutes on an SDK with a
         // 60 s CONNACK timeout).
         for id in [
-            "NI-01", "NI-05", "NI-06", "OTA-09", "CD-10", "KR-04", "CD-16",
+            "NI-01", "NI-05", "NI-06", "OTA-09", "CD-10", "KR-04", "CD-16", "CD-20",
         ] {
             assert!(long.contains(&id), "{id} is not marked long");
         }
@@ -131,8 +133,8 @@ mod tests {
                 "{name}"
             );
         }
-        // The catalogue's cases: NI, MT, MT-15…26, KR, KR-07…08, OTA, OTA-11…18, CD, CD-13…19 and CD-21, GW.
-        assert_eq!(all.len(), 6 + 14 + 12 + 6 + 2 + 10 + 8 + 12 + 8 + 5);
+        // The catalogue's cases: NI, MT, MT-15…26, KR, KR-07…08, OTA, OTA-11…18, CD, CD-13…19 and CD-21, CD-20, GW.
+        assert_eq!(all.len(), 6 + 14 + 12 + 6 + 2 + 10 + 8 + 12 + 8 + 1 + 5);
     }
 
     #[test]

@@ -17,9 +17,11 @@ use hub_fixture::journal::{Event, HandshakeFailure, JournalEntry, RefuseReason};
 use hub_fixture::pki::{CertificateAuthority, KeyAlgorithm, Validity};
 use sacbench_capture::analysis::cipher_suite_name;
 use sacbench_capture::{Analysis, TcpFlow};
-use sacbench_rig::dut::{ContractPart, EventName};
+use sacbench_rig::dut::EventName;
 use sacbench_rig::{Capability, Node};
 
+#[path = "mt_boards.rs"]
+mod boards;
 #[path = "mt_certs.rs"]
 mod certs;
 #[path = "mt_revocation.rs"]
@@ -27,7 +29,7 @@ mod revocation;
 
 use super::cd::selftest::{connect, connect_dut, connect_packet, in_ns, publish_packet};
 use super::{case_def, self_test, Def};
-use crate::case::{Case, CaseDef, ClockNeed, DutNeeds, Fail, DEVICE_ID, GUARD};
+use crate::case::{Case, CaseDef, ClockNeed, DutNeeds, Fail, DEVICE_ID};
 use crate::model::Evidence;
 use certs::{cert_facts, der, mt02, mt05, mt06, mt07, mt08, mt09, spki_facts, DAY};
 use revocation::mt12;
@@ -80,7 +82,7 @@ pub const CASES: &[Def] = &[
     self_test!("MT-10", "hub_refuses_bad_clients", "Self-test: hub refuses bad client certs", "the hub refuses a client with no certificate, with a foreign-CA certificate and with an expired one, journalling why", mt10),
     self_test!("MT-11", "hub_enforces_identity", "Self-test: identity and topic ACL", "client id ≠ certificate CN is refused; subscribing or publishing another device's topics closes the session", mt11),
     CaseDef { clock: ClockNeed::ScaledIfOffered { rate: MT12_TIME_SCALE }, ..case_def!("MT-12", "revocation", "Revocation and backoff", "revoking the DUT's certificate closes its live session within 2 s; reconnects fail; the DUT backs off: ≤ 6 attempts per minute after the first minute (counted over device minutes 2–3 on its time-scaled clock; a DUT without one: its reconnect intervals grow)", NEEDS, mt12) },
-    CaseDef { ..case_def!("MT-13", "unique_key_material", "No shared key material", "no key the DUT presents is the firmware-baked shared key or another device's key", NEEDS, mt13) },
+    CaseDef { ..case_def!("MT-13", "unique_key_material", "No shared key material", "no key the DUT presents is the firmware-baked shared key or another device's key; on a rig with a second board, that board, provisioned as another device, presents no key the first presented", NEEDS, mt13) },
     case_def!("MT-14", "sni", "SNI = provisioned host name", "every ClientHello of the DUT carries SNI = the provisioned hub host name", NEEDS, mt14),
 ];
 
@@ -480,71 +482,9 @@ fn shared_key_bits() -> Result<Vec<u8>, Fail> {
     Ok(spki_facts(body).ok_or("the shared key does not parse")?.0)
 }
 
-/// Leaf certificates the DUT presented on the wire (TLS 1.3 client
-/// Certificate messages, decrypted with the key log embedded in the capture).
-fn client_certs_on_wire(case: &Case, dut: IpAddr) -> Result<Vec<(u64, Vec<u8>)>, Fail> {
-    // TLS 1.2 shows the certificate in cleartext; TLS 1.3 once decrypted.
-    let flows = super::support::tls_flows(case, |client, _| client.ip() == dut)?;
-    let mut leaves = Vec::new();
-    for f in &flows {
-        if let (Some(0x0304), Some(why)) = (f.version, &f.undecrypted) {
-            return Err(Fail::bench(format!(
-                "the TLS 1.3 flow {} → {} cannot be decrypted: {why}",
-                f.client, f.server
-            )));
-        }
-        for (frame, kind, body) in f.handshake_messages(true) {
-            if kind != 11 {
-                continue;
-            }
-            // TLS 1.3 puts a request context before the list (RFC 8446 §4.4.2).
-            let at = if f.version == Some(0x0304) {
-                1 + usize::from(*body.first().unwrap_or(&0))
-            } else {
-                0
-            };
-            let u24 = |i: usize| -> Option<usize> {
-                let b = body.get(i..i + 3)?;
-                Some((usize::from(b[0]) << 16) | (usize::from(b[1]) << 8) | usize::from(b[2]))
-            };
-            let leaf = u24(at + 3).and_then(|len| body.get(at + 6..at + 6 + len));
-            if let Some(leaf) = leaf {
-                leaves.push((frame, leaf.to_vec()));
-            }
-        }
-    }
-    Ok(leaves)
-}
-
 async fn mt13(case: &mut Case) -> Result<String, Fail> {
     let c = case.boot().await?;
-    case.journal(c.seq, "the device to subscribe", |e| {
-        matches!(e.event, Event::Subscribed { .. })
-    })
-    .await?;
-    // A device that re-enrols (the `shared-identity` fault does so at
-    // session start) reports `rotating`: wait for its end. Ordering marker:
-    // once a method is answered, a report made before it has arrived.
-    if case.dut.implements(ContractPart::Methods) && case.dut.implements(ContractPart::EstRotation)
-    {
-        let _ = case
-            .hub
-            .invoke_method(DEVICE_ID, "diag/state", &serde_json::json!({}), GUARD)
-            .await?;
-    }
-    let state = |case: &Case| {
-        case.hub.twin(DEVICE_ID).ok().and_then(|t| {
-            t.reported["credentials"]["state"]
-                .as_str()
-                .map(str::to_owned)
-        })
-    };
-    if state(case).as_deref() == Some("rotating") {
-        case.journal(0, "the device's re-enrolment to finish", |_| {
-            state(case).as_deref() != Some("rotating")
-        })
-        .await?;
-    }
+    boards::key_settled(case, DEVICE_ID, c.seq).await?;
     let dut = dut_ip(case);
     let other = case.hub.register_device("dut-2")?;
     let other_bits =
@@ -553,7 +493,8 @@ async fn mt13(case: &mut Case) -> Result<String, Fail> {
             .key_bits;
     let shared = shared_key_bits()?;
     case.analysis()?;
-    let certs = client_certs_on_wire(case, dut)?;
+    let capture = case.dir.join("capture.pcapng");
+    let certs = boards::client_certs_in(case, &capture, dut)?;
     let mut seen = Vec::new();
     let mut bad = Vec::new();
     for (frame, der) in &certs {
@@ -595,10 +536,20 @@ async fn mt13(case: &mut Case) -> Result<String, Fail> {
             ),
         ));
     }
-    Ok(format!(
+    let one = format!(
         "{} client certificates, none with the shared key or another device's key",
         certs.len()
-    ))
+    );
+    // The two-board form, where the rig has a second board (the single
+    // board's evidence stands alone elsewhere, and says so).
+    if !case.rig.capabilities().has(Capability::SecondBoard) {
+        case.note(Evidence::note(
+            "the rig has no second board: the two-board form (a second unit provisioned as another device presents other keys) not run",
+        ));
+        return Ok(format!("{one}; no second board on this rig"));
+    }
+    let two = boards::two_boards(case, &other, &certs, &shared).await?;
+    Ok(format!("{one}; {two}"))
 }
 
 async fn mt14(case: &mut Case) -> Result<String, Fail> {

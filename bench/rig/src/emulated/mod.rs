@@ -4,6 +4,7 @@
 //! the DUT) and [`gateway`] (the field gateway as the DUT, legacy Modbus
 //! devices behind it).
 
+mod board;
 mod console;
 pub mod gateway;
 mod netlink;
@@ -11,5 +12,6 @@ pub mod rig;
 pub mod sandbox;
 pub mod topology;
 
+pub use board::EmulatedSecondBoard;
 pub use gateway::{GatewayRig, GatewayRigConfig};
 pub use rig::{EmulatedRig, EmulatedRigConfig, FlashHold};

@@ -4,24 +4,23 @@
 //! command's process group (started / killed; its `{state}` directory
 //! stays); a command that exits by itself while powered is started again (a
 //! reset, noted in the device log); flashing runs the DUT file's `flash`
-//! command.
+//! command. A case may add a second board of the same DUT
+//! ([`Rig::second_board`]: `board.rs`), on a link of its own.
 
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use nix::sys::signal::{killpg, Signal};
-use nix::unistd::Pid;
-
-use super::console::ConsoleLog;
+use super::board::{
+    absolute, board_command, board_control_dir, flash_board, native_board, BoardPower,
+    EmulatedSecondBoard,
+};
 use super::topology::{Node, Topology};
 use crate::dut::{Board, DutFile, Placeholders};
 use crate::rtt::RttReader;
 use crate::{
     Capabilities, Capability, CaptureTarget, DutAddresses, LinePredicate, LogLine, LogSource, Rig,
-    RigError, RigNetwork,
+    RigError, RigNetwork, SecondBoard,
 };
 use sacbench_provisioning::{board_control, Provisioning};
 
@@ -43,17 +42,6 @@ pub struct EmulatedRigConfig {
     pub faults: Vec<String>,
 }
 
-/// The power switch and its wake-up (power off interrupts a reset wait).
-type PowerState = (Mutex<Power>, std::sync::Condvar);
-
-/// The running DUT: its current process group while powered.
-#[derive(Default)]
-struct Power {
-    on: bool,
-    /// Process (group) id of the current start.
-    pid: Option<u32>,
-}
-
 /// A running emulated rig (inside the rig sandbox).
 pub struct EmulatedRig {
     name: String,
@@ -61,10 +49,12 @@ pub struct EmulatedRig {
     topo: Topology,
     /// `{provisioning}`: where [`Rig::provision`] wrote the device's record.
     provisioning: PathBuf,
-    power: Arc<PowerState>,
-    /// The thread that starts the DUT and restarts it after a reset.
-    supervisor: Option<std::thread::JoinHandle<()>>,
-    console: ConsoleLog,
+    /// The board's power and console.
+    board: BoardPower,
+    /// Whether [`Rig::second_board`] made its second board.
+    second_board: bool,
+    /// The image last flashed (what a second board is flashed with too).
+    flashed: Option<PathBuf>,
     rtt: Option<RttReader>,
     /// Why RTT could not be attached last time, for [`EmulatedRig::rtt_error`].
     rtt_error: Option<String>,
@@ -99,9 +89,9 @@ impl EmulatedRig {
             provisioning: config.dir.join("provisioning"),
             config,
             topo,
-            power: Default::default(),
-            supervisor: None,
-            console: ConsoleLog::default(),
+            board: BoardPower::default(),
+            second_board: false,
+            flashed: None,
             rtt: None,
             rtt_error: None,
         };
@@ -120,6 +110,7 @@ impl EmulatedRig {
             Capability::Capture,
             Capability::BoardProcess,
             Capability::LegacyDevices,
+            Capability::SecondBoard,
         ]
         .into_iter()
         .collect();
@@ -154,14 +145,13 @@ impl EmulatedRig {
     }
 
     fn placeholders(&self) -> Placeholders {
-        let abs = |p: PathBuf| std::fs::canonicalize(&p).unwrap_or(p);
         Placeholders {
-            provisioning: abs(self.provisioning_dir()),
-            state: abs(self.state_dir()),
+            provisioning: absolute(self.provisioning_dir()),
+            state: absolute(self.state_dir()),
             device_id: self.config.device_id.clone(),
             hub_host: self.topo.hub_host(),
-            sacbench_bin: abs(self.config.sacbench_bin.clone()),
-            dut_dir: abs(self.config.dut.dir()),
+            sacbench_bin: absolute(self.config.sacbench_bin.clone()),
+            dut_dir: absolute(self.config.dut.dir()),
         }
     }
 
@@ -172,7 +162,7 @@ impl EmulatedRig {
 
     /// The DUT's process (group) id while powered.
     fn powered_pid(&self) -> Option<u32> {
-        self.power.0.lock().expect("power lock").pid
+        self.board.pid()
     }
 
     /// The running payload on the native board: the bootloader's child.
@@ -183,41 +173,13 @@ impl EmulatedRig {
         children.split_whitespace().next()?.parse().ok()
     }
 
-    /// The command that powers the DUT on, in its namespace and folder.
-    fn command(&self) -> Command {
-        let p = self.placeholders();
-        let emulated = self.config.dut.emulated.as_ref().expect("checked at start");
-        let mut argv: Vec<String> = emulated.command.iter().map(|a| p.expand(a)).collect();
-        for fault in &self.config.faults {
-            argv.extend(
-                self.config
-                    .dut
-                    .faults
-                    .args
-                    .iter()
-                    .map(|a| p.expand(&a.replace("{fault}", fault))),
-            );
-        }
-        let mut c = self.topo.command(Node::Dut, &argv[0]);
-        c.args(&argv[1..])
-            .current_dir(&p.dut_dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .process_group(0);
-        if self.native_board() {
-            c.env(board_control::ENV, self.board_control_dir());
-        }
-        c
-    }
-
     fn native_board(&self) -> bool {
-        self.config.dut.emulated.as_ref().and_then(|e| e.board) == Some(Board::SacbenchNative)
+        native_board(&self.config.dut)
     }
 
     /// The native board's control switches (see `board_control`).
     fn board_control_dir(&self) -> PathBuf {
-        self.state_dir().join("board-control")
+        board_control_dir(&self.state_dir())
     }
 
     /// Holds every flash write of the native board's firmware for `delay`
@@ -240,85 +202,10 @@ impl EmulatedRig {
         Ok(FlashHold { file })
     }
 
-    /// Stops the supervisor: no restart, the process group killed, reaped.
+    /// Power off: no restart, the process group killed, reaped.
     fn power_off(&mut self) {
-        {
-            let mut p = self.power.0.lock().expect("power lock");
-            p.on = false;
-            if let Some(pid) = p.pid.take() {
-                let _ = killpg(Pid::from_raw(pid as i32), Signal::SIGKILL);
-            }
-            self.power.1.notify_all();
-        }
-        if let Some(t) = self.supervisor.take() {
-            let _ = crate::blocking(|| t.join());
-        }
-        // Every line written before the cut is read before power-off returns:
-        // what a case counts after it is complete.
-        if !crate::blocking(|| self.console.drained(CONSOLE_DRAIN_LIMIT)) {
-            self.console.note(format!(
-                "rig: the console stayed open {CONSOLE_DRAIN_LIMIT:?} after power off (a process outside the DUT's process group holds it)"
-            ));
-        }
+        self.board.off();
         self.rtt = None;
-    }
-}
-
-/// How long power off waits for the console pipes to close.
-const CONSOLE_DRAIN_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// A DUT that keeps exiting is started again at most this often (a halted
-/// or crash-looping device must not spin the bench).
-const MIN_RESET_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
-
-/// Runs the DUT until power off: when its process exits by itself while
-/// powered, notes the reset and starts it again (as a device's watchdog or
-/// reset would), at most once per [`MIN_RESET_INTERVAL`].
-fn supervise(mut cmd: Command, mut child: Child, power: Arc<PowerState>, console: ConsoleLog) {
-    let mut started = std::time::Instant::now();
-    loop {
-        let status = child.wait();
-        let how = match status {
-            Ok(s) => s.to_string(),
-            Err(e) => e.to_string(),
-        };
-        let mut p = power.0.lock().expect("power lock");
-        if !p.on {
-            return;
-        }
-        // The group may hold more than the leader: end them with it.
-        if let Some(pid) = p.pid {
-            let _ = killpg(Pid::from_raw(pid as i32), Signal::SIGKILL);
-        }
-        console.note(format!(
-            "rig: reset: the DUT exited by itself ({how}); starting it again"
-        ));
-        // Wait out the reset interval, unless powered off meanwhile (notified).
-        let until = started + MIN_RESET_INTERVAL;
-        while p.on {
-            let left = until.saturating_duration_since(std::time::Instant::now());
-            if left.is_zero() {
-                break;
-            }
-            p = power.1.wait_timeout(p, left).expect("power lock").0;
-        }
-        if !p.on {
-            return;
-        }
-        started = std::time::Instant::now();
-        match cmd.spawn() {
-            Ok(mut c) => {
-                console.follow(&mut c);
-                p.pid = Some(c.id());
-                child = c;
-            }
-            Err(e) => {
-                console.note(format!("rig: cannot start the DUT again: {e}"));
-                p.pid = None;
-                p.on = false;
-                return;
-            }
-        }
     }
 }
 
@@ -353,7 +240,7 @@ impl Rig for EmulatedRig {
     }
 
     fn console_lines(&self) -> Vec<String> {
-        self.console.lines()
+        self.board.console.lines()
     }
 
     async fn wait_console_from(
@@ -362,7 +249,7 @@ impl Rig for EmulatedRig {
         guard: std::time::Duration,
         pred: LinePredicate<'_>,
     ) -> Option<(usize, String)> {
-        self.console.wait_from(from, guard, pred).await
+        self.board.console.wait_from(from, guard, pred).await
     }
 
     fn netns(&self, node: Node) -> Option<PathBuf> {
@@ -381,33 +268,67 @@ impl Rig for EmulatedRig {
         self.powered_pid()
     }
 
+    async fn second_board(
+        &mut self,
+        record: &Provisioning,
+    ) -> Result<Box<dyn SecondBoard>, RigError> {
+        if self.second_board {
+            return Err(RigError::Setup(
+                "the emulated rig has one second board, made already".into(),
+            ));
+        }
+        let dir = self.config.dir.join("board-b");
+        let (provisioning, state) = (dir.join("provisioning"), dir.join("state"));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&state).map_err(io(format!("creating {}", state.display())))?;
+        sacbench_provisioning::write(&provisioning, record).map_err(|e| {
+            RigError::Setup(format!("writing the second board's provisioning: {e}"))
+        })?;
+        let placeholders = Placeholders {
+            provisioning: absolute(provisioning),
+            state: absolute(state),
+            device_id: record.device.device_id.clone(),
+            ..self.placeholders()
+        };
+        // A unit from the same line: its own flash, written with the image
+        // the first board was flashed with (none for a DUT without `flash`).
+        if let Some(image) = &self.flashed {
+            flash_board(&self.config.dut, &placeholders, image)?;
+        }
+        self.topo.add_second_board()?;
+        self.second_board = true;
+        Ok(Box::new(EmulatedSecondBoard::new(
+            self.config.dut.clone(),
+            self.config.faults.clone(),
+            placeholders,
+            self.topo.second_board_netns(),
+            self.topo.second_board_ipv4(),
+            CaptureTarget {
+                interface: Topology::GW_SECOND_IF.into(),
+                netns: Some(self.topo.netns_path(Node::Gw)),
+            },
+        )))
+    }
+
     async fn power(&mut self, on: bool) -> Result<(), RigError> {
         // Off first, always: on after on is a power cycle.
         self.power_off();
         if !on {
-            self.console.note("rig: power off".into());
+            self.board.console.note("rig: power off".into());
             return Ok(());
         }
-        self.console.note("rig: power on".into());
-        let mut cmd = self.command();
-        let mut child = cmd.spawn().map_err(|e| {
-            RigError::Setup(format!(
-                "powering the DUT on: running {:?} (emulated.command of {}): {e}",
-                self.config.dut.emulated.as_ref().map(|e| &e.command[0]),
-                self.config.dut.file.display()
-            ))
-        })?;
-        self.console.follow(&mut child);
-        {
-            let mut p = self.power.0.lock().expect("power lock");
-            p.on = true;
-            p.pid = Some(child.id());
-        }
-        let (power, console) = (self.power.clone(), self.console.clone());
-        self.supervisor = Some(std::thread::spawn(move || {
-            supervise(cmd, child, power, console)
-        }));
-        Ok(())
+        let cmd = board_command(
+            &self.config.dut,
+            &self.config.faults,
+            &self.placeholders(),
+            &self.topo.netns_path(Node::Dut),
+        )?;
+        let what = format!(
+            "{:?} (emulated.command of {})",
+            self.config.dut.emulated.as_ref().map(|e| &e.command[0]),
+            self.config.dut.file.display()
+        );
+        self.board.on(cmd, &what)
     }
 
     async fn link(&mut self, up: bool) -> Result<(), RigError> {
@@ -420,41 +341,14 @@ impl Rig for EmulatedRig {
                 "flashing needs the board powered off".into(),
             ));
         }
-        let dut = &self.config.dut;
-        let Some(flash) = dut.emulated.as_ref().and_then(|e| e.flash.as_ref()) else {
-            return Err(RigError::Unsupported(Capability::Flash));
-        };
-        let p = self.placeholders();
         let image = std::fs::canonicalize(image).unwrap_or_else(|_| image.to_path_buf());
-        let argv: Vec<String> = flash
-            .iter()
-            .map(|a| p.expand(&a.replace("{image}", &image.to_string_lossy())))
-            .collect();
-        let out = Command::new(&argv[0])
-            .args(&argv[1..])
-            .current_dir(&p.dut_dir)
-            .output()
-            .map_err(|e| {
-                RigError::Setup(format!(
-                    "running {} (emulated.flash of {}): {e}",
-                    argv[0],
-                    dut.file.display()
-                ))
-            })?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(RigError::Device(format!(
-                "{} {:?}: {}",
-                argv[0],
-                &argv[1..],
-                String::from_utf8_lossy(&out.stderr).trim()
-            )))
-        }
+        flash_board(&self.config.dut, &self.placeholders(), &image)?;
+        self.flashed = Some(image);
+        Ok(())
     }
 
     async fn logs(&mut self) -> Result<Vec<LogLine>, RigError> {
-        let mut lines = self.console.take_new();
+        let mut lines = self.board.console.take_new();
         let native = self.native_board();
         if let Some(pid) = self.payload_pid().filter(|_| native) {
             if self.rtt.as_ref().map(RttReader::pid) != Some(pid) {

@@ -10,7 +10,10 @@
 //! route back go through it. IPv6 link-local addresses are fixed (no
 //! autoconfiguration, no DAD) so the scanner knows them without waiting.
 //! Made over rtnetlink inside the rig sandbox (`netlink.rs`, no `ip`); `N`
-//! keeps topologies apart so many cases run at once.
+//! keeps topologies apart so many cases run at once. A case that runs a
+//! second board of the DUT gets it on a link of its own to `gw`
+//! ([`Topology::add_second_board`]): `dut2 [d0] ──── [g2] gw`, 10.200.N.10/30
+//! via .9 — routed to the hub like the first, captured on `g2`.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
@@ -52,6 +55,8 @@ pub struct Topology {
     /// and the `sbN-` prefix of its namespaces' names.
     pub id: u8,
     prefix: String,
+    /// Whether the second board's namespace and link were made.
+    second: bool,
 }
 
 impl Topology {
@@ -63,12 +68,16 @@ impl Topology {
     pub const GW_HUB_IF: &'static str = "g1";
     /// The hub's interface, peer of [`Topology::GW_HUB_IF`].
     pub const HUB_IF: &'static str = "h0";
+    /// The gateway's interface facing the second board (10.200.N.9): where
+    /// its capture runs.
+    pub const GW_SECOND_IF: &'static str = "g2";
 
     /// Creates topology `id` (0..=255) inside the rig sandbox.
     pub fn create(id: u8) -> Result<Topology, RigError> {
         let t = Topology {
             id,
             prefix: format!("sb{id}"),
+            second: false,
         };
         for node in [Node::Dut, Node::Gw, Node::Hub] {
             netlink::create_netns(&t.netns_path(node))?;
@@ -117,6 +126,47 @@ impl Topology {
             add_default_route(&h, gw_uplink_v4).await
         })?;
         Ok(t)
+    }
+
+    /// Makes the second board's namespace and its link to `gw` (see the
+    /// module doc); once per topology.
+    pub fn add_second_board(&mut self) -> Result<(), RigError> {
+        if self.second {
+            return Err(RigError::Setup(format!(
+                "topology {} already has its second board",
+                self.id
+            )));
+        }
+        let ns = self.second_board_netns();
+        netlink::create_netns(&ns)?;
+        self.second = true;
+        let (gw_v4, board_v4) = (self.ipv4(SECOND_GW_HOST), self.second_board_ipv4());
+        let peer_ns = ns.clone();
+        netlink::with_netlink(Some(self.netns_path(Node::Gw)), move |h| async move {
+            add_veth(&h, Self::GW_SECOND_IF, Self::DUT_IF, &peer_ns).await?;
+            fixed_addresses_only(&[Self::GW_SECOND_IF])?;
+            add_address(&h, Self::GW_SECOND_IF, IpAddr::V4(gw_v4), 30).await?;
+            set_link(&h, Self::GW_SECOND_IF, true).await
+        })?;
+        netlink::with_netlink(Some(ns), move |h| async move {
+            fixed_addresses_only(&[Self::DUT_IF])?;
+            add_address(&h, Self::DUT_IF, IpAddr::V4(board_v4), 30).await?;
+            add_address(&h, Self::DUT_IF, IpAddr::V6(LINK_LOCAL_DUT), 64).await?;
+            for link in ["lo", Self::DUT_IF] {
+                set_link(&h, link, true).await?;
+            }
+            add_default_route(&h, gw_v4).await
+        })
+    }
+
+    /// The second board's address, 10.200.N.10.
+    pub fn second_board_ipv4(&self) -> Ipv4Addr {
+        self.ipv4(SECOND_BOARD_HOST)
+    }
+
+    /// The second board's namespace handle, `/run/netns/sbN-dut2`.
+    pub fn second_board_netns(&self) -> PathBuf {
+        PathBuf::from("/run/netns").join(format!("{}-dut2", self.prefix))
     }
 
     /// The name of a node's namespace (its handle is `/run/netns/NAME`).
@@ -241,6 +291,11 @@ fn fixed_addresses_only(links: &[&str]) -> Result<(), RigError> {
     write_sysctls(&settings)
 }
 
+/// The second board's /30: the gateway's side .9, the board .10 (clear of
+/// the first board's .0/30, the uplink's .4/30 and the unused .77).
+const SECOND_GW_HOST: u8 = 9;
+const SECOND_BOARD_HOST: u8 = 10;
+
 const LINK_LOCAL_GW: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1);
 const LINK_LOCAL_DUT: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 2);
 
@@ -248,6 +303,9 @@ impl Drop for Topology {
     fn drop(&mut self) {
         for node in [Node::Dut, Node::Gw, Node::Hub] {
             netlink::delete_netns(&self.netns_path(node));
+        }
+        if self.second {
+            netlink::delete_netns(&self.second_board_netns());
         }
     }
 }
@@ -273,4 +331,22 @@ pub fn in_netns<T: Send + 'static>(
     // The join waits on netlink, a hub start, a scan: not on a runtime worker.
     crate::blocking(|| thread.join())
         .map_err(|_| RigError::Setup("a thread in a rig namespace panicked".into()))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_second_boards_link_is_a_subnet_of_its_own() {
+        // /30s by host number: dut .0/30 (gw .1, dut .2), uplink .4/30
+        // (gw .5, hub .6), second board .8/30 (gw .9, board .10).
+        let net = |h: u8| h / 4;
+        assert_eq!(net(SECOND_GW_HOST), net(SECOND_BOARD_HOST));
+        for other in [1, 2, 5, 6, 77] {
+            assert_ne!(net(SECOND_BOARD_HOST), net(other), "{other}");
+        }
+        assert!(![0, 3].contains(&(SECOND_BOARD_HOST % 4)));
+        assert!(![0, 3].contains(&(SECOND_GW_HOST % 4)));
+    }
 }

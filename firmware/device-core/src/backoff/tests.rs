@@ -216,6 +216,38 @@ fn tight_reconnect_fault_breaks_the_bound_and_has_no_jitter() {
 }
 
 #[test]
+fn retake_identity_fault_reconnects_at_once_after_every_session() {
+    let mut good = Backoff::new(BackoffConfig::default(), FaultSet::NONE);
+    let mut bad = Backoff::new(
+        BackoffConfig::default(),
+        FaultSet::NONE.with(Fault::RetakeIdentity),
+    );
+    // Evicted again and again, each session short: the policy backs off,
+    // the fault dials again at once every time.
+    let (mut t, mut good_delays, mut bad_delays) = (0u64, Vec::new(), Vec::new());
+    for _ in 0..6 {
+        good.session_established(t);
+        bad.session_established(t);
+        t += 1_000;
+        good.session_ended(t);
+        bad.session_ended(t);
+        good_delays.push(good.next_delay_ms(u32::MAX / 2));
+        bad_delays.push(bad.next_delay_ms(u32::MAX / 2));
+    }
+    assert!(
+        good_delays.windows(2).all(|w| w[1] > w[0]),
+        "{good_delays:?}"
+    );
+    assert_eq!(bad_delays, [0; 6]);
+    // Failed attempts (no session) still back off under the fault.
+    let failed: Vec<u64> = (0..4).map(|_| bad.next_delay_ms(u32::MAX / 2)).collect();
+    assert!(
+        failed.windows(2).all(|w| w[1] > w[0]) && failed[0] > 0,
+        "{failed:?}"
+    );
+}
+
+#[test]
 fn degenerate_configs_do_not_panic_or_return_zero_forever() {
     let mut b = Backoff::new(
         BackoffConfig {

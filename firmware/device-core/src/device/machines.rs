@@ -12,7 +12,7 @@ use alloc::vec::Vec;
 use rand_core::Rng;
 
 use super::ota_verify::{verify_image, VerifyRequest};
-use super::route::shared_identity_key;
+use super::route::baked_key;
 use super::{Action, Device, Event};
 use crate::faults::Fault;
 use crate::ota::{OtaAction, OtaEvent};
@@ -119,10 +119,9 @@ impl<R: Rng> Device<R> {
                     self.out.push_back(Action::PersistKeystore(writes))
                 }
                 RotationAction::GenerateKey { slot } => {
-                    if self.config.faults.has(Fault::SharedIdentity) {
+                    if let Some(key) = baked_key(self.config.faults) {
                         // The fault: not a new key, the one baked into every device.
                         self.log(format!("rotation: new key pair generated for slot {slot}"));
-                        let key = shared_identity_key();
                         queue.extend(
                             self.rotation
                                 .handle(RotationEvent::KeyGenerated(key), now_ms),

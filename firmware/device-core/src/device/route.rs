@@ -40,14 +40,34 @@ fn payload_excerpt(payload: &[u8]) -> String {
 /// (`firmware/keys/shared-identity-p256.pem`, published on purpose).
 const SHARED_IDENTITY_PEM: &str = include_str!("../../../keys/shared-identity-p256.pem");
 
-/// The shared key as the keystore holds keys (PKCS#8 DER).
-pub(super) fn shared_identity_key() -> PrivateKey {
-    let (label, der) = pem_rfc7468::decode_vec(SHARED_IDENTITY_PEM.as_bytes())
-        .expect("the built-in shared identity key is valid PEM");
+/// Fault `baked-identity` only: a key pair baked into every such device that
+/// no case is told of (`firmware/keys/baked-identity-p256.pem`).
+const BAKED_IDENTITY_PEM: &str = include_str!("../../../keys/baked-identity-p256.pem");
+
+fn builtin_key(pem: &str) -> PrivateKey {
+    let (label, der) =
+        pem_rfc7468::decode_vec(pem.as_bytes()).expect("a built-in identity key is valid PEM");
     debug_assert_eq!(label, "PRIVATE KEY");
     PrivateKey {
         alg: KeyAlg::EcdsaP256,
         pkcs8_der: der,
+    }
+}
+
+/// The shared key as the keystore holds keys (PKCS#8 DER).
+pub(super) fn shared_identity_key() -> PrivateKey {
+    builtin_key(SHARED_IDENTITY_PEM)
+}
+
+/// The key every unit shares under fault `shared-identity` (the published
+/// one) or `baked-identity` (one no case knows), if either is on.
+pub(super) fn baked_key(faults: crate::faults::FaultSet) -> Option<PrivateKey> {
+    if faults.has(Fault::SharedIdentity) {
+        Some(shared_identity_key())
+    } else if faults.has(Fault::BakedIdentity) {
+        Some(builtin_key(BAKED_IDENTITY_PEM))
+    } else {
+        None
     }
 }
 
@@ -102,9 +122,10 @@ impl<R: Rng> Device<R> {
         self.rotation_actions(a, now_ms);
         let a = self.ota.handle(OtaEvent::SessionEstablished, now_ms);
         self.ota_actions(a);
-        // Fault shared-identity: move onto the key every such device shares.
-        if self.config.faults.has(Fault::SharedIdentity) && !self.rotation.is_rotating() {
-            let shared = shared_identity_key();
+        // Faults shared-identity, baked-identity: move onto the key every
+        // such device shares.
+        if let Some(shared) = baked_key(self.config.faults).filter(|_| !self.rotation.is_rotating())
+        {
             if self
                 .rotation
                 .credential()

@@ -622,6 +622,14 @@ fn fault_shared_identity_moves_onto_the_baked_in_key() {
     assert!(b.csrs.is_empty());
     b.method("credentials/rotate", 1);
     assert_ne!(b.csrs[0].0, shared);
+    // baked-identity: the same, with a key other than the published one.
+    let mut b = Bench::new(faults(Fault::BakedIdentity));
+    b.online();
+    assert_eq!(b.csrs.len(), 1, "rotation at session start");
+    assert_ne!(b.csrs[0].0, shared);
+    let mut again = Bench::new(faults(Fault::BakedIdentity));
+    again.online();
+    assert_eq!(again.csrs[0].0, b.csrs[0].0, "every unit the same key");
 }
 
 #[test]
