@@ -174,6 +174,7 @@ fn merged_directories_keep_every_case_evidence_and_every_rendering() {
     }
     let page = std::fs::read_to_string(out.join("index.html")).unwrap();
     assert!(page.contains("KR-01") && page.contains("NI-01"));
+    assert!(page.contains("c0ffee"), "the page names the commit");
     assert!(out.join("standards.csv").is_file());
     // The merged directory is a run directory of the same run.
     let meta: RunMeta =
@@ -190,7 +191,7 @@ fn a_shard_without_a_report_is_named() {
     let missing = d.path().join("nothing-here");
     let err = format!(
         "{:#}",
-        merge_dirs(&d.path().join("out"), &[missing.clone()]).unwrap_err()
+        merge_dirs(&d.path().join("out"), std::slice::from_ref(&missing)).unwrap_err()
     );
     assert!(err.contains(&missing.display().to_string()), "{err}");
     assert!(!d.path().join("out").exists(), "nothing written");
