@@ -26,7 +26,8 @@
 //! A run directory may be filled by several processes, one after the other
 //! or at once (nextest runs one case per process): each case writes
 //! `cases/<ID>/result.json`, the first process writes `run.json` (commit,
-//! DUT, fault, rig) and the others must match it, and every process ends by
+//! DUT, fault, rig) and the others must match it (under nextest; by hand a
+//! run of another one replaces the old run), and every process ends by
 //! rebuilding the reports from all the results there ([`crate::run_dir`]).
 //!
 //! For the emulated rig the process first enters the rig's sandbox
@@ -234,7 +235,27 @@ pub fn main(target: Target) -> ! {
             dut: Some(dut_info),
             fault: fault.clone(),
         };
-        Some(run_dir::join(&out, mine).unwrap_or_else(|e| exit_usage(format!("{e:#}"))))
+        // Under nextest other processes fill the directory too: another
+        // run there is a mistake. By hand, a new run replaces an old one.
+        let other = if target == Target::Conformance || std::env::var_os("NEXTEST_RUN_ID").is_some()
+        {
+            run_dir::OtherRun::Refuse
+        } else {
+            run_dir::OtherRun::Replace
+        };
+        let (meta, replaced) =
+            run_dir::join(&out, mine, other).unwrap_or_else(|e| exit_usage(format!("{e:#}")));
+        if let Some(m) = replaced {
+            eprintln!(
+                "sacbench-suite: {} held a run of {} {}; this run of {} {} replaces it",
+                out.display(),
+                m.field,
+                m.left,
+                m.field,
+                m.right
+            );
+        }
+        Some(meta)
     };
     // Listing needs no rig; a lab run uses the host's.
     if !args.list && rig_file.is_none() {

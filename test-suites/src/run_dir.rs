@@ -6,7 +6,8 @@
 //!   all of it or nothing);
 //! - the first process writes `run.json`, the run's identity ([`RunMeta`]:
 //!   commit, DUT, fault, rig); a later process whose identity differs stops
-//!   before any case, naming the field, so one directory never mixes runs;
+//!   before any case, naming the field (or, run by hand, replaces the old
+//!   run: [`OtherRun`]), so one directory never mixes runs;
 //! - every process ends by rebuilding `report.json`, `junit.xml`,
 //!   `index.html` and `standards.csv` from all the results there, under a
 //!   lock ([`lock`]; `report::assemble`).
@@ -174,43 +175,91 @@ pub fn nextest_default() -> PathBuf {
     target.join("sacbench").join("conformance").join(run)
 }
 
+/// What [`join`] does when the directory holds another run (another
+/// commit, DUT, fault or rig).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OtherRun {
+    /// Stop: other processes may be filling it (nextest's, a shard's).
+    Refuse,
+    /// Remove that run (its `run.json`, reports and `cases/`) and start this
+    /// one: a run by hand into a directory used before, as `sacbench-suite`
+    /// always did.
+    Replace,
+}
+
 /// Makes `out` this run's directory: writes `run.json` with `mine` if no
 /// process did yet, else checks that the run there is the same run and
 /// returns its identity (its first start). Atomic: of processes starting at
-/// once, exactly one writes `run.json` and the others read all of it.
-pub fn join(out: &Path, mine: RunMeta) -> Result<RunMeta> {
+/// once, exactly one writes `run.json` and the others read all of it. A
+/// directory of another run is refused or replaced (`other`); a replaced
+/// run's difference is returned, for the user to be told.
+pub fn join(out: &Path, mine: RunMeta, other: OtherRun) -> Result<(RunMeta, Option<Mismatch>)> {
     std::fs::create_dir_all(out)
         .with_context(|| format!("creating the run directory {}", out.display()))?;
     let path = out.join(RUN_JSON);
-    let tmp = out.join(format!(".{RUN_JSON}.{}", unique()));
-    let mut text = serde_json::to_string_pretty(&mine).context("serialising run.json")?;
+    if let Some(theirs) = claim(&path, &mine)? {
+        let Some(m) = mismatch(&theirs, &mine) else {
+            return Ok((theirs, None));
+        };
+        if other == OtherRun::Refuse {
+            bail!(
+                "the run directory {} holds a run of {} {}, this one is of {} {}: one run \
+                 directory holds one commit, DUT, fault and rig; give this run another \
+                 SACBENCH_OUT",
+                out.display(),
+                m.field,
+                m.left,
+                m.field,
+                m.right
+            );
+        }
+        let _lock = lock(out)?;
+        for file in [
+            "report.json",
+            "junit.xml",
+            "index.html",
+            "standards.csv",
+            RUN_JSON,
+        ] {
+            let _ = std::fs::remove_file(out.join(file));
+        }
+        let cases = out.join("cases");
+        if cases.exists() {
+            std::fs::remove_dir_all(&cases)
+                .with_context(|| format!("removing the other run's {}", cases.display()))?;
+        }
+        if let Some(again) = claim(&path, &mine)? {
+            bail!(
+                "{}: another run took the directory meanwhile ({:?})",
+                out.display(),
+                again.commit
+            );
+        }
+        return Ok((mine, Some(m)));
+    }
+    Ok((mine, None))
+}
+
+/// Writes `run.json` at `path` with `mine` if it is not there (`None`), else
+/// reads the one there (`Some`).
+fn claim(path: &Path, mine: &RunMeta) -> Result<Option<RunMeta>> {
+    let tmp = path.with_file_name(format!(".{RUN_JSON}.{}", unique()));
+    let mut text = serde_json::to_string_pretty(mine).context("serialising run.json")?;
     text.push('\n');
     std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
     // A hard link fails if the name exists: the first process wins whole.
-    let linked = std::fs::hard_link(&tmp, &path);
+    let linked = std::fs::hard_link(&tmp, path);
     let _ = std::fs::remove_file(&tmp);
     match linked {
-        Ok(()) => return Ok(mine),
+        Ok(()) => return Ok(None),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
         Err(e) => return Err(e).with_context(|| format!("writing {}", path.display())),
     }
     let theirs: RunMeta = serde_json::from_slice(
-        &std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?,
+        &std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
     )
     .with_context(|| format!("{} is not a run's identity", path.display()))?;
-    if let Some(m) = mismatch(&theirs, &mine) {
-        bail!(
-            "the run directory {} holds a run of {} {}, this one is of {} {}: one run \
-             directory holds one commit, DUT, fault and rig; give this run another \
-             SACBENCH_OUT",
-            out.display(),
-            m.field,
-            m.left,
-            m.field,
-            m.right
-        );
-    }
-    Ok(theirs)
+    Ok(Some(theirs))
 }
 
 /// Takes the run directory's lock (blocking) until the returned guard drops:
@@ -301,13 +350,24 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let out = d.path().join("run");
         let first = meta("c1", "ref", "aa", None);
-        assert_eq!(join(&out, first.clone()).unwrap(), first);
+        assert_eq!(
+            join(&out, first.clone(), OtherRun::Refuse).unwrap(),
+            (first.clone(), None)
+        );
         let mut later = first.clone();
         later.started_at = "2026-01-03T00:00:00Z".into();
-        assert_eq!(join(&out, later).unwrap(), first, "the first start is kept");
-        let err = join(&out, meta("c1", "ref", "aa", Some("no-tls")))
-            .unwrap_err()
-            .to_string();
+        assert_eq!(
+            join(&out, later, OtherRun::Refuse).unwrap(),
+            (first.clone(), None),
+            "the first start is kept"
+        );
+        let err = join(
+            &out,
+            meta("c1", "ref", "aa", Some("no-tls")),
+            OtherRun::Refuse,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(
             err.contains("fault none") && err.contains("fault no-tls"),
             "{err}"
@@ -322,6 +382,35 @@ mod tests {
     }
 
     #[test]
+    fn a_run_by_hand_replaces_another_run_and_keeps_adding_to_its_own() {
+        let d = tempfile::tempdir().unwrap();
+        let out = d.path().join("run");
+        let first = meta("c1", "ref", "aa", None);
+        join(&out, first.clone(), OtherRun::Replace).unwrap();
+        let case = out.join("cases").join("NI-01");
+        std::fs::create_dir_all(&case).unwrap();
+        std::fs::write(case.join("result.json"), "{}").unwrap();
+        std::fs::write(out.join("report.json"), "{}").unwrap();
+        // The same run: its results stay.
+        assert_eq!(
+            join(&out, first.clone(), OtherRun::Replace).unwrap(),
+            (first, None)
+        );
+        assert!(case.join("result.json").is_file());
+        // Another commit: the old run goes, the new one is the directory's.
+        let next = meta("c2", "ref", "aa", None);
+        let (now, replaced) = join(&out, next.clone(), OtherRun::Replace).unwrap();
+        assert_eq!(now, next);
+        assert_eq!(replaced.unwrap().field, "commit");
+        assert!(!out.join("cases").exists() && !out.join("report.json").exists());
+        assert_eq!(
+            join(&out, next.clone(), OtherRun::Refuse).unwrap(),
+            (next, None),
+            "run.json is the new run's"
+        );
+    }
+
+    #[test]
     fn processes_starting_at_once_agree_on_one_identity() {
         let d = tempfile::tempdir().unwrap();
         let out = d.path().join("run");
@@ -332,7 +421,7 @@ mod tests {
                     s.spawn(move || {
                         let mut m = meta("c1", "ref", "aa", None);
                         m.started_at = format!("2026-01-01T00:00:0{i}Z");
-                        join(out, m).unwrap()
+                        join(out, m, OtherRun::Refuse).unwrap().0
                     })
                 })
                 .collect();

@@ -2,7 +2,8 @@
 //! them (`--exact NAME`, all of a shard's processes at once, into one run
 //! directory), merged (`cargo xtask report --merge`'s `SACBENCH_MERGE`),
 //! gives the same verdicts as the same cases run unsharded; shards of
-//! another fault are refused, by the merge and by a run directory.
+//! another fault are refused, by the merge and by a run directory nextest
+//! fills (a run by hand replaces the other run instead).
 //!
 //! The cases are fast ones, under a fault that fails one of them (CD-19,
 //! `apply-stale-twin`), so that a failed verdict crosses the merge too.
@@ -18,6 +19,8 @@ const SUITE: &str = env!("CARGO_BIN_EXE_sacbench-suite");
 const FAULT: &str = "apply-stale-twin";
 const SHARD_1: [&str; 2] = ["CD-05", "CD-19"];
 const SHARD_2: [&str; 2] = ["CD-09", "GW-02"];
+/// What nextest gives every process of one run.
+const NEXTEST_RUN_ID: &str = "0b5e7f1c-5ac8-4e2c-9d3a-000000000016";
 
 fn suite(out: &Path, fault: Option<&str>) -> Command {
     let mut c = Command::new(SUITE);
@@ -26,7 +29,9 @@ fn suite(out: &Path, fault: Option<&str>) -> Command {
         .env_remove("SACBENCH_RIG")
         .env_remove("SACBENCH_ONLY")
         .env_remove("SACBENCH_MERGE")
-        .env_remove("SACBENCH_SUMMARISE");
+        .env_remove("SACBENCH_SUMMARISE")
+        // A run by hand unless a caller says it is nextest's.
+        .env_remove("NEXTEST_RUN_ID");
     match fault {
         Some(f) => c.env("SACBENCH_FAULT", f),
         None => c.env_remove("SACBENCH_FAULT"),
@@ -51,6 +56,7 @@ fn run_shard(out: &Path, ids: &[&str], fault: Option<&str>) -> Vec<Output> {
         .iter()
         .map(|id| {
             suite(out, fault)
+                .env("NEXTEST_RUN_ID", NEXTEST_RUN_ID)
                 .args(["--exact", &test_name(id), "--nocapture"])
                 .stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::piped())
@@ -195,8 +201,10 @@ fn shards_of_another_fault_are_refused() {
         "{err}"
     );
     assert!(!out.join("report.json").exists());
-    // A run directory: a process of another fault stops before its case.
+    // A run directory under nextest: a process of another fault stops
+    // before its case.
     let o = suite(&good, Some(FAULT))
+        .env("NEXTEST_RUN_ID", NEXTEST_RUN_ID)
         .args(["--exact", &test_name("CD-05")])
         .output()
         .unwrap();
@@ -207,4 +215,15 @@ fn shards_of_another_fault_are_refused() {
         !good.join("cases").join("CD-05").exists(),
         "the case did not run"
     );
+    assert_eq!(verdicts(&good), [("GW-02".to_string(), Outcome::Passed)]);
+    // By hand, a run of another fault replaces the run there, saying so.
+    let o = suite(&good, Some(FAULT))
+        .args(["--exact", &test_name("CD-05")])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(err.contains("held a run of fault none"), "{err}");
+    assert_eq!(verdicts(&good), [("CD-05".to_string(), Outcome::Passed)]);
+    assert_eq!(read_run(&good).unwrap().fault.as_deref(), Some(FAULT));
 }
