@@ -92,10 +92,29 @@ pub fn main(target: Target) -> ! {
     if let Some(out) = std::env::var_os("SACBENCH_MERGE") {
         let out = PathBuf::from(out);
         let shards: Vec<PathBuf> = std::env::args_os().skip(1).map(PathBuf::from).collect();
-        if let Err(e) = crate::report::merge_dirs(&out, &shards) {
-            // 3, not 2: 2 means the run had bench errors.
-            eprintln!("sacbench-suite: merging into {}: {e:#}", out.display());
-            std::process::exit(3);
+        match crate::report::merge_dirs(&out, &shards) {
+            Ok(merged) => {
+                // A case whose process died before writing its result (or a
+                // shard not given) is in no shard: say which, the report cannot.
+                let missing: Vec<&str> = cases::all()
+                    .iter()
+                    .map(|d| d.id)
+                    .filter(|id| !merged.cases.iter().any(|c| c.id == *id))
+                    .collect();
+                if !missing.is_empty() {
+                    eprintln!(
+                        "sacbench-suite: {} of the catalogue's {} cases merged; in no shard: {}",
+                        merged.cases.len(),
+                        cases::all().len(),
+                        missing.join(", ")
+                    );
+                }
+            }
+            Err(e) => {
+                // 3, not 2: 2 means the run had bench errors.
+                eprintln!("sacbench-suite: merging into {}: {e:#}", out.display());
+                std::process::exit(3);
+            }
         }
         summarise_and_exit(&out);
     }
@@ -191,8 +210,21 @@ pub fn main(target: Target) -> ! {
     }
     // Where the run goes, and whether its reports are written there.
     let (out, writes_report) = match (std::env::var_os("SACBENCH_OUT"), target) {
+        (Some(p), _) if PathBuf::from(&p).is_relative() && under_nextest() => exit_usage(format!(
+            "SACBENCH_OUT={} is a relative path, and nextest runs each case in the package's \
+             directory (test-suites/), not where it was started: give an absolute one \
+             (SACBENCH_OUT=$PWD/{})",
+            p.to_string_lossy(),
+            p.to_string_lossy()
+        )),
         (Some(p), _) => (PathBuf::from(p), true),
-        (None, Target::Conformance) => (run_dir::nextest_default(), true),
+        (None, Target::Conformance) => {
+            let out = run_dir::nextest_default();
+            // The sandboxed run re-executes this program: it must find the
+            // same directory, not one named after its own (namespaced) pid.
+            std::env::set_var("SACBENCH_OUT", &out);
+            (out, true)
+        }
         (None, Target::Suite) => (
             std::env::temp_dir().join(format!("sacbench-run-{}", std::process::id())),
             false,
@@ -237,8 +269,7 @@ pub fn main(target: Target) -> ! {
         };
         // Under nextest other processes fill the directory too: another
         // run there is a mistake. By hand, a new run replaces an old one.
-        let other = if target == Target::Conformance || std::env::var_os("NEXTEST_RUN_ID").is_some()
-        {
+        let other = if target == Target::Conformance || under_nextest() {
             run_dir::OtherRun::Refuse
         } else {
             run_dir::OtherRun::Replace
@@ -315,6 +346,11 @@ pub fn main(target: Target) -> ! {
         std::process::exit(130);
     }
     conclusion.exit();
+}
+
+/// Whether nextest started this process (it gives each the run's id).
+fn under_nextest() -> bool {
+    std::env::var_os("NEXTEST_RUN_ID").is_some()
 }
 
 /// Prints the summary of run directory `dir` after regenerating its page;

@@ -243,23 +243,34 @@ pub fn join(out: &Path, mine: RunMeta, other: OtherRun) -> Result<(RunMeta, Opti
 /// Writes `run.json` at `path` with `mine` if it is not there (`None`), else
 /// reads the one there (`Some`).
 fn claim(path: &Path, mine: &RunMeta) -> Result<Option<RunMeta>> {
-    let tmp = path.with_file_name(format!(".{RUN_JSON}.{}", unique()));
     let mut text = serde_json::to_string_pretty(mine).context("serialising run.json")?;
     text.push('\n');
-    std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
-    // A hard link fails if the name exists: the first process wins whole.
-    let linked = std::fs::hard_link(&tmp, path);
-    let _ = std::fs::remove_file(&tmp);
-    match linked {
-        Ok(()) => return Ok(None),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-        Err(e) => return Err(e).with_context(|| format!("writing {}", path.display())),
+    // Written whole under a random name, then linked in only if no process
+    // did first: the first process wins whole. (Not a name made of the
+    // process id: every sandboxed run is PID 2 of its own PID namespace.)
+    let tmp = temp_with(path, text.as_bytes())?;
+    match tmp.persist_noclobber(path) {
+        Ok(_) => return Ok(None),
+        Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e.error).with_context(|| format!("writing {}", path.display())),
     }
     let theirs: RunMeta = serde_json::from_slice(
         &std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
     )
     .with_context(|| format!("{} is not a run's identity", path.display()))?;
     Ok(Some(theirs))
+}
+
+/// A temporary file beside `path` (a random name, removed if dropped) holding `bytes`.
+fn temp_with(path: &Path, bytes: &[u8]) -> Result<tempfile::NamedTempFile> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .tempfile_in(dir)
+        .with_context(|| format!("creating a temporary file in {}", dir.display()))?;
+    std::io::Write::write_all(&mut tmp, bytes)
+        .with_context(|| format!("writing {}", tmp.path().display()))?;
+    Ok(tmp)
 }
 
 /// Takes the run directory's lock (blocking) until the returned guard drops:
@@ -276,22 +287,14 @@ pub fn lock(out: &Path) -> Result<Flock<File>> {
         .map_err(|(_, e)| anyhow::anyhow!("locking {}: {e}", path.display()))
 }
 
-/// A name part no other writer uses at the same time: the process id and a
-/// number counted in this process.
-fn unique() -> String {
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    format!("{}-{n}", std::process::id())
-}
-
-/// Writes `bytes` to `path` through a file only this process names and a
+/// Writes `bytes` to `path` through a temporary file of a random name and a
 /// rename: a reader in another process sees the old file or the new one.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    let tmp = path.with_file_name(format!(".{name}.{}.tmp", unique()));
-    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path)
-        .with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))
+    temp_with(path, bytes)?
+        .persist(path)
+        .map(|_| ())
+        .map_err(|e| e.error)
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 #[cfg(test)]

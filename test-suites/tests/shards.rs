@@ -127,6 +127,15 @@ fn two_shards_merge_into_the_verdicts_of_one_run() {
         "a case failed, so the merged run did: {}",
         String::from_utf8_lossy(&o.stderr)
     );
+    // The merge says which of the catalogue's cases no shard holds.
+    let said = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        said.contains(&format!(
+            "4 of the catalogue's {} cases merged; in no shard: NI-01,",
+            sacbench_suites::cases::all().len()
+        )),
+        "{said}"
+    );
     let want = verdicts(&whole);
     assert_eq!(want.len(), 4);
     assert!(
@@ -226,4 +235,20 @@ fn shards_of_another_fault_are_refused() {
     assert!(err.contains("held a run of fault none"), "{err}");
     assert_eq!(verdicts(&good), [("CD-05".to_string(), Outcome::Passed)]);
     assert_eq!(read_run(&good).unwrap().fault.as_deref(), Some(FAULT));
+}
+
+/// nextest runs each case in the package's directory: a relative run
+/// directory would land there, so it is refused with one line.
+#[test]
+fn a_relative_run_directory_under_nextest_is_refused() {
+    let rel = Path::new("shards-test-relative-run");
+    let o = suite(rel, None)
+        .env("NEXTEST_RUN_ID", NEXTEST_RUN_ID)
+        .args(["--exact", &test_name("GW-02")])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("give an absolute one"), "{err}");
+    assert!(!rel.exists(), "nothing written");
 }
