@@ -23,6 +23,11 @@ pub struct RunReport {
     pub dut: Option<DutInfo>,
     /// The fault switched on in the device under test, if any (fault runs).
     pub fault: Option<String>,
+    /// The commit of sacbench the run is of (`SACBENCH_COMMIT`, or `git
+    /// rev-parse HEAD` of its source tree); absent when unknown. Shards of
+    /// one run share it (`cargo xtask report --merge` checks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub commit: Option<String>,
     /// The signal that interrupted the run (`"SIGINT"`, `"SIGTERM"`), if one
     /// did: the cases that had not finished are `error`, those not started
     /// are absent.
@@ -75,6 +80,10 @@ pub struct DutInfo {
     pub file: String,
     /// The contract parts it implements.
     pub implements: Vec<String>,
+    /// SHA-256 of the DUT file's bytes, hex: which device description the
+    /// run used, wherever the file was (shards of one run share it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
 }
 
 /// Counts by outcome of some cases.

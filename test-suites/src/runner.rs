@@ -184,9 +184,10 @@ pub fn run_case(def: &CaseDef, opts: &RunOptions) -> CaseResult {
         standards: crate::standards::for_case(def.id),
     };
     let _ = std::fs::create_dir_all(&dir);
-    let _ = std::fs::write(
-        dir.join("result.json"),
-        serde_json::to_vec_pretty(&result).unwrap_or_default(),
+    // Atomically: another process of the run may be assembling the report.
+    let _ = crate::run_dir::write_atomically(
+        &dir.join("result.json"),
+        &serde_json::to_vec_pretty(&result).unwrap_or_default(),
     );
     result
 }

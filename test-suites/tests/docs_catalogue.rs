@@ -93,3 +93,34 @@ fn docs_cases_md_is_the_catalogue() {
         "docs/CASES.md is out of date: SACBENCH_BLESS=1 cargo test -p sacbench-suites --test docs_catalogue"
     );
 }
+
+/// A sharded run (nextest's `conformance` profile, one case per process)
+/// starts the long cases first as `sacbench-suite` does: the profile's
+/// priority filters name exactly the cases marked `long`.
+#[test]
+fn the_conformance_profile_starts_exactly_the_long_cases_first() {
+    let config = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.config/nextest.toml"),
+    )
+    .unwrap();
+    let pattern = regex::Regex::new(r"binary\(conformance\) & test\(/([^/]+)/\)").unwrap();
+    let filters: Vec<regex::Regex> = pattern
+        .captures_iter(&config)
+        .map(|c| regex::Regex::new(&c[1]).unwrap())
+        .collect();
+    assert!(
+        !filters.is_empty(),
+        "no priority filters in .config/nextest.toml"
+    );
+    for def in sacbench_suites::cases::all() {
+        let first = filters.iter().any(|f| f.is_match(&def.name()));
+        assert_eq!(
+            first,
+            def.long,
+            "{}: long = {}, but the conformance profile {} it first",
+            def.name(),
+            def.long,
+            if first { "starts" } else { "does not start" }
+        );
+    }
+}

@@ -62,8 +62,20 @@ enum Task {
         #[arg(long)]
         quick: bool,
     },
-    /// Summarise a run in the terminal and regenerate its index.html and standards.csv.
-    Report { dir: PathBuf },
+    /// Summarise a run in the terminal and regenerate its index.html and
+    /// standards.csv; with --merge, first merge shards' run directories into
+    /// one (docs/SCALING.md).
+    Report {
+        /// Merge the run directories DIR… (shards of one run: one commit,
+        /// DUT, fault and rig; each case in one shard) into the new run
+        /// directory OUT: report.json, junit.xml, index.html, standards.csv
+        /// and every case's evidence.
+        #[arg(long, value_name = "OUT")]
+        merge: Option<PathBuf>,
+        /// The run directory; with --merge, the shards' run directories.
+        #[arg(required = true, value_name = "DIR")]
+        dirs: Vec<PathBuf>,
+    },
     /// The fault matrix: each fault must fail the cases named for it.
     Faults {
         /// Run the debug build (`cargo xtask test`'s) instead of building an
@@ -131,7 +143,7 @@ fn main() -> ExitCode {
             suite::bench(&root, &rig, dut.as_deref(), &filter, out, keep_images)
         }
         Task::Perf { quick } => perf(&root, quick),
-        Task::Report { dir } => suite::report(&root, &dir),
+        Task::Report { merge, dirs } => suite::report(&root, merge.as_deref(), &dirs),
         Task::Faults { dev } => suite::faults(&root, dev),
         Task::Soak { runs, filter, dut } => {
             let filter: Vec<String> = filter.into_iter().collect();
@@ -626,4 +638,35 @@ fn lint_while_building() -> Result<(), Failure> {
         "-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__",
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(args: &[&str]) -> Result<(Option<PathBuf>, Vec<PathBuf>), String> {
+        let mut all = vec!["cargo xtask", "report"];
+        all.extend_from_slice(args);
+        match Cli::try_parse_from(all).map_err(|e| e.to_string())?.command {
+            Task::Report { merge, dirs } => Ok((merge, dirs)),
+            _ => Err("not report".into()),
+        }
+    }
+
+    #[test]
+    fn report_takes_one_run_or_merges_shards() {
+        assert_eq!(
+            report(&["target/run"]).unwrap(),
+            (None, vec![PathBuf::from("target/run")])
+        );
+        assert_eq!(
+            report(&["--merge", "out", "s1", "s2"]).unwrap(),
+            (
+                Some(PathBuf::from("out")),
+                vec![PathBuf::from("s1"), PathBuf::from("s2")]
+            )
+        );
+        assert!(report(&[]).is_err(), "a run directory is required");
+        assert!(report(&["--merge", "out"]).is_err(), "shards are required");
+    }
 }

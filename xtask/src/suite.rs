@@ -350,6 +350,11 @@ fn summarise(suite: &Path, dir: &Path) -> Result<(), Failure> {
         .env("SACBENCH_SUMMARISE", dir)
         .status()
         .map_err(|e| Failure::Setup(format!("{}: {e}", suite.display())))?;
+    summary_verdict(status, dir)
+}
+
+/// The verdict of a run the suite binary summarised (its exit status).
+fn summary_verdict(status: std::process::ExitStatus, dir: &Path) -> Result<(), Failure> {
     let page = dir.join("index.html");
     match status.code() {
         Some(0) => Ok(()),
@@ -362,16 +367,68 @@ fn summarise(suite: &Path, dir: &Path) -> Result<(), Failure> {
             page.display()
         ))),
         _ => Err(Failure::Setup(format!(
-            "{}: not a readable report",
+            "{}: no report written (see the error above)",
             dir.display()
         ))),
     }
 }
 
-/// `cargo xtask report DIR`.
-pub fn report(root: &Path, dir: &Path) -> Result<(), Failure> {
-    let (suite, _) = build(root)?;
-    summarise(&suite, dir)
+/// `cargo xtask report DIR` and `cargo xtask report --merge OUT DIR…`: the
+/// suite binary reads and writes the reports (xtask stays small). The
+/// workspace's debug build, as `cargo xtask faults --dev` makes it:
+/// rendering needs no optimisation, and after `cargo xtask test` or a
+/// shard's build it is there already (building the suite alone would
+/// resolve other features and relink it each time).
+pub fn report(root: &Path, merge: Option<&Path>, dirs: &[PathBuf]) -> Result<(), Failure> {
+    let usage = report_usage(merge, dirs)?;
+    let mut b = cargo();
+    b.args([
+        "build",
+        "--quiet",
+        "-p",
+        "sacbench-suites",
+        "--bin",
+        "sacbench-suite",
+    ]);
+    run(root, b, "building the suite's report writer (debug)")?;
+    let suite = target_dir(root).join("debug").join("sacbench-suite");
+    match usage {
+        ReportUsage::Summarise(dir) => summarise(&suite, dir),
+        ReportUsage::Merge(out) => {
+            let status = Command::new(&suite)
+                .env("SACBENCH_MERGE", out)
+                .args(dirs)
+                .status()
+                .map_err(|e| Failure::Setup(format!("{}: {e}", suite.display())))?;
+            summary_verdict(status, out)
+        }
+    }
+}
+
+/// What `cargo xtask report` was asked.
+#[derive(Debug, PartialEq)]
+enum ReportUsage<'a> {
+    /// Summarise the one run directory.
+    Summarise(&'a Path),
+    /// Merge the shards into this new run directory, then summarise it.
+    Merge(&'a Path),
+}
+
+fn report_usage<'a>(
+    merge: Option<&'a Path>,
+    dirs: &'a [PathBuf],
+) -> Result<ReportUsage<'a>, Failure> {
+    match (merge, dirs) {
+        (None, [dir]) => Ok(ReportUsage::Summarise(dir)),
+        (None, _) => Err(Failure::Setup(
+            "report: one run directory (or --merge OUT DIR… to merge shards)".into(),
+        )),
+        (Some(out), dirs) if dirs.iter().any(|d| d == out) => Err(Failure::Setup(format!(
+            "report --merge {}: the merged run goes to a new directory, not one of the shards",
+            out.display()
+        ))),
+        (Some(out), _) => Ok(ReportUsage::Merge(out)),
+    }
 }
 
 /// The fault catalogue, from the device and the gateway themselves: (name, case ids).
@@ -629,4 +686,28 @@ pub fn soak(root: &Path, runs: u32, dut: Option<&Path>, filter: &[String]) -> Re
         "{} case(s) failed at least once",
         bad.len()
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn report_summarises_one_run_or_merges_into_a_new_directory() {
+        let one = [PathBuf::from("run")];
+        assert_eq!(
+            report_usage(None, &one).ok(),
+            Some(ReportUsage::Summarise(Path::new("run")))
+        );
+        let two = [PathBuf::from("a"), PathBuf::from("b")];
+        assert!(report_usage(None, &two).is_err(), "two runs need --merge");
+        assert_eq!(
+            report_usage(Some(Path::new("out")), &two).ok(),
+            Some(ReportUsage::Merge(Path::new("out")))
+        );
+        assert!(
+            report_usage(Some(Path::new("a")), &two).is_err(),
+            "not into a shard"
+        );
+    }
 }

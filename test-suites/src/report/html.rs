@@ -200,7 +200,7 @@ fn run_rows(report: &RunReport) -> Vec<RunRow> {
         ),
         None => "none".to_string(),
     };
-    let rows = [
+    let mut rows = vec![
         ("Rig", format!("{} — {}", report.rig.kind, report.rig.name)),
         (
             "Device under test",
@@ -218,6 +218,10 @@ fn run_rows(report: &RunReport) -> Vec<RunRow> {
         ("Finished", report.finished_at.clone()),
         ("Schema", report.schema.clone()),
     ];
+    if let Some(c) = &report.commit {
+        // Before the times: which sacbench gave these verdicts.
+        rows.insert(3, ("Commit", c.clone()));
+    }
     rows.into_iter()
         .map(|(label, value)| RunRow {
             label,

@@ -11,6 +11,7 @@
 mod assemble;
 mod html;
 mod junit;
+mod merge;
 mod standards;
 mod summary;
 pub mod timeline;
@@ -27,9 +28,10 @@ use crate::model::{
     CaseKind, CaseResult, Evidence, EvidenceKind, Outcome, RunReport, Summary, SCHEMA,
 };
 
-pub use assemble::{assemble, now_rfc3339};
+pub use assemble::{assemble, catalogue_order, now_rfc3339, read_results};
 pub use html::{render_html, render_html_with};
 pub use junit::render_junit;
+pub use merge::{merge, merge_dirs};
 pub use standards::{render_standards_csv, NEEDS_REVIEW, STANDARDS_CSV};
 pub use summary::summarise;
 

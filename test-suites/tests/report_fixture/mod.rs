@@ -150,6 +150,7 @@ pub fn sample() -> RunReport {
         dut: None,
         interrupted: None,
         fault: Some("listen-debug".into()),
+        commit: None,
         summary,
         cases,
         documentation_review: standards::documentation_review(),
@@ -183,6 +184,7 @@ pub fn hostile_everywhere(text: &str) -> RunReport {
         name: text.into(),
         file: text.into(),
         implements: vec![text.into()],
+        sha256: None,
     });
     run.fault = Some(text.into());
     run.interrupted = Some(text.into());
