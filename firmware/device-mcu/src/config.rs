@@ -30,7 +30,11 @@ pub fn network() -> Network {
     let (peer, peer_port) = parse_endpoint(peer)
         .or_else(|| parse_endpoint(DEFAULT_PEER))
         .unwrap_or((Ipv4Address::new(10, 0, 17, 1), 7700));
-    Network { address, peer, peer_port }
+    Network {
+        address,
+        peer,
+        peer_port,
+    }
 }
 
 fn parse_cidr(s: &str) -> Option<Ipv4Cidr> {

@@ -147,7 +147,10 @@ impl Regs {
     fn phy_write(self, reg: u32, value: u32) -> Result<(), Error> {
         self.mii_wait()?;
         self.mac_write(MAC_MII_DATA, value & 0xffff)?;
-        self.mac_write(MAC_MII_ACC, (PHY_ADDR << 11) | (reg << 6) | MII_WRITE | MII_BUSY)?;
+        self.mac_write(
+            MAC_MII_ACC,
+            (PHY_ADDR << 11) | (reg << 6) | MII_WRITE | MII_BUSY,
+        )?;
         self.mii_wait()
     }
 }
@@ -326,8 +329,14 @@ impl phy::Device for Lan9118 {
 
     fn receive(&mut self, _timestamp: Instant) -> Option<(Self::RxToken<'_>, Self::TxToken<'_>)> {
         let len = self.read_frame()?;
-        let rx = RxToken { frame: &self.rx_buf[..len] };
-        let tx = TxToken { regs: self.regs, buf: &mut self.tx_buf, sent: &mut self.tx_frames };
+        let rx = RxToken {
+            frame: &self.rx_buf[..len],
+        };
+        let tx = TxToken {
+            regs: self.regs,
+            buf: &mut self.tx_buf,
+            sent: &mut self.tx_frames,
+        };
         Some((rx, tx))
     }
 
@@ -336,7 +345,11 @@ impl phy::Device for Lan9118 {
         if (self.regs.read(TX_FIFO_INF) & 0xffff) < (MTU as u32).div_ceil(4) * 4 + 8 {
             return None;
         }
-        Some(TxToken { regs: self.regs, buf: &mut self.tx_buf, sent: &mut self.tx_frames })
+        Some(TxToken {
+            regs: self.regs,
+            buf: &mut self.tx_buf,
+            sent: &mut self.tx_frames,
+        })
     }
 
     fn capabilities(&self) -> DeviceCapabilities {

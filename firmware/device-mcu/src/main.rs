@@ -22,6 +22,7 @@ use smoltcp::socket::tcp;
 use smoltcp::time::Instant;
 use smoltcp::wire::{HardwareAddress, IpCidr, IpEndpoint};
 
+use crate::clock::Clock;
 use crate::lan9118::Lan9118;
 use crate::uart::Uart;
 
@@ -35,10 +36,7 @@ fn main() -> ! {
     let mut con = Uart::uart0();
     let _ = writeln!(con, "device-mcu: boot (mps2-an385, cortex-m3)");
 
-    let Some(core) = cortex_m::Peripherals::take() else {
-        halt(&mut con, "core peripherals taken twice")
-    };
-    clock::start(core.SYST);
+    let mut clock = Clock::start();
 
     // SAFETY: 0x4020_0000 is the mps2-an385's LAN9118 (hw/arm/mps2.c), and
     // this is the only driver instance: `main` runs once and never returns.
@@ -61,7 +59,7 @@ fn main() -> ! {
     let mut iface = Interface::new(
         Config::new(HardwareAddress::Ethernet(eth.mac())),
         &mut eth,
-        now(),
+        now(&mut clock),
     );
     iface.update_ip_addrs(|addrs| {
         if addrs.push(IpCidr::Ipv4(net.address)).is_err() {
@@ -87,12 +85,16 @@ fn main() -> ! {
     let mut hello_sent = false;
 
     loop {
-        let t = now();
+        let t = now(&mut clock);
         iface.poll(t, &mut eth, &mut sockets);
         let socket = sockets.get_mut::<tcp::Socket>(tcp_handle);
 
         if !socket.is_open() && !hello_sent && t >= next_dial {
-            local_port = if local_port == u16::MAX { 49152 } else { local_port + 1 };
+            local_port = if local_port == u16::MAX {
+                49152
+            } else {
+                local_port + 1
+            };
             match socket.connect(iface.context(), peer, local_port) {
                 Ok(()) => {
                     let _ = writeln!(con, "tcp: dialling {peer}");
@@ -112,7 +114,7 @@ fn main() -> ! {
                 Ok(n) if n == HELLO.len() => {
                     hello_sent = true;
                     socket.close();
-                    let _ = writeln!(con, "tcp: sent hello");
+                    let _ = writeln!(con, "tcp: sent hello at uptime_ms={}", clock.now_ms());
                 }
                 Ok(_) | Err(_) => {}
             }
@@ -124,13 +126,17 @@ fn main() -> ! {
         if hello_sent && socket.state() == tcp::State::Closed && connected {
             connected = false;
             let (rx, tx, err) = eth.counters();
-            let _ = writeln!(con, "tcp: closed; frames rx={rx} tx={tx} rx_errors={err}");
+            let _ = writeln!(
+                con,
+                "tcp: closed at uptime_ms={}; frames rx={rx} tx={tx} rx_errors={err}",
+                clock.now_ms()
+            );
         }
     }
 }
 
-fn now() -> Instant {
-    Instant::from_millis(i64::from(clock::now_ms()))
+fn now(clock: &mut Clock) -> Instant {
+    Instant::from_millis(i64::try_from(clock.now_ms()).unwrap_or(i64::MAX))
 }
 
 fn halt(con: &mut Uart, why: &str) -> ! {
