@@ -12,6 +12,7 @@
 mod clock;
 mod config;
 mod lan9118;
+mod stack;
 mod uart;
 
 use core::fmt::Write;
@@ -33,6 +34,7 @@ const REDIAL_MS: i64 = 1000;
 
 #[entry]
 fn main() -> ! {
+    let painted = stack::paint();
     let mut con = Uart::uart0();
     let _ = writeln!(con, "device-mcu: boot (mps2-an385, cortex-m3)");
 
@@ -131,6 +133,14 @@ fn main() -> ! {
                 "tcp: closed at uptime_ms={}; frames rx={rx} tx={tx} rx_errors={err}",
                 clock.now_ms()
             );
+            match painted.peak() {
+                Some(bytes) => {
+                    let _ = writeln!(con, "stack: peak={bytes} bytes");
+                }
+                None => {
+                    let _ = writeln!(con, "stack: peak beyond the painted 256 KB");
+                }
+            }
         }
     }
 }

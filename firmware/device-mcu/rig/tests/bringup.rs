@@ -78,4 +78,15 @@ fn boots_gets_its_address_answers_ping_and_connects_over_tcp() {
         .unwrap();
     qemu.wait_line("tcp: closed", Duration::from_secs(30))
         .unwrap();
+    // All the firmware's RAM is its stack; it must fit the 256 KB board class.
+    let stack = qemu
+        .wait_line("stack: peak", Duration::from_secs(5))
+        .unwrap();
+    let peak: usize = stack
+        .split("peak=")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("stack use not measured: {stack}"));
+    assert!(peak < 256 * 1024, "{stack}");
 }
