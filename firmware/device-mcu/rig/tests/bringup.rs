@@ -55,18 +55,24 @@ fn boots_gets_its_address_answers_ping_and_connects_over_tcp() {
     let up = qemu.wait_line("net: up", Duration::from_secs(10)).unwrap();
     assert!(up.contains(&format!("ip={DEVICE}/24")), "{up}");
 
-    // ICMP echo from the namespace: ping waits for the reply (ARP included).
-    let ping = ns
-        .command("ping")
-        .args(["-c", "1", "-W", "10", DEVICE])
-        .output()
-        .unwrap();
-    assert!(
-        ping.status.success(),
-        "no echo reply from {DEVICE}: {}{}",
-        String::from_utf8_lossy(&ping.stdout),
-        String::from_utf8_lossy(&ping.stderr)
-    );
+    // ICMP echo from the namespace: ping waits for each reply (ARP included).
+    // Payload sizes cover the smallest frame (1 byte: 43-byte frame, shorter
+    // than Ethernet's 60, which QEMU does not pad), a frame whose length is
+    // not a multiple of 4, and the largest (1472: a 1514-byte frame).
+    for size in ["56", "1", "1001", "1472"] {
+        // -c 3 -w 30: ping fails unless all three replies come within 30 s.
+        let ping = ns
+            .command("ping")
+            .args(["-c", "3", "-i", "0.2", "-w", "30", "-s", size, DEVICE])
+            .output()
+            .unwrap();
+        assert!(
+            ping.status.success(),
+            "echo replies of {size} bytes from {DEVICE} missing: {}{}",
+            String::from_utf8_lossy(&ping.stdout),
+            String::from_utf8_lossy(&ping.stderr)
+        );
+    }
 
     // And the device's own TCP connection to the listener.
     let (from, hello) = got_rx
