@@ -1,10 +1,12 @@
 //! The reference device's bring-up on a Cortex-M3: QEMU's mps2-an385 with
 //! its CMSDK UART as the console and its LAN9118 Ethernet controller under
 //! smoltcp. It takes a static IPv4 address (build-time configuration),
-//! answers ICMP echo, and opens one TCP connection to a peer, saying hello.
+//! answers ICMP echo, and opens one TCP connection to a peer, saying hello
+//! and printing the line the peer answers.
 //!
 //! Console lines are the interface the host-side test (rig/) waits on:
-//! `device-mcu: boot`, `net: up ip=…`, `tcp: connected …`, `tcp: sent hello`.
+//! `device-mcu: boot`, `net: up ip=…`, `tcp: connected …`, `tcp: sent hello`,
+//! `tcp: received "…"`.
 
 #![no_std]
 #![no_main]
@@ -115,11 +117,22 @@ fn main() -> ! {
             match socket.send_slice(HELLO) {
                 Ok(n) if n == HELLO.len() => {
                     hello_sent = true;
-                    socket.close();
                     let _ = writeln!(con, "tcp: sent hello at uptime_ms={}", clock.now_ms());
                 }
                 Ok(_) | Err(_) => {}
             }
+        }
+        if hello_sent && socket.can_recv() {
+            // The peer's answer: one line, shown on the console; then close.
+            let mut line = [0u8; 64];
+            if let Ok(n) = socket.recv_slice(&mut line) {
+                let text = core::str::from_utf8(&line[..n]).unwrap_or("<not UTF-8>");
+                let _ = writeln!(con, "tcp: received {:?}", text.trim_end());
+                socket.close();
+            }
+        } else if hello_sent && !socket.may_recv() && socket.is_open() {
+            // The peer closed without answering.
+            socket.close();
         }
         if !socket.is_open() && connected && !hello_sent {
             // Reset before the hello went out: dial again.

@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 use device_mcu_rig::{build_image, NetNs, Qemu};
-use std::io::Read;
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::sync::mpsc;
 use std::time::Duration;
@@ -13,6 +13,7 @@ use std::time::Duration;
 const HOST: &str = "10.0.17.1";
 const DEVICE: &str = "10.0.17.2";
 const PORT: u16 = 7700;
+const ANSWER: &str = "ack from the bench\n";
 
 #[test]
 fn boots_gets_its_address_answers_ping_and_connects_over_tcp() {
@@ -31,10 +32,15 @@ fn boots_gets_its_address_answers_ping_and_connects_over_tcp() {
         .spawn_inside(move || {
             let listener = TcpListener::bind((HOST, PORT)).unwrap();
             ready_tx.send(()).unwrap();
-            let (mut stream, from) = listener.accept().unwrap();
+            let (stream, from) = listener.accept().unwrap();
+            let mut reader = BufReader::new(stream);
             let mut hello = String::new();
-            stream.read_to_string(&mut hello).unwrap();
-            got_tx.send((from, hello)).unwrap();
+            reader.read_line(&mut hello).unwrap();
+            reader.get_mut().write_all(ANSWER.as_bytes()).unwrap();
+            // The device closes after reading the answer: EOF here.
+            let mut rest = String::new();
+            reader.read_to_string(&mut rest).unwrap();
+            got_tx.send((from, hello, rest)).unwrap();
         })
         .unwrap();
     ready_rx
@@ -75,13 +81,18 @@ fn boots_gets_its_address_answers_ping_and_connects_over_tcp() {
     }
 
     // And the device's own TCP connection to the listener.
-    let (from, hello) = got_rx
+    let (from, hello, rest) = got_rx
         .recv_timeout(Duration::from_secs(60))
         .expect("the device connects");
     assert_eq!(from.ip().to_string(), DEVICE);
     assert_eq!(hello, "hello from device-mcu\n");
+    assert_eq!(rest, "", "nothing after the hello, then the device's FIN");
     qemu.wait_line("tcp: sent hello", Duration::from_secs(10))
         .unwrap();
+    let answer = qemu
+        .wait_line("tcp: received", Duration::from_secs(10))
+        .unwrap();
+    assert!(answer.contains("\"ack from the bench\""), "{answer}");
     qemu.wait_line("tcp: closed", Duration::from_secs(30))
         .unwrap();
     // All the firmware's RAM is its stack; it must fit the 256 KB board class.
