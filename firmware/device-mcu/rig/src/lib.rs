@@ -33,18 +33,33 @@ pub fn firmware_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// Builds the debug image with the given build-time network configuration
-/// and returns the ELF's path.
+/// Builds the image with the given build-time network configuration and
+/// returns the ELF's path: the debug profile, or the release one when
+/// `DEVICE_MCU_PROFILE=release` is set for the test run.
 pub fn build_image(ip_cidr: &str, peer: &str) -> Result<PathBuf, Error> {
     let dir = firmware_dir();
-    run(Command::new(env!("CARGO"))
+    let release = match std::env::var("DEVICE_MCU_PROFILE").as_deref() {
+        Err(_) | Ok("debug") => false,
+        Ok("release") => true,
+        Ok(other) => return Err(format!("DEVICE_MCU_PROFILE={other}: debug or release")),
+    };
+    let mut cargo = Command::new(env!("CARGO"));
+    cargo
         .current_dir(&dir)
         .args(["build", "--target", "thumbv7m-none-eabi"])
         .env("DEVICE_MCU_IP", ip_cidr)
         .env("DEVICE_MCU_PEER", peer)
         .env_remove("CARGO_BUILD_TARGET")
-        .env_remove("CARGO_TARGET_DIR"))?;
-    Ok(dir.join("target/thumbv7m-none-eabi/debug/device-mcu"))
+        .env_remove("CARGO_TARGET_DIR");
+    if release {
+        cargo.arg("--release");
+    }
+    run(&mut cargo)?;
+    let profile = if release { "release" } else { "debug" };
+    Ok(dir
+        .join("target/thumbv7m-none-eabi")
+        .join(profile)
+        .join("device-mcu"))
 }
 
 /// A network namespace holding one TAP device with an address; deleted on drop.
