@@ -32,7 +32,7 @@ use crate::uart::Uart;
 /// The line the TCP peer receives; the rig test checks it.
 const HELLO: &[u8] = b"hello from device-mcu\n";
 /// How long to wait before dialling again after a refused or reset connection.
-const REDIAL_MS: i64 = 1000;
+const REDIAL_MS: u64 = 1000;
 
 #[entry]
 fn main() -> ! {
@@ -107,19 +107,27 @@ fn main() -> ! {
                     let _ = writeln!(con, "tcp: connect error {e:?}");
                 }
             }
-            next_dial = t + smoltcp::time::Duration::from_millis(REDIAL_MS as u64);
+            next_dial = t + smoltcp::time::Duration::from_millis(REDIAL_MS);
         }
         if socket.may_send() && !connected {
             connected = true;
             let _ = writeln!(con, "tcp: connected {peer} from port {local_port}");
         }
-        if connected && !hello_sent && socket.can_send() {
+        // Queued whole or not at all: a partial write would be resent.
+        let room = socket.send_capacity() - socket.send_queue();
+        if connected && !hello_sent && socket.may_send() && room >= HELLO.len() {
             match socket.send_slice(HELLO) {
                 Ok(n) if n == HELLO.len() => {
                     hello_sent = true;
                     let _ = writeln!(con, "tcp: sent hello at uptime_ms={}", clock.now_ms());
                 }
-                Ok(_) | Err(_) => {}
+                Ok(n) => {
+                    let _ = writeln!(con, "tcp: hello cut at {n} bytes");
+                    socket.abort();
+                }
+                Err(e) => {
+                    let _ = writeln!(con, "tcp: send error {e:?}");
+                }
             }
         }
         if hello_sent && socket.can_recv() {
