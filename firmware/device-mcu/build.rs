@@ -1,0 +1,12 @@
+//! Puts memory.x where cortex-m-rt's link.x finds it.
+use std::{env, fs, path::PathBuf};
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let out = PathBuf::from(env::var("OUT_DIR")?);
+    fs::write(out.join("memory.x"), include_bytes!("memory.x"))?;
+    println!("cargo:rustc-link-search={}", out.display());
+    println!("cargo:rerun-if-changed=memory.x");
+    println!("cargo:rerun-if-env-changed=DEVICE_MCU_IP");
+    println!("cargo:rerun-if-env-changed=DEVICE_MCU_PEER");
+    Ok(())
+}

@@ -1,0 +1,48 @@
+//! Build-time network configuration (static addressing for the bring-up;
+//! provisioning in flash comes with device-core).
+//!
+//! `DEVICE_MCU_IP` (CIDR, default 10.0.17.2/24) and `DEVICE_MCU_PEER`
+//! (address:port of the TCP peer, default 10.0.17.1:7700), read at build time.
+
+use smoltcp::wire::{Ipv4Address, Ipv4Cidr};
+
+/// The device's address and the peer it dials.
+pub struct Network {
+    /// The interface's address and prefix.
+    pub address: Ipv4Cidr,
+    /// The TCP peer's address.
+    pub peer: Ipv4Address,
+    /// The TCP peer's port.
+    pub peer_port: u16,
+}
+
+const DEFAULT_IP: &str = "10.0.17.2/24";
+const DEFAULT_PEER: &str = "10.0.17.1:7700";
+
+/// The configuration this image was built with; a malformed build-time value
+/// falls back to the default (and the console line shows what is in use).
+pub fn network() -> Network {
+    let ip = option_env!("DEVICE_MCU_IP").unwrap_or(DEFAULT_IP);
+    let peer = option_env!("DEVICE_MCU_PEER").unwrap_or(DEFAULT_PEER);
+    let address = parse_cidr(ip)
+        .or_else(|| parse_cidr(DEFAULT_IP))
+        .unwrap_or(Ipv4Cidr::new(Ipv4Address::new(10, 0, 17, 2), 24));
+    let (peer, peer_port) = parse_endpoint(peer)
+        .or_else(|| parse_endpoint(DEFAULT_PEER))
+        .unwrap_or((Ipv4Address::new(10, 0, 17, 1), 7700));
+    Network {
+        address,
+        peer,
+        peer_port,
+    }
+}
+
+fn parse_cidr(s: &str) -> Option<Ipv4Cidr> {
+    let (addr, len) = s.split_once('/')?;
+    Some(Ipv4Cidr::new(addr.parse().ok()?, len.parse().ok()?))
+}
+
+fn parse_endpoint(s: &str) -> Option<(Ipv4Address, u16)> {
+    let (addr, port) = s.rsplit_once(':')?;
+    Some((addr.parse().ok()?, port.parse().ok()?))
+}

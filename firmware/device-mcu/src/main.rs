@@ -1,0 +1,188 @@
+//! The reference device's bring-up on a Cortex-M3: QEMU's mps2-an385 with
+//! its CMSDK UART as the console and its LAN9118 Ethernet controller under
+//! smoltcp. It takes a static IPv4 address (build-time configuration),
+//! answers ICMP echo, and opens one TCP connection to a peer, saying hello
+//! and printing the line the peer answers.
+//!
+//! Console lines are the interface the host-side test (rig/) waits on:
+//! `device-mcu: boot`, `net: up ip=…`, `tcp: connected …`, `tcp: sent hello`,
+//! `tcp: received "…"`.
+
+#![no_std]
+#![no_main]
+
+mod clock;
+mod config;
+mod lan9118;
+mod stack;
+mod uart;
+
+use core::fmt::Write;
+use core::panic::PanicInfo;
+use cortex_m_rt::entry;
+use smoltcp::iface::{Config, Interface, SocketSet, SocketStorage};
+use smoltcp::socket::tcp;
+use smoltcp::time::Instant;
+use smoltcp::wire::{HardwareAddress, IpCidr, IpEndpoint};
+
+use crate::clock::Clock;
+use crate::lan9118::Lan9118;
+use crate::uart::Uart;
+
+/// The line the TCP peer receives; the rig test checks it.
+const HELLO: &[u8] = b"hello from device-mcu\n";
+/// How long to wait before dialling again after a refused or reset connection.
+const REDIAL_MS: u64 = 1000;
+
+#[entry]
+fn main() -> ! {
+    let painted = stack::paint();
+    let mut con = Uart::uart0();
+    let _ = writeln!(con, "device-mcu: boot (mps2-an385, cortex-m3)");
+
+    let mut clock = Clock::start();
+
+    // SAFETY: 0x4020_0000 is the mps2-an385's LAN9118 (hw/arm/mps2.c), and
+    // this is the only driver instance: `main` runs once and never returns.
+    let (mut eth, info) = match unsafe { Lan9118::new(lan9118::MPS2_AN385_BASE) } {
+        Ok(found) => found,
+        Err(e) => {
+            let _ = writeln!(con, "lan9118: bring-up failed: {e:?}");
+            halt(&mut con, "no network")
+        }
+    };
+    let _ = writeln!(
+        con,
+        "lan9118: id_rev={:#010x} mac={} link={}",
+        info.id_rev,
+        eth.mac(),
+        if info.link_up { "up" } else { "down" }
+    );
+
+    let net = config::network();
+    let mut iface = Interface::new(
+        Config::new(HardwareAddress::Ethernet(eth.mac())),
+        &mut eth,
+        now(&mut clock),
+    );
+    iface.update_ip_addrs(|addrs| {
+        if addrs.push(IpCidr::Ipv4(net.address)).is_err() {
+            let _ = writeln!(con, "net: no room for the address");
+        }
+    });
+    let _ = writeln!(con, "net: up ip={} (static) peer={}", net.address, net.peer);
+
+    let mut tcp_rx = [0u8; 1024];
+    let mut tcp_tx = [0u8; 1024];
+    let tcp_socket = tcp::Socket::new(
+        tcp::SocketBuffer::new(&mut tcp_rx[..]),
+        tcp::SocketBuffer::new(&mut tcp_tx[..]),
+    );
+    let mut storage: [SocketStorage; 2] = Default::default();
+    let mut sockets = SocketSet::new(&mut storage[..]);
+    let tcp_handle = sockets.add(tcp_socket);
+
+    let peer = IpEndpoint::new(net.peer.into(), net.peer_port);
+    let mut local_port: u16 = 49152;
+    let mut next_dial = Instant::from_millis(0);
+    let mut connected = false;
+    let mut hello_sent = false;
+
+    loop {
+        let t = now(&mut clock);
+        iface.poll(t, &mut eth, &mut sockets);
+        let socket = sockets.get_mut::<tcp::Socket>(tcp_handle);
+
+        if !socket.is_open() && !hello_sent && t >= next_dial {
+            local_port = if local_port == u16::MAX {
+                49152
+            } else {
+                local_port + 1
+            };
+            match socket.connect(iface.context(), peer, local_port) {
+                Ok(()) => {
+                    let _ = writeln!(con, "tcp: dialling {peer}");
+                }
+                Err(e) => {
+                    let _ = writeln!(con, "tcp: connect error {e:?}");
+                }
+            }
+            next_dial = t + smoltcp::time::Duration::from_millis(REDIAL_MS);
+        }
+        if socket.may_send() && !connected {
+            connected = true;
+            let _ = writeln!(con, "tcp: connected {peer} from port {local_port}");
+        }
+        // Queued whole or not at all: a partial write would be resent.
+        let room = socket.send_capacity() - socket.send_queue();
+        if connected && !hello_sent && socket.may_send() && room >= HELLO.len() {
+            match socket.send_slice(HELLO) {
+                Ok(n) if n == HELLO.len() => {
+                    hello_sent = true;
+                    let _ = writeln!(con, "tcp: sent hello at uptime_ms={}", clock.now_ms());
+                }
+                Ok(n) => {
+                    let _ = writeln!(con, "tcp: hello cut at {n} bytes");
+                    socket.abort();
+                }
+                Err(e) => {
+                    let _ = writeln!(con, "tcp: send error {e:?}");
+                }
+            }
+        }
+        if hello_sent && socket.can_recv() {
+            // The peer's answer: one line, shown on the console; then close.
+            let mut line = [0u8; 64];
+            if let Ok(n) = socket.recv_slice(&mut line) {
+                let text = core::str::from_utf8(&line[..n]).unwrap_or("<not UTF-8>");
+                let _ = writeln!(con, "tcp: received {:?}", text.trim_end());
+                socket.close();
+            }
+        } else if hello_sent && !socket.may_recv() && socket.is_open() {
+            // The peer closed without answering.
+            socket.close();
+        }
+        if !socket.is_open() && connected && !hello_sent {
+            // Reset before the hello went out: dial again.
+            connected = false;
+        }
+        if hello_sent && socket.state() == tcp::State::Closed && connected {
+            connected = false;
+            let (rx, tx, err) = eth.counters();
+            let _ = writeln!(
+                con,
+                "tcp: closed at uptime_ms={}; frames rx={rx} tx={tx} rx_errors={err}",
+                clock.now_ms()
+            );
+            match painted.peak() {
+                Some(bytes) => {
+                    let _ = writeln!(con, "stack: peak={bytes} bytes");
+                }
+                None => {
+                    let _ = writeln!(con, "stack: peak beyond the painted 256 KB");
+                }
+            }
+        }
+    }
+}
+
+fn now(clock: &mut Clock) -> Instant {
+    Instant::from_millis(i64::try_from(clock.now_ms()).unwrap_or(i64::MAX))
+}
+
+fn halt(con: &mut Uart, why: &str) -> ! {
+    let _ = writeln!(con, "device-mcu: halted: {why}");
+    loop {
+        cortex_m::asm::wfi();
+    }
+}
+
+#[panic_handler]
+fn panic(info: &PanicInfo) -> ! {
+    cortex_m::interrupt::disable();
+    let mut con = Uart::uart0();
+    let _ = writeln!(con, "device-mcu: panic: {info}");
+    loop {
+        cortex_m::asm::wfi();
+    }
+}
