@@ -409,50 +409,80 @@ fn wait_background(
     Err(Failure::Failed(format!("{what} failed: see target/{log}")))
 }
 
-/// `cargo xtask faults --dev` as a child process, its output in
-/// target/fault-matrix.log (it would interleave with the tests' output).
-fn start_fault_matrix(root: &Path, xtask_exe: &Path) -> Result<std::process::Child, Failure> {
-    let log_path = root.join("target").join(FAULT_MATRIX_LOG);
-    let log = std::fs::File::create(&log_path)
+/// Builds `package`'s integration test `test` (as nextest would: `cargo
+/// test --no-run`) and returns its executable.
+fn test_executable(root: &Path, package: &str, test: &str) -> Result<PathBuf, Failure> {
+    let out = cargo()
+        .args(["test", "-p", package, "--test", test, "--no-run"])
+        .args(["--message-format", "json-render-diagnostics"])
+        .current_dir(root)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .map_err(|e| Failure::Setup(format!("cargo test --no-run --test {test}: {e}")))?;
+    if !out.status.success() {
+        return Err(Failure::Failed(format!(
+            "cargo test --no-run --test {test} failed ({})",
+            out.status
+        )));
+    }
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|m| m["target"]["name"] == test)
+        .find_map(|m| m["executable"].as_str().map(PathBuf::from))
+        .ok_or_else(|| Failure::Setup(format!("cargo named no executable for the test {test}")))
+}
+
+/// Starts `cmd` in `dir` with its output in `log_path` (it would
+/// interleave with the tests' output).
+fn start_logged(
+    dir: &Path,
+    mut cmd: Command,
+    log_path: &Path,
+    what: &str,
+) -> Result<std::process::Child, Failure> {
+    let out = std::fs::File::create(log_path)
         .map_err(|e| Failure::Setup(format!("{}: {e}", log_path.display())))?;
-    let err = log
+    let err = out
         .try_clone()
         .map_err(|e| Failure::Setup(format!("{}: {e}", log_path.display())))?;
     eprintln!(
-        "xtask: the fault matrix (cargo xtask faults --dev), beside the tests; its output: {}",
+        "xtask: {what}, beside the tests; its output: {}",
         log_path.display()
     );
-    Command::new(xtask_exe)
-        .args(["faults", "--dev"])
-        .current_dir(root)
-        .stdout(log)
+    cmd.current_dir(dir)
+        .stdout(out)
         .stderr(err)
         .spawn()
-        .map_err(|e| Failure::Setup(format!("starting the fault matrix: {e}")))
+        .map_err(|e| Failure::Setup(format!("starting {what}: {e}")))
 }
 
 const FAULT_MATRIX_LOG: &str = "fault-matrix.log";
+const FOREIGN_LOG: &str = "foreign-devices.log";
 
-/// Waits for the fault matrix and prints its whole output (the matrix
-/// table is CI's evidence, not only its failures).
-fn wait_fault_matrix(root: &Path, mut child: std::process::Child) -> Result<(), Failure> {
+/// Waits for a [`start_logged`] child and prints its whole output (the
+/// fault matrix's table and the foreign devices' results are CI's
+/// evidence, not only their failures).
+fn wait_logged(
+    root: &Path,
+    mut child: std::process::Child,
+    log: &str,
+    what: &str,
+) -> Result<(), Failure> {
     let started = std::time::Instant::now();
     let status = child
         .wait()
-        .map_err(|e| Failure::Setup(format!("waiting for the fault matrix: {e}")))?;
+        .map_err(|e| Failure::Setup(format!("waiting for {what}: {e}")))?;
     eprintln!(
-        "xtask: waited {:.0} s for the fault matrix after the tests",
+        "xtask: waited {:.0} s for {what} after the tests",
         started.elapsed().as_secs_f64()
     );
-    let text =
-        std::fs::read_to_string(root.join("target").join(FAULT_MATRIX_LOG)).unwrap_or_default();
+    let text = std::fs::read_to_string(root.join("target").join(log)).unwrap_or_default();
     print!("{text}");
     if status.success() {
         Ok(())
     } else {
-        Err(Failure::Failed(format!(
-            "the fault matrix failed: see target/{FAULT_MATRIX_LOG}"
-        )))
+        Err(Failure::Failed(format!("{what} failed: see target/{log}")))
     }
 }
 
@@ -585,11 +615,27 @@ fn ci(root: &Path) -> Result<(), Failure> {
     // the fault matrix leave idle (their waits), not after them.
     let probe = start_probe_rs_check(root)?;
     let deny_install = start_deny_install(root)?;
-    // The test binaries first (nextest builds them with `cargo test
+    // The foreign-device suites are the longest tests (the Azure Node
+    // device's waits on its SDK's 60 s CONNACK timeout in CD-16): their test
+    // binary first, and they run while the other test binaries build.
+    let foreign_exe = test_executable(root, "sacbench-suites", "foreign_devices")?;
+    // The binary itself, as nextest runs it (from its package's folder):
+    // a second cargo would wait on the build lock the test build holds.
+    let mut foreign_run = Command::new(&foreign_exe);
+    foreign_run
+        .args(["--test-threads", "2"])
+        .env("RUST_BACKTRACE", "1");
+    let foreign = start_logged(
+        &root.join("test-suites"),
+        foreign_run,
+        &root.join("target").join(FOREIGN_LOG),
+        "the foreign-device suites (test-suites/tests/foreign_devices.rs)",
+    )?;
+    // Then the other test binaries (nextest builds them with `cargo test
     // --no-run`: the same artifacts), so that the fault matrix — the
     // emulated suites on the reference device, every fault caught — runs
-    // on this build beside the tests instead of after them: both mostly
-    // wait (on devices' timers, Node's 60 s CONNACK timeout, scans).
+    // on this build beside the tests instead of after them: all of them
+    // mostly wait (on devices' timers, scans).
     let mut tests = cargo();
     tests.args(["test", "--workspace", "--no-run", "--quiet"]);
     run(
@@ -597,10 +643,23 @@ fn ci(root: &Path) -> Result<(), Failure> {
         tests,
         "cargo test --no-run (the test binaries, linted)",
     )?;
-    let matrix = start_fault_matrix(root, &xtask_exe)?;
-    let tested = test(root, &[]);
-    let matrix = wait_fault_matrix(root, matrix);
+    let mut matrix_cmd = Command::new(&xtask_exe);
+    matrix_cmd.args(["faults", "--dev"]);
+    let matrix = start_logged(
+        root,
+        matrix_cmd,
+        &root.join("target").join(FAULT_MATRIX_LOG),
+        "the fault matrix (cargo xtask faults --dev)",
+    )?;
+    // `cargo xtask test`'s tests but the foreign-device suites, running.
+    let tested = test(
+        root,
+        &["-E".to_string(), "not binary(foreign_devices)".to_string()],
+    );
+    let foreign = wait_logged(root, foreign, FOREIGN_LOG, "the foreign-device suites");
+    let matrix = wait_logged(root, matrix, FAULT_MATRIX_LOG, "the fault matrix");
     tested?;
+    foreign?;
     matrix?;
     wait_background(
         root,
