@@ -604,16 +604,17 @@ fn ci(root: &Path) -> Result<(), Failure> {
     // (clippy-driver as the workspace's rustc wrapper, -D warnings): one
     // build of everything instead of a check build and then a full one.
     lint_while_building()?;
+    // The lab rig's probe-rs backend is off by default (lab machines build
+    // it); it is checked lint-clean all the same, nice'd, in the CPU the
+    // build leaves idle (one crate compiling, a link) and the tests and the
+    // fault matrix leave idle (their waits).
+    let probe = start_probe_rs_check(root)?;
     let mut rest = cargo();
     rest.args(["build", "--workspace", "--bins", "--examples"]);
     run(root, rest, "cargo build --bins --examples (linted)")?;
     peers
         .join()
         .map_err(|_| Failure::Setup("installing the test peers panicked".into()))??;
-    // The lab rig's probe-rs backend is off by default (lab machines build
-    // it); it is checked lint-clean all the same, in the CPU the tests and
-    // the fault matrix leave idle (their waits), not after them.
-    let probe = start_probe_rs_check(root)?;
     let deny_install = start_deny_install(root)?;
     // The foreign-device suites are the longest tests (the Azure Node
     // device's waits on its SDK's 60 s CONNACK timeout in CD-16): their test
