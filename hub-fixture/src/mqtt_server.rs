@@ -150,18 +150,6 @@ async fn connection(hub: Arc<HubState>, tcp: TcpStream, peer: SocketAddr) {
         tx: &tx,
         registered: false,
     };
-    // A second handle on the socket, for the reset switch: SO_LINGER 0 is
-    // set through it only when the hub resets the connection.
-    let socket = {
-        use std::os::fd::AsFd;
-        stream
-            .get_ref()
-            .0
-            .as_fd()
-            .try_clone_to_owned()
-            .map(std::net::TcpStream::from)
-            .ok()
-    };
     let (mut rd, mut wr) = tokio::io::split(stream);
     let mut buf = vec![0u8; 16 * 1024];
     let mut revoked_at: Option<(Instant, String)> = None;
@@ -229,17 +217,18 @@ async fn connection(hub: Arc<HubState>, tcp: TcpStream, peer: SocketAddr) {
         }
     }
     if end.reason == CloseReason::HubReset {
-        // RST: linger 0 and close, without close_notify or FIN.
-        if let Some(s) = socket.and_then(|s| tokio::net::TcpStream::from_std(s).ok()) {
-            let _ = s.set_zero_linger();
-        }
+        // RST: linger 0 and close, without close_notify or FIN. (On the
+        // stream itself: a second handle per session would double the
+        // hub's descriptors, and 10 000 sessions hit a 20 000 limit.)
+        let stream = rd.unsplit(wr);
+        let _ = stream.get_ref().0.set_zero_linger();
+        drop(stream);
     } else {
-        drop(socket);
         // Orderly TLS close (close_notify, FIN), bounded so a stuck peer cannot hold us.
         let _ = tokio::time::timeout(std::time::Duration::from_secs(1), wr.shutdown()).await;
+        drop(wr);
+        drop(rd);
     }
-    drop(wr);
-    drop(rd);
     let closed_at = Instant::now();
     if port.registered {
         hub.unregister_session(&device_id, session_id);

@@ -214,14 +214,17 @@ async fn brokers_figures(cli: &Cli, s: &Sizes, rows: &mut Vec<Row>) -> Result<()
     let mut lat = Vec::with_capacity(s.revocations);
     for session in live.iter_mut().take(s.revocations) {
         let t0 = Instant::now();
-        admin
-            .call(
+        tokio::time::timeout(
+            brokers::GUARD,
+            admin.call(
                 "POST",
                 &format!("/certificates/{}/revoke", session.device.serial),
                 None,
-            )
-            .await
-            .context("revoking")?;
+            ),
+        )
+        .await
+        .context("the hub's admin endpoint did not answer a revocation")?
+        .context("revoking")?;
         let closed = tokio::time::timeout(brokers::GUARD, session.closed.recv())
             .await
             .context("a revoked session stayed open")?
