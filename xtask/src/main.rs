@@ -590,6 +590,10 @@ fn ci(root: &Path) -> Result<(), Failure> {
     // /proc/self/exe then names the old file "… (deleted)".
     let xtask_exe = std::env::current_exe()
         .map_err(|e| Failure::Setup(format!("the xtask executable: {e}")))?;
+    // CI builds from scratch: incremental compilation's bookkeeping only
+    // costs there (it pays off on a developer's next build, not CI's).
+    // Set while xtask is single-threaded, for every cargo it starts.
+    std::env::set_var("CARGO_INCREMENTAL", "0");
     // The test peers (apt, pip, npm: network and disk) install while the
     // workspace compiles; the tests wait for them.
     let peers = std::thread::spawn({
@@ -604,17 +608,17 @@ fn ci(root: &Path) -> Result<(), Failure> {
     // (clippy-driver as the workspace's rustc wrapper, -D warnings): one
     // build of everything instead of a check build and then a full one.
     lint_while_building()?;
-    // The lab rig's probe-rs backend is off by default (lab machines build
-    // it); it is checked lint-clean all the same, nice'd, in the CPU the
-    // build leaves idle (one crate compiling, a link) and the tests and the
-    // fault matrix leave idle (their waits).
-    let probe = start_probe_rs_check(root)?;
     let mut rest = cargo();
     rest.args(["build", "--workspace", "--bins", "--examples"]);
     run(root, rest, "cargo build --bins --examples (linted)")?;
     peers
         .join()
         .map_err(|_| Failure::Setup("installing the test peers panicked".into()))??;
+    // The lab rig's probe-rs backend is off by default (lab machines build
+    // it); it is checked lint-clean all the same, nice'd, in the CPU the
+    // tests and the fault matrix leave idle (their waits). (Started with
+    // the build instead, it slowed the build as much as it saved later.)
+    let probe = start_probe_rs_check(root)?;
     let deny_install = start_deny_install(root)?;
     // The foreign-device suites are the longest tests (the Azure Node
     // device's waits on its SDK's 60 s CONNACK timeout in CD-16): their test
