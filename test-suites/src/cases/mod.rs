@@ -113,7 +113,7 @@ mod tests {
         // rotation, and the withheld CONNACKs (minutes on an SDK with a
         // 60 s CONNACK timeout).
         for id in [
-            "NI-01", "NI-05", "NI-06", "OTA-09", "CD-10", "KR-04", "CD-16", "CD-20",
+            "NI-01", "NI-05", "NI-06", "OTA-09", "CD-10", "KR-04", "CD-16", "CD-20", "MT-12",
         ] {
             assert!(long.contains(&id), "{id} is not marked long");
         }
