@@ -353,16 +353,8 @@ fn no_std_check(root: &Path) -> Result<(), Failure> {
 /// `target/probe-rs-check.log`.
 fn start_probe_rs_check(root: &Path) -> Result<std::process::Child, Failure> {
     let target = root.join("target");
-    let _ = std::fs::create_dir_all(&target);
-    let log_path = target.join("probe-rs-check.log");
-    let log = std::fs::File::create(&log_path)
-        .map_err(|e| Failure::Setup(format!("{}: {e}", log_path.display())))?;
-    let err = log
-        .try_clone()
-        .map_err(|e| Failure::Setup(format!("{}: {e}", log_path.display())))?;
-    eprintln!("xtask: cargo clippy -p sacbench-rig --features probe-rs, in the background");
-    Command::new("nice")
-        .args(["-n", "19"])
+    let mut cmd = Command::new("nice");
+    cmd.args(["-n", "19"])
         .arg(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
         .args([
             "clippy",
@@ -374,21 +366,33 @@ fn start_probe_rs_check(root: &Path) -> Result<std::process::Child, Failure> {
             "-D",
             "warnings",
         ])
-        .env("CARGO_TARGET_DIR", target.join("probe-rs-check"))
-        .current_dir(root)
-        .stdout(log)
-        .stderr(err)
-        .spawn()
-        .map_err(|e| Failure::Setup(format!("starting the probe-rs check: {e}")))
+        .env("CARGO_TARGET_DIR", target.join("probe-rs-check"));
+    start_logged(
+        root,
+        cmd,
+        &target.join("probe-rs-check.log"),
+        "cargo clippy -p sacbench-rig --features probe-rs",
+    )
 }
 
-/// Waits for a background step; on failure, shows the end of its log
-/// (`root/target/<log>`) and names it.
+/// How much of a background step's log [`wait_background`] shows.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum LogShown {
+    /// The end of it, if the step failed.
+    TailOnFailure,
+    /// All of it, always (the fault matrix's table and the foreign
+    /// devices' results are CI's evidence, not only their failures).
+    Whole,
+}
+
+/// Waits for a [`start_logged`] step; shows its log (`root/target/<log>`)
+/// as `shown` says, and names it on failure.
 fn wait_background(
     root: &Path,
     mut child: std::process::Child,
     what: &str,
     log: &str,
+    shown: LogShown,
 ) -> Result<(), Failure> {
     let started = std::time::Instant::now();
     let status = child
@@ -398,13 +402,19 @@ fn wait_background(
         "xtask: waited {:.0} s for {what}",
         started.elapsed().as_secs_f64()
     );
+    let text = || std::fs::read_to_string(root.join("target").join(log)).unwrap_or_default();
+    if shown == LogShown::Whole {
+        print!("{}", text());
+    }
     if status.success() {
         return Ok(());
     }
-    let text = std::fs::read_to_string(root.join("target").join(log)).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    for line in &lines[lines.len().saturating_sub(60)..] {
-        eprintln!("{line}");
+    if shown == LogShown::TailOnFailure {
+        let text = text();
+        let lines: Vec<&str> = text.lines().collect();
+        for line in &lines[lines.len().saturating_sub(60)..] {
+            eprintln!("{line}");
+        }
     }
     Err(Failure::Failed(format!("{what} failed: see target/{log}")))
 }
@@ -433,21 +443,24 @@ fn test_executable(root: &Path, package: &str, test: &str) -> Result<PathBuf, Fa
         .ok_or_else(|| Failure::Setup(format!("cargo named no executable for the test {test}")))
 }
 
-/// Starts `cmd` in `dir` with its output in `log_path` (it would
-/// interleave with the tests' output).
+/// Starts `cmd` in `dir` in the background, its output in `log_path` (it
+/// would interleave with the foreground's).
 fn start_logged(
     dir: &Path,
     mut cmd: Command,
     log_path: &Path,
     what: &str,
 ) -> Result<std::process::Child, Failure> {
+    if let Some(dir) = log_path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
     let out = std::fs::File::create(log_path)
         .map_err(|e| Failure::Setup(format!("{}: {e}", log_path.display())))?;
     let err = out
         .try_clone()
         .map_err(|e| Failure::Setup(format!("{}: {e}", log_path.display())))?;
     eprintln!(
-        "xtask: {what}, beside the tests; its output: {}",
+        "xtask: {what}, in the background; its output: {}",
         log_path.display()
     );
     cmd.current_dir(dir)
@@ -459,32 +472,6 @@ fn start_logged(
 
 const FAULT_MATRIX_LOG: &str = "fault-matrix.log";
 const FOREIGN_LOG: &str = "foreign-devices.log";
-
-/// Waits for a [`start_logged`] child and prints its whole output (the
-/// fault matrix's table and the foreign devices' results are CI's
-/// evidence, not only their failures).
-fn wait_logged(
-    root: &Path,
-    mut child: std::process::Child,
-    log: &str,
-    what: &str,
-) -> Result<(), Failure> {
-    let started = std::time::Instant::now();
-    let status = child
-        .wait()
-        .map_err(|e| Failure::Setup(format!("waiting for {what}: {e}")))?;
-    eprintln!(
-        "xtask: waited {:.0} s for {what} after the tests",
-        started.elapsed().as_secs_f64()
-    );
-    let text = std::fs::read_to_string(root.join("target").join(log)).unwrap_or_default();
-    print!("{text}");
-    if status.success() {
-        Ok(())
-    } else {
-        Err(Failure::Failed(format!("{what} failed: see target/{log}")))
-    }
-}
 
 /// Whether `cargo deny` runs here.
 fn deny_present() -> bool {
@@ -506,33 +493,23 @@ fn start_deny_install(root: &Path) -> Result<Option<std::process::Child>, Failur
     if deny_present() || std::env::var_os("SACBENCH_CI_INSTALL").is_none() {
         return Ok(None);
     }
-    let log_path = root.join("target").join("cargo-deny-install.log");
-    let _ = std::fs::create_dir_all(root.join("target"));
-    let log = std::fs::File::create(&log_path)
-        .map_err(|e| Failure::Setup(format!("{}: {e}", log_path.display())))?;
-    let err = log
-        .try_clone()
-        .map_err(|e| Failure::Setup(format!("{}: {e}", log_path.display())))?;
-    eprintln!(
-        "xtask: building cargo-deny in the background ({})",
-        log_path.display()
-    );
-    let cargo_exe = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    Command::new("nice")
-        .args(["-n", "19"])
-        .arg(cargo_exe)
+    let mut cmd = Command::new("nice");
+    cmd.args(["-n", "19"])
+        .arg(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
         .args(["install", "cargo-deny", "--locked", "--debug"])
         // Its own target dir: not the workspace's lock, not its artifacts.
         .env(
             "CARGO_TARGET_DIR",
             root.join("target").join("cargo-deny-build"),
         )
-        .env("CARGO_PROFILE_DEV_DEBUG", "0")
-        .stdout(log)
-        .stderr(err)
-        .spawn()
-        .map(Some)
-        .map_err(|e| Failure::Setup(format!("starting cargo install cargo-deny: {e}")))
+        .env("CARGO_PROFILE_DEV_DEBUG", "0");
+    start_logged(
+        root,
+        cmd,
+        &root.join("target").join("cargo-deny-install.log"),
+        "building cargo-deny",
+    )
+    .map(Some)
 }
 
 /// `cargo deny check bans licenses sources` against `deny.toml`: licences on
@@ -661,8 +638,20 @@ fn ci(root: &Path) -> Result<(), Failure> {
         root,
         &["-E".to_string(), "not binary(foreign_devices)".to_string()],
     );
-    let foreign = wait_logged(root, foreign, FOREIGN_LOG, "the foreign-device suites");
-    let matrix = wait_logged(root, matrix, FAULT_MATRIX_LOG, "the fault matrix");
+    let foreign = wait_background(
+        root,
+        foreign,
+        "the foreign-device suites",
+        FOREIGN_LOG,
+        LogShown::Whole,
+    );
+    let matrix = wait_background(
+        root,
+        matrix,
+        "the fault matrix",
+        FAULT_MATRIX_LOG,
+        LogShown::Whole,
+    );
     tested?;
     foreign?;
     matrix?;
@@ -671,6 +660,7 @@ fn ci(root: &Path) -> Result<(), Failure> {
         probe,
         "cargo clippy -p sacbench-rig --features probe-rs",
         "probe-rs-check.log",
+        LogShown::TailOnFailure,
     )?;
     deny_check(root, deny_install)?;
     eprintln!(
