@@ -305,8 +305,8 @@ pub trait Rig {
             "this rig cannot reach into the device's sockets".into(),
         ))
     }
-    /// Holds every flash write of the DUT's firmware for `delay` until the
-    /// guard is dropped (sacbench's native board only).
+    /// Holds every flash write of the DUT's firmware until the guard is
+    /// dropped, each for at most `delay` (sacbench's native board only).
     fn hold_flash_writes(&self, _delay: Duration) -> Result<FlashHold, RigError> {
         Err(RigError::Setup(
             "holding flash writes needs sacbench's native board".into(),

@@ -31,6 +31,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 const MAGIC: &[u8; 8] = b"SACFLASH";
 const VERSION: u32 = 1;
@@ -228,23 +229,38 @@ fn power_cut_due() -> bool {
 // The emulated rig's flash hold, of the same family: with
 // `SACBENCH_BOARD_CONTROL=DIR` in its environment (the rig sets it for the
 /// native board), each flash write or erase first reads `DIR/flash-hold-ms`;
-/// while that file holds a number N, the write waits N ms before it lands —
-/// a slow flash chip, on the bench's command. The wait is the fault the bench
-/// injects (as `strace -e inject=pwrite64:delay_enter` did), not a
-/// synchronisation: the bench writes the file to hold and removes it to stop.
+/// while that file holds a number N, the write waits — until the bench
+/// removes the file or N ms have passed, whichever comes first — before it
+/// lands: a slow flash chip, on the bench's command. The wait is the fault
+/// the bench injects (as `strace -e inject=pwrite64:delay_enter` did), not a
+/// synchronisation: the bench writes the file to hold and removes it to end
+/// the hold, so a case that needs the write held only until it has cut the
+/// link does not wait out N.
 use sacbench_provisioning::board_control::{ENV as BOARD_CONTROL_ENV, FLASH_HOLD_FILE};
 
 fn hold_if_asked() {
     static FILE: OnceLock<Option<PathBuf>> = OnceLock::new();
-    let file = FILE.get_or_init(|| {
+    let Some(file) = FILE.get_or_init(|| {
         std::env::var_os(BOARD_CONTROL_ENV).map(|d| PathBuf::from(d).join(FLASH_HOLD_FILE))
-    });
-    let ms = file
-        .as_ref()
-        .and_then(|f| std::fs::read_to_string(f).ok())
-        .and_then(|t| t.trim().parse::<u64>().ok());
-    if let Some(ms) = ms {
-        std::thread::sleep(std::time::Duration::from_millis(ms));
+    }) else {
+        return;
+    };
+    let Some(ms) = std::fs::read_to_string(file)
+        .ok()
+        .and_then(|t| t.trim().parse::<u64>().ok())
+    else {
+        return;
+    };
+    let until = Instant::now() + Duration::from_millis(ms);
+    // Polled: the file is the bench's only signal to the board (it may be
+    // another process's namespace), and 2 ms is far inside the spread of a
+    // real flash write.
+    while file.exists() {
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        std::thread::sleep(left.min(Duration::from_millis(2)));
     }
 }
 
@@ -413,18 +429,52 @@ impl FlashFile {
             })
     }
 
-    /// Sets `len` bytes to the erased value 0xff.
+    /// Sets `len` bytes to the erased value 0xff, a MiB at a time (each
+    /// MiB counts as one write for the hold and the power-cut switch).
     pub fn erase(&self, region: Region, offset: u64, len: u64) -> Result<(), FlashError> {
-        self.at(region, offset, len)?;
+        let at = self.at(region, offset, len)?;
         const CHUNK: u64 = 1 << 20;
-        let zeros = vec![0xffu8; CHUNK.min(len) as usize];
         let mut done = 0;
         while done < len {
             let n = CHUNK.min(len - done);
-            self.write(region, offset + done, &zeros[..n as usize])?;
+            self.erase_at(region, at + done, n)?;
             done += n;
         }
         Ok(())
+    }
+
+    /// Erased bytes are stored as 0x00, so an erase punches a hole in the
+    /// file (no bytes written: erasing a 32 MiB slot cost a boot tens of MB
+    /// of copying); where the file system cannot, it writes the zeros.
+    fn erase_at(&self, region: Region, at: u64, len: u64) -> Result<(), FlashError> {
+        use rustix::fs::{fallocate, FallocateFlags};
+        hold_if_asked();
+        let punch = |len: u64| {
+            fallocate(
+                &self.file,
+                FallocateFlags::PUNCH_HOLE | FallocateFlags::KEEP_SIZE,
+                at,
+                len,
+            )
+        };
+        if power_cut_due() {
+            let _ = punch(len / 2);
+            eprintln!("flash: power cut during an erase of the {}", region.name());
+            std::process::abort();
+        }
+        let io = |source: std::io::Error| FlashError::Io {
+            path: self.path.clone(),
+            what: format!("erase {}", region.name()),
+            source,
+        };
+        match punch(len) {
+            Ok(()) => Ok(()),
+            Err(rustix::io::Errno::OPNOTSUPP) => self
+                .file
+                .write_all_at(&vec![0u8; len as usize], at)
+                .map_err(io),
+            Err(e) => Err(io(e.into())),
+        }
     }
 }
 

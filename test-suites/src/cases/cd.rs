@@ -174,7 +174,17 @@ async fn applied_then_quiet(case: &mut Case, mids: &[String]) -> Result<(), Fail
     for mid in mids {
         applied(case, mid).await?;
     }
+    all_acked(case, mids).await?;
+    case.rig.power(false).await?;
+    Ok(())
+}
+
+/// Waits until the hub has had a PUBACK for each of `mids`.
+async fn all_acked(case: &mut Case, mids: &[String]) -> Result<(), Fail> {
     let mut unacked: BTreeSet<String> = mids.iter().cloned().collect();
+    if unacked.is_empty() {
+        return Ok(());
+    }
     let acked_before = |e: &JournalEntry, unacked: &mut BTreeSet<String>| {
         if let Event::C2dAcked { message_id, .. } = &e.event {
             unacked.remove(message_id);
@@ -187,7 +197,6 @@ async fn applied_then_quiet(case: &mut Case, mids: &[String]) -> Result<(), Fail
         |e| acked_before(e, &mut unacked),
     )
     .await?;
-    case.rig.power(false).await?;
     Ok(())
 }
 
@@ -304,8 +313,8 @@ async fn resubscribed(case: &mut Case, mark: u64) -> Result<(), Fail> {
     Ok(())
 }
 
-/// The native board's flash writes held for `delay` each (a slow flash chip,
-/// the board's own switch), until dropped; a write already held completes.
+/// The native board's flash writes held (a slow flash chip, the board's own
+/// switch) until dropped, each for at most `delay`; a held write then lands.
 pub(super) struct SlowFlash {
     _hold: sacbench_rig::FlashHold,
 }
@@ -452,6 +461,10 @@ async fn cd10(case: &mut Case) -> Result<String, Fail> {
     for (i, mid) in mids.iter().enumerate() {
         if long.contains(&(i as u64)) {
             schedule.push(format!("{i}:long"));
+            // The flash hold holds every write, so the commands still
+            // queued on the device would each wait out the hold: the cut
+            // is made once the device has caught up.
+            all_acked(case, &mids[..i]).await?;
             cut_before_puback(case, mid).await?;
         } else if xorshift(&mut rng) % 2 == 0 {
             schedule.push(format!("{i}:before"));

@@ -182,9 +182,9 @@ impl EmulatedRig {
         board_control_dir(&self.state_dir())
     }
 
-    /// Holds every flash write of the native board's firmware for `delay`
-    /// from its next write on, until the returned guard is dropped (a write
-    /// already held then completes).
+    /// Holds every flash write of the native board's firmware, from its
+    /// next write on, until the returned guard is dropped (a held write then
+    /// lands at once) or for at most `delay` each.
     fn hold_native_flash_writes(&self, delay: std::time::Duration) -> Result<FlashHold, RigError> {
         if !self.native_board() {
             return Err(RigError::Setup(
