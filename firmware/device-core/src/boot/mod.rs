@@ -14,8 +14,10 @@ use alloc::string::{String, ToString};
 use alloc::vec;
 use alloc::vec::Vec;
 
+use crate::image::header::IMAGE_HEADER_SIZE;
+use crate::image::tlv::TLV_INFO_SIZE;
 use crate::image::trailer::{apply_boot_action, boot_decision, BootAction, Trailer, TRAILER_SIZE};
-use crate::image::{parse, ImageVersion, TrustedKey};
+use crate::image::{parse, ImageHeader, ImageVersion, TrustedKey};
 pub use swap::{Area, BootFlash};
 
 /// How this bootloader behaves; `unsafe_swap` is the `unsafe-swap` fault.
@@ -105,12 +107,46 @@ fn write_trailer<F: BootFlash>(flash: &mut F, area: Area, t: &Trailer) -> Result
     flash.write(area, at, &t.encode())
 }
 
-/// The bytes of a slot that an image may occupy (all but the last sector).
+/// The bytes of a slot's image: as far as its header and TLV info say it
+/// goes, or all the slot an image may occupy (all but the last sector) when
+/// they cannot say. Either way [`check`] and [`parse`] see the same image —
+/// bytes past its TLV area are outside it — but a boot does not read (and
+/// allocate) a whole slot of erased flash for a much smaller image.
 fn image_area<F: BootFlash>(flash: &mut F, area: Area) -> Result<Vec<u8>, F::Error> {
-    let len = flash.slot_size() - flash.sector_size();
-    let mut buf = vec![0u8; len as usize];
+    let max = (flash.slot_size() - flash.sector_size()) as usize;
+    let len = image_extent(flash, area, max)?.unwrap_or(max);
+    let mut buf = vec![0u8; len];
     flash.read(area, 0, &mut buf)?;
     Ok(buf)
+}
+
+/// Where the image in `area` ends, read from its header and its (last)
+/// TLV info; `None` when that does not lie within `max` bytes or there is
+/// no valid header — then the caller reads all of it and [`parse`] says why.
+fn image_extent<F: BootFlash>(
+    flash: &mut F,
+    area: Area,
+    max: usize,
+) -> Result<Option<usize>, F::Error> {
+    let mut head = [0u8; IMAGE_HEADER_SIZE];
+    if max < IMAGE_HEADER_SIZE {
+        return Ok(None);
+    }
+    flash.read(area, 0, &mut head)?;
+    let Ok(header) = ImageHeader::parse(&head) else {
+        return Ok(None);
+    };
+    let info_at = usize::from(header.hdr_size)
+        .checked_add(header.img_size as usize)
+        .and_then(|n| n.checked_add(usize::from(header.protect_tlv_size)));
+    let Some(info_at) = info_at.filter(|at| at.saturating_add(TLV_INFO_SIZE) <= max) else {
+        return Ok(None);
+    };
+    let mut info = [0u8; TLV_INFO_SIZE];
+    flash.read(area, info_at as u32, &mut info)?;
+    // The info's length counts the info itself (MCUboot's it_tlv_tot).
+    let end = info_at + usize::from(u16::from_le_bytes([info[2], info[3]]));
+    Ok((end <= max).then_some(end.max(info_at + TLV_INFO_SIZE)))
 }
 
 /// Checks an image fully (hash, signature against the built-in keys);
@@ -147,10 +183,17 @@ pub fn power_on<F: BootFlash>(
     } else {
         let primary = read_trailer(flash, Area::Primary)?;
         let secondary = read_trailer(flash, Area::Secondary)?;
-        // Only consulted when a swap is wanted; checking costs a full hash.
-        let secondary_image = image_area(flash, Area::Secondary)?;
-        let secondary_check = check(&secondary_image, keys);
-        let action = boot_decision(&primary, &secondary, secondary_check.is_ok());
+        // The secondary image is only consulted when the trailers ask for a
+        // swap (checking costs a read and a hash of the whole image).
+        let (action, secondary_check) = match boot_decision(&primary, &secondary, true) {
+            BootAction::RunPrimary => (BootAction::RunPrimary, Err(String::new())),
+            _ => {
+                let secondary_image = image_area(flash, Area::Secondary)?;
+                let secondary_check = check(&secondary_image, keys);
+                let action = boot_decision(&primary, &secondary, secondary_check.is_ok());
+                (action, secondary_check)
+            }
+        };
         match action {
             BootAction::RunPrimary => {}
             BootAction::DiscardSecondary => {

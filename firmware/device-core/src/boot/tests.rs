@@ -24,6 +24,8 @@ struct MemFlash {
     status: Vec<u8>,
     ops: u32,
     cut_at: Option<u32>,
+    /// Bytes read, per area (primary, secondary, scratch, status).
+    read: [usize; 4],
 }
 
 impl MemFlash {
@@ -35,6 +37,7 @@ impl MemFlash {
             status: vec![0xff; 4096],
             ops: 0,
             cut_at: None,
+            read: [0; 4],
         }
     }
     fn area(&mut self, a: Area) -> &mut Vec<u8> {
@@ -73,6 +76,7 @@ impl BootFlash for MemFlash {
         }
         let o = offset as usize;
         buf.copy_from_slice(&self.area(area)[o..o + buf.len()]);
+        self.read[area as usize] += buf.len();
         Ok(())
     }
     fn write(&mut self, area: Area, offset: u32, data: &[u8]) -> Result<(), PowerCut> {
@@ -170,6 +174,33 @@ fn a_confirmed_test_image_stays() {
             (BootAction::RunPrimary, 2, false)
         );
     }
+}
+
+#[test]
+fn a_boot_reads_the_images_not_the_slots() {
+    let Setup {
+        mut flash, keys, ..
+    } = setup();
+    // The swap: both images and their trailers, nowhere near two slots.
+    power_on(&mut flash, &keys, BootConfig::default()).unwrap();
+    confirm(&mut flash).unwrap();
+    let trailers = 2 * TRAILER_SIZE;
+    // A plain boot: the primary image (v2, 9000 bytes + header + TLVs) and
+    // the trailers; the secondary's image is not read without a request.
+    flash.read = [0; 4];
+    let r = power_on(&mut flash, &keys, BootConfig::default()).unwrap();
+    assert_eq!(r.action, BootAction::RunPrimary);
+    let primary_len = flash.read[Area::Primary as usize];
+    assert!(
+        primary_len < 9000 + 0x200 + 512 + trailers,
+        "primary read {primary_len} bytes"
+    );
+    assert!(primary_len >= 9000, "primary read {primary_len} bytes");
+    assert!(
+        flash.read[Area::Secondary as usize] <= TRAILER_SIZE,
+        "secondary read {} bytes",
+        flash.read[Area::Secondary as usize]
+    );
 }
 
 #[test]
