@@ -49,7 +49,8 @@ struct Ctx {
 }
 
 /// Accepts connections until the hub shuts down.
-pub(crate) async fn serve(hub: Arc<HubState>, listener: TcpListener) {
+/// Hands the listening socket back when the hub shuts down.
+pub(crate) async fn serve(hub: Arc<HubState>, listener: TcpListener) -> TcpListener {
     let mut shutdown = hub.shutdown.subscribe();
     loop {
         tokio::select! {
@@ -57,7 +58,7 @@ pub(crate) async fn serve(hub: Arc<HubState>, listener: TcpListener) {
                 Ok((tcp, peer)) => { tokio::spawn(connection(hub.clone(), tcp, peer.to_string())); }
                 Err(e) => tracing::warn!("https accept: {e}"),
             },
-            _ = shutdown.wait_for(|s| *s) => return,
+            _ = shutdown.wait_for(|s| *s) => return listener,
         }
     }
 }

@@ -149,8 +149,25 @@ pub struct HubFixture {
     https_addr: SocketAddr,
     admin_addr: Option<SocketAddr>,
     dir_lock: DirLock,
-    /// The listener tasks: once they end, their sockets are closed.
-    pub(crate) listeners: Arc<Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+    /// The listener tasks: once they end, their sockets are closed (or
+    /// handed back, [`HubFixture::stop`]).
+    pub(crate) listeners: Arc<Mutex<Option<ListenerTasks>>>,
+}
+
+/// The tasks accepting on the hub's listeners; the MQTT and HTTPS ones
+/// hand their socket back when the hub shuts down.
+pub(crate) struct ListenerTasks {
+    pub(crate) mqtt: tokio::task::JoinHandle<tokio::net::TcpListener>,
+    pub(crate) https: tokio::task::JoinHandle<tokio::net::TcpListener>,
+    pub(crate) admin: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// A stopped hub's MQTT and HTTPS listening sockets, still bound and
+/// listening: what [`HubFixture::start_on`] starts the next hub on.
+#[derive(Debug)]
+pub struct Listeners {
+    pub(crate) mqtt: tokio::net::TcpListener,
+    pub(crate) https: tokio::net::TcpListener,
 }
 
 impl std::fmt::Debug for HubFixture {
@@ -184,6 +201,13 @@ fn validate_device_id(id: &str) -> Result<(), HubError> {
 impl HubFixture {
     /// Opens (or creates) the data directory and starts the listeners.
     pub async fn start(config: HubConfig) -> Result<Self, HubError> {
+        Self::start_inner(config, None).await
+    }
+
+    pub(crate) async fn start_inner(
+        config: HubConfig,
+        kept: Option<Listeners>,
+    ) -> Result<Self, HubError> {
         if config.host_names.is_empty() {
             return Err(HubError::Config("at least one host name is needed".into()));
         }
@@ -215,8 +239,13 @@ impl HubFixture {
                     error,
                 })
         };
-        let mqtt = bind("mqtt", config.mqtt_addr).await?;
-        let https = bind("https", config.https_addr).await?;
+        let (mqtt, https) = match kept {
+            Some(Listeners { mqtt, https }) => (mqtt, https),
+            None => (
+                bind("mqtt", config.mqtt_addr).await?,
+                bind("https", config.https_addr).await?,
+            ),
+        };
         let admin = match config.admin_addr {
             Some(a) => Some(bind("admin", a).await?),
             None => None,
@@ -311,14 +340,12 @@ impl HubFixture {
                 host_name: hub.host_name().to_owned(),
             },
         );
-        let mut tasks = vec![
-            tokio::spawn(crate::mqtt_server::serve(state.clone(), mqtt)),
-            tokio::spawn(crate::https::serve(state.clone(), https)),
-        ];
-        if let Some(admin) = admin {
-            tasks.push(tokio::spawn(crate::admin::serve(hub.clone(), admin)));
-        }
-        *hub.listeners.lock().expect("listeners lock") = tasks;
+        let tasks = ListenerTasks {
+            mqtt: tokio::spawn(crate::mqtt_server::serve(state.clone(), mqtt)),
+            https: tokio::spawn(crate::https::serve(state.clone(), https)),
+            admin: admin.map(|admin| tokio::spawn(crate::admin::serve(hub.clone(), admin))),
+        };
+        *hub.listeners.lock().expect("listeners lock") = Some(tasks);
         Ok(hub)
     }
 

@@ -23,7 +23,8 @@ use crate::session::{ClientIdentity, HubPort, Session, SessionEnd};
 use crate::store::{DeviceStatus, QueuedMessage, StoreError, StoredSession, Twin};
 
 /// Accepts connections until the hub shuts down.
-pub(crate) async fn serve(hub: Arc<HubState>, listener: TcpListener) {
+/// Hands the listening socket back when the hub shuts down.
+pub(crate) async fn serve(hub: Arc<HubState>, listener: TcpListener) -> TcpListener {
     let mut shutdown = hub.shutdown.subscribe();
     loop {
         tokio::select! {
@@ -34,7 +35,7 @@ pub(crate) async fn serve(hub: Arc<HubState>, listener: TcpListener) {
                 }
                 Err(e) => tracing::warn!("mqtt accept: {e}"),
             },
-            _ = shutdown.wait_for(|s| *s) => return,
+            _ = shutdown.wait_for(|s| *s) => return listener,
         }
     }
 }

@@ -5,19 +5,38 @@
 //! documentation warns of (a GET response older than a patch). Each one is
 //! journalled, so a case cites it.
 
-use crate::hub::{HubFixture, SessionCommand};
+use crate::hub::{HubConfig, HubError, HubFixture, Listeners, SessionCommand};
 use crate::journal::{CloseReason, Event};
 
 impl HubFixture {
-    /// [`HubFixture::shutdown`], then waits until the listeners have closed
-    /// their sockets: a hub started right after on the same addresses can
-    /// bind them (a restart).
-    pub async fn stop(&self) {
+    /// [`HubFixture::shutdown`], then waits until the listeners have
+    /// stopped accepting; returns the MQTT and HTTPS listening sockets
+    /// (`None` if the hub was stopped before), which [`HubFixture::start_on`]
+    /// starts the restarted hub on. Dropped, they close.
+    ///
+    /// Why hand them over rather than bind the addresses again: a process
+    /// the bench forks at that moment holds a copy of the listening socket
+    /// until it execs, and a new bind then fails with EADDRINUSE (seen in
+    /// CD-15 under load). A socket-activated service's restart keeps its
+    /// socket the same way: connections made while the hub is down wait in
+    /// the backlog until the new hub accepts them.
+    pub async fn stop(&self) -> Option<Listeners> {
         self.shutdown();
-        let tasks = std::mem::take(&mut *self.listeners.lock().expect("listeners lock"));
-        for t in tasks {
-            let _ = t.await;
+        let tasks = self.listeners.lock().expect("listeners lock").take()?;
+        if let Some(admin) = tasks.admin {
+            let _ = admin.await;
         }
+        match (tasks.mqtt.await, tasks.https.await) {
+            (Ok(mqtt), Ok(https)) => Some(Listeners { mqtt, https }),
+            _ => None,
+        }
+    }
+
+    /// Starts a hub as [`HubFixture::start`] does, on the listening sockets
+    /// of a stopped one ([`HubFixture::stop`]) instead of binding
+    /// `config.mqtt_addr` and `config.https_addr`.
+    pub async fn start_on(config: HubConfig, listeners: Listeners) -> Result<Self, HubError> {
+        Self::start_inner(config, Some(listeners)).await
     }
 
     /// Resets the device's live connection: TCP RST, no TLS close, no FIN

@@ -327,13 +327,44 @@ async fn a_stopped_hub_frees_its_addresses_for_a_restart() {
     let mut config = HubConfig::for_tests(dir.path());
     config.mqtt_addr = hub.mqtt_addr();
     config.https_addr = hub.https_addr();
-    hub.stop().await;
+    drop(hub.stop().await);
     assert!(c.closed_by_hub(GUARD).await);
     let again = HubFixture::start(config).await.unwrap();
     assert_eq!(again.mqtt_addr(), hub.mqtt_addr());
     let (_c, ack) = DeviceClient::connect(again.mqtt_addr(), &creds, ConnectOptions::default())
         .await
         .unwrap();
+    assert_eq!(ack.code, rumqttc::ConnectReturnCode::Success);
+    again.shutdown();
+}
+
+#[tokio::test]
+async fn a_restart_on_the_stopped_hubs_sockets_serves_who_connected_meanwhile() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = start_hub(dir.path()).await;
+    let creds = hub.register_device("d").unwrap();
+    let (mut c, _) = DeviceClient::connect(hub.mqtt_addr(), &creds, ConnectOptions::default())
+        .await
+        .unwrap();
+    let config = HubConfig::for_tests(dir.path());
+    let kept = hub
+        .stop()
+        .await
+        .expect("a running hub hands its sockets back");
+    assert!(hub.stop().await.is_none(), "stopped once");
+    assert!(c.closed_by_hub(GUARD).await);
+    // While no hub runs, a connection waits in the kept socket's backlog
+    // and is served once the new hub starts on it.
+    let waiting = tokio::spawn({
+        let (addr, creds) = (hub.mqtt_addr(), creds.clone());
+        async move { DeviceClient::connect(addr, &creds, ConnectOptions::default()).await }
+    });
+    let again = HubFixture::start_on(config, kept).await.unwrap();
+    assert_eq!(
+        (again.mqtt_addr(), again.https_addr()),
+        (hub.mqtt_addr(), hub.https_addr())
+    );
+    let (_c, ack) = waiting.await.unwrap().unwrap();
     assert_eq!(ack.code, rumqttc::ConnectReturnCode::Success);
     again.shutdown();
 }

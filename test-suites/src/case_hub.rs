@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use hub_fixture::clock::TimeScale;
-use hub_fixture::hub::{DeviceCredentials, HubConfig, HubFixture};
+use hub_fixture::hub::{DeviceCredentials, HubConfig, HubFixture, Listeners};
 use sacbench_provisioning::{DeviceJson, Provisioning};
 use sacbench_rig::{in_netns, Node, Rig, RigError, RigNetwork};
 
@@ -49,25 +49,42 @@ impl CaseHub {
     }
 
     /// Restarts the hub process's part: stops it (every session closed,
-    /// the listeners' sockets closed), then starts it again on the same
-    /// data directory and addresses — its queue, twins, sessions and CA
-    /// are what it stored. The journal starts anew (its file keeps both).
+    /// nothing accepted), then starts it again on the same data directory
+    /// and listening sockets, as a socket-activated service restarts — its
+    /// queue, twins, sessions and CA are what it stored. The journal starts
+    /// anew (its file keeps both).
     pub async fn restart(&mut self, rig: &dyn Rig) -> Result<(), RigError> {
-        self.0.stop().await;
-        self.0 = start_in(rig, self.1.clone()).await?;
+        let kept = self.0.stop().await;
+        self.0 = start_in_with(rig, self.1.clone(), kept).await?;
         Ok(())
     }
 }
 
 /// Starts a hub with `config` in the namespace of `rig`'s [`Node::Hub`].
 async fn start_in(rig: &dyn Rig, config: HubConfig) -> Result<HubFixture, RigError> {
+    start_in_with(rig, config, None).await
+}
+
+/// [`start_in`], on a stopped hub's listening sockets if given.
+async fn start_in_with(
+    rig: &dyn Rig,
+    config: HubConfig,
+    kept: Option<Listeners>,
+) -> Result<HubFixture, RigError> {
     let netns = rig.netns(Node::Hub);
     let handle = tokio::runtime::Handle::current();
     let addr = config.mqtt_addr;
     // The listeners are made on a thread inside the hub's namespace; the
     // wait for it runs off the runtime's threads.
     let started = tokio::task::spawn_blocking(move || {
-        in_netns(netns, move || handle.block_on(HubFixture::start(config)))
+        in_netns(netns, move || {
+            handle.block_on(async move {
+                match kept {
+                    Some(listeners) => HubFixture::start_on(config, listeners).await,
+                    None => HubFixture::start(config).await,
+                }
+            })
+        })
     })
     .await
     .map_err(|e| RigError::Setup(format!("starting the hub: {e}")))??;
