@@ -135,14 +135,19 @@ impl Fail {
     }
 }
 
-/// Setup errors (rig, hub, tools) are failures too, pointing at the setup.
+/// Any other error a case meets (rig, hub, tools, files) is the bench's:
+/// an `error` outcome, never the device's failure. What the device did
+/// wrong is always a [`Fail::new`] naming what was expected of it.
 impl<E: std::fmt::Display> From<E> for Fail {
     fn from(e: E) -> Fail {
-        Fail::new(
-            "the case's rig to come up and run",
-            format!("setup error: {e}"),
-            "the case's device log and hub journal",
-        )
+        Fail {
+            bench: true,
+            ..Fail::new(
+                "the case's rig to come up and run",
+                format!("setup error: {e}"),
+                "the case's device log and hub journal",
+            )
+        }
     }
 }
 
@@ -658,4 +663,24 @@ pub fn reference_dut_file() -> PathBuf {
 /// Whether `name` is a fault switch of the reference gateway (not of the device).
 pub fn is_gateway_fault(name: &str) -> bool {
     field_gateway::FAULTS.iter().any(|f| f.name == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Fail;
+
+    #[test]
+    fn an_error_met_with_question_mark_is_the_benchs_not_the_devices() {
+        fn rig_step() -> Result<(), Fail> {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::AddrInUse,
+                "address in use",
+            ))?;
+            Ok(())
+        }
+        let f = rig_step().unwrap_err();
+        assert!(f.bench, "an `error` outcome, not `failed`");
+        assert!(f.seen.contains("address in use"), "{}", f.seen);
+        assert!(!Fail::new("x", "y", "z").bench);
+    }
 }
