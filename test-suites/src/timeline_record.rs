@@ -18,8 +18,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use sacbench_capture::decrypt::{decrypt_capture, frame_at, PlainFlow};
 use sacbench_rig::{
-    Capabilities, CaptureTarget, DutAddresses, FlashHold, LinePredicate, LogLine, LogSource, Node,
-    Provisioning, Rig, RigError, RigNetwork, SecondBoard,
+    Capabilities, CaptureTarget, DutAddresses, FlashHold, HoldScope, LinePredicate, LogLine,
+    LogSource, Node, Provisioning, Rig, RigError, RigNetwork, SecondBoard,
 };
 
 use crate::case::Case;
@@ -165,11 +165,15 @@ impl Rig for RecordingRig {
         self.clock.record(at, what, &r);
         r
     }
-    fn hold_flash_writes(&self, delay: Duration) -> Result<FlashHold, RigError> {
+    fn hold_flash_writes(&self, delay: Duration, scope: HoldScope) -> Result<FlashHold, RigError> {
         let at = self.clock.now_us();
-        let r = self.inner.hold_flash_writes(delay);
+        let r = self.inner.hold_flash_writes(delay, scope);
+        let what = match scope {
+            HoldScope::Every => "flash writes held",
+            HoldScope::PrimarySlot => "primary-slot flash writes held",
+        };
         self.clock
-            .record(at, format!("flash writes held {delay:?}"), &r);
+            .record(at, format!("{what} (≤ {delay:?} each)"), &r);
         r
     }
     fn board_pid(&self) -> Option<u32> {

@@ -291,8 +291,55 @@ mod tests {
 pub mod board_control {
     /// The environment variable naming the board's control directory.
     pub const ENV: &str = "SACBENCH_BOARD_CONTROL";
-    /// In that directory: while this file holds a number N, every flash
-    /// write waits N ms before it lands (a slow flash chip, on the bench's
-    /// command).
+    /// In that directory: while this file exists, holding `N` or
+    /// `N primary` ([`hold_text`]), every flash write (or only those to the
+    /// primary image slot) waits before it lands — until the file is
+    /// removed, at most N ms: a slow flash chip, on the bench's command.
     pub const FLASH_HOLD_FILE: &str = "flash-hold-ms";
+
+    /// Which flash writes a hold holds.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum HoldScope {
+        /// Every write and erase.
+        Every,
+        /// Only writes and erases of the primary image slot: what a
+        /// bootloader's swap does, and nothing the running firmware does.
+        PrimarySlot,
+    }
+
+    /// The text of [`FLASH_HOLD_FILE`] for a hold of at most `ms` per write.
+    pub fn hold_text(ms: u64, scope: HoldScope) -> String {
+        match scope {
+            HoldScope::Every => ms.to_string(),
+            HoldScope::PrimarySlot => format!("{ms} primary"),
+        }
+    }
+
+    /// Reads [`hold_text`] back; `None` for anything else.
+    pub fn parse_hold(text: &str) -> Option<(u64, HoldScope)> {
+        let mut words = text.split_whitespace();
+        let ms = words.next()?.parse().ok()?;
+        let scope = match words.next() {
+            None => HoldScope::Every,
+            Some("primary") => HoldScope::PrimarySlot,
+            Some(_) => return None,
+        };
+        words.next().is_none().then_some((ms, scope))
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn hold_text_reads_back() {
+            for scope in [HoldScope::Every, HoldScope::PrimarySlot] {
+                assert_eq!(parse_hold(&hold_text(2000, scope)), Some((2000, scope)));
+            }
+            assert_eq!(parse_hold("2000\n"), Some((2000, HoldScope::Every)));
+            for bad in ["", "x", "10 secondary", "10 primary x"] {
+                assert_eq!(parse_hold(bad), None, "{bad:?}");
+            }
+        }
+    }
 }

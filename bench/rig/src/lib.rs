@@ -23,6 +23,7 @@ pub mod rtt;
 pub mod scan;
 
 pub use emulated::FlashHold;
+pub use sacbench_provisioning::board_control::HoldScope;
 pub use sacbench_provisioning::Provisioning;
 
 /// Something a rig can do.
@@ -305,9 +306,13 @@ pub trait Rig {
             "this rig cannot reach into the device's sockets".into(),
         ))
     }
-    /// Holds every flash write of the DUT's firmware until the guard is
+    /// Holds the DUT firmware's flash writes in `scope` until the guard is
     /// dropped, each for at most `delay` (sacbench's native board only).
-    fn hold_flash_writes(&self, _delay: Duration) -> Result<FlashHold, RigError> {
+    fn hold_flash_writes(
+        &self,
+        _delay: Duration,
+        _scope: HoldScope,
+    ) -> Result<FlashHold, RigError> {
         Err(RigError::Setup(
             "holding flash writes needs sacbench's native board".into(),
         ))

@@ -229,28 +229,34 @@ fn power_cut_due() -> bool {
 // The emulated rig's flash hold, of the same family: with
 // `SACBENCH_BOARD_CONTROL=DIR` in its environment (the rig sets it for the
 /// native board), each flash write or erase first reads `DIR/flash-hold-ms`;
-/// while that file holds a number N, the write waits — until the bench
+/// while that file holds a number N (and the write is in its scope, see
+/// `board_control::HoldScope`), the write waits — until the bench
 /// removes the file or N ms have passed, whichever comes first — before it
 /// lands: a slow flash chip, on the bench's command. The wait is the fault
 /// the bench injects (as `strace -e inject=pwrite64:delay_enter` did), not a
 /// synchronisation: the bench writes the file to hold and removes it to end
 /// the hold, so a case that needs the write held only until it has cut the
 /// link does not wait out N.
-use sacbench_provisioning::board_control::{ENV as BOARD_CONTROL_ENV, FLASH_HOLD_FILE};
+use sacbench_provisioning::board_control::{
+    parse_hold, HoldScope, ENV as BOARD_CONTROL_ENV, FLASH_HOLD_FILE,
+};
 
-fn hold_if_asked() {
+fn hold_if_asked(region: Region) {
     static FILE: OnceLock<Option<PathBuf>> = OnceLock::new();
     let Some(file) = FILE.get_or_init(|| {
         std::env::var_os(BOARD_CONTROL_ENV).map(|d| PathBuf::from(d).join(FLASH_HOLD_FILE))
     }) else {
         return;
     };
-    let Some(ms) = std::fs::read_to_string(file)
+    let Some((ms, scope)) = std::fs::read_to_string(file)
         .ok()
-        .and_then(|t| t.trim().parse::<u64>().ok())
+        .and_then(|t| parse_hold(&t))
     else {
         return;
     };
+    if scope == HoldScope::PrimarySlot && region != Region::Primary {
+        return;
+    }
     let until = Instant::now() + Duration::from_millis(ms);
     // Polled: the file is the bench's only signal to the board (it may be
     // another process's namespace), and 2 ms is far inside the spread of a
@@ -414,7 +420,7 @@ impl FlashFile {
         let at = self.at(region, offset, bytes.len() as u64)?;
         let mut buf = bytes.to_vec();
         invert(&mut buf);
-        hold_if_asked();
+        hold_if_asked(region);
         if power_cut_due() {
             let _ = self.file.write_all_at(&buf[..buf.len() / 2], at);
             eprintln!("flash: power cut during a write to the {}", region.name());
@@ -448,7 +454,7 @@ impl FlashFile {
     /// of copying); where the file system cannot, it writes the zeros.
     fn erase_at(&self, region: Region, at: u64, len: u64) -> Result<(), FlashError> {
         use rustix::fs::{fallocate, FallocateFlags};
-        hold_if_asked();
+        hold_if_asked(region);
         let punch = |len: u64| {
             fallocate(
                 &self.file,

@@ -322,7 +322,9 @@ pub(super) struct SlowFlash {
 impl SlowFlash {
     pub(super) async fn attach(case: &Case, delay: Duration) -> Result<SlowFlash, Fail> {
         Ok(SlowFlash {
-            _hold: case.rig.hold_flash_writes(delay)?,
+            _hold: case
+                .rig
+                .hold_flash_writes(delay, sacbench_rig::HoldScope::Every)?,
         })
     }
 }

@@ -22,7 +22,8 @@ use crate::{
     Capabilities, Capability, CaptureTarget, DutAddresses, LinePredicate, LogLine, LogSource, Rig,
     RigError, RigNetwork, SecondBoard,
 };
-use sacbench_provisioning::{board_control, Provisioning};
+use sacbench_provisioning::board_control::{self, HoldScope};
+use sacbench_provisioning::Provisioning;
 
 /// How to build one emulated rig.
 #[derive(Debug, Clone)]
@@ -182,10 +183,14 @@ impl EmulatedRig {
         board_control_dir(&self.state_dir())
     }
 
-    /// Holds every flash write of the native board's firmware, from its
-    /// next write on, until the returned guard is dropped (a held write then
+    /// Holds the native board's flash writes in `scope`, from its next
+    /// write on, until the returned guard is dropped (a held write then
     /// lands at once) or for at most `delay` each.
-    fn hold_native_flash_writes(&self, delay: std::time::Duration) -> Result<FlashHold, RigError> {
+    fn hold_native_flash_writes(
+        &self,
+        delay: std::time::Duration,
+        scope: HoldScope,
+    ) -> Result<FlashHold, RigError> {
         if !self.native_board() {
             return Err(RigError::Setup(
                 "holding flash writes needs sacbench's native board".into(),
@@ -197,7 +202,11 @@ impl EmulatedRig {
         std::fs::create_dir_all(&dir).map_err(io)?;
         // Whole or not at all: the board reads it at every write.
         let tmp = dir.join(".flash-hold-ms.tmp");
-        std::fs::write(&tmp, delay.as_millis().to_string()).map_err(io)?;
+        std::fs::write(
+            &tmp,
+            board_control::hold_text(delay.as_millis() as u64, scope),
+        )
+        .map_err(io)?;
         std::fs::rename(&tmp, &file).map_err(io)?;
         Ok(FlashHold { file })
     }
@@ -260,8 +269,12 @@ impl Rig for EmulatedRig {
         self.topo.kill_established_tcp(node, dport)
     }
 
-    fn hold_flash_writes(&self, delay: std::time::Duration) -> Result<FlashHold, RigError> {
-        self.hold_native_flash_writes(delay)
+    fn hold_flash_writes(
+        &self,
+        delay: std::time::Duration,
+        scope: HoldScope,
+    ) -> Result<FlashHold, RigError> {
+        self.hold_native_flash_writes(delay, scope)
     }
 
     fn board_pid(&self) -> Option<u32> {
