@@ -48,7 +48,24 @@ pub struct RigConfig {
     /// The program that puts a provisioning directory (`{provisioning}`) on
     /// the DUT; without it a lab DUT cannot be given a run's identity.
     pub provisioning: Option<CommandConfig>,
+    /// A labgrid place that provides console, power and link instead of
+    /// `[console]`, `[power]` and `[link]` (see [`RigConfig::on_place`]).
+    pub labgrid: Option<LabgridConfig>,
 }
+
+/// `[labgrid]`: the place on a labgrid coordinator that this rig is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LabgridConfig {
+    /// The coordinator's gRPC address, `host:port` (plaintext, labgrid's default).
+    pub coordinator: String,
+    /// Which place: by name, or any with these tags.
+    pub selector: super::labgrid::PlaceSelector,
+    /// How long to wait for the place while others hold it, in seconds.
+    pub timeout_s: u32,
+}
+
+/// How long a bench waits for a labgrid place when `labgrid.timeout_s` is not given.
+pub const DEFAULT_LABGRID_TIMEOUT_S: u32 = 600;
 
 /// `[hub]`: where the suites' fixture hub listens, and the name the DUT knows it by.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -376,6 +393,20 @@ struct RawRig {
     flasher: Option<toml::Spanned<CommandConfig>>,
     #[serde(default)]
     provisioning: Option<toml::Spanned<CommandConfig>>,
+    #[serde(default)]
+    labgrid: Option<toml::Spanned<RawLabgrid>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLabgrid {
+    coordinator: HostPort,
+    #[serde(default)]
+    place: Option<String>,
+    #[serde(default)]
+    tags: Option<std::collections::BTreeMap<String, String>>,
+    #[serde(default)]
+    timeout_s: Option<NonZeroU32>,
 }
 
 #[derive(Deserialize)]
@@ -632,6 +663,75 @@ impl RigConfig {
             return Err(err("dut", line_at(dut_span.start), "no DUT address".into()));
         }
 
+        let labgrid = match raw.labgrid {
+            None => None,
+            Some(lg) => {
+                let line = line_at(lg.span().start);
+                for (table, given) in [
+                    ("console", raw.console.is_some()),
+                    ("power", power.is_some()),
+                    ("link", link.is_some()),
+                ] {
+                    if given {
+                        return Err(err(
+                            "labgrid",
+                            text.lines()
+                                .position(|l| l.trim() == format!("[{table}]"))
+                                .map(|n| n + 1)
+                                .or(line),
+                            format!("both [labgrid] and [{table}]: the place provides the {table}"),
+                        ));
+                    }
+                }
+                let lg = lg.into_inner();
+                let selector = match (lg.place, lg.tags) {
+                    (Some(_), Some(_)) => {
+                        return Err(err(
+                            "labgrid.tags",
+                            find_line(text, "labgrid", "tags").or(line),
+                            "both labgrid.place and labgrid.tags are set".into(),
+                        ))
+                    }
+                    (None, None) => {
+                        return Err(err(
+                            "labgrid.place",
+                            line,
+                            "missing (name the place, or give labgrid.tags)".into(),
+                        ))
+                    }
+                    (Some(p), None) if p.is_empty() => {
+                        return Err(err(
+                            "labgrid.place",
+                            find_line(text, "labgrid", "place").or(line),
+                            "empty".into(),
+                        ))
+                    }
+                    (Some(p), None) => super::labgrid::PlaceSelector::Name(p),
+                    (None, Some(t)) if t.is_empty() => {
+                        return Err(err(
+                            "labgrid.tags",
+                            find_line(text, "labgrid", "tags").or(line),
+                            "no tags".into(),
+                        ))
+                    }
+                    (None, Some(t)) => super::labgrid::PlaceSelector::Tags(t),
+                };
+                let HostPort(host, port) = lg.coordinator;
+                let host = if host.contains(':') {
+                    format!("[{host}]")
+                } else {
+                    host
+                };
+                Some(LabgridConfig {
+                    coordinator: format!("{host}:{port}"),
+                    selector,
+                    timeout_s: lg
+                        .timeout_s
+                        .map_or(DEFAULT_LABGRID_TIMEOUT_S, NonZeroU32::get),
+                })
+            }
+        };
+
         Ok(RigConfig {
             file: file.to_owned(),
             name: raw.name,
@@ -648,6 +748,19 @@ impl RigConfig {
             hub: raw.hub,
             flasher,
             provisioning,
+            labgrid,
         })
+    }
+
+    /// This rig on an acquired labgrid place: the place's console, power and
+    /// link in place of `[labgrid]`.
+    pub fn on_place(&self, resolved: &super::labgrid::Resolved) -> RigConfig {
+        RigConfig {
+            console: resolved.console.clone(),
+            power: resolved.power.clone(),
+            link: resolved.link.clone(),
+            labgrid: None,
+            ..self.clone()
+        }
     }
 }

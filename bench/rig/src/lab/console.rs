@@ -15,6 +15,8 @@ use crate::{LogSource, RigError};
 
 /// How long one read may block: the bound on how late the thread sees `stop`.
 const READ_TIMEOUT: Duration = Duration::from_millis(50);
+/// How long connecting to a network console may take.
+const NETWORK_CONNECT: Duration = Duration::from_secs(5);
 
 /// A console being read into a [`LogSink`] until dropped.
 #[derive(Debug)]
@@ -26,13 +28,40 @@ pub struct Console {
 impl Console {
     /// Open the port now (so a wrong path fails here, naming `console.port`) and start reading.
     pub fn open(config: &ConsoleConfig, sink: LogSink) -> Result<Console, RigError> {
+        let what = || format!("console.port {} at {} baud", config.port, config.baud);
+        // A network console (a labgrid place's NetworkSerialPort, ser2net): RFC 2217.
+        if config.port.starts_with("rfc2217://") {
+            let (host, port) = super::rfc2217::parse_url(&config.port).ok_or_else(|| {
+                RigError::Setup(format!("{}: not rfc2217://host:port", config.port))
+            })?;
+            let port = super::rfc2217::Rfc2217Port::open(
+                &host,
+                port,
+                config.baud.get(),
+                NETWORK_CONNECT,
+                READ_TIMEOUT,
+            )
+            .map_err(|e| RigError::Io {
+                what: what(),
+                source: e,
+            })?;
+            return Console::start(config, port, sink);
+        }
         let port = serialport::new(&config.port, config.baud.get())
             .timeout(READ_TIMEOUT)
             .open_native()
             .map_err(|e| RigError::Io {
-                what: format!("console.port {} at {} baud", config.port, config.baud),
+                what: what(),
                 source: e.into(),
             })?;
+        Console::start(config, port, sink)
+    }
+
+    fn start(
+        config: &ConsoleConfig,
+        port: impl Read + Send + 'static,
+        sink: LogSink,
+    ) -> Result<Console, RigError> {
         let stop = Arc::new(AtomicBool::new(false));
         let thread = std::thread::Builder::new()
             .name(format!("console {}", config.port))

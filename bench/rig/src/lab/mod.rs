@@ -11,12 +11,14 @@
 mod config;
 mod console;
 pub(crate) mod fields;
+pub mod labgrid;
 mod logs;
 pub mod preflight;
 mod probe;
 #[cfg(feature = "probe-rs")]
 mod probe_rs;
 mod relay;
+pub mod rfc2217;
 pub mod switch;
 
 use std::path::{Path, PathBuf};
@@ -25,9 +27,9 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 pub use config::{
-    CaptureConfig, CommandConfig, ConfigError, ConsoleConfig, HubConfig, ImageConfig, LinkConfig,
-    ModbusEndpoint, PowerConfig, ProbeConfig, ProbeSelector, RigConfig, WireProtocol,
-    DEFAULT_HUB_HOST, DEFAULT_RELAY_TIMEOUT_MS, FIELDS,
+    CaptureConfig, CommandConfig, ConfigError, ConsoleConfig, HubConfig, ImageConfig,
+    LabgridConfig, LinkConfig, ModbusEndpoint, PowerConfig, ProbeConfig, ProbeSelector, RigConfig,
+    WireProtocol, DEFAULT_HUB_HOST, DEFAULT_LABGRID_TIMEOUT_S, DEFAULT_RELAY_TIMEOUT_MS, FIELDS,
 };
 pub use logs::{LineAssembler, MAX_LINE};
 pub use probe::{FakeProbe, FakeProbeRecord, ImageKind, Probe, RttData};
@@ -73,7 +75,18 @@ impl LabRig {
     /// Load `rig.toml` and open the rig: the console port now, the probe lazily
     /// (with the `probe-rs` feature). A bad rig file is one [`ConfigError`].
     pub fn open(rig_file: &Path) -> Result<LabRig, RigError> {
-        let config = RigConfig::load(rig_file)?;
+        LabRig::from_config(RigConfig::load(rig_file)?)
+    }
+
+    /// A rig from a checked config (a rig file on an acquired labgrid place:
+    /// [`RigConfig::on_place`]), with its real probe.
+    pub fn from_config(config: RigConfig) -> Result<LabRig, RigError> {
+        if config.labgrid.is_some() {
+            return Err(RigError::Setup(format!(
+                "{}: [labgrid]: the place must be acquired first (sacbench-suite does)",
+                config.file.display()
+            )));
+        }
         let probe = match &config.probe {
             None => None,
             Some(probe) => Some(real_probe(&config, probe)?),

@@ -19,11 +19,30 @@ fn open_device(path: &str) -> std::io::Result<()> {
         .map(|_| ())
 }
 
+fn connect(host: &str, port: u16) -> std::io::Result<()> {
+    let addr = (host, port)
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| std::io::Error::other("cannot resolve"))?;
+    TcpStream::connect_timeout(&addr, RELAY_CONNECT).map(|_| ())
+}
+
 /// Checks what `config` names; the first problem, as one line.
 pub fn preflight(config: &RigConfig) -> Result<(), String> {
     let file = config.file.display();
     if let Some(c) = &config.console {
-        open_device(&c.port).map_err(|e| format!("{file}: `console.port` {}: {e}", c.port))?;
+        match super::rfc2217::parse_url(&c.port) {
+            Some((host, port)) => {
+                connect(&host, port).map_err(|e| {
+                    format!(
+                        "{file}: `console.port` {}: the RFC 2217 server does not answer ({e})",
+                        c.port
+                    )
+                })?;
+            }
+            None => open_device(&c.port)
+                .map_err(|e| format!("{file}: `console.port` {}: {e}", c.port))?,
+        }
     }
     if let Some(p) = &config.power {
         match &p.relay {
