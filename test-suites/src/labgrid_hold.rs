@@ -51,6 +51,21 @@ pub fn describe() -> Option<String> {
         .map(|a| format!("labgrid place {} on {}", a.place, a.coordinator))
 }
 
+/// A problem with the rig on the place held (its relay does not answer, its
+/// console does not open) is the exporter's side of the farm: say so, and
+/// which place and exporters. Other problems pass unchanged.
+pub fn blame(problem: String) -> String {
+    match HELD.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+        Some(a) => format!(
+            "labgrid exporter {} (place {} on {}): {problem}",
+            a.resolved.exporters.join(", "),
+            a.place,
+            a.coordinator
+        ),
+        None => problem,
+    }
+}
+
 /// Releases the place held, if any; the error says how to release it by hand.
 pub fn release() -> Result<(), String> {
     let Some(acq) = HELD.lock().unwrap_or_else(|p| p.into_inner()).take() else {

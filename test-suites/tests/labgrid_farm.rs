@@ -387,6 +387,56 @@ fn a_killed_benchs_place_is_recovered_by_the_next_run() -> Result<(), Failed> {
     Ok(())
 }
 
+/// SIGTERM while the bench holds the place: it stops, and releases the place
+/// before it exits. And what is wrong on the farm's side stops the run before
+/// any case with exit 2 and one line naming it: a place the coordinator does
+/// not have, a coordinator nobody answers at.
+fn a_terminated_bench_releases_and_farm_problems_are_exit_2() -> Result<(), Failed> {
+    let dir = tempfile::tempdir()?;
+    let lab = FakeLab::build(dir.path(), 14, Firmware::Reference)?;
+    let farm = start_farm(&lab, dir.path())?;
+    let (mut bench, mut lines) = start_bench(&lab, &farm, dir.path(), "term", "MT-01");
+    lines.wait_for("labgrid: acquired place fakelab", "the bench")?;
+    kill(Pid::from_raw(bench.id() as i32), Signal::SIGTERM)?;
+    let status = bench.wait()?;
+    let said = lines.rest();
+    // 2 when the signal came before the first case, 130 during one.
+    if !matches!(status.code(), Some(2 | 130)) || !said.contains("labgrid: released place fakelab")
+    {
+        return Err(format!("SIGTERM: exit {:?}:\n{said}", status.code()).into());
+    }
+    let holder = acquired_by(&lab)?;
+    if holder != "None" {
+        return Err(format!("still acquired by {holder} after SIGTERM:\n{said}").into());
+    }
+
+    for (labgrid, want) in [
+        (
+            format!("coordinator = \"{COORDINATOR}\"\nplace = \"nosuch\""),
+            format!("labgrid place nosuch: the coordinator at {COORDINATOR} has no such place (it has: fakelab)"),
+        ),
+        (
+            "coordinator = \"127.0.0.1:1\"\nplace = \"fakelab\"".to_owned(),
+            "labgrid coordinator 127.0.0.1:1: cannot connect".to_owned(),
+        ),
+    ] {
+        let rig = dir.path().join("rig-bad.toml");
+        std::fs::write(&rig, format!("{}\n[labgrid]\n{labgrid}\n", lab.rig_common))?;
+        let out = lab
+            .suite_command(&rig, &dir.path().join("bad"), "MT-01")
+            .env("XDG_STATE_HOME", dir.path().join("state"))
+            .output()?;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if out.status.code() != Some(2) || !stderr.contains(&want) || stderr.lines().count() != 1 {
+            return Err(format!("exit {:?}, stderr {stderr:?}; wanted exit 2 and {want:?}", out.status.code()).into());
+        }
+        if dir.path().join("bad").exists() {
+            return Err("a run directory was made for a run that never got its place".into());
+        }
+    }
+    Ok(())
+}
+
 fn main() {
     match sandbox::enter() {
         Ok(Sandbox::Finished(status)) => std::process::exit(sandbox::exit_code(status)),
@@ -408,6 +458,10 @@ fn main() {
         Trial::test(
             "a_killed_benchs_place_is_recovered_by_the_next_run",
             a_killed_benchs_place_is_recovered_by_the_next_run,
+        ),
+        Trial::test(
+            "a_terminated_bench_releases_and_farm_problems_are_exit_2",
+            a_terminated_bench_releases_and_farm_problems_are_exit_2,
         ),
     ];
     libtest_mimic::run(&Arguments::from_args(), tests).exit();

@@ -23,11 +23,12 @@ pub enum PlaceSelector {
 
 impl fmt::Display for PlaceSelector {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // As it follows "place" in messages: `place board-3`, `place tagged board=nrf`.
         match self {
-            PlaceSelector::Name(n) => write!(f, "place {n}"),
+            PlaceSelector::Name(n) => write!(f, "{n}"),
             PlaceSelector::Tags(t) => {
                 let tags: Vec<String> = t.iter().map(|(k, v)| format!("{k}={v}")).collect();
-                write!(f, "a place tagged {}", tags.join(","))
+                write!(f, "tagged {}", tags.join(","))
             }
         }
     }

@@ -84,6 +84,10 @@ fn a_place_is_chosen_by_name_alias_or_all_its_tags() {
         Some(&"2".to_owned())
     );
     assert_eq!(
+        PlaceSelector::Tags(BTreeMap::from([("lab".into(), "2".into())])).to_string(),
+        "tagged lab=2"
+    );
+    assert_eq!(
         PlaceSelector::Name("a".into()).reservation_filter(),
         BTreeMap::from([("name".to_owned(), "a".to_owned())])
     );
@@ -91,7 +95,7 @@ fn a_place_is_chosen_by_name_alias_or_all_its_tags() {
     assert_eq!(e.fault, Fault::Place);
     assert_eq!(
         e.to_string(),
-        "labgrid place place zz: the coordinator at c:1 has no such place (it has: a, b); `labgrid-client -x c:1 places` lists them"
+        "labgrid place zz: the coordinator at c:1 has no such place (it has: a, b); `labgrid-client -x c:1 places` lists them"
     );
 }
 

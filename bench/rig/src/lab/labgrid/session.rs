@@ -343,8 +343,10 @@ pub async fn acquire(
                 "labgrid: place {} on {coord} was left acquired by {user} (the bench run with pid {}, started at Unix time {}), which is no longer running: releasing it (by hand: labgrid-client -x {coord} -p {} release --kick)",
                 p.name, r.pid, r.started, p.name
             ));
-            s.release(&p.name, user).await?;
+            // Reservation first: the coordinator hands a released place to
+            // the next reservation only once the place has none.
             s.cancel(&r.token).await?;
+            s.release(&p.name, user).await?;
             record::remove(record_dir, &r);
         }
     }
@@ -369,70 +371,69 @@ pub async fn acquire(
     let waited = Instant::now();
     let timeout = Duration::from_secs(config.timeout_s.into());
     let mut said = false;
-    let name =
-        loop {
-            let poll = proto::PollReservationRequest {
-                token: token.clone(),
-            };
-            let res = tokio::time::timeout(RPC_TIMEOUT, s.client.poll_reservation(poll))
-                .await
-                .map_err(|_| s.timed_out("PollReservation"))?
-                .map_err(|st| s.status("waiting for the reservation", &what, &st))?
-                .into_inner()
-                .reservation
-                .unwrap_or_default();
-            match res.state {
-                // allocated, acquired
-                1 | 2 => {
-                    if let Some(name) = res.allocations.get("main") {
-                        break name.clone();
-                    }
-                }
-                // waiting
-                0 => {}
-                state => {
-                    return Err(LabgridError::new(
-                        Fault::Place,
-                        &what,
-                        format!(
-                            "the reservation became {} while waiting",
-                            if state == 3 { "expired" } else { "invalid" }
-                        ),
-                    ))
+    let name = loop {
+        let poll = proto::PollReservationRequest {
+            token: token.clone(),
+        };
+        let res = tokio::time::timeout(RPC_TIMEOUT, s.client.poll_reservation(poll))
+            .await
+            .map_err(|_| s.timed_out("PollReservation"))?
+            .map_err(|st| s.status("waiting for the reservation", &what, &st))?
+            .into_inner()
+            .reservation
+            .unwrap_or_default();
+        match res.state {
+            // allocated, acquired
+            1 | 2 => {
+                if let Some(name) = res.allocations.get("main") {
+                    break name.clone();
                 }
             }
-            let held: Vec<String> = s
-                .places()
-                .await?
-                .iter()
-                .filter(|p| {
-                    place::candidates(std::slice::from_ref(*p), &config.selector, coord).is_ok()
-                })
-                .filter_map(|p| p.acquired.as_ref().map(|a| format!("{} by {a}", p.name)))
-                .collect();
-            if !said {
-                say(format!(
-                "labgrid: waiting for {what} on {coord} (held: {}), up to {} s (labgrid.timeout_s)",
+            // waiting
+            0 => {}
+            state => {
+                return Err(LabgridError::new(
+                    Fault::Place,
+                    &what,
+                    format!(
+                        "the reservation became {} while waiting",
+                        if state == 3 { "expired" } else { "invalid" }
+                    ),
+                ))
+            }
+        }
+        let held: Vec<String> = s
+            .places()
+            .await?
+            .iter()
+            .filter(|p| {
+                place::candidates(std::slice::from_ref(*p), &config.selector, coord).is_ok()
+            })
+            .filter_map(|p| p.acquired.as_ref().map(|a| format!("{} by {a}", p.name)))
+            .collect();
+        if !said {
+            say(format!(
+                "labgrid: waiting for place {what} on {coord} (held: {}), up to {} s (labgrid.timeout_s)",
                 if held.is_empty() { "reserved by another".into() } else { held.join(", ") },
                 config.timeout_s
             ));
-                said = true;
-            }
-            if waited.elapsed() >= timeout || interrupted() {
-                let _ = s.cancel(&token).await;
-                let why = if interrupted() {
-                    "interrupted while waiting for it".to_owned()
-                } else {
-                    format!(
-                        "still not free after {} s (labgrid.timeout_s); held: {}",
-                        config.timeout_s,
-                        held.join(", ")
-                    )
-                };
-                return Err(LabgridError::new(Fault::Place, &what, why));
-            }
-            stream.next_update(&s, &mut resources, POLL).await?;
-        };
+            said = true;
+        }
+        if waited.elapsed() >= timeout || interrupted() {
+            let _ = s.cancel(&token).await;
+            let why = if interrupted() {
+                "interrupted while waiting for it".to_owned()
+            } else {
+                format!(
+                    "still not free after {} s (labgrid.timeout_s); held: {}",
+                    config.timeout_s,
+                    held.join(", ")
+                )
+            };
+            return Err(LabgridError::new(Fault::Place, &what, why));
+        }
+        stream.next_update(&s, &mut resources, POLL).await?;
+    };
 
     let req = proto::AcquirePlaceRequest {
         placename: name.clone(),
@@ -444,6 +445,13 @@ pub async fn acquire(
     {
         let _ = s.cancel(&token).await;
         return Err(e);
+    }
+    // The reservation has done its work. The coordinator frees a released
+    // place for the next waiting reservation only if it has no reservation of
+    // its own left (else only at its next periodic scheduling, seconds later):
+    // cancelling it now lets the next bench in the moment this one releases.
+    if let Err(e) = s.cancel(&token).await {
+        say(format!("labgrid: {e} (the place is acquired all the same)"));
     }
     let started = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -500,10 +508,11 @@ impl Acquisition {
         let mut s = Session::connect(&self.coordinator)
             .await
             .map_err(|e| self.hint(e))?;
-        s.release(&self.place, &self.user)
+        // Cancelled after acquiring already; a no-op unless that failed.
+        s.cancel(&self.record.token)
             .await
             .map_err(|e| self.hint(e))?;
-        s.cancel(&self.record.token)
+        s.release(&self.place, &self.user)
             .await
             .map_err(|e| self.hint(e))?;
         record::remove(&self.record_dir, &self.record);
