@@ -114,30 +114,29 @@ impl Telnet {
     /// Answer one request, only when it changes an option's state (so two
     /// agreeing sides never loop, RFC 854).
     fn negotiate(&mut self, verb: u8, opt: u8, reply: &mut Vec<u8>) {
-        match verb {
-            DO if [COM_PORT, BINARY, SGA].contains(&opt) => {
-                if self.we_will.insert(opt) {
-                    reply.extend([IAC, WILL, opt]);
-                }
-            }
-            DO => reply.extend([IAC, WONT, opt]),
-            DONT => {
-                if self.we_will.remove(&opt) {
-                    reply.extend([IAC, WONT, opt]);
-                }
-            }
-            WILL if [COM_PORT, BINARY, SGA, ECHO].contains(&opt) => {
-                if self.we_do.insert(opt) {
-                    reply.extend([IAC, DO, opt]);
-                }
-            }
-            WILL => reply.extend([IAC, DONT, opt]),
-            WONT => {
-                if self.we_do.remove(&opt) {
-                    reply.extend([IAC, DONT, opt]);
-                }
-            }
-            _ => {}
+        // DO/DONT are about this side's options, WILL/WONT about the server's.
+        let (ours, supported, agree, refuse) = match verb {
+            DO | DONT => (
+                &mut self.we_will,
+                [COM_PORT, BINARY, SGA].contains(&opt),
+                WILL,
+                WONT,
+            ),
+            WILL | WONT => (
+                &mut self.we_do,
+                [COM_PORT, BINARY, SGA, ECHO].contains(&opt),
+                DO,
+                DONT,
+            ),
+            _ => return,
+        };
+        let answer = match (verb == DO || verb == WILL, supported) {
+            (true, true) => ours.insert(opt).then_some(agree),
+            (true, false) => Some(refuse),
+            (false, _) => ours.remove(&opt).then_some(refuse),
+        };
+        if let Some(a) = answer {
+            reply.extend([IAC, a, opt]);
         }
     }
 }
