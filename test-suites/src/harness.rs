@@ -197,11 +197,11 @@ pub fn main(target: Target) -> ! {
         if !args.list {
             // The hardware it names is there (serial port, relay, hub address).
             if let Err(e) = sacbench_rig::lab::preflight::preflight(&config) {
-                exit_usage(crate::labgrid_hold::blame(e));
+                exit_usage(crate::labgrid_hold::blame(&config, e));
             }
             // And the rig opens as a whole (the debug probe too).
             if let Err(e) = sacbench_rig::lab::LabRig::from_config(config.clone()) {
-                exit_usage(crate::labgrid_hold::blame(e.to_string()));
+                exit_usage(e);
             }
             // A rig that can run none of the selected device cases proves
             // nothing about the device (the self-tests pass without one).

@@ -38,7 +38,13 @@ pub fn acquire(config: &RigConfig) -> Result<RigConfig, String> {
         acq.user,
         acq.resolved.exporters.join(", ")
     );
-    let on_place = config.on_place(&acq.resolved);
+    let provider = format!(
+        "labgrid exporter {} (place {} on {})",
+        acq.resolved.exporters.join(", "),
+        acq.place,
+        acq.coordinator
+    );
+    let on_place = config.on_place(&acq.resolved, provider);
     *HELD.lock().unwrap_or_else(|p| p.into_inner()) = Some(acq);
     Ok(on_place)
 }
@@ -54,14 +60,9 @@ pub fn describe() -> Option<String> {
 /// A problem with the rig on the place held (its relay does not answer, its
 /// console does not open) is the exporter's side of the farm: say so, and
 /// which place and exporters. Other problems pass unchanged.
-pub fn blame(problem: String) -> String {
-    match HELD.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
-        Some(a) => format!(
-            "labgrid exporter {} (place {} on {}): {problem}",
-            a.resolved.exporters.join(", "),
-            a.place,
-            a.coordinator
-        ),
+pub fn blame(config: &RigConfig, problem: String) -> String {
+    match &config.provider {
+        Some(by) => format!("{by}: {problem}"),
         None => problem,
     }
 }

@@ -118,7 +118,11 @@ fn a_labgrid_place_instead_of_hardware() {
     };
     let on = RigConfig::parse(LABGRID_EXAMPLE, &file())
         .unwrap()
-        .on_place(&resolved);
+        .on_place(&resolved, "labgrid exporter e (place p on c)".into());
+    assert_eq!(
+        on.provider.as_deref(),
+        Some("labgrid exporter e (place p on c)")
+    );
     assert!(on.labgrid.is_none());
     assert_eq!(
         on.capabilities(),

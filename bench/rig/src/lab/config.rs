@@ -51,6 +51,10 @@ pub struct RigConfig {
     /// A labgrid place that provides console, power and link instead of
     /// `[console]`, `[power]` and `[link]` (see [`RigConfig::on_place`]).
     pub labgrid: Option<LabgridConfig>,
+    /// Who provides console, power and link on a labgrid place ("labgrid
+    /// exporter E (place P on C)"): their failures name it. Set by
+    /// [`RigConfig::on_place`].
+    pub provider: Option<String>,
 }
 
 /// `[labgrid]`: the place on a labgrid coordinator that this rig is.
@@ -749,17 +753,20 @@ impl RigConfig {
             flasher,
             provisioning,
             labgrid,
+            provider: None,
         })
     }
 
     /// This rig on an acquired labgrid place: the place's console, power and
     /// link in place of `[labgrid]`.
-    pub fn on_place(&self, resolved: &super::labgrid::Resolved) -> RigConfig {
+    /// `provider` says who provides them, for their failures.
+    pub fn on_place(&self, resolved: &super::labgrid::Resolved, provider: String) -> RigConfig {
         RigConfig {
             console: resolved.console.clone(),
             power: resolved.power.clone(),
             link: resolved.link.clone(),
             labgrid: None,
+            provider: Some(provider),
             ..self.clone()
         }
     }

@@ -117,7 +117,7 @@ impl LabRig {
         let console = config
             .console
             .as_ref()
-            .map(|c| Console::open(c, sink.clone()))
+            .map(|c| Console::open(c, config.provider.as_deref(), sink.clone()))
             .transpose()?;
         let rtt = probe
             .clone()
@@ -205,6 +205,23 @@ impl LabRig {
         tokio::task::spawn_blocking(move || f(lock_probe(&probe).as_mut()))
             .await
             .map_err(|e| RigError::Device(format!("probe thread: {e}")))?
+    }
+
+    /// A failure of the console, power or link of a labgrid place names
+    /// the exporter and place that provide them.
+    fn blame(&self, e: RigError) -> RigError {
+        let Some(by) = &self.config.provider else {
+            return e;
+        };
+        match e {
+            RigError::Device(m) => RigError::Device(format!("{by}: {m}")),
+            RigError::Setup(m) => RigError::Setup(format!("{by}: {m}")),
+            RigError::Io { what, source } => RigError::Io {
+                what: format!("{by}: {what}"),
+                source,
+            },
+            e @ RigError::Unsupported(_) => e,
+        }
     }
 
     async fn tell_probe_power(&self, on: bool) -> Result<(), RigError> {
@@ -352,7 +369,7 @@ impl Rig for LabRig {
                 // The cut most likely did not happen: let the probe carry on.
                 let _ = self.tell_probe_power(true).await;
             }
-            return Err(e);
+            return Err(self.blame(e));
         }
         self.powered = Some(on);
         if on {
@@ -368,6 +385,7 @@ impl Rig for LabRig {
         switch
             .set(up, if up { "link up" } else { "link down" })
             .await
+            .map_err(|e| self.blame(e))
     }
 
     /// Flash through the probe, then reset so the new image boots. Unlike the
