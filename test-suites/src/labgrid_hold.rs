@@ -44,7 +44,17 @@ pub fn acquire(config: &RigConfig) -> Result<RigConfig, String> {
         acq.place,
         acq.coordinator
     );
-    let on_place = config.on_place(&acq.resolved, provider);
+    let on_place = match config.on_place(&acq.resolved, provider) {
+        Ok(c) => c,
+        // Dropping the acquisition releases the place.
+        Err(e) => {
+            return Err(format!(
+                "{}: labgrid place {}: {e}",
+                config.file.display(),
+                acq.place
+            ))
+        }
+    };
     *HELD.lock().unwrap_or_else(|p| p.into_inner()) = Some(acq);
     Ok(on_place)
 }

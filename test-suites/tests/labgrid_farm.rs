@@ -1,9 +1,10 @@
 //! The suites on a labgrid farm, against the real thing: labgrid's own
 //! coordinator and exporter (the `labgrid` package from PyPI, 26.0.1) in the
 //! fake lab's bench namespace, on loopback. The exporter exports the fake
-//! lab's Modbus relay coils as `ModbusTCPCoil`s (`power`, `link`) and its
+//! lab's Modbus relay coils as `ModbusTCPCoil`s (`power`, `link`), its
 //! console pty as a `NetworkSerialPort` (the exporter runs Debian's ser2net
-//! for it, RFC 2217); a place matches them. The rig file names the place
+//! for it, RFC 2217) and the DUT's address as a `NetworkService`; a place
+//! matches them. The rig file names the place
 //! (`[labgrid]`) instead of the hardware, and `sacbench-suite`:
 //!
 //! - runs the cases through the place and passes what the fake lab passes;
@@ -183,8 +184,13 @@ fn start_farm(lab: &FakeLab, dir: &Path) -> Result<Farm, Failed> {
     cls: ModbusTCPCoil
     host: "127.0.0.1:1502"
     coil: {LINK_COIL}
+  dut:
+    cls: NetworkService
+    address: "{dut}"
+    username: "root"
 "#,
-        tty = tty.display()
+        tty = tty.display(),
+        dut = lab.topo.dut_ipv4(),
     );
     std::fs::write(dir.join("exporter.yaml"), config)?;
     let mut exporter = lab
@@ -213,16 +219,21 @@ fn start_farm(lab: &FakeLab, dir: &Path) -> Result<Farm, Failed> {
     let mut listed = String::new();
     for _ in 0..20 {
         listed = labgrid_client(lab, &["resources"])?;
-        if listed.lines().filter(|l| l.contains(EXPORTER)).count() == 3 {
+        if listed.lines().filter(|l| l.contains(EXPORTER)).count() == 4 {
             break;
         }
     }
-    if listed.lines().filter(|l| l.contains(EXPORTER)).count() != 3 {
-        return Err(format!("the exporter's three resources never showed: {listed}").into());
+    if listed.lines().filter(|l| l.contains(EXPORTER)).count() != 4 {
+        return Err(format!("the exporter's four resources never showed: {listed}").into());
+    }
+    // The DUT's IPv4 address comes from the place's NetworkService, not the rig file.
+    let dut_line = format!("ipv4 = \"{}\"\n", lab.topo.dut_ipv4());
+    if !lab.rig_common.contains(&dut_line) {
+        return Err(format!("test bug: no {dut_line:?} in the fake lab's rig file").into());
     }
     let rig = format!(
         "{}\n[labgrid]\ncoordinator = \"{COORDINATOR}\"\nplace = \"{PLACE}\"\ntimeout_s = 120\n",
-        lab.rig_common
+        lab.rig_common.replace(&dut_line, "")
     );
     std::fs::write(&farm.rig_file, rig)?;
     Ok(farm)
@@ -278,8 +289,8 @@ fn passed(dir: &Path, out: &str, ids: &[&str], said: &str) -> Result<(), Failed>
 
 /// The reference board through the place: the cases pass as on the fake lab
 /// itself, power and link switched through the place's ModbusTCPCoils, the
-/// console read over RFC 2217 from the exporter's ser2net; the place is
-/// free again at the end.
+/// console read over RFC 2217 from the exporter's ser2net, the DUT's address
+/// from its NetworkService; the place is free again at the end.
 fn reference_board_passes_through_a_labgrid_place() -> Result<(), Failed> {
     let dir = tempfile::tempdir()?;
     let lab = FakeLab::build(dir.path(), 11, Firmware::Reference)?;

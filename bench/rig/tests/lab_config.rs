@@ -118,7 +118,8 @@ fn a_labgrid_place_instead_of_hardware() {
     };
     let on = RigConfig::parse(LABGRID_EXAMPLE, &file())
         .unwrap()
-        .on_place(&resolved, "labgrid exporter e (place p on c)".into());
+        .on_place(&resolved, "labgrid exporter e (place p on c)".into())
+        .unwrap();
     assert_eq!(
         on.provider.as_deref(),
         Some("labgrid exporter e (place p on c)")
@@ -133,6 +134,44 @@ fn a_labgrid_place_instead_of_hardware() {
         .into_iter()
         .collect()
     );
+}
+
+#[test]
+fn the_places_network_service_is_the_duts_address() {
+    use sacbench_rig::lab::labgrid::Resolved;
+    let place = |addr: Option<&str>| Resolved {
+        dut_address: addr.map(str::to_owned),
+        ..Resolved::default()
+    };
+    let by = || "labgrid exporter e (place p on c)".to_owned();
+    let with_dut = RigConfig::parse(LABGRID_EXAMPLE, &file()).unwrap();
+    // The same address in both: fine. Another: refused, naming both.
+    let on = with_dut.on_place(&place(Some("192.0.2.20")), by()).unwrap();
+    assert_eq!(on.dut.ipv4, Some(Ipv4Addr::new(192, 0, 2, 20)));
+    let e = with_dut
+        .on_place(&place(Some("192.0.2.99")), by())
+        .unwrap_err();
+    assert!(
+        e.contains("dut.ipv4 192.0.2.20 is not the place's NetworkService address 192.0.2.99"),
+        "{e}"
+    );
+    // No [dut] in the rig file: the place's address is the DUT's; without one, no address.
+    let bare = RigConfig::parse(
+        &LABGRID_EXAMPLE.replace("[dut]\nipv4 = \"192.0.2.20\"\n", ""),
+        &file(),
+    )
+    .unwrap();
+    assert_eq!(bare.dut.ipv4, None);
+    let on = bare.on_place(&place(Some("192.0.2.30")), by()).unwrap();
+    assert_eq!(on.dut.ipv4, Some(Ipv4Addr::new(192, 0, 2, 30)));
+    assert!(bare
+        .on_place(&place(None), by())
+        .unwrap_err()
+        .contains("no DUT address"));
+    assert!(bare
+        .on_place(&place(Some("dut.lab")), by())
+        .unwrap_err()
+        .contains("\"dut.lab\" is not an IPv4 address"));
 }
 
 #[test]

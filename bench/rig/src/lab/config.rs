@@ -390,7 +390,9 @@ struct RawRig {
     link: Option<toml::Spanned<LinkConfig>>,
     #[serde(default)]
     capture: Option<CaptureConfig>,
-    dut: toml::Spanned<RawDut>,
+    /// Optional only with `[labgrid]`, whose place may give the address.
+    #[serde(default)]
+    dut: Option<toml::Spanned<RawDut>>,
     #[serde(default)]
     hub: Option<HubConfig>,
     #[serde(default)]
@@ -644,8 +646,17 @@ impl RigConfig {
             link => link.map(toml::Spanned::into_inner),
         };
 
-        let dut_span = raw.dut.span();
-        let dut = raw.dut.into_inner();
+        let (dut_span, dut) = match raw.dut {
+            Some(d) => (Some(d.span()), d.into_inner()),
+            None if raw.labgrid.is_some() => (
+                None,
+                RawDut {
+                    ipv4: None,
+                    ipv6_link_local: None,
+                },
+            ),
+            None => return Err(err("dut", None, "missing".into())),
+        };
         let ipv6_link_local = match dut.ipv6_link_local {
             None => None,
             Some(v6) => {
@@ -663,8 +674,13 @@ impl RigConfig {
                 }
             }
         };
-        if dut.ipv4.is_none() && ipv6_link_local.is_none() {
-            return Err(err("dut", line_at(dut_span.start), "no DUT address".into()));
+        // On a labgrid place, its NetworkService may give the address (`on_place` checks).
+        if dut.ipv4.is_none() && ipv6_link_local.is_none() && raw.labgrid.is_none() {
+            return Err(err(
+                "dut",
+                dut_span.and_then(|s| line_at(s.start)),
+                "no DUT address".into(),
+            ));
         }
 
         let labgrid = match raw.labgrid {
@@ -759,15 +775,48 @@ impl RigConfig {
 
     /// This rig on an acquired labgrid place: the place's console, power and
     /// link in place of `[labgrid]`.
-    /// `provider` says who provides them, for their failures.
-    pub fn on_place(&self, resolved: &super::labgrid::Resolved, provider: String) -> RigConfig {
-        RigConfig {
+    /// `provider` says who provides them, for their failures. The place's
+    /// `NetworkService` address is the DUT's IPv4 address when the rig file
+    /// gives none, and must be it when the rig file does (else the run would
+    /// judge another board than the one it powers).
+    pub fn on_place(
+        &self,
+        resolved: &super::labgrid::Resolved,
+        provider: String,
+    ) -> Result<RigConfig, String> {
+        let mut dut = self.dut.clone();
+        let from_place = resolved.dut_address.as_deref();
+        let place_v4 = from_place.and_then(|a| a.parse::<Ipv4Addr>().ok());
+        match (dut.ipv4, from_place) {
+            (Some(mine), Some(theirs)) if place_v4 != Some(mine) => {
+                return Err(format!(
+                    "the rig file's dut.ipv4 {mine} is not the place's NetworkService address {theirs}: which board is this rig?"
+                ));
+            }
+            (None, Some(theirs)) => match place_v4 {
+                Some(v4) => dut.ipv4 = Some(v4),
+                None if dut.ipv6_link_local.is_none() => {
+                    return Err(format!(
+                        "no DUT address: the rig file has none, and the place's NetworkService address {theirs:?} is not an IPv4 address"
+                    ))
+                }
+                None => {}
+            },
+            (None, None) if dut.ipv6_link_local.is_none() => {
+                return Err(
+                    "no DUT address: the rig file has no [dut] address and the place no NetworkService".into(),
+                );
+            }
+            _ => {}
+        }
+        Ok(RigConfig {
             console: resolved.console.clone(),
             power: resolved.power.clone(),
             link: resolved.link.clone(),
+            dut,
             labgrid: None,
             provider: Some(provider),
             ..self.clone()
-        }
+        })
     }
 }

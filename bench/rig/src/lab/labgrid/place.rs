@@ -240,6 +240,8 @@ pub struct Resolved {
     pub power: Option<PowerConfig>,
     /// The DUT's Ethernet link, from a second `ModbusTCPCoil` named `link`.
     pub link: Option<LinkConfig>,
+    /// The DUT's address, from the `NetworkService` (named `dut` when there are several).
+    pub dut_address: Option<String>,
     /// Which exporters the place's resources come from.
     pub exporters: Vec<String>,
 }
@@ -402,10 +404,19 @@ pub fn resolve(place: &PlaceView, resources: &[ResourceView]) -> Result<Resolved
         }
         _ => None,
     };
+    let dut_address = match pick(&held, "NetworkService", "dut", &place.name)? {
+        Some(r) => Some(
+            r.string("address")?
+                .ok_or_else(|| r.err("no address parameter".into()))?
+                .to_owned(),
+        ),
+        None => None,
+    };
     Ok(Resolved {
         console,
         power,
         link,
+        dut_address,
         exporters,
     })
 }

@@ -129,6 +129,15 @@ fn serial_port_and_coils_become_console_power_and_link() {
         })
     );
     assert_eq!(r.exporters, ["exp1"]);
+    assert_eq!(r.dut_address, None);
+    // The DUT's network: a NetworkService's address.
+    let svc = res(
+        "NetworkService",
+        "NetworkService",
+        &[("address", Param::Str("192.0.2.20".into()))],
+    );
+    let r = resolve(&place_holding(&[&svc]), std::slice::from_ref(&svc)).unwrap();
+    assert_eq!(r.dut_address.as_deref(), Some("192.0.2.20"));
     // A single coil is power whatever its name; no link then.
     let only = coil_res("relay", 4, false);
     let r = resolve(&place_holding(&[&only]), std::slice::from_ref(&only)).unwrap();
