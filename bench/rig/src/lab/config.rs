@@ -51,6 +51,8 @@ pub struct RigConfig {
     /// A labgrid place that provides console, power and link instead of
     /// `[console]`, `[power]` and `[link]` (see [`RigConfig::on_place`]).
     pub labgrid: Option<LabgridConfig>,
+    /// Power through a labgrid place's `NetworkPowerPort` (instead of `power`).
+    pub power_port: Option<PowerPortConfig>,
     /// Who provides console, power and link on a labgrid place ("labgrid
     /// exporter E (place P on C)"): their failures name it. Set by
     /// [`RigConfig::on_place`].
@@ -260,6 +262,18 @@ pub struct PowerConfig {
     pub timeout_ms: u32,
 }
 
+/// A labgrid place's `NetworkPowerPort` of model `simplerest`: power is
+/// switched by an HTTP GET of `url` with `{index}` and `{value}` filled in.
+/// Not a rig-file table: only a place gives it ([`RigConfig::on_place`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PowerPortConfig {
+    /// The URL template (the port's `host` parameter), e.g.
+    /// `http://192.0.2.7/relay/{index}/{value}`.
+    pub url: String,
+    /// The port's index on the switch.
+    pub index: u32,
+}
+
 /// `[link]`: a second coil on the power relay that connects the DUT's Ethernet.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -449,7 +463,10 @@ impl RigConfig {
     pub fn capabilities(&self) -> crate::Capabilities {
         use crate::Capability;
         [
-            (self.power.is_some(), Capability::Power),
+            (
+                self.power.is_some() || self.power_port.is_some(),
+                Capability::Power,
+            ),
             (self.link.is_some(), Capability::Link),
             (
                 self.probe.is_some() || self.flasher.is_some(),
@@ -769,6 +786,7 @@ impl RigConfig {
             flasher,
             provisioning,
             labgrid,
+            power_port: None,
             provider: None,
         })
     }
@@ -813,6 +831,7 @@ impl RigConfig {
             console: resolved.console.clone(),
             power: resolved.power.clone(),
             link: resolved.link.clone(),
+            power_port: resolved.power_port.clone(),
             dut,
             labgrid: None,
             provider: Some(provider),

@@ -13,6 +13,7 @@ mod console;
 pub(crate) mod fields;
 pub mod labgrid;
 mod logs;
+mod power_port;
 pub mod preflight;
 mod probe;
 #[cfg(feature = "probe-rs")]
@@ -32,6 +33,7 @@ pub use config::{
     WireProtocol, DEFAULT_HUB_HOST, DEFAULT_LABGRID_TIMEOUT_S, DEFAULT_RELAY_TIMEOUT_MS, FIELDS,
 };
 pub use logs::{LineAssembler, MAX_LINE};
+pub use power_port::{SimpleRest, SIMPLEREST};
 pub use probe::{FakeProbe, FakeProbeRecord, ImageKind, Probe, RttData};
 #[cfg(feature = "probe-rs")]
 pub use probe_rs::ProbeRsProbe;

@@ -61,6 +61,23 @@ pub fn preflight(config: &RigConfig) -> Result<(), String> {
             }
         }
     }
+    if let Some(p) = &config.power_port {
+        let url = p.url.replace("{index}", &p.index.to_string());
+        let authority = url.parse::<hyper::Uri>().ok().and_then(|u| {
+            Some((
+                u.host()?.trim_matches(['[', ']']).to_owned(),
+                u.port_u16().unwrap_or(80),
+            ))
+        });
+        let Some((host, port)) = authority else {
+            return Err(format!(
+                "{file}: the place's power port URL {url:?} has no host"
+            ));
+        };
+        connect(&host, port).map_err(|e| {
+            format!("{file}: the place's power port {host}:{port} does not answer ({e})")
+        })?;
+    }
     if let Some(h) = &config.hub {
         TcpListener::bind((h.ipv4, 0)).map_err(|e| {
             format!(

@@ -9,7 +9,8 @@ use std::fmt;
 use std::num::NonZeroU32;
 
 use super::super::config::{
-    ConsoleConfig, LinkConfig, ModbusEndpoint, PowerConfig, DEFAULT_RELAY_TIMEOUT_MS,
+    ConsoleConfig, LinkConfig, ModbusEndpoint, PowerConfig, PowerPortConfig,
+    DEFAULT_RELAY_TIMEOUT_MS,
 };
 
 /// Which place a rig file asks for.
@@ -240,6 +241,8 @@ pub struct Resolved {
     pub power: Option<PowerConfig>,
     /// The DUT's Ethernet link, from a second `ModbusTCPCoil` named `link`.
     pub link: Option<LinkConfig>,
+    /// Power, from a `NetworkPowerPort` of model `simplerest` (when no coil gives it).
+    pub power_port: Option<PowerPortConfig>,
     /// The DUT's address, from the `NetworkService` (named `dut` when there are several).
     pub dut_address: Option<String>,
     /// Which exporters the place's resources come from.
@@ -377,15 +380,34 @@ pub fn resolve(place: &PlaceView, resources: &[ResourceView]) -> Result<Resolved
                 timeout_ms: DEFAULT_RELAY_TIMEOUT_MS,
             })
         }
-        None => match held.iter().find(|r| r.cls == "NetworkPowerPort") {
-            Some(r) => {
-                let model = r.string("model")?.unwrap_or("(none)");
+        None => None,
+    };
+    let power_port = match (
+        &power,
+        pick(&held, "NetworkPowerPort", "power", &place.name)?,
+    ) {
+        (None, Some(r)) => {
+            let model = r.string("model")?.unwrap_or("(none)");
+            if model != crate::lab::SIMPLEREST {
                 return Err(r.err(format!(
-                    "model {model:?}: the bench switches power with a ModbusTCPCoil only; export the place's power relay as a ModbusTCPCoil"
+                    "model {model:?}: the bench drives NetworkPowerPorts of model \"simplerest\" only (or a ModbusTCPCoil); export the place's power that way"
                 )));
             }
-            None => None,
-        },
+            let url = r
+                .string("host")?
+                .ok_or_else(|| r.err("no host parameter (the URL template)".into()))?;
+            // labgrid keeps the index as a string of digits.
+            let index = match r.params.get("index") {
+                Some(Param::Str(s)) => s.parse::<u32>().ok(),
+                _ => r.uint("index")?.and_then(|i| u32::try_from(i).ok()),
+            }
+            .ok_or_else(|| r.err("no index parameter 0..=4294967295".into()))?;
+            Some(PowerPortConfig {
+                url: url.to_owned(),
+                index,
+            })
+        }
+        _ => None,
     };
     let link = match held
         .iter()
@@ -416,6 +438,7 @@ pub fn resolve(place: &PlaceView, resources: &[ResourceView]) -> Result<Resolved
         console,
         power,
         link,
+        power_port,
         dut_address,
         exporters,
     })

@@ -162,7 +162,7 @@ fn unusable_resources_are_one_error_naming_whose_fault() {
     let (a, b) = (coil_res("a", 0, false), coil_res("b", 1, false));
     let e = resolve(&place_holding(&[&a, &b]), &[a.clone(), b.clone()]).unwrap_err();
     assert_eq!((e.fault, e.who.as_str()), (Fault::Place, "board-1"));
-    // A power port of another kind: one error naming its model.
+    // A power port of another model: one error naming its model.
     let pdu = res(
         "NetworkPowerPort",
         "NetworkPowerPort",
@@ -192,6 +192,33 @@ fn unusable_resources_are_one_error_naming_whose_fault() {
         .insert("host".into(), Param::Str("192.0.2.9".into()));
     let e = resolve(&place_holding(&[&p, &l]), &[p.clone(), l.clone()]).unwrap_err();
     assert!(e.message.contains("another coil of the power relay"), "{e}");
+}
+
+#[test]
+fn a_simplerest_power_port_is_power_when_no_coil_is() {
+    let pdu = res(
+        "NetworkPowerPort",
+        "NetworkPowerPort",
+        &[
+            ("model", Param::Str("simplerest".into())),
+            (
+                "host",
+                Param::Str("http://192.0.2.7/relay/{index}/{value}".into()),
+            ),
+            ("index", Param::Str("2".into())),
+        ],
+    );
+    let r = resolve(&place_holding(&[&pdu]), std::slice::from_ref(&pdu)).unwrap();
+    let port = r.power_port.unwrap();
+    assert_eq!(
+        (port.url.as_str(), port.index),
+        ("http://192.0.2.7/relay/{index}/{value}", 2)
+    );
+    assert_eq!(r.power, None);
+    // A coil, when there is one, is the power; the port is not used.
+    let c = coil_res("power", 0, false);
+    let r = resolve(&place_holding(&[&c, &pdu]), &[c.clone(), pdu.clone()]).unwrap();
+    assert!(r.power.is_some() && r.power_port.is_none());
 }
 
 #[test]
