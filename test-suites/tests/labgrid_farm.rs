@@ -147,7 +147,22 @@ fn labgrid_client(lab: &FakeLab, args: &[&str]) -> Result<String, Failed> {
     Ok(text)
 }
 
+/// What switches the board's power on the place.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Power {
+    /// The fake lab's Modbus relay: `ModbusTCPCoil`s `power` and `link`.
+    Coils,
+    /// A `NetworkPowerPort` of model `simplerest` (HTTP), and no link.
+    Simplerest,
+}
+
+const HTTP_POWER_PORT: u16 = 8080;
+
 fn start_farm(lab: &FakeLab, dir: &Path) -> Result<Farm, Failed> {
+    start_farm_with(lab, dir, Power::Coils)
+}
+
+fn start_farm_with(lab: &FakeLab, dir: &Path, power: Power) -> Result<Farm, Failed> {
     check_tools()?;
     let mut farm = Farm {
         children: Vec::new(),
@@ -171,12 +186,9 @@ fn start_farm(lab: &FakeLab, dir: &Path) -> Result<Farm, Failed> {
 
     // The console pty's bench end is a /dev/pts device (the exporter insists on /dev/).
     let tty = std::fs::canonicalize(&lab.bench_tty)?;
-    let config = format!(
-        r#"{PLACE}:
-  RawSerialPort:
-    port: "{tty}"
-    speed: 115200
-  power:
+    let switches = match power {
+        Power::Coils => format!(
+            r#"  power:
     cls: ModbusTCPCoil
     host: "127.0.0.1:1502"
     coil: {POWER_COIL}
@@ -184,7 +196,26 @@ fn start_farm(lab: &FakeLab, dir: &Path) -> Result<Farm, Failed> {
     cls: ModbusTCPCoil
     host: "127.0.0.1:1502"
     coil: {LINK_COIL}
-  dut:
+"#
+        ),
+        Power::Simplerest => {
+            fake_lab::serve_http_power(lab, HTTP_POWER_PORT)?;
+            format!(
+                r#"  power:
+    cls: NetworkPowerPort
+    model: simplerest
+    host: "http://127.0.0.1:{HTTP_POWER_PORT}/relay/{{index}}/{{value}}"
+    index: 0
+"#
+            )
+        }
+    };
+    let config = format!(
+        r#"{PLACE}:
+  RawSerialPort:
+    port: "{tty}"
+    speed: 115200
+{switches}  dut:
     cls: NetworkService
     address: "{dut}"
     username: "root"
@@ -216,15 +247,16 @@ fn start_farm(lab: &FakeLab, dir: &Path) -> Result<Farm, Failed> {
     // The exporter sends its resources after it says it is ready; each
     // labgrid-client call is a full round trip through the coordinator, so
     // this ends within a few calls (bounded: a farm that never shows them fails).
+    let count = if power == Power::Coils { 4 } else { 3 };
     let mut listed = String::new();
     for _ in 0..20 {
         listed = labgrid_client(lab, &["resources"])?;
-        if listed.lines().filter(|l| l.contains(EXPORTER)).count() == 4 {
+        if listed.lines().filter(|l| l.contains(EXPORTER)).count() == count {
             break;
         }
     }
-    if listed.lines().filter(|l| l.contains(EXPORTER)).count() != 4 {
-        return Err(format!("the exporter's four resources never showed: {listed}").into());
+    if listed.lines().filter(|l| l.contains(EXPORTER)).count() != count {
+        return Err(format!("the exporter's {count} resources never showed: {listed}").into());
     }
     // The DUT's IPv4 address comes from the place's NetworkService, not the rig file.
     let dut_line = format!("ipv4 = \"{}\"\n", lab.topo.dut_ipv4());
@@ -322,6 +354,27 @@ fn reference_board_passes_through_a_labgrid_place() -> Result<(), Failed> {
     let holder = acquired_by(&lab)?;
     if holder != "None" {
         return Err(format!("the place is still acquired by {holder} after the run").into());
+    }
+    Ok(())
+}
+
+/// A place whose power is a NetworkPowerPort (model simplerest, HTTP):
+/// the board is switched through it, and the case passes.
+fn power_through_a_simplerest_power_port() -> Result<(), Failed> {
+    let dir = tempfile::tempdir()?;
+    let lab = FakeLab::build(dir.path(), 15, Firmware::Reference)?;
+    let farm = start_farm_with(&lab, dir.path(), Power::Simplerest)?;
+    let (mut bench, lines) = start_bench(&lab, &farm, dir.path(), "run", "MT-01");
+    let status = bench.wait()?;
+    let said = lines.rest();
+    passed(dir.path(), "run", &["MT-01"], &said)?;
+    if status.code() != Some(0) {
+        return Err(format!("exit {:?}:\n{said}", status.code()).into());
+    }
+    // Switched over HTTP (index 0), and nothing through the relay.
+    let writes = lab.board.writes.lock().unwrap().clone();
+    if !writes.contains(&(0, true)) || !writes.contains(&(0, false)) || writes.len() < 2 {
+        return Err(format!("no power on and off through the power port: {writes:?}").into());
     }
     Ok(())
 }
@@ -465,6 +518,10 @@ fn main() {
         Trial::test(
             "contending_benches_take_turns",
             contending_benches_take_turns,
+        ),
+        Trial::test(
+            "power_through_a_simplerest_power_port",
+            power_through_a_simplerest_power_port,
         ),
         Trial::test(
             "a_killed_benchs_place_is_recovered_by_the_next_run",

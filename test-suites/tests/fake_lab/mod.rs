@@ -43,7 +43,7 @@ pub struct FakeBoard {
 }
 
 impl FakeBoard {
-    fn power(&self, on: bool) -> Result<(), ExceptionCode> {
+    pub fn power(&self, on: bool) -> Result<(), ExceptionCode> {
         let mut running = self.running.lock().unwrap();
         if let Some(mut board) = running.take() {
             let _ = killpg(Pid::from_raw(board.id() as i32), Signal::SIGKILL);
@@ -328,6 +328,52 @@ host_name = "{bench_host}"
         }
         cmd.output().expect("the suite runs")
     }
+}
+
+/// A networked power switch for the fake board, as labgrid's `simplerest`
+/// power-port model drives one: `GET /relay/{index}/{value}` switches port
+/// `index` (0: the board) to `value` (1 on, 0 off) and answers 200. Listens
+/// on 127.0.0.1:`port` in the bench's namespace; each switch is recorded in
+/// the board's writes as (index, value).
+pub fn serve_http_power(lab: &FakeLab, port: u16) -> Result<(), Failed> {
+    let listener = in_netns(lab.topo.netns_path(Node::Gw), move || {
+        std::net::TcpListener::bind(("127.0.0.1", port))
+    })??;
+    let board = lab.board.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { continue };
+            let mut reader = BufReader::new(&stream);
+            let mut request = String::new();
+            if reader.read_line(&mut request).is_err() {
+                continue;
+            }
+            loop {
+                let mut header = String::new();
+                match reader.read_line(&mut header) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) if header == "\r\n" => break,
+                    Ok(_) => {}
+                }
+            }
+            let path = request.split_whitespace().nth(1).unwrap_or_default();
+            let status = match path.strip_prefix("/relay/").and_then(|r| r.split_once('/')) {
+                Some(("0", v @ ("0" | "1"))) => {
+                    board.writes.lock().unwrap().push((0, v == "1"));
+                    match board.power(v == "1") {
+                        Ok(()) => "200 OK",
+                        Err(_) => "500 Internal Server Error",
+                    }
+                }
+                _ => "404 Not Found",
+            };
+            let _ = write!(
+                &stream,
+                "HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+            );
+        }
+    });
+    Ok(())
 }
 
 pub fn outcome(report: &sacbench_suites::model::RunReport, id: &str) -> (Outcome, String) {
