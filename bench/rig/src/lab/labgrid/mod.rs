@@ -13,6 +13,7 @@ pub mod place;
 #[allow(missing_docs, clippy::all, clippy::pedantic, unreachable_pub)]
 pub mod proto;
 pub mod record;
+pub mod rig;
 pub mod session;
 
 pub use place::{Fault, LabgridError, PlaceSelector, Resolved};
