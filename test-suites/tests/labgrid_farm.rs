@@ -451,6 +451,35 @@ fn a_killed_benchs_place_is_recovered_by_the_next_run() -> Result<(), Failed> {
     Ok(())
 }
 
+/// A bench killed while another waits for its place: the waiting one (same
+/// host, same user) sees the killer's process gone, lifts the lock, and runs.
+fn a_bench_killed_while_another_waits_is_recovered_by_the_waiting_one() -> Result<(), Failed> {
+    let dir = tempfile::tempdir()?;
+    let lab = FakeLab::build(dir.path(), 16, Firmware::Reference)?;
+    let farm = start_farm(&lab, dir.path())?;
+    let (mut first, mut first_lines) = start_bench(&lab, &farm, dir.path(), "first", "MT-01");
+    first_lines.wait_for("labgrid: acquired place fakelab", "the first bench")?;
+    let first_pid = Pid::from_raw(first.id() as i32);
+    // Stopped while it holds the place, so the second bench must wait.
+    kill(first_pid, Signal::SIGSTOP)?;
+    let (mut second, mut second_lines) = start_bench(&lab, &farm, dir.path(), "second", "MT-01");
+    let waiting = second_lines.wait_for("labgrid: waiting for place fakelab", "the second bench");
+    kill(first_pid, Signal::SIGKILL)?;
+    first.wait()?;
+    waiting?;
+    second_lines.wait_for(
+        &format!("(the bench run with pid {}, started at", first.id()),
+        "the second bench",
+    )?;
+    let status = second.wait()?;
+    let said = second_lines.rest();
+    passed(dir.path(), "second", &["MT-01"], &said)?;
+    if status.code() != Some(0) {
+        return Err(format!("exit {:?}:\n{said}", status.code()).into());
+    }
+    Ok(())
+}
+
 /// SIGTERM while the bench holds the place: it stops, and releases the place
 /// before it exits. And what is wrong on the farm's side stops the run before
 /// any case with exit 2 and one line naming it: a place the coordinator does
@@ -526,6 +555,10 @@ fn main() {
         Trial::test(
             "a_killed_benchs_place_is_recovered_by_the_next_run",
             a_killed_benchs_place_is_recovered_by_the_next_run,
+        ),
+        Trial::test(
+            "a_bench_killed_while_another_waits_is_recovered_by_the_waiting_one",
+            a_bench_killed_while_another_waits_is_recovered_by_the_waiting_one,
         ),
         Trial::test(
             "a_terminated_bench_releases_and_farm_problems_are_exit_2",

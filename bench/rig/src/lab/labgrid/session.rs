@@ -317,6 +317,34 @@ async fn open_stream(s: &mut Session, user: &str) -> Result<Stream, LabgridError
     })
 }
 
+/// Releases every place `config` names that a killed bench of this host
+/// left acquired under `user` (see [`place::holder`]), saying so.
+async fn recover_stale(
+    s: &mut Session,
+    places: &[PlaceView],
+    config: &LabgridConfig,
+    user: &str,
+    record_dir: &Path,
+    say: &mut dyn FnMut(String),
+) -> Result<(), LabgridError> {
+    let coord = config.coordinator.as_str();
+    for p in place::candidates(places, &config.selector, coord)? {
+        let rec = record::read(record_dir, coord, &p.name);
+        if let Holder::Stale(r) = place::holder(p, user, rec.as_ref(), record::alive) {
+            say(format!(
+                "labgrid: place {} on {coord} was left acquired by {user} (the bench run with pid {}, started at Unix time {}), which is no longer running: releasing it (by hand: labgrid-client -x {coord} -p {} release --kick)",
+                p.name, r.pid, r.started, p.name
+            ));
+            // Reservation first: the coordinator hands a released place to
+            // the next reservation only once the place has none.
+            s.cancel(&r.token).await?;
+            s.release(&p.name, user).await?;
+            record::remove(record_dir, &r);
+        }
+    }
+    Ok(())
+}
+
 /// Reserves, acquires and resolves the place `config` names, as `user`
 /// (see [`user_name`]), keeping the bench's record in `record_dir` (see
 /// [`record::default_dir`]). Progress lines (waiting, a stale lock lifted)
@@ -336,20 +364,7 @@ pub async fn acquire(
 
     // A lock this host's killed bench left behind: lift it, and say so.
     let places = s.places().await?;
-    for p in place::candidates(&places, &config.selector, coord)? {
-        let rec = record::read(record_dir, coord, &p.name);
-        if let Holder::Stale(r) = place::holder(p, user, rec.as_ref(), record::alive) {
-            say(format!(
-                "labgrid: place {} on {coord} was left acquired by {user} (the bench run with pid {}, started at Unix time {}), which is no longer running: releasing it (by hand: labgrid-client -x {coord} -p {} release --kick)",
-                p.name, r.pid, r.started, p.name
-            ));
-            // Reservation first: the coordinator hands a released place to
-            // the next reservation only once the place has none.
-            s.cancel(&r.token).await?;
-            s.release(&p.name, user).await?;
-            record::remove(record_dir, &r);
-        }
-    }
+    recover_stale(&mut s, &places, config, user, record_dir, say).await?;
 
     // Reserve: the coordinator hands the place over when it is free.
     let filter = proto::reservation::Filter {
@@ -402,9 +417,10 @@ pub async fn acquire(
                 ))
             }
         }
-        let held: Vec<String> = s
-            .places()
-            .await?
+        let places = s.places().await?;
+        // A bench of this host that held it may have been killed meanwhile.
+        recover_stale(&mut s, &places, config, user, record_dir, say).await?;
+        let held: Vec<String> = places
             .iter()
             .filter(|p| {
                 place::candidates(std::slice::from_ref(*p), &config.selector, coord).is_ok()
