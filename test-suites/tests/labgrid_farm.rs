@@ -219,6 +219,12 @@ fn start_farm_with(lab: &FakeLab, dir: &Path, power: Power) -> Result<Farm, Fail
     cls: NetworkService
     address: "{dut}"
     username: "root"
+broken:
+  power:
+    cls: NetworkPowerPort
+    model: gude
+    host: "192.0.2.9"
+    index: 1
 "#,
         tty = tty.display(),
         dut = lab.topo.dut_ipv4(),
@@ -244,10 +250,16 @@ fn start_farm_with(lab: &FakeLab, dir: &Path, power: Power) -> Result<Farm, Fail
         lab,
         &["-p", PLACE, "add-match", &format!("{EXPORTER}/{PLACE}/*")],
     )?;
+    // And a place the bench cannot use: its power is a model it does not drive.
+    labgrid_client(lab, &["-p", "broken", "create"])?;
+    labgrid_client(
+        lab,
+        &["-p", "broken", "add-match", &format!("{EXPORTER}/broken/*")],
+    )?;
     // The exporter sends its resources after it says it is ready; each
     // labgrid-client call is a full round trip through the coordinator, so
     // this ends within a few calls (bounded: a farm that never shows them fails).
-    let count = if power == Power::Coils { 4 } else { 3 };
+    let count = if power == Power::Coils { 5 } else { 4 };
     let mut listed = String::new();
     for _ in 0..20 {
         listed = labgrid_client(lab, &["resources"])?;
@@ -483,7 +495,8 @@ fn a_bench_killed_while_another_waits_is_recovered_by_the_waiting_one() -> Resul
 /// SIGTERM while the bench holds the place: it stops, and releases the place
 /// before it exits. And what is wrong on the farm's side stops the run before
 /// any case with exit 2 and one line naming it: a place the coordinator does
-/// not have, a coordinator nobody answers at.
+/// not have, a coordinator nobody answers at, a place whose power is a model
+/// the bench does not drive (acquired, then released by the drop guard).
 fn a_terminated_bench_releases_and_farm_problems_are_exit_2() -> Result<(), Failed> {
     let dir = tempfile::tempdir()?;
     let lab = FakeLab::build(dir.path(), 14, Firmware::Reference)?;
@@ -506,11 +519,15 @@ fn a_terminated_bench_releases_and_farm_problems_are_exit_2() -> Result<(), Fail
     for (labgrid, want) in [
         (
             format!("coordinator = \"{COORDINATOR}\"\nplace = \"nosuch\""),
-            format!("labgrid place nosuch: the coordinator at {COORDINATOR} has no such place (it has: fakelab)"),
+            format!("labgrid place nosuch: the coordinator at {COORDINATOR} has no such place (it has: fakelab, broken)"),
         ),
         (
             "coordinator = \"127.0.0.1:1\"\nplace = \"fakelab\"".to_owned(),
             "labgrid coordinator 127.0.0.1:1: cannot connect".to_owned(),
+        ),
+        (
+            format!("coordinator = \"{COORDINATOR}\"\nplace = \"broken\""),
+            format!("labgrid exporter {EXPORTER}: NetworkPowerPort {EXPORTER}/broken/NetworkPowerPort/power: model \"gude\""),
         ),
     ] {
         let rig = dir.path().join("rig-bad.toml");
@@ -526,6 +543,11 @@ fn a_terminated_bench_releases_and_farm_problems_are_exit_2() -> Result<(), Fail
         if dir.path().join("bad").exists() {
             return Err("a run directory was made for a run that never got its place".into());
         }
+    }
+    // The unusable place was acquired, then released when the bench gave up.
+    let shown = labgrid_client(&lab, &["-p", "broken", "show"])?;
+    if !shown.contains("acquired: None") {
+        return Err(format!("the unusable place is still acquired:\n{shown}").into());
     }
     Ok(())
 }
