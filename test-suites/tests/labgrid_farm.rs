@@ -492,15 +492,51 @@ fn a_bench_killed_while_another_waits_is_recovered_by_the_waiting_one() -> Resul
     Ok(())
 }
 
-/// SIGTERM while the bench holds the place: it stops, and releases the place
-/// before it exits. And what is wrong on the farm's side stops the run before
+/// SIGINT while a bench waits for the place: it gives up (exit 2). SIGTERM
+/// while the bench holds the place: it stops, and releases the place before
+/// it exits. And what is wrong on the farm's side stops the run before
 /// any case with exit 2 and one line naming it: a place the coordinator does
 /// not have, a coordinator nobody answers at, a place whose power is a model
 /// the bench does not drive (acquired, then released by the drop guard).
-fn a_terminated_bench_releases_and_farm_problems_are_exit_2() -> Result<(), Failed> {
+fn interrupted_benches_give_up_or_release_and_farm_problems_are_exit_2() -> Result<(), Failed> {
     let dir = tempfile::tempdir()?;
     let lab = FakeLab::build(dir.path(), 14, Firmware::Reference)?;
     let farm = start_farm(&lab, dir.path())?;
+
+    // SIGINT while waiting for the place (held by a stopped bench): the
+    // waiting bench gives up, exit 2, saying so; the holder runs on.
+    let (mut holder, mut holder_lines) = start_bench(&lab, &farm, dir.path(), "holder", "MT-01");
+    holder_lines.wait_for("labgrid: acquired place fakelab", "the holding bench")?;
+    let holder_pid = Pid::from_raw(holder.id() as i32);
+    kill(holder_pid, Signal::SIGSTOP)?;
+    let (mut waiter, mut waiter_lines) = start_bench(&lab, &farm, dir.path(), "waiter", "MT-01");
+    let waiting = waiter_lines.wait_for("labgrid: waiting for place fakelab", "the waiting bench");
+    if waiting.is_ok() {
+        kill(Pid::from_raw(waiter.id() as i32), Signal::SIGINT)?;
+    }
+    let waiter_status = waiter.wait()?;
+    kill(holder_pid, Signal::SIGCONT)?;
+    waiting?;
+    let said = waiter_lines.rest();
+    if waiter_status.code() != Some(2)
+        || !said.contains("labgrid place fakelab: interrupted while waiting for it")
+    {
+        return Err(format!(
+            "SIGINT while waiting: exit {:?}:\n{said}",
+            waiter_status.code()
+        )
+        .into());
+    }
+    let holder_status = holder.wait()?;
+    let holder_said = holder_lines.rest();
+    if holder_status.code() != Some(0) {
+        return Err(format!(
+            "the holder: exit {:?}:\n{holder_said}",
+            holder_status.code()
+        )
+        .into());
+    }
+
     let (mut bench, mut lines) = start_bench(&lab, &farm, dir.path(), "term", "MT-01");
     lines.wait_for("labgrid: acquired place fakelab", "the bench")?;
     kill(Pid::from_raw(bench.id() as i32), Signal::SIGTERM)?;
@@ -583,8 +619,8 @@ fn main() {
             a_bench_killed_while_another_waits_is_recovered_by_the_waiting_one,
         ),
         Trial::test(
-            "a_terminated_bench_releases_and_farm_problems_are_exit_2",
-            a_terminated_bench_releases_and_farm_problems_are_exit_2,
+            "interrupted_benches_give_up_or_release_and_farm_problems_are_exit_2",
+            interrupted_benches_give_up_or_release_and_farm_problems_are_exit_2,
         ),
     ];
     libtest_mimic::run(&Arguments::from_args(), tests).exit();
