@@ -273,6 +273,9 @@ pub struct RunOptions {
     pub fault: Option<String>,
     /// Run on this lab rig (`rig.toml`) instead of emulated topologies.
     pub rig_file: Option<PathBuf>,
+    /// The lab rig as checked, on its labgrid place when it names one
+    /// (the place's console, power and link); each case opens it anew.
+    pub lab_config: Option<sacbench_rig::lab::RigConfig>,
     /// Keep the flash and firmware images of passing cases (`--keep-images`);
     /// by default only a failed case keeps them (captures, journals and logs
     /// are always kept).
@@ -360,7 +363,13 @@ impl Case {
                 .await
                 .map_err(bench)?,
             ),
-            Some(rig_file) => Box::new(LabRig::open(rig_file).map_err(bench)?),
+            Some(rig_file) => Box::new(
+                match &opts.lab_config {
+                    Some(c) => LabRig::from_config(c.clone()),
+                    None => LabRig::open(rig_file),
+                }
+                .map_err(bench)?,
+            ),
             None => Box::new(
                 EmulatedRig::start(EmulatedRigConfig {
                     id: NEXT_TOPOLOGY.fetch_add(1, Ordering::SeqCst),

@@ -80,6 +80,10 @@ fn sacbench_bin() -> Result<PathBuf, String> {
 
 fn exit_usage(e: impl std::fmt::Display) -> ! {
     eprintln!("sacbench-suite: {e}");
+    // A labgrid place acquired before the problem was found goes back first.
+    if let Err(e) = crate::labgrid_hold::release() {
+        eprintln!("sacbench-suite: {e}");
+    }
     std::process::exit(2);
 }
 
@@ -174,17 +178,29 @@ pub fn main(target: Target) -> ! {
         // per CPU left a 2-core machine idle most of the run.
         args.test_threads = Some(PARALLEL_CASES);
     }
+    let mut lab_config = None;
     if let Some(f) = &rig_file {
         // One DUT: one case at a time. A bad rig file stops the run before any case.
         args.test_threads = Some(1);
-        let config = sacbench_rig::lab::RigConfig::load(f).unwrap_or_else(|e| exit_usage(e));
+        let mut config = sacbench_rig::lab::RigConfig::load(f).unwrap_or_else(|e| exit_usage(e));
+        if !args.list && config.labgrid.is_some() {
+            // A labgrid place: reserved and acquired for the whole run (a
+            // signal while waiting gives up), released before every exit.
+            crate::interrupt::install();
+            config = crate::labgrid_hold::acquire(&config).unwrap_or_else(|e| exit_usage(e));
+            if let Some(sig) = crate::interrupt::interrupted() {
+                exit_usage(format!(
+                    "interrupted by {sig} while acquiring the labgrid place"
+                ));
+            }
+        }
         if !args.list {
             // The hardware it names is there (serial port, relay, hub address).
             if let Err(e) = sacbench_rig::lab::preflight::preflight(&config) {
-                exit_usage(e);
+                exit_usage(crate::labgrid_hold::blame(&config, e));
             }
             // And the rig opens as a whole (the debug probe too).
-            if let Err(e) = sacbench_rig::lab::LabRig::open(f) {
+            if let Err(e) = sacbench_rig::lab::LabRig::from_config(config.clone()) {
                 exit_usage(e);
             }
             // A rig that can run none of the selected device cases proves
@@ -207,6 +223,7 @@ pub fn main(target: Target) -> ! {
                 ));
             }
         }
+        lab_config = Some(config);
     }
     // Where the run goes, and whether its reports are written there.
     let (out, writes_report) = match (std::env::var_os("SACBENCH_OUT"), target) {
@@ -245,7 +262,10 @@ pub fn main(target: Target) -> ! {
         },
         Some(f) => crate::model::RigInfo {
             kind: "lab".into(),
-            name: f.display().to_string(),
+            name: match crate::labgrid_hold::describe() {
+                Some(place) => format!("{} ({place})", f.display()),
+                None => f.display().to_string(),
+            },
         },
     };
     let dut_info = crate::model::DutInfo {
@@ -306,6 +326,7 @@ pub fn main(target: Target) -> ! {
         out,
         fault,
         rig_file,
+        lab_config,
         keep_images: std::env::var_os("SACBENCH_KEEP_IMAGES").is_some_and(|v| v == "1"),
     };
     let mut defs: Vec<_> = cases::all()
@@ -340,6 +361,12 @@ pub fn main(target: Target) -> ! {
         })
         .collect();
     let conclusion = libtest_mimic::run(&args, trials);
+    // The labgrid place goes back before the run ends, whatever its outcome;
+    // a release that failed is a bench error (exit 2) unless a case failed.
+    let released = crate::labgrid_hold::release();
+    if let Err(e) = &released {
+        eprintln!("sacbench-suite: {e}");
+    }
     if let Some(meta) = &meta {
         // Every result in the directory, this process's and the others'.
         if let Err(e) = crate::report::assemble(&opts.out, meta, crate::interrupt::interrupted()) {
@@ -351,6 +378,9 @@ pub fn main(target: Target) -> ! {
     if let Some(sig) = crate::interrupt::interrupted() {
         eprintln!("sacbench-suite: interrupted by {sig}; the report holds what ran");
         std::process::exit(130);
+    }
+    if released.is_err() && !conclusion.has_failed() {
+        std::process::exit(2);
     }
     conclusion.exit();
 }

@@ -17,6 +17,13 @@ fn wakeup() -> &'static tokio::sync::Notify {
 /// Catch SIGINT and SIGTERM from now on.
 pub fn install() {
     use signal_hook::consts::{SIGINT, SIGTERM};
+    // Once: a labgrid run installs it before acquiring its place, and again with every run.
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    let mut first = false;
+    ONCE.call_once(|| first = true);
+    if !first {
+        return;
+    }
     let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) else {
         return;
     };

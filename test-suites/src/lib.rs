@@ -11,6 +11,7 @@ pub mod cases;
 pub mod events;
 pub mod harness;
 pub mod interrupt;
+pub mod labgrid_hold;
 pub mod model;
 pub mod preflight;
 pub mod report;

@@ -21,9 +21,11 @@ fn rel(dir: &Path, out: &Path, file: &str) -> Option<String> {
 
 /// What the run's rig can do: the emulated rig's, or the rig file's.
 fn rig_capabilities(opts: &RunOptions) -> Result<Capabilities, String> {
-    match &opts.rig_file {
-        None => Ok(EmulatedRig::capabilities_for(&opts.dut)),
-        Some(f) => RigConfig::load(f)
+    match (&opts.lab_config, &opts.rig_file) {
+        // Checked before the run (on a labgrid place: with the place's resources).
+        (Some(c), _) => Ok(c.capabilities()),
+        (None, None) => Ok(EmulatedRig::capabilities_for(&opts.dut)),
+        (None, Some(f)) => RigConfig::load(f)
             .map(|c| c.capabilities())
             .map_err(|e| e.to_string()),
     }

@@ -25,10 +25,16 @@ pub(crate) const PEERS: &[(&str, &str)] = &[
     ("dnsmasq", "dnsmasq-base"),
     ("chronyd", "chrony"),
     ("snmpd", "snmpd"),
+    // labgrid's exporter serves a serial port over RFC 2217 with ser2net (labgrid_farm).
+    ("ser2net", "ser2net"),
 ];
 
 /// Python tools the tests use (program, PyPI requirement).
-const PY_PEERS: &[(&str, &str)] = &[("imgtool", "imgtool")];
+const PY_PEERS: &[(&str, &str)] = &[
+    ("imgtool", "imgtool"),
+    // The lab farm test's coordinator and exporter (and labgrid-client).
+    ("labgrid-coordinator", "labgrid==26.0.1"),
+];
 
 /// Python modules the tests import (module, PyPI requirement): paho-mqtt for
 /// the insecure example device and the persistent-session peer.

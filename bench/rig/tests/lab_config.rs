@@ -53,8 +53,160 @@ host_name = "hub.sacbench.test"       # optional: the name the DUT is provisione
 command = ["./provision.sh", "{provisioning}"]   # {provisioning}: the provisioning directory
 "#;
 
+/// The README's rig on a labgrid place: the place gives console, power and link.
+const LABGRID_EXAMPLE: &str = r#"name = "farm nrf52840"
+
+[labgrid]
+coordinator = "labgrid.lab:20408"     # the coordinator's gRPC address
+place = "nrf52840-3"                  # or tags = { board = "nrf52840" }: any place with them
+timeout_s = 600                       # optional: how long to wait while others hold it
+
+[capture]
+interface = "enp3s0"
+
+[dut]
+ipv4 = "192.0.2.20"
+
+[hub]
+ipv4 = "192.0.2.1"
+
+[provisioning]
+command = ["./provision.sh", "{provisioning}"]
+"#;
+
 fn file() -> PathBuf {
     PathBuf::from("/lab/rigs/rig.toml")
+}
+
+#[test]
+fn a_labgrid_place_instead_of_hardware() {
+    use sacbench_rig::lab::labgrid::PlaceSelector;
+    let c = RigConfig::parse(LABGRID_EXAMPLE, &file()).expect("labgrid example parses");
+    let lg = c.labgrid.clone().unwrap();
+    assert_eq!(lg.coordinator, "labgrid.lab:20408");
+    assert_eq!(lg.selector, PlaceSelector::Name("nrf52840-3".into()));
+    assert_eq!(lg.timeout_s, 600);
+    // Nothing of the hardware until the place is acquired.
+    assert!(c.console.is_none() && c.power.is_none() && c.link.is_none());
+    let tags = LABGRID_EXAMPLE.replace(
+        "place = \"nrf52840-3\"",
+        "tags = { board = \"nrf52840\", lab = \"2\" }",
+    );
+    let c = RigConfig::parse(&tags.replace("timeout_s = 600", ""), &file()).unwrap();
+    let lg = c.labgrid.unwrap();
+    let PlaceSelector::Tags(t) = lg.selector else {
+        panic!("tags")
+    };
+    assert_eq!(t.len(), 2);
+    assert_eq!(lg.timeout_s, sacbench_rig::lab::DEFAULT_LABGRID_TIMEOUT_S);
+    let v6 = LABGRID_EXAMPLE.replace("labgrid.lab:20408", "[fd00::5]:20408");
+    assert_eq!(
+        RigConfig::parse(&v6, &file())
+            .unwrap()
+            .labgrid
+            .unwrap()
+            .coordinator,
+        "[fd00::5]:20408"
+    );
+    // The place and its resolved resources: the rig file with them in place of [labgrid].
+    let resolved = sacbench_rig::lab::labgrid::Resolved {
+        console: Some(sacbench_rig::lab::ConsoleConfig {
+            port: "rfc2217://127.0.0.1:4000".into(),
+            baud: 115_200.try_into().unwrap(),
+        }),
+        ..Default::default()
+    };
+    let on = RigConfig::parse(LABGRID_EXAMPLE, &file())
+        .unwrap()
+        .on_place(&resolved, "labgrid exporter e (place p on c)".into())
+        .unwrap();
+    assert_eq!(
+        on.provider.as_deref(),
+        Some("labgrid exporter e (place p on c)")
+    );
+    assert!(on.labgrid.is_none());
+    assert_eq!(
+        on.capabilities(),
+        [
+            sacbench_rig::Capability::Console,
+            sacbench_rig::Capability::Capture
+        ]
+        .into_iter()
+        .collect()
+    );
+}
+
+#[test]
+fn the_places_network_service_is_the_duts_address() {
+    use sacbench_rig::lab::labgrid::Resolved;
+    let place = |addr: Option<&str>| Resolved {
+        dut_address: addr.map(str::to_owned),
+        ..Resolved::default()
+    };
+    let by = || "labgrid exporter e (place p on c)".to_owned();
+    let with_dut = RigConfig::parse(LABGRID_EXAMPLE, &file()).unwrap();
+    // The same address in both: fine. Another: refused, naming both.
+    let on = with_dut.on_place(&place(Some("192.0.2.20")), by()).unwrap();
+    assert_eq!(on.dut.ipv4, Some(Ipv4Addr::new(192, 0, 2, 20)));
+    let e = with_dut
+        .on_place(&place(Some("192.0.2.99")), by())
+        .unwrap_err();
+    assert!(
+        e.contains("dut.ipv4 192.0.2.20 is not the place's NetworkService address 192.0.2.99"),
+        "{e}"
+    );
+    // No [dut] in the rig file: the place's address is the DUT's; without one, no address.
+    let bare = RigConfig::parse(
+        &LABGRID_EXAMPLE.replace("[dut]\nipv4 = \"192.0.2.20\"\n", ""),
+        &file(),
+    )
+    .unwrap();
+    assert_eq!(bare.dut.ipv4, None);
+    let on = bare.on_place(&place(Some("192.0.2.30")), by()).unwrap();
+    assert_eq!(on.dut.ipv4, Some(Ipv4Addr::new(192, 0, 2, 30)));
+    assert!(bare
+        .on_place(&place(None), by())
+        .unwrap_err()
+        .contains("no DUT address"));
+    assert!(bare
+        .on_place(&place(Some("dut.lab")), by())
+        .unwrap_err()
+        .contains("\"dut.lab\" is not an IPv4 address"));
+}
+
+#[test]
+fn labgrid_mistakes_name_the_field() {
+    let text = LABGRID_EXAMPLE.replace(
+        "timeout_s = 600",
+        "timeout_s = 600\ntags = { board = \"x\" }",
+    );
+    check(
+        &text,
+        "labgrid.tags",
+        "tags = { board = \"x\"",
+        "both labgrid.place and labgrid.tags",
+    );
+    let text = LABGRID_EXAMPLE.replace("place = \"nrf52840-3\"", "");
+    check(&text, "labgrid.place", "[labgrid]", "missing");
+    let text = LABGRID_EXAMPLE.replace("labgrid.lab:20408", "labgrid.lab");
+    check(
+        &text,
+        "labgrid.coordinator",
+        "coordinator = ",
+        "has no port",
+    );
+    let text = LABGRID_EXAMPLE.replace("timeout_s = 600", "timeout_s = 0");
+    check(&text, "labgrid.timeout_s", "timeout_s = ", "");
+    let text = LABGRID_EXAMPLE.replace("timeout_s = 600", "wait = 5");
+    check(&text, "labgrid.wait", "wait = ", "unknown");
+    // The place provides the console, power and link: not both.
+    let text = format!("{LABGRID_EXAMPLE}\n[console]\nport = \"/dev/ttyACM0\"\nbaud = 115200\n");
+    check(
+        &text,
+        "labgrid",
+        "[console]",
+        "both [labgrid] and [console]",
+    );
 }
 
 #[test]
@@ -519,13 +671,14 @@ fn every_field_in_the_table_is_accepted_by_the_parser() {
     // (or the reverse, caught by the unknown-field test) would mislead users.
     for (field, _) in FIELDS {
         let leaf = field.rsplit('.').next().unwrap();
-        let in_example = EXAMPLE.lines().any(|l| {
+        let in_example = EXAMPLE.lines().chain(LABGRID_EXAMPLE.lines()).any(|l| {
             let l = l.trim_start();
             l.starts_with(&format!("{leaf} =")) || l.starts_with(&format!("[{leaf}]"))
         });
         assert!(
-            // The alternatives: an RTU relay, a [flasher] instead of the [probe].
-            in_example || ["rtu", "baud", "flasher"].contains(&leaf),
+            // The alternatives: an RTU relay, a [flasher] instead of the
+            // [probe], a place chosen by tags instead of by name.
+            in_example || ["rtu", "baud", "flasher", "tags"].contains(&leaf),
             "{field} is not shown in the example"
         );
     }

@@ -52,7 +52,56 @@ async fn flash(
     rig_file: &std::path::Path,
     image: Option<PathBuf>,
 ) -> Result<(), sacbench_rig::RigError> {
-    let mut rig = LabRig::open(rig_file)?;
+    let config = sacbench_rig::lab::RigConfig::load(rig_file)?;
+    let Some(lg) = config.labgrid.clone() else {
+        return flash_on(LabRig::from_config(config)?, rig_file, image).await;
+    };
+    // A labgrid place: acquired for the flashing, released after (also on failure).
+    use sacbench_rig::lab::labgrid;
+    let labgrid_err = |e: labgrid::LabgridError| {
+        sacbench_rig::RigError::Setup(format!("{}: {e}", rig_file.display()))
+    };
+    let acq = labgrid::acquire(
+        &lg,
+        &labgrid::session::user_name(),
+        &labgrid::record::default_dir(),
+        &mut |line| eprintln!("sacbench-rig: {line}"),
+        &|| false,
+    )
+    .await
+    .map_err(labgrid_err)?;
+    let provider = format!(
+        "labgrid exporter {} (place {} on {})",
+        acq.resolved.exporters.join(", "),
+        acq.place,
+        acq.coordinator
+    );
+    let flashed = match config.on_place(&acq.resolved, provider) {
+        Ok(c) => match LabRig::from_config(c) {
+            Ok(rig) => flash_on(rig, rig_file, image).await,
+            Err(e) => Err(e),
+        },
+        Err(e) => Err(sacbench_rig::RigError::Setup(format!(
+            "{}: labgrid place {}: {e}",
+            rig_file.display(),
+            acq.place
+        ))),
+    };
+    let released = acq.release().await.map_err(labgrid_err);
+    match (flashed, released) {
+        (Err(e), Err(r)) => {
+            eprintln!("sacbench-rig: {r}");
+            Err(e)
+        }
+        (flashed, released) => flashed.and(released),
+    }
+}
+
+async fn flash_on(
+    mut rig: LabRig,
+    rig_file: &std::path::Path,
+    image: Option<PathBuf>,
+) -> Result<(), sacbench_rig::RigError> {
     let image = match image {
         Some(i) => i,
         None => rig.configured_image().map(|i| i.path).ok_or_else(|| {

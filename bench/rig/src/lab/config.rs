@@ -17,6 +17,7 @@ use serde::Deserialize;
 
 use super::fields::{expected, find_line};
 pub use super::fields::{ConfigError, FIELDS};
+pub use super::labgrid::rig::{LabgridConfig, DEFAULT_LABGRID_TIMEOUT_S};
 use crate::DutAddresses;
 
 /// A parsed, checked `rig.toml`. Relative paths are already resolved against the file's folder.
@@ -48,6 +49,15 @@ pub struct RigConfig {
     /// The program that puts a provisioning directory (`{provisioning}`) on
     /// the DUT; without it a lab DUT cannot be given a run's identity.
     pub provisioning: Option<CommandConfig>,
+    /// A labgrid place that provides console, power and link instead of
+    /// `[console]`, `[power]` and `[link]` (see [`RigConfig::on_place`]).
+    pub labgrid: Option<LabgridConfig>,
+    /// Power through a labgrid place's `NetworkPowerPort` (instead of `power`).
+    pub power_port: Option<PowerPortConfig>,
+    /// Who provides console, power and link on a labgrid place ("labgrid
+    /// exporter E (place P on C)"): their failures name it. Set by
+    /// [`RigConfig::on_place`].
+    pub provider: Option<String>,
 }
 
 /// `[hub]`: where the suites' fixture hub listens, and the name the DUT knows it by.
@@ -239,6 +249,18 @@ pub struct PowerConfig {
     pub timeout_ms: u32,
 }
 
+/// A labgrid place's `NetworkPowerPort` of model `simplerest`: power is
+/// switched by an HTTP GET of `url` with `{index}` and `{value}` filled in.
+/// Not a rig-file table: only a place gives it ([`RigConfig::on_place`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PowerPortConfig {
+    /// The URL template (the port's `host` parameter), e.g.
+    /// `http://192.0.2.7/relay/{index}/{value}`.
+    pub url: String,
+    /// The port's index on the switch.
+    pub index: u32,
+}
+
 /// `[link]`: a second coil on the power relay that connects the DUT's Ethernet.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -369,13 +391,29 @@ struct RawRig {
     link: Option<toml::Spanned<LinkConfig>>,
     #[serde(default)]
     capture: Option<CaptureConfig>,
-    dut: toml::Spanned<RawDut>,
+    /// Optional only with `[labgrid]`, whose place may give the address.
+    #[serde(default)]
+    dut: Option<toml::Spanned<RawDut>>,
     #[serde(default)]
     hub: Option<HubConfig>,
     #[serde(default)]
     flasher: Option<toml::Spanned<CommandConfig>>,
     #[serde(default)]
     provisioning: Option<toml::Spanned<CommandConfig>>,
+    #[serde(default)]
+    labgrid: Option<toml::Spanned<RawLabgrid>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLabgrid {
+    coordinator: HostPort,
+    #[serde(default)]
+    place: Option<String>,
+    #[serde(default)]
+    tags: Option<std::collections::BTreeMap<String, String>>,
+    #[serde(default)]
+    timeout_s: Option<NonZeroU32>,
 }
 
 #[derive(Deserialize)]
@@ -412,7 +450,10 @@ impl RigConfig {
     pub fn capabilities(&self) -> crate::Capabilities {
         use crate::Capability;
         [
-            (self.power.is_some(), Capability::Power),
+            (
+                self.power.is_some() || self.power_port.is_some(),
+                Capability::Power,
+            ),
             (self.link.is_some(), Capability::Link),
             (
                 self.probe.is_some() || self.flasher.is_some(),
@@ -609,8 +650,17 @@ impl RigConfig {
             link => link.map(toml::Spanned::into_inner),
         };
 
-        let dut_span = raw.dut.span();
-        let dut = raw.dut.into_inner();
+        let (dut_span, dut) = match raw.dut {
+            Some(d) => (Some(d.span()), d.into_inner()),
+            None if raw.labgrid.is_some() => (
+                None,
+                RawDut {
+                    ipv4: None,
+                    ipv6_link_local: None,
+                },
+            ),
+            None => return Err(err("dut", None, "missing".into())),
+        };
         let ipv6_link_local = match dut.ipv6_link_local {
             None => None,
             Some(v6) => {
@@ -628,9 +678,83 @@ impl RigConfig {
                 }
             }
         };
-        if dut.ipv4.is_none() && ipv6_link_local.is_none() {
-            return Err(err("dut", line_at(dut_span.start), "no DUT address".into()));
+        // On a labgrid place, its NetworkService may give the address (`on_place` checks).
+        if dut.ipv4.is_none() && ipv6_link_local.is_none() && raw.labgrid.is_none() {
+            return Err(err(
+                "dut",
+                dut_span.and_then(|s| line_at(s.start)),
+                "no DUT address".into(),
+            ));
         }
+
+        let labgrid = match raw.labgrid {
+            None => None,
+            Some(lg) => {
+                let line = line_at(lg.span().start);
+                for (table, given) in [
+                    ("console", raw.console.is_some()),
+                    ("power", power.is_some()),
+                    ("link", link.is_some()),
+                ] {
+                    if given {
+                        return Err(err(
+                            "labgrid",
+                            text.lines()
+                                .position(|l| l.trim() == format!("[{table}]"))
+                                .map(|n| n + 1)
+                                .or(line),
+                            format!("both [labgrid] and [{table}]: the place provides the {table}"),
+                        ));
+                    }
+                }
+                let lg = lg.into_inner();
+                let selector = match (lg.place, lg.tags) {
+                    (Some(_), Some(_)) => {
+                        return Err(err(
+                            "labgrid.tags",
+                            find_line(text, "labgrid", "tags").or(line),
+                            "both labgrid.place and labgrid.tags are set".into(),
+                        ))
+                    }
+                    (None, None) => {
+                        return Err(err(
+                            "labgrid.place",
+                            line,
+                            "missing (name the place, or give labgrid.tags)".into(),
+                        ))
+                    }
+                    (Some(p), None) if p.is_empty() => {
+                        return Err(err(
+                            "labgrid.place",
+                            find_line(text, "labgrid", "place").or(line),
+                            "empty".into(),
+                        ))
+                    }
+                    (Some(p), None) => super::labgrid::PlaceSelector::Name(p),
+                    (None, Some(t)) if t.is_empty() => {
+                        return Err(err(
+                            "labgrid.tags",
+                            find_line(text, "labgrid", "tags").or(line),
+                            "no tags".into(),
+                        ))
+                    }
+                    (None, Some(t)) => super::labgrid::PlaceSelector::Tags(t),
+                };
+                let HostPort(host, port) = lg.coordinator;
+                let host = if host.contains(':') {
+                    format!("[{host}]")
+                } else {
+                    host
+                };
+                Some(LabgridConfig {
+                    coordinator: format!("{host}:{port}"),
+                    selector,
+                    timeout_s: lg
+                        .timeout_s
+                        .map_or(DEFAULT_LABGRID_TIMEOUT_S, NonZeroU32::get),
+                })
+            }
+        };
 
         Ok(RigConfig {
             file: file.to_owned(),
@@ -648,6 +772,9 @@ impl RigConfig {
             hub: raw.hub,
             flasher,
             provisioning,
+            labgrid,
+            power_port: None,
+            provider: None,
         })
     }
 }

@@ -15,6 +15,8 @@ use crate::{LogSource, RigError};
 
 /// How long one read may block: the bound on how late the thread sees `stop`.
 const READ_TIMEOUT: Duration = Duration::from_millis(50);
+/// How long connecting to a network console may take.
+const NETWORK_CONNECT: Duration = Duration::from_secs(5);
 
 /// A console being read into a [`LogSink`] until dropped.
 #[derive(Debug)]
@@ -25,20 +27,55 @@ pub struct Console {
 
 impl Console {
     /// Open the port now (so a wrong path fails here, naming `console.port`) and start reading.
-    pub fn open(config: &ConsoleConfig, sink: LogSink) -> Result<Console, RigError> {
+    /// `provider`: who serves it (a labgrid place's exporter), named in its failures.
+    pub fn open(
+        config: &ConsoleConfig,
+        provider: Option<&str>,
+        sink: LogSink,
+    ) -> Result<Console, RigError> {
+        let name = match provider {
+            Some(p) => format!("{} ({p})", config.port),
+            None => config.port.clone(),
+        };
+        let what = || format!("console.port {name} at {} baud", config.baud);
+        // A network console (a labgrid place's NetworkSerialPort, ser2net): RFC 2217.
+        if config.port.starts_with("rfc2217://") {
+            let (host, port) = super::rfc2217::parse_url(&config.port).ok_or_else(|| {
+                RigError::Setup(format!("{}: not rfc2217://host:port", config.port))
+            })?;
+            let port = super::rfc2217::Rfc2217Port::open(
+                &host,
+                port,
+                config.baud.get(),
+                NETWORK_CONNECT,
+                READ_TIMEOUT,
+            )
+            .map_err(|e| RigError::Io {
+                what: what(),
+                source: e,
+            })?;
+            return Console::start(name, port, sink);
+        }
         let port = serialport::new(&config.port, config.baud.get())
             .timeout(READ_TIMEOUT)
             .open_native()
             .map_err(|e| RigError::Io {
-                what: format!("console.port {} at {} baud", config.port, config.baud),
+                what: what(),
                 source: e.into(),
             })?;
+        Console::start(name, port, sink)
+    }
+
+    fn start(
+        name: String,
+        port: impl Read + Send + 'static,
+        sink: LogSink,
+    ) -> Result<Console, RigError> {
         let stop = Arc::new(AtomicBool::new(false));
         let thread = std::thread::Builder::new()
-            .name(format!("console {}", config.port))
+            .name(format!("console {name}"))
             .spawn({
                 let stop = stop.clone();
-                let name = config.port.clone();
                 move || read_lines(port, &name, &sink, &stop)
             })
             .map_err(|e| RigError::Io {
@@ -85,5 +122,56 @@ impl Drop for Console {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A network console whose server goes away (a labgrid exporter that
+    /// died, its ser2net with it): the lines before are kept, and the failure
+    /// names the port and who provided it.
+    #[tokio::test]
+    async fn a_network_console_that_closes_names_its_provider() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            // The client's negotiation first (unread, closing would reset the connection).
+            let mut hello = [0u8; 22];
+            std::io::Read::read_exact(&mut s, &mut hello).unwrap();
+            std::io::Write::write_all(&mut s, b"booted\r\n").unwrap();
+            // Closed here: the console's end of the stream.
+        });
+        let sink = LogSink::default();
+        let config = ConsoleConfig {
+            port: format!("rfc2217://127.0.0.1:{port}"),
+            baud: 115_200.try_into().unwrap(),
+        };
+        let _console = Console::open(
+            &config,
+            Some("labgrid exporter e1 (place p on c:1)"),
+            sink.clone(),
+        )
+        .unwrap();
+        server.join().unwrap();
+        let mut lines = Vec::new();
+        let failure = loop {
+            assert!(sink.wait(Duration::from_secs(10)).await, "no output");
+            match sink.drain() {
+                Ok(got) => lines.extend(got.into_iter().map(|l| l.text)),
+                Err(e) => break e.to_string(),
+            }
+        };
+        // A failure is reported first; the lines stay queued for the next call.
+        lines.extend(sink.drain().unwrap().into_iter().map(|l| l.text));
+        assert_eq!(lines, ["booted"]);
+        assert_eq!(
+            failure,
+            format!(
+                "console rfc2217://127.0.0.1:{port} (labgrid exporter e1 (place p on c:1)): closed"
+            )
+        );
     }
 }

@@ -30,7 +30,10 @@ pub const FIELDS: &[(&str, &str)] = &[
         "the flash address of the primary boot slot, an integer such as 0x0000C000",
     ),
     ("console", "a table [console] with port and baud"),
-    ("console.port", "a serial device path, e.g. \"/dev/ttyACM0\""),
+    (
+        "console.port",
+        "a serial device path, e.g. \"/dev/ttyACM0\", or an RFC 2217 server \"rfc2217://host:port\" (ser2net)",
+    ),
     ("console.baud", "a baud rate, an integer such as 115200"),
     ("power", "a table [power] with tcp or rtu, unit and coil"),
     (
@@ -78,6 +81,23 @@ pub const FIELDS: &[(&str, &str)] = &[
     (
         "provisioning.command",
         "an array of strings, the program first, one of them containing \"{provisioning}\" (the provisioning directory; the older \"{record}\" means the same), e.g. [\"./provision.sh\", \"{provisioning}\"]",
+    ),
+    (
+        "labgrid",
+        "a table [labgrid] with coordinator and place or tags (instead of [console], [power] and [link])",
+    ),
+    (
+        "labgrid.coordinator",
+        "the labgrid coordinator's gRPC address \"host:port\", e.g. \"labgrid.lab:20408\"",
+    ),
+    ("labgrid.place", "the place's name (or alias), e.g. \"nrf52-3\" (not with labgrid.tags)"),
+    (
+        "labgrid.tags",
+        "a table of tags any free place carrying them all will do, e.g. { board = \"nrf52840\" } (not with labgrid.place)",
+    ),
+    (
+        "labgrid.timeout_s",
+        "how long to wait for the place while others hold it, in seconds, an integer 1..=4294967295 (default 600)",
     ),
 ];
 

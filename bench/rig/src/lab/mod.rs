@@ -11,12 +11,15 @@
 mod config;
 mod console;
 pub(crate) mod fields;
+pub mod labgrid;
 mod logs;
+mod power_port;
 pub mod preflight;
 mod probe;
 #[cfg(feature = "probe-rs")]
 mod probe_rs;
 mod relay;
+pub mod rfc2217;
 pub mod switch;
 
 use std::path::{Path, PathBuf};
@@ -25,11 +28,12 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 pub use config::{
-    CaptureConfig, CommandConfig, ConfigError, ConsoleConfig, HubConfig, ImageConfig, LinkConfig,
-    ModbusEndpoint, PowerConfig, ProbeConfig, ProbeSelector, RigConfig, WireProtocol,
-    DEFAULT_HUB_HOST, DEFAULT_RELAY_TIMEOUT_MS, FIELDS,
+    CaptureConfig, CommandConfig, ConfigError, ConsoleConfig, HubConfig, ImageConfig,
+    LabgridConfig, LinkConfig, ModbusEndpoint, PowerConfig, ProbeConfig, ProbeSelector, RigConfig,
+    WireProtocol, DEFAULT_HUB_HOST, DEFAULT_LABGRID_TIMEOUT_S, DEFAULT_RELAY_TIMEOUT_MS, FIELDS,
 };
 pub use logs::{LineAssembler, MAX_LINE};
+pub use power_port::{SimpleRest, SIMPLEREST};
 pub use probe::{FakeProbe, FakeProbeRecord, ImageKind, Probe, RttData};
 #[cfg(feature = "probe-rs")]
 pub use probe_rs::ProbeRsProbe;
@@ -73,7 +77,18 @@ impl LabRig {
     /// Load `rig.toml` and open the rig: the console port now, the probe lazily
     /// (with the `probe-rs` feature). A bad rig file is one [`ConfigError`].
     pub fn open(rig_file: &Path) -> Result<LabRig, RigError> {
-        let config = RigConfig::load(rig_file)?;
+        LabRig::from_config(RigConfig::load(rig_file)?)
+    }
+
+    /// A rig from a checked config (a rig file on an acquired labgrid place:
+    /// [`RigConfig::on_place`]), with its real probe.
+    pub fn from_config(config: RigConfig) -> Result<LabRig, RigError> {
+        if config.labgrid.is_some() {
+            return Err(RigError::Setup(format!(
+                "{}: [labgrid]: the place must be acquired first (sacbench-suite does)",
+                config.file.display()
+            )));
+        }
         let probe = match &config.probe {
             None => None,
             Some(probe) => Some(real_probe(&config, probe)?),
@@ -104,7 +119,7 @@ impl LabRig {
         let console = config
             .console
             .as_ref()
-            .map(|c| Console::open(c, sink.clone()))
+            .map(|c| Console::open(c, config.provider.as_deref(), sink.clone()))
             .transpose()?;
         let rtt = probe
             .clone()
@@ -192,6 +207,23 @@ impl LabRig {
         tokio::task::spawn_blocking(move || f(lock_probe(&probe).as_mut()))
             .await
             .map_err(|e| RigError::Device(format!("probe thread: {e}")))?
+    }
+
+    /// A failure of the console, power or link of a labgrid place names
+    /// the exporter and place that provide them.
+    fn blame(&self, e: RigError) -> RigError {
+        let Some(by) = &self.config.provider else {
+            return e;
+        };
+        match e {
+            RigError::Device(m) => RigError::Device(format!("{by}: {m}")),
+            RigError::Setup(m) => RigError::Setup(format!("{by}: {m}")),
+            RigError::Io { what, source } => RigError::Io {
+                what: format!("{by}: {what}"),
+                source,
+            },
+            e @ RigError::Unsupported(_) => e,
+        }
     }
 
     async fn tell_probe_power(&self, on: bool) -> Result<(), RigError> {
@@ -339,7 +371,7 @@ impl Rig for LabRig {
                 // The cut most likely did not happen: let the probe carry on.
                 let _ = self.tell_probe_power(true).await;
             }
-            return Err(e);
+            return Err(self.blame(e));
         }
         self.powered = Some(on);
         if on {
@@ -355,6 +387,7 @@ impl Rig for LabRig {
         switch
             .set(up, if up { "link up" } else { "link down" })
             .await
+            .map_err(|e| self.blame(e))
     }
 
     /// Flash through the probe, then reset so the new image boots. Unlike the

@@ -19,11 +19,30 @@ fn open_device(path: &str) -> std::io::Result<()> {
         .map(|_| ())
 }
 
+fn connect(host: &str, port: u16) -> std::io::Result<()> {
+    let addr = (host, port)
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| std::io::Error::other("cannot resolve"))?;
+    TcpStream::connect_timeout(&addr, RELAY_CONNECT).map(|_| ())
+}
+
 /// Checks what `config` names; the first problem, as one line.
 pub fn preflight(config: &RigConfig) -> Result<(), String> {
     let file = config.file.display();
     if let Some(c) = &config.console {
-        open_device(&c.port).map_err(|e| format!("{file}: `console.port` {}: {e}", c.port))?;
+        match super::rfc2217::parse_url(&c.port) {
+            Some((host, port)) => {
+                connect(&host, port).map_err(|e| {
+                    format!(
+                        "{file}: `console.port` {}: the RFC 2217 server does not answer ({e})",
+                        c.port
+                    )
+                })?;
+            }
+            None => open_device(&c.port)
+                .map_err(|e| format!("{file}: `console.port` {}: {e}", c.port))?,
+        }
     }
     if let Some(p) = &config.power {
         match &p.relay {
@@ -41,6 +60,23 @@ pub fn preflight(config: &RigConfig) -> Result<(), String> {
                 open_device(port).map_err(|e| format!("{file}: `power.rtu` {port}: {e}"))?;
             }
         }
+    }
+    if let Some(p) = &config.power_port {
+        let url = p.url.replace("{index}", &p.index.to_string());
+        let authority = url.parse::<hyper::Uri>().ok().and_then(|u| {
+            Some((
+                u.host()?.trim_matches(['[', ']']).to_owned(),
+                u.port_u16().unwrap_or(80),
+            ))
+        });
+        let Some((host, port)) = authority else {
+            return Err(format!(
+                "{file}: the place's power port URL {url:?} has no host"
+            ));
+        };
+        connect(&host, port).map_err(|e| {
+            format!("{file}: the place's power port {host}:{port} does not answer ({e})")
+        })?;
     }
     if let Some(h) = &config.hub {
         TcpListener::bind((h.ipv4, 0)).map_err(|e| {

@@ -41,9 +41,15 @@ impl PowerSwitch for ModbusCoil {
 /// A rig's switch, if its file has one.
 pub type Switch = Option<Box<dyn PowerSwitch>>;
 
-/// The rig file's power switch and link switch (`[power]`, `[link]`), if it
-/// has them.
+/// The rig file's power switch and link switch (`[power]`, `[link]`, or a
+/// labgrid place's power port), if it has them.
 pub fn from_config(config: &RigConfig) -> (Switch, Switch) {
+    if let Some(port) = &config.power_port {
+        // A place's NetworkPowerPort: no relay, so no link coil.
+        let timeout = Duration::from_millis(super::config::DEFAULT_RELAY_TIMEOUT_MS.into());
+        let power = Box::new(super::power_port::SimpleRest::new(port.clone(), timeout));
+        return (Some(power as Box<dyn PowerSwitch>), None);
+    }
     let Some(power) = &config.power else {
         return (None, None);
     };
