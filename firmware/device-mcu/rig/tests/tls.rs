@@ -128,7 +128,8 @@ fn fixture() -> &'static Fixture {
         );
 
         // The build-time provisioning (stand-in for provisioning in flash).
-        let dir = std::env::temp_dir().join(format!("devmcu-tls-{}", std::process::id()));
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("devmcu-tls-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("ca.der"), ca_issuer.der()).unwrap();
         std::fs::write(dir.join("client.der"), &client.cert).unwrap();
