@@ -5,7 +5,8 @@
 //! What it checks, and refuses on: the chain from the server's end-entity
 //! certificate (plus any intermediates it sent) to the provisioned CA, each
 //! certificate's validity period against the wall-clock time the device
-//! holds (no time → refusal, never a skipped check), the serverAuth EKU, the
+//! holds (no time → refusal, never a skipped check), the serverAuth EKU
+//! (when the certificate has an EKU extension, as webpki does for rustls), the
 //! subjectAltName against the hub's host name, and the server's
 //! CertificateVerify signature over the handshake transcript with the
 //! end-entity key. The reason of a refusal is kept for the console.
