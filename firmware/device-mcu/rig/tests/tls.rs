@@ -41,9 +41,9 @@ const ANSWER: &str = "ack over tls from the bench\n";
 /// Waits on the device through a TLS handshake: P-256 in emulation.
 const HANDSHAKE: Duration = Duration::from_secs(120);
 
-/// A server certificate and its key (PKCS#8 DER).
+/// A server certificate (then the intermediates it sends) and its key (PKCS#8 DER).
 struct ServerIdentity {
-    cert: CertificateDer<'static>,
+    chain: Vec<CertificateDer<'static>>,
     key: Vec<u8>,
 }
 
@@ -60,6 +60,9 @@ struct Fixture {
     wrong_name: ServerIdentity,
     /// By the provisioned CA for the hub's name, expired yesterday.
     expired: ServerIdentity,
+    /// For the hub's name by an intermediate CA the provisioned CA signed;
+    /// the server sends both.
+    chained: ServerIdentity,
     /// The server's trust anchor for client certificates.
     ca: CertificateDer<'static>,
 }
@@ -90,7 +93,7 @@ fn leaf(
     let key = KeyPair::generate().unwrap();
     let cert = params.signed_by(&key, issuer).unwrap();
     ServerIdentity {
-        cert: cert.der().clone(),
+        chain: vec![cert.der().clone()],
         key: key.serialize_der(),
     }
 }
@@ -119,6 +122,23 @@ fn fixture() -> &'static Fixture {
             server,
             now - time::Duration::days(1),
         );
+        let intermediate = {
+            let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+            params.is_ca = IsCa::Ca(rcgen::BasicConstraints::Constrained(0));
+            params.distinguished_name = DistinguishedName::new();
+            params
+                .distinguished_name
+                .push(DnType::CommonName, "sacbench test intermediate");
+            CertifiedIssuer::signed_by(params, KeyPair::generate().unwrap(), &ca_issuer).unwrap()
+        };
+        let mut chained = leaf(
+            &intermediate,
+            HUB_NAME,
+            HUB_NAME,
+            ExtendedKeyUsagePurpose::ServerAuth,
+            year,
+        );
+        chained.chain.push(intermediate.der().clone());
         let client = leaf(
             &ca_issuer,
             "device-mcu-0001",
@@ -132,7 +152,7 @@ fn fixture() -> &'static Fixture {
             .join(format!("devmcu-tls-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("ca.der"), ca_issuer.der()).unwrap();
-        std::fs::write(dir.join("client.der"), &client.cert).unwrap();
+        std::fs::write(dir.join("client.der"), &client.chain[0]).unwrap();
         std::fs::write(dir.join("client.key.der"), &client.key).unwrap();
         let mut seed = [0u8; 32];
         std::fs::File::open("/dev/urandom")
@@ -156,11 +176,12 @@ fn fixture() -> &'static Fixture {
         std::fs::copy(&built, &elf).unwrap();
         Fixture {
             elf,
-            client_cert: client.cert.to_vec(),
+            client_cert: client.chain[0].to_vec(),
             good,
             other_ca,
             wrong_name,
             expired,
+            chained,
             ca: ca_issuer.der().clone(),
         }
     })
@@ -193,7 +214,7 @@ fn start_hub(ns: &NetNs, fx: &Fixture, identity: &ServerIdentity) -> Receiver<Hu
         .unwrap()
         .with_client_cert_verifier(clients)
         .with_single_cert(
-            vec![identity.cert.clone()],
+            identity.chain.clone(),
             PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(identity.key.clone())),
         )
         .unwrap();
@@ -476,4 +497,36 @@ fn refuses_a_hub_certificate_for_another_name() {
 #[test]
 fn refuses_an_expired_hub_certificate() {
     refuses("expired", |fx| &fx.expired, &["expired", "CertExpired"]);
+}
+
+#[test]
+fn accepts_a_hub_certificate_from_an_intermediate_it_sends() {
+    let fx = fixture();
+    let _one = one_at_a_time();
+    let (ns, mut qemu) = boot("chained", fx);
+    let hub = start_hub(&ns, fx, &fx.chained);
+    let _sntp = start_sntp(&ns);
+    qemu.wait_line("device-mcu: idle", HANDSHAKE).unwrap();
+    assert!(
+        qemu.seen.iter().any(|l| l.contains("tls: handshake done")),
+        "{:?}",
+        qemu.seen
+    );
+    assert!(
+        qemu.seen
+            .iter()
+            .any(|l| l.contains("tls: received \"ack over tls from the bench\"")),
+        "{:?}",
+        qemu.seen
+    );
+    match recv(&hub, "accept") {
+        Hub::Accepted(_) => {}
+        other => panic!("{other:?}"),
+    }
+    match recv(&hub, "handshake") {
+        Hub::Handshaken { client_cert } => {
+            assert_eq!(client_cert.as_deref(), Some(fx.client_cert.as_slice()))
+        }
+        other => panic!("{other:?}"),
+    }
 }
