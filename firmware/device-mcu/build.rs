@@ -19,6 +19,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "DEVICE_MCU_HUB",
         "DEVICE_MCU_HUB_NAME",
         "DEVICE_MCU_SNTP",
+        "DEVICE_MCU_TIME_FLOOR",
     ] {
         println!("cargo:rerun-if-env-changed={var}");
     }

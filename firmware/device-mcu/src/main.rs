@@ -98,10 +98,11 @@ fn main() -> ! {
         );
         let _ = writeln!(
             con,
-            "provisioning: build-time stand-in (ca {} B, client cert {} B, key {} B)",
+            "provisioning: build-time stand-in (ca {} B, client cert {} B, key {} B, time floor unix={})",
             prov.ca.len(),
             prov.client_cert.len(),
-            prov.client_key.len()
+            prov.client_key.len(),
+            prov.time_floor
         );
         secure::run(&mut con, &mut clock, &mut iface, &mut eth, &prov)
     }

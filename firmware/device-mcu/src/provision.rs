@@ -1,7 +1,9 @@
 //! The device's provisioning — **a build-time stand-in** for the
 //! provisioning record in flash that comes next (README, "Next"): the CA it
 //! trusts, its client certificate and P-256 key, a per-unit random seed,
-//! the hub's name and address and the SNTP server, all fixed when the image
+//! the hub's name and address, the SNTP server and a time floor (Unix
+//! seconds: the provisioning time, before which no clock reading is
+//! believed), all fixed when the image
 //! is built (build.rs copies the files of `DEVICE_MCU_PROVISION` into the
 //! image). An image built without them is the bring-up image (TCP hello
 //! only) and makes no TLS connection.
@@ -33,6 +35,9 @@ pub struct Provisioning {
     pub hub: (Ipv4Address, u16),
     /// The SNTP server.
     pub sntp: (Ipv4Address, u16),
+    /// Unix seconds the device's clock may never be earlier than (the
+    /// provisioning time): SNTP answers before it are refused.
+    pub time_floor: u64,
 }
 
 /// Why the image has no usable provisioning.
@@ -48,6 +53,8 @@ pub enum Missing {
     Hub,
     /// `DEVICE_MCU_SNTP` unset or not address:port.
     Sntp,
+    /// `DEVICE_MCU_TIME_FLOOR` unset or not Unix seconds.
+    TimeFloor,
 }
 
 /// The provisioning built into this image.
@@ -65,6 +72,9 @@ pub fn load() -> Result<Provisioning, Missing> {
     let sntp = option_env!("DEVICE_MCU_SNTP")
         .and_then(crate::config::parse_endpoint)
         .ok_or(Missing::Sntp)?;
+    let time_floor = option_env!("DEVICE_MCU_TIME_FLOOR")
+        .and_then(|s| s.parse().ok())
+        .ok_or(Missing::TimeFloor)?;
     Ok(Provisioning {
         ca: CA,
         client_cert: CLIENT_CERT,
@@ -73,5 +83,6 @@ pub fn load() -> Result<Provisioning, Missing> {
         hub_name,
         hub,
         sntp,
+        time_floor,
     })
 }

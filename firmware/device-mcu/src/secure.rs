@@ -96,7 +96,7 @@ pub fn run(
                 let _ = writeln!(con, "time: ignored a datagram from {}", meta.endpoint);
                 continue;
             }
-            match sntp::parse(data, nonce) {
+            match sntp::parse(data, nonce, prov.time_floor) {
                 Ok(unix) => answer = Some(unix),
                 Err(why) => {
                     let _ = writeln!(con, "time: sntp answer rejected: {why:?}");

@@ -29,13 +29,17 @@ pub enum Rejected {
     Unsynchronised,
     /// Originate timestamp is not our nonce: not an answer to our request.
     NotOurs,
-    /// Transmit timestamp zero or before 2020.
+    /// Transmit timestamp zero.
     BadTime,
+    /// Earlier than the provisioned time floor: a clock set back (which
+    /// would make expired certificates valid again) is not taken.
+    BeforeFloor,
 }
 
 /// The server's transmit time, in seconds since the Unix epoch, from an
-/// answer to the request made with `nonce`.
-pub fn parse(answer: &[u8], nonce: [u8; 8]) -> Result<u64, Rejected> {
+/// answer to the request made with `nonce`; never earlier than `floor`
+/// (Unix seconds, from provisioning).
+pub fn parse(answer: &[u8], nonce: [u8; 8], floor: u64) -> Result<u64, Rejected> {
     if answer.len() < LEN {
         return Err(Rejected::Short);
     }
@@ -59,8 +63,11 @@ pub fn parse(answer: &[u8], nonce: [u8; 8]) -> Result<u64, Rejected> {
         ntp
     };
     let unix = ntp - NTP_TO_UNIX;
-    if unix < 1_577_836_800 || ntp == (1 << 32) {
+    if ntp == (1 << 32) {
         return Err(Rejected::BadTime);
+    }
+    if unix < floor {
+        return Err(Rejected::BeforeFloor);
     }
     Ok(unix)
 }

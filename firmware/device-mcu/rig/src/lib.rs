@@ -67,6 +67,7 @@ pub fn build_image_with(
         "DEVICE_MCU_HUB",
         "DEVICE_MCU_HUB_NAME",
         "DEVICE_MCU_SNTP",
+        "DEVICE_MCU_TIME_FLOOR",
     ] {
         cargo.env_remove(var);
     }

@@ -168,6 +168,8 @@ fn fixture() -> &'static Fixture {
                 ("DEVICE_MCU_HUB", &format!("{HOST}:{HUB_PORT}")),
                 ("DEVICE_MCU_HUB_NAME", HUB_NAME),
                 ("DEVICE_MCU_SNTP", &format!("{HOST}:{SNTP_PORT}")),
+                // Provisioned an hour ago: no clock reading before that is believed.
+                ("DEVICE_MCU_TIME_FLOOR", &(unix_now() - 3600).to_string()),
             ],
         )
         .unwrap();
@@ -279,9 +281,10 @@ impl Drop for Sntp {
     }
 }
 
-fn ntp_now() -> [u8; 8] {
+/// NTP timestamp of the host's clock moved by `offset` seconds.
+fn ntp_now(offset: i64) -> [u8; 8] {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
-    let secs = (now.as_secs() + 2_208_988_800) as u32;
+    let secs = (now.as_secs().checked_add_signed(offset).unwrap() + 2_208_988_800) as u32;
     let frac = ((u64::from(now.subsec_nanos()) << 32) / 1_000_000_000) as u32;
     let mut ts = [0u8; 8];
     ts[..4].copy_from_slice(&secs.to_be_bytes());
@@ -289,7 +292,8 @@ fn ntp_now() -> [u8; 8] {
     ts
 }
 
-fn start_sntp(ns: &NetNs) -> Sntp {
+/// An SNTP server answering from the host's clock moved by `offset` seconds.
+fn start_sntp(ns: &NetNs, offset: i64) -> Sntp {
     let stop = Arc::new(AtomicBool::new(false));
     let stopped = stop.clone();
     let (ready_tx, ready_rx) = mpsc::channel();
@@ -308,7 +312,7 @@ fn start_sntp(ns: &NetNs) -> Sntp {
             if n < 48 || buf[0] & 7 != 3 {
                 continue;
             }
-            let received = ntp_now();
+            let received = ntp_now(offset);
             let mut answer = [0u8; 48];
             answer[0] = (4 << 3) | 4; // LI 0, VN 4, mode 4 (server)
             answer[1] = 1; // stratum 1
@@ -318,7 +322,7 @@ fn start_sntp(ns: &NetNs) -> Sntp {
             answer[16..24].copy_from_slice(&received);
             answer[24..32].copy_from_slice(&buf[40..48]); // originate = their transmit
             answer[32..40].copy_from_slice(&received);
-            answer[40..48].copy_from_slice(&ntp_now());
+            answer[40..48].copy_from_slice(&ntp_now(offset));
             let _ = socket.send_to(&answer, from);
         }
     })
@@ -346,6 +350,13 @@ fn boot(scenario: &str, fx: &Fixture) -> (NetNs, Qemu) {
     .unwrap();
     let qemu = Qemu::boot(&ns, &fx.elf, "52:54:00:17:00:02").unwrap();
     (ns, qemu)
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
 }
 
 fn recv(hub: &Receiver<Hub>, what: &str) -> Hub {
@@ -383,14 +394,11 @@ fn waits_for_time_then_connects_with_its_certificate_and_exchanges_data() {
     }
 
     // Time arrives: it is the host's, and the device dials.
-    let _sntp = start_sntp(&ns);
+    let _sntp = start_sntp(&ns, 0);
     let time = qemu
         .wait_line("time: unix=", Duration::from_secs(30))
         .unwrap();
-    let host_now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
+    let host_now = unix_now();
     let device_now = number_after(&time, "unix=");
     assert!(host_now.abs_diff(device_now) <= 5, "{time} vs {host_now}");
     match recv(&hub, "accept") {
@@ -447,7 +455,7 @@ fn refuses(scenario: &str, identity: fn(&Fixture) -> &ServerIdentity, why: &[&st
     let _one = one_at_a_time();
     let (ns, mut qemu) = boot(scenario, fx);
     let hub = start_hub(&ns, fx, identity(fx));
-    let _sntp = start_sntp(&ns);
+    let _sntp = start_sntp(&ns, 0);
     qemu.wait_line("time: unix=", Duration::from_secs(60))
         .unwrap();
     // Every outcome ends in `device-mcu: idle`: refused or not, no long wait.
@@ -505,7 +513,7 @@ fn accepts_a_hub_certificate_from_an_intermediate_it_sends() {
     let _one = one_at_a_time();
     let (ns, mut qemu) = boot("chained", fx);
     let hub = start_hub(&ns, fx, &fx.chained);
-    let _sntp = start_sntp(&ns);
+    let _sntp = start_sntp(&ns, 0);
     qemu.wait_line("device-mcu: idle", HANDSHAKE).unwrap();
     assert!(
         qemu.seen.iter().any(|l| l.contains("tls: handshake done")),
@@ -529,4 +537,33 @@ fn accepts_a_hub_certificate_from_an_intermediate_it_sends() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+/// Time set back two days (which would make the expired certificate valid
+/// again) is earlier than the provisioned floor: the device does not take
+/// it, stays without time and does not dial the hub.
+#[test]
+fn refuses_sntp_time_before_its_provisioned_floor() {
+    let fx = fixture();
+    let _one = one_at_a_time();
+    let (ns, mut qemu) = boot("floor", fx);
+    let hub = start_hub(&ns, fx, &fx.expired);
+    let _sntp = start_sntp(&ns, -2 * 86_400);
+    for _ in 0..2 {
+        let rejected = qemu
+            .wait_line("time: sntp answer rejected", Duration::from_secs(30))
+            .unwrap();
+        assert!(rejected.contains("BeforeFloor"), "{rejected}");
+        qemu.wait_line("no time, so no TLS connection", Duration::from_secs(30))
+            .unwrap();
+    }
+    match hub.try_recv() {
+        Err(TryRecvError::Empty) => {}
+        other => panic!("the device reached the hub on a rewound clock: {other:?}"),
+    }
+    assert!(
+        !qemu.seen.iter().any(|l| l.contains("time: unix=")),
+        "{:?}",
+        qemu.seen
+    );
 }

@@ -24,6 +24,7 @@ use sha2::Digest;
 use verify::{Refusal, WebPkiVerifier};
 
 const NONCE: [u8; 8] = [1, 2, 3, 4, 5, 6, 7, 8];
+const FLOOR: u64 = 1_790_000_000;
 
 /// A valid answer to a request made with NONCE, at Unix time `unix`.
 fn answer(unix: u64) -> [u8; 48] {
@@ -41,38 +42,46 @@ fn sntp_takes_an_answer_to_its_request_and_nothing_else() {
     assert_eq!(req[0], 0x23);
     assert_eq!(&req[40..48], &NONCE);
     assert_eq!(
-        sntp::parse(&answer(1_796_000_000), NONCE),
+        sntp::parse(&answer(1_796_000_000), NONCE, FLOOR),
         Ok(1_796_000_000)
     );
     assert_eq!(
-        sntp::parse(&answer(1_796_000_000), [9; 8]),
+        sntp::parse(&answer(1_796_000_000), [9; 8], FLOOR),
         Err(sntp::Rejected::NotOurs)
     );
     assert_eq!(
-        sntp::parse(&answer(1_796_000_000)[..47], NONCE),
+        sntp::parse(&answer(1_796_000_000)[..47], NONCE, FLOOR),
         Err(sntp::Rejected::Short)
     );
     let mut client_mode = answer(1_796_000_000);
     client_mode[0] = (4 << 3) | 3;
     assert_eq!(
-        sntp::parse(&client_mode, NONCE),
+        sntp::parse(&client_mode, NONCE, FLOOR),
         Err(sntp::Rejected::NotServer)
     );
     let mut kiss = answer(1_796_000_000);
     kiss[1] = 0;
     assert_eq!(
-        sntp::parse(&kiss, NONCE),
+        sntp::parse(&kiss, NONCE, FLOOR),
         Err(sntp::Rejected::Unsynchronised)
     );
     let mut alarm = answer(1_796_000_000);
     alarm[0] |= 3 << 6;
     assert_eq!(
-        sntp::parse(&alarm, NONCE),
+        sntp::parse(&alarm, NONCE, FLOOR),
         Err(sntp::Rejected::Unsynchronised)
     );
+    assert_eq!(
+        sntp::parse(&answer(FLOOR - 1), NONCE, FLOOR),
+        Err(sntp::Rejected::BeforeFloor)
+    );
+    assert_eq!(sntp::parse(&answer(FLOOR), NONCE, FLOOR), Ok(FLOOR));
     let mut zero = answer(0);
     zero[40..48].fill(0);
-    assert_eq!(sntp::parse(&zero, NONCE), Err(sntp::Rejected::BadTime));
+    assert_eq!(
+        sntp::parse(&zero, NONCE, FLOOR),
+        Err(sntp::Rejected::BadTime)
+    );
 }
 
 struct Pki {
