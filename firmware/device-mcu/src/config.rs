@@ -42,7 +42,8 @@ fn parse_cidr(s: &str) -> Option<Ipv4Cidr> {
     Some(Ipv4Cidr::new(addr.parse().ok()?, len.parse().ok()?))
 }
 
-fn parse_endpoint(s: &str) -> Option<(Ipv4Address, u16)> {
+/// Parses `a.b.c.d:port`.
+pub fn parse_endpoint(s: &str) -> Option<(Ipv4Address, u16)> {
     let (addr, port) = s.rsplit_once(':')?;
     Some((addr.parse().ok()?, port.parse().ok()?))
 }

@@ -1,21 +1,32 @@
-//! The reference device's bring-up on a Cortex-M3: QEMU's mps2-an385 with
-//! its CMSDK UART as the console and its LAN9118 Ethernet controller under
-//! smoltcp. It takes a static IPv4 address (build-time configuration),
-//! answers ICMP echo, and opens one TCP connection to a peer, saying hello
-//! and printing the line the peer answers.
+//! The reference device on a Cortex-M3: QEMU's mps2-an385 with its CMSDK
+//! UART as the console and its LAN9118 Ethernet controller under smoltcp.
+//! It takes a static IPv4 address (build-time configuration) and answers
+//! ICMP echo. An image built with provisioning (`provision.rs`, a build-time
+//! stand-in) then takes the time from SNTP and opens a mutually
+//! authenticated TLS 1.3 connection to the hub (`secure.rs`); the bring-up
+//! image, without provisioning, opens one plain TCP connection to a peer,
+//! saying hello and printing the line the peer answers.
 //!
-//! Console lines are the interface the host-side test (rig/) waits on:
+//! Console lines are the interface the host-side tests (rig/) wait on:
 //! `device-mcu: boot`, `net: up ip=…`, `tcp: connected …`, `tcp: sent hello`,
-//! `tcp: received "…"`.
+//! `tcp: received "…"`; `time: …` and `tls: …` in the provisioned image.
 
 #![no_std]
 #![no_main]
 
+extern crate alloc;
+
 mod clock;
 mod config;
+mod heap;
 mod lan9118;
+mod provision;
+mod secure;
+mod sntp;
 mod stack;
+mod tls;
 mod uart;
+mod verify;
 
 use core::fmt::Write;
 use core::panic::PanicInfo;
@@ -36,7 +47,8 @@ const REDIAL_MS: u64 = 1000;
 
 #[entry]
 fn main() -> ! {
-    let painted = stack::paint();
+    stack::paint();
+    heap::init();
     let mut con = Uart::uart0();
     let _ = writeln!(con, "device-mcu: boot (mps2-an385, cortex-m3)");
 
@@ -70,6 +82,30 @@ fn main() -> ! {
             let _ = writeln!(con, "net: no room for the address");
         }
     });
+    let prov = match provision::load() {
+        Ok(prov) => Some(prov),
+        Err(provision::Missing::Credentials) => None,
+        Err(missing) => {
+            let _ = writeln!(con, "provisioning: incomplete: {missing:?}");
+            halt(&mut con, "incomplete provisioning")
+        }
+    };
+    if let Some(prov) = prov {
+        let _ = writeln!(
+            con,
+            "net: up ip={} (static) hub={} ({}:{}) sntp={}:{}",
+            net.address, prov.hub_name, prov.hub.0, prov.hub.1, prov.sntp.0, prov.sntp.1
+        );
+        let _ = writeln!(
+            con,
+            "provisioning: build-time stand-in (ca {} B, client cert {} B, key {} B, time floor unix={})",
+            prov.ca.len(),
+            prov.client_cert.len(),
+            prov.client_key.len(),
+            prov.time_floor
+        );
+        secure::run(&mut con, &mut clock, &mut iface, &mut eth, &prov)
+    }
     let _ = writeln!(con, "net: up ip={} (static) peer={}", net.address, net.peer);
 
     let mut tcp_rx = [0u8; 1024];
@@ -154,16 +190,22 @@ fn main() -> ! {
                 "tcp: closed at uptime_ms={}; frames rx={rx} tx={tx} rx_errors={err}",
                 clock.now_ms()
             );
-            match painted.peak() {
-                Some(bytes) => {
-                    let _ = writeln!(con, "stack: peak={bytes} bytes");
-                }
-                None => {
-                    let _ = writeln!(con, "stack: peak beyond the painted 256 KB");
-                }
-            }
+            report_memory(&mut con);
         }
     }
+}
+
+/// Prints the stack's and the heap's peak use (the RAM figures).
+fn report_memory(con: &mut Uart) {
+    match stack::peak() {
+        Some(bytes) => {
+            let _ = writeln!(con, "stack: peak={bytes} bytes");
+        }
+        None => {
+            let _ = writeln!(con, "stack: peak beyond the painted 256 KB");
+        }
+    }
+    let _ = writeln!(con, "heap: peak={} bytes of {}", heap::peak(), heap::SIZE);
 }
 
 fn now(clock: &mut Clock) -> Instant {

@@ -1,7 +1,8 @@
-//! Stack high-water mark: all the firmware's RAM is its stack (no statics,
-//! no heap: the sockets, buffers and driver live in `main`'s frame), so
-//! painting the stack at boot and finding the deepest overwritten word later
-//! measures its RAM use on the running image.
+//! Stack high-water mark: besides the heap's static arena (.bss, measured
+//! by `heap.rs`), the firmware's RAM is its stack (the sockets, TLS record
+//! buffers and driver live in frames), so painting the stack at boot and
+//! finding the deepest overwritten word later measures its RAM use on the
+//! running image.
 
 use core::ptr::{addr_of, read_volatile, write_volatile};
 
@@ -43,6 +44,17 @@ pub fn paint() -> Painted {
         addr += 4;
     }
     Painted { low, top }
+}
+
+/// Deepest stack use since `paint`, in bytes (None: past the window).
+pub fn peak() -> Option<usize> {
+    // Only the symbols' addresses are taken, never their contents.
+    let (top, heap) = (addr_of!(_stack_start) as usize, addr_of!(__sheap) as usize);
+    Painted {
+        low: heap.max(top.saturating_sub(PAINTED)),
+        top,
+    }
+    .peak()
 }
 
 impl Painted {

@@ -37,6 +37,17 @@ pub fn firmware_dir() -> PathBuf {
 /// returns the ELF's path: the debug profile, or the release one when
 /// `DEVICE_MCU_PROFILE=release` is set for the test run.
 pub fn build_image(ip_cidr: &str, peer: &str) -> Result<PathBuf, Error> {
+    build_image_with(ip_cidr, peer, &[])
+}
+
+/// As `build_image`, with more build-time variables (the provisioning
+/// stand-in: `DEVICE_MCU_PROVISION`, `DEVICE_MCU_HUB`, …); the variables
+/// not given are removed from the build's environment.
+pub fn build_image_with(
+    ip_cidr: &str,
+    peer: &str,
+    extra: &[(&str, &str)],
+) -> Result<PathBuf, Error> {
     let dir = firmware_dir();
     let release = match std::env::var("DEVICE_MCU_PROFILE").as_deref() {
         Err(_) | Ok("debug") => false,
@@ -51,6 +62,18 @@ pub fn build_image(ip_cidr: &str, peer: &str) -> Result<PathBuf, Error> {
         .env("DEVICE_MCU_PEER", peer)
         .env_remove("CARGO_BUILD_TARGET")
         .env_remove("CARGO_TARGET_DIR");
+    for var in [
+        "DEVICE_MCU_PROVISION",
+        "DEVICE_MCU_HUB",
+        "DEVICE_MCU_HUB_NAME",
+        "DEVICE_MCU_SNTP",
+        "DEVICE_MCU_TIME_FLOOR",
+    ] {
+        cargo.env_remove(var);
+    }
+    for (var, value) in extra {
+        cargo.env(var, value);
+    }
     if release {
         cargo.arg("--release");
     }

@@ -1,0 +1,569 @@
+//! Mutual TLS 1.3 from the thumbv7m image: the device takes its time from
+//! an SNTP responder in the namespace (and says it will not connect before
+//! it has one), then connects to a rustls server standing in for the hub,
+//! which requires a client certificate from the provisioned CA. One image,
+//! built once with a fresh PKI as its build-time provisioning; one QEMU
+//! boot per scenario:
+//!
+//! - the hub's certificate is right: handshake, the server sees the
+//!   device's certificate, a line each way, close_notify;
+//! - the hub's certificate is from another CA, is for another name (its
+//!   CommonName is the hub's, its subjectAltName is not), or has expired:
+//!   each refused by the device, which says why on its console.
+//!
+//! Needs root, `qemu-system-arm` and the thumbv7m-none-eabi target; run
+//! with `cargo test` in rig/.
+#![allow(clippy::unwrap_used)]
+
+use device_mcu_rig::{build_image_with, NetNs, Qemu};
+use rcgen::{
+    CertificateParams, CertifiedIssuer, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair,
+};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls::server::WebPkiClientVerifier;
+use rustls::{RootCertStore, ServerConfig, ServerConnection, StreamOwned};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, TryRecvError};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use time::OffsetDateTime;
+
+const HOST: &str = "10.0.17.1";
+const DEVICE: &str = "10.0.17.2";
+const HUB_NAME: &str = "hub.sacbench.test";
+const HUB_PORT: u16 = 8883;
+const SNTP_PORT: u16 = 123;
+const ANSWER: &str = "ack over tls from the bench\n";
+/// Waits on the device through a TLS handshake: P-256 in emulation.
+const HANDSHAKE: Duration = Duration::from_secs(120);
+
+/// A server certificate (then the intermediates it sends) and its key (PKCS#8 DER).
+struct ServerIdentity {
+    chain: Vec<CertificateDer<'static>>,
+    key: Vec<u8>,
+}
+
+/// The PKI and the image built with it.
+struct Fixture {
+    elf: PathBuf,
+    client_cert: Vec<u8>,
+    /// Issued by the provisioned CA for the hub's name: the right one.
+    good: ServerIdentity,
+    /// For the hub's name, by a CA the device was not given.
+    other_ca: ServerIdentity,
+    /// By the provisioned CA, subjectAltName other.sacbench.test (CommonName
+    /// the hub's name).
+    wrong_name: ServerIdentity,
+    /// By the provisioned CA for the hub's name, expired yesterday.
+    expired: ServerIdentity,
+    /// For the hub's name by an intermediate CA the provisioned CA signed;
+    /// the server sends both.
+    chained: ServerIdentity,
+    /// The server's trust anchor for client certificates.
+    ca: CertificateDer<'static>,
+}
+
+fn ca(name: &str) -> CertifiedIssuer<'static, KeyPair> {
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params.distinguished_name = DistinguishedName::new();
+    params.distinguished_name.push(DnType::CommonName, name);
+    CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap()
+}
+
+fn leaf(
+    issuer: &CertifiedIssuer<'static, KeyPair>,
+    san: &str,
+    common_name: &str,
+    eku: ExtendedKeyUsagePurpose,
+    not_after: OffsetDateTime,
+) -> ServerIdentity {
+    let mut params = CertificateParams::new(vec![san.to_owned()]).unwrap();
+    params.distinguished_name = DistinguishedName::new();
+    params
+        .distinguished_name
+        .push(DnType::CommonName, common_name);
+    params.extended_key_usages = vec![eku];
+    params.not_before = OffsetDateTime::now_utc() - time::Duration::days(30);
+    params.not_after = not_after;
+    let key = KeyPair::generate().unwrap();
+    let cert = params.signed_by(&key, issuer).unwrap();
+    ServerIdentity {
+        chain: vec![cert.der().clone()],
+        key: key.serialize_der(),
+    }
+}
+
+fn fixture() -> &'static Fixture {
+    static FIXTURE: OnceLock<Fixture> = OnceLock::new();
+    FIXTURE.get_or_init(|| {
+        let now = OffsetDateTime::now_utc();
+        let year = now + time::Duration::days(365);
+        let ca_issuer = ca("sacbench test CA");
+        let other = ca("another CA");
+        let server = ExtendedKeyUsagePurpose::ServerAuth;
+        let good = leaf(&ca_issuer, HUB_NAME, HUB_NAME, server.clone(), year);
+        let other_ca = leaf(&other, HUB_NAME, HUB_NAME, server.clone(), year);
+        let wrong_name = leaf(
+            &ca_issuer,
+            "other.sacbench.test",
+            HUB_NAME,
+            server.clone(),
+            year,
+        );
+        let expired = leaf(
+            &ca_issuer,
+            HUB_NAME,
+            HUB_NAME,
+            server,
+            now - time::Duration::days(1),
+        );
+        let intermediate = {
+            let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+            params.is_ca = IsCa::Ca(rcgen::BasicConstraints::Constrained(0));
+            params.distinguished_name = DistinguishedName::new();
+            params
+                .distinguished_name
+                .push(DnType::CommonName, "sacbench test intermediate");
+            CertifiedIssuer::signed_by(params, KeyPair::generate().unwrap(), &ca_issuer).unwrap()
+        };
+        let mut chained = leaf(
+            &intermediate,
+            HUB_NAME,
+            HUB_NAME,
+            ExtendedKeyUsagePurpose::ServerAuth,
+            year,
+        );
+        chained.chain.push(intermediate.der().clone());
+        let client = leaf(
+            &ca_issuer,
+            "device-mcu-0001",
+            "device-mcu-0001",
+            ExtendedKeyUsagePurpose::ClientAuth,
+            year,
+        );
+
+        // The build-time provisioning (stand-in for provisioning in flash).
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("devmcu-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("ca.der"), ca_issuer.der()).unwrap();
+        std::fs::write(dir.join("client.der"), &client.chain[0]).unwrap();
+        std::fs::write(dir.join("client.key.der"), &client.key).unwrap();
+        let mut seed = [0u8; 32];
+        std::fs::File::open("/dev/urandom")
+            .unwrap()
+            .read_exact(&mut seed)
+            .unwrap();
+        std::fs::write(dir.join("seed.bin"), seed).unwrap();
+        let built = build_image_with(
+            &format!("{DEVICE}/24"),
+            &format!("{HOST}:7700"),
+            &[
+                ("DEVICE_MCU_PROVISION", dir.to_str().unwrap()),
+                ("DEVICE_MCU_HUB", &format!("{HOST}:{HUB_PORT}")),
+                ("DEVICE_MCU_HUB_NAME", HUB_NAME),
+                ("DEVICE_MCU_SNTP", &format!("{HOST}:{SNTP_PORT}")),
+                // Provisioned an hour ago: no clock reading before that is believed.
+                ("DEVICE_MCU_TIME_FLOOR", &(unix_now() - 3600).to_string()),
+            ],
+        )
+        .unwrap();
+        // Our own copy: a later build (the bring-up test) replaces the target's.
+        let elf = dir.join("device-mcu.elf");
+        std::fs::copy(&built, &elf).unwrap();
+        Fixture {
+            elf,
+            client_cert: client.chain[0].to_vec(),
+            good,
+            other_ca,
+            wrong_name,
+            expired,
+            chained,
+            ca: ca_issuer.der().clone(),
+        }
+    })
+}
+
+/// What the hub stand-in saw.
+#[derive(Debug)]
+enum Hub {
+    Accepted(SocketAddr),
+    HandshakeFailed(String),
+    Handshaken {
+        client_cert: Option<Vec<u8>>,
+    },
+    Line(String),
+    /// What followed the answer: Ok(bytes) on close_notify, Err on anything else.
+    Closed(Result<String, String>),
+}
+
+/// A rustls TLS 1.3 server requiring a client certificate from the CA,
+/// presenting `identity`; one connection, reported event by event.
+fn start_hub(ns: &NetNs, fx: &Fixture, identity: &ServerIdentity) -> Receiver<Hub> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = RootCertStore::empty();
+    roots.add(fx.ca.clone()).unwrap();
+    let clients = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .build()
+        .unwrap();
+    let config = ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .with_client_cert_verifier(clients)
+        .with_single_cert(
+            identity.chain.clone(),
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(identity.key.clone())),
+        )
+        .unwrap();
+    let config = Arc::new(config);
+    let (tx, rx) = mpsc::channel();
+    let (ready_tx, ready_rx) = mpsc::channel();
+    ns.spawn_inside(move || {
+        let listener = TcpListener::bind((HOST, HUB_PORT)).unwrap();
+        ready_tx.send(()).unwrap();
+        let (mut tcp, from) = listener.accept().unwrap();
+        let _ = tx.send(Hub::Accepted(from));
+        // A bound on a stuck peer (the test fails on its own waits first).
+        tcp.set_read_timeout(Some(Duration::from_secs(300)))
+            .unwrap();
+        let mut conn = ServerConnection::new(config).unwrap();
+        while conn.is_handshaking() {
+            if let Err(e) = conn.complete_io(&mut tcp) {
+                let _ = tx.send(Hub::HandshakeFailed(e.to_string()));
+                return;
+            }
+        }
+        let client_cert = conn
+            .peer_certificates()
+            .and_then(|certs| certs.first())
+            .map(|c| c.to_vec());
+        let _ = tx.send(Hub::Handshaken { client_cert });
+        let mut reader = BufReader::new(StreamOwned::new(conn, tcp));
+        let mut line = String::new();
+        if let Err(e) = reader.read_line(&mut line) {
+            let _ = tx.send(Hub::Closed(Err(e.to_string())));
+            return;
+        }
+        let _ = tx.send(Hub::Line(line));
+        if let Err(e) = reader.get_mut().write_all(ANSWER.as_bytes()) {
+            let _ = tx.send(Hub::Closed(Err(e.to_string())));
+            return;
+        }
+        // rustls reads end (Ok) only on close_notify; a bare FIN is an error.
+        let mut rest = String::new();
+        let _ = tx.send(Hub::Closed(
+            reader
+                .read_to_string(&mut rest)
+                .map(|_| rest)
+                .map_err(|e| e.to_string()),
+        ));
+    })
+    .unwrap();
+    ready_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("hub listening in the namespace");
+    rx
+}
+
+/// An SNTP server answering from the host's clock until dropped.
+struct Sntp {
+    stop: Arc<AtomicBool>,
+}
+
+impl Drop for Sntp {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// NTP timestamp of the host's clock moved by `offset` seconds.
+fn ntp_now(offset: i64) -> [u8; 8] {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+    let secs = (now.as_secs().checked_add_signed(offset).unwrap() + 2_208_988_800) as u32;
+    let frac = ((u64::from(now.subsec_nanos()) << 32) / 1_000_000_000) as u32;
+    let mut ts = [0u8; 8];
+    ts[..4].copy_from_slice(&secs.to_be_bytes());
+    ts[4..].copy_from_slice(&frac.to_be_bytes());
+    ts
+}
+
+/// An SNTP server answering from the host's clock moved by `offset` seconds.
+fn start_sntp(ns: &NetNs, offset: i64) -> Sntp {
+    let stop = Arc::new(AtomicBool::new(false));
+    let stopped = stop.clone();
+    let (ready_tx, ready_rx) = mpsc::channel();
+    ns.spawn_inside(move || {
+        let socket = UdpSocket::bind((HOST, SNTP_PORT)).unwrap();
+        // Wakes to look at `stop`; requests are answered as they come.
+        socket
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        ready_tx.send(()).unwrap();
+        let mut buf = [0u8; 512];
+        while !stopped.load(Ordering::Relaxed) {
+            let Ok((n, from)) = socket.recv_from(&mut buf) else {
+                continue;
+            };
+            if n < 48 || buf[0] & 7 != 3 {
+                continue;
+            }
+            let received = ntp_now(offset);
+            let mut answer = [0u8; 48];
+            answer[0] = (4 << 3) | 4; // LI 0, VN 4, mode 4 (server)
+            answer[1] = 1; // stratum 1
+            answer[2] = buf[2];
+            answer[3] = 0xec; // precision 2^-20
+            answer[12..16].copy_from_slice(b"TEST");
+            answer[16..24].copy_from_slice(&received);
+            answer[24..32].copy_from_slice(&buf[40..48]); // originate = their transmit
+            answer[32..40].copy_from_slice(&received);
+            answer[40..48].copy_from_slice(&ntp_now(offset));
+            let _ = socket.send_to(&answer, from);
+        }
+    })
+    .unwrap();
+    ready_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("sntp responder in the namespace");
+    Sntp { stop }
+}
+
+/// One scenario at a time: each QEMU spins a host core.
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static BOOTS: Mutex<()> = Mutex::new(());
+    BOOTS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn boot(scenario: &str, fx: &Fixture) -> (NetNs, Qemu) {
+    let ns = NetNs::create(
+        &format!("devmcu-tls-{}-{scenario}", std::process::id()),
+        "tap0",
+        &format!("{HOST}/24"),
+    )
+    .unwrap();
+    let qemu = Qemu::boot(&ns, &fx.elf, "52:54:00:17:00:02").unwrap();
+    (ns, qemu)
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn recv(hub: &Receiver<Hub>, what: &str) -> Hub {
+    hub.recv_timeout(HANDSHAKE)
+        .unwrap_or_else(|e| panic!("hub: no event ({what}): {e}"))
+}
+
+fn number_after(line: &str, key: &str) -> u64 {
+    line.split(key)
+        .nth(1)
+        .and_then(|s| s.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no number after {key:?} in {line:?}"))
+}
+
+#[test]
+fn waits_for_time_then_connects_with_its_certificate_and_exchanges_data() {
+    let fx = fixture();
+    let _one = one_at_a_time();
+    let (ns, mut qemu) = boot("good", fx);
+    let hub = start_hub(&ns, fx, &fx.good);
+    let up = qemu.wait_line("net: up", Duration::from_secs(30)).unwrap();
+    assert!(up.contains(&format!("hub={HUB_NAME}")), "{up}");
+
+    // No SNTP server yet: the device says it has no time and does not dial.
+    qemu.wait_line("time: no answer from sntp", Duration::from_secs(30))
+        .unwrap();
+    let second = qemu
+        .wait_line("time: no answer from sntp", Duration::from_secs(30))
+        .unwrap();
+    assert!(second.contains("no time, so no TLS connection"), "{second}");
+    match hub.try_recv() {
+        Err(TryRecvError::Empty) => {}
+        other => panic!("the device reached the hub without time: {other:?}"),
+    }
+
+    // Time arrives: it is the host's, and the device dials.
+    let _sntp = start_sntp(&ns, 0);
+    let time = qemu
+        .wait_line("time: unix=", Duration::from_secs(30))
+        .unwrap();
+    let host_now = unix_now();
+    let device_now = number_after(&time, "unix=");
+    assert!(host_now.abs_diff(device_now) <= 5, "{time} vs {host_now}");
+    match recv(&hub, "accept") {
+        Hub::Accepted(from) => assert_eq!(from.ip().to_string(), DEVICE),
+        other => panic!("{other:?}"),
+    }
+    match recv(&hub, "handshake") {
+        Hub::Handshaken { client_cert } => assert_eq!(
+            client_cert.as_deref(),
+            Some(fx.client_cert.as_slice()),
+            "the hub saw the device's certificate"
+        ),
+        other => panic!("{other:?}; console {:?}", qemu.seen),
+    }
+    let done = qemu.wait_line("tls: handshake done", HANDSHAKE).unwrap();
+    assert!(done.contains(&format!("hub {HUB_NAME} verified")), "{done}");
+    match recv(&hub, "line") {
+        Hub::Line(line) => assert_eq!(line, "hello over tls from device-mcu\n"),
+        other => panic!("{other:?}"),
+    }
+    let answer = qemu
+        .wait_line("tls: received", Duration::from_secs(60))
+        .unwrap();
+    assert!(
+        answer.contains("\"ack over tls from the bench\""),
+        "{answer}"
+    );
+    qemu.wait_line("tls: close_notify sent", Duration::from_secs(60))
+        .unwrap();
+    match recv(&hub, "close") {
+        Hub::Closed(Ok(rest)) => assert_eq!(rest, "", "nothing after the hello"),
+        other => panic!("no close_notify: {other:?}"),
+    }
+
+    // RAM: stack and heap within the 256 KB board class.
+    let stack = qemu
+        .wait_line("stack: peak", Duration::from_secs(10))
+        .unwrap();
+    let heap = qemu
+        .wait_line("heap: peak", Duration::from_secs(10))
+        .unwrap();
+    let stack = number_after(&stack, "peak=");
+    let heap_peak = number_after(&heap, "peak=");
+    assert!(heap_peak > 0, "webpki allocated: {heap}");
+    assert!(stack + 32 * 1024 < 256 * 1024, "stack {stack} + heap arena");
+    eprintln!("measured: stack peak {stack} B, heap peak {heap_peak} B");
+}
+
+/// Boots against a hub presenting `identity`; the device must refuse it
+/// with a console line containing `why`, and the hub must see the handshake
+/// fail.
+fn refuses(scenario: &str, identity: fn(&Fixture) -> &ServerIdentity, why: &[&str]) {
+    let fx = fixture();
+    let _one = one_at_a_time();
+    let (ns, mut qemu) = boot(scenario, fx);
+    let hub = start_hub(&ns, fx, identity(fx));
+    let _sntp = start_sntp(&ns, 0);
+    qemu.wait_line("time: unix=", Duration::from_secs(60))
+        .unwrap();
+    // Every outcome ends in `device-mcu: idle`: refused or not, no long wait.
+    qemu.wait_line("device-mcu: idle", HANDSHAKE).unwrap();
+    let refused = qemu
+        .seen
+        .iter()
+        .find(|l| l.contains("tls: refused the hub's certificate"))
+        .unwrap_or_else(|| panic!("{scenario}: not refused; console {:?}", qemu.seen))
+        .clone();
+    for needle in why {
+        assert!(refused.contains(needle), "{scenario}: {refused}");
+    }
+    match recv(&hub, "accept") {
+        Hub::Accepted(_) => {}
+        other => panic!("{other:?}"),
+    }
+    match recv(&hub, "handshake") {
+        Hub::HandshakeFailed(e) => eprintln!("{scenario}: the hub's handshake failed: {e}"),
+        other => panic!("{scenario}: the hub saw {other:?}"),
+    }
+    assert!(
+        !qemu.seen.iter().any(|l| l.contains("tls: handshake done")),
+        "{:?}",
+        qemu.seen
+    );
+}
+
+#[test]
+fn refuses_a_hub_certificate_from_another_ca() {
+    refuses(
+        "otherca",
+        |fx| &fx.other_ca,
+        &["not issued by the provisioned CA", "UnknownIssuer"],
+    );
+}
+
+#[test]
+fn refuses_a_hub_certificate_for_another_name() {
+    refuses(
+        "name",
+        |fx| &fx.wrong_name,
+        &["not valid for the hub's name", "CertNotValidForName"],
+    );
+}
+
+#[test]
+fn refuses_an_expired_hub_certificate() {
+    refuses("expired", |fx| &fx.expired, &["expired", "CertExpired"]);
+}
+
+#[test]
+fn accepts_a_hub_certificate_from_an_intermediate_it_sends() {
+    let fx = fixture();
+    let _one = one_at_a_time();
+    let (ns, mut qemu) = boot("chained", fx);
+    let hub = start_hub(&ns, fx, &fx.chained);
+    let _sntp = start_sntp(&ns, 0);
+    qemu.wait_line("device-mcu: idle", HANDSHAKE).unwrap();
+    assert!(
+        qemu.seen.iter().any(|l| l.contains("tls: handshake done")),
+        "{:?}",
+        qemu.seen
+    );
+    assert!(
+        qemu.seen
+            .iter()
+            .any(|l| l.contains("tls: received \"ack over tls from the bench\"")),
+        "{:?}",
+        qemu.seen
+    );
+    match recv(&hub, "accept") {
+        Hub::Accepted(_) => {}
+        other => panic!("{other:?}"),
+    }
+    match recv(&hub, "handshake") {
+        Hub::Handshaken { client_cert } => {
+            assert_eq!(client_cert.as_deref(), Some(fx.client_cert.as_slice()))
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Time set back two days (which would make the expired certificate valid
+/// again) is earlier than the provisioned floor: the device does not take
+/// it, stays without time and does not dial the hub.
+#[test]
+fn refuses_sntp_time_before_its_provisioned_floor() {
+    let fx = fixture();
+    let _one = one_at_a_time();
+    let (ns, mut qemu) = boot("floor", fx);
+    let hub = start_hub(&ns, fx, &fx.expired);
+    let _sntp = start_sntp(&ns, -2 * 86_400);
+    for _ in 0..2 {
+        let rejected = qemu
+            .wait_line("time: sntp answer rejected", Duration::from_secs(30))
+            .unwrap();
+        assert!(rejected.contains("BeforeFloor"), "{rejected}");
+        qemu.wait_line("no time, so no TLS connection", Duration::from_secs(30))
+            .unwrap();
+    }
+    match hub.try_recv() {
+        Err(TryRecvError::Empty) => {}
+        other => panic!("the device reached the hub on a rewound clock: {other:?}"),
+    }
+    assert!(
+        !qemu.seen.iter().any(|l| l.contains("time: unix=")),
+        "{:?}",
+        qemu.seen
+    );
+}

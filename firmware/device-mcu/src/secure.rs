@@ -1,0 +1,288 @@
+//! The provisioned device's run: wall-clock time from SNTP first (no time,
+//! no TLS), then a TLS 1.3 connection with client-certificate
+//! authentication to the hub, one line of application data each way, and
+//! close_notify. Console lines (what the rig test waits on): `time: …`,
+//! `tls: …`.
+
+use core::fmt::Write;
+use core::time::Duration;
+use embedded_tls::blocking::{Certificate, TlsConfig, TlsConnection, TlsContext};
+use rustls_pki_types::UnixTime;
+use sha2::{Digest, Sha256};
+use smoltcp::iface::{Interface, SocketSet, SocketStorage};
+use smoltcp::socket::{tcp, udp};
+use smoltcp::wire::IpEndpoint;
+
+use crate::clock::Clock;
+use crate::lan9118::Lan9118;
+use crate::provision::Provisioning;
+use crate::tls::{Link, Provider, Suite};
+use crate::uart::Uart;
+use crate::verify::WebPkiVerifier;
+use crate::{now, sntp};
+
+/// The line sent to the hub over TLS; the rig test checks it.
+pub const HELLO: &[u8] = b"hello over tls from device-mcu\n";
+/// Between SNTP requests.
+const SNTP_RETRY_MS: u64 = 1000;
+/// Local UDP port for SNTP.
+const SNTP_PORT: u16 = 50123;
+/// How long one TLS read or write may wait for the network.
+const LINK_TIMEOUT_MS: u64 = 30_000;
+/// embedded-tls's record buffers: a whole 16 KB record plus its overhead
+/// comes in; what goes out is the device's own (small) handshake flight.
+const TLS_RX: usize = 16 * 1024 + 256;
+const TLS_TX: usize = 4096;
+
+/// Wall-clock time: a Unix time read from SNTP at an uptime, moved forward
+/// by the monotonic clock.
+#[derive(Clone, Copy)]
+pub struct WallClock {
+    unix_at_sync: u64,
+    ms_at_sync: u64,
+}
+
+impl WallClock {
+    /// Seconds since the Unix epoch at uptime `ms`.
+    pub fn unix(&self, ms: u64) -> u64 {
+        self.unix_at_sync + ms.saturating_sub(self.ms_at_sync) / 1000
+    }
+}
+
+/// Runs the provisioned flow; never returns (idles, answering ping, after).
+pub fn run(
+    con: &mut Uart,
+    clock: &mut Clock,
+    iface: &mut Interface,
+    eth: &mut Lan9118,
+    prov: &Provisioning,
+) -> ! {
+    let mut udp_rx_meta = [udp::PacketMetadata::EMPTY; 2];
+    let mut udp_rx = [0u8; 256];
+    let mut udp_tx_meta = [udp::PacketMetadata::EMPTY; 2];
+    let mut udp_tx = [0u8; 256];
+    let mut tcp_rx = [0u8; 4096];
+    let mut tcp_tx = [0u8; 4096];
+    let mut storage: [SocketStorage; 2] = Default::default();
+    let mut sockets = SocketSet::new(&mut storage[..]);
+    let udp_handle = sockets.add(udp::Socket::new(
+        udp::PacketBuffer::new(&mut udp_rx_meta[..], &mut udp_rx[..]),
+        udp::PacketBuffer::new(&mut udp_tx_meta[..], &mut udp_tx[..]),
+    ));
+    let tcp_handle = sockets.add(tcp::Socket::new(
+        tcp::SocketBuffer::new(&mut tcp_rx[..]),
+        tcp::SocketBuffer::new(&mut tcp_tx[..]),
+    ));
+
+    // 1. Time. Until SNTP answers, there is no time and so no TLS.
+    let (sntp_ip, sntp_port) = prov.sntp;
+    let server = IpEndpoint::new(sntp_ip.into(), sntp_port);
+    let mut attempt = 0u32;
+    let mut nonce = [0u8; 8];
+    let mut next_request = 0u64;
+    let wall = loop {
+        let t = now(clock);
+        iface.poll(t, eth, &mut sockets);
+        let socket = sockets.get_mut::<udp::Socket>(udp_handle);
+        if !socket.is_open() {
+            if let Err(e) = socket.bind(SNTP_PORT) {
+                let _ = writeln!(con, "time: cannot bind udp {SNTP_PORT}: {e:?}");
+                crate::halt(con, "no time source");
+            }
+        }
+        let mut answer = None;
+        while let Ok((data, meta)) = socket.recv() {
+            if meta.endpoint != server {
+                let _ = writeln!(con, "time: ignored a datagram from {}", meta.endpoint);
+                continue;
+            }
+            match sntp::parse(data, nonce, prov.time_floor) {
+                Ok(unix) => answer = Some(unix),
+                Err(why) => {
+                    let _ = writeln!(con, "time: sntp answer rejected: {why:?}");
+                }
+            }
+        }
+        let ms = clock.now_ms();
+        if let Some(unix) = answer {
+            let _ = writeln!(
+                con,
+                "time: unix={unix} from sntp {server} (attempt {attempt}, uptime_ms={ms})"
+            );
+            break WallClock {
+                unix_at_sync: unix,
+                ms_at_sync: ms,
+            };
+        }
+        if ms >= next_request {
+            if attempt > 0 {
+                let _ = writeln!(
+                    con,
+                    "time: no answer from sntp {server} (attempt {attempt}): no time, so no TLS connection"
+                );
+            }
+            attempt += 1;
+            nonce = nonce_for(prov.seed, ms, attempt);
+            match socket.send_slice(&sntp::request(nonce), server) {
+                Ok(()) => {
+                    let _ = writeln!(con, "time: sntp request to {server} (attempt {attempt})");
+                }
+                Err(e) => {
+                    let _ = writeln!(con, "time: sntp send error {e:?}");
+                }
+            }
+            next_request = ms + SNTP_RETRY_MS;
+        }
+    };
+    sockets.get_mut::<udp::Socket>(udp_handle).close();
+
+    // 2. TCP to the hub.
+    let (hub_ip, hub_port) = prov.hub;
+    let hub = IpEndpoint::new(hub_ip.into(), hub_port);
+    {
+        let socket = sockets.get_mut::<tcp::Socket>(tcp_handle);
+        if let Err(e) = socket.connect(iface.context(), hub, 49200) {
+            let _ = writeln!(con, "tls: tcp connect error {e:?}");
+            idle(con, clock, iface, eth, &mut sockets);
+        }
+    }
+    let dial_start = clock.now_ms();
+    loop {
+        let t = now(clock);
+        iface.poll(t, eth, &mut sockets);
+        let socket = sockets.get_mut::<tcp::Socket>(tcp_handle);
+        if socket.may_send() {
+            break;
+        }
+        if !socket.is_open() || clock.now_ms() - dial_start > LINK_TIMEOUT_MS {
+            let _ = writeln!(con, "tls: tcp connection to {hub} failed");
+            idle(con, clock, iface, eth, &mut sockets);
+        }
+    }
+    let _ = writeln!(con, "tls: tcp connected to {hub}");
+
+    // 3. TLS 1.3, the hub authenticated against the provisioned CA at the
+    // SNTP time, the device by its certificate.
+    let ms = clock.now_ms();
+    let unix = wall.unix(ms);
+    let mut verifier = WebPkiVerifier::<Suite>::new(
+        prov.ca,
+        Some(UnixTime::since_unix_epoch(Duration::from_secs(unix))),
+    );
+    let rng = crate::tls::drbg(prov.seed, unix, ms, eth.mac().as_bytes());
+    let config = TlsConfig::new()
+        .with_server_name(prov.hub_name)
+        .with_cert(Certificate::X509(prov.client_cert))
+        .with_priv_key(prov.client_key);
+    let mut rx_buf = [0u8; TLS_RX];
+    let mut tx_buf = [0u8; TLS_TX];
+    let link = Link {
+        iface,
+        eth,
+        sockets: &mut sockets,
+        handle: tcp_handle,
+        clock,
+        timeout_ms: LINK_TIMEOUT_MS,
+    };
+    let mut tls: TlsConnection<'_, Link<'_, '_>, Suite> =
+        TlsConnection::new(link, &mut rx_buf, &mut tx_buf);
+    let opened = tls.open(TlsContext::new(
+        &config,
+        Provider {
+            rng,
+            verifier: &mut verifier,
+        },
+    ));
+    match opened {
+        Err(e) => {
+            match &verifier.refusal {
+                Some(why) => {
+                    let _ = writeln!(con, "tls: refused the hub's certificate: {why}");
+                }
+                None => {
+                    let _ = writeln!(con, "tls: handshake failed: {e:?}");
+                }
+            }
+            // No close_notify for a session that never opened: a reset.
+            sockets.get_mut::<tcp::Socket>(tcp_handle).abort();
+        }
+        Ok(()) if !verifier.authenticated() => {
+            let _ = writeln!(
+                con,
+                "tls: refused: handshake ended without the hub's certificate and signature verified"
+            );
+            sockets.get_mut::<tcp::Socket>(tcp_handle).abort();
+        }
+        Ok(()) => {
+            let _ = writeln!(
+                con,
+                "tls: handshake done (TLS 1.3 TLS_AES_128_GCM_SHA256), hub {} verified at unix={unix}",
+                prov.hub_name
+            );
+            exchange(con, &mut tls);
+            match tls.close() {
+                Ok(link) => {
+                    let took = link.clock.now_ms() - ms;
+                    let _ = writeln!(con, "tls: close_notify sent; session took {took} ms");
+                    link.sockets.get_mut::<tcp::Socket>(link.handle).close();
+                }
+                Err((link, e)) => {
+                    let _ = writeln!(con, "tls: close error {e:?}");
+                    link.sockets.get_mut::<tcp::Socket>(link.handle).abort();
+                }
+            }
+        }
+    }
+    idle(con, clock, iface, eth, &mut sockets)
+}
+
+/// One line each way over the open connection.
+fn exchange(con: &mut Uart, tls: &mut TlsConnection<'_, Link<'_, '_>, Suite>) {
+    if let Err(e) = tls.write(HELLO).and_then(|_| tls.flush()) {
+        let _ = writeln!(con, "tls: send error {e:?}");
+        return;
+    }
+    let _ = writeln!(con, "tls: sent hello");
+    let mut line = [0u8; 128];
+    let mut len = 0;
+    while len < line.len() && !line[..len].contains(&b'\n') {
+        match tls.read(&mut line[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) => {
+                let _ = writeln!(con, "tls: receive error {e:?}");
+                return;
+            }
+        }
+    }
+    let text = core::str::from_utf8(&line[..len]).unwrap_or("<not UTF-8>");
+    let _ = writeln!(con, "tls: received {:?}", text.trim_end());
+}
+
+fn nonce_for(seed: &[u8; 32], ms: u64, attempt: u32) -> [u8; 8] {
+    let mut h = Sha256::new();
+    h.update(b"device-mcu sntp nonce");
+    h.update(seed);
+    h.update(ms.to_le_bytes());
+    h.update(attempt.to_le_bytes());
+    let mut nonce = [0u8; 8];
+    nonce.copy_from_slice(&h.finalize()[..8]);
+    nonce
+}
+
+/// Prints the memory figures, then keeps the interface running (ping, the
+/// TCP close) forever.
+fn idle(
+    con: &mut Uart,
+    clock: &mut Clock,
+    iface: &mut Interface,
+    eth: &mut Lan9118,
+    sockets: &mut SocketSet<'_>,
+) -> ! {
+    crate::report_memory(con);
+    let _ = writeln!(con, "device-mcu: idle");
+    loop {
+        let t = now(clock);
+        iface.poll(t, eth, sockets);
+    }
+}
