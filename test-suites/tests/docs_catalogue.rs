@@ -124,3 +124,21 @@ fn the_conformance_profile_starts_exactly_the_long_cases_first() {
         );
     }
 }
+
+/// Issue 16: a plain `cargo nextest list` shows the case ids. nextest's
+/// default filter would hide them from `list` as well as from `run`, so the
+/// default profile has none (`cargo xtask test` filters on its command line).
+#[test]
+fn a_plain_nextest_list_shows_the_cases() {
+    let config = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../.config/nextest.toml"),
+    )
+    .unwrap();
+    let config: toml::Table = config.parse().unwrap();
+    let default = config["profile"]["default"].as_table().unwrap();
+    assert!(
+        !default.contains_key("default-filter"),
+        "the default profile's default-filter hides tests from `cargo nextest list`: {:?}",
+        default.get("default-filter")
+    );
+}
