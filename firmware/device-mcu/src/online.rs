@@ -67,6 +67,7 @@ pub fn session(con: &mut Uart, tls: &mut Tls<'_, '_, '_>, prov: &Provisioning) {
     let mut rx = [0u8; RX];
     let mut len = 0usize;
     let mut more = false;
+    let mut reported = false;
     loop {
         // Every whole packet received so far.
         loop {
@@ -86,6 +87,7 @@ pub fn session(con: &mut Uart, tls: &mut Tls<'_, '_, '_>, prov: &Provisioning) {
                 }
             };
             let mut reply = None;
+            let mut acked = None;
             match (state, packet) {
                 (State::Connecting, Packet::Connack(ack)) => {
                     if ack.code != ConnectReturnCode::Accepted {
@@ -144,7 +146,7 @@ pub fn session(con: &mut Uart, tls: &mut Tls<'_, '_, '_>, prov: &Provisioning) {
                                     return;
                                 }
                             }
-                            let _ = writeln!(con, "mqtt: puback pid={}", pid.get());
+                            acked = Some(pid.get());
                         }
                         QosPid::AtMostOnce => {}
                         QosPid::ExactlyOnce(_) => {
@@ -157,6 +159,11 @@ pub fn session(con: &mut Uart, tls: &mut Tls<'_, '_, '_>, prov: &Provisioning) {
                 (_, Packet::Pingresp) if ping_sent.is_some() => {
                     ping_sent = None;
                     let _ = writeln!(con, "mqtt: pingresp");
+                    if !reported {
+                        // The RAM figures once the session is up and idle.
+                        reported = true;
+                        crate::report_memory(con);
+                    }
                 }
                 (_, other) => {
                     let _ = writeln!(
@@ -174,6 +181,9 @@ pub fn session(con: &mut Uart, tls: &mut Tls<'_, '_, '_>, prov: &Provisioning) {
                     return;
                 }
                 last_sent = tls.transport_mut().now_ms();
+                if let Some(pid) = acked {
+                    let _ = writeln!(con, "mqtt: puback pid={pid} sent");
+                }
             }
         }
 

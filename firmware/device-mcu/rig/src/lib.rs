@@ -6,6 +6,7 @@
 //! power-on. Everything it creates it removes on drop.
 
 pub mod prov;
+pub mod sntp;
 
 use std::fs::File;
 use std::io::{BufRead, BufReader};

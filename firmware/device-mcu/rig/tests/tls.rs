@@ -19,6 +19,7 @@
 #![allow(clippy::unwrap_used)]
 
 use device_mcu_rig::prov::{pack, Provision};
+use device_mcu_rig::sntp::Sntp;
 use device_mcu_rig::{build_image, NetNs, Qemu};
 use rcgen::{
     CertificateParams, CertifiedIssuer, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
@@ -28,9 +29,8 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig, ServerConnection, StreamOwned};
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, UdpSocket};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, TryRecvError};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -289,67 +289,8 @@ fn start_hub(ns: &NetNs, fx: &Fixture, identity: &ServerIdentity) -> Receiver<Hu
     rx
 }
 
-/// An SNTP server answering from the host's clock until dropped.
-struct Sntp {
-    stop: Arc<AtomicBool>,
-}
-
-impl Drop for Sntp {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-    }
-}
-
-/// NTP timestamp of the host's clock moved by `offset` seconds.
-fn ntp_now(offset: i64) -> [u8; 8] {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
-    let secs = (now.as_secs().checked_add_signed(offset).unwrap() + 2_208_988_800) as u32;
-    let frac = ((u64::from(now.subsec_nanos()) << 32) / 1_000_000_000) as u32;
-    let mut ts = [0u8; 8];
-    ts[..4].copy_from_slice(&secs.to_be_bytes());
-    ts[4..].copy_from_slice(&frac.to_be_bytes());
-    ts
-}
-
-/// An SNTP server answering from the host's clock moved by `offset` seconds.
 fn start_sntp(ns: &NetNs, offset: i64) -> Sntp {
-    let stop = Arc::new(AtomicBool::new(false));
-    let stopped = stop.clone();
-    let (ready_tx, ready_rx) = mpsc::channel();
-    ns.spawn_inside(move || {
-        let socket = UdpSocket::bind((HOST, SNTP_PORT)).unwrap();
-        // Wakes to look at `stop`; requests are answered as they come.
-        socket
-            .set_read_timeout(Some(Duration::from_millis(200)))
-            .unwrap();
-        ready_tx.send(()).unwrap();
-        let mut buf = [0u8; 512];
-        while !stopped.load(Ordering::Relaxed) {
-            let Ok((n, from)) = socket.recv_from(&mut buf) else {
-                continue;
-            };
-            if n < 48 || buf[0] & 7 != 3 {
-                continue;
-            }
-            let received = ntp_now(offset);
-            let mut answer = [0u8; 48];
-            answer[0] = (4 << 3) | 4; // LI 0, VN 4, mode 4 (server)
-            answer[1] = 1; // stratum 1
-            answer[2] = buf[2];
-            answer[3] = 0xec; // precision 2^-20
-            answer[12..16].copy_from_slice(b"TEST");
-            answer[16..24].copy_from_slice(&received);
-            answer[24..32].copy_from_slice(&buf[40..48]); // originate = their transmit
-            answer[32..40].copy_from_slice(&received);
-            answer[40..48].copy_from_slice(&ntp_now(offset));
-            let _ = socket.send_to(&answer, from);
-        }
-    })
-    .unwrap();
-    ready_rx
-        .recv_timeout(Duration::from_secs(10))
-        .expect("sntp responder in the namespace");
-    Sntp { stop }
+    Sntp::start(ns, HOST, SNTP_PORT, offset).unwrap()
 }
 
 /// One scenario at a time: each QEMU spins a host core.
