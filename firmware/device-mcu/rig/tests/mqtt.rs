@@ -169,7 +169,8 @@ fn fixture() -> &'static Fixture {
         .unwrap();
         let prov = dir.join("prov.bin");
         std::fs::write(&prov, &record).unwrap();
-        // One byte of the device id changed; the digest is the good one's.
+        // One body byte changed (the first copy of the device id: inside its
+        // certificate); the digest is the good one's.
         let mut bad = record.clone();
         let at = bad
             .windows(DEVICE_ID.len())

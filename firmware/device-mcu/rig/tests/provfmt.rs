@@ -31,7 +31,7 @@ fn sample() -> Provision {
 }
 
 /// Re-seals `record` (a new digest) after it was edited.
-fn reseal(record: &mut Vec<u8>) {
+fn reseal(record: &mut [u8]) {
     let end = record.len() - provfmt::DIGEST_LEN;
     let digest = Sha256::digest(&record[..end]);
     record[end..].copy_from_slice(&digest);
