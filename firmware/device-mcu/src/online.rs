@@ -66,7 +66,6 @@ pub fn session(con: &mut Uart, tls: &mut Tls<'_, '_, '_>, prov: &Provisioning) {
     let mut state = State::Connecting;
     let mut rx = [0u8; RX];
     let mut len = 0usize;
-    let mut more = false;
     let mut reported = false;
     loop {
         // Every whole packet received so far.
@@ -222,25 +221,21 @@ pub fn session(con: &mut Uart, tls: &mut Tls<'_, '_, '_>, prov: &Provisioning) {
             return;
         }
 
-        // The next record, unless the last read may have left decrypted
-        // bytes behind (it filled the buffer).
-        if !more && !tls.transport_mut().wait_readable(deadline.max(now + 1)) {
+        // Decrypted bytes left over from the last record first; else wait
+        // for the next record or the deadline (never inside a record read).
+        if !tls.has_buffered_data() && !tls.transport_mut().wait_readable(deadline.max(now + 1)) {
             continue;
         }
         if len == RX {
             let _ = writeln!(con, "mqtt: packet from the hub over {RX} B");
             return;
         }
-        let room = RX - len;
         match tls.read(&mut rx[len..]) {
             Ok(0) => {
                 let _ = writeln!(con, "mqtt: connection closed by the hub");
                 return;
             }
-            Ok(n) => {
-                len += n;
-                more = n == room;
-            }
+            Ok(n) => len += n,
             Err(e) => {
                 let _ = writeln!(con, "mqtt: connection ended: {e:?}");
                 return;

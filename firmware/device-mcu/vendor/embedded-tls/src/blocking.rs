@@ -77,6 +77,12 @@ where
         &mut self.delegate
     }
 
+    /// Whether decrypted application data is waiting to be read, so a read
+    /// returns without touching the transport (device-mcu patch: PATCHED.md).
+    pub fn has_buffered_data(&self) -> bool {
+        !self.decrypted.is_empty()
+    }
+
     /// Returns a reference to the current flush policy.
     ///
     /// The flush policy controls whether the underlying transport is flushed
