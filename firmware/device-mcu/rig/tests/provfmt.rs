@@ -206,3 +206,63 @@ fn mqtt_connect_and_subscribe_follow_the_device_contract() {
         Err(mqtt::MqttError::BadLength)
     );
 }
+
+#[test]
+fn the_packer_binary_writes_a_record_the_device_parses() {
+    let dir = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("devmcu-prov-bin-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = sample();
+    for (name, bytes) in [
+        ("ca.der", &p.ca),
+        ("cert.der", &p.cert),
+        ("key.der", &p.key),
+    ] {
+        std::fs::write(dir.join(name), bytes).unwrap();
+    }
+    std::fs::write(dir.join("seed.bin"), p.seed).unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_devmcu-prov"))
+        .current_dir(&dir)
+        .args(["--ca", "ca.der", "--cert", "cert.der", "--key", "key.der"])
+        .args([
+            "--device-id",
+            "device-mcu-0001",
+            "--hub-name",
+            "hub.sacbench.test",
+        ])
+        .args(["--hub", "10.0.17.1:8883", "--sntp", "10.0.17.3:123"])
+        .args(["--ip", "10.0.17.2/24", "--gateway", "10.0.17.254"])
+        .args(["--time-floor", "1796000000", "--seed", "seed.bin"])
+        .args(["--out", "prov.bin"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let written = std::fs::read(dir.join("prov.bin")).unwrap();
+    assert_eq!(
+        written,
+        pack(&p).unwrap(),
+        "the binary packs as the library does"
+    );
+    assert_eq!(
+        provfmt::parse(&written).unwrap().device_id,
+        "device-mcu-0001"
+    );
+    // A flag it does not know, and a seed of the wrong size, are errors.
+    let bad = std::process::Command::new(env!("CARGO_BIN_EXE_devmcu-prov"))
+        .args(["--bogus", "1"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    std::fs::write(dir.join("short.bin"), [1u8; 31]).unwrap();
+    let short = std::process::Command::new(env!("CARGO_BIN_EXE_devmcu-prov"))
+        .current_dir(&dir)
+        .args(["--seed", "short.bin"])
+        .output()
+        .unwrap();
+    assert!(!short.status.success());
+    assert!(String::from_utf8_lossy(&short.stderr).contains("32 bytes"));
+}
