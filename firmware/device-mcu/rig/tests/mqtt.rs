@@ -11,6 +11,10 @@
 //!   publishes a command with `mosquitto_pub` (its own client certificate,
 //!   QoS 1); the device prints it and the broker logs the device's PUBACK;
 //!   then, idle, the device pings and the broker answers.
+//! - `gives_up_a_connection_whose_pings_go_unanswered`: once subscribed,
+//!   the broker is stopped (SIGSTOP: its TCP stays up, it answers nothing);
+//!   the device pings, and when no PINGRESP has come within the keep-alive
+//!   it says the connection is dead and closes it.
 //! - `refuses_a_record_whose_digest_does_not_match`: the same record with
 //!   one byte of its body changed: the device says the record is refused,
 //!   halts, and the broker never sees it.
@@ -273,6 +277,17 @@ impl Broker {
     }
 }
 
+impl Broker {
+    /// Freezes mosquitto (SIGSTOP): the kernel keeps its connections, it
+    /// answers nothing. Drop's SIGKILL ends it all the same.
+    fn freeze(&self) {
+        let pid = libc::pid_t::try_from(self.child.id()).unwrap();
+        // SAFETY: signals our own child (`ip netns exec` execs mosquitto, so
+        // this pid is mosquitto's), which has not been waited for.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
+    }
+}
+
 impl Drop for Broker {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -389,6 +404,28 @@ fn connects_subscribes_prints_a_command_and_acknowledges_it() {
         .wait_line("heap: peak", Duration::from_secs(10))
         .unwrap();
     eprintln!("measured with the MQTT session up: {stack}; {heap}");
+}
+
+#[test]
+fn gives_up_a_connection_whose_pings_go_unanswered() {
+    let fx = fixture();
+    let _one = one_at_a_time();
+    let (_ns, broker, _sntp, mut qemu) = setup("deadping", fx, Some(&fx.prov));
+    qemu.wait_line("mqtt: subscribed", HANDSHAKE).unwrap();
+    broker.freeze();
+    qemu.wait_line("mqtt: pingreq", Duration::from_secs(30))
+        .unwrap();
+    let dead = qemu
+        .wait_line("mqtt: no PINGRESP", Duration::from_secs(60))
+        .unwrap();
+    assert!(dead.contains("connection dead"), "{dead}");
+    assert!(
+        !qemu.seen.iter().any(|l| l.contains("mqtt: pingresp")),
+        "{:?}",
+        qemu.seen
+    );
+    qemu.wait_line("device-mcu: idle", Duration::from_secs(60))
+        .unwrap();
 }
 
 /// Boots with `record`; the device must print `says`, connect to nothing,
