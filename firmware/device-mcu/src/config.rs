@@ -1,5 +1,6 @@
-//! Build-time network configuration (static addressing for the bring-up;
-//! provisioning in flash comes with device-core).
+//! Build-time network configuration of the **bring-up diagnostic** only
+//! (an image whose provisioning region holds no record); a provisioned
+//! device takes its address from its record (`provision.rs`).
 //!
 //! `DEVICE_MCU_IP` (CIDR, default 10.0.17.2/24) and `DEVICE_MCU_PEER`
 //! (address:port of the TCP peer, default 10.0.17.1:7700), read at build time.

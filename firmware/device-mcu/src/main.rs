@@ -1,15 +1,17 @@
 //! The reference device on a Cortex-M3: QEMU's mps2-an385 with its CMSDK
 //! UART as the console and its LAN9118 Ethernet controller under smoltcp.
-//! It takes a static IPv4 address (build-time configuration) and answers
-//! ICMP echo. An image built with provisioning (`provision.rs`, a build-time
-//! stand-in) then takes the time from SNTP and opens a mutually
-//! authenticated TLS 1.3 connection to the hub (`secure.rs`); the bring-up
-//! image, without provisioning, opens one plain TCP connection to a peer,
-//! saying hello and printing the line the peer answers.
+//! It reads its provisioning at run time from the provisioning region of
+//! its flash map (`provision.rs`, format `provfmt.rs`): with a valid record
+//! it takes the record's IPv4 address, answers ICMP echo, takes the time
+//! from SNTP, opens a mutually authenticated TLS 1.3 connection to the hub
+//! (`secure.rs`) and runs its MQTT session over it (`online.rs`). With no
+//! record it says so, connects to no hub, and runs the bring-up diagnostic
+//! (build-time address, one plain TCP hello to a peer); with a record that
+//! fails its checks it says why and halts.
 //!
 //! Console lines are the interface the host-side tests (rig/) wait on:
-//! `device-mcu: boot`, `net: up ip=…`, `tcp: connected …`, `tcp: sent hello`,
-//! `tcp: received "…"`; `time: …` and `tls: …` in the provisioned image.
+//! `device-mcu: boot`, `provisioning: …`, `net: up ip=…`, `tcp: …` in the
+//! bring-up diagnostic; `time: …`, `tls: …` and `mqtt: …` when provisioned.
 
 #![no_std]
 #![no_main]
@@ -20,6 +22,9 @@ mod clock;
 mod config;
 mod heap;
 mod lan9118;
+mod mqtt;
+mod online;
+mod provfmt;
 mod provision;
 mod secure;
 mod sntp;
@@ -71,34 +76,62 @@ fn main() -> ! {
         if info.link_up { "up" } else { "down" }
     );
 
+    let prov = match provision::load() {
+        Ok(prov) => Some(prov),
+        Err(provfmt::Refused::NoRecord) => {
+            let _ = writeln!(
+                con,
+                "provisioning: none in the region at {:#010x}: not connecting to a hub (bring-up diagnostic only)",
+                provision::PROVISION_ADDR
+            );
+            None
+        }
+        Err(why) => {
+            let _ = writeln!(
+                con,
+                "provisioning: refused the record at {:#010x}: {why:?}",
+                provision::PROVISION_ADDR
+            );
+            halt(&mut con, "no usable provisioning, not connecting")
+        }
+    };
     let net = config::network();
+    let address = prov.as_ref().map_or(net.address, |p| p.address);
     let mut iface = Interface::new(
         Config::new(HardwareAddress::Ethernet(eth.mac())),
         &mut eth,
         now(&mut clock),
     );
     iface.update_ip_addrs(|addrs| {
-        if addrs.push(IpCidr::Ipv4(net.address)).is_err() {
+        if addrs.push(IpCidr::Ipv4(address)).is_err() {
             let _ = writeln!(con, "net: no room for the address");
         }
     });
-    let prov = match provision::load() {
-        Ok(prov) => Some(prov),
-        Err(provision::Missing::Credentials) => None,
-        Err(missing) => {
-            let _ = writeln!(con, "provisioning: incomplete: {missing:?}");
-            halt(&mut con, "incomplete provisioning")
-        }
-    };
     if let Some(prov) = prov {
+        if iface
+            .routes_mut()
+            .add_default_ipv4_route(prov.gateway)
+            .is_err()
+        {
+            let _ = writeln!(con, "net: no room for the default route");
+        }
         let _ = writeln!(
             con,
-            "net: up ip={} (static) hub={} ({}:{}) sntp={}:{}",
-            net.address, prov.hub_name, prov.hub.0, prov.hub.1, prov.sntp.0, prov.sntp.1
+            "net: up ip={} gw={} (provisioned) hub={} ({}:{}) sntp={}:{}",
+            prov.address,
+            prov.gateway,
+            prov.hub_name,
+            prov.hub.0,
+            prov.hub.1,
+            prov.sntp.0,
+            prov.sntp.1
         );
         let _ = writeln!(
             con,
-            "provisioning: build-time stand-in (ca {} B, client cert {} B, key {} B, time floor unix={})",
+            "provisioning: record v{} at {:#010x}: device {} (ca {} B, client cert {} B, key {} B, time floor unix={})",
+            provfmt::VERSION,
+            provision::PROVISION_ADDR,
+            prov.device_id,
             prov.ca.len(),
             prov.client_cert.len(),
             prov.client_key.len(),

@@ -1,25 +1,21 @@
-//! The device's provisioning — **a build-time stand-in** for the
-//! provisioning record in flash that comes next (README, "Next"): the CA it
-//! trusts, its client certificate and P-256 key, a per-unit random seed,
-//! the hub's name and address, the SNTP server and a time floor (Unix
-//! seconds: the provisioning time, before which no clock reading is
-//! believed), all fixed when the image
-//! is built (build.rs copies the files of `DEVICE_MCU_PROVISION` into the
-//! image). An image built without them is the bring-up image (TCP hello
-//! only) and makes no TLS connection.
+//! The device's provisioning, read at run time from the provisioning
+//! region of its flash map: the last 64 KB of the code memory
+//! (`PROVISION_ADDR`, kept out of the link by memory.x), which the rig fills
+//! at power-on from a file (`-device loader,file=prov.bin,addr=0x3f0000`).
+//! The record's format is `provfmt.rs`; one image takes any provisioning.
+//! A region without a record, or with one that fails its checks, leaves the
+//! device unprovisioned: it says why and does not connect to a hub.
 
-use smoltcp::wire::Ipv4Address;
+use smoltcp::wire::{Ipv4Address, Ipv4Cidr};
 
-/// The provisioned CA certificate (DER): the only trust anchor.
-static CA: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/provision/ca.der"));
-/// The device's certificate (DER), sent when the hub asks for one.
-static CLIENT_CERT: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/provision/client.der"));
-/// The device's P-256 key (PKCS#8 DER).
-static CLIENT_KEY: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/provision/client.key.der"));
-/// 32 random bytes per unit: the DRBG's secret seed (AN385 has no TRNG).
-static SEED: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/provision/seed.bin"));
+use crate::provfmt::{self, Refused};
 
-/// What the TLS client needs.
+/// Where the provisioning region starts (mps2-an385 SSRAM1, last 64 KB).
+pub const PROVISION_ADDR: usize = 0x003f_0000;
+/// How long it is.
+pub const PROVISION_LEN: usize = 64 * 1024;
+
+/// What the device needs to reach and authenticate to its hub.
 pub struct Provisioning {
     /// CA certificate, DER.
     pub ca: &'static [u8],
@@ -29,6 +25,8 @@ pub struct Provisioning {
     pub client_key: &'static [u8],
     /// Secret seed for the DRBG.
     pub seed: &'static [u8; 32],
+    /// The device id: MQTT client id and topic component.
+    pub device_id: &'static str,
     /// The hub's host name: SNI and the name its certificate must carry.
     pub hub_name: &'static str,
     /// The hub's address (no DNS yet).
@@ -38,51 +36,35 @@ pub struct Provisioning {
     /// Unix seconds the device's clock may never be earlier than (the
     /// provisioning time): SNTP answers before it are refused.
     pub time_floor: u64,
+    /// The device's own address and prefix.
+    pub address: Ipv4Cidr,
+    /// Its default gateway.
+    pub gateway: Ipv4Address,
 }
 
-/// Why the image has no usable provisioning.
-#[derive(Debug)]
-pub enum Missing {
-    /// No credential files were built in (the bring-up image).
-    Credentials,
-    /// The seed is not 32 bytes.
-    Seed,
-    /// `DEVICE_MCU_HUB_NAME` unset.
-    HubName,
-    /// `DEVICE_MCU_HUB` unset or not address:port.
-    Hub,
-    /// `DEVICE_MCU_SNTP` unset or not address:port.
-    Sntp,
-    /// `DEVICE_MCU_TIME_FLOOR` unset or not Unix seconds.
-    TimeFloor,
+/// The region's bytes.
+fn region() -> &'static [u8] {
+    // SAFETY: 0x003f_0000..0x0040_0000 is SSRAM1 on mps2-an385, always
+    // mapped and readable; memory.x keeps the image out of it and nothing
+    // in the firmware writes it, so a shared 'static view is sound.
+    unsafe { core::slice::from_raw_parts(PROVISION_ADDR as *const u8, PROVISION_LEN) }
 }
 
-/// The provisioning built into this image.
-pub fn load() -> Result<Provisioning, Missing> {
-    if CA.is_empty() || CLIENT_CERT.is_empty() || CLIENT_KEY.is_empty() {
-        return Err(Missing::Credentials);
-    }
-    let seed = <&[u8; 32]>::try_from(SEED).map_err(|_| Missing::Seed)?;
-    let hub_name = option_env!("DEVICE_MCU_HUB_NAME")
-        .filter(|n| !n.is_empty())
-        .ok_or(Missing::HubName)?;
-    let hub = option_env!("DEVICE_MCU_HUB")
-        .and_then(crate::config::parse_endpoint)
-        .ok_or(Missing::Hub)?;
-    let sntp = option_env!("DEVICE_MCU_SNTP")
-        .and_then(crate::config::parse_endpoint)
-        .ok_or(Missing::Sntp)?;
-    let time_floor = option_env!("DEVICE_MCU_TIME_FLOOR")
-        .and_then(|s| s.parse().ok())
-        .ok_or(Missing::TimeFloor)?;
+/// Reads and checks the record in the provisioning region.
+pub fn load() -> Result<Provisioning, Refused> {
+    let r = provfmt::parse(region())?;
+    let ip = |a: [u8; 4]| Ipv4Address::new(a[0], a[1], a[2], a[3]);
     Ok(Provisioning {
-        ca: CA,
-        client_cert: CLIENT_CERT,
-        client_key: CLIENT_KEY,
-        seed,
-        hub_name,
-        hub,
-        sntp,
-        time_floor,
+        ca: r.ca,
+        client_cert: r.cert,
+        client_key: r.key,
+        seed: r.seed,
+        device_id: r.device_id,
+        hub_name: r.hub_name,
+        hub: (ip(r.hub.0), r.hub.1),
+        sntp: (ip(r.sntp.0), r.sntp.1),
+        time_floor: r.time_floor,
+        address: Ipv4Cidr::new(ip(r.ip), r.prefix),
+        gateway: ip(r.gateway),
     })
 }

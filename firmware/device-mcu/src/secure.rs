@@ -1,8 +1,8 @@
 //! The provisioned device's run: wall-clock time from SNTP first (no time,
 //! no TLS), then a TLS 1.3 connection with client-certificate
-//! authentication to the hub, one line of application data each way, and
-//! close_notify. Console lines (what the rig test waits on): `time: …`,
-//! `tls: …`.
+//! authentication to the hub, the MQTT session over it (`online.rs`) until
+//! it ends, and close_notify. Console lines (what the rig test waits on):
+//! `time: …`, `tls: …`, `mqtt: …`.
 
 use core::fmt::Write;
 use core::time::Duration;
@@ -21,8 +21,6 @@ use crate::uart::Uart;
 use crate::verify::WebPkiVerifier;
 use crate::{now, sntp};
 
-/// The line sent to the hub over TLS; the rig test checks it.
-pub const HELLO: &[u8] = b"hello over tls from device-mcu\n";
 /// Between SNTP requests.
 const SNTP_RETRY_MS: u64 = 1000;
 /// Local UDP port for SNTP.
@@ -219,7 +217,7 @@ pub fn run(
                 "tls: handshake done (TLS 1.3 TLS_AES_128_GCM_SHA256), hub {} verified at unix={unix}",
                 prov.hub_name
             );
-            exchange(con, &mut tls);
+            crate::online::session(con, &mut tls, prov);
             match tls.close() {
                 Ok(link) => {
                     let took = link.clock.now_ms() - ms;
@@ -234,29 +232,6 @@ pub fn run(
         }
     }
     idle(con, clock, iface, eth, &mut sockets)
-}
-
-/// One line each way over the open connection.
-fn exchange(con: &mut Uart, tls: &mut TlsConnection<'_, Link<'_, '_>, Suite>) {
-    if let Err(e) = tls.write(HELLO).and_then(|_| tls.flush()) {
-        let _ = writeln!(con, "tls: send error {e:?}");
-        return;
-    }
-    let _ = writeln!(con, "tls: sent hello");
-    let mut line = [0u8; 128];
-    let mut len = 0;
-    while len < line.len() && !line[..len].contains(&b'\n') {
-        match tls.read(&mut line[len..]) {
-            Ok(0) => break,
-            Ok(n) => len += n,
-            Err(e) => {
-                let _ = writeln!(con, "tls: receive error {e:?}");
-                return;
-            }
-        }
-    }
-    let text = core::str::from_utf8(&line[..len]).unwrap_or("<not UTF-8>");
-    let _ = writeln!(con, "tls: received {:?}", text.trim_end());
 }
 
 fn nonce_for(seed: &[u8; 32], ms: u64, attempt: u32) -> [u8; 8] {

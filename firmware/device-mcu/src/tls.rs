@@ -139,6 +139,30 @@ impl Link<'_, '_> {
     }
 }
 
+impl Link<'_, '_> {
+    /// Drives the network until the socket has bytes to read (or the peer
+    /// closed: the next read reports it) — true — or the uptime reaches
+    /// `until_ms` with nothing to read — false. Reads nothing itself.
+    pub fn wait_readable(&mut self, until_ms: u64) -> bool {
+        loop {
+            let t = crate::now(self.clock);
+            self.iface.poll(t, self.eth, self.sockets);
+            let socket = self.sockets.get_mut::<tcp::Socket>(self.handle);
+            if socket.can_recv() || !socket.may_recv() {
+                return true;
+            }
+            if self.clock.now_ms() >= until_ms {
+                return false;
+            }
+        }
+    }
+
+    /// Uptime in milliseconds.
+    pub fn now_ms(&mut self) -> u64 {
+        self.clock.now_ms()
+    }
+}
+
 impl embedded_io::ErrorType for Link<'_, '_> {
     type Error = LinkError;
 }

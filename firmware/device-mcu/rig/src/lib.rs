@@ -1,7 +1,12 @@
 //! Host side of the device-mcu bring-up: builds the image, makes a network
 //! namespace with a TAP device, boots the image under `qemu-system-arm -M
 //! mps2-an385` with its LAN9118 on that TAP, and exposes the console as a
-//! stream of lines to wait on. Everything it creates it removes on drop.
+//! stream of lines to wait on; packs the device's provisioning record
+//! (`prov`), which QEMU lays into the board's provisioning region at
+//! power-on. Everything it creates it removes on drop.
+
+pub mod prov;
+pub mod sntp;
 
 use std::fs::File;
 use std::io::{BufRead, BufReader};
@@ -33,21 +38,12 @@ pub fn firmware_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// Builds the image with the given build-time network configuration and
-/// returns the ELF's path: the debug profile, or the release one when
-/// `DEVICE_MCU_PROFILE=release` is set for the test run.
+/// Builds the image and returns the ELF's path: the debug profile, or the
+/// release one when `DEVICE_MCU_PROFILE=release` is set for the test run.
+/// `ip_cidr` and `peer` configure only the bring-up diagnostic (an image
+/// booted without a provisioning record); a provisioned device takes its
+/// addresses from its record.
 pub fn build_image(ip_cidr: &str, peer: &str) -> Result<PathBuf, Error> {
-    build_image_with(ip_cidr, peer, &[])
-}
-
-/// As `build_image`, with more build-time variables (the provisioning
-/// stand-in: `DEVICE_MCU_PROVISION`, `DEVICE_MCU_HUB`, …); the variables
-/// not given are removed from the build's environment.
-pub fn build_image_with(
-    ip_cidr: &str,
-    peer: &str,
-    extra: &[(&str, &str)],
-) -> Result<PathBuf, Error> {
     let dir = firmware_dir();
     let release = match std::env::var("DEVICE_MCU_PROFILE").as_deref() {
         Err(_) | Ok("debug") => false,
@@ -62,18 +58,6 @@ pub fn build_image_with(
         .env("DEVICE_MCU_PEER", peer)
         .env_remove("CARGO_BUILD_TARGET")
         .env_remove("CARGO_TARGET_DIR");
-    for var in [
-        "DEVICE_MCU_PROVISION",
-        "DEVICE_MCU_HUB",
-        "DEVICE_MCU_HUB_NAME",
-        "DEVICE_MCU_SNTP",
-        "DEVICE_MCU_TIME_FLOOR",
-    ] {
-        cargo.env_remove(var);
-    }
-    for (var, value) in extra {
-        cargo.env(var, value);
-    }
     if release {
         cargo.arg("--release");
     }
@@ -154,8 +138,27 @@ pub struct Qemu {
 }
 
 impl Qemu {
-    /// Boots `elf` on mps2-an385 in `ns` with its NIC on the namespace's TAP.
+    /// Boots `elf` on mps2-an385 in `ns` with its NIC on the namespace's TAP
+    /// and an empty provisioning region.
     pub fn boot(ns: &NetNs, elf: &Path, mac: &str) -> Result<Self, Error> {
+        Self::boot_provisioned(ns, elf, mac, None)
+    }
+
+    /// As `boot`, with the file `provision` (a record from `prov::pack`, or
+    /// any bytes) laid into the provisioning region at power-on.
+    pub fn boot_provisioned(
+        ns: &NetNs,
+        elf: &Path,
+        mac: &str,
+        provision: Option<&Path>,
+    ) -> Result<Self, Error> {
+        let loader = provision.map(|file| {
+            format!(
+                "loader,file={},addr={:#x}",
+                file.display(),
+                prov::PROVISION_ADDR
+            )
+        });
         let nic = format!(
             "tap,ifname={},script=no,downscript=no,model=lan9118,mac={mac}",
             ns.tap
@@ -172,6 +175,7 @@ impl Qemu {
                 "-serial",
                 "stdio",
             ])
+            .args(loader.iter().flat_map(|l| ["-device", l.as_str()]))
             .args(["-nic", &nic, "-kernel"])
             .arg(elf)
             .stdin(Stdio::null())

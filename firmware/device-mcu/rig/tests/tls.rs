@@ -2,11 +2,14 @@
 //! an SNTP responder in the namespace (and says it will not connect before
 //! it has one), then connects to a rustls server standing in for the hub,
 //! which requires a client certificate from the provisioned CA. One image,
-//! built once with a fresh PKI as its build-time provisioning; one QEMU
-//! boot per scenario:
+//! built once; a fresh PKI packed into a provisioning record (`prov::pack`)
+//! that QEMU lays into the board's provisioning region; one QEMU boot per
+//! scenario:
 //!
 //! - the hub's certificate is right: handshake, the server sees the
-//!   device's certificate, a line each way, close_notify;
+//!   device's certificate, the device's MQTT CONNECT (client id, user
+//!   name), the server's CONNACK refusing it (NotAuthorized) on the
+//!   device's console, close_notify;
 //! - the hub's certificate is from another CA, is for another name (its
 //!   CommonName is the hub's, its subjectAltName is not), or has expired:
 //!   each refused by the device, which says why on its console.
@@ -15,7 +18,9 @@
 //! with `cargo test` in rig/.
 #![allow(clippy::unwrap_used)]
 
-use device_mcu_rig::{build_image_with, NetNs, Qemu};
+use device_mcu_rig::prov::{pack, Provision};
+use device_mcu_rig::sntp::Sntp;
+use device_mcu_rig::{build_image, NetNs, Qemu};
 use rcgen::{
     CertificateParams, CertifiedIssuer, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     KeyPair,
@@ -23,10 +28,9 @@ use rcgen::{
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig, ServerConnection, StreamOwned};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, TryRecvError};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -37,7 +41,9 @@ const DEVICE: &str = "10.0.17.2";
 const HUB_NAME: &str = "hub.sacbench.test";
 const HUB_PORT: u16 = 8883;
 const SNTP_PORT: u16 = 123;
-const ANSWER: &str = "ack over tls from the bench\n";
+const DEVICE_ID: &str = "device-mcu-0001";
+/// CONNACK, return code 5 (not authorized): the stand-in speaks no more MQTT.
+const CONNACK_REFUSED: [u8; 4] = [0x20, 0x02, 0x00, 0x05];
 /// Waits on the device through a TLS handshake: P-256 in emulation.
 const HANDSHAKE: Duration = Duration::from_secs(120);
 
@@ -50,6 +56,8 @@ struct ServerIdentity {
 /// The PKI and the image built with it.
 struct Fixture {
     elf: PathBuf,
+    /// The provisioning record (file) the rig lays into the region.
+    prov: PathBuf,
     client_cert: Vec<u8>,
     /// Issued by the provisioned CA for the hub's name: the right one.
     good: ServerIdentity,
@@ -141,43 +149,46 @@ fn fixture() -> &'static Fixture {
         chained.chain.push(intermediate.der().clone());
         let client = leaf(
             &ca_issuer,
-            "device-mcu-0001",
-            "device-mcu-0001",
+            DEVICE_ID,
+            DEVICE_ID,
             ExtendedKeyUsagePurpose::ClientAuth,
             year,
         );
 
-        // The build-time provisioning (stand-in for provisioning in flash).
         let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
             .join(format!("devmcu-tls-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("ca.der"), ca_issuer.der()).unwrap();
-        std::fs::write(dir.join("client.der"), &client.chain[0]).unwrap();
-        std::fs::write(dir.join("client.key.der"), &client.key).unwrap();
         let mut seed = [0u8; 32];
         std::fs::File::open("/dev/urandom")
             .unwrap()
             .read_exact(&mut seed)
             .unwrap();
-        std::fs::write(dir.join("seed.bin"), seed).unwrap();
-        let built = build_image_with(
-            &format!("{DEVICE}/24"),
-            &format!("{HOST}:7700"),
-            &[
-                ("DEVICE_MCU_PROVISION", dir.to_str().unwrap()),
-                ("DEVICE_MCU_HUB", &format!("{HOST}:{HUB_PORT}")),
-                ("DEVICE_MCU_HUB_NAME", HUB_NAME),
-                ("DEVICE_MCU_SNTP", &format!("{HOST}:{SNTP_PORT}")),
-                // Provisioned an hour ago: no clock reading before that is believed.
-                ("DEVICE_MCU_TIME_FLOOR", &(unix_now() - 3600).to_string()),
-            ],
-        )
+        let host: Ipv4Addr = HOST.parse().unwrap();
+        let record = pack(&Provision {
+            ca: ca_issuer.der().to_vec(),
+            cert: client.chain[0].to_vec(),
+            key: client.key.clone(),
+            seed,
+            device_id: DEVICE_ID.into(),
+            hub_name: HUB_NAME.into(),
+            hub: SocketAddrV4::new(host, HUB_PORT),
+            sntp: SocketAddrV4::new(host, SNTP_PORT),
+            // Provisioned an hour ago: no clock reading before that is believed.
+            time_floor: unix_now() - 3600,
+            ip: DEVICE.parse().unwrap(),
+            prefix: 24,
+            gateway: host,
+        })
         .unwrap();
+        let prov = dir.join("prov.bin");
+        std::fs::write(&prov, record).unwrap();
+        let built = build_image(&format!("{DEVICE}/24"), &format!("{HOST}:7700")).unwrap();
         // Our own copy: a later build (the bring-up test) replaces the target's.
         let elf = dir.join("device-mcu.elf");
         std::fs::copy(&built, &elf).unwrap();
         Fixture {
             elf,
+            prov,
             client_cert: client.chain[0].to_vec(),
             good,
             other_ca,
@@ -197,7 +208,8 @@ enum Hub {
     Handshaken {
         client_cert: Option<Vec<u8>>,
     },
-    Line(String),
+    /// The first MQTT packet (the device's CONNECT), whole.
+    Connect(Vec<u8>),
     /// What followed the answer: Ok(bytes) on close_notify, Err on anything else.
     Closed(Result<String, String>),
 }
@@ -243,21 +255,28 @@ fn start_hub(ns: &NetNs, fx: &Fixture, identity: &ServerIdentity) -> Receiver<Hu
             .and_then(|certs| certs.first())
             .map(|c| c.to_vec());
         let _ = tx.send(Hub::Handshaken { client_cert });
-        let mut reader = BufReader::new(StreamOwned::new(conn, tcp));
-        let mut line = String::new();
-        if let Err(e) = reader.read_line(&mut line) {
+        let mut stream = StreamOwned::new(conn, tcp);
+        // CONNECT: fixed header, one-byte remaining length (it is < 128 B).
+        let mut head = [0u8; 2];
+        if let Err(e) = stream.read_exact(&mut head) {
             let _ = tx.send(Hub::Closed(Err(e.to_string())));
             return;
         }
-        let _ = tx.send(Hub::Line(line));
-        if let Err(e) = reader.get_mut().write_all(ANSWER.as_bytes()) {
+        let mut packet = head.to_vec();
+        packet.resize(2 + usize::from(head[1] & 0x7f), 0);
+        if let Err(e) = stream.read_exact(&mut packet[2..]) {
+            let _ = tx.send(Hub::Closed(Err(e.to_string())));
+            return;
+        }
+        let _ = tx.send(Hub::Connect(packet));
+        if let Err(e) = stream.write_all(&CONNACK_REFUSED) {
             let _ = tx.send(Hub::Closed(Err(e.to_string())));
             return;
         }
         // rustls reads end (Ok) only on close_notify; a bare FIN is an error.
         let mut rest = String::new();
         let _ = tx.send(Hub::Closed(
-            reader
+            stream
                 .read_to_string(&mut rest)
                 .map(|_| rest)
                 .map_err(|e| e.to_string()),
@@ -270,67 +289,8 @@ fn start_hub(ns: &NetNs, fx: &Fixture, identity: &ServerIdentity) -> Receiver<Hu
     rx
 }
 
-/// An SNTP server answering from the host's clock until dropped.
-struct Sntp {
-    stop: Arc<AtomicBool>,
-}
-
-impl Drop for Sntp {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-    }
-}
-
-/// NTP timestamp of the host's clock moved by `offset` seconds.
-fn ntp_now(offset: i64) -> [u8; 8] {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
-    let secs = (now.as_secs().checked_add_signed(offset).unwrap() + 2_208_988_800) as u32;
-    let frac = ((u64::from(now.subsec_nanos()) << 32) / 1_000_000_000) as u32;
-    let mut ts = [0u8; 8];
-    ts[..4].copy_from_slice(&secs.to_be_bytes());
-    ts[4..].copy_from_slice(&frac.to_be_bytes());
-    ts
-}
-
-/// An SNTP server answering from the host's clock moved by `offset` seconds.
 fn start_sntp(ns: &NetNs, offset: i64) -> Sntp {
-    let stop = Arc::new(AtomicBool::new(false));
-    let stopped = stop.clone();
-    let (ready_tx, ready_rx) = mpsc::channel();
-    ns.spawn_inside(move || {
-        let socket = UdpSocket::bind((HOST, SNTP_PORT)).unwrap();
-        // Wakes to look at `stop`; requests are answered as they come.
-        socket
-            .set_read_timeout(Some(Duration::from_millis(200)))
-            .unwrap();
-        ready_tx.send(()).unwrap();
-        let mut buf = [0u8; 512];
-        while !stopped.load(Ordering::Relaxed) {
-            let Ok((n, from)) = socket.recv_from(&mut buf) else {
-                continue;
-            };
-            if n < 48 || buf[0] & 7 != 3 {
-                continue;
-            }
-            let received = ntp_now(offset);
-            let mut answer = [0u8; 48];
-            answer[0] = (4 << 3) | 4; // LI 0, VN 4, mode 4 (server)
-            answer[1] = 1; // stratum 1
-            answer[2] = buf[2];
-            answer[3] = 0xec; // precision 2^-20
-            answer[12..16].copy_from_slice(b"TEST");
-            answer[16..24].copy_from_slice(&received);
-            answer[24..32].copy_from_slice(&buf[40..48]); // originate = their transmit
-            answer[32..40].copy_from_slice(&received);
-            answer[40..48].copy_from_slice(&ntp_now(offset));
-            let _ = socket.send_to(&answer, from);
-        }
-    })
-    .unwrap();
-    ready_rx
-        .recv_timeout(Duration::from_secs(10))
-        .expect("sntp responder in the namespace");
-    Sntp { stop }
+    Sntp::start(ns, HOST, SNTP_PORT, offset).unwrap()
 }
 
 /// One scenario at a time: each QEMU spins a host core.
@@ -348,7 +308,7 @@ fn boot(scenario: &str, fx: &Fixture) -> (NetNs, Qemu) {
         &format!("{HOST}/24"),
     )
     .unwrap();
-    let qemu = Qemu::boot(&ns, &fx.elf, "52:54:00:17:00:02").unwrap();
+    let qemu = Qemu::boot_provisioned(&ns, &fx.elf, "52:54:00:17:00:02", Some(&fx.prov)).unwrap();
     (ns, qemu)
 }
 
@@ -415,21 +375,28 @@ fn waits_for_time_then_connects_with_its_certificate_and_exchanges_data() {
     }
     let done = qemu.wait_line("tls: handshake done", HANDSHAKE).unwrap();
     assert!(done.contains(&format!("hub {HUB_NAME} verified")), "{done}");
-    match recv(&hub, "line") {
-        Hub::Line(line) => assert_eq!(line, "hello over tls from device-mcu\n"),
+    match recv(&hub, "connect") {
+        Hub::Connect(packet) => {
+            assert_eq!(packet[0], 0x10, "MQTT CONNECT: {packet:?}");
+            let text = String::from_utf8_lossy(&packet);
+            assert!(text.contains("MQTT"), "{text}");
+            assert!(text.contains(DEVICE_ID), "{text}");
+            let user = format!("{HUB_NAME}/{DEVICE_ID}/?api-version=2021-04-12");
+            assert!(text.contains(&user), "{text}");
+        }
         other => panic!("{other:?}"),
     }
     let answer = qemu
-        .wait_line("tls: received", Duration::from_secs(60))
+        .wait_line(
+            "mqtt: connection refused by the hub",
+            Duration::from_secs(60),
+        )
         .unwrap();
-    assert!(
-        answer.contains("\"ack over tls from the bench\""),
-        "{answer}"
-    );
+    assert!(answer.contains("NotAuthorized"), "{answer}");
     qemu.wait_line("tls: close_notify sent", Duration::from_secs(60))
         .unwrap();
     match recv(&hub, "close") {
-        Hub::Closed(Ok(rest)) => assert_eq!(rest, "", "nothing after the hello"),
+        Hub::Closed(Ok(rest)) => assert_eq!(rest, "", "nothing after the CONNECT"),
         other => panic!("no close_notify: {other:?}"),
     }
 
@@ -523,7 +490,7 @@ fn accepts_a_hub_certificate_from_an_intermediate_it_sends() {
     assert!(
         qemu.seen
             .iter()
-            .any(|l| l.contains("tls: received \"ack over tls from the bench\"")),
+            .any(|l| l.contains("mqtt: connection refused by the hub: NotAuthorized")),
         "{:?}",
         qemu.seen
     );

@@ -70,6 +70,19 @@ where
         }
     }
 
+    /// The transport under the connection, for the caller to wait on it
+    /// between records (device-mcu patch: PATCHED.md). Reading from or
+    /// writing to it directly breaks the TLS stream.
+    pub fn transport_mut(&mut self) -> &mut Socket {
+        &mut self.delegate
+    }
+
+    /// Whether decrypted application data is waiting to be read, so a read
+    /// returns without touching the transport (device-mcu patch: PATCHED.md).
+    pub fn has_buffered_data(&self) -> bool {
+        !self.decrypted.is_empty()
+    }
+
     /// Returns a reference to the current flush policy.
     ///
     /// The flush policy controls whether the underlying transport is flushed

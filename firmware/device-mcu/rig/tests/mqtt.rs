@@ -1,0 +1,479 @@
+//! MQTT from the thumbv7m image to a real broker: mosquitto in the test's
+//! namespace, TLS 1.3 only, `require_certificate true`,
+//! `use_identity_as_username true`, with a CA and server certificate this
+//! test generates per run; the device's provisioning record (a fresh
+//! identity, packed by `prov::pack`) laid into the board's provisioning
+//! region by QEMU at power-on.
+//!
+//! - `connects_subscribes_prints_a_command_and_acknowledges_it`: the device
+//!   connects (the broker logs it under the identity of its certificate),
+//!   subscribes to `devices/{id}/messages/devicebound/#`; the test
+//!   publishes a command with `mosquitto_pub` (its own client certificate,
+//!   QoS 1); the device prints it and the broker logs the device's PUBACK;
+//!   then, idle, the device pings and the broker answers.
+//! - `gives_up_a_connection_whose_pings_go_unanswered`: once subscribed,
+//!   the broker is stopped (SIGSTOP: its TCP stays up, it answers nothing);
+//!   the device pings, and when no PINGRESP has come within the keep-alive
+//!   it says the connection is dead and closes it.
+//! - `refuses_a_record_whose_digest_does_not_match`: the same record with
+//!   one byte of its body changed: the device says the record is refused,
+//!   halts, and the broker never sees it.
+//! - `without_a_record_it_does_not_connect_to_the_hub`: no record at all:
+//!   the device says so and the broker never sees it.
+//!
+//! Needs root, `qemu-system-arm`, `mosquitto`, `mosquitto_pub` and the
+//! thumbv7m-none-eabi target; run with `cargo test --test mqtt` in rig/.
+#![allow(clippy::unwrap_used)]
+
+use device_mcu_rig::prov::{pack, Provision};
+use device_mcu_rig::sntp::Sntp;
+use device_mcu_rig::{build_image, NetNs, Qemu};
+use rcgen::{
+    CertificateParams, CertifiedIssuer, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair,
+};
+use std::io::{BufRead, BufReader, Read};
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::{Mutex, OnceLock};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use time::OffsetDateTime;
+
+const HOST: &str = "10.0.17.1";
+const DEVICE: &str = "10.0.17.2";
+const HUB_NAME: &str = "hub.sacbench.test";
+const HUB_PORT: u16 = 8883;
+const SNTP_PORT: u16 = 123;
+const DEVICE_ID: &str = "device-mcu-mqtt-0001";
+const PUBLISHER: &str = "bench-publisher";
+/// Waits on the device through a TLS handshake: P-256 in emulation.
+const HANDSHAKE: Duration = Duration::from_secs(120);
+
+/// Files of one run: the broker's PKI and configuration, the device's
+/// records, the publisher's identity; and the image.
+struct Fixture {
+    dir: PathBuf,
+    elf: PathBuf,
+    /// A good record.
+    prov: PathBuf,
+    /// The good record with one body byte changed (digest left as it was).
+    corrupt: PathBuf,
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn leaf(
+    issuer: &CertifiedIssuer<'static, KeyPair>,
+    names: Vec<String>,
+    common_name: &str,
+    eku: ExtendedKeyUsagePurpose,
+) -> (rcgen::Certificate, KeyPair) {
+    let mut params = CertificateParams::new(names).unwrap();
+    params.distinguished_name = DistinguishedName::new();
+    params
+        .distinguished_name
+        .push(DnType::CommonName, common_name);
+    params.extended_key_usages = vec![eku];
+    params.not_before = OffsetDateTime::now_utc() - time::Duration::days(1);
+    params.not_after = OffsetDateTime::now_utc() + time::Duration::days(30);
+    let key = KeyPair::generate().unwrap();
+    let cert = params.signed_by(&key, issuer).unwrap();
+    (cert, key)
+}
+
+fn fixture() -> &'static Fixture {
+    static FIXTURE: OnceLock<Fixture> = OnceLock::new();
+    FIXTURE.get_or_init(|| {
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("devmcu-mqtt-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ca = {
+            let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+            params.is_ca = IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+            params.distinguished_name = DistinguishedName::new();
+            params
+                .distinguished_name
+                .push(DnType::CommonName, "sacbench mqtt test CA");
+            CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap()
+        };
+        // The broker: the hub's name for the device, its address for
+        // mosquitto_pub (which then verifies the name, no --insecure).
+        let (server, server_key) = leaf(
+            &ca,
+            vec![HUB_NAME.into(), HOST.into()],
+            HUB_NAME,
+            ExtendedKeyUsagePurpose::ServerAuth,
+        );
+        let (device, device_key) = leaf(
+            &ca,
+            vec![DEVICE_ID.into()],
+            DEVICE_ID,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        );
+        let (publisher, publisher_key) = leaf(
+            &ca,
+            vec![PUBLISHER.into()],
+            PUBLISHER,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        );
+        let write = |name: &str, text: String| std::fs::write(dir.join(name), text).unwrap();
+        write("ca.pem", ca.pem());
+        write("server.pem", server.pem());
+        write("server.key", server_key.serialize_pem());
+        write("publisher.pem", publisher.pem());
+        write("publisher.key", publisher_key.serialize_pem());
+        write(
+            "mosquitto.conf",
+            format!(
+                "user root\n\
+                 per_listener_settings false\n\
+                 allow_anonymous false\n\
+                 persistence false\n\
+                 log_dest stderr\n\
+                 log_type all\n\
+                 listener {HUB_PORT} {HOST}\n\
+                 cafile {dir}/ca.pem\n\
+                 certfile {dir}/server.pem\n\
+                 keyfile {dir}/server.key\n\
+                 tls_version tlsv1.3\n\
+                 require_certificate true\n\
+                 use_identity_as_username true\n",
+                dir = dir.display()
+            ),
+        );
+
+        let mut seed = [0u8; 32];
+        std::fs::File::open("/dev/urandom")
+            .unwrap()
+            .read_exact(&mut seed)
+            .unwrap();
+        let host: Ipv4Addr = HOST.parse().unwrap();
+        let record = pack(&Provision {
+            ca: ca.der().to_vec(),
+            cert: device.der().to_vec(),
+            key: device_key.serialize_der(),
+            seed,
+            device_id: DEVICE_ID.into(),
+            hub_name: HUB_NAME.into(),
+            hub: SocketAddrV4::new(host, HUB_PORT),
+            sntp: SocketAddrV4::new(host, SNTP_PORT),
+            time_floor: unix_now() - 3600,
+            ip: DEVICE.parse().unwrap(),
+            prefix: 24,
+            gateway: host,
+        })
+        .unwrap();
+        let prov = dir.join("prov.bin");
+        std::fs::write(&prov, &record).unwrap();
+        // One body byte changed (the first copy of the device id: inside its
+        // certificate); the digest is the good one's.
+        let mut bad = record.clone();
+        let at = bad
+            .windows(DEVICE_ID.len())
+            .position(|w| w == DEVICE_ID.as_bytes())
+            .unwrap();
+        bad[at] ^= 0x20;
+        let corrupt = dir.join("prov-corrupt.bin");
+        std::fs::write(&corrupt, &bad).unwrap();
+
+        let built = build_image(&format!("{DEVICE}/24"), &format!("{HOST}:7700")).unwrap();
+        let elf = dir.join("device-mcu.elf");
+        std::fs::copy(&built, &elf).unwrap();
+        Fixture {
+            dir,
+            elf,
+            prov,
+            corrupt,
+        }
+    })
+}
+
+/// mosquitto running in the namespace; its log arrives as lines. Killed on drop.
+struct Broker {
+    child: Child,
+    lines: Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Broker {
+    fn start(ns: &NetNs, conf: &Path) -> Self {
+        let mut child = ns
+            .command("mosquitto")
+            .arg("-c")
+            .arg(conf)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (tx, lines) = mpsc::channel();
+        for stream in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let tx = tx.clone();
+            thread::spawn(move || {
+                for line in BufReader::new(stream).lines() {
+                    let Ok(line) = line else { break };
+                    eprintln!("[mosquitto] {line}");
+                    if tx.send(line).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        let mut broker = Broker {
+            child,
+            lines,
+            seen: Vec::new(),
+        };
+        broker.wait_line(
+            &format!("listen socket on port {HUB_PORT}"),
+            Duration::from_secs(30),
+        );
+        broker
+    }
+
+    /// Waits for a log line containing every one of `needles`; returns it.
+    fn wait_line(&mut self, needles: &str, within: Duration) -> String {
+        let parts: Vec<&str> = needles.split('|').collect();
+        let deadline = Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if parts.iter().all(|p| line.contains(p)) {
+                        return line;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    panic!(
+                        "mosquitto: no line with {needles:?} within {within:?}; saw {:?}",
+                        self.seen
+                    )
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    panic!("mosquitto exited before {needles:?}; saw {:?}", self.seen)
+                }
+            }
+        }
+    }
+
+    /// Every line logged so far (without waiting).
+    fn drain(&mut self) -> &[String] {
+        while let Ok(line) = self.lines.try_recv() {
+            self.seen.push(line);
+        }
+        &self.seen
+    }
+}
+
+impl Broker {
+    /// Freezes mosquitto (SIGSTOP): the kernel keeps its connections, it
+    /// answers nothing. Drop's SIGKILL ends it all the same.
+    fn freeze(&self) {
+        let pid = libc::pid_t::try_from(self.child.id()).unwrap();
+        // SAFETY: signals our own child (`ip netns exec` execs mosquitto, so
+        // this pid is mosquitto's), which has not been waited for.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One scenario at a time: each QEMU spins a host core.
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static BOOTS: Mutex<()> = Mutex::new(());
+    BOOTS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn setup(scenario: &str, fx: &Fixture, record: Option<&Path>) -> (NetNs, Broker, Sntp, Qemu) {
+    let ns = NetNs::create(
+        &format!("devmcu-mqtt-{}-{scenario}", std::process::id()),
+        "tap0",
+        &format!("{HOST}/24"),
+    )
+    .unwrap();
+    let broker = Broker::start(&ns, &fx.dir.join("mosquitto.conf"));
+    let sntp = Sntp::start(&ns, HOST, SNTP_PORT, 0).unwrap();
+    let qemu = Qemu::boot_provisioned(&ns, &fx.elf, "52:54:00:17:00:02", record).unwrap();
+    (ns, broker, sntp, qemu)
+}
+
+#[test]
+fn connects_subscribes_prints_a_command_and_acknowledges_it() {
+    let fx = fixture();
+    let _one = one_at_a_time();
+    let (ns, mut broker, _sntp, mut qemu) = setup("good", fx, Some(&fx.prov));
+
+    qemu.wait_line("tls: handshake done", HANDSHAKE).unwrap();
+    // The broker knows the device by its certificate.
+    broker.wait_line(
+        &format!("New client connected from {DEVICE}:|as {DEVICE_ID}|u'{DEVICE_ID}'"),
+        Duration::from_secs(60),
+    );
+    qemu.wait_line("mqtt: connack accepted", Duration::from_secs(60))
+        .unwrap();
+    let filter = format!("devices/{DEVICE_ID}/messages/devicebound/#");
+    broker.wait_line(
+        &format!("Received SUBSCRIBE from {DEVICE_ID}"),
+        Duration::from_secs(60),
+    );
+    let subscribed = qemu
+        .wait_line("mqtt: subscribed", Duration::from_secs(60))
+        .unwrap();
+    assert!(
+        subscribed.contains(&format!("{filter} (granted qos 1)")),
+        "{subscribed}"
+    );
+
+    // A command, published by the bench with its own certificate at QoS 1.
+    let topic = format!("devices/{DEVICE_ID}/messages/devicebound/%24.mid=m-1");
+    let out = ns
+        .command("mosquitto_pub")
+        .args(["-h", HOST, "-p", &HUB_PORT.to_string()])
+        .arg("--cafile")
+        .arg(fx.dir.join("ca.pem"))
+        .arg("--cert")
+        .arg(fx.dir.join("publisher.pem"))
+        .arg("--key")
+        .arg(fx.dir.join("publisher.key"))
+        .args(["--tls-version", "tlsv1.3", "-i", PUBLISHER, "-q", "1"])
+        .args(["-t", &topic, "-m", "reboot in 5"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "mosquitto_pub: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let command = qemu
+        .wait_line("mqtt: command", Duration::from_secs(60))
+        .unwrap();
+    assert!(
+        command.contains(&format!("topic={topic} qos=1 payload=\"reboot in 5\"")),
+        "{command}"
+    );
+    let puback = qemu
+        .wait_line("mqtt: puback pid=", Duration::from_secs(10))
+        .unwrap();
+    // The broker got the device's PUBACK for the message it sent it.
+    let sent = broker.wait_line(
+        &format!("Sending PUBLISH to {DEVICE_ID}|q1"),
+        Duration::from_secs(10),
+    );
+    let mid: String = sent
+        .split(", m")
+        .nth(1)
+        .map(|s| s.chars().take_while(char::is_ascii_digit).collect())
+        .unwrap_or_default();
+    assert!(!mid.is_empty(), "no message id in {sent:?}");
+    assert!(puback.contains(&format!("pid={mid}")), "{puback} vs {sent}");
+    broker.wait_line(
+        &format!("Received PUBACK from {DEVICE_ID} (Mid: {mid}"),
+        Duration::from_secs(30),
+    );
+
+    // Idle: the device pings within its keep-alive, the broker answers.
+    broker.wait_line(
+        &format!("Received PINGREQ from {DEVICE_ID}"),
+        Duration::from_secs(60),
+    );
+    qemu.wait_line("mqtt: pingresp", Duration::from_secs(30))
+        .unwrap();
+    let stack = qemu
+        .wait_line("stack: peak", Duration::from_secs(10))
+        .unwrap();
+    let heap = qemu
+        .wait_line("heap: peak", Duration::from_secs(10))
+        .unwrap();
+    eprintln!("measured with the MQTT session up: {stack}; {heap}");
+}
+
+#[test]
+fn gives_up_a_connection_whose_pings_go_unanswered() {
+    let fx = fixture();
+    let _one = one_at_a_time();
+    let (_ns, broker, _sntp, mut qemu) = setup("deadping", fx, Some(&fx.prov));
+    qemu.wait_line("mqtt: subscribed", HANDSHAKE).unwrap();
+    broker.freeze();
+    qemu.wait_line("mqtt: pingreq", Duration::from_secs(30))
+        .unwrap();
+    let dead = qemu
+        .wait_line("mqtt: no PINGRESP", Duration::from_secs(60))
+        .unwrap();
+    assert!(dead.contains("connection dead"), "{dead}");
+    assert!(
+        !qemu.seen.iter().any(|l| l.contains("mqtt: pingresp")),
+        "{:?}",
+        qemu.seen
+    );
+    qemu.wait_line("device-mcu: idle", Duration::from_secs(60))
+        .unwrap();
+}
+
+/// Boots with `record`; the device must print `says`, connect to nothing,
+/// and the broker must see no client.
+fn does_not_connect(scenario: &str, record: Option<&Path>, says: &str, then: &str) {
+    let fx = fixture();
+    let _one = one_at_a_time();
+    let (_ns, mut broker, _sntp, mut qemu) = setup(scenario, fx, record);
+    let line = qemu.wait_line(says, Duration::from_secs(60)).unwrap();
+    eprintln!("{scenario}: {line}");
+    // What comes after it: the halt, or the bring-up diagnostic dialling
+    // its (non-hub) peer — by then a provisioned device would have dialled.
+    qemu.wait_line(then, Duration::from_secs(60)).unwrap();
+    assert!(
+        !qemu
+            .seen
+            .iter()
+            .any(|l| l.starts_with("time:") || l.starts_with("tls:") || l.starts_with("mqtt:")),
+        "{:?}",
+        qemu.seen
+    );
+    assert!(
+        !broker
+            .drain()
+            .iter()
+            .any(|l| l.contains("New connection") || l.contains(DEVICE)),
+        "the broker saw a client: {:?}",
+        broker.seen
+    );
+}
+
+#[test]
+fn refuses_a_record_whose_digest_does_not_match() {
+    let fx = fixture();
+    does_not_connect(
+        "corrupt",
+        Some(&fx.corrupt),
+        "provisioning: refused the record at 0x003f0000: Digest",
+        "device-mcu: halted",
+    );
+}
+
+#[test]
+fn without_a_record_it_does_not_connect_to_the_hub() {
+    does_not_connect(
+        "none",
+        None,
+        "provisioning: none in the region at 0x003f0000: not connecting to a hub",
+        "tcp: dialling",
+    );
+}
