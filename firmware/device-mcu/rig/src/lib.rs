@@ -43,6 +43,11 @@ pub fn firmware_dir() -> PathBuf {
 /// delays of a broker outage take seconds in a test.
 pub const BACKOFF_BASE_MS: u64 = 100;
 
+/// How long a session must stay up to reset the backoff, in the rig's
+/// images (the firmware's default is device-core's 60 s): shorter than the
+/// device's first ping (10 s), so a test sees a reset after a PINGRESP.
+pub const BACKOFF_STABLE_MS: u64 = 5_000;
+
 /// Builds the image and returns the ELF's path: the debug profile, or the
 /// release one when `DEVICE_MCU_PROFILE=release` is set for the test run.
 /// `ip_cidr` and `peer` configure only the bring-up diagnostic (an image
@@ -62,6 +67,10 @@ pub fn build_image(ip_cidr: &str, peer: &str) -> Result<PathBuf, Error> {
         .env("DEVICE_MCU_IP", ip_cidr)
         .env("DEVICE_MCU_PEER", peer)
         .env("DEVICE_MCU_BACKOFF_BASE_MS", BACKOFF_BASE_MS.to_string())
+        .env(
+            "DEVICE_MCU_BACKOFF_STABLE_MS",
+            BACKOFF_STABLE_MS.to_string(),
+        )
         .env_remove("CARGO_BUILD_TARGET")
         .env_remove("CARGO_TARGET_DIR");
     if release {

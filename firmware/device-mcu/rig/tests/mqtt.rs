@@ -23,6 +23,10 @@
 //!   at least twice the first, over four intervals); mosquitto restarted on
 //!   the same port, the device reconnects and resubscribes, and a QoS 1
 //!   command published after the restart is printed and PUBACKed.
+//! - `backoff_resets_only_after_a_session_that_stayed_up`: a session
+//!   killed right after it subscribed leaves the backoff counting on; one
+//!   that stayed up past its first PINGRESP (longer than the rig images'
+//!   stable time) resets it to the first, shortest delay.
 //! - `refuses_a_record_whose_digest_does_not_match`: the same record with
 //!   one byte of its body changed: the device says the record is refused,
 //!   halts, and the broker never sees it.
@@ -35,7 +39,7 @@
 
 use device_mcu_rig::prov::{pack, Provision};
 use device_mcu_rig::sntp::Sntp;
-use device_mcu_rig::{build_image, NetNs, Qemu};
+use device_mcu_rig::{build_image, NetNs, Qemu, BACKOFF_BASE_MS};
 use rcgen::{
     CertificateParams, CertifiedIssuer, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     KeyPair,
@@ -616,4 +620,61 @@ fn without_a_record_it_does_not_connect_to_the_hub() {
         "provisioning: none in the region at 0x003f0000: not connecting to a hub",
         "tcp: dialling",
     );
+}
+
+/// The last `reconnect: next attempt in D ms (consecutive C, …)` line seen
+/// so far: (D, C).
+fn last_backoff(qemu: &Qemu) -> (u64, u64) {
+    let line = qemu
+        .seen
+        .iter()
+        .rev()
+        .find(|l| l.contains("reconnect: next attempt in"))
+        .unwrap_or_else(|| panic!("no reconnect line in {:?}", qemu.seen));
+    (
+        number_after(line, "next attempt in "),
+        number_after(line, "consecutive "),
+    )
+}
+
+#[test]
+fn backoff_resets_only_after_a_session_that_stayed_up() {
+    let fx = fixture();
+    let _one = one_at_a_time();
+    let (ns, broker, _sntp, mut qemu) = setup("reset", fx, Some(&fx.prov));
+    let conf = fx.dir.join("mosquitto.conf");
+    qemu.wait_line("mqtt: subscribed", HANDSHAKE).unwrap();
+
+    // An outage: the device backs off until the broker is back.
+    drop(broker);
+    qemu.wait_line("reconnect: next attempt in", Duration::from_secs(60))
+        .unwrap();
+    let broker = Broker::start(&ns, &conf);
+    qemu.wait_line("mqtt: subscribed", Duration::from_secs(60))
+        .unwrap();
+    let (_, before) = last_backoff(&qemu);
+    assert!(before >= 1, "{before}");
+
+    // A session that ends at once (well within the stable time) does not
+    // reset the backoff: the count goes on.
+    drop(broker);
+    qemu.wait_line("reconnect: next attempt in", Duration::from_secs(60))
+        .unwrap();
+    let (_, after_short) = last_backoff(&qemu);
+    assert_eq!(after_short, before + 1, "{:?}", qemu.seen);
+
+    // A session that stays up (past its first PINGRESP, 10 s, longer than
+    // the rig images' 5 s stable time) does: the next delay is the first
+    // one again, at most the base.
+    let _broker = Broker::start(&ns, &conf);
+    qemu.wait_line("mqtt: subscribed", Duration::from_secs(60))
+        .unwrap();
+    qemu.wait_line("mqtt: pingresp", Duration::from_secs(30))
+        .unwrap();
+    drop(_broker);
+    qemu.wait_line("reconnect: next attempt in", Duration::from_secs(60))
+        .unwrap();
+    let (delay, count) = last_backoff(&qemu);
+    assert_eq!(count, 1, "{:?}", qemu.seen);
+    assert!(delay <= BACKOFF_BASE_MS, "{delay} ms");
 }
