@@ -7,7 +7,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     fs::write(out.join("memory.x"), include_bytes!("memory.x"))?;
     println!("cargo:rustc-link-search={}", out.display());
     println!("cargo:rerun-if-changed=memory.x");
-    for var in ["DEVICE_MCU_IP", "DEVICE_MCU_PEER"] {
+    for var in [
+        "DEVICE_MCU_IP",
+        "DEVICE_MCU_PEER",
+        "DEVICE_MCU_BACKOFF_BASE_MS",
+    ] {
         println!("cargo:rerun-if-env-changed={var}");
     }
     Ok(())

@@ -4,7 +4,14 @@
 //!
 //! `DEVICE_MCU_IP` (CIDR, default 10.0.17.2/24) and `DEVICE_MCU_PEER`
 //! (address:port of the TCP peer, default 10.0.17.1:7700), read at build time.
+//!
+//! And, for every image, the reconnect backoff's base and the length of a
+//! session that resets it: `DEVICE_MCU_BACKOFF_BASE_MS` and
+//! `DEVICE_MCU_BACKOFF_STABLE_MS` (defaults device-core's 1000 ms and
+//! 60 000 ms; the rig's test images use small ones so an outage's growing
+//! delays, and a reset, take seconds).
 
+use device_core::backoff::BackoffConfig;
 use smoltcp::wire::{Ipv4Address, Ipv4Cidr};
 
 /// The device's address and the peer it dials.
@@ -47,4 +54,26 @@ fn parse_cidr(s: &str) -> Option<Ipv4Cidr> {
 pub fn parse_endpoint(s: &str) -> Option<(Ipv4Address, u16)> {
     let (addr, port) = s.rsplit_once(':')?;
     Some((addr.parse().ok()?, port.parse().ok()?))
+}
+
+/// The reconnect policy: device-core's defaults (cap 5 min, reset after a
+/// session of 60 s), with the base from `DEVICE_MCU_BACKOFF_BASE_MS` and
+/// the stable session from `DEVICE_MCU_BACKOFF_STABLE_MS` when they were
+/// set at build time (a malformed or out-of-range value — a base under 2 ms
+/// or over the cap, a stable session under 1 s — keeps the default).
+pub fn backoff() -> BackoffConfig {
+    let default = BackoffConfig::default();
+    let base = option_env!("DEVICE_MCU_BACKOFF_BASE_MS")
+        .and_then(|s| s.parse::<u64>().ok())
+        .filter(|ms| (2..=default.cap_ms).contains(ms))
+        .unwrap_or(default.base_ms);
+    let stable = option_env!("DEVICE_MCU_BACKOFF_STABLE_MS")
+        .and_then(|s| s.parse::<u64>().ok())
+        .filter(|ms| *ms >= 1000)
+        .unwrap_or(default.stable_session_ms);
+    BackoffConfig {
+        base_ms: base,
+        stable_session_ms: stable,
+        ..default
+    }
 }

@@ -39,18 +39,21 @@ fn send(con: &mut Uart, tls: &mut Tls<'_, '_, '_>, bytes: &[u8]) -> bool {
 }
 
 /// Runs the session until the connection ends (closed, refused, dead, or a
-/// protocol error); the caller closes TLS.
-pub fn session(con: &mut Uart, tls: &mut Tls<'_, '_, '_>, prov: &Provisioning) {
+/// protocol error); the caller closes TLS. Returns the uptime (ms) at
+/// which the hub accepted the session (CONNACK), if it did: the reconnect
+/// backoff resets only after a session that stayed up.
+pub fn session(con: &mut Uart, tls: &mut Tls<'_, '_, '_>, prov: &Provisioning) -> Option<u64> {
+    let mut up_since = None;
     let mut out = [0u8; 512];
     let n = match mqtt::connect(prov.hub_name, prov.device_id, &mut out) {
         Ok(n) => n,
         Err(e) => {
             let _ = writeln!(con, "mqtt: cannot build CONNECT: {e:?}");
-            return;
+            return up_since;
         }
     };
     if !send(con, tls, &out[..n]) {
-        return;
+        return up_since;
     }
     let _ = writeln!(
         con,
@@ -75,14 +78,14 @@ pub fn session(con: &mut Uart, tls: &mut Tls<'_, '_, '_>, prov: &Provisioning) {
                 Ok(None) => break,
                 Err(e) => {
                     let _ = writeln!(con, "mqtt: malformed packet from the hub: {e:?}");
-                    return;
+                    return up_since;
                 }
             };
             let packet = match decode_slice(&rx[..frame]) {
                 Ok(Some(packet)) => packet,
                 Ok(None) | Err(_) => {
                     let _ = writeln!(con, "mqtt: undecodable packet from the hub");
-                    return;
+                    return up_since;
                 }
             };
             let mut reply = None;
@@ -92,8 +95,9 @@ pub fn session(con: &mut Uart, tls: &mut Tls<'_, '_, '_>, prov: &Provisioning) {
                     if ack.code != ConnectReturnCode::Accepted {
                         let _ =
                             writeln!(con, "mqtt: connection refused by the hub: {:?}", ack.code);
-                        return;
+                        return up_since;
                     }
+                    up_since = Some(tls.transport_mut().now_ms());
                     let _ = writeln!(
                         con,
                         "mqtt: connack accepted (session_present={})",
@@ -103,7 +107,7 @@ pub fn session(con: &mut Uart, tls: &mut Tls<'_, '_, '_>, prov: &Provisioning) {
                         Ok(n) => reply = Some(n),
                         Err(e) => {
                             let _ = writeln!(con, "mqtt: cannot build SUBSCRIBE: {e:?}");
-                            return;
+                            return up_since;
                         }
                     }
                     state = State::Subscribing;
@@ -121,7 +125,7 @@ pub fn session(con: &mut Uart, tls: &mut Tls<'_, '_, '_>, prov: &Provisioning) {
                         }
                         _ => {
                             let _ = writeln!(con, "mqtt: subscription refused by the hub");
-                            return;
+                            return up_since;
                         }
                     }
                 }
@@ -142,7 +146,7 @@ pub fn session(con: &mut Uart, tls: &mut Tls<'_, '_, '_>, prov: &Provisioning) {
                                 Ok(n) => reply = Some(n),
                                 Err(e) => {
                                     let _ = writeln!(con, "mqtt: cannot build PUBACK: {e:?}");
-                                    return;
+                                    return up_since;
                                 }
                             }
                             acked = Some(pid.get());
@@ -151,7 +155,7 @@ pub fn session(con: &mut Uart, tls: &mut Tls<'_, '_, '_>, prov: &Provisioning) {
                         QosPid::ExactlyOnce(_) => {
                             // Subscribed at QoS 1: a QoS 2 delivery breaks the grant.
                             let _ = writeln!(con, "mqtt: QoS 2 delivery beyond the granted QoS 1");
-                            return;
+                            return up_since;
                         }
                     }
                 }
@@ -170,14 +174,14 @@ pub fn session(con: &mut Uart, tls: &mut Tls<'_, '_, '_>, prov: &Provisioning) {
                         "mqtt: unexpected {:?} from the hub: closing",
                         other.get_type()
                     );
-                    return;
+                    return up_since;
                 }
             }
             rx.copy_within(frame..len, 0);
             len -= frame;
             if let Some(n) = reply {
                 if !send(con, tls, &out[..n]) {
-                    return;
+                    return up_since;
                 }
                 last_sent = tls.transport_mut().now_ms();
                 if let Some(pid) = acked {
@@ -199,17 +203,17 @@ pub fn session(con: &mut Uart, tls: &mut Tls<'_, '_, '_>, prov: &Provisioning) {
                     con,
                     "mqtt: no PINGRESP within the keep-alive: connection dead"
                 );
-                return;
+                return up_since;
             }
             let n = match mqtt::encode(&Packet::Pingreq, &mut out) {
                 Ok(n) => n,
                 Err(e) => {
                     let _ = writeln!(con, "mqtt: cannot build PINGREQ: {e:?}");
-                    return;
+                    return up_since;
                 }
             };
             if !send(con, tls, &out[..n]) {
-                return;
+                return up_since;
             }
             let _ = writeln!(con, "mqtt: pingreq");
             ping_sent = Some(now);
@@ -218,7 +222,7 @@ pub fn session(con: &mut Uart, tls: &mut Tls<'_, '_, '_>, prov: &Provisioning) {
         }
         if state != State::Ready && now >= last_sent + keep_ms {
             let _ = writeln!(con, "mqtt: no answer from the hub within the keep-alive");
-            return;
+            return up_since;
         }
 
         // Decrypted bytes left over from the last record first; else wait
@@ -228,17 +232,17 @@ pub fn session(con: &mut Uart, tls: &mut Tls<'_, '_, '_>, prov: &Provisioning) {
         }
         if len == RX {
             let _ = writeln!(con, "mqtt: packet from the hub over {RX} B");
-            return;
+            return up_since;
         }
         match tls.read(&mut rx[len..]) {
             Ok(0) => {
                 let _ = writeln!(con, "mqtt: connection closed by the hub");
-                return;
+                return up_since;
             }
             Ok(n) => len += n,
             Err(e) => {
                 let _ = writeln!(con, "mqtt: connection ended: {e:?}");
-                return;
+                return up_since;
             }
         }
     }

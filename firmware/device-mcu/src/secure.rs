@@ -1,15 +1,18 @@
 //! The provisioned device's run: wall-clock time from SNTP first (no time,
 //! no TLS), then a TLS 1.3 connection with client-certificate
 //! authentication to the hub, the MQTT session over it (`online.rs`) until
-//! it ends, and close_notify. Console lines (what the rig test waits on):
+//! it ends, and close_notify; then, after a backoff delay (device-core's
+//! `backoff`), the same again, forever. Console lines (what the rig test waits on):
 //! `time: …`, `tls: …`, `mqtt: …`.
 
 use core::fmt::Write;
 use core::time::Duration;
+use device_core::backoff::Backoff;
+use device_core::faults::FaultSet;
 use embedded_tls::blocking::{Certificate, TlsConfig, TlsConnection, TlsContext};
 use rustls_pki_types::UnixTime;
 use sha2::{Digest, Sha256};
-use smoltcp::iface::{Interface, SocketSet, SocketStorage};
+use smoltcp::iface::{Interface, SocketHandle, SocketSet, SocketStorage};
 use smoltcp::socket::{tcp, udp};
 use smoltcp::wire::IpEndpoint;
 
@@ -47,7 +50,8 @@ impl WallClock {
     }
 }
 
-/// Runs the provisioned flow; never returns (idles, answering ping, after).
+/// Runs the provisioned flow; never returns (reconnects after every
+/// session end, with backoff).
 pub fn run(
     con: &mut Uart,
     clock: &mut Clock,
@@ -134,33 +138,110 @@ pub fn run(
     };
     sockets.get_mut::<udp::Socket>(udp_handle).close();
 
-    // 2. TCP to the hub.
+    // 2. The hub, again and again: every session end (TCP reset, TLS
+    // error, refused certificate, keep-alive timeout, broker gone) is
+    // followed by a new TCP + TLS + MQTT connection after device-core's
+    // backoff (exponential, equal jitter, capped; reset after a session
+    // that stayed up).
+    let policy = crate::config::backoff();
+    let _ = writeln!(
+        con,
+        "reconnect: backoff base={} ms cap={} ms stable_session={} ms",
+        policy.base_ms, policy.cap_ms, policy.stable_session_ms
+    );
+    let mut backoff = Backoff::new(policy, FaultSet::NONE);
+    let mut attempt = 0u32;
+    loop {
+        attempt = attempt.wrapping_add(1);
+        let up_since = connect_once(
+            con,
+            clock,
+            iface,
+            eth,
+            &mut sockets,
+            tcp_handle,
+            prov,
+            &wall,
+            attempt,
+        );
+        let ended = clock.now_ms();
+        if let Some(at) = up_since {
+            backoff.session_established(at);
+        }
+        backoff.session_ended(ended);
+        crate::report_memory(con);
+        let delay = backoff.next_delay_ms(jitter(prov.seed, ended, attempt));
+        let _ = writeln!(
+            con,
+            "reconnect: next attempt in {delay} ms (consecutive {}, uptime_ms={ended})",
+            backoff.failures()
+        );
+        // Keep the interface running (ping, the old connection's close)
+        // until the delay has passed.
+        while clock.now_ms() < ended + delay {
+            let t = now(clock);
+            iface.poll(t, eth, &mut sockets);
+        }
+    }
+}
+
+/// One connection to the hub: TCP, TLS 1.3 (the hub authenticated against
+/// the provisioned CA at the SNTP time, the device by its certificate),
+/// the MQTT session until it ends, close. Returns the uptime at which the
+/// hub accepted the MQTT session, if it did. Leaves the TCP socket closed
+/// or closing.
+#[allow(clippy::too_many_arguments)]
+fn connect_once(
+    con: &mut Uart,
+    clock: &mut Clock,
+    iface: &mut Interface,
+    eth: &mut Lan9118,
+    sockets: &mut SocketSet<'_>,
+    tcp_handle: SocketHandle,
+    prov: &Provisioning,
+    wall: &WallClock,
+    attempt: u32,
+) -> Option<u64> {
     let (hub_ip, hub_port) = prov.hub;
     let hub = IpEndpoint::new(hub_ip.into(), hub_port);
+    // A fresh local port per attempt: the host may still hold the last
+    // one's 4-tuple.
+    let local_port = 49152 + u16::try_from(attempt % 16_000).unwrap_or(0);
     {
         let socket = sockets.get_mut::<tcp::Socket>(tcp_handle);
-        if let Err(e) = socket.connect(iface.context(), hub, 49200) {
+        if socket.is_open() {
+            // The last connection still closing: drop it (RST).
+            socket.abort();
+            let t = now(clock);
+            iface.poll(t, eth, sockets);
+        }
+        let socket = sockets.get_mut::<tcp::Socket>(tcp_handle);
+        let _ = writeln!(
+            con,
+            "tls: dialling {hub} (attempt {attempt}, uptime_ms={})",
+            clock.now_ms()
+        );
+        if let Err(e) = socket.connect(iface.context(), hub, local_port) {
             let _ = writeln!(con, "tls: tcp connect error {e:?}");
-            idle(con, clock, iface, eth, &mut sockets);
+            return None;
         }
     }
     let dial_start = clock.now_ms();
     loop {
         let t = now(clock);
-        iface.poll(t, eth, &mut sockets);
+        iface.poll(t, eth, sockets);
         let socket = sockets.get_mut::<tcp::Socket>(tcp_handle);
         if socket.may_send() {
             break;
         }
         if !socket.is_open() || clock.now_ms() - dial_start > LINK_TIMEOUT_MS {
             let _ = writeln!(con, "tls: tcp connection to {hub} failed");
-            idle(con, clock, iface, eth, &mut sockets);
+            socket.abort();
+            return None;
         }
     }
     let _ = writeln!(con, "tls: tcp connected to {hub}");
 
-    // 3. TLS 1.3, the hub authenticated against the provisioned CA at the
-    // SNTP time, the device by its certificate.
     let ms = clock.now_ms();
     let unix = wall.unix(ms);
     let mut verifier = WebPkiVerifier::<Suite>::new(
@@ -177,7 +258,7 @@ pub fn run(
     let link = Link {
         iface,
         eth,
-        sockets: &mut sockets,
+        sockets,
         handle: tcp_handle,
         clock,
         timeout_ms: LINK_TIMEOUT_MS,
@@ -202,14 +283,18 @@ pub fn run(
                 }
             }
             // No close_notify for a session that never opened: a reset.
-            sockets.get_mut::<tcp::Socket>(tcp_handle).abort();
+            let link = tls.transport_mut();
+            link.sockets.get_mut::<tcp::Socket>(link.handle).abort();
+            None
         }
         Ok(()) if !verifier.authenticated() => {
             let _ = writeln!(
                 con,
                 "tls: refused: handshake ended without the hub's certificate and signature verified"
             );
-            sockets.get_mut::<tcp::Socket>(tcp_handle).abort();
+            let link = tls.transport_mut();
+            link.sockets.get_mut::<tcp::Socket>(link.handle).abort();
+            None
         }
         Ok(()) => {
             let _ = writeln!(
@@ -217,7 +302,7 @@ pub fn run(
                 "tls: handshake done (TLS 1.3 TLS_AES_128_GCM_SHA256), hub {} verified at unix={unix}",
                 prov.hub_name
             );
-            crate::online::session(con, &mut tls, prov);
+            let up_since = crate::online::session(con, &mut tls, prov);
             match tls.close() {
                 Ok(link) => {
                     let took = link.clock.now_ms() - ms;
@@ -229,9 +314,23 @@ pub fn run(
                     link.sockets.get_mut::<tcp::Socket>(link.handle).abort();
                 }
             }
+            up_since
         }
     }
-    idle(con, clock, iface, eth, &mut sockets)
+}
+
+/// The backoff's jitter: a fresh 32-bit value per delay from the
+/// per-unit secret, the uptime and the attempt (AN385 has no TRNG; the
+/// secret makes it unpredictable to others, the uptime makes delays and
+/// units differ).
+fn jitter(seed: &[u8; 32], ms: u64, attempt: u32) -> u32 {
+    let mut h = Sha256::new();
+    h.update(b"device-mcu backoff jitter");
+    h.update(seed);
+    h.update(ms.to_le_bytes());
+    h.update(attempt.to_le_bytes());
+    let d = h.finalize();
+    u32::from_le_bytes([d[0], d[1], d[2], d[3]])
 }
 
 fn nonce_for(seed: &[u8; 32], ms: u64, attempt: u32) -> [u8; 8] {
@@ -243,21 +342,4 @@ fn nonce_for(seed: &[u8; 32], ms: u64, attempt: u32) -> [u8; 8] {
     let mut nonce = [0u8; 8];
     nonce.copy_from_slice(&h.finalize()[..8]);
     nonce
-}
-
-/// Prints the memory figures, then keeps the interface running (ping, the
-/// TCP close) forever.
-fn idle(
-    con: &mut Uart,
-    clock: &mut Clock,
-    iface: &mut Interface,
-    eth: &mut Lan9118,
-    sockets: &mut SocketSet<'_>,
-) -> ! {
-    crate::report_memory(con);
-    let _ = writeln!(con, "device-mcu: idle");
-    loop {
-        let t = now(clock);
-        iface.poll(t, eth, sockets);
-    }
 }

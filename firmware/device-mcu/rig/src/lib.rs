@@ -38,6 +38,16 @@ pub fn firmware_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
+/// The reconnect backoff's base in the images the rig builds (the
+/// firmware's default is device-core's 1000 ms): small, so that the growing
+/// delays of a broker outage take seconds in a test.
+pub const BACKOFF_BASE_MS: u64 = 100;
+
+/// How long a session must stay up to reset the backoff, in the rig's
+/// images (the firmware's default is device-core's 60 s): shorter than the
+/// device's first ping (10 s), so a test sees a reset after a PINGRESP.
+pub const BACKOFF_STABLE_MS: u64 = 5_000;
+
 /// Builds the image and returns the ELF's path: the debug profile, or the
 /// release one when `DEVICE_MCU_PROFILE=release` is set for the test run.
 /// `ip_cidr` and `peer` configure only the bring-up diagnostic (an image
@@ -56,6 +66,11 @@ pub fn build_image(ip_cidr: &str, peer: &str) -> Result<PathBuf, Error> {
         .args(["build", "--target", "thumbv7m-none-eabi"])
         .env("DEVICE_MCU_IP", ip_cidr)
         .env("DEVICE_MCU_PEER", peer)
+        .env("DEVICE_MCU_BACKOFF_BASE_MS", BACKOFF_BASE_MS.to_string())
+        .env(
+            "DEVICE_MCU_BACKOFF_STABLE_MS",
+            BACKOFF_STABLE_MS.to_string(),
+        )
         .env_remove("CARGO_BUILD_TARGET")
         .env_remove("CARGO_TARGET_DIR");
     if release {
@@ -132,7 +147,8 @@ impl Drop for NetNs {
 /// QEMU running the image; its UART0 console arrives as lines. Killed on drop.
 pub struct Qemu {
     child: Child,
-    lines: Receiver<String>,
+    /// Each console line with the moment the rig read it.
+    lines: Receiver<(Instant, String)>,
     /// Every console line seen so far (for failure messages).
     pub seen: Vec<String>,
 }
@@ -190,7 +206,7 @@ impl Qemu {
                 let Ok(line) = line else { break };
                 let line = line.trim_end_matches('\r').to_owned();
                 eprintln!("[device-mcu] {line}");
-                if tx.send(line).is_err() {
+                if tx.send((Instant::now(), line)).is_err() {
                     break;
                 }
             }
@@ -205,14 +221,24 @@ impl Qemu {
     /// Waits for a console line containing `needle`; returns it. Fails on a
     /// panic line, on QEMU's exit, or when `within` has passed.
     pub fn wait_line(&mut self, needle: &str, within: Duration) -> Result<String, Error> {
+        self.wait_line_at(needle, within).map(|(line, _)| line)
+    }
+
+    /// As `wait_line`, with the moment the rig read the line from QEMU's
+    /// console (for measuring intervals between the device's actions).
+    pub fn wait_line_at(
+        &mut self,
+        needle: &str,
+        within: Duration,
+    ) -> Result<(String, Instant), Error> {
         let deadline = Instant::now() + within;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.lines.recv_timeout(left) {
-                Ok(line) => {
+                Ok((at, line)) => {
                     self.seen.push(line.clone());
                     if line.contains(needle) {
-                        return Ok(line);
+                        return Ok((line, at));
                     }
                     if line.contains("device-mcu: panic") || line.contains("device-mcu: halted") {
                         return Err(format!("firmware stopped: {line}"));

@@ -14,7 +14,19 @@
 //! - `gives_up_a_connection_whose_pings_go_unanswered`: once subscribed,
 //!   the broker is stopped (SIGSTOP: its TCP stays up, it answers nothing);
 //!   the device pings, and when no PINGRESP has come within the keep-alive
-//!   it says the connection is dead and closes it.
+//!   it says the connection is dead, closes it, and dials again after its
+//!   backoff.
+//! - `reconnects_with_growing_delays_after_the_broker_restarts`: once
+//!   subscribed, mosquitto is killed; the device's attempts while it is
+//!   down come at growing intervals (its own chosen delays never shrink;
+//!   seen from outside, none much shorter than the one before and the last
+//!   at least twice the first, over four intervals); mosquitto restarted on
+//!   the same port, the device reconnects and resubscribes, and a QoS 1
+//!   command published after the restart is printed and PUBACKed.
+//! - `backoff_resets_only_after_a_session_that_stayed_up`: a session
+//!   killed right after it subscribed leaves the backoff counting on; one
+//!   that stayed up past its first PINGRESP (longer than the rig images'
+//!   stable time) resets it to the first, shortest delay.
 //! - `refuses_a_record_whose_digest_does_not_match`: the same record with
 //!   one byte of its body changed: the device says the record is refused,
 //!   halts, and the broker never sees it.
@@ -27,7 +39,7 @@
 
 use device_mcu_rig::prov::{pack, Provision};
 use device_mcu_rig::sntp::Sntp;
-use device_mcu_rig::{build_image, NetNs, Qemu};
+use device_mcu_rig::{build_image, NetNs, Qemu, BACKOFF_BASE_MS};
 use rcgen::{
     CertificateParams, CertifiedIssuer, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     KeyPair,
@@ -424,8 +436,140 @@ fn gives_up_a_connection_whose_pings_go_unanswered() {
         "{:?}",
         qemu.seen
     );
-    qemu.wait_line("device-mcu: idle", Duration::from_secs(60))
+    // … and it dials again after its backoff (the frozen broker's kernel
+    // still accepts TCP; the handshake then times out, and so on).
+    qemu.wait_line("reconnect: next attempt in", Duration::from_secs(60))
         .unwrap();
+    qemu.wait_line("tls: dialling", Duration::from_secs(30))
+        .unwrap();
+}
+
+/// Publishes `payload` at QoS 1 to the device's command topic `…/$.mid=mid`
+/// with the bench's own certificate; returns the topic.
+fn publish_command(ns: &NetNs, fx: &Fixture, mid: &str, payload: &str) -> String {
+    let topic = format!("devices/{DEVICE_ID}/messages/devicebound/%24.mid={mid}");
+    let out = ns
+        .command("mosquitto_pub")
+        .args(["-h", HOST, "-p", &HUB_PORT.to_string()])
+        .arg("--cafile")
+        .arg(fx.dir.join("ca.pem"))
+        .arg("--cert")
+        .arg(fx.dir.join("publisher.pem"))
+        .arg("--key")
+        .arg(fx.dir.join("publisher.key"))
+        .args(["--tls-version", "tlsv1.3", "-i", PUBLISHER, "-q", "1"])
+        .args(["-t", &topic, "-m", payload])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "mosquitto_pub: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    topic
+}
+
+/// The number after `key` in `line` (`… in 123 ms …`).
+fn number_after(line: &str, key: &str) -> u64 {
+    let at = line
+        .find(key)
+        .unwrap_or_else(|| panic!("{key:?} in {line:?}"))
+        + key.len();
+    line[at..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect::<String>()
+        .parse()
+        .unwrap_or_else(|_| panic!("a number after {key:?} in {line:?}"))
+}
+
+#[test]
+fn reconnects_with_growing_delays_after_the_broker_restarts() {
+    let fx = fixture();
+    let _one = one_at_a_time();
+    let (ns, broker, _sntp, mut qemu) = setup("restart", fx, Some(&fx.prov));
+    qemu.wait_line("mqtt: subscribed", HANDSHAKE).unwrap();
+
+    // The broker is killed: the device's session ends (the kernel closes
+    // its TCP), and it backs off.
+    drop(broker);
+    let ended = qemu
+        .wait_line("reconnect: next attempt in", Duration::from_secs(60))
+        .unwrap();
+    let mut delays = vec![number_after(&ended, "next attempt in ")];
+
+    // While the broker is down, each attempt is refused at once (RST from
+    // the namespace's kernel); the attempts come at growing intervals, seen
+    // from outside as the moments their console lines arrive.
+    const ATTEMPTS: usize = 5;
+    let mut dialled = Vec::new();
+    for _ in 0..ATTEMPTS {
+        let (_, at) = qemu
+            .wait_line_at("tls: dialling", Duration::from_secs(60))
+            .unwrap();
+        dialled.push(at);
+        qemu.wait_line("tls: tcp connection to", Duration::from_secs(60))
+            .unwrap();
+        let next = qemu
+            .wait_line("reconnect: next attempt in", Duration::from_secs(60))
+            .unwrap();
+        delays.push(number_after(&next, "next attempt in "));
+    }
+    let intervals: Vec<Duration> = dialled.windows(2).map(|w| w[1] - w[0]).collect();
+    eprintln!("delays the device chose (ms): {delays:?}; intervals seen: {intervals:?}");
+    // The device's own delays: never shorter than the one before (equal
+    // jitter: each floor is the previous ceiling), and growing.
+    for w in delays.windows(2) {
+        assert!(w[1] >= w[0], "delays {delays:?}");
+    }
+    assert!(
+        delays[delays.len() - 1] >= 2 * delays[1],
+        "delays {delays:?}"
+    );
+    // The outside view, judged loosely: none much shorter than the one
+    // before it, the last at least twice the first.
+    assert!(intervals.len() >= 3, "{intervals:?}");
+    for w in intervals.windows(2) {
+        assert!(w[1] * 2 >= w[0], "intervals {intervals:?}");
+    }
+    assert!(
+        intervals[intervals.len() - 1] >= 2 * intervals[0],
+        "intervals {intervals:?}"
+    );
+
+    // The broker back on the same port: the device reconnects, resubscribes…
+    let mut broker = Broker::start(&ns, &fx.dir.join("mosquitto.conf"));
+    broker.wait_line(
+        &format!("New client connected from {DEVICE}:|as {DEVICE_ID}|u'{DEVICE_ID}'"),
+        Duration::from_secs(60),
+    );
+    broker.wait_line(
+        &format!("Received SUBSCRIBE from {DEVICE_ID}"),
+        Duration::from_secs(60),
+    );
+    qemu.wait_line("mqtt: subscribed", Duration::from_secs(60))
+        .unwrap();
+
+    // … and a QoS 1 command published after the restart is printed and
+    // acknowledged.
+    let topic = publish_command(&ns, fx, "m-2", "after the restart");
+    let command = qemu
+        .wait_line("mqtt: command", Duration::from_secs(60))
+        .unwrap();
+    assert!(
+        command.contains(&format!(
+            "topic={topic} qos=1 payload=\"after the restart\""
+        )),
+        "{command}"
+    );
+    let puback = qemu
+        .wait_line("mqtt: puback pid=", Duration::from_secs(10))
+        .unwrap();
+    let pid = number_after(&puback, "pid=");
+    broker.wait_line(
+        &format!("Received PUBACK from {DEVICE_ID} (Mid: {pid}"),
+        Duration::from_secs(30),
+    );
 }
 
 /// Boots with `record`; the device must print `says`, connect to nothing,
@@ -476,4 +620,61 @@ fn without_a_record_it_does_not_connect_to_the_hub() {
         "provisioning: none in the region at 0x003f0000: not connecting to a hub",
         "tcp: dialling",
     );
+}
+
+/// The last `reconnect: next attempt in D ms (consecutive C, …)` line seen
+/// so far: (D, C).
+fn last_backoff(qemu: &Qemu) -> (u64, u64) {
+    let line = qemu
+        .seen
+        .iter()
+        .rev()
+        .find(|l| l.contains("reconnect: next attempt in"))
+        .unwrap_or_else(|| panic!("no reconnect line in {:?}", qemu.seen));
+    (
+        number_after(line, "next attempt in "),
+        number_after(line, "consecutive "),
+    )
+}
+
+#[test]
+fn backoff_resets_only_after_a_session_that_stayed_up() {
+    let fx = fixture();
+    let _one = one_at_a_time();
+    let (ns, broker, _sntp, mut qemu) = setup("reset", fx, Some(&fx.prov));
+    let conf = fx.dir.join("mosquitto.conf");
+    qemu.wait_line("mqtt: subscribed", HANDSHAKE).unwrap();
+
+    // An outage: the device backs off until the broker is back.
+    drop(broker);
+    qemu.wait_line("reconnect: next attempt in", Duration::from_secs(60))
+        .unwrap();
+    let broker = Broker::start(&ns, &conf);
+    qemu.wait_line("mqtt: subscribed", Duration::from_secs(60))
+        .unwrap();
+    let (_, before) = last_backoff(&qemu);
+    assert!(before >= 1, "{before}");
+
+    // A session that ends at once (well within the stable time) does not
+    // reset the backoff: the count goes on.
+    drop(broker);
+    qemu.wait_line("reconnect: next attempt in", Duration::from_secs(60))
+        .unwrap();
+    let (_, after_short) = last_backoff(&qemu);
+    assert_eq!(after_short, before + 1, "{:?}", qemu.seen);
+
+    // A session that stays up (past its first PINGRESP, 10 s, longer than
+    // the rig images' 5 s stable time) does: the next delay is the first
+    // one again, at most the base.
+    let _broker = Broker::start(&ns, &conf);
+    qemu.wait_line("mqtt: subscribed", Duration::from_secs(60))
+        .unwrap();
+    qemu.wait_line("mqtt: pingresp", Duration::from_secs(30))
+        .unwrap();
+    drop(_broker);
+    qemu.wait_line("reconnect: next attempt in", Duration::from_secs(60))
+        .unwrap();
+    let (delay, count) = last_backoff(&qemu);
+    assert_eq!(count, 1, "{:?}", qemu.seen);
+    assert!(delay <= BACKOFF_BASE_MS, "{delay} ms");
 }

@@ -425,8 +425,10 @@ fn refuses(scenario: &str, identity: fn(&Fixture) -> &ServerIdentity, why: &[&st
     let _sntp = start_sntp(&ns, 0);
     qemu.wait_line("time: unix=", Duration::from_secs(60))
         .unwrap();
-    // Every outcome ends in `device-mcu: idle`: refused or not, no long wait.
-    qemu.wait_line("device-mcu: idle", HANDSHAKE).unwrap();
+    // Every outcome ends the attempt and schedules the next one: refused
+    // or not, no long wait.
+    qemu.wait_line("reconnect: next attempt in", HANDSHAKE)
+        .unwrap();
     let refused = qemu
         .seen
         .iter()
@@ -436,6 +438,12 @@ fn refuses(scenario: &str, identity: fn(&Fixture) -> &ServerIdentity, why: &[&st
     for needle in why {
         assert!(refused.contains(needle), "{scenario}: {refused}");
     }
+    // A refused certificate is retried after the backoff, never accepted.
+    qemu.wait_line(
+        "tls: dialling 10.0.17.1:8883 (attempt 2,",
+        Duration::from_secs(30),
+    )
+    .unwrap();
     match recv(&hub, "accept") {
         Hub::Accepted(_) => {}
         other => panic!("{other:?}"),
@@ -481,7 +489,8 @@ fn accepts_a_hub_certificate_from_an_intermediate_it_sends() {
     let (ns, mut qemu) = boot("chained", fx);
     let hub = start_hub(&ns, fx, &fx.chained);
     let _sntp = start_sntp(&ns, 0);
-    qemu.wait_line("device-mcu: idle", HANDSHAKE).unwrap();
+    qemu.wait_line("reconnect: next attempt in", HANDSHAKE)
+        .unwrap();
     assert!(
         qemu.seen.iter().any(|l| l.contains("tls: handshake done")),
         "{:?}",
