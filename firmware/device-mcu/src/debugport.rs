@@ -3,8 +3,10 @@
 //! banner and closes it. Without the fault no listening socket exists, so
 //! a SYN to any port is answered with a reset by smoltcp.
 //!
-//! The listener is one more socket in the set; [`poll`] (used wherever the
-//! device drives its interface) services it after each `Interface::poll`.
+//! The listener is two more sockets in the set, both listening on the
+//! port (smoltcp has no backlog: while one finishes a connection, the other
+//! takes the next); [`poll`] (used wherever the device drives its
+//! interface) services them after each `Interface::poll`.
 
 use smoltcp::iface::{Interface, SocketHandle, SocketSet};
 use smoltcp::socket::tcp;
@@ -17,16 +19,19 @@ pub const DEBUG_PORT: u16 = 2323;
 /// What a connection to it receives (device-native's banner).
 const BANNER: &[u8] = b"debug shell\r\n> ";
 
+/// The debug listener's sockets, when the fault is on.
+pub type Listeners = Option<[SocketHandle; 2]>;
+
 /// Drives the interface, then the debug listener when there is one.
 pub fn poll(
     iface: &mut Interface,
     eth: &mut Lan9118,
     sockets: &mut SocketSet<'_>,
     t: Instant,
-    debug: Option<SocketHandle>,
+    debug: Listeners,
 ) {
     iface.poll(t, eth, sockets);
-    if let Some(handle) = debug {
+    for handle in debug.into_iter().flatten() {
         service(sockets.get_mut::<tcp::Socket>(handle));
     }
 }

@@ -67,9 +67,8 @@ pub fn run(
     let mut udp_tx = [0u8; 256];
     let mut tcp_rx = [0u8; 4096];
     let mut tcp_tx = [0u8; 4096];
-    let mut debug_rx = [0u8; 64];
-    let mut debug_tx = [0u8; 64];
-    let mut storage: [SocketStorage; 3] = Default::default();
+    let mut debug_buf = [[0u8; 64]; 4];
+    let mut storage: [SocketStorage; 4] = Default::default();
     let mut sockets = SocketSet::new(&mut storage[..]);
     let udp_handle = sockets.add(udp::Socket::new(
         udp::PacketBuffer::new(&mut udp_rx_meta[..], &mut udp_rx[..]),
@@ -86,10 +85,17 @@ pub fn run(
             "fault listen-debug: listening on TCP {}",
             crate::debugport::DEBUG_PORT
         );
-        sockets.add(tcp::Socket::new(
-            tcp::SocketBuffer::new(&mut debug_rx[..]),
-            tcp::SocketBuffer::new(&mut debug_tx[..]),
-        ))
+        let [rx0, tx0, rx1, tx1] = &mut debug_buf;
+        [
+            sockets.add(tcp::Socket::new(
+                tcp::SocketBuffer::new(&mut rx0[..]),
+                tcp::SocketBuffer::new(&mut tx0[..]),
+            )),
+            sockets.add(tcp::Socket::new(
+                tcp::SocketBuffer::new(&mut rx1[..]),
+                tcp::SocketBuffer::new(&mut tx1[..]),
+            )),
+        ]
     });
 
     // 1. Time. Until SNTP answers, there is no time and so no TLS.
@@ -222,7 +228,7 @@ fn connect_once(
     prov: &Provisioning,
     wall: &WallClock,
     attempt: u32,
-    debug: Option<SocketHandle>,
+    debug: crate::debugport::Listeners,
     faults: FaultSet,
     applied: &mut AppliedIds,
 ) -> Option<u64> {

@@ -110,7 +110,7 @@ pub struct Link<'a, 's> {
     /// The TCP socket.
     pub handle: SocketHandle,
     /// The debug listener (fault `listen-debug`), serviced on every poll.
-    pub debug: Option<SocketHandle>,
+    pub debug: crate::debugport::Listeners,
     /// The clock smoltcp's timers run on.
     pub clock: &'a mut Clock,
     /// How long one call may wait without progress.
