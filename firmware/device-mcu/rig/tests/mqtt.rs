@@ -33,7 +33,7 @@
 //! - `without_a_record_it_does_not_connect_to_the_hub`: no record at all:
 //!   the device says so and the broker never sees it.
 //!
-//! - `applies_a_command_once_per_message_id` and
+//! - `without_fault_no_dedupe_it_applies_a_command_once_per_message_id` and
 //!   `with_fault_no_dedupe_it_applies_a_repeated_message_id_again`: two
 //!   commands with the same `$.mid` in the topic's property bag, then a
 //!   third with another id (published after them, so delivered after them:
@@ -734,7 +734,7 @@ fn applied_count_of_a_repeated_mid(scenario: &str, faults: &[&str]) -> (usize, V
 }
 
 #[test]
-fn applies_a_command_once_per_message_id() {
+fn without_fault_no_dedupe_it_applies_a_command_once_per_message_id() {
     let (applied, seen) = applied_count_of_a_repeated_mid("dedupe", &[]);
     assert_eq!(applied, 1, "{seen:?}");
     assert!(

@@ -13,6 +13,11 @@
 //! - the hub's certificate is from another CA, is for another name (its
 //!   CommonName is the hub's, its subjectAltName is not), or has expired:
 //!   each refused by the device, which says why on its console.
+//! - fault switches (an image built per fault set,
+//!   `build_image_with_faults`): with `no-server-verify` the other-CA hub
+//!   is accepted (handshake, CONNECT); with `listen-debug` a TCP connect
+//!   from the host to the device's port 2323 succeeds and reads the debug
+//!   banner, while the default image refuses it (RST).
 //!
 //! Needs root, `qemu-system-arm` and the thumbv7m-none-eabi target; run
 //! with `cargo test` in rig/.
