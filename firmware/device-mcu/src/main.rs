@@ -20,6 +20,8 @@ extern crate alloc;
 
 mod clock;
 mod config;
+mod debugport;
+mod faults;
 mod heap;
 mod lan9118;
 mod mqtt;
@@ -56,6 +58,7 @@ fn main() -> ! {
     heap::init();
     let mut con = Uart::uart0();
     let _ = writeln!(con, "device-mcu: boot (mps2-an385, cortex-m3)");
+    let _ = writeln!(con, "device-mcu: faults=[{}]", faults::list());
 
     let mut clock = Clock::start();
 
@@ -137,7 +140,14 @@ fn main() -> ! {
             prov.client_key.len(),
             prov.time_floor
         );
-        secure::run(&mut con, &mut clock, &mut iface, &mut eth, &prov)
+        secure::run(
+            &mut con,
+            &mut clock,
+            &mut iface,
+            &mut eth,
+            &prov,
+            faults::active(),
+        )
     }
     let _ = writeln!(con, "net: up ip={} (static) peer={}", net.address, net.peer);
 

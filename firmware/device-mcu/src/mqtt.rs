@@ -106,3 +106,15 @@ pub fn qos_number(qos: QoS) -> u8 {
         QoS::ExactlyOnce => 2,
     }
 }
+
+/// The `$.mid` of a command topic's property bag
+/// (`devices/{id}/messages/devicebound/{bag}`, the bag URL-encoded as the
+/// hub builds it: `%24.mid=…&…`), if it has one that is not empty and at
+/// most `MAX_MID_LEN` bytes.
+pub fn message_id(topic: &str) -> Option<alloc::string::String> {
+    let (_, bag) = topic.split_once("/messages/devicebound/")?;
+    form_urlencoded::parse(bag.as_bytes())
+        .find(|(k, _)| k == "$.mid")
+        .map(|(_, v)| v.into_owned())
+        .filter(|mid| !mid.is_empty() && mid.len() <= device_core::session::MAX_MID_LEN)
+}

@@ -9,6 +9,9 @@ use core::fmt::Write;
 use embedded_tls::blocking::TlsConnection;
 use mqttrs::{decode_slice, ConnectReturnCode, Packet, QosPid, SubscribeReturnCodes};
 
+use device_core::faults::{Fault, FaultSet};
+use device_core::session::{AppliedIds, MAX_MID_LEN};
+
 use crate::mqtt::{self, KEEP_ALIVE_SECS, SUBSCRIBE_PID};
 use crate::provision::Provisioning;
 use crate::tls::{Link, Suite};
@@ -42,7 +45,22 @@ fn send(con: &mut Uart, tls: &mut Tls<'_, '_, '_>, bytes: &[u8]) -> bool {
 /// protocol error); the caller closes TLS. Returns the uptime (ms) at
 /// which the hub accepted the session (CONNACK), if it did: the reconnect
 /// backoff resets only after a session that stayed up.
-pub fn session(con: &mut Uart, tls: &mut Tls<'_, '_, '_>, prov: &Provisioning) -> Option<u64> {
+///
+/// Commands are applied once per `$.mid` (the `$.mid` of the topic's
+/// property bag, as the device contract says): `applied` — device-core's
+/// bounded set of the last 128 ids, kept across sessions (in RAM: this
+/// board cannot write its flash yet, so a power cut forgets it) — holds the
+/// ids applied; a command whose id is in it is acknowledged, not applied
+/// again, unless the image has fault `no-dedupe`. "Applied" is the console
+/// line `mqtt: command mid=… applied`; a command without a usable `$.mid`
+/// ends the session, as device-core's does.
+pub fn session(
+    con: &mut Uart,
+    tls: &mut Tls<'_, '_, '_>,
+    prov: &Provisioning,
+    faults: FaultSet,
+    applied: &mut AppliedIds,
+) -> Option<u64> {
     let mut up_since = None;
     let mut out = [0u8; 512];
     let n = match mqtt::connect(prov.hub_name, prov.device_id, &mut out) {
@@ -140,6 +158,22 @@ pub fn session(con: &mut Uart, tls: &mut Tls<'_, '_, '_>, prov: &Provisioning) -
                         text,
                         p.payload.len()
                     );
+                    let Some(mid) = mqtt::message_id(p.topic_name) else {
+                        let _ = writeln!(
+                            con,
+                            "mqtt: command without a usable $.mid (at most {MAX_MID_LEN} B): closing"
+                        );
+                        return up_since;
+                    };
+                    if applied.contains(&mid) && !faults.has(Fault::NoDedupe) {
+                        let _ = writeln!(
+                            con,
+                            "mqtt: command mid={mid} already applied: acknowledged, not applied again"
+                        );
+                    } else {
+                        applied.insert(&mid);
+                        let _ = writeln!(con, "mqtt: command mid={mid} applied");
+                    }
                     match p.qospid {
                         QosPid::AtLeastOnce(pid) => {
                             match mqtt::encode(&Packet::Puback(pid), &mut out) {

@@ -8,7 +8,8 @@
 use core::fmt::Write;
 use core::time::Duration;
 use device_core::backoff::Backoff;
-use device_core::faults::FaultSet;
+use device_core::faults::{Fault, FaultSet};
+use device_core::session::AppliedIds;
 use embedded_tls::blocking::{Certificate, TlsConfig, TlsConnection, TlsContext};
 use rustls_pki_types::UnixTime;
 use sha2::{Digest, Sha256};
@@ -58,6 +59,7 @@ pub fn run(
     iface: &mut Interface,
     eth: &mut Lan9118,
     prov: &Provisioning,
+    faults: FaultSet,
 ) -> ! {
     let mut udp_rx_meta = [udp::PacketMetadata::EMPTY; 2];
     let mut udp_rx = [0u8; 256];
@@ -65,7 +67,8 @@ pub fn run(
     let mut udp_tx = [0u8; 256];
     let mut tcp_rx = [0u8; 4096];
     let mut tcp_tx = [0u8; 4096];
-    let mut storage: [SocketStorage; 2] = Default::default();
+    let mut debug_buf = [[0u8; 64]; 4];
+    let mut storage: [SocketStorage; 4] = Default::default();
     let mut sockets = SocketSet::new(&mut storage[..]);
     let udp_handle = sockets.add(udp::Socket::new(
         udp::PacketBuffer::new(&mut udp_rx_meta[..], &mut udp_rx[..]),
@@ -75,6 +78,25 @@ pub fn run(
         tcp::SocketBuffer::new(&mut tcp_rx[..]),
         tcp::SocketBuffer::new(&mut tcp_tx[..]),
     ));
+    // Fault listen-debug: a listener on TCP 2323 (debugport.rs).
+    let debug = faults.has(Fault::ListenDebug).then(|| {
+        let _ = writeln!(
+            con,
+            "fault listen-debug: listening on TCP {}",
+            crate::debugport::DEBUG_PORT
+        );
+        let [rx0, tx0, rx1, tx1] = &mut debug_buf;
+        [
+            sockets.add(tcp::Socket::new(
+                tcp::SocketBuffer::new(&mut rx0[..]),
+                tcp::SocketBuffer::new(&mut tx0[..]),
+            )),
+            sockets.add(tcp::Socket::new(
+                tcp::SocketBuffer::new(&mut rx1[..]),
+                tcp::SocketBuffer::new(&mut tx1[..]),
+            )),
+        ]
+    });
 
     // 1. Time. Until SNTP answers, there is no time and so no TLS.
     let (sntp_ip, sntp_port) = prov.sntp;
@@ -84,7 +106,7 @@ pub fn run(
     let mut next_request = 0u64;
     let wall = loop {
         let t = now(clock);
-        iface.poll(t, eth, &mut sockets);
+        crate::debugport::poll(iface, eth, &mut sockets, t, debug);
         let socket = sockets.get_mut::<udp::Socket>(udp_handle);
         if !socket.is_open() {
             if let Err(e) = socket.bind(SNTP_PORT) {
@@ -150,6 +172,8 @@ pub fn run(
         policy.base_ms, policy.cap_ms, policy.stable_session_ms
     );
     let mut backoff = Backoff::new(policy, FaultSet::NONE);
+    // The commands applied, across sessions (`online::session`).
+    let mut applied = AppliedIds::new();
     let mut attempt = 0u32;
     loop {
         attempt = attempt.wrapping_add(1);
@@ -163,6 +187,9 @@ pub fn run(
             prov,
             &wall,
             attempt,
+            debug,
+            faults,
+            &mut applied,
         );
         let ended = clock.now_ms();
         if let Some(at) = up_since {
@@ -180,7 +207,7 @@ pub fn run(
         // until the delay has passed.
         while clock.now_ms() < ended + delay {
             let t = now(clock);
-            iface.poll(t, eth, &mut sockets);
+            crate::debugport::poll(iface, eth, &mut sockets, t, debug);
         }
     }
 }
@@ -201,6 +228,9 @@ fn connect_once(
     prov: &Provisioning,
     wall: &WallClock,
     attempt: u32,
+    debug: crate::debugport::Listeners,
+    faults: FaultSet,
+    applied: &mut AppliedIds,
 ) -> Option<u64> {
     let (hub_ip, hub_port) = prov.hub;
     let hub = IpEndpoint::new(hub_ip.into(), hub_port);
@@ -213,7 +243,7 @@ fn connect_once(
             // The last connection still closing: drop it (RST).
             socket.abort();
             let t = now(clock);
-            iface.poll(t, eth, sockets);
+            crate::debugport::poll(iface, eth, sockets, t, debug);
         }
         let socket = sockets.get_mut::<tcp::Socket>(tcp_handle);
         let _ = writeln!(
@@ -229,7 +259,7 @@ fn connect_once(
     let dial_start = clock.now_ms();
     loop {
         let t = now(clock);
-        iface.poll(t, eth, sockets);
+        crate::debugport::poll(iface, eth, sockets, t, debug);
         let socket = sockets.get_mut::<tcp::Socket>(tcp_handle);
         if socket.may_send() {
             break;
@@ -248,6 +278,11 @@ fn connect_once(
         prov.ca,
         Some(UnixTime::since_unix_epoch(Duration::from_secs(unix))),
     );
+    // Fault no-server-verify: any hub certificate chain is taken.
+    let unchecked = faults.has(Fault::NoServerVerify);
+    if unchecked {
+        verifier.accept_any_chain();
+    }
     let rng = crate::tls::drbg(prov.seed, unix, ms, eth.mac().as_bytes());
     let config = TlsConfig::new()
         .with_server_name(prov.hub_name)
@@ -260,6 +295,7 @@ fn connect_once(
         eth,
         sockets,
         handle: tcp_handle,
+        debug,
         clock,
         timeout_ms: LINK_TIMEOUT_MS,
     };
@@ -297,24 +333,34 @@ fn connect_once(
             None
         }
         Ok(()) => {
+            let checked = if unchecked {
+                "NOT verified (fault no-server-verify)"
+            } else {
+                "verified"
+            };
             let _ = writeln!(
                 con,
-                "tls: handshake done (TLS 1.3 TLS_AES_128_GCM_SHA256), hub {} verified at unix={unix}",
+                "tls: handshake done (TLS 1.3 TLS_AES_128_GCM_SHA256), hub {} {checked} at unix={unix}",
                 prov.hub_name
             );
-            let up_since = crate::online::session(con, &mut tls, prov);
-            match tls.close() {
-                Ok(link) => {
-                    let took = link.clock.now_ms() - ms;
-                    let _ = writeln!(con, "tls: close_notify sent; session took {took} ms");
-                    link.sockets.get_mut::<tcp::Socket>(link.handle).close();
-                }
-                Err((link, e)) => {
-                    let _ = writeln!(con, "tls: close error {e:?}");
-                    link.sockets.get_mut::<tcp::Socket>(link.handle).abort();
-                }
-            }
+            let up_since = crate::online::session(con, &mut tls, prov, faults, applied);
+            close(con, tls, ms);
             up_since
+        }
+    }
+}
+
+/// close_notify and the TCP close after a session (a reset if TLS fails).
+fn close(con: &mut Uart, tls: TlsConnection<'_, Link<'_, '_>, Suite>, ms: u64) {
+    match tls.close() {
+        Ok(link) => {
+            let took = link.clock.now_ms() - ms;
+            let _ = writeln!(con, "tls: close_notify sent; session took {took} ms");
+            link.sockets.get_mut::<tcp::Socket>(link.handle).close();
+        }
+        Err((link, e)) => {
+            let _ = writeln!(con, "tls: close error {e:?}");
+            link.sockets.get_mut::<tcp::Socket>(link.handle).abort();
         }
     }
 }

@@ -109,6 +109,8 @@ pub struct Link<'a, 's> {
     pub sockets: &'a mut SocketSet<'s>,
     /// The TCP socket.
     pub handle: SocketHandle,
+    /// The debug listener (fault `listen-debug`), serviced on every poll.
+    pub debug: crate::debugport::Listeners,
     /// The clock smoltcp's timers run on.
     pub clock: &'a mut Clock,
     /// How long one call may wait without progress.
@@ -124,12 +126,12 @@ impl Link<'_, '_> {
         let start = self.clock.now_ms();
         loop {
             let t = crate::now(self.clock);
-            self.iface.poll(t, self.eth, self.sockets);
+            crate::debugport::poll(self.iface, self.eth, self.sockets, t, self.debug);
             let socket = self.sockets.get_mut::<tcp::Socket>(self.handle);
             if let Some(done) = ready(socket) {
                 // Push out what `ready` queued without waiting for the next call.
                 let t = crate::now(self.clock);
-                self.iface.poll(t, self.eth, self.sockets);
+                crate::debugport::poll(self.iface, self.eth, self.sockets, t, self.debug);
                 return done;
             }
             if self.clock.now_ms().saturating_sub(start) > self.timeout_ms {
@@ -146,7 +148,7 @@ impl Link<'_, '_> {
     pub fn wait_readable(&mut self, until_ms: u64) -> bool {
         loop {
             let t = crate::now(self.clock);
-            self.iface.poll(t, self.eth, self.sockets);
+            crate::debugport::poll(self.iface, self.eth, self.sockets, t, self.debug);
             let socket = self.sockets.get_mut::<tcp::Socket>(self.handle);
             if socket.can_recv() || !socket.may_recv() {
                 return true;

@@ -54,7 +54,33 @@ pub const BACKOFF_STABLE_MS: u64 = 5_000;
 /// booted without a provisioning record); a provisioned device takes its
 /// addresses from its record.
 pub fn build_image(ip_cidr: &str, peer: &str) -> Result<PathBuf, Error> {
+    build_image_with_faults(ip_cidr, peer, &[])
+}
+
+/// As `build_image`, for an image built with the fault switches `faults`
+/// (device-core catalogue names, `DEVICE_MCU_FAULTS`; none for the correct
+/// device). Each fault set gets its own copy of the ELF
+/// (`device-mcu.faults-<names>` or `device-mcu.faults-none`), made under
+/// an exclusive lock on the target folder, so test binaries running at the
+/// same time with other fault sets never boot each other's image.
+pub fn build_image_with_faults(
+    ip_cidr: &str,
+    peer: &str,
+    faults: &[&str],
+) -> Result<PathBuf, Error> {
     let dir = firmware_dir();
+    let target = dir.join("target");
+    std::fs::create_dir_all(&target).map_err(|e| format!("{}: {e}", target.display()))?;
+    let lock_path = target.join("rig-build.lock");
+    let lock = File::create(&lock_path).map_err(|e| format!("{}: {e}", lock_path.display()))?;
+    // SAFETY: flock on an open fd we own; released when `lock` is dropped.
+    if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) } != 0 {
+        return Err(format!(
+            "flock {}: {}",
+            lock_path.display(),
+            std::io::Error::last_os_error()
+        ));
+    }
     let release = match std::env::var("DEVICE_MCU_PROFILE").as_deref() {
         Err(_) | Ok("debug") => false,
         Ok("release") => true,
@@ -71,6 +97,7 @@ pub fn build_image(ip_cidr: &str, peer: &str) -> Result<PathBuf, Error> {
             "DEVICE_MCU_BACKOFF_STABLE_MS",
             BACKOFF_STABLE_MS.to_string(),
         )
+        .env("DEVICE_MCU_FAULTS", faults.join(","))
         .env_remove("CARGO_BUILD_TARGET")
         .env_remove("CARGO_TARGET_DIR");
     if release {
@@ -78,10 +105,17 @@ pub fn build_image(ip_cidr: &str, peer: &str) -> Result<PathBuf, Error> {
     }
     run(&mut cargo)?;
     let profile = if release { "release" } else { "debug" };
-    Ok(dir
-        .join("target/thumbv7m-none-eabi")
-        .join(profile)
-        .join("device-mcu"))
+    let built = target.join("thumbv7m-none-eabi").join(profile);
+    let set = if faults.is_empty() {
+        "none".to_owned()
+    } else {
+        faults.join("+")
+    };
+    let copy = built.join(format!("device-mcu.faults-{set}"));
+    std::fs::copy(built.join("device-mcu"), &copy)
+        .map_err(|e| format!("copy the image to {}: {e}", copy.display()))?;
+    drop(lock);
+    Ok(copy)
 }
 
 /// A network namespace holding one TAP device with an address; deleted on drop.

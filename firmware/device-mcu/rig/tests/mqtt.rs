@@ -33,13 +33,21 @@
 //! - `without_a_record_it_does_not_connect_to_the_hub`: no record at all:
 //!   the device says so and the broker never sees it.
 //!
+//! - `without_fault_no_dedupe_it_applies_a_command_once_per_message_id` and
+//!   `with_fault_no_dedupe_it_applies_a_repeated_message_id_again`: two
+//!   commands with the same `$.mid` in the topic's property bag, then a
+//!   third with another id (published after them, so delivered after them:
+//!   once it is applied, both were handled); the correct image applies the
+//!   first once and acknowledges the second without applying it, the image
+//!   built with `no-dedupe` applies it twice. Every copy is PUBACKed.
+//!
 //! Needs root, `qemu-system-arm`, `mosquitto`, `mosquitto_pub` and the
 //! thumbv7m-none-eabi target; run with `cargo test --test mqtt` in rig/.
 #![allow(clippy::unwrap_used)]
 
 use device_mcu_rig::prov::{pack, Provision};
 use device_mcu_rig::sntp::Sntp;
-use device_mcu_rig::{build_image, NetNs, Qemu, BACKOFF_BASE_MS};
+use device_mcu_rig::{build_image, build_image_with_faults, NetNs, Qemu, BACKOFF_BASE_MS};
 use rcgen::{
     CertificateParams, CertifiedIssuer, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     KeyPair,
@@ -316,6 +324,15 @@ fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
 }
 
 fn setup(scenario: &str, fx: &Fixture, record: Option<&Path>) -> (NetNs, Broker, Sntp, Qemu) {
+    setup_image(scenario, fx, &fx.elf, record)
+}
+
+fn setup_image(
+    scenario: &str,
+    fx: &Fixture,
+    elf: &Path,
+    record: Option<&Path>,
+) -> (NetNs, Broker, Sntp, Qemu) {
     let ns = NetNs::create(
         &format!("devmcu-mqtt-{}-{scenario}", std::process::id()),
         "tap0",
@@ -324,7 +341,7 @@ fn setup(scenario: &str, fx: &Fixture, record: Option<&Path>) -> (NetNs, Broker,
     .unwrap();
     let broker = Broker::start(&ns, &fx.dir.join("mosquitto.conf"));
     let sntp = Sntp::start(&ns, HOST, SNTP_PORT, 0).unwrap();
-    let qemu = Qemu::boot_provisioned(&ns, &fx.elf, "52:54:00:17:00:02", record).unwrap();
+    let qemu = Qemu::boot_provisioned(&ns, elf, "52:54:00:17:00:02", record).unwrap();
     (ns, broker, sntp, qemu)
 }
 
@@ -677,4 +694,62 @@ fn backoff_resets_only_after_a_session_that_stayed_up() {
     let (delay, count) = last_backoff(&qemu);
     assert_eq!(count, 1, "{:?}", qemu.seen);
     assert!(delay <= BACKOFF_BASE_MS, "{delay} ms");
+}
+
+/// Publishes the same `$.mid` twice, then a marker command; returns how
+/// many times the device applied the repeated id (its console), after
+/// checking that every copy was PUBACKed.
+fn applied_count_of_a_repeated_mid(scenario: &str, faults: &[&str]) -> (usize, Vec<String>) {
+    let fx = fixture();
+    let elf = if faults.is_empty() {
+        fx.elf.clone()
+    } else {
+        let built =
+            build_image_with_faults(&format!("{DEVICE}/24"), &format!("{HOST}:7700"), faults)
+                .unwrap();
+        let elf = fx
+            .dir
+            .join(format!("device-mcu.faults-{}.elf", faults.join("+")));
+        std::fs::copy(&built, &elf).unwrap();
+        elf
+    };
+    let _one = one_at_a_time();
+    let (ns, _broker, _sntp, mut qemu) = setup_image(scenario, fx, &elf, Some(&fx.prov));
+    qemu.wait_line(
+        &format!("device-mcu: faults=[{}]", faults.join(",")),
+        Duration::from_secs(30),
+    )
+    .unwrap();
+    qemu.wait_line("mqtt: subscribed", HANDSHAKE).unwrap();
+    publish_command(&ns, fx, "m-dup", "set led on");
+    publish_command(&ns, fx, "m-dup", "set led on");
+    publish_command(&ns, fx, "m-next", "marker");
+    qemu.wait_line("mqtt: command mid=m-next applied", Duration::from_secs(60))
+        .unwrap();
+    qemu.wait_line("mqtt: puback pid=", Duration::from_secs(10))
+        .unwrap();
+    let count = |needle: &str| qemu.seen.iter().filter(|l| l.contains(needle)).count();
+    assert_eq!(count("mqtt: puback pid="), 3, "{:?}", qemu.seen);
+    (count("mqtt: command mid=m-dup applied"), qemu.seen.clone())
+}
+
+#[test]
+fn without_fault_no_dedupe_it_applies_a_command_once_per_message_id() {
+    let (applied, seen) = applied_count_of_a_repeated_mid("dedupe", &[]);
+    assert_eq!(applied, 1, "{seen:?}");
+    assert!(
+        seen.iter().any(|l| l
+            .contains("mqtt: command mid=m-dup already applied: acknowledged, not applied again")),
+        "{seen:?}"
+    );
+}
+
+#[test]
+fn with_fault_no_dedupe_it_applies_a_repeated_message_id_again() {
+    let (applied, seen) = applied_count_of_a_repeated_mid("nodedupe", &["no-dedupe"]);
+    assert_eq!(applied, 2, "{seen:?}");
+    assert!(
+        !seen.iter().any(|l| l.contains("already applied")),
+        "{seen:?}"
+    );
 }

@@ -4,6 +4,8 @@
 //! every kind of damage is refused with its reason.
 #![allow(clippy::unwrap_used)]
 
+extern crate alloc;
+
 #[path = "../../src/mqtt.rs"]
 #[allow(dead_code)]
 mod mqtt;
@@ -204,6 +206,28 @@ fn mqtt_connect_and_subscribe_follow_the_device_contract() {
     assert_eq!(
         mqtt::frame_len(&[0x30, 0xff, 0xff, 0xff, 0xff, 0x01]),
         Err(mqtt::MqttError::BadLength)
+    );
+}
+
+#[test]
+fn a_commands_message_id_is_the_dollar_mid_of_its_property_bag() {
+    let base = "devices/dev-1/messages/devicebound/";
+    let mid = |bag: &str| mqtt::message_id(&format!("{base}{bag}"));
+    assert_eq!(mid("%24.mid=m-1").as_deref(), Some("m-1"));
+    assert_eq!(mid("a=b&%24.mid=x%20y&%24.to=z").as_deref(), Some("x y"));
+    // `$` unescaped parses too.
+    assert_eq!(mid("$.mid=m-2").as_deref(), Some("m-2"));
+    assert_eq!(mid(""), None);
+    assert_eq!(mid("%24.mid="), None);
+    assert_eq!(mid("%24.mi=m-1"), None);
+    assert_eq!(mid(&format!("%24.mid={}", "a".repeat(256))), None);
+    assert_eq!(
+        mid(&format!("%24.mid={}", "a".repeat(255))).map(|m| m.len()),
+        Some(255)
+    );
+    assert_eq!(
+        mqtt::message_id("devices/dev-1/messages/events/%24.mid=m-1"),
+        None
     );
 }
 

@@ -13,6 +13,11 @@
 //! - the hub's certificate is from another CA, is for another name (its
 //!   CommonName is the hub's, its subjectAltName is not), or has expired:
 //!   each refused by the device, which says why on its console.
+//! - fault switches (an image built per fault set,
+//!   `build_image_with_faults`): with `no-server-verify` the other-CA hub
+//!   is accepted (handshake, CONNECT); with `listen-debug` a TCP connect
+//!   from the host to the device's port 2323 succeeds and reads the debug
+//!   banner, while the default image refuses it (RST).
 //!
 //! Needs root, `qemu-system-arm` and the thumbv7m-none-eabi target; run
 //! with `cargo test` in rig/.
@@ -20,7 +25,7 @@
 
 use device_mcu_rig::prov::{pack, Provision};
 use device_mcu_rig::sntp::Sntp;
-use device_mcu_rig::{build_image, NetNs, Qemu};
+use device_mcu_rig::{build_image, build_image_with_faults, NetNs, Qemu};
 use rcgen::{
     CertificateParams, CertifiedIssuer, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     KeyPair,
@@ -28,9 +33,10 @@ use rcgen::{
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig, ServerConnection, StreamOwned};
+use std::collections::HashMap;
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener};
-use std::path::PathBuf;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, TryRecvError};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -302,14 +308,41 @@ fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
 }
 
 fn boot(scenario: &str, fx: &Fixture) -> (NetNs, Qemu) {
+    boot_image(scenario, fx, &fx.elf, &[])
+}
+
+/// Boots `elf`, built with `faults`, and checks that its boot line says so.
+fn boot_image(scenario: &str, fx: &Fixture, elf: &Path, faults: &[&str]) -> (NetNs, Qemu) {
     let ns = NetNs::create(
         &format!("devmcu-tls-{}-{scenario}", std::process::id()),
         "tap0",
         &format!("{HOST}/24"),
     )
     .unwrap();
-    let qemu = Qemu::boot_provisioned(&ns, &fx.elf, "52:54:00:17:00:02", Some(&fx.prov)).unwrap();
+    let mut qemu = Qemu::boot_provisioned(&ns, elf, "52:54:00:17:00:02", Some(&fx.prov)).unwrap();
+    let line = format!("device-mcu: faults=[{}]", faults.join(","));
+    qemu.wait_line(&line, Duration::from_secs(30)).unwrap();
     (ns, qemu)
+}
+
+/// The image built with the fault switches `faults` (one build per set,
+/// our own copy of it).
+fn fault_image(fx: &Fixture, faults: &[&str]) -> PathBuf {
+    static IMAGES: Mutex<Option<HashMap<String, PathBuf>>> = Mutex::new(None);
+    let mut images = IMAGES.lock().unwrap_or_else(|p| p.into_inner());
+    let key = faults.join("+");
+    let images = images.get_or_insert_with(HashMap::new);
+    if let Some(elf) = images.get(&key) {
+        return elf.clone();
+    }
+    let built =
+        build_image_with_faults(&format!("{DEVICE}/24"), &format!("{HOST}:7700"), faults).unwrap();
+    let elf = fx
+        .prov
+        .with_file_name(format!("device-mcu.faults-{key}.elf"));
+    std::fs::copy(&built, &elf).unwrap();
+    images.insert(key, elf.clone());
+    elf
 }
 
 fn unix_now() -> u64 {
@@ -542,4 +575,102 @@ fn refuses_sntp_time_before_its_provisioned_floor() {
         "{:?}",
         qemu.seen
     );
+}
+
+/// Fault `no-server-verify`: the image built with it completes the
+/// handshake with a hub whose certificate is from a CA it was not given
+/// (the scenario the correct image refuses,
+/// `refuses_a_hub_certificate_from_another_ca`) and goes on to MQTT.
+#[test]
+fn with_fault_no_server_verify_it_accepts_a_hub_certificate_from_another_ca() {
+    let fx = fixture();
+    let elf = fault_image(fx, &["no-server-verify"]);
+    let _one = one_at_a_time();
+    let (ns, mut qemu) = boot_image("noverify", fx, &elf, &["no-server-verify"]);
+    let hub = start_hub(&ns, fx, &fx.other_ca);
+    let _sntp = start_sntp(&ns, 0);
+    match recv(&hub, "accept") {
+        Hub::Accepted(from) => assert_eq!(from.ip().to_string(), DEVICE),
+        other => panic!("{other:?}"),
+    }
+    match recv(&hub, "handshake") {
+        Hub::Handshaken { client_cert } => {
+            assert_eq!(client_cert.as_deref(), Some(fx.client_cert.as_slice()))
+        }
+        other => panic!(
+            "the handshake did not complete: {other:?}; console {:?}",
+            qemu.seen
+        ),
+    }
+    let done = qemu.wait_line("tls: handshake done", HANDSHAKE).unwrap();
+    assert!(
+        done.contains("NOT verified (fault no-server-verify)"),
+        "{done}"
+    );
+    match recv(&hub, "connect") {
+        Hub::Connect(packet) => assert_eq!(packet[0], 0x10, "MQTT CONNECT: {packet:?}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        !qemu.seen.iter().any(|l| l.contains("tls: refused")),
+        "{:?}",
+        qemu.seen
+    );
+}
+
+/// From the host, a TCP connection to the device's debug port (2323, the
+/// reference device's): the NI view of fault `listen-debug`.
+fn dial_debug_port(ns: &NetNs) -> std::io::Result<Vec<u8>> {
+    ns.spawn_inside(|| {
+        let to = SocketAddr::from((DEVICE.parse::<Ipv4Addr>().unwrap(), 2323));
+        let mut stream = TcpStream::connect_timeout(&to, Duration::from_secs(20))?;
+        stream.set_read_timeout(Some(Duration::from_secs(20)))?;
+        let mut banner = Vec::new();
+        stream.read_to_end(&mut banner)?;
+        Ok(banner)
+    })
+    .unwrap()
+    .join()
+    .unwrap()
+    .unwrap()
+}
+
+/// Without fault `listen-debug` the device has no listener: a connection
+/// to TCP 2323 is refused (smoltcp answers the SYN with a reset) while the
+/// device is up and driving its interface (waiting for time).
+#[test]
+fn without_fault_listen_debug_its_debug_port_refuses_connections() {
+    let fx = fixture();
+    let _one = one_at_a_time();
+    let (ns, mut qemu) = boot("nodebug", fx);
+    qemu.wait_line("time: no answer from sntp", Duration::from_secs(60))
+        .unwrap();
+    let err = dial_debug_port(&ns).expect_err("a connection to 2323 succeeded");
+    assert_eq!(
+        err.kind(),
+        std::io::ErrorKind::ConnectionRefused,
+        "{err}; console {:?}",
+        qemu.seen
+    );
+}
+
+/// With fault `listen-debug` the same connection succeeds and the device
+/// answers with its debug banner, more than once (it listens again).
+#[test]
+fn with_fault_listen_debug_its_debug_port_accepts_and_answers() {
+    let fx = fixture();
+    let elf = fault_image(fx, &["listen-debug"]);
+    let _one = one_at_a_time();
+    let (ns, mut qemu) = boot_image("debug", fx, &elf, &["listen-debug"]);
+    qemu.wait_line(
+        "fault listen-debug: listening on TCP 2323",
+        Duration::from_secs(30),
+    )
+    .unwrap();
+    qemu.wait_line("time: no answer from sntp", Duration::from_secs(60))
+        .unwrap();
+    for n in 1..=3 {
+        let banner = dial_debug_port(&ns).unwrap_or_else(|e| panic!("connection {n}: {e}"));
+        assert_eq!(banner, b"debug shell\r\n> ", "console {:?}", qemu.seen);
+    }
 }

@@ -152,3 +152,53 @@ fn the_verifier_refuses_a_signature_before_a_verified_certificate() {
     assert!(matches!(v.refusal, Some(Refusal::OutOfOrder)));
     assert!(!v.authenticated());
 }
+
+#[test]
+fn with_fault_no_server_verify_any_chain_passes_but_the_handshake_signature_is_still_checked() {
+    let ours = pki();
+    // Another CA (same name, another key), the same hub name.
+    let theirs = pki();
+    let other_ca = |accept_any: bool| {
+        let mut v = WebPkiVerifier::<Aes128GcmSha256>::new(ours.ca, Some(UnixTime::now()));
+        if accept_any {
+            v.accept_any_chain();
+        }
+        TlsVerifier::<Aes128GcmSha256>::set_hostname_verification(&mut v, "hub.sacbench.test")
+            .unwrap();
+        let mut cert = CertificateRef::with_context(&[]);
+        cert.add(CertificateEntryRef::X509(&theirs.server)).unwrap();
+        let ok = v
+            .verify_certificate(&sha2::Sha256::new(), &None, cert)
+            .is_ok();
+        (ok, v)
+    };
+    let (ok, v) = other_ca(false);
+    assert!(!ok);
+    assert!(
+        matches!(v.refusal, Some(Refusal::Chain(_))),
+        "{:?}",
+        v.refusal
+    );
+    let (ok, mut v) = other_ca(true);
+    assert!(ok, "{:?}", v.refusal);
+    // The server must still prove it holds the presented certificate's key.
+    let verify = embedded_tls::CertificateVerifyRef {
+        signature_scheme: embedded_tls::SignatureScheme::EcdsaSecp256r1Sha256,
+        signature: &[0x30, 0x00],
+    };
+    assert!(v.verify_signature(verify).is_err());
+    assert!(
+        matches!(v.refusal, Some(Refusal::Signature(_))),
+        "{:?}",
+        v.refusal
+    );
+    assert!(!v.authenticated());
+    // And an empty Certificate message is no certificate at all.
+    let mut v = WebPkiVerifier::<Aes128GcmSha256>::new(ours.ca, Some(UnixTime::now()));
+    v.accept_any_chain();
+    let cert = CertificateRef::with_context(&[]);
+    assert!(v
+        .verify_certificate(&sha2::Sha256::new(), &None, cert)
+        .is_err());
+    assert!(matches!(v.refusal, Some(Refusal::NoCertificate)));
+}
