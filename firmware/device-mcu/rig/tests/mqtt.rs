@@ -45,21 +45,23 @@
 //! thumbv7m-none-eabi target; run with `cargo test --test mqtt` in rig/.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
+use common::{ca, number_after, one_at_a_time, unix_now};
 use device_mcu_rig::prov::{pack, Provision};
 use device_mcu_rig::sntp::Sntp;
 use device_mcu_rig::{build_image, build_image_with_faults, NetNs, Qemu, BACKOFF_BASE_MS};
 use rcgen::{
-    CertificateParams, CertifiedIssuer, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair,
+    CertificateParams, CertifiedIssuer, DistinguishedName, DnType, ExtendedKeyUsagePurpose, KeyPair,
 };
 use std::io::{BufRead, BufReader, Read};
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 use std::thread;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 
 const HOST: &str = "10.0.17.1";
@@ -81,13 +83,6 @@ struct Fixture {
     prov: PathBuf,
     /// The good record with one body byte changed (digest left as it was).
     corrupt: PathBuf,
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
 }
 
 fn leaf(
@@ -115,15 +110,7 @@ fn fixture() -> &'static Fixture {
         let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
             .join(format!("devmcu-mqtt-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let ca = {
-            let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-            params.is_ca = IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-            params.distinguished_name = DistinguishedName::new();
-            params
-                .distinguished_name
-                .push(DnType::CommonName, "sacbench mqtt test CA");
-            CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap()
-        };
+        let ca = ca("sacbench mqtt test CA");
         // The broker: the hub's name for the device, its address for
         // mosquitto_pub (which then verifies the name, no --insecure).
         let (server, server_key) = leaf(
@@ -316,13 +303,6 @@ impl Drop for Broker {
 }
 
 /// One scenario at a time: each QEMU spins a host core.
-fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
-    static BOOTS: Mutex<()> = Mutex::new(());
-    BOOTS
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 fn setup(scenario: &str, fx: &Fixture, record: Option<&Path>) -> (NetNs, Broker, Sntp, Qemu) {
     setup_image(scenario, fx, &fx.elf, record)
 }
@@ -487,19 +467,6 @@ fn publish_command(ns: &NetNs, fx: &Fixture, mid: &str, payload: &str) -> String
 }
 
 /// The number after `key` in `line` (`… in 123 ms …`).
-fn number_after(line: &str, key: &str) -> u64 {
-    let at = line
-        .find(key)
-        .unwrap_or_else(|| panic!("{key:?} in {line:?}"))
-        + key.len();
-    line[at..]
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect::<String>()
-        .parse()
-        .unwrap_or_else(|_| panic!("a number after {key:?} in {line:?}"))
-}
-
 #[test]
 fn reconnects_with_growing_delays_after_the_broker_restarts() {
     let fx = fixture();

@@ -23,6 +23,9 @@
 //! with `cargo test` in rig/.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
+use common::{ca, number_after, one_at_a_time, unix_now};
 use device_mcu_rig::prov::{pack, Provision};
 use device_mcu_rig::sntp::Sntp;
 use device_mcu_rig::{build_image, build_image_with_faults, NetNs, Qemu};
@@ -39,7 +42,7 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, TryRecvError};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use time::OffsetDateTime;
 
 const HOST: &str = "10.0.17.1";
@@ -79,14 +82,6 @@ struct Fixture {
     chained: ServerIdentity,
     /// The server's trust anchor for client certificates.
     ca: CertificateDer<'static>,
-}
-
-fn ca(name: &str) -> CertifiedIssuer<'static, KeyPair> {
-    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    params.is_ca = IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    params.distinguished_name = DistinguishedName::new();
-    params.distinguished_name.push(DnType::CommonName, name);
-    CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap()
 }
 
 fn leaf(
@@ -300,13 +295,6 @@ fn start_sntp(ns: &NetNs, offset: i64) -> Sntp {
 }
 
 /// One scenario at a time: each QEMU spins a host core.
-fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
-    static BOOTS: Mutex<()> = Mutex::new(());
-    BOOTS
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 fn boot(scenario: &str, fx: &Fixture) -> (NetNs, Qemu) {
     boot_image(scenario, fx, &fx.elf, &[])
 }
@@ -345,24 +333,9 @@ fn fault_image(fx: &Fixture, faults: &[&str]) -> PathBuf {
     elf
 }
 
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
 fn recv(hub: &Receiver<Hub>, what: &str) -> Hub {
     hub.recv_timeout(HANDSHAKE)
         .unwrap_or_else(|e| panic!("hub: no event ({what}): {e}"))
-}
-
-fn number_after(line: &str, key: &str) -> u64 {
-    line.split(key)
-        .nth(1)
-        .and_then(|s| s.split(|c: char| !c.is_ascii_digit()).next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no number after {key:?} in {line:?}"))
 }
 
 #[test]

@@ -1,0 +1,47 @@
+//! What the QEMU tests (`tls.rs`, `mqtt.rs`) share: the test CA, the clock,
+//! one boot at a time, reading numbers off console lines.
+
+use rcgen::{CertificateParams, CertifiedIssuer, DistinguishedName, DnType, IsCa, KeyPair};
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// A self-signed CA named `name`, unconstrained.
+pub fn ca(name: &str) -> CertifiedIssuer<'static, KeyPair> {
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params.distinguished_name = DistinguishedName::new();
+    params.distinguished_name.push(DnType::CommonName, name);
+    CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap()
+}
+
+/// Now, in Unix seconds.
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// One QEMU boot at a time in this test binary (each keeps a host core
+/// busy, and all use the same namespace addresses); a failed test's poison
+/// does not stop the next.
+pub fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static BOOTS: Mutex<()> = Mutex::new(());
+    BOOTS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The decimal number right after the first `key` in `line`.
+pub fn number_after(line: &str, key: &str) -> u64 {
+    let at = line
+        .find(key)
+        .unwrap_or_else(|| panic!("{key:?} in {line:?}"))
+        + key.len();
+    line[at..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect::<String>()
+        .parse()
+        .unwrap_or_else(|_| panic!("a number after {key:?} in {line:?}"))
+}
