@@ -20,7 +20,7 @@ mod fake_lab;
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::process::{Child, ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -331,6 +331,64 @@ fn passed(dir: &Path, out: &str, ids: &[&str], said: &str) -> Result<(), Failed>
     Ok(())
 }
 
+/// The bench exited 0 and its run passed `ids` ([`passed`]).
+fn exited_0_and_passed(
+    dir: &Path,
+    out: &str,
+    ids: &[&str],
+    status: ExitStatus,
+    said: &str,
+) -> Result<(), Failed> {
+    passed(dir, out, ids, said)?;
+    if status.code() != Some(0) {
+        return Err(format!("{out}: exit {:?}:\n{said}", status.code()).into());
+    }
+    Ok(())
+}
+
+/// Two benches on one place, in a fixed order: `holder` has acquired it and
+/// is stopped (SIGSTOP), so the place stays held however fast either runs;
+/// `waiter` was started after it. `waiting` is the waiter's "waiting for
+/// place" line, or why it never came: the caller resumes or kills the holder
+/// first, and only then looks at it (a holder left stopped hangs the test).
+struct Contention {
+    holder: Child,
+    holder_pid: Pid,
+    holder_lines: Lines,
+    waiter: Child,
+    waiter_lines: Lines,
+    waiting: Result<String, Failed>,
+}
+
+fn contend(
+    lab: &FakeLab,
+    farm: &Farm,
+    dir: &Path,
+    holder: &str,
+    waiter: &str,
+) -> Result<Contention, Failed> {
+    let (holder_child, mut holder_lines) = start_bench(lab, farm, dir, holder, "MT-01");
+    holder_lines.wait_for(
+        "labgrid: acquired place fakelab",
+        &format!("the {holder} bench"),
+    )?;
+    let holder_pid = Pid::from_raw(holder_child.id() as i32);
+    kill(holder_pid, Signal::SIGSTOP)?;
+    let (waiter_child, mut waiter_lines) = start_bench(lab, farm, dir, waiter, "MT-01");
+    let waiting = waiter_lines.wait_for(
+        "labgrid: waiting for place fakelab",
+        &format!("the {waiter} bench"),
+    );
+    Ok(Contention {
+        holder: holder_child,
+        holder_pid,
+        holder_lines,
+        waiter: waiter_child,
+        waiter_lines,
+        waiting,
+    })
+}
+
 /// The reference board through the place: the cases pass as on the fake lab
 /// itself, power and link switched through the place's ModbusTCPCoils, the
 /// console read over RFC 2217 from the exporter's ser2net, the DUT's address
@@ -343,10 +401,7 @@ fn reference_board_passes_through_a_labgrid_place() -> Result<(), Failed> {
     let (mut bench, lines) = start_bench(&lab, &farm, dir.path(), "run", &ids.join(","));
     let status = bench.wait()?;
     let said = lines.rest();
-    passed(dir.path(), "run", &ids, &said)?;
-    if status.code() != Some(0) {
-        return Err(format!("exit {:?}:\n{said}", status.code()).into());
-    }
+    exited_0_and_passed(dir.path(), "run", &ids, status, &said)?;
     for want in [
         "labgrid: acquired place fakelab on 127.0.0.1:20408",
         "labgrid: released place fakelab",
@@ -379,10 +434,7 @@ fn power_through_a_simplerest_power_port() -> Result<(), Failed> {
     let (mut bench, lines) = start_bench(&lab, &farm, dir.path(), "run", "MT-01");
     let status = bench.wait()?;
     let said = lines.rest();
-    passed(dir.path(), "run", &["MT-01"], &said)?;
-    if status.code() != Some(0) {
-        return Err(format!("exit {:?}:\n{said}", status.code()).into());
-    }
+    exited_0_and_passed(dir.path(), "run", &["MT-01"], status, &said)?;
     // Switched over HTTP (index 0), and nothing through the relay.
     let writes = lab.board.writes.lock().unwrap().clone();
     if !writes.contains(&(0, true)) || !writes.contains(&(0, false)) || writes.len() < 2 {
@@ -397,14 +449,16 @@ fn contending_benches_take_turns() -> Result<(), Failed> {
     let dir = tempfile::tempdir()?;
     let lab = FakeLab::build(dir.path(), 12, Firmware::Reference)?;
     let farm = start_farm(&lab, dir.path())?;
-    let (mut first, mut first_lines) = start_bench(&lab, &farm, dir.path(), "first", "MT-01");
-    first_lines.wait_for("labgrid: acquired place fakelab", "the first bench")?;
-    // Held there (stopped) until the second bench is seen waiting: the order
-    // does not depend on how fast either runs.
-    let first_pid = Pid::from_raw(first.id() as i32);
-    kill(first_pid, Signal::SIGSTOP)?;
-    let (mut second, mut second_lines) = start_bench(&lab, &farm, dir.path(), "second", "MT-01");
-    let waiting = second_lines.wait_for("labgrid: waiting for place fakelab", "the second bench");
+    // The first holds the place (stopped) until the second is seen waiting:
+    // the order does not depend on how fast either runs.
+    let Contention {
+        holder: mut first,
+        holder_pid: first_pid,
+        holder_lines: first_lines,
+        waiter: mut second,
+        waiter_lines: second_lines,
+        waiting,
+    } = contend(&lab, &farm, dir.path(), "first", "second")?;
     kill(first_pid, Signal::SIGCONT)?;
     let waiting = waiting?;
     if !waiting.contains("up to 120 s") || !waiting.contains("held: fakelab by") {
@@ -412,19 +466,18 @@ fn contending_benches_take_turns() -> Result<(), Failed> {
     }
     let first_status = first.wait()?;
     let first_said = first_lines.rest();
-    passed(dir.path(), "first", &["MT-01"], &first_said)?;
-    if first_status.code() != Some(0) {
-        return Err(format!("first bench: exit {:?}:\n{first_said}", first_status.code()).into());
-    }
+    exited_0_and_passed(dir.path(), "first", &["MT-01"], first_status, &first_said)?;
     let second_status = second.wait()?;
     let second_said = second_lines.rest();
-    passed(dir.path(), "second", &["MT-01"], &second_said)?;
-    if second_status.code() != Some(0) || !second_said.contains("labgrid: acquired place fakelab") {
-        return Err(format!(
-            "second bench: exit {:?}:\n{second_said}",
-            second_status.code()
-        )
-        .into());
+    exited_0_and_passed(
+        dir.path(),
+        "second",
+        &["MT-01"],
+        second_status,
+        &second_said,
+    )?;
+    if !second_said.contains("labgrid: acquired place fakelab") {
+        return Err(format!("second bench: never acquired the place:\n{second_said}").into());
     }
     Ok(())
 }
@@ -456,10 +509,7 @@ fn a_killed_benchs_place_is_recovered_by_the_next_run() -> Result<(), Failed> {
     {
         return Err(format!("no recovery message like {want:?}:\n{said}").into());
     }
-    passed(dir.path(), "next", &["MT-01"], &said)?;
-    if status.code() != Some(0) {
-        return Err(format!("exit {:?}:\n{said}", status.code()).into());
-    }
+    exited_0_and_passed(dir.path(), "next", &["MT-01"], status, &said)?;
     Ok(())
 }
 
@@ -469,13 +519,15 @@ fn a_bench_killed_while_another_waits_is_recovered_by_the_waiting_one() -> Resul
     let dir = tempfile::tempdir()?;
     let lab = FakeLab::build(dir.path(), 16, Firmware::Reference)?;
     let farm = start_farm(&lab, dir.path())?;
-    let (mut first, mut first_lines) = start_bench(&lab, &farm, dir.path(), "first", "MT-01");
-    first_lines.wait_for("labgrid: acquired place fakelab", "the first bench")?;
-    let first_pid = Pid::from_raw(first.id() as i32);
     // Stopped while it holds the place, so the second bench must wait.
-    kill(first_pid, Signal::SIGSTOP)?;
-    let (mut second, mut second_lines) = start_bench(&lab, &farm, dir.path(), "second", "MT-01");
-    let waiting = second_lines.wait_for("labgrid: waiting for place fakelab", "the second bench");
+    let Contention {
+        holder: mut first,
+        holder_pid: first_pid,
+        waiter: mut second,
+        waiter_lines: mut second_lines,
+        waiting,
+        ..
+    } = contend(&lab, &farm, dir.path(), "first", "second")?;
     kill(first_pid, Signal::SIGKILL)?;
     first.wait()?;
     waiting?;
@@ -485,10 +537,7 @@ fn a_bench_killed_while_another_waits_is_recovered_by_the_waiting_one() -> Resul
     )?;
     let status = second.wait()?;
     let said = second_lines.rest();
-    passed(dir.path(), "second", &["MT-01"], &said)?;
-    if status.code() != Some(0) {
-        return Err(format!("exit {:?}:\n{said}", status.code()).into());
-    }
+    exited_0_and_passed(dir.path(), "second", &["MT-01"], status, &said)?;
     Ok(())
 }
 
@@ -505,12 +554,14 @@ fn interrupted_benches_give_up_or_release_and_farm_problems_are_exit_2() -> Resu
 
     // SIGINT while waiting for the place (held by a stopped bench): the
     // waiting bench gives up, exit 2, saying so; the holder runs on.
-    let (mut holder, mut holder_lines) = start_bench(&lab, &farm, dir.path(), "holder", "MT-01");
-    holder_lines.wait_for("labgrid: acquired place fakelab", "the holding bench")?;
-    let holder_pid = Pid::from_raw(holder.id() as i32);
-    kill(holder_pid, Signal::SIGSTOP)?;
-    let (mut waiter, mut waiter_lines) = start_bench(&lab, &farm, dir.path(), "waiter", "MT-01");
-    let waiting = waiter_lines.wait_for("labgrid: waiting for place fakelab", "the waiting bench");
+    let Contention {
+        mut holder,
+        holder_pid,
+        holder_lines,
+        mut waiter,
+        waiter_lines,
+        waiting,
+    } = contend(&lab, &farm, dir.path(), "holder", "waiter")?;
     if waiting.is_ok() {
         kill(Pid::from_raw(waiter.id() as i32), Signal::SIGINT)?;
     }
