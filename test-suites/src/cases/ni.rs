@@ -79,8 +79,8 @@ async fn ni01(case: &mut Case) -> Result<String, Fail> {
     case.session_active(c.seq).await?;
     let r = v4_scan(case)?;
     case.note(Evidence::scan(format!(
-        "TCP 1-65535 on {}: open {:?}, {} unanswered, in {:?}",
-        r.address, r.open_tcp, r.unanswered_tcp, r.elapsed
+        "TCP 1-65535 on {}: open {:?}, {} unanswered ({} answered only when probed again), in {:?}",
+        r.address, r.open_tcp, r.unanswered_tcp, r.retried_tcp, r.elapsed
     )));
     if !r.open_tcp.is_empty() || r.unanswered_tcp + r.unreachable_tcp > 0 {
         cite_open_ports(case, &r);

@@ -44,6 +44,12 @@ pub struct ScanTarget {
     pub timeout: Duration,
     /// How many ports are probed at once, TCP and UDP alike (at least 1).
     pub concurrency: usize,
+    /// How many times TCP ports that neither accepted nor refused are
+    /// probed again, each pass at a sixteenth of the previous concurrency:
+    /// a small device drops SYNs that arrive faster than it takes frames
+    /// in, as nmap's retransmissions and slower timing allow for. A port
+    /// is "unanswered" only when every pass found it silent.
+    pub retry_passes: usize,
 }
 
 impl ScanTarget {
@@ -66,6 +72,7 @@ impl ScanTarget {
             udp_ports: UDP_PORTS.to_vec(),
             timeout: Duration::from_millis(1500),
             concurrency: 512,
+            retry_passes: 3,
         }
     }
 }
@@ -88,8 +95,10 @@ pub struct ScanReport {
     pub address: IpAddr,
     /// TCP ports that completed the handshake, ascending.
     pub open_tcp: Vec<u16>,
-    /// TCP ports that neither accepted nor refused in time.
+    /// TCP ports that neither accepted nor refused in time, in every pass.
     pub unanswered_tcp: usize,
+    /// TCP ports that answered only when probed again (dropped probes).
+    pub retried_tcp: usize,
     /// TCP ports the scanner could not even send to (no route, link down).
     pub unreachable_tcp: usize,
     /// Each probed UDP port's answer.
@@ -187,12 +196,17 @@ async fn spawn_limited<T: Send + 'static>(
     });
 }
 
-async fn run(target: ScanTarget) -> Result<ScanReport, RigError> {
-    let started = Instant::now();
-    let permits = Arc::new(Semaphore::new(target.concurrency.max(1)));
+/// One TCP pass over `ports`, `concurrency` at once: the open ports, the
+/// silent ones, and how many could not be sent to.
+async fn tcp_pass(
+    target: &ScanTarget,
+    ports: impl Iterator<Item = u16>,
+    concurrency: usize,
+) -> Result<(Vec<u16>, Vec<u16>, usize), RigError> {
+    let permits = Arc::new(Semaphore::new(concurrency.max(1)));
     let mut tasks = tokio::task::JoinSet::new();
-    for port in target.tcp_ports.clone() {
-        let addr = socket_addr(&target, port)?;
+    for port in ports {
+        let addr = socket_addr(target, port)?;
         let timeout = target.timeout;
         spawn_limited(&permits, &mut tasks, async move {
             (
@@ -202,15 +216,41 @@ async fn run(target: ScanTarget) -> Result<ScanReport, RigError> {
         })
         .await;
     }
-    let (mut open_tcp, mut unanswered_tcp, mut unreachable_tcp) = (Vec::new(), 0, 0);
+    let (mut open, mut silent, mut unreachable) = (Vec::new(), Vec::new(), 0);
     while let Some(done) = tasks.join_next().await {
         match done.map_err(|e| RigError::Setup(format!("scan task: {e}")))? {
-            (port, Ok(Ok(_stream))) => open_tcp.push(port),
+            (port, Ok(Ok(_stream))) => open.push(port),
             (_, Ok(Err(e))) if e.kind() == std::io::ErrorKind::ConnectionRefused => {}
-            (_, Ok(Err(_unreachable))) => unreachable_tcp += 1,
-            (_, Err(_timeout)) => unanswered_tcp += 1,
+            (_, Ok(Err(_unreachable))) => unreachable += 1,
+            (port, Err(_timeout)) => silent.push(port),
         }
     }
+    Ok((open, silent, unreachable))
+}
+
+async fn run(target: ScanTarget) -> Result<ScanReport, RigError> {
+    let started = Instant::now();
+    let permits = Arc::new(Semaphore::new(target.concurrency.max(1)));
+    let (mut open_tcp, mut silent, mut unreachable_tcp) =
+        tcp_pass(&target, target.tcp_ports.clone(), target.concurrency).await?;
+    let first_silent = silent.len();
+    let mut concurrency = target.concurrency;
+    for _ in 0..target.retry_passes {
+        if silent.is_empty() {
+            break;
+        }
+        concurrency = (concurrency / 16).max(1);
+        let (open, still, unreachable) = tcp_pass(
+            &target,
+            std::mem::take(&mut silent).into_iter(),
+            concurrency,
+        )
+        .await?;
+        open_tcp.extend(open);
+        silent = still;
+        unreachable_tcp += unreachable;
+    }
+    let unanswered_tcp = silent.len();
     open_tcp.sort_unstable();
     let mut udp = BTreeMap::new();
     let mut probes = tokio::task::JoinSet::new();
@@ -230,6 +270,7 @@ async fn run(target: ScanTarget) -> Result<ScanReport, RigError> {
         address: target.address,
         open_tcp,
         unanswered_tcp,
+        retried_tcp: first_silent - unanswered_tcp,
         unreachable_tcp,
         udp,
         elapsed: started.elapsed(),
