@@ -19,9 +19,12 @@ use crate::model::Evidence;
 
 /// How a [`BadHub`] speaks TLS.
 pub(super) enum BadTls<'a> {
-    /// TLS 1.2 only (rustls), presenting this certificate chain; no client
-    /// certificate asked.
-    Tls12Only { cert_pem: &'a str, key_pem: &'a str },
+    /// TLS 1.3 and 1.2 (rustls, as the fixture hub), presenting this
+    /// certificate chain; no client certificate asked. Both versions: a
+    /// device that speaks only TLS 1.3 (or only 1.2) must meet the
+    /// certificate under test, not a version it refuses before it looks
+    /// at the certificate (a vacuous pass no fault could fail).
+    Tls13And12 { cert_pem: &'a str, key_pem: &'a str },
     /// A server that speaks TLS 1.0 only: to a ClientHello whose versions
     /// include 1.0 it answers a TLS 1.0 ServerHello (a correct device aborts
     /// there), to any other a fatal protocol_version alert — what such a
@@ -40,7 +43,7 @@ pub(super) struct BadHub {
 impl BadHub {
     pub(super) async fn start(case: &Case, tls: BadTls<'_>) -> Result<BadHub, Fail> {
         let acceptor = match tls {
-            BadTls::Tls12Only { cert_pem, key_pem } => Some(tls12_acceptor(cert_pem, key_pem)?),
+            BadTls::Tls13And12 { cert_pem, key_pem } => Some(bad_cert_acceptor(cert_pem, key_pem)?),
             BadTls::Tls10Only => None,
         };
         let addr = SocketAddr::from((case.net.hub_ipv4, BAD_HUB_PORT));
@@ -57,7 +60,7 @@ impl BadHub {
             let mut conns = tokio::task::JoinSet::new();
             while let Ok((tcp, _)) = listener.accept().await {
                 match &acceptor {
-                    Some(a) => conns.spawn(serve_tls12(a.clone(), tcp, o.clone())),
+                    Some(a) => conns.spawn(serve_bad_cert(a.clone(), tcp, o.clone())),
                     None => conns.spawn(serve_tls10_only(tcp)),
                 };
             }
@@ -93,7 +96,7 @@ impl Drop for BadHub {
     }
 }
 
-fn tls12_acceptor(cert_pem: &str, key_pem: &str) -> Result<tokio_rustls::TlsAcceptor, Fail> {
+fn bad_cert_acceptor(cert_pem: &str, key_pem: &str) -> Result<tokio_rustls::TlsAcceptor, Fail> {
     use rustls_pki_types::pem::PemObject;
     use rustls_pki_types::{CertificateDer, PrivateKeyDer};
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
@@ -102,7 +105,7 @@ fn tls12_acceptor(cert_pem: &str, key_pem: &str) -> Result<tokio_rustls::TlsAcce
     let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes())
         .map_err(|e| format!("the bad hub's key: {e}"))?;
     let config = rustls::ServerConfig::builder_with_provider(hub_fixture::tls::provider())
-        .with_protocol_versions(&[&rustls::version::TLS12])
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
         .map_err(|e| format!("the bad hub's TLS: {e}"))?
         .with_no_client_auth()
         .with_single_cert(chain, key)
@@ -110,9 +113,9 @@ fn tls12_acceptor(cert_pem: &str, key_pem: &str) -> Result<tokio_rustls::TlsAcce
     Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }
 
-/// One connection to the TLS 1.2 bad hub: what the device sends after the
+/// One connection to the bad certificate's hub: what the device sends after the
 /// handshake is collected.
-async fn serve_tls12(
+async fn serve_bad_cert(
     acceptor: tokio_rustls::TlsAcceptor,
     tcp: tokio::net::TcpStream,
     out: Arc<(Mutex<Vec<u8>>, tokio::sync::Notify)>,
@@ -199,7 +202,7 @@ pub(super) async fn refuses_bad_cert(
     key_pem: &str,
     what: &str,
 ) -> Result<String, Fail> {
-    let hub = BadHub::start(case, BadTls::Tls12Only { cert_pem, key_pem }).await?;
+    let hub = BadHub::start(case, BadTls::Tls13And12 { cert_pem, key_pem }).await?;
     let refusal = against_bad_hub(case, &hub).await?;
     let dut = dut_ip(case);
     let a = case.analysis()?.clone();

@@ -2,7 +2,7 @@
 //! the large chain it must accept — after x509-limbo's path-validation
 //! cases and AWS Device Advisor's TLS group.
 //!
-//! Each case's bad hub (as MT-05…09's: TLS 1.2, in the hub namespace on the
+//! Each case's bad hub (as MT-05…09's: TLS 1.3 and 1.2, in the hub namespace on the
 //! hub's MQTT port) presents a chain from `mt_chain_pki.rs` with exactly one
 //! thing wrong: the right host name, valid dates, and the run's CA at the
 //! top unless the top is the flaw. The refusals are judged as MT-05…09's
@@ -166,7 +166,7 @@ async fn mt26(case: &mut Case) -> Result<String, Fail> {
 /// The positive cases' verdict: the bad hub presenting `c` gets the
 /// device's MQTT CONNECT.
 async fn accepts(case: &mut Case, c: &Chain, what: &str) -> Result<String, Fail> {
-    let tls = BadTls::Tls12Only {
+    let tls = BadTls::Tls13And12 {
         cert_pem: &c.cert_pem,
         key_pem: &c.key_pem,
     };
