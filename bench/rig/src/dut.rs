@@ -36,7 +36,7 @@ pub const DUT_FIELDS: &[(&str, &str)] = &[
     ("emulated", "a table [emulated] with command"),
     (
         "emulated.command",
-        "an array of strings, the program first; placeholders {provisioning}, {state}, {device_id}, {hub_host}, {sacbench_bin}, {dut_dir}",
+        "an array of strings, the program first; placeholders {provisioning}, {state}, {device_id}, {hub_host}, {sacbench_bin}, {dut_dir}; with network = \"tap\" also {bridge}, {ipv4_cidr}, {ipv4_gateway}, {ntp_server}",
     ),
     (
         "emulated.flash",
@@ -45,6 +45,10 @@ pub const DUT_FIELDS: &[(&str, &str)] = &[
     (
         "emulated.board",
         "\"sacbench-native\": the firmware runs on sacbench's native emulated board (its bootloader, flash layout and precise power switch)",
+    ),
+    (
+        "emulated.network",
+        "\"namespace\" (default: the command's processes use the DUT namespace's own address) or \"tap\" (the board brings its own IP stack, e.g. QEMU: the rig bridges the DUT's link to {bridge}, where the board's TAP device goes, and leaves the address {ipv4_cidr} to the board)",
     ),
     ("events", "a table [events] of console event names to regular expressions"),
     ("faults", "a table [faults] with offered"),
@@ -259,6 +263,21 @@ pub struct EmulatedDut {
     pub flash: Option<Vec<String>>,
     /// The emulated board the firmware runs on, if it is one sacbench knows.
     pub board: Option<Board>,
+    /// How the board is on the DUT's link.
+    pub network: BoardNetwork,
+}
+
+/// `[emulated] network`: how an emulated board is on the DUT's link.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum BoardNetwork {
+    /// The command's processes use the DUT namespace's own interface and
+    /// address (a device that runs as a host process).
+    #[default]
+    Namespace,
+    /// The board brings its own IP stack on a TAP device (an emulator such
+    /// as QEMU): the rig bridges the DUT's link to `{bridge}` and gives the
+    /// namespace no address; the board takes `{ipv4_cidr}` itself.
+    Tap,
 }
 
 /// `[faults]`: the fault switches the device offers.
@@ -356,6 +375,8 @@ struct RawEmulated {
     flash: Option<Vec<String>>,
     #[serde(default)]
     board: Option<String>,
+    #[serde(default)]
+    network: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -381,7 +402,16 @@ pub const COMMAND_PLACEHOLDERS: &[&str] = &[
     "{hub_host}",
     "{sacbench_bin}",
     "{dut_dir}",
+    "{bridge}",
+    "{ipv4_cidr}",
+    "{ipv4_gateway}",
+    "{ntp_server}",
 ];
+
+/// The placeholders only a board on `network = "tap"` has: its link and the
+/// addresses its own IP stack takes.
+pub const TAP_PLACEHOLDERS: &[&str] =
+    &["{bridge}", "{ipv4_cidr}", "{ipv4_gateway}", "{ntp_server}"];
 
 impl DutFile {
     /// Reads and checks a DUT file; relative paths resolve against its folder.
@@ -533,10 +563,34 @@ impl DutFile {
                         ))
                     }
                 };
+                let network = match e.network.as_deref() {
+                    None | Some("namespace") => BoardNetwork::Namespace,
+                    Some("tap") => BoardNetwork::Tap,
+                    Some(other) => {
+                        return Err(err(
+                            "emulated.network",
+                            find_line(text, "emulated", "network"),
+                            format!("unknown network {other:?}"),
+                        ))
+                    }
+                };
+                if network == BoardNetwork::Namespace {
+                    if let Some(p) = TAP_PLACEHOLDERS
+                        .iter()
+                        .find(|p| e.command.iter().any(|a| a.contains(*p)))
+                    {
+                        return Err(err(
+                            "emulated.command",
+                            line,
+                            format!("{p} is only for a board with network = \"tap\""),
+                        ));
+                    }
+                }
                 Some(EmulatedDut {
                     command: e.command,
                     flash: e.flash,
                     board,
+                    network,
                 })
             }
         };
@@ -648,18 +702,43 @@ pub struct Placeholders {
     pub sacbench_bin: PathBuf,
     /// `{dut_dir}`: the DUT file's folder.
     pub dut_dir: PathBuf,
+    /// A board on `network = "tap"`: its link and addresses.
+    pub tap: Option<TapPlaceholders>,
+}
+
+/// The placeholders of a board on `network = "tap"`.
+#[derive(Debug, Clone)]
+pub struct TapPlaceholders {
+    /// `{bridge}`: the bridge in the DUT's namespace that joins its link;
+    /// the board's TAP device goes there.
+    pub bridge: String,
+    /// `{ipv4_cidr}`: the address the board takes, with its prefix.
+    pub ipv4_cidr: String,
+    /// `{ipv4_gateway}`: its default gateway (the DUT's first hop).
+    pub ipv4_gateway: String,
+    /// `{ntp_server}`: the rig's SNTP server, `address:port`.
+    pub ntp_server: String,
 }
 
 impl Placeholders {
     /// `arg` with every known placeholder replaced by its value (unknown
     /// `{...}` text is left as is).
     pub fn expand(&self, arg: &str) -> String {
-        arg.replace("{provisioning}", &self.provisioning.to_string_lossy())
+        let arg = arg
+            .replace("{provisioning}", &self.provisioning.to_string_lossy())
             .replace("{state}", &self.state.to_string_lossy())
             .replace("{device_id}", &self.device_id)
             .replace("{hub_host}", &self.hub_host)
             .replace("{sacbench_bin}", &self.sacbench_bin.to_string_lossy())
-            .replace("{dut_dir}", &self.dut_dir.to_string_lossy())
+            .replace("{dut_dir}", &self.dut_dir.to_string_lossy());
+        match &self.tap {
+            Some(t) => arg
+                .replace("{bridge}", &t.bridge)
+                .replace("{ipv4_cidr}", &t.ipv4_cidr)
+                .replace("{ipv4_gateway}", &t.ipv4_gateway)
+                .replace("{ntp_server}", &t.ntp_server),
+            None => arg,
+        }
     }
 }
 

@@ -184,7 +184,11 @@ fn scanner_agrees_with_nmap() -> Result<(), Failed> {
         if theirs != ours.open_tcp {
             return Err(format!("nmap {theirs:?} vs ours {:?}", ours.open_tcp).into());
         }
-        let v6: IpAddr = rig.topology().dut_ipv6_link_local().into();
+        let v6: IpAddr = rig
+            .topology()
+            .dut_ipv6_link_local()
+            .expect("a namespace board")
+            .into();
         let ours6 = scan(ScanTarget {
             tcp_ports: AGREEMENT_PORTS,
             ..ScanTarget::full(Some(gw), v6, Some("g0".into()))

@@ -154,7 +154,10 @@ impl FakeLab {
             )
             .into());
         }
-        let topo = Arc::new(Topology::create(id)?);
+        let topo = Arc::new(Topology::create(
+            id,
+            sacbench_rig::dut::BoardNetwork::Namespace,
+        )?);
         // The console: a pty pair.
         let console = PtyPair::link(&dir.join("board-tty"), &dir.join("bench-tty"))?;
 

@@ -115,11 +115,54 @@ fn placeholders_expand_and_relative_paths_anchor_at_the_file() {
         hub_host: "hub1.sacbench.test".into(),
         sacbench_bin: "/bin".into(),
         dut_dir: "/d".into(),
+        tap: None,
     };
     assert_eq!(
         p.expand("{sacbench_bin}/x --p {provisioning} {state}/f {device_id}@{hub_host} {dut_dir}"),
         "/bin/x --p /p /s/f dut-1@hub1.sacbench.test /d"
     );
+    let tap = Placeholders {
+        tap: Some(TapPlaceholders {
+            bridge: "br0".into(),
+            ipv4_cidr: "10.200.3.2/30".into(),
+            ipv4_gateway: "10.200.3.1".into(),
+            ntp_server: "10.200.3.1:123".into(),
+        }),
+        ..p
+    };
+    assert_eq!(
+        tap.expand(
+            "--bridge {bridge} --ip {ipv4_cidr} --gw {ipv4_gateway} --sntp {ntp_server} {state}"
+        ),
+        "--bridge br0 --ip 10.200.3.2/30 --gw 10.200.3.1 --sntp 10.200.3.1:123 /s"
+    );
+}
+
+#[test]
+fn a_board_on_a_tap_gets_the_link_and_addresses_and_no_other_board_does() {
+    let tap_command = r#"command = ["qemu-board", "--ip", "{ipv4_cidr}", "--bridge", "{bridge}", "--gw", "{ipv4_gateway}", "--sntp", "{ntp_server}"]"#;
+    let on_tap = GOOD.replace(
+        r#"command = ["node", "app.js", "{provisioning}", "{state}"]"#,
+        &format!("network = \"tap\"\n{tap_command}"),
+    );
+    let d = parse(&on_tap).unwrap();
+    assert_eq!(d.emulated.unwrap().network, BoardNetwork::Tap);
+    assert_eq!(
+        parse(GOOD).unwrap().emulated.unwrap().network,
+        BoardNetwork::Namespace
+    );
+    // Without `network = "tap"` the board has no link of its own to name.
+    let e = parse(&on_tap.replace("network = \"tap\"\n", "")).unwrap_err();
+    assert!(
+        e.starts_with("devs/dut.toml:6: `emulated.command`: {bridge} is only for a board with network = \"tap\""),
+        "{e}"
+    );
+    let e = parse(&on_tap.replace("\"tap\"", "\"slirp\"")).unwrap_err();
+    assert!(
+        e.starts_with("devs/dut.toml:6: `emulated.network`: unknown network \"slirp\""),
+        "{e}"
+    );
+    assert!(e.contains("\"namespace\""), "{e}");
 }
 
 #[test]

@@ -87,7 +87,7 @@ impl GatewayRig {
             what: format!("creating {}", dir.display()),
             source: e,
         })?;
-        let topo = Topology::create(config.id)?;
+        let topo = Topology::create(config.id, crate::dut::BoardNetwork::Namespace)?;
         topo.set_forwarding(false)?;
 
         let console = ConsoleLog::default();

@@ -10,6 +10,7 @@ pub mod gateway;
 mod netlink;
 pub mod rig;
 pub mod sandbox;
+pub mod sntp;
 pub mod topology;
 
 pub use board::EmulatedSecondBoard;

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use futures::TryStreamExt;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sched::{unshare, CloneFlags};
-use rtnetlink::{Handle, LinkUnspec, LinkVeth, RouteMessageBuilder};
+use rtnetlink::{Handle, LinkBridge, LinkUnspec, LinkVeth, RouteMessageBuilder};
 
 use super::topology::in_netns;
 use crate::RigError;
@@ -122,6 +122,23 @@ pub async fn add_veth(
             "moving {peer} into {}",
             peer_netns.display()
         )))
+}
+
+/// A bridge `name` (up) with `port` on it.
+pub async fn add_bridge(handle: &Handle, name: &str, port: &str) -> Result<(), RigError> {
+    handle
+        .link()
+        .add(LinkBridge::new(name).build())
+        .execute()
+        .await
+        .map_err(netlink_err(format!("adding bridge {name}")))?;
+    let bridge = link_index(handle, name).await?;
+    handle
+        .link()
+        .set(LinkUnspec::new_with_name(port).controller(bridge).build())
+        .execute()
+        .await
+        .map_err(netlink_err(format!("putting {port} on bridge {name}")))
 }
 
 /// A link up or down.

@@ -15,8 +15,9 @@ use super::board::{
     absolute, board_command, board_control_dir, flash_board, native_board, BoardPower,
     EmulatedSecondBoard,
 };
+use super::sntp::{SntpServer, NTP_PORT};
 use super::topology::{Node, Topology};
-use crate::dut::{Board, DutFile, Placeholders};
+use crate::dut::{Board, BoardNetwork, DutFile, Placeholders, TapPlaceholders};
 use crate::rtt::RttReader;
 use crate::{
     Capabilities, Capability, CaptureTarget, DutAddresses, LinePredicate, LogLine, LogSource, Rig,
@@ -59,6 +60,8 @@ pub struct EmulatedRig {
     rtt: Option<RttReader>,
     /// Why RTT could not be attached last time, for [`EmulatedRig::rtt_error`].
     rtt_error: Option<String>,
+    /// The time server of a board with its own IP stack (`network = "tap"`).
+    _sntp: Option<SntpServer>,
 }
 
 fn now_ns() -> u64 {
@@ -84,7 +87,14 @@ impl EmulatedRig {
                 config.dut.file.display()
             )));
         }
-        let topo = Topology::create(config.id)?;
+        let network = board_network(&config.dut);
+        let topo = Topology::create(config.id, network)?;
+        // A board with its own IP stack takes its time from the network,
+        // as it would in the field; a host process has the host's clock.
+        let sntp = match network {
+            BoardNetwork::Tap => Some(SntpServer::start(topo.netns_path(Node::Gw))?),
+            BoardNetwork::Namespace => None,
+        };
         let rig = EmulatedRig {
             name: format!("emulated #{}", config.id),
             provisioning: config.dir.join("provisioning"),
@@ -95,6 +105,7 @@ impl EmulatedRig {
             flashed: None,
             rtt: None,
             rtt_error: None,
+            _sntp: sntp,
         };
         let state = rig.state_dir();
         let _ = std::fs::remove_dir_all(&state);
@@ -115,6 +126,11 @@ impl EmulatedRig {
         ]
         .into_iter()
         .collect();
+        if board_network(dut) == BoardNetwork::Tap {
+            // Its sockets are inside the emulator, not in a process's
+            // table, and its namespace is only a switch.
+            c.0.remove(&Capability::BoardProcess);
+        }
         let emulated = dut.emulated.as_ref();
         if emulated.is_some_and(|e| e.flash.is_some()) {
             c.0.insert(Capability::Flash);
@@ -153,6 +169,8 @@ impl EmulatedRig {
             hub_host: self.topo.hub_host(),
             sacbench_bin: absolute(self.config.sacbench_bin.clone()),
             dut_dir: absolute(self.config.dut.dir()),
+            tap: (self.topo.board_network() == BoardNetwork::Tap)
+                .then(|| tap_placeholders(self.topo.dut_ipv4(), self.topo.ipv4(1))),
         }
     }
 
@@ -262,7 +280,15 @@ impl Rig for EmulatedRig {
     }
 
     fn netns(&self, node: Node) -> Option<PathBuf> {
-        Some(self.topo.netns_path(node))
+        match node {
+            // A board with its own IP stack: its namespace is a switch with
+            // no address, so a client "from the DUT's side" runs on the
+            // bench side of its link, as on a lab rig.
+            Node::Dut if self.topo.board_network() == BoardNetwork::Tap => {
+                Some(self.topo.netns_path(Node::Gw))
+            }
+            _ => Some(self.topo.netns_path(node)),
+        }
     }
 
     fn kill_established_tcp(&self, node: Node, dport: Option<u16>) -> Result<usize, RigError> {
@@ -301,6 +327,12 @@ impl Rig for EmulatedRig {
             provisioning: absolute(provisioning),
             state: absolute(state),
             device_id: record.device.device_id.clone(),
+            tap: (self.topo.board_network() == BoardNetwork::Tap).then(|| {
+                tap_placeholders(
+                    self.topo.second_board_ipv4(),
+                    self.topo.second_board_gateway_ipv4(),
+                )
+            }),
             ..self.placeholders()
         };
         // A unit from the same line: its own flash, written with the image
@@ -405,8 +437,27 @@ impl Rig for EmulatedRig {
     fn dut_addresses(&self) -> DutAddresses {
         DutAddresses {
             ipv4: Some(self.topo.dut_ipv4()),
-            ipv6_link_local: Some((self.topo.dut_ipv6_link_local(), Topology::GW_DUT_IF.into())),
+            ipv6_link_local: self
+                .topo
+                .dut_ipv6_link_local()
+                .map(|a| (a, Topology::GW_DUT_IF.into())),
         }
+    }
+}
+
+/// How `dut`'s board is on its link (`[emulated] network`).
+fn board_network(dut: &DutFile) -> BoardNetwork {
+    dut.emulated.as_ref().map(|e| e.network).unwrap_or_default()
+}
+
+/// The placeholders of a board on a TAP device at `ipv4` (a /30) behind
+/// `gateway`, which also serves it the time.
+fn tap_placeholders(ipv4: std::net::Ipv4Addr, gateway: std::net::Ipv4Addr) -> TapPlaceholders {
+    TapPlaceholders {
+        bridge: Topology::BRIDGE.into(),
+        ipv4_cidr: format!("{ipv4}/30"),
+        ipv4_gateway: gateway.to_string(),
+        ntp_server: format!("{gateway}:{NTP_PORT}"),
     }
 }
 

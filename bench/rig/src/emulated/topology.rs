@@ -14,13 +14,23 @@
 //! second board of the DUT gets it on a link of its own to `gw`
 //! ([`Topology::add_second_board`]): `dut2 [d0] ──── [g2] gw`, 10.200.N.10/30
 //! via .9 — routed to the hub like the first, captured on `g2`.
+//!
+//! A board with its own IP stack (`[emulated] network = "tap"`, QEMU) gets
+//! its DUT namespace as a plain switch instead: a bridge [`Topology::BRIDGE`]
+//! joining `d0`, no address and no IPv6 of the namespace's own, so the
+//! board's TAP device, put on the bridge when the board starts, is on the
+//! link to `gw` and .2 (.10) is the board's own — what the scans reach, what
+//! the capture on `g0` sees, is the board.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 use std::process::Command;
 
-use super::netlink::{self, add_address, add_default_route, add_veth, set_link, write_sysctls};
+use super::netlink::{
+    self, add_address, add_bridge, add_default_route, add_veth, set_link, write_sysctls,
+};
 use super::sandbox::netns_command;
+use crate::dut::BoardNetwork;
 use crate::RigError;
 
 /// Which namespace of a topology.
@@ -57,6 +67,8 @@ pub struct Topology {
     prefix: String,
     /// Whether the second board's namespace and link were made.
     second: bool,
+    /// How the boards are on their links.
+    network: BoardNetwork,
 }
 
 impl Topology {
@@ -71,13 +83,18 @@ impl Topology {
     /// The gateway's interface facing the second board (10.200.N.9): where
     /// its capture runs.
     pub const GW_SECOND_IF: &'static str = "g2";
+    /// The bridge a board on a TAP device joins (`network = "tap"`), in its
+    /// DUT namespace.
+    pub const BRIDGE: &'static str = "br0";
 
-    /// Creates topology `id` (0..=255) inside the rig sandbox.
-    pub fn create(id: u8) -> Result<Topology, RigError> {
+    /// Creates topology `id` (0..=255) inside the rig sandbox, its boards
+    /// on their links as `network` says.
+    pub fn create(id: u8, network: BoardNetwork) -> Result<Topology, RigError> {
         let t = Topology {
             id,
             prefix: format!("sb{id}"),
             second: false,
+            network,
         };
         for node in [Node::Dut, Node::Gw, Node::Hub] {
             netlink::create_netns(&t.netns_path(node))?;
@@ -99,7 +116,26 @@ impl Topology {
             // A router between its two links (the field gateway turns it off).
             write_sysctls(&[("net/ipv4/ip_forward".into(), "1")])
         })?;
-        netlink::with_netlink(Some(t.netns_path(Node::Dut)), move |h| async move {
+        if network == BoardNetwork::Tap {
+            bridged_link(t.netns_path(Node::Dut))?;
+        } else {
+            t.namespace_link(d0_v4, gw_v4)?;
+        }
+        netlink::with_netlink(Some(t.netns_path(Node::Hub)), move |h| async move {
+            fixed_addresses_only(&[Self::HUB_IF])?;
+            add_address(&h, Self::HUB_IF, h0_v4, 30).await?;
+            for link in ["lo", Self::HUB_IF] {
+                set_link(&h, link, true).await?;
+            }
+            add_default_route(&h, gw_uplink_v4).await
+        })?;
+        Ok(t)
+    }
+
+    /// The DUT namespace's own interface for a board that runs as a host
+    /// process: .2 and fe80::2 on `d0`, the default route via `gw`.
+    fn namespace_link(&self, d0_v4: IpAddr, gw_v4: Ipv4Addr) -> Result<(), RigError> {
+        netlink::with_netlink(Some(self.netns_path(Node::Dut)), move |h| async move {
             fixed_addresses_only(&[Self::DUT_IF])?;
             add_address(&h, Self::DUT_IF, d0_v4, 30).await?;
             add_address(&h, Self::DUT_IF, IpAddr::V6(LINK_LOCAL_DUT), 64).await?;
@@ -116,16 +152,7 @@ impl Topology {
                 ("net/ipv4/icmp_msgs_per_sec".into(), "1000000"),
                 ("net/ipv4/icmp_msgs_burst".into(), "1000000"),
             ])
-        })?;
-        netlink::with_netlink(Some(t.netns_path(Node::Hub)), move |h| async move {
-            fixed_addresses_only(&[Self::HUB_IF])?;
-            add_address(&h, Self::HUB_IF, h0_v4, 30).await?;
-            for link in ["lo", Self::HUB_IF] {
-                set_link(&h, link, true).await?;
-            }
-            add_default_route(&h, gw_uplink_v4).await
-        })?;
-        Ok(t)
+        })
     }
 
     /// Makes the second board's namespace and its link to `gw` (see the
@@ -148,6 +175,9 @@ impl Topology {
             add_address(&h, Self::GW_SECOND_IF, IpAddr::V4(gw_v4), 30).await?;
             set_link(&h, Self::GW_SECOND_IF, true).await
         })?;
+        if self.network == BoardNetwork::Tap {
+            return bridged_link(ns);
+        }
         netlink::with_netlink(Some(ns), move |h| async move {
             fixed_addresses_only(&[Self::DUT_IF])?;
             add_address(&h, Self::DUT_IF, IpAddr::V4(board_v4), 30).await?;
@@ -162,6 +192,11 @@ impl Topology {
     /// The second board's address, 10.200.N.10.
     pub fn second_board_ipv4(&self) -> Ipv4Addr {
         self.ipv4(SECOND_BOARD_HOST)
+    }
+
+    /// The gateway's address on the second board's link, 10.200.N.9.
+    pub fn second_board_gateway_ipv4(&self) -> Ipv4Addr {
+        self.ipv4(SECOND_GW_HOST)
     }
 
     /// The second board's namespace handle, `/run/netns/sbN-dut2`.
@@ -232,9 +267,15 @@ impl Topology {
     }
 
     /// The DUT's fixed IPv6 link-local address on `d0` (the same in every
-    /// topology; the scope tells them apart).
-    pub fn dut_ipv6_link_local(&self) -> Ipv6Addr {
-        LINK_LOCAL_DUT
+    /// topology; the scope tells them apart); `None` for a board with its
+    /// own IP stack (`network = "tap"`), whose addresses are its own.
+    pub fn dut_ipv6_link_local(&self) -> Option<Ipv6Addr> {
+        (self.network == BoardNetwork::Namespace).then_some(LINK_LOCAL_DUT)
+    }
+
+    /// How the boards are on their links.
+    pub fn board_network(&self) -> BoardNetwork {
+        self.network
     }
 
     /// A command run inside `node`'s namespace (as `ip netns exec` would,
@@ -289,6 +330,25 @@ fn fixed_addresses_only(links: &[&str]) -> Result<(), RigError> {
         settings.push((format!("net/ipv6/conf/{link}/accept_dad"), "0"));
     }
     write_sysctls(&settings)
+}
+
+/// A DUT namespace for a board with its own IP stack: `d0` on the bridge
+/// [`Topology::BRIDGE`], both up, and no address or IPv6 of the namespace's
+/// own (`disable_ipv6` for the links to come too: the board's TAP device),
+/// so only the board answers on the link. Bridging is layer 2: the board's
+/// IPv6 passes.
+fn bridged_link(netns: PathBuf) -> Result<(), RigError> {
+    netlink::with_netlink(Some(netns), move |h| async move {
+        write_sysctls(&[
+            ("net/ipv6/conf/all/disable_ipv6".into(), "1"),
+            ("net/ipv6/conf/default/disable_ipv6".into(), "1"),
+        ])?;
+        add_bridge(&h, Topology::BRIDGE, Topology::DUT_IF).await?;
+        for link in ["lo", Topology::DUT_IF, Topology::BRIDGE] {
+            set_link(&h, link, true).await?;
+        }
+        Ok(())
+    })
 }
 
 /// The second board's /30: the gateway's side .9, the board .10 (clear of
