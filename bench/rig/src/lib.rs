@@ -58,6 +58,10 @@ pub enum Capability {
     /// address, power, console and state, provisioned as the case says
     /// ([`Rig::second_board`]).
     SecondBoard,
+    /// The rig knows the DUT's IPv6 link-local address
+    /// ([`DutAddresses::ipv6_link_local`]): the emulated rig's own, for a
+    /// board in its namespace; a lab rig's `dut.ipv6_link_local`.
+    Ipv6LinkLocal,
 }
 
 impl fmt::Display for Capability {
@@ -75,6 +79,9 @@ impl fmt::Display for Capability {
                 "emulated board (the case inspects the board's process or acts in its network)"
             }
             Capability::SecondBoard => "second board of the DUT on its network",
+            Capability::Ipv6LinkLocal => {
+                "the DUT's IPv6 link-local address (a lab rig's dut.ipv6_link_local; a board with its own IP stack on the emulated rig has none the rig knows)"
+            }
         })
     }
 }

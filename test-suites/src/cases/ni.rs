@@ -11,6 +11,12 @@ use crate::case::{Case, CaseDef, Fail};
 use crate::model::Evidence;
 
 const NEEDS: &[Capability] = &[Capability::Power, Capability::Capture];
+/// NI-06 scans the address the rig knows.
+const NEEDS_V6: &[Capability] = &[
+    Capability::Power,
+    Capability::Capture,
+    Capability::Ipv6LinkLocal,
+];
 /// NI-03 reads the device's sockets from its process.
 const NEEDS_BOARD: &[Capability] = &[
     Capability::Power,
@@ -25,7 +31,7 @@ pub const CASES: &[Def] = &[
     case_def!("NI-03", "no_bound_sockets", "No listening or bound service socket", "the device process owns no listening TCP socket and no UDP socket bound to a non-ephemeral port, at boot and in session", NEEDS_BOARD, ni03),
     case_def!("NI-04", "outbound_only_flows", "Every flow opened by the DUT to an allowed peer", "every TCP flow in the capture was opened by the DUT (SYN from the DUT) and goes to the hub or the gateway", NEEDS, ni04),
     CaseDef { long: true, ..case_def!("NI-05", "scan_at_boot", "Nothing open right after power-on", "a scan during the first seconds after power-on finds nothing open", NEEDS, ni05) },
-    CaseDef { long: true, ..case_def!("NI-06", "tcp_scan_ipv6", "No TCP port open (IPv6 link-local)", "the TCP scan over the DUT's IPv6 link-local address finds none open", NEEDS, ni06) },
+    CaseDef { long: true, ..case_def!("NI-06", "tcp_scan_ipv6", "No TCP port open (IPv6 link-local)", "the TCP scan over the DUT's IPv6 link-local address finds none open", NEEDS_V6, ni06) },
 ];
 
 fn v4_scan(case: &Case) -> Result<ScanReport, Fail> {

@@ -130,6 +130,9 @@ impl EmulatedRig {
             // Its sockets are inside the emulator, not in a process's
             // table, and its namespace is only a switch.
             c.0.remove(&Capability::BoardProcess);
+        } else {
+            // The rig gives the namespace its link-local address.
+            c.0.insert(Capability::Ipv6LinkLocal);
         }
         let emulated = dut.emulated.as_ref();
         if emulated.is_some_and(|e| e.flash.is_some()) {

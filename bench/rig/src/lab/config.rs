@@ -463,6 +463,10 @@ impl RigConfig {
             (self.console.is_some(), Capability::Console),
             (self.capture.is_some(), Capability::Capture),
             (
+                self.dut.ipv6_link_local.is_some(),
+                Capability::Ipv6LinkLocal,
+            ),
+            (
                 self.image.as_ref().is_some_and(|i| i.signing_key.is_some()),
                 Capability::Images,
             ),
