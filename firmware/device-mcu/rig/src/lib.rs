@@ -369,6 +369,11 @@ impl Qemu {
         })
     }
 
+    /// The process's id (QEMU's, once a launcher has `exec`ed it).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Waits for a console line containing `needle`; returns it. Fails on a
     /// panic line, on QEMU's exit, or when `within` has passed.
     pub fn wait_line(&mut self, needle: &str, within: Duration) -> Result<String, Error> {
