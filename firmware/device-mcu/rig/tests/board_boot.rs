@@ -48,6 +48,10 @@ struct EtcNetns(PathBuf);
 impl Drop for EtcNetns {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
+        // /etc/netns itself, if nothing else is in it.
+        if let Some(parent) = self.0.parent() {
+            let _ = std::fs::remove_dir(parent);
+        }
     }
 }
 
