@@ -13,10 +13,14 @@
 //! TLS with the hub (which logs the device's certificate identity) and
 //! subscribes. Then a power cycle (SIGKILL of the process, as the rig does)
 //! and a second power-on: the same unit (seed, time floor), back on the
-//! hub.
+//! hub, with no debug listener; a third with the DUT file's `--fault
+//! listen-debug`: the image built with it, whose TCP 2323 answers from the
+//! gateway side.
 //!
 //! Needs root, `qemu-system-arm`, `mosquitto` and the thumbv7m-none-eabi
-//! target; `cargo test --test board_boot` in rig/.
+//! target; `cargo test --test board_boot` in rig/ (on the debug image it
+//! builds), or `DEVMCU_BOARD_IMAGES=$PWD/../target/board cargo test --test
+//! board_boot` (on the images `devmcu-board build` made).
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -25,7 +29,8 @@ use common::{ca, one_at_a_time};
 use device_mcu_rig::sntp::Sntp;
 use device_mcu_rig::{build, ImageBuild, NetNs, Profile, Qemu, BACKOFF_BASE_MS, BACKOFF_STABLE_MS};
 use rcgen::{CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, KeyPair};
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
@@ -201,17 +206,27 @@ fn runs_the_image_on_the_dut_bridge_and_reaches_the_hub_across_power_cycles() {
     write(prov.join("device.key"), device_key.serialize_pem());
     write(prov.join("hub-ca.pem"), ca.pem());
 
-    // The image, under the name `devmcu-board run` looks for.
-    let images = dir.join("images");
-    build(&ImageBuild {
-        profile: Profile::from_env().unwrap(),
-        faults: &[],
-        diag_ip: "10.0.17.2/24",
-        diag_peer: "10.0.17.1:7700",
-        backoff_ms: Some((BACKOFF_BASE_MS, BACKOFF_STABLE_MS)),
-        out_dir: Some(&images),
-    })
-    .unwrap();
+    // The image, under the name `devmcu-board run` looks for; or, with
+    // DEVMCU_BOARD_IMAGES set, the images `devmcu-board build` made there
+    // (e.g. ../target/board: the release images the DUT file boots).
+    let images = match std::env::var_os("DEVMCU_BOARD_IMAGES") {
+        Some(built) => PathBuf::from(built),
+        None => {
+            let images = dir.join("images");
+            for faults in [&[][..], &["listen-debug"]] {
+                build(&ImageBuild {
+                    profile: Profile::from_env().unwrap(),
+                    faults,
+                    diag_ip: "10.0.17.2/24",
+                    diag_peer: "10.0.17.1:7700",
+                    backoff_ms: Some((BACKOFF_BASE_MS, BACKOFF_STABLE_MS)),
+                    out_dir: Some(&images),
+                })
+                .unwrap();
+            }
+            images
+        }
+    };
 
     // The DUT namespace: a bridge holding the DUT's veth, no address.
     let gw_name = format!("devmcu-bg-{pid}");
@@ -240,7 +255,7 @@ fn runs_the_image_on_the_dut_bridge_and_reaches_the_hub_across_power_cycles() {
     let mut broker = Broker::start(&gw, &dir.join("mosquitto.conf"));
     let _sntp = Sntp::start(&gw, GATEWAY, 123, 0).unwrap();
 
-    let power_on = || {
+    let power_on = |faults: &[&str]| {
         let mut cmd = dut.command(env!("CARGO_BIN_EXE_devmcu-board"));
         cmd.arg("run")
             .arg("--provisioning")
@@ -251,12 +266,15 @@ fn runs_the_image_on_the_dut_bridge_and_reaches_the_hub_across_power_cycles() {
             .arg(&images)
             .args(["--ip", &format!("{DEVICE}/30"), "--gateway", GATEWAY])
             .args(["--sntp", &format!("{GATEWAY}:123"), "--bridge", "br0"]);
+        for fault in faults {
+            cmd.args(["--fault", fault]);
+        }
         Qemu::spawn(cmd).unwrap()
     };
     let connected = format!("New client connected from {DEVICE}:");
     let subscribed = format!("mqtt: subscribed devices/{DEVICE_ID}/messages/devicebound/#");
 
-    let mut board = power_on();
+    let mut board = power_on(&[]);
     wait_lines(
         &mut board,
         &[
@@ -291,7 +309,7 @@ fn runs_the_image_on_the_dut_bridge_and_reaches_the_hub_across_power_cycles() {
 
     // Power off (SIGKILL of QEMU, reaped), power on: the same unit again.
     drop(board);
-    let mut board = power_on();
+    let mut board = power_on(&[]);
     wait_lines(&mut board, &["tls: handshake done", &subscribed]);
     broker.wait_line(&[&connected, &format!("u'{DEVICE_ID}'")]);
     assert_eq!(std::fs::read(state.join("seed")).unwrap(), seed);
@@ -300,5 +318,39 @@ fn runs_the_image_on_the_dut_bridge_and_reaches_the_hub_across_power_cycles() {
         std::fs::read(state.join("provisioning.bin")).unwrap(),
         record
     );
+    // The correct image has no debug listener: the SYN is answered by a reset.
+    let err = dial_debug_port(&gw).expect_err("the correct image accepted on 2323");
+    assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused, "{err}");
     drop(board);
+
+    // Powered on with the DUT file's fault arguments: the image built with
+    // that fault, seen from the gateway side as the NI cases see it.
+    let mut board = power_on(&["listen-debug"]);
+    wait_lines(
+        &mut board,
+        &[
+            "device-mcu: faults=[listen-debug]",
+            "fault listen-debug: listening on TCP 2323",
+            &subscribed,
+        ],
+    );
+    assert_eq!(dial_debug_port(&gw).unwrap(), b"debug shell\r\n> ");
+    drop(board);
+}
+
+/// Connects from the gateway namespace to the board's TCP 2323 and reads
+/// what it sends until it closes.
+fn dial_debug_port(gw: &NetNs) -> std::io::Result<Vec<u8>> {
+    gw.spawn_inside(|| {
+        let to = SocketAddr::from((DEVICE.parse::<Ipv4Addr>().unwrap(), 2323));
+        let mut stream = TcpStream::connect_timeout(&to, Duration::from_secs(20))?;
+        stream.set_read_timeout(Some(Duration::from_secs(20)))?;
+        let mut banner = Vec::new();
+        stream.read_to_end(&mut banner)?;
+        Ok(banner)
+    })
+    .unwrap()
+    .join()
+    .unwrap()
+    .unwrap()
 }

@@ -50,8 +50,9 @@ fn build(args: Vec<String>) -> Result<(), (u8, String)> {
         _ => return Err((BAD_INPUT, format!("build: {args:?}; {USAGE}"))),
     };
     let images = board::build_images(profile).map_err(|e| (1, e))?;
+    let shown = |p: &std::path::Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_owned());
     for image in images {
-        println!("{}", image.display());
+        println!("{}", shown(&image).display());
     }
     // The launcher itself next to the images, at a path that does not
     // depend on the host's target triple (the DUT file runs this copy).
@@ -63,7 +64,7 @@ fn build(args: Vec<String>) -> Result<(), (u8, String)> {
             .and_then(|_| std::fs::rename(&part, &launcher))
             .map_err(|e| (1, format!("{}: {e}", launcher.display())))?;
     }
-    println!("{}", launcher.display());
+    println!("{}", shown(&launcher).display());
     println!(
         "{} images ({}): the DUT file firmware/device-mcu/dut.toml boots them",
         1 + board::FAULTS.len(),
