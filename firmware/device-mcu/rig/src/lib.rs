@@ -3,7 +3,9 @@
 //! mps2-an385` with its LAN9118 on that TAP, and exposes the console as a
 //! stream of lines to wait on; packs the device's provisioning record
 //! (`prov`), which QEMU lays into the board's provisioning region at
-//! power-on. Everything it creates it removes on drop.
+//! power-on. Everything it creates it removes on drop. `board` is the
+//! launcher that runs the image as a sacbench DUT (`devmcu-board`,
+//! `../dut.toml`).
 
 pub mod board;
 pub mod prov;
