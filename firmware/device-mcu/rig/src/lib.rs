@@ -3,8 +3,11 @@
 //! mps2-an385` with its LAN9118 on that TAP, and exposes the console as a
 //! stream of lines to wait on; packs the device's provisioning record
 //! (`prov`), which QEMU lays into the board's provisioning region at
-//! power-on. Everything it creates it removes on drop.
+//! power-on. Everything it creates it removes on drop. `board` is the
+//! launcher that runs the image as a sacbench DUT (`devmcu-board`,
+//! `../dut.toml`).
 
+pub mod board;
 pub mod prov;
 pub mod sntp;
 
@@ -48,6 +51,77 @@ pub const BACKOFF_BASE_MS: u64 = 100;
 /// device's first ping (10 s), so a test sees a reset after a PINGRESP.
 pub const BACKOFF_STABLE_MS: u64 = 5_000;
 
+/// The cargo profile an image is built with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Profile {
+    /// `cargo build` (opt-level "s", no LTO): what the rig tests boot.
+    Debug,
+    /// `cargo build --release` (LTO): the image to ship or to run as a DUT.
+    Release,
+}
+
+impl Profile {
+    /// `debug` or `release`.
+    pub fn parse(name: &str) -> Result<Self, Error> {
+        match name {
+            "debug" => Ok(Profile::Debug),
+            "release" => Ok(Profile::Release),
+            other => Err(format!("profile {other:?}: debug or release")),
+        }
+    }
+
+    /// The rig tests' profile: `DEVICE_MCU_PROFILE` (`debug`, the default,
+    /// or `release`).
+    pub fn from_env() -> Result<Self, Error> {
+        match std::env::var("DEVICE_MCU_PROFILE") {
+            Err(_) => Ok(Profile::Debug),
+            Ok(name) => Self::parse(&name).map_err(|e| format!("DEVICE_MCU_PROFILE: {e}")),
+        }
+    }
+
+    /// The profile's folder under the target triple's.
+    pub fn dir_name(self) -> &'static str {
+        match self {
+            Profile::Debug => "debug",
+            Profile::Release => "release",
+        }
+    }
+}
+
+/// The name of a fault set in an image's file name: the faults sorted and
+/// joined with `+`, or `none` (so the order they were asked in never
+/// matters: `device-mcu.faults-<set>`).
+pub fn fault_set_name(faults: &[&str]) -> String {
+    let mut sorted: Vec<&str> = faults.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    if sorted.is_empty() {
+        "none".to_owned()
+    } else {
+        sorted.join("+")
+    }
+}
+
+/// What one image build asks for.
+#[derive(Debug, Clone)]
+pub struct ImageBuild<'a> {
+    /// Debug or release.
+    pub profile: Profile,
+    /// Fault switches (device-core catalogue names); none for the correct device.
+    pub faults: &'a [&'a str],
+    /// The bring-up diagnostic's own address (an image booted without a
+    /// record only); a provisioned device takes its addresses from its record.
+    pub diag_ip: &'a str,
+    /// The bring-up diagnostic's TCP peer.
+    pub diag_peer: &'a str,
+    /// The reconnect backoff's base and stable-session time in ms, or
+    /// `None` for the firmware's own defaults (device-core's).
+    pub backoff_ms: Option<(u64, u64)>,
+    /// Where the copy `device-mcu.faults-<set>` goes: `None` for the
+    /// profile's build folder (`target/thumbv7m-none-eabi/<profile>`).
+    pub out_dir: Option<&'a Path>,
+}
+
 /// Builds the image and returns the ELF's path: the debug profile, or the
 /// release one when `DEVICE_MCU_PROFILE=release` is set for the test run.
 /// `ip_cidr` and `peer` configure only the bring-up diagnostic (an image
@@ -59,15 +133,31 @@ pub fn build_image(ip_cidr: &str, peer: &str) -> Result<PathBuf, Error> {
 
 /// As `build_image`, for an image built with the fault switches `faults`
 /// (device-core catalogue names, `DEVICE_MCU_FAULTS`; none for the correct
-/// device). Each fault set gets its own copy of the ELF
-/// (`device-mcu.faults-<names>` or `device-mcu.faults-none`), made under
-/// an exclusive lock on the target folder, so test binaries running at the
-/// same time with other fault sets never boot each other's image.
+/// device), with the rig's backoff timings (`BACKOFF_BASE_MS`,
+/// `BACKOFF_STABLE_MS`). Each fault set gets its own copy of the ELF
+/// (`device-mcu.faults-<names>` or `device-mcu.faults-none`,
+/// `fault_set_name`), made under an exclusive lock on the target folder,
+/// so test binaries running at the same time with other fault sets never
+/// boot each other's image.
 pub fn build_image_with_faults(
     ip_cidr: &str,
     peer: &str,
     faults: &[&str],
 ) -> Result<PathBuf, Error> {
+    build(&ImageBuild {
+        profile: Profile::from_env()?,
+        faults,
+        diag_ip: ip_cidr,
+        diag_peer: peer,
+        backoff_ms: Some((BACKOFF_BASE_MS, BACKOFF_STABLE_MS)),
+        out_dir: None,
+    })
+}
+
+/// Builds the image `b` asks for (`cargo build` of the firmware folder,
+/// under an exclusive lock on its target folder) and copies the ELF to
+/// `device-mcu.faults-<set>` in `b.out_dir`; returns the copy's path.
+pub fn build(b: &ImageBuild<'_>) -> Result<PathBuf, Error> {
     let dir = firmware_dir();
     let target = dir.join("target");
     std::fs::create_dir_all(&target).map_err(|e| format!("{}: {e}", target.display()))?;
@@ -81,47 +171,49 @@ pub fn build_image_with_faults(
             std::io::Error::last_os_error()
         ));
     }
-    let release = match std::env::var("DEVICE_MCU_PROFILE").as_deref() {
-        Err(_) | Ok("debug") => false,
-        Ok("release") => true,
-        Ok(other) => return Err(format!("DEVICE_MCU_PROFILE={other}: debug or release")),
-    };
+    let mut faults: Vec<&str> = b.faults.to_vec();
+    faults.sort_unstable();
+    faults.dedup();
     let mut cargo = Command::new(env!("CARGO"));
     cargo
         .current_dir(&dir)
         .args(["build", "--target", "thumbv7m-none-eabi"])
-        .env("DEVICE_MCU_IP", ip_cidr)
-        .env("DEVICE_MCU_PEER", peer)
-        .env("DEVICE_MCU_BACKOFF_BASE_MS", BACKOFF_BASE_MS.to_string())
-        .env(
-            "DEVICE_MCU_BACKOFF_STABLE_MS",
-            BACKOFF_STABLE_MS.to_string(),
-        )
+        .env("DEVICE_MCU_IP", b.diag_ip)
+        .env("DEVICE_MCU_PEER", b.diag_peer)
         .env("DEVICE_MCU_FAULTS", faults.join(","))
         .env_remove("CARGO_BUILD_TARGET")
         .env_remove("CARGO_TARGET_DIR");
-    if release {
+    match b.backoff_ms {
+        Some((base, stable)) => cargo
+            .env("DEVICE_MCU_BACKOFF_BASE_MS", base.to_string())
+            .env("DEVICE_MCU_BACKOFF_STABLE_MS", stable.to_string()),
+        None => cargo
+            .env_remove("DEVICE_MCU_BACKOFF_BASE_MS")
+            .env_remove("DEVICE_MCU_BACKOFF_STABLE_MS"),
+    };
+    if b.profile == Profile::Release {
         cargo.arg("--release");
     }
     run(&mut cargo)?;
-    let profile = if release { "release" } else { "debug" };
-    let built = target.join("thumbv7m-none-eabi").join(profile);
-    let set = if faults.is_empty() {
-        "none".to_owned()
-    } else {
-        faults.join("+")
-    };
-    let copy = built.join(format!("device-mcu.faults-{set}"));
-    std::fs::copy(built.join("device-mcu"), &copy)
+    let built = target.join("thumbv7m-none-eabi").join(b.profile.dir_name());
+    let out_dir = b.out_dir.map_or_else(|| built.clone(), Path::to_path_buf);
+    std::fs::create_dir_all(&out_dir).map_err(|e| format!("{}: {e}", out_dir.display()))?;
+    let copy = out_dir.join(format!("device-mcu.faults-{}", fault_set_name(&faults)));
+    // Copied then renamed: a QEMU booting the previous copy never reads a
+    // half-written file.
+    let part = out_dir.join(format!(".{}.part", std::process::id()));
+    std::fs::copy(built.join("device-mcu"), &part)
+        .and_then(|_| std::fs::rename(&part, &copy))
         .map_err(|e| format!("copy the image to {}: {e}", copy.display()))?;
     drop(lock);
     Ok(copy)
 }
 
-/// A network namespace holding one TAP device with an address; deleted on drop.
+/// A network namespace, holding one TAP device with an address (`create`)
+/// or nothing but its loopback (`bare`); deleted on drop.
 pub struct NetNs {
     name: String,
-    tap: String,
+    tap: Option<String>,
 }
 
 impl NetNs {
@@ -130,13 +222,30 @@ impl NetNs {
         run(Command::new("ip").args(["netns", "add", name]))?;
         let ns = NetNs {
             name: name.to_owned(),
-            tap: tap.to_owned(),
+            tap: Some(tap.to_owned()),
         };
         run(Command::new("ip").args(["-n", name, "link", "set", "lo", "up"]))?;
         run(Command::new("ip").args(["-n", name, "tuntap", "add", "dev", tap, "mode", "tap"]))?;
         run(Command::new("ip").args(["-n", name, "addr", "add", host_cidr, "dev", tap]))?;
         run(Command::new("ip").args(["-n", name, "link", "set", tap, "up"]))?;
         Ok(ns)
+    }
+
+    /// Creates namespace `name` with only its loopback, up; the caller
+    /// adds links (`ip -n <name> …`).
+    pub fn bare(name: &str) -> Result<Self, Error> {
+        run(Command::new("ip").args(["netns", "add", name]))?;
+        let ns = NetNs {
+            name: name.to_owned(),
+            tap: None,
+        };
+        run(Command::new("ip").args(["-n", name, "link", "set", "lo", "up"]))?;
+        Ok(ns)
+    }
+
+    /// Runs `ip -n <namespace> <args>`.
+    pub fn ip(&self, args: &[&str]) -> Result<(), Error> {
+        run(Command::new("ip").args(["-n", &self.name]).args(args))
     }
 
     /// The namespace's name.
@@ -173,7 +282,9 @@ impl NetNs {
 
 impl Drop for NetNs {
     fn drop(&mut self) {
-        let _ = run(Command::new("ip").args(["-n", &self.name, "link", "del", &self.tap]));
+        if let Some(tap) = &self.tap {
+            let _ = run(Command::new("ip").args(["-n", &self.name, "link", "del", tap]));
+        }
         let _ = run(Command::new("ip").args(["netns", "del", &self.name]));
     }
 }
@@ -209,30 +320,38 @@ impl Qemu {
                 prov::PROVISION_ADDR
             )
         });
-        let nic = format!(
-            "tap,ifname={},script=no,downscript=no,model=lan9118,mac={mac}",
-            ns.tap
-        );
-        let mut child = ns
-            .command("qemu-system-arm")
-            .args([
-                "-M",
-                "mps2-an385",
-                "-display",
-                "none",
-                "-monitor",
-                "none",
-                "-serial",
-                "stdio",
-            ])
-            .args(loader.iter().flat_map(|l| ["-device", l.as_str()]))
-            .args(["-nic", &nic, "-kernel"])
-            .arg(elf)
+        let tap = ns
+            .tap
+            .as_deref()
+            .ok_or("a namespace without a TAP device")?;
+        let nic = format!("tap,ifname={tap},script=no,downscript=no,model=lan9118,mac={mac}");
+        let mut cmd = ns.command("qemu-system-arm");
+        cmd.args([
+            "-M",
+            "mps2-an385",
+            "-display",
+            "none",
+            "-monitor",
+            "none",
+            "-serial",
+            "stdio",
+        ])
+        .args(loader.iter().flat_map(|l| ["-device", l.as_str()]))
+        .args(["-nic", &nic, "-kernel"])
+        .arg(elf);
+        Self::spawn(cmd)
+    }
+
+    /// Starts `cmd` — QEMU, or a program that becomes QEMU (`exec`s it, as
+    /// `devmcu-board run` does) — with its stdout as the console and its
+    /// stderr passed through.
+    pub fn spawn(mut cmd: Command) -> Result<Self, Error> {
+        let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
-            .map_err(|e| format!("qemu-system-arm: {e}"))?;
+            .map_err(|e| format!("{cmd:?}: {e}"))?;
         let stdout = child.stdout.take().ok_or("qemu stdout")?;
         let (tx, lines) = mpsc::channel();
         thread::spawn(move || {
@@ -250,6 +369,11 @@ impl Qemu {
             lines,
             seen: Vec::new(),
         })
+    }
+
+    /// The process's id (QEMU's, once a launcher has `exec`ed it).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Waits for a console line containing `needle`; returns it. Fails on a

@@ -1,5 +1,6 @@
 //! What the QEMU tests (`tls.rs`, `mqtt.rs`) share: the test CA, the clock,
 //! one boot at a time, reading numbers off console lines.
+#![allow(dead_code)] // each test binary uses its own part of it
 
 use rcgen::{CertificateParams, CertifiedIssuer, DistinguishedName, DnType, IsCa, KeyPair};
 use std::sync::Mutex;

@@ -1,0 +1,356 @@
+//! `devmcu-board run` end to end, in the topology sacbench gives a DUT with
+//! `[emulated] network = "tap"`: a DUT namespace holding a bridge `br0`
+//! that enslaves the DUT's veth link and has no address, the veth's peer in
+//! a second (gateway) namespace at 10.200.7.1/30 where the hub (mosquitto:
+//! TLS 1.3, client certificates required) and an SNTP responder listen, and
+//! the hub's name only in the DUT namespace's hosts file
+//! (`/etc/netns/<ns>/hosts`, which `ip netns exec` lays over /etc/hosts, as
+//! the rig's sandbox does). The launcher runs inside the DUT namespace with
+//! a provisioning directory as the bench writes it; it must resolve the
+//! hub's name, pack the record, make the ifup script that puts QEMU's TAP
+//! on the bridge, pick the image and become QEMU — and the board then takes
+//! 10.200.7.2 itself, gets SNTP time across the bridge, completes mutual
+//! TLS with the hub (which logs the device's certificate identity) and
+//! subscribes. Then a power cycle (SIGKILL of the process, as the rig does)
+//! and a second power-on: the same unit (seed, time floor), back on the
+//! hub, with no debug listener; a third with the DUT file's `--fault
+//! listen-debug`: the image built with it, whose TCP 2323 answers from the
+//! gateway side.
+//!
+//! Needs root, `qemu-system-arm`, `mosquitto` and the thumbv7m-none-eabi
+//! target; `cargo test --test board_boot` in rig/ (on the debug image it
+//! builds), or `DEVMCU_BOARD_IMAGES=$PWD/../target/board cargo test --test
+//! board_boot` (on the images `devmcu-board build` made).
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::{ca, one_at_a_time};
+use device_mcu_rig::sntp::Sntp;
+use device_mcu_rig::{build, ImageBuild, NetNs, Profile, Qemu, BACKOFF_BASE_MS, BACKOFF_STABLE_MS};
+use rcgen::{CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, KeyPair};
+use std::io::{BufRead, BufReader, Read};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::thread;
+use std::time::{Duration, Instant};
+use time::OffsetDateTime;
+
+const GATEWAY: &str = "10.200.7.1";
+const DEVICE: &str = "10.200.7.2";
+const HUB_NAME: &str = "hub7.sacbench.test";
+const HUB_PORT: u16 = 8883;
+const DEVICE_ID: &str = "device-mcu-board-0001";
+/// Waits on the device through boot, SNTP and a TLS handshake (P-256 in
+/// emulation).
+const HANDSHAKE: Duration = Duration::from_secs(120);
+
+/// `/etc/netns/<ns>/`, removed on drop.
+struct EtcNetns(PathBuf);
+
+impl Drop for EtcNetns {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+        // /etc/netns itself, if nothing else is in it.
+        if let Some(parent) = self.0.parent() {
+            let _ = std::fs::remove_dir(parent);
+        }
+    }
+}
+
+/// mosquitto in the gateway namespace; its log (stderr) arrives as lines.
+struct Broker {
+    child: Child,
+    lines: Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Broker {
+    fn start(ns: &NetNs, conf: &Path) -> Self {
+        let mut child = ns
+            .command("mosquitto")
+            .arg("-c")
+            .arg(conf)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                eprintln!("[mosquitto] {line}");
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut broker = Broker {
+            child,
+            lines,
+            seen: Vec::new(),
+        };
+        broker.wait_line(&[&format!("listen socket on port {HUB_PORT}")]);
+        broker
+    }
+
+    /// Waits for a log line containing every one of `parts`.
+    fn wait_line(&mut self, parts: &[&str]) -> String {
+        let deadline = Instant::now() + HANDSHAKE;
+        loop {
+            match self
+                .lines
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if parts.iter().all(|p| line.contains(p)) {
+                        return line;
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    panic!("mosquitto: no line with {parts:?}; saw {:?}", self.seen)
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    panic!("mosquitto exited before {parts:?}; saw {:?}", self.seen)
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn leaf(
+    issuer: &rcgen::CertifiedIssuer<'static, KeyPair>,
+    name: &str,
+    eku: ExtendedKeyUsagePurpose,
+) -> (rcgen::Certificate, KeyPair) {
+    let mut params = CertificateParams::new(vec![name.to_owned()]).unwrap();
+    params.distinguished_name = DistinguishedName::new();
+    params.distinguished_name.push(DnType::CommonName, name);
+    params.extended_key_usages = vec![eku];
+    params.not_before = OffsetDateTime::now_utc() - time::Duration::days(1);
+    params.not_after = OffsetDateTime::now_utc() + time::Duration::days(30);
+    let key = KeyPair::generate().unwrap();
+    let cert = params.signed_by(&key, issuer).unwrap();
+    (cert, key)
+}
+
+/// Waits, on the board's console, for each of `needles` in turn.
+fn wait_lines(board: &mut Qemu, needles: &[&str]) {
+    for needle in needles {
+        board.wait_line(needle, HANDSHAKE).unwrap();
+    }
+}
+
+#[test]
+fn runs_the_image_on_the_dut_bridge_and_reaches_the_hub_across_power_cycles() {
+    let _one = one_at_a_time();
+    let pid = std::process::id();
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("devmcu-board-boot-{pid}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    let prov = dir.join("provisioning");
+    let state = dir.join("state");
+    std::fs::create_dir_all(&prov).unwrap();
+
+    // The hub's PKI and the device's identity, as the bench would make them.
+    let ca = ca("board boot test CA");
+    let (server, server_key) = leaf(&ca, HUB_NAME, ExtendedKeyUsagePurpose::ServerAuth);
+    let (device, device_key) = leaf(&ca, DEVICE_ID, ExtendedKeyUsagePurpose::ClientAuth);
+    let write = |path: PathBuf, text: String| std::fs::write(path, text).unwrap();
+    write(dir.join("ca.pem"), ca.pem());
+    write(dir.join("server.pem"), server.pem());
+    write(dir.join("server.key"), server_key.serialize_pem());
+    write(
+        dir.join("mosquitto.conf"),
+        format!(
+            "user root\n\
+             per_listener_settings false\n\
+             allow_anonymous false\n\
+             persistence false\n\
+             log_dest stderr\n\
+             log_type all\n\
+             listener {HUB_PORT} {GATEWAY}\n\
+             cafile {dir}/ca.pem\n\
+             certfile {dir}/server.pem\n\
+             keyfile {dir}/server.key\n\
+             tls_version tlsv1.3\n\
+             require_certificate true\n\
+             use_identity_as_username true\n",
+            dir = dir.display()
+        ),
+    );
+    write(
+        prov.join("device.json"),
+        serde_json::json!({
+            "device_id": DEVICE_ID,
+            "hub_host": HUB_NAME,
+            "mqtt_port": HUB_PORT,
+            "https_port": 443,
+            "api_version": "2021-04-12",
+            "faults": [],
+        })
+        .to_string(),
+    );
+    write(prov.join("device.pem"), device.pem());
+    write(prov.join("device.key"), device_key.serialize_pem());
+    write(prov.join("hub-ca.pem"), ca.pem());
+
+    // The image, under the name `devmcu-board run` looks for; or, with
+    // DEVMCU_BOARD_IMAGES set, the images `devmcu-board build` made there
+    // (e.g. ../target/board: the release images the DUT file boots).
+    let images = match std::env::var_os("DEVMCU_BOARD_IMAGES") {
+        Some(built) => PathBuf::from(built),
+        None => {
+            let images = dir.join("images");
+            for faults in [&[][..], &["listen-debug"]] {
+                build(&ImageBuild {
+                    profile: Profile::from_env().unwrap(),
+                    faults,
+                    diag_ip: "10.0.17.2/24",
+                    diag_peer: "10.0.17.1:7700",
+                    backoff_ms: Some((BACKOFF_BASE_MS, BACKOFF_STABLE_MS)),
+                    out_dir: Some(&images),
+                })
+                .unwrap();
+            }
+            images
+        }
+    };
+
+    // The DUT namespace: a bridge holding the DUT's veth, no address.
+    let gw_name = format!("devmcu-bg-{pid}");
+    let dut_name = format!("devmcu-bd-{pid}");
+    let gw = NetNs::bare(&gw_name).unwrap();
+    let dut = NetNs::bare(&dut_name).unwrap();
+    dut.ip(&["link", "add", "br0", "type", "bridge"]).unwrap();
+    dut.ip(&[
+        "link", "add", "d0", "type", "veth", "peer", "name", "g0", "netns", &gw_name,
+    ])
+    .unwrap();
+    dut.ip(&["link", "set", "d0", "master", "br0"]).unwrap();
+    dut.ip(&["link", "set", "d0", "up"]).unwrap();
+    dut.ip(&["link", "set", "br0", "up"]).unwrap();
+    gw.ip(&["addr", "add", &format!("{GATEWAY}/30"), "dev", "g0"])
+        .unwrap();
+    gw.ip(&["link", "set", "g0", "up"]).unwrap();
+    // The hub's name resolves only inside the DUT namespace.
+    let etc = EtcNetns(PathBuf::from("/etc/netns").join(&dut_name));
+    std::fs::create_dir_all(&etc.0).unwrap();
+    write(
+        etc.0.join("hosts"),
+        format!("127.0.0.1 localhost\n{GATEWAY} {HUB_NAME}\n"),
+    );
+
+    let mut broker = Broker::start(&gw, &dir.join("mosquitto.conf"));
+    let _sntp = Sntp::start(&gw, GATEWAY, 123, 0).unwrap();
+
+    let power_on = |faults: &[&str]| {
+        let mut cmd = dut.command(env!("CARGO_BIN_EXE_devmcu-board"));
+        cmd.arg("run")
+            .arg("--provisioning")
+            .arg(&prov)
+            .arg("--state")
+            .arg(&state)
+            .arg("--images")
+            .arg(&images)
+            .args(["--ip", &format!("{DEVICE}/30"), "--gateway", GATEWAY])
+            .args(["--sntp", &format!("{GATEWAY}:123"), "--bridge", "br0"]);
+        for fault in faults {
+            cmd.args(["--fault", fault]);
+        }
+        Qemu::spawn(cmd).unwrap()
+    };
+    let connected = format!("New client connected from {DEVICE}:");
+    let subscribed = format!("mqtt: subscribed devices/{DEVICE_ID}/messages/devicebound/#");
+
+    let mut board = power_on(&[]);
+    wait_lines(
+        &mut board,
+        &[
+            &format!(
+                "net: up ip={DEVICE}/30 gw={GATEWAY} (provisioned) hub={HUB_NAME} ({GATEWAY}:{HUB_PORT})"
+            ),
+            "time: unix=",
+            &format!("tls: handshake done (TLS 1.3 TLS_AES_128_GCM_SHA256), hub {HUB_NAME} verified"),
+            "mqtt: connack accepted",
+            &subscribed,
+        ],
+    );
+    // Seen from outside: the hub took the device's certificate identity.
+    broker.wait_line(&[&connected, &format!("u'{DEVICE_ID}'")]);
+    // The launcher became QEMU (exec): the rig's power-off kills QEMU.
+    let comm = std::fs::read_to_string(format!("/proc/{}/comm", board.pid())).unwrap();
+    assert_eq!(comm.trim(), "qemu-system-arm");
+    // QEMU's TAP is on the bridge, through the launcher's ifup script.
+    let link = dut
+        .command("ip")
+        .args(["-o", "link", "show", "mcu0"])
+        .output()
+        .unwrap();
+    let link = String::from_utf8_lossy(&link.stdout);
+    assert!(
+        link.contains("master br0") && link.contains(",UP"),
+        "{link}"
+    );
+    let seed = std::fs::read(state.join("seed")).unwrap();
+    let floor = std::fs::read(state.join("time-floor")).unwrap();
+    let record = std::fs::read(state.join("provisioning.bin")).unwrap();
+
+    // Power off (SIGKILL of QEMU, reaped), power on: the same unit again.
+    drop(board);
+    let mut board = power_on(&[]);
+    wait_lines(&mut board, &["tls: handshake done", &subscribed]);
+    broker.wait_line(&[&connected, &format!("u'{DEVICE_ID}'")]);
+    assert_eq!(std::fs::read(state.join("seed")).unwrap(), seed);
+    assert_eq!(std::fs::read(state.join("time-floor")).unwrap(), floor);
+    assert_eq!(
+        std::fs::read(state.join("provisioning.bin")).unwrap(),
+        record
+    );
+    // The correct image has no debug listener: the SYN is answered by a reset.
+    let err = dial_debug_port(&gw).expect_err("the correct image accepted on 2323");
+    assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused, "{err}");
+    drop(board);
+
+    // Powered on with the DUT file's fault arguments: the image built with
+    // that fault, seen from the gateway side as the NI cases see it.
+    let mut board = power_on(&["listen-debug"]);
+    wait_lines(
+        &mut board,
+        &[
+            "device-mcu: faults=[listen-debug]",
+            "fault listen-debug: listening on TCP 2323",
+            &subscribed,
+        ],
+    );
+    assert_eq!(dial_debug_port(&gw).unwrap(), b"debug shell\r\n> ");
+    drop(board);
+}
+
+/// Connects from the gateway namespace to the board's TCP 2323 and reads
+/// what it sends until it closes.
+fn dial_debug_port(gw: &NetNs) -> std::io::Result<Vec<u8>> {
+    gw.spawn_inside(|| {
+        let to = SocketAddr::from((DEVICE.parse::<Ipv4Addr>().unwrap(), 2323));
+        let mut stream = TcpStream::connect_timeout(&to, Duration::from_secs(20))?;
+        stream.set_read_timeout(Some(Duration::from_secs(20)))?;
+        let mut banner = Vec::new();
+        stream.read_to_end(&mut banner)?;
+        Ok(banner)
+    })
+    .unwrap()
+    .join()
+    .unwrap()
+    .unwrap()
+}
