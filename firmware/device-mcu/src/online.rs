@@ -268,6 +268,25 @@ pub fn session(
             let _ = writeln!(con, "mqtt: packet from the hub over {RX} B");
             return up_since;
         }
+        // One record at a time: a record without application data (a
+        // NewSessionTicket) must not hold the loop past its deadlines, as
+        // `read()` would (it waits for application data).
+        if !tls.has_buffered_data() {
+            match tls.read_one_record() {
+                Ok(true) => {}
+                Ok(false) => {
+                    let _ = writeln!(con, "mqtt: connection closed by the hub");
+                    return up_since;
+                }
+                Err(e) => {
+                    let _ = writeln!(con, "mqtt: connection ended: {e:?}");
+                    return up_since;
+                }
+            }
+            if !tls.has_buffered_data() {
+                continue;
+            }
+        }
         match tls.read(&mut rx[len..]) {
             Ok(0) => {
                 let _ = writeln!(con, "mqtt: connection closed by the hub");

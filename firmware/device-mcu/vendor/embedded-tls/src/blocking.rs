@@ -211,6 +211,20 @@ where
         Ok(len)
     }
 
+    /// PATCHED (sacbench device-mcu): reads and processes exactly one TLS
+    /// record — application data is then buffered (`has_buffered_data`), a
+    /// post-handshake message (a TLS 1.3 NewSessionTicket) handled, a
+    /// close_notify closes — and returns without waiting for another, so a
+    /// caller with a deadline is never held by a record that carries no
+    /// application data. `Ok(false)` once the connection is closed.
+    pub fn read_one_record(&mut self) -> Result<bool, TlsError> {
+        if !self.is_opened() {
+            return Err(TlsError::MissingHandshake);
+        }
+        self.read_application_data()?;
+        Ok(self.is_opened())
+    }
+
     /// Reads buffered data. If nothing is in memory, it'll wait for a TLS record and process it.
     pub fn read_buffered(&mut self) -> Result<ReadBuffer<'_>, TlsError> {
         if self.is_opened() {
