@@ -8,7 +8,7 @@
 //! takes the next); [`poll`] (used wherever the device drives its
 //! interface) services them after each `Interface::poll`.
 
-use smoltcp::iface::{Interface, SocketHandle, SocketSet};
+use smoltcp::iface::{Interface, PollResult, SocketHandle, SocketSet};
 use smoltcp::socket::tcp;
 use smoltcp::time::Instant;
 
@@ -22,7 +22,11 @@ const BANNER: &[u8] = b"debug shell\r\n> ";
 /// The debug listener's sockets, when the fault is on.
 pub type Listeners = Option<[SocketHandle; 2]>;
 
-/// Drives the interface, then the debug listener when there is one.
+/// Drives the interface, then the debug listener when there is one; when
+/// no socket changed (every received frame handled, nothing sent), sleeps
+/// until the next interrupt — the 1 kHz SysTick at the latest — so every
+/// loop that waits through here (for a record, a timer, the backoff) idles
+/// the core instead of spinning.
 pub fn poll(
     iface: &mut Interface,
     eth: &mut Lan9118,
@@ -30,9 +34,12 @@ pub fn poll(
     t: Instant,
     debug: Listeners,
 ) {
-    iface.poll(t, eth, sockets);
+    let changed = iface.poll(t, eth, sockets);
     for handle in debug.into_iter().flatten() {
         service(sockets.get_mut::<tcp::Socket>(handle));
+    }
+    if changed == PollResult::None {
+        cortex_m::asm::wfi();
     }
 }
 

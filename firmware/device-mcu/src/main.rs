@@ -37,7 +37,7 @@ mod verify;
 
 use core::fmt::Write;
 use core::panic::PanicInfo;
-use cortex_m_rt::entry;
+use cortex_m_rt::{entry, exception};
 use smoltcp::iface::{Config, Interface, SocketSet, SocketStorage};
 use smoltcp::socket::tcp;
 use smoltcp::time::Instant;
@@ -61,6 +61,7 @@ fn main() -> ! {
     let _ = writeln!(con, "device-mcu: faults=[{}]", faults::list());
 
     let mut clock = Clock::start();
+    start_idle_tick();
 
     // SAFETY: 0x4020_0000 is the mps2-an385's LAN9118 (hw/arm/mps2.c), and
     // this is the only driver instance: `main` runs once and never returns.
@@ -250,6 +251,29 @@ fn report_memory(con: &mut Uart) {
     }
     let _ = writeln!(con, "heap: peak={} bytes of {}", heap::peak(), heap::SIZE);
 }
+
+/// The core's clock on mps2-an385 (QEMU's `hw/arm/mps2.c`: 25 MHz).
+const SYSCLK_HZ: u32 = 25_000_000;
+
+/// SysTick at 1 kHz, its interrupt on: what wakes the core from the `wfi`
+/// an idle network poll ends with (`debugport::poll`), so the device
+/// sleeps between polls instead of spinning — on real silicon it saves
+/// power, under QEMU a host core per board.
+fn start_idle_tick() {
+    use cortex_m::peripheral::syst::SystClkSource;
+    let Some(mut core) = cortex_m::Peripherals::take() else {
+        return;
+    };
+    core.SYST.set_clock_source(SystClkSource::Core);
+    core.SYST.set_reload(SYSCLK_HZ / 1000 - 1);
+    core.SYST.clear_current();
+    core.SYST.enable_interrupt();
+    core.SYST.enable_counter();
+}
+
+/// The 1 kHz tick: it only wakes the core (see `start_idle_tick`).
+#[exception]
+fn SysTick() {}
 
 fn now(clock: &mut Clock) -> Instant {
     Instant::from_millis(i64::try_from(clock.now_ms()).unwrap_or(i64::MAX))
