@@ -583,9 +583,17 @@ pub fn board_dir() -> PathBuf {
     crate::firmware_dir().join("target").join("board")
 }
 
+/// The bench's reconnect base for its images (sacbench's
+/// `RECONNECT_BASE_MS`): outages in the cases take seconds, not minutes.
+pub const BENCH_BACKOFF_BASE_MS: u64 = 250;
+/// device-core's stable-session time, unchanged in the bench's images.
+pub const BENCH_BACKOFF_STABLE_MS: u64 = 60_000;
+
 /// Builds the correct image and one per fault of `FAULTS` into
-/// `board_dir()`, with the firmware's own reconnect timings (not the rig
-/// tests' shortened ones); returns their paths.
+/// `board_dir()`, with the bench's reconnect base (250 ms, what the bench
+/// gives the reference device through `device.json`'s `reconnect_base_ms`,
+/// which this image cannot read: its record has no such field) and the
+/// firmware's own stable-session time (60 s); returns their paths.
 pub fn build_images(profile: crate::Profile) -> Result<Vec<PathBuf>, Error> {
     let out = board_dir();
     let mut sets: Vec<Vec<&str>> = vec![Vec::new()];
@@ -597,7 +605,7 @@ pub fn build_images(profile: crate::Profile) -> Result<Vec<PathBuf>, Error> {
                 faults,
                 diag_ip: "10.0.17.2/24",
                 diag_peer: "10.0.17.1:7700",
-                backoff_ms: None,
+                backoff_ms: Some((BENCH_BACKOFF_BASE_MS, BENCH_BACKOFF_STABLE_MS)),
                 out_dir: Some(&out),
             })
         })

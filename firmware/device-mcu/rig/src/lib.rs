@@ -182,7 +182,15 @@ pub fn build(b: &ImageBuild<'_>) -> Result<PathBuf, Error> {
         .env("DEVICE_MCU_PEER", b.diag_peer)
         .env("DEVICE_MCU_FAULTS", faults.join(","))
         .env_remove("CARGO_BUILD_TARGET")
-        .env_remove("CARGO_TARGET_DIR");
+        .env_remove("CARGO_TARGET_DIR")
+        // A build started from another cargo (a test, xtask's linted CI
+        // build) must not inherit its wrappers or flags: RUSTFLAGS would
+        // replace this folder's `-Tlink.x`, clippy-driver would lint the
+        // vendored crate.
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .env_remove("RUSTC_WRAPPER")
+        .env_remove("RUSTC_WORKSPACE_WRAPPER");
     match b.backoff_ms {
         Some((base, stable)) => cargo
             .env("DEVICE_MCU_BACKOFF_BASE_MS", base.to_string())
