@@ -185,6 +185,12 @@ pub enum Event {
         tls_version: String,
         /// The negotiated cipher suite, rustls's name (e.g. `TLS13_AES_128_GCM_SHA256`).
         cipher_suite: String,
+        /// How long the handshake took, from the connection's accept: the
+        /// attempt began `handshake_us` before this entry (a small device's
+        /// handshake takes most of a second, which timings of its attempts
+        /// must not count as its backoff).
+        #[serde(default)]
+        handshake_us: u64,
     },
     /// A CONNECT was accepted (CONNACK 0).
     Connected {

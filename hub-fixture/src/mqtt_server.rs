@@ -52,6 +52,9 @@ pub(crate) async fn accept_tls(
     ClientIdentity,
     Vec<u8>,
 )> {
+    // The connection is accepted now (the listener hands it over at once):
+    // when the device's attempt began, before its handshake.
+    let began = std::time::Instant::now();
     let acceptor = TlsAcceptor::from(hub.tls.clone());
     let failed = |reason: HandshakeFailure, detail: String| {
         hub.journal.record(
@@ -130,6 +133,7 @@ pub(crate) async fn accept_tls(
             serial: serial.to_string(),
             tls_version,
             cipher_suite,
+            handshake_us: u64::try_from(began.elapsed().as_micros()).unwrap_or(u64::MAX),
         },
     );
     Some((stream, ClientIdentity { device_id, serial }, cert_der))

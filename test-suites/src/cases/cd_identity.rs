@@ -117,10 +117,12 @@ pub(super) fn retakes(entries: &[JournalEntry], board: IpAddr) -> Vec<Retake> {
             }),
             Event::TlsAccepted {
                 listener: Listener::Mqtt,
+                handshake_us,
                 ..
             } => {
+                // Back when its attempt began: its handshake is not its wait.
                 if let Some(r) = out.last_mut().filter(|r| r.back.is_none()) {
-                    r.back = Some((e.seq, e.mono_us));
+                    r.back = Some((e.seq, e.mono_us.saturating_sub(*handshake_us)));
                 }
             }
             _ => {}
@@ -386,6 +388,7 @@ mod tests {
                 serial: "01".into(),
                 tls_version: "TLSv1.3".into(),
                 cipher_suite: "TLS13_AES_128_GCM_SHA256".into(),
+                handshake_us: 0,
             },
         )
     }
