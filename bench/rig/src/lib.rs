@@ -76,11 +76,11 @@ impl fmt::Display for Capability {
             Capability::Images => "signing key for OTA images of the DUT's firmware",
             Capability::LegacyDevices => "emulated legacy devices behind a field gateway",
             Capability::BoardProcess => {
-                "emulated board (the case inspects the board's process or acts in its network)"
+                "board running as a bench process (the case inspects the board's process or acts in its network namespace; a board with its own IP stack, such as QEMU, has its sockets inside the emulator)"
             }
             Capability::SecondBoard => "second board of the DUT on its network",
             Capability::Ipv6LinkLocal => {
-                "the DUT's IPv6 link-local address (a lab rig's dut.ipv6_link_local; a board with its own IP stack on the emulated rig has none the rig knows)"
+                "known IPv6 link-local address of the DUT (a lab rig's dut.ipv6_link_local; the emulated rig assigns none to a board with its own IP stack)"
             }
         })
     }
