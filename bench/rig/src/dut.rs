@@ -36,7 +36,7 @@ pub const DUT_FIELDS: &[(&str, &str)] = &[
     ("emulated", "a table [emulated] with command"),
     (
         "emulated.command",
-        "an array of strings, the program first; placeholders {provisioning}, {state}, {device_id}, {hub_host}, {sacbench_bin}, {dut_dir}; with network = \"tap\" also {bridge}, {ipv4_cidr}, {ipv4_gateway}, {ntp_server}",
+        "an array of strings, the program first; placeholders {provisioning}, {state}, {device_id}, {hub_host}, {sacbench_bin}, {dut_dir}; with network = \"tap\" also {bridge}, {ipv4_cidr}, {ipv4_gateway}, {ntp_server}, {mac}",
     ),
     (
         "emulated.flash",
@@ -45,6 +45,10 @@ pub const DUT_FIELDS: &[(&str, &str)] = &[
     (
         "emulated.board",
         "\"sacbench-native\": the firmware runs on sacbench's native emulated board (its bootloader, flash layout and precise power switch)",
+    ),
+    (
+        "emulated.ipv6_link_local",
+        "\"eui64\" (only with network = \"tap\"): the board derives its IPv6 link-local address from {mac} by modified EUI-64 (RFC 4291 appendix A), so the bench can scan it (NI-06)",
     ),
     (
         "emulated.network",
@@ -265,6 +269,9 @@ pub struct EmulatedDut {
     pub board: Option<Board>,
     /// How the board is on the DUT's link.
     pub network: BoardNetwork,
+    /// A board on a TAP device takes its IPv6 link-local address from
+    /// `{mac}` by modified EUI-64 (`ipv6_link_local = "eui64"`).
+    pub ipv6_link_local_eui64: bool,
 }
 
 /// `[emulated] network`: how an emulated board is on the DUT's link.
@@ -377,6 +384,8 @@ struct RawEmulated {
     board: Option<String>,
     #[serde(default)]
     network: Option<String>,
+    #[serde(default)]
+    ipv6_link_local: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -586,11 +595,27 @@ impl DutFile {
                         ));
                     }
                 }
+                let ipv6_link_local_eui64 = match e.ipv6_link_local.as_deref() {
+                    None => false,
+                    Some("eui64") if network == BoardNetwork::Tap => true,
+                    Some(other) => {
+                        return Err(err(
+                            "emulated.ipv6_link_local",
+                            find_line(text, "emulated", "ipv6_link_local"),
+                            if other == "eui64" {
+                                "\"eui64\" is only for a board with network = \"tap\" (a namespace board has the rig's own address)".into()
+                            } else {
+                                format!("unknown {other:?}")
+                            },
+                        ))
+                    }
+                };
                 Some(EmulatedDut {
                     command: e.command,
                     flash: e.flash,
                     board,
                     network,
+                    ipv6_link_local_eui64,
                 })
             }
         };
@@ -718,6 +743,8 @@ pub struct TapPlaceholders {
     pub ipv4_gateway: String,
     /// `{ntp_server}`: the rig's SNTP server, `address:port`.
     pub ntp_server: String,
+    /// `{mac}`: the board's Ethernet address, `02:…` (locally administered).
+    pub mac: String,
 }
 
 impl Placeholders {
@@ -736,7 +763,8 @@ impl Placeholders {
                 .replace("{bridge}", &t.bridge)
                 .replace("{ipv4_cidr}", &t.ipv4_cidr)
                 .replace("{ipv4_gateway}", &t.ipv4_gateway)
-                .replace("{ntp_server}", &t.ntp_server),
+                .replace("{ntp_server}", &t.ntp_server)
+                .replace("{mac}", &t.mac),
             None => arg,
         }
     }

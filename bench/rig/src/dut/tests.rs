@@ -127,14 +127,15 @@ fn placeholders_expand_and_relative_paths_anchor_at_the_file() {
             ipv4_cidr: "10.200.3.2/30".into(),
             ipv4_gateway: "10.200.3.1".into(),
             ntp_server: "10.200.3.1:123".into(),
+            mac: "02:00:0a:c8:03:02".into(),
         }),
         ..p
     };
     assert_eq!(
         tap.expand(
-            "--bridge {bridge} --ip {ipv4_cidr} --gw {ipv4_gateway} --sntp {ntp_server} {state}"
+            "--bridge {bridge} --ip {ipv4_cidr} --gw {ipv4_gateway} --sntp {ntp_server} {state} --mac {mac}"
         ),
-        "--bridge br0 --ip 10.200.3.2/30 --gw 10.200.3.1 --sntp 10.200.3.1:123 /s"
+        "--bridge br0 --ip 10.200.3.2/30 --gw 10.200.3.1 --sntp 10.200.3.1:123 /s --mac 02:00:0a:c8:03:02"
     );
 }
 
@@ -163,6 +164,32 @@ fn a_board_on_a_tap_gets_the_link_and_addresses_and_no_other_board_does() {
         "{e}"
     );
     assert!(e.contains("\"namespace\""), "{e}");
+    // An EUI-64 link-local address only where the board brings its stack.
+    let eui = on_tap.replace(
+        "network = \"tap\"",
+        "network = \"tap\"\nipv6_link_local = \"eui64\"",
+    );
+    assert!(parse(&eui).unwrap().emulated.unwrap().ipv6_link_local_eui64);
+    assert!(
+        !parse(&on_tap)
+            .unwrap()
+            .emulated
+            .unwrap()
+            .ipv6_link_local_eui64
+    );
+    let e =
+        parse(&GOOD.replace("[emulated]", "[emulated]\nipv6_link_local = \"eui64\"")).unwrap_err();
+    assert!(
+        e.contains(
+            "`emulated.ipv6_link_local`: \"eui64\" is only for a board with network = \"tap\""
+        ),
+        "{e}"
+    );
+    let e = parse(&eui.replace("\"eui64\"", "\"slaac\"")).unwrap_err();
+    assert!(
+        e.contains("`emulated.ipv6_link_local`: unknown \"slaac\""),
+        "{e}"
+    );
 }
 
 #[test]

@@ -16,7 +16,7 @@ use super::board::{
     EmulatedSecondBoard,
 };
 use super::sntp::{SntpServer, NTP_PORT};
-use super::topology::{Node, Topology};
+use super::topology::{eui64_link_local, mac_text, Node, Topology};
 use crate::dut::{Board, BoardNetwork, DutFile, Placeholders, TapPlaceholders};
 use crate::rtt::RttReader;
 use crate::{
@@ -130,8 +130,8 @@ impl EmulatedRig {
             // Its sockets are inside the emulator, not in a process's
             // table, and its namespace is only a switch.
             c.0.remove(&Capability::BoardProcess);
-        } else {
-            // The rig gives the namespace its link-local address.
+        }
+        if knows_link_local(dut) {
             c.0.insert(Capability::Ipv6LinkLocal);
         }
         let emulated = dut.emulated.as_ref();
@@ -172,8 +172,13 @@ impl EmulatedRig {
             hub_host: self.topo.hub_host(),
             sacbench_bin: absolute(self.config.sacbench_bin.clone()),
             dut_dir: absolute(self.config.dut.dir()),
-            tap: (self.topo.board_network() == BoardNetwork::Tap)
-                .then(|| tap_placeholders(self.topo.dut_ipv4(), self.topo.ipv4(1))),
+            tap: (self.topo.board_network() == BoardNetwork::Tap).then(|| {
+                tap_placeholders(
+                    self.topo.dut_ipv4(),
+                    self.topo.ipv4(1),
+                    self.topo.board_mac(false),
+                )
+            }),
         }
     }
 
@@ -334,6 +339,7 @@ impl Rig for EmulatedRig {
                 tap_placeholders(
                     self.topo.second_board_ipv4(),
                     self.topo.second_board_gateway_ipv4(),
+                    self.topo.board_mac(true),
                 )
             }),
             ..self.placeholders()
@@ -443,6 +449,10 @@ impl Rig for EmulatedRig {
             ipv6_link_local: self
                 .topo
                 .dut_ipv6_link_local()
+                .or_else(|| {
+                    knows_link_local(&self.config.dut)
+                        .then(|| eui64_link_local(self.topo.board_mac(false)))
+                })
                 .map(|a| (a, Topology::GW_DUT_IF.into())),
         }
     }
@@ -455,13 +465,28 @@ fn board_network(dut: &DutFile) -> BoardNetwork {
 
 /// The placeholders of a board on a TAP device at `ipv4` (a /30) behind
 /// `gateway`, which also serves it the time.
-fn tap_placeholders(ipv4: std::net::Ipv4Addr, gateway: std::net::Ipv4Addr) -> TapPlaceholders {
+fn tap_placeholders(
+    ipv4: std::net::Ipv4Addr,
+    gateway: std::net::Ipv4Addr,
+    mac: [u8; 6],
+) -> TapPlaceholders {
     TapPlaceholders {
         bridge: Topology::BRIDGE.into(),
         ipv4_cidr: format!("{ipv4}/30"),
         ipv4_gateway: gateway.to_string(),
         ntp_server: format!("{gateway}:{NTP_PORT}"),
+        mac: mac_text(mac),
     }
+}
+
+/// Whether the rig knows `dut`'s IPv6 link-local address: its own on a
+/// namespace board, the EUI-64 of `{mac}` on a board that says it takes it.
+fn knows_link_local(dut: &DutFile) -> bool {
+    board_network(dut) == BoardNetwork::Namespace
+        || dut
+            .emulated
+            .as_ref()
+            .is_some_and(|e| e.ipv6_link_local_eui64)
 }
 
 impl Drop for EmulatedRig {

@@ -278,6 +278,13 @@ impl Topology {
         self.network
     }
 
+    /// The Ethernet address the rig gives a board with its own IP stack
+    /// (`{mac}`): locally administered, `02:00:0a:c8:N:H` for 10.200.N.H.
+    pub fn board_mac(&self, second: bool) -> [u8; 6] {
+        let host = if second { SECOND_BOARD_HOST } else { 2 };
+        [0x02, 0x00, 10, 200, self.id, host]
+    }
+
     /// A command run inside `node`'s namespace (as `ip netns exec` would,
     /// see [`netns_command`]).
     pub fn command(&self, node: Node, program: impl AsRef<std::ffi::OsStr>) -> Command {
@@ -318,6 +325,39 @@ impl Topology {
             set_link(&h, link, up).await
         })
     }
+}
+
+/// The IPv6 link-local address a host derives from `mac` by modified
+/// EUI-64 (RFC 4291 appendix A): `fe80::` and the MAC with `ff:fe` in its
+/// middle and the universal/local bit flipped.
+pub fn eui64_link_local(mac: [u8; 6]) -> Ipv6Addr {
+    let [a, b, c, d, e, f] = mac;
+    Ipv6Addr::from([
+        0xfe,
+        0x80,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        a ^ 0x02,
+        b,
+        c,
+        0xff,
+        0xfe,
+        d,
+        e,
+        f,
+    ])
+}
+
+/// `mac` as `02:00:0a:…` (what `{mac}` is).
+pub fn mac_text(mac: [u8; 6]) -> String {
+    mac.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }
 
 /// No SLAAC, no duplicate address detection on these links: their IPv6
@@ -396,6 +436,16 @@ pub fn in_netns<T: Send + 'static>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_boards_link_local_address_is_its_macs_eui64() {
+        // What Linux derives for QEMU's default NIC address.
+        assert_eq!(
+            eui64_link_local([0x52, 0x54, 0x00, 0x12, 0x34, 0x56]),
+            "fe80::5054:ff:fe12:3456".parse::<Ipv6Addr>().unwrap()
+        );
+        assert_eq!(mac_text([0x02, 0, 10, 200, 7, 2]), "02:00:0a:c8:07:02");
+    }
 
     #[test]
     fn the_second_boards_link_is_a_subnet_of_its_own() {
