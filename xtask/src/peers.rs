@@ -27,7 +27,12 @@ pub(crate) const PEERS: &[(&str, &str)] = &[
     ("snmpd", "snmpd"),
     // labgrid's exporter serves a serial port over RFC 2217 with ser2net (labgrid_farm).
     ("ser2net", "ser2net"),
+    // The reference device's Cortex-M3 image runs on QEMU's mps2-an385 (mcu_qemu).
+    ("qemu-system-arm", "qemu-system-arm"),
 ];
+
+/// Rust targets the tests build for (rustup): the MCU image (mcu_qemu).
+const RUST_TARGETS: &[&str] = &["thumbv7m-none-eabi"];
 
 /// Python tools the tests use (program, PyPI requirement).
 const PY_PEERS: &[(&str, &str)] = &[
@@ -48,11 +53,12 @@ struct Missing {
     apt: Vec<&'static str>,
     pip: Vec<&'static str>,
     npm: bool,
+    targets: Vec<&'static str>,
 }
 
 impl Missing {
     fn is_empty(&self) -> bool {
-        self.apt.is_empty() && self.pip.is_empty() && !self.npm
+        self.apt.is_empty() && self.pip.is_empty() && !self.npm && self.targets.is_empty()
     }
 
     /// The one command line that installs all of it.
@@ -69,6 +75,9 @@ impl Missing {
         }
         if self.npm {
             how.push(format!("npm ci --prefix {NODE_EXAMPLE}"));
+        }
+        if !self.targets.is_empty() {
+            how.push(format!("rustup target add {}", self.targets.join(" ")));
         }
         how.join(" && ")
     }
@@ -105,7 +114,22 @@ fn missing(root: &Path) -> Missing {
         .join(NODE_EXAMPLE)
         .join("node_modules/azure-iot-device")
         .is_dir();
-    Missing { apt, pip, npm }
+    let installed = Command::new("rustup")
+        .args(["target", "list", "--installed"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    let targets = RUST_TARGETS
+        .iter()
+        .filter(|t| !installed.lines().any(|l| l.trim() == **t))
+        .copied()
+        .collect();
+    Missing {
+        apt,
+        pip,
+        npm,
+        targets,
+    }
 }
 
 fn is_root() -> bool {
@@ -172,6 +196,14 @@ fn install(root: &Path, m: &Missing) -> Result<(), Failure> {
             let _ = Command::new("pyenv").arg("rehash").status();
         }
     }
+    if !m.targets.is_empty() {
+        run(
+            &format!("rustup target add {}", m.targets.join(" ")),
+            Command::new("rustup")
+                .args(["target", "add"])
+                .args(&m.targets),
+        )?;
+    }
     if m.npm {
         run(
             &format!("npm ci in {NODE_EXAMPLE}"),
@@ -218,11 +250,12 @@ mod tests {
             apt: vec!["tshark", "jq"],
             pip: vec!["imgtool"],
             npm: true,
+            targets: vec!["thumbv7m-none-eabi"],
         };
         assert_eq!(
             m.command(),
             "apt-get update && apt-get install -y tshark jq && python3 -m pip install imgtool \
-             && npm ci --prefix examples/azure-node-device"
+             && npm ci --prefix examples/azure-node-device && rustup target add thumbv7m-none-eabi"
         );
         assert!(Missing::default().is_empty());
         assert_eq!(
