@@ -415,6 +415,7 @@ pub const COMMAND_PLACEHOLDERS: &[&str] = &[
     "{ipv4_cidr}",
     "{ipv4_gateway}",
     "{ntp_server}",
+    "{mac}",
 ];
 
 /// The placeholders only a board on `network = "tap"` has: its link and the

@@ -50,6 +50,9 @@ const MAC_MII_ACC: u32 = 6;
 const MAC_MII_DATA: u32 = 7;
 
 const MAC_CR_FDPX: u32 = 1 << 20;
+/// Pass all multicast frames: IPv6 neighbour discovery reaches the device
+/// at its solicited-node multicast address (smoltcp filters the groups).
+const MAC_CR_MCPAS: u32 = 1 << 19;
 const MAC_CR_TXEN: u32 = 1 << 3;
 const MAC_CR_RXEN: u32 = 1 << 2;
 
@@ -206,11 +209,14 @@ impl Lan9118 {
         let _ = regs.phy_read(PHY_BMSR)?;
         let link_up = regs.phy_read(PHY_BMSR)? & BMSR_LINK != 0;
 
-        // Empty both FIFOs, then start: frames to our address and broadcast
-        // (MAC_CR's reset value is promiscuous; this clears PRMS).
+        // Empty both FIFOs, then start: frames to our address, broadcast and
+        // multicast (MAC_CR's reset value is promiscuous; this clears PRMS).
         regs.write(RX_CFG, RX_CFG_RX_DUMP);
         regs.write(TX_CFG, TX_CFG_TXS_DUMP | TX_CFG_TX_ON);
-        regs.mac_write(MAC_CR, MAC_CR_FDPX | MAC_CR_TXEN | MAC_CR_RXEN)?;
+        regs.mac_write(
+            MAC_CR,
+            MAC_CR_FDPX | MAC_CR_MCPAS | MAC_CR_TXEN | MAC_CR_RXEN,
+        )?;
 
         let dev = Lan9118 {
             regs,

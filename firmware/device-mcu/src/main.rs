@@ -106,11 +106,18 @@ fn main() -> ! {
         &mut eth,
         now(&mut clock),
     );
+    // IPv6: the link-local address only, from the MAC by modified EUI-64
+    // (RFC 4291 appendix A), as a host without configuration takes one; no
+    // router solicitation, no global address.
+    let link_local = eui64_link_local(eth.mac().0);
     iface.update_ip_addrs(|addrs| {
-        if addrs.push(IpCidr::Ipv4(address)).is_err() {
-            let _ = writeln!(con, "net: no room for the address");
+        if addrs.push(IpCidr::Ipv4(address)).is_err()
+            || addrs.push(IpCidr::new(link_local.into(), 64)).is_err()
+        {
+            let _ = writeln!(con, "net: no room for the addresses");
         }
     });
+    let _ = writeln!(con, "net: ipv6 link-local {link_local}");
     if let Some(prov) = prov {
         if iface
             .routes_mut()
@@ -250,6 +257,15 @@ fn report_memory(con: &mut Uart) {
         }
     }
     let _ = writeln!(con, "heap: peak={} bytes of {}", heap::peak(), heap::SIZE);
+}
+
+/// The IPv6 link-local address of `mac` by modified EUI-64: `fe80::`, the
+/// MAC with `ff:fe` in its middle, the universal/local bit flipped.
+fn eui64_link_local(mac: [u8; 6]) -> smoltcp::wire::Ipv6Address {
+    let [a, b, c, d, e, f] = mac;
+    smoltcp::wire::Ipv6Address::from([
+        0xfe, 0x80, 0, 0, 0, 0, 0, 0, a ^ 0x02, b, c, 0xff, 0xfe, d, e, f,
+    ])
 }
 
 /// The core's clock on mps2-an385 (QEMU's `hw/arm/mps2.c`: 25 MHz).

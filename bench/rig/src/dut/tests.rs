@@ -141,7 +141,7 @@ fn placeholders_expand_and_relative_paths_anchor_at_the_file() {
 
 #[test]
 fn a_board_on_a_tap_gets_the_link_and_addresses_and_no_other_board_does() {
-    let tap_command = r#"command = ["qemu-board", "--ip", "{ipv4_cidr}", "--bridge", "{bridge}", "--gw", "{ipv4_gateway}", "--sntp", "{ntp_server}"]"#;
+    let tap_command = r#"command = ["qemu-board", "--ip", "{ipv4_cidr}", "--bridge", "{bridge}", "--gw", "{ipv4_gateway}", "--sntp", "{ntp_server}", "--mac", "{mac}"]"#;
     let on_tap = GOOD.replace(
         r#"command = ["node", "app.js", "{provisioning}", "{state}"]"#,
         &format!("network = \"tap\"\n{tap_command}"),
