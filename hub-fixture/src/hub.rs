@@ -309,6 +309,7 @@ impl HubFixture {
             refuse_enrollment: Mutex::new(Default::default()),
             firmware_rate: Mutex::new(None),
             withhold_connack: Mutex::new(Default::default()),
+            lose_puback: Mutex::new(Default::default()),
             held_desired: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
             tls,

@@ -70,6 +70,8 @@ pub struct HubState {
     pub(crate) firmware_rate: Mutex<Option<u64>>,
     /// Devices whose CONNECTs the hub does not answer (a fixture switch for CD-16).
     pub(crate) withhold_connack: Mutex<std::collections::HashSet<String>>,
+    /// Devices whose next PUBACK the hub loses (a fixture switch for CD-22).
+    pub(crate) lose_puback: Mutex<std::collections::HashSet<String>>,
     /// Devices whose next desired-properties notification the hub holds (a
     /// fixture switch for CD-19): `None` armed, `Some((version, patch))` held.
     pub(crate) held_desired: Mutex<HashMap<String, Option<(i64, serde_json::Value)>>>,

@@ -284,6 +284,17 @@ pub enum Event {
         /// The PUBLISH's MQTT packet id.
         packet_id: u16,
     },
+    /// The device acknowledged a C2D message, and the hub lost the PUBACK
+    /// (a fixture switch): the message stays uncompleted, the connection
+    /// is reset.
+    PubackLost {
+        /// The message's own sequence number in the device's queue.
+        message_seq: i64,
+        /// The message id.
+        message_id: String,
+        /// The acknowledged packet id.
+        packet_id: u16,
+    },
     /// The device acknowledged a C2D message (PUBACK).
     C2dAcked {
         /// The message's own sequence number in the device's queue (the

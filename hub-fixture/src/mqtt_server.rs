@@ -315,6 +315,14 @@ impl HubPort for Port<'_> {
         }
     }
 
+    fn take_lost_puback(&mut self, device_id: &str) -> bool {
+        self.hub
+            .lose_puback
+            .lock()
+            .expect("lose-puback lock")
+            .remove(device_id)
+    }
+
     fn withhold_connack(&mut self, device_id: &str) -> bool {
         self.hub
             .withhold_connack

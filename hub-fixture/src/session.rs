@@ -103,6 +103,11 @@ pub trait HubPort {
     fn withhold_connack(&mut self, _device_id: &str) -> bool {
         false
     }
+    /// Whether the hub loses this PUBACK of the device (a fixture switch,
+    /// armed for one PUBACK: taking it disarms it).
+    fn take_lost_puback(&mut self, _device_id: &str) -> bool {
+        false
+    }
 }
 
 /// Why a session ended, with a human-readable detail.
@@ -286,6 +291,29 @@ impl Session {
         match packet {
             Packet::Publish(publish) => self.on_publish(port, publish),
             Packet::PubAck(ack) => {
+                if let Some(lost) = self
+                    .in_flight
+                    .get(&ack.pkid)
+                    .filter(|_| port.take_lost_puback(&self.identity.device_id))
+                {
+                    // Never completed: the queue delivers it again on the
+                    // device's next session.
+                    port.journal(
+                        &self.identity.device_id,
+                        Event::PubackLost {
+                            message_seq: lost.seq,
+                            message_id: lost.message_id.clone(),
+                            packet_id: ack.pkid,
+                        },
+                    );
+                    return Err(SessionEnd::new(
+                        CloseReason::HubReset,
+                        format!(
+                            "the hub lost the PUBACK of {} (fixture switch) and reset the connection",
+                            lost.message_id
+                        ),
+                    ));
+                }
                 if let Some(done) = self.in_flight.remove(&ack.pkid) {
                     port.complete_c2d(&self.identity.device_id, done.seq);
                     self.persist(port);

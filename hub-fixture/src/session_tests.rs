@@ -22,6 +22,8 @@ struct FakeHub {
     stored: Option<StoredSession>,
     /// Another connection took over: saves are refused (as the hub's live check does).
     evicted: bool,
+    /// The next PUBACK is lost (the CD-22 switch).
+    lose_puback: bool,
 }
 
 impl FakeHub {
@@ -111,6 +113,9 @@ impl HubPort for FakeHub {
     }
     fn journal(&mut self, _: &str, event: Event) {
         self.events.push(event);
+    }
+    fn take_lost_puback(&mut self, _: &str) -> bool {
+        std::mem::take(&mut self.lose_puback)
     }
 }
 
@@ -407,6 +412,57 @@ fn c2d_is_delivered_on_subscribe_in_order_within_the_window_and_completed_by_pub
     assert!(matches!(&out[..], [Packet::Publish(p)] if p.payload == "cmd 3"));
     // A duplicate PUBACK for a packet id no longer in flight is ignored.
     s.receive(&mut hub, &bytes(Packet::PubAck(PubAck::new(first))))
+        .unwrap();
+    assert_eq!(hub.completed, vec![1]);
+}
+
+#[test]
+fn a_lost_puback_leaves_the_command_uncompleted_and_resets_the_connection() {
+    let mut hub = FakeHub::enabled();
+    hub.push(1);
+    let mut s = connected(&mut hub);
+    s.receive(
+        &mut hub,
+        &subscribe(&["devices/dev-1/messages/devicebound/#"]),
+    )
+    .unwrap();
+    let pid = sent(&mut s)
+        .iter()
+        .find_map(|p| match p {
+            Packet::Publish(p) => Some(p.pkid),
+            _ => None,
+        })
+        .unwrap();
+    hub.lose_puback = true;
+    let end = s
+        .receive(&mut hub, &bytes(Packet::PubAck(PubAck::new(pid))))
+        .unwrap_err();
+    assert_eq!(end.reason, CloseReason::HubReset);
+    assert!(
+        end.detail.contains("lost the PUBACK of m1"),
+        "{}",
+        end.detail
+    );
+    assert!(hub.completed.is_empty(), "the command stays in the queue");
+    assert!(hub.events.iter().any(|e| matches!(
+        e,
+        Event::PubackLost { message_seq: 1, message_id, packet_id } if message_id == "m1" && *packet_id == pid
+    )));
+    // Armed once: the next session's PUBACK completes it.
+    let mut s = connected(&mut hub);
+    s.receive(
+        &mut hub,
+        &subscribe(&["devices/dev-1/messages/devicebound/#"]),
+    )
+    .unwrap();
+    let pid = sent(&mut s)
+        .iter()
+        .find_map(|p| match p {
+            Packet::Publish(p) => Some(p.pkid),
+            _ => None,
+        })
+        .unwrap();
+    s.receive(&mut hub, &bytes(Packet::PubAck(PubAck::new(pid))))
         .unwrap();
     assert_eq!(hub.completed, vec![1]);
 }

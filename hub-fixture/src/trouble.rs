@@ -93,6 +93,16 @@ impl HubFixture {
         }
     }
 
+    /// Loses the device's next PUBACK, as when the link drops between the
+    /// device's acknowledgement and the hub: the hub journals it
+    /// (`puback_lost`), leaves the command uncompleted and resets the
+    /// connection, so the command is delivered again on the device's next
+    /// session — which must acknowledge it without applying it twice.
+    pub fn lose_next_puback(&self, device_id: &str) {
+        let mut set = self.state.lose_puback.lock().expect("lose-puback lock");
+        set.insert(device_id.to_owned());
+    }
+
     /// Holds the notification of the device's next desired-properties
     /// patch (`desired_held`): the twin changes, the device is told only by
     /// [`HubFixture::release_desired`], after newer patches and GETs — a
