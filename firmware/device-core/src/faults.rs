@@ -108,7 +108,7 @@ catalogue! {
         "downloads firmware over cleartext HTTP on port 80";
     NoResubscribe "no-resubscribe" ["CD-01", "CD-02", "CD-10", "CD-13", "CD-14", "CD-15"]
         "subscribes to commands only in its first session ever (remembered in flash), not after reconnects or reboots";
-    NoDedupe "no-dedupe" ["CD-06", "CD-10"]
+    NoDedupe "no-dedupe" ["CD-06", "CD-10", "CD-22"]
         "applies a redelivered command again instead of by $.mid once";
     AckBeforePersist "ack-before-persist" ["CD-12"]
         "sends PUBACK before the command is applied and recorded";

@@ -18,6 +18,8 @@
 
 #[path = "cd_identity.rs"]
 pub(super) mod identity;
+#[path = "cd_redelivery.rs"]
+pub(super) mod redelivery;
 #[path = "cd_selftest.rs"]
 pub(super) mod selftest;
 #[path = "cd_server.rs"]

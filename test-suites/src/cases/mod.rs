@@ -85,6 +85,7 @@ pub fn all() -> Vec<&'static CaseDef> {
         cd::server::CASES,
         cd::identity::CASES,
         cd::server::MALFORMED_CASES,
+        cd::redelivery::CASES,
         gw::CASES,
     ]
     .into_iter()
@@ -133,8 +134,8 @@ mod tests {
                 "{name}"
             );
         }
-        // The catalogue's cases: NI, MT, MT-15…26, KR, KR-07…08, OTA, OTA-11…18, CD, CD-13…19 and CD-21, CD-20, GW.
-        assert_eq!(all.len(), 6 + 14 + 12 + 6 + 2 + 10 + 8 + 12 + 8 + 1 + 5);
+        // The catalogue's cases: NI, MT, MT-15…26, KR, KR-07…08, OTA, OTA-11…18, CD, CD-13…19 and CD-21, CD-20, CD-22, GW.
+        assert_eq!(all.len(), 6 + 14 + 12 + 6 + 2 + 10 + 8 + 12 + 8 + 1 + 1 + 5);
     }
 
     #[test]
