@@ -65,9 +65,7 @@ fn expected(id: &str) -> (Outcome, &'static str, &'static str) {
 }
 
 /// The faults the image offers, each with the cases that must fail with
-/// it and a text their `seen` must hold. `no-dedupe` has none here: the
-/// cases that catch it (CD-06, CD-10) cut power at a flash write, which
-/// only the native board can; the MCU rig's tests prove it from outside.
+/// it and a text their `seen` must hold.
 const FAULTS: &[(&str, &[&str], &str)] = &[
     ("listen-debug", &["NI-01", "NI-05", "NI-06"], "2323"),
     (
@@ -78,6 +76,7 @@ const FAULTS: &[(&str, &[&str], &str)] = &[
         ],
         "application data",
     ),
+    ("no-dedupe", &["CD-22"], "applied more than once"),
 ];
 
 fn root() -> PathBuf {
@@ -249,11 +248,6 @@ fn docs_mcu_device_md_is_the_tested_table() {
             cases.join(", ")
         );
     }
-    out.push_str(
-        "| `no-dedupe` | none here: the cases that catch it (CD-06, CD-10) cut power at a flash write, \
-         which only sacbench's native board can; the MCU rig's tests show it from outside \
-         (`firmware/device-mcu/rig/tests/mqtt.rs`) |\n",
-    );
     let path = root().join("docs/MCU-DEVICE.md");
     if std::env::var_os("SACBENCH_BLESS").is_some() {
         std::fs::write(&path, &out).unwrap();
