@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use hub_fixture::pki::{CertificateAuthority, Validity};
-use sacbench_capture::analysis::{is_grease, TLS12};
+use sacbench_capture::analysis::{is_grease, TLS12, TLS13};
 use sacbench_capture::TcpFlow;
 use sacbench_rig::dut::EventName;
 use sacbench_rig::Node;
@@ -19,11 +19,12 @@ use crate::model::Evidence;
 
 /// How a [`BadHub`] speaks TLS.
 pub(super) enum BadTls<'a> {
-    /// TLS 1.3 and 1.2 (rustls, as the fixture hub), presenting this
-    /// certificate chain; no client certificate asked. Both versions: a
-    /// device that speaks only TLS 1.3 (or only 1.2) must meet the
-    /// certificate under test, not a version it refuses before it looks
-    /// at the certificate (a vacuous pass no fault could fail).
+    /// rustls presenting this certificate chain, no client certificate
+    /// asked: TLS 1.2 to a device that offers it (the handshake then
+    /// stays in clear in the capture), TLS 1.3 to one that offers only
+    /// TLS 1.3 — every device meets the certificate under test, never a
+    /// version it refuses before it looks at the certificate (a vacuous
+    /// pass no fault could fail).
     Tls13And12 { cert_pem: &'a str, key_pem: &'a str },
     /// A server that speaks TLS 1.0 only: to a ClientHello whose versions
     /// include 1.0 it answers a TLS 1.0 ServerHello (a correct device aborts
@@ -38,12 +39,24 @@ pub(super) enum BadTls<'a> {
 pub(super) struct BadHub {
     task: tokio::task::JoinHandle<()>,
     out: Arc<(Mutex<Vec<u8>>, tokio::sync::Notify)>,
+    /// Handshakes the device completed (it sent its Finished: it accepted
+    /// the certificate), whatever it sent after.
+    completed: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// The bad certificate's hub, by version (see [`BadTls::Tls13And12`]).
+struct BadCertConfigs {
+    tls12: Arc<rustls::ServerConfig>,
+    tls13: Arc<rustls::ServerConfig>,
 }
 
 impl BadHub {
     pub(super) async fn start(case: &Case, tls: BadTls<'_>) -> Result<BadHub, Fail> {
         let acceptor = match tls {
-            BadTls::Tls13And12 { cert_pem, key_pem } => Some(bad_cert_acceptor(cert_pem, key_pem)?),
+            BadTls::Tls13And12 { cert_pem, key_pem } => Some(Arc::new(BadCertConfigs {
+                tls12: bad_cert_config(cert_pem, key_pem, &rustls::version::TLS12)?,
+                tls13: bad_cert_config(cert_pem, key_pem, &rustls::version::TLS13)?,
+            })),
             BadTls::Tls10Only => None,
         };
         let addr = SocketAddr::from((case.net.hub_ipv4, BAD_HUB_PORT));
@@ -54,18 +67,23 @@ impl BadHub {
         listener.set_nonblocking(true)?;
         let listener = tokio::net::TcpListener::from_std(listener)?;
         let out: Arc<(Mutex<Vec<u8>>, tokio::sync::Notify)> = Arc::default();
-        let o = out.clone();
+        let completed: Arc<std::sync::atomic::AtomicUsize> = Arc::default();
+        let (o, c) = (out.clone(), completed.clone());
         let task = tokio::spawn(async move {
             // Dropped with the task: every connection ends with the hub.
             let mut conns = tokio::task::JoinSet::new();
             while let Ok((tcp, _)) = listener.accept().await {
                 match &acceptor {
-                    Some(a) => conns.spawn(serve_bad_cert(a.clone(), tcp, o.clone())),
+                    Some(a) => conns.spawn(serve_bad_cert(a.clone(), tcp, o.clone(), c.clone())),
                     None => conns.spawn(serve_tls10_only(tcp)),
                 };
             }
         });
-        Ok(BadHub { task, out })
+        Ok(BadHub {
+            task,
+            out,
+            completed,
+        })
     }
 
     /// Waits until the server's output contains `needle`.
@@ -84,6 +102,11 @@ impl BadHub {
         }
     }
 
+    /// How many handshakes the device completed with this hub.
+    pub(super) fn completed(&self) -> usize {
+        self.completed.load(std::sync::atomic::Ordering::Acquire)
+    }
+
     fn received(&self, needle: &[u8]) -> bool {
         let out = self.out.0.lock().expect("lock");
         out.windows(needle.len()).any(|w| w == needle)
@@ -96,7 +119,11 @@ impl Drop for BadHub {
     }
 }
 
-fn bad_cert_acceptor(cert_pem: &str, key_pem: &str) -> Result<tokio_rustls::TlsAcceptor, Fail> {
+fn bad_cert_config(
+    cert_pem: &str,
+    key_pem: &str,
+    version: &'static rustls::SupportedProtocolVersion,
+) -> Result<Arc<rustls::ServerConfig>, Fail> {
     use rustls_pki_types::pem::PemObject;
     use rustls_pki_types::{CertificateDer, PrivateKeyDer};
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem.as_bytes())
@@ -105,26 +132,40 @@ fn bad_cert_acceptor(cert_pem: &str, key_pem: &str) -> Result<tokio_rustls::TlsA
     let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes())
         .map_err(|e| format!("the bad hub's key: {e}"))?;
     let config = rustls::ServerConfig::builder_with_provider(hub_fixture::tls::provider())
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .with_protocol_versions(&[version])
         .map_err(|e| format!("the bad hub's TLS: {e}"))?
         .with_no_client_auth()
         .with_single_cert(chain, key)
         .map_err(|e| format!("the bad hub's TLS: {e}"))?;
-    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+    Ok(Arc::new(config))
+}
+
+/// Whether a ClientHello's cipher suites include one of TLS 1.2 (TLS 1.3's
+/// are 0x13xx): the client speaks TLS 1.2.
+fn offers_tls12(suites: &[rustls::CipherSuite]) -> bool {
+    suites.iter().any(|s| u16::from(*s) >> 8 != 0x13)
 }
 
 /// One connection to the bad certificate's hub: what the device sends after the
 /// handshake is collected.
 async fn serve_bad_cert(
-    acceptor: tokio_rustls::TlsAcceptor,
+    configs: Arc<BadCertConfigs>,
     tcp: tokio::net::TcpStream,
     out: Arc<(Mutex<Vec<u8>>, tokio::sync::Notify)>,
+    completed: Arc<std::sync::atomic::AtomicUsize>,
 ) {
     use tokio::io::AsyncReadExt;
+    let acceptor = tokio_rustls::LazyConfigAcceptor::new(rustls::server::Acceptor::default(), tcp);
+    let Ok(start) = acceptor.await else { return };
+    let config = match offers_tls12(start.client_hello().cipher_suites()) {
+        true => configs.tls12.clone(),
+        false => configs.tls13.clone(),
+    };
     // A device that refuses the certificate aborts here: nothing to collect.
-    let Ok(mut tls) = acceptor.accept(tcp).await else {
+    let Ok(mut tls) = start.into_stream(config).await else {
         return;
     };
+    completed.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
     let mut buf = [0u8; 4096];
     while let Ok(n @ 1..) = tls.read(&mut buf).await {
         out.0.lock().expect("lock").extend_from_slice(&buf[..n]);
@@ -210,10 +251,21 @@ pub(super) async fn refuses_bad_cert(
         .into_iter()
         .filter(|f| f.server.port() == BAD_HUB_PORT)
         .collect();
+    // In TLS 1.2 application data is what follows the handshake in clear;
+    // in TLS 1.3 everything after the ServerHello looks like it (the
+    // device's Finished, or its alert refusing the certificate, included):
+    // there the hub's own view decides (a completed handshake, a CONNECT).
     let data: Vec<u64> = flows
         .iter()
+        .filter(|f| f.tls.version() != Some(TLS13))
         .filter_map(|f| f.to_server.tls.first_application_data.map(|r| r.number))
         .collect();
+    let versions: Vec<String> = flows
+        .iter()
+        .filter_map(|f| f.tls.version())
+        .map(|v| if v == TLS13 { "TLS 1.3" } else { "TLS 1.2" }.to_string())
+        .collect();
+    let (completed, connect) = (hub.completed(), hub.received(b"MQTT"));
     let alerts: Vec<(u8, u64)> = flows
         .iter()
         .flat_map(|f| {
@@ -225,15 +277,24 @@ pub(super) async fn refuses_bad_cert(
         })
         .collect();
     case.note(Evidence::frames(
-        format!("{} flows to the bad hub; device alerts (code, frame) {alerts:?}; application data frames {data:?}", flows.len()),
+        format!("{} flows to the bad hub ({versions:?}); handshakes the device completed {completed}; device alerts in clear (code, frame) {alerts:?}; application data frames (TLS 1.2) {data:?}", flows.len()),
         alerts.iter().map(|a| a.1).chain(data.iter().copied()),
     ));
-    if !data.is_empty() || refusal.is_none() || hub.received(b"MQTT") {
-        return Err(Fail::new(
-            format!("the device to abort the handshake with a hub whose certificate is {what}"),
+    if !data.is_empty() || completed > 0 || connect || refusal.is_none() {
+        let seen = if !data.is_empty() {
             format!(
                 "it sent application data (frames {data:?}) — an MQTT CONNECT reached the bad hub"
-            ),
+            )
+        } else if connect {
+            "it sent application data — an MQTT CONNECT reached the bad hub (encrypted: the bad hub's own record)".to_string()
+        } else if completed > 0 {
+            format!("it completed {completed} handshake(s) with the bad hub: it accepted the certificate")
+        } else {
+            "it reported no failed connection attempt (`connection_failed`)".to_string()
+        };
+        return Err(Fail::new(
+            format!("the device to abort the handshake with a hub whose certificate is {what}"),
+            seen,
             format!("capture.pcapng frames {data:?}; device.log"),
         ));
     }
