@@ -87,6 +87,45 @@ fn exit_usage(e: impl std::fmt::Display) -> ! {
     std::process::exit(2);
 }
 
+/// Runs the DUT file's `[emulated] build` (if any) once, before any case and
+/// outside the rig's namespaces (a build may fetch what it needs), in the
+/// DUT file's folder, its output on stderr; a failure stops the run (exit
+/// 2), naming it. The wrappers and flags of a cargo that started this suite
+/// (a test run, xtask's linted build) are not the DUT's: left out.
+fn build_dut(dut: &sacbench_rig::dut::DutFile, sacbench_bin: &std::path::Path) {
+    let Some(argv) = dut.build_argv(sacbench_bin) else {
+        return;
+    };
+    eprintln!(
+        "sacbench-suite: building the DUT ([emulated] build of {}): {}",
+        dut.file.display(),
+        argv.join(" ")
+    );
+    let status = std::process::Command::new(&argv[0])
+        .args(&argv[1..])
+        .current_dir(dut.dir())
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .env_remove("RUSTC_WRAPPER")
+        .env_remove("RUSTC_WORKSPACE_WRAPPER")
+        .stdout(std::process::Stdio::inherit())
+        .stderr(std::process::Stdio::inherit())
+        .status();
+    match status {
+        Ok(s) if s.success() => {}
+        Ok(s) => exit_usage(format!(
+            "{}: [emulated] build {:?} failed ({s})",
+            dut.file.display(),
+            argv
+        )),
+        Err(e) => exit_usage(format!(
+            "{}: [emulated] build {:?} could not run: {e}",
+            dut.file.display(),
+            argv
+        )),
+    }
+}
+
 /// Runs the harness with this process's arguments and environment; never returns.
 pub fn main(target: Target) -> ! {
     // Re-executed by the emulated rig to run a tool in one of its network
@@ -255,6 +294,9 @@ pub fn main(target: Target) -> ! {
         sacbench_bin()
     };
     let sacbench_bin = bin.unwrap_or_else(|e| exit_usage(e));
+    if !args.list && rig_file.is_none() {
+        build_dut(&dut, &sacbench_bin);
+    }
     let rig_info = match &rig_file {
         None => crate::model::RigInfo {
             kind: "emulated".into(),

@@ -8,10 +8,12 @@
 //! no case in `error`; and one run per fault built into the image, each
 //! caught by its cases as `failed`.
 //!
-//! Builds the images first (`devmcu-board build`: release, one per fault
-//! set; the `thumbv7m-none-eabi` target), once, in this one test: the runs
-//! share the images, and a second build would rewrite an image a running
-//! QEMU is loading. Needs `qemu-system-arm` and `ip` (xtask's peers).
+//! Each run builds the images first, as the DUT file's `[emulated] build`
+//! says (`devmcu-board build`: release, one per fault set; the
+//! `thumbv7m-none-eabi` target): the first compiles, the others find them
+//! up to date (cargo's lock; the images are replaced by rename, so a
+//! booting QEMU never reads half of one). Needs `qemu-system-arm` and `ip`
+//! (xtask's peers).
 #![allow(clippy::unwrap_used)] // a test: a failed unwrap is the test failing
 
 use std::fmt::Write as _;
@@ -83,9 +85,9 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// `devmcu-board build`: the images the DUT file boots, in
-/// `firmware/device-mcu/target/board/`.
-fn build_images() {
+/// The image is built for thumbv7m-none-eabi (by the DUT file's
+/// `[emulated] build`, which each suite run below runs first).
+fn target_installed() {
     let installed = Command::new("rustup")
         .args(["target", "list", "--installed"])
         .output()
@@ -94,34 +96,6 @@ fn build_images() {
     assert!(
         installed.lines().any(|l| l.trim() == "thumbv7m-none-eabi"),
         "the MCU image needs the thumbv7m-none-eabi target: rustup target add thumbv7m-none-eabi"
-    );
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let out = Command::new(cargo)
-        .current_dir(root().join("firmware/device-mcu/rig"))
-        .args([
-            "run",
-            "--quiet",
-            "--release",
-            "--bin",
-            "devmcu-board",
-            "--",
-            "build",
-        ])
-        // Its own workspace, its own target folder and flags: nothing of the
-        // cargo (or xtask's linted build) that runs this test.
-        .env_remove("CARGO_TARGET_DIR")
-        .env_remove("CARGO_BUILD_TARGET")
-        .env_remove("RUSTFLAGS")
-        .env_remove("CARGO_ENCODED_RUSTFLAGS")
-        .env_remove("RUSTC_WRAPPER")
-        .env_remove("RUSTC_WORKSPACE_WRAPPER")
-        .output()
-        .expect("cargo runs");
-    assert!(
-        out.status.success(),
-        "devmcu-board build failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
     );
 }
 
@@ -153,7 +127,7 @@ fn run(out: &Path, fault: Option<&str>, only: &[&str]) -> (RunReport, String) {
 
 #[test]
 fn the_mcu_image_is_judged_on_qemu_and_its_faults_are_caught() {
-    build_images();
+    target_installed();
     let dir = tempfile::tempdir().unwrap();
     // The runs at once: the boards sleep between polls, the cases mostly
     // wait (on scans, on the device's timers).
@@ -216,8 +190,8 @@ fn docs_mcu_device_md_is_the_tested_table() {
          (`firmware/device-mcu`, thumbv7m-none-eabi), boots it under `qemu-system-arm -M mps2-an385`\n\
          through its DUT file on the emulated rig, runs the whole catalogue and checks every\n\
          outcome below (in CI); do not edit. No case ends in `error`.\n\n\
-         `cargo xtask emulated --dut firmware/device-mcu/dut.toml` (after\n\
-         `cd firmware/device-mcu/rig && cargo run --release --bin devmcu-board -- build`)\n\n\
+         `cargo xtask emulated --dut firmware/device-mcu/dut.toml` (it builds the image first:\n\
+         the DUT file's `[emulated] build`)\n\n\
          | case | outcome | why |\n|---|---|---|\n",
     );
     for c in sacbench_suites::cases::all() {

@@ -39,6 +39,10 @@ pub const DUT_FIELDS: &[(&str, &str)] = &[
         "an array of strings, the program first; placeholders {provisioning}, {state}, {device_id}, {hub_host}, {sacbench_bin}, {dut_dir}; with network = \"tap\" also {bridge}, {ipv4_cidr}, {ipv4_gateway}, {ntp_server}, {mac}",
     ),
     (
+        "emulated.build",
+        "an array of strings run once before any case (before the rig's namespaces), in the DUT file's folder, to build what command runs, e.g. [\"make\", \"firmware\"]; placeholders {dut_dir}, {sacbench_bin}; a failure stops the run (exit 2)",
+    ),
+    (
         "emulated.flash",
         "an array of strings that writes the signed image {image} into the board's flash under {state}, e.g. [\"{sacbench_bin}/device-native\", \"write-image\", \"--flash\", \"{state}/flash.bin\", \"--slot\", \"primary\", \"{image}\"]",
     ),
@@ -267,6 +271,9 @@ pub struct EmulatedDut {
     pub flash: Option<Vec<String>>,
     /// The emulated board the firmware runs on, if it is one sacbench knows.
     pub board: Option<Board>,
+    /// The argv that builds what `command` runs, run once before any case
+    /// (`{dut_dir}`, `{sacbench_bin}` not yet expanded).
+    pub build: Option<Vec<String>>,
     /// How the board is on the DUT's link.
     pub network: BoardNetwork,
     /// A board on a TAP device takes its IPv6 link-local address from
@@ -378,6 +385,8 @@ struct RawDut {
 #[serde(deny_unknown_fields)]
 struct RawEmulated {
     command: Vec<String>,
+    #[serde(default)]
+    build: Option<Vec<String>>,
     #[serde(default)]
     flash: Option<Vec<String>>,
     #[serde(default)]
@@ -611,9 +620,26 @@ impl DutFile {
                         ))
                     }
                 };
+                if let Some(build) = &e.build {
+                    let line = find_line(text, "emulated", "build");
+                    if build.first().is_none_or(|p| p.is_empty()) {
+                        return Err(err("emulated.build", line, "no program".into()));
+                    }
+                    if let Some(bad) = build
+                        .iter()
+                        .find_map(|a| unknown_placeholder(a, &["{dut_dir}", "{sacbench_bin}"]))
+                    {
+                        return Err(err(
+                            "emulated.build",
+                            line,
+                            format!("unknown placeholder {bad}"),
+                        ));
+                    }
+                }
                 Some(EmulatedDut {
                     command: e.command,
                     flash: e.flash,
+                    build: e.build,
                     board,
                     network,
                     ipv6_link_local_eui64,
@@ -658,6 +684,24 @@ impl DutFile {
             faults,
             image,
         })
+    }
+
+    /// `[emulated] build` with `{dut_dir}` and `{sacbench_bin}` expanded, if
+    /// the file has one.
+    pub fn build_argv(&self, sacbench_bin: &Path) -> Option<Vec<String>> {
+        let build = self.emulated.as_ref()?.build.as_ref()?;
+        // Absolute: the build runs in this folder, so a relative one would
+        // be taken twice.
+        let dir = std::fs::canonicalize(self.dir()).unwrap_or_else(|_| self.dir());
+        Some(
+            build
+                .iter()
+                .map(|a| {
+                    a.replace("{dut_dir}", &dir.to_string_lossy())
+                        .replace("{sacbench_bin}", &sacbench_bin.to_string_lossy())
+                })
+                .collect(),
+        )
     }
 
     /// The folder the DUT file is in: the emulated command's working directory.

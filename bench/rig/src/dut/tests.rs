@@ -193,6 +193,24 @@ fn a_board_on_a_tap_gets_the_link_and_addresses_and_no_other_board_does() {
 }
 
 #[test]
+fn a_build_command_expands_the_folder_and_names_a_bad_placeholder() {
+    let with = |build: &str| GOOD.replace("[emulated]", &format!("[emulated]\nbuild = {build}"));
+    let d = parse(&with(r#"["make", "-C", "{dut_dir}/fw", "{sacbench_bin}"]"#)).unwrap();
+    assert_eq!(
+        d.build_argv(Path::new("/bin")).unwrap(),
+        ["make", "-C", "devs/fw", "/bin"]
+    );
+    assert!(parse(GOOD).unwrap().build_argv(Path::new("/bin")).is_none());
+    let e = parse(&with(r#"["make", "{state}"]"#)).unwrap_err();
+    assert!(
+        e.starts_with("devs/dut.toml:6: `emulated.build`: unknown placeholder {state}"),
+        "{e}"
+    );
+    let e = parse(&with("[]")).unwrap_err();
+    assert!(e.contains("`emulated.build`: no program"), "{e}");
+}
+
+#[test]
 fn the_field_table_documents_every_key_the_parser_takes() {
     for (field, _) in DUT_FIELDS {
         assert_ne!(expected_in(DUT_FIELDS, field), "no such field");

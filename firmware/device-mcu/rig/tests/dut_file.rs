@@ -125,6 +125,7 @@ fn the_command_is_a_run_of_the_built_launcher_and_images() {
                 .replace("{ipv4_gateway}", "10.200.7.1")
                 .replace("{ntp_server}", "10.200.7.1:123")
                 .replace("{bridge}", "br0")
+                .replace("{mac}", "02:00:0a:c8:07:02")
         })
         .collect();
     assert_eq!(
@@ -154,6 +155,10 @@ fn the_command_is_a_run_of_the_built_launcher_and_images() {
     assert_eq!(run.prefix, 30);
     assert_eq!(run.bridge, "br0");
     assert_eq!(run.sntp, "10.200.7.1:123");
+    assert_eq!(
+        run.mac, "02:00:0a:c8:07:02",
+        "the rig's {{mac}}: the image's EUI-64 link-local address is the rig's to scan"
+    );
     assert_eq!(run.faults.len(), offered.len());
     // Exactly the faults the image applies (and `build` makes images of).
     offered.sort_unstable();
