@@ -1,10 +1,9 @@
 //! Puts memory.x where cortex-m-rt's link.x finds it. (Provisioning is read
 //! at run time from the provisioning region: src/provision.rs.)
 //!
-//! And checks the image's fault switches, `DEVICE_MCU_FAULTS` (a comma-separated
-//! list of names from device-core's catalogue, `src/faults.rs`): an unknown
-//! name, or a catalogue fault this image does not apply, is a build error
-//! naming it; the checked list reaches the image as `DEVICE_MCU_FAULT_LIST`.
+//! And turns the image's fault features (`--features listen-debug,…`,
+//! named as device-core's catalogue names them, `src/faults.rs`) into the
+//! list the image reads, `DEVICE_MCU_FAULT_LIST`.
 use std::{env, fs, path::PathBuf};
 
 use device_core::faults::{Fault, FaultSet};
@@ -26,20 +25,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     ] {
         println!("cargo:rerun-if-env-changed={var}");
     }
-    let list = env::var("DEVICE_MCU_FAULTS").unwrap_or_default();
-    let names = list.split(',').map(str::trim).filter(|n| !n.is_empty());
-    let set = FaultSet::from_names(names).map_err(|unknown| {
-        format!("DEVICE_MCU_FAULTS: {unknown:?} is not a fault of device-core's catalogue")
-    })?;
-    if let Some(f) = set.iter().find(|f| !APPLIED.contains(f)) {
-        let applied: Vec<&str> = APPLIED.iter().map(|f| f.name()).collect();
-        return Err(format!(
-            "DEVICE_MCU_FAULTS: {:?} is in device-core's catalogue but this image does not apply it (it applies {})",
-            f.name(),
-            applied.join(", ")
-        )
-        .into());
+    // The former interface: say what replaced it rather than ignore it.
+    if env::var_os("DEVICE_MCU_FAULTS").is_some_and(|v| !v.is_empty()) {
+        return Err("DEVICE_MCU_FAULTS is gone: build with cargo features, e.g. --features listen-debug,no-dedupe".into());
     }
+    let on = APPLIED.iter().filter(|f| {
+        let var = format!("CARGO_FEATURE_{}", f.name().to_uppercase().replace('-', "_"));
+        env::var_os(var).is_some()
+    });
+    let set = FaultSet::from_names(on.map(|f| f.name()))
+        .map_err(|unknown| format!("{unknown:?} is not a fault of device-core's catalogue"))?;
     let checked: Vec<&str> = set.iter().map(|f| f.name()).collect();
     println!(
         "cargo:rustc-env=DEVICE_MCU_FAULT_LIST={}",

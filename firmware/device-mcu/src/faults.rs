@@ -1,7 +1,7 @@
 //! The image's fault switches: names from device-core's catalogue
 //! (`device_core::faults`), chosen **at build time** with
-//! `DEVICE_MCU_FAULTS=listen-debug,no-dedupe …` (checked by `build.rs`:
-//! an unknown name is a build error naming it), so one image carries one
+//! cargo features named as the catalogue names them (`--features
+//! listen-debug,no-dedupe`; `build.rs` makes the list), so one image carries one
 //! fault set — the image a firmware team would flash to prove a case can
 //! fail — and no default build has any. Printed at boot:
 //! `device-mcu: faults=[…]`.

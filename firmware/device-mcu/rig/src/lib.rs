@@ -132,7 +132,7 @@ pub fn build_image(ip_cidr: &str, peer: &str) -> Result<PathBuf, Error> {
 }
 
 /// As `build_image`, for an image built with the fault switches `faults`
-/// (device-core catalogue names, `DEVICE_MCU_FAULTS`; none for the correct
+/// (device-core catalogue names, the image's cargo features; none for the correct
 /// device), with the rig's backoff timings (`BACKOFF_BASE_MS`,
 /// `BACKOFF_STABLE_MS`). Each fault set gets its own copy of the ELF
 /// (`device-mcu.faults-<names>` or `device-mcu.faults-none`,
@@ -180,7 +180,7 @@ pub fn build(b: &ImageBuild<'_>) -> Result<PathBuf, Error> {
         .args(["build", "--target", "thumbv7m-none-eabi"])
         .env("DEVICE_MCU_IP", b.diag_ip)
         .env("DEVICE_MCU_PEER", b.diag_peer)
-        .env("DEVICE_MCU_FAULTS", faults.join(","))
+        .env_remove("DEVICE_MCU_FAULTS")
         .env_remove("CARGO_BUILD_TARGET")
         .env_remove("CARGO_TARGET_DIR")
         // A build started from another cargo (a test, xtask's linted CI
@@ -201,6 +201,10 @@ pub fn build(b: &ImageBuild<'_>) -> Result<PathBuf, Error> {
     };
     if b.profile == Profile::Release {
         cargo.arg("--release");
+    }
+    // One feature per fault: cargo keeps each set's artifacts apart.
+    if !faults.is_empty() {
+        cargo.args(["--features", &faults.join(",")]);
     }
     run(&mut cargo)?;
     let built = target.join("thumbv7m-none-eabi").join(b.profile.dir_name());
