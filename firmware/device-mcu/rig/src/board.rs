@@ -351,28 +351,28 @@ fn create_once(
         Err(e) => return Err(format!("{}: {e}", path.display())),
     }
     let bytes = make()?;
-    let tmp = path.with_extension(format!("part-{}", std::process::id()));
-    let written = (|| {
-        let _ = fs::remove_file(&tmp);
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&tmp)?;
-        f.write_all(&bytes)?;
-        f.sync_all()?;
-        match fs::hard_link(&tmp, path) {
-            Err(e) if e.kind() != ErrorKind::AlreadyExists => Err(e),
-            _ => Ok(()),
-        }
-    })();
+    let tmp = written_aside(path, &bytes, mode)?;
+    let linked = match fs::hard_link(&tmp, path) {
+        Err(e) if e.kind() != ErrorKind::AlreadyExists => Err(e),
+        _ => Ok(()),
+    };
     let _ = fs::remove_file(&tmp);
-    written.map_err(|e| format!("{}: {e}", path.display()))?;
+    linked.map_err(|e| format!("{}: {e}", path.display()))?;
     read_file(path)
 }
 
 /// Writes `bytes` to `path` whole (a temporary file renamed over it).
 fn replace(path: &Path, bytes: &[u8], mode: u32) -> Result<(), Error> {
+    let tmp = written_aside(path, bytes, mode)?;
+    fs::rename(&tmp, path).map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        format!("{}: {e}", path.display())
+    })
+}
+
+/// `bytes` written and synced, with `mode`, to a temporary file beside
+/// `path` (this process's own), whose path it returns.
+fn written_aside(path: &Path, bytes: &[u8], mode: u32) -> Result<PathBuf, Error> {
     let tmp = path.with_extension(format!("part-{}", std::process::id()));
     let written = (|| {
         let _ = fs::remove_file(&tmp);
@@ -382,13 +382,15 @@ fn replace(path: &Path, bytes: &[u8], mode: u32) -> Result<(), Error> {
             .mode(mode)
             .open(&tmp)?;
         f.write_all(bytes)?;
-        f.sync_all()?;
-        fs::rename(&tmp, path)
+        f.sync_all()
     })();
-    if written.is_err() {
-        let _ = fs::remove_file(&tmp);
+    match written {
+        Ok(()) => Ok(tmp),
+        Err(e) => {
+            let _ = fs::remove_file(&tmp);
+            Err(format!("{}: {e}", path.display()))
+        }
     }
-    written.map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// The unit's secret, `{state}/seed`: 32 bytes from /dev/urandom made at
@@ -502,24 +504,11 @@ pub fn qemu_args(elf: &Path, record: &Path, ifup: &Path, mac: &str) -> Vec<OsStr
         "tap,ifname={TAP},script={},downscript=no,model=lan9118,mac={mac}",
         qemu_value(ifup)
     );
-    let mut args: Vec<OsString> = [
-        "-M",
-        "mps2-an385",
-        "-display",
-        "none",
-        "-monitor",
-        "none",
-        "-serial",
-        "stdio",
-        "-device",
-        &loader,
-        "-nic",
-        &nic,
-        "-kernel",
-    ]
-    .iter()
-    .map(OsString::from)
-    .collect();
+    let mut args: Vec<OsString> = crate::QEMU_MACHINE
+        .iter()
+        .chain(&["-device", &loader, "-nic", &nic, "-kernel"])
+        .map(OsString::from)
+        .collect();
     args.push(elf.as_os_str().to_owned());
     args
 }

@@ -221,6 +221,19 @@ pub fn build(b: &ImageBuild<'_>) -> Result<PathBuf, Error> {
     Ok(copy)
 }
 
+/// QEMU's machine and console for the image: mps2-an385, no display or
+/// monitor, UART0 on stdio (the console lines the rig reads).
+pub const QEMU_MACHINE: [&str; 8] = [
+    "-M",
+    "mps2-an385",
+    "-display",
+    "none",
+    "-monitor",
+    "none",
+    "-serial",
+    "stdio",
+];
+
 /// A network namespace, holding one TAP device with an address (`create`)
 /// or nothing but its loopback (`bare`); deleted on drop.
 pub struct NetNs {
@@ -338,19 +351,10 @@ impl Qemu {
             .ok_or("a namespace without a TAP device")?;
         let nic = format!("tap,ifname={tap},script=no,downscript=no,model=lan9118,mac={mac}");
         let mut cmd = ns.command("qemu-system-arm");
-        cmd.args([
-            "-M",
-            "mps2-an385",
-            "-display",
-            "none",
-            "-monitor",
-            "none",
-            "-serial",
-            "stdio",
-        ])
-        .args(loader.iter().flat_map(|l| ["-device", l.as_str()]))
-        .args(["-nic", &nic, "-kernel"])
-        .arg(elf);
+        cmd.args(QEMU_MACHINE)
+            .args(loader.iter().flat_map(|l| ["-device", l.as_str()]))
+            .args(["-nic", &nic, "-kernel"])
+            .arg(elf);
         Self::spawn(cmd)
     }
 

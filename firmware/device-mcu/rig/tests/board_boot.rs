@@ -25,17 +25,13 @@
 
 mod common;
 
+use common::broker::{dial_debug_port, mosquitto_conf, Broker};
 use common::{ca, one_at_a_time};
 use device_mcu_rig::sntp::Sntp;
 use device_mcu_rig::{build, ImageBuild, NetNs, Profile, Qemu, BACKOFF_BASE_MS, BACKOFF_STABLE_MS};
 use rcgen::{CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, KeyPair};
-use std::io::{BufRead, BufReader, Read};
-use std::net::{Ipv4Addr, SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::time::Duration;
 use time::OffsetDateTime;
 
 const GATEWAY: &str = "10.200.7.1";
@@ -57,76 +53,6 @@ impl Drop for EtcNetns {
         if let Some(parent) = self.0.parent() {
             let _ = std::fs::remove_dir(parent);
         }
-    }
-}
-
-/// mosquitto in the gateway namespace; its log (stderr) arrives as lines.
-struct Broker {
-    child: Child,
-    lines: Receiver<String>,
-    seen: Vec<String>,
-}
-
-impl Broker {
-    fn start(ns: &NetNs, conf: &Path) -> Self {
-        let mut child = ns
-            .command("mosquitto")
-            .arg("-c")
-            .arg(conf)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stderr = child.stderr.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                eprintln!("[mosquitto] {line}");
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut broker = Broker {
-            child,
-            lines,
-            seen: Vec::new(),
-        };
-        broker.wait_line(&[&format!("listen socket on port {HUB_PORT}")]);
-        broker
-    }
-
-    /// Waits for a log line containing every one of `parts`.
-    fn wait_line(&mut self, parts: &[&str]) -> String {
-        let deadline = Instant::now() + HANDSHAKE;
-        loop {
-            match self
-                .lines
-                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            {
-                Ok(line) => {
-                    self.seen.push(line.clone());
-                    if parts.iter().all(|p| line.contains(p)) {
-                        return line;
-                    }
-                }
-                Err(RecvTimeoutError::Timeout) => {
-                    panic!("mosquitto: no line with {parts:?}; saw {:?}", self.seen)
-                }
-                Err(RecvTimeoutError::Disconnected) => {
-                    panic!("mosquitto exited before {parts:?}; saw {:?}", self.seen)
-                }
-            }
-        }
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -173,22 +99,7 @@ fn runs_the_image_on_the_dut_bridge_and_reaches_the_hub_across_power_cycles() {
     write(dir.join("server.key"), server_key.serialize_pem());
     write(
         dir.join("mosquitto.conf"),
-        format!(
-            "user root\n\
-             per_listener_settings false\n\
-             allow_anonymous false\n\
-             persistence false\n\
-             log_dest stderr\n\
-             log_type all\n\
-             listener {HUB_PORT} {GATEWAY}\n\
-             cafile {dir}/ca.pem\n\
-             certfile {dir}/server.pem\n\
-             keyfile {dir}/server.key\n\
-             tls_version tlsv1.3\n\
-             require_certificate true\n\
-             use_identity_as_username true\n",
-            dir = dir.display()
-        ),
+        mosquitto_conf(HUB_PORT, GATEWAY, &dir),
     );
     write(
         prov.join("device.json"),
@@ -252,7 +163,7 @@ fn runs_the_image_on_the_dut_bridge_and_reaches_the_hub_across_power_cycles() {
         format!("127.0.0.1 localhost\n{GATEWAY} {HUB_NAME}\n"),
     );
 
-    let mut broker = Broker::start(&gw, &dir.join("mosquitto.conf"));
+    let mut broker = Broker::start(&gw, &dir.join("mosquitto.conf"), HUB_PORT);
     let _sntp = Sntp::start(&gw, GATEWAY, 123, 0).unwrap();
 
     let power_on = |faults: &[&str]| {
@@ -288,7 +199,7 @@ fn runs_the_image_on_the_dut_bridge_and_reaches_the_hub_across_power_cycles() {
         ],
     );
     // Seen from outside: the hub took the device's certificate identity.
-    broker.wait_line(&[&connected, &format!("u'{DEVICE_ID}'")]);
+    broker.wait_line(&format!("{connected}|u'{DEVICE_ID}'"), HANDSHAKE);
     // The launcher became QEMU (exec): the rig's power-off kills QEMU.
     let comm = std::fs::read_to_string(format!("/proc/{}/comm", board.pid())).unwrap();
     assert_eq!(comm.trim(), "qemu-system-arm");
@@ -311,7 +222,7 @@ fn runs_the_image_on_the_dut_bridge_and_reaches_the_hub_across_power_cycles() {
     drop(board);
     let mut board = power_on(&[]);
     wait_lines(&mut board, &["tls: handshake done", &subscribed]);
-    broker.wait_line(&[&connected, &format!("u'{DEVICE_ID}'")]);
+    broker.wait_line(&format!("{connected}|u'{DEVICE_ID}'"), HANDSHAKE);
     assert_eq!(std::fs::read(state.join("seed")).unwrap(), seed);
     assert_eq!(std::fs::read(state.join("time-floor")).unwrap(), floor);
     assert_eq!(
@@ -319,7 +230,7 @@ fn runs_the_image_on_the_dut_bridge_and_reaches_the_hub_across_power_cycles() {
         record
     );
     // The correct image has no debug listener: the SYN is answered by a reset.
-    let err = dial_debug_port(&gw).expect_err("the correct image accepted on 2323");
+    let err = dial_debug_port(&gw, DEVICE).expect_err("the correct image accepted on 2323");
     assert_eq!(err.kind(), std::io::ErrorKind::ConnectionRefused, "{err}");
     drop(board);
 
@@ -334,23 +245,6 @@ fn runs_the_image_on_the_dut_bridge_and_reaches_the_hub_across_power_cycles() {
             &subscribed,
         ],
     );
-    assert_eq!(dial_debug_port(&gw).unwrap(), b"debug shell\r\n> ");
+    assert_eq!(dial_debug_port(&gw, DEVICE).unwrap(), b"debug shell\r\n> ");
     drop(board);
-}
-
-/// Connects from the gateway namespace to the board's TCP 2323 and reads
-/// what it sends until it closes.
-fn dial_debug_port(gw: &NetNs) -> std::io::Result<Vec<u8>> {
-    gw.spawn_inside(|| {
-        let to = SocketAddr::from((DEVICE.parse::<Ipv4Addr>().unwrap(), 2323));
-        let mut stream = TcpStream::connect_timeout(&to, Duration::from_secs(20))?;
-        stream.set_read_timeout(Some(Duration::from_secs(20)))?;
-        let mut banner = Vec::new();
-        stream.read_to_end(&mut banner)?;
-        Ok(banner)
-    })
-    .unwrap()
-    .join()
-    .unwrap()
-    .unwrap()
 }

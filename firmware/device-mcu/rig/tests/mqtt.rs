@@ -47,6 +47,7 @@
 
 mod common;
 
+use common::broker::{mosquitto_conf, Broker};
 use common::{ca, number_after, one_at_a_time, unix_now};
 use device_mcu_rig::prov::{pack, Provision};
 use device_mcu_rig::sntp::Sntp;
@@ -54,14 +55,11 @@ use device_mcu_rig::{build_image, build_image_with_faults, NetNs, Qemu, BACKOFF_
 use rcgen::{
     CertificateParams, CertifiedIssuer, DistinguishedName, DnType, ExtendedKeyUsagePurpose, KeyPair,
 };
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::OnceLock;
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use time::OffsetDateTime;
 
 const HOST: &str = "10.0.17.1";
@@ -137,25 +135,7 @@ fn fixture() -> &'static Fixture {
         write("server.key", server_key.serialize_pem());
         write("publisher.pem", publisher.pem());
         write("publisher.key", publisher_key.serialize_pem());
-        write(
-            "mosquitto.conf",
-            format!(
-                "user root\n\
-                 per_listener_settings false\n\
-                 allow_anonymous false\n\
-                 persistence false\n\
-                 log_dest stderr\n\
-                 log_type all\n\
-                 listener {HUB_PORT} {HOST}\n\
-                 cafile {dir}/ca.pem\n\
-                 certfile {dir}/server.pem\n\
-                 keyfile {dir}/server.key\n\
-                 tls_version tlsv1.3\n\
-                 require_certificate true\n\
-                 use_identity_as_username true\n",
-                dir = dir.display()
-            ),
-        );
+        write("mosquitto.conf", mosquitto_conf(HUB_PORT, HOST, &dir));
 
         let mut seed = [0u8; 32];
         std::fs::File::open("/dev/urandom")
@@ -203,105 +183,6 @@ fn fixture() -> &'static Fixture {
     })
 }
 
-/// mosquitto running in the namespace; its log arrives as lines. Killed on drop.
-struct Broker {
-    child: Child,
-    lines: Receiver<String>,
-    seen: Vec<String>,
-}
-
-impl Broker {
-    fn start(ns: &NetNs, conf: &Path) -> Self {
-        let mut child = ns
-            .command("mosquitto")
-            .arg("-c")
-            .arg(conf)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let (tx, lines) = mpsc::channel();
-        for stream in [
-            Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
-            Box::new(child.stderr.take().unwrap()),
-        ] {
-            let tx = tx.clone();
-            thread::spawn(move || {
-                for line in BufReader::new(stream).lines() {
-                    let Ok(line) = line else { break };
-                    eprintln!("[mosquitto] {line}");
-                    if tx.send(line).is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-        let mut broker = Broker {
-            child,
-            lines,
-            seen: Vec::new(),
-        };
-        broker.wait_line(
-            &format!("listen socket on port {HUB_PORT}"),
-            Duration::from_secs(30),
-        );
-        broker
-    }
-
-    /// Waits for a log line containing every one of `needles`; returns it.
-    fn wait_line(&mut self, needles: &str, within: Duration) -> String {
-        let parts: Vec<&str> = needles.split('|').collect();
-        let deadline = Instant::now() + within;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => {
-                    self.seen.push(line.clone());
-                    if parts.iter().all(|p| line.contains(p)) {
-                        return line;
-                    }
-                }
-                Err(RecvTimeoutError::Timeout) => {
-                    panic!(
-                        "mosquitto: no line with {needles:?} within {within:?}; saw {:?}",
-                        self.seen
-                    )
-                }
-                Err(RecvTimeoutError::Disconnected) => {
-                    panic!("mosquitto exited before {needles:?}; saw {:?}", self.seen)
-                }
-            }
-        }
-    }
-
-    /// Every line logged so far (without waiting).
-    fn drain(&mut self) -> &[String] {
-        while let Ok(line) = self.lines.try_recv() {
-            self.seen.push(line);
-        }
-        &self.seen
-    }
-}
-
-impl Broker {
-    /// Freezes mosquitto (SIGSTOP): the kernel keeps its connections, it
-    /// answers nothing. Drop's SIGKILL ends it all the same.
-    fn freeze(&self) {
-        let pid = libc::pid_t::try_from(self.child.id()).unwrap();
-        // SAFETY: signals our own child (`ip netns exec` execs mosquitto, so
-        // this pid is mosquitto's), which has not been waited for.
-        assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// One scenario at a time: each QEMU spins a host core.
 fn setup(scenario: &str, fx: &Fixture, record: Option<&Path>) -> (NetNs, Broker, Sntp, Qemu) {
     setup_image(scenario, fx, &fx.elf, record)
@@ -319,7 +200,7 @@ fn setup_image(
         &format!("{HOST}/24"),
     )
     .unwrap();
-    let broker = Broker::start(&ns, &fx.dir.join("mosquitto.conf"));
+    let broker = Broker::start(&ns, &fx.dir.join("mosquitto.conf"), HUB_PORT);
     let sntp = Sntp::start(&ns, HOST, SNTP_PORT, 0).unwrap();
     let qemu = Qemu::boot_provisioned(&ns, elf, "52:54:00:17:00:02", record).unwrap();
     (ns, broker, sntp, qemu)
@@ -522,7 +403,7 @@ fn reconnects_with_growing_delays_after_the_broker_restarts() {
     );
 
     // The broker back on the same port: the device reconnects, resubscribes…
-    let mut broker = Broker::start(&ns, &fx.dir.join("mosquitto.conf"));
+    let mut broker = Broker::start(&ns, &fx.dir.join("mosquitto.conf"), HUB_PORT);
     broker.wait_line(
         &format!("New client connected from {DEVICE}:|as {DEVICE_ID}|u'{DEVICE_ID}'"),
         Duration::from_secs(60),
@@ -633,7 +514,7 @@ fn backoff_resets_only_after_a_session_that_stayed_up() {
     drop(broker);
     qemu.wait_line("reconnect: next attempt in", Duration::from_secs(60))
         .unwrap();
-    let broker = Broker::start(&ns, &conf);
+    let broker = Broker::start(&ns, &conf, HUB_PORT);
     qemu.wait_line("mqtt: subscribed", Duration::from_secs(60))
         .unwrap();
     let (_, before) = last_backoff(&qemu);
@@ -650,7 +531,7 @@ fn backoff_resets_only_after_a_session_that_stayed_up() {
     // A session that stays up (past its first PINGRESP, 10 s, longer than
     // the rig images' 5 s stable time) does: the next delay is the first
     // one again, at most the base.
-    let _broker = Broker::start(&ns, &conf);
+    let _broker = Broker::start(&ns, &conf, HUB_PORT);
     qemu.wait_line("mqtt: subscribed", Duration::from_secs(60))
         .unwrap();
     qemu.wait_line("mqtt: pingresp", Duration::from_secs(30))

@@ -25,6 +25,7 @@
 
 mod common;
 
+use common::broker::dial_debug_port;
 use common::{ca, number_after, one_at_a_time, unix_now};
 use device_mcu_rig::prov::{pack, Provision};
 use device_mcu_rig::sntp::Sntp;
@@ -38,7 +39,7 @@ use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig, ServerConnection, StreamOwned};
 use std::collections::HashMap;
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, TryRecvError};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -591,23 +592,6 @@ fn with_fault_no_server_verify_it_accepts_a_hub_certificate_from_another_ca() {
     );
 }
 
-/// From the host, a TCP connection to the device's debug port (2323, the
-/// reference device's): the NI view of fault `listen-debug`.
-fn dial_debug_port(ns: &NetNs) -> std::io::Result<Vec<u8>> {
-    ns.spawn_inside(|| {
-        let to = SocketAddr::from((DEVICE.parse::<Ipv4Addr>().unwrap(), 2323));
-        let mut stream = TcpStream::connect_timeout(&to, Duration::from_secs(20))?;
-        stream.set_read_timeout(Some(Duration::from_secs(20)))?;
-        let mut banner = Vec::new();
-        stream.read_to_end(&mut banner)?;
-        Ok(banner)
-    })
-    .unwrap()
-    .join()
-    .unwrap()
-    .unwrap()
-}
-
 /// Without fault `listen-debug` the device has no listener: a connection
 /// to TCP 2323 is refused (smoltcp answers the SYN with a reset) while the
 /// device is up and driving its interface (waiting for time).
@@ -618,7 +602,7 @@ fn without_fault_listen_debug_its_debug_port_refuses_connections() {
     let (ns, mut qemu) = boot("nodebug", fx);
     qemu.wait_line("time: no answer from sntp", Duration::from_secs(60))
         .unwrap();
-    let err = dial_debug_port(&ns).expect_err("a connection to 2323 succeeded");
+    let err = dial_debug_port(&ns, DEVICE).expect_err("a connection to 2323 succeeded");
     assert_eq!(
         err.kind(),
         std::io::ErrorKind::ConnectionRefused,
@@ -643,7 +627,7 @@ fn with_fault_listen_debug_its_debug_port_accepts_and_answers() {
     qemu.wait_line("time: no answer from sntp", Duration::from_secs(60))
         .unwrap();
     for n in 1..=3 {
-        let banner = dial_debug_port(&ns).unwrap_or_else(|e| panic!("connection {n}: {e}"));
+        let banner = dial_debug_port(&ns, DEVICE).unwrap_or_else(|e| panic!("connection {n}: {e}"));
         assert_eq!(banner, b"debug shell\r\n> ", "console {:?}", qemu.seen);
     }
 }

@@ -1,6 +1,9 @@
-//! What the QEMU tests (`tls.rs`, `mqtt.rs`) share: the test CA, the clock,
-//! one boot at a time, reading numbers off console lines.
+//! What the QEMU tests (`tls.rs`, `mqtt.rs`, `board_boot.rs`) share: the
+//! test CA, the clock, one boot at a time, reading numbers off console
+//! lines, mosquitto and the debug port (`broker`).
 #![allow(dead_code)] // each test binary uses its own part of it
+
+pub mod broker;
 
 use rcgen::{CertificateParams, CertifiedIssuer, DistinguishedName, DnType, IsCa, KeyPair};
 use std::sync::Mutex;
