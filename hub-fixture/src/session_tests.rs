@@ -416,16 +416,12 @@ fn c2d_is_delivered_on_subscribe_in_order_within_the_window_and_completed_by_pub
     assert_eq!(hub.completed, vec![1]);
 }
 
-#[test]
-fn a_lost_puback_leaves_the_command_uncompleted_and_resets_the_connection() {
-    let mut hub = FakeHub::enabled();
-    hub.push(1);
-    let mut s = connected(&mut hub);
-    s.receive(
-        &mut hub,
-        &subscribe(&["devices/dev-1/messages/devicebound/#"]),
-    )
-    .unwrap();
+/// A session subscribed to commands, and the packet id of the first one
+/// delivered.
+fn subscribed_and_delivered(hub: &mut FakeHub) -> (Session, u16) {
+    let mut s = connected(hub);
+    s.receive(hub, &subscribe(&["devices/dev-1/messages/devicebound/#"]))
+        .unwrap();
     let pid = sent(&mut s)
         .iter()
         .find_map(|p| match p {
@@ -433,6 +429,14 @@ fn a_lost_puback_leaves_the_command_uncompleted_and_resets_the_connection() {
             _ => None,
         })
         .unwrap();
+    (s, pid)
+}
+
+#[test]
+fn a_lost_puback_leaves_the_command_uncompleted_and_resets_the_connection() {
+    let mut hub = FakeHub::enabled();
+    hub.push(1);
+    let (mut s, pid) = subscribed_and_delivered(&mut hub);
     hub.lose_puback = true;
     let end = s
         .receive(&mut hub, &bytes(Packet::PubAck(PubAck::new(pid))))
@@ -449,19 +453,7 @@ fn a_lost_puback_leaves_the_command_uncompleted_and_resets_the_connection() {
         Event::PubackLost { message_seq: 1, message_id, packet_id } if message_id == "m1" && *packet_id == pid
     )));
     // Armed once: the next session's PUBACK completes it.
-    let mut s = connected(&mut hub);
-    s.receive(
-        &mut hub,
-        &subscribe(&["devices/dev-1/messages/devicebound/#"]),
-    )
-    .unwrap();
-    let pid = sent(&mut s)
-        .iter()
-        .find_map(|p| match p {
-            Packet::Publish(p) => Some(p.pkid),
-            _ => None,
-        })
-        .unwrap();
+    let (mut s, pid) = subscribed_and_delivered(&mut hub);
     s.receive(&mut hub, &bytes(Packet::PubAck(PubAck::new(pid))))
         .unwrap();
     assert_eq!(hub.completed, vec![1]);

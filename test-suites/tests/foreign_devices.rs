@@ -11,10 +11,12 @@
 #![allow(clippy::unwrap_used)] // a test: a failed unwrap is the test failing
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use sacbench_suites::model::{Outcome, RunReport};
+
+mod dut_run;
 
 const SUITE: &str = env!("CARGO_BIN_EXE_sacbench-suite");
 
@@ -100,29 +102,10 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-fn run(dut: &Path, out: &Path) -> (RunReport, String) {
-    let output = Command::new(SUITE)
-        .env("SACBENCH_DUT", dut)
-        .env("SACBENCH_OUT", out)
-        .env_remove("SACBENCH_FAULT")
-        .env_remove("SACBENCH_RIG")
-        .env_remove("SACBENCH_ONLY")
-        .output()
-        .expect("the suite runs");
-    let text = format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let report = sacbench_suites::report::read_run(out)
-        .unwrap_or_else(|e| panic!("no report ({e:#}); the suite said:\n{text}"));
-    (report, text)
-}
-
 fn check(dut: &str, rows: &'static [Row], methods: bool) -> (tempfile::TempDir, RunReport) {
     let dut_file = root().join(dut);
     let dir = tempfile::tempdir().unwrap();
-    let (report, text) = run(&dut_file, &dir.path().join("run"));
+    let (report, text) = dut_run::run(SUITE, &dut_file, &dir.path().join("run"), None, &[]);
     let mut wrong = Vec::new();
     for c in &report.cases {
         let (outcome, mention, _) = expected(rows, &c.id, methods);
@@ -201,22 +184,10 @@ fn table(out: &mut String, title: &str, dut: &str, rows: &'static [Row], methods
         out,
         "\n## {title}\n\n`cargo xtask emulated --dut {dut}`\n\n| case | outcome | why |\n|---|---|---|\n"
     );
-    for c in sacbench_suites::cases::all() {
-        let (outcome, _, why) = expected(rows, c.id, methods);
-        let outcome = serde_json::to_value(outcome).unwrap();
-        let _ = writeln!(
-            out,
-            "| {} {} | {} | {} |",
-            c.id,
-            c.title,
-            outcome.as_str().unwrap_or("?"),
-            match (c.self_test, why) {
-                (true, _) => "a self-test of the hub",
-                (false, "") => "—",
-                (false, why) => why,
-            }
-        );
-    }
+    dut_run::rows(out, |id| {
+        let (outcome, _, why) = expected(rows, id, methods);
+        (outcome, why)
+    });
 }
 
 /// `docs/FOREIGN-DEVICES.md` is the table the tests above check.

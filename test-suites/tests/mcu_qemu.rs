@@ -22,6 +22,8 @@ use std::process::Command;
 
 use sacbench_suites::model::{Outcome, RunReport};
 
+mod dut_run;
+
 const SUITE: &str = env!("CARGO_BIN_EXE_sacbench-suite");
 const DUT: &str = "firmware/device-mcu/dut.toml";
 
@@ -102,27 +104,7 @@ fn target_installed() {
 /// The suite on the MCU's DUT file: `only` cases (all when empty), with
 /// `fault` built into the image.
 fn run(out: &Path, fault: Option<&str>, only: &[&str]) -> (RunReport, String) {
-    let mut cmd = Command::new(SUITE);
-    cmd.env("SACBENCH_DUT", root().join(DUT))
-        .env("SACBENCH_OUT", out)
-        .env_remove("SACBENCH_FAULT")
-        .env_remove("SACBENCH_RIG")
-        .env_remove("SACBENCH_ONLY");
-    if let Some(f) = fault {
-        cmd.env("SACBENCH_FAULT", f);
-    }
-    if !only.is_empty() {
-        cmd.env("SACBENCH_ONLY", only.join(","));
-    }
-    let output = cmd.output().expect("the suite runs");
-    let text = format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let report = sacbench_suites::report::read_run(out)
-        .unwrap_or_else(|e| panic!("no report ({e:#}); the suite said:\n{text}"));
-    (report, text)
+    dut_run::run(SUITE, &root().join(DUT), out, fault, only)
 }
 
 #[test]
@@ -194,22 +176,10 @@ fn docs_mcu_device_md_is_the_tested_table() {
          the DUT file's `[emulated] build`)\n\n\
          | case | outcome | why |\n|---|---|---|\n",
     );
-    for c in sacbench_suites::cases::all() {
-        let (outcome, _, why) = expected(c.id);
-        let outcome = serde_json::to_value(outcome).unwrap();
-        let _ = writeln!(
-            out,
-            "| {} {} | {} | {} |",
-            c.id,
-            c.title,
-            outcome.as_str().unwrap_or("?"),
-            match (c.self_test, why) {
-                (true, _) => "a self-test of the hub",
-                (false, "") => "—",
-                (false, why) => why,
-            }
-        );
-    }
+    dut_run::rows(&mut out, |id| {
+        let (outcome, _, why) = expected(id);
+        (outcome, why)
+    });
     out.push_str(
         "\n## Its faults, each caught\n\nThe image built with a fault switch \
          (`--fault NAME`: one image per fault set, chosen at build time) must fail these cases:\n\n\
