@@ -248,11 +248,11 @@ mod tests {
         let line = alloc::format!("{}", Fault::NoDedupe.info());
         assert_eq!(
             line,
-            "no-dedupe            CD-06,CD-10              applies a redelivered command again instead of by $.mid once"
+            "no-dedupe            CD-06,CD-10,CD-22        applies a redelivered command again instead of by $.mid once"
         );
         let mut fields = line.split_whitespace();
         assert_eq!(fields.next(), Some("no-dedupe"));
-        assert_eq!(fields.next(), Some("CD-06,CD-10"));
+        assert_eq!(fields.next(), Some("CD-06,CD-10,CD-22"));
     }
 
     #[test]
