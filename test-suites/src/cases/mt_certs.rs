@@ -107,6 +107,11 @@ impl BadHub {
         self.completed.load(std::sync::atomic::Ordering::Acquire)
     }
 
+    /// Whether any application data reached the hub (decrypted).
+    fn received_any(&self) -> bool {
+        !self.out.0.lock().expect("lock").is_empty()
+    }
+
     fn received(&self, needle: &[u8]) -> bool {
         let out = self.out.0.lock().expect("lock");
         out.windows(needle.len()).any(|w| w == needle)
@@ -254,7 +259,10 @@ pub(super) async fn refuses_bad_cert(
     // In TLS 1.2 application data is what follows the handshake in clear;
     // in TLS 1.3 everything after the ServerHello looks like it (the
     // device's Finished, or its alert refusing the certificate, included):
-    // there the hub's own view decides (a completed handshake, a CONNECT).
+    // there the hub's own view decides — did any application data reach it.
+    // A completed handshake alone is not the device's failure: a stack
+    // may check the peer after the handshake and close before sending
+    // anything (Node.js does: `rejectUnauthorized` acts on 'secureConnect').
     let data: Vec<u64> = flows
         .iter()
         .filter(|f| f.tls.version() != Some(TLS13))
@@ -265,7 +273,7 @@ pub(super) async fn refuses_bad_cert(
         .filter_map(|f| f.tls.version())
         .map(|v| if v == TLS13 { "TLS 1.3" } else { "TLS 1.2" }.to_string())
         .collect();
-    let (completed, connect) = (hub.completed(), hub.received(b"MQTT"));
+    let (completed, got_data) = (hub.completed(), hub.received_any());
     let alerts: Vec<(u8, u64)> = flows
         .iter()
         .flat_map(|f| {
@@ -277,18 +285,19 @@ pub(super) async fn refuses_bad_cert(
         })
         .collect();
     case.note(Evidence::frames(
-        format!("{} flows to the bad hub ({versions:?}); handshakes the device completed {completed}; device alerts in clear (code, frame) {alerts:?}; application data frames (TLS 1.2) {data:?}", flows.len()),
+        format!("{} flows to the bad hub ({versions:?}); handshakes completed {completed} (application data decrypted by the bad hub: {got_data}); device alerts in clear (code, frame) {alerts:?}; application data frames (TLS 1.2) {data:?}", flows.len()),
         alerts.iter().map(|a| a.1).chain(data.iter().copied()),
     ));
-    if !data.is_empty() || completed > 0 || connect || refusal.is_none() {
+    if !data.is_empty() || got_data || refusal.is_none() {
+        let connect = if hub.received(b"MQTT") {
+            " — an MQTT CONNECT reached the bad hub"
+        } else {
+            ""
+        };
         let seen = if !data.is_empty() {
-            format!(
-                "it sent application data (frames {data:?}) — an MQTT CONNECT reached the bad hub"
-            )
-        } else if connect {
-            "it sent application data — an MQTT CONNECT reached the bad hub (encrypted: the bad hub's own record)".to_string()
-        } else if completed > 0 {
-            format!("it completed {completed} handshake(s) with the bad hub: it accepted the certificate")
+            format!("it sent application data (frames {data:?}){connect}")
+        } else if got_data {
+            format!("it sent application data{connect} (encrypted: the bad hub's own record)")
         } else {
             "it reported no failed connection attempt (`connection_failed`)".to_string()
         };
