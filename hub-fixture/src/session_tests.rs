@@ -2,7 +2,7 @@
 //! [`HubPort`] and MQTT packets encoded with the same codec a client uses.
 
 use super::*;
-use crate::store::InFlightC2d;
+use crate::store::{InFlightC2d, StoredSession, Twin};
 use rumqttc::mqttbytes::v4::{Connect, Login, Subscribe, SubscribeFilter};
 
 #[derive(Default)]
