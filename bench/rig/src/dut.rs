@@ -429,8 +429,13 @@ pub const COMMAND_PLACEHOLDERS: &[&str] = &[
 
 /// The placeholders only a board on `network = "tap"` has: its link and the
 /// addresses its own IP stack takes.
-pub const TAP_PLACEHOLDERS: &[&str] =
-    &["{bridge}", "{ipv4_cidr}", "{ipv4_gateway}", "{ntp_server}"];
+pub const TAP_PLACEHOLDERS: &[&str] = &[
+    "{bridge}",
+    "{ipv4_cidr}",
+    "{ipv4_gateway}",
+    "{ntp_server}",
+    "{mac}",
+];
 
 impl DutFile {
     /// Reads and checks a DUT file; relative paths resolve against its folder.

@@ -158,6 +158,18 @@ fn a_board_on_a_tap_gets_the_link_and_addresses_and_no_other_board_does() {
         e.starts_with("devs/dut.toml:6: `emulated.command`: {bridge} is only for a board with network = \"tap\""),
         "{e}"
     );
+    // Every placeholder of a tap board, each on its own.
+    for p in TAP_PLACEHOLDERS {
+        let alone = GOOD.replace("\"{state}\"]", &format!("\"{p}\"]"));
+        let e = parse(&alone).unwrap_err();
+        assert!(
+            e.contains(&format!("{p} is only for a board with network")),
+            "{e}"
+        );
+    }
+    assert!(TAP_PLACEHOLDERS
+        .iter()
+        .all(|p| COMMAND_PLACEHOLDERS.contains(p)));
     let e = parse(&on_tap.replace("\"tap\"", "\"slirp\"")).unwrap_err();
     assert!(
         e.starts_with("devs/dut.toml:6: `emulated.network`: unknown network \"slirp\""),
