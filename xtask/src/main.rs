@@ -471,29 +471,6 @@ fn start_logged(
 }
 
 const FAULT_MATRIX_LOG: &str = "fault-matrix.log";
-const MCU_IMAGES_LOG: &str = "mcu-images.log";
-
-/// `devmcu-board build` as the MCU's DUT file runs it (`[emulated] build`,
-/// from `firmware/device-mcu/rig`), without this process's clippy wrapper
-/// and flags (the suite drops them too, so the builds are the same and the
-/// second finds the first's output fresh).
-fn mcu_images_build() -> Command {
-    let mut c = cargo();
-    c.args([
-        "run",
-        "--quiet",
-        "--release",
-        "--bin",
-        "devmcu-board",
-        "--",
-        "build",
-    ])
-    .env_remove("RUSTFLAGS")
-    .env_remove("CARGO_ENCODED_RUSTFLAGS")
-    .env_remove("RUSTC_WRAPPER")
-    .env_remove("RUSTC_WORKSPACE_WRAPPER");
-    c
-}
 const FOREIGN_LOG: &str = "foreign-devices.log";
 
 /// Whether `cargo deny` runs here.
@@ -655,16 +632,6 @@ fn ci(root: &Path) -> Result<(), Failure> {
         &root.join("target").join(FOREIGN_LOG),
         "the foreign-device suites (test-suites/tests/foreign_devices.rs)",
     )?;
-    // The MCU image (firmware/device-mcu, its own workspace, the thumb
-    // target) builds beside the test binaries: mcu_qemu's suite runs then
-    // find it fresh instead of building it at the head of the test run,
-    // where it was the run's longest test.
-    let mcu_images = start_logged(
-        &root.join("firmware/device-mcu/rig"),
-        mcu_images_build(),
-        &root.join("target").join(MCU_IMAGES_LOG),
-        "the MCU images (devmcu-board build)",
-    )?;
     // Then the other test binaries (nextest builds them with `cargo test
     // --no-run`: the same artifacts), so that the fault matrix — the
     // emulated suites on the reference device, every fault caught — runs
@@ -705,17 +672,9 @@ fn ci(root: &Path) -> Result<(), Failure> {
         FAULT_MATRIX_LOG,
         LogShown::Whole,
     );
-    let mcu_images = wait_background(
-        root,
-        mcu_images,
-        "the MCU images",
-        MCU_IMAGES_LOG,
-        LogShown::TailOnFailure,
-    );
     tested?;
     foreign?;
     matrix?;
-    mcu_images?;
     wait_background(
         root,
         probe,
