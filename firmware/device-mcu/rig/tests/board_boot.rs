@@ -26,13 +26,12 @@
 mod common;
 
 use common::broker::{dial_debug_port, mosquitto_conf, Broker};
-use common::{ca, one_at_a_time};
+use common::{ca, leaf, one_at_a_time};
 use device_mcu_rig::sntp::Sntp;
 use device_mcu_rig::{build, ImageBuild, NetNs, Profile, Qemu, BACKOFF_BASE_MS, BACKOFF_STABLE_MS};
-use rcgen::{CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, KeyPair};
+use rcgen::ExtendedKeyUsagePurpose;
 use std::path::PathBuf;
 use std::time::Duration;
-use time::OffsetDateTime;
 
 const GATEWAY: &str = "10.200.7.1";
 const DEVICE: &str = "10.200.7.2";
@@ -56,22 +55,6 @@ impl Drop for EtcNetns {
     }
 }
 
-fn leaf(
-    issuer: &rcgen::CertifiedIssuer<'static, KeyPair>,
-    name: &str,
-    eku: ExtendedKeyUsagePurpose,
-) -> (rcgen::Certificate, KeyPair) {
-    let mut params = CertificateParams::new(vec![name.to_owned()]).unwrap();
-    params.distinguished_name = DistinguishedName::new();
-    params.distinguished_name.push(DnType::CommonName, name);
-    params.extended_key_usages = vec![eku];
-    params.not_before = OffsetDateTime::now_utc() - time::Duration::days(1);
-    params.not_after = OffsetDateTime::now_utc() + time::Duration::days(30);
-    let key = KeyPair::generate().unwrap();
-    let cert = params.signed_by(&key, issuer).unwrap();
-    (cert, key)
-}
-
 /// Waits, on the board's console, for each of `needles` in turn.
 fn wait_lines(board: &mut Qemu, needles: &[&str]) {
     for needle in needles {
@@ -91,8 +74,18 @@ fn runs_the_image_on_the_dut_bridge_and_reaches_the_hub_across_power_cycles() {
 
     // The hub's PKI and the device's identity, as the bench would make them.
     let ca = ca("board boot test CA");
-    let (server, server_key) = leaf(&ca, HUB_NAME, ExtendedKeyUsagePurpose::ServerAuth);
-    let (device, device_key) = leaf(&ca, DEVICE_ID, ExtendedKeyUsagePurpose::ClientAuth);
+    let (server, server_key) = leaf(
+        &ca,
+        vec![HUB_NAME.into()],
+        HUB_NAME,
+        ExtendedKeyUsagePurpose::ServerAuth,
+    );
+    let (device, device_key) = leaf(
+        &ca,
+        vec![DEVICE_ID.into()],
+        DEVICE_ID,
+        ExtendedKeyUsagePurpose::ClientAuth,
+    );
     let write = |path: PathBuf, text: String| std::fs::write(path, text).unwrap();
     write(dir.join("ca.pem"), ca.pem());
     write(dir.join("server.pem"), server.pem());

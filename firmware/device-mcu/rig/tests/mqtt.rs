@@ -48,19 +48,16 @@
 mod common;
 
 use common::broker::{mosquitto_conf, Broker};
-use common::{ca, number_after, one_at_a_time, unix_now};
+use common::{ca, leaf, number_after, one_at_a_time, unix_now};
 use device_mcu_rig::prov::{pack, Provision};
 use device_mcu_rig::sntp::Sntp;
 use device_mcu_rig::{build_image, build_image_with_faults, NetNs, Qemu, BACKOFF_BASE_MS};
-use rcgen::{
-    CertificateParams, CertifiedIssuer, DistinguishedName, DnType, ExtendedKeyUsagePurpose, KeyPair,
-};
+use rcgen::ExtendedKeyUsagePurpose;
 use std::io::Read;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;
-use time::OffsetDateTime;
 
 const HOST: &str = "10.0.17.1";
 const DEVICE: &str = "10.0.17.2";
@@ -81,25 +78,6 @@ struct Fixture {
     prov: PathBuf,
     /// The good record with one body byte changed (digest left as it was).
     corrupt: PathBuf,
-}
-
-fn leaf(
-    issuer: &CertifiedIssuer<'static, KeyPair>,
-    names: Vec<String>,
-    common_name: &str,
-    eku: ExtendedKeyUsagePurpose,
-) -> (rcgen::Certificate, KeyPair) {
-    let mut params = CertificateParams::new(names).unwrap();
-    params.distinguished_name = DistinguishedName::new();
-    params
-        .distinguished_name
-        .push(DnType::CommonName, common_name);
-    params.extended_key_usages = vec![eku];
-    params.not_before = OffsetDateTime::now_utc() - time::Duration::days(1);
-    params.not_after = OffsetDateTime::now_utc() + time::Duration::days(30);
-    let key = KeyPair::generate().unwrap();
-    let cert = params.signed_by(&key, issuer).unwrap();
-    (cert, key)
 }
 
 fn fixture() -> &'static Fixture {

@@ -5,9 +5,13 @@
 
 pub mod broker;
 
-use rcgen::{CertificateParams, CertifiedIssuer, DistinguishedName, DnType, IsCa, KeyPair};
+use rcgen::{
+    CertificateParams, CertifiedIssuer, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair,
+};
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
+use time::OffsetDateTime;
 
 /// A self-signed CA named `name`, unconstrained.
 pub fn ca(name: &str) -> CertifiedIssuer<'static, KeyPair> {
@@ -48,4 +52,25 @@ pub fn number_after(line: &str, key: &str) -> u64 {
         .collect::<String>()
         .parse()
         .unwrap_or_else(|_| panic!("a number after {key:?} in {line:?}"))
+}
+
+/// A certificate for `names` (subjectAltName) and `common_name`, for
+/// `eku`, signed by `issuer`, valid from yesterday for a month.
+pub fn leaf(
+    issuer: &CertifiedIssuer<'static, KeyPair>,
+    names: Vec<String>,
+    common_name: &str,
+    eku: ExtendedKeyUsagePurpose,
+) -> (rcgen::Certificate, KeyPair) {
+    let mut params = CertificateParams::new(names).unwrap();
+    params.distinguished_name = DistinguishedName::new();
+    params
+        .distinguished_name
+        .push(DnType::CommonName, common_name);
+    params.extended_key_usages = vec![eku];
+    params.not_before = OffsetDateTime::now_utc() - time::Duration::days(1);
+    params.not_after = OffsetDateTime::now_utc() + time::Duration::days(30);
+    let key = KeyPair::generate().unwrap();
+    let cert = params.signed_by(&key, issuer).unwrap();
+    (cert, key)
 }
