@@ -38,7 +38,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use libtest_mimic::{Arguments, Failed, Trial};
-use sacbench_rig::emulated::sandbox::{self, Sandbox};
+use sacbench_rig::emulated::sandbox;
 
 use crate::case::RunOptions;
 use crate::model::Outcome;
@@ -352,14 +352,7 @@ pub fn main(target: Target) -> ! {
     };
     // Listing needs no rig; a lab run uses the host's.
     if !args.list && rig_file.is_none() {
-        match sandbox::enter() {
-            Ok(Sandbox::Finished(status)) => std::process::exit(sandbox::exit_code(status)),
-            Ok(Sandbox::Inside) => {}
-            Err(e) => {
-                eprintln!("sacbench-suite: {e}");
-                std::process::exit(2);
-            }
-        }
+        sandbox::enter_or_exit("sacbench-suite: ");
     }
     crate::interrupt::install();
     let opts = RunOptions {

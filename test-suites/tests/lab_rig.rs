@@ -22,7 +22,7 @@ use std::process::Command;
 
 use fake_lab::{outcome, FakeLab, Firmware, LINK_COIL, POWER_COIL, SUITE};
 use libtest_mimic::{Arguments, Failed, Trial};
-use sacbench_rig::emulated::sandbox::{self, Sandbox};
+use sacbench_rig::emulated::sandbox;
 use sacbench_suites::model::Outcome;
 
 /// The good reference firmware on the lab rig: cases across the groups pass
@@ -168,14 +168,7 @@ fn foreign_board_is_judged_on_the_lab_rig() -> Result<(), Failed> {
 }
 
 fn main() {
-    match sandbox::enter() {
-        Ok(Sandbox::Finished(status)) => std::process::exit(sandbox::exit_code(status)),
-        Ok(Sandbox::Inside) => {}
-        Err(e) => {
-            eprintln!("{e}");
-            std::process::exit(2);
-        }
-    }
+    sandbox::enter_or_exit("");
     let tests = vec![
         Trial::test(
             "reference_board_passes_on_the_lab_rig",

@@ -28,7 +28,7 @@ use fake_lab::{outcome, FakeLab, Firmware, LINK_COIL, POWER_COIL};
 use libtest_mimic::{Arguments, Failed, Trial};
 use nix::sys::signal::{kill, killpg, Signal};
 use nix::unistd::Pid;
-use sacbench_rig::emulated::sandbox::{self, Sandbox};
+use sacbench_rig::emulated::sandbox;
 use sacbench_rig::emulated::topology::Node;
 use sacbench_suites::model::Outcome;
 
@@ -640,14 +640,7 @@ fn interrupted_benches_give_up_or_release_and_farm_problems_are_exit_2() -> Resu
 }
 
 fn main() {
-    match sandbox::enter() {
-        Ok(Sandbox::Finished(status)) => std::process::exit(sandbox::exit_code(status)),
-        Ok(Sandbox::Inside) => {}
-        Err(e) => {
-            eprintln!("{e}");
-            std::process::exit(2);
-        }
-    }
+    sandbox::enter_or_exit("");
     let tests = vec![
         Trial::test(
             "reference_board_passes_through_a_labgrid_place",

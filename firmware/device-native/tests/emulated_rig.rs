@@ -17,7 +17,7 @@ use std::time::Duration;
 use hub_fixture::journal::Event;
 use libtest_mimic::{Arguments, Failed, Trial};
 use sacbench_rig::dut::DutFile;
-use sacbench_rig::emulated::sandbox::{self, Sandbox};
+use sacbench_rig::emulated::sandbox;
 use sacbench_rig::emulated::topology::Node;
 mod common;
 use common::ProvisionedRig;
@@ -655,14 +655,7 @@ fn a_second_board_is_a_unit_of_its_own() -> Result<(), Failed> {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    match sandbox::enter() {
-        Ok(Sandbox::Finished(status)) => std::process::exit(sandbox::exit_code(status)),
-        Ok(Sandbox::Inside) => {}
-        Err(e) => {
-            eprintln!("{e}");
-            std::process::exit(2);
-        }
-    }
+    sandbox::enter_or_exit("");
     if args.get(1).map(String::as_str) == Some(HOLD) {
         hold(Path::new(&args[2]));
     }

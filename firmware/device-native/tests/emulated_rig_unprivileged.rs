@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use hub_fixture::journal::Event;
 use sacbench_rig::dut::DutFile;
-use sacbench_rig::emulated::sandbox::{self, Sandbox};
+use sacbench_rig::emulated::sandbox;
 mod common;
 use common::ProvisionedRig;
 use sacbench_rig::emulated::EmulatedRigConfig;
@@ -85,14 +85,7 @@ fn main() {
         libtest_mimic::run(&libtest_mimic::Arguments::from_args(), trials).exit();
     }
     // The staged, unprivileged side: enter the sandbox and boot a board.
-    match sandbox::enter() {
-        Ok(Sandbox::Finished(status)) => std::process::exit(sandbox::exit_code(status)),
-        Ok(Sandbox::Inside) => {}
-        Err(e) => {
-            eprintln!("{e}");
-            std::process::exit(2);
-        }
-    }
+    sandbox::enter_or_exit("");
     let work = PathBuf::from(std::env::var_os(WORK_ENV).expect("staged"));
     let image = work.join("v1.img");
     let dut_file = work.join("dut.toml");

@@ -87,6 +87,20 @@ fn setup(what: &str, e: impl std::fmt::Display) -> RigError {
     RigError::Setup(format!("emulated rig sandbox: {what}: {e}"))
 }
 
+/// [`enter`] for a program's `main`: returns inside the sandbox; as the
+/// launcher, exits with the sandboxed run's status; on an error, prints it
+/// after `prefix` and exits 2.
+pub fn enter_or_exit(prefix: &str) {
+    match enter() {
+        Ok(Sandbox::Finished(status)) => std::process::exit(exit_code(status)),
+        Ok(Sandbox::Inside) => {}
+        Err(e) => {
+            eprintln!("{prefix}{e}");
+            std::process::exit(2);
+        }
+    }
+}
+
 /// Enters (or, in the child, finishes setting up) the sandbox.
 pub fn enter() -> Result<Sandbox, RigError> {
     exec_if_asked();
