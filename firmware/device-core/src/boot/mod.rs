@@ -185,13 +185,15 @@ pub fn power_on<F: BootFlash>(
         let secondary = read_trailer(flash, Area::Secondary)?;
         // The secondary image is only consulted when the trailers ask for a
         // swap (checking costs a read and a hash of the whole image).
-        let (action, secondary_check) = match boot_decision(&primary, &secondary, true) {
-            BootAction::RunPrimary => (BootAction::RunPrimary, Err(String::new())),
+        // `secondary_len`: the secondary image's length when it was checked
+        // and is valid.
+        let (action, secondary_len) = match boot_decision(&primary, &secondary, true) {
+            BootAction::RunPrimary => (BootAction::RunPrimary, None),
             _ => {
                 let secondary_image = image_area(flash, Area::Secondary)?;
-                let secondary_check = check(&secondary_image, keys);
-                let action = boot_decision(&primary, &secondary, secondary_check.is_ok());
-                (action, secondary_check)
+                let secondary_len = check(&secondary_image, keys).ok();
+                let action = boot_decision(&primary, &secondary, secondary_len.is_some());
+                (action, secondary_len)
             }
         };
         match action {
@@ -201,7 +203,7 @@ pub fn power_on<F: BootFlash>(
                 write_trailer(flash, Area::Secondary, &Trailer::ERASED)?;
             }
             BootAction::SwapTest | BootAction::SwapPermanent | BootAction::Revert => {
-                let new_len = secondary_check.expect("boot_decision swaps only a valid image");
+                let new_len = secondary_len.expect("boot_decision swaps only a valid image");
                 let max = flash.slot_size() as usize - sector;
                 if new_len > max {
                     return Err(BootError::ImageTooLarge {
