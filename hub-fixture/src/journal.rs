@@ -38,6 +38,19 @@ pub struct JournalEntry {
     pub event: Event,
 }
 
+impl JournalEntry {
+    /// When the connection this entry is about began, monotonic µs: for a
+    /// TLS accept, its connection's accept, before the handshake (a small
+    /// device's handshake takes most of a second, which timings of its
+    /// attempts must not count as its backoff); else the entry's own time.
+    pub fn attempt_began_us(&self) -> u64 {
+        match &self.event {
+            Event::TlsAccepted { handshake_us, .. } => self.mono_us.saturating_sub(*handshake_us),
+            _ => self.mono_us,
+        }
+    }
+}
+
 /// Which listener a connection came in on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -696,6 +709,31 @@ mod tests {
         assert_eq!(v["device_id"], "d");
         let back: JournalEntry = serde_json::from_str(text.trim()).unwrap();
         assert_eq!(back, j.entries()[0]);
+    }
+
+    #[test]
+    fn an_attempt_began_before_its_handshake() {
+        let entry = |event| JournalEntry {
+            seq: 1,
+            at_ms: 0,
+            mono_us: 5_000_000,
+            device_id: None,
+            peer: None,
+            event,
+        };
+        let tls = entry(Event::TlsAccepted {
+            listener: Listener::Mqtt,
+            serial: "01".into(),
+            tls_version: "TLSv1.3".into(),
+            cipher_suite: "TLS13_AES_128_GCM_SHA256".into(),
+            handshake_us: 700_000,
+        });
+        assert_eq!(tls.attempt_began_us(), 4_300_000);
+        assert_eq!(entry(Event::DeviceDeleted {}).attempt_began_us(), 5_000_000);
+        // An old journal line without the field: the accept's own time.
+        let old = r#"{"seq":1,"at_ms":0,"mono_us":9,"kind":"tls_accepted","listener":"mqtt","serial":"01","tls_version":"TLSv1.3","cipher_suite":"x"}"#;
+        let old: JournalEntry = serde_json::from_str(old).unwrap();
+        assert_eq!(old.attempt_began_us(), 9);
     }
 
     #[test]

@@ -117,12 +117,11 @@ pub(super) fn retakes(entries: &[JournalEntry], board: IpAddr) -> Vec<Retake> {
             }),
             Event::TlsAccepted {
                 listener: Listener::Mqtt,
-                handshake_us,
                 ..
             } => {
                 // Back when its attempt began: its handshake is not its wait.
                 if let Some(r) = out.last_mut().filter(|r| r.back.is_none()) {
-                    r.back = Some((e.seq, e.mono_us.saturating_sub(*handshake_us)));
+                    r.back = Some((e.seq, e.attempt_began_us()));
                 }
             }
             _ => {}

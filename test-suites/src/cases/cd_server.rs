@@ -198,16 +198,6 @@ fn judge_growth(intervals_ns: &[u64]) -> Result<String, String> {
     Ok(format!("intervals {shown}"))
 }
 
-/// When the attempt a TLS accept ends began (its connection's accept, before
-/// the handshake): a small device's handshake takes most of a second,
-/// which is not part of its backoff.
-fn attempt_began_us(tls: &hub_fixture::journal::JournalEntry) -> u64 {
-    match &tls.event {
-        Event::TlsAccepted { handshake_us, .. } => tls.mono_us.saturating_sub(*handshake_us),
-        _ => tls.mono_us,
-    }
-}
-
 /// The journal entries of one withheld attempt: its TLS accept, its
 /// CONNECT left unanswered, the close by the device.
 struct Attempt {
@@ -259,7 +249,7 @@ async fn cd16(case: &mut Case) -> Result<String, Fail> {
             })
             .await;
         attempts.push(Attempt {
-            tls_us: attempt_began_us(&tls),
+            tls_us: tls.attempt_began_us(),
             tls_seq: tls.seq,
             withheld_seq: withheld.seq,
             closed: closed.as_ref().map(|c| (c.mono_us, c.seq)),
@@ -294,7 +284,7 @@ async fn cd16(case: &mut Case) -> Result<String, Fail> {
         .since(after)
         .into_iter()
         .find(|e| matches!(e.event, Event::TlsAccepted { .. }) && e.seq < resumed.seq)
-        .map(|e| attempt_began_us(&e))
+        .map(|e| e.attempt_began_us())
         .unwrap_or(resumed.mono_us);
     note_attempts(case, &attempts);
     // Each interval: from the end of a connection (the hub's close, then
