@@ -697,7 +697,7 @@ impl DutFile {
         let build = self.emulated.as_ref()?.build.as_ref()?;
         // Absolute: the build runs in this folder, so a relative one would
         // be taken twice.
-        let dir = std::fs::canonicalize(self.dir()).unwrap_or_else(|_| self.dir());
+        let dir = absolute(self.dir());
         Some(
             build
                 .iter()
@@ -758,6 +758,11 @@ fn unknown_placeholder<'a>(arg: &'a str, known: &[&str]) -> Option<&'a str> {
         rest = &rest[end..];
     }
     None
+}
+
+/// `path` made absolute where it exists (placeholders are absolute paths).
+pub(crate) fn absolute(path: PathBuf) -> PathBuf {
+    std::fs::canonicalize(&path).unwrap_or(path)
 }
 
 mod placeholders;

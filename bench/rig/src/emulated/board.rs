@@ -235,11 +235,6 @@ pub(crate) fn board_control_dir(state: &Path) -> PathBuf {
     state.join("board-control")
 }
 
-/// `path` made absolute where it exists (placeholders are absolute paths).
-pub(crate) fn absolute(path: PathBuf) -> PathBuf {
-    std::fs::canonicalize(&path).unwrap_or(path)
-}
-
 /// A second board of the emulated rig's DUT: the same command as the
 /// first, in its own namespace (`sbN-dut2`, 10.200.N.10, behind `gw`'s
 /// `g2`), with its own provisioning and state directories, console and

@@ -12,12 +12,11 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::board::{
-    absolute, board_command, board_control_dir, flash_board, native_board, BoardPower,
-    EmulatedSecondBoard,
+    board_command, board_control_dir, flash_board, native_board, BoardPower, EmulatedSecondBoard,
 };
 use super::sntp::{SntpServer, NTP_PORT};
 use super::topology::{eui64_link_local, mac_text, Node, Topology};
-use crate::dut::{Board, BoardNetwork, DutFile, Placeholders, TapPlaceholders};
+use crate::dut::{absolute, Board, BoardNetwork, DutFile, Placeholders, TapPlaceholders};
 use crate::rtt::RttReader;
 use crate::{
     Capabilities, Capability, CaptureTarget, DutAddresses, LinePredicate, LogLine, LogSource, Rig,
