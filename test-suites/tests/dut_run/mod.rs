@@ -1,6 +1,7 @@
 //! What the tests that run a DUT file's whole suite share
 //! (`foreign_devices.rs`, `mcu_qemu.rs`): the run, and the generated docs'
 //! outcome tables (`docs/FOREIGN-DEVICES.md`, `docs/MCU-DEVICE.md`).
+#![allow(dead_code)] // each test binary uses its own part of it
 
 use std::fmt::Write as _;
 use std::path::Path;
