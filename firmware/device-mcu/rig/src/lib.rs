@@ -8,6 +8,9 @@
 //! `../dut.toml`).
 
 pub mod board;
+#[path = "../../boot/src/flashmap.rs"]
+pub mod flashmap;
+pub mod image;
 pub mod prov;
 pub mod sntp;
 
