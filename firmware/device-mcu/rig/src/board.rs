@@ -16,7 +16,14 @@
 //! {state}/time-floor        Unix seconds (decimal), written at the first power-on: the provisioning time
 //! {state}/provisioning.bin  the record (`prov::pack`), rewritten at every power-on
 //! {state}/qemu-ifup         QEMU's TAP script (0755), rewritten at every power-on
+//! {state}/flash.bin         the board's flash (16 MiB, `flashmap`), made at the first power-on:
+//!                           erased, the signed image of the case's fault set in the primary
+//!                           slot (the factory flashing the unit); then the board's own —
+//!                           QEMU maps it shared, so what the board writes stays
 //! ```
+//!
+//! QEMU boots the boot stage (`device-mcu-boot`, the board's ROM at 0x0),
+//! which checks the primary slot's image and starts it.
 
 use std::ffi::OsString;
 use std::fs;
@@ -47,6 +54,8 @@ pub const TIME_FLOOR_FILE: &str = "time-floor";
 pub const RECORD_FILE: &str = "provisioning.bin";
 /// `{state}/qemu-ifup`: the script QEMU runs on the TAP it made.
 pub const IFUP_FILE: &str = "qemu-ifup";
+/// `{state}/flash.bin`: the board's flash.
+pub const FLASH_FILE: &str = "flash.bin";
 /// How far before the first power-on the time floor is put: the floor must
 /// never be after the hub's (the SNTP server's) clock, which on the bench
 /// is the same host clock a moment later — the margin covers that clock
@@ -64,7 +73,8 @@ pub struct RunArgs {
     pub provisioning: PathBuf,
     /// The unit's state directory (created if missing).
     pub state: PathBuf,
-    /// Where the images `device-mcu.faults-<set>` are.
+    /// Where the images `device-mcu.faults-<set>.signed.bin` and the boot
+    /// stage `device-mcu-boot` are.
     pub images: PathBuf,
     /// The board's IPv4 address.
     pub ip: Ipv4Addr,
@@ -466,17 +476,34 @@ pub fn provision(
     })
 }
 
-/// The image for `faults` in `images`: `device-mcu.faults-<set>`
-/// (`fault_set_name`); a missing one is an error naming it and the build.
+/// The signed image for `faults` in `images`:
+/// `device-mcu.faults-<set>.signed.bin` (`fault_set_name`); a missing one
+/// is an error naming it and the build.
 pub fn image_path(images: &Path, faults: &[String]) -> Result<PathBuf, Error> {
     let names: Vec<&str> = faults.iter().map(String::as_str).collect();
-    let path = images.join(format!("device-mcu.faults-{}", fault_set_name(&names)));
+    let path = images.join(format!(
+        "device-mcu.faults-{}.signed.bin",
+        fault_set_name(&names)
+    ));
     match path.is_file() {
         true => Ok(path),
         false => Err(format!(
             "no image {} (faults [{}]); build the images with `{BUILD_COMMAND}`",
             path.display(),
             names.join(", ")
+        )),
+    }
+}
+
+/// The boot stage in `images` (`image::BOOT_STAGE`); a missing one is an
+/// error naming it and the build.
+pub fn boot_stage_path(images: &Path) -> Result<PathBuf, Error> {
+    let path = images.join(crate::image::BOOT_STAGE);
+    match path.is_file() {
+        true => Ok(path),
+        false => Err(format!(
+            "no boot stage {}; build the images with `{BUILD_COMMAND}`",
+            path.display()
         )),
     }
 }
@@ -493,9 +520,16 @@ fn qemu_value(path: &Path) -> String {
 }
 
 /// QEMU's arguments (after `qemu-system-arm`): mps2-an385, the console on
-/// stdio, the record laid at 0x003f0000, the LAN9118 on TAP `TAP` (made by
-/// QEMU, joined to the bridge by `ifup`), the image.
-pub fn qemu_args(elf: &Path, record: &Path, ifup: &Path, mac: &str) -> Vec<OsString> {
+/// stdio, the flash file as the PSRAM (`image::flash_args`), the record
+/// laid at 0x003f0000, the LAN9118 on TAP `TAP` (made by QEMU, joined to
+/// the bridge by `ifup`), the boot stage as the ROM.
+pub fn qemu_args(
+    boot_stage: &Path,
+    flash: &Path,
+    record: &Path,
+    ifup: &Path,
+    mac: &str,
+) -> Vec<OsString> {
     let loader = format!(
         "loader,file={},addr={PROVISION_ADDR:#x}",
         qemu_value(record)
@@ -506,10 +540,12 @@ pub fn qemu_args(elf: &Path, record: &Path, ifup: &Path, mac: &str) -> Vec<OsStr
     );
     let mut args: Vec<OsString> = crate::QEMU_MACHINE
         .iter()
-        .chain(&["-device", &loader, "-nic", &nic, "-kernel"])
+        .map(|a| a.to_string())
+        .chain(crate::image::flash_args(flash))
+        .chain(["-device", &loader, "-nic", &nic, "-kernel"].map(String::from))
         .map(OsString::from)
         .collect();
-    args.push(elf.as_os_str().to_owned());
+    args.push(boot_stage.as_os_str().to_owned());
     args
 }
 
@@ -524,10 +560,12 @@ pub struct Boot {
 
 /// Everything `run` does before it execs QEMU, at Unix time `now_unix`:
 /// reads the provisioning directory, keeps the unit's seed and floor,
-/// writes the record and the ifup script into `{state}`, picks the image.
+/// writes the record and the ifup script into `{state}`, picks the image
+/// and, at the unit's first power-on, flashes it (`{state}/flash.bin`).
 pub fn prepare(args: &RunArgs, now_unix: u64) -> Result<Boot, Error> {
     let dir = read_provisioning(&args.provisioning)?;
-    let elf = image_path(&args.images, &args.faults)?;
+    let image = image_path(&args.images, &args.faults)?;
+    let boot_stage = boot_stage_path(&args.images)?;
     fs::create_dir_all(&args.state).map_err(|e| format!("{}: {e}", args.state.display()))?;
     let state =
         fs::canonicalize(&args.state).map_err(|e| format!("{}: {e}", args.state.display()))?;
@@ -539,7 +577,14 @@ pub fn prepare(args: &RunArgs, now_unix: u64) -> Result<Boot, Error> {
     replace(&record_path, &record, 0o600)?;
     let ifup = state.join(IFUP_FILE);
     replace(&ifup, ifup_script(&args.bridge).as_bytes(), 0o755)?;
-    let elf = fs::canonicalize(&elf).map_err(|e| format!("{}: {e}", elf.display()))?;
+    let boot_stage = fs::canonicalize(&boot_stage)
+        .map_err(|e| format!("{}: {e}", boot_stage.display()))?;
+    let flash = state.join(FLASH_FILE);
+    let flashed = crate::image::flash_once(&flash, &read_file(&image)?)?;
+    let flash_note = match flashed {
+        true => format!("flashed now with {}", image.display()),
+        false => "kept from the last power-on".to_owned(),
+    };
     let chain_note = match dir.chain_extra {
         0 => String::new(),
         n => format!(
@@ -547,7 +592,7 @@ pub fn prepare(args: &RunArgs, now_unix: u64) -> Result<Boot, Error> {
         ),
     };
     let summary = format!(
-        "devmcu-board: device {} at {}/{} via {}, hub {} = {}, sntp {}, time floor {}, image {}{}",
+        "devmcu-board: device {} at {}/{} via {}, hub {} = {}, sntp {}, time floor {}, flash {} ({}){}",
         p.device_id,
         p.ip,
         p.prefix,
@@ -556,11 +601,12 @@ pub fn prepare(args: &RunArgs, now_unix: u64) -> Result<Boot, Error> {
         p.hub,
         p.sntp,
         p.time_floor,
-        elf.display(),
+        flash.display(),
+        flash_note,
         chain_note
     );
     Ok(Boot {
-        qemu_args: qemu_args(&elf, &record_path, &ifup, &args.mac),
+        qemu_args: qemu_args(&boot_stage, &flash, &record_path, &ifup, &args.mac),
         summary,
     })
 }

@@ -93,8 +93,9 @@ fn images() -> PathBuf {
         "no-dedupe",
         "listen-debug+no-dedupe",
     ] {
-        std::fs::write(dir.join(format!("device-mcu.faults-{set}")), set).unwrap();
+        std::fs::write(dir.join(format!("device-mcu.faults-{set}.signed.bin")), set).unwrap();
     }
+    std::fs::write(dir.join("device-mcu-boot"), "boot stage").unwrap();
     dir
 }
 
@@ -219,6 +220,10 @@ fn qemu_gets_the_record_the_tap_script_and_the_image() {
         "none".into(),
         "-serial".into(),
         "stdio".into(),
+        "-object".into(),
+        format!("memory-backend-file,id=flash,size=16777216,mem-path={s}/flash.bin,share=on"),
+        "-machine".into(),
+        "memory-backend=flash".into(),
         "-device".into(),
         format!("loader,file={s}/provisioning.bin,addr=0x3f0000"),
         "-nic".into(),
@@ -226,7 +231,7 @@ fn qemu_gets_the_record_the_tap_script_and_the_image() {
             "tap,ifname=mcu0,script={s}/qemu-ifup,downscript=no,model=lan9118,mac=02:00:00:00:07:02"
         ),
         "-kernel".into(),
-        std::fs::canonicalize(images.join("device-mcu.faults-none"))
+        std::fs::canonicalize(images.join("device-mcu-boot"))
             .unwrap()
             .display()
             .to_string(),
@@ -252,6 +257,49 @@ fn qemu_gets_the_record_the_tap_script_and_the_image() {
 }
 
 #[test]
+fn the_unit_is_flashed_at_its_first_power_on_and_keeps_its_flash() {
+    let w = provisioning_dir("localhost");
+    let state = scratch("state-flash");
+    let images = images();
+    let a = args(&w.dir, &state, &images, &["--fault", "no-dedupe"]);
+    let first = prepare(&a, NOW).unwrap();
+    assert!(first.summary.contains("flashed now with"), "{}", first.summary);
+    let flash_path = state.join("flash.bin");
+    let flash = std::fs::read(&flash_path).unwrap();
+    assert_eq!(flash.len(), 16 << 20);
+    // The case's image (here a stand-in) in the primary slot, the rest erased.
+    assert_eq!(&flash[..9], b"no-dedupe");
+    assert!(flash[9..].iter().all(|b| *b == 0xff));
+    // What the board wrote stays, and a later power-on (even with another
+    // fault set) does not flash the unit again.
+    let mut written = flash;
+    written[0x20_5000] = 1;
+    std::fs::write(&flash_path, &written).unwrap();
+    let again = prepare(&args(&w.dir, &state, &images, &[]), NOW).unwrap();
+    assert!(
+        again.summary.contains("kept from the last power-on"),
+        "{}",
+        again.summary
+    );
+    assert_eq!(std::fs::read(&flash_path).unwrap(), written);
+    // A flash file that is not a whole flash: an error naming it.
+    std::fs::write(&flash_path, b"torn").unwrap();
+    names(
+        prepare(&args(&w.dir, &state, &images, &[]), NOW).unwrap_err(),
+        &[&flash_path.display().to_string(), "4 bytes"],
+    );
+    // No boot stage: its path and the build command.
+    std::fs::remove_file(images.join("device-mcu-boot")).unwrap();
+    names(
+        prepare(&args(&w.dir, &scratch("state-noboot"), &images, &[]), NOW).unwrap_err(),
+        &[
+            &images.join("device-mcu-boot").display().to_string(),
+            BUILD_COMMAND,
+        ],
+    );
+}
+
+#[test]
 fn the_image_is_picked_by_fault_set_in_any_order() {
     let images = images();
     let pick = |faults: &[&str]| {
@@ -262,12 +310,12 @@ fn the_image_is_picked_by_fault_set_in_any_order() {
         let a = args(Path::new("p"), Path::new("s"), &images, &extra);
         image_path(&a.images, &a.faults).unwrap()
     };
-    assert_eq!(pick(&[]), images.join("device-mcu.faults-none"));
+    assert_eq!(pick(&[]), images.join("device-mcu.faults-none.signed.bin"));
     assert_eq!(
         pick(&["no-server-verify"]),
-        images.join("device-mcu.faults-no-server-verify")
+        images.join("device-mcu.faults-no-server-verify.signed.bin")
     );
-    let both = images.join("device-mcu.faults-listen-debug+no-dedupe");
+    let both = images.join("device-mcu.faults-listen-debug+no-dedupe.signed.bin");
     assert_eq!(pick(&["no-dedupe", "listen-debug"]), both);
     assert_eq!(pick(&["listen-debug", "no-dedupe"]), both);
     assert_eq!(pick(&["no-dedupe", "listen-debug", "no-dedupe"]), both);
@@ -285,7 +333,7 @@ fn the_image_is_picked_by_fault_set_in_any_order() {
         &images,
         &["--fault", "no-server-verify", "--fault", "listen-debug"],
     );
-    let missing = images.join("device-mcu.faults-listen-debug+no-server-verify");
+    let missing = images.join("device-mcu.faults-listen-debug+no-server-verify.signed.bin");
     names(
         image_path(&a.images, &a.faults).unwrap_err(),
         &[&missing.display().to_string(), BUILD_COMMAND],
