@@ -577,8 +577,8 @@ pub fn prepare(args: &RunArgs, now_unix: u64) -> Result<Boot, Error> {
     replace(&record_path, &record, 0o600)?;
     let ifup = state.join(IFUP_FILE);
     replace(&ifup, ifup_script(&args.bridge).as_bytes(), 0o755)?;
-    let boot_stage = fs::canonicalize(&boot_stage)
-        .map_err(|e| format!("{}: {e}", boot_stage.display()))?;
+    let boot_stage =
+        fs::canonicalize(&boot_stage).map_err(|e| format!("{}: {e}", boot_stage.display()))?;
     let flash = state.join(FLASH_FILE);
     let flashed = crate::image::flash_once(&flash, &read_file(&image)?)?;
     let flash_note = match flashed {

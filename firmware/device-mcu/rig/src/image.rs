@@ -9,7 +9,7 @@ use std::fs;
 use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
 
-use mcuboot_image::sign::{sign, SignOptions, SigningKey};
+use mcuboot_image::sign::{sign, PadTrailer, SignOptions, SigningKey};
 use mcuboot_image::ImageVersion;
 use object::elf::{FileHeader32, EM_ARM, PT_LOAD};
 use object::read::elf::{FileHeader, ProgramHeader};
@@ -94,13 +94,27 @@ pub fn elf_payload(elf: &[u8]) -> Result<Vec<u8>, Error> {
     Ok(payload)
 }
 
-/// `elf` as a signed MCUboot image for the primary slot, by `key`.
+/// `elf` as a signed MCUboot image for the primary slot, by `key`,
+/// version `IMAGE_VERSION`.
 pub fn sign_app(elf: &[u8], key: &SigningKey) -> Result<Vec<u8>, Error> {
+    sign_app_as(elf, key, IMAGE_VERSION, None)
+}
+
+/// As `sign_app`, with `version`, and with `pad`: the image padded to a
+/// whole slot whose trailer asks for that swap (imgtool `--pad`), as an
+/// update is written into the secondary slot.
+pub fn sign_app_as(
+    elf: &[u8],
+    key: &SigningKey,
+    version: ImageVersion,
+    pad: Option<PadTrailer>,
+) -> Result<Vec<u8>, Error> {
     let payload = elf_payload(elf)?;
     let opts = SignOptions {
-        version: IMAGE_VERSION,
+        version,
         header_size: HEADER_SIZE as u16,
         slot_size: Some(SLOT_SIZE),
+        pad,
         ..SignOptions::default()
     };
     sign(&payload, key, &opts).map_err(|e| format!("signing: {e}"))
@@ -136,13 +150,11 @@ pub fn factory_flash(image: &[u8]) -> Result<Vec<u8>, Error> {
 pub fn flash_once(path: &Path, image: &[u8]) -> Result<bool, Error> {
     match fs::metadata(path) {
         Ok(m) if m.len() == u64::from(FLASH_SIZE) => return Ok(false),
-        Ok(m) => {
-            return Err(format!(
-                "{}: {} bytes, the board's flash is {FLASH_SIZE} (remove it to flash the unit anew)",
-                path.display(),
-                m.len()
-            ))
-        }
+        Ok(m) => return Err(format!(
+            "{}: {} bytes, the board's flash is {FLASH_SIZE} (remove it to flash the unit anew)",
+            path.display(),
+            m.len()
+        )),
         Err(e) if e.kind() == ErrorKind::NotFound => {}
         Err(e) => return Err(format!("{}: {e}", path.display())),
     }
@@ -206,7 +218,11 @@ mod tests {
         }
         let mut bodies = Vec::new();
         for (addr, bytes) in segments {
-            let mem = if bytes.is_empty() { 16 } else { bytes.len() as u32 };
+            let mem = if bytes.is_empty() {
+                16
+            } else {
+                bytes.len() as u32
+            };
             for v in [
                 PT_LOAD,
                 data_off,
@@ -243,7 +259,10 @@ mod tests {
     fn an_elf_not_linked_for_the_primary_slot_is_refused() {
         let e = elf(&[(0x0, &[1, 2, 3, 4])]);
         let err = elf_payload(&e).unwrap_err();
-        assert!(err.contains("not linked for the board's flash map"), "{err}");
+        assert!(
+            err.contains("not linked for the board's flash map"),
+            "{err}"
+        );
         let big = vec![0u8; SLOT_SIZE as usize];
         let err = elf_payload(&elf(&[(APP_ADDR, &big)])).unwrap_err();
         assert!(err.contains("past the primary slot"), "{err}");

@@ -263,7 +263,11 @@ fn the_unit_is_flashed_at_its_first_power_on_and_keeps_its_flash() {
     let images = images();
     let a = args(&w.dir, &state, &images, &["--fault", "no-dedupe"]);
     let first = prepare(&a, NOW).unwrap();
-    assert!(first.summary.contains("flashed now with"), "{}", first.summary);
+    assert!(
+        first.summary.contains("flashed now with"),
+        "{}",
+        first.summary
+    );
     let flash_path = state.join("flash.bin");
     let flash = std::fs::read(&flash_path).unwrap();
     assert_eq!(flash.len(), 16 << 20);
