@@ -150,11 +150,13 @@ pub fn factory_flash(image: &[u8]) -> Result<Vec<u8>, Error> {
 pub fn flash_once(path: &Path, image: &[u8]) -> Result<bool, Error> {
     match fs::metadata(path) {
         Ok(m) if m.len() == u64::from(FLASH_SIZE) => return Ok(false),
-        Ok(m) => return Err(format!(
+        Ok(m) => {
+            return Err(format!(
             "{}: {} bytes, the board's flash is {FLASH_SIZE} (remove it to flash the unit anew)",
             path.display(),
             m.len()
-        )),
+        ))
+        }
         Err(e) if e.kind() == ErrorKind::NotFound => {}
         Err(e) => return Err(format!("{}: {e}", path.display())),
     }

@@ -215,10 +215,16 @@ pub fn build(b: &ImageBuild<'_>) -> Result<PathBuf, Error> {
         .and_then(|_| std::fs::rename(&part, &signed_path))
         .map_err(|e| format!("write {}: {e}", signed_path.display()))?;
     // The boot stage (no features: the faults are the app's), beside them.
-    run(firmware_cargo(&dir, b.profile).args(["-p", "device-mcu-boot"]))?;
-    if out_dir != built {
+    // Its own workspace (boot/), with its own target folder.
+    let boot_dir = dir.join("boot");
+    run(&mut firmware_cargo(&boot_dir, b.profile))?;
+    let boot_built = boot_dir
+        .join("target/thumbv7m-none-eabi")
+        .join(b.profile.dir_name())
+        .join(image::BOOT_STAGE);
+    {
         let boot = out_dir.join(image::BOOT_STAGE);
-        std::fs::copy(built.join(image::BOOT_STAGE), &part)
+        std::fs::copy(&boot_built, &part)
             .and_then(|_| std::fs::rename(&part, &boot))
             .map_err(|e| format!("copy the boot stage to {}: {e}", boot.display()))?;
     }
