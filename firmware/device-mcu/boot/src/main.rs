@@ -109,7 +109,6 @@ fn main() -> ! {
         stop()
     }
     let _ = writeln!(con, "boot: starting the image at {table:#010x}");
-    drop(flash);
     compiler_fence(Ordering::SeqCst);
     // SAFETY: `table` is the vector table of the primary image that
     // power_on just checked (hash and signature by the built-in key) and
