@@ -20,6 +20,9 @@
 //!                           erased, the signed image of the case's fault set in the primary
 //!                           slot (the factory flashing the unit); then the board's own —
 //!                           QEMU maps it shared, so what the board writes stays
+//! {state}/flash.image       `sha256:<hex>` of the image the unit was last flashed with: a
+//!                           power-on asking for another (fault set) rewrites the primary
+//!                           slot only
 //! ```
 //!
 //! QEMU boots the boot stage (`device-mcu-boot`, the board's ROM at 0x0),
@@ -36,6 +39,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivatePkcs8KeyDer};
 use serde::Deserialize;
 
+use crate::image::Flashing;
 use crate::prov::{pack, Provision, PROVISION_ADDR};
 use crate::{fault_set_name, Error};
 
@@ -56,6 +60,8 @@ pub const RECORD_FILE: &str = "provisioning.bin";
 pub const IFUP_FILE: &str = "qemu-ifup";
 /// `{state}/flash.bin`: the board's flash.
 pub const FLASH_FILE: &str = "flash.bin";
+/// `{state}/flash.image`: which image the unit was last flashed with.
+pub const FLASH_RECORD_FILE: &str = "flash.image";
 /// How far before the first power-on the time floor is put: the floor must
 /// never be after the hub's (the SNTP server's) clock, which on the bench
 /// is the same host clock a moment later — the margin covers that clock
@@ -580,10 +586,12 @@ pub fn prepare(args: &RunArgs, now_unix: u64) -> Result<Boot, Error> {
     let boot_stage =
         fs::canonicalize(&boot_stage).map_err(|e| format!("{}: {e}", boot_stage.display()))?;
     let flash = state.join(FLASH_FILE);
-    let flashed = crate::image::flash_once(&flash, &read_file(&image)?)?;
+    let flashed =
+        crate::image::flash_unit(&flash, &state.join(FLASH_RECORD_FILE), &read_file(&image)?)?;
     let flash_note = match flashed {
-        true => format!("flashed now with {}", image.display()),
-        false => "kept from the last power-on".to_owned(),
+        Flashing::New => format!("flashed now with {}", image.display()),
+        Flashing::Kept => "kept from the last power-on".to_owned(),
+        Flashing::Reflashed => format!("primary slot flashed anew with {}", image.display()),
     };
     let chain_note = match dir.chain_extra {
         0 => String::new(),

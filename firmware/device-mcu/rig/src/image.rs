@@ -177,6 +177,64 @@ pub fn flash_once(path: &Path, image: &[u8]) -> Result<bool, Error> {
     written.map_err(|e| format!("{}: {e}", path.display()))
 }
 
+/// What a power-on did to the unit's flash (`flash_unit`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flashing {
+    /// A new unit: the flash made, the image in its primary slot.
+    New,
+    /// The flash kept exactly as the board left it: it was flashed with
+    /// this very image before.
+    Kept,
+    /// The unit was flashed with another image (another fault set, a new
+    /// build): the primary slot rewritten with this one — as a programmer
+    /// writes one partition — and everything else kept.
+    Reflashed,
+}
+
+/// The unit's flash file `flash`, flashed with `image` at its first
+/// power-on (`flash_once`) and again whenever the image asked for is not
+/// the one it was last flashed with; `record` (beside it) names that one by
+/// its SHA-256. Everything the board wrote outside the primary slot stays.
+pub fn flash_unit(flash: &Path, record: &Path, image: &[u8]) -> Result<Flashing, Error> {
+    use sha2::{Digest, Sha256};
+    let digest: String = Sha256::digest(image)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let line = format!("sha256:{digest}\n");
+    let done = if flash_once(flash, image)? {
+        Flashing::New
+    } else {
+        match fs::read_to_string(record) {
+            Ok(text) if text == line => return Ok(Flashing::Kept),
+            Ok(_) => {}
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => return Err(format!("{}: {e}", record.display())),
+        }
+        write_primary(flash, image)?;
+        Flashing::Reflashed
+    };
+    fs::write(record, line).map_err(|e| format!("{}: {e}", record.display()))?;
+    Ok(done)
+}
+
+/// Rewrites the primary slot of the flash file `flash`: `image`, then
+/// erased bytes to the slot's end (its trailer too: a new image starts
+/// with no swap state).
+fn write_primary(flash: &Path, image: &[u8]) -> Result<(), Error> {
+    use std::io::{Seek, SeekFrom};
+    let mut slot = factory_flash(image)?;
+    slot.truncate((PRIMARY + SLOT_SIZE) as usize);
+    let slot = &slot[PRIMARY as usize..];
+    (|| {
+        let mut f = fs::OpenOptions::new().write(true).open(flash)?;
+        f.seek(SeekFrom::Start(u64::from(PRIMARY)))?;
+        f.write_all(slot)?;
+        f.sync_all()
+    })()
+    .map_err(|e| format!("{}: {e}", flash.display()))
+}
+
 /// QEMU's arguments that make the PSRAM at 0x2100_0000 the file `flash`:
 /// a shared file mapping, so every write the board makes is in the file at
 /// once and stays there when QEMU is killed.
@@ -285,6 +343,34 @@ mod tests {
         let pub_pem = crate::firmware_dir().join("../keys/dev-image-signing-ed25519.pub.pem");
         let trusted = TrustedKey::from_pem(&fs::read_to_string(pub_pem).unwrap()).unwrap();
         parsed.check_signature(&[trusted]).unwrap();
+    }
+
+    #[test]
+    fn a_unit_is_flashed_anew_only_with_another_image_and_keeps_the_rest() {
+        let dir = std::env::temp_dir().join(format!("devmcu-flash-unit-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        let (flash, record) = (dir.join("flash.bin"), dir.join("flash.image"));
+        let a = sign_app(&elf(&[(APP_ADDR, &[1; 64])]), &key()).unwrap();
+        let b = sign_app(&elf(&[(APP_ADDR, &[2; 32])]), &key()).unwrap();
+        assert_eq!(flash_unit(&flash, &record, &a).unwrap(), Flashing::New);
+        // The board writes its boot data and a trailer byte in the slot.
+        let mut f = fs::read(&flash).unwrap();
+        f[0x20_5000] = 7;
+        f[SLOT_SIZE as usize - 1] = 0;
+        fs::write(&flash, &f).unwrap();
+        assert_eq!(flash_unit(&flash, &record, &a).unwrap(), Flashing::Kept);
+        assert_eq!(fs::read(&flash).unwrap(), f);
+        assert_eq!(
+            flash_unit(&flash, &record, &b).unwrap(),
+            Flashing::Reflashed
+        );
+        let g = fs::read(&flash).unwrap();
+        assert_eq!(&g[..b.len()], b.as_slice());
+        assert!(g[b.len()..SLOT_SIZE as usize].iter().all(|x| *x == 0xff));
+        assert_eq!(g[SLOT_SIZE as usize..], f[SLOT_SIZE as usize..]);
+        assert_eq!(flash_unit(&flash, &record, &b).unwrap(), Flashing::Kept);
+        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -274,18 +274,28 @@ fn the_unit_is_flashed_at_its_first_power_on_and_keeps_its_flash() {
     // The case's image (here a stand-in) in the primary slot, the rest erased.
     assert_eq!(&flash[..9], b"no-dedupe");
     assert!(flash[9..].iter().all(|b| *b == 0xff));
-    // What the board wrote stays, and a later power-on (even with another
-    // fault set) does not flash the unit again.
+    // What the board wrote stays, and a later power-on with the same
+    // image does not flash the unit again.
     let mut written = flash;
     written[0x20_5000] = 1;
     std::fs::write(&flash_path, &written).unwrap();
-    let again = prepare(&args(&w.dir, &state, &images, &[]), NOW).unwrap();
+    let again = prepare(&a, NOW).unwrap();
     assert!(
         again.summary.contains("kept from the last power-on"),
         "{}",
         again.summary
     );
     assert_eq!(std::fs::read(&flash_path).unwrap(), written);
+    // Another fault set: its image in the primary slot, the rest kept.
+    let other = prepare(&args(&w.dir, &state, &images, &[]), NOW).unwrap();
+    assert!(
+        other.summary.contains("primary slot flashed anew with"),
+        "{}",
+        other.summary
+    );
+    let flash = std::fs::read(&flash_path).unwrap();
+    assert_eq!(&flash[..5], b"none\xff");
+    assert_eq!(flash[0x20_5000], 1);
     // A flash file that is not a whole flash: an error naming it.
     std::fs::write(&flash_path, b"torn").unwrap();
     names(
