@@ -232,6 +232,23 @@ pub fn build(b: &ImageBuild<'_>) -> Result<PathBuf, Error> {
     Ok(copy)
 }
 
+/// Copies the image `built` (what `build` returned) to `to`, and the boot
+/// stage beside it to beside `to` (`Qemu::boot_provisioned` boots the one
+/// beside the image): a test's own copy, which later builds do not replace.
+pub fn copy_image(built: &Path, to: &Path) -> Result<(), Error> {
+    for (from, into) in [
+        (built.to_path_buf(), to.to_path_buf()),
+        (
+            built.with_file_name(image::BOOT_STAGE),
+            to.with_file_name(image::BOOT_STAGE),
+        ),
+    ] {
+        std::fs::copy(&from, &into)
+            .map_err(|e| format!("copy {} to {}: {e}", from.display(), into.display()))?;
+    }
+    Ok(())
+}
+
 /// `cargo build` of the firmware folder for the thumb target in `profile`,
 /// clean of what a calling cargo set.
 fn firmware_cargo(dir: &Path, profile: Profile) -> Command {
