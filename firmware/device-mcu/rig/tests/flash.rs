@@ -18,21 +18,43 @@ use std::time::Duration;
 const MAC: &str = "52:54:00:17:00:02";
 const BOOT_WITHIN: Duration = Duration::from_secs(60);
 
-fn scratch(name: &str) -> PathBuf {
+/// A folder of one test's, removed when dropped.
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn scratch(name: &str) -> Scratch {
     let dir = std::env::temp_dir().join(format!("devmcu-flash-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    dir
+    Scratch(dir)
 }
 
-/// The debug image (bring-up diagnostic: no record is laid) and the flash
-/// file of a new unit with it in the primary slot.
-fn unit(name: &str) -> (PathBuf, PathBuf, PathBuf) {
+/// A new unit: the boot stage, its flash file with the debug image
+/// (bring-up diagnostic: no record is laid) in the primary slot, that
+/// image's ELF, and the folder holding the flash (removed on drop).
+struct Unit {
+    boot: PathBuf,
+    flash: PathBuf,
+    elf: PathBuf,
+    _dir: Scratch,
+}
+
+fn unit(name: &str) -> Unit {
     let elf = build_image("10.0.17.2/24", "10.0.17.1:7700").unwrap();
     let dir = scratch(name);
-    let flash = dir.join("flash.bin");
+    let flash = dir.0.join("flash.bin");
     assert!(image::flash_once(&flash, &image::sign_app_file(&elf).unwrap()).unwrap());
-    (elf.with_file_name(BOOT_STAGE), flash, elf)
+    Unit {
+        boot: elf.with_file_name(BOOT_STAGE),
+        flash,
+        elf,
+        _dir: dir,
+    }
 }
 
 fn ns(tag: &str) -> NetNs {
@@ -59,10 +81,11 @@ fn counter(flash: &Path) -> (u32, u32) {
 
 #[test]
 fn the_flash_file_persists_across_power_cycles() {
-    let (boot, flash, _) = unit("persist");
+    let u = unit("persist");
+    let (boot, flash) = (&u.boot, &u.flash);
     let ns = ns("persist");
     for n in 1..=2u32 {
-        let mut qemu = power_on(&ns, &boot, &flash);
+        let mut qemu = power_on(&ns, boot, flash);
         let line = qemu.wait_line("boot: #", BOOT_WITHIN).unwrap();
         assert_eq!(
             line,
@@ -73,29 +96,30 @@ fn the_flash_file_persists_across_power_cycles() {
         qemu.wait_line("device-mcu: boot", BOOT_WITHIN).unwrap();
         // Power off: QEMU killed; what the board wrote is in the file.
         drop(qemu);
-        assert_eq!(counter(&flash), (n, !n));
+        assert_eq!(counter(flash), (n, !n));
     }
 }
 
 #[test]
 fn a_test_swap_runs_the_update_once_and_the_next_power_on_reverts_it() {
-    let (boot, flash, elf) = unit("swap");
+    let u = unit("swap");
+    let (boot, flash, elf) = (&u.boot, &u.flash, &u.elf);
     // An update (1.1.0) written to the secondary slot, asking for a test
     // swap, as an OTA client would leave it.
     let update = sign_app_as(
-        &std::fs::read(&elf).unwrap(),
+        &std::fs::read(elf).unwrap(),
         &signing_key().unwrap(),
         ImageVersion::new(1, 1, 0, 0),
         Some(PadTrailer::Test),
     )
     .unwrap();
     assert_eq!(update.len(), SLOT_SIZE as usize);
-    let mut f = std::fs::read(&flash).unwrap();
+    let mut f = std::fs::read(flash).unwrap();
     f[SECONDARY as usize..(SECONDARY + SLOT_SIZE) as usize].copy_from_slice(&update);
-    std::fs::write(&flash, &f).unwrap();
+    std::fs::write(flash, &f).unwrap();
 
     let ns = ns("swap");
-    let mut qemu = power_on(&ns, &boot, &flash);
+    let mut qemu = power_on(&ns, boot, flash);
     let line = qemu.wait_line("boot: #", BOOT_WITHIN).unwrap();
     assert_eq!(
         line,
@@ -106,7 +130,7 @@ fn a_test_swap_runs_the_update_once_and_the_next_power_on_reverts_it() {
     // The image does not confirm itself (this app has no OTA yet): the
     // next power-on swaps the old one back — from the trailers the first
     // run left in the file.
-    let mut qemu = power_on(&ns, &boot, &flash);
+    let mut qemu = power_on(&ns, boot, flash);
     let line = qemu.wait_line("boot: #", BOOT_WITHIN).unwrap();
     let v = IMAGE_VERSION;
     assert_eq!(
@@ -133,14 +157,14 @@ fn frames_from_board(ns: &NetNs) -> u64 {
 
 #[test]
 fn a_corrupt_image_is_not_started() {
-    let (boot, flash, _) = unit("corrupt");
+    let u = unit("corrupt");
     // One bit of the payload flipped: the hash no longer matches.
-    let mut f = std::fs::read(&flash).unwrap();
+    let mut f = std::fs::read(&u.flash).unwrap();
     f[HEADER_SIZE as usize + 0x100] ^= 0x01;
-    std::fs::write(&flash, &f).unwrap();
+    std::fs::write(&u.flash, &f).unwrap();
     let ns = ns("corrupt");
     let before = frames_from_board(&ns);
-    let mut qemu = power_on(&ns, &boot, &flash);
+    let mut qemu = power_on(&ns, &u.boot, &u.flash);
     let line = qemu
         .wait_line("boot: no bootable image", BOOT_WITHIN)
         .unwrap();
@@ -154,7 +178,7 @@ fn a_corrupt_image_is_not_started() {
     let after = frames_from_board(&ns);
     assert_eq!(after, before, "the board sent frames");
     // The unit's flash is not "repaired" or erased by the refusal.
-    assert_eq!(std::fs::read(&flash).unwrap()[..0x1000], f[..0x1000]);
+    assert_eq!(std::fs::read(&u.flash).unwrap()[..0x1000], f[..0x1000]);
 }
 
 #[test]
@@ -164,10 +188,10 @@ fn a_good_image_sends_frames_where_a_corrupt_one_sends_none() {
     // nobody listens for: the host answers its SYN with a reset, and only
     // then (the socket closed) does it dial again — so a second dial line
     // means its ARP and SYN went out.
-    let (boot, flash, _) = unit("control");
+    let u = unit("control");
     let ns = ns("control");
     let before = frames_from_board(&ns);
-    let mut qemu = power_on(&ns, &boot, &flash);
+    let mut qemu = power_on(&ns, &u.boot, &u.flash);
     qemu.wait_line("tcp: dialling", BOOT_WITHIN).unwrap();
     qemu.wait_line("tcp: dialling", BOOT_WITHIN).unwrap();
     drop(qemu);
@@ -176,8 +200,8 @@ fn a_good_image_sends_frames_where_a_corrupt_one_sends_none() {
 
 #[test]
 fn imgtool_accepts_the_images_build_makes() {
-    let (_, _, elf) = unit("imgtool");
-    let signed = elf.with_file_name("device-mcu.faults-none.signed.bin");
+    let u = unit("imgtool");
+    let signed = u.elf.with_file_name("device-mcu.faults-none.signed.bin");
     let key = device_mcu_rig::firmware_dir().join("../keys/dev-image-signing-ed25519.pem");
     let out = Command::new("imgtool")
         .arg("verify")
@@ -197,7 +221,8 @@ fn imgtool_accepts_the_images_build_makes() {
     // And refuses it with one byte changed (the check is real).
     let mut bytes = std::fs::read(&signed).unwrap();
     bytes[HEADER_SIZE as usize + 0x100] ^= 0x01;
-    let bad = scratch("imgtool-bad").join("bad.bin");
+    let bad_dir = scratch("imgtool-bad");
+    let bad = bad_dir.0.join("bad.bin");
     std::fs::write(&bad, &bytes).unwrap();
     let out = Command::new("imgtool")
         .arg("verify")
