@@ -103,7 +103,7 @@ pub struct BootState {
 }
 
 /// An applied command whose report the hub has not acknowledged yet.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AppliedReport {
     /// Application number on this device.
     pub seq: u64,
@@ -113,8 +113,8 @@ pub struct AppliedReport {
     pub payload: String,
 }
 
-/// The persisted command state.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// The persisted command state (stored as [`crate::store::encode_commands`] writes it).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CommandLog {
     /// Applied command ids, as [`AppliedIds::encode`] writes them.
     pub applied: Vec<u8>,
@@ -124,6 +124,7 @@ pub struct CommandLog {
     pub unreported: Vec<AppliedReport>,
     /// A session has subscribed to commands since provisioning (what the
     /// `no-resubscribe` fault wrongly relies on).
+    #[serde(default)]
     pub subscribed_once: bool,
 }
 
