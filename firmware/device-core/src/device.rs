@@ -85,6 +85,9 @@ pub struct DeviceConfig {
     /// This board's identity: an image naming another board in its
     /// protected board TLV is refused.
     pub board: String,
+    /// The largest MQTT packet the device takes (a larger one ends the
+    /// session); [`crate::session::MAX_PACKET_SIZE`] unless memory is tight.
+    pub max_packet_size: usize,
 }
 
 /// What the bootloader tells the running image at power-on.
@@ -559,6 +562,7 @@ impl<R: Rng> Device<R> {
         let mut config =
             SessionConfig::new(self.config.device_id.clone(), self.config.hub_host.clone());
         config.connack_timeout_ms = connack_timeout_ms(&self.config.backoff);
+        config.max_packet_size = self.config.max_packet_size;
         // The session subscribes to commands when `first` or without the
         // fault; the `no-resubscribe` device believes one subscription, ever,
         // is enough (it remembers it in flash, across reconnects and reboots).

@@ -18,19 +18,19 @@
 
 extern crate alloc;
 
+mod app;
 mod clock;
 mod config;
 mod debugport;
 mod faults;
 mod heap;
 mod lan9118;
-mod mqtt;
-mod online;
 mod provfmt;
 mod provision;
 mod secure;
 mod sntp;
 mod stack;
+mod storage;
 mod tls;
 mod uart;
 mod verify;
@@ -264,7 +264,22 @@ fn report_memory(con: &mut Uart) {
 fn eui64_link_local(mac: [u8; 6]) -> smoltcp::wire::Ipv6Address {
     let [a, b, c, d, e, f] = mac;
     smoltcp::wire::Ipv6Address::from([
-        0xfe, 0x80, 0, 0, 0, 0, 0, 0, a ^ 0x02, b, c, 0xff, 0xfe, d, e, f,
+        0xfe,
+        0x80,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        a ^ 0x02,
+        b,
+        c,
+        0xff,
+        0xfe,
+        d,
+        e,
+        f,
     ])
 }
 

@@ -16,6 +16,8 @@
 //! {state}/time-floor        Unix seconds (decimal), written at the first power-on: the provisioning time
 //! {state}/provisioning.bin  the record (`prov::pack`), rewritten at every power-on
 //! {state}/qemu-ifup         QEMU's TAP script (0755), rewritten at every power-on
+//! {state}/flash.bin         16 MiB, erased (0xff) at the first power-on: the board's flash
+//!                           (QEMU's PSRAM at 0x2100_0000 is this file), kept as it is after
 //! ```
 
 use std::ffi::OsString;
@@ -47,6 +49,10 @@ pub const TIME_FLOOR_FILE: &str = "time-floor";
 pub const RECORD_FILE: &str = "provisioning.bin";
 /// `{state}/qemu-ifup`: the script QEMU runs on the TAP it made.
 pub const IFUP_FILE: &str = "qemu-ifup";
+/// `{state}/flash.bin`: the board's flash, QEMU's PSRAM (0x2100_0000).
+pub const FLASH_FILE: &str = "flash.bin";
+/// Its size: the mps2-an385's PSRAM, 16 MiB.
+pub const FLASH_SIZE: usize = 16 * 1024 * 1024;
 /// How far before the first power-on the time floor is put: the floor must
 /// never be after the hub's (the SNTP server's) clock, which on the bench
 /// is the same host clock a moment later — the margin covers that clock
@@ -492,10 +498,35 @@ fn qemu_value(path: &Path) -> String {
     path.display().to_string().replace(',', ",,")
 }
 
-/// QEMU's arguments (after `qemu-system-arm`): mps2-an385, the console on
+/// `{state}/flash.bin`, created erased (all 0xff, as flash leaves the
+/// factory) at the unit's first power-on and kept as the device left it
+/// after that.
+pub fn flash_file(state: &Path) -> Result<PathBuf, Error> {
+    let path = state.join(FLASH_FILE);
+    match fs::metadata(&path) {
+        Ok(m) if m.len() == FLASH_SIZE as u64 => Ok(path),
+        Ok(m) => Err(format!(
+            "{}: {} bytes, the board's flash is {FLASH_SIZE}",
+            path.display(),
+            m.len()
+        )),
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            replace(&path, &vec![0xff; FLASH_SIZE], 0o600)?;
+            Ok(path)
+        }
+        Err(e) => Err(format!("{}: {e}", path.display())),
+    }
+}
+
+/// QEMU's arguments (after `qemu-system-arm`): mps2-an385 with `flash` as
+/// its PSRAM (shared: the guest's writes reach the file), the console on
 /// stdio, the record laid at 0x003f0000, the LAN9118 on TAP `TAP` (made by
 /// QEMU, joined to the bridge by `ifup`), the image.
-pub fn qemu_args(elf: &Path, record: &Path, ifup: &Path, mac: &str) -> Vec<OsString> {
+pub fn qemu_args(elf: &Path, record: &Path, ifup: &Path, mac: &str, flash: &Path) -> Vec<OsString> {
+    let backend = format!(
+        "memory-backend-file,id=flash,size={FLASH_SIZE},mem-path={},share=on",
+        qemu_value(flash)
+    );
     let loader = format!(
         "loader,file={},addr={PROVISION_ADDR:#x}",
         qemu_value(record)
@@ -506,6 +537,7 @@ pub fn qemu_args(elf: &Path, record: &Path, ifup: &Path, mac: &str) -> Vec<OsStr
     );
     let mut args: Vec<OsString> = crate::QEMU_MACHINE
         .iter()
+        .chain(&["-object", &backend, "-machine", "memory-backend=flash"])
         .chain(&["-device", &loader, "-nic", &nic, "-kernel"])
         .map(OsString::from)
         .collect();
@@ -539,6 +571,7 @@ pub fn prepare(args: &RunArgs, now_unix: u64) -> Result<Boot, Error> {
     replace(&record_path, &record, 0o600)?;
     let ifup = state.join(IFUP_FILE);
     replace(&ifup, ifup_script(&args.bridge).as_bytes(), 0o755)?;
+    let flash = flash_file(&state)?;
     let elf = fs::canonicalize(&elf).map_err(|e| format!("{}: {e}", elf.display()))?;
     let chain_note = match dir.chain_extra {
         0 => String::new(),
@@ -560,7 +593,7 @@ pub fn prepare(args: &RunArgs, now_unix: u64) -> Result<Boot, Error> {
         chain_note
     );
     Ok(Boot {
-        qemu_args: qemu_args(&elf, &record_path, &ifup, &args.mac),
+        qemu_args: qemu_args(&elf, &record_path, &ifup, &args.mac, &flash),
         summary,
     })
 }

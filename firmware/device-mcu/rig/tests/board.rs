@@ -219,6 +219,10 @@ fn qemu_gets_the_record_the_tap_script_and_the_image() {
         "none".into(),
         "-serial".into(),
         "stdio".into(),
+        "-object".into(),
+        format!("memory-backend-file,id=flash,size=16777216,mem-path={s}/flash.bin,share=on"),
+        "-machine".into(),
+        "memory-backend=flash".into(),
         "-device".into(),
         format!("loader,file={s}/provisioning.bin,addr=0x3f0000"),
         "-nic".into(),
@@ -248,6 +252,34 @@ fn qemu_gets_the_record_the_tap_script_and_the_image() {
     assert_eq!(
         ifup_script("br-dut7"),
         "#!/bin/sh\nexec ip link set dev \"$1\" master br-dut7 up\n"
+    );
+}
+
+#[test]
+fn the_flash_file_is_erased_at_the_first_power_on_and_kept_after() {
+    let w = provisioning_dir("localhost");
+    let state = scratch("state-flash");
+    let images = images();
+    let a = args(&w.dir, &state, &images, &[]);
+    prepare(&a, NOW).unwrap();
+    let flash = state.join("flash.bin");
+    let bytes = std::fs::read(&flash).unwrap();
+    assert_eq!(bytes.len(), 16 * 1024 * 1024);
+    assert!(bytes.iter().all(|b| *b == 0xff), "erased");
+    // What the device wrote stays through the next power-on.
+    let mut written = bytes;
+    written[0xff_0000..0xff_0004].copy_from_slice(b"kept");
+    std::fs::write(&flash, &written).unwrap();
+    prepare(&a, NOW + 60).unwrap();
+    assert_eq!(
+        &std::fs::read(&flash).unwrap()[0xff_0000..0xff_0004],
+        b"kept"
+    );
+    // A file of another size is no flash of this board.
+    std::fs::write(&flash, b"short").unwrap();
+    names(
+        prepare(&a, NOW + 120).unwrap_err(),
+        &["flash.bin", "5 bytes"],
     );
 }
 

@@ -170,6 +170,7 @@ impl Shell {
             // The TLS trust anchor's key: known, but no firmware signer.
             other_keys: spki_key(&anchor).into_iter().collect(),
             board: BOARD.into(),
+            max_packet_size: device_core::session::MAX_PACKET_SIZE,
         };
         let boot = BootState {
             reverted: boot.action == "revert",
