@@ -27,33 +27,27 @@ use device_core::backoff::BackoffConfig;
 use device_core::device::{
     Action, BootState, Device, DeviceConfig, Event, FactoryCredential, Stored,
 };
-use device_core::faults::{Fault, FaultSet};
+use device_core::faults::FaultSet;
 use device_core::keystore::{KeyAlg, PrivateKey};
 use device_core::ota::{OtaConfig, OtaRecord};
-use embedded_tls::blocking::{Certificate, TlsConfig, TlsConnection, TlsContext};
 use p256::pkcs8::EncodePrivateKey;
 use rand_chacha::ChaCha20Rng;
 use rand_core::RngCore as _;
-use rustls_pki_types::UnixTime;
 use smoltcp::iface::{Interface, SocketHandle, SocketSet};
-use smoltcp::socket::tcp;
 use smoltcp::wire::IpEndpoint;
 
 use crate::clock::Clock;
+use crate::est;
 use crate::lan9118::Lan9118;
 use crate::provision::Provisioning;
 use crate::secure::WallClock;
 use crate::storage::Storage;
-use crate::tls::{Link, Provider, Suite};
+use crate::tls::Link;
+use crate::transport::{
+    self, abort, close, dial, handshake, receive, Peer, Tls, LINK_TIMEOUT_MS, TLS_RX, TLS_TX,
+};
 use crate::uart::Uart;
-use crate::verify::WebPkiVerifier;
 
-/// How long one TLS read or write may wait for the network.
-const LINK_TIMEOUT_MS: u64 = 30_000;
-/// embedded-tls's record buffers: a whole 16 KB record plus its overhead
-/// comes in; what goes out is the device's own handshake flight and packets.
-const TLS_RX: usize = 16 * 1024 + 256;
-const TLS_TX: usize = 4096;
 /// The largest MQTT packet the session takes (device-core's default is 256
 /// KB; this board's heap holds a packet while it is assembled).
 const MAX_PACKET: usize = 16 * 1024;
@@ -79,6 +73,10 @@ pub struct Net<'a, 's> {
     pub debug: crate::debugport::Listeners,
     /// TCP connections dialled since power-on (each from a fresh port).
     pub attempts: u32,
+    /// The EST connection's TCP socket.
+    pub est_tcp: SocketHandle,
+    /// EST connections dialled since power-on.
+    pub est_attempts: u32,
 }
 
 /// The rest of the shell: console, provisioning, time, storage, randomness.
@@ -140,6 +138,11 @@ pub fn run(mut net: Net<'_, '_>, mut io: Io<'_>, jitter: Jitter) -> ! {
                     online(&mut net, &mut io, &mut device);
                     // The RAM figures after every connection (README).
                     crate::report_memory(io.con);
+                }
+                Action::PostSimpleReenroll { csr_der } => {
+                    let event = offline_reenroll(&mut net, &mut io, &device, &csr_der);
+                    let now = io.wall.unix_ms(net.clock.now_ms());
+                    device.handle(now, event.as_event());
                 }
                 other => {
                     let now = io.wall.unix_ms(net.clock.now_ms());
@@ -273,19 +276,25 @@ fn service(io: &mut Io<'_>, device: &mut Device<Jitter>, action: Action, now: u6
                 ),
             }
         }
-        Action::BuildCsr { .. } => {
-            device.handle(
-                now,
-                Event::CsrBuilt(Err(String::from(
-                    "this port builds no CSR (no EST client on device-mcu yet)",
-                ))),
-            );
+        Action::BuildCsr {
+            key,
+            common_name,
+            include_private_key,
+        } => {
+            // Fault leak-key-in-csr is not built into this image.
+            let csr = if include_private_key {
+                Err(String::from("leak-key-in-csr is not a fault of this image"))
+            } else {
+                est::build_csr(&common_name, &key.pkcs8_der)
+            };
+            device.handle(now, Event::CsrBuilt(csr));
         }
         Action::PostSimpleReenroll { .. } => {
+            // `run` and `online` carry it out; nothing else reaches here.
             device.handle(
                 now,
                 Event::EnrollFailed {
-                    reason: String::from("no EST client on device-mcu yet"),
+                    reason: String::from("EST asked outside the shell's loops"),
                 },
             );
         }
@@ -336,76 +345,47 @@ fn online(net: &mut Net<'_, '_>, io: &mut Io<'_>, device: &mut Device<Jitter>) {
         );
         return;
     };
-    if let Err(reason) = dial(net, io.prov, io.con) {
-        let now = io.wall.unix_ms(net.clock.now_ms());
-        device.handle(now, Event::TransportDown { reason: &reason });
-        return;
-    }
-    let ms = net.clock.now_ms();
-    let unix = io.wall.unix(ms);
-    let mut verifier = WebPkiVerifier::<Suite>::new(
-        io.prov.ca,
-        Some(UnixTime::since_unix_epoch(Duration::from_secs(unix))),
-    );
-    // Fault no-server-verify: any hub certificate chain is taken.
-    let unchecked = io.faults.has(Fault::NoServerVerify);
-    if unchecked {
-        verifier.accept_any_chain();
-    }
-    let rng = crate::tls::drbg(io.prov.seed, unix, ms, net.eth.mac().as_bytes());
-    let config = TlsConfig::new()
-        .with_server_name(io.prov.hub_name)
-        .with_cert(Certificate::X509(&cert))
-        .with_priv_key(&key);
-    let mut rx_buf = [0u8; TLS_RX];
-    let mut tx_buf = [0u8; TLS_TX];
-    let link = Link {
-        iface: net.iface,
-        eth: net.eth,
-        sockets: net.sockets,
+    net.attempts = net.attempts.wrapping_add(1);
+    // A fresh local port per attempt: the host may still hold the last
+    // one's 4-tuple.
+    let local_port = MQTT_PORTS + u16::try_from(net.attempts % PORTS_EACH).unwrap_or(0);
+    let (hub_ip, hub_port) = io.prov.hub;
+    let hub = IpEndpoint::new(hub_ip.into(), hub_port);
+    let mut link = Link {
+        iface: &mut *net.iface,
+        eth: &mut *net.eth,
+        sockets: &mut *net.sockets,
         handle: net.tcp,
         debug: net.debug,
-        clock: net.clock,
+        clock: &mut *net.clock,
         timeout_ms: LINK_TIMEOUT_MS,
     };
-    let mut tls: Tls<'_, '_, '_> = TlsConnection::new(link, &mut rx_buf, &mut tx_buf);
-    let opened = tls.open(TlsContext::new(
-        &config,
-        Provider {
-            rng,
-            verifier: &mut verifier,
-        },
-    ));
-    let refusal = match (&opened, verifier.authenticated()) {
-        (Ok(()), true) => None,
-        (Ok(()), false) => Some(String::from(
-            "tls: refused: handshake ended without the hub's certificate and signature verified",
-        )),
-        (Err(e), _) => Some(match &verifier.refusal {
-            Some(why) => format!("tls: refused the hub's certificate: {why}"),
-            None => format!("tls: handshake failed: {e:?}"),
-        }),
-    };
     let wall = io.wall;
-    let now = |tls: &mut Tls<'_, '_, '_>| wall.unix_ms(tls.transport_mut().now_ms());
-    if let Some(why) = refusal {
-        let _ = writeln!(io.con, "{why}");
-        // No close_notify for a session that never opened: a reset.
-        abort(&mut tls);
-        let t = now(&mut tls);
-        device.handle(t, Event::TransportDown { reason: &why });
+    let what = format!("attempt {}", net.attempts);
+    if let Err(why) = dial(&mut link, hub, local_port, &what, io.con) {
+        let now = wall.unix_ms(link.clock.now_ms());
+        device.handle(now, Event::TransportDown { reason: &why });
         return;
     }
-    let checked = if unchecked {
-        "NOT verified (fault no-server-verify)"
-    } else {
-        "verified"
+    let since = link.clock.now_ms();
+    let peer = Peer {
+        prov: io.prov,
+        wall,
+        faults: io.faults,
+        cert: &cert,
+        key: &key,
     };
-    let _ = writeln!(
-        io.con,
-        "tls: handshake done (TLS 1.3 TLS_AES_128_GCM_SHA256), hub {} {checked} at unix={unix}",
-        io.prov.hub_name
-    );
+    let mut rx_buf = [0u8; TLS_RX];
+    let mut tx_buf = [0u8; TLS_TX];
+    let mut tls = match handshake(link, &mut rx_buf, &mut tx_buf, &peer, io.con) {
+        Ok(tls) => tls,
+        Err(why) => {
+            let now = wall.unix_ms(net.clock.now_ms());
+            device.handle(now, Event::TransportDown { reason: &why });
+            return;
+        }
+    };
+    let now = |tls: &mut Tls<'_, '_, '_>| wall.unix_ms(tls.transport_mut().now_ms());
     let t = now(&mut tls);
     device.handle(t, Event::TransportUp);
     let mut buf = [0u8; 2048];
@@ -423,11 +403,29 @@ fn online(net: &mut Net<'_, '_>, io: &mut Io<'_>, device: &mut Device<Jitter>) {
                     }
                 }
                 Action::CloseTransport => {
-                    close(io.con, tls, ms);
+                    close(io.con, tls, since);
                     return;
                 }
                 Action::Connect => {
                     let _ = writeln!(io.con, "app: Connect while connected: ignored");
+                }
+                Action::PostSimpleReenroll { csr_der } => {
+                    // Its own connection beside this one, on the sockets
+                    // this one's link holds; the session waits meanwhile.
+                    let l = tls.transport_mut();
+                    let est = Link {
+                        iface: &mut *l.iface,
+                        eth: &mut *l.eth,
+                        sockets: &mut *l.sockets,
+                        handle: net.est_tcp,
+                        debug: l.debug,
+                        clock: &mut *l.clock,
+                        timeout_ms: LINK_TIMEOUT_MS,
+                    };
+                    net.est_attempts = net.est_attempts.wrapping_add(1);
+                    let event = reenroll_event(est, io, &peer, net.est_attempts, &csr_der);
+                    let t = now(&mut tls);
+                    device.handle(t, event.as_event());
                 }
                 other => {
                     let t = now(&mut tls);
@@ -436,7 +434,7 @@ fn online(net: &mut Net<'_, '_>, io: &mut Io<'_>, device: &mut Device<Jitter>) {
             }
         }
         let Some(deadline) = device.poll_timeout() else {
-            close(io.con, tls, ms);
+            close(io.con, tls, since);
             return;
         };
         // Decrypted bytes left from the last record first; else wait for the
@@ -467,91 +465,91 @@ fn online(net: &mut Net<'_, '_>, io: &mut Io<'_>, device: &mut Device<Jitter>) {
     }
 }
 
-type Tls<'a, 'b, 'c> = TlsConnection<'a, Link<'b, 'c>, Suite>;
+/// Local ports: MQTT connections from the first range, EST from the next.
+const MQTT_PORTS: u16 = 49152;
+const EST_PORTS: u16 = MQTT_PORTS + PORTS_EACH as u16;
+const PORTS_EACH: u32 = 8000;
 
-/// Application data from the connection once it is readable: 0 bytes when a
-/// record held none (a NewSessionTicket: it must not hold the loop past its
-/// deadlines, as `read()` would, waiting for application data), or why the
-/// connection ended.
-fn receive(tls: &mut Tls<'_, '_, '_>, buf: &mut [u8]) -> Result<usize, String> {
-    if !tls.has_buffered_data() {
-        match tls.read_one_record() {
-            Ok(true) => {}
-            Ok(false) => return Err(String::from("connection closed by the hub")),
-            Err(e) => return Err(format!("connection ended: {e:?}")),
-        }
-        if !tls.has_buffered_data() {
-            return Ok(0);
-        }
-    }
-    match tls.read(buf) {
-        Ok(0) => Err(String::from("connection closed by the hub")),
-        Ok(n) => Ok(n),
-        Err(e) => Err(format!("connection ended: {e:?}")),
-    }
+/// What an EST exchange tells the machine (owned: the exchange's buffers
+/// are gone by then).
+enum Reenrolled {
+    Enrolled(est::Answer),
+    Failed(String),
 }
 
-/// TCP to the hub from a fresh local port.
-fn dial(net: &mut Net<'_, '_>, prov: &Provisioning, con: &mut Uart) -> Result<(), String> {
-    let (hub_ip, hub_port) = prov.hub;
-    let hub = IpEndpoint::new(hub_ip.into(), hub_port);
-    net.attempts = net.attempts.wrapping_add(1);
-    // A fresh local port per attempt: the host may still hold the last
-    // one's 4-tuple.
-    let local_port = 49152 + u16::try_from(net.attempts % 16_000).unwrap_or(0);
-    let socket = net.sockets.get_mut::<tcp::Socket>(net.tcp);
-    if socket.is_open() {
-        // The last connection still closing: drop it (RST).
-        socket.abort();
-        let t = crate::now(net.clock);
-        crate::debugport::poll(net.iface, net.eth, net.sockets, t, net.debug);
-    }
-    let _ = writeln!(
-        con,
-        "tls: dialling {hub} (attempt {}, uptime_ms={})",
-        net.attempts,
-        net.clock.now_ms()
-    );
-    let socket = net.sockets.get_mut::<tcp::Socket>(net.tcp);
-    if let Err(e) = socket.connect(net.iface.context(), hub, local_port) {
-        let why = format!("tls: tcp connect error {e:?}");
-        let _ = writeln!(con, "{why}");
-        return Err(why);
-    }
-    let start = net.clock.now_ms();
-    loop {
-        let t = crate::now(net.clock);
-        crate::debugport::poll(net.iface, net.eth, net.sockets, t, net.debug);
-        let socket = net.sockets.get_mut::<tcp::Socket>(net.tcp);
-        if socket.may_send() {
-            let _ = writeln!(con, "tls: tcp connected to {hub}");
-            return Ok(());
-        }
-        if !socket.is_open() || net.clock.now_ms() - start > LINK_TIMEOUT_MS {
-            socket.abort();
-            let why = format!("tls: tcp connection to {hub} failed");
-            let _ = writeln!(con, "{why}");
-            return Err(why);
+impl Reenrolled {
+    fn as_event(&self) -> Event<'_> {
+        match self {
+            Reenrolled::Enrolled(est::Answer::Issued {
+                cert_der,
+                not_before_ms,
+                not_after_ms,
+            }) => Event::Enrolled {
+                cert_der: cert_der.clone(),
+                not_after_ms: *not_after_ms,
+                not_before_ms: *not_before_ms,
+            },
+            Reenrolled::Enrolled(est::Answer::Refused { status, reason }) => Event::EnrollRefused {
+                status: *status,
+                reason: reason.clone(),
+            },
+            Reenrolled::Failed(reason) => Event::EnrollFailed {
+                reason: reason.clone(),
+            },
         }
     }
 }
 
-fn abort(tls: &mut Tls<'_, '_, '_>) {
-    let link = tls.transport_mut();
-    link.sockets.get_mut::<tcp::Socket>(link.handle).abort();
-}
-
-/// close_notify and the TCP close after a session (a reset if TLS fails).
-fn close(con: &mut Uart, tls: Tls<'_, '_, '_>, ms: u64) {
-    match tls.close() {
-        Ok(link) => {
-            let took = link.clock.now_ms() - ms;
-            let _ = writeln!(con, "tls: close_notify sent; session took {took} ms");
-            link.sockets.get_mut::<tcp::Socket>(link.handle).close();
-        }
-        Err((link, e)) => {
-            let _ = writeln!(con, "tls: close error {e:?}");
-            link.sockets.get_mut::<tcp::Socket>(link.handle).abort();
+/// EST re-enrolment over `link` with the credential in force, to the hub's
+/// HTTPS port.
+fn reenroll_event(
+    link: Link<'_, '_>,
+    io: &mut Io<'_>,
+    peer: &Peer<'_>,
+    attempt: u32,
+    csr_der: &[u8],
+) -> Reenrolled {
+    let (hub_ip, _) = io.prov.hub;
+    let to = IpEndpoint::new(hub_ip.into(), est::HTTPS_PORT);
+    let local_port = EST_PORTS + u16::try_from(attempt % PORTS_EACH).unwrap_or(0);
+    match transport::reenroll(link, to, local_port, peer, csr_der, io.con) {
+        Ok(answer) => Reenrolled::Enrolled(answer),
+        Err(why) => {
+            let _ = writeln!(io.con, "est: {why}");
+            Reenrolled::Failed(why)
         }
     }
+}
+
+/// EST re-enrolment while no MQTT connection is open.
+fn offline_reenroll(
+    net: &mut Net<'_, '_>,
+    io: &mut Io<'_>,
+    device: &Device<Jitter>,
+    csr_der: &[u8],
+) -> Reenrolled {
+    let Some((cert, key)) = device
+        .credential()
+        .map(|c| (c.cert.der.clone(), c.key.pkcs8_der.clone()))
+    else {
+        return Reenrolled::Failed(String::from("no credential"));
+    };
+    let peer = Peer {
+        prov: io.prov,
+        wall: io.wall,
+        faults: io.faults,
+        cert: &cert,
+        key: &key,
+    };
+    let link = Link {
+        iface: &mut *net.iface,
+        eth: &mut *net.eth,
+        sockets: &mut *net.sockets,
+        handle: net.est_tcp,
+        debug: net.debug,
+        clock: &mut *net.clock,
+        timeout_ms: LINK_TIMEOUT_MS,
+    };
+    net.est_attempts = net.est_attempts.wrapping_add(1);
+    reenroll_event(link, io, &peer, net.est_attempts, csr_der)
 }

@@ -22,6 +22,7 @@ mod app;
 mod clock;
 mod config;
 mod debugport;
+mod est;
 mod faults;
 mod heap;
 mod lan9118;
@@ -32,6 +33,7 @@ mod sntp;
 mod stack;
 mod storage;
 mod tls;
+mod transport;
 mod uart;
 mod verify;
 

@@ -66,7 +66,10 @@ pub fn run(
     let mut tcp_rx = [0u8; 4096];
     let mut tcp_tx = [0u8; 4096];
     let mut debug_buf = [[0u8; 64]; 4];
-    let mut storage: [SocketStorage; 4] = Default::default();
+    // The EST connection's (beside the MQTT one while it runs).
+    let mut est_rx = [0u8; 2048];
+    let mut est_tx = [0u8; 2048];
+    let mut storage: [SocketStorage; 5] = Default::default();
     let mut sockets = SocketSet::new(&mut storage[..]);
     let udp_handle = sockets.add(udp::Socket::new(
         udp::PacketBuffer::new(&mut udp_rx_meta[..], &mut udp_rx[..]),
@@ -75,6 +78,10 @@ pub fn run(
     let tcp_handle = sockets.add(tcp::Socket::new(
         tcp::SocketBuffer::new(&mut tcp_rx[..]),
         tcp::SocketBuffer::new(&mut tcp_tx[..]),
+    ));
+    let est_handle = sockets.add(tcp::Socket::new(
+        tcp::SocketBuffer::new(&mut est_rx[..]),
+        tcp::SocketBuffer::new(&mut est_tx[..]),
     ));
     // Fault listen-debug: a listener on TCP 2323 (debugport.rs).
     let debug = faults.has(Fault::ListenDebug).then(|| {
@@ -187,6 +194,8 @@ pub fn run(
         tcp: tcp_handle,
         debug,
         attempts: 0,
+        est_tcp: est_handle,
+        est_attempts: 0,
     };
     let jitter = app::Jitter(crate::tls::drbg(
         prov.seed,

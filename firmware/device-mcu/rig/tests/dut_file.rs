@@ -23,6 +23,7 @@ fn event(name: &str) -> Regex {
 fn sources() -> String {
     [
         "src/app.rs",
+        "src/transport.rs",
         "../device-core/src/device.rs",
         "../device-core/src/device/route.rs",
     ]
@@ -172,7 +173,10 @@ fn the_command_is_a_run_of_the_built_launcher_and_images() {
         .iter()
         .map(|v| v.as_str().unwrap())
         .collect();
-    assert_eq!(implements, ["telemetry", "c2d", "methods", "twin"]);
+    assert_eq!(
+        implements,
+        ["telemetry", "c2d", "methods", "twin", "est-rotation"]
+    );
     // The machine gives a CONNECT up after 5 reconnect bases
     // (device_core::device::CONNACK_TIMEOUT_BASES): the DUT file's bound is
     // that, in whole seconds, rounded up.
