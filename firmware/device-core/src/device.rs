@@ -85,6 +85,9 @@ pub struct DeviceConfig {
     /// This board's identity: an image naming another board in its
     /// protected board TLV is refused.
     pub board: String,
+    /// The largest MQTT packet the device takes (a larger one ends the
+    /// session); [`crate::session::MAX_PACKET_SIZE`] unless memory is tight.
+    pub max_packet_size: usize,
 }
 
 /// What the bootloader tells the running image at power-on.
@@ -103,7 +106,7 @@ pub struct BootState {
 }
 
 /// An applied command whose report the hub has not acknowledged yet.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AppliedReport {
     /// Application number on this device.
     pub seq: u64,
@@ -113,8 +116,8 @@ pub struct AppliedReport {
     pub payload: String,
 }
 
-/// The persisted command state.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// The persisted command state (stored as [`crate::store::encode_commands`] writes it).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CommandLog {
     /// Applied command ids, as [`AppliedIds::encode`] writes them.
     pub applied: Vec<u8>,
@@ -124,6 +127,7 @@ pub struct CommandLog {
     pub unreported: Vec<AppliedReport>,
     /// A session has subscribed to commands since provisioning (what the
     /// `no-resubscribe` fault wrongly relies on).
+    #[serde(default)]
     pub subscribed_once: bool,
 }
 
@@ -558,6 +562,7 @@ impl<R: Rng> Device<R> {
         let mut config =
             SessionConfig::new(self.config.device_id.clone(), self.config.hub_host.clone());
         config.connack_timeout_ms = connack_timeout_ms(&self.config.backoff);
+        config.max_packet_size = self.config.max_packet_size;
         // The session subscribes to commands when `first` or without the
         // fault; the `no-resubscribe` device believes one subscription, ever,
         // is enough (it remembers it in flash, across reconnects and reboots).

@@ -19,3 +19,4 @@ pub mod keystore;
 pub mod ota;
 pub mod rotation;
 pub mod session;
+pub mod store;

@@ -47,6 +47,7 @@ pub use applied::{AppliedIds, AppliedIdsError, APPLIED_CAPACITY, MAX_MID_LEN};
 pub use topics::API_VERSION;
 pub use types::{
     Action, CloseReason, Command, SessionConfig, SessionError, SessionEvent, TwinDocument,
+    MAX_PACKET_SIZE,
 };
 
 use alloc::collections::{BTreeMap, BTreeSet, VecDeque};

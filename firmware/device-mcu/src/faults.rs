@@ -8,7 +8,7 @@
 //!
 //! Applied here: `listen-debug` (`debugport.rs`: TCP 2323 answered),
 //! `no-server-verify` (`verify.rs`: any hub certificate chain accepted),
-//! `no-dedupe` (`online.rs`: a command whose `$.mid` was applied is
+//! `no-dedupe` (device-core's machine: a command whose `$.mid` was applied is
 //! applied again).
 
 use device_core::faults::FaultSet;

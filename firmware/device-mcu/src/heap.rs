@@ -8,7 +8,7 @@ use core::sync::atomic::{AtomicUsize, Ordering};
 use embedded_alloc::LlffHeap;
 
 /// Size of the arena.
-pub const SIZE: usize = 32 * 1024;
+pub const SIZE: usize = 64 * 1024;
 
 /// The allocator with a high-water mark.
 pub struct Counted {

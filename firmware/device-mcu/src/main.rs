@@ -4,34 +4,36 @@
 //! its flash map (`provision.rs`, format `provfmt.rs`): with a valid record
 //! it takes the record's IPv4 address, answers ICMP echo, takes the time
 //! from SNTP, opens a mutually authenticated TLS 1.3 connection to the hub
-//! (`secure.rs`) and runs its MQTT session over it (`online.rs`). With no
+//! (`secure.rs`) and runs device-core's Device machine over it (`app.rs`). With no
 //! record it says so, connects to no hub, and runs the bring-up diagnostic
 //! (build-time address, one plain TCP hello to a peer); with a record that
 //! fails its checks it says why and halts.
 //!
 //! Console lines are the interface the host-side tests (rig/) wait on:
 //! `device-mcu: boot`, `provisioning: …`, `net: up ip=…`, `tcp: …` in the
-//! bring-up diagnostic; `time: …`, `tls: …` and `mqtt: …` when provisioned.
+//! bring-up diagnostic; `time: …`, `tls: …` and `app: …` when provisioned.
 
 #![no_std]
 #![no_main]
 
 extern crate alloc;
 
+mod app;
 mod clock;
 mod config;
 mod debugport;
+mod est;
 mod faults;
 mod heap;
 mod lan9118;
-mod mqtt;
-mod online;
 mod provfmt;
 mod provision;
 mod secure;
 mod sntp;
 mod stack;
+mod storage;
 mod tls;
+mod transport;
 mod uart;
 mod verify;
 

@@ -142,6 +142,12 @@ impl Link<'_, '_> {
 }
 
 impl Link<'_, '_> {
+    /// One poll of the interface (and of the debug listener).
+    pub fn poll(&mut self) {
+        let t = crate::now(self.clock);
+        crate::debugport::poll(self.iface, self.eth, self.sockets, t, self.debug);
+    }
+
     /// Drives the network until the socket has bytes to read (or the peer
     /// closed: the next read reports it) — true — or the uptime reaches
     /// `until_ms` with nothing to read — false. Reads nothing itself.

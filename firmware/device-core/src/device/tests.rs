@@ -94,6 +94,7 @@ pub(super) fn config(faults: FaultSet) -> DeviceConfig {
         image_keys: Vec::new(),
         other_keys: Vec::new(),
         board: "test-board".into(),
+        max_packet_size: crate::session::MAX_PACKET_SIZE,
     }
 }
 

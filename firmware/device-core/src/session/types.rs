@@ -7,6 +7,9 @@ use core::fmt;
 
 use serde_json::Value;
 
+/// The largest MQTT packet a session takes by default (256 KB).
+pub const MAX_PACKET_SIZE: usize = 256 * 1024;
+
 /// What one session needs to know.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionConfig {
@@ -41,7 +44,7 @@ impl SessionConfig {
             telemetry_properties: Vec::new(),
             connack_timeout_ms: 10_000,
             ping_timeout_ms: 10_000,
-            max_packet_size: 256 * 1024,
+            max_packet_size: MAX_PACKET_SIZE,
             max_in_flight: 16,
         }
     }

@@ -278,6 +278,8 @@ fn the_unit_is_flashed_at_its_first_power_on_and_keeps_its_flash() {
     // image does not flash the unit again.
     let mut written = flash;
     written[0x20_5000] = 1;
+    // The app's storage partition (0x21ff_0000) too.
+    written[0xff_0000..0xff_0004].copy_from_slice(b"kept");
     std::fs::write(&flash_path, &written).unwrap();
     let again = prepare(&a, NOW).unwrap();
     assert!(
@@ -296,6 +298,7 @@ fn the_unit_is_flashed_at_its_first_power_on_and_keeps_its_flash() {
     let flash = std::fs::read(&flash_path).unwrap();
     assert_eq!(&flash[..5], b"none\xff");
     assert_eq!(flash[0x20_5000], 1);
+    assert_eq!(&flash[0xff_0000..0xff_0004], b"kept");
     // A flash file that is not a whole flash: an error naming it.
     std::fs::write(&flash_path, b"torn").unwrap();
     names(

@@ -1,14 +1,8 @@
 //! Host tests of the provisioning record (the firmware's src/provfmt.rs,
-//! through the rig's packer) and of the MQTT packets the device builds
-//! (src/mqtt.rs): what the packer writes parses back field for field, and
-//! every kind of damage is refused with its reason.
+//! through the rig's packer): what the packer writes parses back field for
+//! field, and every kind of damage is refused with its reason. (The MQTT
+//! packets are device-core's session's, tested there.)
 #![allow(clippy::unwrap_used)]
-
-extern crate alloc;
-
-#[path = "../../src/mqtt.rs"]
-#[allow(dead_code)]
-mod mqtt;
 
 use device_mcu_rig::prov::provfmt::{self, Refused};
 use device_mcu_rig::prov::{pack, Provision, PROVISION_LEN};
@@ -163,72 +157,6 @@ fn the_packer_refuses_what_does_not_fit() {
     p.ca = vec![0x30; 40_000];
     p.cert = vec![0x30; 30_000];
     assert!(pack(&p).unwrap_err().contains("exceeds"));
-}
-
-#[test]
-fn mqtt_connect_and_subscribe_follow_the_device_contract() {
-    let mut buf = [0u8; 512];
-    let n = mqtt::connect("hub.sacbench.test", "dev-1", &mut buf).unwrap();
-    match mqttrs::decode_slice(&buf[..n]).unwrap().unwrap() {
-        mqttrs::Packet::Connect(c) => {
-            assert_eq!(c.protocol, mqttrs::Protocol::MQTT311);
-            assert_eq!(c.client_id, "dev-1");
-            assert_eq!(
-                c.username,
-                Some("hub.sacbench.test/dev-1/?api-version=2021-04-12")
-            );
-            assert_eq!(c.password, None);
-            assert_eq!(c.keep_alive, mqtt::KEEP_ALIVE_SECS);
-            assert!(c.clean_session);
-        }
-        other => panic!("{other:?}"),
-    }
-    assert_eq!(mqtt::frame_len(&buf[..n]), Ok(Some(n)));
-    assert_eq!(mqtt::frame_len(&buf[..n - 1]), Ok(None));
-    assert_eq!(mqtt::frame_len(&buf[..1]), Ok(None));
-    let n = mqtt::subscribe_commands("dev-1", &mut buf).unwrap();
-    match mqttrs::decode_slice(&buf[..n]).unwrap().unwrap() {
-        mqttrs::Packet::Subscribe(s) => {
-            assert_eq!(s.pid.get(), mqtt::SUBSCRIBE_PID);
-            assert_eq!(s.topics.len(), 1);
-            assert_eq!(
-                s.topics[0].topic_path.as_str(),
-                "devices/dev-1/messages/devicebound/#"
-            );
-            assert_eq!(s.topics[0].qos, mqttrs::QoS::AtLeastOnce);
-        }
-        other => panic!("{other:?}"),
-    }
-    // Two-byte remaining length (200 B), and a five-byte one refused.
-    let mut long = vec![0x30, 0xc8, 0x01];
-    long.resize(3 + 200, 0);
-    assert_eq!(mqtt::frame_len(&long), Ok(Some(203)));
-    assert_eq!(
-        mqtt::frame_len(&[0x30, 0xff, 0xff, 0xff, 0xff, 0x01]),
-        Err(mqtt::MqttError::BadLength)
-    );
-}
-
-#[test]
-fn a_commands_message_id_is_the_dollar_mid_of_its_property_bag() {
-    let base = "devices/dev-1/messages/devicebound/";
-    let mid = |bag: &str| mqtt::message_id(&format!("{base}{bag}"));
-    assert_eq!(mid("%24.mid=m-1").as_deref(), Some("m-1"));
-    assert_eq!(mid("a=b&%24.mid=x%20y&%24.to=z").as_deref(), Some("x y"));
-    // `$` unescaped parses too.
-    assert_eq!(mid("$.mid=m-2").as_deref(), Some("m-2"));
-    assert_eq!(mid(""), None);
-    assert_eq!(mid("%24.mid="), None);
-    assert_eq!(mid("%24.mi=m-1"), None);
-    assert_eq!(mid(&format!("%24.mid={}", "a".repeat(256))), None);
-    assert_eq!(
-        mid(&format!("%24.mid={}", "a".repeat(255))).map(|m| m.len()),
-        Some(255)
-    );
-    assert_eq!(
-        mqtt::message_id("devices/dev-1/messages/events/%24.mid=m-1"),
-        None
-    );
 }
 
 #[test]

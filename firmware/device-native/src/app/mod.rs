@@ -39,7 +39,7 @@ use crate::device_log;
 use crate::flash::FlashFile;
 use crate::provisioning::Provisioning;
 use crate::tls::{client_config, ClientCredential};
-pub use store::{AppliedReport, CommandsRecord, KeystoreFlash, RecordCell};
+pub use store::{CommandsRecord, KeystoreFlash, RecordCell};
 
 /// The board's wall clock, Unix ms (time-scaled when the bench asks): the
 /// machine's `now` (certificate validity and renewal, `rotateAfter`, timers).
@@ -170,6 +170,7 @@ impl Shell {
             // The TLS trust anchor's key: known, but no firmware signer.
             other_keys: spki_key(&anchor).into_iter().collect(),
             board: BOARD.into(),
+            max_packet_size: device_core::session::MAX_PACKET_SIZE,
         };
         let boot = BootState {
             reverted: boot.action == "revert",
@@ -181,7 +182,7 @@ impl Shell {
         let stored = Stored {
             keystore,
             ota,
-            commands: commands.into(),
+            commands,
         };
         let device = Device::power_on(config, boot, stored, factory, rand::rng(), now_ms());
         let (bg_tx, bg_rx) = mpsc::unbounded_channel();
@@ -265,9 +266,7 @@ impl Shell {
             Action::PersistKeystore(writes) => {
                 KeystoreFlash { flash: &self.flash }.apply(&writes)?
             }
-            Action::PersistCommands(log) => {
-                store::COMMANDS.store(&self.flash, &CommandsRecord::from(log))?
-            }
+            Action::PersistCommands(log) => store::COMMANDS.store(&self.flash, &log)?,
             Action::PersistOta(bytes) => store::OTA.store(&self.flash, &bytes)?,
             Action::Reset => return Ok(Some(RESET)),
             other => self.service(other)?,

@@ -1,0 +1,174 @@
+//! EST re-enrolment (RFC 7030 `simplereenroll`) without IO: the PKCS#10 CSR
+//! the machine asks for (`x509-cert`'s types, signed with `p256`), the HTTP
+//! request that carries it, and the reading of the hub's answer — status,
+//! `Content-Length` body (`httparse`), a base64 certs-only PKCS#7 (`cms`)
+//! whose first certificate is the new one, with its validity. The TLS
+//! connection that carries them is `app.rs`'s.
+
+use alloc::format;
+use alloc::string::{String, ToString};
+use alloc::vec::Vec;
+use core::str::FromStr;
+use core::time::Duration;
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use cms::cert::CertificateChoices;
+use cms::content_info::ContentInfo;
+use cms::signed_data::SignedData;
+use p256::ecdsa::{DerSignature, SigningKey};
+use p256::pkcs8::{DecodePrivateKey, EncodePublicKey};
+use x509_cert::der::asn1::{BitString, SetOfVec};
+use x509_cert::der::{Decode, Encode};
+use x509_cert::name::Name;
+use x509_cert::request::{CertReq, CertReqInfo, Version};
+use x509_cert::spki::{AlgorithmIdentifierOwned, ObjectIdentifier, SubjectPublicKeyInfoOwned};
+
+/// ecdsa-with-SHA256 (RFC 5758 §3.2).
+const ECDSA_WITH_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.2");
+
+/// The hub's HTTPS port: the device contract's (`https_port`, 443).
+pub const HTTPS_PORT: u16 = 443;
+
+/// The EST path the hub serves re-enrolment on.
+pub const PATH: &str = "/.well-known/est/simplereenroll";
+
+/// A PKCS#10 request for `CN=common_name` with the P-256 key `pkcs8_der`,
+/// signed with it.
+pub fn build_csr(common_name: &str, pkcs8_der: &[u8]) -> Result<Vec<u8>, String> {
+    let key = SigningKey::from_pkcs8_der(pkcs8_der).map_err(|e| format!("the key: {e}"))?;
+    let spki_der = p256::PublicKey::from(key.verifying_key())
+        .to_public_key_der()
+        .map_err(|e| format!("the public key: {e}"))?;
+    let public_key = SubjectPublicKeyInfoOwned::from_der(spki_der.as_bytes())
+        .map_err(|e| format!("the public key: {e}"))?;
+    let subject = Name::from_str(&format!("CN={common_name}"))
+        .map_err(|e| format!("the subject CN={common_name}: {e}"))?;
+    let info = CertReqInfo {
+        version: Version::V1,
+        subject,
+        public_key,
+        attributes: SetOfVec::new(),
+    };
+    let tbs = info.to_der().map_err(|e| format!("encoding: {e}"))?;
+    let signature: DerSignature = p256::ecdsa::signature::Signer::sign(&key, &tbs);
+    let request = CertReq {
+        info,
+        algorithm: AlgorithmIdentifierOwned {
+            oid: ECDSA_WITH_SHA256,
+            parameters: None,
+        },
+        signature: BitString::from_bytes(signature.as_bytes())
+            .map_err(|e| format!("the signature: {e}"))?,
+    };
+    request.to_der().map_err(|e| format!("encoding: {e}"))
+}
+
+/// The whole HTTP/1.1 request: the CSR base64 (RFC 8951), one request per
+/// connection.
+pub fn request(host: &str, csr_der: &[u8]) -> Vec<u8> {
+    let body = STANDARD.encode(csr_der);
+    let mut out = format!(
+        "POST {PATH} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/pkcs10\r\n\
+         Content-Transfer-Encoding: base64\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    out.extend_from_slice(body.as_bytes());
+    out
+}
+
+/// What the hub answered.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Answer {
+    /// 200 with a certificate: its DER and validity (Unix ms).
+    Issued {
+        /// The new certificate.
+        cert_der: Vec<u8>,
+        /// Its notBefore.
+        not_before_ms: u64,
+        /// Its notAfter.
+        not_after_ms: u64,
+    },
+    /// An HTTP error status and the body's text.
+    Refused {
+        /// The status.
+        status: u16,
+        /// The body (or the reason phrase when there is none).
+        reason: String,
+    },
+}
+
+/// Reads the answer from the bytes received so far: `Ok(None)` while it is
+/// incomplete, `Err` when it cannot be one.
+pub fn parse_answer(bytes: &[u8]) -> Result<Option<Answer>, String> {
+    let mut headers = [httparse::EMPTY_HEADER; 24];
+    let mut response = httparse::Response::new(&mut headers);
+    let head = match response.parse(bytes) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(e) => return Err(format!("not an HTTP response: {e}")),
+    };
+    let status = response.code.unwrap_or(0);
+    let header = |name: &str| {
+        response
+            .headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| h.value)
+    };
+    if header("transfer-encoding").is_some() {
+        return Err("a chunked answer (the hub sends a Content-Length)".into());
+    }
+    let length = header("content-length")
+        .and_then(|v| core::str::from_utf8(v).ok()?.trim().parse::<usize>().ok())
+        .ok_or("an answer without Content-Length")?;
+    let Some(body) = bytes.get(head..head + length) else {
+        return Ok(None);
+    };
+    if status != 200 {
+        let text = String::from_utf8_lossy(body);
+        let reason = if text.trim().is_empty() {
+            response.reason.unwrap_or("").to_string()
+        } else {
+            text.trim().to_string()
+        };
+        return Ok(Some(Answer::Refused { status, reason }));
+    }
+    let cert_der = first_certificate(body)?;
+    let cert =
+        x509_cert::Certificate::from_der(&cert_der).map_err(|e| format!("the certificate: {e}"))?;
+    let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    let validity = &cert.tbs_certificate.validity;
+    Ok(Some(Answer::Issued {
+        not_before_ms: ms(validity.not_before.to_unix_duration()),
+        not_after_ms: ms(validity.not_after.to_unix_duration()),
+        cert_der,
+    }))
+}
+
+/// The first certificate of a base64 certs-only PKCS#7 (RFC 7030 §4.2.3).
+fn first_certificate(body: &[u8]) -> Result<Vec<u8>, String> {
+    let compact: Vec<u8> = body
+        .iter()
+        .copied()
+        .filter(|b| !b.is_ascii_whitespace())
+        .collect();
+    let der = STANDARD
+        .decode(compact)
+        .map_err(|e| format!("the PKCS#7 is not base64: {e}"))?;
+    let info = ContentInfo::from_der(&der).map_err(|e| format!("the PKCS#7: {e}"))?;
+    let signed: SignedData = info
+        .content
+        .decode_as()
+        .map_err(|e| format!("the PKCS#7's SignedData: {e}"))?;
+    let certs = signed.certificates.ok_or("a PKCS#7 without certificates")?;
+    certs
+        .0
+        .iter()
+        .find_map(|c| match c {
+            CertificateChoices::Certificate(cert) => cert.to_der().ok(),
+            _ => None,
+        })
+        .ok_or_else(|| "no X.509 certificate in the PKCS#7".to_string())
+}
