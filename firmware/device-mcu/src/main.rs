@@ -28,6 +28,7 @@ mod mqtt;
 mod online;
 mod provfmt;
 mod provision;
+mod rtt;
 mod secure;
 mod sntp;
 mod stack;
@@ -56,6 +57,7 @@ const REDIAL_MS: u64 = 1000;
 fn main() -> ! {
     stack::paint();
     heap::init();
+    rtt::init();
     let mut con = Uart::uart0();
     let _ = writeln!(con, "device-mcu: boot (mps2-an385, cortex-m3)");
     let _ = writeln!(con, "device-mcu: faults=[{}]", faults::list());
