@@ -1,0 +1,50 @@
+//! RTT of a board whose DUT file has `[emulated] rtt = { gdb, ram }`: from
+//! power-on to power-off a poller reads it through the board's gdbstub
+//! ([`crate::rtt::gdb`]) into the board's log as `LogSource::Rtt` lines.
+//! A reader failure (QEMU gone, a broken answer) is the bench's: a `rig:`
+//! note in the log, once per distinct failure, and the reader starts over
+//! at the next poll — never a line the device wrote.
+
+use std::time::Duration;
+
+use super::console::ConsoleLog;
+use crate::dut::{Placeholders, RttGdb};
+use crate::rtt::gdb::GdbRtt;
+use crate::rtt::poll::RttPoller;
+use crate::RigError;
+
+/// How often a QEMU board's RTT is read. Each read halts the VM for one
+/// round of socket requests (interrupt, a few `m`, one `M`, `c`): 100 ms
+/// keeps that far below a percent of the device's time (measured in
+/// firmware/device-mcu/README.md) and the 4 KB channel from filling at the
+/// image's output rate.
+pub(crate) const GDB_RTT_POLL: Duration = Duration::from_millis(100);
+
+/// Starts reading the board's RTT into `console` (call after power-on;
+/// drop the poller before the power cut, so it drains the last lines).
+pub(crate) fn start(
+    rtt: &RttGdb,
+    placeholders: &Placeholders,
+    console: ConsoleLog,
+) -> Result<RttPoller, RigError> {
+    let socket = placeholders.expand(&rtt.gdb);
+    let mut reader = GdbRtt::new(socket.clone().into(), rtt.ram);
+    let mut last_failure: Option<String> = None;
+    RttPoller::start(GDB_RTT_POLL, move |lines| {
+        match lines.read(|| reader.read_rtt()) {
+            Ok(l) => {
+                if !l.is_empty() {
+                    last_failure = None;
+                }
+                console.push_other(l);
+            }
+            Err(e) => {
+                let text = format!("rig: reading RTT through {socket}: {e}");
+                if last_failure.as_ref() != Some(&text) {
+                    console.note(text.clone());
+                    last_failure = Some(text);
+                }
+            }
+        }
+    })
+}
