@@ -48,3 +48,32 @@ pub(crate) fn start(
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::dut::DutFile;
+    use crate::emulated::rig::EmulatedRig;
+    use crate::Capability;
+
+    const TAP_BOARD: &str = r#"
+name = "a QEMU board"
+implements = []
+[emulated]
+command = ["qemu-board", "{state}"]
+network = "tap"
+"#;
+
+    #[test]
+    fn the_rtt_key_gives_the_rtt_capability() {
+        let parse = |t: &str| DutFile::parse(t, Path::new("b/dut.toml")).unwrap();
+        let without = parse(TAP_BOARD);
+        assert!(!EmulatedRig::capabilities_for(&without).has(Capability::Rtt));
+        let with = parse(&TAP_BOARD.replace(
+            "network = \"tap\"",
+            "network = \"tap\"\nrtt = { gdb = \"{state}/gdb.sock\", ram = [0x2000_0000, 0x1_0000] }",
+        ));
+        assert!(EmulatedRig::capabilities_for(&with).has(Capability::Rtt));
+    }
+}

@@ -7,7 +7,7 @@
 use std::ffi::OsString;
 use std::path::Path;
 
-use crate::board::Error;
+use crate::Error;
 
 /// The longest path a Unix socket address holds (`sun_path`, less its NUL).
 const MAX_SOCKET_PATH: usize = 107;
