@@ -51,14 +51,14 @@ impl Uart {
 
 impl fmt::Write for Uart {
     fn write_str(&mut self, s: &str) -> fmt::Result {
-        // The console's lines go to RTT channel 0 as well (`rtt.rs`).
-        crate::rtt::write(s);
         for b in s.bytes() {
             if b == b'\n' {
                 self.write_byte(b'\r');
             }
             self.write_byte(b);
         }
+        // The console's lines go to RTT channel 0 as well (`rtt.rs`).
+        crate::rtt::write(s);
         Ok(())
     }
 }
