@@ -38,7 +38,7 @@ impl RawRtt {
             return Err(format!("gdb: unknown placeholder {bad}"));
         }
         let [start, size] = self.ram;
-        if size < 64 || size > MAX_SCAN {
+        if !(64..=MAX_SCAN).contains(&size) {
             return Err(format!(
                 "ram size {size:#x} is not from 0x40 to {MAX_SCAN:#x}"
             ));
