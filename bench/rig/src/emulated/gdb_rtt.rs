@@ -20,14 +20,31 @@ use crate::RigError;
 /// image's output rate.
 pub(crate) const GDB_RTT_POLL: Duration = Duration::from_millis(100);
 
-/// Starts reading the board's RTT into `console` (call after power-on;
-/// drop the poller before the power cut, so it drains the last lines).
+/// The longest path a Unix socket address holds (`sun_path`, less its NUL).
+const MAX_SOCKET_PATH: usize = 107;
+
+/// The board's gdbstub socket for this power-on; a path no Unix socket can
+/// have is the bench's error (a shorter run directory fixes it), found
+/// before the board is started.
+pub(crate) fn socket(rtt: &RttGdb, placeholders: &Placeholders) -> Result<String, RigError> {
+    let socket = placeholders.expand(&rtt.gdb);
+    if socket.len() > MAX_SOCKET_PATH {
+        return Err(RigError::Setup(format!(
+            "emulated.rtt gdb {socket}: {} bytes, longer than a Unix socket path may be ({MAX_SOCKET_PATH}); use a shorter run directory",
+            socket.len()
+        )));
+    }
+    Ok(socket)
+}
+
+/// Starts reading the board's RTT from its gdbstub at `socket` into
+/// `console` (call after power-on; drop the poller before the power cut,
+/// so it drains the last lines).
 pub(crate) fn start(
     rtt: &RttGdb,
-    placeholders: &Placeholders,
+    socket: String,
     console: ConsoleLog,
 ) -> Result<RttPoller, RigError> {
-    let socket = placeholders.expand(&rtt.gdb);
     let mut reader = GdbRtt::new(socket.clone().into(), rtt.ram);
     let mut last_failure: Option<String> = None;
     RttPoller::start(GDB_RTT_POLL, move |lines| {
@@ -53,6 +70,7 @@ pub(crate) fn start(
 mod tests {
     use std::path::Path;
 
+    use super::*;
     use crate::dut::DutFile;
     use crate::emulated::rig::EmulatedRig;
     use crate::Capability;
@@ -75,5 +93,33 @@ network = "tap"
             "network = \"tap\"\nrtt = { gdb = \"{state}/gdb.sock\", ram = [0x2000_0000, 0x1_0000] }",
         ));
         assert!(EmulatedRig::capabilities_for(&with).has(Capability::Rtt));
+    }
+
+    #[test]
+    fn a_socket_path_too_long_is_the_benchs_error() {
+        let rtt = RttGdb {
+            gdb: "{state}/gdb.sock".into(),
+            ram: crate::dut::Ram {
+                start: 0x2000_0000,
+                size: 0x1_0000,
+            },
+        };
+        let at = |state: &str| Placeholders {
+            provisioning: "p".into(),
+            state: state.into(),
+            device_id: "d".into(),
+            hub_host: "h".into(),
+            sacbench_bin: "b".into(),
+            dut_dir: "u".into(),
+            tap: None,
+        };
+        assert_eq!(
+            socket(&rtt, &at("/run/x/state")).unwrap(),
+            "/run/x/state/gdb.sock"
+        );
+        let long = format!("/{}", "r".repeat(100));
+        let e = socket(&rtt, &at(&long)).unwrap_err();
+        assert!(matches!(e, RigError::Setup(_)), "{e:?}");
+        assert!(e.to_string().contains("shorter run directory"), "{e}");
     }
 }

@@ -391,16 +391,19 @@ impl Rig for EmulatedRig {
             self.config.dut.emulated.as_ref().map(|e| &e.command[0]),
             self.config.dut.file.display()
         );
-        self.board.on(cmd, &what)?;
-        if let Some(rtt) = self
+        let rtt = self
             .config
             .dut
             .emulated
             .as_ref()
-            .and_then(|e| e.rtt.as_ref())
-        {
+            .and_then(|e| e.rtt.as_ref());
+        let socket = rtt
+            .map(|r| super::gdb_rtt::socket(r, &self.placeholders()))
+            .transpose()?;
+        self.board.on(cmd, &what)?;
+        if let (Some(rtt), Some(socket)) = (rtt, socket) {
             let console = self.board.console.clone();
-            self.gdb_rtt = Some(super::gdb_rtt::start(rtt, &self.placeholders(), console)?);
+            self.gdb_rtt = Some(super::gdb_rtt::start(rtt, socket, console)?);
         }
         Ok(())
     }

@@ -97,9 +97,12 @@ impl GdbClient {
     }
 
     fn write(&mut self, bytes: &[u8]) -> Result<(), RigError> {
-        self.stream
-            .write_all(bytes)
-            .map_err(|e| gone(&self.what, e))
+        self.stream.write_all(bytes).map_err(|e| match e.kind() {
+            ErrorKind::BrokenPipe | ErrorKind::ConnectionReset => {
+                gone(&self.what, "closed (QEMU exited?)")
+            }
+            _ => gone(&self.what, e),
+        })
     }
 
     /// Sends a packet and waits for its `+` (resending on `-`). Packets
