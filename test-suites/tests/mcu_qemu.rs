@@ -166,6 +166,49 @@ fn the_mcu_image_is_judged_on_qemu_and_its_faults_are_caught() {
     }
 }
 
+/// The image logs its console lines over RTT too, and the rig reads them
+/// through QEMU's gdbstub (the DUT file's `[emulated] rtt`) into the case's
+/// device log: one case, NI-01, its `device.log` holding the image's lines
+/// from both, the RTT ones in the order the image wrote them.
+#[test]
+fn the_case_log_holds_the_images_rtt_lines() {
+    target_installed();
+    let dir = tempfile::tempdir().unwrap();
+    let (report, text) = run(dir.path(), None, &["NI-01"]);
+    assert_eq!(report.cases.len(), 1, "{text}");
+    assert_eq!(report.cases[0].outcome, Outcome::Passed, "{text}");
+    let log = std::fs::read_to_string(dir.path().join("cases/NI-01/device.log")).unwrap();
+    let from = |source: &str| -> Vec<&str> {
+        log.lines()
+            .filter_map(|l| l.strip_prefix(source)?.strip_prefix('\t'))
+            .collect()
+    };
+    let rtt = from(r#"Rtt { channel: 0, name: "Terminal" }"#);
+    let console = from("Console");
+    assert_eq!(
+        rtt.first(),
+        Some(&"device-mcu: boot (mps2-an385, cortex-m3)"),
+        "{log}"
+    );
+    // What the image wrote up to its MQTT session (long before the scan
+    // ends), the same on both, in order; the console also has the
+    // launcher's own line before QEMU.
+    let session = |lines: &[&str]| -> Vec<String> {
+        let end = lines
+            .iter()
+            .position(|l| l.starts_with("mqtt: subscribed"))
+            .unwrap_or_else(|| panic!("no MQTT session: {log}"));
+        lines[..=end].iter().map(|l| l.to_string()).collect()
+    };
+    let (rtt, console) = (session(&rtt), session(&console));
+    assert!(rtt.len() >= 10, "{log}");
+    assert_eq!(rtt[..], console[console.len() - rtt.len()..], "{log}");
+    assert!(
+        !log.contains("rig: reading RTT"),
+        "no reader failure: {log}"
+    );
+}
+
 /// `docs/MCU-DEVICE.md` is the table the test above checks.
 #[test]
 fn docs_mcu_device_md_is_the_tested_table() {

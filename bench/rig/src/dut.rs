@@ -55,6 +55,12 @@ pub const DUT_FIELDS: &[(&str, &str)] = &[
         "\"eui64\" (only with network = \"tap\"): the board derives its IPv6 link-local address from {mac} by modified EUI-64 (RFC 4291 appendix A), so the bench can scan it (NI-06)",
     ),
     (
+        "emulated.rtt",
+        "an inline table { gdb = \"{state}/gdb.sock\", ram = [start, size] }: the board's RTT is read through the gdbstub socket its emulator listens on (e.g. QEMU's -gdb), the control block searched in that RAM (a 32-bit target)",
+    ),
+    ("emulated.rtt.gdb", "a path under {state}: the gdbstub's Unix socket"),
+    ("emulated.rtt.ram", "[start, size]: the target RAM (up to 1 MiB) the RTT control block is searched in, e.g. [0x2000_0000, 0x1_0000]"),
+    (
         "emulated.network",
         "\"namespace\" (default: the command's processes use the DUT namespace's own address) or \"tap\" (the board brings its own IP stack, e.g. QEMU: the rig bridges the DUT's link to {bridge}, where the board's TAP device goes, and leaves the address {ipv4_cidr} to the board)",
     ),
@@ -279,6 +285,8 @@ pub struct EmulatedDut {
     /// A board on a TAP device takes its IPv6 link-local address from
     /// `{mac}` by modified EUI-64 (`ipv6_link_local = "eui64"`).
     pub ipv6_link_local_eui64: bool,
+    /// Where the rig reads the board's RTT (`rtt = { gdb, ram }`).
+    pub rtt: Option<RttGdb>,
 }
 
 /// `[emulated] network`: how an emulated board is on the DUT's link.
@@ -395,6 +403,8 @@ struct RawEmulated {
     network: Option<String>,
     #[serde(default)]
     ipv6_link_local: Option<String>,
+    #[serde(default)]
+    rtt: Option<rtt::RawRtt>,
 }
 
 #[derive(Deserialize)]
@@ -641,7 +651,13 @@ impl DutFile {
                         ));
                     }
                 }
+                let rtt = e
+                    .rtt
+                    .map(rtt::RawRtt::check)
+                    .transpose()
+                    .map_err(|m| err("emulated.rtt", find_line(text, "emulated", "rtt"), m))?;
                 Some(EmulatedDut {
+                    rtt,
                     command: e.command,
                     flash: e.flash,
                     build: e.build,
@@ -767,6 +783,8 @@ pub(crate) fn absolute(path: PathBuf) -> PathBuf {
 
 mod placeholders;
 pub use placeholders::{Placeholders, TapPlaceholders};
+mod rtt;
+pub use rtt::{Ram, RttGdb};
 
 #[cfg(test)]
 mod tests;

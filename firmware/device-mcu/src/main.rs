@@ -28,6 +28,7 @@ mod heap;
 mod lan9118;
 mod provfmt;
 mod provision;
+mod rtt;
 mod secure;
 mod sntp;
 mod stack;
@@ -58,6 +59,7 @@ const REDIAL_MS: u64 = 1000;
 fn main() -> ! {
     stack::paint();
     heap::init();
+    rtt::init();
     let mut con = Uart::uart0();
     let _ = writeln!(con, "device-mcu: boot (mps2-an385, cortex-m3)");
     let _ = writeln!(con, "device-mcu: faults=[{}]", faults::list());

@@ -57,6 +57,8 @@ impl fmt::Write for Uart {
             }
             self.write_byte(b);
         }
+        // The console's lines go to RTT channel 0 as well (`rtt.rs`).
+        crate::rtt::write(s);
         Ok(())
     }
 }

@@ -229,3 +229,56 @@ fn the_field_table_documents_every_key_the_parser_takes() {
     }
     assert!(expected_in(DUT_FIELDS, "implements").contains("est-rotation"));
 }
+
+#[test]
+fn the_rtt_key_names_a_gdb_socket_under_state_and_the_ram() {
+    let with = |rtt: &str| GOOD.replace("[emulated]", &format!("[emulated]\nrtt = {rtt}"));
+    let d = parse(&with(
+        r#"{ gdb = "{state}/gdb.sock", ram = [0x2000_0000, 0x1_0000] }"#,
+    ))
+    .unwrap();
+    assert_eq!(
+        d.emulated.unwrap().rtt,
+        Some(RttGdb {
+            gdb: "{state}/gdb.sock".into(),
+            ram: Ram {
+                start: 0x2000_0000,
+                size: 0x1_0000
+            }
+        })
+    );
+    assert_eq!(parse(GOOD).unwrap().emulated.unwrap().rtt, None);
+    for (rtt, says) in [
+        (
+            r#"{ gdb = "/tmp/gdb.sock", ram = [0, 4096] }"#,
+            "not under {state}",
+        ),
+        (
+            r#"{ gdb = "{state}/{mac}.sock", ram = [0, 4096] }"#,
+            "unknown placeholder {mac}",
+        ),
+        (
+            r#"{ gdb = "{state}/gdb.sock", ram = [0, 16] }"#,
+            "ram size 0x10",
+        ),
+        (
+            r#"{ gdb = "{state}/gdb.sock", ram = [0, 0x1000_0000] }"#,
+            "ram size",
+        ),
+        (
+            r#"{ gdb = "{state}/gdb.sock", ram = [0xffff_f000, 0x2000] }"#,
+            "32-bit",
+        ),
+    ] {
+        let e = parse(&with(rtt)).unwrap_err();
+        assert!(
+            e.starts_with("devs/dut.toml:6: `emulated.rtt`: ") && e.contains(says),
+            "{rtt}: {e}"
+        );
+    }
+    // Serde's own checks name the field too.
+    let e = parse(&with(r#"{ gdb = "{state}/gdb.sock" }"#)).unwrap_err();
+    assert!(e.contains("emulated.rtt") && e.contains("ram"), "{e}");
+    let e = parse(&with(r#"{ gdb = "{state}/g", ram = [1], x = 1 }"#)).unwrap_err();
+    assert!(e.contains("emulated.rtt"), "{e}");
+}

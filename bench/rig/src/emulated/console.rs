@@ -85,6 +85,16 @@ impl ConsoleLog {
         self.0 .1.notify_waiters();
     }
 
+    /// Lines read from elsewhere (RTT), stamped already; kept with the
+    /// console's in `logs()`, never matched as console output.
+    pub(crate) fn push_other(&self, lines: Vec<LogLine>) {
+        if lines.is_empty() {
+            return;
+        }
+        self.0 .0.lock().expect("console lock").0.extend(lines);
+        self.0 .1.notify_waiters();
+    }
+
     /// The lines since the last call.
     pub(crate) fn take_new(&self) -> Vec<LogLine> {
         std::mem::take(&mut self.0 .0.lock().expect("console lock").0)

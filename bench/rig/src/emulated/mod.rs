@@ -7,6 +7,7 @@
 mod board;
 mod console;
 pub mod gateway;
+mod gdb_rtt;
 mod netlink;
 pub mod rig;
 pub mod sandbox;

@@ -17,6 +17,7 @@ use super::board::{
 use super::sntp::{SntpServer, NTP_PORT};
 use super::topology::{eui64_link_local, mac_text, Node, Topology};
 use crate::dut::{absolute, Board, BoardNetwork, DutFile, Placeholders, TapPlaceholders};
+use crate::rtt::poll::RttPoller;
 use crate::rtt::RttReader;
 use crate::{
     Capabilities, Capability, CaptureTarget, DutAddresses, LinePredicate, LogLine, LogSource, Rig,
@@ -57,6 +58,8 @@ pub struct EmulatedRig {
     /// The image last flashed (what a second board is flashed with too).
     flashed: Option<PathBuf>,
     rtt: Option<RttReader>,
+    /// A board with `[emulated] rtt`: its RTT read through its gdbstub while powered.
+    gdb_rtt: Option<RttPoller>,
     /// Why RTT could not be attached last time, for [`EmulatedRig::rtt_error`].
     rtt_error: Option<String>,
     /// The time server of a board with its own IP stack (`network = "tap"`).
@@ -103,6 +106,7 @@ impl EmulatedRig {
             second_board: false,
             flashed: None,
             rtt: None,
+            gdb_rtt: None,
             rtt_error: None,
             _sntp: sntp,
         };
@@ -143,6 +147,10 @@ impl EmulatedRig {
         if emulated.is_some_and(|e| e.board == Some(Board::SacbenchNative)) {
             // Its firmware logs RTT (the DUT's own needs, such as the native
             // board's firmware variants, are `DutNeeds`, not capabilities).
+            c.0.insert(Capability::Rtt);
+        }
+        if emulated.is_some_and(|e| e.rtt.is_some()) {
+            // Read through the board's gdbstub (`gdb_rtt.rs`).
             c.0.insert(Capability::Rtt);
         }
         c
@@ -238,6 +246,8 @@ impl EmulatedRig {
 
     /// Power off: no restart, the process group killed, reaped.
     fn power_off(&mut self) {
+        // The RTT poller first: its last read drains what the board wrote.
+        self.gdb_rtt = None;
         self.board.off();
         self.rtt = None;
     }
@@ -381,7 +391,21 @@ impl Rig for EmulatedRig {
             self.config.dut.emulated.as_ref().map(|e| &e.command[0]),
             self.config.dut.file.display()
         );
-        self.board.on(cmd, &what)
+        let rtt = self
+            .config
+            .dut
+            .emulated
+            .as_ref()
+            .and_then(|e| e.rtt.as_ref());
+        let socket = rtt
+            .map(|r| super::gdb_rtt::socket(r, &self.placeholders()))
+            .transpose()?;
+        self.board.on(cmd, &what)?;
+        if let (Some(rtt), Some(socket)) = (rtt, socket) {
+            let console = self.board.console.clone();
+            self.gdb_rtt = Some(super::gdb_rtt::start(rtt, socket, console)?);
+        }
+        Ok(())
     }
 
     async fn link(&mut self, up: bool) -> Result<(), RigError> {

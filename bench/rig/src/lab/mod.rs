@@ -12,7 +12,7 @@ mod config;
 mod console;
 pub(crate) mod fields;
 pub mod labgrid;
-mod logs;
+pub(crate) mod logs;
 mod power_port;
 pub mod preflight;
 mod probe;
@@ -40,13 +40,14 @@ pub use probe_rs::ProbeRsProbe;
 pub use relay::Relay;
 pub use switch::{ModbusCoil, PowerSwitch};
 
+use crate::rtt::poll::RttPoller;
 use crate::{
     Capabilities, Capability, CaptureTarget, DutAddresses, LinePredicate, LogLine, Node,
     Provisioning, Rig, RigError, RigNetwork,
 };
 use console::Console;
 use logs::LogSink;
-use probe::{lock_probe, RttPoller, SharedProbe};
+use probe::{lock_probe, start_rtt_poller, SharedProbe};
 
 /// A rig built from a `rig.toml`. Dropping it stops the console and RTT readers.
 pub struct LabRig {
@@ -123,7 +124,7 @@ impl LabRig {
             .transpose()?;
         let rtt = probe
             .clone()
-            .map(|p| RttPoller::start(p, sink.clone()))
+            .map(|p| start_rtt_poller(p, sink.clone()))
             .transpose()?;
         let (power_switch, link_switch) = switch::from_config(&config);
         let name = config

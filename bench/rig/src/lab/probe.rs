@@ -1,15 +1,12 @@
 //! The debug probe: flashing, reset and RTT, behind a small trait so the lab
 //! rig is tested with a fake that replays a recorded RTT buffer.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::thread::JoinHandle;
-use std::time::Duration;
 
-use super::logs::{now_ns, LineAssembler, LogSink};
-use crate::{LogSource, RigError};
+use super::logs::LogSink;
+use crate::rtt::poll::{RttPoller, RTT_POLL};
+use crate::RigError;
 
 /// Bytes read from one RTT up-channel.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -213,73 +210,18 @@ pub fn lock_probe(probe: &SharedProbe) -> MutexGuard<'_, Box<dyn Probe>> {
     probe.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// How often the RTT up-channels are read. RTT has no interrupt towards the
-/// host: polling is how every RTT host works. 10 ms keeps a 1 KiB channel
-/// buffer from overflowing at ~100 KB/s of device output.
-const RTT_POLL: Duration = Duration::from_millis(10);
-
-/// Reads RTT on its own thread into a [`LogSink`] until dropped.
-#[derive(Debug)]
-pub struct RttPoller {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl RttPoller {
-    pub fn start(probe: SharedProbe, sink: LogSink) -> Result<RttPoller, RigError> {
-        let stop = Arc::new(AtomicBool::new(false));
-        let thread = std::thread::Builder::new()
-            .name("rtt poller".into())
-            .spawn({
-                let stop = stop.clone();
-                move || poll(&probe, &sink, &stop)
-            })
-            .map_err(|e| RigError::Io {
-                what: "RTT poller thread".into(),
-                source: e,
-            })?;
-        Ok(RttPoller {
-            stop,
-            thread: Some(thread),
-        })
-    }
-}
-
-fn poll(probe: &SharedProbe, sink: &LogSink, stop: &AtomicBool) {
-    let mut channels: BTreeMap<usize, LineAssembler> = BTreeMap::new();
-    while !stop.load(Ordering::Relaxed) {
+/// Reads RTT through the probe on its own thread into a [`LogSink`] until
+/// dropped (the one RTT-to-log path: [`crate::rtt::poll`]).
+pub fn start_rtt_poller(probe: SharedProbe, sink: LogSink) -> Result<RttPoller, RigError> {
+    RttPoller::start(RTT_POLL, move |lines| {
         // The lock is held for one read (flash/reset wait at most one poll) and
         // until its lines are queued: once a power change has taken the lock,
         // everything the target printed before it is in the sink.
-        let mut guard = lock_probe(probe);
-        match guard.read_rtt() {
-            Ok(data) => {
-                let at = now_ns();
-                for d in data {
-                    let lines = channels
-                        .entry(d.channel)
-                        .or_insert_with(|| {
-                            LineAssembler::new(LogSource::Rtt {
-                                channel: d.channel,
-                                name: d.name.clone(),
-                            })
-                        })
-                        .push(&d.bytes, at);
-                    sink.push(lines);
-                }
-            }
+        let mut guard = lock_probe(&probe);
+        match lines.read(|| guard.read_rtt()) {
+            Ok(l) => sink.push(l),
             Err(e) => sink.fail(format!("RTT: {e}")),
         }
         drop(guard);
-        std::thread::sleep(RTT_POLL);
-    }
-}
-
-impl Drop for RttPoller {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
+    })
 }

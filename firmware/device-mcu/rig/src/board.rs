@@ -96,9 +96,12 @@ pub struct RunArgs {
     pub mac: String,
     /// Fault switches (each one of `FAULTS`), sorted, without repeats.
     pub faults: Vec<String>,
+    /// QEMU's gdbstub socket, if asked (`--gdb`, `gdb.rs`).
+    pub gdb: Option<PathBuf>,
 }
 
-const RUN_FLAGS: [&str; 9] = [
+const RUN_FLAGS: [&str; 10] = [
+    "gdb",
     "provisioning",
     "state",
     "images",
@@ -112,7 +115,7 @@ const RUN_FLAGS: [&str; 9] = [
 
 impl RunArgs {
     /// Parses the arguments after `run`. Every flag takes a value; all but
-    /// `--mac` and `--fault` are required; `--fault` may repeat.
+    /// `--mac`, `--fault` and `--gdb` are required; `--fault` may repeat.
     pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Self, Error> {
         let mut values: Vec<(String, String)> = Vec::new();
         let mut faults = Vec::new();
@@ -177,6 +180,7 @@ impl RunArgs {
             bridge,
             mac,
             faults,
+            gdb: get("gdb").ok().map(PathBuf::from),
         })
     }
 }
@@ -613,10 +617,11 @@ pub fn prepare(args: &RunArgs, now_unix: u64) -> Result<Boot, Error> {
         flash_note,
         chain_note
     );
-    Ok(Boot {
-        qemu_args: qemu_args(&boot_stage, &flash, &record_path, &ifup, &args.mac),
-        summary,
-    })
+    let mut qemu_args = qemu_args(&boot_stage, &flash, &record_path, &ifup, &args.mac);
+    if let Some(gdb) = &args.gdb {
+        qemu_args.extend(crate::gdb::qemu_gdb_args(gdb)?);
+    }
+    Ok(Boot { qemu_args, summary })
 }
 
 /// Where `build` puts the images and a copy of this launcher:

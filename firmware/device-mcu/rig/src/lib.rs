@@ -10,6 +10,7 @@
 pub mod board;
 #[path = "../../boot/src/flashmap.rs"]
 pub mod flashmap;
+pub mod gdb;
 pub mod image;
 pub mod prov;
 pub mod sntp;

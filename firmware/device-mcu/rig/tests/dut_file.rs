@@ -161,6 +161,17 @@ fn the_command_is_a_run_of_the_built_launcher_and_images() {
         run.mac, "02:00:0a:c8:07:02",
         "the rig's {{mac}}: the image's EUI-64 link-local address is the rig's to scan"
     );
+    // The gdbstub the launcher gives QEMU is the one the rig reads RTT through.
+    let rtt = emulated["rtt"].as_table().unwrap();
+    assert_eq!(
+        run.gdb.as_deref(),
+        Some(std::path::Path::new(
+            &rtt["gdb"]
+                .as_str()
+                .unwrap()
+                .replace("{state}", "/run/case/state")
+        ))
+    );
     assert_eq!(run.faults.len(), offered.len());
     // Exactly the faults the image applies (and `build` makes images of).
     offered.sort_unstable();
