@@ -21,7 +21,6 @@ use alloc::string::String;
 use alloc::vec::Vec;
 use core::convert::Infallible;
 use core::fmt::Write as _;
-use core::time::Duration;
 
 use device_core::backoff::BackoffConfig;
 use device_core::device::{
@@ -213,9 +212,8 @@ fn backoff() -> BackoffConfig {
 /// The provisioned certificate and key, as the factory stores them into an
 /// empty keystore; the certificate's validity read from it.
 fn factory_credential(io: &mut Io<'_>) -> Option<FactoryCredential> {
-    use x509_cert::der::Decode;
-    let cert = match x509_cert::Certificate::from_der(io.prov.client_cert) {
-        Ok(c) => c,
+    let (not_before_ms, not_after_ms) = match crate::der_lite::validity(io.prov.client_cert) {
+        Ok(v) => v,
         Err(e) => {
             let _ = writeln!(
                 io.con,
@@ -224,16 +222,14 @@ fn factory_credential(io: &mut Io<'_>) -> Option<FactoryCredential> {
             return None;
         }
     };
-    let validity = &cert.tbs_certificate.validity;
-    let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
     Some(FactoryCredential {
         key: PrivateKey {
             alg: KeyAlg::EcdsaP256,
             pkcs8_der: io.prov.client_key.to_vec(),
         },
         cert_der: io.prov.client_cert.to_vec(),
-        not_after_ms: ms(validity.not_after.to_unix_duration()),
-        not_before_ms: ms(validity.not_before.to_unix_duration()),
+        not_after_ms,
+        not_before_ms,
     })
 }
 

@@ -1,31 +1,20 @@
 //! EST re-enrolment (RFC 7030 `simplereenroll`) without IO: the PKCS#10 CSR
-//! the machine asks for (`x509-cert`'s types, signed with `p256`), the HTTP
-//! request that carries it, and the reading of the hub's answer — status,
-//! `Content-Length` body (`httparse`), a base64 certs-only PKCS#7 (`cms`)
+//! the machine asks for (`der_lite.rs`'s structure, signed with `p256`), the
+//! HTTP request that carries it, and the reading of the hub's answer —
+//! status, `Content-Length` body (`httparse`), a base64 certs-only PKCS#7
 //! whose first certificate is the new one, with its validity. The TLS
-//! connection that carries them is `app.rs`'s.
+//! connection that carries them is `transport.rs`'s.
 
 use alloc::format;
 use alloc::string::{String, ToString};
 use alloc::vec::Vec;
-use core::str::FromStr;
-use core::time::Duration;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
-use cms::cert::CertificateChoices;
-use cms::content_info::ContentInfo;
-use cms::signed_data::SignedData;
 use p256::ecdsa::{DerSignature, SigningKey};
 use p256::pkcs8::{DecodePrivateKey, EncodePublicKey};
-use x509_cert::der::asn1::{BitString, SetOfVec};
-use x509_cert::der::{Decode, Encode};
-use x509_cert::name::Name;
-use x509_cert::request::{CertReq, CertReqInfo, Version};
-use x509_cert::spki::{AlgorithmIdentifierOwned, ObjectIdentifier, SubjectPublicKeyInfoOwned};
 
-/// ecdsa-with-SHA256 (RFC 5758 §3.2).
-const ECDSA_WITH_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.2");
+use crate::der_lite;
 
 /// The hub's HTTPS port: the device contract's (`https_port`, 443).
 pub const HTTPS_PORT: u16 = 443;
@@ -37,31 +26,12 @@ pub const PATH: &str = "/.well-known/est/simplereenroll";
 /// signed with it.
 pub fn build_csr(common_name: &str, pkcs8_der: &[u8]) -> Result<Vec<u8>, String> {
     let key = SigningKey::from_pkcs8_der(pkcs8_der).map_err(|e| format!("the key: {e}"))?;
-    let spki_der = p256::PublicKey::from(key.verifying_key())
+    let spki = p256::PublicKey::from(key.verifying_key())
         .to_public_key_der()
         .map_err(|e| format!("the public key: {e}"))?;
-    let public_key = SubjectPublicKeyInfoOwned::from_der(spki_der.as_bytes())
-        .map_err(|e| format!("the public key: {e}"))?;
-    let subject = Name::from_str(&format!("CN={common_name}"))
-        .map_err(|e| format!("the subject CN={common_name}: {e}"))?;
-    let info = CertReqInfo {
-        version: Version::V1,
-        subject,
-        public_key,
-        attributes: SetOfVec::new(),
-    };
-    let tbs = info.to_der().map_err(|e| format!("encoding: {e}"))?;
-    let signature: DerSignature = p256::ecdsa::signature::Signer::sign(&key, &tbs);
-    let request = CertReq {
-        info,
-        algorithm: AlgorithmIdentifierOwned {
-            oid: ECDSA_WITH_SHA256,
-            parameters: None,
-        },
-        signature: BitString::from_bytes(signature.as_bytes())
-            .map_err(|e| format!("the signature: {e}"))?,
-    };
-    request.to_der().map_err(|e| format!("encoding: {e}"))
+    let info = der_lite::request_info(common_name, spki.as_bytes());
+    let signature: DerSignature = p256::ecdsa::signature::Signer::sign(&key, &info);
+    Ok(der_lite::request(&info, signature.as_bytes()))
 }
 
 /// The whole HTTP/1.1 request: the CSR base64 (RFC 8951), one request per
@@ -136,13 +106,11 @@ pub fn parse_answer(bytes: &[u8]) -> Result<Option<Answer>, String> {
         return Ok(Some(Answer::Refused { status, reason }));
     }
     let cert_der = first_certificate(body)?;
-    let cert =
-        x509_cert::Certificate::from_der(&cert_der).map_err(|e| format!("the certificate: {e}"))?;
-    let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
-    let validity = &cert.tbs_certificate.validity;
+    let (not_before_ms, not_after_ms) =
+        der_lite::validity(&cert_der).map_err(|e| format!("the certificate: {e}"))?;
     Ok(Some(Answer::Issued {
-        not_before_ms: ms(validity.not_before.to_unix_duration()),
-        not_after_ms: ms(validity.not_after.to_unix_duration()),
+        not_before_ms,
+        not_after_ms,
         cert_der,
     }))
 }
@@ -157,18 +125,7 @@ fn first_certificate(body: &[u8]) -> Result<Vec<u8>, String> {
     let der = STANDARD
         .decode(compact)
         .map_err(|e| format!("the PKCS#7 is not base64: {e}"))?;
-    let info = ContentInfo::from_der(&der).map_err(|e| format!("the PKCS#7: {e}"))?;
-    let signed: SignedData = info
-        .content
-        .decode_as()
-        .map_err(|e| format!("the PKCS#7's SignedData: {e}"))?;
-    let certs = signed.certificates.ok_or("a PKCS#7 without certificates")?;
-    certs
-        .0
-        .iter()
-        .find_map(|c| match c {
-            CertificateChoices::Certificate(cert) => cert.to_der().ok(),
-            _ => None,
-        })
-        .ok_or_else(|| "no X.509 certificate in the PKCS#7".to_string())
+    der_lite::first_certificate(&der)
+        .map(<[u8]>::to_vec)
+        .map_err(|e| format!("the PKCS#7: {e}"))
 }

@@ -22,6 +22,7 @@ mod app;
 mod clock;
 mod config;
 mod debugport;
+mod der_lite;
 mod est;
 mod faults;
 mod heap;

@@ -1,14 +1,18 @@
-//! Host tests of the image's EST re-enrolment without IO (src/est.rs,
-//! compiled from the firmware's source): the CSR it sends is a PKCS#10 the
-//! way RFC 2986 and the hub read it (subject CN, the key's public half, a
-//! signature that verifies), the request carries it base64, and the hub's
-//! answer — a certs-only PKCS#7, a refusal, or bytes that are neither — is
-//! read as what it is. The exchange with the real hub is the bench's KR
-//! cases on this image (test-suites/tests/mcu_qemu.rs).
+//! Host tests of the image's EST re-enrolment without IO (src/est.rs and
+//! the hand-walked DER of src/der_lite.rs, compiled from the firmware's
+//! sources), checked against `x509-cert` and `cms` themselves: the CSR it
+//! sends is a PKCS#10 as RFC 2986 and the hub read it (subject CN, the
+//! key's public half, a signature that verifies), the request carries it
+//! base64, a certificate's validity is what `x509-cert` reads, and the
+//! hub's answer — a certs-only PKCS#7, a refusal, or bytes that are neither
+//! — is read as what it is. The exchange with the real hub is the bench's
+//! KR cases on this image (test-suites/tests/mcu_qemu.rs).
 #![allow(clippy::unwrap_used)]
 
 extern crate alloc;
 
+#[path = "../../src/der_lite.rs"]
+mod der_lite;
 #[path = "../../src/est.rs"]
 #[allow(dead_code)] // HTTPS_PORT: the image's shell uses it
 mod est;
@@ -171,4 +175,63 @@ fn what_is_not_an_answer_is_an_error() {
         let err = est::parse_answer(&bytes).unwrap_err();
         assert!(err.contains(says), "{err:?} should say {says:?}");
     }
+}
+
+#[test]
+fn the_validity_walk_reads_what_x509_cert_reads() {
+    let (cert, not_before_ms, not_after_ms) = issued();
+    assert_eq!(der_lite::validity(&cert), Ok((not_before_ms, not_after_ms)));
+    let parsed = x509_cert::Certificate::from_der(&cert).unwrap();
+    let v = parsed.tbs_certificate.validity;
+    assert_eq!(
+        v.not_after.to_unix_duration().as_millis(),
+        u128::from(not_after_ms)
+    );
+    // A GeneralizedTime (after 2049) as well as a UTCTime.
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.not_after = time::OffsetDateTime::from_unix_timestamp(2_600_000_000).unwrap();
+    let far = params.self_signed(&key).unwrap().der().to_vec();
+    assert_eq!(der_lite::validity(&far).unwrap().1, 2_600_000_000_000);
+    // Truncations and other structures are refused, never a panic.
+    for cut in [0, 1, 4, cert.len() / 2, cert.len() - 1] {
+        assert!(der_lite::validity(&cert[..cut]).is_err(), "cut at {cut}");
+    }
+    assert!(der_lite::validity(&[0x30, 0x84, 0xff, 0xff, 0xff, 0xff]).is_err());
+}
+
+#[test]
+fn the_pkcs7_walk_finds_the_certificate_cms_holds() {
+    let (cert, _, _) = issued();
+    let b64: String = pkcs7(&cert).split_whitespace().collect();
+    let der = STANDARD.decode(b64).unwrap();
+    assert_eq!(der_lite::first_certificate(&der), Ok(&cert[..]));
+    let info = ContentInfo::from_der(&der).unwrap();
+    assert_eq!(info.content_type, ID_SIGNED_DATA);
+    for cut in [0, 5, der.len() / 2, der.len() - 1] {
+        assert!(
+            der_lite::first_certificate(&der[..cut]).is_err(),
+            "cut at {cut}"
+        );
+    }
+    // A ContentInfo of another type is not taken.
+    let mut other = der.clone();
+    let at = other
+        .windows(3)
+        .position(|w| w == [0x01, 0x07, 0x02])
+        .unwrap();
+    other[at + 2] = 0x01; // id-data
+    assert_eq!(
+        der_lite::first_certificate(&other),
+        Err("a ContentInfo that is not SignedData")
+    );
+}
+
+#[test]
+fn a_long_common_name_gets_long_form_lengths() {
+    let (_, der) = key();
+    let name = "d".repeat(300);
+    let csr = est::build_csr(&name, &der).unwrap();
+    let req = CertReq::from_der(&csr).unwrap();
+    assert_eq!(req.info.subject.to_string(), format!("CN={name}"));
 }
