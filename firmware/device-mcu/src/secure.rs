@@ -68,7 +68,8 @@ pub fn run(
     let mut tcp_rx = [0u8; 4096];
     let mut tcp_tx = [0u8; 4096];
     let mut debug_buf = [[0u8; 64]; 4];
-    let mut storage: [SocketStorage; 4] = Default::default();
+    let mut dns_queries: [Option<smoltcp::socket::dns::DnsQuery>; 1] = [None];
+    let mut storage: [SocketStorage; 5] = Default::default();
     let mut sockets = SocketSet::new(&mut storage[..]);
     let udp_handle = sockets.add(udp::Socket::new(
         udp::PacketBuffer::new(&mut udp_rx_meta[..], &mut udp_rx[..]),
@@ -78,6 +79,8 @@ pub fn run(
         tcp::SocketBuffer::new(&mut tcp_rx[..]),
         tcp::SocketBuffer::new(&mut tcp_tx[..]),
     ));
+    // Record v2: the hub's name looked up before each attempt (dns.rs).
+    let dns_handle = crate::dns::socket(prov, &mut dns_queries).map(|s| sockets.add(s));
     // Fault listen-debug: a listener on TCP 2323 (debugport.rs).
     let debug = faults.has(Fault::ListenDebug).then(|| {
         let _ = writeln!(
@@ -177,20 +180,33 @@ pub fn run(
     let mut attempt = 0u32;
     loop {
         attempt = attempt.wrapping_add(1);
-        let up_since = connect_once(
+        let hub = crate::dns::hub_endpoint(
             con,
             clock,
             iface,
             eth,
             &mut sockets,
-            tcp_handle,
+            dns_handle,
             prov,
-            &wall,
-            attempt,
             debug,
-            faults,
-            &mut applied,
         );
+        let up_since = hub.and_then(|hub| {
+            connect_once(
+                con,
+                clock,
+                iface,
+                eth,
+                &mut sockets,
+                tcp_handle,
+                hub,
+                prov,
+                &wall,
+                attempt,
+                debug,
+                faults,
+                &mut applied,
+            )
+        });
         let ended = clock.now_ms();
         if let Some(at) = up_since {
             backoff.session_established(at);
@@ -212,7 +228,7 @@ pub fn run(
     }
 }
 
-/// One connection to the hub: TCP, TLS 1.3 (the hub authenticated against
+/// One connection to the hub at `hub`: TCP, TLS 1.3 (the hub authenticated against
 /// the provisioned CA at the SNTP time, the device by its certificate),
 /// the MQTT session until it ends, close. Returns the uptime at which the
 /// hub accepted the MQTT session, if it did. Leaves the TCP socket closed
@@ -225,6 +241,7 @@ fn connect_once(
     eth: &mut Lan9118,
     sockets: &mut SocketSet<'_>,
     tcp_handle: SocketHandle,
+    hub: IpEndpoint,
     prov: &Provisioning,
     wall: &WallClock,
     attempt: u32,
@@ -232,8 +249,6 @@ fn connect_once(
     faults: FaultSet,
     applied: &mut AppliedIds,
 ) -> Option<u64> {
-    let (hub_ip, hub_port) = prov.hub;
-    let hub = IpEndpoint::new(hub_ip.into(), hub_port);
     // A fresh local port per attempt: the host may still hold the last
     // one's 4-tuple.
     let local_port = 49152 + u16::try_from(attempt % 16_000).unwrap_or(0);
