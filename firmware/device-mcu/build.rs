@@ -30,10 +30,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Err("DEVICE_MCU_FAULTS is gone: build with cargo features, e.g. --features listen-debug,no-dedupe".into());
     }
     let on = APPLIED.iter().filter(|f| {
-        let var = format!(
-            "CARGO_FEATURE_{}",
-            f.name().to_uppercase().replace('-', "_")
-        );
+        let var = format!("CARGO_FEATURE_{}", f.name().to_uppercase().replace('-', "_"));
         env::var_os(var).is_some()
     });
     let set = FaultSet::from_names(on.map(|f| f.name()))
