@@ -20,7 +20,7 @@ fn event(name: &str) -> Regex {
 
 /// The firmware's sources the lines come from.
 fn sources() -> String {
-    ["src/secure.rs", "src/online.rs"]
+    ["src/dns.rs", "src/secure.rs", "src/online.rs"]
         .iter()
         .map(|f| std::fs::read_to_string(firmware_dir().join(f)).unwrap())
         .collect()
@@ -29,6 +29,10 @@ fn sources() -> String {
 /// Lines the image prints when an attempt fails, with the literal text of
 /// each in the firmware's source (so a reworded line fails this test).
 const FAILED: &[(&str, &str)] = &[
+    (
+        "dns: hub7.sacbench.test not resolved: dns server 10.200.7.1 answered with no IPv4 address (NXDOMAIN or no A record)",
+        "\"dns: {name} not resolved: {why}\"",
+    ),
     (
         "tls: tcp connect error Unaddressable",
         "\"tls: tcp connect error {e:?}\"",
@@ -61,6 +65,8 @@ const FAILED: &[(&str, &str)] = &[
 
 /// Lines of attempts that succeed, of sessions, and of what comes between.
 const NOT_FAILED: &[&str] = &[
+    "dns: hub7.sacbench.test = 10.200.7.6",
+    "net: up ip=10.200.7.2/30 gw=10.200.7.1 (provisioned) hub=hub7.sacbench.test (port 8883, resolved by dns 10.200.7.1) sntp=10.200.7.1:123",
     "tls: dialling 10.200.7.1:8883 (attempt 3, uptime_ms=1200)",
     "tls: tcp connected to 10.200.7.1:8883",
     "tls: handshake done (TLS 1.3 TLS_AES_128_GCM_SHA256), hub hub7.sacbench.test verified at unix=1796081911",
@@ -124,6 +130,7 @@ fn the_command_is_a_run_of_the_built_launcher_and_images() {
                 .replace("{ipv4_cidr}", "10.200.7.2/30")
                 .replace("{ipv4_gateway}", "10.200.7.1")
                 .replace("{ntp_server}", "10.200.7.1:123")
+                .replace("{dns_server}", "10.200.7.1")
                 .replace("{bridge}", "br0")
                 .replace("{mac}", "02:00:0a:c8:07:02")
         })
@@ -155,6 +162,11 @@ fn the_command_is_a_run_of_the_built_launcher_and_images() {
     assert_eq!(run.prefix, 30);
     assert_eq!(run.bridge, "br0");
     assert_eq!(run.sntp, "10.200.7.1:123");
+    assert_eq!(
+        run.dns.to_string(),
+        "10.200.7.1",
+        "the rig's {{dns_server}}"
+    );
     assert_eq!(
         run.mac, "02:00:0a:c8:07:02",
         "the rig's {{mac}}: the image's EUI-64 link-local address is the rig's to scan"
