@@ -263,22 +263,7 @@ fn report_memory(con: &mut Uart) {
 fn eui64_link_local(mac: [u8; 6]) -> smoltcp::wire::Ipv6Address {
     let [a, b, c, d, e, f] = mac;
     smoltcp::wire::Ipv6Address::from([
-        0xfe,
-        0x80,
-        0,
-        0,
-        0,
-        0,
-        0,
-        0,
-        a ^ 0x02,
-        b,
-        c,
-        0xff,
-        0xfe,
-        d,
-        e,
-        f,
+        0xfe, 0x80, 0, 0, 0, 0, 0, 0, a ^ 0x02, b, c, 0xff, 0xfe, d, e, f,
     ])
 }
 
