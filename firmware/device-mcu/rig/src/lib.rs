@@ -8,6 +8,7 @@
 //! `../dut.toml`).
 
 pub mod board;
+pub mod dns;
 pub mod gdb;
 pub mod prov;
 pub mod sntp;
