@@ -525,7 +525,7 @@ fn reenroll_event(
     attempt: u32,
     csr_der: &[u8],
 ) -> Reenrolled {
-    let to = IpEndpoint::new(hub.addr, est::HTTPS_PORT);
+    let to = IpEndpoint::new(hub.addr, io.prov.https_port);
     let local_port = EST_PORTS + u16::try_from(attempt % PORTS_EACH).unwrap_or(0);
     match transport::reenroll(link, to, local_port, peer, csr_der, io.con) {
         Ok(answer) => Reenrolled::Enrolled(answer),

@@ -1,8 +1,8 @@
 //! The provisioning record's format (sans-IO, `no_std`, no allocation): the
 //! device parses it in place from the provisioning region of its flash map;
 //! the rig's packer (`rig/src/prov.rs`) writes it. Versions 1 and 2,
-//! little-endian, which differ only in what the fixed part's `hub` field
-//! holds:
+//! little-endian, which differ only in the fixed part's `hub` field (and
+//! v2's `https_port` after it):
 //!
 //! ```text
 //! 0    magic        "SBPV"
@@ -16,6 +16,7 @@
 //!        gateway     [4]
 //!        hub         [4], port u16     v1: the hub's address;
 //!                                      v2: the DNS server's IPv4 (not 0.0.0.0), the hub's port
+//!        https_port  u16               v2 only: the hub's HTTPS port (EST); v1 devices use 443
 //!        sntp        [4], port u16     the SNTP server
 //!        then five (u16 length, bytes) fields, in this order:
 //!        ca (DER), device cert (DER), device key (PKCS#8 DER),
@@ -45,8 +46,14 @@ pub const VERSION_ADDRESS: u16 = 1;
 pub const HEADER_LEN: usize = 12;
 /// The SHA-256 after the body.
 pub const DIGEST_LEN: usize = 32;
-/// Bytes of the body's fixed part (before the length-prefixed fields).
+/// Bytes of the body's fixed part (before the length-prefixed fields) in a
+/// v1 record; a v2 record's is 2 longer (`https_port`).
 pub const FIXED_LEN: usize = 32 + 8 + 4 + 1 + 4 + 4 + 2 + 4 + 2;
+/// Bytes of a v2 record's fixed part.
+pub const FIXED_LEN_V2: usize = FIXED_LEN + 2;
+/// The hub's HTTPS port when the record does not say (v1): the device
+/// contract's default.
+pub const DEFAULT_HTTPS_PORT: u16 = 443;
 
 /// A parsed record, borrowing from the region.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,6 +72,8 @@ pub struct Record<'a> {
     pub version: u16,
     /// Where the hub is: by address (v1), or by name through a DNS server (v2).
     pub hub: Hub,
+    /// The hub's HTTPS port (EST re-enrolment): v2's field, 443 for v1.
+    pub https_port: u16,
     /// The SNTP server's IPv4 address and port.
     pub sntp: ([u8; 4], u16),
     /// CA certificate, DER: the only trust anchor.
@@ -175,7 +184,12 @@ pub fn parse(region: &[u8]) -> Result<Record<'_>, Refused> {
     if digest.as_slice() != &region[end..end + DIGEST_LEN] {
         return Err(Refused::Digest);
     }
-    if end - HEADER_LEN < FIXED_LEN {
+    let fixed = if version == VERSION {
+        FIXED_LEN_V2
+    } else {
+        FIXED_LEN
+    };
+    if end - HEADER_LEN < fixed {
         return Err(Refused::Truncated);
     }
     let mut r = Reader {
@@ -203,6 +217,10 @@ pub fn parse(region: &[u8]) -> Result<Record<'_>, Refused> {
             port: hub_port,
         }
     };
+    let https_port = match hub {
+        Hub::Address(..) => DEFAULT_HTTPS_PORT,
+        Hub::Dns { .. } => u16::from_le_bytes(r.array()?),
+    };
     let sntp = (r.array()?, u16::from_le_bytes(r.array()?));
     let record = Record {
         seed,
@@ -212,6 +230,7 @@ pub fn parse(region: &[u8]) -> Result<Record<'_>, Refused> {
         gateway,
         version,
         hub,
+        https_port,
         sntp,
         ca: r.field("ca")?,
         cert: r.field("cert")?,

@@ -33,6 +33,8 @@ pub struct Provisioning {
     pub version: u16,
     /// Where the hub is: its address (v1), or its DNS server (v2, `dns.rs`).
     pub hub: Hub,
+    /// The hub's HTTPS port (EST).
+    pub https_port: u16,
     /// The SNTP server.
     pub sntp: (Ipv4Address, u16),
     /// Unix seconds the device's clock may never be earlier than (the
@@ -65,6 +67,7 @@ pub fn load() -> Result<Provisioning, Refused> {
         hub_name: r.hub_name,
         version: r.version,
         hub: r.hub,
+        https_port: r.https_port,
         sntp: (ip(r.sntp.0), r.sntp.1),
         time_floor: r.time_floor,
         address: Ipv4Cidr::new(ip(r.ip), r.prefix),

@@ -249,6 +249,13 @@ pub struct DeviceJson {
     pub hub_host: String,
     /// The hub's MQTT-over-TLS port.
     pub mqtt_port: u16,
+    /// The hub's HTTPS port (EST), 443 when device.json does not say.
+    #[serde(default = "default_https_port")]
+    pub https_port: u16,
+}
+
+fn default_https_port() -> u16 {
+    crate::prov::provfmt::DEFAULT_HTTPS_PORT
 }
 
 /// A provisioning directory, read and decoded.
@@ -468,6 +475,7 @@ pub fn provision(
     let hub = HubAt::Dns {
         dns: args.dns,
         port: dir.device.mqtt_port,
+        https_port: dir.device.https_port,
     };
     let sntp = resolve_host_port(&args.sntp).map_err(|e| format!("--sntp {e}"))?;
     Ok(Provision {

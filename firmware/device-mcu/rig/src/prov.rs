@@ -55,6 +55,8 @@ pub enum HubAt {
         dns: Ipv4Addr,
         /// The hub's MQTT-over-TLS port.
         port: u16,
+        /// The hub's HTTPS port (EST re-enrolment).
+        https_port: u16,
     },
 }
 
@@ -72,7 +74,7 @@ impl std::fmt::Display for HubAt {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             HubAt::Address(a) => write!(f, "{a}"),
-            HubAt::Dns { dns, port } => write!(f, "port {port}, resolved by dns {dns}"),
+            HubAt::Dns { dns, port, .. } => write!(f, "port {port}, resolved by dns {dns}"),
         }
     }
 }
@@ -97,13 +99,22 @@ pub fn pack(p: &Provision) -> Result<Vec<u8>, String> {
         HubAt::Dns { dns, .. } if dns.is_unspecified() => {
             return Err("the DNS server is 0.0.0.0".into())
         }
-        HubAt::Dns { dns, port } => SocketAddrV4::new(dns, port),
+        HubAt::Dns { dns, port, .. } => SocketAddrV4::new(dns, port),
     };
-    for addr in [hub, p.sntp] {
-        body.extend_from_slice(&addr.ip().octets());
-        body.extend_from_slice(&addr.port().to_le_bytes());
+    body.extend_from_slice(&hub.ip().octets());
+    body.extend_from_slice(&hub.port().to_le_bytes());
+    if let HubAt::Dns { https_port, .. } = p.hub {
+        body.extend_from_slice(&https_port.to_le_bytes());
     }
-    debug_assert_eq!(body.len(), provfmt::FIXED_LEN);
+    body.extend_from_slice(&p.sntp.ip().octets());
+    body.extend_from_slice(&p.sntp.port().to_le_bytes());
+    debug_assert_eq!(
+        body.len(),
+        match p.hub {
+            HubAt::Address(_) => provfmt::FIXED_LEN,
+            HubAt::Dns { .. } => provfmt::FIXED_LEN_V2,
+        }
+    );
     for bytes in [
         &p.ca[..],
         &p.cert,

@@ -63,7 +63,7 @@ fn provisioning_dir(hub_host: &str) -> Written {
         "device_id": DEVICE_ID,
         "hub_host": hub_host,
         "mqtt_port": 8883,
-        "https_port": 443,
+        "https_port": 8443,
         "api_version": "2021-04-12",
         "est_url": format!("https://{hub_host}/.well-known/est"),
         "firmware_url": format!("https://{hub_host}/firmware/"),
@@ -152,6 +152,7 @@ fn a_provisioning_directory_becomes_a_record_the_firmware_parses() {
     assert_eq!(r.key, &w.key_der[..]);
     assert_eq!(r.device_id, DEVICE_ID);
     assert_eq!(r.hub_name, "localhost");
+    assert_eq!(r.https_port, 8443, "device.json's https_port: where it re-enrols");
     // A v2 record: the hub's name is the board's to look up, at --dns.
     assert_eq!(r.version, provfmt::VERSION);
     assert_eq!(

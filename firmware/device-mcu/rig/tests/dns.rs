@@ -96,6 +96,7 @@ fn record(fx: &Fixture, scenario: &str, name: &str, dns: &str) -> PathBuf {
         hub: HubAt::Dns {
             dns: dns.parse().unwrap(),
             port: HUB_PORT,
+            https_port: 443,
         },
         sntp: SocketAddrV4::new(host, 123),
         time_floor: unix_now() - 3600,

@@ -20,6 +20,7 @@ fn sample() -> Provision {
         hub: HubAt::Dns {
             dns: Ipv4Addr::new(10, 0, 17, 53),
             port: 8883,
+            https_port: 8443,
         },
         sntp: SocketAddrV4::new(Ipv4Addr::new(10, 0, 17, 3), 123),
         time_floor: 1_796_000_000,
@@ -57,6 +58,7 @@ fn what_the_packer_writes_parses_back() {
             port: 8883
         }
     );
+    assert_eq!(r.https_port, 8443);
     assert_eq!(r.sntp, ([10, 0, 17, 3], 123));
     assert_eq!(r.time_floor, p.time_floor);
     assert_eq!(r.ip, [10, 0, 17, 2]);
@@ -73,17 +75,21 @@ fn a_v1_record_with_the_hubs_address_stays_readable() {
     let r = provfmt::parse(&v1).unwrap();
     assert_eq!(r.version, 1);
     assert_eq!(r.hub, provfmt::Hub::Address([10, 0, 17, 1], 8883));
+    assert_eq!(r.https_port, 443, "a v1 record's device re-enrols on 443");
     assert_eq!(r.hub_name, p.hub_name);
-    // The same body as a v2 record: the four bytes are the DNS server.
+    // Relabelled v2, the same bytes are not a v2 record's (no https_port).
     let mut v2 = v1.clone();
     v2[4..6].copy_from_slice(&2u16.to_le_bytes());
     reseal(&mut v2);
-    assert_eq!(
-        provfmt::parse(&v2).unwrap().hub,
-        provfmt::Hub::Dns {
-            server: [10, 0, 17, 1],
-            port: 8883
-        }
+    assert_ne!(
+        provfmt::parse(&v2).map(|r| (r.hub, r.sntp)),
+        Ok((
+            provfmt::Hub::Dns {
+                server: [10, 0, 17, 1],
+                port: 8883
+            },
+            ([10, 0, 17, 3], 123)
+        ))
     );
 }
 
@@ -93,6 +99,7 @@ fn a_v2_record_without_a_dns_server_is_refused() {
     p.hub = HubAt::Dns {
         dns: Ipv4Addr::UNSPECIFIED,
         port: 8883,
+        https_port: 443,
     };
     assert!(
         pack(&p).unwrap_err().contains("0.0.0.0"),
@@ -178,7 +185,7 @@ fn well_sealed_but_malformed_bodies_are_refused() {
     assert_eq!(provfmt::parse(&record), Err(Refused::NotUtf8("device_id")));
     // A field length running past the body.
     let mut record = pack(&p).unwrap();
-    let ca_len_at = provfmt::HEADER_LEN + provfmt::FIXED_LEN;
+    let ca_len_at = provfmt::HEADER_LEN + provfmt::FIXED_LEN_V2;
     record[ca_len_at..ca_len_at + 2].copy_from_slice(&0xfff0u16.to_le_bytes());
     reseal(&mut record);
     assert_eq!(provfmt::parse(&record), Err(Refused::Truncated));
@@ -236,7 +243,14 @@ fn the_packer_binary_writes_a_record_the_device_parses() {
             "--hub-name",
             "hub.sacbench.test",
         ])
-        .args(["--dns", "10.0.17.53", "--hub-port", "8883"])
+        .args([
+            "--dns",
+            "10.0.17.53",
+            "--hub-port",
+            "8883",
+            "--https-port",
+            "8443",
+        ])
         .args(["--sntp", "10.0.17.3:123"])
         .args(["--ip", "10.0.17.2/24", "--gateway", "10.0.17.254"])
         .args(["--time-floor", "1796000000", "--seed", "seed.bin"])

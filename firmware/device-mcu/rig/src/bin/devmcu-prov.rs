@@ -4,13 +4,14 @@
 //! ```text
 //! devmcu-prov --ca ca.der --cert device.der --key device.key.der \
 //!   --device-id dev-1 --hub-name hub.sacbench.test --dns 10.0.17.1 --hub-port 8883 \
-//!   --sntp 10.0.17.1:123 --ip 10.0.17.2/24 --gateway 10.0.17.1 \
+//!   [--https-port 443] --sntp 10.0.17.1:123 --ip 10.0.17.2/24 --gateway 10.0.17.1 \
 //!   [--time-floor UNIX_SECONDS] [--seed seed.bin] --out prov.bin
 //! ```
 //!
 //! `--dns IP --hub-port PORT` packs a v2 record (the device looks the hub
-//! name up at that DNS server); `--hub ADDR:PORT` instead, a v1 record (it
-//! dials that address).
+//! name up at that DNS server; `--https-port`, default 443, is where it
+//! re-enrols); `--hub ADDR:PORT` instead, a v1 record (it dials that
+//! address, and re-enrols on 443).
 //!
 //! The time floor defaults to now; the seed (32 bytes) to fresh random
 //! bytes from /dev/urandom. Then:
@@ -22,7 +23,7 @@ use std::io::Read;
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-const KEYS: [&str; 14] = [
+const KEYS: [&str; 15] = [
     "ca",
     "cert",
     "key",
@@ -31,6 +32,7 @@ const KEYS: [&str; 14] = [
     "hub",
     "dns",
     "hub-port",
+    "https-port",
     "sntp",
     "ip",
     "gateway",
@@ -88,6 +90,10 @@ fn run() -> Result<(), String> {
             port: port
                 .parse()
                 .map_err(|e| format!("--hub-port {port}: {e}"))?,
+            https_port: match args.get("https-port") {
+                Some(p) => p.parse().map_err(|e| format!("--https-port {p}: {e}"))?,
+                None => device_mcu_rig::prov::provfmt::DEFAULT_HTTPS_PORT,
+            },
         },
         _ => {
             return Err(
