@@ -36,7 +36,7 @@ pub const DUT_FIELDS: &[(&str, &str)] = &[
     ("emulated", "a table [emulated] with command"),
     (
         "emulated.command",
-        "an array of strings, the program first; placeholders {provisioning}, {state}, {device_id}, {hub_host}, {sacbench_bin}, {dut_dir}; with network = \"tap\" also {bridge}, {ipv4_cidr}, {ipv4_gateway}, {ntp_server}, {mac}",
+        "an array of strings, the program first; placeholders {provisioning}, {state}, {device_id}, {hub_host}, {sacbench_bin}, {dut_dir}; with network = \"tap\" also {bridge}, {ipv4_cidr}, {ipv4_gateway}, {ntp_server}, {dns_server}, {mac}",
     ),
     (
         "emulated.build",
@@ -434,6 +434,7 @@ pub const COMMAND_PLACEHOLDERS: &[&str] = &[
     "{ipv4_cidr}",
     "{ipv4_gateway}",
     "{ntp_server}",
+    "{dns_server}",
     "{mac}",
 ];
 
@@ -444,6 +445,7 @@ pub const TAP_PLACEHOLDERS: &[&str] = &[
     "{ipv4_cidr}",
     "{ipv4_gateway}",
     "{ntp_server}",
+    "{dns_server}",
     "{mac}",
 ];
 

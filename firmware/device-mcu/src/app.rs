@@ -76,6 +76,10 @@ pub struct Net<'a, 's> {
     pub est_tcp: SocketHandle,
     /// EST connections dialled since power-on.
     pub est_attempts: u32,
+    /// The DNS socket the hub's name is looked up with (record v2).
+    pub dns: Option<SocketHandle>,
+    /// The hub's address as last looked up (for EST between connections).
+    pub hub: Option<IpEndpoint>,
 }
 
 /// The rest of the shell: console, provisioning, time, storage, randomness.
@@ -345,8 +349,23 @@ fn online(net: &mut Net<'_, '_>, io: &mut Io<'_>, device: &mut Device<Jitter>) {
     // A fresh local port per attempt: the host may still hold the last
     // one's 4-tuple.
     let local_port = MQTT_PORTS + u16::try_from(net.attempts % PORTS_EACH).unwrap_or(0);
-    let (hub_ip, hub_port) = io.prov.hub;
-    let hub = IpEndpoint::new(hub_ip.into(), hub_port);
+    // The hub's name looked up now (record v2; a v1 record's address as is).
+    let Some(hub) = crate::dns::hub_endpoint(
+        io.con,
+        net.clock,
+        net.iface,
+        net.eth,
+        net.sockets,
+        net.dns,
+        io.prov,
+        net.debug,
+    ) else {
+        let now = io.wall.unix_ms(net.clock.now_ms());
+        let reason = "the hub's name did not resolve";
+        device.handle(now, Event::TransportDown { reason });
+        return;
+    };
+    net.hub = Some(hub);
     let mut link = Link {
         iface: &mut *net.iface,
         eth: &mut *net.eth,
@@ -419,7 +438,7 @@ fn online(net: &mut Net<'_, '_>, io: &mut Io<'_>, device: &mut Device<Jitter>) {
                         timeout_ms: LINK_TIMEOUT_MS,
                     };
                     net.est_attempts = net.est_attempts.wrapping_add(1);
-                    let event = reenroll_event(est, io, &peer, net.est_attempts, &csr_der);
+                    let event = reenroll_event(est, io, &peer, hub, net.est_attempts, &csr_der);
                     let t = now(&mut tls);
                     device.handle(t, event.as_event());
                 }
@@ -502,11 +521,11 @@ fn reenroll_event(
     link: Link<'_, '_>,
     io: &mut Io<'_>,
     peer: &Peer<'_>,
+    hub: IpEndpoint,
     attempt: u32,
     csr_der: &[u8],
 ) -> Reenrolled {
-    let (hub_ip, _) = io.prov.hub;
-    let to = IpEndpoint::new(hub_ip.into(), est::HTTPS_PORT);
+    let to = IpEndpoint::new(hub.addr, io.prov.https_port);
     let local_port = EST_PORTS + u16::try_from(attempt % PORTS_EACH).unwrap_or(0);
     match transport::reenroll(link, to, local_port, peer, csr_der, io.con) {
         Ok(answer) => Reenrolled::Enrolled(answer),
@@ -530,6 +549,22 @@ fn offline_reenroll(
     else {
         return Reenrolled::Failed(String::from("no credential"));
     };
+    let hub = match net.hub {
+        Some(hub) => hub,
+        None => match crate::dns::hub_endpoint(
+            io.con,
+            net.clock,
+            net.iface,
+            net.eth,
+            net.sockets,
+            net.dns,
+            io.prov,
+            net.debug,
+        ) {
+            Some(hub) => hub,
+            None => return Reenrolled::Failed(String::from("the hub's name did not resolve")),
+        },
+    };
     let peer = Peer {
         prov: io.prov,
         wall: io.wall,
@@ -547,5 +582,5 @@ fn offline_reenroll(
         timeout_ms: LINK_TIMEOUT_MS,
     };
     net.est_attempts = net.est_attempts.wrapping_add(1);
-    reenroll_event(link, io, &peer, net.est_attempts, csr_der)
+    reenroll_event(link, io, &peer, hub, net.est_attempts, csr_der)
 }

@@ -16,9 +16,6 @@ use p256::pkcs8::{DecodePrivateKey, EncodePublicKey};
 
 use crate::der_lite;
 
-/// The hub's HTTPS port: the device contract's (`https_port`, 443).
-pub const HTTPS_PORT: u16 = 443;
-
 /// The EST path the hub serves re-enrolment on.
 pub const PATH: &str = "/.well-known/est/simplereenroll";
 

@@ -23,6 +23,7 @@ mod clock;
 mod config;
 mod debugport;
 mod der_lite;
+mod dns;
 mod est;
 mod faults;
 mod heap;
@@ -106,11 +107,11 @@ fn main() -> ! {
     };
     let net = config::network();
     let address = prov.as_ref().map_or(net.address, |p| p.address);
-    let mut iface = Interface::new(
-        Config::new(HardwareAddress::Ethernet(eth.mac())),
-        &mut eth,
-        now(&mut clock),
-    );
+    let mut iface_config = Config::new(HardwareAddress::Ethernet(eth.mac()));
+    if let Some(p) = &prov {
+        iface_config.random_seed = dns::random_seed(p.seed, eth.mac().as_bytes());
+    }
+    let mut iface = Interface::new(iface_config, &mut eth, now(&mut clock));
     // IPv6: the link-local address only, from the MAC by modified EUI-64
     // (RFC 4291 appendix A), as a host without configuration takes one; no
     // router solicitation, no global address.
@@ -133,19 +134,17 @@ fn main() -> ! {
         }
         let _ = writeln!(
             con,
-            "net: up ip={} gw={} (provisioned) hub={} ({}:{}) sntp={}:{}",
+            "net: up ip={} gw={} (provisioned) hub={} sntp={}:{}",
             prov.address,
             prov.gateway,
-            prov.hub_name,
-            prov.hub.0,
-            prov.hub.1,
+            dns::HubText(&prov),
             prov.sntp.0,
             prov.sntp.1
         );
         let _ = writeln!(
             con,
             "provisioning: record v{} at {:#010x}: device {} (ca {} B, client cert {} B, key {} B, time floor unix={})",
-            provfmt::VERSION,
+            prov.version,
             provision::PROVISION_ADDR,
             prov.device_id,
             prov.ca.len(),

@@ -8,7 +8,7 @@
 
 use smoltcp::wire::{Ipv4Address, Ipv4Cidr};
 
-use crate::provfmt::{self, Refused};
+use crate::provfmt::{self, Hub, Refused};
 
 /// Where the provisioning region starts (mps2-an385 SSRAM1, last 64 KB).
 pub const PROVISION_ADDR: usize = 0x003f_0000;
@@ -29,8 +29,12 @@ pub struct Provisioning {
     pub device_id: &'static str,
     /// The hub's host name: SNI and the name its certificate must carry.
     pub hub_name: &'static str,
-    /// The hub's address (no DNS yet).
-    pub hub: (Ipv4Address, u16),
+    /// The record's version.
+    pub version: u16,
+    /// Where the hub is: its address (v1), or its DNS server (v2, `dns.rs`).
+    pub hub: Hub,
+    /// The hub's HTTPS port (EST).
+    pub https_port: u16,
     /// The SNTP server.
     pub sntp: (Ipv4Address, u16),
     /// Unix seconds the device's clock may never be earlier than (the
@@ -61,7 +65,9 @@ pub fn load() -> Result<Provisioning, Refused> {
         seed: r.seed,
         device_id: r.device_id,
         hub_name: r.hub_name,
-        hub: (ip(r.hub.0), r.hub.1),
+        version: r.version,
+        hub: r.hub,
+        https_port: r.https_port,
         sntp: (ip(r.sntp.0), r.sntp.1),
         time_floor: r.time_floor,
         address: Ipv4Cidr::new(ip(r.ip), r.prefix),

@@ -69,7 +69,8 @@ pub fn run(
     // The EST connection's (beside the MQTT one while it runs).
     let mut est_rx = [0u8; 2048];
     let mut est_tx = [0u8; 2048];
-    let mut storage: [SocketStorage; 5] = Default::default();
+    let mut dns_queries: [Option<smoltcp::socket::dns::DnsQuery>; 1] = [None];
+    let mut storage: [SocketStorage; 6] = Default::default();
     let mut sockets = SocketSet::new(&mut storage[..]);
     let udp_handle = sockets.add(udp::Socket::new(
         udp::PacketBuffer::new(&mut udp_rx_meta[..], &mut udp_rx[..]),
@@ -83,6 +84,8 @@ pub fn run(
         tcp::SocketBuffer::new(&mut est_rx[..]),
         tcp::SocketBuffer::new(&mut est_tx[..]),
     ));
+    // Record v2: the hub's name looked up before each attempt (dns.rs).
+    let dns_handle = crate::dns::socket(prov, &mut dns_queries).map(|s| sockets.add(s));
     // Fault listen-debug: a listener on TCP 2323 (debugport.rs).
     let debug = faults.has(Fault::ListenDebug).then(|| {
         let _ = writeln!(
@@ -195,6 +198,8 @@ pub fn run(
         debug,
         attempts: 0,
         est_tcp: est_handle,
+        dns: dns_handle,
+        hub: None,
         est_attempts: 0,
     };
     let jitter = app::Jitter(crate::tls::drbg(

@@ -35,6 +35,9 @@ pub struct TapPlaceholders {
     pub ipv4_gateway: String,
     /// `{ntp_server}`: the rig's SNTP server, `address:port`.
     pub ntp_server: String,
+    /// `{dns_server}`: the rig's DNS server (UDP 53), an IPv4 address: it
+    /// answers for the hub's name (`{hub_host}`).
+    pub dns_server: String,
     /// `{mac}`: the board's Ethernet address, `02:…` (locally administered).
     pub mac: String,
 }
@@ -56,6 +59,7 @@ impl Placeholders {
                 .replace("{ipv4_cidr}", &t.ipv4_cidr)
                 .replace("{ipv4_gateway}", &t.ipv4_gateway)
                 .replace("{ntp_server}", &t.ntp_server)
+                .replace("{dns_server}", &t.dns_server)
                 .replace("{mac}", &t.mac),
             None => arg,
         }

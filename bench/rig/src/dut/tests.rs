@@ -127,21 +127,22 @@ fn placeholders_expand_and_relative_paths_anchor_at_the_file() {
             ipv4_cidr: "10.200.3.2/30".into(),
             ipv4_gateway: "10.200.3.1".into(),
             ntp_server: "10.200.3.1:123".into(),
+            dns_server: "10.200.3.1".into(),
             mac: "02:00:0a:c8:03:02".into(),
         }),
         ..p
     };
     assert_eq!(
         tap.expand(
-            "--bridge {bridge} --ip {ipv4_cidr} --gw {ipv4_gateway} --sntp {ntp_server} {state} --mac {mac}"
+            "--bridge {bridge} --ip {ipv4_cidr} --gw {ipv4_gateway} --sntp {ntp_server} --dns {dns_server} {state} --mac {mac}"
         ),
-        "--bridge br0 --ip 10.200.3.2/30 --gw 10.200.3.1 --sntp 10.200.3.1:123 /s --mac 02:00:0a:c8:03:02"
+        "--bridge br0 --ip 10.200.3.2/30 --gw 10.200.3.1 --sntp 10.200.3.1:123 --dns 10.200.3.1 /s --mac 02:00:0a:c8:03:02"
     );
 }
 
 #[test]
 fn a_board_on_a_tap_gets_the_link_and_addresses_and_no_other_board_does() {
-    let tap_command = r#"command = ["qemu-board", "--ip", "{ipv4_cidr}", "--bridge", "{bridge}", "--gw", "{ipv4_gateway}", "--sntp", "{ntp_server}", "--mac", "{mac}"]"#;
+    let tap_command = r#"command = ["qemu-board", "--ip", "{ipv4_cidr}", "--bridge", "{bridge}", "--gw", "{ipv4_gateway}", "--sntp", "{ntp_server}", "--dns", "{dns_server}", "--mac", "{mac}"]"#;
     let on_tap = GOOD.replace(
         r#"command = ["node", "app.js", "{provisioning}", "{state}"]"#,
         &format!("network = \"tap\"\n{tap_command}"),

@@ -6,6 +6,7 @@
 
 mod board;
 mod console;
+pub mod dns;
 pub mod gateway;
 mod gdb_rtt;
 mod netlink;

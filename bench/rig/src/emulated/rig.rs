@@ -14,6 +14,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use super::board::{
     board_command, board_control_dir, flash_board, native_board, BoardPower, EmulatedSecondBoard,
 };
+use super::dns::DnsServer;
 use super::sntp::{SntpServer, NTP_PORT};
 use super::topology::{eui64_link_local, mac_text, Node, Topology};
 use crate::dut::{absolute, Board, BoardNetwork, DutFile, Placeholders, TapPlaceholders};
@@ -64,6 +65,9 @@ pub struct EmulatedRig {
     rtt_error: Option<String>,
     /// The time server of a board with its own IP stack (`network = "tap"`).
     _sntp: Option<SntpServer>,
+    /// Its name server (`{dns_server}`), which notes what it answered in
+    /// the device log.
+    _dns: Option<DnsServer>,
 }
 
 fn now_ns() -> u64 {
@@ -97,18 +101,29 @@ impl EmulatedRig {
             BoardNetwork::Tap => Some(SntpServer::start(topo.netns_path(Node::Gw))?),
             BoardNetwork::Namespace => None,
         };
+        // And it looks its hub up by name, as it would at a site.
+        let board = BoardPower::default();
+        let dns = match network {
+            BoardNetwork::Tap => {
+                let console = board.console.clone();
+                let note = move |line| console.note(line);
+                Some(DnsServer::start(topo.netns_path(Node::Gw), note)?)
+            }
+            BoardNetwork::Namespace => None,
+        };
         let rig = EmulatedRig {
             name: format!("emulated #{}", config.id),
             provisioning: config.dir.join("provisioning"),
             config,
             topo,
-            board: BoardPower::default(),
+            board,
             second_board: false,
             flashed: None,
             rtt: None,
             gdb_rtt: None,
             rtt_error: None,
             _sntp: sntp,
+            _dns: dns,
         };
         let state = rig.state_dir();
         let _ = std::fs::remove_dir_all(&state);
@@ -487,7 +502,7 @@ fn board_network(dut: &DutFile) -> BoardNetwork {
 }
 
 /// The placeholders of a board on a TAP device at `ipv4` (a /30) behind
-/// `gateway`, which also serves it the time.
+/// `gateway`, which also serves it the time and the hub's name.
 fn tap_placeholders(
     ipv4: std::net::Ipv4Addr,
     gateway: std::net::Ipv4Addr,
@@ -498,6 +513,7 @@ fn tap_placeholders(
         ipv4_cidr: format!("{ipv4}/30"),
         ipv4_gateway: gateway.to_string(),
         ntp_server: format!("{gateway}:{NTP_PORT}"),
+        dns_server: gateway.to_string(),
         mac: mac_text(mac),
     }
 }

@@ -229,12 +229,11 @@ fn inside() -> Result<(), RigError> {
 fn hosts_file() -> Result<(), RigError> {
     let mut text =
         String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
-    for id in 1..=255u8 {
-        let t = super::topology::Topology::addresses(id);
-        text += &format!("{}\t{}\n", t.hub_ipv4, t.hub_host);
-        // The gateway node by name too: a lab-like setup (the fake lab
-        // board in the tests) has its hub there, on the bench side.
-        text += &format!("{}\t{}\n", t.gw_ipv4, t.gw_host);
+    // Every hub, and every gateway node by name too: a lab-like setup (the
+    // fake lab board in the tests) has its hub there, on the bench side.
+    // The rig's DNS server (`dns.rs`) serves the same names.
+    for (name, address) in super::topology::Topology::host_names() {
+        text += &format!("{address}\t{name}\n");
     }
     // /run/sacbench as root; where /run is not ours, a directory of our own.
     let uid = getuid();

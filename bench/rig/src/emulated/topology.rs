@@ -230,6 +230,16 @@ impl Topology {
         }
     }
 
+    /// Every name a device on the rig may look up, with its address: each
+    /// topology's hub and gateway node (1..=255). The sandbox's hosts file
+    /// and the rig's DNS server (`dns.rs`) both hold exactly these.
+    pub fn host_names() -> Vec<(String, Ipv4Addr)> {
+        (1..=255u8)
+            .map(Topology::addresses)
+            .flat_map(|t| [(t.hub_host, t.hub_ipv4), (t.gw_host, t.gw_ipv4)])
+            .collect()
+    }
+
     /// The hub's host name in this topology: what the DUT dials (it
     /// resolves through the sandbox's hosts file), its SNI, the name in the
     /// hub's certificate.

@@ -40,7 +40,7 @@ use rustls_pki_types::{CertificateDer, PrivatePkcs8KeyDer};
 use serde::Deserialize;
 
 use crate::image::Flashing;
-use crate::prov::{pack, Provision, PROVISION_ADDR};
+use crate::prov::{pack, HubAt, Provision, PROVISION_ADDR};
 use crate::{fault_set_name, Error};
 
 /// The TAP device QEMU creates in the DUT namespace (≤ 15 characters).
@@ -90,6 +90,8 @@ pub struct RunArgs {
     pub gateway: Ipv4Addr,
     /// The SNTP server, `HOST:PORT` (resolved at power-on).
     pub sntp: String,
+    /// The DNS server the board looks its hub's name up at (record v2).
+    pub dns: Ipv4Addr,
     /// The bridge in the namespace the TAP joins.
     pub bridge: String,
     /// The board's MAC, `xx:xx:xx:xx:xx:xx`.
@@ -100,7 +102,7 @@ pub struct RunArgs {
     pub gdb: Option<PathBuf>,
 }
 
-const RUN_FLAGS: [&str; 10] = [
+const RUN_FLAGS: [&str; 11] = [
     "gdb",
     "provisioning",
     "state",
@@ -108,6 +110,7 @@ const RUN_FLAGS: [&str; 10] = [
     "ip",
     "gateway",
     "sntp",
+    "dns",
     "bridge",
     "mac",
     "fault",
@@ -163,6 +166,13 @@ impl RunArgs {
                 "--gateway {gateway} is not another address in --ip {ip}/{prefix}"
             ));
         }
+        let dns_text = get("dns")?;
+        let dns: Ipv4Addr = dns_text
+            .parse()
+            .map_err(|e| format!("--dns {dns_text:?}: {e}"))?;
+        if dns.is_unspecified() || dns.is_broadcast() || dns.is_multicast() {
+            return Err(format!("--dns {dns}: not a server's address"));
+        }
         let bridge = get("bridge")?;
         check_ifname(&bridge).map_err(|e| format!("--bridge {bridge:?}: {e}"))?;
         let mac = get("mac").unwrap_or_else(|_| DEFAULT_MAC.to_owned());
@@ -177,6 +187,7 @@ impl RunArgs {
             prefix,
             gateway,
             sntp: get("sntp")?,
+            dns,
             bridge,
             mac,
             faults,
@@ -242,11 +253,19 @@ fn check_mac(mac: &str) -> Result<(), Error> {
 pub struct DeviceJson {
     /// The device id: MQTT client id, the certificate's CN.
     pub device_id: String,
-    /// The hub's name: resolved at power-on, SNI and the name its
-    /// certificate is checked against.
+    /// The hub's name: looked up by the board at `--dns` before each
+    /// connection attempt, SNI and the name its certificate is checked
+    /// against.
     pub hub_host: String,
     /// The hub's MQTT-over-TLS port.
     pub mqtt_port: u16,
+    /// The hub's HTTPS port (EST), 443 when device.json does not say.
+    #[serde(default = "default_https_port")]
+    pub https_port: u16,
+}
+
+fn default_https_port() -> u16 {
+    crate::prov::provfmt::DEFAULT_HTTPS_PORT
 }
 
 /// A provisioning directory, read and decoded.
@@ -332,8 +351,8 @@ pub fn read_provisioning(dir: &Path) -> Result<ProvisioningDir, Error> {
 }
 
 /// The first IPv4 address `host:port` resolves to through the normal
-/// resolver (getaddrinfo: /etc/hosts, DNS). The board dials IPv4 only, and
-/// takes the address at power-on: it has no resolver of its own yet.
+/// resolver (getaddrinfo: /etc/hosts, DNS), for `--sntp` (the board dials
+/// IPv4 only; the hub's name it looks up itself).
 pub fn resolve_ipv4(host: &str, port: u16) -> Result<SocketAddrV4, Error> {
     let addrs = (host, port)
         .to_socket_addrs()
@@ -454,21 +473,20 @@ pub fn time_floor(state: &Path, now_unix: u64) -> Result<u64, Error> {
         .ok_or_else(|| format!("{}: not a number of Unix seconds", path.display()))
 }
 
-/// The record for this power-on: the provisioning directory, the unit's
-/// seed and floor, the board's addresses, the hub's and SNTP server's
-/// resolved now.
+/// The record for this power-on (v2): the provisioning directory, the
+/// unit's seed and floor, the board's addresses, the DNS server it asks for
+/// the hub's name, the SNTP server's address resolved now.
 pub fn provision(
     dir: &ProvisioningDir,
     args: &RunArgs,
     seed: [u8; 32],
     time_floor: u64,
 ) -> Result<Provision, Error> {
-    let hub = resolve_ipv4(&dir.device.hub_host, dir.device.mqtt_port).map_err(|e| {
-        format!(
-            "hub_host in {}: {e}",
-            args.provisioning.join("device.json").display()
-        )
-    })?;
+    let hub = HubAt::Dns {
+        dns: args.dns,
+        port: dir.device.mqtt_port,
+        https_port: dir.device.https_port,
+    };
     let sntp = resolve_host_port(&args.sntp).map_err(|e| format!("--sntp {e}"))?;
     Ok(Provision {
         ca: dir.ca.clone(),
@@ -604,7 +622,7 @@ pub fn prepare(args: &RunArgs, now_unix: u64) -> Result<Boot, Error> {
         ),
     };
     let summary = format!(
-        "devmcu-board: device {} at {}/{} via {}, hub {} = {}, sntp {}, time floor {}, flash {} ({}){}",
+        "devmcu-board: device {} at {}/{} via {}, hub {} ({}), sntp {}, time floor {}, flash {} ({}){}",
         p.device_id,
         p.ip,
         p.prefix,

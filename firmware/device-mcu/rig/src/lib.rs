@@ -8,6 +8,7 @@
 //! `../dut.toml`).
 
 pub mod board;
+pub mod dns;
 #[path = "../../boot/src/flashmap.rs"]
 pub mod flashmap;
 pub mod gdb;

@@ -29,8 +29,9 @@ pub struct Provision {
     pub device_id: String,
     /// The hub's host name.
     pub hub_name: String,
-    /// The hub's address.
-    pub hub: SocketAddrV4,
+    /// Where the hub is: its address (a v1 record), or the DNS server the
+    /// device asks for `hub_name` (v2).
+    pub hub: HubAt,
     /// The SNTP server.
     pub sntp: SocketAddrV4,
     /// Unix seconds before which the device believes no time.
@@ -41,6 +42,41 @@ pub struct Provision {
     pub prefix: u8,
     /// Its default gateway.
     pub gateway: Ipv4Addr,
+}
+
+/// How the device reaches its hub.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HubAt {
+    /// At this address (record v1: resolved by whoever packed it).
+    Address(SocketAddrV4),
+    /// `hub_name` looked up at DNS server `dns` (UDP 53), on `port` (record v2).
+    Dns {
+        /// The DNS server.
+        dns: Ipv4Addr,
+        /// The hub's MQTT-over-TLS port.
+        port: u16,
+        /// The hub's HTTPS port (EST re-enrolment).
+        https_port: u16,
+    },
+}
+
+impl HubAt {
+    /// The record version that carries it.
+    pub fn version(&self) -> u16 {
+        match self {
+            HubAt::Address(_) => provfmt::VERSION_ADDRESS,
+            HubAt::Dns { .. } => provfmt::VERSION,
+        }
+    }
+}
+
+impl std::fmt::Display for HubAt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HubAt::Address(a) => write!(f, "{a}"),
+            HubAt::Dns { dns, port, .. } => write!(f, "port {port}, resolved by dns {dns}"),
+        }
+    }
 }
 
 fn field(body: &mut Vec<u8>, bytes: &[u8]) -> Result<(), String> {
@@ -58,11 +94,27 @@ pub fn pack(p: &Provision) -> Result<Vec<u8>, String> {
     body.extend_from_slice(&p.ip.octets());
     body.push(p.prefix);
     body.extend_from_slice(&p.gateway.octets());
-    for addr in [p.hub, p.sntp] {
-        body.extend_from_slice(&addr.ip().octets());
-        body.extend_from_slice(&addr.port().to_le_bytes());
+    let hub = match p.hub {
+        HubAt::Address(a) => a,
+        HubAt::Dns { dns, .. } if dns.is_unspecified() => {
+            return Err("the DNS server is 0.0.0.0".into())
+        }
+        HubAt::Dns { dns, port, .. } => SocketAddrV4::new(dns, port),
+    };
+    body.extend_from_slice(&hub.ip().octets());
+    body.extend_from_slice(&hub.port().to_le_bytes());
+    if let HubAt::Dns { https_port, .. } = p.hub {
+        body.extend_from_slice(&https_port.to_le_bytes());
     }
-    debug_assert_eq!(body.len(), provfmt::FIXED_LEN);
+    body.extend_from_slice(&p.sntp.ip().octets());
+    body.extend_from_slice(&p.sntp.port().to_le_bytes());
+    debug_assert_eq!(
+        body.len(),
+        match p.hub {
+            HubAt::Address(_) => provfmt::FIXED_LEN,
+            HubAt::Dns { .. } => provfmt::FIXED_LEN_V2,
+        }
+    );
     for bytes in [
         &p.ca[..],
         &p.cert,
@@ -74,7 +126,7 @@ pub fn pack(p: &Provision) -> Result<Vec<u8>, String> {
     }
     let mut out = Vec::with_capacity(provfmt::HEADER_LEN + body.len() + provfmt::DIGEST_LEN);
     out.extend_from_slice(&provfmt::MAGIC);
-    out.extend_from_slice(&provfmt::VERSION.to_le_bytes());
+    out.extend_from_slice(&p.hub.version().to_le_bytes());
     out.extend_from_slice(&0u16.to_le_bytes());
     let body_len = u32::try_from(body.len()).map_err(|_| "body over 4 GB".to_owned())?;
     out.extend_from_slice(&body_len.to_le_bytes());

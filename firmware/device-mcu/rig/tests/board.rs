@@ -63,7 +63,7 @@ fn provisioning_dir(hub_host: &str) -> Written {
         "device_id": DEVICE_ID,
         "hub_host": hub_host,
         "mqtt_port": 8883,
-        "https_port": 443,
+        "https_port": 8443,
         "api_version": "2021-04-12",
         "est_url": format!("https://{hub_host}/.well-known/est"),
         "firmware_url": format!("https://{hub_host}/firmware/"),
@@ -113,6 +113,8 @@ fn argv(prov: &Path, state: &Path, images: &Path, extra: &[&str]) -> Vec<String>
         "10.200.7.1",
         "--sntp",
         "10.200.7.1:123",
+        "--dns",
+        "10.200.7.1",
         "--bridge",
         "br0",
     ]
@@ -151,8 +153,19 @@ fn a_provisioning_directory_becomes_a_record_the_firmware_parses() {
     assert_eq!(r.key, &w.key_der[..]);
     assert_eq!(r.device_id, DEVICE_ID);
     assert_eq!(r.hub_name, "localhost");
-    // The hub's name resolved by the normal resolver (/etc/hosts), IPv4.
-    assert_eq!(r.hub, ([127, 0, 0, 1], 8883));
+    assert_eq!(
+        r.https_port, 8443,
+        "device.json's https_port: where it re-enrols"
+    );
+    // A v2 record: the hub's name is the board's to look up, at --dns.
+    assert_eq!(r.version, provfmt::VERSION);
+    assert_eq!(
+        r.hub,
+        provfmt::Hub::Dns {
+            server: [10, 200, 7, 1],
+            port: 8883
+        }
+    );
     assert_eq!(r.sntp, ([10, 200, 7, 1], 123));
     assert_eq!(
         (r.ip, r.prefix, r.gateway),
@@ -426,6 +439,12 @@ fn bad_arguments_are_named() {
     );
     names(parse(&["--colour", "x"], "").unwrap_err(), &["--colour"]);
     names(parse(&["--fault"], "").unwrap_err(), &["--fault", "value"]);
+    names(parse(&[], "--dns").unwrap_err(), &["--dns", "required"]);
+    names(
+        with("--dns", "hub7.sacbench.test").unwrap_err(),
+        &["--dns", "hub7.sacbench.test"],
+    );
+    names(with("--dns", "0.0.0.0").unwrap_err(), &["--dns", "0.0.0.0"]);
     let ok = parse(&[], "").unwrap();
     assert_eq!(ok.mac, board::DEFAULT_MAC);
     assert!(ok.faults.is_empty());
@@ -503,14 +522,16 @@ fn bad_provisioning_inputs_are_named() {
         ],
     );
 
+    // The launcher does not resolve the hub's name (the board does, at
+    // --dns): a name no resolver here knows is packed as it is.
     let w = provisioning_dir("no-such-hub.invalid");
-    names(
-        try_prepare(&w).unwrap_err(),
-        &[
-            "hub_host",
-            &w.dir.join("device.json").display().to_string(),
-            "no-such-hub.invalid",
-        ],
+    let state = scratch("state");
+    prepare(&args(&w.dir, &state, &images, &[]), NOW).unwrap();
+    let mut region = std::fs::read(state.join("provisioning.bin")).unwrap();
+    region.resize(device_mcu_rig::prov::PROVISION_LEN, 0xff);
+    assert_eq!(
+        provfmt::parse(&region).unwrap().hub_name,
+        "no-such-hub.invalid"
     );
 
     // A seed file that is not a unit's seed is not replaced behind the

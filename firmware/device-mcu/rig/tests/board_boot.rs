@@ -2,15 +2,15 @@
 //! `[emulated] network = "tap"`: a DUT namespace holding a bridge `br0`
 //! that enslaves the DUT's veth link and has no address, the veth's peer in
 //! a second (gateway) namespace at 10.200.7.1/30 where the hub (mosquitto:
-//! TLS 1.3, client certificates required) and an SNTP responder listen, and
-//! the hub's name only in the DUT namespace's hosts file
-//! (`/etc/netns/<ns>/hosts`, which `ip netns exec` lays over /etc/hosts, as
-//! the rig's sandbox does). The launcher runs inside the DUT namespace with
-//! a provisioning directory as the bench writes it; it must resolve the
-//! hub's name, pack the record, make the ifup script that puts QEMU's TAP
+//! TLS 1.3, client certificates required), an SNTP responder and a DNS
+//! responder (the bench's answers: the hub's name, nothing else) listen, as
+//! the rig's servers do. The launcher runs inside the DUT namespace with a
+//! provisioning directory as the bench writes it and `--dns` the gateway;
+//! it must pack the record (v2), make the ifup script that puts QEMU's TAP
 //! on the bridge, pick the image and become QEMU — and the board then takes
-//! 10.200.7.2 itself, gets SNTP time across the bridge, completes mutual
-//! TLS with the hub (which logs the device's certificate identity) and
+//! 10.200.7.2 itself, gets SNTP time across the bridge, looks the hub's
+//! name up at the DNS responder (which saw the query), completes mutual TLS
+//! with the hub (which logs the device's certificate identity) and
 //! subscribes. Then a power cycle (SIGKILL of the process, as the rig does)
 //! and a second power-on: the same unit (seed, time floor), back on the
 //! hub, with no debug listener; a third with the DUT file's `--fault
@@ -29,6 +29,7 @@ mod common;
 
 use common::broker::{dial_debug_port, mosquitto_conf, Broker};
 use common::{ca, leaf, one_at_a_time};
+use device_mcu_rig::dns::Dns;
 use device_mcu_rig::sntp::Sntp;
 use device_mcu_rig::{build, ImageBuild, NetNs, Profile, Qemu, BACKOFF_BASE_MS, BACKOFF_STABLE_MS};
 use rcgen::ExtendedKeyUsagePurpose;
@@ -43,19 +44,6 @@ const DEVICE_ID: &str = "device-mcu-board-0001";
 /// Waits on the device through boot, SNTP and a TLS handshake (P-256 in
 /// emulation).
 const HANDSHAKE: Duration = Duration::from_secs(120);
-
-/// `/etc/netns/<ns>/`, removed on drop.
-struct EtcNetns(PathBuf);
-
-impl Drop for EtcNetns {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-        // /etc/netns itself, if nothing else is in it.
-        if let Some(parent) = self.0.parent() {
-            let _ = std::fs::remove_dir(parent);
-        }
-    }
-}
 
 /// Waits, on the board's console, for each of `needles` in turn.
 fn wait_lines(board: &mut Qemu, needles: &[&str]) {
@@ -150,16 +138,15 @@ fn runs_the_image_on_the_dut_bridge_and_reaches_the_hub_across_power_cycles() {
     gw.ip(&["addr", "add", &format!("{GATEWAY}/30"), "dev", "g0"])
         .unwrap();
     gw.ip(&["link", "set", "g0", "up"]).unwrap();
-    // The hub's name resolves only inside the DUT namespace.
-    let etc = EtcNetns(PathBuf::from("/etc/netns").join(&dut_name));
-    std::fs::create_dir_all(&etc.0).unwrap();
-    write(
-        etc.0.join("hosts"),
-        format!("127.0.0.1 localhost\n{GATEWAY} {HUB_NAME}\n"),
-    );
-
     let mut broker = Broker::start(&gw, &dir.join("mosquitto.conf"), HUB_PORT);
     let _sntp = Sntp::start(&gw, GATEWAY, 123, 0).unwrap();
+    // The hub's name resolves only at the gateway's DNS responder.
+    let mut dns = Dns::start(
+        &gw,
+        GATEWAY,
+        vec![(HUB_NAME.into(), GATEWAY.parse().unwrap())],
+    )
+    .unwrap();
 
     let power_on = |faults: &[&str]| {
         let mut cmd = dut.command(env!("CARGO_BIN_EXE_devmcu-board"));
@@ -171,7 +158,8 @@ fn runs_the_image_on_the_dut_bridge_and_reaches_the_hub_across_power_cycles() {
             .arg("--images")
             .arg(&images)
             .args(["--ip", &format!("{DEVICE}/30"), "--gateway", GATEWAY])
-            .args(["--sntp", &format!("{GATEWAY}:123"), "--bridge", "br0"]);
+            .args(["--sntp", &format!("{GATEWAY}:123"), "--bridge", "br0"])
+            .args(["--dns", GATEWAY]);
         for fault in faults {
             cmd.args(["--fault", fault]);
         }
@@ -188,16 +176,24 @@ fn runs_the_image_on_the_dut_bridge_and_reaches_the_hub_across_power_cycles() {
             // The boot stage, from the unit's new flash file.
             "boot: #1 action=none version=1.0.0 ",
             &format!(
-                "net: up ip={DEVICE}/30 gw={GATEWAY} (provisioned) hub={HUB_NAME} ({GATEWAY}:{HUB_PORT})"
+                "net: up ip={DEVICE}/30 gw={GATEWAY} (provisioned) hub={HUB_NAME} (port {HUB_PORT}, resolved by dns {GATEWAY})"
             ),
             "time: unix=",
             stored,
+            &format!("dns: {HUB_NAME} = {GATEWAY}"),
+            &format!("tls: dialling {GATEWAY}:{HUB_PORT}"),
             &format!("tls: handshake done (TLS 1.3 TLS_AES_128_GCM_SHA256), hub {HUB_NAME} verified"),
             "app: hub session up",
             subscribed,
         ],
     );
-    // Seen from outside: the hub took the device's certificate identity.
+    // Seen from outside: the name was asked of the DNS responder, and the
+    // hub took the device's certificate identity.
+    dns.wait_note(
+        &format!("TYPE(A) {HUB_NAME}: {GATEWAY} (from {DEVICE}:"),
+        HANDSHAKE,
+    )
+    .unwrap();
     broker.wait_line(&format!("{connected}|u'{DEVICE_ID}'"), HANDSHAKE);
     // The launcher became QEMU (exec): the rig's power-off kills QEMU.
     let comm = std::fs::read_to_string(format!("/proc/{}/comm", board.pid())).unwrap();

@@ -56,12 +56,19 @@ const FAILED: &[(&str, &str)] = &[
         "app: connection failed: no credential in the keystore",
         "\"connection failed: no credential in the keystore\"",
     ),
+    (
+        "app: connection failed: the hub's name did not resolve",
+        "\"the hub's name did not resolve\"",
+    ),
 ];
 
 /// Lines of attempts that succeed, of sessions, and of what comes between
 /// — among them the transport's own line of a failed attempt, which the
 /// machine's line follows: one event per attempt, not two.
 const NOT_FAILED: &[&str] = &[
+    "dns: hub7.sacbench.test = 10.200.7.6",
+    "dns: hub7.sacbench.test not resolved: dns server 10.200.7.1 answered with no IPv4 address (NXDOMAIN or no A record)",
+    "net: up ip=10.200.7.2/30 gw=10.200.7.1 (provisioned) hub=hub7.sacbench.test (port 8883, resolved by dns 10.200.7.1) sntp=10.200.7.1:123",
     "tls: dialling 10.200.7.1:8883 (attempt 3, uptime_ms=1200)",
     "tls: tcp connected to 10.200.7.1:8883",
     "tls: tcp connection to 10.200.7.1:8883 failed",
@@ -126,6 +133,7 @@ fn the_command_is_a_run_of_the_built_launcher_and_images() {
                 .replace("{ipv4_cidr}", "10.200.7.2/30")
                 .replace("{ipv4_gateway}", "10.200.7.1")
                 .replace("{ntp_server}", "10.200.7.1:123")
+                .replace("{dns_server}", "10.200.7.1")
                 .replace("{bridge}", "br0")
                 .replace("{mac}", "02:00:0a:c8:07:02")
         })
@@ -157,6 +165,11 @@ fn the_command_is_a_run_of_the_built_launcher_and_images() {
     assert_eq!(run.prefix, 30);
     assert_eq!(run.bridge, "br0");
     assert_eq!(run.sntp, "10.200.7.1:123");
+    assert_eq!(
+        run.dns.to_string(),
+        "10.200.7.1",
+        "the rig's {{dns_server}}"
+    );
     assert_eq!(
         run.mac, "02:00:0a:c8:07:02",
         "the rig's {{mac}}: the image's EUI-64 link-local address is the rig's to scan"

@@ -43,7 +43,7 @@ mod common;
 
 use common::broker::{mosquitto_conf, Broker};
 use common::{ca, leaf, number_after, one_at_a_time, unix_now};
-use device_mcu_rig::prov::{pack, Provision};
+use device_mcu_rig::prov::{pack, HubAt, Provision};
 use device_mcu_rig::sntp::Sntp;
 use device_mcu_rig::{build_image, build_image_with_faults, NetNs, Qemu};
 use rcgen::ExtendedKeyUsagePurpose;
@@ -122,7 +122,8 @@ fn fixture() -> &'static Fixture {
             seed,
             device_id: DEVICE_ID.into(),
             hub_name: HUB_NAME.into(),
-            hub: SocketAddrV4::new(host, HUB_PORT),
+            // Record v1: the hub's address (tests/dns.rs boots v2).
+            hub: HubAt::Address(SocketAddrV4::new(host, HUB_PORT)),
             sntp: SocketAddrV4::new(host, SNTP_PORT),
             time_floor: unix_now() - 3600,
             ip: DEVICE.parse().unwrap(),

@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 use device_mcu_rig::prov::provfmt::{self, Refused};
-use device_mcu_rig::prov::{pack, Provision, PROVISION_LEN};
+use device_mcu_rig::prov::{pack, HubAt, Provision, PROVISION_LEN};
 use sha2::{Digest, Sha256};
 use std::net::{Ipv4Addr, SocketAddrV4};
 
@@ -17,7 +17,11 @@ fn sample() -> Provision {
         seed: [7; 32],
         device_id: "device-mcu-0001".into(),
         hub_name: "hub.sacbench.test".into(),
-        hub: SocketAddrV4::new(Ipv4Addr::new(10, 0, 17, 1), 8883),
+        hub: HubAt::Dns {
+            dns: Ipv4Addr::new(10, 0, 17, 53),
+            port: 8883,
+            https_port: 8443,
+        },
         sntp: SocketAddrV4::new(Ipv4Addr::new(10, 0, 17, 3), 123),
         time_floor: 1_796_000_000,
         ip: Ipv4Addr::new(10, 0, 17, 2),
@@ -46,12 +50,67 @@ fn what_the_packer_writes_parses_back() {
     assert_eq!(r.seed, &p.seed);
     assert_eq!(r.device_id, p.device_id);
     assert_eq!(r.hub_name, p.hub_name);
-    assert_eq!(r.hub, ([10, 0, 17, 1], 8883));
+    assert_eq!(r.version, 2);
+    assert_eq!(
+        r.hub,
+        provfmt::Hub::Dns {
+            server: [10, 0, 17, 53],
+            port: 8883
+        }
+    );
+    assert_eq!(r.https_port, 8443);
     assert_eq!(r.sntp, ([10, 0, 17, 3], 123));
     assert_eq!(r.time_floor, p.time_floor);
     assert_eq!(r.ip, [10, 0, 17, 2]);
     assert_eq!(r.prefix, 24);
     assert_eq!(r.gateway, [10, 0, 17, 254]);
+}
+
+#[test]
+fn a_v1_record_with_the_hubs_address_stays_readable() {
+    let mut p = sample();
+    p.hub = HubAt::Address(SocketAddrV4::new(Ipv4Addr::new(10, 0, 17, 1), 8883));
+    let v1 = pack(&p).unwrap();
+    assert_eq!(&v1[4..6], &1u16.to_le_bytes(), "packed as version 1");
+    let r = provfmt::parse(&v1).unwrap();
+    assert_eq!(r.version, 1);
+    assert_eq!(r.hub, provfmt::Hub::Address([10, 0, 17, 1], 8883));
+    assert_eq!(r.https_port, 443, "a v1 record's device re-enrols on 443");
+    assert_eq!(r.hub_name, p.hub_name);
+    // Relabelled v2, the same bytes are not a v2 record's (no https_port).
+    let mut v2 = v1.clone();
+    v2[4..6].copy_from_slice(&2u16.to_le_bytes());
+    reseal(&mut v2);
+    assert_ne!(
+        provfmt::parse(&v2).map(|r| (r.hub, r.sntp)),
+        Ok((
+            provfmt::Hub::Dns {
+                server: [10, 0, 17, 1],
+                port: 8883
+            },
+            ([10, 0, 17, 3], 123)
+        ))
+    );
+}
+
+#[test]
+fn a_v2_record_without_a_dns_server_is_refused() {
+    let mut p = sample();
+    p.hub = HubAt::Dns {
+        dns: Ipv4Addr::UNSPECIFIED,
+        port: 8883,
+        https_port: 443,
+    };
+    assert!(
+        pack(&p).unwrap_err().contains("0.0.0.0"),
+        "the packer says so"
+    );
+    // Written anyway (a v1 record of address 0.0.0.0 relabelled v2).
+    p.hub = HubAt::Address(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 8883));
+    let mut record = pack(&p).unwrap();
+    record[4..6].copy_from_slice(&2u16.to_le_bytes());
+    reseal(&mut record);
+    assert_eq!(provfmt::parse(&record), Err(Refused::NoDnsServer));
 }
 
 #[test]
@@ -77,9 +136,11 @@ fn header_damage_is_refused() {
     let mut magic = record.clone();
     magic[0] = b'X';
     assert_eq!(provfmt::parse(&magic), Err(Refused::NoRecord));
-    let mut version = record.clone();
-    version[4] = 2;
-    assert_eq!(provfmt::parse(&version), Err(Refused::Version(2)));
+    for v in [0u16, 3, 0x0100] {
+        let mut version = record.clone();
+        version[4..6].copy_from_slice(&v.to_le_bytes());
+        assert_eq!(provfmt::parse(&version), Err(Refused::Version(v)), "{v}");
+    }
     let mut long = record.clone();
     long[8..12].copy_from_slice(&u32::MAX.to_le_bytes());
     assert_eq!(provfmt::parse(&long), Err(Refused::TooLong));
@@ -124,7 +185,7 @@ fn well_sealed_but_malformed_bodies_are_refused() {
     assert_eq!(provfmt::parse(&record), Err(Refused::NotUtf8("device_id")));
     // A field length running past the body.
     let mut record = pack(&p).unwrap();
-    let ca_len_at = provfmt::HEADER_LEN + provfmt::FIXED_LEN;
+    let ca_len_at = provfmt::HEADER_LEN + provfmt::FIXED_LEN_V2;
     record[ca_len_at..ca_len_at + 2].copy_from_slice(&0xfff0u16.to_le_bytes());
     reseal(&mut record);
     assert_eq!(provfmt::parse(&record), Err(Refused::Truncated));
@@ -182,7 +243,15 @@ fn the_packer_binary_writes_a_record_the_device_parses() {
             "--hub-name",
             "hub.sacbench.test",
         ])
-        .args(["--hub", "10.0.17.1:8883", "--sntp", "10.0.17.3:123"])
+        .args([
+            "--dns",
+            "10.0.17.53",
+            "--hub-port",
+            "8883",
+            "--https-port",
+            "8443",
+        ])
+        .args(["--sntp", "10.0.17.3:123"])
         .args(["--ip", "10.0.17.2/24", "--gateway", "10.0.17.254"])
         .args(["--time-floor", "1796000000", "--seed", "seed.bin"])
         .args(["--out", "prov.bin"])
@@ -217,4 +286,40 @@ fn the_packer_binary_writes_a_record_the_device_parses() {
         .unwrap();
     assert!(!short.status.success());
     assert!(String::from_utf8_lossy(&short.stderr).contains("32 bytes"));
+    // --hub packs a v1 record; --hub with --dns, or neither, is an error.
+    let prov = |extra: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_devmcu-prov"))
+            .current_dir(&dir)
+            .args(["--ca", "ca.der", "--cert", "cert.der", "--key", "key.der"])
+            .args(["--device-id", "d", "--hub-name", "hub.sacbench.test"])
+            .args(["--sntp", "10.0.17.3:123", "--ip", "10.0.17.2/24"])
+            .args(["--gateway", "10.0.17.254", "--out", "v1.bin"])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let v1 = prov(&["--hub", "10.0.17.1:8883"]);
+    assert!(
+        v1.status.success(),
+        "{}",
+        String::from_utf8_lossy(&v1.stderr)
+    );
+    let r = std::fs::read(dir.join("v1.bin")).unwrap();
+    assert_eq!(
+        provfmt::parse(&r).unwrap().hub,
+        provfmt::Hub::Address([10, 0, 17, 1], 8883)
+    );
+    for extra in [
+        &["--hub", "10.0.17.1:8883", "--dns", "10.0.17.53"][..],
+        &["--dns", "10.0.17.53"],
+        &[],
+    ] {
+        let bad = prov(extra);
+        assert!(!bad.status.success(), "{extra:?}");
+        assert!(
+            String::from_utf8_lossy(&bad.stderr).contains("--dns IP and --hub-port PORT"),
+            "{extra:?}: {}",
+            String::from_utf8_lossy(&bad.stderr)
+        );
+    }
 }

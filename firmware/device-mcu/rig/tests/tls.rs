@@ -27,7 +27,7 @@ mod common;
 
 use common::broker::dial_debug_port;
 use common::{ca, number_after, one_at_a_time, unix_now};
-use device_mcu_rig::prov::{pack, Provision};
+use device_mcu_rig::prov::{pack, HubAt, Provision};
 use device_mcu_rig::sntp::Sntp;
 use device_mcu_rig::{build_image, build_image_with_faults, NetNs, Qemu};
 use rcgen::{
@@ -173,7 +173,8 @@ fn fixture() -> &'static Fixture {
             seed,
             device_id: DEVICE_ID.into(),
             hub_name: HUB_NAME.into(),
-            hub: SocketAddrV4::new(host, HUB_PORT),
+            // Record v1: the hub's address (tests/dns.rs boots v2).
+            hub: HubAt::Address(SocketAddrV4::new(host, HUB_PORT)),
             sntp: SocketAddrV4::new(host, SNTP_PORT),
             // Provisioned an hour ago: no clock reading before that is believed.
             time_floor: unix_now() - 3600,

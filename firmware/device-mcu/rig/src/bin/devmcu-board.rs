@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! devmcu-board run --provisioning DIR --state DIR --images DIR --ip CIDR \
-//!   --gateway IP --sntp HOST:PORT --bridge NAME [--mac MAC] [--fault NAME]...
+//!   --gateway IP --sntp HOST:PORT --dns IP --bridge NAME [--mac MAC] [--fault NAME]...
 //! devmcu-board build [--profile release|debug]
 //! ```
 //!
@@ -22,7 +22,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 const USAGE: &str =
     "usage: devmcu-board run --provisioning DIR --state DIR --images DIR --ip CIDR \
---gateway IP --sntp HOST:PORT --bridge NAME [--mac MAC] [--fault NAME]... | \
+--gateway IP --sntp HOST:PORT --dns IP --bridge NAME [--mac MAC] [--fault NAME]... | \
 devmcu-board build [--profile release|debug]";
 
 /// Exit status for bad arguments or input.

@@ -3,28 +3,36 @@
 //!
 //! ```text
 //! devmcu-prov --ca ca.der --cert device.der --key device.key.der \
-//!   --device-id dev-1 --hub-name hub.sacbench.test --hub 10.0.17.1:8883 \
-//!   --sntp 10.0.17.1:123 --ip 10.0.17.2/24 --gateway 10.0.17.1 \
+//!   --device-id dev-1 --hub-name hub.sacbench.test --dns 10.0.17.1 --hub-port 8883 \
+//!   [--https-port 443] --sntp 10.0.17.1:123 --ip 10.0.17.2/24 --gateway 10.0.17.1 \
 //!   [--time-floor UNIX_SECONDS] [--seed seed.bin] --out prov.bin
 //! ```
+//!
+//! `--dns IP --hub-port PORT` packs a v2 record (the device looks the hub
+//! name up at that DNS server; `--https-port`, default 443, is where it
+//! re-enrols); `--hub ADDR:PORT` instead, a v1 record (it dials that
+//! address, and re-enrols on 443).
 //!
 //! The time floor defaults to now; the seed (32 bytes) to fresh random
 //! bytes from /dev/urandom. Then:
 //! `qemu-system-arm -M mps2-an385 … -device loader,file=prov.bin,addr=0x3f0000`.
 
-use device_mcu_rig::prov::{pack, Provision, PROVISION_ADDR};
+use device_mcu_rig::prov::{pack, HubAt, Provision, PROVISION_ADDR};
 use std::collections::HashMap;
 use std::io::Read;
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-const KEYS: [&str; 12] = [
+const KEYS: [&str; 15] = [
     "ca",
     "cert",
     "key",
     "device-id",
     "hub-name",
     "hub",
+    "dns",
+    "hub-port",
+    "https-port",
     "sntp",
     "ip",
     "gateway",
@@ -73,6 +81,27 @@ fn run() -> Result<(), String> {
     let (addr, prefix) = ip
         .split_once('/')
         .ok_or_else(|| format!("--ip {ip}: address/prefix"))?;
+    let hub = match (args.get("hub"), args.get("dns"), args.get("hub-port")) {
+        (Some(hub), None, None) => {
+            HubAt::Address(hub.parse().map_err(|e| format!("--hub {hub}: {e}"))?)
+        }
+        (None, Some(dns), Some(port)) => HubAt::Dns {
+            dns: dns.parse().map_err(|e| format!("--dns {dns}: {e}"))?,
+            port: port
+                .parse()
+                .map_err(|e| format!("--hub-port {port}: {e}"))?,
+            https_port: match args.get("https-port") {
+                Some(p) => p.parse().map_err(|e| format!("--https-port {p}: {e}"))?,
+                None => device_mcu_rig::prov::provfmt::DEFAULT_HTTPS_PORT,
+            },
+        },
+        _ => {
+            return Err(
+                "give either --dns IP and --hub-port PORT (record v2) or --hub ADDR:PORT (v1)"
+                    .into(),
+            )
+        }
+    };
     let record = pack(&Provision {
         ca: read("ca")?,
         cert: read("cert")?,
@@ -80,7 +109,7 @@ fn run() -> Result<(), String> {
         seed,
         device_id: parse("device-id")?,
         hub_name: parse("hub-name")?,
-        hub: parse("hub")?.parse().map_err(|e| format!("--hub: {e}"))?,
+        hub,
         sntp: parse("sntp")?.parse().map_err(|e| format!("--sntp: {e}"))?,
         time_floor,
         ip: addr.parse().map_err(|e| format!("--ip: {e}"))?,
@@ -92,7 +121,8 @@ fn run() -> Result<(), String> {
     let out = get("out")?;
     std::fs::write(out, &record).map_err(|e| format!("{out}: {e}"))?;
     println!(
-        "{out}: provisioning record v1, {} B, for -device loader,file={out},addr={PROVISION_ADDR:#x}",
+        "{out}: provisioning record v{}, {} B, for -device loader,file={out},addr={PROVISION_ADDR:#x}",
+        hub.version(),
         record.len()
     );
     Ok(())
