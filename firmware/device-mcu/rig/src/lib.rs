@@ -409,6 +409,13 @@ impl Qemu {
             .and_then(|signed| image::flash_once(&flash, &signed))
             .and_then(|_| {
                 let boot_stage = elf.with_file_name(image::BOOT_STAGE);
+                if !boot_stage.is_file() {
+                    return Err(format!(
+                        "no boot stage {} beside the image (`build` puts it there; \
+                         `copy_image` copies it with an image)",
+                        boot_stage.display()
+                    ));
+                }
                 Self::boot_flash(ns, &boot_stage, &flash, mac, provision)
             });
         match booted {
