@@ -192,11 +192,11 @@ fn the_case_log_holds_the_images_rtt_lines() {
     );
     // What the image wrote up to its MQTT session (long before the scan
     // ends), the same on both, in order; the console also has the
-    // launcher's own line before QEMU.
+    // launcher's own line before QEMU and the boot stage's (UART only).
     let session = |lines: &[&str]| -> Vec<String> {
         let end = lines
             .iter()
-            .position(|l| l.starts_with("mqtt: subscribed"))
+            .position(|l| l.starts_with("app: subscribed"))
             .unwrap_or_else(|| panic!("no MQTT session: {log}"));
         lines[..=end].iter().map(|l| l.to_string()).collect()
     };

@@ -16,9 +16,17 @@
 //! {state}/time-floor        Unix seconds (decimal), written at the first power-on: the provisioning time
 //! {state}/provisioning.bin  the record (`prov::pack`), rewritten at every power-on
 //! {state}/qemu-ifup         QEMU's TAP script (0755), rewritten at every power-on
-//! {state}/flash.bin         16 MiB, erased (0xff) at the first power-on: the board's flash
-//!                           (QEMU's PSRAM at 0x2100_0000 is this file), kept as it is after
+//! {state}/flash.bin         the board's flash (16 MiB, `flashmap`), made at the first power-on:
+//!                           erased, the signed image of the case's fault set in the primary
+//!                           slot (the factory flashing the unit); then the board's own —
+//!                           QEMU maps it shared, so what the board writes stays
+//! {state}/flash.image       `sha256:<hex>` of the image the unit was last flashed with: a
+//!                           power-on asking for another (fault set) rewrites the primary
+//!                           slot only
 //! ```
+//!
+//! QEMU boots the boot stage (`device-mcu-boot`, the board's ROM at 0x0),
+//! which checks the primary slot's image and starts it.
 
 use std::ffi::OsString;
 use std::fs;
@@ -31,6 +39,7 @@ use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivatePkcs8KeyDer};
 use serde::Deserialize;
 
+use crate::image::Flashing;
 use crate::prov::{pack, HubAt, Provision, PROVISION_ADDR};
 use crate::{fault_set_name, Error};
 
@@ -49,10 +58,10 @@ pub const TIME_FLOOR_FILE: &str = "time-floor";
 pub const RECORD_FILE: &str = "provisioning.bin";
 /// `{state}/qemu-ifup`: the script QEMU runs on the TAP it made.
 pub const IFUP_FILE: &str = "qemu-ifup";
-/// `{state}/flash.bin`: the board's flash, QEMU's PSRAM (0x2100_0000).
+/// `{state}/flash.bin`: the board's flash.
 pub const FLASH_FILE: &str = "flash.bin";
-/// Its size: the mps2-an385's PSRAM, 16 MiB.
-pub const FLASH_SIZE: usize = 16 * 1024 * 1024;
+/// `{state}/flash.image`: which image the unit was last flashed with.
+pub const FLASH_RECORD_FILE: &str = "flash.image";
 /// How far before the first power-on the time floor is put: the floor must
 /// never be after the hub's (the SNTP server's) clock, which on the bench
 /// is the same host clock a moment later — the margin covers that clock
@@ -70,7 +79,8 @@ pub struct RunArgs {
     pub provisioning: PathBuf,
     /// The unit's state directory (created if missing).
     pub state: PathBuf,
-    /// Where the images `device-mcu.faults-<set>` are.
+    /// Where the images `device-mcu.faults-<set>.signed.bin` and the boot
+    /// stage `device-mcu-boot` are.
     pub images: PathBuf,
     /// The board's IPv4 address.
     pub ip: Ipv4Addr,
@@ -494,17 +504,34 @@ pub fn provision(
     })
 }
 
-/// The image for `faults` in `images`: `device-mcu.faults-<set>`
-/// (`fault_set_name`); a missing one is an error naming it and the build.
+/// The signed image for `faults` in `images`:
+/// `device-mcu.faults-<set>.signed.bin` (`fault_set_name`); a missing one
+/// is an error naming it and the build.
 pub fn image_path(images: &Path, faults: &[String]) -> Result<PathBuf, Error> {
     let names: Vec<&str> = faults.iter().map(String::as_str).collect();
-    let path = images.join(format!("device-mcu.faults-{}", fault_set_name(&names)));
+    let path = images.join(format!(
+        "device-mcu.faults-{}.signed.bin",
+        fault_set_name(&names)
+    ));
     match path.is_file() {
         true => Ok(path),
         false => Err(format!(
             "no image {} (faults [{}]); build the images with `{BUILD_COMMAND}`",
             path.display(),
             names.join(", ")
+        )),
+    }
+}
+
+/// The boot stage in `images` (`image::BOOT_STAGE`); a missing one is an
+/// error naming it and the build.
+pub fn boot_stage_path(images: &Path) -> Result<PathBuf, Error> {
+    let path = images.join(crate::image::BOOT_STAGE);
+    match path.is_file() {
+        true => Ok(path),
+        false => Err(format!(
+            "no boot stage {}; build the images with `{BUILD_COMMAND}`",
+            path.display()
         )),
     }
 }
@@ -520,35 +547,17 @@ fn qemu_value(path: &Path) -> String {
     path.display().to_string().replace(',', ",,")
 }
 
-/// `{state}/flash.bin`, created erased (all 0xff, as flash leaves the
-/// factory) at the unit's first power-on and kept as the device left it
-/// after that.
-pub fn flash_file(state: &Path) -> Result<PathBuf, Error> {
-    let path = state.join(FLASH_FILE);
-    match fs::metadata(&path) {
-        Ok(m) if m.len() == FLASH_SIZE as u64 => Ok(path),
-        Ok(m) => Err(format!(
-            "{}: {} bytes, the board's flash is {FLASH_SIZE}",
-            path.display(),
-            m.len()
-        )),
-        Err(e) if e.kind() == ErrorKind::NotFound => {
-            replace(&path, &vec![0xff; FLASH_SIZE], 0o600)?;
-            Ok(path)
-        }
-        Err(e) => Err(format!("{}: {e}", path.display())),
-    }
-}
-
-/// QEMU's arguments (after `qemu-system-arm`): mps2-an385 with `flash` as
-/// its PSRAM (shared: the guest's writes reach the file), the console on
-/// stdio, the record laid at 0x003f0000, the LAN9118 on TAP `TAP` (made by
-/// QEMU, joined to the bridge by `ifup`), the image.
-pub fn qemu_args(elf: &Path, record: &Path, ifup: &Path, mac: &str, flash: &Path) -> Vec<OsString> {
-    let backend = format!(
-        "memory-backend-file,id=flash,size={FLASH_SIZE},mem-path={},share=on",
-        qemu_value(flash)
-    );
+/// QEMU's arguments (after `qemu-system-arm`): mps2-an385, the console on
+/// stdio, the flash file as the PSRAM (`image::flash_args`), the record
+/// laid at 0x003f0000, the LAN9118 on TAP `TAP` (made by QEMU, joined to
+/// the bridge by `ifup`), the boot stage as the ROM.
+pub fn qemu_args(
+    boot_stage: &Path,
+    flash: &Path,
+    record: &Path,
+    ifup: &Path,
+    mac: &str,
+) -> Vec<OsString> {
     let loader = format!(
         "loader,file={},addr={PROVISION_ADDR:#x}",
         qemu_value(record)
@@ -559,11 +568,12 @@ pub fn qemu_args(elf: &Path, record: &Path, ifup: &Path, mac: &str, flash: &Path
     );
     let mut args: Vec<OsString> = crate::QEMU_MACHINE
         .iter()
-        .chain(&["-object", &backend, "-machine", "memory-backend=flash"])
-        .chain(&["-device", &loader, "-nic", &nic, "-kernel"])
+        .map(|a| a.to_string())
+        .chain(crate::image::flash_args(flash))
+        .chain(["-device", &loader, "-nic", &nic, "-kernel"].map(String::from))
         .map(OsString::from)
         .collect();
-    args.push(elf.as_os_str().to_owned());
+    args.push(boot_stage.as_os_str().to_owned());
     args
 }
 
@@ -578,10 +588,12 @@ pub struct Boot {
 
 /// Everything `run` does before it execs QEMU, at Unix time `now_unix`:
 /// reads the provisioning directory, keeps the unit's seed and floor,
-/// writes the record and the ifup script into `{state}`, picks the image.
+/// writes the record and the ifup script into `{state}`, picks the image
+/// and, at the unit's first power-on, flashes it (`{state}/flash.bin`).
 pub fn prepare(args: &RunArgs, now_unix: u64) -> Result<Boot, Error> {
     let dir = read_provisioning(&args.provisioning)?;
-    let elf = image_path(&args.images, &args.faults)?;
+    let image = image_path(&args.images, &args.faults)?;
+    let boot_stage = boot_stage_path(&args.images)?;
     fs::create_dir_all(&args.state).map_err(|e| format!("{}: {e}", args.state.display()))?;
     let state =
         fs::canonicalize(&args.state).map_err(|e| format!("{}: {e}", args.state.display()))?;
@@ -593,8 +605,16 @@ pub fn prepare(args: &RunArgs, now_unix: u64) -> Result<Boot, Error> {
     replace(&record_path, &record, 0o600)?;
     let ifup = state.join(IFUP_FILE);
     replace(&ifup, ifup_script(&args.bridge).as_bytes(), 0o755)?;
-    let flash = flash_file(&state)?;
-    let elf = fs::canonicalize(&elf).map_err(|e| format!("{}: {e}", elf.display()))?;
+    let boot_stage =
+        fs::canonicalize(&boot_stage).map_err(|e| format!("{}: {e}", boot_stage.display()))?;
+    let flash = state.join(FLASH_FILE);
+    let flashed =
+        crate::image::flash_unit(&flash, &state.join(FLASH_RECORD_FILE), &read_file(&image)?)?;
+    let flash_note = match flashed {
+        Flashing::New => format!("flashed now with {}", image.display()),
+        Flashing::Kept => "kept from the last power-on".to_owned(),
+        Flashing::Reflashed => format!("primary slot flashed anew with {}", image.display()),
+    };
     let chain_note = match dir.chain_extra {
         0 => String::new(),
         n => format!(
@@ -602,7 +622,7 @@ pub fn prepare(args: &RunArgs, now_unix: u64) -> Result<Boot, Error> {
         ),
     };
     let summary = format!(
-        "devmcu-board: device {} at {}/{} via {}, hub {} ({}), sntp {}, time floor {}, image {}{}",
+        "devmcu-board: device {} at {}/{} via {}, hub {} ({}), sntp {}, time floor {}, flash {} ({}){}",
         p.device_id,
         p.ip,
         p.prefix,
@@ -611,10 +631,11 @@ pub fn prepare(args: &RunArgs, now_unix: u64) -> Result<Boot, Error> {
         p.hub,
         p.sntp,
         p.time_floor,
-        elf.display(),
+        flash.display(),
+        flash_note,
         chain_note
     );
-    let mut qemu_args = qemu_args(&elf, &record_path, &ifup, &args.mac, &flash);
+    let mut qemu_args = qemu_args(&boot_stage, &flash, &record_path, &ifup, &args.mac);
     if let Some(gdb) = &args.gdb {
         qemu_args.extend(crate::gdb::qemu_gdb_args(gdb)?);
     }

@@ -9,7 +9,10 @@
 
 pub mod board;
 pub mod dns;
+#[path = "../../boot/src/flashmap.rs"]
+pub mod flashmap;
 pub mod gdb;
+pub mod image;
 pub mod prov;
 pub mod sntp;
 
@@ -176,23 +179,11 @@ pub fn build(b: &ImageBuild<'_>) -> Result<PathBuf, Error> {
     let mut faults: Vec<&str> = b.faults.to_vec();
     faults.sort_unstable();
     faults.dedup();
-    let mut cargo = Command::new(env!("CARGO"));
+    let mut cargo = firmware_cargo(&dir, b.profile);
     cargo
-        .current_dir(&dir)
-        .args(["build", "--target", "thumbv7m-none-eabi"])
         .env("DEVICE_MCU_IP", b.diag_ip)
         .env("DEVICE_MCU_PEER", b.diag_peer)
-        .env_remove("DEVICE_MCU_FAULTS")
-        .env_remove("CARGO_BUILD_TARGET")
-        .env_remove("CARGO_TARGET_DIR")
-        // A build started from another cargo (a test, xtask's linted CI
-        // build) must not inherit its wrappers or flags: RUSTFLAGS would
-        // replace this folder's `-Tlink.x`, clippy-driver would lint the
-        // vendored crate.
-        .env_remove("RUSTFLAGS")
-        .env_remove("CARGO_ENCODED_RUSTFLAGS")
-        .env_remove("RUSTC_WRAPPER")
-        .env_remove("RUSTC_WORKSPACE_WRAPPER");
+        .env_remove("DEVICE_MCU_FAULTS");
     match b.backoff_ms {
         Some((base, stable)) => cargo
             .env("DEVICE_MCU_BACKOFF_BASE_MS", base.to_string())
@@ -201,9 +192,6 @@ pub fn build(b: &ImageBuild<'_>) -> Result<PathBuf, Error> {
             .env_remove("DEVICE_MCU_BACKOFF_BASE_MS")
             .env_remove("DEVICE_MCU_BACKOFF_STABLE_MS"),
     };
-    if b.profile == Profile::Release {
-        cargo.arg("--release");
-    }
     // One feature per fault: cargo keeps each set's artifacts apart.
     if !faults.is_empty() {
         cargo.args(["--features", &faults.join(",")]);
@@ -219,8 +207,71 @@ pub fn build(b: &ImageBuild<'_>) -> Result<PathBuf, Error> {
     std::fs::copy(built.join("device-mcu"), &part)
         .and_then(|_| std::fs::rename(&part, &copy))
         .map_err(|e| format!("copy the image to {}: {e}", copy.display()))?;
+    // The image as the board's flash holds it, signed (`image`), beside it.
+    let signed = image::sign_app_file(&copy)?;
+    let signed_path = out_dir.join(format!(
+        "device-mcu.faults-{}.signed.bin",
+        fault_set_name(&faults)
+    ));
+    std::fs::write(&part, &signed)
+        .and_then(|_| std::fs::rename(&part, &signed_path))
+        .map_err(|e| format!("write {}: {e}", signed_path.display()))?;
+    // The boot stage (no features: the faults are the app's), beside them.
+    // Its own workspace (boot/), with its own target folder.
+    let boot_dir = dir.join("boot");
+    run(&mut firmware_cargo(&boot_dir, b.profile))?;
+    let boot_built = boot_dir
+        .join("target/thumbv7m-none-eabi")
+        .join(b.profile.dir_name())
+        .join(image::BOOT_STAGE);
+    {
+        let boot = out_dir.join(image::BOOT_STAGE);
+        std::fs::copy(&boot_built, &part)
+            .and_then(|_| std::fs::rename(&part, &boot))
+            .map_err(|e| format!("copy the boot stage to {}: {e}", boot.display()))?;
+    }
     drop(lock);
     Ok(copy)
+}
+
+/// Copies the image `built` (what `build` returned) to `to`, and the boot
+/// stage beside it to beside `to` (`Qemu::boot_provisioned` boots the one
+/// beside the image): a test's own copy, which later builds do not replace.
+pub fn copy_image(built: &Path, to: &Path) -> Result<(), Error> {
+    for (from, into) in [
+        (built.to_path_buf(), to.to_path_buf()),
+        (
+            built.with_file_name(image::BOOT_STAGE),
+            to.with_file_name(image::BOOT_STAGE),
+        ),
+    ] {
+        std::fs::copy(&from, &into)
+            .map_err(|e| format!("copy {} to {}: {e}", from.display(), into.display()))?;
+    }
+    Ok(())
+}
+
+/// `cargo build` of the firmware folder for the thumb target in `profile`,
+/// clean of what a calling cargo set.
+fn firmware_cargo(dir: &Path, profile: Profile) -> Command {
+    let mut cargo = Command::new(env!("CARGO"));
+    cargo
+        .current_dir(dir)
+        .args(["build", "--target", "thumbv7m-none-eabi"])
+        .env_remove("CARGO_BUILD_TARGET")
+        .env_remove("CARGO_TARGET_DIR")
+        // A build started from another cargo (a test, xtask's linted CI
+        // build) must not inherit its wrappers or flags: RUSTFLAGS would
+        // replace this folder's `-Tlink.x`, clippy-driver would lint the
+        // vendored crate.
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .env_remove("RUSTC_WRAPPER")
+        .env_remove("RUSTC_WORKSPACE_WRAPPER");
+    if profile == Profile::Release {
+        cargo.arg("--release");
+    }
+    cargo
 }
 
 /// QEMU's machine and console for the image: mps2-an385, no display or
@@ -323,6 +374,9 @@ pub struct Qemu {
     lines: Receiver<(Instant, String)>,
     /// Every console line seen so far (for failure messages).
     pub seen: Vec<String>,
+    /// A folder of this rig's own (the flash file of `boot_provisioned`),
+    /// removed on drop.
+    scratch: Option<PathBuf>,
 }
 
 impl Qemu {
@@ -333,10 +387,56 @@ impl Qemu {
     }
 
     /// As `boot`, with the file `provision` (a record from `prov::pack`, or
-    /// any bytes) laid into the provisioning region at power-on.
+    /// any bytes) laid into the provisioning region at power-on. The board
+    /// boots as the bench's does: `elf` signed (`image::sign_app`) in the
+    /// primary slot of a new flash file of its own (removed on drop), and
+    /// the boot stage beside `elf` (`image::BOOT_STAGE`, which `build` puts
+    /// there) loaded as the board's ROM.
     pub fn boot_provisioned(
         ns: &NetNs,
         elf: &Path,
+        mac: &str,
+        provision: Option<&Path>,
+    ) -> Result<Self, Error> {
+        static UNITS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let unit = UNITS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let scratch =
+            std::env::temp_dir().join(format!("device-mcu-rig-{}-{unit}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&scratch);
+        std::fs::create_dir_all(&scratch).map_err(|e| format!("{}: {e}", scratch.display()))?;
+        let flash = scratch.join("flash.bin");
+        let booted = image::sign_app_file(elf)
+            .and_then(|signed| image::flash_once(&flash, &signed))
+            .and_then(|_| {
+                let boot_stage = elf.with_file_name(image::BOOT_STAGE);
+                if !boot_stage.is_file() {
+                    return Err(format!(
+                        "no boot stage {} beside the image (`build` puts it there; \
+                         `copy_image` copies it with an image)",
+                        boot_stage.display()
+                    ));
+                }
+                Self::boot_flash(ns, &boot_stage, &flash, mac, provision)
+            });
+        match booted {
+            Ok(mut qemu) => {
+                qemu.scratch = Some(scratch);
+                Ok(qemu)
+            }
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&scratch);
+                Err(e)
+            }
+        }
+    }
+
+    /// Boots the board with the boot stage `boot_stage` as its ROM and the
+    /// file `flash` (`image::flash_once`) as its flash, in `ns` with its NIC
+    /// on the namespace's TAP, `provision` laid into the provisioning region.
+    pub fn boot_flash(
+        ns: &NetNs,
+        boot_stage: &Path,
+        flash: &Path,
         mac: &str,
         provision: Option<&Path>,
     ) -> Result<Self, Error> {
@@ -354,9 +454,10 @@ impl Qemu {
         let nic = format!("tap,ifname={tap},script=no,downscript=no,model=lan9118,mac={mac}");
         let mut cmd = ns.command("qemu-system-arm");
         cmd.args(QEMU_MACHINE)
+            .args(image::flash_args(flash))
             .args(loader.iter().flat_map(|l| ["-device", l.as_str()]))
             .args(["-nic", &nic, "-kernel"])
-            .arg(elf);
+            .arg(boot_stage);
         Self::spawn(cmd)
     }
 
@@ -386,6 +487,7 @@ impl Qemu {
             child,
             lines,
             seen: Vec::new(),
+            scratch: None,
         })
     }
 
@@ -395,7 +497,8 @@ impl Qemu {
     }
 
     /// Waits for a console line containing `needle`; returns it. Fails on a
-    /// panic line, on QEMU's exit, or when `within` has passed.
+    /// panic or halt line (the app's or the boot stage's), on QEMU's exit,
+    /// or when `within` has passed.
     pub fn wait_line(&mut self, needle: &str, within: Duration) -> Result<String, Error> {
         self.wait_line_at(needle, within).map(|(line, _)| line)
     }
@@ -416,7 +519,14 @@ impl Qemu {
                     if line.contains(needle) {
                         return Ok((line, at));
                     }
-                    if line.contains("device-mcu: panic") || line.contains("device-mcu: halted") {
+                    let stopped = [
+                        "device-mcu: panic",
+                        "device-mcu: halted",
+                        "boot: panic",
+                        "boot: halted",
+                        "boot: no bootable image",
+                    ];
+                    if stopped.iter().any(|s| line.contains(s)) {
                         return Err(format!("firmware stopped: {line}"));
                     }
                 }
@@ -442,5 +552,8 @@ impl Drop for Qemu {
         // Our own child (`ip netns exec` execs QEMU, so this pid is QEMU's).
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(dir) = &self.scratch {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }

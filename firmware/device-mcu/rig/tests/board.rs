@@ -93,8 +93,9 @@ fn images() -> PathBuf {
         "no-dedupe",
         "listen-debug+no-dedupe",
     ] {
-        std::fs::write(dir.join(format!("device-mcu.faults-{set}")), set).unwrap();
+        std::fs::write(dir.join(format!("device-mcu.faults-{set}.signed.bin")), set).unwrap();
     }
+    std::fs::write(dir.join("device-mcu-boot"), "boot stage").unwrap();
     dir
 }
 
@@ -152,7 +153,10 @@ fn a_provisioning_directory_becomes_a_record_the_firmware_parses() {
     assert_eq!(r.key, &w.key_der[..]);
     assert_eq!(r.device_id, DEVICE_ID);
     assert_eq!(r.hub_name, "localhost");
-    assert_eq!(r.https_port, 8443, "device.json's https_port: where it re-enrols");
+    assert_eq!(
+        r.https_port, 8443,
+        "device.json's https_port: where it re-enrols"
+    );
     // A v2 record: the hub's name is the board's to look up, at --dns.
     assert_eq!(r.version, provfmt::VERSION);
     assert_eq!(
@@ -240,7 +244,7 @@ fn qemu_gets_the_record_the_tap_script_and_the_image() {
             "tap,ifname=mcu0,script={s}/qemu-ifup,downscript=no,model=lan9118,mac=02:00:00:00:07:02"
         ),
         "-kernel".into(),
-        std::fs::canonicalize(images.join("device-mcu.faults-none"))
+        std::fs::canonicalize(images.join("device-mcu-boot"))
             .unwrap()
             .display()
             .to_string(),
@@ -266,30 +270,62 @@ fn qemu_gets_the_record_the_tap_script_and_the_image() {
 }
 
 #[test]
-fn the_flash_file_is_erased_at_the_first_power_on_and_kept_after() {
+fn the_unit_is_flashed_at_its_first_power_on_and_keeps_its_flash() {
     let w = provisioning_dir("localhost");
     let state = scratch("state-flash");
     let images = images();
-    let a = args(&w.dir, &state, &images, &[]);
-    prepare(&a, NOW).unwrap();
-    let flash = state.join("flash.bin");
-    let bytes = std::fs::read(&flash).unwrap();
-    assert_eq!(bytes.len(), 16 * 1024 * 1024);
-    assert!(bytes.iter().all(|b| *b == 0xff), "erased");
-    // What the device wrote stays through the next power-on.
-    let mut written = bytes;
-    written[0xff_0000..0xff_0004].copy_from_slice(b"kept");
-    std::fs::write(&flash, &written).unwrap();
-    prepare(&a, NOW + 60).unwrap();
-    assert_eq!(
-        &std::fs::read(&flash).unwrap()[0xff_0000..0xff_0004],
-        b"kept"
+    let a = args(&w.dir, &state, &images, &["--fault", "no-dedupe"]);
+    let first = prepare(&a, NOW).unwrap();
+    assert!(
+        first.summary.contains("flashed now with"),
+        "{}",
+        first.summary
     );
-    // A file of another size is no flash of this board.
-    std::fs::write(&flash, b"short").unwrap();
+    let flash_path = state.join("flash.bin");
+    let flash = std::fs::read(&flash_path).unwrap();
+    assert_eq!(flash.len(), 16 << 20);
+    // The case's image (here a stand-in) in the primary slot, the rest erased.
+    assert_eq!(&flash[..9], b"no-dedupe");
+    assert!(flash[9..].iter().all(|b| *b == 0xff));
+    // What the board wrote stays, and a later power-on with the same
+    // image does not flash the unit again.
+    let mut written = flash;
+    written[0x20_5000] = 1;
+    // The app's storage partition (0x21ff_0000) too.
+    written[0xff_0000..0xff_0004].copy_from_slice(b"kept");
+    std::fs::write(&flash_path, &written).unwrap();
+    let again = prepare(&a, NOW).unwrap();
+    assert!(
+        again.summary.contains("kept from the last power-on"),
+        "{}",
+        again.summary
+    );
+    assert_eq!(std::fs::read(&flash_path).unwrap(), written);
+    // Another fault set: its image in the primary slot, the rest kept.
+    let other = prepare(&args(&w.dir, &state, &images, &[]), NOW).unwrap();
+    assert!(
+        other.summary.contains("primary slot flashed anew with"),
+        "{}",
+        other.summary
+    );
+    let flash = std::fs::read(&flash_path).unwrap();
+    assert_eq!(&flash[..5], b"none\xff");
+    assert_eq!(flash[0x20_5000], 1);
+    assert_eq!(&flash[0xff_0000..0xff_0004], b"kept");
+    // A flash file that is not a whole flash: an error naming it.
+    std::fs::write(&flash_path, b"torn").unwrap();
     names(
-        prepare(&a, NOW + 120).unwrap_err(),
-        &["flash.bin", "5 bytes"],
+        prepare(&args(&w.dir, &state, &images, &[]), NOW).unwrap_err(),
+        &[&flash_path.display().to_string(), "4 bytes"],
+    );
+    // No boot stage: its path and the build command.
+    std::fs::remove_file(images.join("device-mcu-boot")).unwrap();
+    names(
+        prepare(&args(&w.dir, &scratch("state-noboot"), &images, &[]), NOW).unwrap_err(),
+        &[
+            &images.join("device-mcu-boot").display().to_string(),
+            BUILD_COMMAND,
+        ],
     );
 }
 
@@ -304,12 +340,12 @@ fn the_image_is_picked_by_fault_set_in_any_order() {
         let a = args(Path::new("p"), Path::new("s"), &images, &extra);
         image_path(&a.images, &a.faults).unwrap()
     };
-    assert_eq!(pick(&[]), images.join("device-mcu.faults-none"));
+    assert_eq!(pick(&[]), images.join("device-mcu.faults-none.signed.bin"));
     assert_eq!(
         pick(&["no-server-verify"]),
-        images.join("device-mcu.faults-no-server-verify")
+        images.join("device-mcu.faults-no-server-verify.signed.bin")
     );
-    let both = images.join("device-mcu.faults-listen-debug+no-dedupe");
+    let both = images.join("device-mcu.faults-listen-debug+no-dedupe.signed.bin");
     assert_eq!(pick(&["no-dedupe", "listen-debug"]), both);
     assert_eq!(pick(&["listen-debug", "no-dedupe"]), both);
     assert_eq!(pick(&["no-dedupe", "listen-debug", "no-dedupe"]), both);
@@ -327,7 +363,7 @@ fn the_image_is_picked_by_fault_set_in_any_order() {
         &images,
         &["--fault", "no-server-verify", "--fault", "listen-debug"],
     );
-    let missing = images.join("device-mcu.faults-listen-debug+no-server-verify");
+    let missing = images.join("device-mcu.faults-listen-debug+no-server-verify.signed.bin");
     names(
         image_path(&a.images, &a.faults).unwrap_err(),
         &[&missing.display().to_string(), BUILD_COMMAND],

@@ -14,8 +14,10 @@
 //! subscribes. Then a power cycle (SIGKILL of the process, as the rig does)
 //! and a second power-on: the same unit (seed, time floor), back on the
 //! hub, with no debug listener; a third with the DUT file's `--fault
-//! listen-debug`: the image built with it, whose TCP 2323 answers from the
-//! gateway side.
+//! listen-debug`: the image built with it (the launcher flashes its signed
+//! image into the primary slot of the unit's flash file, whose other
+//! contents — the boot stage's power-on count — stay), whose TCP 2323
+//! answers from the gateway side.
 //!
 //! Needs root, `qemu-system-arm`, `mosquitto` and the thumbv7m-none-eabi
 //! target; `cargo test --test board_boot` in rig/ (on the debug image it
@@ -171,6 +173,8 @@ fn runs_the_image_on_the_dut_bridge_and_reaches_the_hub_across_power_cycles() {
     wait_lines(
         &mut board,
         &[
+            // The boot stage, from the unit's new flash file.
+            "boot: #1 action=none version=1.0.0 ",
             &format!(
                 "net: up ip={DEVICE}/30 gw={GATEWAY} (provisioned) hub={HUB_NAME} (port {HUB_PORT}, resolved by dns {GATEWAY})"
             ),
@@ -216,7 +220,13 @@ fn runs_the_image_on_the_dut_bridge_and_reaches_the_hub_across_power_cycles() {
     let mut board = power_on(&[]);
     wait_lines(
         &mut board,
-        &["storage: ", "tls: handshake done", subscribed],
+        &[
+            // Its power-on count, kept in the flash file.
+            "boot: #2 action=none version=1.0.0 ",
+            "storage: ",
+            "tls: handshake done",
+            subscribed,
+        ],
     );
     assert!(
         !board.seen.iter().any(|l| l.contains(stored)),
@@ -241,6 +251,8 @@ fn runs_the_image_on_the_dut_bridge_and_reaches_the_hub_across_power_cycles() {
     wait_lines(
         &mut board,
         &[
+            // The primary slot flashed anew; the boot stage's data kept.
+            "boot: #3 action=none version=1.0.0 ",
             "device-mcu: faults=[listen-debug]",
             "fault listen-debug: listening on TCP 2323",
             subscribed,

@@ -67,7 +67,7 @@ fn fixture() -> &'static Fixture {
         let built = build_image(&format!("{DEVICE}/24"), &format!("{HOST}:7700")).unwrap();
         // Our own copy: another test binary's build replaces the target's.
         let elf = dir.join("device-mcu.elf");
-        std::fs::copy(&built, &elf).unwrap();
+        device_mcu_rig::copy_image(&built, &elf).unwrap();
         Fixture {
             elf,
             dir,

@@ -210,3 +210,38 @@ fn the_command_is_a_run_of_the_built_launcher_and_images() {
         Some(i64::try_from(connack_ms.div_ceil(1000)).unwrap())
     );
 }
+
+#[test]
+fn the_boot_events_match_the_boot_stages_lines() {
+    let src = std::fs::read_to_string(firmware_dir().join("boot/src/main.rs")).unwrap();
+    assert!(
+        src.contains("\"boot: #{count} action={} version={version} test_boot={} resumed_swap={}\"")
+    );
+    assert!(src.contains("\"boot: no bootable image: {why}; halting\""));
+    let boot = event("boot");
+    let caps = boot
+        .captures("boot: #1 action=none version=1.0.0 test_boot=false resumed_swap=false")
+        .unwrap();
+    assert_eq!(&caps["version"], "1.0.0");
+    assert!(caps.name("action").is_none());
+    let caps = boot
+        .captures("boot: #3 action=revert version=1.0.0 test_boot=false resumed_swap=true")
+        .unwrap();
+    assert_eq!(&caps["action"], "revert");
+    let resumed = event("swap_resumed");
+    assert!(
+        resumed.is_match("boot: #3 action=revert version=1.0.0 test_boot=false resumed_swap=true")
+    );
+    assert!(
+        !resumed.is_match("boot: #1 action=none version=1.0.0 test_boot=false resumed_swap=false")
+    );
+    let bricked = event("no_bootable_image");
+    assert!(bricked.is_match("boot: no bootable image: primary slot: hash mismatch; halting"));
+    for line in [
+        "boot: device-mcu boot stage, flash at 0x21000000 (16384 KiB), primary slot at 0x21000000",
+        "boot: starting the image at 0x21000400",
+        "device-mcu: boot (mps2-an385, cortex-m3)",
+    ] {
+        assert!(!boot.is_match(line) && !bricked.is_match(line), "{line:?}");
+    }
+}

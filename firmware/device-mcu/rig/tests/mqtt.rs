@@ -146,7 +146,7 @@ fn fixture() -> &'static Fixture {
 
         let built = build_image(&format!("{DEVICE}/24"), &format!("{HOST}:7700")).unwrap();
         let elf = dir.join("device-mcu.elf");
-        std::fs::copy(&built, &elf).unwrap();
+        device_mcu_rig::copy_image(&built, &elf).unwrap();
         Fixture {
             dir,
             elf,
@@ -415,7 +415,7 @@ fn applied_count_of_a_repeated_mid(scenario: &str, faults: &[&str]) -> (usize, V
         let elf = fx
             .dir
             .join(format!("device-mcu.faults-{}.elf", faults.join("+")));
-        std::fs::copy(&built, &elf).unwrap();
+        device_mcu_rig::copy_image(&built, &elf).unwrap();
         elf
     };
     let _one = one_at_a_time();

@@ -188,7 +188,7 @@ fn fixture() -> &'static Fixture {
         let built = build_image(&format!("{DEVICE}/24"), &format!("{HOST}:7700")).unwrap();
         // Our own copy: a later build (the bring-up test) replaces the target's.
         let elf = dir.join("device-mcu.elf");
-        std::fs::copy(&built, &elf).unwrap();
+        device_mcu_rig::copy_image(&built, &elf).unwrap();
         Fixture {
             elf,
             prov,
@@ -330,7 +330,7 @@ fn fault_image(fx: &Fixture, faults: &[&str]) -> PathBuf {
     let elf = fx
         .prov
         .with_file_name(format!("device-mcu.faults-{key}.elf"));
-    std::fs::copy(&built, &elf).unwrap();
+    device_mcu_rig::copy_image(&built, &elf).unwrap();
     images.insert(key, elf.clone());
     elf
 }
