@@ -314,7 +314,7 @@ fn service(io: &mut Io<'_>, device: &mut Device<Jitter>, action: Action, now: u6
         | Action::ConfirmImage => {
             let _ = writeln!(
                 io.con,
-                "app: {action:?}: no secondary slot on device-mcu yet"
+                "app: {action:?}: the app does not write the secondary slot yet"
             );
         }
         Action::Reset => {
