@@ -375,6 +375,44 @@ fn start_probe_rs_check(root: &Path) -> Result<std::process::Child, Failure> {
     )
 }
 
+/// The MCU image's host tests, in its rig crate (`firmware/device-mcu/rig`,
+/// a workspace of its own, linted by the clippy wrapper this process set):
+/// the firmware's sans-IO parts compiled from its sources (EST's DER walks,
+/// the provisioning record, SNTP, the verifier, the boot stage's slots), the
+/// launcher and the DUT file. Its QEMU tests need TAP devices and minutes
+/// each (the README's); CI judges the image itself through `mcu_qemu`.
+/// Nice'd, beside the tests, as the probe-rs check is.
+const MCU_HOST_TESTS: &[&str] = &[
+    "--lib",
+    "--test",
+    "est",
+    "--test",
+    "provfmt",
+    "--test",
+    "board",
+    "--test",
+    "dut_file",
+    "--test",
+    "units",
+    "--test",
+    "boot_slots",
+];
+
+fn start_mcu_host_tests(root: &Path) -> Result<std::process::Child, Failure> {
+    let mut cmd = Command::new("nice");
+    cmd.args(["-n", "19"])
+        .arg(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+        .args(["test", "--quiet", "--manifest-path"])
+        .arg(root.join("firmware/device-mcu/rig/Cargo.toml"))
+        .args(MCU_HOST_TESTS);
+    start_logged(
+        root,
+        cmd,
+        &root.join("target").join("mcu-host-tests.log"),
+        "the MCU image's host tests (firmware/device-mcu/rig)",
+    )
+}
+
 /// How much of a background step's log [`wait_background`] shows.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum LogShown {
@@ -615,6 +653,7 @@ fn ci(root: &Path) -> Result<(), Failure> {
     // tests and the fault matrix leave idle (their waits). (Started with
     // the build instead, it slowed the build as much as it saved later.)
     let probe = start_probe_rs_check(root)?;
+    let mcu_host = start_mcu_host_tests(root)?;
     let deny_install = start_deny_install(root)?;
     // The foreign-device suites are the longest tests (the Azure Node
     // device's waits on its SDK's 60 s CONNACK timeout in CD-16): their test
@@ -680,6 +719,13 @@ fn ci(root: &Path) -> Result<(), Failure> {
         probe,
         "cargo clippy -p sacbench-rig --features probe-rs",
         "probe-rs-check.log",
+        LogShown::TailOnFailure,
+    )?;
+    wait_background(
+        root,
+        mcu_host,
+        "the MCU image's host tests",
+        "mcu-host-tests.log",
         LogShown::TailOnFailure,
     )?;
     deny_check(root, deny_install)?;
