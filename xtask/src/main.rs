@@ -404,7 +404,13 @@ fn start_mcu_host_tests(root: &Path) -> Result<std::process::Child, Failure> {
         .arg(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
         .args(["test", "--quiet", "--manifest-path"])
         .arg(root.join("firmware/device-mcu/rig/Cargo.toml"))
-        .args(MCU_HOST_TESTS);
+        .args(MCU_HOST_TESTS)
+        // Its own target directory, whatever the caller's: in the root's,
+        // its build would hold the lock the test builds wait on.
+        .env(
+            "CARGO_TARGET_DIR",
+            root.join("firmware/device-mcu/rig/target"),
+        );
     start_logged(
         root,
         cmd,
