@@ -32,19 +32,15 @@ use device_core::ota::{OtaConfig, OtaRecord};
 use p256::pkcs8::EncodePrivateKey;
 use rand_chacha::ChaCha20Rng;
 use rand_core::RngCore as _;
-use smoltcp::iface::{Interface, SocketHandle, SocketSet};
+use smoltcp::iface::SocketHandle;
 use smoltcp::wire::IpEndpoint;
 
-use crate::clock::Clock;
 use crate::est;
-use crate::lan9118::Lan9118;
 use crate::provision::Provisioning;
 use crate::secure::WallClock;
 use crate::storage::Storage;
 use crate::tls::Link;
-use crate::transport::{
-    self, abort, close, dial, handshake, receive, Peer, Tls, LINK_TIMEOUT_MS, TLS_RX, TLS_TX,
-};
+use crate::transport::{self, abort, close, dial, handshake, receive, Peer, Tls, TLS_RX, TLS_TX};
 use crate::uart::Uart;
 
 /// The largest MQTT packet the session takes (device-core's default is 256
@@ -58,18 +54,9 @@ const BOARD: &str = "mps2-an385";
 /// The network side of the shell: what the TLS link borrows while a
 /// connection is open.
 pub struct Net<'a, 's> {
-    /// Uptime.
-    pub clock: &'a mut Clock,
-    /// The IP interface.
-    pub iface: &'a mut Interface,
-    /// The NIC.
-    pub eth: &'a mut Lan9118,
-    /// Sockets; `tcp` is the hub connection's.
-    pub sockets: &'a mut SocketSet<'s>,
-    /// The hub connection's TCP socket.
-    pub tcp: SocketHandle,
-    /// The debug listener (fault `listen-debug`).
-    pub debug: crate::debugport::Listeners,
+    /// The interface, its sockets and clock, over the hub connection's TCP
+    /// socket (`wire.handle`); [`Link::beside`] gives the EST socket's.
+    pub wire: Link<'a, 's>,
     /// TCP connections dialled since power-on (each from a fresh port).
     pub attempts: u32,
     /// The EST connection's TCP socket.
@@ -120,17 +107,35 @@ impl Net<'_, '_> {
     /// Keeps the network running (ping, closes, the debug port) until the
     /// uptime reaches `until_ms`.
     fn idle_until(&mut self, until_ms: u64) {
-        while self.clock.now_ms() < until_ms {
-            let t = crate::now(self.clock);
-            crate::debugport::poll(self.iface, self.eth, self.sockets, t, self.debug);
+        while self.wire.now_ms() < until_ms {
+            self.wire.poll();
         }
     }
+
+    /// The hub's address now: its name looked up (record v2; a v1 record's
+    /// address as is), and kept for EST between connections.
+    fn look_up_hub(&mut self, io: &mut Io<'_>) -> Option<IpEndpoint> {
+        let w = &mut self.wire;
+        let hub = crate::dns::hub_endpoint(
+            io.con, w.clock, w.iface, w.eth, w.sockets, self.dns, io.prov, w.debug,
+        )?;
+        self.hub = Some(hub);
+        Some(hub)
+    }
+}
+
+/// The credential in force, copied (certificate DER, PKCS#8 key): a TLS
+/// configuration borrows it while the machine goes on changing.
+fn credential(device: &Device<Jitter>) -> Option<(Vec<u8>, Vec<u8>)> {
+    device
+        .credential()
+        .map(|c| (c.cert.der.clone(), c.key.pkcs8_der.clone()))
 }
 
 /// Powers the machine on from what the storage partition holds and runs it
 /// forever (a `Reset` action resets the core).
 pub fn run(mut net: Net<'_, '_>, mut io: Io<'_>, jitter: Jitter) -> ! {
-    let now = io.wall.unix_ms(net.clock.now_ms());
+    let now = io.wall.unix_ms(net.wire.now_ms());
     let Some(mut device) = power_on(&mut io, jitter, now) else {
         crate::halt(io.con, "no usable storage")
     };
@@ -144,11 +149,11 @@ pub fn run(mut net: Net<'_, '_>, mut io: Io<'_>, jitter: Jitter) -> ! {
                 }
                 Action::PostSimpleReenroll { csr_der } => {
                     let event = offline_reenroll(&mut net, &mut io, &device, &csr_der);
-                    let now = io.wall.unix_ms(net.clock.now_ms());
+                    let now = io.wall.unix_ms(net.wire.now_ms());
                     device.handle(now, event.as_event());
                 }
                 other => {
-                    let now = io.wall.unix_ms(net.clock.now_ms());
+                    let now = io.wall.unix_ms(net.wire.now_ms());
                     service(&mut io, &mut device, other, now);
                 }
             }
@@ -157,7 +162,7 @@ pub fn run(mut net: Net<'_, '_>, mut io: Io<'_>, jitter: Jitter) -> ! {
             crate::halt(io.con, "the device machine finished")
         };
         net.idle_until(io.wall.uptime_at(deadline));
-        let now = io.wall.unix_ms(net.clock.now_ms());
+        let now = io.wall.unix_ms(net.wire.now_ms());
         device.handle_timeout(now);
     }
 }
@@ -330,13 +335,8 @@ fn service(io: &mut Io<'_>, device: &mut Device<Jitter>, action: Action, now: u6
 /// `Connect`: TCP and TLS to the hub with the machine's credential, then the
 /// machine's session over it until the transport ends (the machine told).
 fn online(net: &mut Net<'_, '_>, io: &mut Io<'_>, device: &mut Device<Jitter>) {
-    // The credential, copied: the TLS configuration borrows it while the
-    // machine goes on changing.
-    let Some((cert, key)) = device
-        .credential()
-        .map(|c| (c.cert.der.clone(), c.key.pkcs8_der.clone()))
-    else {
-        let now = io.wall.unix_ms(net.clock.now_ms());
+    let Some((cert, key)) = credential(device) else {
+        let now = io.wall.unix_ms(net.wire.now_ms());
         device.handle(
             now,
             Event::TransportDown {
@@ -349,32 +349,14 @@ fn online(net: &mut Net<'_, '_>, io: &mut Io<'_>, device: &mut Device<Jitter>) {
     // A fresh local port per attempt: the host may still hold the last
     // one's 4-tuple.
     let local_port = MQTT_PORTS + u16::try_from(net.attempts % PORTS_EACH).unwrap_or(0);
-    // The hub's name looked up now (record v2; a v1 record's address as is).
-    let Some(hub) = crate::dns::hub_endpoint(
-        io.con,
-        net.clock,
-        net.iface,
-        net.eth,
-        net.sockets,
-        net.dns,
-        io.prov,
-        net.debug,
-    ) else {
-        let now = io.wall.unix_ms(net.clock.now_ms());
+    let Some(hub) = net.look_up_hub(io) else {
+        let now = io.wall.unix_ms(net.wire.now_ms());
         let reason = "the hub's name did not resolve";
         device.handle(now, Event::TransportDown { reason });
         return;
     };
-    net.hub = Some(hub);
-    let mut link = Link {
-        iface: &mut *net.iface,
-        eth: &mut *net.eth,
-        sockets: &mut *net.sockets,
-        handle: net.tcp,
-        debug: net.debug,
-        clock: &mut *net.clock,
-        timeout_ms: LINK_TIMEOUT_MS,
-    };
+    let tcp = net.wire.handle;
+    let mut link = net.wire.beside(tcp);
     let wall = io.wall;
     let what = format!("attempt {}", net.attempts);
     if let Err(why) = dial(&mut link, hub, local_port, &what, io.con) {
@@ -395,7 +377,7 @@ fn online(net: &mut Net<'_, '_>, io: &mut Io<'_>, device: &mut Device<Jitter>) {
     let mut tls = match handshake(link, &mut rx_buf, &mut tx_buf, &peer, io.con) {
         Ok(tls) => tls,
         Err(why) => {
-            let now = wall.unix_ms(net.clock.now_ms());
+            let now = wall.unix_ms(net.wire.now_ms());
             device.handle(now, Event::TransportDown { reason: &why });
             return;
         }
@@ -427,18 +409,9 @@ fn online(net: &mut Net<'_, '_>, io: &mut Io<'_>, device: &mut Device<Jitter>) {
                 Action::PostSimpleReenroll { csr_der } => {
                     // Its own connection beside this one, on the sockets
                     // this one's link holds; the session waits meanwhile.
-                    let l = tls.transport_mut();
-                    let est = Link {
-                        iface: &mut *l.iface,
-                        eth: &mut *l.eth,
-                        sockets: &mut *l.sockets,
-                        handle: net.est_tcp,
-                        debug: l.debug,
-                        clock: &mut *l.clock,
-                        timeout_ms: LINK_TIMEOUT_MS,
-                    };
-                    net.est_attempts = net.est_attempts.wrapping_add(1);
-                    let event = reenroll_event(est, io, &peer, hub, net.est_attempts, &csr_der);
+                    let est = tls.transport_mut().beside(net.est_tcp);
+                    let event =
+                        reenroll_event(est, io, &peer, hub, &mut net.est_attempts, &csr_der);
                     let t = now(&mut tls);
                     device.handle(t, event.as_event());
                 }
@@ -522,11 +495,12 @@ fn reenroll_event(
     io: &mut Io<'_>,
     peer: &Peer<'_>,
     hub: IpEndpoint,
-    attempt: u32,
+    attempts: &mut u32,
     csr_der: &[u8],
 ) -> Reenrolled {
     let to = IpEndpoint::new(hub.addr, io.prov.https_port);
-    let local_port = EST_PORTS + u16::try_from(attempt % PORTS_EACH).unwrap_or(0);
+    *attempts = attempts.wrapping_add(1);
+    let local_port = EST_PORTS + u16::try_from(*attempts % PORTS_EACH).unwrap_or(0);
     match transport::reenroll(link, to, local_port, peer, csr_der, io.con) {
         Ok(answer) => Reenrolled::Enrolled(answer),
         Err(why) => {
@@ -543,24 +517,12 @@ fn offline_reenroll(
     device: &Device<Jitter>,
     csr_der: &[u8],
 ) -> Reenrolled {
-    let Some((cert, key)) = device
-        .credential()
-        .map(|c| (c.cert.der.clone(), c.key.pkcs8_der.clone()))
-    else {
+    let Some((cert, key)) = credential(device) else {
         return Reenrolled::Failed(String::from("no credential"));
     };
     let hub = match net.hub {
         Some(hub) => hub,
-        None => match crate::dns::hub_endpoint(
-            io.con,
-            net.clock,
-            net.iface,
-            net.eth,
-            net.sockets,
-            net.dns,
-            io.prov,
-            net.debug,
-        ) {
+        None => match net.look_up_hub(io) {
             Some(hub) => hub,
             None => return Reenrolled::Failed(String::from("the hub's name did not resolve")),
         },
@@ -572,15 +534,6 @@ fn offline_reenroll(
         cert: &cert,
         key: &key,
     };
-    let link = Link {
-        iface: &mut *net.iface,
-        eth: &mut *net.eth,
-        sockets: &mut *net.sockets,
-        handle: net.est_tcp,
-        debug: net.debug,
-        clock: &mut *net.clock,
-        timeout_ms: LINK_TIMEOUT_MS,
-    };
-    net.est_attempts = net.est_attempts.wrapping_add(1);
-    reenroll_event(link, io, &peer, hub, net.est_attempts, csr_der)
+    let link = net.wire.beside(net.est_tcp);
+    reenroll_event(link, io, &peer, hub, &mut net.est_attempts, csr_der)
 }

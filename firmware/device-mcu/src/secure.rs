@@ -190,12 +190,15 @@ pub fn run(
         rng: crate::tls::drbg(prov.seed, unix, ms ^ 0x6b65_7967_656e, mac.as_bytes()),
     };
     let net = app::Net {
-        clock,
-        iface,
-        eth,
-        sockets: &mut sockets,
-        tcp: tcp_handle,
-        debug,
+        wire: crate::tls::Link {
+            iface,
+            eth,
+            sockets: &mut sockets,
+            handle: tcp_handle,
+            debug,
+            clock,
+            timeout_ms: crate::transport::LINK_TIMEOUT_MS,
+        },
         attempts: 0,
         est_tcp: est_handle,
         dns: dns_handle,

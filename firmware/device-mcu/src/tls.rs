@@ -125,13 +125,11 @@ impl Link<'_, '_> {
     ) -> Result<T, LinkError> {
         let start = self.clock.now_ms();
         loop {
-            let t = crate::now(self.clock);
-            crate::debugport::poll(self.iface, self.eth, self.sockets, t, self.debug);
+            self.poll();
             let socket = self.sockets.get_mut::<tcp::Socket>(self.handle);
             if let Some(done) = ready(socket) {
                 // Push out what `ready` queued without waiting for the next call.
-                let t = crate::now(self.clock);
-                crate::debugport::poll(self.iface, self.eth, self.sockets, t, self.debug);
+                self.poll();
                 return done;
             }
             if self.clock.now_ms().saturating_sub(start) > self.timeout_ms {
@@ -141,7 +139,21 @@ impl Link<'_, '_> {
     }
 }
 
-impl Link<'_, '_> {
+impl<'s> Link<'_, 's> {
+    /// Another link over the same interface and sockets, for `handle`'s
+    /// socket: a second connection beside this one's, which waits meanwhile.
+    pub fn beside(&mut self, handle: SocketHandle) -> Link<'_, 's> {
+        Link {
+            iface: &mut *self.iface,
+            eth: &mut *self.eth,
+            sockets: &mut *self.sockets,
+            handle,
+            debug: self.debug,
+            clock: &mut *self.clock,
+            timeout_ms: self.timeout_ms,
+        }
+    }
+
     /// One poll of the interface (and of the debug listener).
     pub fn poll(&mut self) {
         let t = crate::now(self.clock);
@@ -153,8 +165,7 @@ impl Link<'_, '_> {
     /// `until_ms` with nothing to read — false. Reads nothing itself.
     pub fn wait_readable(&mut self, until_ms: u64) -> bool {
         loop {
-            let t = crate::now(self.clock);
-            crate::debugport::poll(self.iface, self.eth, self.sockets, t, self.debug);
+            self.poll();
             let socket = self.sockets.get_mut::<tcp::Socket>(self.handle);
             if socket.can_recv() || !socket.may_recv() {
                 return true;
