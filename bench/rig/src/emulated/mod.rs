@@ -14,6 +14,7 @@ pub mod rig;
 pub mod sandbox;
 pub mod sntp;
 pub mod topology;
+mod udp_service;
 
 pub use board::EmulatedSecondBoard;
 pub use gateway::{GatewayRig, GatewayRigConfig};

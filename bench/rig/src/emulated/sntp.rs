@@ -5,16 +5,13 @@
 //! It answers from this host's clock: a board's time is then the hub's
 //! (the case's hub runs on the same clock in a real-time case).
 //!
-//! [`answer`] is the protocol (pure, unit-tested); [`SntpServer`] the
-//! socket and its thread.
+//! [`answer`] is the protocol (pure, unit-tested); [`SntpServer`] serves it
+//! ([`UdpService`]: the socket and its thread).
 
-use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::topology::in_netns;
+use super::udp_service::UdpService;
 use crate::RigError;
 
 /// The NTP port.
@@ -70,60 +67,20 @@ pub fn answer(request: &[u8], now: SystemTime) -> Option<[u8; PACKET_LEN]> {
 
 /// SNTP served on UDP 123 of a namespace until dropped.
 pub struct SntpServer {
-    socket: UdpSocket,
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _service: UdpService,
 }
 
 impl SntpServer {
     /// Binds UDP 123 on every address of `netns` and answers there.
     pub fn start(netns: PathBuf) -> Result<SntpServer, RigError> {
-        let what = format!(
-            "the rig's SNTP server on UDP {NTP_PORT} in {}",
-            netns.display()
-        );
-        let socket = in_netns(netns, || UdpSocket::bind((Ipv4Addr::UNSPECIFIED, NTP_PORT)))?
-            .map_err(|e| RigError::Setup(format!("{what}: {e}")))?;
-        let serving = socket
-            .try_clone()
-            .map_err(|e| RigError::Setup(format!("{what}: {e}")))?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let stopped = stop.clone();
-        let thread = std::thread::spawn(move || serve(serving, &stopped));
-        Ok(SntpServer {
-            socket,
-            stop,
-            thread: Some(thread),
-        })
-    }
-}
-
-/// Answers requests until `stop` is set (and a datagram wakes it).
-fn serve(socket: UdpSocket, stop: &AtomicBool) {
-    let mut buf = [0u8; 512];
-    loop {
-        let got = socket.recv_from(&mut buf);
-        if stop.load(Ordering::Acquire) {
-            return;
-        }
-        let Ok((n, from)) = got else { continue };
-        if let Some(a) = answer(&buf[..n], SystemTime::now()) {
-            let _ = socket.send_to(&a, from);
-        }
-    }
-}
-
-impl Drop for SntpServer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Release);
-        // Wakes the blocked receive: a datagram to itself, over the
-        // namespace's loopback (the socket lives in that namespace).
-        let me = SocketAddr::from((Ipv4Addr::LOCALHOST, NTP_PORT));
-        if self.socket.send_to(&[0], me).is_ok() {
-            if let Some(t) = self.thread.take() {
-                let _ = t.join();
-            }
-        }
+        let service =
+            UdpService::start(netns, NTP_PORT, "the rig's SNTP server", |socket, got| {
+                let Ok((request, from)) = got else { return };
+                if let Some(a) = answer(request, SystemTime::now()) {
+                    let _ = socket.send_to(&a, from);
+                }
+            })?;
+        Ok(SntpServer { _service: service })
     }
 }
 
