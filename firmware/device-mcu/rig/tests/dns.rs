@@ -23,7 +23,7 @@ use common::{ca, leaf, one_at_a_time, unix_now};
 use device_mcu_rig::dns::Dns;
 use device_mcu_rig::prov::{pack, HubAt, Provision};
 use device_mcu_rig::sntp::Sntp;
-use device_mcu_rig::{build_image, NetNs, Qemu};
+use device_mcu_rig::{NetNs, Qemu};
 use rcgen::ExtendedKeyUsagePurpose;
 use std::io::Read;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener};
@@ -64,10 +64,7 @@ fn fixture() -> &'static Fixture {
         let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
             .join(format!("devmcu-dns-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let built = build_image(&format!("{DEVICE}/24"), &format!("{HOST}:7700")).unwrap();
-        // Our own copy: another test binary's build replaces the target's.
-        let elf = dir.join("device-mcu.elf");
-        device_mcu_rig::copy_image(&built, &elf).unwrap();
+        let elf = common::own_image(&dir, &[]);
         Fixture {
             elf,
             dir,

@@ -45,7 +45,7 @@ use common::broker::{mosquitto_conf, Broker};
 use common::{ca, leaf, number_after, one_at_a_time, unix_now};
 use device_mcu_rig::prov::{pack, HubAt, Provision};
 use device_mcu_rig::sntp::Sntp;
-use device_mcu_rig::{build_image, build_image_with_faults, NetNs, Qemu};
+use device_mcu_rig::{NetNs, Qemu};
 use rcgen::ExtendedKeyUsagePurpose;
 use std::io::Read;
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -144,9 +144,7 @@ fn fixture() -> &'static Fixture {
         let corrupt = dir.join("prov-corrupt.bin");
         std::fs::write(&corrupt, &bad).unwrap();
 
-        let built = build_image(&format!("{DEVICE}/24"), &format!("{HOST}:7700")).unwrap();
-        let elf = dir.join("device-mcu.elf");
-        device_mcu_rig::copy_image(&built, &elf).unwrap();
+        let elf = common::own_image(&dir, &[]);
         Fixture {
             dir,
             elf,
@@ -409,14 +407,7 @@ fn applied_count_of_a_repeated_mid(scenario: &str, faults: &[&str]) -> (usize, V
     let elf = if faults.is_empty() {
         fx.elf.clone()
     } else {
-        let built =
-            build_image_with_faults(&format!("{DEVICE}/24"), &format!("{HOST}:7700"), faults)
-                .unwrap();
-        let elf = fx
-            .dir
-            .join(format!("device-mcu.faults-{}.elf", faults.join("+")));
-        device_mcu_rig::copy_image(&built, &elf).unwrap();
-        elf
+        common::own_image(&fx.dir, faults)
     };
     let _one = one_at_a_time();
     let (ns, mut broker, _sntp, mut qemu) = setup_image(scenario, fx, &elf, Some(&fx.prov));

@@ -29,7 +29,7 @@ use common::broker::dial_debug_port;
 use common::{ca, number_after, one_at_a_time, unix_now};
 use device_mcu_rig::prov::{pack, HubAt, Provision};
 use device_mcu_rig::sntp::Sntp;
-use device_mcu_rig::{build_image, build_image_with_faults, NetNs, Qemu};
+use device_mcu_rig::{NetNs, Qemu};
 use rcgen::{
     CertificateParams, CertifiedIssuer, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     KeyPair,
@@ -185,10 +185,7 @@ fn fixture() -> &'static Fixture {
         .unwrap();
         let prov = dir.join("prov.bin");
         std::fs::write(&prov, record).unwrap();
-        let built = build_image(&format!("{DEVICE}/24"), &format!("{HOST}:7700")).unwrap();
-        // Our own copy: a later build (the bring-up test) replaces the target's.
-        let elf = dir.join("device-mcu.elf");
-        device_mcu_rig::copy_image(&built, &elf).unwrap();
+        let elf = common::own_image(&dir, &[]);
         Fixture {
             elf,
             prov,
@@ -325,12 +322,8 @@ fn fault_image(fx: &Fixture, faults: &[&str]) -> PathBuf {
     if let Some(elf) = images.get(&key) {
         return elf.clone();
     }
-    let built =
-        build_image_with_faults(&format!("{DEVICE}/24"), &format!("{HOST}:7700"), faults).unwrap();
-    let elf = fx
-        .prov
-        .with_file_name(format!("device-mcu.faults-{key}.elf"));
-    device_mcu_rig::copy_image(&built, &elf).unwrap();
+    let dir = fx.prov.parent().unwrap();
+    let elf = common::own_image(dir, faults);
     images.insert(key, elf.clone());
     elf
 }

@@ -1,6 +1,7 @@
-//! What the QEMU tests (`tls.rs`, `mqtt.rs`, `board_boot.rs`) share: the
-//! test CA, the clock, one boot at a time, reading numbers off console
-//! lines, mosquitto and the debug port (`broker`).
+//! What the QEMU tests (`tls.rs`, `mqtt.rs`, `dns.rs`, `board_boot.rs`)
+//! share: the test CA, the clock, one boot at a time, a test's own copy of
+//! the image, reading numbers off console lines, mosquitto and the debug
+//! port (`broker`).
 #![allow(dead_code)] // each test binary uses its own part of it
 
 pub mod broker;
@@ -9,6 +10,7 @@ use rcgen::{
     CertificateParams, CertifiedIssuer, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
     KeyPair,
 };
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 use time::OffsetDateTime;
@@ -38,6 +40,22 @@ pub fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
     BOOTS
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The image with the fault switches `faults` (none: the correct one),
+/// built for the QEMU tests' network (the device at 10.0.17.2/24, the
+/// bring-up diagnostic's peer at 10.0.17.1:7700), copied with its boot
+/// stage into `dir` as the test's own: another test binary's build
+/// replaces the target's.
+pub fn own_image(dir: &Path, faults: &[&str]) -> PathBuf {
+    let built =
+        device_mcu_rig::build_image_with_faults("10.0.17.2/24", "10.0.17.1:7700", faults).unwrap();
+    let elf = match faults {
+        [] => dir.join("device-mcu.elf"),
+        _ => dir.join(format!("device-mcu.faults-{}.elf", faults.join("+"))),
+    };
+    device_mcu_rig::copy_image(&built, &elf).unwrap();
+    elf
 }
 
 /// The decimal number right after the first `key` in `line`.
